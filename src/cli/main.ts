@@ -1,0 +1,33 @@
+import { Command } from 'commander';
+import { ConfigError, loadConfig } from '../config/load.js';
+import { serve } from '../registry/server.js';
+
+/** Prints one clear line and exits non-zero, as every command failure should. */
+export function fail(message: string): never {
+  process.stderr.write(`sluice: ${message}\n`);
+  process.exit(1);
+}
+
+const program = new Command();
+program.name('sluice').description('Container-image registry and image mover').version('0.1.0');
+
+program
+  .command('serve')
+  .description('run the registry (filesystem storage under ./data on 127.0.0.1:5000 by default)')
+  .option('-c, --config <file>', 'YAML config file (Distribution config.yml keys are read as they are)')
+  .option('--addr <host:port>', 'listen address (overrides http.addr)')
+  .option('--root <dir>', 'filesystem storage root (overrides storage.filesystem.rootdirectory)')
+  .action(async (opts: { config?: string; addr?: string; root?: string }) => {
+    try {
+      const { config, warnings } = await loadConfig(opts.config, { addr: opts.addr, root: opts.root });
+      const reg = await serve(config);
+      for (const w of warnings) reg.app.log.warn(w);
+      const root = config.storage.filesystem?.rootdirectory ?? './data';
+      reg.app.log.info({ addr: config.http.addr, root }, 'sluice registry listening');
+    } catch (e) {
+      if (e instanceof ConfigError) fail(e.message);
+      fail((e as Error).message);
+    }
+  });
+
+await program.parseAsync(process.argv);

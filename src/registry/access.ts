@@ -1,0 +1,19 @@
+import type { FastifyRequest } from 'fastify';
+
+/** What a request wants to do, as the access-control layer sees it. */
+export interface AccessRequest {
+  /** Repository name, or undefined for registry-wide requests (catalog, `/v2/`). */
+  repository?: string;
+  /** The actions the request needs, e.g. ['pull'] or ['push', 'pull'] for a cross-repository mount. */
+  actions: string[];
+  /** Tag or digest the request concerns, for the audit log. */
+  reference?: string;
+  /** Extra repository and actions a request needs, e.g. the source of a mount. */
+  also?: { repository: string; actions: string[] }[];
+}
+
+/** Decides a request before the route runs; throws an OciError (UNAUTHORIZED, DENIED) to refuse it. */
+export type Authorizer = (request: FastifyRequest, access: AccessRequest) => Promise<void>;
+
+/** Lets everyone do everything: the registry's behaviour with no access control configured. */
+export const allowAll: Authorizer = async () => undefined;

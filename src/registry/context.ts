@@ -1,0 +1,53 @@
+import type { FastifyRequest } from 'fastify';
+import type { Config } from '../config/schema.js';
+import type { RepositoryName } from '../oci/name.js';
+import type { Platform } from '../oci/platform.js';
+import { BlobStore } from '../storage/blobs.js';
+import type { StorageDriver } from '../storage/driver.js';
+import { RepositoryStore } from '../storage/repository.js';
+import { UploadStore } from '../storage/uploads.js';
+import { Catalog } from '../storage/catalog.js';
+import { allowAll, type Authorizer } from './access.js';
+import type { Metrics } from './metrics.js';
+
+/** Which child manifests an index must have in the repository before it is accepted. */
+export type IndexPolicy = { mode: 'all' } | { mode: 'none' } | { mode: 'list'; platforms: Platform[] };
+
+/** Everything a route needs: storage, settings and the hooks of the layers around the registry. */
+export class RegistryContext {
+  readonly blobs: BlobStore;
+  readonly uploads: UploadStore;
+  readonly catalog: Catalog;
+  readonly deleteEnabled: boolean;
+  readonly readOnly: boolean;
+  readonly manifestLimit: number;
+  readonly indexPolicy: IndexPolicy;
+  authorize: Authorizer = allowAll;
+  /** Narrows the catalog to what the caller may see; set by access control. */
+  catalogFilter: ((request: FastifyRequest, names: string[]) => Promise<string[]>) | undefined;
+
+  constructor(
+    readonly driver: StorageDriver,
+    readonly config: Config,
+    readonly metrics: Metrics,
+  ) {
+    this.blobs = new BlobStore(driver);
+    this.uploads = new UploadStore(driver, this.blobs, config.limits.blobbytes);
+    this.catalog = new Catalog(driver);
+    this.deleteEnabled = config.storage.delete?.enabled ?? false;
+    this.readOnly = config.storage.maintenance?.readonly?.enabled ?? false;
+    this.manifestLimit = config.limits.manifestbytes;
+    const idx = config.validation.manifests?.indexes;
+    this.indexPolicy =
+      idx?.platforms === 'none'
+        ? { mode: 'none' }
+        : idx?.platforms === 'list'
+          ? { mode: 'list', platforms: idx.platformlist }
+          : { mode: 'all' };
+  }
+
+  /** The storage view of one repository. */
+  repo(name: RepositoryName): RepositoryStore {
+    return new RepositoryStore(this.driver, this.blobs, name);
+  }
+}

@@ -1,0 +1,184 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { digestOf, isDigest, parseDigest, type Digest } from '../oci/digest.js';
+import { OciError } from '../oci/errors.js';
+import { ManifestError, parseManifest, referencedBlobs, type Manifest } from '../oci/manifest.js';
+import { MediaType } from '../oci/mediatypes.js';
+import { isTag, type RepositoryName } from '../oci/name.js';
+import { formatPlatform, platformMatches } from '../oci/platform.js';
+import type { RepositoryStore } from '../storage/repository.js';
+import { requireWritable } from './blob-routes.js';
+import { readSmallBody } from './body.js';
+import type { IndexPolicy, RegistryContext } from './context.js';
+
+/** The media type to answer with: the manifest's own, else what its shape implies (umoci omits it). */
+function mediaTypeOf(bytes: Buffer): string {
+  try {
+    return parseManifest(bytes).mediaType;
+  } catch {
+    return MediaType.OciManifest;
+  }
+}
+
+function acceptList(req: FastifyRequest): string[] {
+  const raw = req.headers.accept;
+  const values = Array.isArray(raw) ? raw : raw ? [raw] : [];
+  return values.flatMap((v) => v.split(',')).map((v) => v.split(';')[0]!.trim()).filter(Boolean);
+}
+
+/**
+ * Explains a missing manifest when an index in this repository lists it: the plain error of a
+ * partially mirrored index ("linux/s390x of index sha256:… is not stored in this registry").
+ */
+async function missingChildMessage(repo: RepositoryStore, digest: Digest): Promise<string | null> {
+  const revisions = await repo.revisions();
+  for (const rev of revisions.slice(0, 5000)) {
+    const stored = await repo.getManifest(rev);
+    if (!stored || stored.bytes.length > 4 * 1024 * 1024) continue;
+    let m: Manifest;
+    try {
+      m = parseManifest(stored.bytes);
+    } catch {
+      continue;
+    }
+    if (m.kind !== 'index') continue;
+    const child = m.manifests.find((d) => d.digest === digest);
+    if (!child) continue;
+    const what = child.platform ? formatPlatform(child.platform) : `manifest ${digest}`;
+    return `${what} of index ${rev} is not stored in this registry (the index was mirrored without it)`;
+  }
+  return null;
+}
+
+/** GET and HEAD of a manifest by tag or digest. */
+export async function getManifest(ctx: RegistryContext, req: FastifyRequest, reply: FastifyReply, name: RepositoryName, reference: string): Promise<void> {
+  await ctx.authorize(req, { repository: name, actions: ['pull'], reference });
+  const byDigest = isDigest(reference);
+  if (!byDigest && !isTag(reference)) {
+    if (reference.includes(':')) throw new OciError('DIGEST_INVALID', `invalid digest "${reference.slice(0, 200)}"`);
+    throw new OciError('MANIFEST_UNKNOWN', `invalid tag "${reference.slice(0, 200)}"`);
+  }
+  const repo = ctx.repo(name);
+  const stored = await repo.getManifest(reference);
+  if (!stored) {
+    if (byDigest) {
+      const why = await missingChildMessage(repo, reference);
+      if (why) throw new OciError('MANIFEST_UNKNOWN', why, { digest: reference });
+    }
+    if (!byDigest && !(await repo.exists())) throw new OciError('NAME_UNKNOWN', `repository ${name} is not known`, { name });
+    throw new OciError('MANIFEST_UNKNOWN', `manifest ${reference} is not known to repository ${name}`, byDigest ? { digest: reference } : { tag: reference });
+  }
+  const mediaType = mediaTypeOf(stored.bytes);
+  const accepts = acceptList(req);
+  if (!byDigest && accepts.length > 0 && !accepts.includes(mediaType) && !accepts.includes('*/*')) {
+    // Distribution's answer too: never convert a manifest, so say it cannot be served as asked.
+    throw new OciError('MANIFEST_UNKNOWN', `manifest ${reference} is ${mediaType}, which the Accept header does not include`, { tag: reference, mediaType });
+  }
+  reply
+    .code(200)
+    .header('content-type', mediaType)
+    .header('docker-content-digest', stored.digest)
+    .header('etag', `"${stored.digest}"`)
+    .header('content-length', String(stored.bytes.length));
+  if (req.method === 'HEAD') {
+    reply.send();
+    return;
+  }
+  ctx.metrics.bytesOut.inc({ route: 'manifest' }, stored.bytes.length);
+  reply.send(stored.bytes);
+}
+
+/** Checks that everything a manifest points at is in the repository, as the index policy requires. */
+async function checkReferences(repo: RepositoryStore, m: Manifest, policy: IndexPolicy): Promise<void> {
+  const missing: { digest: string; what: string }[] = [];
+  if (m.kind === 'image') {
+    await Promise.all(
+      referencedBlobs(m).map(async (d) => {
+        if ((await repo.blobSize(d.digest)) === null) missing.push({ digest: d.digest, what: d === m.config ? 'config' : 'layer' });
+      }),
+    );
+  } else {
+    if (policy.mode === 'none') return;
+    await Promise.all(
+      m.manifests.map(async (d) => {
+        if (policy.mode === 'list') {
+          const p = d.platform;
+          if (!p || !policy.platforms.some((w) => platformMatches(w, p))) return;
+        }
+        if (!(await repo.hasManifest(d.digest))) {
+          missing.push({ digest: d.digest, what: d.platform ? `manifest for ${formatPlatform(d.platform)}` : 'manifest' });
+        }
+      }),
+    );
+  }
+  if (missing.length > 0) {
+    const first = missing[0]!;
+    const hint = m.kind === 'index' && policy.mode === 'all' ? ' (this registry requires every platform of an index; see validation.manifests.indexes)' : '';
+    throw new OciError(
+      'MANIFEST_BLOB_UNKNOWN',
+      `${first.what} ${first.digest} is not in repository ${repo.name}${missing.length > 1 ? ` (and ${missing.length - 1} more)` : ''}${hint}`,
+      missing.map((x) => ({ digest: x.digest })),
+    );
+  }
+}
+
+/** PUT of a manifest: validated, stored byte for byte, tagged. */
+export async function putManifest(ctx: RegistryContext, req: FastifyRequest, reply: FastifyReply, name: RepositoryName, reference: string): Promise<void> {
+  await ctx.authorize(req, { repository: name, actions: ['push'], reference });
+  requireWritable(ctx);
+  const byDigest = isDigest(reference);
+  if (!byDigest && !isTag(reference)) {
+    req.raw.resume();
+    throw new OciError(reference.includes(':') ? 'DIGEST_INVALID' : 'TAG_INVALID', `invalid tag or digest "${reference.slice(0, 200)}"`);
+  }
+  const declared = req.headers['content-length'] ? Number(req.headers['content-length']) : undefined;
+  const bytes = await readSmallBody(req.raw, ctx.manifestLimit, declared, 'MANIFEST_INVALID');
+  ctx.metrics.bytesIn.inc({ route: 'manifest' }, bytes.length);
+  const algorithm = byDigest ? parseDigest(reference).algorithm : 'sha256';
+  const digest = digestOf(bytes, algorithm);
+  if (byDigest && digest !== reference) {
+    throw new OciError('DIGEST_INVALID', `manifest has digest ${digest}, not ${reference}`, { digest: reference });
+  }
+  let m: Manifest;
+  try {
+    m = parseManifest(bytes, req.headers['content-type']);
+  } catch (e) {
+    if (e instanceof ManifestError) throw new OciError('MANIFEST_INVALID', e.message);
+    throw e;
+  }
+  const repo = ctx.repo(name);
+  await checkReferences(repo, m, ctx.indexPolicy);
+  if (!byDigest) {
+    const current = await repo.resolveTag(reference);
+    if (current && current !== digest) await ctx.authorize(req, { repository: name, actions: ['overwrite'], reference });
+  }
+  await repo.putManifest(bytes, m.subject?.digest, algorithm);
+  if (!byDigest) await repo.tag(reference, digest);
+  ctx.catalog.invalidate();
+  reply.code(201).header('location', `/v2/${name}/manifests/${digest}`).header('docker-content-digest', digest).header('content-length', '0');
+  if (m.subject) reply.header('oci-subject', m.subject.digest);
+  reply.send();
+}
+
+/** DELETE of a manifest (by digest, with its tags) or of a tag alone. */
+export async function deleteManifest(ctx: RegistryContext, req: FastifyRequest, reply: FastifyReply, name: RepositoryName, reference: string): Promise<void> {
+  await ctx.authorize(req, { repository: name, actions: ['delete'], reference });
+  requireWritable(ctx);
+  if (!ctx.deleteEnabled) throw new OciError('UNSUPPORTED', 'deletion is disabled on this registry (storage.delete.enabled)');
+  const repo = ctx.repo(name);
+  if (isDigest(reference)) {
+    const stored = await repo.getManifest(reference);
+    let subject: Digest | undefined;
+    if (stored) {
+      try {
+        subject = parseManifest(stored.bytes).subject?.digest;
+      } catch {
+        subject = undefined;
+      }
+    }
+    if (!(await repo.deleteManifest(reference, subject))) throw new OciError('MANIFEST_UNKNOWN', `manifest ${reference} is not known to repository ${name}`, { digest: reference });
+  } else {
+    if (!isTag(reference)) throw new OciError('TAG_INVALID', `invalid tag "${reference.slice(0, 200)}"`);
+    if (!(await repo.untag(reference))) throw new OciError('MANIFEST_UNKNOWN', `tag ${reference} is not known to repository ${name}`, { tag: reference });
+  }
+  reply.code(202).header('content-length', '0').send();
+}

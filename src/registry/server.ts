@@ -1,0 +1,190 @@
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Config } from '../config/schema.js';
+import { parseAddr } from '../config/load.js';
+import { OciError } from '../oci/errors.js';
+import type { StorageDriver } from '../storage/driver.js';
+import { FilesystemDriver } from '../storage/filesystem.js';
+import { deleteBlob, getBlob } from './blob-routes.js';
+import { RegistryContext } from './context.js';
+import { sendError, toOciError } from './errors.js';
+import { listCatalog, listReferrers, listTags } from './listing-routes.js';
+import { deleteManifest, getManifest, putManifest } from './manifest-routes.js';
+import { Metrics } from './metrics.js';
+import { matchEndpoint, type Endpoint } from './paths.js';
+import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from './upload-routes.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    endpoint?: string;
+  }
+}
+
+/** Options for building a registry server. */
+export interface ServerOptions {
+  config: Config;
+  driver?: StorageDriver;
+  /** Pino logger settings or false; defaults follow `log.level`. */
+  logger?: boolean | Record<string, unknown>;
+  metrics?: Metrics;
+}
+
+/** The running registry: the Fastify app and its context (storage, hooks). */
+export interface Registry {
+  app: FastifyInstance;
+  ctx: RegistryContext;
+}
+
+function decodePath(url: string): string {
+  const q = url.indexOf('?');
+  const raw = q >= 0 ? url.slice(0, q) : url;
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new OciError('NAME_INVALID', 'the request path is not valid percent-encoding');
+  }
+}
+
+function unsupported(method: string, kind: string): never {
+  throw new OciError('UNSUPPORTED', `${method} is not supported on the ${kind} endpoint`);
+}
+
+async function dispatch(ctx: RegistryContext, req: FastifyRequest, reply: FastifyReply, ep: Endpoint): Promise<void> {
+  const m = req.method;
+  switch (ep.kind) {
+    case 'base':
+      await ctx.authorize(req, { actions: [] });
+      reply.code(200).header('content-type', 'application/json').send('{}');
+      return;
+    case 'catalog':
+      if (m !== 'GET') unsupported(m, 'catalog');
+      return listCatalog(ctx, req, reply);
+    case 'tags':
+      if (m !== 'GET') unsupported(m, 'tags');
+      return listTags(ctx, req, reply, ep.name);
+    case 'referrers':
+      if (m !== 'GET') unsupported(m, 'referrers');
+      return listReferrers(ctx, req, reply, ep.name, ep.digest);
+    case 'manifest':
+      if (m === 'GET' || m === 'HEAD') return getManifest(ctx, req, reply, ep.name, ep.reference);
+      if (m === 'PUT') return putManifest(ctx, req, reply, ep.name, ep.reference);
+      if (m === 'DELETE') return deleteManifest(ctx, req, reply, ep.name, ep.reference);
+      return unsupported(m, 'manifest');
+    case 'blob':
+      if (m === 'GET' || m === 'HEAD') return getBlob(ctx, req, reply, ep.name, ep.digest);
+      if (m === 'DELETE') return deleteBlob(ctx, req, reply, ep.name, ep.digest);
+      return unsupported(m, 'blob');
+    case 'uploads':
+      if (m === 'POST') return startUpload(ctx, req, reply, ep.name);
+      return unsupported(m, 'upload');
+    case 'upload':
+      if (m === 'GET') return uploadStatus(ctx, req, reply, ep.name, ep.id);
+      if (m === 'PATCH') return patchUpload(ctx, req, reply, ep.name, ep.id);
+      if (m === 'PUT') return finishUpload(ctx, req, reply, ep.name, ep.id);
+      if (m === 'DELETE') return cancelUpload(ctx, req, reply, ep.name, ep.id);
+      return unsupported(m, 'upload');
+  }
+}
+
+/** The storage driver a config names (the filesystem is the embedded default). */
+export function driverFor(config: Config): StorageDriver {
+  return new FilesystemDriver(config.storage.filesystem?.rootdirectory ?? './data');
+}
+
+/** Builds the registry app without listening, so tests and embedders can use it. */
+export function buildRegistry(opts: ServerOptions): Registry {
+  const { config } = opts;
+  const metrics = opts.metrics ?? new Metrics();
+  const driver = opts.driver ?? driverFor(config);
+  const ctx = new RegistryContext(driver, config, metrics);
+  const level = config.log.level;
+  const app = Fastify({
+    logger:
+      opts.logger ?? (level === 'silent' ? false : { level, base: { service: 'sluice', ...(config.log.fields ?? {}) }, redact: ['req.headers.authorization'] }),
+    // One line per request is written by the onResponse hook instead.
+    logController: new LogController({ disableRequestLogging: true }),
+    // Repository names hold slashes and are long; blob bodies are streamed by the routes themselves.
+    routerOptions: { maxParamLength: 2048 },
+    bodyLimit: 1024 * 1024,
+    return503OnClosing: false,
+    forceCloseConnections: 'idle',
+    requestIdHeader: false,
+  });
+  app.removeAllContentTypeParsers();
+  // Leave every body unread: each route streams or bounds it itself.
+  app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
+
+  const extraHeaders = config.http.headers ?? {};
+  app.addHook('onRequest', async (_req, reply) => {
+    reply.header('docker-distribution-api-version', 'registry/2.0');
+    for (const [k, v] of Object.entries(extraHeaders)) reply.header(k, v.join(', '));
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.endpoint ?? 'other';
+    const seconds = reply.elapsedTime / 1000;
+    metrics.requests.inc({ route, method: req.method, status: String(reply.statusCode) });
+    metrics.requestSeconds.observe({ route, method: req.method }, seconds);
+    if (config.log.accesslog?.disabled) return;
+    req.log.info(
+      { method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, remote: req.ip, route },
+      'request',
+    );
+  });
+
+  const handler = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const head = req.method === 'HEAD';
+    try {
+      const path = decodePath(req.url);
+      const ep = path === '/v2' ? { kind: 'base' as const } : matchEndpoint(path.slice('/v2/'.length));
+      if (!ep) throw new OciError('NAME_UNKNOWN', `no endpoint at ${path.slice(0, 200)}`, undefined, 404);
+      req.endpoint = ep.kind;
+      await dispatch(ctx, req, reply, ep);
+    } catch (e) {
+      const err = toOciError(e);
+      if (err.code === 'UNKNOWN') req.log.error({ err: e }, 'request failed');
+      if (!reply.sent) sendError(reply, err, head);
+      // An unread request body must not be left hanging on the socket.
+      if (!req.raw.readableEnded) req.raw.resume();
+    }
+  };
+  app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'], url: '/v2', handler, exposeHeadRoute: false });
+  app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'], url: '/v2/*', handler, exposeHeadRoute: false });
+
+  app.get('/healthz', async (_req, reply) => {
+    try {
+      await driver.list('');
+      return reply.code(200).send({ status: 'ok', storage: driver.name });
+    } catch (e) {
+      return reply.code(503).send({ status: 'unavailable', error: (e as Error).message });
+    }
+  });
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+  app.setNotFoundHandler((req, reply) => {
+    sendError(reply, new OciError('UNSUPPORTED', `no route for ${req.method} ${req.url.slice(0, 200)}`, undefined, 404), req.method === 'HEAD');
+  });
+  return { app, ctx };
+}
+
+/** Starts the registry on `http.addr` and stops it gracefully on SIGTERM and SIGINT. */
+export async function serve(config: Config, onListen?: (url: string) => void): Promise<Registry> {
+  const reg = buildRegistry({ config });
+  const { host, port } = parseAddr(config.http.addr);
+  const address = await reg.app.listen({ host, port });
+  onListen?.(address);
+  let closing = false;
+  const stop = (signal: string) => {
+    if (closing) return;
+    closing = true;
+    reg.app.log.info({ signal }, 'shutting down; letting requests in flight finish');
+    reg.app.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+  return reg;
+}

@@ -1,0 +1,40 @@
+import type { Readable, Writable } from 'node:stream';
+
+/** What a driver knows of one stored object. */
+export interface FileInfo {
+  size: number;
+  modified: Date;
+  isDirectory: boolean;
+}
+
+/** A writer that appends to an object; `commit` makes the written bytes durable, `cancel` undoes this writer's bytes. */
+export interface FileWriter {
+  readonly stream: Writable;
+  /** Bytes in the object once this writer's stream has finished. */
+  size(): number;
+  commit(): Promise<void>;
+  cancel(): Promise<void>;
+}
+
+/**
+ * The small storage interface under Distribution's layout. Paths are slash-separated, relative to the
+ * driver's root, and built only by `layout.ts` from validated names: a driver never sees user text.
+ */
+export interface StorageDriver {
+  readonly name: string;
+  /** Reads a small object whole (links, manifests); null when absent. */
+  getContent(path: string): Promise<Buffer | null>;
+  /** Writes a small object whole and atomically. */
+  putContent(path: string, data: Uint8Array): Promise<void>;
+  stat(path: string): Promise<FileInfo | null>;
+  /** Streams an object from `offset` for `length` bytes (to the end when omitted). */
+  reader(path: string, offset?: number, length?: number): Promise<Readable>;
+  /** Opens an object for appending (creating it when absent). */
+  writer(path: string): Promise<FileWriter>;
+  /** Names of the direct children of a directory; empty when absent. */
+  list(path: string): Promise<string[]>;
+  /** Moves an object into place, replacing what is there. */
+  move(from: string, to: string): Promise<void>;
+  /** Deletes an object or a whole directory; no error when absent. */
+  delete(path: string): Promise<void>;
+}

@@ -1,0 +1,93 @@
+import { parseDigest, type Digest } from '../oci/digest.js';
+import type { RepositoryName } from '../oci/name.js';
+
+// Paths of the CNCF Distribution v2 storage layout. Every function takes validated names and digests,
+// so nothing a client sends can become `..` or an absolute path here.
+const V2 = 'docker/registry/v2';
+
+function split(d: Digest): { algorithm: string; hex: string } {
+  const { algorithm, hex } = parseDigest(d);
+  return { algorithm, hex };
+}
+
+/** Where a blob's bytes live: `blobs/<alg>/<first two hex>/<hex>/data`. */
+export function blobDataPath(d: Digest): string {
+  const { algorithm, hex } = split(d);
+  return `${V2}/blobs/${algorithm}/${hex.slice(0, 2)}/${hex}/data`;
+}
+
+/** The root of all repositories. */
+export const repositoriesRoot = `${V2}/repositories`;
+
+/** A repository's directory. */
+export function repoPath(name: RepositoryName | string): string {
+  return `${repositoriesRoot}/${name}`;
+}
+
+/** The link that makes a blob part of a repository. */
+export function layerLinkPath(name: RepositoryName, d: Digest): string {
+  const { algorithm, hex } = split(d);
+  return `${repoPath(name)}/_layers/${algorithm}/${hex}/link`;
+}
+
+/** The link that makes a manifest part of a repository. */
+export function revisionLinkPath(name: RepositoryName, d: Digest): string {
+  const { algorithm, hex } = split(d);
+  return `${repoPath(name)}/_manifests/revisions/${algorithm}/${hex}/link`;
+}
+
+/** The directory of all of a repository's manifest revisions, by algorithm. */
+export function revisionsPath(name: RepositoryName): string {
+  return `${repoPath(name)}/_manifests/revisions`;
+}
+
+/** The directory of all of a repository's tags. */
+export function tagsPath(name: RepositoryName): string {
+  return `${repoPath(name)}/_manifests/tags`;
+}
+
+/** A tag's directory. */
+export function tagPath(name: RepositoryName, tag: string): string {
+  return `${tagsPath(name)}/${tag}`;
+}
+
+/** The link a tag currently points at. */
+export function tagCurrentPath(name: RepositoryName, tag: string): string {
+  return `${tagPath(name, tag)}/current/link`;
+}
+
+/** The record that a tag once pointed at a manifest (Distribution keeps the history). */
+export function tagIndexPath(name: RepositoryName, tag: string, d: Digest): string {
+  const { algorithm, hex } = split(d);
+  return `${tagPath(name, tag)}/index/${algorithm}/${hex}/link`;
+}
+
+/**
+ * Sluice's referrers index: one link per manifest that names a subject. Distribution keeps no such
+ * index; it lives under a `_`-prefixed directory, which Distribution's catalog walk skips.
+ */
+export function referrersPath(name: RepositoryName, subject: Digest): string {
+  const { algorithm, hex } = split(subject);
+  return `${repoPath(name)}/_referrers/${algorithm}/${hex}`;
+}
+
+/** The link of one referrer of a subject. */
+export function referrerLinkPath(name: RepositoryName, subject: Digest, referrer: Digest): string {
+  const { algorithm, hex } = split(referrer);
+  return `${referrersPath(name, subject)}/${algorithm}/${hex}/link`;
+}
+
+/** An upload session's directory. */
+export function uploadPath(name: RepositoryName, id: string): string {
+  return `${repoPath(name)}/_uploads/${id}`;
+}
+
+/** An upload session's bytes so far. */
+export function uploadDataPath(name: RepositoryName, id: string): string {
+  return `${uploadPath(name, id)}/data`;
+}
+
+/** When an upload session began (Distribution writes this too, and purges old sessions by it). */
+export function uploadStartedAtPath(name: RepositoryName, id: string): string {
+  return `${uploadPath(name, id)}/startedat`;
+}

@@ -1,0 +1,125 @@
+import type { Digest } from '../oci/digest.js';
+import { isDigest, type DigestAlgorithm } from '../oci/digest.js';
+import type { RepositoryName } from '../oci/name.js';
+import type { StorageDriver } from './driver.js';
+import type { BlobStore } from './blobs.js';
+import {
+  layerLinkPath,
+  referrerLinkPath,
+  referrersPath,
+  revisionLinkPath,
+  revisionsPath,
+  tagCurrentPath,
+  tagIndexPath,
+  tagPath,
+  tagsPath,
+} from './layout.js';
+import { listLinkedDigests, readLink, writeLink } from './links.js';
+
+/** A manifest as stored: its digest and exact bytes. */
+export interface StoredManifest {
+  digest: Digest;
+  bytes: Buffer;
+}
+
+/** One repository's view of storage: its blob links, manifest revisions, tags and referrers. */
+export class RepositoryStore {
+  constructor(
+    private readonly driver: StorageDriver,
+    private readonly blobs: BlobStore,
+    readonly name: RepositoryName,
+  ) {}
+
+  /** The size of a blob linked into this repository, or null. */
+  async blobSize(d: Digest): Promise<number | null> {
+    if (!(await readLink(this.driver, layerLinkPath(this.name, d)))) return null;
+    return this.blobs.size(d);
+  }
+
+  /** Makes a stored blob part of this repository. */
+  linkBlob(d: Digest): Promise<void> {
+    return writeLink(this.driver, layerLinkPath(this.name, d), d);
+  }
+
+  /** Removes a blob from this repository (its bytes stay until garbage collection). */
+  async unlinkBlob(d: Digest): Promise<boolean> {
+    if (!(await readLink(this.driver, layerLinkPath(this.name, d)))) return false;
+    await this.driver.delete(layerLinkPath(this.name, d).replace(/\/link$/, ''));
+    return true;
+  }
+
+  /** True when the manifest is a revision of this repository. */
+  async hasManifest(d: Digest): Promise<boolean> {
+    return (await readLink(this.driver, revisionLinkPath(this.name, d))) !== null;
+  }
+
+  /** Resolves a tag to its digest, or null. */
+  resolveTag(tag: string): Promise<Digest | null> {
+    return readLink(this.driver, tagCurrentPath(this.name, tag));
+  }
+
+  /** Reads a manifest by tag or digest; null when this repository does not have it. */
+  async getManifest(reference: string): Promise<StoredManifest | null> {
+    const digest = isDigest(reference) ? reference : await this.resolveTag(reference);
+    if (!digest || !(await this.hasManifest(digest))) return null;
+    const bytes = await this.blobs.read(digest);
+    return bytes ? { digest, bytes } : null;
+  }
+
+  /** Stores manifest bytes (already validated) as a revision, and records its subject for referrers. */
+  async putManifest(bytes: Uint8Array, subject?: Digest, algorithm: DigestAlgorithm = 'sha256'): Promise<Digest> {
+    const digest = await this.blobs.put(bytes, algorithm);
+    await writeLink(this.driver, revisionLinkPath(this.name, digest), digest);
+    if (subject) await writeLink(this.driver, referrerLinkPath(this.name, subject, digest), digest);
+    return digest;
+  }
+
+  /** Points a tag at a manifest, keeping Distribution's tag history index. */
+  async tag(tag: string, d: Digest): Promise<void> {
+    await writeLink(this.driver, tagIndexPath(this.name, tag, d), d);
+    await writeLink(this.driver, tagCurrentPath(this.name, tag), d);
+  }
+
+  /** Removes a tag; false when it did not exist. */
+  async untag(tag: string): Promise<boolean> {
+    if (!(await this.resolveTag(tag))) return false;
+    await this.driver.delete(tagPath(this.name, tag));
+    return true;
+  }
+
+  /** Deletes a manifest revision and every tag that points at it; false when absent. */
+  async deleteManifest(d: Digest, subject?: Digest): Promise<boolean> {
+    if (!(await this.hasManifest(d))) return false;
+    for (const t of await this.tags()) {
+      if ((await this.resolveTag(t)) === d) await this.untag(t);
+    }
+    await this.driver.delete(revisionLinkPath(this.name, d).replace(/\/link$/, ''));
+    if (subject) await this.driver.delete(referrerLinkPath(this.name, subject, d).replace(/\/link$/, ''));
+    return true;
+  }
+
+  /** All tags, sorted. */
+  async tags(): Promise<string[]> {
+    const names = await this.driver.list(tagsPath(this.name));
+    return names.sort();
+  }
+
+  /** Digests of every manifest revision. */
+  revisions(): Promise<Digest[]> {
+    return listLinkedDigests(this.driver, revisionsPath(this.name));
+  }
+
+  /** Digests of the manifests that name `subject`, from Sluice's referrers index. */
+  async referrers(subject: Digest): Promise<Digest[]> {
+    const found = await listLinkedDigests(this.driver, referrersPath(this.name, subject));
+    const live: Digest[] = [];
+    for (const d of found) if (await this.hasManifest(d)) live.push(d);
+    return live;
+  }
+
+  /** True when the repository holds anything at all. */
+  async exists(): Promise<boolean> {
+    const top = await this.driver.list(`${tagsPath(this.name).replace(/\/_manifests\/tags$/, '')}`);
+    return top.includes('_manifests') || top.includes('_layers');
+  }
+}

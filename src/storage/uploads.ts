@@ -1,0 +1,173 @@
+import { createHash, randomUUID, type Hash } from 'node:crypto';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { parseDigest, type Digest } from '../oci/digest.js';
+import type { RepositoryName } from '../oci/name.js';
+import type { BlobStore } from './blobs.js';
+import type { StorageDriver } from './driver.js';
+import { uploadDataPath, uploadPath, uploadStartedAtPath } from './layout.js';
+
+const UPLOAD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** True when the text can be an upload session id (and so is safe to put in a path). */
+export function isUploadId(id: string): boolean {
+  return UPLOAD_ID.test(id);
+}
+
+/** Why an upload step failed; the registry maps each to its OCI error. */
+export class UploadError extends Error {
+  constructor(
+    readonly reason: 'unknown' | 'range' | 'digest' | 'size' | 'aborted' | 'too-large',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface HashState {
+  hash: Hash;
+  size: number;
+}
+
+/**
+ * Upload sessions in Distribution's `_uploads/<id>` layout. The bytes and start time are in storage,
+ * so a session survives a restart and can be continued by any process; the running hash is kept in
+ * memory only as a shortcut and rebuilt from the bytes when missing.
+ */
+export class UploadStore {
+  private readonly hashes = new Map<string, HashState>();
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  constructor(
+    private readonly driver: StorageDriver,
+    private readonly blobs: BlobStore,
+    private readonly maxBlobSize = Number.MAX_SAFE_INTEGER,
+  ) {}
+
+  /** Starts a session and returns its id. */
+  async start(name: RepositoryName): Promise<string> {
+    const id = randomUUID();
+    await this.driver.putContent(uploadStartedAtPath(name, id), Buffer.from(new Date().toISOString()));
+    await this.driver.putContent(uploadDataPath(name, id), new Uint8Array());
+    this.hashes.set(`${name}/${id}`, { hash: createHash('sha256'), size: 0 });
+    return id;
+  }
+
+  /** Bytes received so far, or null when there is no such session. */
+  async size(name: RepositoryName, id: string): Promise<number | null> {
+    if (!isUploadId(id)) return null;
+    if (!(await this.driver.stat(uploadStartedAtPath(name, id)))) return null;
+    const info = await this.driver.stat(uploadDataPath(name, id));
+    return info ? info.size : null;
+  }
+
+  /** Runs one operation on a session at a time, so concurrent PATCHes cannot interleave bytes. */
+  private async exclusive<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(key) ?? Promise.resolve();
+    const run = prev.catch(() => undefined).then(fn);
+    this.locks.set(key, run);
+    try {
+      return await run;
+    } finally {
+      if (this.locks.get(key) === run) this.locks.delete(key);
+    }
+  }
+
+  /**
+   * Appends a chunk. `expectedStart` (from Content-Range) must equal the bytes stored so far;
+   * `expectedLength` (Content-Length) must match what arrives. On any failure the session is left
+   * exactly as it was before the chunk.
+   */
+  append(
+    name: RepositoryName,
+    id: string,
+    body: Readable,
+    expectedStart?: number,
+    expectedLength?: number,
+  ): Promise<number> {
+    const key = `${name}/${id}`;
+    return this.exclusive(key, async () => {
+      const current = await this.size(name, id);
+      if (current === null) throw new UploadError('unknown', `upload ${id} is not known`);
+      if (expectedStart !== undefined && expectedStart !== current) {
+        throw new UploadError('range', `chunk starts at ${expectedStart} but ${current} bytes are stored`);
+      }
+      let state = this.hashes.get(key);
+      if (state && state.size !== current) state = undefined;
+      const before = state ? state.hash.copy() : undefined;
+      const writer = await this.driver.writer(uploadDataPath(name, id));
+      let received = 0;
+      const limit = this.maxBlobSize;
+      const hashing = new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          received += chunk.length;
+          if (current + received > limit) return cb(new UploadError('too-large', `blob exceeds the limit of ${limit} bytes`));
+          state?.hash.update(chunk);
+          cb(null, chunk);
+        },
+      });
+      try {
+        await pipeline(body, hashing, writer.stream);
+        if (expectedLength !== undefined && received !== expectedLength) {
+          throw new UploadError('size', `Content-Length was ${expectedLength} but ${received} bytes arrived`);
+        }
+        if (!body.readableEnded && (body as { aborted?: boolean }).aborted) throw new UploadError('aborted', 'client went away');
+        await writer.commit();
+      } catch (e) {
+        await writer.cancel();
+        if (state && before) this.hashes.set(key, { hash: before, size: current });
+        else this.hashes.delete(key);
+        if (e instanceof UploadError) throw e;
+        throw new UploadError('aborted', `upload chunk failed: ${(e as Error).message}`);
+      }
+      const size = current + received;
+      if (state) {
+        state.size = size;
+        this.hashes.set(key, state);
+      }
+      return size;
+    });
+  }
+
+  /** Verifies the session's bytes against `expected`, moves them into the blob store, ends the session. */
+  finish(name: RepositoryName, id: string, expected: Digest): Promise<number> {
+    const key = `${name}/${id}`;
+    return this.exclusive(key, async () => {
+      const size = await this.size(name, id);
+      if (size === null) throw new UploadError('unknown', `upload ${id} is not known`);
+      const { algorithm } = parseDigest(expected);
+      let actual: string;
+      const state = this.hashes.get(key);
+      if (state && state.size === size && algorithm === 'sha256') {
+        actual = `sha256:${state.hash.digest('hex')}`;
+      } else {
+        // A restarted or other process continues here: rebuild the hash from the stored bytes.
+        const h = createHash(algorithm);
+        if (size > 0) {
+          const r = await this.driver.reader(uploadDataPath(name, id));
+          for await (const chunk of r) h.update(chunk as Buffer);
+        }
+        actual = `${algorithm}:${h.digest('hex')}`;
+      }
+      this.hashes.delete(key);
+      if (actual !== expected) {
+        throw new UploadError('digest', `the uploaded content has digest ${actual}, not ${expected}`);
+      }
+      if ((await this.blobs.size(expected)) === size) {
+        await this.driver.delete(uploadPath(name, id));
+      } else {
+        await this.blobs.adopt(uploadDataPath(name, id), expected);
+        await this.driver.delete(uploadPath(name, id));
+      }
+      return size;
+    });
+  }
+
+  /** Cancels a session and deletes its bytes; false when it did not exist. */
+  async cancel(name: RepositoryName, id: string): Promise<boolean> {
+    if ((await this.size(name, id)) === null) return false;
+    this.hashes.delete(`${name}/${id}`);
+    await this.driver.delete(uploadPath(name, id));
+    return true;
+  }
+}

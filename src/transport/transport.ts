@@ -9,10 +9,24 @@ export interface RawManifest {
   digest: Digest;
 }
 
+/** Where a registry transport points: lets the copy engine mount blobs within one registry. */
+export interface RegistryLocation {
+  /** `host[:port]` as the client connects to it. */
+  registry: string;
+  repository: string;
+}
+
 /** A place an image can be read from (registry, layout directory, archive, daemon). */
 export interface ImageSource {
   /** Human-readable name of the place, for messages (`docker://host/repo:tag`). */
   readonly description: string;
+  /** Set by registry sources, so a destination on the same registry can mount instead of upload. */
+  readonly location?: RegistryLocation;
+  /**
+   * Set when this source cannot give the image's original manifest bytes (a Docker archive or
+   * daemon export re-creates them): says why the digest differs from the one the image was pushed with.
+   */
+  readonly digestChange?: string;
   /** The manifest the reference names, or (by digest) one manifest inside it such as an index child. */
   getManifest(digest?: Digest): Promise<RawManifest>;
   /** Streams a blob; the copy engine verifies its digest as it passes. */
@@ -21,12 +35,31 @@ export interface ImageSource {
   listTags?(): Promise<string[]>;
   /** Manifests that name `subject` (referrers API or tag schema), where the transport can tell. */
   listReferrers?(subject: Digest): Promise<Descriptor[]>;
+  /** The manifest under a tag of the same repository (cosign `sha256-<hex>.sig`), or undefined when absent. */
+  getTaggedManifest?(tag: string): Promise<RawManifest | undefined>;
   close(): Promise<void>;
+}
+
+/** Extra facts the copy engine gives with a manifest. */
+export interface PutManifestOptions {
+  /** True for the manifest the copied reference names (the last one the engine writes for it). */
+  top?: boolean;
 }
 
 /** A place an image can be written to. */
 export interface ImageDestination {
   readonly description: string;
+  /** The tag the destination reference names, if any; the engine passes it to putManifest for the top manifest. */
+  readonly tag?: string;
+  /** Set by registry destinations (see ImageSource.location). */
+  readonly location?: RegistryLocation;
+  /**
+   * Set when this destination stores manifests re-encoded (a Docker archive holds uncompressed layers):
+   * says why the digest changes. `--preserve-digests` turns it into an error.
+   */
+  readonly digestChange?: string;
+  /** True when the destination holds one image and no index (docker-archive, docker-daemon): the engine picks one platform. */
+  readonly singleImage?: boolean;
   /** True when the blob is already there (the engine then skips sending it). */
   hasBlob(descriptor: Descriptor): Promise<boolean>;
   /** Writes a blob from a stream of exactly `descriptor.size` bytes. */
@@ -37,7 +70,7 @@ export interface ImageDestination {
    * Writes manifest bytes unchanged. `tag` is given for the top-level manifest when the destination
    * reference has a tag; children of an index are written by digest only.
    */
-  putManifest(manifest: RawManifest, tag?: string): Promise<void>;
+  putManifest(manifest: RawManifest, tag?: string, options?: PutManifestOptions): Promise<void>;
   /** Finishes the write (archives are only complete here). */
   commit(): Promise<void>;
   close(): Promise<void>;

@@ -1,13 +1,18 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, runOk, type RunResult } from './tools.js';
 
-/** A scratch directory for one test; `cleanup` removes it. */
+/**
+ * A scratch directory for one test; `cleanup` removes it. Its name is lower case because podman names
+ * an image pulled from `oci:DIR` after DIR, and a reference must be lower case.
+ */
 export async function scratch(prefix = 'sluice-client-'): Promise<{ dir: string; cleanup: () => Promise<void> }> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
+  const dir = join(tmpdir(), `${prefix}${randomBytes(6).toString('hex')}`);
+  await mkdir(dir, { recursive: true });
   return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
 
@@ -35,7 +40,7 @@ export async function skopeoCopy(src: string, dest: string, extra: string[] = []
 
 /** A podman bound to its own vfs storage under `dir`, so tests never share images. */
 export function podmanIn(dir: string): { run: (args: string[]) => Promise<RunResult>; runMay: (args: string[]) => Promise<RunResult> } {
-  const base = ['--storage-driver', 'vfs', '--root', join(dir, 'root'), '--runroot', join(dir, 'runroot'), '--events-backend', 'file'];
+  const base = ['--storage-driver', 'vfs', '--root', join(dir, 'root'), '--runroot', join(dir, 'rr'), '--events-backend', 'file'];
   return {
     run: (args) => runOk('podman', [...base, ...args]),
     runMay: (args) => run('podman', [...base, ...args]),

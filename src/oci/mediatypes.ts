@@ -10,6 +10,7 @@ export const MediaType = {
   DockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
   DockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
   DockerConfig: 'application/vnd.docker.container.image.v1+json',
+  DockerLayer: 'application/vnd.docker.image.rootfs.diff.tar',
   DockerLayerGzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
   DockerForeignLayerGzip: 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
   DockerSchema1Signed: 'application/vnd.docker.distribution.manifest.v1+prettyjws',

@@ -1,0 +1,98 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { makeImage, makeMultiArch, writeOciLayout, type TestImage, type TestIndex } from '../helpers/images.js';
+import { startRegistry } from '../helpers/registry.js';
+import { needTools } from '../helpers/tools.js';
+import { inspectRaw, layoutBlob, layoutDigest, scratch, skopeoCopy, startDistribution } from '../helpers/clients.js';
+
+/** What one registry must show for the images the other one stored. */
+async function checkServes(url: string, host: string, outDir: string, img: TestImage, idx: TestIndex): Promise<void> {
+  assert.deepEqual(await inspectRaw(`docker://${host}/lib/single:v1`), img.manifest);
+  assert.deepEqual(await inspectRaw(`docker://${host}/lib/single@${img.digest}`), img.manifest);
+  assert.deepEqual(await inspectRaw(`docker://${host}/lib/multi:v2`), idx.manifest);
+
+  await mkdir(outDir, { recursive: true });
+  const single = join(outDir, 'single');
+  await skopeoCopy(`docker://${host}/lib/single:v1`, `oci:${single}:x`);
+  assert.equal(await layoutDigest(single, 'x'), img.digest);
+  assert.deepEqual(await layoutBlob(single, img.config.descriptor.digest), img.config.bytes);
+  for (const l of img.layers) assert.deepEqual(await layoutBlob(single, l.descriptor.digest), l.bytes);
+
+  const multi = join(outDir, 'multi');
+  await skopeoCopy(`docker://${host}/lib/multi:v2`, `oci:${multi}:x`, ['--all']);
+  assert.equal(await layoutDigest(multi, 'x'), idx.digest);
+  for (const child of idx.images) {
+    assert.deepEqual(await layoutBlob(multi, child.digest), child.manifest);
+    for (const l of child.layers) assert.deepEqual(await layoutBlob(multi, l.descriptor.digest), l.bytes);
+  }
+
+  assert.deepEqual(await (await fetch(`${url}/v2/lib/single/tags/list`)).json(), { name: 'lib/single', tags: ['latest', 'v1'] });
+  assert.deepEqual(await (await fetch(`${url}/v2/lib/multi/tags/list`)).json(), { name: 'lib/multi', tags: ['v2'] });
+  assert.deepEqual(await (await fetch(`${url}/v2/_catalog`)).json(), { repositories: ['lib/multi', 'lib/single'] });
+}
+
+async function makeInputs(dir: string, label: string): Promise<{ src: string; img: TestImage; idx: TestIndex }> {
+  const img = await makeImage({ layers: [{ 'a.txt': `a ${label}\n` }, { 'b.txt': `b ${label}\n` }], label });
+  const idx = await makeMultiArch(label);
+  const src = join(dir, 'src');
+  await writeOciLayout(src, [
+    { tag: 'single', image: img },
+    { tag: 'multi', image: idx },
+  ]);
+  return { src, img, idx };
+}
+
+async function pushInputs(host: string, src: string): Promise<void> {
+  await skopeoCopy(`oci:${src}:single`, `docker://${host}/lib/single:v1`);
+  await skopeoCopy(`oci:${src}:single`, `docker://${host}/lib/single:latest`);
+  await skopeoCopy(`oci:${src}:multi`, `docker://${host}/lib/multi:v2`, ['--all']);
+}
+
+test('Distribution 2.8 serves, from the same root directory, what Sluice stored', async (t) => {
+  if (!needTools(t, 'skopeo', 'docker-registry')) return;
+  const s = await scratch();
+  const root = join(s.dir, 'data');
+  let dist: Awaited<ReturnType<typeof startDistribution>> | undefined;
+  try {
+    const { src, img, idx } = await makeInputs(s.dir, 'sluice-first');
+    const reg = await startRegistry({}, root);
+    try {
+      await pushInputs(reg.host, src);
+    } finally {
+      await reg.close();
+    }
+    dist = await startDistribution(root);
+    await checkServes(dist.url, dist.host, join(s.dir, 'out'), img, idx);
+  } finally {
+    await dist?.stop();
+    await s.cleanup();
+  }
+});
+
+test('Sluice serves, from the same root directory, what Distribution 2.8 stored', async (t) => {
+  if (!needTools(t, 'skopeo', 'docker-registry')) return;
+  const s = await scratch();
+  const root = join(s.dir, 'data');
+  try {
+    const { src, img, idx } = await makeInputs(s.dir, 'distribution-first');
+    const dist = await startDistribution(root);
+    try {
+      await pushInputs(dist.host, src);
+    } finally {
+      await dist.stop();
+    }
+    const reg = await startRegistry({}, root);
+    try {
+      await checkServes(reg.url, reg.host, join(s.dir, 'out'), img, idx);
+      // And Sluice keeps writing into that tree: a new tag on Distribution's repository.
+      await skopeoCopy(`docker://${reg.host}/lib/single:v1`, `docker://${reg.host}/lib/single:v3`);
+      assert.deepEqual(await (await fetch(`${reg.url}/v2/lib/single/tags/list`)).json(), { name: 'lib/single', tags: ['latest', 'v1', 'v3'] });
+    } finally {
+      await reg.close();
+    }
+  } finally {
+    await s.cleanup();
+  }
+});

@@ -1,0 +1,227 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { randomBytes } from 'node:crypto';
+import { digestOf, isDigest, parseDigest, type Digest } from '../oci/digest.js';
+import type { Descriptor } from '../oci/descriptor.js';
+import { parseManifest } from '../oci/manifest.js';
+import { MediaType } from '../oci/mediatypes.js';
+import type { ImageDestination, ImageSource, PutManifestOptions, RawManifest } from './transport.js';
+
+/** The annotation an OCI layout uses to name a manifest (its "tag"). */
+export const REF_NAME = 'org.opencontainers.image.ref.name';
+
+interface LayoutIndex {
+  schemaVersion: 2;
+  mediaType?: string;
+  manifests: Descriptor[];
+  [k: string]: unknown;
+}
+
+/** Splits `DIR[:REF]` at the first colon, as skopeo does (so DIR cannot hold one). */
+export function parseLayoutReference(rest: string): { dir: string; ref?: string } {
+  const i = rest.indexOf(':');
+  if (i < 0) return { dir: rest };
+  const ref = rest.slice(i + 1);
+  return ref ? { dir: rest.slice(0, i), ref } : { dir: rest.slice(0, i) };
+}
+
+/** Path of a blob inside a layout. */
+export function blobPath(dir: string, digest: Digest): string {
+  const { algorithm, hex } = parseDigest(digest);
+  return join(dir, 'blobs', algorithm, hex);
+}
+
+async function readIndex(dir: string): Promise<LayoutIndex> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, 'index.json'), 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`${dir} is not an OCI image layout (no index.json)`);
+    throw e;
+  }
+  const doc = JSON.parse(text) as LayoutIndex;
+  if (!Array.isArray(doc.manifests)) throw new Error(`${dir}/index.json has no manifests list`);
+  return doc;
+}
+
+/** Media type of manifest bytes: the document's own, else the descriptor's, else what its shape says. */
+function manifestType(bytes: Buffer, hint?: string): string {
+  try {
+    const m = parseManifest(bytes, hint);
+    return m.mediaType;
+  } catch {
+    return hint ?? MediaType.OciManifest;
+  }
+}
+
+/** Reads images from an OCI image layout directory. */
+export class LayoutSource implements ImageSource {
+  readonly description: string;
+  private constructor(
+    readonly dir: string,
+    private readonly index: LayoutIndex,
+    private readonly top: Descriptor,
+    description?: string,
+  ) {
+    this.description = description ?? `oci:${dir}`;
+  }
+
+  /** Opens `DIR[:REF]`; without REF the layout must hold exactly one manifest. */
+  static async open(dir: string, ref?: string, description?: string): Promise<LayoutSource> {
+    const index = await readIndex(dir);
+    let top: Descriptor | undefined;
+    if (ref && isDigest(ref)) {
+      top = index.manifests.find((d) => d.digest === ref);
+      if (!top) {
+        const st = await stat(blobPath(dir, ref)).catch(() => null);
+        if (!st) throw new Error(`${description ?? `oci:${dir}`}: no manifest ${ref}`);
+        const bytes = await readFile(blobPath(dir, ref));
+        top = { mediaType: manifestType(bytes), digest: ref, size: bytes.length };
+      }
+    } else if (ref) {
+      top = index.manifests.find((d) => d.annotations?.[REF_NAME] === ref);
+      if (!top) throw new Error(`${description ?? `oci:${dir}`}: no image named "${ref}" (index.json names: ${names(index).join(', ') || 'none'})`);
+    } else {
+      if (index.manifests.length !== 1) {
+        throw new Error(`${description ?? `oci:${dir}`} holds ${index.manifests.length} manifests: name one with oci:${dir}:REF (names: ${names(index).join(', ') || 'none'})`);
+      }
+      top = index.manifests[0]!;
+    }
+    return new LayoutSource(dir, index, top, description);
+  }
+
+  async getManifest(digest?: Digest): Promise<RawManifest> {
+    const d = digest ?? this.top.digest;
+    const bytes = await readFile(blobPath(this.dir, d));
+    if (digestOf(bytes, parseDigest(d).algorithm) !== d) throw new Error(`${this.description}: manifest ${d} does not match its digest`);
+    const hint = d === this.top.digest ? this.top.mediaType : this.index.manifests.find((m) => m.digest === d)?.mediaType;
+    return { bytes, mediaType: manifestType(bytes, hint), digest: d };
+  }
+
+  async getBlob(descriptor: Descriptor): Promise<Readable> {
+    const p = blobPath(this.dir, descriptor.digest);
+    // Open first, so a missing blob fails here rather than mid-stream.
+    await stat(p);
+    return createReadStream(p, { highWaterMark: 1024 * 1024 });
+  }
+
+  async listTags(): Promise<string[]> {
+    return names(this.index);
+  }
+
+  async listReferrers(subject: Digest): Promise<Descriptor[]> {
+    const out: Descriptor[] = [];
+    for (const d of this.index.manifests) {
+      if (d.size > 4 * 1024 * 1024) continue;
+      try {
+        const bytes = await readFile(blobPath(this.dir, d.digest));
+        const m = parseManifest(bytes);
+        if (m.subject?.digest === subject) out.push({ mediaType: m.mediaType, digest: d.digest, size: bytes.length });
+      } catch {
+        continue;
+      }
+    }
+    return out;
+  }
+
+  async getTaggedManifest(tag: string): Promise<RawManifest | undefined> {
+    const d = this.index.manifests.find((m) => m.annotations?.[REF_NAME] === tag);
+    return d ? this.getManifest(d.digest) : undefined;
+  }
+
+  async close(): Promise<void> {}
+}
+
+function names(index: LayoutIndex): string[] {
+  return index.manifests.map((d) => d.annotations?.[REF_NAME]).filter((n): n is string => typeof n === 'string');
+}
+
+/** Writes images into an OCI image layout directory (created when missing; index.json updated on commit). */
+export class LayoutDestination implements ImageDestination {
+  readonly description: string;
+  readonly tag?: string;
+  private index: LayoutIndex = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] };
+
+  private constructor(
+    readonly dir: string,
+    tag: string | undefined,
+    description?: string,
+  ) {
+    this.description = description ?? `oci:${dir}${tag ? `:${tag}` : ''}`;
+    if (tag) this.tag = tag;
+  }
+
+  /** Opens (or creates) the layout `dir`; `tag` names the copied image in index.json. */
+  static async open(dir: string, tag?: string, description?: string): Promise<LayoutDestination> {
+    const d = new LayoutDestination(dir, tag, description);
+    await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true });
+    try {
+      d.index = await readIndex(dir);
+    } catch (e) {
+      if (!/no index\.json/.test((e as Error).message)) throw e;
+    }
+    await writeFile(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+    return d;
+  }
+
+  async hasBlob(descriptor: Descriptor): Promise<boolean> {
+    const st = await stat(blobPath(this.dir, descriptor.digest)).catch(() => null);
+    return st !== null && st.size === descriptor.size;
+  }
+
+  async putBlob(descriptor: Descriptor, body: Readable): Promise<void> {
+    const final = blobPath(this.dir, descriptor.digest);
+    await mkdir(join(final, '..'), { recursive: true });
+    // Written under a temporary name and renamed once complete: a failed copy never leaves a wrong blob.
+    const tmp = `${final}.tmp-${randomBytes(6).toString('hex')}`;
+    try {
+      await pipeline(body, createWriteStream(tmp));
+      const st = await stat(tmp);
+      if (st.size !== descriptor.size) throw new Error(`blob ${descriptor.digest}: got ${st.size} bytes, expected ${descriptor.size}`);
+      await rename(tmp, final);
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw e;
+    }
+  }
+
+  async putManifest(manifest: RawManifest, tag?: string, options: PutManifestOptions = {}): Promise<void> {
+    const p = blobPath(this.dir, manifest.digest);
+    await mkdir(join(p, '..'), { recursive: true });
+    await writeFile(p, manifest.bytes);
+    if (!tag && !options.top) return;
+    const desc: Descriptor = { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.bytes.length };
+    if (tag) {
+      desc.annotations = { [REF_NAME]: tag };
+      this.index.manifests = this.index.manifests.filter((d) => d.annotations?.[REF_NAME] !== tag);
+    } else if (this.index.manifests.some((d) => d.digest === manifest.digest && !d.annotations?.[REF_NAME])) {
+      return;
+    }
+    this.index.manifests.push(desc);
+  }
+
+  async commit(): Promise<void> {
+    const p = join(this.dir, 'index.json');
+    await writeFile(`${p}.tmp`, JSON.stringify(this.index));
+    await rename(`${p}.tmp`, p);
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** Opens `oci:DIR[:REF]` for reading. */
+export function openLayoutSource(rest: string): Promise<LayoutSource> {
+  const { dir, ref } = parseLayoutReference(rest);
+  if (!dir) throw new Error('oci: needs a directory (oci:DIR[:REF])');
+  return LayoutSource.open(dir, ref);
+}
+
+/** Opens `oci:DIR[:REF]` for writing. */
+export function openLayoutDestination(rest: string): Promise<LayoutDestination> {
+  const { dir, ref } = parseLayoutReference(rest);
+  if (!dir) throw new Error('oci: needs a directory (oci:DIR[:REF])');
+  return LayoutDestination.open(dir, ref);
+}

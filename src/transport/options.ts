@@ -1,0 +1,17 @@
+/** Settings that reach a transport from the command line (`--src-creds`, `--src-tls-verify`, ...). */
+export interface TransportOptions {
+  /** `USER[:PASSWORD]` for a registry (`--src-creds` / `--dest-creds`). */
+  creds?: string;
+  /** An auth file in the Docker config format (`--authfile`); else the usual default places. */
+  authFile?: string;
+  /** False to skip TLS verification and allow plain HTTP to this registry (`--tls-verify=false`). */
+  tlsVerify?: boolean;
+  /** How often a failed request is retried (connection errors, 5xx, 429); default 3. */
+  retryTimes?: number;
+  /** Size of each PATCH of a chunked upload; 0 or unset sends one PATCH with the whole blob. */
+  chunkSize?: number;
+  /** Docker Engine endpoint for docker-daemon: (`unix:///path`); defaults to DOCKER_HOST. */
+  daemonHost?: string;
+  /** Folder for temporary files (archives are unpacked or assembled there). */
+  tmpDir?: string;
+}

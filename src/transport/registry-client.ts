@@ -1,0 +1,265 @@
+import { Agent, interceptors, request, type Dispatcher } from 'undici';
+import type { Readable } from 'node:stream';
+import { findCredentials, type Credentials } from './credentials.js';
+import type { TransportOptions } from './options.js';
+
+/** An error answered by a registry, with the OCI error code when the body carried one. */
+export class RegistryError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly code?: string,
+    readonly detail?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+type Body = Buffer | Readable | undefined;
+
+/** A request to the registry; paths are relative to the registry root (`/v2/...`) or absolute URLs. */
+export interface ClientRequest {
+  method: 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
+  path: string;
+  headers?: Record<string, string>;
+  body?: Body;
+  /** Extra token scopes this request needs besides the client's own (a mount's source repository). */
+  scopes?: string[];
+}
+
+/** A response: status, headers and a body that must be read or dumped. */
+export type ClientResponse = Dispatcher.ResponseData;
+
+/** True for hosts Docker talks to over plain HTTP without being told: localhost and 127.0.0.0/8. */
+export function isLoopbackHost(host: string): boolean {
+  const name = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d+$/, '');
+  return name === 'localhost' || name === '::1' || /^127\.\d+\.\d+\.\d+$/.test(name);
+}
+
+/** The host clients connect to for a registry name (Docker Hub's API lives elsewhere). */
+export function apiHost(registry: string): string {
+  return registry === 'docker.io' ? 'registry-1.docker.io' : registry;
+}
+
+interface Challenge {
+  scheme: string;
+  params: Record<string, string>;
+}
+
+/** Parses a WWW-Authenticate header (`Bearer realm="…",service="…",scope="…"`). */
+export function parseChallenge(header: string | undefined): Challenge | undefined {
+  if (!header) return undefined;
+  const m = /^\s*(\w+)\s*(.*)$/.exec(header);
+  if (!m) return undefined;
+  const params: Record<string, string> = {};
+  for (const p of m[2]!.matchAll(/([\w-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))/g)) params[p[1]!.toLowerCase()] = (p[2] ?? p[3] ?? '').replace(/\\(.)/g, '$1');
+  return { scheme: m[1]!.toLowerCase(), params };
+}
+
+const RETRY_STATUSES = new Set([429, 500, 502, 503, 504]);
+const CONNECTION_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_CLOSED', 'UND_ERR_HEADERS_TIMEOUT']);
+
+/** True for an error that a retry may cure (the connection broke, not the request). */
+export function isConnectionError(e: unknown): boolean {
+  let cur: unknown = e;
+  for (let i = 0; i < 4 && cur; i++) {
+    const code = (cur as { code?: string }).code;
+    if (code && CONNECTION_ERRORS.has(code)) return true;
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/** Milliseconds a Retry-After header asks for (seconds or an HTTP date), capped at a minute. */
+export function retryAfterMs(header: string | string[] | undefined): number | undefined {
+  const v = Array.isArray(header) ? header[0] : header;
+  if (!v) return undefined;
+  const secs = Number(v);
+  const ms = Number.isFinite(secs) ? secs * 1000 : Date.parse(v) - Date.now();
+  if (!Number.isFinite(ms)) return undefined;
+  return Math.min(Math.max(ms, 0), 60_000);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Reads an error body and turns it into a RegistryError that names the OCI code. */
+export async function errorFrom(res: ClientResponse, what: string): Promise<RegistryError> {
+  let text = '';
+  try {
+    text = await res.body.text();
+  } catch {
+    text = '';
+  }
+  try {
+    const doc = JSON.parse(text) as { errors?: { code?: string; message?: string; detail?: unknown }[] };
+    const e = doc.errors?.[0];
+    if (e?.code) return new RegistryError(`${what}: ${e.code}: ${e.message ?? ''}`.trim(), res.statusCode, e.code, e.detail);
+  } catch {
+    // not the OCI error format
+  }
+  return new RegistryError(`${what}: HTTP ${res.statusCode}${text ? ` ${text.slice(0, 200).trim()}` : ''}`, res.statusCode);
+}
+
+/**
+ * One registry, as a client sees it: picks http or https, answers auth challenges (Bearer tokens,
+ * anonymous or with credentials, and Basic), and retries what a retry can cure.
+ */
+export class RegistryClient {
+  private base?: string;
+  private readonly dispatcher: Dispatcher;
+  private credentials?: Credentials | null;
+  private challenge?: Challenge;
+  private readonly tokens = new Map<string, string>();
+  private readonly retries: number;
+
+  constructor(
+    readonly host: string,
+    private readonly scopes: string[],
+    private readonly opts: TransportOptions = {},
+  ) {
+    this.retries = opts.retryTimes ?? 3;
+    const agent = new Agent({
+      connect: { rejectUnauthorized: opts.tlsVerify !== false },
+      keepAliveTimeout: 10_000,
+      bodyTimeout: 300_000,
+      headersTimeout: 300_000,
+    });
+    this.dispatcher = agent.compose(interceptors.redirect({ maxRedirections: 5 }));
+  }
+
+  /** Finds the scheme and the auth challenge (`GET /v2/`), once. */
+  private async ping(): Promise<void> {
+    if (this.base) return;
+    if (this.credentials === undefined) this.credentials = (await findCredentials(this.host, this.opts)) ?? null;
+    const candidates = isLoopbackHost(this.host)
+      ? [`http://${this.host}`]
+      : this.opts.tlsVerify === false
+        ? [`https://${this.host}`, `http://${this.host}`]
+        : [`https://${this.host}`];
+    let lastError: unknown;
+    for (const base of candidates) {
+      try {
+        const res = await this.withRetries(() => request(`${base}/v2/`, { method: 'GET', dispatcher: this.dispatcher }), true);
+        await res.body.dump();
+        if (res.statusCode === 401) this.challenge = parseChallenge(header(res, 'www-authenticate'));
+        else if (res.statusCode >= 400 && res.statusCode !== 404) throw new RegistryError(`${this.host}: ping answered HTTP ${res.statusCode}`, res.statusCode);
+        this.base = base;
+        return;
+      } catch (e) {
+        lastError = e;
+      }
+    }
+    throw new Error(`cannot reach registry ${this.host}: ${describe(lastError)}`);
+  }
+
+  /** Runs `send`, retrying connection errors and retryable statuses with exponential backoff. */
+  private async withRetries(send: () => Promise<ClientResponse>, replayable: boolean): Promise<ClientResponse> {
+    for (let attempt = 0; ; attempt++) {
+      const canRetry = replayable && attempt < this.retries;
+      let res: ClientResponse;
+      try {
+        res = await send();
+      } catch (e) {
+        if (canRetry && isConnectionError(e)) {
+          await sleep(backoff(attempt));
+          continue;
+        }
+        throw e;
+      }
+      if (canRetry && RETRY_STATUSES.has(res.statusCode)) {
+        const wait = retryAfterMs(res.headers['retry-after']) ?? backoff(attempt);
+        await res.body.dump();
+        await sleep(wait);
+        continue;
+      }
+      return res;
+    }
+  }
+
+  private authHeader(scopes: string[]): string | undefined {
+    if (!this.challenge) return undefined;
+    if (this.challenge.scheme === 'basic') {
+      if (!this.credentials) return undefined;
+      return `Basic ${Buffer.from(`${this.credentials.username}:${this.credentials.password}`).toString('base64')}`;
+    }
+    const token = this.tokens.get(scopeKey(scopes));
+    return token ? `Bearer ${token}` : undefined;
+  }
+
+  /** Fetches a Bearer token for the scopes from the challenge's realm (with Basic credentials when there are some). */
+  private async fetchToken(scopes: string[]): Promise<void> {
+    const ch = this.challenge;
+    if (!ch || ch.scheme !== 'bearer') return;
+    const realm = ch.params.realm;
+    if (!realm) throw new Error(`${this.host}: Bearer challenge without realm`);
+    const url = new URL(realm);
+    if (ch.params.service) url.searchParams.set('service', ch.params.service);
+    for (const s of scopes) url.searchParams.append('scope', s);
+    const headers: Record<string, string> = {};
+    if (this.credentials) headers.authorization = `Basic ${Buffer.from(`${this.credentials.username}:${this.credentials.password}`).toString('base64')}`;
+    const res = await this.withRetries(() => request(url, { method: 'GET', headers, dispatcher: this.dispatcher }), true);
+    if (res.statusCode !== 200) throw await errorFrom(res, `token from ${url.origin}${url.pathname} for ${scopes.join(' ')}`);
+    const doc = (await res.body.json()) as { token?: string; access_token?: string };
+    const token = doc.token ?? doc.access_token;
+    if (!token) throw new Error(`${this.host}: token response carries no token`);
+    this.tokens.set(scopeKey(scopes), token);
+  }
+
+  /** Sends a request with auth; a streamed body is sent once (retries are the caller's business). */
+  async send(req: ClientRequest): Promise<ClientResponse> {
+    await this.ping();
+    const scopes = [...this.scopes, ...(req.scopes ?? [])];
+    const replayable = req.body === undefined || Buffer.isBuffer(req.body);
+    if (this.challenge?.scheme === 'bearer' && !this.tokens.has(scopeKey(scopes))) await this.fetchToken(scopes);
+    const url = /^https?:\/\//.test(req.path) ? req.path : `${this.base}${req.path}`;
+    const attempt = () => {
+      const headers = { ...(req.headers ?? {}) };
+      const auth = this.authHeader(scopes);
+      if (auth) headers.authorization = auth;
+      return this.withRetries(() => request(url, { method: req.method, headers, body: req.body, dispatcher: this.dispatcher }), replayable);
+    };
+    let res = await attempt();
+    if (res.statusCode === 401 && replayable) {
+      // The token may have expired or lack a scope this request needs: ask again once.
+      const ch = parseChallenge(header(res, 'www-authenticate'));
+      await res.body.dump();
+      if (ch) this.challenge = ch;
+      const extra = ch?.params.scope ? ch.params.scope.split(' ') : [];
+      const all = [...new Set([...scopes, ...extra])];
+      await this.fetchToken(all);
+      if (all.length !== scopes.length) this.tokens.set(scopeKey(scopes), this.tokens.get(scopeKey(all))!);
+      res = await attempt();
+    }
+    return res;
+  }
+
+  /** Resolves a Location header against the registry's base URL. */
+  resolve(location: string): string {
+    return new URL(location, `${this.base}/`).toString();
+  }
+
+  async close(): Promise<void> {
+    await this.dispatcher.close();
+  }
+}
+
+function scopeKey(scopes: string[]): string {
+  return [...new Set(scopes)].sort().join(' ');
+}
+
+function backoff(attempt: number): number {
+  return Math.min(500 * 2 ** attempt, 10_000);
+}
+
+/** One header's value as a string. */
+export function header(res: ClientResponse, name: string): string | undefined {
+  const v = res.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function describe(e: unknown): string {
+  if (!e) return 'unknown error';
+  const err = e as Error & { code?: string; cause?: Error & { code?: string } };
+  const code = err.code ?? err.cause?.code;
+  return `${err.message}${code && !err.message.includes(code) ? ` (${code})` : ''}`;
+}

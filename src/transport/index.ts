@@ -3,6 +3,8 @@ import type { TransportOptions } from './options.js';
 import { openRegistryDestination, openRegistrySource } from './docker.js';
 import { openLayoutDestination, openLayoutSource } from './oci-layout.js';
 import { openOciArchiveDestination, openOciArchiveSource } from './oci-archive.js';
+import { openDockerArchiveDestination, openDockerArchiveSource } from './docker-archive.js';
+import { openDockerDaemonDestination, openDockerDaemonSource } from './docker-daemon.js';
 
 export type { TransportOptions } from './options.js';
 
@@ -16,10 +18,10 @@ export async function openSource(ref: string, opts: TransportOptions = {}): Prom
       return openLayoutSource(rest);
     case 'oci-archive':
       return openOciArchiveSource(rest, opts);
-    // docker-archive: and docker-daemon: are added by their own modules (docker-archive.ts, docker-daemon.ts).
     case 'docker-archive':
+      return openDockerArchiveSource(rest, opts);
     case 'docker-daemon':
-      throw new Error(`the ${transport}: transport is not available in this build`);
+      return openDockerDaemonSource(rest, opts);
   }
 }
 
@@ -33,9 +35,9 @@ export async function openDestination(ref: string, opts: TransportOptions = {}):
       return openLayoutDestination(rest);
     case 'oci-archive':
       return openOciArchiveDestination(rest, opts);
-    // docker-archive: and docker-daemon: are added by their own modules (docker-archive.ts, docker-daemon.ts).
     case 'docker-archive':
+      return openDockerArchiveDestination(rest, opts);
     case 'docker-daemon':
-      throw new Error(`the ${transport}: transport is not available in this build`);
+      return openDockerDaemonDestination(rest, opts);
   }
 }

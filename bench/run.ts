@@ -1,0 +1,125 @@
+// `npm run bench [-- --quick] [-- --rounds N --out FILE --workloads blob,manifest,listing,skopeo --cpu-prof DIR]`:
+// Sluice and Distribution side by side on 127.0.0.1, fresh processes and storage each round, medians reported.
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { logSizes, randomFile, writeImageLayout } from './data.js';
+import { machine, metricCatalog, summarize, table, type BenchResults } from './report.js';
+import { hasCommand, startServer, type ServerKind } from './servers.js';
+import { blobWorkloads, listingWorkloads, manifestWorkloads, skopeoWorkloads, type BenchPlan, type Sample } from './workloads.js';
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+const GROUPS = ['blob', 'manifest', 'listing', 'skopeo'] as const;
+type Group = (typeof GROUPS)[number];
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    rounds: { type: 'string' },
+    out: { type: 'string' },
+    workloads: { type: 'string' },
+    servers: { type: 'string' },
+    'cpu-prof': { type: 'string' },
+  },
+});
+
+const quick = args.quick ?? false;
+const rounds = Number(args.rounds ?? (quick ? 1 : 3));
+const out = resolve(args.out ?? fileURLToPath(new URL('../../bench/results/latest.json', import.meta.url)));
+const groups = new Set<Group>((args.workloads?.split(',') ?? [...GROUPS]) as Group[]);
+for (const g of groups) if (!GROUPS.includes(g)) throw new Error(`unknown workload group ${g} (one of ${GROUPS.join(', ')})`);
+const haveDistribution = hasCommand('docker-registry');
+const haveSkopeo = hasCommand('skopeo');
+const wanted = (args.servers?.split(',') ?? ['sluice', 'distribution']) as ServerKind[];
+const kinds = wanted.filter((k) => k === 'sluice' || (k === 'distribution' && haveDistribution));
+if (!haveDistribution) process.stderr.write('bench: docker-registry (Distribution) is not installed; measuring Sluice alone\n');
+if (!haveSkopeo && groups.has('skopeo')) {
+  process.stderr.write('bench: skopeo is not installed; skipping the skopeo workload\n');
+  groups.delete('skopeo');
+}
+
+const sizes = quick
+  ? { bigBlob: 8 * MiB, chunkSize: 1 * MiB, parallelBlob: 2 * MiB, parallelCount: 4, manifestSeconds: 1, tags: 200, repos: 200, layers: logSizes(20, 1024, 1 * MiB) }
+  : { bigBlob: GiB, chunkSize: 32 * MiB, parallelBlob: 256 * MiB, parallelCount: 4, manifestSeconds: 10, tags: 10_000, repos: 10_000, layers: logSizes(20, 1024, 100 * MiB) };
+const connections = [1, 16, 64];
+
+function log(msg: string): void {
+  process.stderr.write(`bench: ${msg}\n`);
+}
+
+const work = await mkdtemp(join(tmpdir(), 'sluice-bench-data-'));
+try {
+  log(`generating random data in ${work}`);
+  const bigBlob = await randomFile(join(work, 'big.bin'), sizes.bigBlob);
+  const parallelBlobs = [];
+  for (let i = 0; i < sizes.parallelCount; i++) parallelBlobs.push(await randomFile(join(work, `par-${i}.bin`), sizes.parallelBlob));
+  const imageLayout = join(work, 'image');
+  const image = groups.has('skopeo') ? await writeImageLayout(imageLayout, sizes.layers) : { totalBytes: 0 };
+  const plan: BenchPlan = {
+    bigBlob,
+    chunkSize: sizes.chunkSize,
+    parallelBlobs,
+    manifestSeconds: sizes.manifestSeconds,
+    connections,
+    tagCount: sizes.tags,
+    repoCount: sizes.repos,
+    imageLayout,
+    imageBytes: image.totalBytes,
+    skopeo: groups.has('skopeo'),
+  };
+
+  const samples: Record<ServerKind, Sample[]> = { sluice: [], distribution: [] };
+  for (let round = 0; round < rounds; round++) {
+    // Alternate which server goes first so neither always runs on a warmer page cache.
+    const order = round % 2 === 0 ? kinds : [...kinds].reverse();
+    for (const kind of order) {
+      log(`round ${round + 1}/${rounds}: ${kind}`);
+      const profDir = args['cpu-prof'] ? resolve(args['cpu-prof']) : undefined;
+      const server = await startServer(kind, kind === 'sluice' && profDir ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] } : {});
+      const sample: Sample = {};
+      try {
+        if (groups.has('blob')) await blobWorkloads(server, plan, sample);
+        if (groups.has('manifest')) await manifestWorkloads(server, plan, sample);
+        if (groups.has('listing')) await listingWorkloads(server, plan, sample);
+        if (groups.has('skopeo')) await skopeoWorkloads(server, plan, sample);
+      } finally {
+        await server.stop();
+      }
+      samples[kind].push(sample);
+    }
+  }
+
+  const metrics = metricCatalog(connections).filter((m) => samples.sluice.some((s) => m.id in s) || samples.distribution.some((s) => m.id in s));
+  const rows = summarize(metrics, samples);
+  const results: BenchResults = {
+    date: new Date().toISOString(),
+    quick,
+    rounds,
+    machine: machine(),
+    servers: { sluice: kinds.includes('sluice'), distribution: kinds.includes('distribution') },
+    sizes: {
+      bigBlobBytes: sizes.bigBlob,
+      chunkBytes: sizes.chunkSize,
+      parallelBlobBytes: sizes.parallelBlob,
+      parallelCount: sizes.parallelCount,
+      manifestSeconds: sizes.manifestSeconds,
+      connections,
+      tags: sizes.tags,
+      repositories: sizes.repos,
+      imageLayerBytes: sizes.layers,
+    },
+    results: rows,
+  };
+  await mkdir(dirname(out), { recursive: true });
+  await writeFile(out, JSON.stringify(results, null, 2) + '\n');
+  const m = results.machine;
+  process.stdout.write(
+    `Sluice vs Distribution 2.8.2 — ${results.date}, ${m.cores} cores (${m.cpu}), ${Math.round(m.memoryBytes / GiB)} GiB, Node ${m.node}, ` +
+      `${rounds} round(s)${quick ? ', --quick sizes' : ''}; medians\n\n${table(rows)}\n\nJSON: ${out}\n`,
+  );
+} finally {
+  await rm(work, { recursive: true, force: true });
+}

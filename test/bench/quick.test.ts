@@ -1,0 +1,43 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { metricCatalog, type BenchResults } from '../../bench/report.js';
+import { needTools, run } from '../helpers/tools.js';
+
+const runJs = fileURLToPath(new URL('../../bench/run.js', import.meta.url));
+
+// Keeps the bench harness working in CI: one --quick run against Sluice and Distribution.
+// It checks the shape of the results, never a number: speed is for reading, not for asserting.
+test('bench --quick writes a results file with every workload for both servers', async (t) => {
+  if (!needTools(t, 'docker-registry', 'skopeo')) return;
+  const dir = await mkdtemp(join(tmpdir(), 'sluice-bench-test-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const out = join(dir, 'results.json');
+  const r = await run(process.execPath, [runJs, '--quick', '--out', out], { timeoutMs: 240_000 });
+  assert.equal(r.code, 0, `bench exited ${r.code}\n${r.stdout}\n${r.stderr}`);
+
+  const results = JSON.parse(await readFile(out, 'utf8')) as BenchResults;
+  assert.equal(results.quick, true);
+  assert.ok(!Number.isNaN(Date.parse(results.date)), 'date is an ISO timestamp');
+  assert.ok(results.machine.cores > 0 && results.machine.memoryBytes > 0);
+  assert.match(results.machine.node, /^v\d+\./);
+  assert.deepEqual(results.servers, { sluice: true, distribution: true });
+
+  const expected = metricCatalog([1, 16, 64]).map((m) => m.id);
+  assert.deepEqual(results.results.map((row) => row.id), expected, 'every workload has a row, in order');
+  for (const row of results.results) {
+    for (const server of ['sluice', 'distribution'] as const) {
+      const v = row[server];
+      assert.ok(typeof v === 'number' && Number.isFinite(v) && v >= 0, `${row.id} has a ${server} median (got ${v})`);
+      assert.equal(row.samples[server].length, results.rounds, `${row.id} has one ${server} sample per round`);
+    }
+    assert.ok(row.better === 'higher' || row.better === 'lower');
+    assert.ok(typeof row.ratio === 'number');
+  }
+  // The same table goes to stdout.
+  assert.match(r.stdout, /blob push, 1 blob, monolithic PUT/);
+  assert.match(r.stdout, /Distribution/);
+});

@@ -2,7 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { makeImage, makeMultiArch, writeOciLayout, type TestImage, type TestIndex } from '../helpers/images.js';
+import { digestOf } from '../../src/oci/digest.js';
+import { MediaType } from '../../src/oci/mediatypes.js';
+import { makeImage, makeMultiArch, pushBlob, pushManifest, writeOciLayout, type TestImage, type TestIndex } from '../helpers/images.js';
 import { startRegistry } from '../helpers/registry.js';
 import { needTools } from '../helpers/tools.js';
 import { inspectRaw, layoutBlob, layoutDigest, scratch, skopeoCopy, startDistribution } from '../helpers/clients.js';
@@ -58,13 +60,33 @@ test('Distribution 2.8 serves, from the same root directory, what Sluice stored'
   try {
     const { src, img, idx } = await makeInputs(s.dir, 'sluice-first');
     const reg = await startRegistry({}, root);
+    let referrer: Buffer;
     try {
       await pushInputs(reg.host, src);
+      // An artifact naming the image as its subject: Sluice's referrers index must not disturb Distribution.
+      const empty = Buffer.from('{}');
+      const note = Buffer.from('a signature, say');
+      await pushBlob(reg.url, 'lib/single', empty);
+      await pushBlob(reg.url, 'lib/single', note);
+      referrer = Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: MediaType.OciManifest,
+          artifactType: 'application/vnd.example.note',
+          config: { mediaType: MediaType.OciEmpty, digest: digestOf(empty), size: empty.length },
+          layers: [{ mediaType: 'text/plain', digest: digestOf(note), size: note.length }],
+          subject: { mediaType: img.mediaType, digest: img.digest, size: img.manifest.length },
+        }),
+      );
+      assert.equal((await pushManifest(reg.url, 'lib/single', digestOf(referrer), referrer, MediaType.OciManifest)).status, 201);
+      const listed = (await (await fetch(`${reg.url}/v2/lib/single/referrers/${img.digest}`)).json()) as { manifests: { digest: string }[] };
+      assert.deepEqual(listed.manifests.map((m) => m.digest), [digestOf(referrer)]);
     } finally {
       await reg.close();
     }
     dist = await startDistribution(root);
     await checkServes(dist.url, dist.host, join(s.dir, 'out'), img, idx);
+    assert.deepEqual(await inspectRaw(`docker://${dist.host}/lib/single@${digestOf(referrer!)}`), referrer!);
   } finally {
     await dist?.stop();
     await s.cleanup();

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { auditConfigSchema, authConfigSchema } from '../auth/config.js';
+import { accessConfigSchema } from '../policy/config.js';
 
 // Every object is strict so that unknown keys surface; load.ts turns those into warnings, not errors.
 const platformEntry = z
@@ -85,10 +87,10 @@ export const configSchema = z
     validation: validationSchema.default({}),
     limits: limitsSchema.default({}),
     health: healthSchema.optional(),
-    // Owned by the access-control part; validated there.
-    auth: z.record(z.string(), z.unknown()).optional(),
-    access: z.record(z.string(), z.unknown()).optional(),
-    audit: z.record(z.string(), z.unknown()).optional(),
+    // Access control: schemas live with the code that reads them (src/auth, src/policy).
+    auth: authConfigSchema.optional(),
+    access: accessConfigSchema.optional(),
+    audit: auditConfigSchema.optional(),
   })
   .strict();
 

@@ -4,6 +4,7 @@ import { parseAddr } from '../config/load.js';
 import { OciError } from '../oci/errors.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { FilesystemDriver } from '../storage/filesystem.js';
+import { installAccessControl } from '../auth/install.js';
 import { deleteBlob, getBlob } from './blob-routes.js';
 import { RegistryContext } from './context.js';
 import { sendError, toOciError } from './errors.js';
@@ -112,6 +113,9 @@ export function buildRegistry(opts: ServerOptions): Registry {
   app.removeAllContentTypeParsers();
   // Leave every body unread: each route streams or bounds it itself.
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
+
+  // Access control (src/auth): /token, ctx.authorize, ctx.catalogFilter, challenges, audit log.
+  installAccessControl(app, ctx, config);
 
   const extraHeaders = config.http.headers ?? {};
   app.addHook('onRequest', async (_req, reply) => {

@@ -1,0 +1,44 @@
+import type { FastifyInstance } from 'fastify';
+import type { Config } from '../config/schema.js';
+import type { RegistryContext } from '../registry/context.js';
+import { AccessControl } from './access-control.js';
+import { registerTokenRoutes } from './token-routes.js';
+
+/** Whether a config asks for any access control (users, robots, an external issuer, rules or an audit log). */
+export function accessControlConfigured(config: Config): boolean {
+  return Boolean(config.auth?.htpasswd || config.auth?.robots || config.auth?.token || config.access?.rules || config.audit?.enabled);
+}
+
+/**
+ * Wires access control into a registry: `/token`, the Authorizer, the catalog filter, the
+ * challenge header on 401s and the audit log of writes. Does nothing when nothing is configured.
+ */
+export function installAccessControl(app: FastifyInstance, ctx: RegistryContext, config: Config): Promise<AccessControl> | undefined {
+  if (!accessControlConfigured(config)) return undefined;
+  const ready = AccessControl.create(config);
+  // Keep an unhandled rejection from crashing before `ready()` reports it.
+  ready.catch(() => undefined);
+  app.addHook('onReady', async () => {
+    await ready;
+  });
+  ctx.authorize = async (req, access) => (await ready).authorize(req, access);
+  ctx.catalogFilter = async (req, names) => (await ready).filterCatalog(req, names);
+  app.addHook('onSend', async (req, reply, payload) => {
+    if (reply.statusCode === 401 && req.authChallenge) reply.header('www-authenticate', req.authChallenge);
+    return payload;
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    const ac = await ready;
+    const a = req.auditAccess;
+    if (!ac.audit || !a) return;
+    const write = req.method === 'PUT' || req.method === 'DELETE' || (req.method === 'POST' && reply.statusCode === 201);
+    if (!write || reply.statusCode >= 400) return;
+    ac.audit.write({ ...a, address: req.ip, decision: 'allowed', method: req.method, status: reply.statusCode });
+  });
+  app.addHook('onClose', async () => {
+    const ac = await ready.catch(() => undefined);
+    await ac?.audit?.close();
+  });
+  registerTokenRoutes(app, ready);
+  return ready;
+}

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { serve } from '../registry/server.js';
+import { registerCopyCommands } from './copy-commands.js';
 
 /** Prints one clear line and exits non-zero, as every command failure should. */
 export function fail(message: string): never {
@@ -29,5 +30,7 @@ program
       fail((e as Error).message);
     }
   });
+
+registerCopyCommands(program);
 
 await program.parseAsync(process.argv);

@@ -1,0 +1,258 @@
+import type { Command } from 'commander';
+import { copyImage, type CopyOptions } from '../copy/copy.js';
+import { barProgress, lineProgress, quietProgress, type ProgressReporter } from '../copy/progress.js';
+import { parseManifest } from '../oci/manifest.js';
+import { formatPlatform, parsePlatform, type Platform } from '../oci/platform.js';
+import { openDestination, openSource, type TransportOptions } from '../transport/index.js';
+import type { ImageSource } from '../transport/transport.js';
+
+function die(message: string): never {
+  process.stderr.write(`sluice: ${message}\n`);
+  process.exit(1);
+}
+
+function parseBool(v: string): boolean {
+  if (/^(true|1|yes)$/i.test(v)) return true;
+  if (/^(false|0|no)$/i.test(v)) return false;
+  throw new Error(`expected true or false, got "${v}"`);
+}
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`expected a non-negative integer, got "${v}"`);
+  return n;
+}
+
+function collect(v: string, prev: string[] = []): string[] {
+  return [...prev, v];
+}
+
+interface SideFlags {
+  creds?: string;
+  authfile?: string;
+  tlsVerify?: boolean;
+  retryTimes?: number;
+  daemonHost?: string;
+  chunkSize?: number;
+}
+
+function transportOptions(f: SideFlags): TransportOptions {
+  const o: TransportOptions = {};
+  if (f.creds) o.creds = f.creds;
+  if (f.authfile) o.authFile = f.authfile;
+  if (f.tlsVerify !== undefined) o.tlsVerify = f.tlsVerify;
+  if (f.retryTimes !== undefined) o.retryTimes = f.retryTimes;
+  if (f.daemonHost) o.daemonHost = f.daemonHost;
+  if (f.chunkSize) o.chunkSize = f.chunkSize;
+  return o;
+}
+
+interface CopyFlags {
+  all?: boolean;
+  platform?: string[];
+  rewriteIndex?: boolean;
+  jobs: number;
+  preserveDigests?: boolean;
+  withReferrers?: boolean;
+  quiet?: boolean;
+  json?: boolean;
+  srcCreds?: string;
+  destCreds?: string;
+  authfile?: string;
+  srcAuthfile?: string;
+  destAuthfile?: string;
+  srcTlsVerify?: boolean;
+  destTlsVerify?: boolean;
+  tlsVerify?: boolean;
+  retryTimes?: number;
+  daemonHost?: string;
+  srcDaemonHost?: string;
+  destDaemonHost?: string;
+  destChunkSize?: number;
+}
+
+/** `sluice copy SRC DST`. */
+async function copyCommand(srcRef: string, dstRef: string, f: CopyFlags): Promise<void> {
+  let platforms: Platform[] | undefined;
+  try {
+    platforms = f.platform?.map(parsePlatform);
+  } catch (e) {
+    die((e as Error).message);
+  }
+  if (f.all && platforms?.length) die('--all and --platform exclude each other');
+  if (f.rewriteIndex && !platforms?.length) die('--rewrite-index needs --platform');
+  const srcOpts = transportOptions({
+    creds: f.srcCreds,
+    authfile: f.srcAuthfile ?? f.authfile,
+    tlsVerify: f.srcTlsVerify ?? f.tlsVerify,
+    retryTimes: f.retryTimes,
+    daemonHost: f.srcDaemonHost ?? f.daemonHost,
+  });
+  const dstOpts = transportOptions({
+    creds: f.destCreds,
+    authfile: f.destAuthfile ?? f.authfile,
+    tlsVerify: f.destTlsVerify ?? f.tlsVerify,
+    retryTimes: f.retryTimes,
+    daemonHost: f.destDaemonHost ?? f.daemonHost,
+    chunkSize: f.destChunkSize,
+  });
+  let progress: ProgressReporter;
+  if (f.quiet) progress = quietProgress();
+  else if (f.json) progress = quietProgress(process.stderr);
+  else if (process.stderr.isTTY) progress = barProgress(process.stderr);
+  else progress = lineProgress(process.stderr);
+
+  const opts: CopyOptions = { jobs: f.jobs, progress };
+  if (f.all) opts.all = true;
+  if (platforms?.length) opts.platforms = platforms;
+  if (f.rewriteIndex) opts.rewriteIndex = true;
+  if (f.preserveDigests) opts.preserveDigests = true;
+  if (f.withReferrers) opts.withReferrers = true;
+  if (f.retryTimes !== undefined) opts.retryTimes = f.retryTimes;
+
+  let src: ImageSource | undefined;
+  let dst: Awaited<ReturnType<typeof openDestination>> | undefined;
+  try {
+    src = await openSource(srcRef, srcOpts);
+    dst = await openDestination(dstRef, dstOpts);
+    const summary = await copyImage(src, dst, opts);
+    progress.stop();
+    if (f.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+    else if (!f.quiet) process.stderr.write(`copied ${summary.source} to ${summary.destination} (${summary.digest})\n`);
+  } catch (e) {
+    progress.stop();
+    die((e as Error).message);
+  } finally {
+    await src?.close().catch(() => undefined);
+    await dst?.close().catch(() => undefined);
+  }
+}
+
+async function readConfig(src: ImageSource, m: ReturnType<typeof parseManifest>): Promise<Record<string, unknown> | undefined> {
+  if (m.kind !== 'image' || m.config.size > 4 * 1024 * 1024) return undefined;
+  const chunks: Buffer[] = [];
+  for await (const c of await src.getBlob(m.config)) chunks.push(c as Buffer);
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `sluice inspect REF`: what skopeo inspect shows, for any transport. */
+async function inspectCommand(ref: string, f: { raw?: boolean; config?: boolean; tags?: boolean } & SideFlags): Promise<void> {
+  let src: ImageSource | undefined;
+  try {
+    src = await openSource(ref, transportOptions(f));
+    const top = await src.getManifest();
+    if (f.raw && !f.config) {
+      process.stdout.write(top.bytes);
+      return;
+    }
+    const m = parseManifest(top.bytes, top.mediaType);
+    const config = await readConfig(src, m);
+    if (f.config) {
+      if (!config) die(`${ref} is an index: inspect one of its manifests for a config`);
+      process.stdout.write(`${JSON.stringify(config, null, f.raw ? undefined : 2)}\n`);
+      return;
+    }
+    const out: Record<string, unknown> = { Name: src.description, Digest: top.digest, MediaType: top.mediaType, Size: top.bytes.length };
+    if (f.tags !== false && src.listTags) out.RepoTags = await src.listTags().catch(() => []);
+    if (m.kind === 'index') {
+      out.Platforms = m.manifests.filter((d) => d.platform).map((d) => formatPlatform(d.platform!));
+      out.Manifests = m.manifests.map((d) => ({ digest: d.digest, mediaType: d.mediaType, size: d.size, platform: d.platform ? formatPlatform(d.platform) : undefined }));
+    } else {
+      const c = (config ?? {}) as { created?: string; architecture?: string; os?: string; variant?: string; config?: { Labels?: unknown; Env?: unknown } };
+      Object.assign(out, {
+        Created: c.created,
+        Architecture: c.architecture,
+        Os: c.os,
+        Variant: c.variant,
+        Labels: c.config?.Labels ?? null,
+        Env: c.config?.Env ?? null,
+        Config: { digest: m.config.digest, mediaType: m.config.mediaType, size: m.config.size },
+        Layers: m.layers.map((l) => l.digest),
+        LayersData: m.layers.map((l) => ({ MIMEType: l.mediaType, Digest: l.digest, Size: l.size })),
+        TotalSize: m.layers.reduce((a, l) => a + l.size, m.config.size + top.bytes.length),
+      });
+    }
+    process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+  } catch (e) {
+    die((e as Error).message);
+  } finally {
+    await src?.close().catch(() => undefined);
+  }
+}
+
+/** `sluice tags REF`: the tags of a repository (or the names in a layout). */
+async function tagsCommand(ref: string, f: SideFlags & { json?: boolean }): Promise<void> {
+  let src: ImageSource | undefined;
+  try {
+    src = await openSource(ref, transportOptions(f));
+    if (!src.listTags) die(`${src.description}: this transport cannot list tags`);
+    const tags = await src.listTags();
+    process.stdout.write(f.json ? `${JSON.stringify({ Repository: src.description, Tags: tags }, null, 2)}\n` : tags.map((t) => `${t}\n`).join(''));
+  } catch (e) {
+    die((e as Error).message);
+  } finally {
+    await src?.close().catch(() => undefined);
+  }
+}
+
+function addAccessFlags(cmd: Command): Command {
+  return cmd
+    .option('--creds <user:password>', 'registry credentials')
+    .option('--authfile <file>', 'auth file (Docker config format; default ~/.docker/config.json)')
+    .option('--tls-verify <bool>', 'verify TLS; false also allows plain HTTP', parseBool)
+    .option('--retry-times <n>', 'retries on connection errors, 5xx and 429', positiveInt)
+    .option('--daemon-host <url>', 'Docker Engine endpoint for docker-daemon: (default DOCKER_HOST)');
+}
+
+/** Adds `copy`, `inspect` and `tags` to the CLI. */
+export function registerCopyCommands(program: Command): void {
+  program
+    .command('copy')
+    .description('copy an image between transports: docker://, oci:, oci-archive:, docker-archive:, docker-daemon:')
+    .argument('<source>', 'source reference, e.g. docker://127.0.0.1:5000/app:1 or oci:dir:tag')
+    .argument('<destination>', 'destination reference')
+    .option('--all', 'copy every platform of an index')
+    .option('--platform <os/arch[/variant]>', 'copy this platform of an index (repeatable); the index is kept unchanged', collect)
+    .option('--rewrite-index', 'with --platform: write a new index listing only the copied platforms (new digest)')
+    .option('-j, --jobs <n>', 'blobs copied in parallel', positiveInt, 4)
+    .option('--preserve-digests', 'fail instead of changing any manifest digest')
+    .option('--with-referrers', 'also copy referrers and cosign sha256-<hex>.sig/.att/.sbom tags')
+    .option('-q, --quiet', 'print nothing but errors')
+    .option('--json', 'print a JSON summary (digests, bytes sent and skipped, duration) on stdout')
+    .option('--src-creds <user:password>', 'source registry credentials')
+    .option('--dest-creds <user:password>', 'destination registry credentials')
+    .option('--authfile <file>', 'auth file for both sides (Docker config format; default ~/.docker/config.json)')
+    .option('--src-authfile <file>', 'auth file for the source')
+    .option('--dest-authfile <file>', 'auth file for the destination')
+    .option('--src-tls-verify <bool>', 'verify the source registry TLS; false also allows plain HTTP', parseBool)
+    .option('--dest-tls-verify <bool>', 'verify the destination registry TLS; false also allows plain HTTP', parseBool)
+    .option('--tls-verify <bool>', 'both --src-tls-verify and --dest-tls-verify', parseBool)
+    .option('--retry-times <n>', 'retries on connection errors, 5xx and 429 (default 3)', positiveInt)
+    .option('--dest-chunk-size <bytes>', 'upload blobs in PATCH chunks of this size (default: one PATCH per blob)', positiveInt)
+    .option('--daemon-host <url>', 'Docker Engine endpoint for docker-daemon: (default DOCKER_HOST)')
+    .option('--src-daemon-host <url>', 'Docker Engine endpoint of a docker-daemon: source')
+    .option('--dest-daemon-host <url>', 'Docker Engine endpoint of a docker-daemon: destination')
+    .action(copyCommand);
+
+  addAccessFlags(
+    program
+      .command('inspect')
+      .description('show an image: digest, media type, platforms, config, layers')
+      .argument('<reference>', 'image reference with transport, e.g. docker://host/repo:tag')
+      .option('--raw', 'print the manifest bytes exactly as stored')
+      .option('--config', 'print the image config (with --raw: unformatted)')
+      .option('--no-tags', 'do not list the repository tags'),
+  ).action(inspectCommand);
+
+  addAccessFlags(
+    program
+      .command('tags')
+      .description('list the tags of a repository (or the names in an OCI layout)')
+      .argument('<reference>', 'repository with transport, e.g. docker://host/repo')
+      .option('--json', 'print as JSON'),
+  ).action(tagsCommand);
+}

@@ -1,0 +1,305 @@
+import type { Readable } from 'node:stream';
+import { digestOf, digestTag, type Digest } from '../oci/digest.js';
+import type { Descriptor } from '../oci/descriptor.js';
+import { parseManifest, referencedBlobs, type Manifest } from '../oci/manifest.js';
+import { formatPlatform, hostPlatform, type Platform } from '../oci/platform.js';
+import { isConnectionError, RegistryError } from '../transport/registry-client.js';
+import type { ImageDestination, ImageSource, RawManifest } from '../transport/transport.js';
+import { limiter } from './limit.js';
+import { rewriteIndex, selectChildren } from './platforms.js';
+import { BlobVerificationError, VerifyStream } from './verify.js';
+
+/** What happened to one blob. */
+export type BlobAction = 'sent' | 'skipped' | 'mounted';
+
+/** Callbacks the CLI turns into progress bars or log lines. */
+export interface CopyProgress {
+  blobStart?(d: Descriptor): void;
+  blobBytes?(d: Descriptor, n: number): void;
+  /** Called when a blob restarts after a failed attempt (its byte count goes back to zero). */
+  blobRetry?(d: Descriptor, error: Error): void;
+  blobDone?(d: Descriptor, action: BlobAction): void;
+  warn?(message: string): void;
+}
+
+/** How to copy. */
+export interface CopyOptions {
+  /** Every platform of an index. */
+  all?: boolean;
+  /** A subset of an index's platforms; the original index is written unchanged unless `rewriteIndex`. */
+  platforms?: Platform[];
+  /** With a subset: write a new index listing only the copied platforms (its digest changes). */
+  rewriteIndex?: boolean;
+  /** Blobs in flight at once (default 4). */
+  jobs?: number;
+  /** Refuse any copy that would change a manifest digest. */
+  preserveDigests?: boolean;
+  /** Bring referrers and cosign `sha256-<hex>.sig/.att/.sbom` tags along. */
+  withReferrers?: boolean;
+  /** Attempts per blob after the first on connection errors and 5xx (default 3). */
+  retryTimes?: number;
+  /** The platform used when neither `all` nor `platforms` is given (default: this machine's). */
+  defaultPlatform?: Platform;
+  progress?: CopyProgress;
+}
+
+/** The outcome of a copy, as `--json` prints it. */
+export interface CopySummary {
+  source: string;
+  destination: string;
+  /** Digest of the manifest the source reference names. */
+  sourceDigest: Digest;
+  /** Digest of the top manifest written to the destination. */
+  digest: Digest;
+  mediaType: string;
+  manifests: { digest: Digest; mediaType: string; platform?: string }[];
+  blobs: { digest: Digest; size: number; action: BlobAction }[];
+  bytesSent: number;
+  bytesSkipped: number;
+  bytesMounted: number;
+  durationMs: number;
+  warnings: string[];
+}
+
+/** A copy that cannot be done as asked; the message says what to do instead. */
+export class CopyError extends Error {}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function retryable(e: unknown): boolean {
+  if (e instanceof BlobVerificationError) return false;
+  if (e instanceof RegistryError) return e.status >= 500 || e.status === 429;
+  return isConnectionError(e) || /aborted|socket|other side closed|premature close/i.test((e as Error)?.message ?? '');
+}
+
+class Copier {
+  private readonly blobJobs = new Map<Digest, Promise<void>>();
+  private readonly writtenManifests = new Set<Digest>();
+  private readonly run: <T>(task: () => Promise<T>) => Promise<T>;
+  readonly summary: CopySummary;
+
+  constructor(
+    private readonly src: ImageSource,
+    private readonly dst: ImageDestination,
+    private readonly opts: CopyOptions,
+  ) {
+    this.run = limiter(Math.max(1, opts.jobs ?? 4));
+    this.summary = {
+      source: src.description,
+      destination: dst.description,
+      sourceDigest: '' as Digest,
+      digest: '' as Digest,
+      mediaType: '',
+      manifests: [],
+      blobs: [],
+      bytesSent: 0,
+      bytesSkipped: 0,
+      bytesMounted: 0,
+      durationMs: 0,
+      warnings: [],
+    };
+  }
+
+  warn(message: string): void {
+    this.summary.warnings.push(message);
+    this.opts.progress?.warn?.(message);
+  }
+
+  /** Copies one blob once, however many manifests name it. */
+  copyBlob(d: Descriptor): Promise<void> {
+    let job = this.blobJobs.get(d.digest);
+    if (!job) {
+      job = this.run(() => this.transferBlob(d));
+      this.blobJobs.set(d.digest, job);
+    }
+    return job;
+  }
+
+  private async transferBlob(d: Descriptor): Promise<void> {
+    const p = this.opts.progress;
+    p?.blobStart?.(d);
+    const done = (action: BlobAction) => {
+      this.summary.blobs.push({ digest: d.digest, size: d.size, action });
+      if (action === 'sent') this.summary.bytesSent += d.size;
+      else if (action === 'skipped') this.summary.bytesSkipped += d.size;
+      else this.summary.bytesMounted += d.size;
+      p?.blobDone?.(d, action);
+    };
+    if (await this.dst.hasBlob(d)) return done('skipped');
+    const from = this.src.location;
+    const to = this.dst.location;
+    if (from && to && this.dst.mountBlob && from.registry === to.registry && from.repository !== to.repository) {
+      if (await this.dst.mountBlob(d, from.repository)) return done('mounted');
+    }
+    const retries = this.opts.retryTimes ?? 3;
+    for (let attempt = 0; ; attempt++) {
+      let stream: Readable | undefined;
+      try {
+        stream = await this.src.getBlob(d);
+        const verify = new VerifyStream(d, (n) => p?.blobBytes?.(d, n));
+        // A failing source must fail the verified stream too, or the destination would wait forever.
+        stream.once('error', (e) => verify.destroy(e));
+        await this.dst.putBlob(d, stream.pipe(verify));
+        return done('sent');
+      } catch (e) {
+        stream?.destroy();
+        if (attempt >= retries || !retryable(e)) throw e;
+        p?.blobRetry?.(d, e as Error);
+        await sleep(Math.min(500 * 2 ** attempt, 10_000));
+      }
+    }
+  }
+
+  private async putManifest(m: RawManifest, tag?: string, top = false): Promise<void> {
+    await this.dst.putManifest(m, tag, { top });
+    this.writtenManifests.add(m.digest);
+  }
+
+  private record(m: RawManifest, platform?: Platform): void {
+    const entry: CopySummary['manifests'][number] = { digest: m.digest, mediaType: m.mediaType };
+    if (platform) entry.platform = formatPlatform(platform);
+    this.summary.manifests.push(entry);
+  }
+
+  /** Copies a manifest and everything under it (every child of an index); does not write the manifest itself. */
+  private async copyContents(m: Manifest): Promise<void> {
+    if (m.kind === 'image') {
+      // Layers before the config, as a registry checking references expects them all by manifest time.
+      await Promise.all([...m.layers, m.config].filter((b) => referencedBlobs(m).includes(b)).map((b) => this.copyBlob(b)));
+      return;
+    }
+    await Promise.all(m.manifests.map((d) => this.copyChild(d)));
+  }
+
+  /** Copies a child manifest (by digest) with its contents. */
+  private async copyChild(d: Descriptor): Promise<RawManifest> {
+    const raw = await this.src.getManifest(d.digest);
+    await this.copyContents(parseManifest(raw.bytes, raw.mediaType));
+    await this.putManifest(raw);
+    this.record(raw, d.platform);
+    return raw;
+  }
+
+  async copy(): Promise<void> {
+    const started = Date.now();
+    const { src, dst, opts } = this;
+    for (const side of [src, dst]) {
+      if (side.digestChange) {
+        if (opts.preserveDigests) throw new CopyError(`--preserve-digests: ${side.description} changes manifest digests: ${side.digestChange}`);
+        this.warn(`the manifest digest changes: ${side.digestChange}`);
+      }
+    }
+    const top = await src.getManifest();
+    const m = parseManifest(top.bytes, top.mediaType);
+    this.summary.sourceDigest = top.digest;
+    const tag = dst.tag;
+    let written: RawManifest;
+    if (m.kind === 'image') {
+      if (opts.platforms?.length) this.warn(`${src.description} is a single image, --platform is ignored`);
+      await this.copyContents(m);
+      await this.putManifest(top, tag, true);
+      this.record(top);
+      written = top;
+    } else {
+      written = await this.copyIndex(top, m, tag);
+    }
+    this.summary.digest = written.digest;
+    this.summary.mediaType = written.mediaType;
+    if (opts.withReferrers) await this.copyReferrers([...this.writtenManifests]);
+    await dst.commit();
+    this.summary.durationMs = Date.now() - started;
+  }
+
+  private async copyIndex(top: RawManifest, index: Extract<Manifest, { kind: 'index' }>, tag: string | undefined): Promise<RawManifest> {
+    const { opts, dst } = this;
+    const explicit = opts.platforms && opts.platforms.length > 0;
+    if (!opts.all && !explicit) {
+      // As docker pull does: only this machine's image, written as the image itself.
+      const platform = opts.defaultPlatform ?? hostPlatform();
+      const [child] = selectChildren(index, [platform]);
+      const raw = await this.src.getManifest(child!.digest);
+      await this.copyContents(parseManifest(raw.bytes, raw.mediaType));
+      await this.putManifest(raw, tag, true);
+      this.record(raw, child!.platform);
+      return raw;
+    }
+    const children = opts.all ? index.manifests : selectChildren(index, opts.platforms!);
+    if (dst.singleImage) {
+      const images = children.filter((c) => !c.annotations?.['vnd.docker.reference.type']);
+      if (images.length !== 1) {
+        throw new CopyError(`${dst.description} holds a single image: choose one platform with --platform (the index has ${images.length > 1 ? images.length : 'no'} matching images)`);
+      }
+      const raw = await this.src.getManifest(images[0]!.digest);
+      await this.copyContents(parseManifest(raw.bytes, raw.mediaType));
+      await this.putManifest(raw, tag, true);
+      this.record(raw, images[0]!.platform);
+      return raw;
+    }
+    await Promise.all(children.map((c) => this.copyChild(c)));
+    const partial = children.length < index.manifests.length;
+    let out = top;
+    if (partial && opts.rewriteIndex) {
+      if (opts.preserveDigests) throw new CopyError('--rewrite-index changes the index digest, which --preserve-digests forbids');
+      const bytes = rewriteIndex(top.bytes, children);
+      out = { bytes, mediaType: top.mediaType, digest: digestOf(bytes) };
+      this.warn(`wrote a new index with ${children.length} of ${index.manifests.length} manifests: its digest is ${out.digest}, not ${top.digest} (signatures over the original index do not cover it)`);
+    }
+    try {
+      await this.putManifest(out, tag, true);
+    } catch (e) {
+      if (partial && !opts.rewriteIndex && e instanceof RegistryError && e.code === 'MANIFEST_BLOB_UNKNOWN') {
+        throw new CopyError(
+          `${dst.description} refused the index ${top.digest} without its other platforms (${e.message}). ` +
+            'Use a target that accepts partial indexes (Sluice with validation.manifests.indexes.platforms: none or list), ' +
+            'or pass --rewrite-index to write a new index with only the chosen platforms (its digest changes).',
+        );
+      }
+      throw e;
+    }
+    this.record(out);
+    return out;
+  }
+
+  /** Brings along referrers (artifacts whose subject is a copied manifest) and cosign tags. */
+  private async copyReferrers(subjects: Digest[]): Promise<void> {
+    const seen = new Set<Digest>(subjects);
+    let queue = subjects;
+    while (queue.length > 0) {
+      const next: Digest[] = [];
+      for (const subject of queue) {
+        const found: { raw: RawManifest; tag?: string }[] = [];
+        if (this.src.listReferrers) {
+          for (const d of await this.src.listReferrers(subject)) {
+            if (seen.has(d.digest)) continue;
+            found.push({ raw: await this.src.getManifest(d.digest) });
+          }
+        }
+        if (this.src.getTaggedManifest) {
+          for (const suffix of ['sig', 'att', 'sbom']) {
+            const t = `${digestTag(subject)}.${suffix}`;
+            const raw = await this.src.getTaggedManifest(t);
+            if (raw) found.push({ raw, tag: t });
+          }
+        }
+        for (const { raw, tag } of found) {
+          const m = parseManifest(raw.bytes, raw.mediaType);
+          await this.copyContents(m);
+          await this.putManifest(raw, tag);
+          this.record(raw);
+          if (!seen.has(raw.digest)) {
+            seen.add(raw.digest);
+            next.push(raw.digest);
+          }
+        }
+      }
+      queue = next;
+    }
+  }
+}
+
+/** Copies the image `src` names to `dst` and returns what was done. Closes neither side. */
+export async function copyImage(src: ImageSource, dst: ImageDestination, opts: CopyOptions = {}): Promise<CopySummary> {
+  const c = new Copier(src, dst, opts);
+  await c.copy();
+  return c.summary;
+}

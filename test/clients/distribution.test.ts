@@ -118,3 +118,37 @@ test('Sluice serves, from the same root directory, what Distribution 2.8 stored'
     await s.cleanup();
   }
 });
+
+test('Distribution 2.8 serves a partial mirror (index-only plus one platform) that Sluice stored', async (t) => {
+  if (!needTools(t, 'skopeo', 'docker-registry')) return;
+  const s = await scratch();
+  const root = join(s.dir, 'data');
+  let dist: Awaited<ReturnType<typeof startDistribution>> | undefined;
+  try {
+    const idx = await makeMultiArch('partial');
+    const arm = idx.images[1]!;
+    const src = join(s.dir, 'src');
+    await writeOciLayout(src, [{ tag: 'multi', image: idx }]);
+    const armFlags = ['--override-os', 'linux', '--override-arch', 'arm64', '--override-variant', 'v8'];
+    const reg = await startRegistry({ validation: { manifests: { indexes: { platforms: 'none' } } } }, root);
+    try {
+      await skopeoCopy(`oci:${src}:multi`, `docker://${reg.host}/mirror/app:v1`, ['--multi-arch', 'index-only']);
+      await skopeoCopy(`oci:${src}:multi`, `docker://${reg.host}/mirror/app@${arm.digest}`, armFlags);
+    } finally {
+      await reg.close();
+    }
+    dist = await startDistribution(root);
+    assert.deepEqual(await inspectRaw(`docker://${dist.host}/mirror/app:v1`), idx.manifest);
+    const out = join(s.dir, 'out');
+    await skopeoCopy(`docker://${dist.host}/mirror/app:v1`, `oci:${out}:arm`, armFlags);
+    assert.equal(await layoutDigest(out, 'arm'), arm.digest);
+    const missing = await fetch(`${dist.url}/v2/mirror/app/manifests/${idx.images[2]!.digest}`);
+    assert.equal(missing.status, 404);
+    assert.equal(((await missing.json()) as { errors: { code: string }[] }).errors[0]!.code, 'MANIFEST_UNKNOWN');
+    assert.deepEqual(await (await fetch(`${dist.url}/v2/_catalog`)).json(), { repositories: ['mirror/app'] });
+    assert.deepEqual(await (await fetch(`${dist.url}/v2/mirror/app/tags/list`)).json(), { name: 'mirror/app', tags: ['v1'] });
+  } finally {
+    await dist?.stop();
+    await s.cleanup();
+  }
+});

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import type { TestImage, TestIndex } from './images.js';
+import { digestOf } from '../../src/oci/digest.js';
+import { MediaType } from '../../src/oci/mediatypes.js';
 
 /** The first OCI error code of a response body (asserting it is the spec's error JSON). */
 export async function errorCode(r: Response): Promise<string> {
@@ -84,4 +86,23 @@ export function withDigest(location: string, digest: string): string {
   const u = new URL(location);
   u.searchParams.set('digest', digest);
   return u.toString();
+}
+
+/** An artifact manifest (OCI 1.1): empty config, one layer, artifactType, optional subject. */
+export function makeArtifact(opts: { artifactType: string; payload: string; subject?: { digest: string; size: number; mediaType: string }; annotations?: Record<string, string> }): TestImage {
+  const empty = Buffer.from('{}');
+  const layer = Buffer.from(opts.payload);
+  const config = { bytes: empty, descriptor: { mediaType: MediaType.OciEmpty, digest: digestOf(empty), size: 2 } };
+  const layers = [{ bytes: layer, descriptor: { mediaType: 'text/plain', digest: digestOf(layer), size: layer.length } }];
+  const doc: Record<string, unknown> = {
+    schemaVersion: 2,
+    mediaType: MediaType.OciManifest,
+    artifactType: opts.artifactType,
+    config: config.descriptor,
+    layers: layers.map((l) => l.descriptor),
+  };
+  if (opts.subject) doc.subject = opts.subject;
+  if (opts.annotations) doc.annotations = opts.annotations;
+  const manifest = Buffer.from(JSON.stringify(doc));
+  return { manifest, digest: digestOf(manifest), mediaType: MediaType.OciManifest, config, layers, platform: { os: 'unknown', architecture: 'unknown' } };
 }

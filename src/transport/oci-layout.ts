@@ -90,7 +90,7 @@ export class LayoutSource implements ImageSource {
       }
       top = index.manifests[0]!;
     }
-    return new LayoutSource(dir, index, top, description);
+    return new LayoutSource(dir, index, top, description ?? `oci:${dir}${ref ? `:${ref}` : ''}`);
   }
 
   async getManifest(digest?: Digest): Promise<RawManifest> {

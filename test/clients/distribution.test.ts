@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { digestOf } from '../../src/oci/digest.js';
 import { MediaType } from '../../src/oci/mediatypes.js';
@@ -10,7 +10,10 @@ import { needTools } from '../helpers/tools.js';
 import { inspectRaw, layoutBlob, layoutDigest, scratch, skopeoCopy, startDistribution } from '../helpers/clients.js';
 
 /** What one registry must show for the images the other one stored. */
-async function checkServes(url: string, host: string, outDir: string, img: TestImage, idx: TestIndex): Promise<void> {
+async function checkServes(url: string, host: string, outDir: string, img: TestImage, idx: TestIndex, dockerDigest: string): Promise<void> {
+  const docker = await inspectRaw(`docker://${host}/lib/docker:v1`);
+  assert.equal(digestOf(docker), dockerDigest);
+  assert.equal(JSON.parse(docker.toString()).mediaType, MediaType.DockerManifest);
   assert.deepEqual(await inspectRaw(`docker://${host}/lib/single:v1`), img.manifest);
   assert.deepEqual(await inspectRaw(`docker://${host}/lib/single@${img.digest}`), img.manifest);
   assert.deepEqual(await inspectRaw(`docker://${host}/lib/multi:v2`), idx.manifest);
@@ -32,7 +35,7 @@ async function checkServes(url: string, host: string, outDir: string, img: TestI
 
   assert.deepEqual(await (await fetch(`${url}/v2/lib/single/tags/list`)).json(), { name: 'lib/single', tags: ['latest', 'v1'] });
   assert.deepEqual(await (await fetch(`${url}/v2/lib/multi/tags/list`)).json(), { name: 'lib/multi', tags: ['v2'] });
-  assert.deepEqual(await (await fetch(`${url}/v2/_catalog`)).json(), { repositories: ['lib/multi', 'lib/single'] });
+  assert.deepEqual(await (await fetch(`${url}/v2/_catalog`)).json(), { repositories: ['lib/docker', 'lib/multi', 'lib/single'] });
 }
 
 async function makeInputs(dir: string, label: string): Promise<{ src: string; img: TestImage; idx: TestIndex }> {
@@ -46,10 +49,14 @@ async function makeInputs(dir: string, label: string): Promise<{ src: string; im
   return { src, img, idx };
 }
 
-async function pushInputs(host: string, src: string): Promise<void> {
+/** Pushes the inputs with skopeo; returns the digest of the Docker v2s2 conversion (lib/docker:v1). */
+async function pushInputs(host: string, src: string): Promise<string> {
   await skopeoCopy(`oci:${src}:single`, `docker://${host}/lib/single:v1`);
   await skopeoCopy(`oci:${src}:single`, `docker://${host}/lib/single:latest`);
   await skopeoCopy(`oci:${src}:multi`, `docker://${host}/lib/multi:v2`, ['--all']);
+  const digestFile = join(src, 'docker.digest');
+  await skopeoCopy(`oci:${src}:single`, `docker://${host}/lib/docker:v1`, ['--format', 'v2s2', '--digestfile', digestFile]);
+  return (await readFile(digestFile, 'utf8')).trim();
 }
 
 test('Distribution 2.8 serves, from the same root directory, what Sluice stored', async (t) => {
@@ -61,8 +68,9 @@ test('Distribution 2.8 serves, from the same root directory, what Sluice stored'
     const { src, img, idx } = await makeInputs(s.dir, 'sluice-first');
     const reg = await startRegistry({}, root);
     let referrer: Buffer;
+    let dockerDigest = '';
     try {
-      await pushInputs(reg.host, src);
+      dockerDigest = await pushInputs(reg.host, src);
       // An artifact naming the image as its subject: Sluice's referrers index must not disturb Distribution.
       const empty = Buffer.from('{}');
       const note = Buffer.from('a signature, say');
@@ -85,7 +93,7 @@ test('Distribution 2.8 serves, from the same root directory, what Sluice stored'
       await reg.close();
     }
     dist = await startDistribution(root);
-    await checkServes(dist.url, dist.host, join(s.dir, 'out'), img, idx);
+    await checkServes(dist.url, dist.host, join(s.dir, 'out'), img, idx, dockerDigest);
     assert.deepEqual(await inspectRaw(`docker://${dist.host}/lib/single@${digestOf(referrer!)}`), referrer!);
   } finally {
     await dist?.stop();
@@ -100,14 +108,15 @@ test('Sluice serves, from the same root directory, what Distribution 2.8 stored'
   try {
     const { src, img, idx } = await makeInputs(s.dir, 'distribution-first');
     const dist = await startDistribution(root);
+    let dockerDigest: string;
     try {
-      await pushInputs(dist.host, src);
+      dockerDigest = await pushInputs(dist.host, src);
     } finally {
       await dist.stop();
     }
     const reg = await startRegistry({}, root);
     try {
-      await checkServes(reg.url, reg.host, join(s.dir, 'out'), img, idx);
+      await checkServes(reg.url, reg.host, join(s.dir, 'out'), img, idx, dockerDigest);
       // And Sluice keeps writing into that tree: a new tag on Distribution's repository.
       await skopeoCopy(`docker://${reg.host}/lib/single:v1`, `docker://${reg.host}/lib/single:v3`);
       assert.deepEqual(await (await fetch(`${reg.url}/v2/lib/single/tags/list`)).json(), { name: 'lib/single', tags: ['latest', 'v1', 'v3'] });

@@ -239,3 +239,46 @@ test('docker load accepts an archive Sluice writes; Sluice reads what docker sav
     await s.done();
   }
 });
+
+test('docker save of two images sharing a layer (linked layer.tar) is read image by image, by name and by @INDEX', async (t) => {
+  if (!hasDocker()) {
+    needTools(t, 'dockerd', 'docker');
+    return;
+  }
+  const s = await scratch();
+  const daemon = await startDockerd();
+  try {
+    const one = await makeImage({ layers: [{ 'a.txt': 'shared\n' }, { 'b.txt': 'only one\n' }, { 'a.txt': 'shared\n' }], label: 'one' });
+    const two = await makeImage({ layers: [{ 'a.txt': 'shared\n' }, { 'c.txt': 'only two\n' }], label: 'two' });
+    await daemon.docker(['load', '-i', await writeArchive(s.dir, one, 'pair/one:1')]);
+    await daemon.docker(['load', '-i', await writeArchive(s.dir, two, 'pair/two:2')]);
+    const saved = join(s.dir, 'pair.tar');
+    await daemon.docker(['save', '-o', saved, 'pair/one:1', 'pair/two:2']);
+    assert.ok((await indexTar(saved)).some((m) => m.type === '2' && m.name.endsWith('/layer.tar')), 'docker save linked a repeated layer');
+
+    await assert.rejects(openSource(`docker-archive:${saved}`), /holds 2 images; name one/);
+    for (const [ref, image] of [['pair/one:1', one], ['docker.io/pair/two:2', two]] as const) {
+      const src = await openSource(`docker-archive:${saved}:${ref}`);
+      try {
+        const m = parseManifest((await src.getManifest()).bytes) as ImageManifest;
+        assert.equal(m.config.digest, image.config.descriptor.digest, ref);
+        const diffIds = (JSON.parse(image.config.bytes.toString()) as { rootfs: { diff_ids: string[] } }).rootfs.diff_ids;
+        assert.deepEqual(m.layers.map((l) => l.digest), diffIds, ref);
+        await checkBlobs(src, m);
+      } finally {
+        await src.close();
+      }
+    }
+    const configs = new Set<string>();
+    for (const i of [0, 1]) {
+      const src = await openSource(`docker-archive:${saved}:@${i}`);
+      configs.add((parseManifest((await src.getManifest()).bytes) as ImageManifest).config.digest);
+      await src.close();
+    }
+    assert.deepEqual(configs, new Set([one.config.descriptor.digest, two.config.descriptor.digest]));
+    await assert.rejects(openSource(`docker-archive:${saved}:@2`), /no image @2/);
+  } finally {
+    await daemon.stop();
+    await s.done();
+  }
+});

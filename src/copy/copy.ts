@@ -183,6 +183,7 @@ class Copier {
   async copy(): Promise<void> {
     const started = Date.now();
     const { src, dst, opts } = this;
+    if (opts.rewriteIndex && opts.preserveDigests) throw new CopyError('--rewrite-index changes the index digest, which --preserve-digests forbids');
     for (const side of [src, dst]) {
       if (side.digestChange) {
         if (opts.preserveDigests) throw new CopyError(`--preserve-digests: ${side.description} changes manifest digests: ${side.digestChange}`);

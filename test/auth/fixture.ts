@@ -69,6 +69,7 @@ export async function startAuthRegistry(opts: { access?: unknown; auth?: Record<
     close: async () => {
       await reg.close();
       await rm(dir, { recursive: true, force: true });
+      if (opts.root) await rm(opts.root, { recursive: true, force: true });
     },
   };
 }

@@ -7,6 +7,7 @@ import type { StorageDriver } from '../storage/driver.js';
 import { RepositoryStore } from '../storage/repository.js';
 import { UploadStore } from '../storage/uploads.js';
 import { Catalog } from '../storage/catalog.js';
+import { RevisionScanner } from '../storage/revision-scan.js';
 import { allowAll, type Authorizer } from './access.js';
 import type { Metrics } from './metrics.js';
 
@@ -18,6 +19,8 @@ export class RegistryContext {
   readonly blobs: BlobStore;
   readonly uploads: UploadStore;
   readonly catalog: Catalog;
+  /** What each repository's revisions say (referrers, index children), read once per process. */
+  readonly scanner: RevisionScanner;
   readonly deleteEnabled: boolean;
   readonly readOnly: boolean;
   readonly manifestLimit: number;
@@ -36,6 +39,7 @@ export class RegistryContext {
     this.catalog = new Catalog(driver);
     this.deleteEnabled = config.storage.delete?.enabled ?? false;
     this.readOnly = config.storage.maintenance?.readonly?.enabled ?? false;
+    this.scanner = new RevisionScanner(driver, !this.readOnly);
     this.manifestLimit = config.limits.manifestbytes;
     const idx = config.validation.manifests?.indexes;
     this.indexPolicy =

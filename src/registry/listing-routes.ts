@@ -72,8 +72,11 @@ export async function listReferrers(ctx: RegistryContext, req: FastifyRequest, r
   const q = req.query as Record<string, string | undefined>;
   const filter = q.artifactType;
   const repo = ctx.repo(name);
+  // Revisions written by another registry into this root have no `_referrers` link yet: scan them.
+  await ctx.scanner.refresh(repo);
+  const candidates = new Set([...(await repo.referrers(subject)), ...ctx.scanner.referrersOf(name, subject)]);
   const manifests: Descriptor[] = [];
-  for (const d of await repo.referrers(subject)) {
+  for (const d of candidates) {
     const stored = await repo.getManifest(d);
     if (!stored) continue;
     let m;
@@ -92,8 +95,9 @@ export async function listReferrers(ctx: RegistryContext, req: FastifyRequest, r
   }
   manifests.sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0));
   if (filter !== undefined) reply.header('oci-filters-applied', 'artifactType');
+  // A Buffer, so that Fastify adds no `; charset=utf-8` to the media type the spec prescribes.
   reply
     .code(200)
     .header('content-type', MediaType.OciIndex)
-    .send(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests }));
+    .send(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests })));
 }

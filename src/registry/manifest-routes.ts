@@ -29,24 +29,12 @@ function acceptList(req: FastifyRequest): string[] {
  * Explains a missing manifest when an index in this repository lists it: the plain error of a
  * partially mirrored index ("linux/s390x of index sha256:… is not stored in this registry").
  */
-async function missingChildMessage(repo: RepositoryStore, digest: Digest): Promise<string | null> {
-  const revisions = await repo.revisions();
-  for (const rev of revisions.slice(0, 5000)) {
-    const stored = await repo.getManifest(rev);
-    if (!stored || stored.bytes.length > 4 * 1024 * 1024) continue;
-    let m: Manifest;
-    try {
-      m = parseManifest(stored.bytes);
-    } catch {
-      continue;
-    }
-    if (m.kind !== 'index') continue;
-    const child = m.manifests.find((d) => d.digest === digest);
-    if (!child) continue;
-    const what = child.platform ? formatPlatform(child.platform) : `manifest ${digest}`;
-    return `${what} of index ${rev} is not stored in this registry (the index was mirrored without it)`;
-  }
-  return null;
+async function missingChildMessage(ctx: RegistryContext, repo: RepositoryStore, digest: Digest): Promise<string | null> {
+  await ctx.scanner.refresh(repo);
+  const entry = await ctx.scanner.indexListing(repo, digest);
+  if (!entry) return null;
+  const what = entry.platform ? formatPlatform(entry.platform) : `manifest ${digest}`;
+  return `${what} of index ${entry.index} is not stored in this registry (the index was mirrored without it)`;
 }
 
 /** GET and HEAD of a manifest by tag or digest. */
@@ -60,8 +48,9 @@ export async function getManifest(ctx: RegistryContext, req: FastifyRequest, rep
   const repo = ctx.repo(name);
   const stored = await repo.getManifest(reference);
   if (!stored) {
-    if (byDigest) {
-      const why = await missingChildMessage(repo, reference);
+    // HEAD has no body to carry the explanation, and clients HEAD often to test presence: skip the lookup.
+    if (byDigest && req.method !== 'HEAD') {
+      const why = await missingChildMessage(ctx, repo, reference);
       if (why) throw new OciError('MANIFEST_UNKNOWN', why, { digest: reference });
     }
     if (!byDigest && !(await repo.exists())) throw new OciError('NAME_UNKNOWN', `repository ${name} is not known`, { name });

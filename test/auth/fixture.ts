@@ -59,7 +59,8 @@ export async function startAuthRegistry(opts: { access?: unknown; auth?: Record<
     auth: { htpasswd: { realm: 'sluice-test', path: htpasswd }, robots: { path: robotsPath }, ...(opts.auth ?? {}) },
     access: opts.access ?? EXAMPLE_ACCESS,
   };
-  if (opts.audit) cfg.audit = opts.audit;
+  // An audit path of '' means: a file in the fixture's directory.
+  if (opts.audit) cfg.audit = (opts.audit as { path?: string }).path === '' ? { path: join(dir, 'audit.jsonl') } : opts.audit;
   const reg = await startRegistry(cfg, opts.root);
   return {
     reg,

@@ -120,7 +120,7 @@ export async function putManifest(ctx: RegistryContext, req: FastifyRequest, rep
     throw new OciError(reference.includes(':') ? 'DIGEST_INVALID' : 'TAG_INVALID', `invalid tag or digest "${reference.slice(0, 200)}"`);
   }
   const declared = req.headers['content-length'] ? Number(req.headers['content-length']) : undefined;
-  const bytes = await readSmallBody(req.raw, ctx.manifestLimit, declared, 'MANIFEST_INVALID');
+  const bytes = await readSmallBody(req.raw, ctx.manifestLimit, declared, 'MANIFEST_INVALID', 'manifest');
   ctx.metrics.bytesIn.inc({ route: 'manifest' }, bytes.length);
   const algorithm = byDigest ? parseDigest(reference).algorithm : 'sha256';
   const digest = digestOf(bytes, algorithm);

@@ -109,6 +109,11 @@ export function buildRegistry(opts: ServerOptions): Registry {
     return503OnClosing: false,
     forceCloseConnections: 'idle',
     requestIdHeader: false,
+    // Router-level failures (a path that is not valid percent-encoding) still answer in the OCI format.
+    frameworkErrors: (error, req, reply) => {
+      const err = error.code === 'FST_ERR_BAD_URL' ? new OciError('NAME_INVALID', 'the request path is not valid percent-encoding') : new OciError('UNSUPPORTED', error.message, undefined, 400);
+      sendError(reply, err, req.method === 'HEAD');
+    },
   });
   app.removeAllContentTypeParsers();
   // Leave every body unread: each route streams or bounds it itself.

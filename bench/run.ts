@@ -1,4 +1,5 @@
-// `npm run bench [-- --quick] [-- --rounds N --out FILE --workloads blob,manifest,listing,skopeo --cpu-prof DIR]`:
+// `npm run bench [-- --quick] [-- --rounds N --out FILE --workloads blob,manifest,listing,skopeo --servers sluice,distribution
+//   --cpu-prof DIR --sluice-bin PATH]`:
 // Sluice and Distribution side by side on 127.0.0.1, fresh processes and storage each round, medians reported.
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -23,6 +24,8 @@ const { values: args } = parseArgs({
     workloads: { type: 'string' },
     servers: { type: 'string' },
     'cpu-prof': { type: 'string' },
+    // Another build's bin/sluice.js, to measure a change against the build before it.
+    'sluice-bin': { type: 'string' },
   },
 });
 
@@ -78,7 +81,10 @@ try {
     for (const kind of order) {
       log(`round ${round + 1}/${rounds}: ${kind}`);
       const profDir = args['cpu-prof'] ? resolve(args['cpu-prof']) : undefined;
-      const server = await startServer(kind, kind === 'sluice' && profDir ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] } : {});
+      const server = await startServer(kind, {
+        ...(kind === 'sluice' && profDir ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] } : {}),
+        ...(args['sluice-bin'] ? { sluiceBin: resolve(args['sluice-bin']) } : {}),
+      });
       const sample: Sample = {};
       try {
         if (groups.has('blob')) await blobWorkloads(server, plan, sample);

@@ -71,7 +71,7 @@ async function waitReady(url: string, child: ChildProcess, stderr: () => string)
 }
 
 /** Starts one registry process on a fresh port with a fresh storage root. */
-export async function startServer(kind: ServerKind, opts: { nodeArgs?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<BenchServer> {
+export async function startServer(kind: ServerKind, opts: { nodeArgs?: string[]; env?: NodeJS.ProcessEnv; sluiceBin?: string } = {}): Promise<BenchServer> {
   const dir = await mkdtemp(join(tmpdir(), `sluice-bench-${kind}-`));
   const root = join(dir, 'data');
   const port = await freePort();
@@ -80,7 +80,7 @@ export async function startServer(kind: ServerKind, opts: { nodeArgs?: string[];
   if (kind === 'sluice') {
     const cfg = join(dir, 'config.yml');
     await writeFile(cfg, `log: {level: error}\nstorage: {filesystem: {rootdirectory: ${root}}, delete: {enabled: true}}\nhttp: {addr: "${host}"}\n`);
-    child = spawn(process.execPath, [...(opts.nodeArgs ?? []), join(repoRoot, 'bin/sluice.js'), 'serve', '--config', cfg, '--addr', host, '--root', root], {
+    child = spawn(process.execPath, [...(opts.nodeArgs ?? []), opts.sluiceBin ?? join(repoRoot, 'bin/sluice.js'), 'serve', '--config', cfg, '--addr', host, '--root', root], {
       cwd: dir,
       env: { ...process.env, SLUICE_LOG_LEVEL: 'error', ...opts.env },
       stdio: ['ignore', 'ignore', 'pipe'],

@@ -5,6 +5,15 @@ import { blobDataPath } from './layout.js';
 
 /** The global content-addressed blob store: bytes by digest, shared by every repository. */
 export class BlobStore {
+  /**
+   * Small blobs (manifests) read recently, by digest. Content-addressed bytes never change, so serving
+   * them from memory is safe; whether a repository still has them is decided by its links, read every time.
+   */
+  private readonly recent = new Map<Digest, Buffer>();
+  private recentBytes = 0;
+  private static readonly CACHE_ITEM_MAX = 64 * 1024;
+  private static readonly CACHE_TOTAL_MAX = 16 * 1024 * 1024;
+
   constructor(private readonly driver: StorageDriver) {}
 
   /** The size of a stored blob, or null. */
@@ -19,8 +28,25 @@ export class BlobStore {
   }
 
   /** Reads a small blob whole (manifests, configs). */
-  read(d: Digest): Promise<Buffer | null> {
-    return this.driver.getContent(blobDataPath(d));
+  async read(d: Digest): Promise<Buffer | null> {
+    const hit = this.recent.get(d);
+    if (hit) {
+      // Refresh its place so the map's insertion order stays least-recently-used first.
+      this.recent.delete(d);
+      this.recent.set(d, hit);
+      return hit;
+    }
+    const bytes = await this.driver.getContent(blobDataPath(d));
+    if (bytes && bytes.length <= BlobStore.CACHE_ITEM_MAX && !this.recent.has(d)) {
+      this.recent.set(d, bytes);
+      this.recentBytes += bytes.length;
+      for (const [k, v] of this.recent) {
+        if (this.recentBytes <= BlobStore.CACHE_TOTAL_MAX) break;
+        this.recent.delete(k);
+        this.recentBytes -= v.length;
+      }
+    }
+    return bytes;
   }
 
   /** Stores small bytes under their digest, unless already there. */

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { serve } from '../registry/server.js';
 import { registerCopyCommands } from './copy-commands.js';
+import { registerAccessCommands } from './access-commands.js';
 
 /** Prints one clear line and exits non-zero, as every command failure should. */
 export function fail(message: string): never {
@@ -32,5 +33,6 @@ program
   });
 
 registerCopyCommands(program);
+registerAccessCommands(program);
 
 await program.parseAsync(process.argv);

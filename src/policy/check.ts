@@ -56,7 +56,7 @@ export function checkPolicy(spec: PolicySpec): Finding[] {
     for (const a of actions) {
       for (let j = 0; j < i; j++) {
         const e = spec.rules[j]!;
-        if ((e.allow.includes(a) || e.deny.includes(a)) && whoCovers(e.who, rule.who) && reposCovered(e, rule, spec.sets)) {
+        if ((e.allow.includes(a) || e.deny.includes(a)) && whoCovers(e.who, rule.who, spec.groups) && reposCovered(e, rule, spec.sets)) {
           shadows.set(a, j + 1);
           break;
         }

@@ -39,8 +39,10 @@ export function compileWho(entries: string[], groups: Record<string, string[]>):
 }
 
 /** Whether `who` entry list `a` covers every principal entry list `b` covers (conservative). */
-export function whoCovers(a: string[], b: string[]): boolean {
+export function whoCovers(a: string[], b: string[], groups: Record<string, string[]> = {}): boolean {
   const ca = new Set(a.map(canonical));
+  // A group in `a` covers its members by name.
+  for (const e of [...ca]) if (e.startsWith('group:')) for (const m of groups[e.slice(6)] ?? []) ca.add(canonical(m));
   if (ca.has('*')) return true;
   return b.every((raw) => {
     const e = canonical(raw);

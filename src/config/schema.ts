@@ -24,7 +24,7 @@ const httpSchema = z
     secret: z.string().optional(),
     relativeurls: z.boolean().optional(),
     headers: z.record(z.string(), z.array(z.string())).optional(),
-    draintimeout: z.string().optional(),
+    draintimeout: z.string().regex(/^\d+(?:\.\d+)?(?:ms|s|m|h)?$/, 'a duration such as 30s, 5m or 1h').optional(),
   })
   .strict();
 

@@ -161,6 +161,9 @@ export function buildRegistry(opts: ServerOptions): Registry {
 
   app.get('/healthz', async (_req, reply) => {
     try {
+      // Listing alone would call a root that is a file "empty"; an absent root is fine (made on first write).
+      const root = await driver.stat('');
+      if (root && !root.isDirectory) throw new Error('the storage root is not a directory');
       await driver.list('');
       return reply.code(200).send({ status: 'ok', storage: driver.name });
     } catch (e) {
@@ -177,6 +180,14 @@ export function buildRegistry(opts: ServerOptions): Registry {
   return { app, ctx };
 }
 
+/** Parses a Go-style duration as Distribution writes it (`30s`, `5m`, `1h`, `500ms`; a bare number is seconds). */
+export function parseDuration(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (!m) throw new OciError('UNSUPPORTED', `invalid duration "${text}"`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+  return Number(m[1]) * unit;
+}
+
 /** Starts the registry on `http.addr` and stops it gracefully on SIGTERM and SIGINT. */
 export async function serve(config: Config, onListen?: (url: string) => void): Promise<Registry> {
   const reg = buildRegistry({ config });
@@ -187,7 +198,13 @@ export async function serve(config: Config, onListen?: (url: string) => void): P
   const stop = (signal: string) => {
     if (closing) return;
     closing = true;
-    reg.app.log.info({ signal }, 'shutting down; letting requests in flight finish');
+    const drainMs = parseDuration(config.http.draintimeout ?? '60s');
+    reg.app.log.info({ signal, drainMs }, 'shutting down; letting requests in flight finish');
+    // A client that never finishes its request must not keep the process alive forever.
+    setTimeout(() => {
+      reg.app.log.warn({ drainMs }, 'requests still in flight after http.draintimeout; exiting');
+      process.exit(1);
+    }, drainMs).unref();
     reg.app.close().then(
       () => process.exit(0),
       () => process.exit(1),

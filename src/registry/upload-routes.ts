@@ -154,9 +154,11 @@ export async function finishUpload(ctx: RegistryContext, req: FastifyRequest, re
   } else {
     req.raw.resume();
   }
+  const started = await ctx.uploads.startedAt(name, id);
   await ctx.uploads.finish(name, id, digest);
   await ctx.repo(name).linkBlob(digest);
   ctx.catalog.invalidate();
+  if (started) ctx.metrics.uploadSeconds.observe(Math.max(0, Date.now() - started.getTime()) / 1000);
   sendBlobCreated(reply, name, digest);
 }
 

@@ -61,6 +61,14 @@ export class UploadStore {
     return info ? info.size : null;
   }
 
+  /** When a session began (from its `startedat` record), or null when unknown. */
+  async startedAt(name: RepositoryName, id: string): Promise<Date | null> {
+    if (!isUploadId(id)) return null;
+    const b = await this.driver.getContent(uploadStartedAtPath(name, id));
+    const t = b ? Date.parse(b.toString('utf8').trim()) : NaN;
+    return Number.isNaN(t) ? null : new Date(t);
+  }
+
   /** Runs one operation on a session at a time, so concurrent PATCHes cannot interleave bytes. */
   private async exclusive<T>(key: string, fn: () => Promise<T>): Promise<T> {
     const prev = this.locks.get(key) ?? Promise.resolve();

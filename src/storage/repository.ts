@@ -22,6 +22,13 @@ export interface StoredManifest {
   bytes: Buffer;
 }
 
+/**
+ * Sorted tag lists by driver and directory, reused while the directory's mtime is unchanged: every page of
+ * a paginated tag list would otherwise read and sort all the repository's tags again.
+ */
+const tagLists = new WeakMap<StorageDriver, Map<string, { mtime: number; tags: string[] }>>();
+const STABLE_DIR_MS = 2000;
+
 /** One repository's view of storage: its blob links, manifest revisions, tags and referrers. */
 export class RepositoryStore {
   constructor(
@@ -100,8 +107,23 @@ export class RepositoryStore {
 
   /** All tags, sorted. */
   async tags(): Promise<string[]> {
-    const names = await this.driver.list(tagsPath(this.name));
-    return names.sort();
+    const dir = tagsPath(this.name);
+    // Only the filesystem gives directories an mtime that changes with their entries.
+    if (this.driver.name !== 'filesystem') return (await this.driver.list(dir)).sort();
+    const info = await this.driver.stat(dir);
+    if (!info) return [];
+    const mtime = info.modified.getTime();
+    let cache = tagLists.get(this.driver);
+    if (!cache) tagLists.set(this.driver, (cache = new Map()));
+    const hit = cache.get(dir);
+    if (hit && hit.mtime === mtime) return hit.tags.slice();
+    const names = (await this.driver.list(dir)).sort();
+    // A directory changed within the last moments may change again within the same mtime tick: not cached.
+    if (Date.now() - mtime > STABLE_DIR_MS) {
+      if (cache.size >= 1000) cache.delete(cache.keys().next().value!);
+      cache.set(dir, { mtime, tags: names.slice() });
+    }
+    return names;
   }
 
   /** Digests of every manifest revision. */

@@ -1,5 +1,5 @@
 // `npm run bench [-- --quick] [-- --rounds N --out FILE --workloads blob,manifest,listing,skopeo --servers sluice,distribution
-//   --cpu-prof DIR --sluice-bin PATH]`:
+//   --cpu-prof DIR --sluice-bin PATH --manifest-seconds S --listing-size N]`:
 // Sluice and Distribution side by side on 127.0.0.1, fresh processes and storage each round, medians reported.
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -26,6 +26,9 @@ const { values: args } = parseArgs({
     'cpu-prof': { type: 'string' },
     // Another build's bin/sluice.js, to measure a change against the build before it.
     'sluice-bin': { type: 'string' },
+    // Overrides of single sizes, for focused before/after runs.
+    'manifest-seconds': { type: 'string' },
+    'listing-size': { type: 'string' },
   },
 });
 
@@ -47,6 +50,8 @@ if (!haveSkopeo && groups.has('skopeo')) {
 const sizes = quick
   ? { bigBlob: 8 * MiB, chunkSize: 1 * MiB, parallelBlob: 2 * MiB, parallelCount: 4, manifestSeconds: 1, tags: 200, repos: 200, layers: logSizes(20, 1024, 1 * MiB) }
   : { bigBlob: GiB, chunkSize: 32 * MiB, parallelBlob: 256 * MiB, parallelCount: 4, manifestSeconds: 10, tags: 10_000, repos: 10_000, layers: logSizes(20, 1024, 100 * MiB) };
+if (args['manifest-seconds']) sizes.manifestSeconds = Number(args['manifest-seconds']);
+if (args['listing-size']) sizes.tags = sizes.repos = Number(args['listing-size']);
 const connections = [1, 16, 64];
 
 function log(msg: string): void {

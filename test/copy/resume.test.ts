@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { closeSync, constants, openSync, writeSync } from 'node:fs';
 import { readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CopySummary } from '../../src/copy/copy.js';
@@ -30,10 +30,11 @@ async function bytesUnder(dir: string): Promise<number> {
   return total;
 }
 
-test('a copy interrupted by the target dying mid-blob finishes on a second run, sending only what was missing', async () => {
+test('a copy interrupted by the target dying mid-blob finishes on a second run, sending only what was missing', { timeout: 180_000 }, async () => {
   const s = await scratch();
   const root = join(s.dir, 'target');
   let target = await startSluiceProcess(root);
+  let child: ChildProcess | undefined;
   try {
     const img = await makeImage({ layers: [{ 'a.bin': randomBytes(1_000_000) }, { 'b.bin': randomBytes(4_000_000) }, { 'c.bin': randomBytes(1_000_000) }] });
     const src = join(s.dir, 'src');
@@ -44,21 +45,38 @@ test('a copy interrupted by the target dying mid-blob finishes on a second run, 
     await rm(fifo);
     assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
 
-    const child = spawn(process.execPath, [SLUICE_BIN, 'copy', '--json', '--jobs', '1', '--retry-times', '0', `oci:${src}:v1`, `docker://${target.host}/app:v1`], {
+    const copy = spawn(process.execPath, [SLUICE_BIN, 'copy', '--json', '--jobs', '1', '--retry-times', '0', `oci:${src}:v1`, `docker://${target.host}/app:v1`], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
-    const exited = new Promise<number>((r) => child.once('exit', (code) => r(code ?? -1)));
+    child = copy;
+    copy.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise<number>((r) => copy.once('exit', (code) => r(code ?? -1)));
 
-    const writer = createWriteStream(fifo);
-    writer.on('error', () => undefined);
-    writer.write(b.bytes.subarray(0, 2_000_000));
+    // Opened read-write and non-blocking: neither the open nor a write can hang the test, whatever the copy does.
+    const fd = openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK);
     const uploads = join(root, 'docker/registry/v2/repositories/app/_uploads');
-    for (let i = 0; i < 400 && (await bytesUnder(uploads)) === 0; i++) await sleep(50);
-    assert.ok((await bytesUnder(uploads)) > 0, `no upload bytes arrived at the target; copy said: ${stderr}`);
-    await target.kill();
-    writer.end();
+    let arrived = 0;
+    try {
+      let written = 0;
+      const deadline = Date.now() + 60_000;
+      // Layer a (sent first with --jobs 1) must be complete, and then layer b's upload under way.
+      const aDone = async () => (await fetch(`${target.url}/v2/app/blobs/${a.descriptor.digest}`, { method: 'HEAD' })).status === 200;
+      while (Date.now() < deadline && copy.exitCode === null && !((await aDone()) && (arrived = await bytesUnder(uploads)) > 0)) {
+        try {
+          if (written < 2_000_000) written += writeSync(fd, b.bytes, written, Math.min(65536, 2_000_000 - written));
+          else await sleep(50);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+          await sleep(10);
+        }
+      }
+      assert.ok(arrived > 0, `no upload bytes arrived at the target; copy said: ${stderr}`);
+      await target.kill();
+    } finally {
+      // Closing the only writer ends the stream for the copy, which then fails and exits.
+      closeSync(fd);
+    }
     assert.equal(await exited, 1, stderr);
     assert.match(stderr, /sluice: /);
 
@@ -80,6 +98,7 @@ test('a copy interrupted by the target dying mid-blob finishes on a second run, 
     );
     await assertIntact(target.url, 'app', 'v1', img);
   } finally {
+    child?.kill('SIGKILL');
     await target.kill();
     await s.cleanup();
   }

@@ -165,6 +165,7 @@ export async function finishUpload(ctx: RegistryContext, req: FastifyRequest, re
 /** DELETE of an upload session: cancel it. */
 export async function cancelUpload(ctx: RegistryContext, req: FastifyRequest, reply: FastifyReply, name: RepositoryName, id: string): Promise<void> {
   await ctx.authorize(req, { repository: name, actions: ['push'] });
+  requireWritable(ctx);
   await requireSession(ctx, name, id);
   await ctx.uploads.cancel(name, id);
   reply.code(204).header('content-length', '0').send();

@@ -1,5 +1,6 @@
+import http from 'node:http';
 import type { Readable } from 'node:stream';
-import { Agent, request, type Dispatcher } from 'undici';
+import { pipeline } from 'node:stream/promises';
 
 /** An image as the Docker Engine lists it. */
 export interface DaemonImage {
@@ -17,12 +18,12 @@ export class DockerEngineError extends Error {
   }
 }
 
-/** Where `DOCKER_HOST`-style text points: a unix socket or a TCP base URL. */
-export function parseDaemonHost(host: string): { socketPath?: string; origin: string } {
-  if (host.startsWith('unix://')) return { socketPath: host.slice('unix://'.length), origin: 'http://docker' };
-  if (host.startsWith('/')) return { socketPath: host, origin: 'http://docker' };
-  if (host.startsWith('tcp://')) return { origin: `http://${host.slice('tcp://'.length)}` };
-  if (host.startsWith('http://')) return { origin: host.replace(/\/$/, '') };
+/** Where `DOCKER_HOST`-style text points: a unix socket or a TCP host and port. */
+export function parseDaemonHost(host: string): { socketPath?: string; hostname?: string; port?: number } {
+  if (host.startsWith('unix://')) return { socketPath: host.slice('unix://'.length) };
+  if (host.startsWith('/')) return { socketPath: host };
+  const m = /^(?:tcp|http):\/\/([^/:]+|\[[^\]]+\])(?::(\d+))?\/?$/.exec(host);
+  if (m) return { hostname: m[1]!.replace(/^\[|\]$/g, ''), port: m[2] ? Number(m[2]) : 2375 };
   throw new Error(`unsupported Docker host "${host}": use unix:///path/to/docker.sock or tcp://HOST:PORT`);
 }
 
@@ -31,56 +32,69 @@ export function defaultDaemonHost(explicit?: string): string {
   return explicit || process.env.DOCKER_HOST || 'unix:///var/run/docker.sock';
 }
 
-/** A small client for the Docker Engine API calls Sluice needs (list, inspect, export, import). */
+async function readText(res: http.IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of res) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * A small client for the Docker Engine API calls Sluice needs (list, inspect, export, import).
+ * It uses node:http rather than undici: against dockerd's chunked export, undici 7 slowed to a crawl and
+ * buffered hundreds of MB as soon as the consumer applied backpressure (writing to disk), while
+ * node:http keeps the flow and memory flat.
+ */
 export class DockerEngine {
-  private readonly dispatcher: Agent;
-  private readonly origin: string;
+  private readonly target: { socketPath?: string; hostname?: string; port?: number };
   private prefix: string | undefined;
 
   constructor(readonly host: string) {
-    const { socketPath, origin } = parseDaemonHost(host);
-    this.origin = origin;
-    this.dispatcher = new Agent(socketPath ? { connect: { socketPath } } : {});
+    this.target = parseDaemonHost(host);
   }
 
   // The daemon's own API version: every call Sluice makes exists unchanged since 1.24.
   private async versionPrefix(): Promise<string> {
     if (this.prefix === undefined) {
-      const r = await this.raw('GET', '/version');
-      const v = (await r.body.json()) as { ApiVersion?: string };
+      const v = JSON.parse(await readText(await this.raw('GET', '/version'))) as { ApiVersion?: string };
       this.prefix = v.ApiVersion && /^\d+\.\d+$/.test(v.ApiVersion) ? `/v${v.ApiVersion}` : '';
     }
     return this.prefix;
   }
 
-  private async raw(method: Dispatcher.HttpMethod, path: string, body?: Readable, headers: Record<string, string> = {}): Promise<Dispatcher.ResponseData> {
-    let r: Dispatcher.ResponseData;
+  private async raw(method: string, path: string, body?: Readable, headers: Record<string, string> = {}): Promise<http.IncomingMessage> {
+    let res: http.IncomingMessage;
     try {
-      r = await request(`${this.origin}${path}`, { method, dispatcher: this.dispatcher, headers, ...(body ? { body } : {}) });
+      res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+        const req = http.request({ ...this.target, path, method, headers: { host: 'docker', ...headers } }, resolve);
+        req.on('error', reject);
+        if (body) pipeline(body, req).catch((e: unknown) => req.destroy(e as Error));
+        else req.end();
+      });
     } catch (e) {
       throw new Error(`cannot reach the Docker daemon at ${this.host}: ${(e as Error).message}`);
     }
-    if (r.statusCode >= 400) {
-      const text = await r.body.text();
+    const status = res.statusCode ?? 0;
+    if (status >= 400) {
+      const text = await readText(res);
       let message = text.trim();
       try {
         message = (JSON.parse(text) as { message?: string }).message ?? message;
       } catch {
         // not JSON: keep the text
       }
-      throw new DockerEngineError(`Docker daemon ${this.host}: ${method} ${path.split('?')[0]}: ${message} (HTTP ${r.statusCode})`, r.statusCode);
+      throw new DockerEngineError(`Docker daemon ${this.host}: ${method} ${path.split('?')[0]}: ${message} (HTTP ${status})`, status);
     }
-    return r;
+    return res;
   }
 
-  private async call(method: Dispatcher.HttpMethod, path: string, body?: Readable, headers?: Record<string, string>): Promise<Dispatcher.ResponseData> {
+  private async call(method: string, path: string, body?: Readable, headers?: Record<string, string>): Promise<http.IncomingMessage> {
     return this.raw(method, `${await this.versionPrefix()}${path}`, body, headers);
   }
 
   /** Every image with its RepoTags and RepoDigests (`GET /images/json`). */
   async listImages(): Promise<DaemonImage[]> {
     const r = await this.call('GET', '/images/json');
-    const list = (await r.body.json()) as { Id: string; RepoTags?: string[] | null; RepoDigests?: string[] | null; Size: number; Created: number }[];
+    const list = JSON.parse(await readText(r)) as { Id: string; RepoTags?: string[] | null; RepoDigests?: string[] | null; Size: number; Created: number }[];
     return list.map((i) => ({
       id: i.Id,
       // The daemon lists untagged images as `<none>:<none>`.
@@ -95,7 +109,7 @@ export class DockerEngine {
   async imageId(name: string): Promise<string | undefined> {
     try {
       const r = await this.call('GET', `/images/${name.split("/").map(encodeURIComponent).join("/")}/json`);
-      return ((await r.body.json()) as { Id: string }).Id;
+      return (JSON.parse(await readText(r)) as { Id: string }).Id;
     } catch (e) {
       if (e instanceof DockerEngineError && e.status === 404) return undefined;
       throw e;
@@ -105,14 +119,13 @@ export class DockerEngine {
   /** Streams `docker save` of the named images (`GET /images/get?names=`). */
   async exportImages(names: string[]): Promise<Readable> {
     const q = names.map((n) => `names=${encodeURIComponent(n)}`).join('&');
-    const r = await this.call('GET', `/images/get?${q}`);
-    return r.body;
+    return this.call('GET', `/images/get?${q}`);
   }
 
   /** Loads a `docker save` archive (`POST /images/load`); returns the daemon's "Loaded image" lines. */
   async loadImages(archive: Readable): Promise<string[]> {
     const r = await this.call('POST', '/images/load', archive, { 'content-type': 'application/x-tar' });
-    const text = await r.body.text();
+    const text = await readText(r);
     const loaded: string[] = [];
     // The answer is a stream of JSON messages; a failed load still answers 200 with an "error" message.
     for (const line of text.split('\n')) {
@@ -129,7 +142,6 @@ export class DockerEngine {
     return loaded;
   }
 
-  async close(): Promise<void> {
-    await this.dispatcher.close();
-  }
+  /** Nothing is pooled: each call opens its own connection. */
+  async close(): Promise<void> {}
 }

@@ -1,6 +1,9 @@
 import { z } from 'zod';
+import { isDuration } from './duration.js';
 import { auditConfigSchema, authConfigSchema } from '../auth/config.js';
 import { accessConfigSchema } from '../policy/config.js';
+
+const duration = z.string().refine(isDuration, 'expected a duration such as 30s, 5m, 168h');
 
 // Every object is strict so that unknown keys surface; load.ts turns those into warnings, not errors.
 const platformEntry = z
@@ -24,7 +27,7 @@ const httpSchema = z
     secret: z.string().optional(),
     relativeurls: z.boolean().optional(),
     headers: z.record(z.string(), z.array(z.string())).optional(),
-    draintimeout: z.string().regex(/^\d+(?:\.\d+)?(?:ms|s|m|h)?$/, 'a duration such as 30s, 5m or 1h').optional(),
+    draintimeout: duration.optional(),
   })
   .strict();
 
@@ -38,7 +41,11 @@ const storageSchema = z
     maintenance: z
       .object({
         readonly: z.object({ enabled: z.boolean().default(false) }).strict().optional(),
-        uploadpurging: z.record(z.string(), z.unknown()).optional(),
+        // Distribution's keys and defaults: sessions older than `age` are deleted every `interval`.
+        uploadpurging: z
+          .object({ enabled: z.boolean().default(true), age: duration.default('168h'), interval: duration.default('24h'), dryrun: z.boolean().default(false) })
+          .strict()
+          .optional(),
       })
       .strict()
       .optional(),

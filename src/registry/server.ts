@@ -1,6 +1,8 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Config } from '../config/schema.js';
 import { parseAddr } from '../config/load.js';
+import { parseDuration } from '../config/duration.js';
+import { scheduleUploadPurge } from './maintenance.js';
 import { OciError } from '../oci/errors.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { FilesystemDriver } from '../storage/filesystem.js';
@@ -180,26 +182,20 @@ export function buildRegistry(opts: ServerOptions): Registry {
   return { app, ctx };
 }
 
-/** Parses a Go-style duration as Distribution writes it (`30s`, `5m`, `1h`, `500ms`; a bare number is seconds). */
-export function parseDuration(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
-  if (!m) throw new OciError('UNSUPPORTED', `invalid duration "${text}"`);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
-  return Number(m[1]) * unit;
-}
-
 /** Starts the registry on `http.addr` and stops it gracefully on SIGTERM and SIGINT. */
 export async function serve(config: Config, onListen?: (url: string) => void): Promise<Registry> {
   const reg = buildRegistry({ config });
   const { host, port } = parseAddr(config.http.addr);
   const address = await reg.app.listen({ host, port });
   onListen?.(address);
+  const purge = scheduleUploadPurge(reg);
   let closing = false;
   const stop = (signal: string) => {
     if (closing) return;
     closing = true;
     const drainMs = parseDuration(config.http.draintimeout ?? '60s');
     reg.app.log.info({ signal, drainMs }, 'shutting down; letting requests in flight finish');
+    purge.stop();
     // A client that never finishes its request must not keep the process alive forever.
     setTimeout(() => {
       reg.app.log.warn({ drainMs }, 'requests still in flight after http.draintimeout; exiting');

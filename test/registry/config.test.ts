@@ -157,3 +157,23 @@ test('environment overrides (SLUICE_ and REGISTRY_), and --addr/--root over both
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('durations in Distribution syntax', async () => {
+  const { parseDuration, isDuration } = await import('../../src/config/duration.js');
+  assert.equal(parseDuration('500ms'), 500);
+  assert.equal(parseDuration('30s'), 30_000);
+  assert.equal(parseDuration('168h'), 168 * 3_600_000);
+  assert.equal(parseDuration('1h30m'), 90 * 60_000);
+  assert.equal(parseDuration('10'), 10_000);
+  for (const bad of ['', 'soon', '10x', 'h', '-5s']) assert.equal(isDuration(bad), false, bad);
+  const dir = await scratch();
+  try {
+    const file = await writeConfig(dir, 'storage:\n  maintenance:\n    uploadpurging:\n      enabled: true\n      age: 168h\n      interval: 24h\n      dryrun: false\nhttp:\n  draintimeout: 60s\n');
+    const { config, warnings } = await loadConfig(file, {}, {});
+    assert.deepEqual(warnings, []);
+    assert.equal(config.storage.maintenance?.uploadpurging?.age, '168h');
+    await assert.rejects(loadConfig(await writeConfig(dir, 'http:\n  draintimeout: soon\n'), {}, {}), /http\.draintimeout/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

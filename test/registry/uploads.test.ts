@@ -267,3 +267,30 @@ test('uploads into a read-only registry are UNSUPPORTED', async () => {
     await reg.close();
   }
 });
+
+test('upload purging removes sessions older than storage.maintenance.uploadpurging.age, and only those', async () => {
+  const { writeFile } = await import('node:fs/promises');
+  const { scheduleUploadPurge } = await import('../../src/registry/maintenance.js');
+  const reg = await startRegistry({ storage: { maintenance: { uploadpurging: { age: '1h', interval: '1h' } } } });
+  try {
+    const old = await startSession(reg.url, 'purge/me');
+    const fresh = await startSession(reg.url, 'purge/me');
+    await fetch(old, { method: 'PATCH', body: Buffer.from('stale') });
+    const oldId = old.split('/').pop()!;
+    const uploads = join(reg.root, 'docker/registry/v2/repositories/purge/me/_uploads');
+    await writeFile(join(uploads, oldId, 'startedat'), new Date(Date.now() - 2 * 3600_000).toISOString());
+    const dry = await reg.ctx.uploads.purge(new Date(Date.now() - 3600_000), true);
+    assert.deepEqual(dry, [`purge/me/${oldId}`]);
+    assert.equal((await fetch(old)).status, 204);
+    const job = scheduleUploadPurge(reg);
+    try {
+      for (let i = 0; i < 2000 && (await readdir(uploads)).includes(oldId); i++) await new Promise((r) => setTimeout(r, 5));
+    } finally {
+      job.stop();
+    }
+    assert.equal((await fetch(old)).status, 404);
+    assert.equal((await fetch(fresh)).status, 204);
+  } finally {
+    await reg.close();
+  }
+});

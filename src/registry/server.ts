@@ -114,6 +114,7 @@ export function buildRegistry(opts: ServerOptions): Registry {
     // Router-level failures (a path that is not valid percent-encoding) still answer in the OCI format.
     frameworkErrors: (error, req, reply) => {
       const err = error.code === 'FST_ERR_BAD_URL' ? new OciError('NAME_INVALID', 'the request path is not valid percent-encoding') : new OciError('UNSUPPORTED', error.message, undefined, 400);
+      reply.header('docker-distribution-api-version', 'registry/2.0');
       sendError(reply, err, req.method === 'HEAD');
     },
   });

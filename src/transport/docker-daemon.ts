@@ -26,26 +26,39 @@ export const DAEMON_WRITE_DIGEST_CHANGE =
 // Docker reads a full 64-hex string as an image ID rather than a repository name.
 const IMAGE_ID = /^(sha256:)?[a-f0-9]{64}$/;
 
-/** An image exported from a daemon: the export is spooled to a file and read as a Docker archive. */
+/**
+ * An image exported from a daemon: the export is spooled to a file and read as a Docker archive.
+ * The export happens on first use, so listing tags does not pay for it.
+ */
 class DockerDaemonSource implements ImageSource {
-  readonly digestChange?: string;
+  readonly digestChange = DAEMON_READ_DIGEST_CHANGE;
+  private archive: Promise<DockerArchiveSource> | undefined;
+  private spoolDir: string | undefined;
 
   constructor(
     readonly description: string,
-    private readonly archive: DockerArchiveSource,
     private readonly engine: DockerEngine,
-    private readonly spoolDir: string,
+    private readonly name: string,
     private readonly repository: { registry: string; repository: string } | undefined,
-  ) {
-    if (archive.digestChange) this.digestChange = DAEMON_READ_DIGEST_CHANGE;
+    private readonly tmpDir: string,
+  ) {}
+
+  private exported(): Promise<DockerArchiveSource> {
+    this.archive ??= (async () => {
+      this.spoolDir = await mkdtemp(join(this.tmpDir, 'sluice-docker-daemon-'));
+      const file = join(this.spoolDir, 'export.tar');
+      await pipeline(await this.engine.exportImages([this.name]), createWriteStream(file));
+      return DockerArchiveSource.open(file, this.repository ? { name: this.name } : undefined, this.description);
+    })();
+    return this.archive;
   }
 
-  getManifest(digest?: Digest): Promise<RawManifest> {
-    return this.archive.getManifest(digest);
+  async getManifest(digest?: Digest): Promise<RawManifest> {
+    return (await this.exported()).getManifest(digest);
   }
 
-  getBlob(descriptor: Descriptor): Promise<Readable> {
-    return this.archive.getBlob(descriptor);
+  async getBlob(descriptor: Descriptor): Promise<Readable> {
+    return (await this.exported()).getBlob(descriptor);
   }
 
   /** Tags the daemon has for this image's repository (from RepoTags). */
@@ -55,9 +68,9 @@ class DockerDaemonSource implements ImageSource {
   }
 
   async close(): Promise<void> {
-    await this.archive.close();
+    await this.archive?.catch(() => undefined);
     await this.engine.close();
-    await rm(this.spoolDir, { recursive: true, force: true });
+    if (this.spoolDir) await rm(this.spoolDir, { recursive: true, force: true });
   }
 }
 
@@ -77,23 +90,16 @@ export async function listDaemonTags(engine: DockerEngine, repo: { registry: str
   return [...tags].sort();
 }
 
-/** Opens `docker-daemon:NAME[:TAG]` (or an image ID) for reading: exports the image from the daemon. */
+/** Opens `docker-daemon:NAME[:TAG]` (or an image ID) for reading; the image is exported on first use. */
 export async function openDockerDaemonSource(rest: string, opts: TransportOptions = {}): Promise<ImageSource> {
   const engine = new DockerEngine(defaultDaemonHost(opts.daemonHost));
-  let spoolDir: string | undefined;
   try {
-    const byId = IMAGE_ID.test(rest);
-    const named = byId ? undefined : parseTaggedName(rest);
+    const named = IMAGE_ID.test(rest) ? undefined : parseTaggedName(rest);
     const name = named ? familiarName(named) : rest;
     if ((await engine.imageId(name)) === undefined) throw new Error(`the Docker daemon at ${engine.host} has no image ${name}`);
-    spoolDir = await mkdtemp(join(opts.tmpDir ?? tmpdir(), 'sluice-docker-daemon-'));
-    const file = join(spoolDir, 'export.tar');
-    await pipeline(await engine.exportImages([name]), createWriteStream(file));
-    const archive = await DockerArchiveSource.open(file, named ? { name } : undefined, `docker-daemon:${rest}`);
-    return new DockerDaemonSource(`docker-daemon:${rest}`, archive, engine, spoolDir, named);
+    return new DockerDaemonSource(`docker-daemon:${rest}`, engine, name, named, opts.tmpDir ?? tmpdir());
   } catch (e) {
     await engine.close();
-    if (spoolDir) await rm(spoolDir, { recursive: true, force: true });
     throw e;
   }
 }

@@ -70,7 +70,11 @@ export async function startDockerd(): Promise<TestDaemon> {
       await exited;
       clearTimeout(timer);
     }
-    await rm(dir, { recursive: true, force: true });
+    // dockerd's own containerd can still be writing under exec/ for a moment after dockerd exits.
+    for (let i = 0; i < 50 && existsSync(dir); i++) {
+      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      if (existsSync(dir)) await new Promise((r) => setTimeout(r, 100));
+    }
   };
   // Readiness is a bounded number of pings, not a timing assertion.
   for (let i = 0; i < 300; i++) {

@@ -153,7 +153,9 @@ export function buildRegistry(opts: ServerOptions): Registry {
       await dispatch(ctx, req, reply, ep);
     } catch (e) {
       const err = toOciError(e);
-      if (err.code === 'UNKNOWN') req.log.error({ err: e }, 'request failed');
+      // A client that hangs up mid-body is routine, not a server fault.
+      if (err.code === 'UNKNOWN' && !req.raw.complete && req.raw.destroyed) req.log.info({ url: req.url }, 'client went away mid-request');
+      else if (err.code === 'UNKNOWN') req.log.error({ err: e }, 'request failed');
       if (!reply.sent) sendError(reply, err, head);
       // An unread request body must not be left hanging on the socket.
       if (!req.raw.readableEnded) req.raw.resume();

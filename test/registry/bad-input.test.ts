@@ -278,3 +278,28 @@ test('a client hanging up mid monolithic upload leaves no blob, no session and n
     await until(async () => (await openFilesUnder(reg.root)).length === 0, 'the upload file to be closed');
   });
 });
+
+test('a client hanging up mid-download leaves no open file and the server serving', async () => {
+  await withImage(async (reg) => {
+    const { request } = await import('node:http');
+    const data = randomBytes(8 * 1024 * 1024);
+    const { pushBlob } = await import('../helpers/images.js');
+    const d = await pushBlob(reg.url, 'good/app', data);
+    const u = new URL(reg.url);
+    for (const range of [undefined, 'bytes=1000-']) {
+      await new Promise<void>((resolve, reject) => {
+        const req = request({ host: u.hostname, port: u.port, path: `/v2/good/app/blobs/${d}`, headers: range ? { range } : {} }, (res) => {
+          res.once('data', () => {
+            req.destroy();
+            resolve();
+          });
+        });
+        req.on('error', (e) => (req.destroyed ? undefined : reject(e)));
+        req.end();
+      });
+      await until(async () => (await openFilesUnder(reg.root)).length === 0, 'the blob file to be closed');
+    }
+    const g = await fetch(`${reg.url}/v2/good/app/blobs/${d}`);
+    assert.deepEqual(Buffer.from(await g.arrayBuffer()), data);
+  });
+});

@@ -282,3 +282,29 @@ test('docker save of two images sharing a layer (linked layer.tar) is read image
     await s.done();
   }
 });
+
+test('podman loads an archive Sluice writes and Sluice reads what podman saves', async (t) => {
+  if (!needTools(t, 'podman')) return;
+  const s = await scratch();
+  try {
+    const image = await makeImage({ layers: [{ 'p.txt': 'podman round trip\n' }], label: 'podman' });
+    const file = await writeArchive(s.dir, image, 'pod/trip:v1');
+    const P = ['--storage-driver', 'vfs', '--root', join(s.dir, 'root'), '--runroot', join(s.dir, 'runroot')];
+    await runOk('podman', [...P, 'load', '-i', file]);
+    const id = (await runOk('podman', [...P, 'image', 'inspect', '--format', '{{.Id}}', 'localhost/pod/trip:v1'])).stdout.trim();
+    assert.equal(`sha256:${id}`, image.config.descriptor.digest);
+    const saved = join(s.dir, 'podman-saved.tar');
+    await runOk('podman', [...P, 'save', '--format', 'docker-archive', '-o', saved, 'localhost/pod/trip:v1']);
+    const src = await openSource(`docker-archive:${saved}`);
+    try {
+      const m = parseManifest((await src.getManifest()).bytes) as ImageManifest;
+      assert.equal(m.config.digest, image.config.descriptor.digest);
+      const blobs = await checkBlobs(src, m);
+      assert.deepEqual(blobs.get(m.layers[0]!.digest), gunzipSync(image.layers[0]!.bytes));
+    } finally {
+      await src.close();
+    }
+  } finally {
+    await s.done();
+  }
+});

@@ -29,6 +29,14 @@ export const ARCHIVE_DIGEST_CHANGE =
 const MAX_JSON = 16 * 1024 * 1024;
 const HEX_BLOB = /^blobs\/(sha256|sha512)\/([a-f0-9]+)$/;
 
+function parseJson(bytes: Buffer, what: string): unknown {
+  try {
+    return JSON.parse(bytes.toString('utf8'));
+  } catch (e) {
+    throw new Error(`${what} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
 function rangeStream(path: string, m: TarMember): Readable {
   if (m.size === 0) return Readable.from([]);
   return createReadStream(path, { start: m.offset, end: m.offset + m.size - 1 });
@@ -102,7 +110,7 @@ export class DockerArchiveSource implements ImageSource {
     const members = new Map(list.map((m) => [m.name, m]));
     const saveMember = resolveMember(members, 'manifest.json');
     if (!saveMember) throw new Error(`${path} is not a Docker archive: it has no manifest.json`);
-    const save = JSON.parse((await readMember(path, saveMember, 'manifest.json')).toString('utf8')) as SaveEntry[];
+    const save = parseJson(await readMember(path, saveMember, 'manifest.json'), `${path}: manifest.json`) as SaveEntry[];
     if (!Array.isArray(save) || save.length === 0) throw new Error(`${path}: manifest.json lists no image`);
     const entry = pickEntry(save, selection, path);
 
@@ -126,7 +134,7 @@ export class DockerArchiveSource implements ImageSource {
   private async findOciManifest(entry: SaveEntry, selection: ArchiveSelection): Promise<RawManifest | undefined> {
     const indexMember = resolveMember(this.members, 'index.json');
     if (!indexMember || !resolveMember(this.members, 'oci-layout')) return undefined;
-    const index = JSON.parse((await readMember(this.path, indexMember, 'index.json')).toString('utf8')) as { manifests?: Descriptor[] };
+    const index = parseJson(await readMember(this.path, indexMember, 'index.json'), `${this.path}: index.json`) as { manifests?: Descriptor[] };
     const configMember = resolveMember(this.members, entry.Config);
     if (!configMember) return undefined;
     const configDigest = digestOf(await readMember(this.path, configMember, 'config'));
@@ -164,7 +172,7 @@ export class DockerArchiveSource implements ImageSource {
     const configBytes = await readMember(this.path, configMember, 'config');
     const configDigest = digestOf(configBytes);
     this.blobs.set(configDigest, configMember);
-    const config = JSON.parse(configBytes.toString('utf8')) as { rootfs?: { diff_ids?: string[] } };
+    const config = parseJson(configBytes, `${this.path}: config ${entry.Config}`) as { rootfs?: { diff_ids?: string[] } };
     const diffIds = config.rootfs?.diff_ids ?? [];
     if (diffIds.length !== entry.Layers.length) {
       throw new Error(`${this.path}: the config lists ${diffIds.length} layers but manifest.json names ${entry.Layers.length}`);

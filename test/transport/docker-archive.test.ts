@@ -14,7 +14,7 @@ import { indexTar } from '../../src/transport/tar-index.js';
 import { openDestination, openSource } from '../../src/transport/index.js';
 import type { ImageSource } from '../../src/transport/transport.js';
 import { startDockerd, hasDocker } from '../helpers/dockerd.js';
-import { makeImage, makeTar, writeOciLayout, type TestImage } from '../helpers/images.js';
+import { makeImage, makeMultiArch, makeTar, writeOciLayout, type TestImage } from '../helpers/images.js';
 import { needTools, runOk } from '../helpers/tools.js';
 
 async function readAll(s: Readable): Promise<Buffer> {
@@ -303,6 +303,36 @@ test('podman loads an archive Sluice writes and Sluice reads what podman saves',
       assert.deepEqual(blobs.get(m.layers[0]!.digest), gunzipSync(image.layers[0]!.bytes));
     } finally {
       await src.close();
+    }
+  } finally {
+    await s.done();
+  }
+});
+
+test('an index copied into a Docker archive becomes the one chosen platform', async () => {
+  const s = await scratch();
+  try {
+    const index = await makeMultiArch('pick');
+    const layout = join(s.dir, 'layout');
+    await writeOciLayout(layout, [{ tag: 'multi', image: index }]);
+    for (const [platform, arch] of [[undefined, 'amd64'], [{ os: 'linux', architecture: 'arm64' }, 'arm64']] as const) {
+      const file = join(s.dir, `${arch}.tar`);
+      const src = await openSource(`oci:${layout}:multi`);
+      const dst = await openDestination(`docker-archive:${file}:multi/pick:${arch}`);
+      try {
+        await copyImage(src, dst, platform ? { platforms: [platform] } : { defaultPlatform: { os: 'linux', architecture: 'amd64' } });
+      } finally {
+        await src.close();
+        await dst.close();
+      }
+      const back = await openSource(`docker-archive:${file}`);
+      try {
+        const m = parseManifest((await back.getManifest()).bytes) as ImageManifest;
+        const want = index.images.find((i) => i.platform.architecture === arch)!;
+        assert.equal(m.config.digest, want.config.descriptor.digest, arch);
+      } finally {
+        await back.close();
+      }
     }
   } finally {
     await s.done();

@@ -58,7 +58,8 @@ export async function getManifest(ctx: RegistryContext, req: FastifyRequest, rep
   }
   const mediaType = mediaTypeOf(stored.bytes);
   const accepts = acceptList(req);
-  if (!byDigest && accepts.length > 0 && !accepts.includes(mediaType) && !accepts.includes('*/*')) {
+  const accepted = accepts.some((a) => a === mediaType || a === '*/*' || (a.endsWith('/*') && mediaType.startsWith(a.slice(0, -1))));
+  if (!byDigest && accepts.length > 0 && !accepted) {
     // Distribution's answer too: never convert a manifest, so say it cannot be served as asked.
     throw new OciError('MANIFEST_UNKNOWN', `manifest ${reference} is ${mediaType}, which the Accept header does not include`, { tag: reference, mediaType });
   }

@@ -95,7 +95,9 @@ test('Accept negotiation: a tag whose type the client does not accept is MANIFES
     const r = await fetch(`${reg.url}/v2/m/accept/manifests/v1`, { headers: { accept: MediaType.DockerManifest } });
     assert.equal(r.status, 404);
     assert.equal(await errorCode(r), 'MANIFEST_UNKNOWN');
-    for (const accept of ['*/*', undefined, `${MediaType.DockerManifest}, ${MediaType.OciManifest}`]) {
+    const wrongFamily = await fetch(`${reg.url}/v2/m/accept/manifests/v1`, { headers: { accept: 'text/*' } });
+    assert.equal(wrongFamily.status, 404);
+    for (const accept of ['*/*', 'application/*', undefined, `${MediaType.DockerManifest}, ${MediaType.OciManifest}`]) {
       const ok = await fetch(`${reg.url}/v2/m/accept/manifests/v1`, { headers: accept ? { accept } : {} });
       assert.equal(ok.status, 200, String(accept));
       assert.deepEqual(await bytesOf(ok), img.manifest);

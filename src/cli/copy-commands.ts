@@ -11,6 +11,12 @@ function die(message: string): never {
   process.exit(1);
 }
 
+/** Reports a failure and sets the exit code without exiting, so `finally` can still remove temporary files. */
+function failed(e: unknown): void {
+  process.stderr.write(`sluice: ${(e as Error).message}\n`);
+  process.exitCode = 1;
+}
+
 function parseBool(v: string): boolean {
   if (/^(true|1|yes)$/i.test(v)) return true;
   if (/^(false|0|no)$/i.test(v)) return false;
@@ -121,7 +127,7 @@ async function copyCommand(srcRef: string, dstRef: string, f: CopyFlags): Promis
     else if (!f.quiet) process.stderr.write(`copied ${summary.source} to ${summary.destination} (${summary.digest})\n`);
   } catch (e) {
     progress.stop();
-    die((e as Error).message);
+    failed(e);
   } finally {
     await src?.close().catch(() => undefined);
     await dst?.close().catch(() => undefined);
@@ -152,7 +158,7 @@ async function inspectCommand(ref: string, f: { raw?: boolean; config?: boolean;
     const m = parseManifest(top.bytes, top.mediaType);
     const config = await readConfig(src, m);
     if (f.config) {
-      if (!config) die(`${ref} is an index: inspect one of its manifests for a config`);
+      if (!config) throw new Error(`${ref} is an index: inspect one of its manifests for a config`);
       process.stdout.write(`${JSON.stringify(config, null, f.raw ? undefined : 2)}\n`);
       return;
     }
@@ -178,7 +184,7 @@ async function inspectCommand(ref: string, f: { raw?: boolean; config?: boolean;
     }
     process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
   } catch (e) {
-    die((e as Error).message);
+    failed(e);
   } finally {
     await src?.close().catch(() => undefined);
   }
@@ -189,11 +195,11 @@ async function tagsCommand(ref: string, f: SideFlags & { json?: boolean }): Prom
   let src: ImageSource | undefined;
   try {
     src = await openSource(ref, transportOptions(f));
-    if (!src.listTags) die(`${src.description}: this transport cannot list tags`);
+    if (!src.listTags) throw new Error(`${src.description}: this transport cannot list tags`);
     const tags = await src.listTags();
     process.stdout.write(f.json ? `${JSON.stringify({ Repository: src.description, Tags: tags }, null, 2)}\n` : tags.map((t) => `${t}\n`).join(''));
   } catch (e) {
-    die((e as Error).message);
+    failed(e);
   } finally {
     await src?.close().catch(() => undefined);
   }

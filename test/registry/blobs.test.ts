@@ -135,3 +135,26 @@ test('blob DELETE is UNSUPPORTED (405) when storage.delete.enabled is false', as
     await reg.close();
   }
 });
+
+test('methods an endpoint does not support answer UNSUPPORTED (405) in the OCI format', async () => {
+  const reg = await startRegistry();
+  try {
+    const d = await pushBlob(reg.url, 'm/x', Buffer.from('x'));
+    for (const [method, path] of [
+      ['PUT', `/v2/m/x/blobs/${d}`],
+      ['DELETE', '/v2/_catalog'],
+      ['POST', '/v2/m/x/tags/list'],
+      ['PUT', `/v2/m/x/referrers/${d}`],
+      ['PATCH', '/v2/m/x/blobs/uploads/'],
+    ] as const) {
+      const r = await fetch(`${reg.url}${path}`, { method, ...(method === 'PUT' || method === 'PATCH' || method === 'POST' ? { body: 'x' } : {}) });
+      assert.equal(r.status, 405, `${method} ${path}`);
+      assert.equal(await errorCode(r), 'UNSUPPORTED');
+      assert.equal(r.headers.get('docker-distribution-api-version'), 'registry/2.0');
+    }
+    const g = await fetch(`${reg.url}/v2/m/x/blobs/${d}`);
+    assert.equal((await bytesOf(g)).toString(), 'x');
+  } finally {
+    await reg.close();
+  }
+});

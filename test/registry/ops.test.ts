@@ -207,3 +207,30 @@ test('a request that never finishes does not hold shutdown past http.draintimeou
     await rm(root, { recursive: true, force: true });
   }
 });
+
+test("sluice serve runs from Debian's Distribution config.yml (paths adjusted, auth left out) with its headers and deletion", async (t) => {
+  const { existsSync } = await import('node:fs');
+  const { readFile } = await import('node:fs/promises');
+  const debian = '/etc/docker/registry/config.yml';
+  if (!existsSync(debian)) return t.skip(`${debian} not present (apt-get install docker-registry)`);
+  const root = await mkdtemp(join(tmpdir(), 'sluice-ops-'));
+  const text = (await readFile(debian, 'utf8')).replace('/var/lib/docker-registry', join(root, 'data')).replace(/^auth:\n(?:[ \t]+.*\n)*/m, '');
+  assert.ok(!text.includes('htpasswd'));
+  const cfg = join(root, 'config.yml');
+  await writeFile(cfg, text);
+  const s = await serveProcess(join(root, 'data'), ['--config', cfg]);
+  try {
+    const img = await makeImage();
+    await pushImage(s.url, 'debian/conf', 'v1', img);
+    const r = await fetch(`${s.url}/v2/debian/conf/manifests/v1`);
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('x-content-type-options'), 'nosniff');
+    // storage.delete.enabled: true in Debian's file.
+    assert.equal((await fetch(`${s.url}/v2/debian/conf/manifests/${img.digest}`, { method: 'DELETE' })).status, 202);
+    assert.ok(!/unknown config key/.test(s.stdout()), s.stdout());
+  } finally {
+    s.child.kill('SIGTERM');
+    assert.equal(await s.exit, 0);
+    await rm(root, { recursive: true, force: true });
+  }
+});

@@ -14,9 +14,10 @@ import { MediaType } from '../../src/oci/mediatypes.js';
 import { scratch } from '../helpers/clients.js';
 import { SLUICE_BIN, startSluiceProcess } from '../helpers/sluice-cli.js';
 
-// 256 MiB by default (already more than the memory bound, so buffering would show); 1 GiB with SLUICE_TEST_LARGE=1.
-const SIZE = process.env.SLUICE_TEST_LARGE === '1' ? 1024 * 1024 * 1024 : 256 * 1024 * 1024;
-const LIMIT_KB = 200 * 1024;
+// 1 GiB, as the issue asks (about 20 s and 2 GiB of temporary disk); SLUICE_TEST_LARGE=0 shrinks it to
+// 256 MiB on a small machine, still more than the memory bound, so buffering would show.
+const SIZE = process.env.SLUICE_TEST_LARGE === '0' ? 256 * 1024 * 1024 : 1024 * 1024 * 1024;
+const LIMIT_KB = Math.floor(200e6 / 1024); // 200 MB in the kB that /proc reports
 
 /** Peak resident memory (VmHWM, kB) of a running process, or 0 once it has gone. */
 async function peakKb(pid: number): Promise<number> {

@@ -203,17 +203,23 @@ export class AccessControl {
       const target = targetOf(c.repository, 'reference' in c ? c.reference : undefined);
       for (const a of c.actions) {
         if (!isAction(a)) throw new OciError('DENIED', `unknown action ${a}`);
-        if (id.grants && granted(id.grants, c.repository, a, id.via === 'external')) continue;
         const scope: AccessEntry = c.repository === undefined ? { type: 'registry', name: 'catalog', actions: ['*'] } : { type: 'repository', name: c.repository, actions: scopeFor(access, c.repository) };
-        if (id.via === 'external') this.insufficient(req, id, a, c.repository, scope, 'the token does not grant it');
+        if (id.via === 'external') {
+          // An external issuer's token decides on its own: Sluice's policy is not consulted.
+          if (!granted(id.grants ?? [], c.repository, a, true)) this.insufficient(req, id, a, c.repository, scope, 'the token does not grant it');
+          continue;
+        }
+        // Our own tokens are a ceiling, not a pass: the policy is evaluated for every request too, because
+        // a token is granted per repository while rules may name tags (immutable releases) and may have
+        // been tightened since the token was issued.
         const d = this.decide(id.principal, a, target);
         if (!d.allowed) this.deny(req, id, d, c.repository, access.reference, scope);
         // Allowed by the policy but the token was issued for something else: ask the client for a new one.
-        if (id.grants) this.insufficient(req, id, a, c.repository, scope, 'the token does not grant it');
+        if (id.grants && !granted(id.grants, c.repository, a, false)) this.insufficient(req, id, a, c.repository, scope, 'the token does not grant it');
         req.auditAccess = { principal: who, action: a, repository: c.repository, reference: access.reference, rule: d.rule !== undefined ? String(d.rule) : undefined };
       }
     }
-    if (id.grants) req.auditAccess = { principal: who, action: access.actions.join(','), repository: access.repository, reference: access.reference, rule: 'token' };
+    if (id.via === 'external') req.auditAccess = { principal: who, action: access.actions.join(','), repository: access.repository, reference: access.reference, rule: 'token' };
   }
 
   private insufficient(req: FastifyRequest, id: Identity, action: string, repository: string | undefined, scope: AccessEntry, why: string): never {

@@ -108,7 +108,12 @@ test('forged, expired, altered, unsigned and foreign tokens are refused', async 
       const { privateKey: otherKey } = await generateKeyPair('ES256');
       assert.equal((await manifest('secret/app', bearer(await sign(otherKey, { access })))).status, 401);
       // The configured key signs tokens the registry does accept, so the refusals above are about the claims.
-      assert.equal((await manifest('secret/app', bearer(await sign(key, { access })))).status, 200);
+      const own = [{ type: 'repository', name: 'alice/app', actions: ['pull'] }];
+      assert.equal((await manifest('alice/app', bearer(await sign(key, { access: own })))).status, 200);
+      // Even a validly signed token is only a ceiling: the policy still refuses what it never allowed.
+      const forged = await manifest('secret/app', bearer(await sign(key, { access })));
+      assert.equal(forged.status, 403);
+      assert.match(await forged.text(), /no rule allows it/);
     });
 
     await t.test('a refresh token is not an access token', async () => {

@@ -110,3 +110,35 @@ test('re-pointing an immutable tag is refused; a fresh push of it is not', async
     await fx.close();
   }
 });
+
+test('a bearer token cannot re-point an immutable tag either: the policy is evaluated with the tag', async () => {
+  const fx = await startAuthRegistry();
+  try {
+    const tr = await fetch(`${fx.reg.url}/token?service=sluice&scope=repository:team-a/app:pull,push`, { headers: { authorization: basic('alice', USERS.alice) } });
+    assert.equal(tr.status, 200);
+    const token = ((await tr.json()) as { token: string }).token;
+    const granted = (jwtPayload(token).access as { name: string; actions: string[] }[])[0]!;
+    assert.ok(granted.actions.includes('overwrite'), 'the token carries overwrite for the repository (for mutable tags)');
+    const h = { authorization: `Bearer ${token}` };
+    const a = await makeImage({ label: 'a' });
+    const b = await makeImage({ label: 'b' });
+    const put = async (tag: string, img: typeof a) => {
+      for (const blob of [img.config, ...img.layers]) {
+        const r = await fetch(`${fx.reg.url}/v2/team-a/app/blobs/uploads/?digest=${blob.descriptor.digest}`, { method: 'POST', body: blob.bytes, headers: { ...h, 'content-type': 'application/octet-stream' } });
+        assert.equal(r.status, 201);
+      }
+      return fetch(`${fx.reg.url}/v2/team-a/app/manifests/${tag}`, { method: 'PUT', body: img.manifest, headers: { ...h, 'content-type': img.mediaType } });
+    };
+    assert.equal((await put('v1', a)).status, 201);
+    const r = await put('v1', b);
+    assert.equal(r.status, 403);
+    assert.match(await r.text(), /immutable releases/);
+    const still = await fetch(`${fx.reg.url}/v2/team-a/app/manifests/v1`, { headers: { ...h, accept: a.mediaType } });
+    assert.equal(still.headers.get('docker-content-digest'), a.digest, 'v1 still points at the first image');
+    assert.equal((await put('latest', a)).status, 201);
+    assert.equal((await put('latest', b)).status, 201, 'a mutable tag can be re-pointed with the same token');
+  } finally {
+    await fx.close();
+  }
+});
+

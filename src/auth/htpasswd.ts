@@ -1,5 +1,12 @@
+import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import bcrypt from 'bcryptjs';
+
+// Clients that send Basic auth on every request would otherwise pay a full bcrypt (tens of ms of CPU) each
+// time. Only successes are remembered, keyed by a hash that includes the stored bcrypt hash, so a changed
+// password or a removed user is never served from here; failures always cost the full check.
+const VERIFIED_TTL_MS = 60_000;
+const VERIFIED_MAX = 10_000;
 
 /** Counts bcrypt comparisons, so tests can see that unknown users cost the same work as known ones. */
 export const bcryptStats = { compares: 0 };
@@ -15,6 +22,7 @@ export class HtpasswdStore {
   private users = new Map<string, string>();
   private mtime = -1;
   private dummy = '';
+  private readonly verified = new Map<string, number>();
   /** Lines that were skipped, with the reason (never the hash). */
   warnings: string[] = [];
 
@@ -68,7 +76,13 @@ export class HtpasswdStore {
   async verify(name: string, password: string): Promise<boolean> {
     this.refresh();
     const hash = this.users.get(name);
+    const key = hash === undefined ? undefined : createHash('sha256').update(`${name}\0${password}\0${hash}`).digest('hex');
+    const until = key === undefined ? undefined : this.verified.get(key);
+    if (until !== undefined && until > Date.now()) return true;
     const ok = await bcryptCompare(password, hash ?? this.dummy);
-    return hash !== undefined && ok;
+    if (hash === undefined || !ok) return false;
+    if (this.verified.size >= VERIFIED_MAX) this.verified.clear();
+    this.verified.set(key!, Date.now() + VERIFIED_TTL_MS);
+    return true;
   }
 }

@@ -137,14 +137,22 @@ export async function putManifest(ctx: RegistryContext, req: FastifyRequest, rep
   }
   const repo = ctx.repo(name);
   await checkReferences(repo, m, ctx.indexPolicy);
-  if (!byDigest) {
-    const current = await repo.resolveTag(reference);
-    if (current && current !== digest) await ctx.authorize(req, { repository: name, actions: ['overwrite'], reference });
+  // A push by digest may name tags too (`?tag=a&tag=b`, distribution-spec 1.1.1), each authorized as a push.
+  const queryTags = byDigest ? [(req.query as Record<string, string | string[] | undefined>).tag ?? []].flat() : [];
+  for (const t of queryTags) {
+    if (!isTag(t)) throw new OciError('TAG_INVALID', `invalid tag "${t.slice(0, 200)}"`);
+    await ctx.authorize(req, { repository: name, actions: ['push'], reference: t });
+  }
+  const tags = byDigest ? queryTags : [reference];
+  for (const t of tags) {
+    const current = await repo.resolveTag(t);
+    if (current && current !== digest) await ctx.authorize(req, { repository: name, actions: ['overwrite'], reference: t });
   }
   await repo.putManifest(bytes, m.subject?.digest, algorithm);
-  if (!byDigest) await repo.tag(reference, digest);
+  for (const t of tags) await repo.tag(t, digest);
   ctx.catalog.invalidate();
   reply.code(201).header('location', `/v2/${name}/manifests/${digest}`).header('docker-content-digest', digest).header('content-length', '0');
+  if (queryTags.length > 0) reply.header('oci-tag', queryTags);
   if (m.subject) reply.header('oci-subject', m.subject.digest);
   reply.send();
 }

@@ -141,6 +141,30 @@ test('PUT by digest without a tag; a tag PUT again moves the tag', async () => {
   }
 });
 
+test('PUT by digest with ?tag= tags it in the same request, answering OCI-Tag; a bad tag changes nothing', async () => {
+  const reg = await startRegistry();
+  try {
+    const a = await makeImage({ label: 'qa' });
+    await pushBlob(reg.url, 'm/qtag', a.config);
+    for (const l of a.layers) await pushBlob(reg.url, 'm/qtag', l);
+    const bad = await fetch(`${reg.url}/v2/m/qtag/manifests/${a.digest}?tag=ok&tag=-bad`, { method: 'PUT', body: a.manifest, headers: { 'content-type': a.mediaType } });
+    assert.equal(bad.status, 400);
+    assert.equal(await errorCode(bad), 'TAG_INVALID');
+    assert.equal((await fetch(`${reg.url}/v2/m/qtag/manifests/${a.digest}`)).status, 404, 'nothing was stored');
+    const put = await fetch(`${reg.url}/v2/m/qtag/manifests/${a.digest}?tag=v1&tag=latest`, { method: 'PUT', body: a.manifest, headers: { 'content-type': a.mediaType } });
+    assert.equal(put.status, 201);
+    assert.equal(put.headers.get('oci-tag'), 'v1, latest');
+    const tags = await (await fetch(`${reg.url}/v2/m/qtag/tags/list`)).json();
+    assert.deepEqual(tags, { name: 'm/qtag', tags: ['latest', 'v1'] });
+    for (const t of ['v1', 'latest']) {
+      const g = await fetch(`${reg.url}/v2/m/qtag/manifests/${t}`);
+      assert.equal(g.headers.get('docker-content-digest'), a.digest);
+    }
+  } finally {
+    await reg.close();
+  }
+});
+
 test('PUT checks that config and layers are in the repository (MANIFEST_BLOB_UNKNOWN)', async () => {
   const reg = await startRegistry();
   try {

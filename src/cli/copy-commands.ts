@@ -1,10 +1,14 @@
 import type { Command } from 'commander';
-import { copyImage, type CopyOptions } from '../copy/copy.js';
-import { barProgress, lineProgress, quietProgress, type ProgressReporter } from '../copy/progress.js';
+import type { CopyOptions } from '../copy/copy.js';
+import type { ProgressReporter } from '../copy/progress.js';
 import { parseManifest } from '../oci/manifest.js';
 import { formatPlatform, parsePlatform, type Platform } from '../oci/platform.js';
-import { openDestination, openSource, type TransportOptions } from '../transport/index.js';
+import type { TransportOptions } from '../transport/index.js';
 import type { ImageSource } from '../transport/transport.js';
+
+// The engine and transports load only when a command runs, so `sluice serve` does not carry them in memory.
+const transports = () => import('../transport/index.js');
+const engine = () => Promise.all([import('../copy/copy.js'), import('../copy/progress.js')]);
 
 function die(message: string): never {
   process.stderr.write(`sluice: ${message}\n`);
@@ -79,6 +83,8 @@ interface CopyFlags {
 
 /** `sluice copy SRC DST`. */
 async function copyCommand(srcRef: string, dstRef: string, f: CopyFlags): Promise<void> {
+  const [{ copyImage }, { barProgress, lineProgress, quietProgress }] = await engine();
+  const { openSource, openDestination } = await transports();
   let platforms: Platform[] | undefined;
   try {
     platforms = f.platform?.map(parsePlatform);
@@ -147,6 +153,7 @@ async function readConfig(src: ImageSource, m: ReturnType<typeof parseManifest>)
 
 /** `sluice inspect REF`: what skopeo inspect shows, for any transport. */
 async function inspectCommand(ref: string, f: { raw?: boolean; config?: boolean; tags?: boolean } & SideFlags): Promise<void> {
+  const { openSource } = await transports();
   let src: ImageSource | undefined;
   try {
     src = await openSource(ref, transportOptions(f));
@@ -192,6 +199,7 @@ async function inspectCommand(ref: string, f: { raw?: boolean; config?: boolean;
 
 /** `sluice tags REF`: the tags of a repository (or the names in a layout). */
 async function tagsCommand(ref: string, f: SideFlags & { json?: boolean }): Promise<void> {
+  const { openSource } = await transports();
   let src: ImageSource | undefined;
   try {
     src = await openSource(ref, transportOptions(f));

@@ -1,6 +1,5 @@
 import { Command } from 'commander';
 import { ConfigError, loadConfig } from '../config/load.js';
-import { serve } from '../registry/server.js';
 import { registerCopyCommands } from './copy-commands.js';
 import { registerAccessCommands } from './access-commands.js';
 
@@ -22,6 +21,8 @@ program
   .action(async (opts: { config?: string; addr?: string; root?: string }) => {
     try {
       const { config, warnings } = await loadConfig(opts.config, { addr: opts.addr, root: opts.root });
+      // Loaded here so that the image-moving commands do not carry the server in memory, nor it them.
+      const { serve } = await import('../registry/server.js');
       const reg = await serve(config);
       for (const w of warnings) reg.app.log.warn(w);
       const root = config.storage.filesystem?.rootdirectory ?? './data';

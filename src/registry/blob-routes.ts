@@ -1,3 +1,4 @@
+import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { isDigest, type Digest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
@@ -53,22 +54,33 @@ export async function getBlob(ctx: RegistryContext, req: FastifyRequest, reply: 
     reply.code(200).send();
     return;
   }
+  const start = range ? range.start : 0;
+  const length = range ? range.end - range.start + 1 : size;
   if (range) {
-    const length = range.end - range.start + 1;
     reply.code(206);
     reply.header('content-range', `bytes ${range.start}-${range.end}/${size}`);
-    reply.header('content-length', String(length));
-    ctx.metrics.bytesOut.inc({ route: 'blob' }, length);
-    await reply.send(await ctx.blobs.open(digest, range.start, length));
+  } else {
+    reply.code(200);
+  }
+  reply.header('content-length', String(length));
+  ctx.metrics.bytesOut.inc({ route: 'blob' }, length);
+  if (length === 0) {
+    await reply.send('');
     return;
   }
-  reply.header('content-length', String(size));
-  ctx.metrics.bytesOut.inc({ route: 'blob' }, size);
-  if (size === 0) {
-    await reply.code(200).send('');
-    return;
+  // The body is written by the storage driver straight into the socket (reused buffers, no per-chunk
+  // allocation); Fastify's onResponse hooks (log line, metrics) still run when the response finishes.
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(reply.statusCode, reply.getHeaders() as OutgoingHttpHeaders);
+  try {
+    await ctx.blobs.sendTo(digest, res, start, length);
+    res.end();
+  } catch (e) {
+    // Headers are gone already: all that is left is to cut the connection so the client sees a short body.
+    req.log.info({ digest, err: (e as Error).message }, 'blob transfer ended early');
+    res.destroy();
   }
-  await reply.code(200).send(await ctx.blobs.open(digest));
 }
 
 /** DELETE of a blob: unlinks it from the repository when deletion is enabled. */

@@ -1,4 +1,5 @@
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { digestOf, type Digest, type DigestAlgorithm } from '../oci/digest.js';
 import type { StorageDriver } from './driver.js';
 import { blobDataPath } from './layout.js';
@@ -25,6 +26,13 @@ export class BlobStore {
   /** Streams a stored blob, optionally a byte range of it. */
   open(d: Digest, offset?: number, length?: number): Promise<Readable> {
     return this.driver.reader(blobDataPath(d), offset, length);
+  }
+
+  /** Writes a stored blob (or a byte range of it) into `out`, the fastest way the driver knows. */
+  async sendTo(d: Digest, out: Writable, offset: number, length: number): Promise<void> {
+    if (this.driver.sendTo) return this.driver.sendTo(blobDataPath(d), out, offset, length);
+    const body = await this.driver.reader(blobDataPath(d), offset, length);
+    await pipeline(body, out, { end: false });
   }
 
   /** Reads a small blob whole (manifests, configs). */

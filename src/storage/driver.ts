@@ -29,6 +29,11 @@ export interface StorageDriver {
   stat(path: string): Promise<FileInfo | null>;
   /** Streams an object from `offset` for `length` bytes (to the end when omitted). */
   reader(path: string, offset?: number, length?: number): Promise<Readable>;
+  /**
+   * Writes `length` bytes of an object from `offset` into `out`, where a driver can do better than a
+   * stream (the filesystem reuses two buffers instead of allocating one per chunk). Optional.
+   */
+  sendTo?(path: string, out: Writable, offset: number, length: number): Promise<void>;
   /** Opens an object for appending (creating it when absent). */
   writer(path: string): Promise<FileWriter>;
   /** Names of the direct children of a directory; empty when absent. */

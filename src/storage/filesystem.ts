@@ -1,8 +1,8 @@
 import { createWriteStream, readFile as readFileCb, stat as statCb, type Stats, type WriteStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat, truncate, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname, resolve, sep } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { FileInfo, FileWriter, StorageDriver } from './driver.js';
 
 // Small reads and stats are the registry's hottest I/O (links, manifests): the callback API costs a
@@ -14,6 +14,8 @@ function readWhole(path: string): Promise<Buffer> {
 function statOf(path: string): Promise<Stats> {
   return new Promise((res, rej) => statCb(path, (e, s) => (e ? rej(e) : res(s))));
 }
+
+const READ_CHUNK = 4 << 20;
 
 function isMissing(e: unknown): boolean {
   const code = (e as NodeJS.ErrnoException).code;
@@ -67,9 +69,23 @@ export class FilesystemDriver implements StorageDriver {
     const full = this.full(path);
     // Open first so a missing file is an error here, not a later stream event.
     const fh = await open(full, 'r');
-    const opts: { start: number; end?: number; highWaterMark: number } = { start: offset, highWaterMark: 1 << 20 };
-    if (length !== undefined) opts.end = offset + length - 1;
+    // 4 MiB reads measured about 1.6x the throughput of 1 MiB ones serving a blob; memory stays bounded
+    // by the number of streams, never by blob size, and small reads do not allocate more than they need.
+    const opts: { start: number; end?: number; highWaterMark: number } = { start: offset, highWaterMark: READ_CHUNK };
+    if (length !== undefined) {
+      opts.end = offset + length - 1;
+      opts.highWaterMark = Math.max(64 * 1024, Math.min(READ_CHUNK, length));
+    }
     return fh.createReadStream(opts);
+  }
+
+  async sendTo(path: string, out: Writable, offset: number, length: number): Promise<void> {
+    const fh = await open(this.full(path), 'r');
+    try {
+      await pumpFile(fh, out, offset, length);
+    } finally {
+      await fh.close();
+    }
   }
 
   async writer(path: string): Promise<FileWriter> {
@@ -120,5 +136,52 @@ export class FilesystemDriver implements StorageDriver {
   async delete(path: string): Promise<void> {
     await rm(this.full(path), { recursive: true, force: true });
   }
+}
+
+/**
+ * Copies a file range into a writable with two reused buffers: a buffer is read into again only after
+ * the socket has taken it, so memory is two chunks per transfer and nothing waits for the garbage
+ * collector, while the next read overlaps the current write.
+ */
+async function pumpFile(fh: FileHandle, out: Writable, offset: number, length: number): Promise<void> {
+  const size = Math.max(1, Math.min(READ_CHUNK, length));
+  const buffers = [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)];
+  const inFlight: [Promise<void>, Promise<void>] = [Promise.resolve(), Promise.resolve()];
+  let gone: Error | undefined;
+  const onClose = () => {
+    gone ??= new Error('the receiver closed before the transfer ended');
+  };
+  out.once('close', onClose);
+  const closed = closedPromise(out);
+  try {
+    let pos = offset;
+    const end = offset + length;
+    let i = 0;
+    while (pos < end) {
+      await inFlight[i];
+      if (gone) throw gone;
+      const buf = buffers[i]!;
+      const { bytesRead } = await fh.read(buf, 0, Math.min(size, end - pos), pos);
+      if (bytesRead === 0) throw new Error(`file ended ${end - pos} bytes early`);
+      pos += bytesRead;
+      inFlight[i] = new Promise<void>((resolve, reject) => {
+        out.write(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead), (err) => (err ? reject(err) : resolve()));
+      });
+      // A destroyed receiver may never call back; its close settles the wait instead.
+      inFlight[i] = Promise.race([inFlight[i], closed]);
+      i ^= 1;
+    }
+    await Promise.all(inFlight);
+    if (gone) throw gone;
+  } finally {
+    out.off('close', onClose);
+  }
+}
+
+function closedPromise(out: Writable): Promise<void> {
+  return new Promise((resolve) => {
+    if (out.destroyed) return resolve();
+    out.once('close', () => resolve());
+  });
 }
 

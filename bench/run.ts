@@ -16,21 +16,42 @@ const GiB = 1024 * MiB;
 const GROUPS = ['blob', 'manifest', 'listing', 'skopeo'] as const;
 type Group = (typeof GROUPS)[number];
 
-const { values: args } = parseArgs({
-  options: {
-    quick: { type: 'boolean', default: false },
-    rounds: { type: 'string' },
-    out: { type: 'string' },
-    workloads: { type: 'string' },
-    servers: { type: 'string' },
-    'cpu-prof': { type: 'string' },
-    // Another build's bin/sluice.js, to measure a change against the build before it.
-    'sluice-bin': { type: 'string' },
-    // Overrides of single sizes, for focused before/after runs.
-    'manifest-seconds': { type: 'string' },
-    'listing-size': { type: 'string' },
-  },
-});
+const USAGE = `usage: npm run bench -- [--quick] [--rounds N] [--out FILE] [--workloads ${GROUPS.join(',')}]
+  [--servers sluice,distribution] [--cpu-prof DIR] [--sluice-bin PATH] [--manifest-seconds S] [--listing-size N]
+(see bench/README.md)`;
+
+function parseCommandLine(): ReturnType<typeof parseOptions> {
+  try {
+    return parseOptions();
+  } catch (e) {
+    process.stderr.write(`bench: ${(e as Error).message}\n${USAGE}\n`);
+    process.exit(2);
+  }
+}
+
+const parseOptions = () =>
+  parseArgs({
+    options: {
+      help: { type: 'boolean', short: 'h', default: false },
+      quick: { type: 'boolean', default: false },
+      rounds: { type: 'string' },
+      out: { type: 'string' },
+      workloads: { type: 'string' },
+      servers: { type: 'string' },
+      'cpu-prof': { type: 'string' },
+      // Another build's bin/sluice.js, to measure a change against the build before it.
+      'sluice-bin': { type: 'string' },
+      // Overrides of single sizes, for focused before/after runs.
+      'manifest-seconds': { type: 'string' },
+      'listing-size': { type: 'string' },
+    },
+  });
+
+const { values: args } = parseCommandLine();
+if (args.help) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
 
 const quick = args.quick ?? false;
 const rounds = Number(args.rounds ?? (quick ? 1 : 3));

@@ -31,9 +31,11 @@ export const authConfigSchema = z
       })
       .strict()
       .default({}),
-    silly: z.record(z.string(), z.unknown()).optional(),
+    // Distribution's test-only scheme: taking it and ignoring it would leave the registry open.
+    silly: z.unknown().optional(),
   })
-  .strict();
+  .strict()
+  .refine((a) => a.silly === undefined, { message: "Distribution's test-only scheme is not supported: use auth.htpasswd or auth.token", path: ['silly'] });
 
 /** The parsed `auth:` section. */
 export type AuthConfig = z.infer<typeof authConfigSchema>;

@@ -119,6 +119,8 @@ test('invalid values fail with the key path in the message', async () => {
       ['log:\n  level: loud\n', 'log.level'],
       ['http:\n  addr: [1, 2]\n', 'http.addr'],
       ['limits:\n  manifestbytes: -1\n', 'limits.manifestbytes'],
+      // Accepting Distribution's test-only auth and ignoring it would leave the registry open.
+      ['auth:\n  silly:\n    realm: x\n    service: y\n', 'auth.silly'],
     ];
     for (const [text, key] of cases) {
       const file = await writeConfig(dir, text);

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startRegistry } from '../helpers/registry.js';
-import { makeImage, pushImage, pushManifest } from '../helpers/images.js';
+import { makeImage, pushImage, pushManifest, type TestImage } from '../helpers/images.js';
 import { basic, jwtPayload, startAuthRegistry, USERS } from './fixture.js';
 
 // Expected answers, written by hand from the example policy (not computed by the policy module).
@@ -86,19 +86,22 @@ test('the catalog needs list and shows only what the caller may pull', async () 
   }
 });
 
+/** Pushes an image's blobs and manifest with the given auth headers; resolves with the manifest PUT's response. */
+async function pushAs(url: string, repo: string, tag: string, img: TestImage, h: Record<string, string>): Promise<Response> {
+  for (const blob of [img.config, ...img.layers]) {
+    const r = await fetch(`${url}/v2/${repo}/blobs/uploads/?digest=${blob.descriptor.digest}`, { method: 'POST', body: blob.bytes, headers: { ...h, 'content-type': 'application/octet-stream' } });
+    assert.equal(r.status, 201);
+  }
+  return fetch(`${url}/v2/${repo}/manifests/${tag}`, { method: 'PUT', body: img.manifest, headers: { ...h, 'content-type': img.mediaType } });
+}
+
 test('re-pointing an immutable tag is refused; a fresh push of it is not', async () => {
   const fx = await startAuthRegistry();
   const h = { authorization: basic('alice', USERS.alice) };
   try {
     const a = await makeImage({ label: 'a' });
     const b = await makeImage({ label: 'b' });
-    const put = async (tag: string, img: typeof a) => {
-      for (const blob of [img.config, ...img.layers]) {
-        const r = await fetch(`${fx.reg.url}/v2/team-a/app/blobs/uploads/?digest=${blob.descriptor.digest}`, { method: 'POST', body: blob.bytes, headers: { ...h, 'content-type': 'application/octet-stream' } });
-        assert.equal(r.status, 201);
-      }
-      return fetch(`${fx.reg.url}/v2/team-a/app/manifests/${tag}`, { method: 'PUT', body: img.manifest, headers: { ...h, 'content-type': img.mediaType } });
-    };
+    const put = (tag: string, img: TestImage) => pushAs(fx.reg.url, 'team-a/app', tag, img, h);
     assert.equal((await put('v1', a)).status, 201);
     assert.equal((await put('v1', a)).status, 201, 'pushing the same digest again is not an overwrite');
     const r = await put('v1', b);
@@ -122,13 +125,7 @@ test('a bearer token cannot re-point an immutable tag either: the policy is eval
     const h = { authorization: `Bearer ${token}` };
     const a = await makeImage({ label: 'a' });
     const b = await makeImage({ label: 'b' });
-    const put = async (tag: string, img: typeof a) => {
-      for (const blob of [img.config, ...img.layers]) {
-        const r = await fetch(`${fx.reg.url}/v2/team-a/app/blobs/uploads/?digest=${blob.descriptor.digest}`, { method: 'POST', body: blob.bytes, headers: { ...h, 'content-type': 'application/octet-stream' } });
-        assert.equal(r.status, 201);
-      }
-      return fetch(`${fx.reg.url}/v2/team-a/app/manifests/${tag}`, { method: 'PUT', body: img.manifest, headers: { ...h, 'content-type': img.mediaType } });
-    };
+    const put = (tag: string, img: TestImage) => pushAs(fx.reg.url, 'team-a/app', tag, img, h);
     assert.equal((await put('v1', a)).status, 201);
     const r = await put('v1', b);
     assert.equal(r.status, 403);

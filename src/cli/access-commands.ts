@@ -5,11 +5,8 @@ import { createRobot, deleteRobot, listRobots, parseExpiry } from '../auth/robot
 import { isDigest } from '../oci/digest.js';
 import { isRepositoryName } from '../oci/name.js';
 import { ACTIONS, checkPolicy, compilePolicy, decide, isAction, policySpecFrom, PolicyError, ruleLabel, type Action, type Principal, type Target } from '../policy/index.js';
+import { fail } from './fail.js';
 
-function fail(message: string): never {
-  process.stderr.write(`sluice: ${message}\n`);
-  process.exit(1);
-}
 
 async function configFrom(file: string | undefined): Promise<Config> {
   try {

@@ -5,21 +5,12 @@ import { parseManifest } from '../oci/manifest.js';
 import { formatPlatform, parsePlatform, type Platform } from '../oci/platform.js';
 import type { TransportOptions } from '../transport/index.js';
 import type { ImageSource } from '../transport/transport.js';
+import { fail, failed } from './fail.js';
 
 // The engine and transports load only when a command runs, so `sluice serve` does not carry them in memory.
 const transports = () => import('../transport/index.js');
 const engine = () => Promise.all([import('../copy/copy.js'), import('../copy/progress.js')]);
 
-function die(message: string): never {
-  process.stderr.write(`sluice: ${message}\n`);
-  process.exit(1);
-}
-
-/** Reports a failure and sets the exit code without exiting, so `finally` can still remove temporary files. */
-function failed(e: unknown): void {
-  process.stderr.write(`sluice: ${(e as Error).message}\n`);
-  process.exitCode = 1;
-}
 
 function parseBool(v: string): boolean {
   if (/^(true|1|yes)$/i.test(v)) return true;
@@ -89,10 +80,10 @@ async function copyCommand(srcRef: string, dstRef: string, f: CopyFlags): Promis
   try {
     platforms = f.platform?.map(parsePlatform);
   } catch (e) {
-    die((e as Error).message);
+    fail((e as Error).message);
   }
-  if (f.all && platforms?.length) die('--all and --platform exclude each other');
-  if (f.rewriteIndex && !platforms?.length) die('--rewrite-index needs --platform');
+  if (f.all && platforms?.length) fail('--all and --platform exclude each other');
+  if (f.rewriteIndex && !platforms?.length) fail('--rewrite-index needs --platform');
   const srcOpts = transportOptions({
     creds: f.srcCreds,
     authfile: f.srcAuthfile ?? f.authfile,

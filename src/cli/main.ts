@@ -2,12 +2,8 @@ import { Command } from 'commander';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { registerCopyCommands } from './copy-commands.js';
 import { registerAccessCommands } from './access-commands.js';
+import { fail } from './fail.js';
 
-/** Prints one clear line and exits non-zero, as every command failure should. */
-export function fail(message: string): never {
-  process.stderr.write(`sluice: ${message}\n`);
-  process.exit(1);
-}
 
 const program = new Command();
 program.name('sluice').description('Container-image registry and image mover').version('0.1.0');

@@ -1,5 +1,5 @@
 import type { StorageDriver } from './driver.js';
-import { repositoriesRoot } from './layout.js';
+import { walkRepositoryDirs } from './layout.js';
 
 /**
  * Lists repositories by walking Distribution's directory tree: a directory holding `_manifests` is a
@@ -24,12 +24,9 @@ export class Catalog {
     const now = Date.now();
     if (this.cached && now - this.cached.at < this.ttlMs) return this.cached.names;
     const names: string[] = [];
-    const walk = async (rel: string): Promise<void> => {
-      const children = await this.driver.list(rel ? `${repositoriesRoot}/${rel}` : repositoriesRoot);
-      if (rel && children.includes('_manifests')) names.push(rel);
-      await Promise.all(children.filter((c) => !c.startsWith('_')).map((c) => walk(rel ? `${rel}/${c}` : c)));
-    };
-    await walk('');
+    await walkRepositoryDirs(this.driver, (name, children) => {
+      if (children.includes('_manifests')) names.push(name);
+    });
     names.sort();
     this.cached = { at: now, names };
     return names;

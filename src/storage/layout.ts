@@ -1,5 +1,6 @@
 import { parseDigest, type Digest } from '../oci/digest.js';
 import type { RepositoryName } from '../oci/name.js';
+import type { StorageDriver } from './driver.js';
 
 // Paths of the CNCF Distribution v2 storage layout. Every function takes validated names and digests,
 // so nothing a client sends can become `..` or an absolute path here.
@@ -18,6 +19,22 @@ export function blobDataPath(d: Digest): string {
 
 /** The root of all repositories. */
 export const repositoriesRoot = `${V2}/repositories`;
+
+/**
+ * Visits every directory under the repositories root with its children, as Distribution's walk does:
+ * `_`-prefixed directories (`_manifests`, `_layers`, `_uploads`) are never descended into.
+ */
+export async function walkRepositoryDirs(
+  driver: StorageDriver,
+  visit: (name: string, children: string[]) => Promise<void> | void,
+): Promise<void> {
+  const walk = async (rel: string): Promise<void> => {
+    const children = await driver.list(rel ? `${repositoriesRoot}/${rel}` : repositoriesRoot);
+    if (rel) await visit(rel, children);
+    await Promise.all(children.filter((c) => !c.startsWith('_')).map((c) => walk(rel ? `${rel}/${c}` : c)));
+  };
+  await walk('');
+}
 
 /** A repository's directory. */
 export function repoPath(name: RepositoryName | string): string {

@@ -5,7 +5,7 @@ import { parseDigest, type Digest } from '../oci/digest.js';
 import type { RepositoryName } from '../oci/name.js';
 import type { BlobStore } from './blobs.js';
 import type { StorageDriver } from './driver.js';
-import { repositoriesRoot, uploadDataPath, uploadPath, uploadStartedAtPath } from './layout.js';
+import { repoPath, uploadDataPath, uploadPath, uploadStartedAtPath, walkRepositoryDirs } from './layout.js';
 
 const UPLOAD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -177,23 +177,19 @@ export class UploadStore {
    */
   async purge(before: Date, dryRun = false): Promise<string[]> {
     const purged: string[] = [];
-    const walk = async (rel: string): Promise<void> => {
-      const children = await this.driver.list(rel ? `${repositoriesRoot}/${rel}` : repositoriesRoot);
-      if (rel && children.includes('_uploads')) {
-        const name = rel as RepositoryName;
-        for (const id of await this.driver.list(`${repositoriesRoot}/${rel}/_uploads`)) {
-          if (!isUploadId(id)) continue;
-          const started = await this.startedAt(name, id);
-          if (started && started >= before) continue;
-          purged.push(`${rel}/${id}`);
-          if (dryRun) continue;
-          this.hashes.delete(`${rel}/${id}`);
-          await this.driver.delete(uploadPath(name, id));
-        }
+    await walkRepositoryDirs(this.driver, async (rel, children) => {
+      if (!children.includes('_uploads')) return;
+      const name = rel as RepositoryName;
+      for (const id of await this.driver.list(`${repoPath(name)}/_uploads`)) {
+        if (!isUploadId(id)) continue;
+        const started = await this.startedAt(name, id);
+        if (started && started >= before) continue;
+        purged.push(`${rel}/${id}`);
+        if (dryRun) continue;
+        this.hashes.delete(`${rel}/${id}`);
+        await this.driver.delete(uploadPath(name, id));
       }
-      for (const c of children) if (!c.startsWith('_')) await walk(rel ? `${rel}/${c}` : c);
-    };
-    await walk('');
+    });
     return purged;
   }
 

@@ -2,6 +2,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { isDuration, parseDuration } from '../config/duration.js';
 
 /** The username prefix that marks a robot account in Basic credentials: `robot$builder`. */
 export const ROBOT_PREFIX = 'robot$';
@@ -30,11 +31,8 @@ export const robotStats = { compares: 0 };
 
 /** Parses `30d`, `12h`, `90m`, `3600s` or an ISO date into an expiry time. */
 export function parseExpiry(text: string, now = Date.now()): Date {
-  const m = /^(\d+)([smhdw])$/.exec(text);
-  if (m) {
-    const unit = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 }[m[2] as 's' | 'm' | 'h' | 'd' | 'w'];
-    return new Date(now + Number(m[1]) * unit * 1000);
-  }
+  // A bare number is left to Date (a year), not read as seconds.
+  if (isDuration(text) && !/^\d+(?:\.\d+)?$/.test(text)) return new Date(now + parseDuration(text));
   const d = new Date(text);
   if (Number.isNaN(d.getTime())) throw new Error(`"${text}" is not a duration (30d, 12h) or a date`);
   return d;

@@ -8,6 +8,7 @@ import type { ImageDestination, ImageSource, RawManifest } from '../transport/tr
 import { limiter } from './limit.js';
 import { rewriteIndex, selectChildren } from './platforms.js';
 import { BlobVerificationError, VerifyStream } from './verify.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** What happened to one blob. */
 export type BlobAction = 'sent' | 'skipped' | 'mounted';
@@ -64,7 +65,6 @@ export interface CopySummary {
 /** A copy that cannot be done as asked; the message says what to do instead. */
 export class CopyError extends Error {}
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function retryable(e: unknown): boolean {
   if (e instanceof BlobVerificationError) return false;

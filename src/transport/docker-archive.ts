@@ -31,21 +31,17 @@ export async function openDockerArchiveSource(rest: string, _opts: TransportOpti
   return DockerArchiveSource.open(path, selection, `docker-archive:${rest}`);
 }
 
-/** A Docker archive being written: blobs are spooled, the file appears at commit. */
-export class DockerArchiveDestination implements ImageDestination {
-  readonly digestChange = ARCHIVE_WRITE_DIGEST_CHANGE;
+/** A destination that spools blobs into a Docker archive; subclasses decide where the archive goes at commit. */
+export abstract class SpooledArchiveDestination implements ImageDestination {
   readonly singleImage = true;
-  readonly tag?: string;
+  abstract readonly digestChange: string;
+  abstract readonly tag?: string;
 
   constructor(
     readonly description: string,
-    private readonly path: string,
-    private readonly spoolDir: string,
-    private readonly writer: DockerArchiveWriter,
-    tag: string | undefined,
-  ) {
-    if (tag) this.tag = tag;
-  }
+    protected readonly spoolDir: string,
+    protected readonly writer: DockerArchiveWriter,
+  ) {}
 
   async hasBlob(descriptor: Descriptor): Promise<boolean> {
     return this.writer.has(descriptor.digest);
@@ -59,12 +55,25 @@ export class DockerArchiveDestination implements ImageDestination {
     this.writer.putManifest(manifest, tag, options);
   }
 
-  async commit(): Promise<void> {
-    await this.writer.writeFile(this.path);
-  }
+  abstract commit(): Promise<void>;
 
   async close(): Promise<void> {
     await rm(this.spoolDir, { recursive: true, force: true });
+  }
+}
+
+/** A Docker archive being written: blobs are spooled, the file appears at commit. */
+export class DockerArchiveDestination extends SpooledArchiveDestination {
+  readonly digestChange = ARCHIVE_WRITE_DIGEST_CHANGE;
+  readonly tag?: string;
+
+  constructor(description: string, private readonly path: string, spoolDir: string, writer: DockerArchiveWriter, tag: string | undefined) {
+    super(description, spoolDir, writer);
+    if (tag) this.tag = tag;
+  }
+
+  async commit(): Promise<void> {
+    await this.writer.writeFile(this.path);
   }
 }
 

@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { DockerArchiveSource } from './docker-archive-read.js';
+import { SpooledArchiveDestination } from './docker-archive.js';
 import { DockerArchiveWriter } from './docker-archive-write.js';
 import { defaultDaemonHost, DockerEngine } from './docker-engine.js';
 import { familiarName, parseTaggedName } from './docker-names.js';
@@ -105,34 +106,24 @@ export async function openDockerDaemonSource(rest: string, opts: TransportOption
 }
 
 /** An image being loaded into a daemon: blobs are spooled, `POST /images/load` streams the archive at commit. */
-class DockerDaemonDestination implements ImageDestination {
+class DockerDaemonDestination extends SpooledArchiveDestination {
   readonly digestChange = DAEMON_WRITE_DIGEST_CHANGE;
-  readonly singleImage = true;
   readonly tag: string;
-  private readonly writer: DockerArchiveWriter;
   private configDigest: string | undefined;
 
   constructor(
-    readonly description: string,
+    description: string,
     private readonly engine: DockerEngine,
-    private readonly spoolDir: string,
+    spoolDir: string,
     private readonly name: string,
     tag: string,
   ) {
+    super(description, spoolDir, new DockerArchiveWriter(spoolDir, [name]));
     this.tag = tag;
-    this.writer = new DockerArchiveWriter(spoolDir, [name]);
   }
 
-  async hasBlob(descriptor: Descriptor): Promise<boolean> {
-    return this.writer.has(descriptor.digest);
-  }
-
-  async putBlob(descriptor: Descriptor, body: Readable): Promise<void> {
-    await this.writer.putBlob(descriptor, body);
-  }
-
-  async putManifest(manifest: RawManifest, tag?: string, options?: PutManifestOptions): Promise<void> {
-    this.writer.putManifest(manifest, tag, options);
+  override async putManifest(manifest: RawManifest, tag?: string, options?: PutManifestOptions): Promise<void> {
+    await super.putManifest(manifest, tag, options);
     const doc = JSON.parse(manifest.bytes.toString('utf8')) as { config?: { digest?: string } };
     if (doc.config?.digest && (options?.top || tag !== undefined || this.configDigest === undefined)) this.configDigest = doc.config.digest;
   }
@@ -147,9 +138,9 @@ class DockerDaemonDestination implements ImageDestination {
     }
   }
 
-  async close(): Promise<void> {
+  override async close(): Promise<void> {
     await this.engine.close();
-    await rm(this.spoolDir, { recursive: true, force: true });
+    await super.close();
   }
 }
 

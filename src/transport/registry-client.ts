@@ -2,6 +2,7 @@ import { Agent, interceptors, request, type Dispatcher } from 'undici';
 import type { Readable } from 'node:stream';
 import { findCredentials, type Credentials } from './credentials.js';
 import type { TransportOptions } from './options.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** An error answered by a registry, with the OCI error code when the body carried one. */
 export class RegistryError extends Error {
@@ -80,7 +81,6 @@ export function retryAfterMs(header: string | string[] | undefined): number | un
   return Math.min(Math.max(ms, 0), 60_000);
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Reads an error body and turns it into a RegistryError that names the OCI code. */
 export async function errorFrom(res: ClientResponse, what: string): Promise<RegistryError> {

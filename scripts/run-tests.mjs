@@ -16,7 +16,9 @@ function collect(dir, out) {
 let files = collect(join(root, 'dist', 'test'), []).sort();
 if (filter.length) files = files.filter((f) => filter.some((x) => f.includes(x)));
 const concurrency = process.env.SLUICE_TEST_CONCURRENCY ?? '2';
-const r = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, ...files], {
+// Every test process fails on an unhandled rejection or uncaught exception (see the module's comment).
+const guard = join(root, 'dist', 'test', 'helpers', 'fail-on-unhandled.js');
+const r = spawnSync(process.execPath, ['--import', guard, '--test', `--test-concurrency=${concurrency}`, ...files], {
   cwd: root,
   stdio: 'inherit',
 });

@@ -142,46 +142,51 @@ export class FilesystemDriver implements StorageDriver {
  * Copies a file range into a writable with two reused buffers: a buffer is read into again only after
  * the socket has taken it, so memory is two chunks per transfer and nothing waits for the garbage
  * collector, while the next read overlaps the current write.
+ *
+ * Two writes are in flight at once, so either may fail while the loop waits on the other (a client that
+ * resets the connection): every write's outcome is caught where it is made and kept in `failure`, never
+ * left as a promise nobody awaits, which would be an unhandled rejection that ends the process.
  */
 async function pumpFile(fh: FileHandle, out: Writable, offset: number, length: number): Promise<void> {
   const size = Math.max(1, Math.min(READ_CHUNK, length));
   const buffers = [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)];
-  const inFlight: [Promise<void>, Promise<void>] = [Promise.resolve(), Promise.resolve()];
-  let gone: Error | undefined;
-  const onClose = () => {
-    gone ??= new Error('the receiver closed before the transfer ended');
+  let failure: Error | undefined;
+  const fail = (e: Error) => {
+    failure ??= e;
   };
+  const onClose = () => fail(new Error('the receiver closed before the transfer ended'));
+  const onError = (e: Error) => fail(e);
+  // A destroyed receiver may never call back a pending write; its close settles every wait instead.
+  const closed = new Promise<void>((resolve) => {
+    if (out.destroyed) {
+      onClose();
+      resolve();
+    } else out.once('close', resolve);
+  });
   out.once('close', onClose);
-  const closed = closedPromise(out);
+  out.on('error', onError);
+  const written = (buf: Buffer): Promise<void> =>
+    Promise.race([new Promise<void>((resolve) => out.write(buf, (err) => (err ? fail(err) : undefined, resolve()))), closed]);
+  const inFlight: [Promise<void>, Promise<void>] = [Promise.resolve(), Promise.resolve()];
   try {
     let pos = offset;
     const end = offset + length;
     let i = 0;
     while (pos < end) {
       await inFlight[i];
-      if (gone) throw gone;
+      if (failure) break;
       const buf = buffers[i]!;
       const { bytesRead } = await fh.read(buf, 0, Math.min(size, end - pos), pos);
       if (bytesRead === 0) throw new Error(`file ended ${end - pos} bytes early`);
       pos += bytesRead;
-      inFlight[i] = new Promise<void>((resolve, reject) => {
-        out.write(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead), (err) => (err ? reject(err) : resolve()));
-      });
-      // A destroyed receiver may never call back; its close settles the wait instead.
-      inFlight[i] = Promise.race([inFlight[i], closed]);
+      inFlight[i] = written(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead));
       i ^= 1;
     }
     await Promise.all(inFlight);
-    if (gone) throw gone;
+    if (failure) throw failure;
   } finally {
     out.off('close', onClose);
+    // The error listener stays: a response can emit an error a tick after a failed write, and with no
+    // listener left that would be an uncaught exception.
   }
 }
-
-function closedPromise(out: Writable): Promise<void> {
-  return new Promise((resolve) => {
-    if (out.destroyed) return resolve();
-    out.once('close', () => resolve());
-  });
-}
-

@@ -1,4 +1,5 @@
-// Lets `npm start` and `npm test` be the first commands after a clone: install and build on demand.
+// Lets `npm start` and `npm test` be the first commands after a clone: install and build on demand,
+// compiling once (npm ci's `prepare` builds; a later run rebuilds only when a source is newer).
 import { existsSync, statSync, readdirSync } from 'node:fs';
 import { execSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -21,7 +22,4 @@ if (!existsSync(join(root, 'node_modules', '.package-lock.json'))) {
 }
 const built = join(root, 'dist', '.built');
 const sources = Math.max(newest(join(root, 'src')), newest(join(root, 'test')), newest(join(root, 'bench')));
-if (!existsSync(built) || statSync(built).mtimeMs < sources) {
-  run('npx tsc -p tsconfig.json');
-  run(`node -e "require('fs').writeFileSync('dist/.built', '')"`);
-}
+if (!existsSync(built) || statSync(built).mtimeMs < sources) run('node scripts/build.mjs');

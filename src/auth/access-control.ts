@@ -7,7 +7,10 @@ import { compilePolicy, decide, type Policy } from '../policy/evaluate.js';
 import { ACTIONS, ANONYMOUS, isAction, principalText, type Action, type Decision, type Principal, type Target } from '../policy/types.js';
 import { DEFAULT_RULES, policySpecFrom } from '../policy/config.js';
 import type { AccessRequest } from '../registry/access.js';
+import { parseDuration } from '../config/duration.js';
+import { FailureLimiter } from './attempts.js';
 import { AuditLog } from './audit.js';
+import { PoolBusyError } from './bcrypt-pool.js';
 import { HtpasswdStore } from './htpasswd.js';
 import { ROBOT_PREFIX, RobotStore } from './robots.js';
 import { basicChallenge, bearerChallenge, scopeActionFor, type AccessEntry } from './scope.js';
@@ -27,7 +30,29 @@ declare module 'fastify' {
     authChallenge?: string;
     /** The last access decision, for the audit log. */
     auditAccess?: { principal: string; action: string; repository?: string; reference?: string; rule?: string };
+    /** Seconds a 429 asks the client to wait (sent as Retry-After). */
+    retryAfter?: number;
   }
+}
+
+/** Thrown when a client or a user has used up its failed logins, or password checks are swamped: a 429. */
+export class TooManyAttempts extends Error {
+  constructor(
+    message: string,
+    readonly retryAfter: number,
+  ) {
+    super(message);
+  }
+}
+
+/** Where challenges send clients for tokens, and whether the Host header may decide it. */
+interface RealmSettings {
+  /** A configured realm (auth.issuer.realm, or auth.token.realm for an external issuer). */
+  fixed?: string;
+  /** auth.issuer.realmfromhost: derive from the Host header. */
+  fromHost: boolean;
+  /** http.host: the URL clients reach this registry at. */
+  publicUrl?: string;
 }
 
 const identities = new WeakMap<FastifyRequest, Identity>();
@@ -61,16 +86,19 @@ export class AccessControl {
     readonly issuer: TokenIssuer | undefined,
     readonly external: ExternalTokenVerifier | undefined,
     readonly audit: AuditLog | undefined,
-    private readonly realmSetting: string | undefined,
+    private readonly realmSettings: RealmSettings,
     private readonly basicRealm: string,
+    private readonly byAddress: FailureLimiter,
+    private readonly byUser: FailureLimiter,
   ) {}
 
   /** Builds access control from a config; reads the htpasswd, robot and key files. */
   static async create(config: Config): Promise<AccessControl> {
     const auth = config.auth;
-    const htpasswd = auth?.htpasswd ? new HtpasswdStore(auth.htpasswd.path) : undefined;
     const robots = auth?.robots ? new RobotStore(auth.robots.path) : undefined;
     const external = auth?.token ? await ExternalTokenVerifier.create(auth.token) : undefined;
+    // Made last among the files: it starts no workers until the first password check, but is the one to close.
+    const htpasswd = auth?.htpasswd ? new HtpasswdStore(auth.htpasswd.path) : undefined;
     const iss = auth?.issuer;
     const ownIssuer = (iss?.enabled ?? true) && !(external && !htpasswd && !robots);
     const issuer = ownIssuer
@@ -80,14 +108,47 @@ export class AccessControl {
           service: iss?.service ?? 'sluice',
           expiration: iss?.expiration ?? 300,
           refreshExpiration: iss?.refreshexpiration ?? 86400,
+        }).catch(async (e: unknown) => {
+          await htpasswd?.close();
+          throw e;
         })
       : undefined;
     const hasCredentials = Boolean(htpasswd || robots || external);
     // With no way to log in and no rules, access control is only there for the audit log.
     const spec = policySpecFrom(config.access);
     if (!config.access?.rules && !hasCredentials) spec.rules = [{ ...DEFAULT_RULES[0]!, name: 'everyone (no auth configured)', who: ['*'] }];
-    const audit = config.audit && config.audit.enabled ? new AuditLog(config.audit.path) : undefined;
-    return new AccessControl(compilePolicy(spec), htpasswd, robots, issuer, external, audit, iss?.realm ?? (external && !issuer ? auth?.token?.realm : undefined), auth?.htpasswd?.realm ?? 'sluice');
+    let audit: AuditLog | undefined;
+    try {
+      audit = config.audit && config.audit.enabled ? await AuditLog.open(config.audit.path) : undefined;
+    } catch (e) {
+      await htpasswd?.close();
+      throw e;
+    }
+    const realm: RealmSettings = {
+      fixed: iss?.realm ?? (external && !issuer ? auth?.token?.realm : undefined),
+      fromHost: iss?.realmfromhost ?? false,
+      publicUrl: config.http.host,
+    };
+    const limit = auth?.ratelimit ?? { failures: 10, window: '1m' };
+    const windowMs = parseDuration(limit.window);
+    return new AccessControl(
+      compilePolicy(spec),
+      htpasswd,
+      robots,
+      issuer,
+      external,
+      audit,
+      realm,
+      auth?.htpasswd?.realm ?? 'sluice',
+      new FailureLimiter(limit.failures, windowMs),
+      new FailureLimiter(limit.failures, windowMs),
+    );
+  }
+
+  /** Stops the password-checking workers and closes the audit log. */
+  async close(): Promise<void> {
+    await this.htpasswd?.close();
+    await this.audit?.close();
   }
 
   /** Whether any caller can log in at all (otherwise `/v2/` stays open to anonymous callers). */
@@ -100,11 +161,19 @@ export class AccessControl {
     return this.issuer?.service ?? this.external?.service ?? 'sluice';
   }
 
-  /** The token endpoint URL for challenges: configured, or this server's own `/token`. */
+  /**
+   * The token endpoint URL for challenges: configured, or this server's own `/token` at `http.host` or the
+   * address the connection arrived at. Never the Host header unless configured: it is the client's to write,
+   * and clients send their passwords to the realm.
+   */
   realm(req: FastifyRequest): string {
-    if (this.realmSetting) return this.realmSetting;
-    const host = req.headers.host ?? '127.0.0.1';
-    return `${req.protocol}://${host}/token`;
+    const r = this.realmSettings;
+    if (r.fixed) return r.fixed;
+    if (r.fromHost && req.headers.host) return `${req.protocol}://${req.headers.host}/token`;
+    if (r.publicUrl) return `${r.publicUrl.replace(/\/+$/, '')}/token`;
+    const local = (req.socket.localAddress ?? '127.0.0.1').replace(/^::ffff:(?=\d+\.)/, '');
+    const host = local.includes(':') ? `[${local}]` : local;
+    return `${req.protocol}://${host}:${req.socket.localPort}/token`;
   }
 
   /** The challenge a 401 carries. */
@@ -113,21 +182,43 @@ export class AccessControl {
     return basicChallenge(this.basicRealm);
   }
 
-  /** Checks a username and password (or robot token); the same work is done whether the account exists or not. */
-  async checkCredentials(username: string, password: string): Promise<Principal | undefined> {
+  /**
+   * Checks a username and password (or robot token) from a client address; the same work is done whether the
+   * account exists or not. Throws TooManyAttempts once the address or the user has failed too often in the
+   * window, before any password work, whatever the password: a guess must not learn anything from a 429.
+   */
+  async checkCredentials(username: string, password: string, address: string): Promise<Principal | undefined> {
+    const addressKey = `a\0${address}`;
+    const userKey = `u\0${username}`;
+    const wait = this.byAddress.retryAfter(addressKey) ?? this.byUser.retryAfter(userKey);
+    if (wait !== undefined) throw new TooManyAttempts('too many failed logins; try again later', wait);
+    let p: Principal | undefined;
     if (username.startsWith(ROBOT_PREFIX)) {
       const name = username.slice(ROBOT_PREFIX.length);
-      return this.robots?.verify(name, password) ? { kind: 'robot', name } : undefined;
+      p = this.robots?.verify(name, password) ? { kind: 'robot', name } : undefined;
+    } else if (this.htpasswd) {
+      try {
+        p = (await this.htpasswd.verify(username, password)) ? { kind: 'user', name: username } : undefined;
+      } catch (e) {
+        if (e instanceof PoolBusyError) throw new TooManyAttempts('too many logins are being checked; try again shortly', 1);
+        throw e;
+      }
     }
-    if (!this.htpasswd) return undefined;
-    return (await this.htpasswd.verify(username, password)) ? { kind: 'user', name: username } : undefined;
+    if (!p) {
+      this.byAddress.fail(addressKey);
+      this.byUser.fail(userKey);
+    }
+    return p;
   }
 
-  /** Whether a principal still exists and may be issued tokens (for refresh grants). */
-  stillValid(p: Principal): boolean {
-    if (p.kind === 'anonymous') return true;
-    if (p.kind === 'robot') return this.robots?.active(p.name) ?? false;
-    return this.htpasswd?.has(p.name) ?? false;
+  /**
+   * A fingerprint of the credential a principal logs in with (undefined when the account is gone or expired),
+   * so refresh tokens can be bound to it.
+   */
+  credential(p: Principal): string | undefined {
+    if (p.kind === 'anonymous') return undefined;
+    if (p.kind === 'robot') return this.robots?.credential(p.name);
+    return this.htpasswd?.credential(p.name);
   }
 
   /** Establishes who sent a request; bad credentials or tokens are a 401, never anonymous. */
@@ -147,7 +238,7 @@ export class AccessControl {
     const value = header.slice(sp + 1).trim();
     if (scheme === 'basic') {
       const creds = decodeBasic(value);
-      const p = creds ? await this.checkCredentials(creds.user, creds.password) : undefined;
+      const p = creds ? await this.checkCredentialsOrThrottle(req, creds.user, creds.password) : undefined;
       if (!p) this.refuse(req, 'invalid username or password', undefined, creds?.user);
       return { principal: p, via: 'basic' };
     }
@@ -174,6 +265,18 @@ export class AccessControl {
       this.refuse(req, own?.message ?? 'token rejected', 'invalid_token');
     }
     this.refuse(req, `unsupported authorization scheme "${scheme.slice(0, 20)}"`);
+  }
+
+  /** checkCredentials for a request: too many failures become the OCI TOOMANYREQUESTS error with Retry-After. */
+  async checkCredentialsOrThrottle(req: FastifyRequest, username: string, password: string): Promise<Principal | undefined> {
+    try {
+      return await this.checkCredentials(username, password, req.ip);
+    } catch (e) {
+      if (!(e instanceof TooManyAttempts)) throw e;
+      req.retryAfter = e.retryAfter;
+      this.audit?.write({ principal: username, address: req.ip, action: 'login', decision: 'denied', reason: e.message, method: req.method, status: 429 });
+      throw new OciError('TOOMANYREQUESTS', e.message);
+    }
   }
 
   private refuse(req: FastifyRequest, message: string, error?: string, user?: string): never {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isDuration } from '../config/duration.js';
 
 /** `auth:` — Distribution's htpasswd and token keys as they are, plus Sluice's robots and token issuer. */
 export const authConfigSchema = z
@@ -18,12 +19,27 @@ export const authConfigSchema = z
       .strict()
       .optional(),
     robots: z.object({ path: z.string().min(1) }).strict().optional(),
+    // Failed logins allowed per client address and per user name in each window; more are answered 429.
+    ratelimit: z
+      .object({
+        failures: z.number().int().positive().default(10),
+        window: z.string().refine(isDuration, { message: 'a duration such as 1m or 30s' }).default('1m'),
+      })
+      .strict()
+      .default({}),
     // Sluice as its own token service (on whenever users or robots exist).
     issuer: z
       .object({
         enabled: z.boolean().default(true),
+        /** The token endpoint challenges name; by default this server's own `/token` at its listen address (or `http.host`). */
         realm: z.string().optional(),
-        service: z.string().min(1).default('sluice'),
+        /**
+         * Build the realm from the request's Host header. Off by default: Host is the client's to choose, and a
+         * realm pointing elsewhere sends the next client's password there.
+         */
+        realmfromhost: z.boolean().default(false),
+        /** The service name challenges carry, or several names this registry answers to (the first is used in challenges). */
+        service: z.union([z.string().min(1), z.array(z.string().min(1)).nonempty()]).default('sluice'),
         issuer: z.string().min(1).default('sluice'),
         key: z.string().min(1).optional(),
         expiration: z.number().int().positive().default(300),

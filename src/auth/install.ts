@@ -19,12 +19,14 @@ export function installAccessControl(app: FastifyInstance, ctx: RegistryContext,
   // Keep an unhandled rejection from crashing before `ready()` reports it.
   ready.catch(() => undefined);
   app.addHook('onReady', async () => {
-    await ready;
+    const ac = await ready;
+    if (ac.issuer?.createdKey) app.log.info({ path: ac.issuer.createdKey }, 'auth.issuer.key did not exist: created a new EC P-256 token signing key there');
   });
   ctx.authorize = async (req, access) => (await ready).authorize(req, access);
   ctx.catalogFilter = async (req, names) => (await ready).filterCatalog(req, names);
   app.addHook('onSend', async (req, reply, payload) => {
     if (reply.statusCode === 401 && req.authChallenge) reply.header('www-authenticate', req.authChallenge);
+    if (reply.statusCode === 429 && req.retryAfter !== undefined) reply.header('retry-after', String(req.retryAfter));
     return payload;
   });
   app.addHook('onResponse', async (req, reply) => {
@@ -36,8 +38,9 @@ export function installAccessControl(app: FastifyInstance, ctx: RegistryContext,
     ac.audit.write({ ...a, address: req.ip, decision: 'allowed', method: req.method, status: reply.statusCode });
   });
   app.addHook('onClose', async () => {
+    // The password-checking workers would otherwise keep a process that closed its server alive.
     const ac = await ready.catch(() => undefined);
-    await ac?.audit?.close();
+    await ac?.close();
   });
   registerTokenRoutes(app, ready);
   return ready;

@@ -1,8 +1,9 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { isDuration, parseDuration } from '../config/duration.js';
+import { fileError } from './file-errors.js';
+import { FileWatch } from './file-watch.js';
 
 /** The username prefix that marks a robot account in Basic credentials: `robot$builder`. */
 export const ROBOT_PREFIX = 'robot$';
@@ -81,29 +82,45 @@ export async function listRobots(path: string): Promise<Omit<RobotRecord, 'sha25
 /** Robot accounts read from their file, re-read when it changes. */
 export class RobotStore {
   private robots = new Map<string, RobotRecord>();
-  private mtime = -1;
+  private readonly file: FileWatch;
   private readonly dummy = sha256('sluice-no-such-robot');
 
+  /** Reads the file now (a missing file is no robots yet); a folder or a broken file is an error naming `auth.robots.path`. */
   constructor(
     readonly path: string,
     private readonly now: () => number = Date.now,
   ) {
-    this.refresh();
+    this.file = new FileWatch(path);
+    try {
+      this.load();
+    } catch (e) {
+      if (e instanceof SyntaxError) throw new Error(`auth.robots.path: ${path} is not a robot file (invalid JSON: ${e.message})`);
+      throw fileError('auth.robots.path', path, e);
+    }
+  }
+
+  private load(): void {
+    let text;
+    try {
+      text = this.file.readIfChanged();
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      // No file is no robots (`sluice robot create` makes it).
+      this.robots.clear();
+      this.file.reset();
+      return;
+    }
+    if (text === undefined) return;
+    const file = JSON.parse(text) as RobotFile;
+    this.robots = new Map((file.robots ?? []).map((r) => [r.name, r]));
   }
 
   private refresh(): void {
-    let st;
     try {
-      st = statSync(this.path);
+      this.load();
     } catch {
-      this.robots.clear();
-      this.mtime = -1;
-      return;
+      // Keep the last good copy while the file is half-written or briefly unreadable.
     }
-    if (st.mtimeMs === this.mtime) return;
-    const file = JSON.parse(readFileSync(this.path, 'utf8')) as RobotFile;
-    this.robots = new Map(file.robots.map((r) => [r.name, r]));
-    this.mtime = st.mtimeMs;
   }
 
   /** Whether a robot exists and has not expired. */
@@ -111,6 +128,13 @@ export class RobotStore {
     this.refresh();
     const r = this.robots.get(name);
     return r !== undefined && (r.expires === undefined || Date.parse(r.expires) > this.now());
+  }
+
+  /** A fingerprint of an active robot's token, undefined when it is gone or expired: re-created robots get a new one. */
+  credential(name: string): string | undefined {
+    if (!this.active(name)) return undefined;
+    const r = this.robots.get(name)!;
+    return createHash('sha256').update(`robot\0${name}\0${r.sha256}\0${r.created}`).digest('hex');
   }
 
   /** Checks a robot token in constant time; unknown and expired robots take the same path. */

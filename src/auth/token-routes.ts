@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AccessControl } from './access-control.js';
-import { decodeBasic, principalFromSubject, subjectOf } from './access-control.js';
+import { decodeBasic, principalFromSubject, subjectOf, TooManyAttempts } from './access-control.js';
 import { basicChallenge, parseScopes, type AccessEntry } from './scope.js';
 import { TokenError } from './tokens.js';
 import { principalText, ANONYMOUS, type Principal } from '../policy/types.js';
@@ -32,10 +32,44 @@ function unauthorized(ac: AccessControl, req: FastifyRequest, reply: FastifyRepl
     .send(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message }] }));
 }
 
-async function issue(ac: AccessControl, principal: Principal, scopes: AccessEntry[]): Promise<{ token: string; expiresIn: number; issuedAt: string; access: AccessEntry[] }> {
+function tooMany(ac: AccessControl, req: FastifyRequest, reply: FastifyReply, e: TooManyAttempts, user: string): FastifyReply {
+  ac.audit?.write({ principal: user, address: req.ip, action: 'login', decision: 'denied', reason: e.message, method: req.method, status: 429 });
+  return reply
+    .code(429)
+    .header('retry-after', String(e.retryAfter))
+    .header('content-type', 'application/json; charset=utf-8')
+    .send(JSON.stringify({ errors: [{ code: 'TOOMANYREQUESTS', message: e.message }] }));
+}
+
+/** Checks credentials for the token endpoint; undefined after a reply was sent (401 or 429). */
+async function login(ac: AccessControl, req: FastifyRequest, reply: FastifyReply, user: string, password: string): Promise<Principal | undefined> {
+  let p: Principal | undefined;
+  try {
+    p = await ac.checkCredentials(user, password, req.ip);
+  } catch (e) {
+    if (!(e instanceof TooManyAttempts)) throw e;
+    tooMany(ac, req, reply, e, user);
+    return undefined;
+  }
+  if (!p) unauthorized(ac, req, reply, 'invalid username or password', user);
+  return p;
+}
+
+/** A refresh token bound to the principal's current credential; none for anonymous callers. */
+async function refreshFor(ac: AccessControl, principal: Principal): Promise<string | undefined> {
+  const credential = ac.credential(principal);
+  return credential === undefined ? undefined : ac.issuer!.issueRefresh(subjectOf(principal), credential);
+}
+
+async function issue(ac: AccessControl, principal: Principal, scopes: AccessEntry[], service: string | undefined): Promise<{ token: string; expiresIn: number; issuedAt: string; access: AccessEntry[] }> {
   const access = ac.grant(principal, scopes);
-  const t = await ac.issuer!.issue(subjectOf(principal), access);
+  const t = await ac.issuer!.issue(subjectOf(principal), access, ac.issuer!.audienceFor(service));
   return { ...t, access };
+}
+
+function firstString(v: unknown): string | undefined {
+  const list = queryList(v);
+  return list[0];
 }
 
 /** Registers `GET /token` (Docker token spec) and `POST /token` (OAuth2 password and refresh_token grants). */
@@ -49,13 +83,17 @@ export function registerTokenRoutes(app: FastifyInstance, ready: Promise<AccessC
     if (header) {
       const sp = header.indexOf(' ');
       const creds = header.slice(0, sp).toLowerCase() === 'basic' ? decodeBasic(header.slice(sp + 1).trim()) : undefined;
-      const p = creds ? await ac.checkCredentials(creds.user, creds.password) : undefined;
-      if (!p) return unauthorized(ac, req, reply, 'invalid username or password', creds?.user);
+      if (!creds) return unauthorized(ac, req, reply, 'invalid username or password');
+      const p = await login(ac, req, reply, creds.user, creds.password);
+      if (!p) return reply;
       principal = p;
     }
-    const t = await issue(ac, principal, parseScopes(queryList(q.scope)));
+    const t = await issue(ac, principal, parseScopes(queryList(q.scope)), firstString(q.service));
     const body: Record<string, unknown> = { token: t.token, access_token: t.token, expires_in: t.expiresIn, issued_at: t.issuedAt };
-    if (q.offline_token === 'true' && principal.kind !== 'anonymous') body.refresh_token = await ac.issuer.issueRefresh(subjectOf(principal));
+    if (q.offline_token === 'true') {
+      const refresh = await refreshFor(ac, principal);
+      if (refresh) body.refresh_token = refresh;
+    }
     req.log.debug({ principal: principalText(principal), access: t.access }, 'token issued');
     return reply.code(200).header('content-type', 'application/json').header('cache-control', 'no-store').send(JSON.stringify(body));
   });
@@ -74,26 +112,27 @@ export function registerTokenRoutes(app: FastifyInstance, ready: Promise<AccessC
     let refresh: string | undefined;
     if (grant === 'password') {
       const user = form.get('username') ?? '';
-      const p = await ac.checkCredentials(user, form.get('password') ?? '');
-      if (!p) return unauthorized(ac, req, reply, 'invalid username or password', user);
+      const p = await login(ac, req, reply, user, form.get('password') ?? '');
+      if (!p) return reply;
       principal = p;
-      if (form.get('access_type') === 'offline') refresh = await ac.issuer.issueRefresh(subjectOf(principal));
+      if (form.get('access_type') === 'offline') refresh = await refreshFor(ac, principal);
     } else if (grant === 'refresh_token') {
       let sub: string;
       try {
-        sub = await ac.issuer.verifyRefresh(form.get('refresh_token') ?? '');
+        // Bound to the credential it was issued under: a changed password, a re-created user or robot, or one
+        // that is gone or expired refuses it.
+        sub = await ac.issuer.verifyRefresh(form.get('refresh_token') ?? '', (s) => ac.credential(principalFromSubject(s)));
       } catch (e) {
         if (e instanceof TokenError) return unauthorized(ac, req, reply, e.message);
         throw e;
       }
       principal = principalFromSubject(sub);
-      if (!ac.stillValid(principal)) return unauthorized(ac, req, reply, 'the account no longer exists or has expired', principalText(principal));
       refresh = form.get('refresh_token') ?? undefined;
     } else {
       return reply.code(400).send({ error: 'unsupported_grant_type', error_description: 'grant_type must be password or refresh_token' });
     }
     const scopes = parseScopes(form.getAll('scope'));
-    const t = await issue(ac, principal, scopes);
+    const t = await issue(ac, principal, scopes, form.get('service') ?? undefined);
     const body: Record<string, unknown> = {
       access_token: t.token,
       token_type: 'Bearer',

@@ -1,11 +1,9 @@
-import { randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { createHash, createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, randomUUID, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
 import {
   calculateJwkThumbprint,
   createLocalJWKSet,
   exportJWK,
-  generateKeyPair,
-  importPKCS8,
   importX509,
   jwtVerify,
   SignJWT,
@@ -13,9 +11,9 @@ import {
   type JWK,
   type JWTPayload,
   type CryptoKey,
-  type KeyObject,
   type JWTVerifyGetKey,
 } from 'jose';
+import { fileError, missingFolderError } from './file-errors.js';
 import type { AccessEntry } from './scope.js';
 
 type Key = CryptoKey | KeyObject;
@@ -25,6 +23,8 @@ export interface TokenClaims extends JWTPayload {
   access?: AccessEntry[];
   /** Present on refresh tokens only, so one can never be used as the other. */
   sluice_refresh?: true;
+  /** On refresh tokens: a keyed hash of the credential they were issued under (see TokenIssuer.issueRefresh). */
+  sluice_cred?: string;
 }
 
 /** Verified token contents. */
@@ -37,47 +37,105 @@ export interface VerifiedToken {
 /** Thrown when a token is not acceptable; the message is safe to show (never the token). */
 export class TokenError extends Error {}
 
+const KEY = 'auth.issuer.key';
+
+/**
+ * Reads an EC P-256 private key (PKCS#8 `PRIVATE KEY` or SEC1 `EC PRIVATE KEY`, as `openssl ecparam -genkey`
+ * writes it); creates one (PKCS#8, mode 0600) when the file does not exist, so the README's example works.
+ */
+async function loadOrCreateKey(path: string): Promise<{ key: KeyObject; created: boolean }> {
+  let pem: string;
+  try {
+    pem = await readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw fileError(KEY, path, e);
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    try {
+      // `wx`: two replicas starting at once must not overwrite each other's key.
+      await writeFile(path, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600, flag: 'wx' });
+    } catch (w) {
+      const code = (w as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') return loadOrCreateKey(path);
+      if (code === 'ENOENT') throw missingFolderError(KEY, path);
+      throw fileError(KEY, path, w);
+    }
+    return { key: privateKey, created: true };
+  }
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(pem);
+  } catch (e) {
+    const why = /passphrase/i.test((e as Error).message) ? 'is encrypted; give an unencrypted key' : 'is not a PEM private key (PKCS#8 "PRIVATE KEY" or SEC1 "EC PRIVATE KEY")';
+    throw new Error(`${KEY}: ${path} ${why}`);
+  }
+  const curve = key.asymmetricKeyDetails?.namedCurve;
+  if (key.asymmetricKeyType !== 'ec' || curve !== 'prime256v1') {
+    throw new Error(`${KEY}: ${path} is a ${key.asymmetricKeyType}${curve ? ` ${curve}` : ''} key; tokens are signed with ES256, which needs an EC P-256 (prime256v1) key`);
+  }
+  return { key, created: false };
+}
+
 /** Sluice's own token service: ES256 JWTs with a `kid`, short-lived, holding only granted actions. */
 export class TokenIssuer {
   private constructor(
-    private readonly privateKey: Key,
-    private readonly publicKey: Key,
+    private readonly privateKey: KeyObject,
+    private readonly publicKey: KeyObject,
+    private readonly bindingKey: Buffer,
     readonly kid: string,
     readonly publicJwk: JWK,
     readonly issuer: string,
-    readonly service: string,
+    /** Service names this registry answers to; the first is the one challenges carry. */
+    readonly services: string[],
     readonly expiration: number,
     readonly refreshExpiration: number,
+    /** The key file made on this start, if one was. */
+    readonly createdKey: string | undefined,
   ) {}
 
-  /** Loads the PKCS#8 PEM key at `keyPath`, or makes a key that lives as long as the process. */
-  static async create(opts: { keyPath?: string; issuer: string; service: string; expiration: number; refreshExpiration: number }): Promise<TokenIssuer> {
-    let priv: Key;
-    let pub: Key;
-    if (opts.keyPath) {
-      const pem = await readFile(opts.keyPath, 'utf8');
-      priv = await importPKCS8(pem, 'ES256', { extractable: true });
-      const jwk = await exportJWK(priv);
-      delete jwk.d;
-      const { importJWK } = await import('jose');
-      pub = (await importJWK({ ...jwk, alg: 'ES256' }, 'ES256')) as Key;
-    } else {
-      const kp = await generateKeyPair('ES256', { extractable: true });
-      priv = kp.privateKey;
-      pub = kp.publicKey;
-    }
+  /** Loads the key at `keyPath` (made when missing), or makes a key that lives as long as the process. */
+  static async create(opts: { keyPath?: string; issuer: string; service: string | string[]; expiration: number; refreshExpiration: number }): Promise<TokenIssuer> {
+    let priv: KeyObject;
+    let created = false;
+    if (opts.keyPath) ({ key: priv, created } = await loadOrCreateKey(opts.keyPath));
+    else priv = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
+    const pub = createPublicKey(priv);
     const publicJwk = await exportJWK(pub);
     const kid = await calculateJwkThumbprint(publicJwk);
-    return new TokenIssuer(priv, pub, kid, { ...publicJwk, kid, alg: 'ES256', use: 'sig' }, opts.issuer, opts.service, opts.expiration, opts.refreshExpiration);
+    // Refresh tokens carry a keyed hash of the credential, never the credential's own hash: derived from the
+    // signing key, so it survives restarts exactly as long as the tokens themselves do.
+    const bindingKey = createHash('sha256').update('sluice refresh-token binding\0').update(priv.export({ type: 'pkcs8', format: 'der' })).digest();
+    const services = Array.isArray(opts.service) ? opts.service : [opts.service];
+    return new TokenIssuer(
+      priv,
+      pub,
+      bindingKey,
+      kid,
+      { ...publicJwk, kid, alg: 'ES256', use: 'sig' },
+      opts.issuer,
+      services,
+      opts.expiration,
+      opts.refreshExpiration,
+      created ? opts.keyPath : undefined,
+    );
+  }
+
+  /** The service name challenges carry and tokens are signed for by default. */
+  get service(): string {
+    return this.services[0]!;
+  }
+
+  /** The audience to sign for: the service a client asked for when it is one of ours, else our own. */
+  audienceFor(requested: string | undefined): string {
+    return requested !== undefined && this.services.includes(requested) ? requested : this.service;
   }
 
   /** Signs an access token for a subject ('' for anonymous). */
-  async issue(subject: string, access: AccessEntry[], now = Math.floor(Date.now() / 1000)): Promise<{ token: string; expiresIn: number; issuedAt: string }> {
+  async issue(subject: string, access: AccessEntry[], audience = this.service, now = Math.floor(Date.now() / 1000)): Promise<{ token: string; expiresIn: number; issuedAt: string }> {
     const token = await new SignJWT({ access })
       .setProtectedHeader({ alg: 'ES256', kid: this.kid, typ: 'JWT' })
       .setIssuer(this.issuer)
       .setSubject(subject)
-      .setAudience(this.service)
+      .setAudience(this.audienceFor(audience))
       .setIssuedAt(now)
       .setNotBefore(now - 1)
       .setExpirationTime(now + this.expiration)
@@ -86,9 +144,16 @@ export class TokenIssuer {
     return { token, expiresIn: this.expiration, issuedAt: new Date(now * 1000).toISOString() };
   }
 
-  /** Signs a refresh token for the OAuth2 flow. */
-  async issueRefresh(subject: string, now = Math.floor(Date.now() / 1000)): Promise<string> {
-    return new SignJWT({ sluice_refresh: true })
+  private bind(credential: string): string {
+    return createHmac('sha256', this.bindingKey).update(credential).digest('base64url');
+  }
+
+  /**
+   * Signs a refresh token for the OAuth2 flow, bound to the credential it was issued under (a fingerprint of
+   * the stored password hash or robot token): any change to that credential revokes it.
+   */
+  async issueRefresh(subject: string, credential: string, now = Math.floor(Date.now() / 1000)): Promise<string> {
+    return new SignJWT({ sluice_refresh: true, sluice_cred: this.bind(credential) })
       .setProtectedHeader({ alg: 'ES256', kid: this.kid, typ: 'JWT' })
       .setIssuer(this.issuer)
       .setSubject(subject)
@@ -104,7 +169,7 @@ export class TokenIssuer {
       const { payload } = await jwtVerify<TokenClaims>(token, this.publicKey, {
         algorithms: ['ES256'],
         issuer: this.issuer,
-        audience: this.service,
+        audience: this.services,
         requiredClaims: ['exp', 'sub'],
       });
       return payload;
@@ -120,11 +185,20 @@ export class TokenIssuer {
     return { subject: p.sub ?? '', access: Array.isArray(p.access) ? p.access : [], expiresAt: p.exp! };
   }
 
-  /** Verifies a refresh token and returns its subject. */
-  async verifyRefresh(token: string): Promise<string> {
+  /**
+   * Verifies a refresh token and returns its subject; `credentialOf` gives the subject's current credential
+   * fingerprint (undefined when the account is gone), which must be the one the token was issued under.
+   */
+  async verifyRefresh(token: string, credentialOf: (subject: string) => string | undefined): Promise<string> {
     const p = await this.check(token);
     if (!p.sluice_refresh) throw new TokenError('token rejected: not a refresh token');
-    return p.sub ?? '';
+    const sub = p.sub ?? '';
+    const now = credentialOf(sub);
+    if (now === undefined) throw new TokenError('token rejected: the account no longer exists or has expired');
+    const want = Buffer.from(this.bind(now));
+    const got = Buffer.from(typeof p.sluice_cred === 'string' ? p.sluice_cred : '');
+    if (got.length !== want.length || !timingSafeEqual(got, want)) throw new TokenError('token rejected: the credentials changed since it was issued');
+    return sub;
   }
 }
 
@@ -144,6 +218,22 @@ function describeJoseError(e: unknown): string {
   }
 }
 
+async function readJwks(path: string): Promise<{ keys: JWK[] }> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw fileError('auth.token.jwks', path, e);
+  }
+  try {
+    const set = JSON.parse(text) as { keys?: JWK[] };
+    if (!Array.isArray(set.keys)) throw new Error('no "keys" array');
+    return set as { keys: JWK[] };
+  } catch (e) {
+    throw new Error(`auth.token.jwks: ${path} is not a JWK set (${(e as Error).message})`);
+  }
+}
+
 /** Verifies tokens from an external issuer (Distribution's `auth.token`): root certificates or a JWKS. */
 export class ExternalTokenVerifier {
   private constructor(
@@ -158,13 +248,13 @@ export class ExternalTokenVerifier {
   static async create(cfg: { realm: string; service: string; issuer: string; rootcertbundle?: string; jwks?: string; signingalgorithms?: string[] }): Promise<ExternalTokenVerifier> {
     const algorithms = cfg.signingalgorithms ?? ['ES256', 'ES384', 'ES512', 'RS256', 'RS384', 'RS512', 'PS256', 'EdDSA'];
     if (cfg.jwks) {
-      const getKey = /^https?:\/\//.test(cfg.jwks)
-        ? createRemoteJWKSet(new URL(cfg.jwks))
-        : createLocalJWKSet(JSON.parse(await readFile(cfg.jwks, 'utf8')) as { keys: JWK[] });
+      const getKey = /^https?:\/\//.test(cfg.jwks) ? createRemoteJWKSet(new URL(cfg.jwks)) : createLocalJWKSet(await readJwks(cfg.jwks));
       return new ExternalTokenVerifier(getKey, cfg.issuer, cfg.service, cfg.realm, algorithms);
     }
     if (!cfg.rootcertbundle) throw new Error('auth.token needs rootcertbundle or jwks');
-    const pem = await readFile(cfg.rootcertbundle, 'utf8');
+    const pem = await readFile(cfg.rootcertbundle, 'utf8').catch((e: unknown) => {
+      throw fileError('auth.token.rootcertbundle', cfg.rootcertbundle!, e);
+    });
     const certs = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
     if (certs.length === 0) throw new Error(`auth.token.rootcertbundle ${cfg.rootcertbundle} holds no certificate`);
     const keys: Key[] = [];

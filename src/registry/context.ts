@@ -10,6 +10,7 @@ import { Catalog } from '../storage/catalog.js';
 import { RevisionScanner } from '../storage/revision-scan.js';
 import { allowAll, type Authorizer } from './access.js';
 import type { Metrics } from './metrics.js';
+import type { PullThroughCache } from '../proxy/cache.js';
 
 /** Which child manifests an index must have in the repository before it is accepted. */
 export type IndexPolicy = { mode: 'all' } | { mode: 'none' } | { mode: 'list'; platforms: Platform[] };
@@ -26,6 +27,8 @@ export class RegistryContext {
   readonly manifestLimit: number;
   readonly indexPolicy: IndexPolicy;
   authorize: Authorizer = allowAll;
+  /** The pull-through cache, when upstreams (or Distribution's proxy block) are configured. */
+  cache: PullThroughCache | undefined;
   /** Narrows the catalog to what the caller may see; set by access control. */
   catalogFilter: ((request: FastifyRequest, names: string[]) => Promise<string[]>) | undefined;
 

@@ -42,12 +42,12 @@ function linkHeader(base: string, n: number | undefined, lastItem: string): stri
   return `<${base}?${params.toString()}>; rel="next"`;
 }
 
-/** GET of a repository's tags, paginated with `n`, `last` and a `Link` header. */
-export async function listTags(ctx: RegistryContext, req: FastifyRequest, reply: FastifyReply, name: RepositoryName): Promise<void> {
+/** GET of a repository's tags, paginated with `n`, `last` and a `Link` header; `source` replaces the stored list (a cache's). */
+export async function listTags(ctx: RegistryContext, req: FastifyRequest, reply: FastifyReply, name: RepositoryName, source?: () => Promise<string[]>): Promise<void> {
   await ctx.authorize(req, { repository: name, actions: ['pull'] });
   const { n, last } = pageParams(req);
   const repo = ctx.repo(name);
-  const tags = await repo.tags();
+  const tags = source ? await source() : await repo.tags();
   if (tags.length === 0 && !(await repo.exists())) throw new OciError('NAME_UNKNOWN', `repository ${name} is not known`, { name });
   const { page, more } = paginate(tags, n, last);
   if (more && page.length > 0) reply.header('link', linkHeader(`/v2/${name}/tags/list`, n, page[page.length - 1]!));

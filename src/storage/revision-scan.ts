@@ -1,5 +1,5 @@
 import type { Digest } from '../oci/digest.js';
-import { parseManifest } from '../oci/manifest.js';
+import { parseManifest, referencedBlobs } from '../oci/manifest.js';
 import type { RepositoryName } from '../oci/name.js';
 import type { Platform } from '../oci/platform.js';
 import type { StorageDriver } from './driver.js';
@@ -17,6 +17,8 @@ interface RepoScan {
   seen: Set<Digest>;
   children: Map<Digest, IndexEntry[]>;
   referrers: Map<Digest, Set<Digest>>;
+  /** Blobs (config, layers) the repository's image manifests reference, with their declared sizes. */
+  blobs: Map<Digest, number>;
   running?: Promise<void>;
 }
 
@@ -44,7 +46,7 @@ export class RevisionScanner {
   private state(name: RepositoryName): RepoScan {
     let s = this.repos.get(name);
     if (!s) {
-      s = { seen: new Set(), children: new Map(), referrers: new Map() };
+      s = { seen: new Set(), children: new Map(), referrers: new Map(), blobs: new Map() };
       this.repos.set(name, s);
     }
     return s;
@@ -82,6 +84,7 @@ export class RevisionScanner {
         const link = referrerLinkPath(repo.name, m.subject.digest, rev);
         if (this.persist && !(await readLink(this.driver, link))) await writeLink(this.driver, link, rev);
       }
+      if (m.kind === 'image') for (const d of referencedBlobs(m)) s.blobs.set(d.digest, d.size);
       if (m.kind === 'index') {
         for (const d of m.manifests) {
           const entry: IndexEntry = { index: rev };
@@ -97,6 +100,14 @@ export class RevisionScanner {
   /** Referrers of `subject` the scan found (they may since have been deleted); refresh first. */
   referrersOf(name: RepositoryName, subject: Digest): Digest[] {
     return [...(this.state(name).referrers.get(subject) ?? [])];
+  }
+
+  /**
+   * The size a manifest of this repository declares for a blob, or undefined when none references it;
+   * refresh first. (A deleted manifest's blobs stay known until the process restarts.)
+   */
+  referencedBlobSize(name: RepositoryName, blob: Digest): number | undefined {
+    return this.state(name).blobs.get(blob);
   }
 
   /** The index (and platform) that lists `child`, among revisions still present; refresh first. */

@@ -62,9 +62,9 @@ export function defaultAuthFiles(env: NodeJS.ProcessEnv = process.env): string[]
 }
 
 /** Credentials for `host`: explicit `creds` first, then the auth file, then the default places. */
-export async function findCredentials(host: string, opts: { creds?: string; authFile?: string }): Promise<Credentials | undefined> {
+export async function findCredentials(host: string, opts: { creds?: string; authFile?: string; searchDefaultAuthFiles?: boolean }): Promise<Credentials | undefined> {
   if (opts.creds) return parseCreds(opts.creds);
-  const files = opts.authFile ? [opts.authFile] : defaultAuthFiles();
+  const files = opts.authFile ? [opts.authFile] : opts.searchDefaultAuthFiles === false ? [] : defaultAuthFiles();
   for (const f of files) {
     const auths = await readAuths(f, f === opts.authFile);
     const c = auths && credentialsFromAuths(auths, host);

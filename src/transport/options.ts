@@ -12,6 +12,14 @@ export interface TransportOptions {
   chunkSize?: number;
   /** Docker Engine endpoint for docker-daemon: (`unix:///path`); defaults to DOCKER_HOST. */
   daemonHost?: string;
+  /** The registry's base URL (`https://host:port`), when it is reached somewhere other than its name says (an upstream's `url`). */
+  baseUrl?: string;
+  /** Milliseconds to wait for a connection and for response headers; default 300 s (a cache upstream sets a few seconds). */
+  timeoutMs?: number;
+  /** False to use only `creds`/`authFile`, never the user's default auth files (a server's upstreams). */
+  searchDefaultAuthFiles?: boolean;
+  /** Extra CA certificates (PEM) to trust for this registry. */
+  ca?: string;
   /** Folder for temporary files (archives are unpacked or assembled there). */
   tmpDir?: string;
 }

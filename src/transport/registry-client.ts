@@ -118,11 +118,12 @@ export class RegistryClient {
     private readonly opts: TransportOptions = {},
   ) {
     this.retries = opts.retryTimes ?? 3;
+    const timeout = opts.timeoutMs ?? 300_000;
     const agent = new Agent({
-      connect: { rejectUnauthorized: opts.tlsVerify !== false },
+      connect: { rejectUnauthorized: opts.tlsVerify !== false, timeout, ...(opts.ca ? { ca: opts.ca } : {}) },
       keepAliveTimeout: 10_000,
       bodyTimeout: 300_000,
-      headersTimeout: 300_000,
+      headersTimeout: timeout,
     });
     this.dispatcher = agent.compose(interceptors.redirect({ maxRedirections: 5 }));
   }
@@ -131,7 +132,9 @@ export class RegistryClient {
   private async ping(): Promise<void> {
     if (this.base) return;
     if (this.credentials === undefined) this.credentials = (await findCredentials(this.host, this.opts)) ?? null;
-    const candidates = isLoopbackHost(this.host)
+    const candidates = this.opts.baseUrl
+      ? [this.opts.baseUrl.replace(/\/+$/, '')]
+      : isLoopbackHost(this.host)
       ? [`http://${this.host}`]
       : this.opts.tlsVerify === false
         ? [`https://${this.host}`, `http://${this.host}`]

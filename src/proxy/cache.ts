@@ -1,0 +1,425 @@
+import { Counter, type Registry as MetricsRegistry } from 'prom-client';
+import { digestOf, digestTag, isDigest, type Digest } from '../oci/digest.js';
+import { OciError } from '../oci/errors.js';
+import { ManifestError, parseManifest, referencedBlobs, type Manifest } from '../oci/manifest.js';
+import { MANIFEST_MEDIA_TYPES } from '../oci/mediatypes.js';
+import { formatPlatform } from '../oci/platform.js';
+import { isTag, type RepositoryName } from '../oci/name.js';
+import { decideFlow, flowLabel, platformAllowed, platformsText, type CompiledFlow, type FlowPolicy } from '../policy/flows.js';
+import type { BlobStore } from '../storage/blobs.js';
+import type { StorageDriver } from '../storage/driver.js';
+import type { RepositoryStore } from '../storage/repository.js';
+import type { RevisionScanner } from '../storage/revision-scan.js';
+import type { UploadStore } from '../storage/uploads.js';
+import { errorFrom, header, isConnectionError, RegistryError, type ClientResponse } from '../transport/registry-client.js';
+import { parseDuration } from '../config/duration.js';
+import type { Upstreams } from '../upstream/upstreams.js';
+import { BlobFills, type BlobFill } from './blob-fill.js';
+import { cacheTarget, isCacheRepository, type CacheTarget } from './names.js';
+import { TagState } from './tag-state.js';
+
+const ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
+const COSIGN_SUFFIXES = ['sig', 'att', 'sbom'];
+
+/** What the cache needs of the registry around it: storage, and hooks for logs, audit and the catalog. */
+export interface CacheDeps {
+  driver: StorageDriver;
+  blobs: BlobStore;
+  uploads: UploadStore;
+  scanner: RevisionScanner;
+  repo(name: RepositoryName): RepositoryStore;
+  readOnly: boolean;
+  manifestLimit: number;
+  metrics: MetricsRegistry;
+  log: { info(o: object, msg: string): void; warn(o: object, msg: string): void };
+  /** Called for every fetch and every refusal (the audit log, when configured). */
+  audit?: (record: { action: 'fetch'; repository: string; reference: string; decision: 'allowed' | 'denied'; reason: string; rule?: string }) => void;
+  /** Called when the cache stored a new repository or tag. */
+  changed?: () => void;
+}
+
+/** An upstream failure the cache may answer with what it has (timeouts, refused connections, 5xx, 429). */
+function isOutage(e: unknown): boolean {
+  if (e instanceof RegistryError) return e.status >= 500 || e.status === 429 || e.status === 401 || e.status === 403;
+  return isConnectionError(e) || /cannot reach registry|timeout|ECONNREFUSED|socket/i.test(String((e as Error)?.message ?? ''));
+}
+
+function ociErrorForOutage(t: CacheTarget, e: unknown): OciError {
+  const msg = `upstream ${t.upstream.name} did not answer for ${t.image}: ${(e as Error).message}`;
+  if (e instanceof RegistryError && e.status === 429) return new OciError('TOOMANYREQUESTS', msg);
+  return new OciError('UNKNOWN', msg, undefined, 502);
+}
+
+/**
+ * The pull-through cache: fetches what the flow rules approve from upstream on first pull, keeps it
+ * byte for byte in local repositories named as upstream names them, keeps tags fresh with HEAD after
+ * their ttl, serves stale when upstream fails, and downloads each blob once however many clients wait.
+ */
+export class PullThroughCache {
+  private readonly fills: BlobFills;
+  private readonly tagState: TagState;
+  /** When each `local:tag` was last confirmed with upstream. */
+  private readonly checked = new Map<string, number>();
+  /** Upstream 404s, remembered until the time stored. */
+  private readonly missing = new Map<string, number>();
+  private readonly inflight = new Map<string, Promise<void>>();
+  private readonly background = new Set<Promise<void>>();
+  private readonly counters: {
+    requests: Counter<'kind' | 'result'>;
+    upstreamBytes: Counter<'upstream'>;
+    denials: Counter<'rule'>;
+  };
+
+  constructor(
+    readonly upstreams: Upstreams,
+    readonly flows: FlowPolicy,
+    private readonly deps: CacheDeps,
+  ) {
+    this.fills = new BlobFills(deps);
+    this.tagState = new TagState(deps.driver, !deps.readOnly);
+    this.counters = {
+      requests: new Counter({ name: 'sluice_cache_requests_total', help: 'Cache requests by kind and result (hit, miss, stale, denied, error)', labelNames: ['kind', 'result'] as const, registers: [deps.metrics] }),
+      upstreamBytes: new Counter({ name: 'sluice_cache_upstream_bytes_total', help: 'Bytes fetched from each upstream', labelNames: ['upstream'] as const, registers: [deps.metrics] }),
+      denials: new Counter({ name: 'sluice_cache_denials_total', help: 'Refused upstream images by deciding flow rule', labelNames: ['rule'] as const, registers: [deps.metrics] }),
+    };
+  }
+
+  /** Sends the cache's log lines and audit records to the registry's logger and audit log. */
+  attach(log: CacheDeps['log'], audit?: CacheDeps['audit']): void {
+    this.deps.log = log;
+    if (audit) this.deps.audit = audit;
+  }
+
+  /** The cache's view of a request's repository, or undefined for a local one. */
+  target(name: RepositoryName, ns: string | undefined, write: boolean): Promise<CacheTarget | undefined> {
+    // Writes never go to the unprefixed upstream: a first push to `team/app` is a local repository.
+    return cacheTarget(this.upstreams, name, ns, async () => write || (await this.deps.repo(name).exists()));
+  }
+
+  /** The upstream a local repository caches, for refusing writes to it. */
+  cacheOf(name: string): string | undefined {
+    return isCacheRepository(this.upstreams, name)?.name;
+  }
+
+  private refuse(t: CacheTarget, reference: string, reason: string, flow?: CompiledFlow): never {
+    this.counters.requests.inc({ kind: 'manifest', result: 'denied' });
+    this.counters.denials.inc({ rule: flow ? String(flow.index) : 'none' });
+    this.deps.audit?.({ action: 'fetch', repository: t.image, reference, decision: 'denied', reason, ...(flow ? { rule: flowLabel(flow) } : {}) });
+    const hint = t.viaUnprefixed ? ` (a name without a registry host means ${t.upstream.name} here; no local repository of that name exists)` : '';
+    throw new OciError('DENIED', `${reason}${hint}`, { repository: t.image, reference });
+  }
+
+  private ttlOf(t: CacheTarget, flow: CompiledFlow | undefined): number {
+    return flow?.spec.ttl ? parseDuration(flow.spec.ttl) : t.upstream.ttlMs;
+  }
+
+  /**
+   * Makes sure the local repository holds the manifest `reference` names, fresh within its ttl, fetching
+   * it from upstream when the flows allow; afterwards the registry serves it from storage as any other.
+   */
+  async ensureManifest(t: CacheTarget, reference: string): Promise<void> {
+    if (isDigest(reference)) return this.ensureByDigest(t, reference);
+    if (!isTag(reference)) return;
+    const decision = decideFlow(this.flows, { repository: t.image, tag: reference });
+    if (!decision.allowed) this.refuse(t, reference, decision.reason, decision.flow);
+    const key = `${t.local}:${reference}`;
+    const repo = this.deps.repo(t.local);
+    const local = await repo.resolveTag(reference);
+    const last = this.checked.get(key);
+    if (local && last !== undefined && Date.now() - last < this.ttlOf(t, decision.flow)) {
+      this.counters.requests.inc({ kind: 'manifest', result: 'hit' });
+      void this.tagState.pulled(t.local, reference).catch(() => undefined);
+      return;
+    }
+    if (!local && (this.missing.get(key) ?? 0) > Date.now()) {
+      throw new OciError('MANIFEST_UNKNOWN', `${t.image}:${reference} is not known upstream at ${t.upstream.name} (remembered for a moment)`, { tag: reference });
+    }
+    let run = this.inflight.get(key);
+    if (!run) {
+      run = this.refreshTag(t, reference, local, decision.flow).finally(() => this.inflight.delete(key));
+      this.inflight.set(key, run);
+    }
+    await run;
+  }
+
+  private async refreshTag(t: CacheTarget, tag: string, local: Digest | null, flow: CompiledFlow | undefined): Promise<void> {
+    const key = `${t.local}:${tag}`;
+    const repo = this.deps.repo(t.local);
+    let upstreamDigest: string | undefined;
+    try {
+      const res = await this.request(t, 'HEAD', `manifests/${encodeURIComponent(tag)}`, { accept: ACCEPT });
+      await res.body.dump();
+      if (res.statusCode === 404) {
+        if (local) return this.serveStale(t, tag, 'upstream no longer has the tag');
+        this.missing.set(key, Date.now() + t.upstream.negativeTtlMs);
+        throw new OciError('MANIFEST_UNKNOWN', `${t.image}:${tag} is not known upstream at ${t.upstream.name}`, { tag });
+      }
+      if (res.statusCode !== 200) throw new RegistryError(`HEAD ${t.image}:${tag}: HTTP ${res.statusCode}`, res.statusCode);
+      upstreamDigest = header(res, 'docker-content-digest');
+    } catch (e) {
+      if (e instanceof OciError) throw e;
+      if (local && isOutage(e)) return this.serveStale(t, tag, (e as Error).message);
+      this.counters.requests.inc({ kind: 'manifest', result: 'error' });
+      throw ociErrorForOutage(t, e);
+    }
+    if (local && upstreamDigest === local) {
+      this.checked.set(key, Date.now());
+      this.counters.requests.inc({ kind: 'manifest', result: 'hit' });
+      void this.tagState.pulled(t.local, tag).catch(() => undefined);
+      return;
+    }
+    // New or moved upstream: fetch by digest when HEAD named one, so a tag moving meanwhile cannot mix bytes.
+    let fetched: { digest: Digest; manifest: Manifest } | null;
+    try {
+      fetched = await this.fetchManifest(t, upstreamDigest && isDigest(upstreamDigest) ? upstreamDigest : tag);
+    } catch (e) {
+      if (e instanceof OciError) throw e;
+      if (local && isOutage(e)) return this.serveStale(t, tag, (e as Error).message);
+      throw ociErrorForOutage(t, e);
+    }
+    if (!fetched) throw new OciError('MANIFEST_UNKNOWN', `${t.image}:${tag} is not known upstream at ${t.upstream.name}`, { tag });
+    await repo.tag(tag, fetched.digest);
+    this.checked.set(key, Date.now());
+    this.deps.changed?.();
+    await this.tagState.fetched(t.local, tag, fetched.digest).catch(() => undefined);
+    this.counters.requests.inc({ kind: 'manifest', result: 'miss' });
+    const moved = local ? ` (moved from ${local})` : '';
+    this.deps.log.info({ upstream: t.upstream.name, image: t.image, tag, digest: fetched.digest }, `cache: fetched ${t.image}:${tag}${moved}`);
+    this.deps.audit?.({ action: 'fetch', repository: t.image, reference: `${tag}@${fetched.digest}`, decision: 'allowed', reason: `fetched from ${t.upstream.name}${moved}`, ...(flow ? { rule: flowLabel(flow) } : {}) });
+    if (flow?.spec.referrers) this.inBackground(this.fetchAttachments(t, fetched.digest));
+  }
+
+  private serveStale(t: CacheTarget, tag: string, why: string): void {
+    this.counters.requests.inc({ kind: 'manifest', result: 'stale' });
+    this.deps.log.warn({ upstream: t.upstream.name, image: t.image, tag, reason: why }, `cache: serving ${t.image}:${tag} stale: ${why}`);
+  }
+
+  private async ensureByDigest(t: CacheTarget, digest: Digest): Promise<void> {
+    const repo = this.deps.repo(t.local);
+    // By-digest pulls of cached content never touch upstream.
+    if (await repo.hasManifest(digest)) {
+      this.counters.requests.inc({ kind: 'manifest', result: 'hit' });
+      return;
+    }
+    await this.deps.scanner.refresh(repo);
+    const listing = await this.deps.scanner.indexListing(repo, digest);
+    if (listing) {
+      // A child of an index that came in through an approved tag: the platform filter decides.
+      const flow = this.firstFlowFor(t);
+      if (!platformAllowed(flow, listing.platform)) {
+        this.counters.requests.inc({ kind: 'manifest', result: 'denied' });
+        const what = listing.platform ? formatPlatform(listing.platform) : `manifest ${digest}`;
+        throw new OciError(
+          'MANIFEST_UNKNOWN',
+          `${what} of index ${listing.index} is not stored in this registry: ${flow ? flowLabel(flow) : 'the flow rules'} brings in only ${flow ? platformsText(flow) : 'some platforms'} of ${t.image}`,
+          { digest },
+        );
+      }
+    } else {
+      const decision = decideFlow(this.flows, { repository: t.image, digest });
+      if (!decision.allowed) this.refuse(t, digest, decision.reason, decision.flow);
+    }
+    const key = `${t.local}@${digest}`;
+    let run = this.inflight.get(key);
+    if (!run) {
+      run = (async () => {
+        let fetched;
+        try {
+          fetched = await this.fetchManifest(t, digest);
+        } catch (e) {
+          if (e instanceof OciError) throw e;
+          throw ociErrorForOutage(t, e);
+        }
+        if (!fetched) throw new OciError('MANIFEST_UNKNOWN', `${t.image}@${digest} is not known upstream at ${t.upstream.name}`, { digest });
+        this.counters.requests.inc({ kind: 'manifest', result: 'miss' });
+        this.deps.changed?.();
+      })().finally(() => this.inflight.delete(key));
+      this.inflight.set(key, run);
+    }
+    await run;
+  }
+
+  /** The first allowing flow rule whose images match the name, whatever its tag filter (for platform checks). */
+  private firstFlowFor(t: CacheTarget): CompiledFlow | undefined {
+    for (const f of this.flows.flows) {
+      if (f.spec.deny) continue;
+      if (f.images.some((p) => p.matches({ repository: t.image }, { kind: 'anonymous' }))) return f;
+    }
+    return undefined;
+  }
+
+  /** Fetches a manifest (by tag or digest), verifies it and stores its exact bytes; null on upstream 404. */
+  private async fetchManifest(t: CacheTarget, reference: string): Promise<{ digest: Digest; manifest: Manifest } | null> {
+    const res = await this.request(t, 'GET', `manifests/${encodeURIComponent(reference)}`, { accept: ACCEPT });
+    if (res.statusCode === 404) {
+      await res.body.dump();
+      return null;
+    }
+    if (res.statusCode !== 200) throw await errorFrom(res, `${t.image}: manifest ${reference}`);
+    const bytes = await readCapped(res, this.deps.manifestLimit, `${t.image}: manifest ${reference}`);
+    this.counters.upstreamBytes.inc({ upstream: t.upstream.name }, bytes.length);
+    const digest = digestOf(bytes);
+    if (isDigest(reference) && digest !== reference) {
+      throw new OciError('MANIFEST_INVALID', `upstream ${t.upstream.name} sent a manifest with digest ${digest} for ${t.image}@${reference}`);
+    }
+    const announced = header(res, 'docker-content-digest');
+    if (announced && announced.startsWith('sha256:') && announced !== digest) {
+      throw new OciError('MANIFEST_INVALID', `upstream ${t.upstream.name} announced ${announced} for ${t.image}:${reference} but sent bytes with digest ${digest}`);
+    }
+    let manifest: Manifest;
+    try {
+      manifest = parseManifest(bytes, header(res, 'content-type')?.split(';')[0]?.trim());
+    } catch (e) {
+      if (e instanceof ManifestError) throw new OciError('MANIFEST_INVALID', `upstream ${t.upstream.name} sent an invalid manifest for ${t.image}:${reference}: ${e.message}`);
+      throw e;
+    }
+    const repo = this.deps.repo(t.local);
+    await repo.putManifest(bytes, manifest.subject?.digest);
+    return { digest, manifest };
+  }
+
+  private request(t: CacheTarget, method: 'GET' | 'HEAD', path: string, headers: Record<string, string> = {}): Promise<ClientResponse> {
+    const client = t.upstream.client(t.remote);
+    const repoPath = t.remote.split('/').map(encodeURIComponent).join('/');
+    return t.upstream.limit(() => client.send({ method, path: `/v2/${repoPath}/${path}`, headers }));
+  }
+
+  /**
+   * Serves a blob of a cache repository that storage does not have yet, from a fill of the upstream blob,
+   * or answers undefined when storage has it (the registry then serves it as usual). A blob is fetched only
+   * when a manifest the cache stored in this repository references it: no blob comes in by digest alone.
+   * A HEAD starts the fill too: the GET that follows it then finds bytes arriving.
+   */
+  async blobFill(t: CacheTarget, digest: Digest): Promise<BlobFill | undefined> {
+    const repo = this.deps.repo(t.local);
+    if ((await repo.blobSize(digest)) !== null) {
+      this.counters.requests.inc({ kind: 'blob', result: 'hit' });
+      return undefined;
+    }
+    await this.deps.scanner.refresh(repo);
+    const size = this.deps.scanner.referencedBlobSize(t.local, digest);
+    if (size === undefined) {
+      throw new OciError('BLOB_UNKNOWN', `blob ${digest} is not part of any image cached in ${t.local}: pull a manifest that references it first`, { digest });
+    }
+    // Stored already for another repository: linking it here is all it takes.
+    if ((await this.deps.blobs.size(digest)) === size) {
+      await repo.linkBlob(digest);
+      this.counters.requests.inc({ kind: 'blob', result: 'hit' });
+      return undefined;
+    }
+    if (this.deps.readOnly) throw new OciError('BLOB_UNKNOWN', `blob ${digest} is not cached yet and this registry is read-only`, { digest });
+    const fill = await this.fills.start(
+      digest,
+      size,
+      t.local,
+      async () => {
+        this.counters.requests.inc({ kind: 'blob', result: 'miss' });
+        let res: ClientResponse;
+        try {
+          res = await this.request(t, 'GET', `blobs/${digest}`);
+        } catch (e) {
+          throw ociErrorForOutage(t, e);
+        }
+        if (res.statusCode !== 200) {
+          const err = await errorFrom(res, `${t.image}: blob ${digest}`);
+          if (res.statusCode === 404) throw new OciError('BLOB_UNKNOWN', `upstream ${t.upstream.name} does not have blob ${digest} of ${t.image}`, { digest });
+          throw ociErrorForOutage(t, err);
+        }
+        const length = Number(header(res, 'content-length') ?? size);
+        return { body: res.body, size: length, onBytes: (n) => this.counters.upstreamBytes.inc({ upstream: t.upstream.name }, n) };
+      },
+      async () => {
+        await repo.linkBlob(digest);
+      },
+    );
+    void fill.finished.then(() => {
+      if (fill.state === 'failed') this.deps.log.warn({ upstream: t.upstream.name, digest, err: fill.error?.message }, 'cache: blob fill failed; the next pull retries');
+    });
+    return fill;
+  }
+
+  /** Tags of a cache repository: upstream's (those the flows allow) and the cached ones; cached only when upstream fails. */
+  async tags(t: CacheTarget): Promise<string[]> {
+    const local = await this.deps.repo(t.local).tags();
+    let remote: string[] = [];
+    try {
+      const res = await this.request(t, 'GET', 'tags/list');
+      if (res.statusCode === 200) {
+        const doc = (await res.body.json()) as { tags?: string[] | null };
+        remote = (doc.tags ?? []).filter((tag) => typeof tag === 'string' && isTag(tag) && decideFlow(this.flows, { repository: t.image, tag }).allowed);
+      } else await res.body.dump();
+    } catch (e) {
+      this.deps.log.warn({ upstream: t.upstream.name, image: t.image, err: (e as Error).message }, 'cache: upstream tag list failed; listing cached tags');
+    }
+    return [...new Set([...local.filter((tag) => !tag.startsWith('sha256-')), ...remote])].sort();
+  }
+
+  /** Brings the upstream's referrers and cosign tags of a fetched manifest along (flows with `referrers: true`). */
+  private async fetchAttachments(t: CacheTarget, subject: Digest): Promise<void> {
+    const wanted: { reference: string; tag?: string }[] = [];
+    try {
+      const res = await this.request(t, 'GET', `referrers/${subject}`, { accept: 'application/vnd.oci.image.index.v1+json' });
+      if (res.statusCode === 200) {
+        const doc = (await res.body.json()) as { manifests?: { digest?: string }[] };
+        for (const d of doc.manifests ?? []) if (d.digest && isDigest(d.digest)) wanted.push({ reference: d.digest });
+      } else await res.body.dump();
+    } catch (e) {
+      this.deps.log.warn({ image: t.image, subject, err: (e as Error).message }, 'cache: referrers of a fetched manifest could not be listed');
+    }
+    for (const suffix of COSIGN_SUFFIXES) wanted.push({ reference: `${digestTag(subject)}.${suffix}`, tag: `${digestTag(subject)}.${suffix}` });
+    const repo = this.deps.repo(t.local);
+    for (const w of wanted) {
+      try {
+        const got = await this.fetchManifest(t, w.reference);
+        if (!got) continue;
+        if (w.tag) await repo.tag(w.tag, got.digest);
+        if (got.manifest.kind === 'image') {
+          for (const d of referencedBlobs(got.manifest)) {
+            await this.deps.scanner.refresh(repo);
+            const fill = await this.blobFill(t, d.digest);
+            await fill?.finished;
+          }
+        }
+      } catch (e) {
+        this.deps.log.warn({ image: t.image, reference: w.reference, err: (e as Error).message }, 'cache: an attachment of a fetched manifest could not be fetched');
+      }
+    }
+    this.deps.changed?.();
+  }
+
+  private inBackground(p: Promise<void>): void {
+    const q = p.catch(() => undefined).finally(() => this.background.delete(q));
+    this.background.add(q);
+  }
+
+  /** Waits for fills and background fetches, then closes upstream connections. */
+  async close(): Promise<void> {
+    await Promise.all([...this.background]);
+    await this.fills.settle();
+    await this.upstreams.close();
+  }
+
+  /** Waits until background fetches (referrers, signatures) are done; for tests and shutdown. */
+  async idle(): Promise<void> {
+    while (this.background.size > 0) await Promise.all([...this.background]);
+  }
+}
+
+async function readCapped(res: ClientResponse, limit: number, what: string): Promise<Buffer> {
+  const declared = Number(header(res, 'content-length') ?? NaN);
+  if (declared > limit) {
+    res.body.destroy();
+    throw new OciError('MANIFEST_INVALID', `${what} is ${declared} bytes, over the ${limit}-byte manifest limit`);
+  }
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const c of res.body as AsyncIterable<Buffer>) {
+    n += c.length;
+    if (n > limit) {
+      res.body.destroy();
+      throw new OciError('MANIFEST_INVALID', `${what} is over the ${limit}-byte manifest limit`);
+    }
+    parts.push(c);
+  }
+  return Buffer.concat(parts);
+}

@@ -1,0 +1,90 @@
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { OciError } from '../oci/errors.js';
+import type { BlobFill } from '../proxy/blob-fill.js';
+import { parseRange, requireDigest } from './blob-routes.js';
+import type { RegistryContext } from './context.js';
+import { listTags } from './listing-routes.js';
+import type { Endpoint } from './paths.js';
+
+type Named = Exclude<Endpoint, { kind: 'base' } | { kind: 'catalog' }>;
+
+/**
+ * Sends a request for an upstream image through the pull-through cache. Returns the endpoint the
+ * registry should serve from storage (renamed to the cache repository, after the cache has made sure
+ * storage holds what it needs), or null when the request was answered here (a blob streamed from a
+ * fill in progress, a tag list). Local repositories pass through unchanged.
+ */
+export async function throughCache(ctx: RegistryContext, req: FastifyRequest, reply: FastifyReply, ep: Named): Promise<Endpoint | null> {
+  const cache = ctx.cache!;
+  const read = req.method === 'GET' || req.method === 'HEAD';
+  const ns = (req.query as Record<string, unknown>).ns;
+  const t = await cache.target(ep.name, typeof ns === 'string' ? ns : undefined, !read);
+  if (!t) return ep;
+  if (!read) {
+    throw new OciError('DENIED', `${t.local} is a cache of ${t.upstream.name}: its content comes from upstream only, so it cannot be written (push to another name)`, { name: t.local });
+  }
+  const local = t.local;
+  switch (ep.kind) {
+    case 'manifest':
+      // The client's own access comes first: nobody makes the cache fetch what they may not pull.
+      await ctx.authorize(req, { repository: local, actions: ['pull'], reference: ep.reference });
+      await cache.ensureManifest(t, ep.reference);
+      return { ...ep, name: local };
+    case 'blob': {
+      const digest = requireDigest(ep.digest);
+      await ctx.authorize(req, { repository: local, actions: ['pull'], reference: digest });
+      const fill = await cache.blobFill(t, digest);
+      if (!fill) return { ...ep, name: local };
+      await sendFromFill(ctx, req, reply, fill);
+      return null;
+    }
+    case 'tags':
+      await listTags(ctx, req, reply, local, () => cache.tags(t));
+      return null;
+    default:
+      return { ...ep, name: local };
+  }
+}
+
+/** Answers a blob GET (or HEAD) from a fill: headers at once, bytes as they arrive from upstream. */
+async function sendFromFill(ctx: RegistryContext, req: FastifyRequest, reply: FastifyReply, fill: BlobFill): Promise<void> {
+  const size = fill.size;
+  reply.header('docker-content-digest', fill.digest);
+  reply.header('etag', `"${fill.digest}"`);
+  reply.header('accept-ranges', 'bytes');
+  reply.header('content-type', 'application/octet-stream');
+  let range: { start: number; end: number } | null;
+  try {
+    range = parseRange(req.headers.range, size);
+  } catch (e) {
+    reply.header('content-range', `bytes */${size}`);
+    throw e;
+  }
+  if (req.method === 'HEAD') {
+    reply.header('content-length', String(size));
+    reply.code(200).send();
+    return;
+  }
+  const start = range ? range.start : 0;
+  const end = range ? range.end + 1 : size;
+  reply.code(range ? 206 : 200);
+  if (range) reply.header('content-range', `bytes ${range.start}-${range.end}/${size}`);
+  reply.header('content-length', String(end - start));
+  ctx.metrics.bytesOut.inc({ route: 'blob' }, end - start);
+  if (end === start) {
+    await reply.send('');
+    return;
+  }
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(reply.statusCode, reply.getHeaders() as OutgoingHttpHeaders);
+  try {
+    await fill.pipeTo(res, start, end);
+    res.end();
+  } catch (e) {
+    // Headers are gone: cut the connection so the client sees a short body (and retries).
+    req.log.info({ digest: fill.digest, err: (e as Error).message }, 'cache: blob transfer ended early');
+    res.destroy();
+  }
+}

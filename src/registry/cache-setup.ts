@@ -1,0 +1,28 @@
+import type { Config } from '../config/schema.js';
+import { compileFlows, type FlowSpec } from '../policy/flows.js';
+import { PullThroughCache } from '../proxy/cache.js';
+import { Upstreams } from '../upstream/upstreams.js';
+import type { RegistryContext } from './context.js';
+
+/** Distribution's `proxy:` block lets every image of its one upstream in. */
+const PROXY_FLOWS: FlowSpec[] = [{ name: 'proxy (Distribution)', images: ['**'] }];
+
+/** The pull-through cache a config asks for (`upstreams:` or `proxy:`), or undefined. */
+export function buildCache(ctx: RegistryContext, config: Config): PullThroughCache | undefined {
+  if (!config.upstreams && !config.proxy) return undefined;
+  const upstreams = new Upstreams(config.upstreams ?? {}, config.proxy);
+  const specs: FlowSpec[] = config.flows ?? (config.proxy && !config.upstreams ? PROXY_FLOWS : []);
+  const flows = compileFlows(specs, config.access?.sets ?? {});
+  return new PullThroughCache(upstreams, flows, {
+    driver: ctx.driver,
+    blobs: ctx.blobs,
+    uploads: ctx.uploads,
+    scanner: ctx.scanner,
+    repo: (name) => ctx.repo(name),
+    readOnly: ctx.readOnly,
+    manifestLimit: ctx.manifestLimit,
+    metrics: ctx.metrics.registry,
+    log: { info: () => undefined, warn: () => undefined },
+    changed: () => ctx.catalog.invalidate(),
+  });
+}

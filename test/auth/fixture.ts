@@ -47,7 +47,9 @@ export interface AuthFixture {
 }
 
 /** Starts a registry with htpasswd users, a `builder` robot (and an expired `old` one) and the example policy. */
-export async function startAuthRegistry(opts: { access?: unknown; auth?: Record<string, unknown>; audit?: unknown; root?: string; logger?: unknown } = {}): Promise<AuthFixture> {
+export async function startAuthRegistry(
+  opts: { access?: unknown; auth?: Record<string, unknown>; audit?: unknown; root?: string; logger?: unknown; /** Other top-level config keys (http, ...). */ config?: Record<string, unknown> } = {},
+): Promise<AuthFixture> {
   const dir = await mkdtemp(join(tmpdir(), 'sluice-auth-'));
   const htpasswd = join(dir, 'htpasswd');
   await writeHtpasswd(htpasswd, USERS);
@@ -56,6 +58,7 @@ export async function startAuthRegistry(opts: { access?: unknown; auth?: Record<
   robots.builder = (await createRobot(robotsPath, 'builder')).token;
   robots.old = (await createRobot(robotsPath, 'old', new Date(Date.now() - 60_000))).token;
   const cfg: Record<string, unknown> = {
+    ...(opts.config ?? {}),
     auth: { htpasswd: { realm: 'sluice-test', path: htpasswd }, robots: { path: robotsPath }, ...(opts.auth ?? {}) },
     access: opts.access ?? EXAMPLE_ACCESS,
   };

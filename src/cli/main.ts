@@ -19,10 +19,12 @@ program
       const { config, warnings } = await loadConfig(opts.config, { addr: opts.addr, root: opts.root });
       // Loaded here so that the image-moving commands do not carry the server in memory, nor it them.
       const { serve } = await import('../registry/server.js');
-      const reg = await serve(config);
+      let url = '';
+      const reg = await serve(config, (u) => (url = u));
       for (const w of warnings) reg.app.log.warn(w);
       const root = config.storage.filesystem?.rootdirectory ?? './data';
-      reg.app.log.info({ addr: config.http.addr, root }, 'sluice registry listening');
+      // The URL says https:// when http.tls is on.
+      reg.app.log.info({ addr: config.http.addr, url, root }, 'sluice registry listening');
     } catch (e) {
       if (e instanceof ConfigError) fail(e.message);
       fail((e as Error).message);

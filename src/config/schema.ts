@@ -5,7 +5,9 @@ import { accessConfigSchema } from '../policy/config.js';
 
 const duration = z.string().refine(isDuration, 'expected a duration such as 30s, 5m, 168h');
 
-// Every object is strict so that unknown keys surface; load.ts turns those into warnings, not errors.
+// Every object is strict so that unknown keys surface: load.ts turns each into an error with a suggestion.
+// Only keys whose meaning Sluice carries out are here; a Distribution key that is accepted although
+// nothing reads it says in a comment why its meaning already holds.
 const platformEntry = z
   .object({ os: z.string().min(1), architecture: z.string().min(1), variant: z.string().min(1).optional() })
   .strict();
@@ -13,28 +15,46 @@ const platformEntry = z
 const logSchema = z
   .object({
     level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-    formatter: z.enum(['json', 'text', 'logstash']).optional(),
+    // Sluice writes JSON lines (pino); Distribution's text and logstash formats are not implemented.
+    formatter: z.enum(['json'], { errorMap: () => ({ message: 'Sluice writes JSON lines only: use json or leave it out' }) }).optional(),
     fields: z.record(z.string(), z.unknown()).optional(),
     accesslog: z.object({ disabled: z.boolean().default(false) }).strict().optional(),
+  })
+  .strict();
+
+const pathText = z.string().min(1);
+
+// Distribution's http.tls; files are read when the server is built (src/config/tls.ts).
+const tlsSchema = z
+  .object({
+    certificate: pathText,
+    key: pathText,
+    // CA files for client certificates: when given, every client must present one they signed.
+    clientcas: z.array(pathText).min(1).optional(),
+    minimumtls: z.enum(['tls1.2', 'tls1.3'], { errorMap: () => ({ message: 'expected tls1.2 or tls1.3 (older versions are not offered)' }) }).optional(),
   })
   .strict();
 
 const httpSchema = z
   .object({
     addr: z.string().default('127.0.0.1:5000'),
-    prefix: z.string().optional(),
+    // Sluice only sends relative URLs (Location headers), so the external host is never needed, and
+    // relativeurls: true is always the case (every client resolves a relative Location).
     host: z.string().optional(),
-    secret: z.string().optional(),
     relativeurls: z.boolean().optional(),
+    // Distribution signs upload state with it; Sluice keeps upload state in storage, so there is nothing to sign.
+    secret: z.string().optional(),
     headers: z.record(z.string(), z.array(z.string())).optional(),
     draintimeout: duration.optional(),
+    tls: tlsSchema.optional(),
   })
   .strict();
 
 const storageSchema = z
   .object({
     filesystem: z
-      .object({ rootdirectory: z.string().min(1).default('./data'), maxthreads: z.number().optional() })
+      // maxthreads bounds Go threads in Distribution; Node's file I/O has its own pool, so it has no meaning here.
+      .object({ rootdirectory: z.string().min(1).default('./data'), maxthreads: z.number().int().positive().optional() })
       .strict()
       .optional(),
     delete: z.object({ enabled: z.boolean().default(false) }).strict().optional(),
@@ -49,17 +69,25 @@ const storageSchema = z
       })
       .strict()
       .optional(),
-    cache: z.record(z.string(), z.unknown()).optional(),
-    redirect: z.record(z.string(), z.unknown()).optional(),
+    // Debian's config.yml names the in-memory descriptor cache; Sluice reads descriptors from storage, which
+    // behaves the same. A redis cache is not implemented.
+    cache: z
+      .object({
+        blobdescriptor: z.enum(['inmemory'], { errorMap: () => ({ message: 'only inmemory is supported (a redis cache is not implemented)' }) }).optional(),
+        blobdescriptorsize: z.number().int().positive().optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
 const validationSchema = z
   .object({
+    // In Distribution these switch only the manifests.urls checks, which Sluice refuses as not implemented.
+    enabled: z.boolean().optional(),
     disabled: z.boolean().optional(),
     manifests: z
       .object({
-        urls: z.record(z.string(), z.unknown()).optional(),
         indexes: z
           .object({
             platforms: z.enum(['all', 'none', 'list']).default('all'),
@@ -80,8 +108,15 @@ const limitsSchema = z
   })
   .strict();
 
+// Debian's config.yml turns on the storage health check. Sluice's /healthz probes storage on every call,
+// so the check is always on, at least as often as any interval, and reports the first failure.
 const healthSchema = z
-  .object({ storagedriver: z.record(z.string(), z.unknown()).optional() })
+  .object({
+    storagedriver: z
+      .object({ enabled: z.boolean().optional(), interval: duration.optional(), threshold: z.number().int().positive().optional() })
+      .strict()
+      .optional(),
+  })
   .strict();
 
 /** The config file's schema: Distribution's keys where both have the feature, Sluice's own keys beside them. */

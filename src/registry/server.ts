@@ -2,6 +2,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyReply, type F
 import type { Config } from '../config/schema.js';
 import { parseAddr } from '../config/load.js';
 import { parseDuration } from '../config/duration.js';
+import { plainHttpWarning, tlsServerOptions } from '../config/tls.js';
 import { scheduleUploadPurge } from './maintenance.js';
 import { OciError } from '../oci/errors.js';
 import type { StorageDriver } from '../storage/driver.js';
@@ -100,7 +101,10 @@ export function buildRegistry(opts: ServerOptions): Registry {
   const driver = opts.driver ?? driverFor(config);
   const ctx = new RegistryContext(driver, config, metrics);
   const level = config.log.level;
+  const tls = tlsServerOptions(config.http.tls);
   const app = Fastify({
+    // With http.tls the server is an https.Server at run time; no route or hook depends on which it is.
+    ...(tls ? ({ https: tls } as object) : {}),
     logger:
       opts.logger ?? (level === 'silent' ? false : { level, base: { service: 'sluice', ...(config.log.fields ?? {}) }, redact: ['req.headers.authorization'] }),
     // One line per request is written by the onResponse hook instead.
@@ -189,6 +193,8 @@ export function buildRegistry(opts: ServerOptions): Registry {
 export async function serve(config: Config, onListen?: (url: string) => void): Promise<Registry> {
   const reg = buildRegistry({ config });
   const { host, port } = parseAddr(config.http.addr);
+  const plain = plainHttpWarning(host, config.http.tls);
+  if (plain) reg.app.log.warn(plain);
   const address = await reg.app.listen({ host, port });
   onListen?.(address);
   const purge = scheduleUploadPurge(reg);

@@ -1,6 +1,7 @@
 import type { FastifyReply } from 'fastify';
 import { OciError } from '../oci/errors.js';
 import { UploadError } from '../storage/uploads.js';
+import { isStorageFull } from '../storage/driver.js';
 
 /** Maps an upload failure to the OCI error the spec prescribes. */
 export function uploadErrorToOci(e: UploadError): OciError {
@@ -24,6 +25,8 @@ export function uploadErrorToOci(e: UploadError): OciError {
 export function toOciError(e: unknown): OciError {
   if (e instanceof OciError) return e;
   if (e instanceof UploadError) return uploadErrorToOci(e);
+  // 507 Insufficient Storage: the request was fine and may succeed once space is freed.
+  if (isStorageFull(e)) return new OciError('UNKNOWN', "no space left on the registry's storage", undefined, 507);
   return new OciError('UNKNOWN', 'internal error');
 }
 

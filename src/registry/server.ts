@@ -7,6 +7,7 @@ import { scheduleUploadPurge } from './maintenance.js';
 import { OciError } from '../oci/errors.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { FilesystemDriver } from '../storage/filesystem.js';
+import { checkStorageAtStart, StorageHealth } from '../storage/health.js';
 import { installAccessControl } from '../auth/install.js';
 import { deleteBlob, getBlob } from './blob-routes.js';
 import { RegistryContext } from './context.js';
@@ -157,23 +158,27 @@ export function buildRegistry(opts: ServerOptions): Registry {
       await dispatch(ctx, req, reply, ep);
     } catch (e) {
       const err = toOciError(e);
-      // A client that hangs up mid-body is routine, not a server fault.
-      if (err.code === 'UNKNOWN' && !req.raw.complete && req.raw.destroyed) req.log.info({ url: req.url }, 'client went away mid-request');
+      // A client that hangs up mid-body is routine, not a server fault (a full disk also ends the body early).
+      if (err.status === 500 && !req.raw.complete && req.raw.destroyed) req.log.info({ url: req.url }, 'client went away mid-request');
       else if (err.code === 'UNKNOWN') req.log.error({ err: e }, 'request failed');
+      // A body still arriving is not read on (it may be gigabytes, and after a failed write nothing reads it,
+      // which held the connection until the keep-alive timeout): the answer says Connection: close, and Node
+      // ends the connection once it is sent.
+      const arriving = !req.raw.complete;
+      if (arriving && !reply.sent) reply.header('connection', 'close');
       if (!reply.sent) sendError(reply, err, head);
-      // An unread request body must not be left hanging on the socket.
-      if (!req.raw.readableEnded) req.raw.resume();
+      // A body that has fully arrived but is unread is discarded, and the connection kept.
+      if (!arriving && !req.raw.readableEnded) req.raw.resume();
     }
   };
   app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'], url: '/v2', handler, exposeHeadRoute: false });
   app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'], url: '/v2/*', handler, exposeHeadRoute: false });
 
+  // Writes a probe file (read-only registries only read), at most once every few seconds.
+  const storageHealth = new StorageHealth(driver, ctx.readOnly);
   app.get('/healthz', async (_req, reply) => {
     try {
-      // Listing alone would call a root that is a file "empty"; an absent root is fine (made on first write).
-      const root = await driver.stat('');
-      if (root && !root.isDirectory) throw new Error('the storage root is not a directory');
-      await driver.list('');
+      await storageHealth.check();
       return reply.code(200).send({ status: 'ok', storage: driver.name });
     } catch (e) {
       return reply.code(503).send({ status: 'unavailable', error: (e as Error).message });
@@ -192,6 +197,9 @@ export function buildRegistry(opts: ServerOptions): Registry {
 /** Starts the registry on `http.addr` and stops it gracefully on SIGTERM and SIGINT. */
 export async function serve(config: Config, onListen?: (url: string) => void): Promise<Registry> {
   const reg = buildRegistry({ config });
+  // An unwritable root would start a registry that answers every push with 500: refuse with one clear line.
+  const storageWarning = await checkStorageAtStart(reg.ctx.driver, reg.ctx.readOnly);
+  if (storageWarning) reg.app.log.warn(storageWarning);
   const { host, port } = parseAddr(config.http.addr);
   const plain = plainHttpWarning(host, config.http.tls);
   if (plain) reg.app.log.warn(plain);

@@ -22,9 +22,11 @@ export interface FileWriter {
  */
 export interface StorageDriver {
   readonly name: string;
+  /** Where the objects live, as the config names it, for messages: `storage.filesystem.rootdirectory: /srv/registry`. */
+  readonly location?: string;
   /** Reads a small object whole (links, manifests); null when absent. */
   getContent(path: string): Promise<Buffer | null>;
-  /** Writes a small object whole and atomically. */
+  /** Writes a small object whole, atomically and durably: once this resolves, a crash cannot lose or tear it. */
   putContent(path: string, data: Uint8Array): Promise<void>;
   stat(path: string): Promise<FileInfo | null>;
   /** Streams an object from `offset` for `length` bytes (to the end when omitted). */
@@ -38,8 +40,20 @@ export interface StorageDriver {
   writer(path: string): Promise<FileWriter>;
   /** Names of the direct children of a directory; empty when absent. */
   list(path: string): Promise<string[]>;
-  /** Moves an object into place, replacing what is there. */
+  /** Moves an object into place, replacing what is there; the object's bytes are durable before it appears at `to`. */
   move(from: string, to: string): Promise<void>;
   /** Deletes an object or a whole directory; no error when absent. */
   delete(path: string): Promise<void>;
+  /**
+   * Removes what a crash left behind, when last changed before `before`: the driver's own temporary
+   * objects, and empty directories for which `removableWhenEmpty` says yes. Returns the removed paths.
+   * Optional: a driver whose writes leave nothing behind has nothing to sweep.
+   */
+  sweep?(before: Date, removableWhenEmpty: (path: string) => boolean): Promise<string[]>;
+}
+
+/** True when a storage error means the storage is full (no space, or a quota reached). */
+export function isStorageFull(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
 }

@@ -1,5 +1,5 @@
-import { createWriteStream, readFile as readFileCb, stat as statCb, type Stats, type WriteStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, truncate, writeFile, type FileHandle } from 'node:fs/promises';
+import { createWriteStream, readFile as readFileCb, stat as statCb, type Dirent, type Stats, type WriteStream } from 'node:fs';
+import { lstat, mkdir, open, readdir, rename, rm, rmdir, stat, truncate, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, resolve, sep } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
@@ -17,18 +17,76 @@ function statOf(path: string): Promise<Stats> {
 
 const READ_CHUNK = 4 << 20;
 
+/** What putContent appends to a target's name while writing it; only the sweep looks for it. */
+const TMP_MARK = '.tmp-';
+const TMP_NAME = /\.tmp-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+function errorCode(e: unknown): string | undefined {
+  return (e as NodeJS.ErrnoException).code;
+}
+
 function isMissing(e: unknown): boolean {
-  const code = (e as NodeJS.ErrnoException).code;
+  const code = errorCode(e);
   return code === 'ENOENT' || code === 'ENOTDIR';
 }
 
-/** Stores objects as files under a root directory, exactly as Distribution's filesystem driver does. */
+/** Flushes a file's bytes to the disk (fdatasync: enough to read them back after a crash). */
+async function syncFile(path: string): Promise<void> {
+  const fh = await open(path, 'r');
+  try {
+    await fh.datasync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Flushes a directory, so the names created or renamed in it survive a crash. Some filesystems cannot
+ * sync a directory (EINVAL), nor can Windows open one; their renames are as durable as they get.
+ */
+async function syncDir(path: string): Promise<void> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, 'r');
+  } catch (e) {
+    if (['EISDIR', 'EPERM', 'EACCES'].includes(errorCode(e) ?? '')) return;
+    throw e;
+  }
+  try {
+    await fh.sync();
+  } catch (e) {
+    if (!['EINVAL', 'ENOTSUP', 'EBADF'].includes(errorCode(e) ?? '')) throw e;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Writes a new file whole and flushes it before returning. */
+async function writeSynced(path: string, data: Uint8Array): Promise<void> {
+  const fh = await open(path, 'wx');
+  try {
+    await fh.writeFile(data);
+    await fh.datasync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Stores objects as files under a root directory, exactly as Distribution's filesystem driver does.
+ *
+ * Writes are durable before they are visible: a file's bytes are flushed before it is renamed into
+ * place, and the directory is flushed after, so a crash never leaves a link or blob that names bytes
+ * the disk does not have (Distribution syncs on commit; a rename alone can reach the disk first).
+ */
 export class FilesystemDriver implements StorageDriver {
   readonly name = 'filesystem';
   readonly root: string;
+  readonly location: string;
 
   constructor(root: string) {
     this.root = resolve(root);
+    this.location = `storage.filesystem.rootdirectory: ${this.root}`;
   }
 
   private full(path: string): string {
@@ -38,21 +96,57 @@ export class FilesystemDriver implements StorageDriver {
     return p;
   }
 
+  /** Creates a directory (and its parents); new ones are flushed into their parents so the path survives a crash. */
+  private async ensureDir(dir: string): Promise<void> {
+    const first = await mkdir(dir, { recursive: true });
+    if (first === undefined) return;
+    const parents: string[] = [];
+    for (let d = dir; ; d = dirname(d)) {
+      parents.push(dirname(d));
+      if (d === first || dirname(d) === d) break;
+    }
+    await Promise.all(parents.map(syncDir));
+  }
+
+  /**
+   * Runs `write` into `dir`, creating it first. The sweep may remove an old, empty blob folder between
+   * the two steps (a leftover of a crash that a new push happens to reuse): then it is created again, once.
+   */
+  private async intoDir<T>(dir: string, write: () => Promise<T>): Promise<T> {
+    await this.ensureDir(dir);
+    try {
+      return await write();
+    } catch (e) {
+      if (errorCode(e) !== 'ENOENT') throw e;
+      await this.ensureDir(dir);
+      return write();
+    }
+  }
+
   async getContent(path: string): Promise<Buffer | null> {
     try {
       return await readWhole(this.full(path));
     } catch (e) {
-      if (isMissing(e) || (e as NodeJS.ErrnoException).code === 'EISDIR') return null;
+      if (isMissing(e) || errorCode(e) === 'EISDIR') return null;
       throw e;
     }
   }
 
   async putContent(path: string, data: Uint8Array): Promise<void> {
     const target = this.full(path);
-    await mkdir(dirname(target), { recursive: true });
-    const tmp = `${target}.tmp-${randomUUID()}`;
-    await writeFile(tmp, data);
-    await rename(tmp, target);
+    const dir = dirname(target);
+    await this.intoDir(dir, async () => {
+      const tmp = `${target}${TMP_MARK}${randomUUID()}`;
+      try {
+        await writeSynced(tmp, data);
+        await rename(tmp, target);
+      } catch (e) {
+        // A half-written temporary file (a full disk) must not keep the space it took.
+        await unlink(tmp).catch(() => undefined);
+        throw e;
+      }
+    });
+    await syncDir(dir);
   }
 
   async stat(path: string): Promise<FileInfo | null> {
@@ -90,7 +184,7 @@ export class FilesystemDriver implements StorageDriver {
 
   async writer(path: string): Promise<FileWriter> {
     const full = this.full(path);
-    await mkdir(dirname(full), { recursive: true });
+    await this.ensureDir(dirname(full));
     let start = 0;
     try {
       start = (await stat(full)).size;
@@ -107,7 +201,10 @@ export class FilesystemDriver implements StorageDriver {
     return {
       stream,
       size: () => start + stream.bytesWritten,
-      commit: closed,
+      commit: async () => {
+        await closed();
+        await syncFile(full);
+      },
       cancel: async () => {
         await closed();
         // Undo a partial chunk so the upload stays at the offset the client was last told.
@@ -128,13 +225,64 @@ export class FilesystemDriver implements StorageDriver {
   }
 
   async move(from: string, to: string): Promise<void> {
+    const source = this.full(from);
     const target = this.full(to);
-    await mkdir(dirname(target), { recursive: true });
-    await rename(this.full(from), target);
+    const dir = dirname(target);
+    // Writers sync on commit, so this costs nothing then; it keeps the promise for bytes that came another way.
+    await syncFile(source);
+    await this.intoDir(dir, () => rename(source, target));
+    await syncDir(dir);
   }
 
   async delete(path: string): Promise<void> {
     await rm(this.full(path), { recursive: true, force: true });
+  }
+
+  async sweep(before: Date, removableWhenEmpty: (path: string) => boolean): Promise<string[]> {
+    const removed: string[] = [];
+    const old = (s: Stats) => s.mtimeMs < before.getTime();
+    // One directory at a time, depth first: a background job should not crowd out requests.
+    const visit = async (rel: string): Promise<void> => {
+      const abs = rel ? this.full(rel) : this.root;
+      let entries: Dirent[];
+      let self: Stats;
+      try {
+        // The directory's own age is taken before anything in it is removed (which would make it new).
+        self = await lstat(abs);
+        entries = await readdir(abs, { withFileTypes: true });
+      } catch (e) {
+        if (isMissing(e)) return;
+        throw e;
+      }
+      let left = entries.length;
+      for (const entry of entries) {
+        const child = rel ? `${rel}/${entry.name}` : entry.name;
+        if (entry.isDirectory()) {
+          await visit(child);
+          if (removed.at(-1) === child) left--;
+        } else if (entry.isFile() && TMP_NAME.test(entry.name)) {
+          // Only old ones: a young temporary file may be a write in progress.
+          const s = await lstat(this.full(child)).catch(() => null);
+          if (!s || !old(s)) continue;
+          await unlink(this.full(child)).catch((e) => {
+            if (!isMissing(e)) throw e;
+          });
+          removed.push(child);
+          left--;
+        }
+      }
+      if (left === 0 && rel && old(self) && removableWhenEmpty(rel)) {
+        // rmdir, never rm -r: if a write has just put something here, the directory is not empty and stays.
+        try {
+          await rmdir(abs);
+          removed.push(rel);
+        } catch (e) {
+          if (!isMissing(e) && errorCode(e) !== 'ENOTEMPTY' && errorCode(e) !== 'EEXIST') throw e;
+        }
+      }
+    };
+    await visit('');
+    return removed;
   }
 }
 

@@ -17,6 +17,19 @@ export function blobDataPath(d: Digest): string {
   return `${V2}/blobs/${algorithm}/${hex.slice(0, 2)}/${hex}/data`;
 }
 
+const BLOB_FOLDER = /^docker\/registry\/v2\/blobs\/[a-z0-9]+\/([0-9a-f]{2})\/([0-9a-f]+)$/;
+
+/** True for a blob's own folder (`blobs/<alg>/<first two hex>/<hex>`), the one that holds its `data`. */
+export function isBlobFolder(path: string): boolean {
+  const m = BLOB_FOLDER.exec(path);
+  return m !== null && m[2]!.startsWith(m[1]!);
+}
+
+/** The small file a registry process writes and deletes to prove the storage takes writes. */
+export function healthProbePath(id: string | number): string {
+  return `${V2}/.healthz-${id}`;
+}
+
 /** The root of all repositories. */
 export const repositoriesRoot = `${V2}/repositories`;
 

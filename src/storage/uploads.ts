@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { parseDigest, type Digest } from '../oci/digest.js';
 import type { RepositoryName } from '../oci/name.js';
 import type { BlobStore } from './blobs.js';
-import type { StorageDriver } from './driver.js';
+import { isStorageFull, type StorageDriver } from './driver.js';
 import { repoPath, uploadDataPath, uploadPath, uploadStartedAtPath, walkRepositoryDirs } from './layout.js';
 
 const UPLOAD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -125,7 +125,8 @@ export class UploadStore {
         await writer.cancel();
         if (state && before) this.hashes.set(key, { hash: before, size: current });
         else this.hashes.delete(key);
-        if (e instanceof UploadError) throw e;
+        // A full disk is the storage's fault, not the upload's: it must reach the client as that.
+        if (e instanceof UploadError || isStorageFull(e)) throw e;
         throw new UploadError('aborted', `upload chunk failed: ${(e as Error).message}`);
       }
       const size = current + received;

@@ -5,7 +5,7 @@ import { OciError } from '../oci/errors.js';
 import { isTag } from '../oci/name.js';
 import { compilePolicy, decide, type Policy } from '../policy/evaluate.js';
 import { ACTIONS, ANONYMOUS, isAction, principalText, type Action, type Decision, type Principal, type Target } from '../policy/types.js';
-import { DEFAULT_RULES, policySpecFrom } from '../policy/config.js';
+import { enforcedPolicySpec } from '../policy/config.js';
 import type { AccessRequest } from '../registry/access.js';
 import { parseDuration } from '../config/duration.js';
 import { FailureLimiter } from './attempts.js';
@@ -115,8 +115,7 @@ export class AccessControl {
       : undefined;
     const hasCredentials = Boolean(htpasswd || robots || external);
     // With no way to log in and no rules, access control is only there for the audit log.
-    const spec = policySpecFrom(config.access);
-    if (!config.access?.rules && !hasCredentials) spec.rules = [{ ...DEFAULT_RULES[0]!, name: 'everyone (no auth configured)', who: ['*'] }];
+    const spec = enforcedPolicySpec(config.access, { hasCredentials });
     let audit: AuditLog | undefined;
     try {
       audit = config.audit && config.audit.enabled ? await AuditLog.open(config.audit.path) : undefined;

@@ -1,5 +1,6 @@
 export * from './types.js';
 export { compilePolicy, decide, decideAll, ruleLabel, type Policy, type CompiledRule } from './evaluate.js';
-export { checkPolicy, type Finding } from './check.js';
-export { PolicyError, repositorySpellings, compilePatterns, type Pattern } from './patterns.js';
-export { accessConfigSchema, policySpecFrom, DEFAULT_RULES, type AccessConfig } from './config.js';
+export { checkPolicy, type Finding, type KnownPrincipals, type Roster } from './check.js';
+export { checkAccessConfig, type AccessCheck } from './validate.js';
+export { PolicyError, repositorySpellings, compilePatterns, splitPattern, type Pattern, type PatternParts } from './patterns.js';
+export { accessConfigSchema, policySpecFrom, enforcedPolicySpec, DEFAULT_RULES, type AccessConfig } from './config.js';

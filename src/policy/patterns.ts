@@ -31,17 +31,29 @@ export function repositorySpellings(repository: string): string[] {
   return [repository];
 }
 
-/** Which part of a reference a pattern speaks about. */
-type PatternKind = 'name' | 'tag' | 'digest';
-
-function kindOf(pattern: string): PatternKind {
-  const last = pattern.slice(pattern.lastIndexOf('/') + 1);
-  if (last.includes('@')) return 'digest';
-  if (last.includes(':')) return 'tag';
-  return 'name';
+/** A reference pattern taken apart: the repository-name glob and, when written, the tag or digest glob. */
+export interface PatternParts {
+  name: string;
+  tag?: string;
+  digest?: string;
 }
 
-/** A compiled reference pattern. */
+/**
+ * Splits a pattern into its name glob and its `:tag` or `@digest` glob, each matched on its own (so
+ * `team-a/**:v*` keeps `**` crossing segments). The reference part starts at the first `@` after the
+ * last `/`, else at the last `:` after the last `/`; a `host:port/` prefix is before a `/`, so it is
+ * never taken for a tag.
+ */
+export function splitPattern(source: string): PatternParts {
+  const slash = source.lastIndexOf('/');
+  const at = source.indexOf('@', slash + 1);
+  if (at >= 0) return { name: source.slice(0, at), digest: source.slice(at + 1) };
+  const colon = source.lastIndexOf(':');
+  if (colon > slash) return { name: source.slice(0, colon), tag: source.slice(colon + 1) };
+  return { name: source };
+}
+
+/** A compiled reference pattern: use it for any rule kind whose subject is a Target. */
 export interface Pattern {
   /** The pattern as the user wrote it (with `@set` origin when it came from a set). */
   text: string;
@@ -49,31 +61,54 @@ export interface Pattern {
   matches(target: Target, principal: Principal): boolean;
 }
 
+type Glob = (s: string) => boolean;
+
+const glob = (s: string): Glob => picomatch(s, { dot: false, nobrace: false, noext: true });
+
+/** The globs of one pattern with `$user` (if any) already replaced. */
+interface Globs {
+  name: Glob;
+  tag?: Glob;
+  digest?: Glob;
+}
+
+function globsOf(parts: PatternParts, user?: string): Globs {
+  const sub = (s: string) => (user === undefined ? s : s.split('$user').join(user));
+  const g: Globs = { name: glob(sub(parts.name)) };
+  if (parts.tag !== undefined) g.tag = glob(sub(parts.tag));
+  if (parts.digest !== undefined) g.digest = glob(sub(parts.digest));
+  return g;
+}
+
 function compileOne(source: string, label: string): Pattern {
   if (source.length === 0) throw new PolicyError('empty repository pattern');
-  const kind = kindOf(source);
-  const literal = (s: string) => picomatch(s, { dot: false, nobrace: false, noext: true });
+  const parts = splitPattern(source);
+  if (!parts.name) throw new PolicyError(`pattern "${source}" names no repository (write **:${parts.tag ?? ''} for every repository)`);
+  if (parts.tag === '') throw new PolicyError(`pattern "${source}" has an empty tag after ":"`);
+  if (parts.digest === '') throw new PolicyError(`pattern "${source}" has an empty digest after "@"`);
   const usesUser = source.includes('$user');
-  const fixed = usesUser ? undefined : literal(source);
-  const perUser = new Map<string, picomatch.Matcher>();
+  const fixed = usesUser ? undefined : globsOf(parts);
+  const perUser = new Map<string, Globs>();
   return {
     text: label,
     matches(target, principal) {
       if (target.repository === undefined) return false;
-      let m = fixed;
-      if (usesUser) {
+      let g = fixed;
+      if (!g) {
         // Only a name that is a valid path component may stand in for $user, so it can carry no glob syntax.
         if (principal.kind !== 'user' || !COMPONENT.test(principal.name)) return false;
-        m = perUser.get(principal.name);
-        if (!m) {
-          m = literal(source.split('$user').join(principal.name));
-          perUser.set(principal.name, m);
+        g = perUser.get(principal.name);
+        if (!g) {
+          g = globsOf(parts, principal.name);
+          perUser.set(principal.name, g);
         }
       }
-      const names = repositorySpellings(target.repository);
-      if (kind === 'name') return names.some((n) => m!(n));
-      if (kind === 'tag') return target.tag !== undefined && names.some((n) => m!(`${n}:${target.tag}`));
-      return target.digest !== undefined && names.some((n) => m!(`${n}@${target.digest}`));
+      // A tag (or digest) pattern speaks only about requests that name a tag (or digest).
+      if (g.tag && (target.tag === undefined || !g.tag(target.tag))) return false;
+      if (g.digest && (target.digest === undefined || !g.digest(target.digest))) return false;
+      // `team-a/**` also matches `team-a` itself (picomatch's globstar matches zero segments), so
+      // `team-a/**:v*` covers `team-a:v1` as it covers `team-a/x/app:v1`.
+      return repositorySpellings(target.repository).some((n) => g.name(n));
     },
   };
 }
@@ -84,7 +119,7 @@ export function expandPatterns(entries: string[], sets: Record<string, string[]>
   for (const e of entries) {
     if (e.startsWith('@')) {
       const name = e.slice(1);
-      const members = sets[name];
+      const members = Object.hasOwn(sets, name) ? sets[name] : undefined;
       if (!members) throw new PolicyError(`set @${name} is not defined under access.sets`);
       if (seen.includes(name)) throw new PolicyError(`set @${name} includes itself`);
       for (const x of expandPatterns(members, sets, [...seen, name])) {
@@ -97,7 +132,10 @@ export function expandPatterns(entries: string[], sets: Record<string, string[]>
   return out;
 }
 
-/** Compiles pattern entries (globs and `@set` names) into matchers. */
+/**
+ * Compiles pattern entries (globs and `@set` names) into matchers. The one pattern engine for every
+ * rule kind: access rules, read-only patterns and flow rules all match a Target with it.
+ */
 export function compilePatterns(entries: string[], sets: Record<string, string[]>): Pattern[] {
   return expandPatterns(entries, sets).map((x) => compileOne(x.source, x.label));
 }

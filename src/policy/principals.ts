@@ -7,8 +7,8 @@ export interface WhoMatcher {
   matches(p: Principal): boolean;
 }
 
-/** Normalizes a member or `who` name: a bare name is a user. */
-function canonical(entry: string): string {
+/** Normalizes a member or `who` name: a bare name is a user (`alice` → `user:alice`). */
+export function canonicalWho(entry: string): string {
   if (entry === '*' || entry === 'anonymous' || entry === 'authenticated') return entry;
   if (/^(user|robot|group):/.test(entry)) return entry;
   return `user:${entry}`;
@@ -21,16 +21,16 @@ function principalKey(p: Principal): string | undefined {
 /** Compiles a rule's `who` list against the config's groups. */
 export function compileWho(entries: string[], groups: Record<string, string[]>): WhoMatcher[] {
   return entries.map((raw) => {
-    const e = canonical(raw);
+    const e = canonicalWho(raw);
     if (e === '*') return { text: raw, matches: () => true };
     if (e === 'anonymous') return { text: raw, matches: (p) => p.kind === 'anonymous' };
     if (e === 'authenticated') return { text: raw, matches: (p) => p.kind !== 'anonymous' };
     const [kind, name] = [e.slice(0, e.indexOf(':')), e.slice(e.indexOf(':') + 1)];
     if (!name) throw new PolicyError(`"${raw}" names nobody`);
     if (kind === 'group') {
-      const members = groups[name];
+      const members = Object.hasOwn(groups, name) ? groups[name] : undefined;
       if (!members) throw new PolicyError(`group ${name} is not defined under access.groups`);
-      const keys = new Set(members.map(canonical));
+      const keys = new Set(members.map(canonicalWho));
       return { text: raw, matches: (p) => keys.has(principalKey(p) ?? '') };
     }
     if (name === '*') return { text: raw, matches: (p) => p.kind === kind };
@@ -40,12 +40,15 @@ export function compileWho(entries: string[], groups: Record<string, string[]>):
 
 /** Whether `who` entry list `a` covers every principal entry list `b` covers (conservative). */
 export function whoCovers(a: string[], b: string[], groups: Record<string, string[]> = {}): boolean {
-  const ca = new Set(a.map(canonical));
+  const ca = new Set(a.map(canonicalWho));
   // A group in `a` covers its members by name.
-  for (const e of [...ca]) if (e.startsWith('group:')) for (const m of groups[e.slice(6)] ?? []) ca.add(canonical(m));
+  for (const e of [...ca]) {
+    const g = e.startsWith('group:') ? e.slice(6) : undefined;
+    if (g !== undefined && Object.hasOwn(groups, g)) for (const m of groups[g]!) ca.add(canonicalWho(m));
+  }
   if (ca.has('*')) return true;
   return b.every((raw) => {
-    const e = canonical(raw);
+    const e = canonicalWho(raw);
     if (ca.has(e)) return true;
     if (e === '*' || e === 'anonymous') return false;
     if (ca.has('authenticated')) return true;

@@ -2,31 +2,17 @@ import type { Command } from 'commander';
 import type { CopyOptions } from '../copy/copy.js';
 import type { ProgressReporter } from '../copy/progress.js';
 import { parseManifest } from '../oci/manifest.js';
-import { formatPlatform, parsePlatform, type Platform } from '../oci/platform.js';
+import { formatPlatform, type Platform } from '../oci/platform.js';
 import type { TransportOptions } from '../transport/index.js';
 import type { ImageSource } from '../transport/transport.js';
 import { fail, failed } from './fail.js';
+import type { CompressFormat } from '../copy/compress.js';
+import { addBoolFlag, compressFormatValue, countValue, platformValue, positiveValue, sizeValue, sluiceErrors } from './option-values.js';
 
 // The engine and transports load only when a command runs, so `sluice serve` does not carry them in memory.
 const transports = () => import('../transport/index.js');
 const engine = () => Promise.all([import('../copy/copy.js'), import('../copy/progress.js')]);
 
-
-function parseBool(v: string): boolean {
-  if (/^(true|1|yes)$/i.test(v)) return true;
-  if (/^(false|0|no)$/i.test(v)) return false;
-  throw new Error(`expected true or false, got "${v}"`);
-}
-
-function positiveInt(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`expected a non-negative integer, got "${v}"`);
-  return n;
-}
-
-function collect(v: string, prev: string[] = []): string[] {
-  return [...prev, v];
-}
 
 interface SideFlags {
   creds?: string;
@@ -50,7 +36,7 @@ function transportOptions(f: SideFlags): TransportOptions {
 
 interface CopyFlags {
   all?: boolean;
-  platform?: string[];
+  platform?: Platform[];
   rewriteIndex?: boolean;
   jobs: number;
   preserveDigests?: boolean;
@@ -70,18 +56,14 @@ interface CopyFlags {
   srcDaemonHost?: string;
   destDaemonHost?: string;
   destChunkSize?: number;
+  destCompressFormat?: CompressFormat;
 }
 
 /** `sluice copy SRC DST`. */
 async function copyCommand(srcRef: string, dstRef: string, f: CopyFlags): Promise<void> {
   const [{ copyImage }, { barProgress, lineProgress, quietProgress }] = await engine();
   const { openSource, openDestination } = await transports();
-  let platforms: Platform[] | undefined;
-  try {
-    platforms = f.platform?.map(parsePlatform);
-  } catch (e) {
-    fail((e as Error).message);
-  }
+  const platforms = f.platform;
   if (f.all && platforms?.length) fail('--all and --platform exclude each other');
   if (f.rewriteIndex && !platforms?.length) fail('--rewrite-index needs --platform');
   const srcOpts = transportOptions({
@@ -112,6 +94,7 @@ async function copyCommand(srcRef: string, dstRef: string, f: CopyFlags): Promis
   if (f.preserveDigests) opts.preserveDigests = true;
   if (f.withReferrers) opts.withReferrers = true;
   if (f.retryTimes !== undefined) opts.retryTimes = f.retryTimes;
+  if (f.destCompressFormat) opts.compressFormat = f.destCompressFormat;
 
   let src: ImageSource | undefined;
   let dst: Awaited<ReturnType<typeof openDestination>> | undefined;
@@ -204,26 +187,29 @@ async function tagsCommand(ref: string, f: SideFlags & { json?: boolean }): Prom
   }
 }
 
+const TLS_VERIFY = 'verify TLS (the default); --tls-verify=false also allows plain HTTP';
+
 function addAccessFlags(cmd: Command): Command {
-  return cmd
+  cmd
     .option('--creds <user:password>', 'registry credentials')
-    .option('--authfile <file>', 'auth file (Docker config format; default ~/.docker/config.json)')
-    .option('--tls-verify <bool>', 'verify TLS; false also allows plain HTTP', parseBool)
-    .option('--retry-times <n>', 'retries on connection errors, 5xx and 429', positiveInt)
+    .option('--authfile <file>', 'auth file (Docker config format; default ~/.docker/config.json)');
+  addBoolFlag(cmd, '--tls-verify', TLS_VERIFY);
+  return sluiceErrors(cmd)
+    .option('--retry-times <n>', 'retries on connection errors, 5xx and 429 (default 3)', countValue)
     .option('--daemon-host <url>', 'Docker Engine endpoint for docker-daemon: (default DOCKER_HOST)');
 }
 
 /** Adds `copy`, `inspect` and `tags` to the CLI. */
 export function registerCopyCommands(program: Command): void {
-  program
+  const copy = program
     .command('copy')
     .description('copy an image between transports: docker://, oci:, oci-archive:, docker-archive:, docker-daemon:')
     .argument('<source>', 'source reference, e.g. docker://127.0.0.1:5000/app:1 or oci:dir:tag')
     .argument('<destination>', 'destination reference')
     .option('--all', 'copy every platform of an index')
-    .option('--platform <os/arch[/variant]>', 'copy this platform of an index (repeatable); the index is kept unchanged', collect)
+    .option('--platform <os/arch[/variant]>', 'copy this platform of an index (repeatable); the index is kept unchanged', platformValue)
     .option('--rewrite-index', 'with --platform: write a new index listing only the copied platforms (new digest)')
-    .option('-j, --jobs <n>', 'blobs copied in parallel', positiveInt, 4)
+    .option('-j, --jobs <n>', 'blobs copied in parallel', positiveValue, 4)
     .option('--preserve-digests', 'fail instead of changing any manifest digest')
     .option('--with-referrers', 'also copy referrers and cosign sha256-<hex>.sig/.att/.sbom tags')
     .option('-q, --quiet', 'print nothing but errors')
@@ -232,12 +218,18 @@ export function registerCopyCommands(program: Command): void {
     .option('--dest-creds <user:password>', 'destination registry credentials')
     .option('--authfile <file>', 'auth file for both sides (Docker config format; default ~/.docker/config.json)')
     .option('--src-authfile <file>', 'auth file for the source')
-    .option('--dest-authfile <file>', 'auth file for the destination')
-    .option('--src-tls-verify <bool>', 'verify the source registry TLS; false also allows plain HTTP', parseBool)
-    .option('--dest-tls-verify <bool>', 'verify the destination registry TLS; false also allows plain HTTP', parseBool)
-    .option('--tls-verify <bool>', 'both --src-tls-verify and --dest-tls-verify', parseBool)
-    .option('--retry-times <n>', 'retries on connection errors, 5xx and 429 (default 3)', positiveInt)
-    .option('--dest-chunk-size <bytes>', 'upload blobs in PATCH chunks of this size (default: one PATCH per blob)', positiveInt)
+    .option('--dest-authfile <file>', 'auth file for the destination');
+  addBoolFlag(copy, '--src-tls-verify', 'verify the source registry TLS (the default); =false also allows plain HTTP');
+  addBoolFlag(copy, '--dest-tls-verify', 'verify the destination registry TLS (the default); =false also allows plain HTTP');
+  addBoolFlag(copy, '--tls-verify', 'both --src-tls-verify and --dest-tls-verify');
+  sluiceErrors(copy)
+    .option('--retry-times <n>', 'retries on connection errors, 5xx and 429 (default 3)', countValue)
+    .option('--dest-chunk-size <size>', 'upload blobs in PATCH chunks of this size: bytes, or 512k, 5MiB, 5MB (default: one PATCH per blob)', sizeValue)
+    .option(
+      '--dest-compress-format <format>',
+      'gzip (default), zstd or none: how layers a docker-archive: or docker-daemon: source holds uncompressed are compressed for a registry or OCI layout',
+      compressFormatValue,
+    )
     .option('--daemon-host <url>', 'Docker Engine endpoint for docker-daemon: (default DOCKER_HOST)')
     .option('--src-daemon-host <url>', 'Docker Engine endpoint of a docker-daemon: source')
     .option('--dest-daemon-host <url>', 'Docker Engine endpoint of a docker-daemon: destination')
@@ -256,8 +248,8 @@ export function registerCopyCommands(program: Command): void {
   addAccessFlags(
     program
       .command('tags')
-      .description('list the tags of a repository (or the names in an OCI layout)')
-      .argument('<reference>', 'repository with transport, e.g. docker://host/repo')
+      .description('list the tags of a repository, or the names (ref.name) in an OCI layout or archive')
+      .argument('<reference>', 'repository with transport, e.g. docker://host/repo or oci:DIR')
       .option('--json', 'print as JSON'),
   ).action(tagsCommand);
 }

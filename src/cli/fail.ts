@@ -9,3 +9,18 @@ export function failed(e: unknown): void {
   process.stderr.write(`sluice: ${(e as Error).message}\n`);
   process.exitCode = 1;
 }
+
+/**
+ * Makes a closed output pipe (`sluice tags … | head -1`) end the command quietly instead of with an
+ * EPIPE stack trace: stdout closing stops the command (with the exit code already set), stderr closing
+ * is ignored so a copy whose progress nobody reads still finishes.
+ */
+export function quietOnClosedPipes(): void {
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit();
+    fail(`cannot write the output: ${e.message}`);
+  });
+  process.stderr.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') process.exitCode = 1;
+  });
+}

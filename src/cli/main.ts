@@ -2,9 +2,10 @@ import { Command } from 'commander';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { registerCopyCommands } from './copy-commands.js';
 import { registerAccessCommands } from './access-commands.js';
-import { fail } from './fail.js';
+import { fail, quietOnClosedPipes } from './fail.js';
 
 
+quietOnClosedPipes();
 const program = new Command();
 program.name('sluice').description('Container-image registry and image mover').version('0.1.0');
 

@@ -1,10 +1,11 @@
 import type { Readable } from 'node:stream';
 import { digestOf, digestTag, type Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/descriptor.js';
-import { parseManifest, referencedBlobs, type Manifest } from '../oci/manifest.js';
-import { formatPlatform, hostPlatform, type Platform } from '../oci/platform.js';
+import { parseManifest, referencedBlobs, type ImageManifest, type Manifest } from '../oci/manifest.js';
+import { formatPlatform, hostPlatform, platformMatches, type Platform } from '../oci/platform.js';
 import { isConnectionError, RegistryError } from '../transport/registry-client.js';
 import type { ImageDestination, ImageSource, RawManifest } from '../transport/transport.js';
+import { canZstd, isUncompressedLayer, LayerCompressor, needsOci, rewriteChildren, rewriteLayers, type CompressFormat } from './compress.js';
 import { limiter } from './limit.js';
 import { rewriteIndex, selectChildren } from './platforms.js';
 import { BlobVerificationError, VerifyStream } from './verify.js';
@@ -20,6 +21,8 @@ export interface CopyProgress {
   /** Called when a blob restarts after a failed attempt (its byte count goes back to zero). */
   blobRetry?(d: Descriptor, error: Error): void;
   blobDone?(d: Descriptor, action: BlobAction): void;
+  /** Called when an uncompressed layer was compressed for the destination (before it is sent). */
+  compressed?(from: Descriptor, to: Descriptor): void;
   warn?(message: string): void;
 }
 
@@ -39,6 +42,14 @@ export interface CopyOptions {
   withReferrers?: boolean;
   /** Attempts per blob after the first on connection errors and 5xx (default 3). */
   retryTimes?: number;
+  /**
+   * How layers that a source holds uncompressed only because it keeps no registry form (docker-archive,
+   * docker-daemon) are compressed for a registry or OCI layout: gzip by default, none with
+   * `preserveDigests` (compressing changes the manifest digest), zstd where Node.js has it.
+   */
+  compressFormat?: CompressFormat;
+  /** Folder for temporary files (compressed layers); default the system's. */
+  tmpDir?: string;
   /** The platform used when neither `all` nor `platforms` is given (default: this machine's). */
   defaultPlatform?: Platform;
   progress?: CopyProgress;
@@ -76,6 +87,8 @@ class Copier {
   private readonly blobJobs = new Map<Digest, Promise<void>>();
   private readonly writtenManifests = new Set<Digest>();
   private readonly run: <T>(task: () => Promise<T>) => Promise<T>;
+  private compressor: LayerCompressor | undefined;
+  private warnedCompression = false;
   readonly summary: CopySummary;
 
   constructor(
@@ -135,7 +148,7 @@ class Copier {
     for (let attempt = 0; ; attempt++) {
       let stream: Readable | undefined;
       try {
-        stream = await this.src.getBlob(d);
+        stream = this.compressor?.blob(d) ?? (await this.src.getBlob(d));
         const verify = new VerifyStream(d, (n) => p?.blobBytes?.(d, n));
         // A failing source must fail the verified stream too, or the destination would wait forever.
         stream.once('error', (e) => verify.destroy(e));
@@ -173,7 +186,7 @@ class Copier {
 
   /** Copies a child manifest (by digest) with its contents. */
   private async copyChild(d: Descriptor): Promise<RawManifest> {
-    const raw = await this.src.getManifest(d.digest);
+    const raw = await this.prepare(await this.src.getManifest(d.digest));
     await this.copyContents(parseManifest(raw.bytes, raw.mediaType));
     await this.putManifest(raw);
     this.record(raw, d.platform);
@@ -190,25 +203,106 @@ class Copier {
         this.warn(`the manifest digest changes: ${side.digestChange}`);
       }
     }
+    const format = this.compressFormat();
+    if (format !== 'none') this.compressor = new LayerCompressor(format, opts.tmpDir);
     const top = await src.getManifest();
     const m = parseManifest(top.bytes, top.mediaType);
     this.summary.sourceDigest = top.digest;
     const tag = dst.tag;
     let written: RawManifest;
     if (m.kind === 'image') {
-      if (opts.platforms?.length) this.warn(`${src.description} is a single image, --platform is ignored`);
-      await this.copyContents(m);
-      await this.putManifest(top, tag, true);
-      this.record(top);
-      written = top;
+      if (opts.platforms?.length) await this.checkPlatforms(m);
+      written = await this.prepare(top);
+      await this.copyContents(parseManifest(written.bytes, written.mediaType));
+      await this.putManifest(written, tag, true);
+      this.record(written);
     } else {
       written = await this.copyIndex(top, m, tag);
     }
     this.summary.digest = written.digest;
     this.summary.mediaType = written.mediaType;
-    if (opts.withReferrers) await this.copyReferrers([...this.writtenManifests]);
+    if (opts.withReferrers) {
+      if (dst.singleImage) await this.skipReferrers([...this.writtenManifests]);
+      else await this.copyReferrers([...this.writtenManifests]);
+    }
     await dst.commit();
     this.summary.durationMs = Date.now() - started;
+  }
+
+  /** Removes temporary files. */
+  async cleanup(): Promise<void> {
+    await this.compressor?.cleanup();
+  }
+
+  /** The compression for layers the source holds uncompressed, or none when nothing is to be compressed. */
+  private compressFormat(): CompressFormat {
+    const { src, dst, opts } = this;
+    if (!src.uncompressedLayers || dst.singleImage) return 'none';
+    const format = opts.compressFormat ?? (opts.preserveDigests ? 'none' : 'gzip');
+    if (format === 'none') return format;
+    if (opts.preserveDigests) {
+      throw new CopyError(`--preserve-digests: compressing the layers of ${src.description} with ${format} changes the manifest digest; pass --dest-compress-format none to copy them uncompressed`);
+    }
+    if (format === 'zstd' && !canZstd()) throw new CopyError(`zstd needs Node.js 22.15 or later (this is ${process.version}); use gzip or none`);
+    return format;
+  }
+
+  /**
+   * The manifest as it will be written: an image's uncompressed layers from a Docker archive or daemon
+   * are compressed (new layer digests and media types, so a new manifest digest); anything else is unchanged.
+   * The config is untouched: its diff_ids name the uncompressed layers, as they must.
+   */
+  private async prepare(raw: RawManifest): Promise<RawManifest> {
+    const compressor = this.compressor;
+    if (!compressor) return raw;
+    const m = parseManifest(raw.bytes, raw.mediaType);
+    if (m.kind !== 'image') return raw;
+    const layers = m.layers.filter((l) => isUncompressedLayer(l.mediaType));
+    if (layers.length === 0) return raw;
+    const oci = needsOci(m.mediaType, compressor.format);
+    const replaced = new Map<string, Descriptor>();
+    await Promise.all(
+      layers.map(async (l) => {
+        const c = await this.run(() => compressor.compress(this.src, l, oci));
+        if (!replaced.has(l.digest)) this.opts.progress?.compressed?.(l, c);
+        replaced.set(l.digest, c);
+      }),
+    );
+    if (!this.src.digestChange && !this.warnedCompression) {
+      this.warnedCompression = true;
+      this.warn(`the manifest digest changes: ${this.src.description} holds uncompressed layers, written ${compressor.format}-compressed (--dest-compress-format none keeps them as they are)`);
+    }
+    return rewriteLayers(raw, replaced, oci);
+  }
+
+  /** A single image asked for with --platform: fine when it is that platform, an error when it is another. */
+  private async checkPlatforms(m: ImageManifest): Promise<void> {
+    const wanted = this.opts.platforms ?? [];
+    const has = await this.imagePlatform(m);
+    if (!has) {
+      this.warn(`${this.src.description} is a single image of no known platform, --platform is ignored`);
+      return;
+    }
+    const missing = wanted.filter((w) => !platformMatches(w, has));
+    if (missing.length > 0) {
+      throw new CopyError(
+        `the image is ${formatPlatform(has)} only; --platform ${missing.map(formatPlatform).join(', ')} matches nothing (${this.src.description} is a single image, not an index)`,
+      );
+    }
+  }
+
+  /** The platform an image's config names, or undefined when it names none (an artifact) or cannot be read. */
+  private async imagePlatform(m: ImageManifest): Promise<Platform | undefined> {
+    if (m.config.size > 4 * 1024 * 1024) return undefined;
+    try {
+      const chunks: Buffer[] = [];
+      for await (const c of await this.src.getBlob(m.config)) chunks.push(Buffer.from(c as Buffer));
+      const doc = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { os?: unknown; architecture?: unknown; variant?: unknown };
+      if (typeof doc.os !== 'string' || typeof doc.architecture !== 'string' || !doc.os || !doc.architecture) return undefined;
+      return typeof doc.variant === 'string' && doc.variant ? { os: doc.os, architecture: doc.architecture, variant: doc.variant } : { os: doc.os, architecture: doc.architecture };
+    } catch {
+      return undefined;
+    }
   }
 
   private async copyIndex(top: RawManifest, index: Extract<Manifest, { kind: 'index' }>, tag: string | undefined): Promise<RawManifest> {
@@ -218,7 +312,7 @@ class Copier {
       // As docker pull does: only this machine's image, written as the image itself.
       const platform = opts.defaultPlatform ?? hostPlatform();
       const [child] = selectChildren(index, [platform]);
-      const raw = await this.src.getManifest(child!.digest);
+      const raw = await this.prepare(await this.src.getManifest(child!.digest));
       await this.copyContents(parseManifest(raw.bytes, raw.mediaType));
       await this.putManifest(raw, tag, true);
       this.record(raw, child!.platform);
@@ -236,7 +330,7 @@ class Copier {
       this.record(raw, images[0]!.platform);
       return raw;
     }
-    await Promise.all(children.map((c) => this.copyChild(c)));
+    const written = await Promise.all(children.map((c) => this.copyChild(c)));
     const partial = children.length < index.manifests.length;
     let out = top;
     if (partial && opts.rewriteIndex) {
@@ -244,6 +338,15 @@ class Copier {
       const bytes = rewriteIndex(top.bytes, children);
       out = { bytes, mediaType: top.mediaType, digest: digestOf(bytes) };
       this.warn(`wrote a new index with ${children.length} of ${index.manifests.length} manifests: its digest is ${out.digest}, not ${top.digest} (signatures over the original index do not cover it)`);
+    }
+    // Children whose layers were compressed have new digests: the index must name those.
+    const renamed = new Map<string, RawManifest>();
+    children.forEach((c, i) => {
+      if (written[i]!.digest !== c.digest) renamed.set(c.digest, written[i]!);
+    });
+    if (renamed.size > 0) {
+      const bytes = rewriteChildren(out.bytes, renamed);
+      out = { bytes, mediaType: out.mediaType, digest: digestOf(bytes) };
     }
     try {
       await this.putManifest(out, tag, true);
@@ -261,6 +364,36 @@ class Copier {
     return out;
   }
 
+  /** Referrers of `subject` at the source and its cosign `sha256-<hex>.sig/.att/.sbom` tags. */
+  private async findReferrers(subject: Digest, seen: Set<Digest>): Promise<{ raw: RawManifest; tag?: string }[]> {
+    const found: { raw: RawManifest; tag?: string }[] = [];
+    if (this.src.listReferrers) {
+      for (const d of await this.src.listReferrers(subject)) {
+        if (seen.has(d.digest)) continue;
+        found.push({ raw: await this.src.getManifest(d.digest) });
+      }
+    }
+    if (this.src.getTaggedManifest) {
+      for (const suffix of ['sig', 'att', 'sbom']) {
+        const t = `${digestTag(subject)}.${suffix}`;
+        const raw = await this.src.getTaggedManifest(t);
+        if (raw) found.push({ raw, tag: t });
+      }
+    }
+    return found;
+  }
+
+  /** A destination that holds one image (a Docker archive or daemon) has no place for referrers: say what stays behind. */
+  private async skipReferrers(subjects: Digest[]): Promise<void> {
+    const left: string[] = [];
+    for (const subject of subjects) {
+      for (const { raw, tag } of await this.findReferrers(subject, new Set(subjects))) left.push(tag ?? raw.digest);
+    }
+    if (left.length > 0) {
+      this.warn(`${this.dst.description} holds one image and no referrers or signatures: --with-referrers skipped ${left.length} (${left.join(', ')})`);
+    }
+  }
+
   /** Brings along referrers (artifacts whose subject is a copied manifest) and cosign tags. */
   private async copyReferrers(subjects: Digest[]): Promise<void> {
     const seen = new Set<Digest>(subjects);
@@ -268,20 +401,7 @@ class Copier {
     while (queue.length > 0) {
       const next: Digest[] = [];
       for (const subject of queue) {
-        const found: { raw: RawManifest; tag?: string }[] = [];
-        if (this.src.listReferrers) {
-          for (const d of await this.src.listReferrers(subject)) {
-            if (seen.has(d.digest)) continue;
-            found.push({ raw: await this.src.getManifest(d.digest) });
-          }
-        }
-        if (this.src.getTaggedManifest) {
-          for (const suffix of ['sig', 'att', 'sbom']) {
-            const t = `${digestTag(subject)}.${suffix}`;
-            const raw = await this.src.getTaggedManifest(t);
-            if (raw) found.push({ raw, tag: t });
-          }
-        }
+        const found = await this.findReferrers(subject, seen);
         for (const { raw, tag } of found) {
           const m = parseManifest(raw.bytes, raw.mediaType);
           await this.copyContents(m);
@@ -301,6 +421,10 @@ class Copier {
 /** Copies the image `src` names to `dst` and returns what was done. Closes neither side. */
 export async function copyImage(src: ImageSource, dst: ImageDestination, opts: CopyOptions = {}): Promise<CopySummary> {
   const c = new Copier(src, dst, opts);
-  await c.copy();
+  try {
+    await c.copy();
+  } finally {
+    await c.cleanup();
+  }
   return c.summary;
 }

@@ -33,6 +33,9 @@ export function lineProgress(out: NodeJS.WritableStream): ProgressReporter {
     blobRetry(d: Descriptor, e: Error) {
       out.write(`blob ${d.digest}: ${e.message}; retrying\n`);
     },
+    compressed(from: Descriptor, to: Descriptor) {
+      out.write(`blob ${from.digest} ${formatBytes(from.size)} compressed to ${to.digest} ${formatBytes(to.size)}\n`);
+    },
     warn(message: string) {
       out.write(`warning: ${message}\n`);
     },

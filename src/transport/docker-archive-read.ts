@@ -91,6 +91,7 @@ async function hashMember(path: string, m: TarMember): Promise<Digest> {
  */
 export class DockerArchiveSource implements ImageSource {
   readonly digestChange?: string;
+  readonly uncompressedLayers = true;
   private top!: RawManifest;
   private readonly manifests = new Map<string, RawManifest>();
   private readonly blobs = new Map<string, TarMember>();

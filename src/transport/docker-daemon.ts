@@ -33,6 +33,7 @@ const IMAGE_ID = /^(sha256:)?[a-f0-9]{64}$/;
  */
 class DockerDaemonSource implements ImageSource {
   readonly digestChange = DAEMON_READ_DIGEST_CHANGE;
+  readonly uncompressedLayers = true;
   private archive: Promise<DockerArchiveSource> | undefined;
   private spoolDir: string | undefined;
 

@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
 import { digestOf, isDigest, parseDigest, type Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/descriptor.js';
-import { parseManifest } from '../oci/manifest.js';
+import { effectiveArtifactType, parseManifest, type Manifest } from '../oci/manifest.js';
 import { MediaType } from '../oci/mediatypes.js';
 import type { ImageDestination, ImageSource, PutManifestOptions, RawManifest } from './transport.js';
 
@@ -57,47 +57,71 @@ function manifestType(bytes: Buffer, hint?: string): string {
   }
 }
 
+/** The manifest at `digest` when it is small enough to be one and parses; undefined otherwise. */
+async function readSmallManifest(dir: string, d: Descriptor): Promise<Manifest | undefined> {
+  if (d.size > 4 * 1024 * 1024) return undefined;
+  try {
+    return parseManifest(await readFile(blobPath(dir, d.digest)), d.mediaType);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Reads images from an OCI image layout directory. */
 export class LayoutSource implements ImageSource {
   readonly description: string;
   private constructor(
     readonly dir: string,
     private readonly index: LayoutIndex,
-    private readonly top: Descriptor,
+    // Undefined until asked for: listing a layout's names needs no image chosen.
+    private top: Descriptor | undefined,
     description?: string,
   ) {
     this.description = description ?? `oci:${dir}`;
   }
 
-  /** Opens `DIR[:REF]`; without REF the layout must hold exactly one manifest. */
+  /** Opens `DIR[:REF]`; without REF the layout must hold exactly one image (referrers listed beside it do not count). */
   static async open(dir: string, ref?: string, description?: string): Promise<LayoutSource> {
     const index = await readIndex(dir);
+    const what = description ?? `oci:${dir}`;
     let top: Descriptor | undefined;
     if (ref && isDigest(ref)) {
       top = index.manifests.find((d) => d.digest === ref);
       if (!top) {
         const st = await stat(blobPath(dir, ref)).catch(() => null);
-        if (!st) throw new Error(`${description ?? `oci:${dir}`}: no manifest ${ref}`);
+        if (!st) throw new Error(`${what}: no manifest ${ref}`);
         const bytes = await readFile(blobPath(dir, ref));
         top = { mediaType: manifestType(bytes), digest: ref, size: bytes.length };
       }
     } else if (ref) {
       top = index.manifests.find((d) => d.annotations?.[REF_NAME] === ref);
-      if (!top) throw new Error(`${description ?? `oci:${dir}`}: no image named "${ref}" (index.json names: ${names(index).join(', ') || 'none'})`);
-    } else {
-      if (index.manifests.length !== 1) {
-        throw new Error(`${description ?? `oci:${dir}`} holds ${index.manifests.length} manifests: name one with oci:${dir}:REF (names: ${names(index).join(', ') || 'none'})`);
-      }
-      top = index.manifests[0]!;
+      if (!top) throw new Error(`${what}: no image named "${ref}" (index.json names: ${names(index).join(', ') || 'none'})`);
     }
     return new LayoutSource(dir, index, top, description ?? `oci:${dir}${ref ? `:${ref}` : ''}`);
   }
 
+  /** The manifest `DIR` names without REF: the only one in index.json, not counting referrers listed beside it. */
+  private async resolveTop(): Promise<Descriptor> {
+    if (this.top) return this.top;
+    let candidates = [...new Map(this.index.manifests.map((d) => [d.digest, d])).values()];
+    if (candidates.length > 1) {
+      const images: Descriptor[] = [];
+      for (const d of candidates) if (!(await readSmallManifest(this.dir, d))?.subject) images.push(d);
+      if (images.length > 0) candidates = images;
+    }
+    if (candidates.length !== 1) {
+      throw new Error(`${this.description} holds ${candidates.length} images: name one with oci:${this.dir}:REF (names: ${names(this.index).join(', ') || 'none'})`);
+    }
+    this.top = candidates[0]!;
+    return this.top;
+  }
+
   async getManifest(digest?: Digest): Promise<RawManifest> {
-    const d = digest ?? this.top.digest;
+    const top = await this.resolveTop();
+    const d = digest ?? top.digest;
     const bytes = await readFile(blobPath(this.dir, d));
     if (digestOf(bytes, parseDigest(d).algorithm) !== d) throw new Error(`${this.description}: manifest ${d} does not match its digest`);
-    const hint = d === this.top.digest ? this.top.mediaType : this.index.manifests.find((m) => m.digest === d)?.mediaType;
+    const hint = d === top.digest ? top.mediaType : this.index.manifests.find((m) => m.digest === d)?.mediaType;
     return { bytes, mediaType: manifestType(bytes, hint), digest: d };
   }
 
@@ -108,21 +132,23 @@ export class LayoutSource implements ImageSource {
     return createReadStream(p, { highWaterMark: 1024 * 1024 });
   }
 
+  /** The names (ref.name annotations) in index.json, whichever image the reference chose. */
   async listTags(): Promise<string[]> {
-    return names(this.index);
+    return [...new Set(names(this.index))];
   }
 
+  /**
+   * Manifests listed in index.json whose subject is `subject`: the image-layout spec's way to find
+   * referrers (there is no referrers index in a layout).
+   */
   async listReferrers(subject: Digest): Promise<Descriptor[]> {
     const out: Descriptor[] = [];
+    const seen = new Set<string>();
     for (const d of this.index.manifests) {
-      if (d.size > 4 * 1024 * 1024) continue;
-      try {
-        const bytes = await readFile(blobPath(this.dir, d.digest));
-        const m = parseManifest(bytes);
-        if (m.subject?.digest === subject) out.push({ mediaType: m.mediaType, digest: d.digest, size: bytes.length });
-      } catch {
-        continue;
-      }
+      if (seen.has(d.digest)) continue;
+      seen.add(d.digest);
+      const m = await readSmallManifest(this.dir, d);
+      if (m?.subject?.digest === subject) out.push(referrerDescriptor(m, d.digest, d.size));
     }
     return out;
   }
@@ -133,6 +159,15 @@ export class LayoutSource implements ImageSource {
   }
 
   async close(): Promise<void> {}
+}
+
+/** A referrer's descriptor as the referrers API lists it: with its artifact type and annotations. */
+function referrerDescriptor(m: Manifest, digest: Digest, size: number): Descriptor {
+  const d: Descriptor = { mediaType: m.mediaType, digest, size };
+  const type = effectiveArtifactType(m);
+  if (type) d.artifactType = type;
+  if (m.annotations && Object.keys(m.annotations).length > 0) d.annotations = { ...m.annotations };
+  return d;
 }
 
 function names(index: LayoutIndex): string[] {
@@ -188,16 +223,30 @@ export class LayoutDestination implements ImageDestination {
     }
   }
 
+  /**
+   * Writes the manifest blob and lists it in index.json when it is named (`tag`), the copied image
+   * (`top`) or a referrer (it has a subject): the layout spec finds referrers only among listed
+   * manifests, so an unlisted one would be lost to the next copy, as oras and skopeo would lose it.
+   */
   async putManifest(manifest: RawManifest, tag?: string, options: PutManifestOptions = {}): Promise<void> {
     const p = blobPath(this.dir, manifest.digest);
     await mkdir(join(p, '..'), { recursive: true });
     await writeFile(p, manifest.bytes);
-    if (!tag && !options.top) return;
-    const desc: Descriptor = { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.bytes.length };
+    let parsed: Manifest | undefined;
+    try {
+      parsed = parseManifest(manifest.bytes, manifest.mediaType);
+    } catch {
+      parsed = undefined;
+    }
+    const referrer = parsed?.subject !== undefined;
+    if (!tag && !options.top && !referrer) return;
+    const desc: Descriptor =
+      referrer && parsed ? referrerDescriptor(parsed, manifest.digest, manifest.bytes.length) : { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.bytes.length };
     if (tag) {
-      desc.annotations = { [REF_NAME]: tag };
+      desc.annotations = { ...desc.annotations, [REF_NAME]: tag };
       this.index.manifests = this.index.manifests.filter((d) => d.annotations?.[REF_NAME] !== tag);
-    } else if (this.index.manifests.some((d) => d.digest === manifest.digest && !d.annotations?.[REF_NAME])) {
+    } else if (this.index.manifests.some((d) => d.digest === manifest.digest)) {
+      // Listed already (named or not): a second, unnamed entry would only repeat it.
       return;
     }
     this.index.manifests.push(desc);

@@ -27,6 +27,11 @@ export interface ImageSource {
    * daemon export re-creates them): says why the digest differs from the one the image was pushed with.
    */
   readonly digestChange?: string;
+  /**
+   * True when the place holds layers uncompressed because it keeps no registry form of the image
+   * (a Docker archive, the daemon): the copy engine compresses them for a registry or OCI layout.
+   */
+  readonly uncompressedLayers?: boolean;
   /** The manifest the reference names, or (by digest) one manifest inside it such as an index child. */
   getManifest(digest?: Digest): Promise<RawManifest>;
   /** Streams a blob; the copy engine verifies its digest as it passes. */

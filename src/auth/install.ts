@@ -21,6 +21,9 @@ export function installAccessControl(app: FastifyInstance, ctx: RegistryContext,
   app.addHook('onReady', async () => {
     const ac = await ready;
     if (ac.issuer?.createdKey) app.log.info({ path: ac.issuer.createdKey }, 'auth.issuer.key did not exist: created a new EC P-256 token signing key there');
+    // The cache's fetches and refusals go to the same audit log as the registry's writes and denials.
+    const audit = ac.audit;
+    if (audit && ctx.cache) ctx.cache.auditTo((r) => audit.write(r));
   });
   ctx.authorize = async (req, access) => (await ready).authorize(req, access);
   ctx.catalogFilter = async (req, names) => (await ready).filterCatalog(req, names);

@@ -5,7 +5,7 @@ import { ManifestError, parseManifest, referencedBlobs, type Manifest } from '..
 import { MANIFEST_MEDIA_TYPES } from '../oci/mediatypes.js';
 import { formatPlatform } from '../oci/platform.js';
 import { isTag, type RepositoryName } from '../oci/name.js';
-import { decideFlow, flowLabel, platformAllowed, platformsText, type CompiledFlow, type FlowPolicy } from '../policy/flows.js';
+import { decideFlow, flowLabel, platformAllowed, platformsText, type CompiledFlow, type FlowDecision, type FlowPolicy } from '../policy/flows.js';
 import type { BlobStore } from '../storage/blobs.js';
 import type { StorageDriver } from '../storage/driver.js';
 import type { RepositoryStore } from '../storage/repository.js';
@@ -14,6 +14,7 @@ import type { UploadStore } from '../storage/uploads.js';
 import { errorFrom, header, isConnectionError, RegistryError, type ClientResponse } from '../transport/registry-client.js';
 import { parseDuration } from '../config/duration.js';
 import type { Upstreams } from '../upstream/upstreams.js';
+import { ANONYMOUS } from '../policy/types.js';
 import { BlobFills, type BlobFill } from './blob-fill.js';
 import { cacheTarget, isCacheRepository, type CacheTarget } from './names.js';
 import { TagState } from './tag-state.js';
@@ -33,9 +34,33 @@ export interface CacheDeps {
   metrics: MetricsRegistry;
   log: { info(o: object, msg: string): void; warn(o: object, msg: string): void };
   /** Called for every fetch and every refusal (the audit log, when configured). */
-  audit?: (record: { action: 'fetch'; repository: string; reference: string; decision: 'allowed' | 'denied'; reason: string; rule?: string }) => void;
+  audit?: (record: CacheAuditRecord) => void;
   /** Called when the cache stored a new repository or tag. */
   changed?: () => void;
+}
+
+/** Who made the cache act, for the audit log. */
+export interface Requester {
+  principal: string;
+  address: string;
+}
+
+/** An audit record of a fetch from upstream or a refusal. */
+export interface CacheAuditRecord extends Requester {
+  action: 'fetch';
+  repository: string;
+  reference: string;
+  decision: 'allowed' | 'denied';
+  reason: string;
+  rule?: string;
+}
+
+const NOBODY: Requester = { principal: 'unknown', address: '' };
+
+/** The subject digest of a cosign attachment tag (`sha256-<hex>.sig`, `.att`, `.sbom`, or the OCI 1.1 fallback `sha256-<hex>`). */
+export function attachmentSubject(tag: string): Digest | undefined {
+  const m = /^(sha256)-([0-9a-f]{64})(?:\.(?:sig|att|sbom))?$/.exec(tag);
+  return m ? (`${m[1]}:${m[2]}` as Digest) : undefined;
 }
 
 /** An upstream failure the cache may answer with what it has (timeouts, refused connections, 5xx, 429). */
@@ -84,10 +109,14 @@ export class PullThroughCache {
     };
   }
 
-  /** Sends the cache's log lines and audit records to the registry's logger and audit log. */
-  attach(log: CacheDeps['log'], audit?: CacheDeps['audit']): void {
+  /** Sends the cache's log lines to the registry's logger. */
+  attach(log: CacheDeps['log']): void {
     this.deps.log = log;
-    if (audit) this.deps.audit = audit;
+  }
+
+  /** Sends a record of every fetch and refusal to the audit log. */
+  auditTo(audit: CacheDeps['audit']): void {
+    this.deps.audit = audit;
   }
 
   /** The cache's view of a request's repository, or undefined for a local one. */
@@ -101,10 +130,10 @@ export class PullThroughCache {
     return isCacheRepository(this.upstreams, name)?.name;
   }
 
-  private refuse(t: CacheTarget, reference: string, reason: string, flow?: CompiledFlow): never {
+  private refuse(t: CacheTarget, reference: string, reason: string, flow: CompiledFlow | undefined, who: Requester): never {
     this.counters.requests.inc({ kind: 'manifest', result: 'denied' });
     this.counters.denials.inc({ rule: flow ? String(flow.index) : 'none' });
-    this.deps.audit?.({ action: 'fetch', repository: t.image, reference, decision: 'denied', reason, ...(flow ? { rule: flowLabel(flow) } : {}) });
+    this.deps.audit?.({ ...who, action: 'fetch', repository: t.image, reference, decision: 'denied', reason, ...(flow ? { rule: flowLabel(flow) } : {}) });
     const hint = t.viaUnprefixed ? ` (a name without a registry host means ${t.upstream.name} here; no local repository of that name exists)` : '';
     throw new OciError('DENIED', `${reason}${hint}`, { repository: t.image, reference });
   }
@@ -117,13 +146,13 @@ export class PullThroughCache {
    * Makes sure the local repository holds the manifest `reference` names, fresh within its ttl, fetching
    * it from upstream when the flows allow; afterwards the registry serves it from storage as any other.
    */
-  async ensureManifest(t: CacheTarget, reference: string): Promise<void> {
-    if (isDigest(reference)) return this.ensureByDigest(t, reference);
+  async ensureManifest(t: CacheTarget, reference: string, who: Requester = NOBODY): Promise<void> {
+    if (isDigest(reference)) return this.ensureByDigest(t, reference, who);
     if (!isTag(reference)) return;
-    const decision = decideFlow(this.flows, { repository: t.image, tag: reference });
-    if (!decision.allowed) this.refuse(t, reference, decision.reason, decision.flow);
-    const key = `${t.local}:${reference}`;
     const repo = this.deps.repo(t.local);
+    const decision = await this.decideTag(t, reference, repo);
+    if (!decision.allowed) this.refuse(t, reference, decision.reason, decision.flow, who);
+    const key = `${t.local}:${reference}`;
     const local = await repo.resolveTag(reference);
     const last = this.checked.get(key);
     if (local && last !== undefined && Date.now() - last < this.ttlOf(t, decision.flow)) {
@@ -136,13 +165,26 @@ export class PullThroughCache {
     }
     let run = this.inflight.get(key);
     if (!run) {
-      run = this.refreshTag(t, reference, local, decision.flow).finally(() => this.inflight.delete(key));
+      run = this.refreshTag(t, reference, local, decision.flow, who).finally(() => this.inflight.delete(key));
       this.inflight.set(key, run);
     }
     await run;
   }
 
-  private async refreshTag(t: CacheTarget, tag: string, local: Digest | null, flow: CompiledFlow | undefined): Promise<void> {
+  /**
+   * The flow decision for a tag. A cosign attachment tag of a manifest the cache holds is judged by the
+   * image name alone: a tag filter speaks of image versions, and the signature belongs to one that passed.
+   */
+  private async decideTag(t: CacheTarget, tag: string, repo: RepositoryStore): Promise<FlowDecision> {
+    const subject = attachmentSubject(tag);
+    if (subject && (await repo.hasManifest(subject))) {
+      const rule = this.flows.flows.find((f) => f.images.some((p) => p.matches({ repository: t.image }, ANONYMOUS)));
+      if (rule && !rule.spec.deny) return { allowed: true, flow: rule, reason: `attachment of cached ${t.image}@${subject}` };
+    }
+    return decideFlow(this.flows, { repository: t.image, tag });
+  }
+
+  private async refreshTag(t: CacheTarget, tag: string, local: Digest | null, flow: CompiledFlow | undefined, who: Requester): Promise<void> {
     const key = `${t.local}:${tag}`;
     const repo = this.deps.repo(t.local);
     let upstreamDigest: string | undefined;
@@ -185,7 +227,7 @@ export class PullThroughCache {
     this.counters.requests.inc({ kind: 'manifest', result: 'miss' });
     const moved = local ? ` (moved from ${local})` : '';
     this.deps.log.info({ upstream: t.upstream.name, image: t.image, tag, digest: fetched.digest }, `cache: fetched ${t.image}:${tag}${moved}`);
-    this.deps.audit?.({ action: 'fetch', repository: t.image, reference: `${tag}@${fetched.digest}`, decision: 'allowed', reason: `fetched from ${t.upstream.name}${moved}`, ...(flow ? { rule: flowLabel(flow) } : {}) });
+    this.deps.audit?.({ ...who, action: 'fetch', repository: t.image, reference: `${tag}@${fetched.digest}`, decision: 'allowed', reason: `fetched from ${t.upstream.name}${moved}`, ...(flow ? { rule: flowLabel(flow) } : {}) });
     if (flow?.spec.referrers) this.inBackground(this.fetchAttachments(t, fetched.digest));
   }
 
@@ -194,7 +236,7 @@ export class PullThroughCache {
     this.deps.log.warn({ upstream: t.upstream.name, image: t.image, tag, reason: why }, `cache: serving ${t.image}:${tag} stale: ${why}`);
   }
 
-  private async ensureByDigest(t: CacheTarget, digest: Digest): Promise<void> {
+  private async ensureByDigest(t: CacheTarget, digest: Digest, who: Requester): Promise<void> {
     const repo = this.deps.repo(t.local);
     // By-digest pulls of cached content never touch upstream.
     if (await repo.hasManifest(digest)) {
@@ -217,7 +259,7 @@ export class PullThroughCache {
       }
     } else {
       const decision = decideFlow(this.flows, { repository: t.image, digest });
-      if (!decision.allowed) this.refuse(t, digest, decision.reason, decision.flow);
+      if (!decision.allowed) this.refuse(t, digest, decision.reason, decision.flow, who);
     }
     const key = `${t.local}@${digest}`;
     let run = this.inflight.get(key);
@@ -232,6 +274,7 @@ export class PullThroughCache {
         }
         if (!fetched) throw new OciError('MANIFEST_UNKNOWN', `${t.image}@${digest} is not known upstream at ${t.upstream.name}`, { digest });
         this.counters.requests.inc({ kind: 'manifest', result: 'miss' });
+        this.deps.audit?.({ ...who, action: 'fetch', repository: t.image, reference: digest, decision: 'allowed', reason: `fetched from ${t.upstream.name}` });
         this.deps.changed?.();
       })().finally(() => this.inflight.delete(key));
       this.inflight.set(key, run);
@@ -243,7 +286,7 @@ export class PullThroughCache {
   private firstFlowFor(t: CacheTarget): CompiledFlow | undefined {
     for (const f of this.flows.flows) {
       if (f.spec.deny) continue;
-      if (f.images.some((p) => p.matches({ repository: t.image }, { kind: 'anonymous' }))) return f;
+      if (f.images.some((p) => p.matches({ repository: t.image }, ANONYMOUS))) return f;
     }
     return undefined;
   }

@@ -29,7 +29,7 @@ export async function throughCache(ctx: RegistryContext, req: FastifyRequest, re
     case 'manifest':
       // The client's own access comes first: nobody makes the cache fetch what they may not pull.
       await ctx.authorize(req, { repository: local, actions: ['pull'], reference: ep.reference });
-      await cache.ensureManifest(t, ep.reference);
+      await cache.ensureManifest(t, ep.reference, { principal: req.auditAccess?.principal ?? 'anonymous', address: req.ip });
       return { ...ep, name: local };
     case 'blob': {
       const digest = requireDigest(ep.digest);

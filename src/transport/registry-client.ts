@@ -152,6 +152,8 @@ export class RegistryClient {
         lastError = e;
       }
     }
+    // A registry that answered (429, 503) keeps its status, so callers can tell "busy" from "unreachable".
+    if (lastError instanceof RegistryError) throw new RegistryError(`cannot use registry ${this.host}: ${lastError.message}`, lastError.status, lastError.code);
     throw new Error(`cannot reach registry ${this.host}: ${describe(lastError)}`);
   }
 
@@ -262,7 +264,13 @@ export function header(res: ClientResponse, name: string): string | undefined {
 
 function describe(e: unknown): string {
   if (!e) return 'unknown error';
-  const err = e as Error & { code?: string; cause?: Error & { code?: string } };
+  const err = e as Error & { code?: string; reason?: string; cause?: Error & { code?: string } };
   const code = err.code ?? err.cause?.code;
-  return `${err.message}${code && !err.message.includes(code) ? ` (${code})` : ''}`;
+  // OpenSSL's message is a source path and a line break; its reason alone is the readable part.
+  if (code?.startsWith('ERR_SSL') && err.reason) {
+    const hint = code === 'ERR_SSL_WRONG_VERSION_NUMBER' ? '; it may speak plain HTTP, which --tls-verify=false allows' : '';
+    return `TLS failed: ${err.reason} (${code})${hint}`;
+  }
+  const message = err.message.replace(/\s*\n\s*/g, ' ').trim();
+  return `${message}${code && !message.includes(code) ? ` (${code})` : ''}`;
 }

@@ -1,0 +1,111 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startRegistry } from '../helpers/registry.js';
+import { startFaultProxy } from '../helpers/fault-proxy.js';
+import { makeImage, pushImage } from '../helpers/images.js';
+import { assertIntact, bytesOf, errorOf, makeArtifact } from '../helpers/oci-http.js';
+import { digestTag } from '../../src/oci/digest.js';
+
+test('upstream 5xx, 429 and a hang are answered from the cache (stale); a cold miss says what upstream did', async () => {
+  const up = await startRegistry();
+  const proxy = await startFaultProxy(up.url);
+  const cache = await startRegistry({ upstreams: { 'docker.io': { url: proxy.url, ttl: '100ms', timeout: '500ms' } }, flows: [{ images: ['docker.io/library/*'] }] });
+  try {
+    const img = await makeImage({ label: 'faults' });
+    await pushImage(up.url, 'library/app', '1', img);
+    await assertIntact(cache.url, 'docker.io/library/app', '1', img);
+    for (const mode of [{ kind: 'status' as const, status: 503 }, { kind: 'status' as const, status: 429, headers: { 'retry-after': '0' } }, { kind: 'hang' as const }]) {
+      proxy.mode = mode;
+      await sleep(150);
+      const started = Date.now();
+      const r = await fetch(`${cache.url}/v2/docker.io/library/app/manifests/1`);
+      assert.equal(r.status, 200, JSON.stringify(mode));
+      assert.equal(r.headers.get('docker-content-digest'), img.digest);
+      // A short upstream timeout: the stale answer comes in seconds, not minutes.
+      assert.ok(Date.now() - started < 5000, `stale answer took ${Date.now() - started} ms`);
+    }
+    proxy.mode = { kind: 'status', status: 429, headers: { 'retry-after': '0' } };
+    const cold = await fetch(`${cache.url}/v2/docker.io/library/other/manifests/1`);
+    assert.equal(cold.status, 429);
+    assert.equal((await errorOf(cold)).code, 'TOOMANYREQUESTS');
+    const metrics = await (await fetch(`${cache.url}/metrics`)).text();
+    assert.match(metrics, /sluice_cache_requests_total\{kind="manifest",result="stale"\} 3/);
+  } finally {
+    await cache.close();
+    await proxy.close();
+    await up.close();
+  }
+});
+
+test('an upstream 404 is remembered briefly: repeated pulls of a missing tag do not hammer upstream', async () => {
+  const up = await startRegistry();
+  const proxy = await startFaultProxy(up.url);
+  const cache = await startRegistry({ upstreams: { 'docker.io': { url: proxy.url, negativettl: '400ms' } }, flows: [{ images: ['docker.io/library/*'] }] });
+  try {
+    await pushImage(up.url, 'library/app', '1', await makeImage({ label: 'neg' }));
+    const heads = () => proxy.seen.filter((s) => s.startsWith('HEAD /v2/library/app/manifests/2')).length;
+    for (let i = 0; i < 5; i++) assert.equal((await fetch(`${cache.url}/v2/docker.io/library/app/manifests/2`)).status, 404);
+    assert.equal(heads(), 1);
+    await sleep(500);
+    const img = await makeImage({ label: 'neg2' });
+    await pushImage(up.url, 'library/app', '2', img);
+    await assertIntact(cache.url, 'docker.io/library/app', '2', img);
+    assert.equal(heads(), 2);
+  } finally {
+    await cache.close();
+    await proxy.close();
+    await up.close();
+  }
+});
+
+test('referrers and cosign tags of a fetched manifest come along when the flow asks; by-digest pulls of cached content never touch upstream', async () => {
+  const up = await startRegistry();
+  const proxy = await startFaultProxy(up.url);
+  const dir = await mkdtemp(join(tmpdir(), 'sluice-audit-'));
+  const cache = await startRegistry({
+    upstreams: { 'docker.io': { url: proxy.url } },
+    flows: [{ images: ['docker.io/library/*'], tags: { include: ['v*'] }, referrers: true }],
+    audit: { path: join(dir, 'audit.log') },
+  });
+  try {
+    const img = await makeImage({ label: 'signed' });
+    await pushImage(up.url, 'library/app', 'v1', img);
+    const subject = { digest: img.digest, size: img.manifest.length, mediaType: img.mediaType };
+    const sbom = makeArtifact({ artifactType: 'application/spdx+json', payload: '{"sbom":1}', subject });
+    await pushImage(up.url, 'library/app', 'sbom-tmp', sbom);
+    const sig = makeArtifact({ artifactType: 'application/vnd.dev.cosign.artifact.sig.v1+json', payload: '{"critical":{}}', annotations: { 'dev.cosignproject.cosign/signature': 'MEUCIQ==' } });
+    await pushImage(up.url, 'library/app', `${digestTag(img.digest)}.sig`, sig);
+    assert.equal((await fetch(`${cache.url}/v2/docker.io/library/app/manifests/v1`)).status, 200);
+    await cache.ctx.cache!.idle();
+    const refs = (await (await fetch(`${cache.url}/v2/docker.io/library/app/referrers/${img.digest}`)).json()) as { manifests: { digest: string; artifactType: string }[] };
+    assert.deepEqual(refs.manifests.map((m) => m.digest), [sbom.digest]);
+    // The .sig tag is outside the v* tag filter, but it belongs to an approved, cached image.
+    const seenBefore = proxy.seen.length;
+    await assertIntact(cache.url, 'docker.io/library/app', `${digestTag(img.digest)}.sig`, sig);
+    await assertIntact(cache.url, 'docker.io/library/app', sbom.digest, sbom);
+    // By digest: served from the cache, upstream is not asked.
+    const byDigest = await fetch(`${cache.url}/v2/docker.io/library/app/manifests/${img.digest}`);
+    assert.deepEqual(await bytesOf(byDigest), img.manifest);
+    assert.deepEqual(proxy.seen.slice(seenBefore).filter((s) => !s.startsWith('HEAD /v2/library/app/manifests/sha256-')), []);
+    // Fetches and refusals are audited with who asked.
+    assert.equal((await fetch(`${cache.url}/v2/docker.io/library/app/manifests/latest`)).status, 403);
+    await cache.close();
+    const lines = (await readFile(join(dir, 'audit.log'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, string>);
+    const fetches = lines.filter((l) => l.action === 'fetch');
+    assert.ok(fetches.some((l) => l.decision === 'allowed' && l.repository === 'docker.io/library/app' && l.reference === `v1@${img.digest}`), JSON.stringify(fetches));
+    const denied = fetches.find((l) => l.decision === 'denied');
+    assert.ok(denied, 'no refusal audited');
+    assert.equal(denied.reference, 'latest');
+    assert.equal(denied.principal, 'anonymous');
+    assert.match(denied.reason, /includes only tags v\*/);
+  } finally {
+    await cache.close().catch(() => undefined);
+    await proxy.close();
+    await up.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});

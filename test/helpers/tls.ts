@@ -1,4 +1,6 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
@@ -6,7 +8,14 @@ import { validateConfig } from '../../src/config/load.js';
 import { buildRegistry, type Registry } from '../../src/registry/server.js';
 import { runOk } from './tools.js';
 
-/** Certificates made with openssl for one test: a CA, a server certificate for 127.0.0.1 and localhost, client certificates. */
+/**
+ * A registry name that resolves nowhere. dockerd treats every registry on 127.0.0.0/8 as insecure (it then
+ * skips certificate checks and reads no certs.d), so a test that wants dockerd to verify Sluice's certificate
+ * and present a client certificate names the registry this way and sends dockerd through a CONNECT proxy.
+ */
+export const UNRESOLVABLE_HOST = 'sluice-tls.invalid';
+
+/** Certificates made with openssl for one test: a CA, a server certificate for 127.0.0.1, localhost and UNRESOLVABLE_HOST, client certificates. */
 export interface TestPki {
   dir: string;
   caCert: string;
@@ -49,7 +58,7 @@ export async function makePki(): Promise<TestPki> {
   try {
     const ca = await makeCa(dir, 'ca');
     const other = await makeCa(dir, 'other-ca');
-    const server = await makeLeaf(dir, 'server', ca, 'localhost', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth');
+    const server = await makeLeaf(dir, 'server', ca, 'localhost', `subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:${UNRESOLVABLE_HOST}\nextendedKeyUsage=serverAuth`);
     const client = await makeLeaf(dir, 'client', ca, 'sluice-client', 'extendedKeyUsage=clientAuth');
     const stranger = await makeLeaf(dir, 'stranger', other, 'stranger', 'extendedKeyUsage=clientAuth');
     return {
@@ -138,4 +147,50 @@ export async function tlsGet(url: string, opts: TlsClientOptions): Promise<{ sta
   } finally {
     await agent.close().catch(() => undefined);
   }
+}
+
+/** A CONNECT proxy on 127.0.0.1 that tunnels UNRESOLVABLE_HOST:PORT to 127.0.0.1:PORT and refuses everything else. */
+export interface ConnectProxy {
+  url: string;
+  /** Hosts clients asked to tunnel to, in order. */
+  tunnels: string[];
+  close(): Promise<void>;
+}
+
+/** Starts the CONNECT proxy that lets dockerd reach a TLS registry on loopback under a non-loopback name. */
+export async function startConnectProxy(): Promise<ConnectProxy> {
+  const tunnels: string[] = [];
+  const sockets = new Set<Socket>();
+  const server = createServer((_req, res) => res.writeHead(405).end());
+  server.on('connect', (req, client: Socket) => {
+    sockets.add(client);
+    client.on('close', () => sockets.delete(client));
+    client.on('error', () => client.destroy());
+    const target = req.url ?? '';
+    tunnels.push(target);
+    const m = /^([^:]+):(\d+)$/.exec(target);
+    if (!m || m[1] !== UNRESOLVABLE_HOST) {
+      client.end('HTTP/1.1 403 Forbidden\r\n\r\n');
+      return;
+    }
+    const upstream = connect(Number(m[2]), '127.0.0.1', () => {
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      upstream.pipe(client);
+      client.pipe(upstream);
+    });
+    sockets.add(upstream);
+    upstream.on('close', () => sockets.delete(upstream));
+    upstream.on('error', () => client.destroy());
+    client.on('close', () => upstream.destroy());
+  });
+  await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    tunnels,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((res) => server.close(() => res()));
+    },
+  };
 }

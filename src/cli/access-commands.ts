@@ -1,12 +1,32 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { ConfigError, loadConfig } from '../config/load.js';
+import { parse as parseYaml } from 'yaml';
+import { ConfigError, loadConfig, validateConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { createRobot, deleteRobot, listRobots, parseExpiry } from '../auth/robots.js';
+import { HtpasswdStore } from '../auth/htpasswd.js';
+import { createRobot, deleteRobot, listRobots, parseExpiry, ROBOT_PREFIX, RobotStore } from '../auth/robots.js';
 import { isDigest } from '../oci/digest.js';
-import { isRepositoryName } from '../oci/name.js';
-import { ACTIONS, checkPolicy, compilePolicy, decide, isAction, policySpecFrom, PolicyError, ruleLabel, type Action, type Principal, type Target } from '../policy/index.js';
+import { isRepositoryName, isTag } from '../oci/name.js';
+import {
+  ACTIONS,
+  checkAccessConfig,
+  compilePolicy,
+  decide,
+  enforcedPolicySpec,
+  isAction,
+  PolicyError,
+  ruleLabel,
+  type Action,
+  type Finding,
+  type KnownPrincipals,
+  type Principal,
+  type Target,
+} from '../policy/index.js';
 import { fail } from './fail.js';
 
+/** As robots.ts checks robot names when it creates one. */
+const ROBOT_NAME = /^[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
 
 async function configFrom(file: string | undefined): Promise<Config> {
   try {
@@ -16,6 +36,12 @@ async function configFrom(file: string | undefined): Promise<Config> {
   }
 }
 
+/** Whether anyone can log in to a registry with this config (else, without rules, it is open). */
+function hasCredentials(auth: Config['auth'] | Record<string, unknown> | undefined): boolean {
+  const a = auth as Record<string, unknown> | undefined;
+  return Boolean(a?.htpasswd || a?.robots || a?.token);
+}
+
 /** Splits `repo[:tag][@digest]` as the registry names it (no registry host is added). */
 export function parseTarget(text: string): Target {
   const t: Target = {};
@@ -23,25 +49,141 @@ export function parseTarget(text: string): Target {
   const at = rest.indexOf('@');
   if (at >= 0) {
     t.digest = rest.slice(at + 1);
-    if (!isDigest(t.digest)) throw new Error(`"${t.digest}" is not a digest`);
+    if (!isDigest(t.digest)) throw new Error(`"${t.digest}" is not a digest (sha256:<64 hex digits>)`);
     rest = rest.slice(0, at);
   }
   const colon = rest.lastIndexOf(':');
   if (colon > rest.lastIndexOf('/')) {
-    t.tag = rest.slice(colon + 1);
+    const tag = rest.slice(colon + 1);
+    if (!isTag(tag)) throw new Error(`"${tag}" is not a tag (letters, digits, _ . -, at most 128, not starting with . or -)`);
+    // The registry sees one reference per request: a digest, or a tag.
+    if (t.digest !== undefined) throw new Error(`give a tag or a digest, not both: ${text}`);
+    t.tag = tag;
     rest = rest.slice(0, colon);
   }
-  if (!isRepositoryName(rest)) throw new Error(`"${rest}" is not a repository name`);
+  if (!isRepositoryName(rest)) throw new Error(`"${rest}" is not a repository name (lower case, digits, separators . _ - and /)`);
   t.repository = rest;
   return t;
 }
 
+/** The actions `--action` names (`*` for all), or a one-line problem. */
+export function parseActions(text: string): Action[] | string {
+  const items = text.split(',').map((a) => a.trim());
+  if (items.includes('*')) return [...ACTIONS];
+  const empty = items.some((a) => a === '');
+  if (empty) return `--action "${text}" has an empty entry (valid: ${ACTIONS.join(', ')}; * for all)`;
+  const bad = items.filter((a) => !isAction(a));
+  if (bad.length) return `--action: unknown action${bad.length > 1 ? 's' : ''} ${bad.map((b) => `'${b}'`).join(', ')} (valid: ${ACTIONS.join(', ')}; * for all)`;
+  return [...new Set(items as Action[])];
+}
+
+/** The principal `--user`, `--robot` or `--anonymous` names, or a one-line problem. */
+export function parsePrincipal(opts: { user?: string; robot?: string; anonymous?: boolean; group?: string[] }): Principal | string {
+  const given = [opts.user !== undefined && '--user', opts.robot !== undefined && '--robot', opts.anonymous && '--anonymous'].filter(Boolean);
+  if (given.length > 1) return `give one of --user, --robot, --anonymous (got ${given.join(' and ')})`;
+  if (opts.group?.length && given.length === 0) return '--group needs --user or --robot (a group has members, not anonymous callers)';
+  if (opts.group?.length && opts.anonymous) return '--group needs --user or --robot; anonymous callers are in no group';
+  let robot = opts.robot;
+  if (opts.user !== undefined) {
+    // The registry reads a Basic user name `robot$NAME` as that robot, so explain does too.
+    if (opts.user.startsWith(ROBOT_PREFIX)) robot = opts.user.slice(ROBOT_PREFIX.length);
+    else if (!opts.user || /[:\s]/.test(opts.user)) return `--user "${opts.user}" is not a user name (not empty, no colon or spaces)`;
+    else return { kind: 'user', name: opts.user };
+  }
+  if (robot !== undefined) {
+    const name = robot.startsWith(ROBOT_PREFIX) ? robot.slice(ROBOT_PREFIX.length) : robot;
+    if (!ROBOT_NAME.test(name)) return `--robot "${robot}" is not a robot name (lower-case letters, digits and . _ -)`;
+    return { kind: 'robot', name };
+  }
+  return { kind: 'anonymous' };
+}
+
+/**
+ * The users and robots a config's files hold, as `checkPolicy` reads them, with the problems met on the
+ * way (a missing htpasswd file keeps the registry from starting, so it is one of them).
+ */
+async function rosters(config: Config): Promise<{ known: KnownPrincipals; problems: string[]; warnings: string[] }> {
+  const known: KnownPrincipals = {};
+  const problems: string[] = [];
+  const warnings: string[] = [];
+  const hp = config.auth?.htpasswd?.path;
+  if (hp) {
+    try {
+      const store = new HtpasswdStore(hp);
+      warnings.push(...store.warnings);
+      const names = (await readFile(hp, 'utf8')).split(/\r?\n/).map((l) => l.trim().split(':')[0]!).filter((n) => n && store.has(n));
+      known.users = { from: `the htpasswd file ${hp}`, has: (n) => store.has(n), names };
+      await store.close();
+    } catch (e) {
+      problems.push((e as Error).message);
+    }
+  }
+  const rp = config.auth?.robots?.path;
+  if (rp) {
+    try {
+      new RobotStore(rp);
+      const names = (await listRobots(rp)).map((r) => r.name);
+      known.robots = { from: `the robot file ${rp}`, has: (n) => names.includes(n), names };
+    } catch (e) {
+      problems.push((e as Error).message);
+    }
+  }
+  return { known, problems, warnings };
+}
+
 async function robotsPath(opts: { file?: string; config?: string }): Promise<string> {
-  if (opts.file) return opts.file;
+  if (opts.file !== undefined && opts.config !== undefined) fail('give the robot file with --file or a config with -c/--config, not both');
+  if (opts.file !== undefined) {
+    if (!opts.file) fail('--file needs a path');
+    return opts.file;
+  }
   const config = await configFrom(opts.config);
   const p = config.auth?.robots?.path;
-  if (!p) fail('no robot file: give --file or set auth.robots.path in the config');
+  if (!p) fail(`no robot file: give --file or set auth.robots.path in ${opts.config ?? 'a config (-c/--config)'}`);
   return p;
+}
+
+/** Runs a command body; any failure is one line on stderr and exit 1, never a stack trace. */
+function oneLine<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    try {
+      await fn(...args);
+    } catch (e) {
+      fail(e instanceof Error ? e.message : String(e));
+    }
+  };
+}
+
+/** Reads a config file for `policy check`: the raw `access:` section, and the rest validated as `sluice serve` would. */
+async function readForCheck(path: string | undefined): Promise<{ raw: Record<string, unknown>; config?: Config; problems: string[] }> {
+  let raw: Record<string, unknown> = {};
+  if (path !== undefined) {
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (e) {
+      fail(`cannot read config ${path}: ${(e as Error).message}`);
+    }
+    try {
+      raw = (parseYaml(text) as Record<string, unknown>) ?? {};
+    } catch (e) {
+      fail(`config ${path} is not valid YAML: ${(e as Error).message.split('\n')[0]}`);
+    }
+    if (typeof raw !== 'object' || Array.isArray(raw)) fail(`config ${path} must be a YAML mapping`);
+  }
+  // The access: section is checked on its own, so its problems name rules by number and all show at once.
+  const { access: _access, ...rest } = raw;
+  try {
+    const { config } = validateConfig(rest, path !== undefined ? { baseDir: dirname(resolve(path)) } : {});
+    return { raw, config, problems: [] };
+  } catch (e) {
+    if (e instanceof ConfigError) return { raw, problems: e.problems };
+    throw e;
+  }
+}
+
+function printFindings(findings: Finding[]): void {
+  for (const f of findings) process.stdout.write(`${f.level}: ${f.message}\n`);
 }
 
 /** Registers `sluice robot …` and `sluice policy …`. */
@@ -54,82 +196,97 @@ export function registerAccessCommands(program: Command): void {
     .option('-c, --config <file>', 'config file naming auth.robots.path')
     .option('--file <path>', 'the robot file (instead of the config)')
     .option('--expires <when>', 'expiry: a duration such as 30d or 12h, or a date')
-    .action(async (name: string, opts: { config?: string; file?: string; expires?: string }) => {
-      try {
+    .action(
+      oneLine(async (name: string, opts: { config?: string; file?: string; expires?: string }) => {
+        const expires = opts.expires !== undefined ? parseExpiry(opts.expires) : undefined;
+        if (expires && expires.getTime() <= Date.now()) throw new Error(`--expires ${opts.expires} is in the past`);
         const path = await robotsPath(opts);
-        const expires = opts.expires ? parseExpiry(opts.expires) : undefined;
         const { token, record } = await createRobot(path, name, expires);
         process.stderr.write(`robot ${record.name} created${record.expires ? `, expires ${record.expires}` : ''}; user name robot$${record.name}; the token is shown only now:\n`);
         process.stdout.write(`${token}\n`);
-      } catch (e) {
-        fail((e as Error).message);
-      }
-    });
+      }),
+    );
   robot
     .command('list')
     .description('list robots (names and dates; never tokens)')
     .option('-c, --config <file>', 'config file naming auth.robots.path')
-    .option('--file <path>', 'the robot file')
-    .action(async (opts: { config?: string; file?: string }) => {
-      for (const r of await listRobots(await robotsPath(opts))) {
-        process.stdout.write(`${r.name}\tcreated ${r.created}${r.expires ? `\texpires ${r.expires}` : ''}\n`);
-      }
-    });
+    .option('--file <path>', 'the robot file (instead of the config)')
+    .action(
+      oneLine(async (opts: { config?: string; file?: string }) => {
+        const path = await robotsPath(opts);
+        // The store names the config key and the file when the file is broken.
+        new RobotStore(path);
+        for (const r of await listRobots(path)) {
+          process.stdout.write(`${r.name}\tcreated ${r.created}${r.expires ? `\texpires ${r.expires}` : ''}\n`);
+        }
+      }),
+    );
   robot
     .command('delete')
     .description('delete a robot; its token stops working')
-    .argument('<name>')
+    .argument('<name>', 'robot name')
     .option('-c, --config <file>', 'config file naming auth.robots.path')
-    .option('--file <path>', 'the robot file')
-    .action(async (name: string, opts: { config?: string; file?: string }) => {
-      if (!(await deleteRobot(await robotsPath(opts), name))) fail(`no robot named ${name}`);
-    });
+    .option('--file <path>', 'the robot file (instead of the config)')
+    .action(
+      oneLine(async (name: string, opts: { config?: string; file?: string }) => {
+        const path = await robotsPath(opts);
+        new RobotStore(path);
+        if (!(await deleteRobot(path, name))) throw new Error(`no robot named ${name} in ${path}`);
+      }),
+    );
 
   const policy = program.command('policy').description('inspect the access policy of a config');
   policy
     .command('explain')
-    .description('show which rule decides an action on a reference, and why')
-    .argument('<reference>', 'repository[:tag][@digest], e.g. team-a/app:1')
-    .option('-c, --config <file>', 'config file with the access: section')
-    .option('--user <name>', 'as this user')
+    .description('show which rule decides each action on a reference, and why; exits 1 when any action is denied')
+    .argument('<reference>', 'repository[:tag] or repository@digest, e.g. team-a/app:1')
+    .option('-c, --config <file>', 'config file with the access: section (as `sluice serve -c`)')
+    .option('--user <name>', 'as this user (robot$NAME is the robot NAME, as the registry reads it)')
     .option('--robot <name>', 'as this robot')
-    .option('--anonymous', 'as an anonymous caller')
-    .option('--group <name>', 'as a member of this group (repeatable; in addition to the config)', (v: string, prev: string[] = []) => [...prev, v])
-    .option('--action <actions>', `comma-separated actions (${ACTIONS.join(', ')})`, ACTIONS.filter((a) => a !== 'list').join(','))
+    .option('--anonymous', 'as an anonymous caller (the default)')
+    .option('--group <name>', 'as a member of this group of access.groups (repeatable; in addition to the config)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--action <actions>', `comma-separated actions (${ACTIONS.join(', ')}; * for all)`, ACTIONS.filter((a) => a !== 'list').join(','))
     .option('--json', 'print the decisions as JSON')
     .action(async (ref: string, opts: { config?: string; user?: string; robot?: string; anonymous?: boolean; group?: string[]; action: string; json?: boolean }) => {
-      const config = await configFrom(opts.config);
+      const actions = parseActions(opts.action);
+      if (typeof actions === 'string') fail(actions);
+      const principal = parsePrincipal(opts);
+      if (typeof principal === 'string') fail(principal);
       let target: Target;
       try {
         target = parseTarget(ref);
       } catch (e) {
         fail((e as Error).message);
       }
-      const chosen = [opts.user, opts.robot, opts.anonymous].filter(Boolean).length;
-      if (chosen > 1) fail('give one of --user, --robot, --anonymous');
-      const principal: Principal = opts.robot
-        ? { kind: 'robot', name: opts.robot }
-        : opts.user || opts.group
-          ? { kind: 'user', name: opts.user ?? 'someone' }
-          : { kind: 'anonymous' };
-      const actions = opts.action.split(',').map((a) => a.trim());
-      const bad = actions.filter((a) => !isAction(a));
-      if (bad.length) fail(`unknown action ${bad.join(', ')}; actions are ${ACTIONS.join(', ')}`);
-      const spec = policySpecFrom(config.access, config.storage.maintenance?.readonly?.enabled ?? false);
+      const config = await configFrom(opts.config);
+      // The server's own policy, open registry included, so the answer is the one a client would get.
+      const spec = enforcedPolicySpec(config.access, { hasCredentials: hasCredentials(config.auth), readonlyAll: config.storage.maintenance?.readonly?.enabled ?? false });
       if (opts.group?.length) {
-        if (principal.kind === 'anonymous') fail('--group needs --user or --robot');
-        const member = principal.kind === 'robot' ? `robot:${principal.name}` : principal.name;
+        const member = principal.kind === 'robot' ? `robot:${principal.name}` : principal.kind === 'user' ? principal.name : '';
         spec.groups = { ...spec.groups };
-        for (const g of opts.group) spec.groups[g] = [...(spec.groups[g] ?? []), member];
+        for (const g of opts.group) {
+          if (!Object.hasOwn(spec.groups, g)) {
+            const defined = Object.keys(spec.groups);
+            fail(`--group ${g}: no such group under access.groups${defined.length ? ` (groups: ${defined.join(', ')})` : ' (none is defined)'}`);
+          }
+          spec.groups[g] = [...spec.groups[g]!, member];
+        }
       }
       let compiled;
       try {
         compiled = compilePolicy(spec);
       } catch (e) {
-        if (e instanceof PolicyError) fail(e.message);
+        if (e instanceof PolicyError) fail(`${e.message} (sluice policy check lists every problem)`);
         throw e;
       }
-      const decisions = (actions as Action[]).map((action) => decide(compiled, { principal, action, target }));
+      if (principal.kind !== 'anonymous' && !opts.group?.length) {
+        const { known } = await rosters(config);
+        const roster = principal.kind === 'user' ? known.users : known.robots;
+        if (roster && !roster.has(principal.name)) process.stderr.write(`warning: ${principal.kind} ${principal.name} is not in ${roster.from}; the registry would refuse the login\n`);
+      }
+      // `list` is the catalog: registry-wide, as the registry asks it, whatever the reference.
+      const decisions = actions.map((action) => decide(compiled, { principal, action, target: action === 'list' ? {} : target }));
+      if (decisions.some((d) => !d.allowed)) process.exitCode = 1;
       if (opts.json) {
         process.stdout.write(JSON.stringify(decisions, null, 2) + '\n');
         return;
@@ -148,25 +305,32 @@ export function registerAccessCommands(program: Command): void {
     });
   policy
     .command('check')
-    .description('validate a config file and report unknown sets or groups and unreachable rules')
+    .description('validate a config file: every problem in access: at once (rules by number), unreachable rules, unknown users and robots')
+    .argument('[file]', 'config file (same as -c/--config)')
     .option('-c, --config <file>', 'config file')
-    .argument('[file]', 'config file (same as --config)')
     .action(async (file: string | undefined, opts: { config?: string }) => {
+      if (file !== undefined && opts.config !== undefined && file !== opts.config) fail('give the config file once: as an argument or with -c/--config');
       const path = file ?? opts.config;
-      let config: Config;
-      let warnings: string[];
-      try {
-        ({ config, warnings } = await loadConfig(path, {}, {}));
-      } catch (e) {
-        fail(e instanceof ConfigError ? e.message : (e as Error).message);
+      const { raw, config, problems } = await readForCheck(path);
+      const findings: Finding[] = problems.map((message) => ({ level: 'error', message }));
+      let known: KnownPrincipals | undefined;
+      if (config) {
+        const r = await rosters(config);
+        known = r.known;
+        findings.push(...r.problems.map((message): Finding => ({ level: 'error', message })));
+        findings.push(...r.warnings.map((message): Finding => ({ level: 'warning', message })));
       }
-      for (const w of warnings) process.stdout.write(`warning: ${w}\n`);
-      const spec = policySpecFrom(config.access);
-      const findings = checkPolicy(spec);
-      for (const f of findings) process.stdout.write(`${f.level}: ${f.message}\n`);
+      const creds = hasCredentials((config?.auth ?? (raw.auth as Record<string, unknown> | undefined)) as Config['auth']);
+      const checked = checkAccessConfig(raw.access, { known, hasCredentials: creds });
+      findings.push(...checked.findings);
+      printFindings(findings);
       const errors = findings.filter((f) => f.level === 'error').length;
-      if (errors) fail(`${path ?? 'config'}: ${errors} error(s) in access:`);
-      const n = spec.rules.length;
-      process.stdout.write(`${path ?? 'config'}: ${n} rule${n === 1 ? '' : 's'}${config.access?.rules ? '' : ' (the default: authenticated users may do everything)'}, ${findings.length} warning${findings.length === 1 ? '' : 's'}\n`);
+      const warnings = findings.length - errors;
+      const name = path ?? 'config';
+      const counts = `${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}`;
+      if (errors || !checked.spec) fail(`${name}: ${counts}`);
+      const n = checked.spec.rules.length;
+      const rulesAre = raw.access && (raw.access as Record<string, unknown>).rules ? '' : creds ? ' (the default: authenticated users may do everything)' : ' (no auth configured: everyone may do everything)';
+      process.stdout.write(`${name}: ${n} rule${n === 1 ? '' : 's'}${rulesAre}, ${counts}\n`);
     });
 }

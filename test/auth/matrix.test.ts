@@ -1,8 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { scratch } from '../helpers/clients.js';
 import { startRegistry } from '../helpers/registry.js';
+import { sluice } from '../helpers/sluice-cli.js';
 import { makeImage, pushImage, pushManifest, type TestImage } from '../helpers/images.js';
-import { basic, jwtPayload, startAuthRegistry, USERS } from './fixture.js';
+import { basic, EXAMPLE_ACCESS, jwtPayload, startAuthRegistry, USERS } from './fixture.js';
 
 // Expected answers, written by hand from the example policy (not computed by the policy module).
 const REPOS = ['team-a/app', 'alice/app', 'public/app', 'docker.io/library/nginx', 'docker.io/konard/hive-mind', 'docker.io/evil/x', 'secret/app'] as const;
@@ -139,3 +144,44 @@ test('a bearer token cannot re-point an immutable tag either: the policy is eval
   }
 });
 
+
+test('the immutable-release rule team-a/**:v* holds for nested repositories and team-a itself, over Basic and bearer, as policy explain says', async () => {
+  const fx = await startAuthRegistry();
+  const s = await scratch();
+  try {
+    const cfg = join(s.dir, 'sluice.yml');
+    // The same config the registry runs with: its users, robots and the example policy.
+    await writeFile(cfg, stringify({ auth: { htpasswd: { realm: 'sluice-test', path: join(fx.dir, 'htpasswd') }, robots: { path: fx.robotsPath } }, access: EXAMPLE_ACCESS }));
+    const a = await makeImage({ label: 'a' });
+    const b = await makeImage({ label: 'b' });
+    const basicH = { authorization: basic('alice', USERS.alice) };
+    for (const repo of ['team-a/x/app', 'team-a']) {
+      const tr = await fetch(`${fx.reg.url}/token?service=sluice&scope=repository:${repo}:pull,push`, { headers: basicH });
+      assert.equal(tr.status, 200);
+      const bearerH = { authorization: `Bearer ${((await tr.json()) as { token: string }).token}` };
+      for (const [via, h] of [['basic', basicH], ['bearer', bearerH]] as const) {
+        const tag = `v1-${via}`;
+        assert.equal((await pushAs(fx.reg.url, repo, tag, a, h)).status, 201, `${via}: first push of ${repo}:${tag}`);
+        const r = await pushAs(fx.reg.url, repo, tag, b, h);
+        assert.equal(r.status, 403, `${via}: re-pointing ${repo}:${tag}`);
+        assert.match(await r.text(), new RegExp(`overwrite on ${repo}:${tag} for alice denied by rule 1 \\\\"immutable releases\\\\" \\(pattern \\\\"team-a/\\*\\*:v\\*\\\\"`));
+        const still = await fetch(`${fx.reg.url}/v2/${repo}/manifests/${tag}`, { headers: { ...h, accept: a.mediaType } });
+        assert.equal(still.headers.get('docker-content-digest'), a.digest, `${via}: ${repo}:${tag} still points at the first image`);
+        assert.equal((await pushAs(fx.reg.url, repo, `latest-${via}`, a, h)).status, 201);
+        assert.equal((await pushAs(fx.reg.url, repo, `latest-${via}`, b, h)).status, 201, `${via}: a mutable tag of ${repo} can be re-pointed`);
+      }
+      const denied = await sluice(['policy', 'explain', '-c', cfg, '--user', 'alice', '--action', 'push,overwrite', `${repo}:v1-basic`]);
+      assert.equal(denied.code, 1, `explain exits 1 when an action is denied: ${denied.stderr}`);
+      assert.match(denied.stdout, /^push: ALLOWED\n[\s\S]*overwrite: DENIED\n {2}rule: +rule 1 "immutable releases": repos \[team-a\/\*\*:v\*\][\s\S]*pattern: team-a\/\*\*:v\*/);
+      const allowed = await sluice(['policy', 'explain', '-c', cfg, '--user', 'alice', '--action', 'push,overwrite', `${repo}:latest-basic`]);
+      assert.equal(allowed.code, 0, allowed.stdout + allowed.stderr);
+      assert.match(allowed.stdout, /^push: ALLOWED\n[\s\S]*overwrite: ALLOWED\n {2}rule: +rule 2:/);
+    }
+    const check = await sluice(['policy', 'check', '-c', cfg]);
+    assert.equal(check.code, 0, check.stdout + check.stderr);
+    assert.match(check.stdout, /: 6 rules, 0 errors, 0 warnings\n$/);
+  } finally {
+    await s.cleanup();
+    await fx.close();
+  }
+});

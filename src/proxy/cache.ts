@@ -160,6 +160,11 @@ export class PullThroughCache {
       void this.tagState.pulled(t.local, reference).catch(() => undefined);
       return;
     }
+    // A read-only node serves what the bucket or folder holds and never writes what it would fetch.
+    if (this.deps.readOnly) {
+      if (local) return;
+      throw new OciError('MANIFEST_UNKNOWN', `${t.image}:${reference} is not cached, and this registry is read-only so it does not fetch`, { tag: reference });
+    }
     if (!local && (this.missing.get(key) ?? 0) > Date.now()) {
       throw new OciError('MANIFEST_UNKNOWN', `${t.image}:${reference} is not known upstream at ${t.upstream.name} (remembered for a moment)`, { tag: reference });
     }
@@ -261,6 +266,7 @@ export class PullThroughCache {
       const decision = decideFlow(this.flows, { repository: t.image, digest });
       if (!decision.allowed) this.refuse(t, digest, decision.reason, decision.flow, who);
     }
+    if (this.deps.readOnly) throw new OciError('MANIFEST_UNKNOWN', `${t.image}@${digest} is not cached, and this registry is read-only so it does not fetch`, { digest });
     const key = `${t.local}@${digest}`;
     let run = this.inflight.get(key);
     if (!run) {

@@ -109,3 +109,32 @@ test('referrers and cosign tags of a fetched manifest come along when the flow a
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('per-tag fetch and last-pull times are kept in storage; a read-only node serves the cache without fetching', async () => {
+  const up = await startRegistry();
+  const cache = await startRegistry({ upstreams: { 'docker.io': { url: up.url, ttl: '0s' } }, flows: [{ images: ['docker.io/library/*'] }] });
+  try {
+    const img = await makeImage({ label: 'times' });
+    await pushImage(up.url, 'library/app', '1', img);
+    await pushImage(up.url, 'library/app', '2', img);
+    await assertIntact(cache.url, 'docker.io/library/app', '1', img);
+    const record = JSON.parse(await readFile(join(cache.root, 'docker/registry/v2/repositories/docker.io/library/app/_sluice/cache/tags/1.json'), 'utf8')) as { digest: string; fetchedAt: string; lastPulledAt: string };
+    assert.equal(record.digest, img.digest);
+    assert.ok(Date.now() - Date.parse(record.fetchedAt) < 60_000);
+    assert.ok(Date.parse(record.lastPulledAt) >= Date.parse(record.fetchedAt));
+    await cache.app.close();
+    // The same root, read-only: what is cached is served, nothing else is fetched or written.
+    const ro = await startRegistry({ upstreams: { 'docker.io': { url: up.url } }, flows: [{ images: ['docker.io/library/*'] }], storage: { maintenance: { readonly: { enabled: true } } } }, cache.root);
+    try {
+      await assertIntact(ro.url, 'docker.io/library/app', '1', img);
+      const r = await fetch(`${ro.url}/v2/docker.io/library/app/manifests/2`);
+      assert.equal(r.status, 404);
+      assert.match((await errorOf(r)).message, /read-only so it does not fetch/);
+    } finally {
+      await ro.close();
+    }
+  } finally {
+    await cache.close().catch(() => undefined);
+    await up.close();
+  }
+});

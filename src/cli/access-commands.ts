@@ -118,6 +118,8 @@ async function rosters(config: Config): Promise<{ known: KnownPrincipals; proble
       problems.push((e as Error).message);
     }
   }
+  // An external token issuer may name any user, so no user name can be called unknown.
+  if (config.auth?.token) known.users = { from: 'auth.token', has: () => true };
   const rp = config.auth?.robots?.path;
   if (rp) {
     try {

@@ -113,12 +113,13 @@ function originNames(path: string, origins: Origins): string[] {
   return names;
 }
 
-/** The key a misspelt one most likely meant: a near sibling, or the same name in another section. */
+/** The key a misspelt one most likely meant: a near sibling, or the one key of that name in another section. */
 function suggestion(parent: readonly (string | number)[], key: string): string | undefined {
   const near = closest(key, keysAt(configSchema, parent));
   if (near) return [...parent, near].join('.');
-  const elsewhere = allKeyPaths(configSchema).find((p) => p[p.length - 1]!.toLowerCase() === key.toLowerCase());
-  return elsewhere?.join('.');
+  // `addr` at the top means http.addr; `path` or `enabled` could mean too many keys to guess.
+  const elsewhere = allKeyPaths(configSchema).filter((p) => p[p.length - 1]!.toLowerCase() === key.toLowerCase());
+  return elsewhere.length === 1 ? elsewhere[0]!.join('.') : undefined;
 }
 
 function notes(...parts: (string | undefined)[]): string {

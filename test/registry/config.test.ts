@@ -113,6 +113,7 @@ test('unknown keys stop the start: full path and the closest known key, every pr
       '  delete:',
       '    enabld: true',
       'rootdirectory: /srv',
+      'path: /srv/htpasswd',
       'notakey: 1',
       '',
     ].join('\n');
@@ -123,10 +124,11 @@ test('unknown keys stop the start: full path and the closest known key, every pr
         'unknown config key auht (did you mean auth?)',
         'unknown config key http.tsl (did you mean http.tls?)',
         'unknown config key notakey',
+        'unknown config key path',
         'unknown config key rootdirectory (did you mean storage.filesystem.rootdirectory?)',
         'unknown config key storage.delete.enabld (did you mean storage.delete.enabled?)',
       ]);
-      assert.equal(e.message.split('\n').length, 7, 'a header line and one line per problem');
+      assert.equal(e.message.split('\n').length, 8, 'a header line and one line per problem');
       return true;
     });
     // In a list of objects too.

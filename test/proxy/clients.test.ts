@@ -125,6 +125,35 @@ test('containerd hosts.toml: ctr pulls docker.io images through the cache (?ns=d
   }
 });
 
+test('containerd _default hosts.toml: an image of a registry the cache does not proxy is not answered with docker.io\'s image', async (t) => {
+  if (!needTools(t, 'containerd', 'ctr')) return;
+  const up = await startRegistry();
+  const cache = await startCache(up.url, OFFICIAL);
+  const seen = await startFaultProxy(cache.url);
+  const s = await scratch();
+  const c = await startContainerd();
+  try {
+    // docker.io/library/busybox:1 exists upstream and is approved; ghcr.io/library/busybox:1 is another image.
+    await pushImage(up.url, 'library/busybox', '1', await makeImage({ label: 'docker-hub-busybox' }));
+    const defaults = join(s.dir, 'defaults.d');
+    await mkdir(join(defaults, '_default'), { recursive: true });
+    await writeFile(join(defaults, '_default', 'hosts.toml'), hostsToml(seen.url));
+    const pull = await c.ctr(['images', 'pull', '--hosts-dir', defaults, 'ghcr.io/library/busybox:1']);
+    t.diagnostic(`requests: ${JSON.stringify(seen.seen)}; ctr exit ${pull.code}: ${JSON.stringify(pull.stderr.trim().split('\n').slice(-1))}`);
+    assert.ok(seen.seen.includes('HEAD /v2/library/busybox/manifests/1?ns=ghcr.io'), JSON.stringify(seen.seen));
+    // The cache has no ghcr.io upstream: it must not answer, so containerd goes on to ghcr.io (unreachable here).
+    assert.equal(ctrImageDigest((await c.ctr(['images', 'ls'])).stdout, 'ghcr.io/library/busybox:1'), undefined, 'ghcr.io/library/busybox:1 was pulled from the docker.io cache');
+    assert.notEqual(pull.code, 0);
+    assert.deepEqual((await cache.audit()).filter((r) => r.action === 'fetch'), []);
+  } finally {
+    await c.stop();
+    await s.cleanup();
+    await seen.close();
+    await cache.close();
+    await up.close();
+  }
+});
+
 test('podman registries.conf mirror: podman pull docker.io/library/busybox:1 comes through the cache; a refused prefixed pull shows the reason', async (t) => {
   if (!needTools(t, 'podman')) return;
   const up = await startRegistry();

@@ -61,15 +61,11 @@ async function refreshFor(ac: AccessControl, principal: Principal): Promise<stri
   return credential === undefined ? undefined : ac.issuer!.issueRefresh(subjectOf(principal), credential);
 }
 
+/** Signs an access token for what the policy grants of the requested scopes, for `service` when it is one of ours. */
 async function issue(ac: AccessControl, principal: Principal, scopes: AccessEntry[], service: string | undefined): Promise<{ token: string; expiresIn: number; issuedAt: string; access: AccessEntry[] }> {
   const access = ac.grant(principal, scopes);
-  const t = await ac.issuer!.issue(subjectOf(principal), access, ac.issuer!.audienceFor(service));
+  const t = await ac.issuer!.issue(subjectOf(principal), access, service);
   return { ...t, access };
-}
-
-function firstString(v: unknown): string | undefined {
-  const list = queryList(v);
-  return list[0];
 }
 
 /** Registers `GET /token` (Docker token spec) and `POST /token` (OAuth2 password and refresh_token grants). */
@@ -88,7 +84,7 @@ export function registerTokenRoutes(app: FastifyInstance, ready: Promise<AccessC
       if (!p) return reply;
       principal = p;
     }
-    const t = await issue(ac, principal, parseScopes(queryList(q.scope)), firstString(q.service));
+    const t = await issue(ac, principal, parseScopes(queryList(q.scope)), queryList(q.service)[0]);
     const body: Record<string, unknown> = { token: t.token, access_token: t.token, expires_in: t.expiresIn, issued_at: t.issuedAt };
     if (q.offline_token === 'true') {
       const refresh = await refreshFor(ac, principal);

@@ -129,13 +129,13 @@ export class TokenIssuer {
     return requested !== undefined && this.services.includes(requested) ? requested : this.service;
   }
 
-  /** Signs an access token for a subject ('' for anonymous). */
-  async issue(subject: string, access: AccessEntry[], audience = this.service, now = Math.floor(Date.now() / 1000)): Promise<{ token: string; expiresIn: number; issuedAt: string }> {
+  /** Signs an access token for a subject ('' for anonymous), for the requested service when it is one of ours. */
+  async issue(subject: string, access: AccessEntry[], service?: string, now = Math.floor(Date.now() / 1000)): Promise<{ token: string; expiresIn: number; issuedAt: string }> {
     const token = await new SignJWT({ access })
       .setProtectedHeader({ alg: 'ES256', kid: this.kid, typ: 'JWT' })
       .setIssuer(this.issuer)
       .setSubject(subject)
-      .setAudience(this.audienceFor(audience))
+      .setAudience(this.audienceFor(service))
       .setIssuedAt(now)
       .setNotBefore(now - 1)
       .setExpirationTime(now + this.expiration)

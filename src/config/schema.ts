@@ -2,6 +2,8 @@ import { z } from 'zod';
 import { isDuration } from './duration.js';
 import { auditConfigSchema, authConfigSchema } from '../auth/config.js';
 import { accessConfigSchema } from '../policy/config.js';
+import { flowsSchema } from '../policy/flows-config.js';
+import { proxySchema, upstreamsSchema } from '../upstream/config.js';
 
 const duration = z.string().refine(isDuration, 'expected a duration such as 30s, 5m, 168h');
 
@@ -58,6 +60,12 @@ const storageSchema = z
       .strict()
       .optional(),
     delete: z.object({ enabled: z.boolean().default(false) }).strict().optional(),
+    automount: z
+      .union([z.literal('auto'), z.boolean()])
+      .optional()
+      .describe(
+        'POST ?mount=<digest> without from= links a blob stored in any repository. auto (default): only when no access control is configured, since it would let anyone who knows a digest take a blob from a repository they cannot pull; true: always; false: never (such a request opens an ordinary upload)',
+      ),
     maintenance: z
       .object({
         readonly: z.object({ enabled: z.boolean().default(false) }).strict().optional(),
@@ -133,6 +141,11 @@ export const configSchema = z
     auth: authConfigSchema.optional(),
     access: accessConfigSchema.optional(),
     audit: auditConfigSchema.optional(),
+    // Approved upstream images (src/upstream, src/policy/flows.ts, src/proxy): where images come from and which may come in.
+    upstreams: upstreamsSchema.optional(),
+    flows: flowsSchema.optional(),
+    // Distribution's pull-through cache block: one upstream for the whole registry, every image allowed.
+    proxy: proxySchema.optional(),
   })
   .strict();
 

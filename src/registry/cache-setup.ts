@@ -1,5 +1,5 @@
 import type { Config } from '../config/schema.js';
-import { compileFlows, type FlowSpec } from '../policy/flows.js';
+import { compileFlows, type FlowPolicy, type FlowSpec } from '../policy/flows.js';
 import { PullThroughCache } from '../proxy/cache.js';
 import { Upstreams } from '../upstream/upstreams.js';
 import type { RegistryContext } from './context.js';
@@ -7,12 +7,17 @@ import type { RegistryContext } from './context.js';
 /** Distribution's `proxy:` block lets every image of its one upstream in. */
 const PROXY_FLOWS: FlowSpec[] = [{ name: 'proxy (Distribution)', images: ['**'] }];
 
+/** The flow rules a config sets (`flows:`; with only Distribution's `proxy:`, every image of it). */
+export function flowPolicyOf(config: Config): FlowPolicy {
+  const specs: FlowSpec[] = config.flows ?? (config.proxy && !config.upstreams ? PROXY_FLOWS : []);
+  return compileFlows(specs, config.access?.sets ?? {});
+}
+
 /** The pull-through cache a config asks for (`upstreams:` or `proxy:`), or undefined. */
 export function buildCache(ctx: RegistryContext, config: Config): PullThroughCache | undefined {
   if (!config.upstreams && !config.proxy) return undefined;
   const upstreams = new Upstreams(config.upstreams ?? {}, config.proxy);
-  const specs: FlowSpec[] = config.flows ?? (config.proxy && !config.upstreams ? PROXY_FLOWS : []);
-  const flows = compileFlows(specs, config.access?.sets ?? {});
+  const flows = flowPolicyOf(config);
   return new PullThroughCache(upstreams, flows, {
     driver: ctx.driver,
     blobs: ctx.blobs,

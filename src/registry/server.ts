@@ -17,6 +17,8 @@ import { deleteManifest, getManifest, putManifest } from './manifest-routes.js';
 import { Metrics } from './metrics.js';
 import { matchEndpoint, type Endpoint } from './paths.js';
 import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from './upload-routes.js';
+import { throughCache } from './cache-routes.js';
+import { buildCache } from './cache-setup.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -55,6 +57,11 @@ function unsupported(method: string, kind: string): never {
 
 async function dispatch(ctx: RegistryContext, req: FastifyRequest, reply: FastifyReply, ep: Endpoint): Promise<void> {
   const m = req.method;
+  if (ctx.cache && ep.kind !== 'base' && ep.kind !== 'catalog') {
+    const routed = await throughCache(ctx, req, reply, ep);
+    if (!routed) return;
+    ep = routed;
+  }
   switch (ep.kind) {
     case 'base':
       await ctx.authorize(req, { actions: [] });
@@ -101,6 +108,7 @@ export function buildRegistry(opts: ServerOptions): Registry {
   const metrics = opts.metrics ?? new Metrics();
   const driver = opts.driver ?? driverFor(config);
   const ctx = new RegistryContext(driver, config, metrics);
+  ctx.cache = buildCache(ctx, config);
   const level = config.log.level;
   const tls = tlsServerOptions(config.http.tls);
   const app = Fastify({
@@ -123,6 +131,11 @@ export function buildRegistry(opts: ServerOptions): Registry {
       sendError(reply, err, req.method === 'HEAD');
     },
   });
+  if (ctx.cache) {
+    const cache = ctx.cache;
+    cache.attach(app.log);
+    app.addHook('onClose', async () => cache.close());
+  }
   app.removeAllContentTypeParsers();
   // Leave every body unread: each route streams or bounds it itself.
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));

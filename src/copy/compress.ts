@@ -53,7 +53,7 @@ class Measure extends Transform {
 export class LayerCompressor {
   private dir: Promise<string> | undefined;
   private readonly files = new Map<string, string>();
-  private readonly jobs = new Map<string, Promise<Descriptor>>();
+  private readonly jobs = new Map<string, Promise<{ digest: Descriptor['digest']; size: number }>>();
   private counter = 0;
 
   constructor(
@@ -61,17 +61,18 @@ export class LayerCompressor {
     private readonly tmpDir: string = tmpdir(),
   ) {}
 
-  /** The compressed descriptor for `layer` (compressing it once, however many manifests name it). */
-  compress(src: ImageSource, layer: Descriptor, oci: boolean): Promise<Descriptor> {
+  /** The descriptor of `layer` compressed, with the media type for an OCI or a Docker manifest (compressing it once). */
+  async compress(src: ImageSource, layer: Descriptor, oci: boolean): Promise<Descriptor> {
     let job = this.jobs.get(layer.digest);
     if (!job) {
-      job = this.spool(src, layer, oci);
+      job = this.spool(src, layer);
       this.jobs.set(layer.digest, job);
     }
-    return job;
+    const { digest, size } = await job;
+    return { ...layer, mediaType: compressedType(this.format, oci), digest, size };
   }
 
-  private async spool(src: ImageSource, layer: Descriptor, oci: boolean): Promise<Descriptor> {
+  private async spool(src: ImageSource, layer: Descriptor): Promise<{ digest: Descriptor['digest']; size: number }> {
     this.dir ??= mkdtemp(join(this.tmpDir, 'sluice-compress-'));
     const file = join(await this.dir, `layer-${++this.counter}`);
     const measure = new Measure();
@@ -81,8 +82,7 @@ export class LayerCompressor {
     await pipeline(body, verify, compressor(this.format), measure, createWriteStream(file));
     const digest = measure.digester.digest();
     this.files.set(digest, file);
-    const d: Descriptor = { ...layer, mediaType: compressedType(this.format, oci), digest, size: measure.bytes };
-    return d;
+    return { digest, size: measure.bytes };
   }
 
   /** A compressed layer's bytes, or undefined when `d` is not one this compressor wrote. */
@@ -101,11 +101,6 @@ export class LayerCompressor {
 function compressedType(format: 'gzip' | 'zstd', oci: boolean): string {
   if (format === 'zstd') return MediaType.OciLayerZstd;
   return oci ? MediaType.OciLayerGzip : MediaType.DockerLayerGzip;
-}
-
-/** True when the manifest must be written as OCI for this format (Docker schema 2 has no zstd layer type). */
-export function needsOci(mediaType: string, format: 'gzip' | 'zstd'): boolean {
-  return mediaType === MediaType.OciManifest || format === 'zstd';
 }
 
 const TO_OCI: Record<string, string> = {

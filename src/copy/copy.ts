@@ -2,10 +2,11 @@ import type { Readable } from 'node:stream';
 import { digestOf, digestTag, type Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { parseManifest, referencedBlobs, type ImageManifest, type Manifest } from '../oci/manifest.js';
+import { MediaType } from '../oci/mediatypes.js';
 import { formatPlatform, hostPlatform, platformMatches, type Platform } from '../oci/platform.js';
 import { isConnectionError, RegistryError } from '../transport/registry-client.js';
 import type { ImageDestination, ImageSource, RawManifest } from '../transport/transport.js';
-import { canZstd, isUncompressedLayer, LayerCompressor, needsOci, rewriteChildren, rewriteLayers, type CompressFormat } from './compress.js';
+import { canZstd, isUncompressedLayer, LayerCompressor, rewriteChildren, rewriteLayers, type CompressFormat } from './compress.js';
 import { limiter } from './limit.js';
 import { rewriteIndex, selectChildren } from './platforms.js';
 import { BlobVerificationError, VerifyStream } from './verify.js';
@@ -248,29 +249,32 @@ class Copier {
   }
 
   /**
-   * The manifest as it will be written: an image's uncompressed layers from a Docker archive or daemon
-   * are compressed (new layer digests and media types, so a new manifest digest); anything else is unchanged.
-   * The config is untouched: its diff_ids name the uncompressed layers, as they must.
+   * The manifest as it will be written. From a Docker archive or daemon into a registry or layout, an
+   * image's uncompressed layers are compressed (new layer digests and media types, so a new manifest
+   * digest), and a layout gets an OCI manifest rather than a Docker one (other tools read only OCI
+   * manifests from a layout). The config is untouched: its diff_ids name the uncompressed layers, as
+   * they must. Anything else is written as it is.
    */
   private async prepare(raw: RawManifest): Promise<RawManifest> {
-    const compressor = this.compressor;
-    if (!compressor) return raw;
+    const { src, dst, opts, compressor } = this;
+    if (!src.uncompressedLayers || dst.singleImage) return raw;
     const m = parseManifest(raw.bytes, raw.mediaType);
     if (m.kind !== 'image') return raw;
-    const layers = m.layers.filter((l) => isUncompressedLayer(l.mediaType));
-    if (layers.length === 0) return raw;
-    const oci = needsOci(m.mediaType, compressor.format);
+    const toOci = dst.prefersOci === true && !opts.preserveDigests && m.mediaType === MediaType.DockerManifest;
+    const layers = compressor ? m.layers.filter((l) => isUncompressedLayer(l.mediaType)) : [];
+    if (layers.length === 0 && !toOci) return raw;
+    const oci = toOci || m.mediaType === MediaType.OciManifest || compressor?.format === 'zstd';
     const replaced = new Map<string, Descriptor>();
     await Promise.all(
       layers.map(async (l) => {
-        const c = await this.run(() => compressor.compress(this.src, l, oci));
-        if (!replaced.has(l.digest)) this.opts.progress?.compressed?.(l, c);
+        const c = await this.run(() => compressor!.compress(src, l, oci));
+        if (!replaced.has(l.digest)) opts.progress?.compressed?.(l, c);
         replaced.set(l.digest, c);
       }),
     );
-    if (!this.src.digestChange && !this.warnedCompression) {
+    if (replaced.size > 0 && !src.digestChange && !this.warnedCompression) {
       this.warnedCompression = true;
-      this.warn(`the manifest digest changes: ${this.src.description} holds uncompressed layers, written ${compressor.format}-compressed (--dest-compress-format none keeps them as they are)`);
+      this.warn(`the manifest digest changes: ${src.description} holds uncompressed layers, written ${compressor!.format}-compressed (--dest-compress-format none keeps them as they are)`);
     }
     return rewriteLayers(raw, replaced, oci);
   }

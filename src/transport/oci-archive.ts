@@ -116,6 +116,7 @@ export async function openOciArchiveDestination(rest: string, opts: TransportOpt
 
 class ArchiveDestination implements ImageDestination {
   readonly description: string;
+  readonly prefersOci = true;
   readonly tag?: string;
   constructor(
     private readonly layout: LayoutDestination,

@@ -13,6 +13,9 @@ import type { ImageDestination, ImageSource, PutManifestOptions, RawManifest } f
 /** The annotation an OCI layout uses to name a manifest (its "tag"). */
 export const REF_NAME = 'org.opencontainers.image.ref.name';
 
+// The tags cosign attaches to an image (`sha256-<hex>.sig`), which name no image of their own.
+const COSIGN_TAG = /^sha(256|512)-[a-f0-9]{64,128}\.(sig|att|sbom)$/;
+
 interface LayoutIndex {
   schemaVersion: 2;
   mediaType?: string;
@@ -100,13 +103,19 @@ export class LayoutSource implements ImageSource {
     return new LayoutSource(dir, index, top, description ?? `oci:${dir}${ref ? `:${ref}` : ''}`);
   }
 
-  /** The manifest `DIR` names without REF: the only one in index.json, not counting referrers listed beside it. */
+  /**
+   * The manifest `DIR` names without REF: the only one in index.json, not counting what is attached to
+   * it (referrers, which have a subject, and cosign's `sha256-<hex>.sig/.att/.sbom` tags).
+   */
   private async resolveTop(): Promise<Descriptor> {
     if (this.top) return this.top;
     let candidates = [...new Map(this.index.manifests.map((d) => [d.digest, d])).values()];
     if (candidates.length > 1) {
       const images: Descriptor[] = [];
-      for (const d of candidates) if (!(await readSmallManifest(this.dir, d))?.subject) images.push(d);
+      for (const d of candidates) {
+        if (COSIGN_TAG.test(d.annotations?.[REF_NAME] ?? '')) continue;
+        if (!(await readSmallManifest(this.dir, d))?.subject) images.push(d);
+      }
       if (images.length > 0) candidates = images;
     }
     if (candidates.length !== 1) {
@@ -177,6 +186,7 @@ function names(index: LayoutIndex): string[] {
 /** Writes images into an OCI image layout directory (created when missing; index.json updated on commit). */
 export class LayoutDestination implements ImageDestination {
   readonly description: string;
+  readonly prefersOci = true;
   readonly tag?: string;
   private index: LayoutIndex = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] };
 

@@ -63,6 +63,11 @@ export interface ImageDestination {
    * says why the digest changes. `--preserve-digests` turns it into an error.
    */
   readonly digestChange?: string;
+  /**
+   * True for an OCI layout: a manifest the engine re-creates anyway (from a Docker archive or daemon)
+   * is written there with OCI media types, since other tools find only OCI manifests in a layout.
+   */
+  readonly prefersOci?: boolean;
   /** True when the destination holds one image and no index (docker-archive, docker-daemon): the engine picks one platform. */
   readonly singleImage?: boolean;
   /** True when the blob is already there (the engine then skips sending it). */

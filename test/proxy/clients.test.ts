@@ -154,6 +154,44 @@ test('containerd _default hosts.toml: an image of a registry the cache does not 
   }
 });
 
+test('docker.io/library/busybox:1 is one image for every client: a push to library/busybox on the cache does not replace it for dockerd\'s mirror', async (t) => {
+  if (!needTools(t, 'dockerd', 'skopeo', 'containerd', 'ctr')) return;
+  if (!hasDocker()) return t.skip('docker CLI not installed');
+  const up = await startRegistry();
+  const cache = await startCache(up.url, OFFICIAL);
+  const s = await scratch();
+  const daemon = await startDockerdWithConfig({ 'registry-mirrors': [cache.url] });
+  const c = await startContainerd();
+  try {
+    const hub = await makeImage({ label: 'docker-hub-busybox', format: 'docker' });
+    await pushImage(up.url, 'library/busybox', '1', hub);
+    // Someone pushes their own library/busybox:1 to the cache (an open registry takes anonymous pushes).
+    const other = await makeImage({ label: 'pushed-to-the-cache' });
+    const layout = join(s.dir, 'other');
+    await writeOciLayout(layout, [{ tag: 't', image: other }]);
+    const pushed = await skopeoMay(['copy', '--dest-tls-verify=false', `oci:${layout}:t`, `docker://${cache.host}/library/busybox:1`]);
+    // Refusing such a push is one fair answer; any other failure would make this test prove nothing.
+    if (pushed.code !== 0) assert.match(pushed.stderr, /denied/i, pushed.stderr);
+
+    const certs = join(s.dir, 'certs.d');
+    await mkdir(join(certs, 'docker.io'), { recursive: true });
+    await writeFile(join(certs, 'docker.io', 'hosts.toml'), hostsToml(cache.url, 'https://registry-1.docker.io'));
+    const ctrPull = await c.ctr(['images', 'pull', '--hosts-dir', certs, 'docker.io/library/busybox:1']);
+    assert.equal(ctrPull.code, 0, ctrPull.stderr);
+    assert.equal(ctrImageDigest((await c.ctr(['images', 'ls'])).stdout, 'docker.io/library/busybox:1'), hub.digest, 'containerd (ns=docker.io)');
+    const pull = await daemon.docker(['pull', 'busybox:1'], PULL_MS);
+    assert.equal(pull.code, 0, pull.stderr);
+    const digests = JSON.parse((await daemon.docker(['image', 'inspect', '--format', '{{json .RepoDigests}}', 'busybox:1'])).stdout) as string[];
+    assert.deepEqual(digests, [`busybox@${hub.digest}`], `dockerd's mirror pull of docker.io/library/busybox:1 got ${digests.join(', ')}; containerd got ${hub.digest} (Docker Hub's), the pushed image is ${other.digest}`);
+  } finally {
+    await c.stop();
+    await daemon.stop();
+    await s.cleanup();
+    await cache.close();
+    await up.close();
+  }
+});
+
 test('podman registries.conf mirror: podman pull docker.io/library/busybox:1 comes through the cache; a refused prefixed pull shows the reason', async (t) => {
   if (!needTools(t, 'podman')) return;
   const up = await startRegistry();
@@ -275,7 +313,7 @@ async function assertRefusalExplained(t: { diagnostic(m: string): void }, cache:
   assert.match(viaSkopeo.stderr, /401|403|unauthori[sz]ed|credentials|password|denied/i, `${what}: the user is not told why`);
 }
 
-test('Distribution 2.8 with htpasswd as the upstream: the cache pulls with username/password, passwordfile or a docker login authfile', async (t) => {
+test('Distribution 2.8 with htpasswd as the upstream: the cache pulls with username/password, passwordfile, a docker login authfile, or Distribution\'s proxy: block', async (t) => {
   if (!needTools(t, 'skopeo', 'docker-registry', 'htpasswd')) return;
   const s = await scratch();
   const password = 'dist-pw-81c0e2';
@@ -300,6 +338,15 @@ test('Distribution 2.8 with htpasswd as the upstream: the cache pulls with usern
       const out = join(s.dir, `out-${i}`);
       await skopeoCopy(`docker://${cache.host}/docker.io/library/app:1`, `oci:${out}:x`, ['--all']);
       await assertLayoutHolds(out, 'x', idx);
+    }
+    // Distribution's own `proxy:` block with credentials: the whole registry caches that upstream, names without a host.
+    const proxy = await startRegistry({ proxy: { remoteurl: dist.url, username: 'puller', password } });
+    try {
+      const out = join(s.dir, 'out-proxy');
+      await skopeoCopy(`docker://${proxy.host}/library/app:1`, `oci:${out}:x`, ['--all']);
+      await assertLayoutHolds(out, 'x', idx);
+    } finally {
+      await proxy.close();
     }
   } finally {
     for (const c of caches) await c.close();

@@ -305,10 +305,13 @@ export class AccessControl {
       const target = targetOf(c.repository, 'reference' in c ? c.reference : undefined);
       for (const a of c.actions) {
         if (!isAction(a)) throw new OciError('DENIED', `unknown action ${a}`);
-        const scope: AccessEntry = c.repository === undefined ? { type: 'registry', name: 'catalog', actions: ['*'] } : { type: 'repository', name: c.repository, actions: scopeFor(access, c.repository) };
+        // Token grants are looked up under the name the client asked its token for.
+        const clientName = access.clientName ?? (req.clientName && req.clientName.repository === c.repository ? req.clientName.name : undefined);
+        const tokenName = c === checks[0] && clientName !== undefined ? clientName : c.repository;
+        const scope: AccessEntry = c.repository === undefined ? { type: 'registry', name: 'catalog', actions: ['*'] } : { type: 'repository', name: tokenName!, actions: scopeFor(access, c.repository) };
         if (id.via === 'external') {
           // An external issuer's token decides on its own: Sluice's policy is not consulted.
-          if (!granted(id.grants ?? [], c.repository, a, true)) this.insufficient(req, id, a, c.repository, scope, 'the token does not grant it');
+          if (!granted(id.grants ?? [], tokenName, a, true)) this.insufficient(req, id, a, c.repository, scope, 'the token does not grant it');
           continue;
         }
         // Our own tokens are a ceiling, not a pass: the policy is evaluated for every request too, because
@@ -317,7 +320,7 @@ export class AccessControl {
         const d = this.decide(id.principal, a, target);
         if (!d.allowed) this.deny(req, id, d, c.repository, access.reference, scope);
         // Allowed by the policy but the token was issued for something else: ask the client for a new one.
-        if (id.grants && !granted(id.grants, c.repository, a, false)) this.insufficient(req, id, a, c.repository, scope, 'the token does not grant it');
+        if (id.grants && !granted(id.grants, tokenName, a, false)) this.insufficient(req, id, a, c.repository, scope, 'the token does not grant it');
         req.auditAccess = { principal: who, action: a, repository: c.repository, reference: access.reference, rule: d.rule !== undefined ? String(d.rule) : undefined };
       }
     }
@@ -358,6 +361,9 @@ export class AccessControl {
     return names.filter((n) => this.decide(id.principal, 'pull', { repository: n }).allowed);
   }
 
+  /** Other repository names a client's repository name may reach (the pull-through cache's), for token grants. */
+  nameAliases?: (name: string) => string[];
+
   /** The access a token should carry for requested scopes: only what the policy allows. */
   grant(principal: Principal, requested: AccessEntry[]): AccessEntry[] {
     const out: AccessEntry[] = [];
@@ -372,7 +378,10 @@ export class AccessControl {
         else if (isAction(a) && a !== 'list') wanted.add(a);
       }
       if (wanted.has('push')) wanted.add('overwrite');
-      const ok = ACTIONS.filter((a) => wanted.has(a) && this.decide(principal, a, { repository: r.name }).allowed);
+      // A name a mirror client uses (`library/nginx`) may be served from a cache repository: the token
+      // carries what the policy allows on either; each request is still decided on the repository it reaches.
+      const names = [r.name, ...(this.nameAliases?.(r.name) ?? [])];
+      const ok = ACTIONS.filter((a) => wanted.has(a) && names.some((n) => this.decide(principal, a, { repository: n }).allowed));
       const existing = out.find((e) => e.type === 'repository' && e.name === r.name);
       if (existing) existing.actions = [...new Set([...existing.actions, ...ok])];
       else if (ok.length) out.push({ type: 'repository', name: r.name, actions: ok });

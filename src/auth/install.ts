@@ -24,6 +24,8 @@ export function installAccessControl(app: FastifyInstance, ctx: RegistryContext,
     // The cache's fetches and refusals go to the same audit log as the registry's writes and denials.
     const audit = ac.audit;
     if (audit && ctx.cache) ctx.cache.auditTo((r) => audit.write(r));
+    const cache = ctx.cache;
+    if (cache) ac.nameAliases = (name) => cache.aliases(name);
   });
   ctx.authorize = async (req, access) => (await ready).authorize(req, access);
   ctx.catalogFilter = async (req, names) => (await ready).filterCatalog(req, names);

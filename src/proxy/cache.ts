@@ -125,6 +125,18 @@ export class PullThroughCache {
     return cacheTarget(this.upstreams, name, ns, async () => write || (await this.deps.repo(name).exists()));
   }
 
+  /**
+   * Cache repositories a client's name may reach without a storage lookup (for token grants): the name
+   * itself when it starts with an upstream prefix, `<unprefixed upstream>/<name>` otherwise.
+   */
+  aliases(name: string): string[] {
+    if (isCacheRepository(this.upstreams, name)) return [];
+    const u = this.upstreams.unprefixed();
+    if (!u) return [];
+    const remote = u.name === 'docker.io' && !name.includes('/') ? `library/${name}` : name;
+    return [`${u.prefix}/${remote}`];
+  }
+
   /** The upstream a local repository caches, for refusing writes to it. */
   cacheOf(name: string): string | undefined {
     return isCacheRepository(this.upstreams, name)?.name;

@@ -6,6 +6,12 @@ export interface AccessRequest {
   repository?: string;
   /** The actions the request needs, e.g. ['pull'] or ['push', 'pull'] for a cross-repository mount. */
   actions: string[];
+  /**
+   * The repository as the client named it, when it differs from `repository` (a mirror request for
+   * `library/nginx` served from the cache repository `docker.io/library/nginx`): a bearer token is
+   * issued for the client's name, so its grants are looked up under it; the policy decides on `repository`.
+   */
+  clientName?: string;
   /** Tag or digest the request concerns, for the audit log. */
   reference?: string;
   /** Extra repository and actions a request needs, e.g. the source of a mount. */

@@ -9,6 +9,13 @@ import type { Endpoint } from './paths.js';
 
 type Named = Exclude<Endpoint, { kind: 'base' } | { kind: 'catalog' }>;
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The name a client used for a repository the cache serves under another name. */
+    clientName?: { repository: string; name: string };
+  }
+}
+
 /**
  * Sends a request for an upstream image through the pull-through cache. Returns the endpoint the
  * registry should serve from storage (renamed to the cache repository, after the cache has made sure
@@ -25,15 +32,19 @@ export async function throughCache(ctx: RegistryContext, req: FastifyRequest, re
     throw new OciError('DENIED', `${t.local} is a cache of ${t.upstream.name}: its content comes from upstream only, so it cannot be written (push to another name)`, { name: t.local });
   }
   const local = t.local;
+  // The token a client holds was issued for the name it asked for; the policy decides on the cache repository.
+  // Kept on the request, so the route that serves from storage afterwards authorizes the same way.
+  const clientName = ep.name !== local ? { clientName: ep.name } : {};
+  if (ep.name !== local) req.clientName = { repository: local, name: ep.name };
   switch (ep.kind) {
     case 'manifest':
       // The client's own access comes first: nobody makes the cache fetch what they may not pull.
-      await ctx.authorize(req, { repository: local, actions: ['pull'], reference: ep.reference });
+      await ctx.authorize(req, { repository: local, actions: ['pull'], reference: ep.reference, ...clientName });
       await cache.ensureManifest(t, ep.reference, { principal: req.auditAccess?.principal ?? 'anonymous', address: req.ip });
       return { ...ep, name: local };
     case 'blob': {
       const digest = requireDigest(ep.digest);
-      await ctx.authorize(req, { repository: local, actions: ['pull'], reference: digest });
+      await ctx.authorize(req, { repository: local, actions: ['pull'], reference: digest, ...clientName });
       const fill = await cache.blobFill(t, digest);
       if (!fill) return { ...ep, name: local };
       await sendFromFill(ctx, req, reply, fill);

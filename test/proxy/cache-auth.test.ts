@@ -1,0 +1,58 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startRegistry } from '../helpers/registry.js';
+import { makeImage, pushImage } from '../helpers/images.js';
+import { bytesOf, errorOf } from '../helpers/oci-http.js';
+import { basic, startAuthRegistry, USERS } from '../auth/fixture.js';
+
+async function token(url: string, scope: string, user?: keyof typeof USERS): Promise<string> {
+  const r = await fetch(`${url}/token?service=sluice&scope=${encodeURIComponent(scope)}`, user ? { headers: { authorization: basic(user, USERS[user]) } } : {});
+  assert.equal(r.status, 200);
+  return ((await r.json()) as { token: string }).token;
+}
+
+test('access rules apply to the client on the cache repository, whichever name its token was issued for', async () => {
+  const up = await startRegistry();
+  const f = await startAuthRegistry({
+    access: {
+      rules: [
+        { repos: ['docker.io/library/*'], who: ['authenticated'], allow: ['pull'] },
+        { repos: ['team/**'], who: ['authenticated'], allow: ['pull', 'push'] },
+      ],
+    },
+    config: { upstreams: { 'docker.io': { url: up.url } }, flows: [{ images: ['docker.io/**'] }] },
+  });
+  const cache = f.reg;
+  try {
+    const img = await makeImage({ label: 'auth' });
+    await pushImage(up.url, 'library/busybox', '1', img);
+    await pushImage(up.url, 'someone/tool', '1', img);
+    // Anonymous: challenged, nothing fetched.
+    const anon = await fetch(`${cache.url}/v2/docker.io/library/busybox/manifests/1`);
+    assert.equal(anon.status, 401);
+    // A mirror client (dockerd's registry-mirrors) asks its token for `library/busybox`.
+    const t = await token(cache.url, 'repository:library/busybox:pull', 'alice');
+    const r = await fetch(`${cache.url}/v2/library/busybox/manifests/1`, { headers: { authorization: `Bearer ${t}`, accept: img.mediaType } });
+    assert.equal(r.status, 200);
+    assert.deepEqual(await bytesOf(r), img.manifest);
+    const b = await fetch(`${cache.url}/v2/library/busybox/blobs/${img.layers[0]!.descriptor.digest}`, { headers: { authorization: `Bearer ${t}` } });
+    assert.deepEqual(await bytesOf(b), img.layers[0]!.bytes);
+    // The same token does not open another cache repository, and the policy refuses one it does not allow.
+    const other = await fetch(`${cache.url}/v2/library/nginx/manifests/1`, { headers: { authorization: `Bearer ${t}` } });
+    assert.equal(other.status, 401);
+    const t2 = await token(cache.url, 'repository:docker.io/someone/tool:pull', 'alice');
+    const denied = await fetch(`${cache.url}/v2/docker.io/someone/tool/manifests/1`, { headers: { authorization: `Bearer ${t2}` } });
+    assert.ok(denied.status === 401 || denied.status === 403, String(denied.status));
+    // Basic auth by full name.
+    const full = await fetch(`${cache.url}/v2/docker.io/library/busybox/manifests/1`, { headers: { authorization: basic('bob', USERS.bob), accept: img.mediaType } });
+    assert.equal(full.status, 200);
+    // A local repository beside the cache keeps its own rules.
+    await pushImage(up.url, 'x/y', '1', img);
+    const push = await fetch(`${cache.url}/v2/team/app/blobs/uploads/`, { method: 'POST', headers: { authorization: basic('alice', USERS.alice) } });
+    assert.equal(push.status, 202);
+    void errorOf;
+  } finally {
+    await f.close();
+    await up.close();
+  }
+});

@@ -1,0 +1,15 @@
+// The signing API other parts call. Verification (verify.ts, identity.ts, payload.ts, bundle.ts,
+// policy-file.ts) is pure; discover.ts, sign.ts, key-files.ts and verify-image.ts do the I/O.
+export * from './types.js';
+export { VerificationCache, defaultVerificationCache } from './cache.js';
+export { trustedKeyFromPem, keyFingerprint, KeyError } from './crypto.js';
+export { matchIdentity, parseIdentityRule, checkIdentityRule, describeRule, IdentityRuleError } from './identity.js';
+export { parsePayload, buildPayload, PayloadError } from './payload.js';
+export { evaluateRequirements, verifyRequirement, judgeSignature, describeRequirement } from './verify.js';
+export { parsePolicy, resolvePolicy, requirementsFor, dockerScopes, layoutScopes, dockerSubject, PolicyFileError } from './policy-file.js';
+export type { TrustPolicy, PolicySubject } from './policy-file.js';
+export { findSignatures, signatureTag, MAX_SIGNATURE_BYTES } from './discover.js';
+export { checkImageTrust, verifyImage, locateImage, requirementsOf } from './verify-image.js';
+export { signImage, defaultIdentity } from './sign.js';
+export { readPublicKeys, readSigningKey, readPassword, loadPolicyFile } from './key-files.js';
+export { generateKeyPair, decryptPrivateKey, encryptPrivateKey, PrivateKeyError } from './keys.js';

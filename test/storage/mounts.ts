@@ -2,7 +2,19 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { run } from '../helpers/tools.js';
+import { execFile } from 'node:child_process';
+
+/**
+ * Runs mount/umount. Not tools.ts `run`: it writes to the child's stdin, and a command that exits at once
+ * (mount does) makes that write fail with EPIPE, an uncaught exception in the test process.
+ */
+function sh(cmd: string, args: string[]): Promise<{ code: number; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { timeout: 10_000 }, (err, _stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stderr: String(stderr) });
+    });
+  });
+}
 
 /** A tmpfs mounted for one test: a real filesystem that can be small, or read-only, on demand. */
 export interface TestMount {
@@ -16,21 +28,21 @@ export interface TestMount {
 /** Mounts a tmpfs with `options` (`size=4m`, `ro`) at a fresh directory; null where mounting is not allowed (not root). */
 export async function mountTmpfs(options: string): Promise<TestMount | null> {
   const dir = await mkdtemp(join(tmpdir(), 'sluice-mount-'));
-  const r = await run('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', dir], { timeoutMs: 10_000 }).catch(() => null);
-  if (!r || r.code !== 0) {
+  const r = await sh('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', dir]);
+  if (r.code !== 0) {
     await rm(dir, { recursive: true, force: true });
     return null;
   }
   return {
     dir,
     remount: async (opts) => {
-      const m = await run('mount', ['-o', `remount,${opts}`, dir], { timeoutMs: 10_000 });
+      const m = await sh('mount', ['-o', `remount,${opts}`, dir]);
       if (m.code !== 0) throw new Error(`mount -o remount,${opts} ${dir} failed: ${m.stderr}`);
     },
     unmount: async () => {
       let last = '';
       for (let i = 0; i < 50; i++) {
-        const u = await run('umount', [dir], { timeoutMs: 10_000 });
+        const u = await sh('umount', [dir]);
         if (u.code === 0) {
           await rm(dir, { recursive: true, force: true });
           return;

@@ -4,25 +4,32 @@ import { isDigest, type Digest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import type { RepositoryName } from '../oci/name.js';
 import type { RegistryContext } from './context.js';
+import { etagOf, ifNoneMatchHits } from './conditional.js';
 
-/** Parses a single `bytes=start-end` range against a size; null when the header is absent. */
+/**
+ * Parses a Range header against a size: the one byte range to send, or null to send the whole body.
+ * RFC 9110 §14.2 lets a server ignore Range, and Sluice does (as Distribution does for what Go's
+ * ServeContent cannot serve) when it is malformed, names another unit or asks for several ranges: the
+ * whole body with 200 is a correct answer to those. Only a single well-formed range that lies wholly past
+ * the end throws RANGE_INVALID (416).
+ */
 export function parseRange(header: string | undefined, size: number): { start: number; end: number } | null {
   if (!header) return null;
-  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  if (!m || (m[1] === '' && m[2] === '')) throw new OciError('RANGE_INVALID', `unsupported Range "${header}"`);
-  let start: number;
-  let end: number;
+  const m = /^bytes=[ \t]*(\d*)-(\d*)[ \t]*$/i.exec(header.trim());
+  if (!m || (m[1] === '' && m[2] === '')) return null;
   if (m[1] === '') {
-    // A suffix range: the last N bytes.
+    // A suffix range: the last N bytes. The last 0 bytes are nothing, which no range can be.
     const n = Number(m[2]);
-    start = Math.max(0, size - n);
-    end = size - 1;
-  } else {
-    start = Number(m[1]);
-    end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+    if (n === 0) throw new OciError('RANGE_INVALID', `range ${header} is not satisfiable for ${size} bytes`);
+    if (size === 0) return null;
+    return { start: Math.max(0, size - n), end: size - 1 };
   }
-  if (start > end || start >= size) throw new OciError('RANGE_INVALID', `range ${header} is not satisfiable for ${size} bytes`);
-  return { start, end };
+  const start = Number(m[1]);
+  const last = m[2] === '' ? Infinity : Number(m[2]);
+  // last < first is not a valid range-spec (RFC 9110 §14.1.1), so the header is ignored, not refused.
+  if (last < start) return null;
+  if (start >= size) throw new OciError('RANGE_INVALID', `range ${header} is not satisfiable for ${size} bytes`);
+  return { start, end: Math.min(last, size - 1) };
 }
 
 /** Validates a digest from a URL, answering DIGEST_INVALID. */
@@ -38,9 +45,14 @@ export async function getBlob(ctx: RegistryContext, req: FastifyRequest, reply: 
   const size = await ctx.repo(name).blobSize(digest);
   if (size === null) throw new OciError('BLOB_UNKNOWN', `blob ${digest} is not known to repository ${name}`, { digest });
   reply.header('docker-content-digest', digest);
-  reply.header('etag', `"${digest}"`);
-  reply.header('accept-ranges', 'bytes');
+  reply.header('etag', etagOf(digest));
   reply.header('cache-control', 'max-age=31536000');
+  // RFC 9110 §13.2.2: a matching If-None-Match answers 304, and Range is then not looked at.
+  if (ifNoneMatchHits(req, digest)) {
+    reply.code(304).send();
+    return;
+  }
+  reply.header('accept-ranges', 'bytes');
   reply.header('content-type', 'application/octet-stream');
   let range: { start: number; end: number } | null;
   try {

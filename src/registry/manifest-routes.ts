@@ -3,11 +3,14 @@ import { digestOf, isDigest, parseDigest, type Digest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import { ManifestError, parseManifest, referencedBlobs, type Manifest } from '../oci/manifest.js';
 import { MediaType } from '../oci/mediatypes.js';
+import type { Descriptor } from '../oci/descriptor.js';
 import { isTag, type RepositoryName } from '../oci/name.js';
 import { formatPlatform, platformMatches } from '../oci/platform.js';
 import type { RepositoryStore } from '../storage/repository.js';
 import { requireWritable } from './blob-routes.js';
-import { readSmallBody } from './body.js';
+import { readSmallBody, refuseCodings } from './body.js';
+import { etagOf, ifNoneMatchHits } from './conditional.js';
+import { limiter } from '../copy/limit.js';
 import type { IndexPolicy, RegistryContext } from './context.js';
 
 /** The media type to answer with: the manifest's own, else what its shape implies (umoci omits it). */
@@ -63,12 +66,12 @@ export async function getManifest(ctx: RegistryContext, req: FastifyRequest, rep
     // Distribution's answer too: never convert a manifest, so say it cannot be served as asked.
     throw new OciError('MANIFEST_UNKNOWN', `manifest ${reference} is ${mediaType}, which the Accept header does not include`, { tag: reference, mediaType });
   }
-  reply
-    .code(200)
-    .header('content-type', mediaType)
-    .header('docker-content-digest', stored.digest)
-    .header('etag', `"${stored.digest}"`)
-    .header('content-length', String(stored.bytes.length));
+  reply.header('docker-content-digest', stored.digest).header('etag', etagOf(stored.digest));
+  if (ifNoneMatchHits(req, stored.digest)) {
+    reply.code(304).send();
+    return;
+  }
+  reply.code(200).header('content-type', mediaType).header('content-length', String(stored.bytes.length));
   if (req.method === 'HEAD') {
     reply.send();
     return;
@@ -77,29 +80,47 @@ export async function getManifest(ctx: RegistryContext, req: FastifyRequest, rep
   reply.send(stored.bytes);
 }
 
+/**
+ * The most distinct digests one manifest may reference. Distribution sets no limit; the largest real
+ * images have a few hundred layers and the largest indexes a few hundred platforms, so 10,000 leaves
+ * room for any of them while bounding the work one PUT can cause.
+ */
+export const MAX_REFERENCES = 10_000;
+/** Reference checks in flight at once for one PUT: each costs a file or two, and the process has a limit. */
+const CHECKS_AT_ONCE = 16;
+
+/** The first descriptor for each distinct digest, in manifest order. */
+function distinctByDigest<T extends { digest: Digest }>(items: T[]): T[] {
+  const seen = new Map<Digest, T>();
+  for (const d of items) if (!seen.has(d.digest)) seen.set(d.digest, d);
+  return [...seen.values()];
+}
+
 /** Checks that everything a manifest points at is in the repository, as the index policy requires. */
 async function checkReferences(repo: RepositoryStore, m: Manifest, policy: IndexPolicy): Promise<void> {
+  const listed = m.kind === 'image' ? referencedBlobs(m) : m.manifests;
+  const distinct = new Set(listed.map((d) => d.digest)).size;
+  if (distinct > MAX_REFERENCES) {
+    throw new OciError('MANIFEST_INVALID', `manifest references ${distinct} distinct digests; this registry accepts at most ${MAX_REFERENCES}`);
+  }
+  let required: Descriptor[];
+  if (m.kind === 'image' || policy.mode === 'all') required = listed;
+  else if (policy.mode === 'none') return;
+  else required = listed.filter((d) => d.platform && policy.platforms.some((w) => platformMatches(w, d.platform!)));
   const missing: { digest: string; what: string }[] = [];
-  if (m.kind === 'image') {
-    await Promise.all(
-      referencedBlobs(m).map(async (d) => {
-        if ((await repo.blobSize(d.digest)) === null) missing.push({ digest: d.digest, what: d === m.config ? 'config' : 'layer' });
-      }),
-    );
-  } else {
-    if (policy.mode === 'none') return;
-    await Promise.all(
-      m.manifests.map(async (d) => {
-        if (policy.mode === 'list') {
-          const p = d.platform;
-          if (!p || !policy.platforms.some((w) => platformMatches(w, p))) return;
-        }
-        if (!(await repo.hasManifest(d.digest))) {
+  const limit = limiter(CHECKS_AT_ONCE);
+  // A layer listed 25,000 times is one check, not 25,000 open files at once.
+  await Promise.all(
+    distinctByDigest(required).map((d) =>
+      limit(async () => {
+        if (m.kind === 'image') {
+          if ((await repo.blobSize(d.digest)) === null) missing.push({ digest: d.digest, what: d.digest === m.config.digest ? 'config' : 'layer' });
+        } else if (!(await repo.hasManifest(d.digest))) {
           missing.push({ digest: d.digest, what: d.platform ? `manifest for ${formatPlatform(d.platform)}` : 'manifest' });
         }
       }),
-    );
-  }
+    ),
+  );
   if (missing.length > 0) {
     const first = missing[0]!;
     const hint = m.kind === 'index' && policy.mode === 'all' ? ' (this registry requires every platform of an index; see validation.manifests.indexes)' : '';
@@ -120,6 +141,7 @@ export async function putManifest(ctx: RegistryContext, req: FastifyRequest, rep
     req.raw.resume();
     throw new OciError(reference.includes(':') ? 'DIGEST_INVALID' : 'TAG_INVALID', `invalid tag or digest "${reference.slice(0, 200)}"`);
   }
+  refuseCodings(req, 'MANIFEST_INVALID');
   const declared = req.headers['content-length'] ? Number(req.headers['content-length']) : undefined;
   const bytes = await readSmallBody(req.raw, ctx.manifestLimit, declared, 'MANIFEST_INVALID', 'manifest');
   ctx.metrics.bytesIn.inc({ route: 'manifest' }, bytes.length);
@@ -144,12 +166,16 @@ export async function putManifest(ctx: RegistryContext, req: FastifyRequest, rep
     await ctx.authorize(req, { repository: name, actions: ['push'], reference: t });
   }
   const tags = byDigest ? queryTags : [reference];
-  for (const t of tags) {
-    const current = await repo.resolveTag(t);
-    if (current && current !== digest) await ctx.authorize(req, { repository: name, actions: ['overwrite'], reference: t });
-  }
-  await repo.putManifest(bytes, m.subject?.digest, algorithm);
-  for (const t of tags) await repo.tag(t, digest);
+  // Reading a tag, deciding whether moving it is an overwrite and moving it are one step per tag: otherwise
+  // concurrent pushes to a new immutable tag all find it absent and all "create" it.
+  await repo.withTagLock(tags, async () => {
+    for (const t of tags) {
+      const current = await repo.resolveTag(t);
+      if (current && current !== digest) await ctx.authorize(req, { repository: name, actions: ['overwrite'], reference: t });
+    }
+    await repo.putManifest(bytes, m.subject?.digest, algorithm);
+    for (const t of tags) await repo.tag(t, digest);
+  });
   ctx.catalog.invalidate();
   reply.code(201).header('location', `/v2/${name}/manifests/${digest}`).header('docker-content-digest', digest).header('content-length', '0');
   if (queryTags.length > 0) reply.header('oci-tag', queryTags);

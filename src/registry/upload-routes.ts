@@ -7,6 +7,7 @@ import { isUploadId } from '../storage/uploads.js';
 import { requireDigest, requireWritable } from './blob-routes.js';
 import type { RegistryContext } from './context.js';
 import { allowAll } from './access.js';
+import { refuseCodings } from './body.js';
 
 function uploadLocation(name: RepositoryName, id: string): string {
   return `/v2/${name}/blobs/uploads/${id}`;
@@ -58,13 +59,42 @@ function body(req: FastifyRequest): Readable {
   return req.raw;
 }
 
+/**
+ * Whether the caller may pull the mount's source repository. A refusal is not the request's failure: the
+ * spec lets a registry that cannot mount answer with an ordinary upload session (202), and clients such as
+ * `ctr images push` give up on a 403 instead of uploading. The refusal is still written to the audit log.
+ */
+async function mayMountFrom(ctx: RegistryContext, req: FastifyRequest, from: RepositoryName): Promise<boolean> {
+  // This request's audit line should describe the upload it became, not the mount check.
+  const { auditAccess, authChallenge } = req;
+  try {
+    await ctx.authorize(req, { repository: from, actions: ['pull'] });
+    return true;
+  } catch (e) {
+    if (e instanceof OciError) return false;
+    throw e;
+  } finally {
+    req.auditAccess = auditAccess;
+    req.authChallenge = authChallenge;
+  }
+}
+
+/**
+ * Whether `?mount=` without `from` may link any blob stored anywhere in the registry (OCI 1.1). Under
+ * access control that would let anyone who knows a digest take a blob from a repository they cannot read,
+ * so `auto` (the default) allows it only when there is none; storage.automount overrides.
+ */
+function automountAllowed(ctx: RegistryContext): boolean {
+  const setting = ctx.config.storage.automount ?? 'auto';
+  return setting === 'auto' ? ctx.authorize === allowAll : setting;
+}
+
 /** POST: start an upload, upload monolithically (`?digest=`), or mount from another repository. */
 export async function startUpload(ctx: RegistryContext, req: FastifyRequest, reply: FastifyReply, name: RepositoryName): Promise<void> {
   const q = req.query as Record<string, string | undefined>;
   const mount = q.mount;
   const from = q.from;
-  const also = mount && from && isRepositoryName(from) ? [{ repository: from, actions: ['pull'] }] : undefined;
-  await ctx.authorize(req, { repository: name, actions: ['push', 'pull'], ...(also ? { also } : {}) });
+  await ctx.authorize(req, { repository: name, actions: ['push', 'pull'] });
   requireWritable(ctx);
   const repo = ctx.repo(name);
 
@@ -72,9 +102,8 @@ export async function startUpload(ctx: RegistryContext, req: FastifyRequest, rep
     const digest = requireDigest(mount);
     let source: number | null = null;
     if (from !== undefined) {
-      if (isRepositoryName(from)) source = await ctx.repo(from).blobSize(digest);
-    } else if (ctx.authorize === allowAll) {
-      // Without `from` any stored blob may be mounted, but only where no access control could be bypassed.
+      if (isRepositoryName(from) && (await mayMountFrom(ctx, req, from))) source = await ctx.repo(from).blobSize(digest);
+    } else if (automountAllowed(ctx)) {
       source = await ctx.blobs.size(digest);
     }
     if (source !== null) {
@@ -89,6 +118,7 @@ export async function startUpload(ctx: RegistryContext, req: FastifyRequest, rep
   const digestParam = q.digest;
   if (digestParam !== undefined && mount === undefined) {
     const digest = requireDigest(digestParam);
+    refuseCodings(req, 'BLOB_UPLOAD_INVALID');
     const length = contentLength(req);
     const started = Date.now();
     const id = await ctx.uploads.start(name);
@@ -130,6 +160,7 @@ export async function patchUpload(ctx: RegistryContext, req: FastifyRequest, rep
   await ctx.authorize(req, { repository: name, actions: ['push'] });
   requireWritable(ctx);
   await requireSession(ctx, name, id);
+  refuseCodings(req, 'BLOB_UPLOAD_INVALID');
   const length = contentLength(req);
   const range = parseContentRange(req.headers['content-range'], length);
   const before = (await ctx.uploads.size(name, id)) ?? 0;
@@ -146,6 +177,7 @@ export async function finishUpload(ctx: RegistryContext, req: FastifyRequest, re
   if (q.digest === undefined) throw new OciError('DIGEST_INVALID', 'PUT of an upload needs ?digest=');
   const digest = requireDigest(q.digest);
   const before = await requireSession(ctx, name, id);
+  refuseCodings(req, 'BLOB_UPLOAD_INVALID');
   const length = contentLength(req);
   const range = parseContentRange(req.headers['content-range'], length);
   if (length !== 0 || range) {

@@ -15,6 +15,7 @@ import {
   tagsPath,
 } from './layout.js';
 import { listLinkedDigests, readLink, writeLink } from './links.js';
+import { KeyedLock } from './keyed-lock.js';
 
 /** A manifest as stored: its digest and exact bytes. */
 export interface StoredManifest {
@@ -28,6 +29,13 @@ export interface StoredManifest {
  */
 const tagLists = new WeakMap<StorageDriver, Map<string, { mtime: number; tags: string[] }>>();
 const STABLE_DIR_MS = 2000;
+
+/**
+ * Tag locks by driver: reading a tag, deciding whether moving it is an overwrite and writing it must be one
+ * step, or concurrent pushes all see the tag absent and all "create" it. The lock holds within this process
+ * only; several registry processes on one filesystem or bucket can still race (a later issue).
+ */
+const tagLocks = new WeakMap<StorageDriver, KeyedLock>();
 
 /** One repository's view of storage: its blob links, manifest revisions, tags and referrers. */
 export class RepositoryStore {
@@ -85,6 +93,20 @@ export class RepositoryStore {
   async tag(tag: string, d: Digest): Promise<void> {
     await writeLink(this.driver, tagIndexPath(this.name, tag, d), d);
     await writeLink(this.driver, tagCurrentPath(this.name, tag), d);
+  }
+
+  /**
+   * Runs `fn` while no other caller in this process holds any of these tags of this repository: the caller
+   * reads the tags, decides and writes them as one step.
+   */
+  withTagLock<T>(tags: readonly string[], fn: () => Promise<T>): Promise<T> {
+    let locks = tagLocks.get(this.driver);
+    if (!locks) tagLocks.set(this.driver, (locks = new KeyedLock()));
+    // NUL cannot occur in a repository name or a tag, so the key is unambiguous.
+    return locks.run(
+      tags.map((t) => `${this.name}\0${t}`),
+      fn,
+    );
   }
 
   /** Removes a tag; false when it did not exist. */

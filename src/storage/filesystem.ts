@@ -61,6 +61,23 @@ async function syncDir(path: string): Promise<void> {
   }
 }
 
+/**
+ * Node's recursive mkdir answers ENOENT whatever stopped it below an existing directory (EROFS on a
+ * read-only mount, EACCES): one plain mkdir under the deepest existing ancestor tells the real reason.
+ */
+async function mkdirCause(dir: string, reported: unknown): Promise<unknown> {
+  for (let child = dir, parent = dirname(dir); parent !== child; child = parent, parent = dirname(parent)) {
+    if (!(await stat(parent).then((s) => s.isDirectory(), () => false))) continue;
+    try {
+      await mkdir(child);
+    } catch (e) {
+      if (errorCode(e) !== 'EEXIST') return e;
+    }
+    break;
+  }
+  return reported;
+}
+
 /** Writes a new file whole and flushes it before returning. */
 async function writeSynced(path: string, data: Uint8Array): Promise<void> {
   const fh = await open(path, 'wx');
@@ -98,7 +115,12 @@ export class FilesystemDriver implements StorageDriver {
 
   /** Creates a directory (and its parents); new ones are flushed into their parents so the path survives a crash. */
   private async ensureDir(dir: string): Promise<void> {
-    const first = await mkdir(dir, { recursive: true });
+    let first: string | undefined;
+    try {
+      first = await mkdir(dir, { recursive: true });
+    } catch (e) {
+      throw errorCode(e) === 'ENOENT' ? await mkdirCause(dir, e) : e;
+    }
     if (first === undefined) return;
     const parents: string[] = [];
     for (let d = dir; ; d = dirname(d)) {

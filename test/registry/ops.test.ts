@@ -11,8 +11,9 @@ import { startRegistry } from '../helpers/registry.js';
 import { makeImage, pushImage } from '../helpers/images.js';
 import { freePort, waitForHttp } from '../helpers/clients.js';
 import { SLUICE_BIN } from '../helpers/sluice-cli.js';
-import { startSession, withDigest } from '../helpers/oci-http.js';
+import { assertIntact, errorOf, startSession, withDigest } from '../helpers/oci-http.js';
 import { digestOf } from '../../src/oci/digest.js';
+import { cannotMount, mountTmpfs } from '../storage/mounts.js';
 
 interface Served {
   child: ChildProcess;
@@ -32,6 +33,17 @@ async function serveProcess(root: string, extra: string[] = []): Promise<Served>
   const url = `http://127.0.0.1:${port}`;
   await waitForHttp(`${url}/healthz`, child);
   return { child, url, stdout: () => out, exit };
+}
+
+/** Runs `sluice serve ARGS` expecting it to stop by itself; kills it after `timeoutMs` (code null then). */
+async function serveUntilExit(args: string[], timeoutMs = 20_000): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn(process.execPath, [SLUICE_BIN, 'serve', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const code = await new Promise<number | null>((res) => child.once('exit', (c) => res(c)));
+  clearTimeout(timer);
+  return { code, stderr };
 }
 
 async function until(cond: () => boolean | Promise<boolean>, what: string): Promise<void> {
@@ -232,5 +244,82 @@ test("sluice serve runs from Debian's Distribution config.yml (paths adjusted, a
     s.child.kill('SIGTERM');
     assert.equal(await s.exit, 0);
     await rm(root, { recursive: true, force: true });
+  }
+});
+
+test('sluice serve refuses a storage root it cannot write, with one line naming the key, the path and why', async (t) => {
+  const ro = await mountTmpfs('ro');
+  if (!ro) return t.skip(cannotMount);
+  try {
+    for (const root of [ro.dir, join(ro.dir, 'data')]) {
+      const r = await serveUntilExit(['--addr', `127.0.0.1:${await freePort()}`, '--root', root]);
+      assert.equal(r.code, 1, `sluice serve on ${root} did not stop by itself: ${r.stderr}`);
+      assert.equal(r.stderr, `sluice: storage.filesystem.rootdirectory: ${root} is not writable (EROFS)\n`);
+    }
+  } finally {
+    await ro.unmount();
+  }
+});
+
+test('a read-only registry starts on an unwritable root and serves what is there', async (t) => {
+  const mount = await mountTmpfs('size=16m');
+  if (!mount) return t.skip(cannotMount);
+  const dir = await mkdtemp(join(tmpdir(), 'sluice-ops-'));
+  let s: Served | undefined;
+  try {
+    const writer = await startRegistry({}, mount.dir);
+    const img = await makeImage();
+    try {
+      await pushImage(writer.url, 'ro/app', 'v1', img);
+    } finally {
+      await writer.close();
+    }
+    await mount.remount('ro');
+    const cfg = join(dir, 'config.yml');
+    await writeFile(cfg, 'storage:\n  maintenance:\n    readonly:\n      enabled: true\n');
+    s = await serveProcess(mount.dir, ['--config', cfg]);
+    const health = await fetch(`${s.url}/healthz`);
+    assert.equal(health.status, 200, await health.text());
+    await assertIntact(s.url, 'ro/app', 'v1', img);
+    const push = await fetch(`${s.url}/v2/ro/app/blobs/uploads/`, { method: 'POST' });
+    assert.equal((await errorOf(push)).code, 'UNSUPPORTED');
+  } finally {
+    if (s) {
+      s.child.kill('SIGKILL');
+      await s.exit;
+    }
+    await mount.unmount();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('/healthz turns 503 within seconds when the root stops taking writes, and 200 again when it does', async (t) => {
+  const mount = await mountTmpfs('size=4m');
+  if (!mount) return t.skip(cannotMount);
+  const reg = await startRegistry({}, mount.dir);
+  try {
+    const health = async () => {
+      const r = await fetch(`${reg.url}/healthz`);
+      return { status: r.status, body: (await r.json()) as { status: string; error?: string } };
+    };
+    assert.equal((await health()).status, 200);
+    await mount.remount('ro');
+    // The probe runs at most every 5 s: within 8 s the answer must have turned.
+    let h = await health();
+    for (let i = 0; i < 80 && h.status === 200; i++) {
+      await sleep(100);
+      h = await health();
+    }
+    assert.equal(h.status, 503);
+    assert.deepEqual(h.body, { status: 'unavailable', error: `storage.filesystem.rootdirectory: ${mount.dir} is not writable (EROFS)` });
+    await mount.remount('rw');
+    for (let i = 0; i < 80 && h.status === 503; i++) {
+      await sleep(100);
+      h = await health();
+    }
+    assert.equal(h.status, 200);
+  } finally {
+    await reg.close();
+    await mount.unmount();
   }
 });

@@ -70,7 +70,11 @@ function isOutage(e: unknown): boolean {
 }
 
 function ociErrorForOutage(t: CacheTarget, e: unknown): OciError {
-  const msg = `upstream ${t.upstream.name} did not answer for ${t.image}: ${(e as Error).message}`;
+  // A refusal is not an outage: say so, and where the credentials are set (clients show 4xx messages, not 5xx bodies).
+  if (e instanceof RegistryError && (e.status === 401 || e.status === 403)) {
+    return new OciError('DENIED', `upstream ${t.upstream.name} refused the cache's request for ${t.image} (HTTP ${e.status}): check the credentials under upstreams.${t.upstream.name}`);
+  }
+  const msg = `upstream ${t.upstream.name} failed for ${t.image}: ${(e as Error).message}`;
   if (e instanceof RegistryError && e.status === 429) return new OciError('TOOMANYREQUESTS', msg);
   return new OciError('UNKNOWN', msg, undefined, 502);
 }
@@ -120,9 +124,20 @@ export class PullThroughCache {
   }
 
   /** The cache's view of a request's repository, or undefined for a local one. */
-  target(name: RepositoryName, ns: string | undefined, write: boolean): Promise<CacheTarget | undefined> {
-    // Writes never go to the unprefixed upstream: a first push to `team/app` is a local repository.
-    return cacheTarget(this.upstreams, name, ns, async () => write || (await this.deps.repo(name).exists()));
+  target(name: RepositoryName, req: { ns?: string; host?: string; write: boolean }): Promise<CacheTarget | undefined> {
+    return cacheTarget(this.upstreams, name, {
+      ...(req.ns ? { ns: req.ns } : {}),
+      ...(req.host ? { host: req.host } : {}),
+      approved: (image) => this.approvesName(image),
+      // A first push to `team/app` makes a local repository, whatever upstream has of that name.
+      localExists: async () => req.write || (await this.deps.repo(name).exists()),
+    });
+  }
+
+  /** Whether some flow rule lets images of this name in (ignoring tags), before any rule denies it. */
+  private approvesName(image: string): boolean {
+    const rule = this.flows.flows.find((f) => f.images.some((p) => p.matches({ repository: image }, ANONYMOUS)));
+    return rule !== undefined && !rule.spec.deny;
   }
 
   /**

@@ -23,21 +23,34 @@ function make(upstream: Upstream, rest: string, viaUnprefixed: boolean): CacheTa
   return { upstream, remote, local, image: `${upstream.name}/${remote}`, viaUnprefixed };
 }
 
+/** What `cacheTarget` needs to know beyond the name. */
+export interface TargetContext {
+  /** `?ns=` of the request (containerd's hosts.toml mirrors). */
+  ns?: string;
+  /** The Host the client addressed: `ns` equal to it means this registry itself. */
+  host?: string;
+  /** Whether a flow rule approves an upstream name at all (any tag): such names belong to the upstream. */
+  approved(image: string): boolean;
+  /** Whether a local repository of the name exists (asked only for names without a registry host). */
+  localExists(): Promise<boolean>;
+}
+
+/** A request names a registry this one does not mirror (`?ns=ghcr.io` without a ghcr.io upstream). */
+export class NotMirrored extends Error {}
+
 /**
  * Maps a request to the cache, or undefined for a local repository. Every client's way in lands on one
  * repository: `docker.io/library/busybox` by name, `library/busybox?ns=docker.io` (containerd's
- * hosts.toml), and `library/busybox` (dockerd's and podman's mirrors) when `unprefixed` allows it and
- * no local repository of that name exists (`localExists` is asked only then).
+ * hosts.toml), and `library/busybox` (dockerd's and podman's mirrors) when the unprefixed upstream
+ * takes names without a host. A name without a host belongs to that upstream when a flow approves it
+ * (so a local push cannot stand in for an approved image for mirror clients), or when no local
+ * repository has it; otherwise it is the local repository.
  */
-export async function cacheTarget(
-  upstreams: Upstreams,
-  name: string,
-  ns: string | undefined,
-  localExists: () => Promise<boolean>,
-): Promise<CacheTarget | undefined> {
-  if (ns) {
-    const u = upstreams.get(ns);
-    if (u) return make(u, name.startsWith(`${u.prefix}/`) ? name.slice(u.prefix.length + 1) : name, false);
+export async function cacheTarget(upstreams: Upstreams, name: string, c: TargetContext): Promise<CacheTarget | undefined> {
+  if (c.ns && c.ns !== c.host) {
+    const u = upstreams.get(c.ns);
+    if (!u) throw new NotMirrored(`this registry does not mirror ${c.ns} (no upstream of that name is configured)`);
+    return make(u, name.startsWith(`${u.prefix}/`) ? name.slice(u.prefix.length + 1) : name, false);
   }
   const slash = name.indexOf('/');
   if (slash > 0) {
@@ -45,7 +58,10 @@ export async function cacheTarget(
     if (u) return make(u, name.slice(slash + 1), false);
   }
   const u = upstreams.unprefixed();
-  if (u && !(await localExists())) return make(u, name, true);
+  if (!u || c.ns) return undefined;
+  const t = make(u, name, true);
+  if (!t) return undefined;
+  if (c.approved(t.image) || !(await c.localExists())) return t;
   return undefined;
 }
 

@@ -2,6 +2,7 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { OciError } from '../oci/errors.js';
 import type { BlobFill } from '../proxy/blob-fill.js';
+import { NotMirrored } from '../proxy/names.js';
 import { parseRange, requireDigest } from './blob-routes.js';
 import type { RegistryContext } from './context.js';
 import { listTags } from './listing-routes.js';
@@ -26,10 +27,19 @@ export async function throughCache(ctx: RegistryContext, req: FastifyRequest, re
   const cache = ctx.cache!;
   const read = req.method === 'GET' || req.method === 'HEAD';
   const ns = (req.query as Record<string, unknown>).ns;
-  const t = await cache.target(ep.name, typeof ns === 'string' ? ns : undefined, !read);
+  let t;
+  try {
+    t = await cache.target(ep.name, { ...(typeof ns === 'string' ? { ns } : {}), ...(req.headers.host ? { host: req.headers.host } : {}), write: !read });
+  } catch (e) {
+    if (e instanceof NotMirrored) throw new OciError('NAME_UNKNOWN', `${ep.name}: ${e.message}`, { name: ep.name });
+    throw e;
+  }
   if (!t) return ep;
   if (!read) {
-    throw new OciError('DENIED', `${t.local} is a cache of ${t.upstream.name}: its content comes from upstream only, so it cannot be written (push to another name)`, { name: t.local });
+    const why = t.viaUnprefixed
+      ? ` (${ep.name} without a registry host is ${t.image} for mirror clients, because the flow rules approve that name; push under another name, or set upstreams.${t.upstream.name}.unprefixed: false)`
+      : ' (push to another name)';
+    throw new OciError('DENIED', `${t.local} is a cache of ${t.upstream.name}: its content comes from upstream only, so it cannot be written${why}`, { name: t.local });
   }
   const local = t.local;
   // The token a client holds was issued for the name it asked for; the policy decides on the cache repository.

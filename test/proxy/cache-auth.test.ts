@@ -20,7 +20,7 @@ test('access rules apply to the client on the cache repository, whichever name i
         { repos: ['team/**'], who: ['authenticated'], allow: ['pull', 'push'] },
       ],
     },
-    config: { upstreams: { 'docker.io': { url: up.url } }, flows: [{ images: ['docker.io/**'] }] },
+    config: { upstreams: { 'docker.io': { url: up.url } }, flows: [{ images: ['docker.io/library/*', 'docker.io/someone/*'] }] },
   });
   const cache = f.reg;
   try {
@@ -46,11 +46,12 @@ test('access rules apply to the client on the cache repository, whichever name i
     // Basic auth by full name.
     const full = await fetch(`${cache.url}/v2/docker.io/library/busybox/manifests/1`, { headers: { authorization: basic('bob', USERS.bob), accept: img.mediaType } });
     assert.equal(full.status, 200);
-    // A local repository beside the cache keeps its own rules.
-    await pushImage(up.url, 'x/y', '1', img);
+    // A local repository beside the cache keeps its own rules; a name the flows give to docker.io cannot be one.
     const push = await fetch(`${cache.url}/v2/team/app/blobs/uploads/`, { method: 'POST', headers: { authorization: basic('alice', USERS.alice) } });
     assert.equal(push.status, 202);
-    void errorOf;
+    const hijack = await fetch(`${cache.url}/v2/library/busybox/blobs/uploads/`, { method: 'POST', headers: { authorization: basic('alice', USERS.alice) } });
+    assert.equal(hijack.status, 403);
+    assert.match((await errorOf(hijack)).message, /docker\.io\/library\/busybox is a cache of docker\.io/);
   } finally {
     await f.close();
     await up.close();

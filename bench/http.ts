@@ -80,6 +80,14 @@ export async function pullBlob(base: string, repo: string, digest: string, size:
   return n;
 }
 
+/** GETs a manifest; resolves with its bytes and the digest the server announced. */
+export async function getManifest(base: string, repo: string, reference: string, accept: string): Promise<{ bytes: Buffer; digest: string }> {
+  const res = await request(`${base}/v2/${repo}/manifests/${reference}`, { method: 'GET', headers: { accept } });
+  await expectStatus(`GET manifest ${repo}:${reference}`, res, 200);
+  const bytes = Buffer.from(await res.body.arrayBuffer());
+  return { bytes, digest: headerOf(res.headers, 'docker-content-digest') };
+}
+
 /** PUTs a manifest under a tag. */
 export async function putManifest(base: string, repo: string, tag: string, bytes: Buffer, mediaType: string): Promise<void> {
   const res = await request(`${base}/v2/${repo}/manifests/${tag}`, {

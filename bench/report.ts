@@ -54,6 +54,19 @@ export function metricCatalog(connections: number[]): MetricInfo[] {
     { id: 'skopeo.pull', label: 'skopeo pull, 20-layer image', unit: 's', better: 'lower' },
     { id: 'rss.peak', label: 'server peak RSS during blob push/pull', unit: 'MiB', better: 'lower' },
     { id: 'rss.parallel', label: 'server RSS while serving 4 blobs in parallel', unit: 'MiB', better: 'lower' },
+    // The cache workload: the Distribution column is Distribution 2.8.2 in proxy mode on the same upstream.
+    { id: 'cache.direct.pull', label: 'cache: image pull straight from upstream', unit: 'ms', better: 'lower' },
+    { id: 'cache.cold.pull', label: 'cache: cold pull through the cache', unit: 'ms', better: 'lower' },
+    { id: 'cache.cold.ratio', label: 'cache: cold pull / direct pull', unit: '×', better: 'lower' },
+    { id: 'cache.cold.upstream', label: 'cache: upstream bytes per cold pull / image', unit: '×', better: 'lower' },
+    { id: 'cache.cold.cpu', label: 'cache: server CPU per MiB pulled cold', unit: 'ms/MiB', better: 'lower' },
+    { id: 'cache.warm.pull', label: 'cache: warm pull (all cached)', unit: 'ms', better: 'lower' },
+    { id: 'cache.local.pull', label: 'cache: pull of a local image, same size', unit: 'ms', better: 'lower' },
+    { id: 'cache.warm.ratio', label: 'cache: warm pull / local pull', unit: '×', better: 'lower' },
+    { id: 'cache.warm.upstream', label: 'cache: upstream bytes per warm pull / image', unit: '×', better: 'lower' },
+    { id: 'cache.fanout.time', label: 'cache: 8 cold clients, one blob, all done', unit: 'ms', better: 'lower' },
+    { id: 'cache.fanout.upstream', label: 'cache: upstream bytes, 8 cold clients / blob', unit: '×', better: 'lower' },
+    { id: 'cache.fanout.cpu', label: 'cache: server CPU per MiB sent, 8 cold clients', unit: 'ms/MiB', better: 'lower' },
   );
   return m;
 }
@@ -86,7 +99,7 @@ export function machine(): BenchResults['machine'] {
 function fmt(x: number | null, unit: string): string {
   if (x === null) return '—';
   if (unit === 'ms' && x < 10) return x.toFixed(2);
-  if (unit === 's') return x.toFixed(2);
+  if (unit === 's' || unit === '×' || unit === 'ms/MiB') return x.toFixed(2);
   return x >= 100 ? Math.round(x).toString() : x.toFixed(1);
 }
 

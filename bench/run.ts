@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [-- --rounds N --out FILE --workloads blob,manifest,listing,skopeo --servers sluice,distribution
+// `npm run bench [-- --quick] [-- --rounds N --out FILE --workloads blob,manifest,listing,skopeo,cache --servers sluice,distribution
 //   --cpu-prof DIR --sluice-bin PATH --manifest-seconds S --listing-size N]`:
 // Sluice and Distribution side by side on 127.0.0.1, fresh processes and storage each round, medians reported.
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { cacheWorkloads, prepareCache, type CacheBench } from './cache.js';
 import { logSizes, randomFile, writeImageLayout } from './data.js';
 import { machine, metricCatalog, summarize, table, type BenchResults } from './report.js';
 import { hasCommand, startServer, type ServerKind } from './servers.js';
@@ -13,7 +14,7 @@ import { blobWorkloads, listingWorkloads, manifestWorkloads, skopeoWorkloads, ty
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
-const GROUPS = ['blob', 'manifest', 'listing', 'skopeo'] as const;
+const GROUPS = ['blob', 'manifest', 'listing', 'skopeo', 'cache'] as const;
 type Group = (typeof GROUPS)[number];
 
 const USAGE = `usage: npm run bench -- [--quick] [--rounds N] [--out FILE] [--workloads ${GROUPS.join(',')}]
@@ -71,6 +72,7 @@ if (!haveSkopeo && groups.has('skopeo')) {
 const sizes = quick
   ? { bigBlob: 8 * MiB, chunkSize: 1 * MiB, parallelBlob: 2 * MiB, parallelCount: 4, manifestSeconds: 1, tags: 200, repos: 200, layers: logSizes(20, 1024, 1 * MiB) }
   : { bigBlob: GiB, chunkSize: 32 * MiB, parallelBlob: 256 * MiB, parallelCount: 4, manifestSeconds: 10, tags: 10_000, repos: 10_000, layers: logSizes(20, 1024, 100 * MiB) };
+const cacheSizes = quick ? { imageBytes: 4 * MiB, images: 1, blobBytes: 4 * MiB, clients: 8 } : { imageBytes: 64 * MiB, images: 3, blobBytes: 64 * MiB, clients: 8 };
 if (args['manifest-seconds']) sizes.manifestSeconds = Number(args['manifest-seconds']);
 if (args['listing-size']) sizes.tags = sizes.repos = Number(args['listing-size']);
 const connections = [1, 16, 64];
@@ -80,6 +82,7 @@ function log(msg: string): void {
 }
 
 const work = await mkdtemp(join(tmpdir(), 'sluice-bench-data-'));
+let cacheBench: CacheBench | undefined;
 try {
   log(`generating random data in ${work}`);
   const bigBlob = await randomFile(join(work, 'big.bin'), sizes.bigBlob);
@@ -99,6 +102,13 @@ try {
     imageBytes: image.totalBytes,
     skopeo: groups.has('skopeo'),
   };
+  if (groups.has('cache')) {
+    const upstreamKind = haveDistribution ? 'distribution' : 'sluice';
+    log(`cache: filling the upstream (${upstreamKind})`);
+    cacheBench = await prepareCache(work, cacheSizes, upstreamKind);
+  }
+  // The cache workload starts servers of its own; the plain server is started only for the others.
+  const plainGroups = [...groups].filter((g) => g !== 'cache');
 
   const samples: Record<ServerKind, Sample[]> = { sluice: [], distribution: [] };
   for (let round = 0; round < rounds; round++) {
@@ -107,19 +117,23 @@ try {
     for (const kind of order) {
       log(`round ${round + 1}/${rounds}: ${kind}`);
       const profDir = args['cpu-prof'] ? resolve(args['cpu-prof']) : undefined;
-      const server = await startServer(kind, {
+      const serverOptions = {
         ...(kind === 'sluice' && profDir ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] } : {}),
         ...(args['sluice-bin'] ? { sluiceBin: resolve(args['sluice-bin']) } : {}),
-      });
+      };
       const sample: Sample = {};
-      try {
-        if (groups.has('blob')) await blobWorkloads(server, plan, sample);
-        if (groups.has('manifest')) await manifestWorkloads(server, plan, sample);
-        if (groups.has('listing')) await listingWorkloads(server, plan, sample);
-        if (groups.has('skopeo')) await skopeoWorkloads(server, plan, sample);
-      } finally {
-        await server.stop();
+      if (plainGroups.length > 0) {
+        const server = await startServer(kind, serverOptions);
+        try {
+          if (groups.has('blob')) await blobWorkloads(server, plan, sample);
+          if (groups.has('manifest')) await manifestWorkloads(server, plan, sample);
+          if (groups.has('listing')) await listingWorkloads(server, plan, sample);
+          if (groups.has('skopeo')) await skopeoWorkloads(server, plan, sample);
+        } finally {
+          await server.stop();
+        }
       }
+      if (cacheBench) await cacheWorkloads(kind, cacheBench, sample, serverOptions);
       samples[kind].push(sample);
     }
   }
@@ -142,6 +156,10 @@ try {
       tags: sizes.tags,
       repositories: sizes.repos,
       imageLayerBytes: sizes.layers,
+      cacheImageBytes: cacheSizes.imageBytes,
+      cacheImages: cacheSizes.images,
+      cacheBlobBytes: cacheSizes.blobBytes,
+      cacheClients: cacheSizes.clients,
     },
     results: rows,
   };
@@ -150,8 +168,9 @@ try {
   const m = results.machine;
   process.stdout.write(
     `Sluice vs Distribution 2.8.2 — ${results.date}, ${m.cores} cores (${m.cpu}), ${Math.round(m.memoryBytes / GiB)} GiB, Node ${m.node}, ` +
-      `${rounds} round(s)${quick ? ', --quick sizes' : ''}; medians\n\n${table(rows)}\n\nJSON: ${out}\n`,
+      `${rounds} round(s)${quick ? ', --quick sizes' : ''}; medians${cacheBench ? `; cache rows: Distribution in proxy mode, upstream ${cacheBench.upstream.kind}` : ''}\n\n${table(rows)}\n\nJSON: ${out}\n`,
   );
 } finally {
+  await cacheBench?.stop();
   await rm(work, { recursive: true, force: true });
 }

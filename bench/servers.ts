@@ -2,6 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +22,8 @@ export interface BenchServer {
   peakRss(): number;
   /** Current resident set size (VmRSS), in bytes. */
   rss(): number;
+  /** CPU time the process has used so far (user + system, all threads), in milliseconds. */
+  cpuMs(): number;
   stop(): Promise<void>;
 }
 
@@ -54,6 +57,16 @@ function procStatus(pid: number, field: 'VmHWM' | 'VmRSS'): number {
   }
 }
 
+function procCpuMs(pid: number): number {
+  try {
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th, in clock ticks (100 Hz).
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return 0;
+  }
+}
+
 async function waitReady(url: string, child: ChildProcess, stderr: () => string): Promise<void> {
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
@@ -70,8 +83,19 @@ async function waitReady(url: string, child: ChildProcess, stderr: () => string)
   throw new Error(`server at ${url} did not become ready: ${stderr()}`);
 }
 
+/** How to start a bench server beyond the defaults. */
+export interface ServerOptions {
+  nodeArgs?: string[];
+  env?: NodeJS.ProcessEnv;
+  sluiceBin?: string;
+  /** YAML appended to the config file (top-level keys the default config lacks: `proxy:`, `upstreams:`). */
+  extraConfig?: string;
+  /** Distribution only: every access-log line (combined format, with the bytes sent), for counting upstream traffic. */
+  accessLog?: (line: string) => void;
+}
+
 /** Starts one registry process on a fresh port with a fresh storage root. */
-export async function startServer(kind: ServerKind, opts: { nodeArgs?: string[]; env?: NodeJS.ProcessEnv; sluiceBin?: string } = {}): Promise<BenchServer> {
+export async function startServer(kind: ServerKind, opts: ServerOptions = {}): Promise<BenchServer> {
   const dir = await mkdtemp(join(tmpdir(), `sluice-bench-${kind}-`));
   const root = join(dir, 'data');
   const port = await freePort();
@@ -79,7 +103,7 @@ export async function startServer(kind: ServerKind, opts: { nodeArgs?: string[];
   let child: ChildProcess;
   if (kind === 'sluice') {
     const cfg = join(dir, 'config.yml');
-    await writeFile(cfg, `log: {level: error}\nstorage: {filesystem: {rootdirectory: ${root}}, delete: {enabled: true}}\nhttp: {addr: "${host}"}\n`);
+    await writeFile(cfg, `log: {level: error}\nstorage: {filesystem: {rootdirectory: ${root}}, delete: {enabled: true}}\nhttp: {addr: "${host}"}\n${opts.extraConfig ?? ''}`);
     child = spawn(process.execPath, [...(opts.nodeArgs ?? []), opts.sluiceBin ?? join(repoRoot, 'bin/sluice.js'), 'serve', '--config', cfg, '--addr', host, '--root', root], {
       cwd: dir,
       env: { ...process.env, SLUICE_LOG_LEVEL: 'error', ...opts.env },
@@ -87,8 +111,10 @@ export async function startServer(kind: ServerKind, opts: { nodeArgs?: string[];
     });
   } else {
     const cfg = join(dir, 'config.yml');
-    await writeFile(cfg, `version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: ${root}}, delete: {enabled: true}}\nhttp: {addr: "${host}"}\n`);
-    child = spawn('docker-registry', ['serve', cfg], { cwd: dir, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const log = opts.accessLog ? '{level: error, accesslog: {disabled: false}}' : '{level: error}';
+    await writeFile(cfg, `version: 0.1\nlog: ${log}\nstorage: {filesystem: {rootdirectory: ${root}}, delete: {enabled: true}}\nhttp: {addr: "${host}"}\n${opts.extraConfig ?? ''}`);
+    child = spawn('docker-registry', ['serve', cfg], { cwd: dir, env: { ...process.env, ...opts.env }, stdio: ['ignore', opts.accessLog ? 'pipe' : 'ignore', 'pipe'] });
+    if (opts.accessLog && child.stdout) createInterface({ input: child.stdout }).on('line', opts.accessLog);
   }
   let err = '';
   child.stderr?.on('data', (d: Buffer) => {
@@ -111,6 +137,7 @@ export async function startServer(kind: ServerKind, opts: { nodeArgs?: string[];
     root,
     peakRss: () => procStatus(pid, 'VmHWM'),
     rss: () => procStatus(pid, 'VmRSS'),
+    cpuMs: () => procCpuMs(pid),
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) {
         const exited = new Promise((r) => child.once('exit', r));

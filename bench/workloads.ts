@@ -32,7 +32,8 @@ function mibPerSecond(bytes: number, ms: number): number {
   return bytes / MiB / (ms / 1000);
 }
 
-async function timed(fn: () => Promise<unknown>): Promise<number> {
+/** Milliseconds `fn` took. */
+export async function timed(fn: () => Promise<unknown>): Promise<number> {
   const t = performance.now();
   await fn();
   return performance.now() - t;
@@ -93,7 +94,8 @@ export async function manifestWorkloads(s: BenchServer, plan: BenchPlan, out: Sa
   }
 }
 
-async function inPool<T>(items: T[], width: number, fn: (item: T) => Promise<void>): Promise<void> {
+/** Runs `fn` over `items`, at most `width` at a time. */
+export async function inPool<T>(items: T[], width: number, fn: (item: T) => Promise<void>): Promise<void> {
   let i = 0;
   await Promise.all(
     Array.from({ length: Math.min(width, items.length) }, async () => {

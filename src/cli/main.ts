@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { registerCopyCommands } from './copy-commands.js';
 import { registerAccessCommands } from './access-commands.js';
+import { registerSignCommands } from './sign-commands.js';
 import { fail, quietOnClosedPipes } from './fail.js';
 
 
@@ -33,6 +34,7 @@ program
   });
 
 registerCopyCommands(program);
+registerSignCommands(program);
 registerAccessCommands(program);
 
 await program.parseAsync(process.argv);

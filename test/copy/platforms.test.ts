@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { makeMultiArch, writeOciLayout } from '../helpers/images.js';
+import { makeImage, makeMultiArch, writeOciLayout } from '../helpers/images.js';
 import { bytesOf, errorOf } from '../helpers/oci-http.js';
 import { startRegistry } from '../helpers/registry.js';
 import { scratch, startDistribution } from '../helpers/clients.js';
@@ -93,6 +93,31 @@ test('an unknown platform and a digest-changing rewrite under --preserve-digests
     assert.match(p.stderr, /preserve-digests/);
     const tags = await fetch(`${reg.url}/v2/app/manifests/v1`);
     assert.equal(tags.status, 404);
+  } finally {
+    await reg.close();
+    await s.cleanup();
+  }
+});
+
+test('--platform on a single-platform image: another platform is an error naming what the image is; its own platform copies', async () => {
+  const s = await scratch();
+  const reg = await startRegistry();
+  try {
+    const img = await makeImage({ label: 'amd64-only' });
+    await writeOciLayout(join(s.dir, 'src'), [{ tag: 'v1', image: img }]);
+    const r = await sluice(['copy', '--platform', 'linux/arm64', `oci:${s.dir}/src:v1`, `docker://${reg.host}/single:v1`]);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr.trimEnd().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, /^sluice: the image is linux\/amd64 only; --platform linux\/arm64 matches nothing/);
+    assert.equal((await fetch(`${reg.url}/v2/single/manifests/v1`)).status, 404, 'nothing was written');
+
+    const both = await sluice(['copy', '--platform', 'linux/amd64', '--platform', 'linux/s390x', `oci:${s.dir}/src:v1`, `docker://${reg.host}/single:v1`]);
+    assert.equal(both.code, 1);
+    assert.match(both.stderr, /--platform linux\/s390x matches nothing/);
+
+    const ok = await sluiceCopy(`oci:${s.dir}/src:v1`, `docker://${reg.host}/single:v1`, ['--platform', 'linux/amd64']);
+    assert.equal(ok.digest, img.digest);
+    assert.deepEqual(ok.warnings, []);
   } finally {
     await reg.close();
     await s.cleanup();

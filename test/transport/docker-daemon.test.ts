@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test, type TestContext } from 'node:test';
+import { gunzipSync } from 'node:zlib';
+import { digestOf } from '../../src/oci/digest.js';
 import { copyImage } from '../../src/copy/copy.js';
 import { parseManifest, type ImageManifest } from '../../src/oci/manifest.js';
 import { MediaType } from '../../src/oci/mediatypes.js';
@@ -114,9 +116,16 @@ test('sluice copy docker-daemon: → Sluice registry → back into the daemon ke
     assert.equal(r.headers.get('docker-content-digest'), summary.digest);
     const m = parseManifest(bytes) as ImageManifest;
     assert.equal(m.config.digest, image.config.descriptor.digest, 'config digest is the daemon image ID');
-    assert.deepEqual(m.layers.map((l) => l.digest), diffIds(image), 'layers are the uncompressed diff_ids');
+    // The daemon hands out uncompressed layers; a registry gets them gzip-compressed, as docker push does.
+    assert.deepEqual(m.layers.map((l) => l.mediaType), [MediaType.DockerLayerGzip, MediaType.DockerLayerGzip]);
+    for (const [i, l] of m.layers.entries()) {
+      const blob = Buffer.from(await (await fetch(`${reg.url}/v2/team/app/blobs/${l.digest}`)).arrayBuffer());
+      const plain = gunzipSync(blob);
+      assert.equal(digestOf(plain), diffIds(image)[i], `layer ${i} unpacks to its diff_id`);
+      assert.ok(blob.length < plain.length, `layer ${i}: ${blob.length} compressed bytes for ${plain.length}`);
+    }
 
-    // docker pull of what Sluice pushed fills RepoDigests with the registry manifest digest.
+    // docker pull checks each layer it unpacks against the config's diff_ids, and fills RepoDigests.
     await daemon.docker(['pull', `${reg.host}/team/app:v1`]);
     const listed = (await engine.listImages()).find((i) => i.id === image.config.descriptor.digest);
     assert.ok(listed?.repoDigests.includes(`${reg.host}/team/app@${summary.digest}`), `RepoDigests: ${listed?.repoDigests.join(', ')}`);

@@ -272,9 +272,14 @@ class Copier {
         replaced.set(l.digest, c);
       }),
     );
-    if (replaced.size > 0 && !src.digestChange && !this.warnedCompression) {
+    if (!src.digestChange && !this.warnedCompression) {
+      // The source kept its manifest (a Docker 25+ archive): say why the digest changes after all.
       this.warnedCompression = true;
-      this.warn(`the manifest digest changes: ${src.description} holds uncompressed layers, written ${compressor!.format}-compressed (--dest-compress-format none keeps them as they are)`);
+      this.warn(
+        replaced.size > 0
+          ? `the manifest digest changes: ${src.description} holds uncompressed layers, written ${compressor!.format}-compressed (--dest-compress-format none keeps them as they are)`
+          : `the manifest digest changes: ${dst.description} gets an OCI manifest instead of the Docker one`,
+      );
     }
     return rewriteLayers(raw, replaced, oci);
   }

@@ -3,6 +3,7 @@ import { isDuration } from './duration.js';
 import { auditConfigSchema, authConfigSchema } from '../auth/config.js';
 import { accessConfigSchema } from '../policy/config.js';
 import { flowsSchema } from '../policy/flows-config.js';
+import { mirrorsSchema } from '../sync/config.js';
 import { proxySchema, upstreamsSchema } from '../upstream/config.js';
 
 const duration = z.string().refine(isDuration, 'expected a duration such as 30s, 5m, 168h');
@@ -144,6 +145,8 @@ export const configSchema = z
     // Approved upstream images (src/upstream, src/policy/flows.ts, src/proxy): where images come from and which may come in.
     upstreams: upstreamsSchema.optional(),
     flows: flowsSchema.optional(),
+    // Mirror jobs (src/sync): follow upstream images on a schedule, within the same flows.
+    mirrors: mirrorsSchema.optional(),
     // Distribution's pull-through cache block: one upstream for the whole registry, every image allowed.
     proxy: proxySchema.optional(),
   })

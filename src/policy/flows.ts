@@ -159,3 +159,10 @@ export function platformAllowed(f: CompiledFlow | undefined, p: Platform | undef
 export function platformsText(f: CompiledFlow): string {
   return (f.platforms ?? []).map(formatPlatform).join(', ');
 }
+
+/** A tag filter (globs or `/regular expressions/`): every tag `include` names (all when absent), less those `exclude` names. */
+export function compileTagFilter(include: string[] | undefined, exclude: string[] = []): (tag: string) => boolean {
+  const inc = include?.map(tagMatcher);
+  const exc = exclude.map(tagMatcher);
+  return (tag) => (inc === undefined || inc.some((m) => m.test(tag))) && !exc.some((m) => m.test(tag));
+}

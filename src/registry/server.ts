@@ -19,6 +19,7 @@ import { matchEndpoint, type Endpoint } from './paths.js';
 import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from './upload-routes.js';
 import { throughCache } from './cache-routes.js';
 import { buildCache } from './cache-setup.js';
+import { startMirrorJobs } from './sync-setup.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -131,6 +132,14 @@ export function buildRegistry(opts: ServerOptions): Registry {
       sendError(reply, err, req.method === 'HEAD');
     },
   });
+  // Mirror jobs run on their schedules while the server listens (closed before the cache's upstreams).
+  if (config.mirrors?.length) {
+    let scheduler: ReturnType<typeof startMirrorJobs>;
+    app.addHook('onReady', async () => {
+      scheduler = startMirrorJobs(ctx, config, app.log);
+    });
+    app.addHook('onClose', async () => scheduler?.stop());
+  }
   if (ctx.cache) {
     const cache = ctx.cache;
     cache.attach(app.log);

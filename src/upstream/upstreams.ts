@@ -23,6 +23,8 @@ export interface Upstream {
   client(repository: string): RegistryClient;
   /** Runs a request within the upstream's concurrency limit. */
   limit<T>(task: () => Promise<T>): Promise<T>;
+  /** How transports reach it (base URL, credentials, TLS, timeouts), for the copy engine's registry source. */
+  readonly options: TransportOptions;
 }
 
 const MAX_CLIENTS = 64;
@@ -56,7 +58,7 @@ class ConfiguredUpstream implements Upstream {
   readonly timeoutMs: number;
   readonly limit: <T>(task: () => Promise<T>) => Promise<T>;
   private readonly clients = new Map<string, RegistryClient>();
-  private readonly options: TransportOptions;
+  readonly options: TransportOptions;
 
   constructor(
     readonly name: string,
@@ -108,6 +110,7 @@ class ConfiguredUpstream implements Upstream {
 /** The named upstream registries of a config (`upstreams:`, or Distribution's `proxy:` as one upstream). */
 export class Upstreams {
   private readonly byName = new Map<string, ConfiguredUpstream>();
+  private readonly defaults = new Map<string, ConfiguredUpstream>();
 
   constructor(upstreams: Record<string, UpstreamConfig> = {}, proxy?: ProxyConfig) {
     for (const [name, c] of Object.entries(upstreams)) this.byName.set(name.toLowerCase(), new ConfiguredUpstream(name.toLowerCase(), c));
@@ -144,6 +147,20 @@ export class Upstreams {
     return this.byName.get(host.toLowerCase());
   }
 
+  /**
+   * The upstream for a registry host: the configured one, or one with default settings (https, no
+   * credentials) for a host the config does not name (mirror jobs may name any registry).
+   */
+  orDefault(host: string): Upstream {
+    const name = host.toLowerCase();
+    let u = this.byName.get(name) ?? this.defaults.get(name);
+    if (!u) {
+      u = new ConfiguredUpstream(name, { tlsverify: true, timeout: '30s', concurrency: 8, ttl: '5m', negativettl: '30s' });
+      this.defaults.set(name, u);
+    }
+    return u;
+  }
+
   /** The upstream whose local prefix is `first` (a repository name's first segment). */
   byPrefix(first: string): Upstream | undefined {
     for (const u of this.byName.values()) if (u.prefix === first) return u;
@@ -163,6 +180,6 @@ export class Upstreams {
 
   /** Closes every client's connections. */
   async close(): Promise<void> {
-    await Promise.all([...this.byName.values()].map((u) => u.close()));
+    await Promise.all([...this.byName.values(), ...this.defaults.values()].map((u) => u.close()));
   }
 }

@@ -1,0 +1,49 @@
+import { Counter } from 'prom-client';
+import type { Config } from '../config/schema.js';
+import { MirrorJob, jobName } from '../sync/job.js';
+import { SyncScheduler } from '../sync/scheduler.js';
+import { Upstreams } from '../upstream/upstreams.js';
+import { flowPolicyOf } from './cache-setup.js';
+import type { RegistryContext } from './context.js';
+
+type Log = { info(o: object, msg: string): void; warn(o: object, msg: string): void };
+
+/** The mirror jobs a config names, writing into this registry's storage (or their `to`). */
+export function buildMirrorJobs(ctx: RegistryContext, config: Config, log: Log, upstreams?: Upstreams): MirrorJob[] {
+  const mirrors = config.mirrors ?? [];
+  const names = mirrors.map((m, i) => jobName(m, i));
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup) throw new Error(`mirrors: two jobs are named ${dup}; give each a distinct name`);
+  const deps = {
+    driver: ctx.driver,
+    blobs: ctx.blobs,
+    uploads: ctx.uploads,
+    repo: (name: Parameters<RegistryContext['repo']>[0]) => ctx.repo(name),
+    upstreams: upstreams ?? ctx.cache?.upstreams ?? new Upstreams(config.upstreams ?? {}, config.proxy),
+    flows: ctx.cache?.flows ?? flowPolicyOf(config),
+    log,
+    changed: () => ctx.catalog.invalidate(),
+  };
+  return mirrors.map((m, i) => new MirrorJob(m, i, deps));
+}
+
+/** Starts the scheduled mirror jobs of a running registry, with per-job metrics; returns how to stop them. */
+export function startMirrorJobs(ctx: RegistryContext, config: Config, log: Log): SyncScheduler | undefined {
+  if (!config.mirrors?.length) return undefined;
+  const jobs = buildMirrorJobs(ctx, config, log);
+  const runs = new Counter({ name: 'sluice_sync_runs_total', help: 'Mirror job runs by job and result', labelNames: ['job', 'result'] as const, registers: [ctx.metrics.registry] });
+  const images = new Counter({ name: 'sluice_sync_images_total', help: 'Mirror job outcomes per image by job and action', labelNames: ['job', 'action'] as const, registers: [ctx.metrics.registry] });
+  const scheduler = new SyncScheduler(jobs, log, (job, s) => {
+    if (s instanceof Error) return runs.inc({ job: job.name, result: 'failed' });
+    runs.inc({ job: job.name, result: s.ok ? 'ok' : 'errors' });
+    images.inc({ job: job.name, action: 'copied' }, s.copied.length);
+    images.inc({ job: job.name, action: 'moved' }, s.moved.length);
+    images.inc({ job: job.name, action: 'unchanged' }, s.unchanged);
+    images.inc({ job: job.name, action: 'pruned' }, s.pruned.length);
+    images.inc({ job: job.name, action: 'refused' }, s.refused.length);
+    images.inc({ job: job.name, action: 'error' }, s.errors.length);
+    log.info({ job: job.name, copied: s.copied.length, moved: s.moved.length, unchanged: s.unchanged, pruned: s.pruned.length, refused: s.refused.length, errors: s.errors.length }, `sync ${job.name}: run finished`);
+  });
+  scheduler.start();
+  return scheduler;
+}

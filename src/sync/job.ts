@@ -1,0 +1,321 @@
+import picomatch from 'picomatch';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { copyImage } from '../copy/copy.js';
+import { isDigest, type Digest } from '../oci/digest.js';
+import { isRepositoryName, type RepositoryName } from '../oci/name.js';
+import { parsePlatform } from '../oci/platform.js';
+import { parseReference, type Reference } from '../oci/reference.js';
+import { MANIFEST_MEDIA_TYPES } from '../oci/mediatypes.js';
+import { decideFlow, type FlowPolicy } from '../policy/flows.js';
+import type { BlobStore } from '../storage/blobs.js';
+import type { StorageDriver } from '../storage/driver.js';
+import type { RepositoryStore } from '../storage/repository.js';
+import type { UploadStore } from '../storage/uploads.js';
+import { RegistrySource } from '../transport/docker.js';
+import { openDestination } from '../transport/index.js';
+import { errorFrom, header, type ClientResponse } from '../transport/registry-client.js';
+import { StorageDestination } from '../transport/storage-destination.js';
+import type { ImageDestination } from '../transport/transport.js';
+import { parseDuration } from '../config/duration.js';
+import type { Upstream, Upstreams } from '../upstream/upstreams.js';
+import type { MirrorConfig } from './config.js';
+import { selectTags } from './select.js';
+import { readState, writeState, type JobState, type RunSummary } from './state.js';
+
+const ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
+const GLOB = /[*?[{]/;
+
+/** What a mirror job needs of the registry around it. */
+export interface SyncDeps {
+  driver: StorageDriver;
+  blobs: BlobStore;
+  uploads: UploadStore;
+  repo(name: RepositoryName): RepositoryStore;
+  upstreams: Upstreams;
+  flows: FlowPolicy;
+  log: { info(o: object, msg: string): void; warn(o: object, msg: string): void };
+  changed?: () => void;
+}
+
+/** One planned step of a run, as `--dry-run` prints it. */
+export interface PlanStep {
+  action: 'copy' | 'move' | 'unchanged' | 'prune' | 'refused' | 'error';
+  image: string;
+  tag?: string;
+  digest?: string;
+  previous?: string;
+  destination?: string;
+  reason: string;
+}
+
+/** The name a mirror job gives a job without one: its first image, made file-name safe. */
+export function jobName(m: MirrorConfig, index: number): string {
+  return m.name ?? (m.images[0] ? m.images[0].toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '') : `job-${index + 1}`);
+}
+
+function backupTag(template: string, tag: string, now: Date): string {
+  const date = now.toISOString().slice(0, 10).replace(/-/g, '');
+  return template.replace(/\{tag\}/g, tag).replace(/\{date\}/g, date).slice(0, 128);
+}
+
+function backupPattern(template: string): RegExp {
+  const parts = template.split(/(\{tag\}|\{date\})/).map((p) => (p === '{tag}' ? '.+' : p === '{date}' ? '\\d{8}' : p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+  return new RegExp(`^${parts.join('')}$`);
+}
+
+function remaining(res: ClientResponse): number | undefined {
+  const v = header(res, 'ratelimit-remaining');
+  if (!v) return undefined;
+  const n = Number(v.split(';')[0]);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+/** Runs mirror jobs: follows upstream tags, HEAD-only when nothing moved, prunes what left the selection. */
+export class MirrorJob {
+  readonly name: string;
+  private readonly requests: Record<string, number> = {};
+  private lastRequestAt = 0;
+
+  constructor(
+    readonly config: MirrorConfig,
+    index: number,
+    private readonly deps: SyncDeps,
+  ) {
+    this.name = jobName(config, index);
+  }
+
+  /** Sends one request of the job's own (tag lists, HEADs), within its rate cap and the RateLimit floor. */
+  private async request(upstream: Upstream, repository: string, method: 'GET' | 'HEAD', path: string, headers: Record<string, string> = {}): Promise<ClientResponse> {
+    const rl = this.config.ratelimit;
+    for (let attempt = 0; ; attempt++) {
+      if (rl?.rps) {
+        const gap = 1000 / rl.rps - (Date.now() - this.lastRequestAt);
+        if (gap > 0) await sleep(gap);
+      }
+      this.lastRequestAt = Date.now();
+      this.requests[method] = (this.requests[method] ?? 0) + 1;
+      const repoPath = repository.split('/').map(encodeURIComponent).join('/');
+      const res = await upstream.limit(() => upstream.client(repository).send({ method, path: `/v2/${repoPath}/${path}`, headers }));
+      const left = remaining(res);
+      // Below the floor: wait for the window to move instead of spending the last requests (Docker Hub does not count HEADs).
+      if (rl && left !== undefined && left < rl.min && attempt < 100) {
+        await res.body.dump();
+        const wait = parseDuration(rl.retry);
+        this.deps.log.warn({ job: this.name, remaining: left, floor: rl.min, waitMs: wait }, `sync ${this.name}: upstream rate limit below the floor; waiting`);
+        await sleep(wait);
+        continue;
+      }
+      return res;
+    }
+  }
+
+  /** Repositories an image entry names: itself, or (a glob) the matching names of the upstream's catalog. */
+  private async repositories(entry: string): Promise<{ upstream: Upstream; ref: Reference; repositories: string[] }> {
+    const host = entry.split('/')[0]!;
+    if (!GLOB.test(entry)) {
+      const ref = parseReference(entry);
+      return { upstream: this.deps.upstreams.orDefault(ref.registry), ref, repositories: [ref.repository] };
+    }
+    const ref = parseReference(`${host}/placeholder`);
+    const upstream = this.deps.upstreams.orDefault(ref.registry);
+    const pattern = entry.slice(host.length + 1);
+    const match = picomatch(pattern);
+    const names: string[] = [];
+    let path = '/v2/_catalog?n=1000';
+    for (let page = 0; page < 100 && path; page++) {
+      this.requests.GET = (this.requests.GET ?? 0) + 1;
+      const res = await upstream.limit(() => upstream.client('').send({ method: 'GET', path, scopes: ['registry:catalog:*'] }));
+      if (res.statusCode !== 200) {
+        const err = await errorFrom(res, `catalog of ${upstream.name}`);
+        throw new Error(`${entry}: upstream ${upstream.name} offers no catalog to expand the glob (${err.message}); name its repositories one by one`);
+      }
+      const doc = (await res.body.json()) as { repositories?: string[] };
+      names.push(...(doc.repositories ?? []).filter((n) => match(n)));
+      const link = header(res, 'link');
+      const next = link ? /<([^>]+)>/.exec(link)?.[1] : undefined;
+      path = next ?? '';
+    }
+    return { upstream, ref, repositories: names.sort() };
+  }
+
+  private async tagsOf(upstream: Upstream, repository: string): Promise<string[]> {
+    const out: string[] = [];
+    let path = 'tags/list?n=1000';
+    for (let page = 0; page < 100 && path; page++) {
+      const res = await this.request(upstream, repository, 'GET', path);
+      if (res.statusCode !== 200) throw await errorFrom(res, `tags of ${upstream.name}/${repository}`);
+      const doc = (await res.body.json()) as { tags?: string[] | null };
+      out.push(...(doc.tags ?? []));
+      const link = header(res, 'link');
+      const next = link ? /<([^>]+)>/.exec(link)?.[1] : undefined;
+      path = next ? next.replace(/^.*\/tags\/list/, 'tags/list') : '';
+    }
+    return out;
+  }
+
+  /** Where a repository's images go: a local repository name, or a transport reference prefix. */
+  private destinationName(upstream: Upstream, repository: string): string {
+    const prefix = this.config.prefix ?? upstream.prefix;
+    return prefix ? `${prefix.replace(/\/+$/, '')}/${repository}` : repository;
+  }
+
+  private async destination(name: string, w: { tag?: string; digest?: Digest }): Promise<ImageDestination> {
+    if (this.config.to) return openDestination(`${this.config.to.replace(/\/+$/, '')}/${name}${w.tag ? `:${w.tag}` : `@${w.digest}`}`, {});
+    if (!isRepositoryName(name)) throw new Error(`${name} is not a valid repository name here`);
+    return new StorageDestination(this.deps.repo(name), this.deps.blobs, this.deps.uploads, w.tag, this.deps.changed);
+  }
+
+  /** Runs the job once: plans every step, and unless `dryRun`, carries it out. */
+  async run(opts: { dryRun?: boolean; onStep?: (s: PlanStep) => void } = {}): Promise<RunSummary> {
+    const startedAt = new Date();
+    const state: JobState = await readState(this.deps.driver, this.name);
+    const summary: RunSummary = {
+      job: this.name,
+      startedAt: startedAt.toISOString(),
+      finishedAt: '',
+      dryRun: Boolean(opts.dryRun),
+      ok: true,
+      copied: [],
+      moved: [],
+      unchanged: 0,
+      pruned: [],
+      refused: [],
+      errors: [],
+      requests: this.requests,
+    };
+    const step = (s: PlanStep) => opts.onStep?.(s);
+    const platforms = this.config.platforms?.map(parsePlatform);
+    let prunes = 0;
+    for (const entry of this.config.images) {
+      let expanded;
+      try {
+        expanded = await this.repositories(entry);
+      } catch (e) {
+        summary.errors.push({ image: entry, error: (e as Error).message });
+        step({ action: 'error', image: entry, reason: (e as Error).message });
+        continue;
+      }
+      const { upstream } = expanded;
+      for (const repository of expanded.repositories) {
+        const image = `${upstream.name}/${repository}`;
+        const dest = this.destinationName(upstream, repository);
+        let selected: string[];
+        let upstreamTags: string[];
+        try {
+          upstreamTags = await this.tagsOf(upstream, repository);
+          selected = selectTags(upstreamTags.filter((t) => !/^sha256-/.test(t)), this.config.tags);
+        } catch (e) {
+          summary.errors.push({ image, error: (e as Error).message });
+          step({ action: 'error', image, reason: (e as Error).message });
+          continue;
+        }
+        const wanted: { tag?: string; digest?: Digest }[] = [...selected.map((tag) => ({ tag })), ...(this.config.digests ?? []).filter(isDigest).map((digest) => ({ digest }))];
+        for (const w of wanted) {
+          const what = w.tag ? `${image}:${w.tag}` : `${image}@${w.digest}`;
+          const decision = decideFlow(this.deps.flows, { repository: image, ...(w.tag ? { tag: w.tag } : { digest: w.digest! }) });
+          if (!decision.allowed) {
+            summary.refused.push({ image: what, reason: decision.reason });
+            step({ action: 'refused', image, ...w, reason: decision.reason });
+            continue;
+          }
+          try {
+            await this.one(upstream, repository, image, dest, w, state, summary, step, platforms, opts.dryRun ?? false, startedAt);
+          } catch (e) {
+            summary.errors.push({ image: what, error: (e as Error).message });
+            step({ action: 'error', image, ...w, reason: (e as Error).message });
+          }
+        }
+        if (this.config.prune && !this.config.to) {
+          const repo = this.deps.repo(dest as RepositoryName);
+          const keep = new Set(selected);
+          // Backups of moved tags are the job's own, kept until someone deletes them.
+          const backups = this.config.backup ? backupPattern(this.config.backup) : undefined;
+          for (const t of await repo.tags()) {
+            if (keep.has(t) || /^sha256-/.test(t) || backups?.test(t)) continue;
+            const why = upstreamTags.includes(t) ? 'left the selection' : 'vanished upstream';
+            if (prunes >= this.config.maxprune) {
+              step({ action: 'prune', image, tag: t, reason: `would be pruned (${why}) but maxprune ${this.config.maxprune} is reached` });
+              continue;
+            }
+            prunes++;
+            step({ action: 'prune', image, tag: t, destination: dest, reason: why });
+            if (!opts.dryRun) {
+              await repo.untag(t);
+              delete state.tags[`${repository}:${t}`];
+              this.deps.changed?.();
+            }
+            summary.pruned.push(`${dest}:${t}`);
+          }
+        }
+      }
+    }
+    summary.finishedAt = new Date().toISOString();
+    summary.ok = summary.errors.length === 0;
+    if (!opts.dryRun) {
+      state.lastRun = summary;
+      await writeState(this.deps.driver, this.name, state);
+    }
+    return summary;
+  }
+
+  private async one(
+    upstream: Upstream,
+    repository: string,
+    image: string,
+    dest: string,
+    w: { tag?: string; digest?: Digest },
+    state: JobState,
+    summary: RunSummary,
+    step: (s: PlanStep) => void,
+    platforms: ReturnType<typeof parsePlatform>[] | undefined,
+    dryRun: boolean,
+    now: Date,
+  ): Promise<void> {
+    const key = `${repository}:${w.tag ?? w.digest}`;
+    let digest = w.digest;
+    if (w.tag) {
+      const res = await this.request(upstream, repository, 'HEAD', `manifests/${encodeURIComponent(w.tag)}`, { accept: ACCEPT });
+      await res.body.dump();
+      if (res.statusCode !== 200) throw new Error(`HEAD ${image}:${w.tag} answered HTTP ${res.statusCode}`);
+      const d = header(res, 'docker-content-digest');
+      if (!d || !isDigest(d)) throw new Error(`HEAD ${image}:${w.tag} named no digest`);
+      digest = d;
+    }
+    const previous = state.tags[key];
+    const local = !this.config.to ? this.deps.repo(dest as RepositoryName) : undefined;
+    const there = local ? (w.tag ? (await local.resolveTag(w.tag)) === digest : await local.hasManifest(digest!)) : previous === digest;
+    if (previous === digest && there) {
+      summary.unchanged++;
+      step({ action: 'unchanged', image, ...w, digest, reason: 'upstream has not moved' });
+      return;
+    }
+    const moved = previous !== undefined && previous !== digest;
+    const what = `${dest}:${w.tag ?? w.digest}`;
+    step({ action: moved ? 'move' : 'copy', image, ...w, digest, ...(moved ? { previous } : {}), destination: what, reason: moved ? `upstream moved from ${previous}` : previous ? 'missing at the destination' : 'new' });
+    if (dryRun) {
+      (moved ? summary.moved : summary.copied).push(what);
+      return;
+    }
+    if (moved && this.config.backup && local && w.tag) {
+      const old = await local.resolveTag(w.tag);
+      if (old) await local.tag(backupTag(this.config.backup, w.tag, now), old);
+    }
+    const src = new RegistrySource({ registry: upstream.name, repository, digest: digest! }, upstream.options);
+    const dst = await this.destination(dest, w);
+    try {
+      await copyImage(src, dst, {
+        ...(platforms ? { platforms, rewriteIndex: this.config.rewriteindex ?? false } : { all: true }),
+        withReferrers: this.config.referrers ?? false,
+      });
+      await dst.commit();
+    } finally {
+      await src.close();
+      await dst.close();
+    }
+    state.tags[key] = digest!;
+    // Saved after every image, so a run killed midway resumes where it stopped.
+    await writeState(this.deps.driver, this.name, state);
+    (moved ? summary.moved : summary.copied).push(what);
+    this.deps.log.info({ job: this.name, image, tag: w.tag, digest, destination: what }, `sync ${this.name}: ${moved ? 'followed a moved tag' : 'copied'} ${image}:${w.tag ?? w.digest}`);
+  }
+}

@@ -1,0 +1,74 @@
+import { Cron } from 'croner';
+import { parseDuration } from '../config/duration.js';
+import type { MirrorJob } from './job.js';
+import type { RunSummary } from './state.js';
+
+/** Runs mirror jobs on their schedules inside `sluice serve`; a job never runs twice at once. */
+export class SyncScheduler {
+  private readonly timers: (() => void)[] = [];
+  private readonly running = new Map<string, Promise<RunSummary>>();
+  private stopped = false;
+
+  constructor(
+    private readonly jobs: MirrorJob[],
+    private readonly log: { info(o: object, msg: string): void; warn(o: object, msg: string): void },
+    private readonly onRun?: (job: MirrorJob, summary: RunSummary | Error) => void,
+  ) {}
+
+  /** Runs a job now unless it is running already (then the run under way is returned). */
+  runNow(job: MirrorJob): Promise<RunSummary> {
+    const under = this.running.get(job.name);
+    if (under) {
+      this.log.info({ job: job.name }, `sync ${job.name}: still running; this turn is skipped`);
+      return under;
+    }
+    const run = job.run().finally(() => this.running.delete(job.name));
+    this.running.set(job.name, run);
+    run.then(
+      (s) => this.onRun?.(job, s),
+      (e: Error) => {
+        this.log.warn({ job: job.name, err: e.message }, `sync ${job.name}: run failed`);
+        this.onRun?.(job, e);
+      },
+    );
+    return run;
+  }
+
+  /** Starts every job that has `every` or `cron`. */
+  start(): void {
+    for (const job of this.jobs) {
+      const { every, cron, jitter } = job.config;
+      const jitterMs = jitter ? parseDuration(jitter) : 0;
+      let pending: NodeJS.Timeout | undefined;
+      // Jitter spreads jobs that share a schedule, so they do not all reach upstream in the same second.
+      const tick = () => {
+        if (this.stopped) return;
+        const delay = jitterMs ? Math.floor(Math.random() * jitterMs) : 0;
+        pending = setTimeout(() => void this.runNow(job).catch(() => undefined), delay);
+        pending.unref();
+      };
+      if (cron) {
+        const c = new Cron(cron, { protect: true }, tick);
+        this.timers.push(() => {
+          c.stop();
+          clearTimeout(pending);
+        });
+      } else if (every) {
+        const interval = setInterval(tick, parseDuration(every));
+        interval.unref();
+        tick();
+        this.timers.push(() => {
+          clearInterval(interval);
+          clearTimeout(pending);
+        });
+      }
+    }
+  }
+
+  /** Stops scheduling and waits for runs under way. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const cancel of this.timers.splice(0)) cancel();
+    await Promise.allSettled([...this.running.values()]);
+  }
+}

@@ -1,0 +1,48 @@
+import type { Digest } from '../oci/digest.js';
+import type { StorageDriver } from '../storage/driver.js';
+
+/** What a mirror job remembers between runs: the upstream digest of every tag it mirrored, and its last run. */
+export interface JobState {
+  /** `repository:tag` → the upstream digest last copied. */
+  tags: Record<string, Digest>;
+  lastRun?: RunSummary;
+}
+
+/** One run of a job, as `sluice sync status` shows it. */
+export interface RunSummary {
+  job: string;
+  startedAt: string;
+  finishedAt: string;
+  dryRun: boolean;
+  ok: boolean;
+  copied: string[];
+  moved: string[];
+  unchanged: number;
+  pruned: string[];
+  refused: { image: string; reason: string }[];
+  errors: { image: string; error: string }[];
+  /** Requests the job itself sent upstream, by method (the copy engine's GETs of new content not included). */
+  requests: Record<string, number>;
+}
+
+// Beside Distribution's `blobs` and `repositories`, under a `_`-prefixed folder that nothing of Distribution reads.
+function statePath(job: string): string {
+  return `docker/registry/v2/_sluice/sync/${job}.json`;
+}
+
+/** Reads a job's state from storage (empty when it never ran). */
+export async function readState(driver: StorageDriver, job: string): Promise<JobState> {
+  const b = await driver.getContent(statePath(job));
+  if (!b) return { tags: {} };
+  try {
+    const s = JSON.parse(b.toString('utf8')) as JobState;
+    return { tags: s.tags ?? {}, ...(s.lastRun ? { lastRun: s.lastRun } : {}) };
+  } catch {
+    return { tags: {} };
+  }
+}
+
+/** Writes a job's state (atomically: the driver renames into place). */
+export async function writeState(driver: StorageDriver, job: string, state: JobState): Promise<void> {
+  await driver.putContent(statePath(job), Buffer.from(JSON.stringify(state, null, 1)));
+}

@@ -31,7 +31,7 @@ export function buildBundle(statement: Uint8Array, signature: Uint8Array, keyHin
       dsseEnvelope: {
         payload: Buffer.from(statement).toString('base64'),
         payloadType: INTOTO_PAYLOAD_TYPE,
-        signatures: [{ sig: Buffer.from(signature).toString('base64'), keyid: '' }],
+        signatures: [{ sig: Buffer.from(signature).toString('base64') }],
       },
     }),
   );

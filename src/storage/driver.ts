@@ -16,6 +16,15 @@ export interface FileWriter {
   cancel(): Promise<void>;
 }
 
+/** How a small object is written. */
+export interface PutOptions {
+  /**
+   * False for bookkeeping a crash may lose without harm (an upload session's start: the client begins
+   * again): still atomic, but without the flushes that make a write durable. Defaults to true.
+   */
+  durable?: boolean;
+}
+
 /**
  * The small storage interface under Distribution's layout. Paths are slash-separated, relative to the
  * driver's root, and built only by `layout.ts` from validated names: a driver never sees user text.
@@ -27,7 +36,7 @@ export interface StorageDriver {
   /** Reads a small object whole (links, manifests); null when absent. */
   getContent(path: string): Promise<Buffer | null>;
   /** Writes a small object whole, atomically and durably: once this resolves, a crash cannot lose or tear it. */
-  putContent(path: string, data: Uint8Array): Promise<void>;
+  putContent(path: string, data: Uint8Array, options?: PutOptions): Promise<void>;
   stat(path: string): Promise<FileInfo | null>;
   /** Streams an object from `offset` for `length` bytes (to the end when omitted). */
   reader(path: string, offset?: number, length?: number): Promise<Readable>;

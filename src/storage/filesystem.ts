@@ -3,7 +3,7 @@ import { lstat, mkdir, open, readdir, rename, rm, rmdir, stat, truncate, unlink,
 import { dirname, resolve, sep } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
-import type { FileInfo, FileWriter, StorageDriver } from './driver.js';
+import type { FileInfo, FileWriter, PutOptions, StorageDriver } from './driver.js';
 
 // Small reads and stats are the registry's hottest I/O (links, manifests): the callback API costs a
 // fraction of fs/promises' FileHandle-based readFile per call (about 2.5x fewer CPU cycles here).
@@ -78,12 +78,12 @@ async function mkdirCause(dir: string, reported: unknown): Promise<unknown> {
   return reported;
 }
 
-/** Writes a new file whole and flushes it before returning. */
-async function writeSynced(path: string, data: Uint8Array): Promise<void> {
+/** Writes a new file whole, and flushes it before returning when it must be durable. */
+async function writeWhole(path: string, data: Uint8Array, durable: boolean): Promise<void> {
   const fh = await open(path, 'wx');
   try {
     await fh.writeFile(data);
-    await fh.datasync();
+    if (durable) await fh.datasync();
   } finally {
     await fh.close();
   }
@@ -114,14 +114,14 @@ export class FilesystemDriver implements StorageDriver {
   }
 
   /** Creates a directory (and its parents); new ones are flushed into their parents so the path survives a crash. */
-  private async ensureDir(dir: string): Promise<void> {
+  private async ensureDir(dir: string, durable = true): Promise<void> {
     let first: string | undefined;
     try {
       first = await mkdir(dir, { recursive: true });
     } catch (e) {
       throw errorCode(e) === 'ENOENT' ? await mkdirCause(dir, e) : e;
     }
-    if (first === undefined) return;
+    if (first === undefined || !durable) return;
     const parents: string[] = [];
     for (let d = dir; ; d = dirname(d)) {
       parents.push(dirname(d));
@@ -134,13 +134,13 @@ export class FilesystemDriver implements StorageDriver {
    * Runs `write` into `dir`, creating it first. The sweep may remove an old, empty blob folder between
    * the two steps (a leftover of a crash that a new push happens to reuse): then it is created again, once.
    */
-  private async intoDir<T>(dir: string, write: () => Promise<T>): Promise<T> {
-    await this.ensureDir(dir);
+  private async intoDir<T>(dir: string, write: () => Promise<T>, durable = true): Promise<T> {
+    await this.ensureDir(dir, durable);
     try {
       return await write();
     } catch (e) {
       if (errorCode(e) !== 'ENOENT') throw e;
-      await this.ensureDir(dir);
+      await this.ensureDir(dir, durable);
       return write();
     }
   }
@@ -154,21 +154,26 @@ export class FilesystemDriver implements StorageDriver {
     }
   }
 
-  async putContent(path: string, data: Uint8Array): Promise<void> {
+  async putContent(path: string, data: Uint8Array, options: PutOptions = {}): Promise<void> {
+    const durable = options.durable ?? true;
     const target = this.full(path);
     const dir = dirname(target);
-    await this.intoDir(dir, async () => {
-      const tmp = `${target}${TMP_MARK}${randomUUID()}`;
-      try {
-        await writeSynced(tmp, data);
-        await rename(tmp, target);
-      } catch (e) {
-        // A half-written temporary file (a full disk) must not keep the space it took.
-        await unlink(tmp).catch(() => undefined);
-        throw e;
-      }
-    });
-    await syncDir(dir);
+    await this.intoDir(
+      dir,
+      async () => {
+        const tmp = `${target}${TMP_MARK}${randomUUID()}`;
+        try {
+          await writeWhole(tmp, data, durable);
+          await rename(tmp, target);
+        } catch (e) {
+          // A half-written temporary file (a full disk) must not keep the space it took.
+          await unlink(tmp).catch(() => undefined);
+          throw e;
+        }
+      },
+      durable,
+    );
+    if (durable) await syncDir(dir);
   }
 
   async stat(path: string): Promise<FileInfo | null> {

@@ -47,8 +47,9 @@ export class UploadStore {
   /** Starts a session and returns its id. */
   async start(name: RepositoryName): Promise<string> {
     const id = randomUUID();
-    await this.driver.putContent(uploadStartedAtPath(name, id), Buffer.from(new Date().toISOString()));
-    await this.driver.putContent(uploadDataPath(name, id), new Uint8Array());
+    // Not flushed: a crash that loses a session just started costs the client a new one.
+    await this.driver.putContent(uploadStartedAtPath(name, id), Buffer.from(new Date().toISOString()), { durable: false });
+    await this.driver.putContent(uploadDataPath(name, id), new Uint8Array(), { durable: false });
     this.hashes.set(`${name}/${id}`, { hash: createHash('sha256'), size: 0 });
     return id;
   }

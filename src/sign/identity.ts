@@ -187,7 +187,8 @@ export function matchIdentity(rule: IdentityRule, signedReference: string | unde
       if (!r) return { ok: false, reason: `this image's name ${formatReference(intended!)} cannot be remapped from ${rule.prefix} to ${rule.signedPrefix}` };
       const m = repoDigestOrExact(r, signed, signedText, 'remapIdentity');
       const via = r === intended ? `(${rule.prefix} does not cover ${nameOf(intended!)}, so it is not remapped)` : `(remapped from ${formatReference(intended!)})`;
-      return { ok: m.ok, reason: m.ok ? `${m.reason} ${via}` : `signed for ${signedText}, this is ${formatReference(r)} ${via}` };
+      if (m.ok || isNameOnly(signed)) return { ok: m.ok, reason: `${m.reason} ${via}` };
+      return { ok: false, reason: `signed for ${signedText}, this is ${formatReference(r)} ${via}` };
     }
   }
 }

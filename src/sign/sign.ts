@@ -11,7 +11,7 @@ import { parseDockerReference } from '../transport/docker.js';
 import { buildPayload } from './payload.js';
 import { buildBundle, buildStatement, pae } from './bundle.js';
 import { signatureTag, MAX_SIGNATURE_BYTES } from './discover.js';
-import { keyFingerprint } from './crypto.js';
+import { decodeBase64, keyFingerprint, trustedKeyFromPem, verifyBytes } from './crypto.js';
 import { BUNDLE_MEDIA_TYPE, COSIGN_SIGN_PREDICATE, INTOTO_PAYLOAD_TYPE, SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE } from './types.js';
 
 /** How to sign. */
@@ -82,10 +82,15 @@ async function writeSimpleSignature(src: ImageSource, dst: ImageDestination, dig
     layers = m.layers;
   }
   const layer: Descriptor = { ...describe(SIMPLE_SIGNING_MEDIA_TYPE, payload), annotations: { [SIGNATURE_ANNOTATION]: signature } };
-  // ECDSA signatures differ every time, so "the same signature" means the same payload by the same key;
-  // the key is not in the manifest, and a second signature by the same key adds nothing a verifier needs.
-  // cosign appends in that case too, so Sluice does the same and only skips byte-identical layers.
-  if (layers.some((l) => l.digest === layer.digest && l.annotations?.[SIGNATURE_ANNOTATION] === signature)) return { written: `tag ${tag}`, added: false };
+  // ECDSA signatures differ every time, so a duplicate is the same payload already signed by this key
+  // (cosign's dupe detector skips it the same way): signing twice does not grow the manifest.
+  const self = trustedKeyFromPem(createPublicKey(key).export({ type: 'spki', format: 'pem' }).toString(), 'signing key');
+  const dupe = layers.some((l) => {
+    const old = l.annotations?.[SIGNATURE_ANNOTATION];
+    const bytes = old === undefined ? undefined : decodeBase64(old);
+    return l.digest === layer.digest && bytes !== undefined && verifyBytes(self, payload, bytes);
+  });
+  if (dupe) return { written: `tag ${tag}`, added: false };
   layers = [...layers, layer];
   const config = sigConfig(layers);
   const configDesc = describe(MediaType.OciConfig, config);

@@ -86,6 +86,9 @@ test('sign then verify through a Sluice registry: the .sig tag holds cosign’s 
 
 test('a second signer appends a layer to the same .sig manifest, as cosign does; each key verifies on its own', async () => {
   await signImage(ref('team/app', 'v1'), bob.priv, { transport: T });
+  // Signing the same payload again with a key that already signed it adds nothing (cosign's dupe detection).
+  const again = await signImage(ref('team/app', 'v1'), bob.priv, { transport: T });
+  assert.equal(again.added, false);
   const m = await getJson(`/v2/team/app/manifests/${signatureTag(img.digest)}`);
   assert.equal(m.layers.length, 2);
   const config = (await (await fetch(`${reg.url}/v2/team/app/blobs/${(m.config as { digest: string }).digest}`)).json()) as { rootfs: { diff_ids: string[] } };

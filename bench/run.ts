@@ -58,7 +58,12 @@ const quick = args.quick ?? false;
 const rounds = Number(args.rounds ?? (quick ? 1 : 3));
 const out = resolve(args.out ?? fileURLToPath(new URL('../../bench/results/latest.json', import.meta.url)));
 const groups = new Set<Group>((args.workloads?.split(',') ?? [...GROUPS]) as Group[]);
-for (const g of groups) if (!GROUPS.includes(g)) throw new Error(`unknown workload group ${g} (one of ${GROUPS.join(', ')})`);
+for (const g of groups) {
+  if (!GROUPS.includes(g)) {
+    process.stderr.write(`bench: unknown workload group ${g} (one of ${GROUPS.join(', ')})\n${USAGE}\n`);
+    process.exit(2);
+  }
+}
 const haveDistribution = hasCommand('docker-registry');
 const haveSkopeo = hasCommand('skopeo');
 const wanted = (args.servers?.split(',') ?? ['sluice', 'distribution']) as ServerKind[];

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { registerCopyCommands } from './copy-commands.js';
+import { registerSyncCommands } from './sync-commands.js';
 import { registerAccessCommands } from './access-commands.js';
 import { registerSignCommands } from './sign-commands.js';
 import { fail, quietOnClosedPipes } from './fail.js';
@@ -9,6 +10,8 @@ import { fail, quietOnClosedPipes } from './fail.js';
 quietOnClosedPipes();
 const program = new Command();
 program.name('sluice').description('Container-image registry and image mover').version('0.1.0');
+// A command's options come before its subcommands (`sluice sync -c A` and `sluice sync status -c B` each get theirs).
+program.enablePositionalOptions();
 
 program
   .command('serve')
@@ -34,6 +37,7 @@ program
   });
 
 registerCopyCommands(program);
+registerSyncCommands(program);
 registerSignCommands(program);
 registerAccessCommands(program);
 

@@ -3,13 +3,14 @@ import type { Config } from '../config/schema.js';
 import { MirrorJob, jobName } from '../sync/job.js';
 import { SyncScheduler } from '../sync/scheduler.js';
 import { Upstreams } from '../upstream/upstreams.js';
+import type { TransportOptions } from '../transport/options.js';
 import { flowPolicyOf } from './cache-setup.js';
 import type { RegistryContext } from './context.js';
 
 type Log = { info(o: object, msg: string): void; warn(o: object, msg: string): void };
 
 /** The mirror jobs a config names, writing into this registry's storage (or their `to`). */
-export function buildMirrorJobs(ctx: RegistryContext, config: Config, log: Log, upstreams?: Upstreams): MirrorJob[] {
+export function buildMirrorJobs(ctx: RegistryContext, config: Config, log: Log, upstreams?: Upstreams, destination?: TransportOptions): MirrorJob[] {
   const mirrors = config.mirrors ?? [];
   const names = mirrors.map((m, i) => jobName(m, i));
   const dup = names.find((n, i) => names.indexOf(n) !== i);
@@ -23,6 +24,7 @@ export function buildMirrorJobs(ctx: RegistryContext, config: Config, log: Log, 
     flows: ctx.cache?.flows ?? flowPolicyOf(config),
     log,
     changed: () => ctx.catalog.invalidate(),
+    ...(destination ? { destination } : {}),
   };
   return mirrors.map((m, i) => new MirrorJob(m, i, deps));
 }

@@ -24,6 +24,10 @@ export const mirrorSchema = z
     referrers: z.boolean().optional().describe('bring referrers and cosign sha256-<hex>.sig/.att/.sbom tags along'),
     to: z.string().optional().describe('destination: this registry (default) or a transport reference prefix such as docker://host/prefix or oci:/dir'),
     prefix: z.string().optional().describe('a name prefix at the destination (default: the upstream name as it is, docker.io/...)'),
+    destname: z
+      .enum(['path', 'base', 'scoped'])
+      .optional()
+      .describe("after the prefix: the repository's path (default), its last segment (skopeo sync's naming), or registry host and path (skopeo sync --scoped)"),
     every: duration.optional(),
     cron: z.string().optional(),
     jitter: duration.optional(),

@@ -12,7 +12,7 @@ import type { StorageDriver } from '../storage/driver.js';
 import type { RepositoryStore } from '../storage/repository.js';
 import type { UploadStore } from '../storage/uploads.js';
 import { RegistrySource } from '../transport/docker.js';
-import { openDestination } from '../transport/index.js';
+import { openDestination, type TransportOptions } from '../transport/index.js';
 import { errorFrom, header, type ClientResponse } from '../transport/registry-client.js';
 import { StorageDestination } from '../transport/storage-destination.js';
 import type { ImageDestination } from '../transport/transport.js';
@@ -35,6 +35,8 @@ export interface SyncDeps {
   flows: FlowPolicy;
   log: { info(o: object, msg: string): void; warn(o: object, msg: string): void };
   changed?: () => void;
+  /** Credentials and TLS settings for `to:` destinations (`sluice sync --dest-creds`, `--dest-tls-verify`). */
+  destination?: TransportOptions;
 }
 
 /** One planned step of a run, as `--dry-run` prints it. */
@@ -156,11 +158,13 @@ export class MirrorJob {
   /** Where a repository's images go: a local repository name, or a transport reference prefix. */
   private destinationName(upstream: Upstream, repository: string): string {
     const prefix = this.config.prefix ?? upstream.prefix;
-    return prefix ? `${prefix.replace(/\/+$/, '')}/${repository}` : repository;
+    const style = this.config.destname ?? 'path';
+    const rest = style === 'base' ? repository.slice(repository.lastIndexOf('/') + 1) : style === 'scoped' ? `${upstream.name}/${repository}` : repository;
+    return prefix ? `${prefix.replace(/\/+$/, '')}/${rest}` : rest;
   }
 
   private async destination(name: string, w: { tag?: string; digest?: Digest }): Promise<ImageDestination> {
-    if (this.config.to) return openDestination(`${this.config.to.replace(/\/+$/, '')}/${name}${w.tag ? `:${w.tag}` : `@${w.digest}`}`, {});
+    if (this.config.to) return openDestination(`${this.config.to.replace(/\/+$/, '')}/${name}${w.tag ? `:${w.tag}` : `@${w.digest}`}`, this.deps.destination ?? {});
     if (!isRepositoryName(name)) throw new Error(`${name} is not a valid repository name here`);
     return new StorageDestination(this.deps.repo(name), this.deps.blobs, this.deps.uploads, w.tag, this.deps.changed);
   }

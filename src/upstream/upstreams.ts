@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parseDuration } from '../config/duration.js';
 import { limiter } from '../copy/limit.js';
 import { DOCKER_HUB } from '../oci/reference.js';
-import { RegistryClient } from '../transport/registry-client.js';
+import { isLoopbackHost, RegistryClient } from '../transport/registry-client.js';
 import type { TransportOptions } from '../transport/options.js';
 import type { ProxyConfig, UpstreamConfig } from './config.js';
 
@@ -30,7 +30,9 @@ export interface Upstream {
 const MAX_CLIENTS = 64;
 
 function defaultUrl(host: string): string {
-  return host === DOCKER_HUB ? 'https://registry-1.docker.io' : `https://${host}`;
+  if (host === DOCKER_HUB) return 'https://registry-1.docker.io';
+  // As Docker does: loopback registries speak plain HTTP unless told otherwise.
+  return isLoopbackHost(host) ? `http://${host}` : `https://${host}`;
 }
 
 /** The local prefix for an upstream host: repository names cannot hold `:`, so `host:5000` becomes `host_5000`. */

@@ -1,0 +1,175 @@
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { ConfigError, loadConfig, validateConfig } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import type { MirrorJob, PlanStep } from '../sync/job.js';
+import type { RunSummary } from '../sync/state.js';
+import { fail } from './fail.js';
+import { addBoolFlag, sluiceErrors } from './option-values.js';
+
+interface SyncFlags {
+  config?: string;
+  job?: string[];
+  dryRun?: boolean;
+  json?: boolean;
+  src?: string;
+  dest?: string;
+  destCreds?: string;
+  destTlsVerify?: boolean;
+  state?: string;
+  scoped?: boolean;
+}
+
+const quietLog = { info: () => undefined, warn: (o: object, msg: string) => process.stderr.write(`warning: ${msg}\n`) };
+
+/** The config `sluice sync` runs with: the given file, or (skopeo's YAML) upstreams and jobs made from it. */
+async function syncConfig(f: SyncFlags, file: string | undefined): Promise<Config> {
+  if (f.src === undefined) {
+    if (file !== undefined) fail(`unexpected argument ${file}: a YAML file goes with --src yaml`);
+    if (f.dest !== undefined) fail('--dest goes with --src yaml FILE (a config file names each job\'s `to:`)');
+    try {
+      return (await loadConfig(f.config)).config;
+    } catch (e) {
+      if (e instanceof ConfigError) fail(e.message.split('\n').join('; '));
+      throw e;
+    }
+  }
+  if (f.src !== 'yaml') fail(`--src ${f.src}: only yaml is read (skopeo sync's YAML): --src yaml FILE --dest REF`);
+  if (!file) fail('--src yaml needs the YAML file: --src yaml FILE --dest REF');
+  if (!f.dest) fail('--src yaml needs --dest: a transport reference prefix such as docker://HOST/PREFIX or oci:DIR');
+  const { readSkopeoYaml } = await import('../sync/skopeo-yaml.js');
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    fail(`cannot read ${file}: ${(e as Error).message}`);
+  }
+  let parsed;
+  try {
+    parsed = readSkopeoYaml(text, file, f.scoped ?? false);
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  const base = f.config ? (await loadConfig(f.config)).config : undefined;
+  const raw: Record<string, unknown> = {
+    storage: { filesystem: { rootdirectory: resolve(f.state ?? '.sluice-sync') } },
+    upstreams: { ...parsed.upstreams, ...(base?.upstreams ?? {}) },
+    // The YAML lists what to copy; a config given beside it keeps its flows in force.
+    flows: base?.flows ?? [{ name: 'skopeo sync YAML', images: ['**'] }],
+    mirrors: parsed.jobs.map((j) => ({ ...j, to: f.dest })),
+  };
+  try {
+    return validateConfig(raw).config;
+  } catch (e) {
+    fail((e as Error).message.split('\n').join('; '));
+  }
+}
+
+function stepLine(s: PlanStep): string {
+  const what = `${s.image}${s.tag ? `:${s.tag}` : ''}${!s.tag && s.digest ? `@${s.digest}` : ''}`;
+  return `${s.action.padEnd(9)} ${what}${s.destination ? ` -> ${s.destination}` : ''}  (${s.reason})`;
+}
+
+/** Registers `sluice sync` (run mirror jobs once) and `sluice sync status`. */
+export function registerSyncCommands(program: Command): void {
+  const sync = program
+    .command('sync')
+    .description('run mirror jobs once (the config\'s mirrors:, or skopeo sync\'s YAML with --src yaml FILE --dest REF); exits 1 when a job failed')
+    .option('-c, --config <file>', 'config file with upstreams:, flows: and mirrors:')
+    .option('--job <name>', 'run only this job (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--dry-run', 'print the plan (what would be copied, moved, pruned, and why) and change nothing')
+    .option('--json', 'print the run summaries as JSON')
+    .argument('[file]', 'with --src yaml: skopeo sync\'s YAML file')
+    .option('--src <kind>', 'yaml: read the YAML file given as argument (skopeo sync\'s format) instead of mirrors:')
+    .option('--dest <ref>', 'with --src yaml: where images go (docker://HOST/PREFIX, oci:DIR)')
+    .option('--dest-creds <user:password>', 'credentials for --dest')
+    .option('--scoped', 'with --src yaml: name copies by registry host and path, as skopeo sync --scoped (default: the last path segment)')
+    .option('--state <dir>', 'with --src yaml: where the job state (last digests) is kept (default ./.sluice-sync)');
+  addBoolFlag(sync, '--dest-tls-verify', 'verify --dest TLS; false also allows plain HTTP');
+  // `sluice sync status -c FILE`: options after the subcommand belong to it, not to `sync`.
+  sync.enablePositionalOptions();
+  sluiceErrors(sync);
+  sync.action(async (file: string | undefined, f: SyncFlags) => {
+    const config = await syncConfig(f, file);
+    if (!config.mirrors?.length) fail('no mirror jobs: the config has no mirrors: section');
+    const [{ RegistryContext }, { Metrics }, { driverFor }, { buildMirrorJobs }] = await Promise.all([
+      import('../registry/context.js'),
+      import('../registry/metrics.js'),
+      import('../registry/server.js'),
+      import('../registry/sync-setup.js'),
+    ]);
+    const ctx = new RegistryContext(driverFor(config), config, new Metrics(false));
+    let jobs: MirrorJob[];
+    try {
+      jobs = buildMirrorJobs(ctx, config, quietLog, undefined, {
+        ...(f.destCreds ? { creds: f.destCreds } : {}),
+        ...(f.destTlsVerify !== undefined ? { tlsVerify: f.destTlsVerify } : {}),
+      });
+    } catch (e) {
+      fail((e as Error).message);
+    }
+    if (f.job?.length) {
+      const unknown = f.job.filter((n) => !jobs.some((j) => j.name === n));
+      if (unknown.length) fail(`--job ${unknown.join(', ')}: no such job (jobs: ${jobs.map((j) => j.name).join(', ')})`);
+      jobs = jobs.filter((j) => f.job!.includes(j.name));
+    }
+    const summaries: RunSummary[] = [];
+    for (const job of jobs) {
+      if (!f.json) process.stdout.write(`${f.dryRun ? 'plan' : 'job'} ${job.name}:\n`);
+      const s = await job.run({ dryRun: f.dryRun ?? false, onStep: (st) => !f.json && process.stdout.write(`  ${stepLine(st)}\n`) });
+      summaries.push(s);
+      if (!f.json) {
+        process.stdout.write(
+          `  ${f.dryRun ? 'would copy' : 'copied'} ${s.copied.length}, ${f.dryRun ? 'would follow' : 'followed'} ${s.moved.length}, unchanged ${s.unchanged}, ${f.dryRun ? 'would prune' : 'pruned'} ${s.pruned.length}, refused ${s.refused.length}, errors ${s.errors.length}\n`,
+        );
+      }
+      if (!s.ok) process.exitCode = 1;
+    }
+    if (f.json) process.stdout.write(JSON.stringify(summaries, null, 2) + '\n');
+    await ctx.cache?.close();
+  });
+  sync
+    .command('status')
+    .description('the last run of each mirror job: when, what changed, errors')
+    .option('-c, --config <file>', 'config file with mirrors:')
+    .option('--state <dir>', 'a state folder of `sync --src yaml` runs instead of a config')
+    .option('--json', 'print as JSON')
+    .action(async (f: { config?: string; state?: string; json?: boolean }) => {
+      const { driverFor } = await import('../registry/server.js');
+      const { jobName } = await import('../sync/job.js');
+      const { readState } = await import('../sync/state.js');
+      let config: Config;
+      let names: string[];
+      if (f.state) {
+        config = validateConfig({ storage: { filesystem: { rootdirectory: resolve(f.state) } } }).config;
+        const { FilesystemDriver } = await import('../storage/filesystem.js');
+        names = (await new FilesystemDriver(resolve(f.state)).list('docker/registry/v2/_sluice/sync')).filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -5));
+      } else {
+        config = (await loadConfig(f.config).catch((e: Error) => fail(e.message))).config;
+        names = (config.mirrors ?? []).map((m, i) => jobName(m, i));
+      }
+      const driver = driverFor(config);
+      const out: { job: string; lastRun?: RunSummary }[] = [];
+      for (const n of names) {
+        const st = await readState(driver, n);
+        out.push({ job: n, ...(st.lastRun ? { lastRun: st.lastRun } : {}) });
+      }
+      if (f.json) {
+        process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+      } else {
+        for (const o of out) {
+          const r = o.lastRun;
+          if (!r) {
+            process.stdout.write(`${o.job}: never ran\n`);
+            continue;
+          }
+          process.stdout.write(`${o.job}: ${r.ok ? 'ok' : 'FAILED'} at ${r.finishedAt}: copied ${r.copied.length}, followed ${r.moved.length}, unchanged ${r.unchanged}, pruned ${r.pruned.length}, refused ${r.refused.length}, errors ${r.errors.length}\n`);
+          for (const c of [...r.copied, ...r.moved]) process.stdout.write(`  changed  ${c}\n`);
+          for (const e of r.errors) process.stdout.write(`  error    ${e.image}: ${e.error}\n`);
+          for (const x of r.refused) process.stdout.write(`  refused  ${x.image}: ${x.reason}\n`);
+        }
+      }
+      if (out.some((o) => o.lastRun && !o.lastRun.ok)) process.exitCode = 1;
+    });
+}

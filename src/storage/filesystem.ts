@@ -62,6 +62,15 @@ async function syncDir(path: string): Promise<void> {
 }
 
 /**
+ * Flushes directories together, after the rename: the file's bytes are on disk already, so a crash before
+ * these land loses the new name whole (the object is absent), never half of it; and flushes issued at
+ * once share a journal commit on ext4 and XFS instead of waiting for one each.
+ */
+async function syncDirs(dirs: string[]): Promise<void> {
+  await Promise.all([...new Set(dirs)].map(syncDir));
+}
+
+/**
  * Node's recursive mkdir answers ENOENT whatever stopped it below an existing directory (EROFS on a
  * read-only mount, EACCES): one plain mkdir under the deepest existing ancestor tells the real reason.
  */
@@ -113,36 +122,41 @@ export class FilesystemDriver implements StorageDriver {
     return p;
   }
 
-  /** Creates a directory (and its parents); new ones are flushed into their parents so the path survives a crash. */
-  private async ensureDir(dir: string, durable = true): Promise<void> {
+  /**
+   * Creates a directory and its parents. Returns the directories that got a new entry (the parent of
+   * each directory created): a durable write flushes them with its own directory, so the path survives.
+   */
+  private async ensureDir(dir: string): Promise<string[]> {
     let first: string | undefined;
     try {
       first = await mkdir(dir, { recursive: true });
     } catch (e) {
       throw errorCode(e) === 'ENOENT' ? await mkdirCause(dir, e) : e;
     }
-    if (first === undefined || !durable) return;
+    if (first === undefined) return [];
     const parents: string[] = [];
     for (let d = dir; ; d = dirname(d)) {
       parents.push(dirname(d));
       if (d === first || dirname(d) === d) break;
     }
-    await Promise.all(parents.map(syncDir));
+    return parents;
   }
 
   /**
-   * Runs `write` into `dir`, creating it first. The sweep may remove an old, empty blob folder between
-   * the two steps (a leftover of a crash that a new push happens to reuse): then it is created again, once.
+   * Runs `write` into `dir`, creating it first; returns the directories ensureDir changed. The sweep may
+   * remove an old, empty blob folder between the two steps (a leftover of a crash that a new push happens
+   * to reuse): then it is created again, once.
    */
-  private async intoDir<T>(dir: string, write: () => Promise<T>, durable = true): Promise<T> {
-    await this.ensureDir(dir, durable);
+  private async intoDir(dir: string, write: () => Promise<void>): Promise<string[]> {
+    const changed = await this.ensureDir(dir);
     try {
-      return await write();
+      await write();
     } catch (e) {
       if (errorCode(e) !== 'ENOENT') throw e;
-      await this.ensureDir(dir, durable);
-      return write();
+      changed.push(...(await this.ensureDir(dir)));
+      await write();
     }
+    return changed;
   }
 
   async getContent(path: string): Promise<Buffer | null> {
@@ -158,22 +172,18 @@ export class FilesystemDriver implements StorageDriver {
     const durable = options.durable ?? true;
     const target = this.full(path);
     const dir = dirname(target);
-    await this.intoDir(
-      dir,
-      async () => {
-        const tmp = `${target}${TMP_MARK}${randomUUID()}`;
-        try {
-          await writeWhole(tmp, data, durable);
-          await rename(tmp, target);
-        } catch (e) {
-          // A half-written temporary file (a full disk) must not keep the space it took.
-          await unlink(tmp).catch(() => undefined);
-          throw e;
-        }
-      },
-      durable,
-    );
-    if (durable) await syncDir(dir);
+    const changed = await this.intoDir(dir, async () => {
+      const tmp = `${target}${TMP_MARK}${randomUUID()}`;
+      try {
+        await writeWhole(tmp, data, durable);
+        await rename(tmp, target);
+      } catch (e) {
+        // A half-written temporary file (a full disk) must not keep the space it took.
+        await unlink(tmp).catch(() => undefined);
+        throw e;
+      }
+    });
+    if (durable) await syncDirs([dir, ...changed]);
   }
 
   async stat(path: string): Promise<FileInfo | null> {
@@ -211,7 +221,7 @@ export class FilesystemDriver implements StorageDriver {
 
   async writer(path: string): Promise<FileWriter> {
     const full = this.full(path);
-    await this.ensureDir(dirname(full));
+    await syncDirs(await this.ensureDir(dirname(full)));
     let start = 0;
     try {
       start = (await stat(full)).size;
@@ -257,8 +267,8 @@ export class FilesystemDriver implements StorageDriver {
     const dir = dirname(target);
     // Writers sync on commit, so this costs nothing then; it keeps the promise for bytes that came another way.
     await syncFile(source);
-    await this.intoDir(dir, () => rename(source, target));
-    await syncDir(dir);
+    const changed = await this.intoDir(dir, () => rename(source, target));
+    await syncDirs([dir, ...changed]);
   }
 
   async delete(path: string): Promise<void> {

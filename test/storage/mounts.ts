@@ -4,10 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execFile } from 'node:child_process';
 
-/**
- * Runs mount/umount. Not tools.ts `run`: it writes to the child's stdin, and a command that exits at once
- * (mount does) makes that write fail with EPIPE, an uncaught exception in the test process.
- */
+/** Runs mount/umount (they read nothing, so no stdin), resolving with the exit code and stderr. */
 function sh(cmd: string, args: string[]): Promise<{ code: number; stderr: string }> {
   return new Promise((resolve) => {
     execFile(cmd, args, { timeout: 10_000 }, (err, _stdout, stderr) => {

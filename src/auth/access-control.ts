@@ -355,6 +355,16 @@ export class AccessControl {
     throw new OciError('DENIED', d.reason);
   }
 
+  /** Whether the caller may push to a repository, as the policy decides (no challenge, no audit line). */
+  async mayPush(req: FastifyRequest, repository: string): Promise<boolean> {
+    try {
+      const id = await this.identify(req);
+      return id.via !== 'none' && this.decide(id.principal, 'push', { repository }).allowed;
+    } catch {
+      return false;
+    }
+  }
+
   /** Narrows the catalog to the repositories the caller may pull. */
   async filterCatalog(req: FastifyRequest, names: string[]): Promise<string[]> {
     const id = await this.identify(req);

@@ -29,6 +29,7 @@ export function installAccessControl(app: FastifyInstance, ctx: RegistryContext,
   });
   ctx.authorize = async (req, access) => (await ready).authorize(req, access);
   ctx.catalogFilter = async (req, names) => (await ready).filterCatalog(req, names);
+  ctx.mayPush = async (req, repository) => (await ready).mayPush(req, repository);
   app.addHook('onSend', async (req, reply, payload) => {
     if (reply.statusCode === 401 && req.authChallenge) reply.header('www-authenticate', req.authChallenge);
     if (reply.statusCode === 429 && req.retryAfter !== undefined) reply.header('retry-after', String(req.retryAfter));

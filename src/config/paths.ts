@@ -18,6 +18,7 @@ export const PATH_KEYS: readonly string[] = [
   'upstreams.*.passwordfile',
   'upstreams.*.authfile',
   'upstreams.*.cafile',
+  'trust.keys.*',
 ];
 
 /** Values of path keys that are not files: the audit log's stdout, a JWKS fetched over HTTP. */

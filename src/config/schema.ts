@@ -4,6 +4,7 @@ import { auditConfigSchema, authConfigSchema } from '../auth/config.js';
 import { accessConfigSchema } from '../policy/config.js';
 import { flowsSchema } from '../policy/flows-config.js';
 import { mirrorsSchema } from '../sync/config.js';
+import { trustSchema } from '../policy/trust.js';
 import { proxySchema, upstreamsSchema } from '../upstream/config.js';
 
 const duration = z.string().refine(isDuration, 'expected a duration such as 30s, 5m, 168h');
@@ -147,6 +148,8 @@ export const configSchema = z
     flows: flowsSchema.optional(),
     // Mirror jobs (src/sync): follow upstream images on a schedule, within the same flows.
     mirrors: mirrorsSchema.optional(),
+    // Signatures (src/sign, src/policy/trust.ts): which images need whose cosign signature, where they move.
+    trust: trustSchema.optional(),
     // Distribution's pull-through cache block: one upstream for the whole registry, every image allowed.
     proxy: proxySchema.optional(),
   })

@@ -11,6 +11,7 @@ import { RevisionScanner } from '../storage/revision-scan.js';
 import { allowAll, type Authorizer } from './access.js';
 import type { Metrics } from './metrics.js';
 import type { PullThroughCache } from '../proxy/cache.js';
+import type { Trust } from './trust-setup.js';
 
 /** Which child manifests an index must have in the repository before it is accepted. */
 export type IndexPolicy = { mode: 'all' } | { mode: 'none' } | { mode: 'list'; platforms: Platform[] };
@@ -27,10 +28,14 @@ export class RegistryContext {
   readonly manifestLimit: number;
   readonly indexPolicy: IndexPolicy;
   authorize: Authorizer = allowAll;
+  /** Signature requirements (`trust:`), when configured. */
+  trust: Trust | undefined;
   /** The pull-through cache, when upstreams (or Distribution's proxy block) are configured. */
   cache: PullThroughCache | undefined;
   /** Narrows the catalog to what the caller may see; set by access control. */
   catalogFilter: ((request: FastifyRequest, names: string[]) => Promise<string[]>) | undefined;
+  /** Whether the caller may push to a repository (never throws); set by access control. */
+  mayPush: ((request: FastifyRequest, repository: string) => Promise<boolean>) | undefined;
 
   constructor(
     readonly driver: StorageDriver,

@@ -12,6 +12,7 @@ import { readSmallBody, refuseCodings } from './body.js';
 import { etagOf, ifNoneMatchHits } from './conditional.js';
 import { limiter } from '../copy/limit.js';
 import type { IndexPolicy, RegistryContext } from './context.js';
+import { checkPull } from './trust-pull.js';
 
 /** The media type to answer with: the manifest's own, else what its shape implies (umoci omits it). */
 function mediaTypeOf(bytes: Buffer): string {
@@ -59,6 +60,8 @@ export async function getManifest(ctx: RegistryContext, req: FastifyRequest, rep
     if (!byDigest && !(await repo.exists())) throw new OciError('NAME_UNKNOWN', `repository ${name} is not known`, { name });
     throw new OciError('MANIFEST_UNKNOWN', `manifest ${reference} is not known to repository ${name}`, byDigest ? { digest: reference } : { tag: reference });
   }
+  // Signature requirements (`trust:`) apply to what is served, whoever put it here (push, cache, mirror).
+  await checkPull(ctx, req, name, reference, stored.digest);
   const mediaType = mediaTypeOf(stored.bytes);
   const accepts = acceptList(req);
   const accepted = accepts.some((a) => a === mediaType || a === '*/*' || (a.endsWith('/*') && mediaType.startsWith(a.slice(0, -1))));

@@ -19,6 +19,7 @@ import { matchEndpoint, type Endpoint } from './paths.js';
 import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from './upload-routes.js';
 import { throughCache } from './cache-routes.js';
 import { buildCache } from './cache-setup.js';
+import { buildTrust } from './trust-setup.js';
 import { startMirrorJobs } from './sync-setup.js';
 
 declare module 'fastify' {
@@ -110,6 +111,7 @@ export function buildRegistry(opts: ServerOptions): Registry {
   const driver = opts.driver ?? driverFor(config);
   const ctx = new RegistryContext(driver, config, metrics);
   ctx.cache = buildCache(ctx, config);
+  ctx.trust = buildTrust(config);
   const level = config.log.level;
   const tls = tlsServerOptions(config.http.tls);
   const app = Fastify({

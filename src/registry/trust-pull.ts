@@ -1,0 +1,57 @@
+import type { FastifyRequest } from 'fastify';
+import { isDigest, type Digest } from '../oci/digest.js';
+import type { RepositoryName } from '../oci/name.js';
+import { StorageSource } from '../transport/storage-source.js';
+import type { RegistryContext } from './context.js';
+import { requireTrusted, type TrustVerdict } from './trust-setup.js';
+
+const DECISION_TTL_MS = 5_000;
+const decisions = new WeakMap<RegistryContext, Map<string, { verdict: TrustVerdict; until: number }>>();
+
+function looksLikeHost(first: string): boolean {
+  return first.includes('.') || first.includes(':') || first === 'localhost';
+}
+
+/**
+ * The name identity rules judge an image by: a cache or mirror repository already carries its registry
+ * (`docker.io/library/nginx`); a local repository is this registry's (`http.host`, else the Host asked).
+ */
+function dockerName(ctx: RegistryContext, req: FastifyRequest, name: string): string {
+  if (looksLikeHost(name.split('/')[0]!)) return name;
+  const configured = ctx.config.http.host ? new URL(ctx.config.http.host).host : undefined;
+  return `${configured ?? req.headers.host ?? 'localhost'}/${name}`;
+}
+
+/**
+ * Refuses a manifest pull the `trust:` rules require a signature for and that has none that satisfies
+ * them, except for callers who may push to the repository (with access control on: a builder reads and
+ * signs what it pushed) and HEAD, which shows only the digest. A child of an index is judged by its index (signatures cover the index digest). Approvals are
+ * kept a few seconds per (repository, digest), so a warm pull costs a map lookup; the signature checks
+ * themselves are cached by (manifest, signature, key) in the verification cache.
+ */
+export async function checkPull(ctx: RegistryContext, req: FastifyRequest, name: RepositoryName, reference: string, digest: Digest): Promise<void> {
+  const trust = ctx.trust;
+  if (!trust || !trust.ruleFor(name, 'pull')) return;
+  // HEAD gives a digest and no content; whoever may push here (the builder that signs what it pushed) may read it.
+  if (req.method === 'HEAD') return;
+  if (ctx.mayPush && (await ctx.mayPush(req, name))) return;
+  let cache = decisions.get(ctx);
+  if (!cache) decisions.set(ctx, (cache = new Map()));
+  const key = `${name}@${digest}`;
+  const hit = cache.get(key);
+  const what = `${name}${isDigest(reference) ? `@${reference}` : `:${reference}`}`;
+  if (hit && hit.until > Date.now()) return requireTrusted(hit.verdict, what);
+  const repo = ctx.repo(name);
+  let subject = digest;
+  await ctx.scanner.refresh(repo);
+  const listing = await ctx.scanner.indexListing(repo, digest);
+  if (listing) subject = listing.index;
+  const ref = `${dockerName(ctx, req, name)}${isDigest(reference) ? `@${subject}` : `:${reference}`}`;
+  const verdict = await trust.check(new StorageSource(repo, ctx.blobs, subject), name, 'pull', subject, ref);
+  // Only approvals are kept: an image signed a moment ago pulls at once; a removed signature stops it within seconds.
+  if (verdict.allowed) {
+    if (cache.size > 10_000) cache.clear();
+    cache.set(key, { verdict, until: Date.now() + DECISION_TTL_MS });
+  }
+  requireTrusted(verdict, what);
+}

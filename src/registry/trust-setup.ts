@@ -1,0 +1,76 @@
+import { readFileSync } from 'node:fs';
+import type { Config } from '../config/schema.js';
+import type { Digest } from '../oci/digest.js';
+import { OciError } from '../oci/errors.js';
+import { compileTrustRules, trustLabel, trustRuleFor, type TrustPoint, type TrustRule } from '../policy/trust.js';
+import { checkImageTrust, trustedKeyFromPem, VerificationCache, type IdentityRule, type TrustRequirement, type TrustedKey } from '../sign/index.js';
+import type { ImageSource } from '../transport/transport.js';
+
+/** The outcome of a trust check at one place: allowed, or refused with one line that says why. */
+export interface TrustVerdict {
+  allowed: boolean;
+  /** Absent when no rule requires anything of the image there. */
+  rule?: string;
+  reason: string;
+}
+
+/**
+ * The `trust:` section at run time: keys read once, rules compiled, one verification cache. Every place
+ * images move (pull, cache, mirror, passthrough, copy) asks `check` with a source that can show the
+ * image's signatures; the answer names the rule, the keys tried and what was found.
+ */
+export class Trust {
+  private readonly rules: TrustRule[];
+  private readonly keys = new Map<string, TrustedKey>();
+  readonly cache = new VerificationCache();
+
+  constructor(config: NonNullable<Config['trust']>, sets: Record<string, string[]> = {}) {
+    for (const [name, path] of Object.entries(config.keys)) {
+      let pem: string;
+      try {
+        pem = readFileSync(path, 'utf8');
+      } catch (e) {
+        throw new Error(`trust.keys.${name}: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      }
+      try {
+        this.keys.set(name, trustedKeyFromPem(pem, name));
+      } catch (e) {
+        throw new Error(`trust.keys.${name}: ${path} is not a usable public key: ${(e as Error).message}`);
+      }
+    }
+    this.rules = compileTrustRules(config, sets);
+  }
+
+  /** The rule that covers an image name at a place, or undefined (nothing required). */
+  ruleFor(repository: string, where: TrustPoint): TrustRule | undefined {
+    return trustRuleFor(this.rules, repository, where);
+  }
+
+  private requirement(rule: TrustRule): TrustRequirement {
+    const id = rule.spec.identity;
+    const signedIdentity: IdentityRule = typeof id === 'string' ? { type: id } : id;
+    return { type: 'sigstoreSigned', keys: rule.spec.keys.map((k) => this.keys.get(k)!), signedIdentity };
+  }
+
+  /**
+   * Checks the signatures `source` shows for `digest` against the rule covering `repository` at `where`.
+   * `dockerReference` is the name the image is known by here (`host/repo:tag`), which identity rules judge.
+   */
+  async check(source: ImageSource, repository: string, where: TrustPoint, digest: Digest, dockerReference: string): Promise<TrustVerdict> {
+    const rule = this.ruleFor(repository, where);
+    if (!rule) return { allowed: true, reason: 'no trust rule applies' };
+    const res = await checkImageTrust(source, { digest, dockerReference }, [this.requirement(rule)], { cache: this.cache });
+    return { allowed: res.decision.allowed, rule: trustLabel(rule), reason: `${trustLabel(rule)}: ${res.decision.summary}` };
+  }
+}
+
+/** The trust section of a config at run time, or undefined when it has none. */
+export function buildTrust(config: Config): Trust | undefined {
+  if (!config.trust || config.trust.require.length === 0) return undefined;
+  return new Trust(config.trust, config.access?.sets ?? {});
+}
+
+/** Throws the registry's DENIED for a refused verdict. */
+export function requireTrusted(v: TrustVerdict, what: string): void {
+  if (!v.allowed) throw new OciError('DENIED', `${what} is refused: ${v.reason}`);
+}

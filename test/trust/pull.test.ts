@@ -1,0 +1,92 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { basic, startAuthRegistry, USERS } from '../auth/fixture.js';
+import { makeImage, makeMultiArch, pushImage } from '../helpers/images.js';
+import { bytesOf, errorOf } from '../helpers/oci-http.js';
+import { signImage } from '../../src/sign/index.js';
+
+function keyPair(): { priv: KeyObject; pub: string } {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  return { priv: privateKey, pub: publicKey.export({ type: 'spki', format: 'pem' }).toString() };
+}
+
+test('trust at pull: an image a rule covers is served only with a signature by the required key for its name', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'sluice-trust-'));
+  const good = keyPair();
+  const other = keyPair();
+  await writeFile(join(dir, 'hive.pub'), good.pub);
+  const f = await startAuthRegistry({
+    access: {
+      rules: [
+        // bob only pulls; everyone else may push (the test pushes anonymously; alice signs what is there).
+        { repos: ['**'], who: ['bob'], allow: ['pull'], deny: ['push', 'overwrite', 'delete'] },
+        { repos: ['**'], who: ['*'], allow: ['pull', 'push', 'overwrite'] },
+      ],
+    },
+    config: { trust: {
+      keys: { hive: join(dir, 'hive.pub') },
+      require: [
+        { name: 'prod signed', images: ['prod/**'], keys: ['hive'] },
+      ],
+    } },
+  });
+  const reg = f.reg;
+  const t = { tlsVerify: false, creds: `alice:${USERS.alice}` };
+  const alice = { authorization: basic('alice', USERS.alice) };
+  const bob = { authorization: basic('bob', USERS.bob) };
+  const push = (repo: string, tag: string, image: Parameters<typeof pushImage>[3]) => pushImage(reg.url, repo, tag, image);
+  try {
+    const img = await makeImage({ label: 'trust' });
+    await push('prod/app', '1', img);
+    await push('dev/app', '1', img);
+    // No rule covers dev/**.
+    assert.equal((await fetch(`${reg.url}/v2/dev/app/manifests/1`, { headers: bob })).status, 200);
+    const unsigned = await fetch(`${reg.url}/v2/prod/app/manifests/1`, { headers: bob });
+    // A builder who may push here (alice) reads what is there, to sign it; HEAD shows only the digest; an anonymous GET is judged.
+    assert.equal((await fetch(`${reg.url}/v2/prod/app/manifests/1`)).status, 403);
+    assert.equal((await fetch(`${reg.url}/v2/prod/app/manifests/1`, { headers: alice })).status, 200);
+    assert.equal((await fetch(`${reg.url}/v2/prod/app/manifests/1`, { method: 'HEAD', headers: bob })).status, 200);
+    assert.equal(unsigned.status, 403);
+    const e = await errorOf(unsigned);
+    assert.equal(e.code, 'DENIED');
+    assert.match(e.message, /prod\/app:1 is refused: trust rule 1 "prod signed"/);
+    // Signed by another key: still refused, and the message says so.
+    await signImage(`docker://${reg.host}/prod/app:1`, other.priv, { transport: t });
+    const wrongKey = await errorOf(await fetch(`${reg.url}/v2/prod/app/manifests/1`, { headers: bob }));
+    assert.match(wrongKey.message, /hive/);
+    // Signed by the required key for this name: served, by tag and by digest.
+    await signImage(`docker://${reg.host}/prod/app:1`, good.priv, { transport: t });
+    const ok = await fetch(`${reg.url}/v2/prod/app/manifests/1`, { headers: { ...bob, accept: img.mediaType } });
+    assert.equal(ok.status, 200);
+    assert.deepEqual(await bytesOf(ok), img.manifest);
+    assert.equal((await fetch(`${reg.url}/v2/prod/app/manifests/${img.digest}`, { headers: bob })).status, 200);
+    // The signature copied onto another repository names prod/app, not prod/copy: refused.
+    await push('prod/copy', '1', img);
+    const sigTag = `sha256-${img.digest.slice(7)}.sig`;
+    const sig = await fetch(`${reg.url}/v2/prod/app/manifests/${sigTag}`, { headers: { ...alice, accept: 'application/vnd.oci.image.manifest.v1+json' } });
+    const sigBytes = await bytesOf(sig);
+    const sigManifest = JSON.parse(sigBytes.toString()) as { config: { digest: string }; layers: { digest: string }[] };
+    for (const d of [sigManifest.config.digest, ...sigManifest.layers.map((l) => l.digest)]) {
+      const b = await bytesOf(await fetch(`${reg.url}/v2/prod/app/blobs/${d}`, { headers: alice }));
+      const up = await fetch(`${reg.url}/v2/prod/copy/blobs/uploads/?digest=${d}`, { method: 'POST', body: b, headers: alice });
+      assert.equal(up.status, 201);
+    }
+    assert.equal((await fetch(`${reg.url}/v2/prod/copy/manifests/${sigTag}`, { method: 'PUT', headers: { ...alice, 'content-type': sig.headers.get('content-type')! }, body: sigBytes })).status, 201);
+    const copied = await errorOf(await fetch(`${reg.url}/v2/prod/copy/manifests/1`, { headers: bob }));
+    assert.match(copied.message, /prod\/app/);
+    // A multi-arch index: its signature covers the children pulled by digest.
+    const idx = await makeMultiArch('trust');
+    await push('prod/multi', '1', idx);
+    assert.equal((await fetch(`${reg.url}/v2/prod/multi/manifests/${idx.images[0]!.digest}`, { headers: bob })).status, 403);
+    await signImage(`docker://${reg.host}/prod/multi:1`, good.priv, { transport: t });
+    assert.equal((await fetch(`${reg.url}/v2/prod/multi/manifests/1`, { headers: { ...bob, accept: idx.mediaType } })).status, 200);
+    assert.equal((await fetch(`${reg.url}/v2/prod/multi/manifests/${idx.images[0]!.digest}`, { headers: { ...bob, accept: idx.images[0]!.mediaType } })).status, 200);
+  } finally {
+    await f.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -147,6 +147,14 @@ export function buildRegistry(opts: ServerOptions): Registry {
     cache.attach(app.log);
     app.addHook('onClose', async () => cache.close());
   }
+  // On close, Node closes the connections that are idle at that moment; one whose response is still
+  // finishing (a blob just sent) would otherwise wait out the keep-alive timeout. Keep closing the idle
+  // ones until the server is down.
+  app.addHook('preClose', async () => {
+    const timer = setInterval(() => app.server.closeIdleConnections(), 50);
+    timer.unref();
+    app.server.once('close', () => clearInterval(timer));
+  });
   app.removeAllContentTypeParsers();
   // Leave every body unread: each route streams or bounds it itself.
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));

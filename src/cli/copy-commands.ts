@@ -41,6 +41,7 @@ interface CopyFlags {
   jobs: number;
   preserveDigests?: boolean;
   withReferrers?: boolean;
+  policy?: string;
   quiet?: boolean;
   json?: boolean;
   srcCreds?: string;
@@ -100,6 +101,18 @@ async function copyCommand(srcRef: string, dstRef: string, f: CopyFlags): Promis
   let dst: Awaited<ReturnType<typeof openDestination>> | undefined;
   try {
     src = await openSource(srcRef, srcOpts);
+    if (f.policy) {
+      // containers-policy.json, as skopeo reads it: nothing is written unless the source image satisfies it.
+      const { loadPolicyFile, locateImage, requirementsFor, checkImageTrust } = await import('../sign/index.js');
+      const policy = await loadPolicyFile(f.policy);
+      const location = locateImage(srcRef);
+      const { scope, requirements } = requirementsFor(policy, location.subject);
+      const top = await src.getManifest();
+      const check = await checkImageTrust(src, { digest: top.digest, ...(location.dockerReference ? { dockerReference: location.dockerReference } : {}) }, requirements, { scope });
+      if (!check.decision.allowed) throw new Error(`${srcRef} is refused by ${f.policy}: ${check.decision.summary}`);
+      // What the policy asked for travels with the image, so the destination can check it too.
+      if (requirements.some((r) => r.type === 'sigstoreSigned')) opts.withReferrers = true;
+    }
     dst = await openDestination(dstRef, dstOpts);
     const summary = await copyImage(src, dst, opts);
     progress.stop();
@@ -212,6 +225,7 @@ export function registerCopyCommands(program: Command): void {
     .option('-j, --jobs <n>', 'blobs copied in parallel', positiveValue, 4)
     .option('--preserve-digests', 'fail instead of changing any manifest digest')
     .option('--with-referrers', 'also copy referrers and cosign sha256-<hex>.sig/.att/.sbom tags')
+    .option('--policy <file>', 'a containers-policy.json the source image must satisfy (sigstoreSigned, reject, insecureAcceptAnything); its signatures are copied along')
     .option('-q, --quiet', 'print nothing but errors')
     .option('--json', 'print a JSON summary (digests, bytes sent and skipped, duration) on stdout')
     .option('--src-creds <user:password>', 'source registry credentials')

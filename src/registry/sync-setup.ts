@@ -5,6 +5,7 @@ import { SyncScheduler } from '../sync/scheduler.js';
 import { Upstreams } from '../upstream/upstreams.js';
 import type { TransportOptions } from '../transport/options.js';
 import { flowPolicyOf } from './cache-setup.js';
+import { buildTrust } from './trust-setup.js';
 import type { RegistryContext } from './context.js';
 
 type Log = { info(o: object, msg: string): void; warn(o: object, msg: string): void };
@@ -25,6 +26,7 @@ export function buildMirrorJobs(ctx: RegistryContext, config: Config, log: Log, 
     log,
     changed: () => ctx.catalog.invalidate(),
     ...(destination ? { destination } : {}),
+    ...((ctx.trust ?? buildTrust(config)) ? { trust: (ctx.trust ?? buildTrust(config))! } : {}),
   };
   return mirrors.map((m, i) => new MirrorJob(m, i, deps));
 }

@@ -15,7 +15,7 @@ import { RegistrySource } from '../transport/docker.js';
 import { openDestination, type TransportOptions } from '../transport/index.js';
 import { errorFrom, header, type ClientResponse } from '../transport/registry-client.js';
 import { StorageDestination } from '../transport/storage-destination.js';
-import type { ImageDestination } from '../transport/transport.js';
+import type { ImageDestination, ImageSource } from '../transport/transport.js';
 import { parseDuration } from '../config/duration.js';
 import type { Upstream, Upstreams } from '../upstream/upstreams.js';
 import type { MirrorConfig } from './config.js';
@@ -35,6 +35,8 @@ export interface SyncDeps {
   flows: FlowPolicy;
   log: { info(o: object, msg: string): void; warn(o: object, msg: string): void };
   changed?: () => void;
+  /** Signature requirements (`trust:`) the job checks at the source before copying. */
+  trust?: { ruleFor(repository: string, where: 'mirror'): unknown; check(source: ImageSource, repository: string, where: 'mirror', digest: Digest, dockerReference: string): Promise<{ allowed: boolean; reason: string }> };
   /** Credentials and TLS settings for `to:` destinations (`sluice sync --dest-creds`, `--dest-tls-verify`). */
   destination?: TransportOptions;
 }
@@ -305,11 +307,22 @@ export class MirrorJob {
       if (old) await local.tag(backupTag(this.config.backup, w.tag, now), old);
     }
     const src = new RegistrySource({ registry: upstream.name, repository, digest: digest! }, upstream.options);
+    const trusted = this.deps.trust?.ruleFor(image, 'mirror');
+    if (trusted) {
+      const verdict = await this.deps.trust!.check(src, image, 'mirror', digest!, `${image}${w.tag ? `:${w.tag}` : `@${digest}`}`);
+      if (!verdict.allowed) {
+        await src.close();
+        summary.refused.push({ image: `${image}:${w.tag ?? w.digest}`, reason: verdict.reason });
+        step({ action: 'refused', image, ...w, digest, reason: verdict.reason });
+        return;
+      }
+    }
     const dst = await this.destination(dest, w);
     try {
       await copyImage(src, dst, {
         ...(platforms ? { platforms, rewriteIndex: this.config.rewriteindex ?? false } : { all: true }),
-        withReferrers: this.config.referrers ?? false,
+        // A signature the job was asked to check travels with the image, so pulls at the destination can check it too.
+        withReferrers: (this.config.referrers ?? false) || trusted !== undefined,
       });
       await dst.commit();
     } finally {

@@ -37,6 +37,11 @@ export interface CacheDeps {
   audit?: (record: CacheAuditRecord) => void;
   /** Called when the cache stored a new repository or tag. */
   changed?: () => void;
+  /**
+   * Signature requirements at the cache (`trust:` rules with `on: cache`): undefined when none covers
+   * the image; otherwise the verdict over what storage holds (the manifest and its fetched signatures).
+   */
+  verify?: (image: string, local: RepositoryName, digest: Digest, dockerReference: string) => Promise<{ allowed: boolean; reason: string } | undefined>;
 }
 
 /** Who made the cache act, for the audit log. */
@@ -252,6 +257,12 @@ export class PullThroughCache {
       throw ociErrorForOutage(t, e);
     }
     if (!fetched) throw new OciError('MANIFEST_UNKNOWN', `${t.image}:${tag} is not known upstream at ${t.upstream.name}`, { tag });
+    if (this.deps.verify) {
+      // The signatures come first, so the check has material; an image that fails it is never tagged here.
+      await this.fetchAttachments(t, fetched.digest);
+      const verdict = await this.deps.verify(t.image, t.local, fetched.digest, `${t.image}:${tag}`);
+      if (verdict && !verdict.allowed) this.refuse(t, tag, `${t.image}:${tag} is not fetched: ${verdict.reason}`, flow, who);
+    }
     await repo.tag(tag, fetched.digest);
     this.checked.set(key, Date.now());
     this.deps.changed?.();
@@ -260,7 +271,7 @@ export class PullThroughCache {
     const moved = local ? ` (moved from ${local})` : '';
     this.deps.log.info({ upstream: t.upstream.name, image: t.image, tag, digest: fetched.digest }, `cache: fetched ${t.image}:${tag}${moved}`);
     this.deps.audit?.({ ...who, action: 'fetch', repository: t.image, reference: `${tag}@${fetched.digest}`, decision: 'allowed', reason: `fetched from ${t.upstream.name}${moved}`, ...(flow ? { rule: flowLabel(flow) } : {}) });
-    if (flow?.spec.referrers) this.inBackground(this.fetchAttachments(t, fetched.digest));
+    if (flow?.spec.referrers && !this.deps.verify) this.inBackground(this.fetchAttachments(t, fetched.digest));
   }
 
   private serveStale(t: CacheTarget, tag: string, why: string): void {

@@ -3,6 +3,10 @@ import { compileFlows, type FlowPolicy, type FlowSpec } from '../policy/flows.js
 import { PullThroughCache } from '../proxy/cache.js';
 import { Upstreams } from '../upstream/upstreams.js';
 import type { RegistryContext } from './context.js';
+import type { Trust } from './trust-setup.js';
+import { StorageSource } from '../transport/storage-source.js';
+import type { Digest } from '../oci/digest.js';
+import type { RepositoryName } from '../oci/name.js';
 
 /** Distribution's `proxy:` block lets every image of its one upstream in. */
 const PROXY_FLOWS: FlowSpec[] = [{ name: 'proxy (Distribution)', images: ['**'] }];
@@ -14,7 +18,7 @@ export function flowPolicyOf(config: Config): FlowPolicy {
 }
 
 /** The pull-through cache a config asks for (`upstreams:` or `proxy:`), or undefined. */
-export function buildCache(ctx: RegistryContext, config: Config): PullThroughCache | undefined {
+export function buildCache(ctx: RegistryContext, config: Config, trust?: Trust): PullThroughCache | undefined {
   if (!config.upstreams && !config.proxy) return undefined;
   const upstreams = new Upstreams(config.upstreams ?? {}, config.proxy);
   const flows = flowPolicyOf(config);
@@ -29,5 +33,6 @@ export function buildCache(ctx: RegistryContext, config: Config): PullThroughCac
     metrics: ctx.metrics.registry,
     log: { info: () => undefined, warn: () => undefined },
     changed: () => ctx.catalog.invalidate(),
+    ...(trust ? { verify: async (image: string, local: RepositoryName, digest: Digest, ref: string) => (trust.ruleFor(image, 'cache') ? trust.check(new StorageSource(ctx.repo(local), ctx.blobs, digest), image, 'cache', digest, ref) : undefined) } : {}),
   });
 }

@@ -110,8 +110,8 @@ export function buildRegistry(opts: ServerOptions): Registry {
   const metrics = opts.metrics ?? new Metrics();
   const driver = opts.driver ?? driverFor(config);
   const ctx = new RegistryContext(driver, config, metrics);
-  ctx.cache = buildCache(ctx, config);
   ctx.trust = buildTrust(config);
+  ctx.cache = buildCache(ctx, config, ctx.trust);
   const level = config.log.level;
   const tls = tlsServerOptions(config.http.tls);
   const app = Fastify({

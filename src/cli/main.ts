@@ -4,6 +4,7 @@ import { registerCopyCommands } from './copy-commands.js';
 import { registerSyncCommands } from './sync-commands.js';
 import { registerAccessCommands } from './access-commands.js';
 import { registerSignCommands } from './sign-commands.js';
+import { registerPassthroughCommand } from './passthrough-command.js';
 import { fail, quietOnClosedPipes } from './fail.js';
 
 
@@ -40,5 +41,6 @@ registerCopyCommands(program);
 registerSyncCommands(program);
 registerSignCommands(program);
 registerAccessCommands(program);
+registerPassthroughCommand(program);
 
 await program.parseAsync(process.argv);

@@ -108,7 +108,7 @@ function compileOne(source: string, label: string): Pattern {
       if (g.digest && (target.digest === undefined || !g.digest(target.digest))) return false;
       // `team-a/**` also matches `team-a` itself (picomatch's globstar matches zero segments), so
       // `team-a/**:v*` covers `team-a:v1` as it covers `team-a/x/app:v1`.
-      return repositorySpellings(target.repository).some((n) => g.name(n));
+      return (target.spellings ?? repositorySpellings(target.repository)).some((n) => g.name(n));
     },
   };
 }

@@ -1,0 +1,152 @@
+import type { Command } from 'commander';
+import { ConfigError, loadConfig } from '../config/load.js';
+import type { UpstreamConfig } from '../upstream/config.js';
+import { fail } from './fail.js';
+import { sluiceErrors } from './option-values.js';
+
+interface PassthroughCommandFlags {
+  from?: string;
+  to?: string;
+  mode?: string;
+  registries?: string;
+  images?: string[];
+  config?: string;
+  upstream?: string[];
+  dryRun?: boolean;
+  json?: boolean;
+}
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+/** `HOST=URL` pairs of `--upstream`, as upstreams: entries. */
+function upstreamFlags(pairs: string[]): Record<string, { url: string }> {
+  const out: Record<string, { url: string }> = {};
+  for (const p of pairs) {
+    const eq = p.indexOf('=');
+    if (eq <= 0 || !/^https?:\/\//.test(p.slice(eq + 1))) fail(`--upstream ${p}: expected HOST=URL, e.g. docker.io=http://127.0.0.1:5000`);
+    out[p.slice(0, eq).toLowerCase()] = { url: p.slice(eq + 1) };
+  }
+  return out;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n');
+}
+
+/** Registers `sluice passthrough`: seed a nested Docker daemon from the host daemon. */
+export function registerPassthroughCommand(program: Command): void {
+  const cmd = program
+    .command('passthrough')
+    .description(
+      'copy images from the host Docker daemon into this (nested) one, filtered by mode, registry allowlist and image patterns; ' +
+        'reads DIND_HOST_PASSTHROUGH, DIND_HOST_PASSTHROUGH_REGISTRIES, DIND_HOST_PASSTHROUGH_IMAGES and DIND_HOST_DOCKER_SOCK as the box dind image does',
+    )
+    .option('--from <host>', 'the host daemon (unix:///path, a socket path or tcp://HOST:PORT; default $DIND_HOST_DOCKER_SOCK, else /var/run/host-docker.sock)')
+    .option('--to <host>', 'the daemon to seed (default $DOCKER_HOST, else unix:///var/run/docker.sock)')
+    .option('--mode <mode>', 'off (also 0, false, no, empty): nothing; public: images an anonymous client may pull from an allowed registry; all: every tagged image (default $DIND_HOST_PASSTHROUGH, else public)')
+    .option('--registries <list>', 'space-separated registries public may copy from; all ignores it (default $DIND_HOST_PASSTHROUGH_REGISTRIES, else docker.io ghcr.io quay.io gcr.io registry.k8s.io public.ecr.aws mcr.microsoft.com)')
+    .option('--images <list>', 'space-separated references or globs an image must also match (* within a segment, ** across; repeatable; default $DIND_HOST_PASSTHROUGH_IMAGES)', collect)
+    .option('-c, --config <file>', 'config file whose upstreams: say where registries are reached (url, TLS)')
+    .option('--upstream <host=url>', 'reach registry HOST at URL for the public check (repeatable), e.g. docker.io=http://127.0.0.1:5000', collect)
+    .option('--dry-run', 'print the plan (reference, decision, reason) and copy nothing')
+    .option('--json', 'print the plan and the result as JSON');
+  sluiceErrors(cmd);
+  cmd.action(async (f: PassthroughCommandFlags) => {
+    const [{ resolveSettings, SettingError }, { runPassthrough }, { DockerEngine, defaultDaemonHost, parseDaemonHost }, { Upstreams }, { upstreamSchema }, { formatBytes }] = await Promise.all([
+      import('../passthrough/settings.js'),
+      import('../passthrough/run.js'),
+      import('../transport/docker-engine.js'),
+      import('../upstream/upstreams.js'),
+      import('../upstream/config.js'),
+      import('../copy/progress.js'),
+    ]);
+    let settings;
+    try {
+      settings = resolveSettings({ mode: f.mode, registries: f.registries, images: f.images?.join(' '), from: f.from });
+    } catch (e) {
+      if (e instanceof SettingError) fail(e.message);
+      throw e;
+    }
+    const to = defaultDaemonHost(f.to);
+    let same = false;
+    try {
+      const a = parseDaemonHost(settings.from);
+      const b = parseDaemonHost(to);
+      same = a.socketPath !== undefined ? a.socketPath === b.socketPath : a.hostname === b.hostname && a.port === b.port;
+    } catch (e) {
+      fail((e as Error).message);
+    }
+    if (same && settings.mode !== 'off') fail(`--from and --to are the same daemon (${to}): nothing to copy`);
+
+    let configured: Record<string, UpstreamConfig> = {};
+    if (f.config) {
+      try {
+        configured = (await loadConfig(f.config)).config.upstreams ?? {};
+      } catch (e) {
+        if (e instanceof ConfigError) fail(e.message.split('\n').join('; '));
+        throw e;
+      }
+    }
+    for (const [host, u] of Object.entries(upstreamFlags(f.upstream ?? []))) configured[host] = upstreamSchema.parse({ ...(configured[host] ?? {}), url: u.url });
+    const upstreams = new Upstreams(configured);
+
+    // A progress line only where someone watches it; logs and pipes get the table alone.
+    const tty = process.stderr.isTTY && !f.json;
+    let lastDraw = 0;
+    const started = Date.now();
+    const onProgress = tty
+      ? (bytes: number) => {
+          const now = Date.now();
+          if (now - lastDraw < 100) return;
+          lastDraw = now;
+          const rate = bytes / Math.max((now - started) / 1000, 0.001);
+          process.stderr.write(`\rpassthrough: ${formatBytes(bytes)} sent (${formatBytes(rate)}/s)   `);
+        }
+      : undefined;
+
+    const from = new DockerEngine(settings.from);
+    const target = new DockerEngine(to);
+    let result;
+    try {
+      result = await runPassthrough({
+        mode: settings.mode,
+        registries: settings.registries,
+        images: settings.images,
+        from,
+        to: target,
+        upstreams,
+        dryRun: f.dryRun ?? false,
+        ...(onProgress ? { onProgress } : {}),
+      });
+    } catch (e) {
+      fail((e as Error).message);
+    } finally {
+      if (tty && lastDraw) process.stderr.write('\n');
+      await upstreams.close();
+    }
+    for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
+    if (f.json) {
+      process.stdout.write(JSON.stringify({ ...result, registries: settings.registries, images: settings.images }, null, 2) + '\n');
+    } else if (settings.mode === 'off') {
+      process.stdout.write(`passthrough is off (${settings.origins.mode}): nothing copied\n`);
+    } else if (result.idle) {
+      process.stdout.write(`${result.idle}: nothing copied\n`);
+    } else {
+      if (result.entries.length > 0) {
+        const rows = [['REFERENCE', 'DECISION', 'REASON', ...(f.dryRun ? [] : ['RESULT'])]];
+        for (const e of result.entries) rows.push([e.reference, e.decision, e.reason, ...(f.dryRun ? [] : [e.result ?? ''])]);
+        // The reason is the long column: it goes last unless there is a result to show.
+        if (!f.dryRun) for (const r of rows) r.splice(2, 2, r[3]!, r[2]!);
+        process.stdout.write(table(rows) + '\n');
+      }
+      const planned = result.entries.filter((e) => e.decision === 'copy').length;
+      process.stdout.write(
+        f.dryRun
+          ? `would copy ${planned} of ${result.entries.length} host tags from ${result.from} to ${result.to} (mode ${settings.mode})\n`
+          : `copied ${result.copied} of ${result.entries.length} host tags (${formatBytes(result.bytes)}) from ${result.from} to ${result.to} in ${result.seconds.toFixed(1)} s${result.failed ? `; ${result.failed} failed` : ''}\n`,
+      );
+    }
+    if (result.failed > 0) process.exitCode = 1;
+  });
+}

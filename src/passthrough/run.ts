@@ -1,0 +1,156 @@
+import { existsSync } from 'node:fs';
+import { Transform, type Readable } from 'node:stream';
+import { formatReference } from '../oci/reference.js';
+import { parseDaemonHost, type DockerEngine } from '../transport/docker-engine.js';
+import { parseTaggedName } from '../transport/docker-names.js';
+import type { Upstreams } from '../upstream/upstreams.js';
+import type { Mode } from './decide.js';
+import { compileImagePatterns, makePlan, targetTags, type PlanEntry } from './plan.js';
+import { PublicnessChecker } from './publicness.js';
+
+/** The Engine API calls passthrough makes (a DockerEngine, or a wrapper of one in tests). */
+export type Daemon = Pick<DockerEngine, 'host' | 'listImages' | 'exportImages' | 'loadImages' | 'close'>;
+
+/** One run's inputs. */
+export interface PassthroughRun {
+  mode: Mode;
+  registries: string[];
+  images: string[];
+  from: Daemon;
+  to: Daemon;
+  upstreams: Upstreams;
+  dryRun?: boolean;
+  /** Bytes of the export stream so far, called as they pass (for a progress line). */
+  onProgress?: (bytes: number) => void;
+}
+
+/** A plan row after the run: `copied`, or `failed: why` for a copy that did not land. */
+export interface ResultEntry extends PlanEntry {
+  result?: string;
+}
+
+/** What a run did. */
+export interface PassthroughResult {
+  mode: Mode;
+  from: string;
+  to: string;
+  dryRun: boolean;
+  entries: ResultEntry[];
+  warnings: string[];
+  copied: number;
+  failed: number;
+  /** Bytes of `docker save` streams sent into the target. */
+  bytes: number;
+  /** Anonymous registry requests made to prove images public. */
+  registryRequests: number;
+  seconds: number;
+  /** Why nothing was looked at (mode off, no host socket), when that is so. */
+  idle?: string;
+}
+
+/** True when `host` is a unix socket path that does not exist (nothing is mounted there). */
+export function socketMissing(host: string): boolean {
+  const t = parseDaemonHost(host);
+  return t.socketPath !== undefined && !existsSync(t.socketPath);
+}
+
+function counted(stream: Readable, onBytes: (n: number) => void): Readable {
+  let total = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      total += chunk.length;
+      onBytes(total);
+      cb(null, chunk);
+    },
+  });
+  stream.on('error', (e) => counter.destroy(e));
+  return stream.pipe(counter);
+}
+
+/** Streams `docker save NAMES…` from one daemon into `docker load` of the other; returns the bytes sent. */
+async function transfer(from: Daemon, to: Daemon, names: string[], onProgress?: (bytes: number) => void, base = 0): Promise<number> {
+  let bytes = 0;
+  const stream = counted(await from.exportImages(names), (n) => {
+    bytes = n;
+    onProgress?.(base + n);
+  });
+  await to.loadImages(stream);
+  return bytes;
+}
+
+/**
+ * Seeds the target daemon from the host: plans (see decide.ts), then sends every selected tag in one
+ * `docker save` stream, so layers shared between images travel once, and loads it once. Each tag is
+ * then checked in the target by image ID. When the one stream fails, the images are sent one by one, so
+ * one bad image does not keep the others out.
+ */
+export async function runPassthrough(run: PassthroughRun): Promise<PassthroughResult> {
+  const started = Date.now();
+  const result: PassthroughResult = {
+    mode: run.mode,
+    from: run.from.host,
+    to: run.to.host,
+    dryRun: run.dryRun ?? false,
+    entries: [],
+    warnings: [],
+    copied: 0,
+    failed: 0,
+    bytes: 0,
+    registryRequests: 0,
+    seconds: 0,
+  };
+  const finish = (): PassthroughResult => ({ ...result, seconds: (Date.now() - started) / 1000 });
+  if (run.mode === 'off') return { ...finish(), idle: 'mode off' };
+  if (socketMissing(run.from.host)) {
+    result.idle = `no host Docker socket at ${parseDaemonHost(run.from.host).socketPath!}`;
+    if (run.images.length > 0) {
+      const path = parseDaemonHost(run.from.host).socketPath!;
+      result.warnings.push(
+        `an image list is given but there is no host Docker socket at ${path}: the inner daemon is not seeded, and each image is pulled when first used (mount it with -v /var/run/docker.sock:${path}:ro)`,
+      );
+    }
+    return finish();
+  }
+  const patterns = compileImagePatterns(run.images);
+  const [host, target] = await Promise.all([run.from.listImages(), run.to.listImages()]);
+  const checker = new PublicnessChecker(run.upstreams);
+  try {
+    const plan = await makePlan(host, target, { mode: run.mode, registries: run.registries, patterns }, run.images, (q) => checker.check(q));
+    result.entries = plan.entries;
+    result.warnings.push(...plan.warnings);
+  } finally {
+    result.registryRequests = checker.requests;
+    await checker.close();
+  }
+  const selected = result.entries.filter((e) => e.decision === 'copy');
+  if (run.dryRun || selected.length === 0) return finish();
+
+  const failures = new Map<string, string>();
+  try {
+    result.bytes += await transfer(run.from, run.to, selected.map((e) => e.reference), run.onProgress);
+  } catch (e) {
+    result.warnings.push(`sending all ${selected.length} tags in one stream failed (${(e as Error).message}); sending image by image`);
+    const byImage = new Map<string, ResultEntry[]>();
+    for (const e2 of selected) byImage.set(e2.image, [...(byImage.get(e2.image) ?? []), e2]);
+    for (const group of byImage.values()) {
+      try {
+        result.bytes += await transfer(run.from, run.to, group.map((g) => g.reference), run.onProgress, result.bytes);
+      } catch (err) {
+        for (const g of group) failures.set(g.reference, (err as Error).message);
+      }
+    }
+  }
+  // The daemon's answer to a load says little; what counts is each tag naming the right image now.
+  const now = targetTags(await run.to.listImages());
+  for (const e of selected) {
+    const id = now.get(formatReference(parseTaggedName(e.reference)));
+    if (id === e.image) {
+      (e as ResultEntry).result = 'copied';
+      result.copied++;
+    } else {
+      (e as ResultEntry).result = `failed: ${failures.get(e.reference) ?? (id ? `the target has ${e.reference} as ${id} after the load` : `the target has no ${e.reference} after the load`)}`;
+      result.failed++;
+    }
+  }
+  return finish();
+}

@@ -24,7 +24,7 @@ import {
   type Target,
 } from '../policy/index.js';
 import { fail } from './fail.js';
-import { explainFetch, printFetch } from './explain-fetch.js';
+import { explainFetch, explainTrust, printFetch } from './explain-fetch.js';
 
 /** As robots.ts checks robot names when it creates one. */
 const ROBOT_NAME = /^[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
@@ -248,11 +248,23 @@ export function registerAccessCommands(program: Command): void {
     .option('--robot <name>', 'as this robot')
     .option('--anonymous', 'as an anonymous caller (the default)')
     .option('--group <name>', 'as a member of this group of access.groups (repeatable; in addition to the config)', (v: string, prev: string[] = []) => [...prev, v])
-    .option('--action <actions>', `comma-separated actions (${ACTIONS.join(', ')}; * for all), or fetch alone: may the cache bring this upstream image in`, ACTIONS.filter((a) => a !== 'list').join(','))
+    .option('--action <actions>', `comma-separated actions (${ACTIONS.join(', ')}; * for all), or fetch alone: may the cache bring this upstream image in, or trust alone: which signatures it needs where`, ACTIONS.filter((a) => a !== 'list').join(','))
     .option('--json', 'print the decisions as JSON')
     .action(async (ref: string, opts: { config?: string; user?: string; robot?: string; anonymous?: boolean; group?: string[]; action: string; json?: boolean }) => {
       // `fetch` asks the flow rules (may the cache bring this upstream image in), not the access rules.
       const asked = opts.action.split(',').map((a) => a.trim());
+      if (asked.includes('trust')) {
+        if (asked.length > 1) fail('--action trust is answered by the trust rules: ask it alone');
+        const config = await configFrom(opts.config);
+        let e;
+        try {
+          e = explainTrust(config, ref);
+        } catch (err) {
+          fail((err as Error).message);
+        }
+        process.stdout.write(opts.json ? JSON.stringify([e.json], null, 2) + '\n' : e.lines.join('\n') + '\n');
+        return;
+      }
       if (asked.includes('fetch')) {
         if (asked.length > 1) fail('--action fetch is answered by the flow rules: ask it alone');
         const config = await configFrom(opts.config);

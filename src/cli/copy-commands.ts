@@ -42,6 +42,7 @@ interface CopyFlags {
   preserveDigests?: boolean;
   withReferrers?: boolean;
   policy?: string;
+  config?: string;
   quiet?: boolean;
   json?: boolean;
   srcCreds?: string;
@@ -112,6 +113,18 @@ async function copyCommand(srcRef: string, dstRef: string, f: CopyFlags): Promis
       if (!check.decision.allowed) throw new Error(`${srcRef} is refused by ${f.policy}: ${check.decision.summary}`);
       // What the policy asked for travels with the image, so the destination can check it too.
       if (requirements.some((r) => r.type === 'sigstoreSigned')) opts.withReferrers = true;
+    }
+    if (f.config) {
+      // A Sluice config's trust: rules with `on: copy` judge the source by its full name.
+      const [{ loadConfig }, { buildTrust }, { locateImage }] = await Promise.all([import('../config/load.js'), import('../registry/trust-setup.js'), import('../sign/index.js')]);
+      const trust = buildTrust((await loadConfig(f.config)).config);
+      const name = locateImage(srcRef).dockerReference?.replace(/[:@][^/]*$/, '');
+      if (trust && name && trust.ruleFor(name, 'copy')) {
+        const top = await src.getManifest();
+        const verdict = await trust.check(src, name, 'copy', top.digest, locateImage(srcRef).dockerReference!);
+        if (!verdict.allowed) throw new Error(`${srcRef} is refused: ${verdict.reason}`);
+        opts.withReferrers = true;
+      }
     }
     dst = await openDestination(dstRef, dstOpts);
     const summary = await copyImage(src, dst, opts);
@@ -225,6 +238,7 @@ export function registerCopyCommands(program: Command): void {
     .option('-j, --jobs <n>', 'blobs copied in parallel', positiveValue, 4)
     .option('--preserve-digests', 'fail instead of changing any manifest digest')
     .option('--with-referrers', 'also copy referrers and cosign sha256-<hex>.sig/.att/.sbom tags')
+    .option('-c, --config <file>', "a Sluice config whose trust: rules (on: copy) the source image must satisfy")
     .option('--policy <file>', 'a containers-policy.json the source image must satisfy (sigstoreSigned, reject, insecureAcceptAnything); its signatures are copied along')
     .option('-q, --quiet', 'print nothing but errors')
     .option('--json', 'print a JSON summary (digests, bytes sent and skipped, duration) on stdout')

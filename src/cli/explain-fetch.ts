@@ -2,6 +2,7 @@ import type { Config } from '../config/schema.js';
 import { formatReference, parseReference } from '../oci/reference.js';
 import { decideFlow, flowLabel, platformsText } from '../policy/flows.js';
 import { flowPolicyOf } from '../registry/cache-setup.js';
+import { compileTrustRules, TRUST_POINTS, trustLabel, trustRuleFor } from '../policy/trust.js';
 
 /** The `fetch` answer of `sluice policy explain`: may this upstream image come in, by which flow rule. */
 export interface FetchExplanation {
@@ -40,4 +41,20 @@ export function printFetch(e: FetchExplanation, config: Config): string {
   if (e.platforms) s += `  platforms: ${e.platforms} (other platforms of an index are not fetched)\n`;
   s += `  reason:  ${e.reason}\n`;
   return s;
+}
+
+/** The `trust` answer of `sluice policy explain`: which signature requirement covers an image, at each place it may move. */
+export function explainTrust(config: Config, reference: string): { allowed: boolean; lines: string[]; json: unknown } {
+  const rules = config.trust ? compileTrustRules(config.trust, config.access?.sets ?? {}) : [];
+  const ref = parseReference(reference);
+  // Local names are judged as written; upstream names in their full spelling.
+  const name = reference.split('/')[0]!.match(/[.:]|^localhost$/) ? `${ref.registry}/${ref.repository}` : reference.replace(/[:@].*$/, '');
+  const out = TRUST_POINTS.map((where) => {
+    const r = trustRuleFor(rules, name, where);
+    return r
+      ? { where, rule: r.index, requires: `a signature by ${r.spec.keys.join(' or ')} (${typeof r.spec.identity === 'string' ? r.spec.identity : r.spec.identity.type})`, label: trustLabel(r) }
+      : { where, requires: 'nothing' };
+  });
+  const lines = [`trust: ${name}`, ...out.map((o) => `  ${o.where.padEnd(11)} ${'rule' in o ? `${o.label}: ${o.requires}` : 'no rule: nothing required'}`)];
+  return { allowed: true, lines, json: { action: 'trust', image: name, places: out } };
 }

@@ -65,6 +65,12 @@ test('trust in mirror jobs and sluice copy --policy: unsigned images are refused
       assert.equal(ok.code, 0, ok.stderr);
       await assertIntact(dst.url, 'x/app', '1', signed);
       assert.equal((await fetch(`${dst.url}/v2/x/app/manifests/${digestTag(signed.digest)}.sig`)).status, 200);
+      // A Sluice config's trust rules with on: copy judge the source too.
+      const cfg = join(dir, 'config.yml');
+      await writeFile(cfg, `trust:\n  keys: {hive: ${join(dir, 'hive.pub')}}\n  require:\n    - images: ["${up.host}/library/*"]\n      keys: [hive]\n      on: [copy]\n`);
+      const viaConfig = await sluice(['copy', '-c', cfg, '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${up.host}/library/app:2`, `docker://${dst.host}/z/app:2`]);
+      assert.equal(viaConfig.code, 1);
+      assert.match(viaConfig.stderr, /is refused: trust rule 1: .*no signatures found/);
       // A scope the policy does not name falls to its default: reject.
       const other = await sluice(['copy', '--policy', policy, '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${dst.host}/x/app:1`, `docker://${dst.host}/y/app:1`]);
       assert.equal(other.code, 1);

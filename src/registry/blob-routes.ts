@@ -1,4 +1,4 @@
-import type { OutgoingHttpHeaders } from 'node:http';
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { isDigest, type Digest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
@@ -44,6 +44,23 @@ export async function getBlob(ctx: RegistryContext, req: FastifyRequest, reply: 
   await ctx.authorize(req, { repository: name, actions: ['pull'], reference: digest });
   const size = await ctx.repo(name).blobSize(digest);
   if (size === null) throw new OciError('BLOB_UNKNOWN', `blob ${digest} is not known to repository ${name}`, { digest });
+  // The driver writes straight into the socket (reused buffers, no per-chunk allocation).
+  await sendBlob(ctx, req, reply, digest, size, (out, start, length) => ctx.blobs.sendTo(digest, out, start, length));
+}
+
+/**
+ * Answers a blob GET or HEAD: digest, ETag and If-None-Match (304), a single Range (206, or 416 when
+ * unsatisfiable), then `write` puts the bytes into the socket, whether from storage or from a cache
+ * fill still arriving. Fastify's onResponse hooks (log line, metrics) still run when the response ends.
+ */
+export async function sendBlob(
+  ctx: RegistryContext,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  digest: Digest,
+  size: number,
+  write: (out: ServerResponse, start: number, length: number) => Promise<void>,
+): Promise<void> {
   reply.header('docker-content-digest', digest);
   reply.header('etag', etagOf(digest));
   reply.header('cache-control', 'max-age=31536000');
@@ -80,13 +97,11 @@ export async function getBlob(ctx: RegistryContext, req: FastifyRequest, reply: 
     await reply.send('');
     return;
   }
-  // The body is written by the storage driver straight into the socket (reused buffers, no per-chunk
-  // allocation); Fastify's onResponse hooks (log line, metrics) still run when the response finishes.
   reply.hijack();
   const res = reply.raw;
   res.writeHead(reply.statusCode, reply.getHeaders() as OutgoingHttpHeaders);
   try {
-    await ctx.blobs.sendTo(digest, res, start, length);
+    await write(res, start, length);
     res.end();
   } catch (e) {
     // Headers are gone already: all that is left is to cut the connection so the client sees a short body.

@@ -1,9 +1,8 @@
-import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { OciError } from '../oci/errors.js';
 import type { BlobFill } from '../proxy/blob-fill.js';
 import { NotMirrored } from '../proxy/names.js';
-import { parseRange, requireDigest } from './blob-routes.js';
+import { requireDigest, sendBlob } from './blob-routes.js';
 import type { RegistryContext } from './context.js';
 import { listTags } from './listing-routes.js';
 import type { Endpoint } from './paths.js';
@@ -69,43 +68,6 @@ export async function throughCache(ctx: RegistryContext, req: FastifyRequest, re
 }
 
 /** Answers a blob GET (or HEAD) from a fill: headers at once, bytes as they arrive from upstream. */
-async function sendFromFill(ctx: RegistryContext, req: FastifyRequest, reply: FastifyReply, fill: BlobFill): Promise<void> {
-  const size = fill.size;
-  reply.header('docker-content-digest', fill.digest);
-  reply.header('etag', `"${fill.digest}"`);
-  reply.header('accept-ranges', 'bytes');
-  reply.header('content-type', 'application/octet-stream');
-  let range: { start: number; end: number } | null;
-  try {
-    range = parseRange(req.headers.range, size);
-  } catch (e) {
-    reply.header('content-range', `bytes */${size}`);
-    throw e;
-  }
-  if (req.method === 'HEAD') {
-    reply.header('content-length', String(size));
-    reply.code(200).send();
-    return;
-  }
-  const start = range ? range.start : 0;
-  const end = range ? range.end + 1 : size;
-  reply.code(range ? 206 : 200);
-  if (range) reply.header('content-range', `bytes ${range.start}-${range.end}/${size}`);
-  reply.header('content-length', String(end - start));
-  ctx.metrics.bytesOut.inc({ route: 'blob' }, end - start);
-  if (end === start) {
-    await reply.send('');
-    return;
-  }
-  reply.hijack();
-  const res = reply.raw;
-  res.writeHead(reply.statusCode, reply.getHeaders() as OutgoingHttpHeaders);
-  try {
-    await fill.pipeTo(res, start, end);
-    res.end();
-  } catch (e) {
-    // Headers are gone: cut the connection so the client sees a short body (and retries).
-    req.log.info({ digest: fill.digest, err: (e as Error).message }, 'cache: blob transfer ended early');
-    res.destroy();
-  }
+function sendFromFill(ctx: RegistryContext, req: FastifyRequest, reply: FastifyReply, fill: BlobFill): Promise<void> {
+  return sendBlob(ctx, req, reply, fill.digest, fill.size, (out, start, length) => fill.pipeTo(out, start, start + length));
 }

@@ -67,6 +67,21 @@ export function metricCatalog(connections: number[]): MetricInfo[] {
     { id: 'cache.fanout.time', label: 'cache: 8 cold clients, one blob, all done', unit: 'ms', better: 'lower' },
     { id: 'cache.fanout.upstream', label: 'cache: upstream bytes, 8 cold clients / blob', unit: '×', better: 'lower' },
     { id: 'cache.fanout.cpu', label: 'cache: server CPU per MiB sent, 8 cold clients', unit: 'ms/MiB', better: 'lower' },
+    // The sync workload: the Distribution column is `skopeo sync` on the same upstream and YAML.
+    { id: 'sync.first.time', label: 'sync: first sync, all images', unit: 's', better: 'lower' },
+    { id: 'sync.first.cpu', label: 'sync: first sync, CPU of the sync command', unit: 's', better: 'lower' },
+    { id: 'sync.first.servers.cpu', label: 'sync: first sync, CPU of upstream + destination', unit: 's', better: 'lower' },
+    { id: 'sync.first.requests', label: 'sync: first sync, requests to upstream', unit: 'req', better: 'lower' },
+    { id: 'sync.first.upstream', label: 'sync: first sync, upstream bytes / distinct bytes', unit: '×', better: 'lower' },
+    { id: 'sync.resync.time', label: 'sync: re-sync, nothing changed', unit: 's', better: 'lower' },
+    { id: 'sync.resync.cpu', label: 'sync: re-sync, CPU of the sync command', unit: 's', better: 'lower' },
+    { id: 'sync.resync.requests', label: 'sync: re-sync, requests to upstream', unit: 'req', better: 'lower' },
+    { id: 'sync.resync.head', label: 'sync: re-sync, HEAD manifest', unit: 'req', better: 'lower' },
+    { id: 'sync.resync.get.manifests', label: 'sync: re-sync, GET manifest', unit: 'req', better: 'lower' },
+    { id: 'sync.resync.get.blobs', label: 'sync: re-sync, GET blob', unit: 'req', better: 'lower' },
+    { id: 'sync.resync.get.tags', label: 'sync: re-sync, GET tag list', unit: 'req', better: 'lower' },
+    { id: 'sync.resync.other', label: 'sync: re-sync, GET /v2/ and other', unit: 'req', better: 'lower' },
+    { id: 'sync.resync.bytes', label: 'sync: re-sync, upstream bytes', unit: 'KiB', better: 'lower' },
   );
   return m;
 }
@@ -100,6 +115,7 @@ function fmt(x: number | null, unit: string): string {
   if (x === null) return '—';
   if (unit === 'ms' && x < 10) return x.toFixed(2);
   if (unit === 's' || unit === '×' || unit === 'ms/MiB') return x.toFixed(2);
+  if (unit === 'req') return Number.isInteger(x) ? x.toString() : x.toFixed(1);
   return x >= 100 ? Math.round(x).toString() : x.toFixed(1);
 }
 

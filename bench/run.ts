@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [-- --rounds N --out FILE --workloads blob,manifest,listing,skopeo,cache --servers sluice,distribution
+// `npm run bench [-- --quick] [-- --rounds N --out FILE --workloads blob,manifest,listing,skopeo,cache,sync --servers sluice,distribution
 //   --cpu-prof DIR --sluice-bin PATH --manifest-seconds S --listing-size N]`:
 // Sluice and Distribution side by side on 127.0.0.1, fresh processes and storage each round, medians reported.
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -10,11 +10,12 @@ import { cacheWorkloads, prepareCache, type CacheBench } from './cache.js';
 import { logSizes, randomFile, writeImageLayout } from './data.js';
 import { machine, metricCatalog, summarize, table, type BenchResults } from './report.js';
 import { hasCommand, startServer, type ServerKind } from './servers.js';
+import { prepareSync, syncRound, type SyncBench } from './sync.js';
 import { blobWorkloads, listingWorkloads, manifestWorkloads, skopeoWorkloads, type BenchPlan, type Sample } from './workloads.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
-const GROUPS = ['blob', 'manifest', 'listing', 'skopeo', 'cache'] as const;
+const GROUPS = ['blob', 'manifest', 'listing', 'skopeo', 'cache', 'sync'] as const;
 type Group = (typeof GROUPS)[number];
 
 const USAGE = `usage: npm run bench -- [--quick] [--rounds N] [--out FILE] [--workloads ${GROUPS.join(',')}]
@@ -73,11 +74,14 @@ if (!haveSkopeo && groups.has('skopeo')) {
   process.stderr.write('bench: skopeo is not installed; skipping the skopeo workload\n');
   groups.delete('skopeo');
 }
+if (!haveSkopeo && groups.has('sync')) process.stderr.write('bench: skopeo is not installed; the sync workload runs Sluice alone\n');
 
 const sizes = quick
   ? { bigBlob: 8 * MiB, chunkSize: 1 * MiB, parallelBlob: 2 * MiB, parallelCount: 4, manifestSeconds: 1, tags: 200, repos: 200, layers: logSizes(20, 1024, 1 * MiB) }
   : { bigBlob: GiB, chunkSize: 32 * MiB, parallelBlob: 256 * MiB, parallelCount: 4, manifestSeconds: 10, tags: 10_000, repos: 10_000, layers: logSizes(20, 1024, 100 * MiB) };
 const cacheSizes = quick ? { imageBytes: 4 * MiB, images: 1, blobBytes: 4 * MiB, clients: 8 } : { imageBytes: 64 * MiB, images: 3, blobBytes: 64 * MiB, clients: 8 };
+// 10 repositories × 5 tags, as issue 10 asks; --quick keeps it to a few seconds.
+const syncSizes = quick ? { repos: 3, tags: 2 } : { repos: 10, tags: 5 };
 if (args['manifest-seconds']) sizes.manifestSeconds = Number(args['manifest-seconds']);
 if (args['listing-size']) sizes.tags = sizes.repos = Number(args['listing-size']);
 const connections = [1, 16, 64];
@@ -88,6 +92,7 @@ function log(msg: string): void {
 
 const work = await mkdtemp(join(tmpdir(), 'sluice-bench-data-'));
 let cacheBench: CacheBench | undefined;
+let syncBench: SyncBench | undefined;
 try {
   log(`generating random data in ${work}`);
   const bigBlob = await randomFile(join(work, 'big.bin'), sizes.bigBlob);
@@ -112,8 +117,13 @@ try {
     log(`cache: filling the upstream (${upstreamKind})`);
     cacheBench = await prepareCache(work, cacheSizes, upstreamKind);
   }
-  // The cache workload starts servers of its own; the plain server is started only for the others.
-  const plainGroups = [...groups].filter((g) => g !== 'cache');
+  if (groups.has('sync')) {
+    const upstreamKind = haveDistribution ? 'distribution' : 'sluice';
+    log(`sync: filling the upstream (${upstreamKind}) with ${syncSizes.repos} repositories × ${syncSizes.tags} tags`);
+    syncBench = await prepareSync(work, syncSizes, upstreamKind);
+  }
+  // The cache and sync workloads start servers of their own; the plain server is started only for the others.
+  const plainGroups = [...groups].filter((g) => g !== 'cache' && g !== 'sync');
 
   const samples: Record<ServerKind, Sample[]> = { sluice: [], distribution: [] };
   for (let round = 0; round < rounds; round++) {
@@ -141,6 +151,12 @@ try {
       if (cacheBench) await cacheWorkloads(kind, cacheBench, sample, serverOptions);
       samples[kind].push(sample);
     }
+    if (syncBench) {
+      await syncRound(syncBench, round, samples, haveSkopeo, {
+        ...(args['cpu-prof'] ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${resolve(args['cpu-prof'])}`] } : {}),
+        ...(args['sluice-bin'] ? { sluiceBin: resolve(args['sluice-bin']) } : {}),
+      });
+    }
   }
 
   const metrics = metricCatalog(connections).filter((m) => samples.sluice.some((s) => m.id in s) || samples.distribution.some((s) => m.id in s));
@@ -165,6 +181,8 @@ try {
       cacheImages: cacheSizes.images,
       cacheBlobBytes: cacheSizes.blobBytes,
       cacheClients: cacheSizes.clients,
+      syncRepositories: syncSizes.repos,
+      syncTags: syncSizes.tags,
     },
     results: rows,
   };
@@ -173,9 +191,11 @@ try {
   const m = results.machine;
   process.stdout.write(
     `Sluice vs Distribution 2.8.2 — ${results.date}, ${m.cores} cores (${m.cpu}), ${Math.round(m.memoryBytes / GiB)} GiB, Node ${m.node}, ` +
-      `${rounds} round(s)${quick ? ', --quick sizes' : ''}; medians${cacheBench ? `; cache rows: Distribution in proxy mode, upstream ${cacheBench.upstream.kind}` : ''}\n\n${table(rows)}\n\nJSON: ${out}\n`,
+      `${rounds} round(s)${quick ? ', --quick sizes' : ''}; medians${cacheBench ? `; cache rows: Distribution in proxy mode, upstream ${cacheBench.upstream.kind}` : ''}` +
+      `${syncBench ? `; sync rows: the Distribution column is skopeo sync, ${syncSizes.repos} repositories × ${syncSizes.tags} tags, upstream ${syncBench.upstream.kind}` : ''}\n\n${table(rows)}\n\nJSON: ${out}\n`,
   );
 } finally {
   await cacheBench?.stop();
+  await syncBench?.stop();
   await rm(work, { recursive: true, force: true });
 }

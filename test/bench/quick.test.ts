@@ -9,8 +9,8 @@ import { needTools, run } from '../helpers/tools.js';
 
 const runJs = fileURLToPath(new URL('../../bench/run.js', import.meta.url));
 
-// Keeps the bench harness working in CI: one --quick run against Sluice and Distribution.
-// It checks the shape of the results, never a number: speed is for reading, not for asserting.
+// Keeps the bench harness working in CI: one --quick run against Sluice and Distribution (and skopeo sync).
+// It checks the shape of the results and request counts, never a speed: speed is for reading, not for asserting.
 test('bench --quick writes a results file with every workload for both servers', async (t) => {
   if (!needTools(t, 'docker-registry', 'skopeo')) return;
   const dir = await mkdtemp(join(tmpdir(), 'sluice-bench-test-'));
@@ -38,8 +38,21 @@ test('bench --quick writes a results file with every workload for both servers',
     // A ratio is left out only where Distribution's median is 0 (no upstream bytes on a warm pull).
     assert.ok(typeof row.ratio === 'number' || (row.ratio === null && row.distribution === 0), `${row.id} has a ratio (got ${row.ratio})`);
   }
+  // Request counts are behaviour, not speed: a re-sync where nothing moved reads no blob with either tool,
+  // and Sluice's sends one HEAD per image and no manifest GET (the counting proxy saw them, so it works).
+  const images = Number(results.sizes.syncRepositories) * Number(results.sizes.syncTags);
+  assert.ok(images > 0, 'the sync sizes are recorded');
+  const row = (id: string) => results.results.find((x) => x.id === id)!;
+  assert.equal(row('sync.resync.get.blobs').sluice, 0);
+  assert.equal(row('sync.resync.get.blobs').distribution, 0, 'skopeo sync read no blob on the re-sync');
+  assert.equal(row('sync.resync.head').sluice, images, 'Sluice sent one HEAD per image on the re-sync');
+  assert.equal(row('sync.resync.get.manifests').sluice, 0);
+  // Every distinct byte on the upstream came at least once on the first sync, for both tools.
+  assert.ok(row('sync.first.upstream').sluice! >= 0.99 && row('sync.first.upstream').distribution! >= 0.99, 'the first sync read the whole upstream');
   // The same table goes to stdout.
   assert.match(r.stdout, /blob push, 1 blob, monolithic PUT/);
   assert.match(r.stdout, /cache: cold pull through the cache/);
+  assert.match(r.stdout, /sync: first sync, all images/);
+  assert.match(r.stdout, /sync rows: the Distribution column is skopeo sync/);
   assert.match(r.stdout, /Distribution/);
 });

@@ -2,7 +2,12 @@ import { createServer, request, type IncomingMessage, type Server } from 'node:h
 import type { AddressInfo } from 'node:net';
 
 /** What the proxy does with the next requests: pass them on, answer a status itself, or never answer. */
-export type FaultMode = { kind: 'pass' } | { kind: 'status'; status: number; headers?: Record<string, string> } | { kind: 'hang' };
+export type FaultMode =
+  | { kind: 'pass' }
+  | { kind: 'status'; status: number; headers?: Record<string, string> }
+  | { kind: 'hang' }
+  /** Forward, but cut the connection after `bytes` of a response body whose path matches (an upstream dying mid-blob). */
+  | { kind: 'cut'; bytes: number; path: RegExp };
 
 /**
  * A test harness in front of a real registry: forwards requests unchanged, records each one, and can be
@@ -39,6 +44,19 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     }
     const out = request({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: { ...req.headers, host: t.host } }, (up) => {
       res.writeHead(up.statusCode ?? 502, { ...up.headers, ...proxy.addHeaders });
+      if (mode.kind === 'cut' && mode.path.test(req.url ?? '')) {
+        let sent = 0;
+        up.on('data', (c: Buffer) => {
+          const room = mode.bytes - sent;
+          if (room > 0) res.write(c.subarray(0, room));
+          sent += c.length;
+          if (sent >= mode.bytes) {
+            up.destroy();
+            res.socket?.destroy();
+          }
+        });
+        return;
+      }
       up.pipe(res);
     });
     out.on('error', () => res.destroy());

@@ -138,3 +138,37 @@ test('per-tag fetch and last-pull times are kept in storage; a read-only node se
     await up.close();
   }
 });
+
+test('an upstream that dies mid-blob leaves nothing behind; the client sees a cut body and the next pull fetches it whole', async () => {
+  const up = await startRegistry();
+  const proxy = await startFaultProxy(up.url);
+  const cache = await startRegistry({ upstreams: { 'docker.io': { url: proxy.url } }, flows: [{ images: ['docker.io/library/*'] }] });
+  try {
+    const big = (await import('node:crypto')).randomBytes(8 * 1024 * 1024);
+    const img = await makeImage({ layers: [{ 'big.bin': big }], label: 'cut' });
+    await pushImage(up.url, 'library/cut', '1', img);
+    assert.equal((await fetch(`${cache.url}/v2/docker.io/library/cut/manifests/1`)).status, 200);
+    const layer = img.layers[0]!;
+    proxy.mode = { kind: 'cut', bytes: 1024 * 1024, path: /\/blobs\// };
+    // The client got headers and part of the body, then a cut connection: its read fails.
+    await assert.rejects(async () => {
+      const r = await fetch(`${cache.url}/v2/docker.io/library/cut/blobs/${layer.descriptor.digest}`);
+      await r.arrayBuffer();
+    });
+    // Nothing half-written became visible, and no upload session was left.
+    const repo = cache.ctx.repo('docker.io/library/cut' as never);
+    const deadline = Date.now() + 5000;
+    while (Date.now() < deadline && (await cache.ctx.driver.list('docker/registry/v2/repositories/docker.io/library/cut/_uploads')).length > 0) await sleep(50);
+    assert.deepEqual(await cache.ctx.driver.list('docker/registry/v2/repositories/docker.io/library/cut/_uploads'), []);
+    assert.equal(await repo.blobSize(layer.descriptor.digest), null);
+    assert.equal(await cache.ctx.blobs.size(layer.descriptor.digest), null);
+    // Upstream is back: the next pull fetches it whole and verified.
+    proxy.mode = { kind: 'pass' };
+    const r = await fetch(`${cache.url}/v2/docker.io/library/cut/blobs/${layer.descriptor.digest}`);
+    assert.ok((await bytesOf(r)).equals(layer.bytes));
+  } finally {
+    await cache.close();
+    await proxy.close();
+    await up.close();
+  }
+});

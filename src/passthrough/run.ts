@@ -132,12 +132,18 @@ export async function runPassthrough(run: PassthroughRun): Promise<PassthroughRe
     result.warnings.push(`sending all ${selected.length} tags in one stream failed (${(e as Error).message}); sending image by image`);
     const byImage = new Map<string, ResultEntry[]>();
     for (const e2 of selected) byImage.set(e2.image, [...(byImage.get(e2.image) ?? []), e2]);
-    for (const group of byImage.values()) {
+    const send = async (group: ResultEntry[]): Promise<boolean> => {
       try {
         result.bytes += await transfer(run.from, run.to, group.map((g) => g.reference), run.onProgress, result.bytes);
+        return true;
       } catch (err) {
         for (const g of group) failures.set(g.reference, (err as Error).message);
+        return false;
       }
+    };
+    for (const group of byImage.values()) {
+      // One bad tag of an image (removed meanwhile) must not keep its other tags out either.
+      if (!(await send(group)) && group.length > 1) for (const g of group) if (await send([g])) failures.delete(g.reference);
     }
   }
   // The daemon's answer to a load says little; what counts is each tag naming the right image now.

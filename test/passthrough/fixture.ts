@@ -1,0 +1,165 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, openSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { copyImage } from '../../src/copy/copy.js';
+import { DockerEngine } from '../../src/transport/docker-engine.js';
+import { openDestination, openSource } from '../../src/transport/index.js';
+import { basic, startAuthRegistry, USERS, type AuthFixture } from '../auth/fixture.js';
+import { dockerCli, type TestDaemon } from '../helpers/dockerd.js';
+import { writeOciLayout, type TestImage } from '../helpers/images.js';
+import { run, runOk } from '../helpers/tools.js';
+
+/**
+ * Starts dockerd as test/helpers/dockerd.ts does, with extra flags (`--registry-mirror URL`, so that
+ * docker.io pulls land on a local registry and RepoDigests still say docker.io).
+ */
+export async function startDockerdWith(extra: string[]): Promise<TestDaemon> {
+  const dir = await mkdtemp('/tmp/sd-');
+  const socket = join(dir, 'docker.sock');
+  const log = openSync(join(dir, 'dockerd.log'), 'w');
+  const child: ChildProcess = spawn(
+    'dockerd',
+    [
+      '--storage-driver=vfs',
+      '--iptables=false',
+      '--ip6tables=false',
+      '--bridge=none',
+      '--data-root', join(dir, 'data'),
+      '--exec-root', join(dir, 'exec'),
+      '--pidfile', join(dir, 'pid'),
+      '--host', `unix://${socket}`,
+      ...extra,
+    ],
+    { stdio: ['ignore', log, log] },
+  );
+  closeSync(log);
+  const exited = new Promise<void>((res) => child.once('exit', () => res()));
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    for (let i = 0; i < 50 && existsSync(dir); i++) {
+      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      if (existsSync(dir)) await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  const host = `unix://${socket}`;
+  for (let i = 0; i < 300; i++) {
+    if (child.exitCode !== null) break;
+    if (existsSync(socket) && (await engineCall(socket, 'GET', '/_ping').then((r) => r.status === 200, () => false))) {
+      return { host, socket, dir, docker: (args) => runOk(dockerCli(), ['-H', host, ...args]), stop };
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const text = await readFile(join(dir, 'dockerd.log'), 'utf8').catch(() => '');
+  await stop();
+  throw new Error(`dockerd did not become ready:\n${text.slice(-4000)}`);
+}
+
+/** One Engine API call over a daemon's socket; resolves with the status and the whole body. */
+export function engineCall(socket: string, method: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath: socket, path, method, headers: { host: 'docker', ...headers } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/**
+ * Pulls as `docker pull` does (`POST /images/create`), with credentials in X-Registry-Auth when given:
+ * the daemon sends them to its registry mirror too, which is how a private docker.io image gets onto the host.
+ */
+export async function pull(daemon: TestDaemon, reference: string, auth?: { username: string; password: string; serveraddress: string }): Promise<void> {
+  const colon = reference.lastIndexOf(':');
+  const [name, tag] = colon > reference.lastIndexOf('/') ? [reference.slice(0, colon), reference.slice(colon + 1)] : [reference, 'latest'];
+  const headers: Record<string, string> = auth ? { 'x-registry-auth': Buffer.from(JSON.stringify(auth)).toString('base64url') } : {};
+  const r = await engineCall(daemon.socket, 'POST', `/images/create?fromImage=${encodeURIComponent(name)}&tag=${encodeURIComponent(tag)}`, headers);
+  // A failed pull still answers 200, with an error message in the stream.
+  if (r.status !== 200 || /"error"/.test(r.body)) throw new Error(`pull ${reference} failed: HTTP ${r.status} ${r.body.slice(-500)}`);
+}
+
+/** Removes every image from a daemon (between test cases on one shared inner daemon). */
+export async function clearImages(daemon: TestDaemon): Promise<void> {
+  const list = JSON.parse((await engineCall(daemon.socket, 'GET', '/images/json')).body) as { Id: string }[];
+  for (const i of list) {
+    const r = await engineCall(daemon.socket, 'DELETE', `/images/${i.Id}?force=1`);
+    if (r.status !== 200 && r.status !== 404) throw new Error(`cannot remove ${i.Id}: ${r.status} ${r.body}`);
+  }
+}
+
+/** RepoTag → image ID of every tagged image on a daemon. */
+export async function tagsOf(daemon: TestDaemon): Promise<Record<string, string>> {
+  const engine = new DockerEngine(daemon.host);
+  const out: Record<string, string> = {};
+  for (const i of await engine.listImages()) for (const t of i.repoTags) out[t] = i.id;
+  return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : 1)));
+}
+
+/** Puts an image into a daemon as a local build would leave it: loaded from an archive, no RepoDigest. */
+export async function loadLocal(daemon: TestDaemon, image: TestImage, name: string): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'sluice-pt-'));
+  try {
+    await writeOciLayout(join(dir, 'layout'), [{ tag: 'v1', image }]);
+    const src = await openSource(`oci:${join(dir, 'layout')}:v1`);
+    const dst = await openDestination(`docker-archive:${join(dir, 'img.tar')}:${name}`);
+    try {
+      await copyImage(src, dst);
+    } finally {
+      await src.close();
+      await dst.close();
+    }
+    await daemon.docker(['load', '-i', join(dir, 'img.tar')]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Pushes an image with Basic credentials (or none). */
+export async function pushAs(url: string, repo: string, tag: string, img: TestImage, auth?: string): Promise<void> {
+  const h: Record<string, string> = auth ? { authorization: auth } : {};
+  for (const blob of [img.config, ...img.layers]) {
+    const r = await fetch(`${url}/v2/${repo}/blobs/uploads/?digest=${blob.descriptor.digest}`, { method: 'POST', body: blob.bytes, headers: { ...h, 'content-type': 'application/octet-stream' } });
+    if (r.status !== 201) throw new Error(`blob push to ${repo} failed: ${r.status} ${await r.text()}`);
+  }
+  const r = await fetch(`${url}/v2/${repo}/manifests/${tag}`, { method: 'PUT', body: img.manifest, headers: { ...h, 'content-type': img.mediaType } });
+  if (r.status !== 201) throw new Error(`manifest push ${repo}:${tag} failed: ${r.status} ${await r.text()}`);
+}
+
+/** A Docker Hub stand-in where some names need a login: Docker Hub's private repositories. */
+export async function startHubStandIn(privateRepos: string[]): Promise<AuthFixture> {
+  return startAuthRegistry({
+    access: {
+      rules: [
+        { name: 'private repositories', repos: privateRepos, who: ['anonymous'], deny: ['pull', 'push'] },
+        { repos: ['**'], who: ['*'], allow: ['pull', 'push', 'overwrite', 'list'] },
+      ],
+    },
+  });
+}
+
+/** A registry where everything needs a login. */
+export async function startPrivateRegistry(): Promise<AuthFixture> {
+  return startAuthRegistry({ access: { rules: [{ repos: ['**'], who: ['authenticated'], allow: ['pull', 'push', 'overwrite', 'list'] }] } });
+}
+
+/** alice's Basic header and X-Registry-Auth body for a registry host. */
+export function alice(serveraddress: string): { header: string; auth: { username: string; password: string; serveraddress: string } } {
+  return { header: basic('alice', USERS.alice), auth: { username: 'alice', password: USERS.alice, serveraddress } };
+}
+
+/** Runs the Docker CLI against a daemon without throwing. */
+export function dockerMay(daemon: TestDaemon, args: string[]): ReturnType<typeof run> {
+  return run(dockerCli(), ['-H', daemon.host, ...args]);
+}

@@ -61,6 +61,25 @@ const storageSchema = z
       .object({ rootdirectory: z.string().min(1).default('./data'), maxthreads: z.number().int().positive().optional() })
       .strict()
       .optional(),
+    // Distribution's s3-aws keys; credentials may also come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+    s3: z
+      .object({
+        accesskey: z.string().optional(),
+        secretkey: z.string().optional(),
+        region: z.string().min(1),
+        regionendpoint: z.string().optional(),
+        bucket: z.string().min(1),
+        rootdirectory: z.string().optional(),
+        forcepathstyle: z.boolean().optional(),
+        secure: z.boolean().optional(),
+        chunksize: z.number().int().min(5 << 20).optional(),
+        storageclass: z.string().optional(),
+        encrypt: z.boolean().optional(),
+        // The SDK always signs with SigV4; v2 signatures are gone from S3, so only true is meaningful.
+        v4auth: z.literal(true, { errorMap: () => ({ message: 'only v4auth: true is supported' }) }).optional(),
+      })
+      .strict()
+      .optional(),
     delete: z.object({ enabled: z.boolean().default(false) }).strict().optional(),
     automount: z
       .union([z.literal('auto'), z.boolean()])
@@ -89,7 +108,8 @@ const storageSchema = z
       .strict()
       .optional(),
   })
-  .strict();
+  .strict()
+  .refine((s) => !(s.filesystem && s.s3), { message: 'give exactly one of storage.filesystem and storage.s3' });
 
 const validationSchema = z
   .object({

@@ -6,7 +6,6 @@
 export const UNIMPLEMENTED_DISTRIBUTION_KEYS: ReadonlyMap<string, string | undefined> = new Map<string, string | undefined>([
   ['loglevel', 'use log.level'],
   ['log.hooks', undefined],
-  ['storage.s3', undefined],
   ['storage.azure', undefined],
   ['storage.gcs', undefined],
   ['storage.swift', undefined],

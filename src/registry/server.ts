@@ -7,6 +7,7 @@ import { scheduleUploadPurge } from './maintenance.js';
 import { OciError } from '../oci/errors.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { FilesystemDriver } from '../storage/filesystem.js';
+import { S3Driver } from '../storage/s3.js';
 import { checkStorageAtStart, StorageHealth } from '../storage/health.js';
 import { installAccessControl } from '../auth/install.js';
 import { deleteBlob, getBlob } from './blob-routes.js';
@@ -101,6 +102,7 @@ async function dispatch(ctx: RegistryContext, req: FastifyRequest, reply: Fastif
 
 /** The storage driver a config names (the filesystem is the embedded default). */
 export function driverFor(config: Config): StorageDriver {
+  if (config.storage.s3) return new S3Driver(config.storage.s3);
   return new FilesystemDriver(config.storage.filesystem?.rootdirectory ?? './data');
 }
 

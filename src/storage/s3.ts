@@ -1,0 +1,399 @@
+import type { S3Client, ServerSideEncryption, StorageClass } from '@aws-sdk/client-s3';
+import { Readable, Writable } from 'node:stream';
+import type { FileInfo, FileWriter, PutOptions, StorageDriver } from './driver.js';
+
+/** The `storage.s3` keys, as Distribution's s3-aws driver names them. */
+export interface S3Options {
+  accesskey?: string;
+  secretkey?: string;
+  region: string;
+  regionendpoint?: string;
+  bucket: string;
+  rootdirectory?: string;
+  forcepathstyle?: boolean;
+  secure?: boolean;
+  chunksize?: number;
+  storageclass?: string;
+  encrypt?: boolean;
+  v4auth?: boolean;
+}
+
+/** Distribution's default and minimum part size; S3 refuses smaller parts except the last. */
+const DEFAULT_CHUNK = 10 << 20;
+const MIN_CHUNK = 5 << 20;
+/** Writer parts are named by their start offset, zero-padded so S3's lexical listing is numeric order. */
+const OFFSET_DIGITS = 16;
+const PARTS_SUFFIX = '.parts';
+
+type Sdk = typeof import('@aws-sdk/client-s3');
+let sdkLoad: Promise<Sdk> | undefined;
+
+/** The SDK takes about a second to load: only a process configured for S3 pays for it, on first use. */
+function loadSdk(): Promise<Sdk> {
+  return (sdkLoad ??= import('@aws-sdk/client-s3'));
+}
+
+/**
+ * S3 cannot append, so an upload session's `data` is a base object (written whole by putContent) plus
+ * part objects under `data.parts/<offset>`, one per writer flush, which reader and stat join into one.
+ * Only upload data is appended to, so only those paths pay the extra listing.
+ */
+const SEGMENTED = /(^|\/)_uploads\/[^/]+\/data$/;
+
+function isSegmented(path: string): boolean {
+  return SEGMENTED.test(path);
+}
+
+function errName(e: unknown): string | undefined {
+  return (e as { name?: string; Code?: string } | undefined)?.name;
+}
+
+function isNotFound(e: unknown): boolean {
+  const status = (e as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
+  return status === 404 || errName(e) === 'NoSuchKey' || errName(e) === 'NotFound';
+}
+
+interface Part {
+  key: string;
+  size: number;
+  modified: Date;
+}
+
+/**
+ * Stores objects in an S3 bucket under `<rootdirectory>/docker/registry/v2/...`, the keys Distribution's
+ * s3-aws driver uses, so either can read a bucket the other wrote.
+ */
+export class S3Driver implements StorageDriver {
+  readonly name = 's3';
+  readonly location: string;
+  private client: S3Client | undefined;
+  private connecting: Promise<{ sdk: Sdk; c: S3Client }> | undefined;
+  /** The SDK and a client, loaded on first use. */
+  private readonly connect: () => Promise<{ sdk: Sdk; c: S3Client }>;
+  private readonly bucket: string;
+  private readonly prefix: string;
+  private readonly chunk: number;
+  private readonly extra: { StorageClass?: StorageClass; ServerSideEncryption?: ServerSideEncryption };
+
+  constructor(opts: S3Options) {
+    this.bucket = opts.bucket;
+    const root = (opts.rootdirectory ?? '').replace(/^\/+|\/+$/g, '');
+    this.prefix = root ? `${root}/` : '';
+    this.location = `storage.s3: s3://${opts.bucket}/${root}`;
+    this.chunk = Math.max(MIN_CHUNK, opts.chunksize ?? DEFAULT_CHUNK);
+    let endpoint = opts.regionendpoint;
+    if (endpoint && !/^https?:\/\//.test(endpoint)) endpoint = `${opts.secure === false ? 'http' : 'https'}://${endpoint}`;
+    const accessKeyId = opts.accesskey ?? process.env['AWS_ACCESS_KEY_ID'];
+    const secretAccessKey = opts.secretkey ?? process.env['AWS_SECRET_ACCESS_KEY'];
+    const config = {
+      region: opts.region,
+      ...(endpoint ? { endpoint } : {}),
+      // Distribution 2.8 uses path-style addressing whenever an endpoint is given.
+      forcePathStyle: opts.forcepathstyle ?? endpoint !== undefined,
+      ...(accessKeyId && secretAccessKey ? { credentials: { accessKeyId, secretAccessKey } } : {}),
+      // SDK 3.729+ adds CRC checksums that many S3-compatible servers refuse.
+      requestChecksumCalculation: 'WHEN_REQUIRED' as const,
+      responseChecksumValidation: 'WHEN_REQUIRED' as const,
+    };
+    this.connect = () => (this.connecting ??= loadSdk().then((sdk) => {
+      this.client = new sdk.S3Client(config);
+      return { sdk, c: this.client };
+    }));
+    this.extra = {};
+    const sc = opts.storageclass ?? 'STANDARD';
+    if (sc !== 'NONE') this.extra.StorageClass = sc as StorageClass;
+    if (opts.encrypt) this.extra.ServerSideEncryption = 'AES256';
+  }
+
+  /** Closes the SDK's connection pool. */
+  destroy(): void {
+    this.client?.destroy();
+  }
+
+  private key(path: string): string {
+    const p = path.replace(/^\/+|\/+$/g, '');
+    if (p.split('/').some((s) => s === '..' || s === '.')) throw new Error(`path escapes storage root: ${path}`);
+    return this.prefix + p;
+  }
+
+  private dirKey(path: string): string {
+    const k = this.key(path);
+    return k === '' || k.endsWith('/') ? k : `${k}/`;
+  }
+
+  /** Every object under a key prefix, page by page (bounded memory per page). */
+  private async *listAll(prefix: string): AsyncGenerator<Part> {
+    const { sdk, c } = await this.connect();
+    let token: string | undefined;
+    for (let pages = 0; pages < 1_000_000; pages++) {
+      const out = await c.send(
+        new sdk.ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }),
+      );
+      for (const o of out.Contents ?? []) yield { key: o.Key!, size: o.Size ?? 0, modified: o.LastModified ?? new Date(0) };
+      if (!out.IsTruncated || !out.NextContinuationToken) return;
+      token = out.NextContinuationToken;
+    }
+  }
+
+  /** The writer parts of a segmented object, in offset order. */
+  private async parts(path: string): Promise<Part[]> {
+    const out: Part[] = [];
+    for await (const p of this.listAll(`${this.key(path)}${PARTS_SUFFIX}/`)) out.push(p);
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  private async head(key: string): Promise<{ size: number; modified: Date } | null> {
+    const { sdk, c } = await this.connect();
+    try {
+      const h = await c.send(new sdk.HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return { size: h.ContentLength ?? 0, modified: h.LastModified ?? new Date(0) };
+    } catch (e) {
+      if (isNotFound(e)) return null;
+      throw e;
+    }
+  }
+
+  async getContent(path: string): Promise<Buffer | null> {
+    const { sdk, c } = await this.connect();
+    if (isSegmented(path)) {
+      if (!(await this.stat(path))) return null;
+      const chunks: Buffer[] = [];
+      for await (const c of await this.reader(path)) chunks.push(c as Buffer);
+      return Buffer.concat(chunks);
+    }
+    try {
+      const out = await c.send(new sdk.GetObjectCommand({ Bucket: this.bucket, Key: this.key(path) }));
+      return Buffer.from(await out.Body!.transformToByteArray());
+    } catch (e) {
+      if (isNotFound(e)) return null;
+      throw e;
+    }
+  }
+
+  async putContent(path: string, data: Uint8Array, _options?: PutOptions): Promise<void> {
+    const { sdk, c } = await this.connect();
+    // A PutObject is atomic and durable once acknowledged: there is nothing to flush.
+    await c.send(
+      new sdk.PutObjectCommand({ Bucket: this.bucket, Key: this.key(path), Body: data, ContentLength: data.length, ...this.extra }),
+    );
+    if (isSegmented(path)) await this.deleteKeys((await this.parts(path)).map((p) => p.key));
+  }
+
+  async stat(path: string): Promise<FileInfo | null> {
+    const { sdk, c } = await this.connect();
+    const k = this.key(path);
+    const h = k === '' ? null : await this.head(k);
+    if (h) {
+      if (!isSegmented(path)) return { size: h.size, modified: h.modified, isDirectory: false };
+      let { size, modified } = h;
+      for (const p of await this.parts(path)) {
+        size += p.size;
+        if (p.modified > modified) modified = p.modified;
+      }
+      return { size, modified, isDirectory: false };
+    }
+    // S3 has no directories: a path is one when objects exist below it.
+    const out = await c.send(
+      new sdk.ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.dirKey(path), MaxKeys: 1 }),
+    );
+    const first = out.Contents?.[0];
+    if (!first && !(out.CommonPrefixes?.length ?? 0)) return null;
+    return { size: 0, modified: first?.LastModified ?? new Date(0), isDirectory: true };
+  }
+
+  async reader(path: string, offset = 0, length?: number): Promise<Readable> {
+    if (!isSegmented(path)) return this.range(this.key(path), offset, length);
+    const base = await this.head(this.key(path));
+    if (!base) throw Object.assign(new Error(`no such object: ${path}`), { code: 'ENOENT' });
+    const pieces: Part[] = [{ key: this.key(path), size: base.size, modified: base.modified }, ...(await this.parts(path))];
+    const end = length === undefined ? Infinity : offset + length;
+    // One piece open at a time: memory stays at one response's buffer, whatever the number of parts.
+    const self = this;
+    async function* joined(): AsyncGenerator<Buffer> {
+      let pos = 0;
+      for (const p of pieces) {
+        const from = Math.max(offset, pos);
+        const to = Math.min(end, pos + p.size);
+        if (to > from) yield* (await self.range(p.key, from - pos, to - from)) as AsyncIterable<Buffer>;
+        pos += p.size;
+        if (pos >= end) break;
+      }
+    }
+    return Readable.from(joined(), { objectMode: false });
+  }
+
+  private async range(key: string, offset: number, length?: number): Promise<Readable> {
+    const { sdk, c } = await this.connect();
+    if (length === 0) return Readable.from([], { objectMode: false });
+    const range = offset > 0 || length !== undefined ? `bytes=${offset}-${length === undefined ? '' : offset + length - 1}` : undefined;
+    try {
+      const out = await c.send(new sdk.GetObjectCommand({ Bucket: this.bucket, Key: key, Range: range }));
+      return out.Body as Readable;
+    } catch (e) {
+      if (isNotFound(e)) throw Object.assign(new Error(`no such object: ${key}`), { code: 'ENOENT' });
+      throw e;
+    }
+  }
+
+  async writer(path: string): Promise<FileWriter> {
+    const { sdk, c } = await this.connect();
+    if (!isSegmented(path)) throw new Error(`the s3 driver appends only to upload data, not ${path}`);
+    const start = (await this.stat(path))?.size ?? 0;
+    const written: string[] = [];
+    let flushed = start;
+    let pending: Buffer[] = [];
+    let pendingSize = 0;
+    const partKey = (off: number) => `${this.key(path)}${PARTS_SUFFIX}/${String(off).padStart(OFFSET_DIGITS, '0')}`;
+    // Each flush is one PutObject named by its offset: memory is bounded by one chunk per writer.
+    const flush = async (): Promise<void> => {
+      if (pendingSize === 0) return;
+      const body = Buffer.concat(pending, pendingSize);
+      pending = [];
+      pendingSize = 0;
+      const k = partKey(flushed);
+      written.push(k);
+      await c.send(new sdk.PutObjectCommand({ Bucket: this.bucket, Key: k, Body: body, ContentLength: body.length }));
+      flushed += body.length;
+    };
+    let received = 0;
+    const stream = new Writable({
+      write: (chunk: Buffer, _enc, cb) => {
+        pending.push(chunk);
+        pendingSize += chunk.length;
+        received += chunk.length;
+        if (pendingSize >= this.chunk) flush().then(() => cb(), cb);
+        else cb();
+      },
+      final: (cb) => {
+        flush().then(() => cb(), cb);
+      },
+    });
+    return {
+      stream,
+      size: () => start + received,
+      commit: async () => {
+        // The stream's final already flushed; this only covers a writer ended without finishing.
+        await flush();
+      },
+      cancel: async () => {
+        pending = [];
+        pendingSize = 0;
+        if (!stream.destroyed) stream.destroy();
+        // Undo this writer's parts so the upload stays at the offset the client was last told.
+        await this.deleteKeys(written);
+      },
+    };
+  }
+
+  async list(path: string): Promise<string[]> {
+    const { sdk, c } = await this.connect();
+    const prefix = this.dirKey(path);
+    const names = new Set<string>();
+    let token: string | undefined;
+    for (let pages = 0; pages < 1_000_000; pages++) {
+      const out = await c.send(
+        new sdk.ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, Delimiter: '/', ContinuationToken: token }),
+      );
+      for (const p of out.CommonPrefixes ?? []) names.add(p.Prefix!.slice(prefix.length).replace(/\/$/, ''));
+      for (const o of out.Contents ?? []) names.add(o.Key!.slice(prefix.length));
+      if (!out.IsTruncated || !out.NextContinuationToken) break;
+      token = out.NextContinuationToken;
+    }
+    const dir = path.replace(/\/+$/, '');
+    // A segmented object's parts folder is part of the object, not a child of its own.
+    return [...names].filter(
+      (n) => n !== '' && !(n.endsWith(PARTS_SUFFIX) && isSegmented(`${dir}/${n.slice(0, -PARTS_SUFFIX.length)}`)),
+    );
+  }
+
+  async move(from: string, to: string): Promise<void> {
+    const { sdk, c } = await this.connect();
+    const src = this.key(from);
+    const dst = this.key(to);
+    if (isSegmented(from) && (await this.parts(from)).length > 0) {
+      await this.assemble(from, dst);
+      await this.delete(from);
+      return;
+    }
+    if (!(await this.head(src))) throw Object.assign(new Error(`no such object: ${from}`), { code: 'ENOENT' });
+    // A server-side copy: single CopyObject calls take objects up to 5 GB.
+    await c.send(
+      new sdk.CopyObjectCommand({ Bucket: this.bucket, Key: dst, CopySource: `${this.bucket}/${encodeURIComponent(src).replace(/%2F/g, '/')}`, ...this.extra }),
+    );
+    await c.send(new sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: src }));
+  }
+
+  /**
+   * Writes a segmented object's joined bytes to `dst`: one PutObject when they fit in one chunk, else a
+   * multipart upload of chunk-sized parts (S3 wants every part but the last to be at least 5 MiB).
+   */
+  private async assemble(from: string, dst: string): Promise<void> {
+    const { sdk, c } = await this.connect();
+    const src = await this.reader(from);
+    let buf: Buffer[] = [];
+    let size = 0;
+    let uploadId: string | undefined;
+    const done: { PartNumber: number; ETag: string }[] = [];
+    const sendPart = async (body: Buffer): Promise<void> => {
+      uploadId ??= (await c.send(new sdk.CreateMultipartUploadCommand({ Bucket: this.bucket, Key: dst, ...this.extra }))).UploadId!;
+      const n = done.length + 1;
+      const out = await c.send(
+        new sdk.UploadPartCommand({ Bucket: this.bucket, Key: dst, UploadId: uploadId, PartNumber: n, Body: body, ContentLength: body.length }),
+      );
+      done.push({ PartNumber: n, ETag: out.ETag! });
+    };
+    for await (const c of src as AsyncIterable<Buffer>) {
+      buf.push(c);
+      size += c.length;
+      while (size >= this.chunk) {
+        const all = Buffer.concat(buf, size);
+        await sendPart(all.subarray(0, this.chunk));
+        const rest = all.subarray(this.chunk);
+        buf = rest.length ? [Buffer.from(rest)] : [];
+        size = rest.length;
+      }
+    }
+    const last = Buffer.concat(buf, size);
+    if (uploadId === undefined) {
+      await c.send(new sdk.PutObjectCommand({ Bucket: this.bucket, Key: dst, Body: last, ContentLength: last.length, ...this.extra }));
+      return;
+    }
+    if (last.length > 0) await sendPart(last);
+    await c.send(
+      new sdk.CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: dst, UploadId: uploadId, MultipartUpload: { Parts: done } }),
+    );
+  }
+
+  async delete(path: string): Promise<void> {
+    const keys: string[] = [];
+    const k = this.key(path);
+    if (k !== '' && (await this.head(k))) keys.push(k);
+    const flushKeys = async () => {
+      await this.deleteKeys(keys.splice(0));
+    };
+    for (const prefix of [this.dirKey(path), ...(isSegmented(path) ? [`${k}${PARTS_SUFFIX}/`] : [])]) {
+      for await (const p of this.listAll(prefix)) {
+        keys.push(p.key);
+        if (keys.length >= 1000) await flushKeys();
+      }
+    }
+    await flushKeys();
+  }
+
+  /** Deletes keys, up to 1000 per DeleteObjects request as S3 allows; absent keys are no error. */
+  private async deleteKeys(keys: string[]): Promise<void> {
+    const { sdk, c } = await this.connect();
+    for (let i = 0; i < keys.length; i += 1000) {
+      const batch = keys.slice(i, i + 1000);
+      if (batch.length === 1) {
+        await c.send(new sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: batch[0] }));
+        continue;
+      }
+      const out = await c.send(
+        new sdk.DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }),
+      );
+      const failed = (out.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey');
+      if (failed.length) throw new Error(`s3 delete failed for ${failed[0]!.Key}: ${failed[0]!.Code} ${failed[0]!.Message ?? ''}`);
+    }
+  }
+}

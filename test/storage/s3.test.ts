@@ -3,14 +3,20 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
 import FilesystemStore from 's3rver/lib/stores/filesystem.js';
 import { digestOf } from '../../src/oci/digest.js';
 import { S3Driver } from '../../src/storage/s3.js';
+import { validateConfig } from '../../src/config/load.js';
+import { driverFor } from '../../src/registry/server.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { makeImage, pushImage } from '../helpers/images.js';
+import { freePort, inspectRaw, scratch, skopeoCopy, waitForHttp } from '../helpers/clients.js';
+import { needTools } from '../helpers/tools.js';
+import { makeImage, pushImage, writeOciLayout } from '../helpers/images.js';
 import { assertIntact, bytesOf, startSession, withDigest } from '../helpers/oci-http.js';
 
 /**
@@ -204,5 +210,71 @@ test('the driver: absent objects, directories, listing, move and prefix delete',
     await d.delete('nothing/here');
   } finally {
     d.destroy();
+  }
+});
+
+test('config: storage.s3 takes Distribution\'s keys, picks the S3 driver, and cannot be combined with storage.filesystem', () => {
+  const s3 = { region: 'us-east-1', bucket: 'reg', regionendpoint: '127.0.0.1:9', secure: false, v4auth: true, chunksize: 5 << 20, storageclass: 'NONE', encrypt: false, forcepathstyle: true, rootdirectory: '/r' };
+  const { config } = validateConfig({ storage: { s3 } });
+  const d = driverFor(config);
+  assert.equal(d.name, 's3');
+  assert.equal(d.location, 'storage.s3: s3://reg/r');
+  (d as S3Driver).destroy();
+  assert.throws(() => validateConfig({ storage: { s3, filesystem: { rootdirectory: '/x' } } }), /exactly one of storage\.filesystem and storage\.s3/);
+  assert.throws(() => validateConfig({ storage: { s3: { ...s3, chunksize: 1024 } } }), /storage\.s3\.chunksize/);
+  assert.throws(() => validateConfig({ storage: { s3: { region: 'us-east-1' } } }), /storage\.s3\.bucket/);
+});
+
+test('skopeo pushes to Sluice on S3 and pulls back; Distribution 2.8 on the same bucket serves what Sluice wrote', async (t) => {
+  if (!needTools(t, 'skopeo', 'docker-registry')) return;
+  const img = await makeImage({ label: 'skopeo', layers: [{ a: randomBytes(3 << 20) }, { b: 'two' }] });
+  const work = await scratch('sluice-s3-skopeo-');
+  try {
+    await writeOciLayout(join(work.dir, 'src'), [{ tag: 'v1', image: img }]);
+    await withRegistry('dist', async (reg) => {
+      await skopeoCopy(`oci:${join(work.dir, 'src')}:v1`, `docker://${reg.host}/lib/app:v1`);
+      await assertIntact(reg.url, 'lib/app', 'v1', img);
+      assert.deepEqual(await inspectRaw(`docker://${reg.host}/lib/app:v1`), img.manifest);
+    });
+    // Distribution's s3-aws driver panics when AWS_CA_BUNDLE is set (CLIENTS.md).
+    const env = { ...process.env };
+    delete env['AWS_CA_BUNDLE'];
+    let lastError: unknown;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const port = await freePort();
+      const cfg = join(work.dir, `dist-${attempt}.yml`);
+      await writeFile(
+        cfg,
+        [
+          'version: 0.1',
+          'log: {level: error}',
+          `storage: {s3: {accesskey: S3RVER, secretkey: S3RVER, region: us-east-1, regionendpoint: "${endpoint}", bucket: reg, rootdirectory: /dist, secure: false, v4auth: true}}`,
+          `http: {addr: 127.0.0.1:${port}}`,
+          '',
+        ].join('\n'),
+      );
+      const child = spawn('docker-registry', ['serve', cfg], { stdio: ['ignore', 'ignore', 'pipe'], env });
+      let stderr = '';
+      child.stderr!.on('data', (d) => (stderr += d));
+      const exited = new Promise<void>((res) => child.once('exit', () => res()));
+      try {
+        const url = `http://127.0.0.1:${port}`;
+        await waitForHttp(`${url}/v2/`, child);
+        await assertIntact(url, 'lib/app', 'v1', img);
+        assert.deepEqual(await inspectRaw(`docker://127.0.0.1:${port}/lib/app:v1`), img.manifest);
+        lastError = undefined;
+        break;
+      } catch (e) {
+        lastError = new Error(`${(e as Error).message}\n${stderr}`);
+      } finally {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+        await exited;
+        clearTimeout(timer);
+      }
+    }
+    if (lastError) throw lastError;
+  } finally {
+    await work.cleanup();
   }
 });

@@ -7,6 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { cacheWorkloads, prepareCache, type CacheBench } from './cache.js';
+import { PASSTHROUGH_METRICS, passthroughSizes, passthroughWorkloads, preparePassthrough, type PassthroughBench } from './passthrough.js';
 import { logSizes, randomFile, writeImageLayout } from './data.js';
 import { machine, metricCatalog, summarize, table, type BenchResults } from './report.js';
 import { hasCommand, startServer, type ServerKind } from './servers.js';
@@ -15,7 +16,7 @@ import { blobWorkloads, listingWorkloads, manifestWorkloads, skopeoWorkloads, ty
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
-const GROUPS = ['blob', 'manifest', 'listing', 'skopeo', 'cache', 'sync'] as const;
+const GROUPS = ['blob', 'manifest', 'listing', 'skopeo', 'cache', 'sync', 'passthrough'] as const;
 type Group = (typeof GROUPS)[number];
 
 const USAGE = `usage: npm run bench -- [--quick] [--rounds N] [--out FILE] [--workloads ${GROUPS.join(',')}]
@@ -93,6 +94,7 @@ function log(msg: string): void {
 const work = await mkdtemp(join(tmpdir(), 'sluice-bench-data-'));
 let cacheBench: CacheBench | undefined;
 let syncBench: SyncBench | undefined;
+let passthroughBench: PassthroughBench | undefined;
 try {
   log(`generating random data in ${work}`);
   const bigBlob = await randomFile(join(work, 'big.bin'), sizes.bigBlob);
@@ -122,8 +124,13 @@ try {
     log(`sync: filling the upstream (${upstreamKind}) with ${syncSizes.repos} repositories × ${syncSizes.tags} tags`);
     syncBench = await prepareSync(work, syncSizes, upstreamKind);
   }
-  // The cache and sync workloads start servers of their own; the plain server is started only for the others.
-  const plainGroups = [...groups].filter((g) => g !== 'cache' && g !== 'sync');
+  if (groups.has('passthrough')) {
+    log('passthrough: starting two dockerds and loading the host images');
+    passthroughBench = await preparePassthrough(work, passthroughSizes(quick));
+    if (!passthroughBench) log('passthrough: dockerd or the docker CLI is not installed; skipping the passthrough workload');
+  }
+  // The cache, sync and passthrough workloads start servers of their own; the plain server is started only for the others.
+  const plainGroups = [...groups].filter((g) => g !== 'cache' && g !== 'sync' && g !== 'passthrough');
 
   const samples: Record<ServerKind, Sample[]> = { sluice: [], distribution: [] };
   for (let round = 0; round < rounds; round++) {
@@ -157,9 +164,14 @@ try {
         ...(args['sluice-bin'] ? { sluiceBin: resolve(args['sluice-bin']) } : {}),
       });
     }
+    // Daemons, not registries: measured once a round, the box's save|load per image in the Distribution column.
+    if (passthroughBench) {
+      log(`round ${round + 1}/${rounds}: passthrough`);
+      passthroughWorkloads(passthroughBench, (samples.sluice[round] ??= {}), (samples.distribution[round] ??= {}));
+    }
   }
 
-  const metrics = metricCatalog(connections).filter((m) => samples.sluice.some((s) => m.id in s) || samples.distribution.some((s) => m.id in s));
+  const metrics = [...metricCatalog(connections), ...PASSTHROUGH_METRICS].filter((m) => samples.sluice.some((s) => m.id in s) || samples.distribution.some((s) => m.id in s));
   const rows = summarize(metrics, samples);
   const results: BenchResults = {
     date: new Date().toISOString(),
@@ -197,5 +209,6 @@ try {
 } finally {
   await cacheBench?.stop();
   await syncBench?.stop();
+  await passthroughBench?.stop();
   await rm(work, { recursive: true, force: true });
 }

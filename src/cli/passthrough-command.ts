@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { ConfigError, loadConfig } from '../config/load.js';
+import type { Upstreams as UpstreamsType } from '../upstream/upstreams.js';
 import type { UpstreamConfig } from '../upstream/config.js';
 import { fail } from './fail.js';
 import { sluiceErrors } from './option-values.js';
@@ -53,12 +53,11 @@ export function registerPassthroughCommand(program: Command): void {
     .option('--json', 'print the plan and the result as JSON');
   sluiceErrors(cmd);
   cmd.action(async (f: PassthroughCommandFlags) => {
-    const [{ resolveSettings, SettingError }, { runPassthrough }, { DockerEngine, defaultDaemonHost, parseDaemonHost }, { Upstreams }, { upstreamSchema }, { formatBytes }] = await Promise.all([
+    // Only what this run needs is loaded: a run with nothing new should start and finish quickly.
+    const [{ resolveSettings, SettingError }, { runPassthrough }, { DockerEngine, defaultDaemonHost, parseDaemonHost }, { formatBytes }] = await Promise.all([
       import('../passthrough/settings.js'),
       import('../passthrough/run.js'),
       import('../transport/docker-engine.js'),
-      import('../upstream/upstreams.js'),
-      import('../upstream/config.js'),
       import('../copy/progress.js'),
     ]);
     let settings;
@@ -81,6 +80,7 @@ export function registerPassthroughCommand(program: Command): void {
 
     let configured: Record<string, UpstreamConfig> = {};
     if (f.config) {
+      const { ConfigError, loadConfig } = await import('../config/load.js');
       try {
         configured = (await loadConfig(f.config)).config.upstreams ?? {};
       } catch (e) {
@@ -88,8 +88,17 @@ export function registerPassthroughCommand(program: Command): void {
         throw e;
       }
     }
-    for (const [host, u] of Object.entries(upstreamFlags(f.upstream ?? []))) configured[host] = upstreamSchema.parse({ ...(configured[host] ?? {}), url: u.url });
-    const upstreams = new Upstreams(configured);
+    const flagged = upstreamFlags(f.upstream ?? []);
+    if (Object.keys(flagged).length > 0) {
+      const { upstreamSchema } = await import('../upstream/config.js');
+      for (const [host, u] of Object.entries(flagged)) configured[host] = upstreamSchema.parse({ ...(configured[host] ?? {}), url: u.url });
+    }
+    let upstreams: UpstreamsType | undefined;
+    const makeUpstreams = async (): Promise<UpstreamsType> => {
+      const { Upstreams } = await import('../upstream/upstreams.js');
+      upstreams ??= new Upstreams(configured);
+      return upstreams;
+    };
 
     // A progress line only where someone watches it; logs and pipes get the table alone.
     const tty = process.stderr.isTTY && !f.json;
@@ -115,7 +124,7 @@ export function registerPassthroughCommand(program: Command): void {
         images: settings.images,
         from,
         to: target,
-        upstreams,
+        upstreams: makeUpstreams,
         dryRun: f.dryRun ?? false,
         ...(onProgress ? { onProgress } : {}),
       });
@@ -123,7 +132,7 @@ export function registerPassthroughCommand(program: Command): void {
       fail((e as Error).message);
     } finally {
       if (tty && lastDraw) process.stderr.write('\n');
-      await upstreams.close();
+      await upstreams?.close();
     }
     for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
     if (f.json) {

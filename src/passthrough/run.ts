@@ -4,9 +4,9 @@ import { formatReference } from '../oci/reference.js';
 import { parseDaemonHost, type DockerEngine } from '../transport/docker-engine.js';
 import { parseTaggedName } from '../transport/docker-names.js';
 import type { Upstreams } from '../upstream/upstreams.js';
-import type { Mode } from './decide.js';
+import type { Mode, Publicness, PublicQuery } from './decide.js';
 import { compileImagePatterns, makePlan, targetTags, type PlanEntry } from './plan.js';
-import { PublicnessChecker } from './publicness.js';
+import type { PublicnessChecker } from './publicness.js';
 
 /** The Engine API calls passthrough makes (a DockerEngine, or a wrapper of one in tests). */
 export type Daemon = Pick<DockerEngine, 'host' | 'listImages' | 'exportImages' | 'loadImages' | 'close'>;
@@ -18,7 +18,8 @@ export interface PassthroughRun {
   images: string[];
   from: Daemon;
   to: Daemon;
-  upstreams: Upstreams;
+  /** Where registries are reached for the public check; made only when a registry must be asked. */
+  upstreams: Upstreams | (() => Upstreams | Promise<Upstreams>);
   dryRun?: boolean;
   /** Bytes of the export stream so far, called as they pass (for a progress line). */
   onProgress?: (bytes: number) => void;
@@ -113,14 +114,23 @@ export async function runPassthrough(run: PassthroughRun): Promise<PassthroughRe
   }
   const patterns = compileImagePatterns(run.images);
   const [host, target] = await Promise.all([run.from.listImages(), run.to.listImages()]);
-  const checker = new PublicnessChecker(run.upstreams);
+  // The registry client (undici) is loaded only when a registry must be asked: a run with nothing new starts faster.
+  let checker: Promise<PublicnessChecker> | undefined;
+  const isPublic = (q: PublicQuery): Promise<Publicness> => {
+    checker ??= (async () => {
+      const { PublicnessChecker } = await import('./publicness.js');
+      return new PublicnessChecker(typeof run.upstreams === 'function' ? await run.upstreams() : run.upstreams);
+    })();
+    return checker.then((c) => c.check(q));
+  };
   try {
-    const plan = await makePlan(host, target, { mode: run.mode, registries: run.registries, patterns }, run.images, (q) => checker.check(q));
+    const plan = await makePlan(host, target, { mode: run.mode, registries: run.registries, patterns }, run.images, isPublic);
     result.entries = plan.entries;
     result.warnings.push(...plan.warnings);
   } finally {
-    result.registryRequests = checker.requests;
-    await checker.close();
+    const c = await checker?.catch(() => undefined);
+    result.registryRequests = c?.requests ?? 0;
+    await c?.close();
   }
   const selected = result.entries.filter((e) => e.decision === 'copy');
   if (run.dryRun || selected.length === 0) return finish();

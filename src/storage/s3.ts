@@ -158,7 +158,7 @@ export class S3Driver implements StorageDriver {
     if (isSegmented(path)) {
       if (!(await this.stat(path))) return null;
       const chunks: Buffer[] = [];
-      for await (const c of await this.reader(path)) chunks.push(c as Buffer);
+      for await (const piece of await this.reader(path)) chunks.push(piece as Buffer);
       return Buffer.concat(chunks);
     }
     try {
@@ -342,26 +342,35 @@ export class S3Driver implements StorageDriver {
       );
       done.push({ PartNumber: n, ETag: out.ETag! });
     };
-    for await (const c of src as AsyncIterable<Buffer>) {
-      buf.push(c);
-      size += c.length;
-      while (size >= this.chunk) {
-        const all = Buffer.concat(buf, size);
-        await sendPart(all.subarray(0, this.chunk));
-        const rest = all.subarray(this.chunk);
-        buf = rest.length ? [Buffer.from(rest)] : [];
-        size = rest.length;
+    try {
+      for await (const piece of src as AsyncIterable<Buffer>) {
+        buf.push(piece);
+        size += piece.length;
+        while (size >= this.chunk) {
+          const all = Buffer.concat(buf, size);
+          await sendPart(all.subarray(0, this.chunk));
+          const rest = all.subarray(this.chunk);
+          buf = rest.length ? [Buffer.from(rest)] : [];
+          size = rest.length;
+        }
       }
+      const last = Buffer.concat(buf, size);
+      if (uploadId === undefined) {
+        await c.send(new sdk.PutObjectCommand({ Bucket: this.bucket, Key: dst, Body: last, ContentLength: last.length, ...this.extra }));
+        return;
+      }
+      if (last.length > 0) await sendPart(last);
+      await c.send(
+        new sdk.CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: dst, UploadId: uploadId, MultipartUpload: { Parts: done } }),
+      );
+    } catch (e) {
+      // Parts of an unfinished multipart upload are billed until aborted; some servers (s3rver) cannot.
+      if (uploadId !== undefined) {
+        await c.send(new sdk.AbortMultipartUploadCommand({ Bucket: this.bucket, Key: dst, UploadId: uploadId })).catch(() => undefined);
+      }
+      src.destroy();
+      throw e;
     }
-    const last = Buffer.concat(buf, size);
-    if (uploadId === undefined) {
-      await c.send(new sdk.PutObjectCommand({ Bucket: this.bucket, Key: dst, Body: last, ContentLength: last.length, ...this.extra }));
-      return;
-    }
-    if (last.length > 0) await sendPart(last);
-    await c.send(
-      new sdk.CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: dst, UploadId: uploadId, MultipartUpload: { Parts: done } }),
-    );
   }
 
   async delete(path: string): Promise<void> {

@@ -4,6 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
+import { request } from 'node:http';
 import { writeFile } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
@@ -277,4 +278,40 @@ test('skopeo pushes to Sluice on S3 and pulls back; Distribution 2.8 on the same
   } finally {
     await work.cleanup();
   }
+});
+
+test('a PATCH cut off after a part was flushed leaves the session at its old offset, with no stray part', async () => {
+  await withRegistry('cut', async (reg) => {
+    const loc = await startSession(reg.url, 'cut');
+    const first = randomBytes(1000);
+    const ok = await fetch(loc, { method: 'PATCH', body: first, headers: { 'content-type': 'application/octet-stream' } });
+    assert.equal(ok.status, 202);
+    // Promise 8 MiB, send 6 (more than one 5 MiB part), then drop the connection.
+    const u = new URL(loc);
+    await new Promise<void>((resolve) => {
+      const req = request({ host: u.hostname, port: u.port, method: 'PATCH', path: u.pathname + u.search, headers: { 'content-type': 'application/octet-stream', 'content-length': String(8 << 20) } });
+      req.on('error', () => resolve());
+      req.on('response', (res) => (res.resume(), resolve()));
+      req.write(randomBytes(6 << 20), () => setTimeout(() => (req.destroy(), resolve()), 1500));
+    });
+    const uploads = 'cut/docker/registry/v2/repositories/cut/_uploads/';
+    let status = 0;
+    let range: string | null = null;
+    let stored: string[] = [];
+    // The server notices the cut and cancels asynchronously: wait for it, boundedly.
+    for (let i = 0; i < 50; i++) {
+      const r = await fetch(loc);
+      status = r.status;
+      range = r.headers.get('range');
+      stored = (await keys(uploads)).filter((k) => k.includes('/data.parts/'));
+      if (range === '0-999' && stored.length === 1) break;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    assert.equal(status, 204);
+    assert.equal(range, '0-999');
+    assert.equal(stored.length, 1, stored.join('\n'));
+    const rest = randomBytes(10);
+    const done = await fetch(withDigest(loc, digestOf(Buffer.concat([first, rest]))), { method: 'PUT', body: rest, headers: { 'content-type': 'application/octet-stream' } });
+    assert.equal(done.status, 201, await done.text());
+  });
 });

@@ -1,4 +1,4 @@
-import { DOCKER_HUB, nameSpellings, type Reference } from '../oci/reference.js';
+import type { Reference } from '../oci/reference.js';
 import type { Pattern } from '../policy/patterns.js';
 import { ANONYMOUS, type Target } from '../policy/types.js';
 
@@ -52,17 +52,12 @@ export interface Decision {
 /** A decision, or the registry question that must be answered first. */
 export type Verdict = Decision | { ask: PublicQuery };
 
-/** The spellings a host name is matched in: Docker Hub names with and without `docker.io/` (and `library/`), others only in full. */
-export function hostSpellings(ref: Pick<Reference, 'registry' | 'repository'>): string[] {
-  return ref.registry === DOCKER_HUB ? nameSpellings(ref) : [`${ref.registry}/${ref.repository}`];
-}
-
 /** The first pattern that matches the reference (by name and tag, or by one of its registry digests). */
 export function matchingPattern(ref: HostReference, patterns: Pattern[]): Pattern | undefined {
   const base: Target = {
     repository: `${ref.reference.registry}/${ref.reference.repository}`,
+    // The pattern engine matches Docker Hub names in every spelling, other registries' names only in full.
     tag: ref.reference.tag,
-    spellings: hostSpellings(ref.reference),
   };
   // A pattern written with `@digest` speaks about the digests the name was pulled by.
   const targets: Target[] = ref.digests.length > 0 ? ref.digests.map((digest) => ({ ...base, digest })) : [base];

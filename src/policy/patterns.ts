@@ -1,5 +1,5 @@
 import picomatch from 'picomatch';
-import { nameSpellings, parseReference } from '../oci/reference.js';
+import { DOCKER_HUB, nameSpellings, parseReference } from '../oci/reference.js';
 import type { Principal, Target } from './types.js';
 
 /** Thrown for a pattern or set that cannot be used; the message names it. */
@@ -12,15 +12,19 @@ function looksLikeRegistry(first: string): boolean {
 }
 
 /**
- * The spellings a repository name is matched in. A name whose first segment is a registry host
- * (`docker.io/library/nginx`) gets its usual spellings (`nginx`, `library/nginx`, full); a local
- * name (`team-a/app`) is itself, and `nginx` / `library/nginx` count as one another.
+ * The spellings a repository name is matched in. A Docker Hub name (`docker.io/library/nginx`) gets its
+ * usual spellings (`nginx`, `library/nginx`, full); a name on any other registry (`ghcr.io/konard/x`)
+ * only its full one, because a short `konard/x` means Docker Hub's, and a pattern written for Docker Hub
+ * must not approve an image of the same path elsewhere. A local name (`team-a/app`) is itself, and
+ * `nginx` / `library/nginx` count as one another.
  */
 export function repositorySpellings(repository: string): string[] {
   const parts = repository.split('/');
   if (parts.length > 1 && looksLikeRegistry(parts[0]!)) {
     try {
-      const out = nameSpellings(parseReference(repository));
+      const ref = parseReference(repository);
+      if (ref.registry !== DOCKER_HUB) return [repository];
+      const out = nameSpellings(ref);
       return out.includes(repository) ? out : [repository, ...out];
     } catch {
       return [repository];
@@ -108,7 +112,7 @@ function compileOne(source: string, label: string): Pattern {
       if (g.digest && (target.digest === undefined || !g.digest(target.digest))) return false;
       // `team-a/**` also matches `team-a` itself (picomatch's globstar matches zero segments), so
       // `team-a/**:v*` covers `team-a:v1` as it covers `team-a/x/app:v1`.
-      return (target.spellings ?? repositorySpellings(target.repository)).some((n) => g.name(n));
+      return repositorySpellings(target.repository).some((n) => g.name(n));
     },
   };
 }

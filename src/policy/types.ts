@@ -28,8 +28,6 @@ export interface Target {
   repository?: string;
   tag?: string;
   digest?: string;
-  /** The name spellings to match instead of the usual ones (passthrough matches a name outside Docker Hub only in full). */
-  spellings?: string[];
 }
 
 /** One question to the policy. */

@@ -69,11 +69,13 @@ export function metricCatalog(connections: number[]): MetricInfo[] {
     { id: 'cache.fanout.cpu', label: 'cache: server CPU per MiB sent, 8 cold clients', unit: 'ms/MiB', better: 'lower' },
     // The sync workload: the Distribution column is `skopeo sync` on the same upstream and YAML.
     { id: 'sync.first.time', label: 'sync: first sync, all images', unit: 's', better: 'lower' },
+    { id: 'sync.first.wire', label: 'sync: first sync, first to last upstream request', unit: 's', better: 'lower' },
     { id: 'sync.first.cpu', label: 'sync: first sync, CPU of the sync command', unit: 's', better: 'lower' },
     { id: 'sync.first.servers.cpu', label: 'sync: first sync, CPU of upstream + destination', unit: 's', better: 'lower' },
     { id: 'sync.first.requests', label: 'sync: first sync, requests to upstream', unit: 'req', better: 'lower' },
     { id: 'sync.first.upstream', label: 'sync: first sync, upstream bytes / distinct bytes', unit: '×', better: 'lower' },
     { id: 'sync.resync.time', label: 'sync: re-sync, nothing changed', unit: 's', better: 'lower' },
+    { id: 'sync.resync.wire', label: 'sync: re-sync, first to last upstream request', unit: 's', better: 'lower' },
     { id: 'sync.resync.cpu', label: 'sync: re-sync, CPU of the sync command', unit: 's', better: 'lower' },
     { id: 'sync.resync.requests', label: 'sync: re-sync, requests to upstream', unit: 'req', better: 'lower' },
     { id: 'sync.resync.head', label: 'sync: re-sync, HEAD manifest', unit: 'req', better: 'lower' },

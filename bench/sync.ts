@@ -51,6 +51,9 @@ interface CountingProxy {
   host: string;
   counts: Record<RequestClass, number>;
   bytes: number;
+  /** When the first request since the last reset arrived and the last response ended (performance.now() ms). */
+  firstAt?: number;
+  lastAt?: number;
   reset(): void;
   close(): Promise<void>;
 }
@@ -92,9 +95,11 @@ async function startCountingProxy(target: string): Promise<CountingProxy> {
   const proxy: CountingProxy = { host: '', counts: emptyCounts(), bytes: 0, reset: () => undefined, close: async () => undefined };
   const server: Server = createServer((req, res) => {
     proxy.counts[classify(req.method ?? '', req.url ?? '')]++;
+    proxy.firstAt ??= performance.now();
     const out = request({ hostname, port: Number(port), agent, method: req.method, path: req.url, headers: { ...req.headers, host: target } }, (up) => {
       res.writeHead(up.statusCode ?? 502, up.headers);
       up.on('data', (d: Buffer) => (proxy.bytes += d.length));
+      up.on('end', () => (proxy.lastAt = performance.now()));
       up.pipe(res);
     });
     out.on('error', () => res.destroy());
@@ -105,6 +110,8 @@ async function startCountingProxy(target: string): Promise<CountingProxy> {
   proxy.reset = () => {
     proxy.counts = emptyCounts();
     proxy.bytes = 0;
+    delete proxy.firstAt;
+    delete proxy.lastAt;
   };
   proxy.close = async () => {
     server.closeAllConnections();
@@ -232,6 +239,11 @@ async function checkMirrored(bench: SyncBench, dest: BenchServer): Promise<void>
   });
 }
 
+/** Seconds from the first request the proxy saw to the end of the last response: the run without process start and exit. */
+function wireSeconds(proxy: CountingProxy): number {
+  return proxy.firstAt !== undefined && proxy.lastAt !== undefined ? (proxy.lastAt - proxy.firstAt) / 1000 : 0;
+}
+
 /** Sluice's --json summaries must say that a re-sync copied nothing. */
 function checkNothingCopied(tool: SyncTool, stdout: string): void {
   if (tool !== 'sluice') return;
@@ -257,6 +269,7 @@ export async function syncWorkloads(tool: SyncTool, bench: SyncBench, out: Sampl
     out['sync.first.servers.cpu'] = (bench.upstream.cpuMs() + dest.cpuMs() - serverCpu) / 1000;
     out['sync.first.upstream'] = bench.proxy.bytes / bench.uniqueBytes;
     out['sync.first.requests'] = Object.values(bench.proxy.counts).reduce((a, b) => a + b, 0);
+    out['sync.first.wire'] = wireSeconds(bench.proxy);
     await checkMirrored(bench, dest);
 
     bench.proxy.reset();
@@ -267,6 +280,7 @@ export async function syncWorkloads(tool: SyncTool, bench: SyncBench, out: Sampl
     out['sync.first.time'] = firstMs / 1000;
     out['sync.first.cpu'] = first.cpuMs / 1000;
     out['sync.resync.time'] = againMs / 1000;
+    out['sync.resync.wire'] = wireSeconds(bench.proxy);
     out['sync.resync.cpu'] = again.cpuMs / 1000;
     out['sync.resync.requests'] = Object.values(c).reduce((a, b) => a + b, 0);
     out['sync.resync.head'] = c['HEAD manifests'];

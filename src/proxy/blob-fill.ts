@@ -24,7 +24,7 @@ export interface FillSource {
  */
 const WINDOW_BYTES = 8 << 20;
 /** A window of many tiny chunks keeps more memory alive than their lengths say (each is a view of a larger read buffer). */
-const WINDOW_CHUNKS = 512;
+const WINDOW_CHUNKS = 256;
 /** At most this much is handed to one client's socket in one go (one corked writev), so a fast reader takes few turns. */
 const BATCH_BYTES = 1 << 20;
 
@@ -92,14 +92,14 @@ export class BlobFill {
     this.finished = this.run(source).then(
       async () => {
         this.state = 'done';
-        this.forget();
+        this.dropWindow();
         await onDone(true).catch(() => undefined);
         this.wake();
       },
       async (e: Error) => {
         this.error = e;
         this.state = 'failed';
-        this.forget();
+        this.dropWindow();
         // Readers are cut at once; the cleanup below does not need them.
         this.wake();
         await this.deps.driver.delete(uploadPath(this.repository, this.id)).catch(() => undefined);
@@ -120,7 +120,7 @@ export class BlobFill {
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
-  private forget(): void {
+  private dropWindow(): void {
     this.chunks = [];
     this.starts = [];
     this.windowBytes = 0;
@@ -177,6 +177,7 @@ export class BlobFill {
     try {
       for await (const chunk of source.body as AsyncIterable<Buffer>) {
         if (writeError) throw writeError;
+        if (chunk.length === 0) continue;
         const at = this.received;
         const end = at + chunk.length;
         if (end > this.size) throw new Error(`upstream sent more than the ${this.size} bytes of ${this.digest}`);
@@ -218,7 +219,7 @@ export class BlobFill {
     }
     await this.deps.blobs.adopt(this.dataPath, this.digest);
     this.stored = true;
-    this.forget();
+    this.dropWindow();
     this.wake();
     await this.deps.driver.delete(uploadPath(this.repository, this.id));
   }

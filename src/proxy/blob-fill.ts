@@ -5,7 +5,7 @@ import { parseDigest, type Digest } from '../oci/digest.js';
 import type { RepositoryName } from '../oci/name.js';
 import type { BlobStore } from '../storage/blobs.js';
 import type { StorageDriver } from '../storage/driver.js';
-import { uploadDataPath, uploadPath } from '../storage/layout.js';
+import { uploadDataPath } from '../storage/layout.js';
 import type { UploadStore } from '../storage/uploads.js';
 
 /** Where a fill gets its bytes: an upstream response body and the size it announced. */
@@ -102,7 +102,7 @@ export class BlobFill {
         this.dropWindow();
         // Readers are cut at once; the cleanup below does not need them.
         this.wake();
-        await this.deps.driver.delete(uploadPath(this.repository, this.id)).catch(() => undefined);
+        await this.deps.uploads.discard(this.repository, this.id).catch(() => undefined);
         await onDone(false).catch(() => undefined);
         this.wake();
       },
@@ -221,7 +221,7 @@ export class BlobFill {
     this.stored = true;
     this.dropWindow();
     this.wake();
-    await this.deps.driver.delete(uploadPath(this.repository, this.id));
+    await this.deps.uploads.discard(this.repository, this.id);
   }
 
   /**

@@ -195,6 +195,12 @@ export class UploadStore {
     return purged;
   }
 
+  /** Ends a session whose bytes someone else moved or removed (a cache fill): forgets its running hash and deletes its folder. */
+  async discard(name: RepositoryName, id: string): Promise<void> {
+    this.hashes.delete(`${name}/${id}`);
+    await this.driver.delete(uploadPath(name, id));
+  }
+
   /** Cancels a session and deletes its bytes; false when it did not exist. */
   async cancel(name: RepositoryName, id: string): Promise<boolean> {
     if ((await this.size(name, id)) === null) return false;

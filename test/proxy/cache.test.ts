@@ -181,6 +181,8 @@ test('eight concurrent cold pulls of one large blob make exactly one upstream do
       else assert.ok(b.equals(layer.bytes), `client ${i} got other bytes`);
     }
     assert.equal((await upstreamCount(up, 'blob', 'GET')) - before, 1);
+    // The fill's upload session is gone, its running hash too (no per-blob leak).
+    assert.equal((cache.ctx.uploads as unknown as { hashes: Map<string, unknown> }).hashes.size, 0);
     // Afterwards it is an ordinary stored blob.
     const again = await fetch(`${cache.url}/v2/docker.io/library/big/blobs/${layer.descriptor.digest}`);
     assert.ok((await bytesOf(again)).equals(layer.bytes));

@@ -13,6 +13,8 @@ export interface TestDaemon {
   dir: string;
   /** Runs the Docker CLI against this daemon and throws on failure. */
   docker(args: string[]): Promise<RunResult>;
+  /** What dockerd has logged so far. */
+  log(): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -40,10 +42,11 @@ async function ping(socket: string): Promise<boolean> {
 }
 
 /**
- * Starts dockerd with vfs storage and no networking setup. Sockets live under /tmp/sd-XXXX because a
- * unix socket path must stay under about 108 bytes.
+ * Starts dockerd with vfs storage and no networking setup, plus `extra` flags (`--registry-mirror URL`,
+ * `--config-file FILE`). Sockets live under /tmp/sd-XXXX because a unix socket path must stay under
+ * about 108 bytes.
  */
-export async function startDockerd(): Promise<TestDaemon> {
+export async function startDockerd(extra: string[] = []): Promise<TestDaemon> {
   const dir = await mkdtemp('/tmp/sd-');
   const socket = join(dir, 'docker.sock');
   const log = openSync(join(dir, 'dockerd.log'), 'w');
@@ -58,6 +61,7 @@ export async function startDockerd(): Promise<TestDaemon> {
       '--exec-root', join(dir, 'exec'),
       '--pidfile', join(dir, 'pid'),
       '--host', `unix://${socket}`,
+      ...extra,
     ],
     { stdio: ['ignore', log, log] },
   );
@@ -81,7 +85,8 @@ export async function startDockerd(): Promise<TestDaemon> {
     if (child.exitCode !== null) break;
     if (existsSync(socket) && (await ping(socket))) {
       const host = `unix://${socket}`;
-      return { host, socket, dir, docker: (args) => runOk(dockerCli(), ['-H', host, ...args]), stop };
+      const logText = () => readFile(join(dir, 'dockerd.log'), 'utf8').catch(() => '');
+      return { host, socket, dir, docker: (args) => runOk(dockerCli(), ['-H', host, ...args]), log: logText, stop };
     }
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -1,6 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,58 +6,13 @@ import { copyImage } from '../../src/copy/copy.js';
 import { DockerEngine } from '../../src/transport/docker-engine.js';
 import { openDestination, openSource } from '../../src/transport/index.js';
 import { basic, startAuthRegistry, USERS, type AuthFixture } from '../auth/fixture.js';
-import { dockerCli, type TestDaemon } from '../helpers/dockerd.js';
+import { dockerCli, startDockerd, type TestDaemon } from '../helpers/dockerd.js';
 import { writeOciLayout, type TestImage } from '../helpers/images.js';
-import { run, runOk } from '../helpers/tools.js';
+import { run } from '../helpers/tools.js';
 
-/**
- * Starts dockerd as test/helpers/dockerd.ts does, with extra flags (`--registry-mirror URL`, so that
- * docker.io pulls land on a local registry and RepoDigests still say docker.io).
- */
-export async function startDockerdWith(extra: string[]): Promise<TestDaemon> {
-  const dir = await mkdtemp('/tmp/sd-');
-  const socket = join(dir, 'docker.sock');
-  const log = openSync(join(dir, 'dockerd.log'), 'w');
-  const child: ChildProcess = spawn(
-    'dockerd',
-    [
-      '--storage-driver=vfs',
-      '--iptables=false',
-      '--ip6tables=false',
-      '--bridge=none',
-      '--data-root', join(dir, 'data'),
-      '--exec-root', join(dir, 'exec'),
-      '--pidfile', join(dir, 'pid'),
-      '--host', `unix://${socket}`,
-      ...extra,
-    ],
-    { stdio: ['ignore', log, log] },
-  );
-  closeSync(log);
-  const exited = new Promise<void>((res) => child.once('exit', () => res()));
-  const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      await exited;
-      clearTimeout(timer);
-    }
-    for (let i = 0; i < 50 && existsSync(dir); i++) {
-      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
-      if (existsSync(dir)) await new Promise((r) => setTimeout(r, 100));
-    }
-  };
-  const host = `unix://${socket}`;
-  for (let i = 0; i < 300; i++) {
-    if (child.exitCode !== null) break;
-    if (existsSync(socket) && (await engineCall(socket, 'GET', '/_ping').then((r) => r.status === 200, () => false))) {
-      return { host, socket, dir, docker: (args) => runOk(dockerCli(), ['-H', host, ...args]), stop };
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const text = await readFile(join(dir, 'dockerd.log'), 'utf8').catch(() => '');
-  await stop();
-  throw new Error(`dockerd did not become ready:\n${text.slice(-4000)}`);
+/** Starts dockerd with extra flags (`--registry-mirror URL`, so docker.io pulls land on a local registry and RepoDigests still say docker.io). */
+export function startDockerdWith(extra: string[]): Promise<TestDaemon> {
+  return startDockerd(extra);
 }
 
 /** One Engine API call over a daemon's socket; resolves with the status and the whole body. */

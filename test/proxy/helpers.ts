@@ -1,11 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { request, Agent } from 'undici';
 import { freePort, waitForHttp } from '../helpers/clients.js';
-import { dockerCli } from '../helpers/dockerd.js';
+import { dockerCli, startDockerd, type TestDaemon } from '../helpers/dockerd.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { run, type RunResult } from '../helpers/tools.js';
 
@@ -60,80 +58,35 @@ export interface MirrorDaemon {
   stop(): Promise<void>;
 }
 
-async function ping(socket: string): Promise<boolean> {
-  const agent = new Agent({ connect: { socketPath: socket } });
-  try {
-    const r = await request('http://docker/_ping', { dispatcher: agent });
-    await r.body.text();
-    return r.statusCode === 200;
-  } catch {
-    return false;
-  } finally {
-    await agent.close();
-  }
-}
 
 /**
- * Starts dockerd (vfs, no networking setup) with `daemonJson` written to its `--config-file`, as an
- * operator configures registry-mirrors. Sockets live under /tmp/sd-XXXX to stay below the unix path limit.
+ * Starts dockerd (the shared test helper) with `daemonJson` as its `--config-file`, as an operator
+ * configures registry-mirrors; its Docker CLI gets a config folder of its own.
  */
 export async function startDockerdWithConfig(daemonJson: Record<string, unknown>): Promise<MirrorDaemon> {
-  const dir = await mkdtemp('/tmp/sd-');
-  const socket = join(dir, 'docker.sock');
-  const configFile = join(dir, 'daemon.json');
+  const cfg = await mkdtemp(join(tmpdir(), 'sluice-daemon-json-'));
+  const configFile = join(cfg, 'daemon.json');
   await writeFile(configFile, JSON.stringify(daemonJson, null, 2));
-  const logPath = join(dir, 'dockerd.log');
-  const log = openSync(logPath, 'w');
-  const child: ChildProcess = spawn(
-    'dockerd',
-    [
-      '--config-file', configFile,
-      '--storage-driver=vfs',
-      '--iptables=false',
-      '--ip6tables=false',
-      '--bridge=none',
-      '--data-root', join(dir, 'data'),
-      '--exec-root', join(dir, 'exec'),
-      '--pidfile', join(dir, 'pid'),
-      '--host', `unix://${socket}`,
-    ],
-    { stdio: ['ignore', log, log] },
-  );
-  closeSync(log);
-  const exited = new Promise<void>((res) => child.once('exit', () => res()));
-  const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      await exited;
-      clearTimeout(timer);
-    }
-    // dockerd's own containerd can still be writing under exec/ for a moment after dockerd exits.
-    for (let i = 0; i < 50 && existsSync(dir); i++) {
-      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
-      if (existsSync(dir)) await new Promise((r) => setTimeout(r, 100));
-    }
-  };
-  const host = `unix://${socket}`;
-  const cfgDir = join(dir, 'cli');
-  await mkdir(cfgDir, { recursive: true });
-  for (let i = 0; i < 300; i++) {
-    if (child.exitCode !== null) break;
-    if (existsSync(socket) && (await ping(socket))) {
-      return {
-        host,
-        dir,
-        // A CLI config of its own, so no login of the machine's user takes part.
-        docker: (args, timeoutMs = 120_000) => run(dockerCli(), ['-H', host, ...args], { env: { DOCKER_CONFIG: cfgDir }, timeoutMs }),
-        log: () => readFile(logPath, 'utf8').catch(() => ''),
-        stop,
-      };
-    }
-    await new Promise((r) => setTimeout(r, 100));
+  let d: TestDaemon;
+  try {
+    d = await startDockerd(['--config-file', configFile]);
+  } catch (e) {
+    await rm(cfg, { recursive: true, force: true });
+    throw e;
   }
-  const text = await readFile(logPath, 'utf8').catch(() => '');
-  await stop();
-  throw new Error(`dockerd did not become ready:\n${text.slice(-4000)}`);
+  const cliDir = join(cfg, 'cli');
+  await mkdir(cliDir, { recursive: true });
+  return {
+    host: d.host,
+    dir: d.dir,
+    // A CLI config of its own, so no login of the machine's user takes part.
+    docker: (args, timeoutMs = 120_000) => run(dockerCli(), ['-H', d.host, ...args], { env: { DOCKER_CONFIG: cliDir }, timeoutMs }),
+    log: d.log,
+    stop: async () => {
+      await d.stop();
+      await rm(cfg, { recursive: true, force: true });
+    },
+  };
 }
 
 /** A running Distribution 2.8 with htpasswd (Basic) auth. */
@@ -164,7 +117,7 @@ export async function startDistributionHtpasswd(dir: string, htpasswdPath: strin
     );
     const child = spawn('docker-registry', ['serve', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
-    child.stderr!.on('data', (d) => (stderr += d));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d));
     const exited = new Promise<void>((res) => child.once('exit', () => res()));
     const stop = async (): Promise<void> => {
       if (child.exitCode === null && child.signalCode === null) {

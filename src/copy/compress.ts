@@ -1,11 +1,12 @@
 import { createReadStream, createWriteStream } from 'node:fs';
+import { MeasureStream } from '../transport/measure.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import type { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
-import { Digester, digestOf } from '../oci/digest.js';
+import { digestOf } from '../oci/digest.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { MediaType } from '../oci/mediatypes.js';
 import type { ImageSource, RawManifest } from '../transport/transport.js';
@@ -31,17 +32,6 @@ function compressor(format: 'gzip' | 'zstd'): Transform {
   const make = (zlib as unknown as ZstdZlib).createZstdCompress;
   if (!make) throw new Error(`zstd needs Node.js 22.15 or later (this is ${process.version}); use gzip or none`);
   return make();
-}
-
-/** Hashes and counts what passes; read after the stream ends. */
-class Measure extends Transform {
-  readonly digester = new Digester();
-  bytes = 0;
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.digester.update(chunk);
-    this.bytes += chunk.length;
-    cb(null, chunk);
-  }
 }
 
 /**
@@ -75,7 +65,7 @@ export class LayerCompressor {
   private async spool(src: ImageSource, layer: Descriptor): Promise<{ digest: Descriptor['digest']; size: number }> {
     this.dir ??= mkdtemp(join(this.tmpDir, 'sluice-compress-'));
     const file = join(await this.dir, `layer-${++this.counter}`);
-    const measure = new Measure();
+    const measure = new MeasureStream();
     const body = await src.getBlob(layer);
     const verify = new VerifyStream(layer);
     body.once('error', (e) => verify.destroy(e));

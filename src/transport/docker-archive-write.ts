@@ -1,4 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
+import { MeasureStream } from './measure.js';
 import { readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
@@ -42,17 +43,6 @@ class Verify extends Transform {
     if (this.expected.size >= 0 && this.bytes !== this.expected.size) cb(new Error(`${this.what}: got ${this.bytes} bytes, expected ${this.expected.size}`));
     else if (got !== this.expected.digest) cb(new Error(`${this.what}: content has digest ${got}, expected ${this.expected.digest}`));
     else cb();
-  }
-}
-
-/** Hashes what passes; the result is read after the stream ends. */
-class Measure extends Transform {
-  readonly digester = new Digester();
-  bytes = 0;
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.digester.update(chunk);
-    this.bytes += chunk.length;
-    cb(null, chunk);
   }
 }
 
@@ -118,7 +108,7 @@ export class DockerArchiveWriter {
     }
     const { kind, stream } = await peek(body);
     const part = join(this.spoolDir, `blob-${++this.counter}.part`);
-    const measure = new Measure();
+    const measure = new MeasureStream();
     const verify = new Verify(descriptor, `blob ${descriptor.digest}`);
     try {
       if (kind === 'none') await pipeline(stream, verify, measure, createWriteStream(part));

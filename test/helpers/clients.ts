@@ -85,8 +85,11 @@ export interface Distribution {
   stop(): Promise<void>;
 }
 
-/** Starts Distribution 2.8 on a free port serving `root` (the same layout Sluice uses); stop it in `finally`. */
-export async function startDistribution(root: string): Promise<Distribution> {
+/**
+ * Starts Distribution 2.8 on a free port serving `root` (the same layout Sluice uses), with `extra`
+ * config lines (`auth: {htpasswd: …}`); stop it in `finally`.
+ */
+export async function startDistribution(root: string, extra: string[] = []): Promise<Distribution> {
   await mkdir(root, { recursive: true });
   const conf = await mkdtemp(join(tmpdir(), 'sluice-distribution-'));
   let lastError: unknown;
@@ -101,6 +104,7 @@ export async function startDistribution(root: string): Promise<Distribution> {
         'log: {level: error}',
         `storage: {filesystem: {rootdirectory: ${JSON.stringify(root)}}, delete: {enabled: true}}`,
         `http: {addr: 127.0.0.1:${port}}`,
+        ...extra,
         '',
       ].join('\n'),
     );

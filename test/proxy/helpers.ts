@@ -1,8 +1,7 @@
-import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, waitForHttp } from '../helpers/clients.js';
+import { startDistribution, type Distribution } from '../helpers/clients.js';
 import { dockerCli, startDockerd, type TestDaemon } from '../helpers/dockerd.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { run, type RunResult } from '../helpers/tools.js';
@@ -90,53 +89,11 @@ export async function startDockerdWithConfig(daemonJson: Record<string, unknown>
 }
 
 /** A running Distribution 2.8 with htpasswd (Basic) auth. */
-export interface AuthDistribution {
-  url: string;
-  host: string;
-  stop(): Promise<void>;
-}
+export type AuthDistribution = Distribution;
 
 /** Starts Distribution (`docker-registry`) on a free port with htpasswd auth from `htpasswdPath`; stop it in `finally`. */
-export async function startDistributionHtpasswd(dir: string, htpasswdPath: string): Promise<AuthDistribution> {
-  await mkdir(join(dir, 'data'), { recursive: true });
-  let lastError: unknown;
-  // A port found free can be taken before the daemon binds it; try a few.
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const port = await freePort();
-    const cfg = join(dir, 'config.yml');
-    await writeFile(
-      cfg,
-      [
-        'version: 0.1',
-        'log: {level: error}',
-        `storage: {filesystem: {rootdirectory: ${JSON.stringify(join(dir, 'data'))}}, delete: {enabled: true}}`,
-        `http: {addr: 127.0.0.1:${port}}`,
-        `auth: {htpasswd: {realm: basic-realm, path: ${JSON.stringify(htpasswdPath)}}}`,
-        '',
-      ].join('\n'),
-    );
-    const child = spawn('docker-registry', ['serve', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => (stderr += d));
-    const exited = new Promise<void>((res) => child.once('exit', () => res()));
-    const stop = async (): Promise<void> => {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-        await exited;
-        clearTimeout(t);
-      }
-    };
-    const url = `http://127.0.0.1:${port}`;
-    try {
-      await waitForHttp(`${url}/v2/`, child);
-      return { url, host: `127.0.0.1:${port}`, stop };
-    } catch (e) {
-      lastError = new Error(`${(e as Error).message}\n${stderr}`);
-      await stop();
-    }
-  }
-  throw lastError;
+export function startDistributionHtpasswd(dir: string, htpasswdPath: string): Promise<AuthDistribution> {
+  return startDistribution(join(dir, 'data'), [`auth: {htpasswd: {realm: basic-realm, path: ${JSON.stringify(htpasswdPath)}}}`]);
 }
 
 /** The digest `ctr images ls` shows for a reference, or undefined when containerd does not have it. */

@@ -1,6 +1,6 @@
 import { parse as parseYaml } from 'yaml';
 import { isDigest } from '../oci/digest.js';
-import type { UpstreamConfig } from '../upstream/config.js';
+import { upstreamSchema, type UpstreamConfig } from '../upstream/config.js';
 import type { MirrorConfig } from './config.js';
 
 /** What skopeo's sync YAML describes, as Sluice's vocabulary: upstreams and mirror jobs. */
@@ -49,7 +49,7 @@ export function readSkopeoYaml(text: string, file: string, scoped = false): Skop
       up.username = raw.credentials.username;
       up.password = raw.credentials.password ?? '';
     }
-    out.upstreams[registry] = { timeout: '30s', concurrency: 8, ttl: '5m', negativettl: '30s', tlsverify: true, ...up } as UpstreamConfig;
+    out.upstreams[registry] = upstreamSchema.parse({ timeout: '30s', ...up });
     const name = (repo: string) => `${registry}/${repo}`;
     for (const [repo, refs] of Object.entries(raw.images ?? {})) {
       const list = refs ?? [];

@@ -4,7 +4,7 @@ import { limiter } from '../copy/limit.js';
 import { DOCKER_HUB } from '../oci/reference.js';
 import { isLoopbackHost, RegistryClient } from '../transport/registry-client.js';
 import type { TransportOptions } from '../transport/options.js';
-import type { ProxyConfig, UpstreamConfig } from './config.js';
+import { upstreamSchema, type ProxyConfig, type UpstreamConfig } from './config.js';
 
 /** One upstream registry: where it is reached, how, and a registry client per repository. */
 export interface Upstream {
@@ -122,18 +122,11 @@ export class Upstreams {
       if (!this.byName.has(name)) {
         this.byName.set(
           name,
-          new ConfiguredUpstream(name, {
-            url: proxy.remoteurl,
-            username: proxy.username,
-            password: proxy.password,
-            tlsverify: true,
-            timeout: '10s',
-            concurrency: 8,
-            ttl: proxy.ttl ?? '5m',
-            negativettl: '30s',
+          new ConfiguredUpstream(
+            name,
             // Distribution's proxy serves every name from its one upstream.
-            unprefixed: true,
-          }),
+            upstreamSchema.parse({ url: proxy.remoteurl, username: proxy.username, password: proxy.password, ttl: proxy.ttl, unprefixed: true }),
+          ),
         );
       }
     }
@@ -157,7 +150,7 @@ export class Upstreams {
     const name = host.toLowerCase();
     let u = this.byName.get(name) ?? this.defaults.get(name);
     if (!u) {
-      u = new ConfiguredUpstream(name, { tlsverify: true, timeout: '30s', concurrency: 8, ttl: '5m', negativettl: '30s' });
+      u = new ConfiguredUpstream(name, upstreamSchema.parse({ timeout: '30s' }));
       this.defaults.set(name, u);
     }
     return u;

@@ -7,9 +7,7 @@ import { spawn } from 'node:child_process';
 import { request } from 'node:http';
 import { writeFile } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
-import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
-import S3rver from 's3rver';
-import FilesystemStore from 's3rver/lib/stores/filesystem.js';
+import { startS3, type TestS3 } from '../helpers/s3.js';
 import { digestOf } from '../../src/oci/digest.js';
 import { S3Driver } from '../../src/storage/s3.js';
 import { validateConfig } from '../../src/config/load.js';
@@ -20,71 +18,21 @@ import { needTools } from '../helpers/tools.js';
 import { makeImage, pushImage, writeOciLayout } from '../helpers/images.js';
 import { assertIntact, bytesOf, startSession, withDigest } from '../helpers/oci-http.js';
 
-/**
- * s3rver 3.7.1 lists with a delimiter by walking its directory tree but prunes every directory two levels
- * below the prefix, so a key like `tags/v1/current/link` yields no common prefix `tags/v1/` (real S3 does).
- * Listing without the delimiter and grouping here gives S3's answer, so the driver is tested as S3 sees it.
- */
-const listObjects = FilesystemStore.prototype.listObjects;
-FilesystemStore.prototype.listObjects = async function (bucket, options) {
-  const { delimiter, prefix = '' } = options;
-  if (!delimiter) return listObjects.call(this, bucket, options);
-  const all = await listObjects.call(this, bucket, { ...options, delimiter: undefined, maxKeys: Infinity });
-  const prefixes = new Set<string>();
-  const objects = all.objects.filter((o) => {
-    const i = o.key.slice(prefix.length).indexOf(delimiter);
-    if (i !== -1) prefixes.add(o.key.slice(0, prefix.length + i + 1));
-    return i === -1;
-  });
-  return { objects, commonPrefixes: [...prefixes].sort(), isTruncated: false };
-};
-
-let server: S3rver;
-let dir: string;
+let s3: TestS3;
 let endpoint: string;
-const requests: string[] = [];
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'sluice-s3-'));
-  server = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: dir, configureBuckets: [{ name: 'reg' }] });
-  const addr = await server.run();
-  endpoint = `http://127.0.0.1:${addr.port}`;
-  server.httpServer.on('request', (req: { method?: string; url?: string }) => requests.push(`${req.method} ${req.url}`));
+  s3 = await startS3('reg');
+  endpoint = s3.endpoint;
 });
 
-after(async () => {
-  // The registries' SDK clients keep connections open; end them so close() returns.
-  server.httpServer.closeAllConnections();
-  await server.close();
-  await rm(dir, { recursive: true, force: true });
-});
+after(() => s3.close());
 
 function s3Config(root: string): Record<string, unknown> {
-  return {
-    storage: {
-      filesystem: undefined,
-      s3: { accesskey: 'S3RVER', secretkey: 'S3RVER', region: 'us-east-1', regionendpoint: endpoint, bucket: 'reg', rootdirectory: root, secure: false, v4auth: true, chunksize: 5 << 20 },
-    },
-  };
+  return { storage: { filesystem: undefined, s3: s3.config(root) } };
 }
 
-/** Every key in the bucket under a prefix, as S3 itself lists them. */
-async function keys(prefix: string): Promise<string[]> {
-  const c = new S3Client({ region: 'us-east-1', endpoint, forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
-  try {
-    const out: string[] = [];
-    let token: string | undefined;
-    for (let i = 0; i < 100; i++) {
-      const r = await c.send(new ListObjectsV2Command({ Bucket: 'reg', Prefix: prefix, ContinuationToken: token }));
-      out.push(...(r.Contents ?? []).map((o) => o.Key!));
-      if (!r.IsTruncated) break;
-      token = r.NextContinuationToken;
-    }
-    return out;
-  } finally {
-    c.destroy();
-  }
-}
+const keys = (prefix: string): Promise<string[]> => s3.keys(prefix);
 
 async function withRegistry<T>(root: string, fn: (r: TestRegistry) => Promise<T>): Promise<T> {
   const reg = await startRegistry(s3Config(root));
@@ -114,9 +62,9 @@ test('storage.s3 makes the registry store in the bucket under Distribution keys;
 test('a multi-layer 20 MiB image pushes and pulls byte for byte; big blobs are assembled by multipart upload', async () => {
   const img = await makeImage({ label: 'big', layers: [{ a: randomBytes(12 << 20) }, { b: randomBytes(8 << 20) }, { c: 'small' }] });
   await withRegistry('big', async (reg) => {
-    const before = requests.length;
+    const before = s3.requests.length;
     await pushImage(reg.url, 'big', 'v1', img);
-    const sent = requests.slice(before);
+    const sent = s3.requests.slice(before).map((r) => `${r.method} ${r.url}`);
     assert.ok(sent.some((r) => r.startsWith('POST ') && r.includes('uploads')), 'a multipart upload was created');
     assert.ok(sent.some((r) => r.startsWith('PUT ') && r.includes('partNumber=3')), 'the 12 MiB layer went in 5 MiB parts');
     await assertIntact(reg.url, 'big', 'v1', img);

@@ -1,5 +1,5 @@
 import type { Config } from '../config/schema.js';
-import { compileFlows, type FlowPolicy, type FlowSpec } from '../policy/flows.js';
+import { flowPolicyOf } from '../policy/flow-policy.js';
 import { PullThroughCache } from '../proxy/cache.js';
 import { Upstreams } from '../upstream/upstreams.js';
 import type { RegistryContext } from './context.js';
@@ -8,14 +8,8 @@ import { StorageSource } from '../transport/storage-source.js';
 import type { Digest } from '../oci/digest.js';
 import type { RepositoryName } from '../oci/name.js';
 
-/** Distribution's `proxy:` block lets every image of its one upstream in. */
-const PROXY_FLOWS: FlowSpec[] = [{ name: 'proxy (Distribution)', images: ['**'] }];
-
-/** The flow rules a config sets (`flows:`; with only Distribution's `proxy:`, every image of it). */
-export function flowPolicyOf(config: Config): FlowPolicy {
-  const specs: FlowSpec[] = config.flows ?? (config.proxy && !config.upstreams ? PROXY_FLOWS : []);
-  return compileFlows(specs, config.access?.sets ?? {});
-}
+// Moved to policy/ so that `sluice sync` reads the flows without loading the cache.
+export { flowPolicyOf };
 
 /** The pull-through cache a config asks for (`upstreams:` or `proxy:`), or undefined. */
 export function buildCache(ctx: RegistryContext, config: Config, trust?: Trust): PullThroughCache | undefined {

@@ -6,8 +6,7 @@ import { plainHttpWarning, tlsServerOptions } from '../config/tls.js';
 import { scheduleUploadPurge } from './maintenance.js';
 import { OciError } from '../oci/errors.js';
 import type { StorageDriver } from '../storage/driver.js';
-import { FilesystemDriver } from '../storage/filesystem.js';
-import { S3Driver } from '../storage/s3.js';
+import { driverFor } from '../storage/driver-for.js';
 import { checkStorageAtStart, StorageHealth } from '../storage/health.js';
 import { installAccessControl } from '../auth/install.js';
 import { deleteBlob, getBlob } from './blob-routes.js';
@@ -22,6 +21,8 @@ import { throughCache } from './cache-routes.js';
 import { buildCache } from './cache-setup.js';
 import { buildTrust } from './trust-setup.js';
 import { startMirrorJobs } from './sync-setup.js';
+
+export { driverFor };
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -98,12 +99,6 @@ async function dispatch(ctx: RegistryContext, req: FastifyRequest, reply: Fastif
       if (m === 'DELETE') return cancelUpload(ctx, req, reply, ep.name, ep.id);
       return unsupported(m, 'upload');
   }
-}
-
-/** The storage driver a config names (the filesystem is the embedded default). */
-export function driverFor(config: Config): StorageDriver {
-  if (config.storage.s3) return new S3Driver(config.storage.s3);
-  return new FilesystemDriver(config.storage.filesystem?.rootdirectory ?? './data');
 }
 
 /** Builds the registry app without listening, so tests and embedders can use it. */

@@ -223,40 +223,48 @@ export class PullThroughCache {
 
   private async refreshTag(t: CacheTarget, tag: string, local: Digest | null, flow: CompiledFlow | undefined, who: Requester): Promise<void> {
     const key = `${t.local}:${tag}`;
-    const repo = this.deps.repo(t.local);
     let upstreamDigest: string | undefined;
+    // Nothing cached yet: the GET that must come anyway answers what a HEAD would, one round trip sooner.
+    if (!local) return this.fetchTag(t, tag, tag, null, flow, who);
     try {
       const res = await this.request(t, 'HEAD', `manifests/${encodeURIComponent(tag)}`, { accept: ACCEPT });
       await res.body.dump();
-      if (res.statusCode === 404) {
-        if (local) return this.serveStale(t, tag, 'upstream no longer has the tag');
-        this.missing.set(key, Date.now() + t.upstream.negativeTtlMs);
-        throw new OciError('MANIFEST_UNKNOWN', `${t.image}:${tag} is not known upstream at ${t.upstream.name}`, { tag });
-      }
+      if (res.statusCode === 404) return this.serveStale(t, tag, 'upstream no longer has the tag');
       if (res.statusCode !== 200) throw new RegistryError(`HEAD ${t.image}:${tag}: HTTP ${res.statusCode}`, res.statusCode);
       upstreamDigest = header(res, 'docker-content-digest');
+    } catch (e) {
+      if (e instanceof OciError) throw e;
+      if (isOutage(e)) return this.serveStale(t, tag, (e as Error).message);
+      this.counters.requests.inc({ kind: 'manifest', result: 'error' });
+      throw ociErrorForOutage(t, e);
+    }
+    if (upstreamDigest === local) {
+      this.checked.set(key, Date.now());
+      this.counters.requests.inc({ kind: 'manifest', result: 'hit' });
+      void this.tagState.pulled(t.local, tag).catch(() => undefined);
+      return;
+    }
+    // Moved upstream: fetch by digest when HEAD named one, so a tag moving meanwhile cannot mix bytes.
+    return this.fetchTag(t, tag, upstreamDigest && isDigest(upstreamDigest) ? upstreamDigest : tag, local, flow, who);
+  }
+
+  /** Fetches the manifest a tag names upstream (by `reference`: the tag, or the digest a HEAD gave) and tags it here. */
+  private async fetchTag(t: CacheTarget, tag: string, reference: string, local: Digest | null, flow: CompiledFlow | undefined, who: Requester): Promise<void> {
+    const key = `${t.local}:${tag}`;
+    const repo = this.deps.repo(t.local);
+    let fetched: { digest: Digest; manifest: Manifest } | null;
+    try {
+      fetched = await this.fetchManifest(t, reference);
     } catch (e) {
       if (e instanceof OciError) throw e;
       if (local && isOutage(e)) return this.serveStale(t, tag, (e as Error).message);
       this.counters.requests.inc({ kind: 'manifest', result: 'error' });
       throw ociErrorForOutage(t, e);
     }
-    if (local && upstreamDigest === local) {
-      this.checked.set(key, Date.now());
-      this.counters.requests.inc({ kind: 'manifest', result: 'hit' });
-      void this.tagState.pulled(t.local, tag).catch(() => undefined);
-      return;
+    if (!fetched) {
+      if (!local) this.missing.set(key, Date.now() + t.upstream.negativeTtlMs);
+      throw new OciError('MANIFEST_UNKNOWN', `${t.image}:${tag} is not known upstream at ${t.upstream.name}`, { tag });
     }
-    // New or moved upstream: fetch by digest when HEAD named one, so a tag moving meanwhile cannot mix bytes.
-    let fetched: { digest: Digest; manifest: Manifest } | null;
-    try {
-      fetched = await this.fetchManifest(t, upstreamDigest && isDigest(upstreamDigest) ? upstreamDigest : tag);
-    } catch (e) {
-      if (e instanceof OciError) throw e;
-      if (local && isOutage(e)) return this.serveStale(t, tag, (e as Error).message);
-      throw ociErrorForOutage(t, e);
-    }
-    if (!fetched) throw new OciError('MANIFEST_UNKNOWN', `${t.image}:${tag} is not known upstream at ${t.upstream.name}`, { tag });
     if (this.deps.verify) {
       // The signatures come first, so the check has material; an image that fails it is never tagged here.
       await this.fetchAttachments(t, fetched.digest);

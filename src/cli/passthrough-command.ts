@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { Upstreams as UpstreamsType } from '../upstream/upstreams.js';
 import type { UpstreamConfig } from '../upstream/config.js';
+import type { SignatureGate } from '../passthrough/signatures.js';
 import { fail } from './fail.js';
 import { sluiceErrors } from './option-values.js';
 
@@ -11,6 +12,7 @@ interface PassthroughCommandFlags {
   registries?: string;
   images?: string[];
   config?: string;
+  policy?: string;
   upstream?: string[];
   dryRun?: boolean;
   json?: boolean;
@@ -47,7 +49,8 @@ export function registerPassthroughCommand(program: Command): void {
     .option('--mode <mode>', 'off (also 0, false, no, empty): nothing; public: images an anonymous client may pull from an allowed registry; all: every tagged image (default $DIND_HOST_PASSTHROUGH, else public)')
     .option('--registries <list>', 'space-separated registries public may copy from; all ignores it (default $DIND_HOST_PASSTHROUGH_REGISTRIES, else docker.io ghcr.io quay.io gcr.io registry.k8s.io public.ecr.aws mcr.microsoft.com)')
     .option('--images <list>', 'space-separated references or globs an image must also match (* within a segment, ** across; repeatable; default $DIND_HOST_PASSTHROUGH_IMAGES)', collect)
-    .option('-c, --config <file>', 'config file whose upstreams: say where registries are reached (url, TLS)')
+    .option('-c, --config <file>', 'config file whose upstreams: say where registries are reached (url, TLS, credentials for signature lookups) and whose trust: rules (on: passthrough) images must satisfy')
+    .option('--policy <file>', 'a containers-policy.json (sigstoreSigned, reject, insecureAcceptAnything) host images must satisfy; signatures are read from the registry each RepoDigest names')
     .option('--upstream <host=url>', 'reach registry HOST at URL for the public check (repeatable), e.g. docker.io=http://127.0.0.1:5000', collect)
     .option('--dry-run', 'print the plan (reference, decision, reason) and copy nothing')
     .option('--json', 'print the plan and the result as JSON');
@@ -79,13 +82,29 @@ export function registerPassthroughCommand(program: Command): void {
     if (same && settings.mode !== 'off') fail(`--from and --to are the same daemon (${to}): nothing to copy`);
 
     let configured: Record<string, UpstreamConfig> = {};
+    const signatures: SignatureGate[] = [];
     if (f.config) {
       const { ConfigError, loadConfig } = await import('../config/load.js');
       try {
-        configured = (await loadConfig(f.config)).config.upstreams ?? {};
+        const { config } = await loadConfig(f.config);
+        configured = config.upstreams ?? {};
+        if (config.trust) {
+          const [{ buildTrust }, { configGate }] = await Promise.all([import('../registry/trust-setup.js'), import('../passthrough/signatures.js')]);
+          const trust = buildTrust(config);
+          if (trust) signatures.push(configGate(trust));
+        }
       } catch (e) {
         if (e instanceof ConfigError) fail(e.message.split('\n').join('; '));
+        if (/^trust\./.test((e as Error).message)) fail(`${f.config}: ${(e as Error).message}`);
         throw e;
+      }
+    }
+    if (f.policy) {
+      const [{ loadPolicyFile }, { policyGate }] = await Promise.all([import('../sign/index.js'), import('../passthrough/signatures.js')]);
+      try {
+        signatures.push(policyGate(await loadPolicyFile(f.policy), f.policy));
+      } catch (e) {
+        fail(`--policy ${f.policy}: ${(e as Error).message}`);
       }
     }
     const flagged = upstreamFlags(f.upstream ?? []);
@@ -126,6 +145,7 @@ export function registerPassthroughCommand(program: Command): void {
         to: target,
         upstreams: makeUpstreams,
         dryRun: f.dryRun ?? false,
+        signatures,
         ...(onProgress ? { onProgress } : {}),
       });
     } catch (e) {

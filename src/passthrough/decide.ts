@@ -6,7 +6,7 @@ import { ANONYMOUS, type Target } from '../policy/types.js';
 export type Mode = 'off' | 'public' | 'all';
 
 /** The decision for one host reference, as the plan prints it. */
-export type DecisionKind = 'copy' | 'skip: already present' | 'skip: not public' | 'skip: registry not allowed' | 'skip: no pattern matches';
+export type DecisionKind = 'copy' | 'skip: already present' | 'skip: not public' | 'skip: registry not allowed' | 'skip: no pattern matches' | 'skip: not signed';
 
 /** One tagged reference on the host daemon, with what is known about it there. */
 export interface HostReference {

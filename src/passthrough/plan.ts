@@ -4,6 +4,7 @@ import type { DaemonImage } from '../transport/docker-engine.js';
 import { parseTaggedName } from '../transport/docker-names.js';
 import { decide, matchingPattern, type Decision, type DecisionKind, type Filters, type HostReference, type Publicness, type PublicQuery } from './decide.js';
 import { isConcrete } from './settings.js';
+import type { SignatureOutcome } from './signatures.js';
 
 /** One row of the plan: a host reference and what passthrough does with it. */
 export interface PlanEntry {
@@ -11,6 +12,8 @@ export interface PlanEntry {
   image: string;
   decision: DecisionKind;
   reason: string;
+  /** What the signature check found, when signatures are required for this name. */
+  signatures?: SignatureOutcome;
 }
 
 /** What would be copied and skipped, and what the operator should hear about. */
@@ -77,6 +80,7 @@ export function compileImagePatterns(images: string[]): Filters['patterns'] {
 /**
  * Decides every host reference. Registry questions are asked only for references that pass the name
  * and registry filters and are not already in the target, all at once (the checker limits and caches).
+ * Signatures (`signed`, when requirements are configured) are checked last, for what would be copied.
  */
 export async function makePlan(
   host: DaemonImage[],
@@ -84,6 +88,7 @@ export async function makePlan(
   filters: Filters,
   images: string[],
   isPublic: (q: PublicQuery) => Promise<Publicness>,
+  signed?: (r: HostReference) => Promise<SignatureOutcome | undefined>,
 ): Promise<Plan> {
   const { refs, warnings } = hostReferences(host);
   const inTarget = targetTags(target);
@@ -97,7 +102,16 @@ export async function makePlan(
       return answered;
     }),
   );
-  const entries = refs.map((r, i) => ({ reference: r.text, image: r.imageId, decision: decisions[i]!.kind, reason: decisions[i]!.reason }));
+  const outcomes = await Promise.all(refs.map((r, i) => (signed && decisions[i]!.kind === 'copy' ? signed(r) : undefined)));
+  outcomes.forEach((o, i) => {
+    if (o && !o.allowed) decisions[i] = { kind: 'skip: not signed', reason: o.reason };
+    else if (o) decisions[i] = { ...decisions[i]!, reason: `${decisions[i]!.reason}; ${o.reason}` };
+  });
+  const entries = refs.map((r, i): PlanEntry => {
+    const e: PlanEntry = { reference: r.text, image: r.imageId, decision: decisions[i]!.kind, reason: decisions[i]!.reason };
+    if (outcomes[i]) e.signatures = outcomes[i];
+    return e;
+  });
   // An exact entry is a request for that image: say so when it cannot be honoured.
   for (const entry of images.filter(isConcrete)) {
     const [p] = compileImagePatterns([entry]);

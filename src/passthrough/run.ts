@@ -7,6 +7,8 @@ import type { Upstreams } from '../upstream/upstreams.js';
 import type { Mode, Publicness, PublicQuery } from './decide.js';
 import { compileImagePatterns, makePlan, targetTags, type PlanEntry } from './plan.js';
 import type { PublicnessChecker } from './publicness.js';
+import type { SignatureGate, SignatureOutcome } from './signatures.js';
+import type { HostReference } from './decide.js';
 
 /** The Engine API calls passthrough makes (a DockerEngine, or a wrapper of one in tests). */
 export type Daemon = Pick<DockerEngine, 'host' | 'listImages' | 'exportImages' | 'loadImages' | 'close'>;
@@ -21,6 +23,8 @@ export interface PassthroughRun {
   /** Where registries are reached for the public check; made only when a registry must be asked. */
   upstreams: Upstreams | (() => Upstreams | Promise<Upstreams>);
   dryRun?: boolean;
+  /** Signature requirements (config `trust:` for passthrough, a containers-policy.json); nothing is loaded that fails one. */
+  signatures?: SignatureGate[];
   /** Bytes of the export stream so far, called as they pass (for a progress line). */
   onProgress?: (bytes: number) => void;
 }
@@ -79,6 +83,20 @@ async function transfer(from: Daemon, to: Daemon, names: string[], onProgress?: 
   return bytes;
 }
 
+/** The plan's signature check: signatures are read from the registry each RepoDigest names, reached through `upstreams`, a few at a time. */
+async function signatureCheck(gates: SignatureGate[], upstreams: PassthroughRun['upstreams']): Promise<(r: HostReference) => Promise<SignatureOutcome | undefined>> {
+  const [{ checkSignatures }, { RegistrySource }, { limiter }] = await Promise.all([import('./signatures.js'), import('../transport/docker.js'), import('../copy/limit.js')]);
+  const u = typeof upstreams === 'function' ? await upstreams() : upstreams;
+  const limit = limiter(4);
+  return (r) =>
+    limit(() =>
+      checkSignatures(r, gates, (registry, repository, digest) => {
+        const up = u.orDefault(registry);
+        return new RegistrySource({ registry: up.name, repository, digest }, up.options);
+      }),
+    );
+}
+
 /**
  * Seeds the target daemon from the host: plans (see decide.ts), then sends every selected tag in one
  * `docker save` stream, so layers shared between images travel once, and loads it once. Each tag is
@@ -123,8 +141,10 @@ export async function runPassthrough(run: PassthroughRun): Promise<PassthroughRe
     })();
     return checker.then((c) => c.check(q));
   };
+  const gates = run.signatures ?? [];
+  const signed = gates.length > 0 ? await signatureCheck(gates, run.upstreams) : undefined;
   try {
-    const plan = await makePlan(host, target, { mode: run.mode, registries: run.registries, patterns }, run.images, isPublic);
+    const plan = await makePlan(host, target, { mode: run.mode, registries: run.registries, patterns }, run.images, isPublic, signed);
     result.entries = plan.entries;
     result.warnings.push(...plan.warnings);
   } finally {

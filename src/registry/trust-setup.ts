@@ -3,7 +3,7 @@ import type { Config } from '../config/schema.js';
 import type { Digest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import { compileTrustRules, trustLabel, trustRuleFor, type TrustPoint, type TrustRule } from '../policy/trust.js';
-import { checkImageTrust, trustedKeyFromPem, VerificationCache, type IdentityRule, type TrustRequirement, type TrustedKey } from '../sign/index.js';
+import { checkImageTrust, trustedKeyFromPem, VerificationCache, type IdentityRule, type PolicyDecision, type TrustRequirement, type TrustedKey } from '../sign/index.js';
 import type { ImageSource } from '../transport/transport.js';
 
 /** The outcome of a trust check at one place: allowed, or refused with one line that says why. */
@@ -12,6 +12,8 @@ export interface TrustVerdict {
   /** Absent when no rule requires anything of the image there. */
   rule?: string;
   reason: string;
+  /** The full decision (requirement, keys tried, each signature's verdict), when a rule applied. */
+  decision?: PolicyDecision;
 }
 
 /**
@@ -60,7 +62,7 @@ export class Trust {
     const rule = this.ruleFor(repository, where);
     if (!rule) return { allowed: true, reason: 'no trust rule applies' };
     const res = await checkImageTrust(source, { digest, dockerReference }, [this.requirement(rule)], { cache: this.cache });
-    return { allowed: res.decision.allowed, rule: trustLabel(rule), reason: `${trustLabel(rule)}: ${res.decision.summary}` };
+    return { allowed: res.decision.allowed, rule: trustLabel(rule), reason: `${trustLabel(rule)}: ${res.decision.summary}`, decision: res.decision };
   }
 }
 

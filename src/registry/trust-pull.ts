@@ -37,7 +37,9 @@ export async function checkPull(ctx: RegistryContext, req: FastifyRequest, name:
   if (ctx.mayPush && (await ctx.mayPush(req, name))) return;
   let cache = decisions.get(ctx);
   if (!cache) decisions.set(ctx, (cache = new Map()));
-  const key = `${name}@${digest}`;
+  // The tag is part of the key: under matchRepoDigestOrExact a signature names one tag, so an approval of
+  // `app:1` says nothing about `app:2` pointing at the same digest.
+  const key = isDigest(reference) ? `${name}@${digest}` : `${name}:${reference}@${digest}`;
   const hit = cache.get(key);
   const what = `${name}${isDigest(reference) ? `@${reference}` : `:${reference}`}`;
   if (hit && hit.until > Date.now()) return requireTrusted(hit.verdict, what);

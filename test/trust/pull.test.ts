@@ -64,6 +64,11 @@ test('trust at pull: an image a rule covers is served only with a signature by t
     assert.equal(ok.status, 200);
     assert.deepEqual(await bytesOf(ok), img.manifest);
     assert.equal((await fetch(`${reg.url}/v2/prod/app/manifests/${img.digest}`, { headers: bob })).status, 200);
+    // Another tag of the same digest is not what was signed (matchRepoDigestOrExact names the tag), even right after the approval above.
+    await push('prod/app', '2', img);
+    const otherTag = await fetch(`${reg.url}/v2/prod/app/manifests/2`, { headers: bob });
+    assert.equal(otherTag.status, 403);
+    assert.match((await errorOf(otherTag)).message, /prod\/app:2 is refused: .*prod\/app:1/);
     // The signature copied onto another repository names prod/app, not prod/copy: refused.
     await push('prod/copy', '1', img);
     const sigTag = `sha256-${img.digest.slice(7)}.sig`;

@@ -81,6 +81,9 @@ const storageSchema = z
       .strict()
       .optional(),
     delete: z.object({ enabled: z.boolean().default(false) }).strict().optional(),
+    // Distribution's key. Distribution redirects by default when its driver can; Sluice only when asked
+    // (disable: false), since clients must then reach the bucket's endpoint themselves. S3 only.
+    redirect: z.object({ disable: z.boolean() }).strict().optional(),
     automount: z
       .union([z.literal('auto'), z.boolean()])
       .optional()
@@ -109,7 +112,11 @@ const storageSchema = z
       .optional(),
   })
   .strict()
-  .refine((s) => !(s.filesystem && s.s3), { message: 'give exactly one of storage.filesystem and storage.s3' });
+  .refine((s) => !(s.filesystem && s.s3), { message: 'give exactly one of storage.filesystem and storage.s3' })
+  .refine((s) => s.s3 || s.redirect?.disable !== false, {
+    message: 'redirects need storage.s3: the filesystem driver has no URL to redirect to (leave storage.redirect out, or set disable: true)',
+    path: ['redirect', 'disable'],
+  });
 
 const validationSchema = z
   .object({

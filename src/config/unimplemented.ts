@@ -11,7 +11,6 @@ export const UNIMPLEMENTED_DISTRIBUTION_KEYS: ReadonlyMap<string, string | undef
   ['storage.swift', undefined],
   ['storage.oss', undefined],
   ['storage.inmemory', 'use storage.filesystem'],
-  ['storage.redirect', 'Sluice serves blobs itself and never redirects'],
   ['storage.tag', undefined],
   ['notifications', undefined],
   ['redis', undefined],

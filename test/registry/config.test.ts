@@ -169,7 +169,11 @@ test('Distribution keys Sluice does not implement are refused as such, including
     assert.match(found[0]!, new RegExp(`^${key.replace(/\./g, '\\.')} is a Distribution key Sluice does not implement yet`));
   }
   // These were schema placeholders that took anything and did nothing.
-  assert.deepEqual(problems({ storage: { redirect: { disable: true } } }), ['storage.redirect is a Distribution key Sluice does not implement yet (Sluice serves blobs itself and never redirects)']);
+  // storage.redirect is implemented for S3 only: asking the filesystem for redirects is refused plainly.
+  assert.deepEqual(problems({ storage: { redirect: { disable: true } } }), []);
+  assert.deepEqual(problems({ storage: { redirect: { disable: false } } }), [
+    'storage.redirect.disable: redirects need storage.s3: the filesystem driver has no URL to redirect to (leave storage.redirect out, or set disable: true)',
+  ]);
   assert.deepEqual(problems({ validation: { manifests: { urls: { allow: ['^https://'] } } } }), ['validation.manifests.urls is a Distribution key Sluice does not implement yet']);
   assert.deepEqual(problems({ storage: { cache: { blobdescriptor: 'redis' } } }), ['storage.cache.blobdescriptor: only inmemory is supported (a redis cache is not implemented)']);
   assert.deepEqual(problems({ health: { storagedriver: { enabled: true, intervl: '10s' } } }), ['unknown config key health.storagedriver.intervl (did you mean health.storagedriver.interval?)']);

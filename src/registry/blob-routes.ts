@@ -4,6 +4,7 @@ import { isDigest, type Digest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import type { RepositoryName } from '../oci/name.js';
 import type { RegistryContext } from './context.js';
+import { blobDataPath } from '../storage/layout.js';
 import { etagOf, ifNoneMatchHits } from './conditional.js';
 
 /**
@@ -44,8 +45,26 @@ export async function getBlob(ctx: RegistryContext, req: FastifyRequest, reply: 
   await ctx.authorize(req, { repository: name, actions: ['pull'], reference: digest });
   const size = await ctx.repo(name).blobSize(digest);
   if (size === null) throw new OciError('BLOB_UNKNOWN', `blob ${digest} is not known to repository ${name}`, { digest });
+  if (await redirectBlob(ctx, req, reply, digest)) return;
   // The driver writes straight into the socket (reused buffers, no per-chunk allocation).
   await sendBlob(ctx, req, reply, digest, size, (out, start, length) => ctx.blobs.sendTo(digest, out, start, length));
+}
+
+/** How long a redirect's presigned URL is valid: what Distribution's s3 driver gives. */
+const REDIRECT_SECONDS = 20 * 60;
+
+/**
+ * With `storage.redirect.disable: false`, answers a blob GET with 307 to a short-lived URL of the storage
+ * itself (S3 presigned), so the bytes do not pass through this process. HEAD is answered here: it carries
+ * no body, and a 304 is cheaper than a redirect. False when the blob is to be served here.
+ */
+async function redirectBlob(ctx: RegistryContext, req: FastifyRequest, reply: FastifyReply, digest: Digest): Promise<boolean> {
+  if (req.method !== 'GET' || ctx.config.storage.redirect?.disable !== false || !ctx.driver.redirectURL) return false;
+  if (ifNoneMatchHits(req, digest)) return false;
+  const url = await ctx.driver.redirectURL(blobDataPath(digest), REDIRECT_SECONDS);
+  if (!url) return false;
+  reply.code(307).header('location', url).header('docker-content-digest', digest).header('content-length', '0').send();
+  return true;
 }
 
 /**

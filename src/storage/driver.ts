@@ -23,6 +23,11 @@ export interface PutOptions {
    * again): still atomic, but without the flushes that make a write durable. Defaults to true.
    */
   durable?: boolean;
+  /**
+   * Write only when no object is at the path, else reject with code EEXIST and write nothing. Pass it only
+   * where `exclusiveCreate()` said yes: only then does it hold against other processes.
+   */
+  ifAbsent?: boolean;
 }
 
 /**
@@ -59,6 +64,12 @@ export interface StorageDriver {
    * Optional: a driver whose writes leave nothing behind has nothing to sweep.
    */
   sweep?(before: Date, removableWhenEmpty: (path: string) => boolean): Promise<string[]>;
+  /** True when `putContent(..., { ifAbsent: true })` is atomic across processes (S3 conditional writes). Optional: absent means no. */
+  exclusiveCreate?(): Promise<boolean>;
+  /** A short-lived URL from which a client can GET the object without this process, or undefined. Optional. */
+  redirectURL?(path: string, expiresInSeconds: number): Promise<string | undefined>;
+  /** Aborts server-side uploads of the driver's own (S3 multipart) begun before `before`; returns their keys. Optional. */
+  abortStaleUploads?(before: Date): Promise<string[]>;
 }
 
 /** True when a storage error means the storage is full (no space, or a quota reached). */

@@ -1,6 +1,8 @@
 import type { S3Client, ServerSideEncryption, StorageClass } from '@aws-sdk/client-s3';
 import { Readable, Writable } from 'node:stream';
+import { randomUUID } from 'node:crypto';
 import type { FileInfo, FileWriter, PutOptions, StorageDriver } from './driver.js';
+import { healthProbePath } from './layout.js';
 
 /** The `storage.s3` keys, as Distribution's s3-aws driver names them. */
 export interface S3Options {
@@ -24,6 +26,11 @@ const MIN_CHUNK = 5 << 20;
 /** Writer parts are named by their start offset, zero-padded so S3's lexical listing is numeric order. */
 const OFFSET_DIGITS = 16;
 const PARTS_SUFFIX = '.parts';
+/**
+ * Beside a session's `data`, the multipart upload its commit has open: written before the first part is
+ * sent, so a process killed mid-commit leaves a record that upload purging (or the next commit) aborts.
+ */
+const MULTIPART_SUFFIX = '.multipart';
 
 type Sdk = typeof import('@aws-sdk/client-s3');
 let sdkLoad: Promise<Sdk> | undefined;
@@ -31,6 +38,15 @@ let sdkLoad: Promise<Sdk> | undefined;
 /** The SDK takes about a second to load: only a process configured for S3 pays for it, on first use. */
 function loadSdk(): Promise<Sdk> {
   return (sdkLoad ??= import('@aws-sdk/client-s3'));
+}
+
+type Presigner = typeof import('@aws-sdk/s3-request-presigner');
+let presignerLoad: Promise<Presigner> | undefined;
+
+/** What a multipart record says: which upload of which key to abort. */
+interface MultipartRecord {
+  key: string;
+  uploadId: string;
 }
 
 /**
@@ -48,9 +64,17 @@ function errName(e: unknown): string | undefined {
   return (e as { name?: string; Code?: string } | undefined)?.name;
 }
 
+function statusOf(e: unknown): number | undefined {
+  return (e as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
+}
+
 function isNotFound(e: unknown): boolean {
-  const status = (e as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
-  return status === 404 || errName(e) === 'NoSuchKey' || errName(e) === 'NotFound';
+  return statusOf(e) === 404 || errName(e) === 'NoSuchKey' || errName(e) === 'NotFound';
+}
+
+/** S3's answer to `If-None-Match: *` when the object exists. */
+function isPreconditionFailed(e: unknown): boolean {
+  return statusOf(e) === 412 || errName(e) === 'PreconditionFailed';
 }
 
 interface Part {
@@ -74,6 +98,7 @@ export class S3Driver implements StorageDriver {
   private readonly prefix: string;
   private readonly chunk: number;
   private readonly extra: { StorageClass?: StorageClass; ServerSideEncryption?: ServerSideEncryption };
+  private conditional: Promise<boolean> | undefined;
 
   constructor(opts: S3Options) {
     this.bucket = opts.bucket;
@@ -170,13 +195,73 @@ export class S3Driver implements StorageDriver {
     }
   }
 
-  async putContent(path: string, data: Uint8Array, _options?: PutOptions): Promise<void> {
+  async putContent(path: string, data: Uint8Array, options?: PutOptions): Promise<void> {
     const { sdk, c } = await this.connect();
+    const put = () =>
+      c.send(
+        new sdk.PutObjectCommand({
+          Bucket: this.bucket,
+          Key: this.key(path),
+          Body: data,
+          ContentLength: data.length,
+          ...this.extra,
+          ...(options?.ifAbsent ? { IfNoneMatch: '*' } : {}),
+        }),
+      );
     // A PutObject is atomic and durable once acknowledged: there is nothing to flush.
-    await c.send(
-      new sdk.PutObjectCommand({ Bucket: this.bucket, Key: this.key(path), Body: data, ContentLength: data.length, ...this.extra }),
-    );
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await put();
+        break;
+      } catch (e) {
+        if (options?.ifAbsent && isPreconditionFailed(e)) throw Object.assign(new Error(`object exists: ${path}`), { code: 'EEXIST' });
+        // 409 ConditionalRequestConflict: another conditional write to this key is in flight; its outcome decides.
+        if (options?.ifAbsent && statusOf(e) === 409 && attempt < 5) {
+          await new Promise((r) => setTimeout(r, 50 * (attempt + 1)));
+          continue;
+        }
+        throw e;
+      }
+    }
     if (isSegmented(path)) await this.deleteKeys((await this.parts(path)).map((p) => p.key));
+  }
+
+  /**
+   * Whether the server honours `If-None-Match: *` on PutObject (AWS S3 since 2024, MinIO), found once by a
+   * probe that writes one object twice: servers that ignore the header (s3rver, older Ceph) let the second
+   * write through, and then a tag created "only if absent" could still be overwritten by another node.
+   */
+  exclusiveCreate(): Promise<boolean> {
+    return (this.conditional ??= this.probeConditional());
+  }
+
+  private async probeConditional(): Promise<boolean> {
+    const path = healthProbePath(`conditional-${randomUUID()}`);
+    const body = Buffer.from('probe');
+    try {
+      await this.putContent(path, body, { ifAbsent: true });
+      try {
+        await this.putContent(path, body, { ifAbsent: true });
+        return false;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST') return true;
+        return false;
+      }
+    } catch {
+      // A server that refuses the header (501 NotImplemented, 400) cannot do conditional writes either.
+      return false;
+    } finally {
+      await this.deleteKeys([this.key(path)]).catch(() => undefined);
+    }
+  }
+
+  /** A presigned GetObject URL (SigV4 query signature, valid `expiresInSeconds`), so blob bytes go from the bucket to the client. */
+  async redirectURL(path: string, expiresInSeconds: number): Promise<string | undefined> {
+    // Upload data is several objects joined on read: no one URL serves it.
+    if (isSegmented(path)) return undefined;
+    const { sdk, c } = await this.connect();
+    const { getSignedUrl } = await (presignerLoad ??= import('@aws-sdk/s3-request-presigner'));
+    return getSignedUrl(c, new sdk.GetObjectCommand({ Bucket: this.bucket, Key: this.key(path) }), { expiresIn: expiresInSeconds });
   }
 
   async stat(path: string): Promise<FileInfo | null> {
@@ -334,8 +419,15 @@ export class S3Driver implements StorageDriver {
     let size = 0;
     let uploadId: string | undefined;
     const done: { PartNumber: number; ETag: string }[] = [];
+    const record = `${this.key(from)}${MULTIPART_SUFFIX}`;
     const sendPart = async (body: Buffer): Promise<void> => {
-      uploadId ??= (await c.send(new sdk.CreateMultipartUploadCommand({ Bucket: this.bucket, Key: dst, ...this.extra }))).UploadId!;
+      if (uploadId === undefined) {
+        // An earlier commit of this session that died mid-way left its upload open: abort it first.
+        await this.abortRecorded(record);
+        uploadId = (await c.send(new sdk.CreateMultipartUploadCommand({ Bucket: this.bucket, Key: dst, ...this.extra }))).UploadId!;
+        const rec: MultipartRecord = { key: dst, uploadId };
+        await c.send(new sdk.PutObjectCommand({ Bucket: this.bucket, Key: record, Body: JSON.stringify(rec) }));
+      }
       const n = done.length + 1;
       const out = await c.send(
         new sdk.UploadPartCommand({ Bucket: this.bucket, Key: dst, UploadId: uploadId, PartNumber: n, Body: body, ContentLength: body.length }),
@@ -363,14 +455,59 @@ export class S3Driver implements StorageDriver {
       await c.send(
         new sdk.CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: dst, UploadId: uploadId, MultipartUpload: { Parts: done } }),
       );
+      await this.deleteKeys([record]);
     } catch (e) {
       // Parts of an unfinished multipart upload are billed until aborted; some servers (s3rver) cannot.
-      if (uploadId !== undefined) {
-        await c.send(new sdk.AbortMultipartUploadCommand({ Bucket: this.bucket, Key: dst, UploadId: uploadId })).catch(() => undefined);
-      }
+      if (uploadId !== undefined) await this.abortRecorded(record);
       src.destroy();
       throw e;
     }
+  }
+
+  /** Aborts the multipart upload a record names, then removes the record; a server without Abort (s3rver) is tolerated. */
+  private async abortRecorded(recordKey: string): Promise<void> {
+    const { sdk, c } = await this.connect();
+    let rec: MultipartRecord;
+    try {
+      const out = await c.send(new sdk.GetObjectCommand({ Bucket: this.bucket, Key: recordKey }));
+      rec = JSON.parse(Buffer.from(await out.Body!.transformToByteArray()).toString('utf8')) as MultipartRecord;
+    } catch (e) {
+      if (isNotFound(e) || e instanceof SyntaxError) return;
+      throw e;
+    }
+    // NoSuchUpload (already completed or aborted) and MethodNotAllowed/NotImplemented all leave nothing to do.
+    await c.send(new sdk.AbortMultipartUploadCommand({ Bucket: this.bucket, Key: rec.key, UploadId: rec.uploadId })).catch(() => undefined);
+    await this.deleteKeys([recordKey]);
+  }
+
+  /**
+   * Aborts multipart uploads under this root begun before `before`, by listing them: this also catches an
+   * upload whose process died between creating it and recording it. Servers without ListMultipartUploads
+   * (s3rver) answer an error, and then only recorded uploads are aborted (by upload purging).
+   */
+  async abortStaleUploads(before: Date): Promise<string[]> {
+    const { sdk, c } = await this.connect();
+    const aborted: string[] = [];
+    let keyMarker: string | undefined;
+    let idMarker: string | undefined;
+    for (let pages = 0; pages < 10_000; pages++) {
+      let out;
+      try {
+        out = await c.send(new sdk.ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: this.prefix, KeyMarker: keyMarker, UploadIdMarker: idMarker }));
+      } catch (e) {
+        if (pages === 0 && (statusOf(e) === 501 || errName(e) === 'NotImplemented')) return aborted;
+        throw e;
+      }
+      for (const u of out.Uploads ?? []) {
+        if (!u.Key || !u.UploadId || !u.Initiated || u.Initiated >= before) continue;
+        await c.send(new sdk.AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.Key, UploadId: u.UploadId })).catch(() => undefined);
+        aborted.push(u.Key.slice(this.prefix.length));
+      }
+      if (!out.IsTruncated) break;
+      keyMarker = out.NextKeyMarker;
+      idMarker = out.NextUploadIdMarker;
+    }
+    return aborted;
   }
 
   async delete(path: string): Promise<void> {
@@ -378,7 +515,10 @@ export class S3Driver implements StorageDriver {
     const k = this.key(path);
     if (k !== '' && (await this.head(k))) keys.push(k);
     const flushKeys = async () => {
-      await this.deleteKeys(keys.splice(0));
+      const batch = keys.splice(0);
+      // A session folder may hold the record of a commit that died mid-way: its upload goes with it.
+      for (const key of batch) if (key.endsWith(`/data${MULTIPART_SUFFIX}`) && key.includes('/_uploads/')) await this.abortRecorded(key);
+      await this.deleteKeys(batch);
     };
     for (const prefix of [this.dirKey(path), ...(isSegmented(path) ? [`${k}${PARTS_SUFFIX}/`] : [])]) {
       for await (const p of this.listAll(prefix)) {

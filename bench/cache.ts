@@ -1,6 +1,10 @@
 // The cache workload (issue 9): Sluice's pull-through cache and Distribution 2.8.2 in proxy mode, side by side
 // on one upstream registry that the bench starts and fills, with the upstream's bytes counted at the upstream.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -25,6 +29,24 @@ export interface CacheSizes {
   /** The blob the concurrent cold clients all pull. */
   blobBytes: number;
   clients: number;
+  /** The network between the caches and the upstream for the link rows: bandwidth shared by all connections, one-way delay. */
+  link: { mibPerSecond: number; delayMs: number };
+}
+
+/** The upstream seen through a link with bandwidth and delay (bench/link.ts, a process of its own). */
+interface BenchLink {
+  url: string;
+  child: ChildProcess;
+}
+
+async function startLink(upstreamUrl: string, link: CacheSizes['link']): Promise<BenchLink> {
+  const script = fileURLToPath(new URL('./link.js', import.meta.url));
+  const child = spawn(process.execPath, [script, new URL(upstreamUrl).port, String(link.mibPerSecond), String(link.delayMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout! });
+  const [first] = (await Promise.race([once(lines, 'line'), once(child, 'exit').then(() => { throw new Error('bench: the link process ended before it listened'); })])) as [string];
+  const port = /^listening (\d+)$/.exec(first)?.[1];
+  if (!port) throw new Error(`bench: the link process said ${first}`);
+  return { url: `http://127.0.0.1:${port}`, child };
 }
 
 /** An image pushed to the upstream, with what a pull of it reads. */
@@ -46,6 +68,8 @@ export interface CacheBench {
   fanout: BenchImage;
   /** A small image each cache pulls before anything is measured, so that no measurement pays for a process's first request. */
   warmup: BenchImage;
+  /** The same upstream through a link with bandwidth and delay. */
+  link: BenchLink;
   /** Bytes the upstream has sent so far (blob and manifest bodies), as the upstream itself counts them. */
   sent(): Promise<number>;
   stop(): Promise<void>;
@@ -122,14 +146,19 @@ export async function prepareCache(dir: string, sizes: CacheSizes, kind: ServerK
     await pushImage(upstream.url, fanout.repo, fanout);
     const warmup = await makeImage(dir, 'bench-warmup', [64 * 1024, 64 * 1024]);
     await pushImage(upstream.url, warmup.repo, warmup);
+    const link = await startLink(upstream.url, sizes.link);
     return {
       upstream,
       sizes,
       images,
       fanout,
       warmup,
+      link,
       sent: async () => (kind === 'distribution' ? logged : sluiceBytesSent(upstream.url)),
-      stop: () => upstream.stop(),
+      stop: async () => {
+        link.child.kill();
+        await upstream.stop();
+      },
     };
   } catch (e) {
     await upstream.stop();
@@ -263,4 +292,41 @@ async function warmTraffic(bench: CacheBench, cacheUrl: string): Promise<number>
   const before = await quietBytes(bench);
   for (const img of bench.images) await pullImage(cacheUrl, img.repo, img);
   return (await quietBytes(bench)) - before;
+}
+
+/**
+ * The cold rows again with the upstream behind a link of limited bandwidth and some delay (bench.link), as a
+ * cache meets Docker Hub: a direct pull through the link against a cold pull through a fresh cache whose
+ * upstream is the link, and the concurrent cold clients on one blob. On loopback a cold pull is bound by
+ * the CPU that client, cache and upstream share; over a link it is bound by the link, which is what a cache
+ * that streams while it stores should cost nothing extra on.
+ */
+export async function cacheLinkWorkloads(kind: ServerKind, bench: CacheBench, out: Sample, opts: ServerOptions = {}): Promise<void> {
+  const link = bench.link.url;
+  const cache = await startServer(kind, { ...opts, extraConfig: cacheConfig(kind, link) });
+  try {
+    await pullImage(link, bench.warmup.repo, bench.warmup);
+    await pullImage(cache.url, bench.warmup.repo, bench.warmup);
+    const direct: number[] = [];
+    const cold: number[] = [];
+    for (const img of bench.images) {
+      direct.push(await timed(() => pullImage(link, img.repo, img)));
+      cold.push(await timed(() => pullImage(cache.url, img.repo, img)));
+      // Distribution stores in the background over the same link: let it finish before the next measurement.
+      await storedBytes(bench, cache.root, img.layers.map((l) => l.digest));
+    }
+    const fan = bench.fanout;
+    const blob = fan.layers[0]!;
+    const fanDirect = await timed(() => pullBlob(link, fan.repo, blob.digest, blob.size));
+    await getManifest(cache.url, fan.repo, fan.tag, OCI_MANIFEST);
+    const fanMs = await timed(() => Promise.all(Array.from({ length: bench.sizes.clients }, () => pullBlob(cache.url, fan.repo, blob.digest, blob.size))));
+    await storedBytes(bench, cache.root, [blob.digest]);
+    out['cache.link.direct'] = median(direct);
+    out['cache.link.cold'] = median(cold);
+    out['cache.link.ratio'] = median(cold) / median(direct);
+    out['cache.link.fanout'] = fanMs;
+    out['cache.link.fanout.ratio'] = fanMs / fanDirect;
+  } finally {
+    await cache.stop();
+  }
 }

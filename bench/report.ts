@@ -67,6 +67,11 @@ export function metricCatalog(connections: number[]): MetricInfo[] {
     { id: 'cache.fanout.time', label: 'cache: 8 cold clients, one blob, all done', unit: 'ms', better: 'lower' },
     { id: 'cache.fanout.upstream', label: 'cache: upstream bytes, 8 cold clients / blob', unit: '×', better: 'lower' },
     { id: 'cache.fanout.cpu', label: 'cache: server CPU per MiB sent, 8 cold clients', unit: 'ms/MiB', better: 'lower' },
+    { id: 'cache.link.direct', label: 'cache over a link: pull straight from upstream', unit: 'ms', better: 'lower' },
+    { id: 'cache.link.cold', label: 'cache over a link: cold pull through the cache', unit: 'ms', better: 'lower' },
+    { id: 'cache.link.ratio', label: 'cache over a link: cold pull / direct pull', unit: '×', better: 'lower' },
+    { id: 'cache.link.fanout', label: 'cache over a link: 8 cold clients, one blob', unit: 'ms', better: 'lower' },
+    { id: 'cache.link.fanout.ratio', label: 'cache over a link: 8 cold clients / 1 direct', unit: '×', better: 'lower' },
     // The sync workload: the Distribution column is `skopeo sync` on the same upstream and YAML.
     { id: 'sync.first.time', label: 'sync: first sync, all images', unit: 's', better: 'lower' },
     { id: 'sync.first.wire', label: 'sync: first sync, first to last upstream request', unit: 's', better: 'lower' },

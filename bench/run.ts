@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { cacheWorkloads, prepareCache, type CacheBench } from './cache.js';
+import { cacheLinkWorkloads, cacheWorkloads, prepareCache, type CacheBench } from './cache.js';
 import { PASSTHROUGH_METRICS, passthroughSizes, passthroughWorkloads, preparePassthrough, type PassthroughBench } from './passthrough.js';
 import { logSizes, randomFile, writeImageLayout } from './data.js';
 import { machine, metricCatalog, summarize, table, type BenchResults } from './report.js';
@@ -20,7 +20,7 @@ const GROUPS = ['blob', 'manifest', 'listing', 'skopeo', 'cache', 'sync', 'passt
 type Group = (typeof GROUPS)[number];
 
 const USAGE = `usage: npm run bench -- [--quick] [--rounds N] [--out FILE] [--workloads ${GROUPS.join(',')}]
-  [--servers sluice,distribution] [--cpu-prof DIR] [--sluice-bin PATH] [--manifest-seconds S] [--listing-size N]
+  [--servers sluice,distribution] [--cpu-prof DIR] [--sluice-bin PATH] [--manifest-seconds S] [--listing-size N] [--link-rate MIB_S] [--link-rtt MS]
 (see bench/README.md)`;
 
 function parseCommandLine(): ReturnType<typeof parseOptions> {
@@ -47,6 +47,9 @@ const parseOptions = () =>
       // Overrides of single sizes, for focused before/after runs.
       'manifest-seconds': { type: 'string' },
       'listing-size': { type: 'string' },
+      // The cache's link rows: the upstream's bandwidth (MiB/s) and round trip (ms).
+      'link-rate': { type: 'string' },
+      'link-rtt': { type: 'string' },
     },
   });
 
@@ -80,7 +83,11 @@ if (!haveSkopeo && groups.has('sync')) process.stderr.write('bench: skopeo is no
 const sizes = quick
   ? { bigBlob: 8 * MiB, chunkSize: 1 * MiB, parallelBlob: 2 * MiB, parallelCount: 4, manifestSeconds: 1, tags: 200, repos: 200, layers: logSizes(20, 1024, 1 * MiB) }
   : { bigBlob: GiB, chunkSize: 32 * MiB, parallelBlob: 256 * MiB, parallelCount: 4, manifestSeconds: 10, tags: 10_000, repos: 10_000, layers: logSizes(20, 1024, 100 * MiB) };
-const cacheSizes = quick ? { imageBytes: 4 * MiB, images: 1, blobBytes: 4 * MiB, clients: 8 } : { imageBytes: 64 * MiB, images: 3, blobBytes: 64 * MiB, clients: 8 };
+// The link rows put the upstream behind 40 MiB/s (about 335 Mbit/s) and a 20 ms round trip: an office's way to Docker Hub.
+const cacheLink = { mibPerSecond: Number(args['link-rate'] ?? 40), delayMs: Number(args['link-rtt'] ?? 20) / 2 };
+const cacheSizes = quick
+  ? { imageBytes: 4 * MiB, images: 1, blobBytes: 4 * MiB, clients: 8, link: cacheLink }
+  : { imageBytes: 64 * MiB, images: 3, blobBytes: 64 * MiB, clients: 8, link: cacheLink };
 // 10 repositories × 5 tags, as issue 10 asks; --quick keeps it to a few seconds.
 const syncSizes = quick ? { repos: 3, tags: 2 } : { repos: 10, tags: 5 };
 if (args['manifest-seconds']) sizes.manifestSeconds = Number(args['manifest-seconds']);
@@ -155,7 +162,10 @@ try {
           await server.stop();
         }
       }
-      if (cacheBench) await cacheWorkloads(kind, cacheBench, sample, serverOptions);
+      if (cacheBench) {
+        await cacheWorkloads(kind, cacheBench, sample, serverOptions);
+        await cacheLinkWorkloads(kind, cacheBench, sample, serverOptions);
+      }
       samples[kind].push(sample);
     }
     if (syncBench) {
@@ -193,6 +203,8 @@ try {
       cacheImages: cacheSizes.images,
       cacheBlobBytes: cacheSizes.blobBytes,
       cacheClients: cacheSizes.clients,
+      cacheLinkMiBPerSecond: cacheLink.mibPerSecond,
+      cacheLinkRttMs: cacheLink.delayMs * 2,
       syncRepositories: syncSizes.repos,
       syncTags: syncSizes.tags,
     },

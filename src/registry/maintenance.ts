@@ -37,6 +37,9 @@ export function scheduleUploadPurge({ app, ctx }: Registry, leftoverAgeMs = LEFT
     try {
       const purged = await ctx.uploads.purge(new Date(Date.now() - ageMs), cfg.dryrun);
       if (purged.length > 0) app.log.info({ count: purged.length, dryrun: cfg.dryrun, sessions: purged.slice(0, 20) }, 'purged old upload sessions');
+      // Multipart uploads (S3) a process began and never recorded or finished: as old as a purged session.
+      const aborted = cfg.dryrun || !ctx.driver.abortStaleUploads ? [] : await ctx.driver.abortStaleUploads(new Date(Date.now() - ageMs));
+      if (aborted.length > 0) app.log.info({ count: aborted.length, keys: aborted.slice(0, 20) }, 'aborted abandoned multipart uploads');
     } catch (e) {
       app.log.warn({ err: e }, 'upload purge failed');
     }

@@ -132,10 +132,12 @@ export function buildRegistry(opts: ServerOptions): Registry {
     },
   });
   // Mirror jobs run on their schedules while the server listens (closed before the cache's upstreams).
+  // They write into storage, so a read-only registry (a host node sharing the builder's config) skips them.
   if (config.mirrors?.length) {
     let scheduler: ReturnType<typeof startMirrorJobs>;
     app.addHook('onReady', async () => {
-      scheduler = startMirrorJobs(ctx, config, app.log);
+      if (ctx.readOnly) app.log.warn('mirrors: not run, this registry is read-only (storage.maintenance.readonly.enabled)');
+      else scheduler = startMirrorJobs(ctx, config, app.log);
     });
     app.addHook('onClose', async () => scheduler?.stop());
   }

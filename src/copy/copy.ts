@@ -84,6 +84,21 @@ function retryable(e: unknown): boolean {
   return isConnectionError(e) || /aborted|socket|other side closed|premature close/i.test((e as Error)?.message ?? '');
 }
 
+/**
+ * Where this process last wrote or found each blob at a destination registry: `registry digest` →
+ * repository. A later image bound for another repository of that registry mounts the blob from there
+ * (one small POST) instead of downloading and uploading it again, as skopeo's blob-info cache does.
+ */
+const placed = new Map<string, string>();
+const PLACED_MAX = 20_000;
+
+function remember(registry: string, digest: Digest, repository: string): void {
+  const key = `${registry} ${digest}`;
+  placed.delete(key);
+  placed.set(key, repository);
+  if (placed.size > PLACED_MAX) placed.delete(placed.keys().next().value!);
+}
+
 class Copier {
   private readonly blobJobs = new Map<Digest, Promise<void>>();
   private readonly writtenManifests = new Set<Digest>();
@@ -132,17 +147,21 @@ class Copier {
   private async transferBlob(d: Descriptor): Promise<void> {
     const p = this.opts.progress;
     p?.blobStart?.(d);
+    const from = this.src.location;
+    const to = this.dst.location;
     const done = (action: BlobAction) => {
+      if (to) remember(to.registry, d.digest, to.repository);
       this.summary.blobs.push({ digest: d.digest, size: d.size, action });
       if (action === 'sent') this.summary.bytesSent += d.size;
       else if (action === 'skipped') this.summary.bytesSkipped += d.size;
       else this.summary.bytesMounted += d.size;
       p?.blobDone?.(d, action);
     };
+    const known = to && placed.get(`${to.registry} ${d.digest}`);
+    // Mounting first saves the HEAD that would answer 404 in a repository new to this blob.
+    if (to && known && known !== to.repository && this.dst.mountBlob && (await this.dst.mountBlob(d, known))) return done('mounted');
     if (await this.dst.hasBlob(d)) return done('skipped');
-    const from = this.src.location;
-    const to = this.dst.location;
-    if (from && to && this.dst.mountBlob && from.registry === to.registry && from.repository !== to.repository) {
+    if (from && to && this.dst.mountBlob && from.registry === to.registry && from.repository !== to.repository && from.repository !== known) {
       if (await this.dst.mountBlob(d, from.repository)) return done('mounted');
     }
     const retries = this.opts.retryTimes ?? 3;

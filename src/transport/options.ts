@@ -1,3 +1,5 @@
+import type { RegistryPool } from './registry-client.js';
+
 /** Settings that reach a transport from the command line (`--src-creds`, `--src-tls-verify`, ...). */
 export interface TransportOptions {
   /** `USER[:PASSWORD]` for a registry (`--src-creds` / `--dest-creds`). */
@@ -22,4 +24,6 @@ export interface TransportOptions {
   ca?: string;
   /** Folder for temporary files (archives are unpacked or assembled there). */
   tmpDir?: string;
+  /** Registry connections shared across the clients of a run (one Agent, ping and token cache per registry). */
+  pool?: RegistryPool;
 }

@@ -101,23 +101,21 @@ export async function errorFrom(res: ClientResponse, what: string): Promise<Regi
 }
 
 /**
- * One registry, as a client sees it: picks http or https, answers auth challenges (Bearer tokens,
- * anonymous or with credentials, and Basic), and retries what a retry can cure.
+ * What every client of one registry can share: the undici Agent (kept-alive connections), the scheme
+ * and auth challenge found by one `GET /v2/`, credentials and the tokens fetched per scope set.
  */
-export class RegistryClient {
-  private base?: string;
-  private readonly dispatcher: Dispatcher;
-  private credentials?: Credentials | null;
-  private challenge?: Challenge;
-  private readonly tokens = new Map<string, string>();
-  private readonly retries: number;
+class Connection {
+  base?: string;
+  readonly dispatcher: Dispatcher;
+  credentials?: Credentials | null;
+  challenge?: Challenge;
+  readonly tokens = new Map<string, string>();
+  private pinging?: Promise<void>;
 
   constructor(
     readonly host: string,
-    private readonly scopes: string[],
-    private readonly opts: TransportOptions = {},
+    private readonly opts: TransportOptions,
   ) {
-    this.retries = opts.retryTimes ?? 3;
     const timeout = opts.timeoutMs ?? 300_000;
     const agent = new Agent({
       connect: { rejectUnauthorized: opts.tlsVerify !== false, timeout, ...(opts.ca ? { ca: opts.ca } : {}) },
@@ -128,9 +126,15 @@ export class RegistryClient {
     this.dispatcher = agent.compose(interceptors.redirect({ maxRedirections: 5 }));
   }
 
-  /** Finds the scheme and the auth challenge (`GET /v2/`), once. */
-  private async ping(): Promise<void> {
-    if (this.base) return;
+  /** Finds the scheme and the auth challenge once; concurrent first requests wait for the same ping. */
+  ping(retry: (send: () => Promise<ClientResponse>) => Promise<ClientResponse>): Promise<void> {
+    if (this.base) return Promise.resolve();
+    // A failed ping is forgotten, so the next request asks again (the registry may be back).
+    this.pinging ??= this.findBase(retry).finally(() => (this.pinging = undefined));
+    return this.pinging;
+  }
+
+  private async findBase(retry: (send: () => Promise<ClientResponse>) => Promise<ClientResponse>): Promise<void> {
     if (this.credentials === undefined) this.credentials = (await findCredentials(this.host, this.opts)) ?? null;
     const candidates = this.opts.baseUrl
       ? [this.opts.baseUrl.replace(/\/+$/, '')]
@@ -142,7 +146,7 @@ export class RegistryClient {
     let lastError: unknown;
     for (const base of candidates) {
       try {
-        const res = await this.withRetries(() => request(`${base}/v2/`, { method: 'GET', dispatcher: this.dispatcher }), true);
+        const res = await retry(() => request(`${base}/v2/`, { method: 'GET', dispatcher: this.dispatcher }));
         await res.body.dump();
         if (res.statusCode === 401) this.challenge = parseChallenge(header(res, 'www-authenticate'));
         else if (res.statusCode >= 400 && res.statusCode !== 404) throw new RegistryError(`${this.host}: ping answered HTTP ${res.statusCode}`, res.statusCode);
@@ -155,6 +159,62 @@ export class RegistryClient {
     // A registry that answered (429, 503) keeps its status, so callers can tell "busy" from "unreachable".
     if (lastError instanceof RegistryError) throw new RegistryError(`cannot use registry ${this.host}: ${lastError.message}`, lastError.status, lastError.code);
     throw new Error(`cannot reach registry ${this.host}: ${describe(lastError)}`);
+  }
+
+  close(): Promise<void> {
+    return this.dispatcher.close();
+  }
+}
+
+/**
+ * Registry connections shared for a run (a mirror job's every image, source and destination): one
+ * Agent, one ping and one token cache per registry and settings, instead of one per image. Clients
+ * made with it leave closing to the pool.
+ */
+export class RegistryPool {
+  private readonly connections = new Map<string, Connection>();
+
+  /** The shared connection for a registry host reached with these settings. */
+  connection(host: string, opts: TransportOptions): Connection {
+    const key = JSON.stringify([host, opts.baseUrl, opts.tlsVerify, opts.ca, opts.timeoutMs, opts.creds, opts.authFile, opts.searchDefaultAuthFiles]);
+    let c = this.connections.get(key);
+    if (!c) {
+      c = new Connection(host, opts);
+      this.connections.set(key, c);
+    }
+    return c;
+  }
+
+  /** Closes every connection. */
+  async close(): Promise<void> {
+    const all = [...this.connections.values()];
+    this.connections.clear();
+    await Promise.all(all.map((c) => c.close().catch(() => undefined)));
+  }
+}
+
+/**
+ * One registry, as a client sees it: picks http or https, answers auth challenges (Bearer tokens,
+ * anonymous or with credentials, and Basic), and retries what a retry can cure. With `opts.pool`
+ * it shares its connections, ping and tokens with the pool's other clients of the same registry.
+ */
+export class RegistryClient {
+  private readonly conn: Connection;
+  private readonly pooled: boolean;
+  private readonly retries: number;
+
+  constructor(
+    readonly host: string,
+    private readonly scopes: string[],
+    opts: TransportOptions = {},
+  ) {
+    this.retries = opts.retryTimes ?? 3;
+    this.pooled = opts.pool !== undefined;
+    this.conn = opts.pool?.connection(host, opts) ?? new Connection(host, opts);
+  }
+
+  private ping(): Promise<void> {
+    return this.conn.ping((send) => this.withRetries(send, true));
   }
 
   /** Runs `send`, retrying connection errors and retryable statuses with exponential backoff. */
@@ -182,18 +242,19 @@ export class RegistryClient {
   }
 
   private authHeader(scopes: string[]): string | undefined {
-    if (!this.challenge) return undefined;
-    if (this.challenge.scheme === 'basic') {
-      if (!this.credentials) return undefined;
-      return `Basic ${Buffer.from(`${this.credentials.username}:${this.credentials.password}`).toString('base64')}`;
+    const { challenge, credentials } = this.conn;
+    if (!challenge) return undefined;
+    if (challenge.scheme === 'basic') {
+      if (!credentials) return undefined;
+      return `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
     }
-    const token = this.tokens.get(scopeKey(scopes));
+    const token = this.conn.tokens.get(scopeKey(scopes));
     return token ? `Bearer ${token}` : undefined;
   }
 
   /** Fetches a Bearer token for the scopes from the challenge's realm (with Basic credentials when there are some). */
   private async fetchToken(scopes: string[]): Promise<void> {
-    const ch = this.challenge;
+    const ch = this.conn.challenge;
     if (!ch || ch.scheme !== 'bearer') return;
     const realm = ch.params.realm;
     if (!realm) throw new Error(`${this.host}: Bearer challenge without realm`);
@@ -201,13 +262,14 @@ export class RegistryClient {
     if (ch.params.service) url.searchParams.set('service', ch.params.service);
     for (const s of scopes) url.searchParams.append('scope', s);
     const headers: Record<string, string> = {};
-    if (this.credentials) headers.authorization = `Basic ${Buffer.from(`${this.credentials.username}:${this.credentials.password}`).toString('base64')}`;
-    const res = await this.withRetries(() => request(url, { method: 'GET', headers, dispatcher: this.dispatcher }), true);
+    const cred = this.conn.credentials;
+    if (cred) headers.authorization = `Basic ${Buffer.from(`${cred.username}:${cred.password}`).toString('base64')}`;
+    const res = await this.withRetries(() => request(url, { method: 'GET', headers, dispatcher: this.conn.dispatcher }), true);
     if (res.statusCode !== 200) throw await errorFrom(res, `token from ${url.origin}${url.pathname} for ${scopes.join(' ')}`);
     const doc = (await res.body.json()) as { token?: string; access_token?: string };
     const token = doc.token ?? doc.access_token;
     if (!token) throw new Error(`${this.host}: token response carries no token`);
-    this.tokens.set(scopeKey(scopes), token);
+    this.conn.tokens.set(scopeKey(scopes), token);
   }
 
   /** Sends a request with auth; a streamed body is sent once (retries are the caller's business). */
@@ -215,24 +277,25 @@ export class RegistryClient {
     await this.ping();
     const scopes = [...this.scopes, ...(req.scopes ?? [])];
     const replayable = req.body === undefined || Buffer.isBuffer(req.body);
-    if (this.challenge?.scheme === 'bearer' && !this.tokens.has(scopeKey(scopes))) await this.fetchToken(scopes);
-    const url = /^https?:\/\//.test(req.path) ? req.path : `${this.base}${req.path}`;
+    if (this.conn.challenge?.scheme === 'bearer' && !this.conn.tokens.has(scopeKey(scopes))) await this.fetchToken(scopes);
+    const url = /^https?:\/\//.test(req.path) ? req.path : `${this.conn.base}${req.path}`;
     const attempt = () => {
       const headers = { ...(req.headers ?? {}) };
       const auth = this.authHeader(scopes);
       if (auth) headers.authorization = auth;
-      return this.withRetries(() => request(url, { method: req.method, headers, body: req.body, dispatcher: this.dispatcher }), replayable);
+      // undici closes the connection after a HEAD unless told otherwise; registries send no body to a HEAD.
+      return this.withRetries(() => request(url, { method: req.method, headers, body: req.body, dispatcher: this.conn.dispatcher, ...(req.method === 'HEAD' ? { reset: false } : {}) }), replayable);
     };
     let res = await attempt();
     if (res.statusCode === 401 && replayable) {
       // The token may have expired or lack a scope this request needs: ask again once.
       const ch = parseChallenge(header(res, 'www-authenticate'));
       await res.body.dump();
-      if (ch) this.challenge = ch;
+      if (ch) this.conn.challenge = ch;
       const extra = ch?.params.scope ? ch.params.scope.split(' ') : [];
       const all = [...new Set([...scopes, ...extra])];
       await this.fetchToken(all);
-      if (all.length !== scopes.length) this.tokens.set(scopeKey(scopes), this.tokens.get(scopeKey(all))!);
+      if (all.length !== scopes.length) this.conn.tokens.set(scopeKey(scopes), this.conn.tokens.get(scopeKey(all))!);
       res = await attempt();
     }
     return res;
@@ -240,11 +303,12 @@ export class RegistryClient {
 
   /** Resolves a Location header against the registry's base URL. */
   resolve(location: string): string {
-    return new URL(location, `${this.base}/`).toString();
+    return new URL(location, `${this.conn.base}/`).toString();
   }
 
+  /** Closes the client's connections, unless a pool owns them. */
   async close(): Promise<void> {
-    await this.dispatcher.close();
+    if (!this.pooled) await this.conn.close();
   }
 }
 

@@ -1,12 +1,51 @@
 import { Command } from 'commander';
-import { ConfigError, loadConfig } from '../config/load.js';
-import { registerCopyCommands } from './copy-commands.js';
-import { registerSyncCommands } from './sync-commands.js';
-import { registerAccessCommands } from './access-commands.js';
-import { registerSignCommands } from './sign-commands.js';
-import { registerPassthroughCommand } from './passthrough-command.js';
 import { fail, quietOnClosedPipes } from './fail.js';
 
+type Register = (program: Command) => void;
+
+/**
+ * Where each top-level command is defined. A run loads only the module of the command it names, so
+ * `sluice sync` does not compile the server, the access tools or the signing code (start-up is most of
+ * a no-change re-sync's time); help, a bad command name or a bare `sluice` load them all.
+ */
+const COMMANDS: Record<string, () => Promise<Register>> = {
+  serve: async () => registerServe,
+  copy: async () => (await import('./copy-commands.js')).registerCopyCommands,
+  inspect: async () => (await import('./copy-commands.js')).registerCopyCommands,
+  tags: async () => (await import('./copy-commands.js')).registerCopyCommands,
+  sync: async () => (await import('./sync-commands.js')).registerSyncCommands,
+  key: async () => (await import('./sign-commands.js')).registerSignCommands,
+  sign: async () => (await import('./sign-commands.js')).registerSignCommands,
+  verify: async () => (await import('./sign-commands.js')).registerSignCommands,
+  robot: async () => (await import('./access-commands.js')).registerAccessCommands,
+  policy: async () => (await import('./access-commands.js')).registerAccessCommands,
+  passthrough: async () => (await import('./passthrough-command.js')).registerPassthroughCommand,
+};
+
+/** Registers `sluice serve`: the registry itself, loaded only when it runs. */
+function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('run the registry (filesystem storage under ./data on 127.0.0.1:5000 by default)')
+    .option('-c, --config <file>', 'YAML config file (Distribution config.yml keys are read as they are)')
+    .option('--addr <host:port>', 'listen address (overrides http.addr)')
+    .option('--root <dir>', 'filesystem storage root (overrides storage.filesystem.rootdirectory)')
+    .action(async (opts: { config?: string; addr?: string; root?: string }) => {
+      try {
+        const { loadConfig } = await import('../config/load.js');
+        const { config, warnings } = await loadConfig(opts.config, { addr: opts.addr, root: opts.root });
+        const { serve } = await import('../registry/server.js');
+        let url = '';
+        const reg = await serve(config, (u) => (url = u));
+        for (const w of warnings) reg.app.log.warn(w);
+        const root = config.storage.filesystem?.rootdirectory ?? './data';
+        // The URL says https:// when http.tls is on.
+        reg.app.log.info({ addr: config.http.addr, url, root }, 'sluice registry listening');
+      } catch (e) {
+        fail((e as Error).message);
+      }
+    });
+}
 
 quietOnClosedPipes();
 const program = new Command();
@@ -14,33 +53,15 @@ program.name('sluice').description('Container-image registry and image mover').v
 // A command's options come before its subcommands (`sluice sync -c A` and `sluice sync status -c B` each get theirs).
 program.enablePositionalOptions();
 
-program
-  .command('serve')
-  .description('run the registry (filesystem storage under ./data on 127.0.0.1:5000 by default)')
-  .option('-c, --config <file>', 'YAML config file (Distribution config.yml keys are read as they are)')
-  .option('--addr <host:port>', 'listen address (overrides http.addr)')
-  .option('--root <dir>', 'filesystem storage root (overrides storage.filesystem.rootdirectory)')
-  .action(async (opts: { config?: string; addr?: string; root?: string }) => {
-    try {
-      const { config, warnings } = await loadConfig(opts.config, { addr: opts.addr, root: opts.root });
-      // Loaded here so that the image-moving commands do not carry the server in memory, nor it them.
-      const { serve } = await import('../registry/server.js');
-      let url = '';
-      const reg = await serve(config, (u) => (url = u));
-      for (const w of warnings) reg.app.log.warn(w);
-      const root = config.storage.filesystem?.rootdirectory ?? './data';
-      // The URL says https:// when http.tls is on.
-      reg.app.log.info({ addr: config.http.addr, url, root }, 'sluice registry listening');
-    } catch (e) {
-      if (e instanceof ConfigError) fail(e.message);
-      fail((e as Error).message);
-    }
-  });
-
-registerCopyCommands(program);
-registerSyncCommands(program);
-registerSignCommands(program);
-registerAccessCommands(program);
-registerPassthroughCommand(program);
+// The program has no options of its own besides --version and --help, so the first argument names the command.
+const named = COMMANDS[process.argv[2] ?? ''];
+const loaders = named ? [named] : Object.values(COMMANDS);
+// Several names share a module: each registers once.
+const registered = new Set<Register>();
+for (const register of await Promise.all(loaders.map((l) => l()))) {
+  if (registered.has(register)) continue;
+  registered.add(register);
+  register(program);
+}
 
 await program.parseAsync(process.argv);

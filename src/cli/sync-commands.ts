@@ -93,19 +93,40 @@ export function registerSyncCommands(program: Command): void {
   sync.action(async (file: string | undefined, f: SyncFlags) => {
     const config = await syncConfig(f, file);
     if (!config.mirrors?.length) fail('no mirror jobs: the config has no mirrors: section');
-    const [{ RegistryContext }, { Metrics }, { driverFor }, { buildMirrorJobs }] = await Promise.all([
-      import('../registry/context.js'),
-      import('../registry/metrics.js'),
-      import('../registry/server.js'),
-      import('../registry/sync-setup.js'),
+    // Only storage, upstreams, transports and the copy engine: not the server, its metrics or the cache.
+    const [{ driverFor }, { BlobStore }, { UploadStore }, { RepositoryStore }, { buildMirrorJobs }, { RegistryPool }, progressKinds] = await Promise.all([
+      import('../storage/driver-for.js'),
+      import('../storage/blobs.js'),
+      import('../storage/uploads.js'),
+      import('../storage/repository.js'),
+      import('../sync/setup.js'),
+      import('../transport/registry-client.js'),
+      f.json || f.dryRun ? undefined : import('../sync/progress.js'),
     ]);
-    const ctx = new RegistryContext(driverFor(config), config, new Metrics(false));
+    const trust = config.trust ? (await import('../registry/trust-setup.js')).buildTrust(config) : undefined;
+    const driver = driverFor(config);
+    const blobs = new BlobStore(driver);
+    const uploads = new UploadStore(driver, blobs, config.limits.blobbytes);
+    // One set of connections for every job of the run: one ping and kept-alive connections per registry.
+    const pool = new RegistryPool();
     let jobs: MirrorJob[];
     try {
-      jobs = buildMirrorJobs(ctx, config, quietLog, undefined, {
-        ...(f.destCreds ? { creds: f.destCreds } : {}),
-        ...(f.destTlsVerify !== undefined ? { tlsVerify: f.destTlsVerify } : {}),
-      });
+      jobs = buildMirrorJobs(
+        {
+          driver,
+          blobs,
+          uploads,
+          repo: (name) => new RepositoryStore(driver, blobs, name),
+          log: quietLog,
+          pool,
+          ...(trust ? { trust } : {}),
+          destination: {
+            ...(f.destCreds ? { creds: f.destCreds } : {}),
+            ...(f.destTlsVerify !== undefined ? { tlsVerify: f.destTlsVerify } : {}),
+          },
+        },
+        config,
+      );
     } catch (e) {
       fail((e as Error).message);
     }
@@ -115,19 +136,30 @@ export function registerSyncCommands(program: Command): void {
       jobs = jobs.filter((j) => f.job!.includes(j.name));
     }
     const summaries: RunSummary[] = [];
-    for (const job of jobs) {
-      if (!f.json) process.stdout.write(`${f.dryRun ? 'plan' : 'job'} ${job.name}:\n`);
-      const s = await job.run({ dryRun: f.dryRun ?? false, onStep: (st) => !f.json && process.stdout.write(`  ${stepLine(st)}\n`) });
-      summaries.push(s);
-      if (!f.json) {
-        process.stdout.write(
-          `  ${f.dryRun ? 'would copy' : 'copied'} ${s.copied.length}, ${f.dryRun ? 'would follow' : 'followed'} ${s.moved.length}, unchanged ${s.unchanged}, ${f.dryRun ? 'would prune' : 'pruned'} ${s.pruned.length}, refused ${s.refused.length}, errors ${s.errors.length}\n`,
-        );
+    try {
+      for (const job of jobs) {
+        // Bars on a terminal, plain lines otherwise (stderr); nothing with --json, and a dry run copies nothing.
+        const progress = progressKinds && (process.stderr.isTTY ? progressKinds.jobBars(process.stderr, job.name) : progressKinds.jobLines(process.stderr, job.name));
+        const print = (line: string) => (progress && process.stdout.isTTY && process.stderr.isTTY ? progress.log(line) : process.stdout.write(`${line}\n`));
+        if (!f.json) print(`${f.dryRun ? 'plan' : 'job'} ${job.name}:`);
+        let s: RunSummary;
+        try {
+          s = await job.run({ dryRun: f.dryRun ?? false, onStep: (st) => !f.json && print(`  ${stepLine(st)}`), ...(progress ? { progress } : {}) });
+        } finally {
+          progress?.stop();
+        }
+        summaries.push(s);
+        if (!f.json) {
+          process.stdout.write(
+            `  ${f.dryRun ? 'would copy' : 'copied'} ${s.copied.length}, ${f.dryRun ? 'would follow' : 'followed'} ${s.moved.length}, unchanged ${s.unchanged}, ${f.dryRun ? 'would prune' : 'pruned'} ${s.pruned.length}, refused ${s.refused.length}, errors ${s.errors.length}\n`,
+          );
+        }
+        if (!s.ok) process.exitCode = 1;
       }
-      if (!s.ok) process.exitCode = 1;
+    } finally {
+      await pool.close();
     }
     if (f.json) process.stdout.write(JSON.stringify(summaries, null, 2) + '\n');
-    await ctx.cache?.close();
   });
   sync
     .command('status')
@@ -136,7 +168,7 @@ export function registerSyncCommands(program: Command): void {
     .option('--state <dir>', 'a state folder of `sync --src yaml` runs instead of a config')
     .option('--json', 'print as JSON')
     .action(async (f: { config?: string; state?: string; json?: boolean }) => {
-      const { driverFor } = await import('../registry/server.js');
+      const { driverFor } = await import('../storage/driver-for.js');
       const { jobName } = await import('../sync/job.js');
       const { readState } = await import('../sync/state.js');
       let config: Config;

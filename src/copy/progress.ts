@@ -43,13 +43,21 @@ export function lineProgress(out: NodeJS.WritableStream): ProgressReporter {
   };
 }
 
-/** Bars on a terminal: one per blob in flight and a total. */
-export function barProgress(out: NodeJS.WritableStream): ProgressReporter {
-  const multi = new cliProgress.MultiBar(
+/** The bar set `barProgress` draws into; several copies (a mirror job's images) can share one. */
+export function progressBars(out: NodeJS.WritableStream): cliProgress.MultiBar {
+  return new cliProgress.MultiBar(
     { stream: out, format: '{name} [{bar}] {percentage}% {done}/{size}', hideCursor: true, clearOnComplete: false, autopadding: true },
     cliProgress.Presets.shades_classic,
   );
-  const total = multi.create(0, 0, { name: 'total              ', done: '0 B', size: '0 B' });
+}
+
+/**
+ * Bars on a terminal: one per blob in flight and a total. Given a shared bar set, the total is named
+ * `name` and stopping removes this copy's bars instead of ending the set.
+ */
+export function barProgress(out: NodeJS.WritableStream, shared?: { multi: cliProgress.MultiBar; name: string }): ProgressReporter {
+  const multi = shared?.multi ?? progressBars(out);
+  const total = multi.create(0, 0, { name: shared?.name ?? 'total              ', done: '0 B', size: '0 B' });
   let totalSize = 0;
   let totalDone = 0;
   const bars = new Map<string, { bar: cliProgress.SingleBar; value: number }>();
@@ -89,7 +97,9 @@ export function barProgress(out: NodeJS.WritableStream): ProgressReporter {
       multi.log(`warning: ${message}\n`);
     },
     stop() {
-      multi.stop();
+      if (!shared) return multi.stop();
+      for (const b of bars.values()) multi.remove(b.bar);
+      multi.remove(total);
     },
   };
 }

@@ -1,10 +1,10 @@
 import { Counter } from 'prom-client';
 import type { Config } from '../config/schema.js';
-import { MirrorJob, jobName } from '../sync/job.js';
+import type { MirrorJob } from '../sync/job.js';
+import { buildMirrorJobs as buildJobs } from '../sync/setup.js';
 import { SyncScheduler } from '../sync/scheduler.js';
-import { Upstreams } from '../upstream/upstreams.js';
+import type { Upstreams } from '../upstream/upstreams.js';
 import type { TransportOptions } from '../transport/options.js';
-import { flowPolicyOf } from './cache-setup.js';
 import { buildTrust } from './trust-setup.js';
 import type { RegistryContext } from './context.js';
 
@@ -12,23 +12,23 @@ type Log = { info(o: object, msg: string): void; warn(o: object, msg: string): v
 
 /** The mirror jobs a config names, writing into this registry's storage (or their `to`). */
 export function buildMirrorJobs(ctx: RegistryContext, config: Config, log: Log, upstreams?: Upstreams, destination?: TransportOptions): MirrorJob[] {
-  const mirrors = config.mirrors ?? [];
-  const names = mirrors.map((m, i) => jobName(m, i));
-  const dup = names.find((n, i) => names.indexOf(n) !== i);
-  if (dup) throw new Error(`mirrors: two jobs are named ${dup}; give each a distinct name`);
-  const deps = {
-    driver: ctx.driver,
-    blobs: ctx.blobs,
-    uploads: ctx.uploads,
-    repo: (name: Parameters<RegistryContext['repo']>[0]) => ctx.repo(name),
-    upstreams: upstreams ?? ctx.cache?.upstreams ?? new Upstreams(config.upstreams ?? {}, config.proxy),
-    flows: ctx.cache?.flows ?? flowPolicyOf(config),
-    log,
-    changed: () => ctx.catalog.invalidate(),
-    ...(destination ? { destination } : {}),
-    ...((ctx.trust ?? buildTrust(config)) ? { trust: (ctx.trust ?? buildTrust(config))! } : {}),
-  };
-  return mirrors.map((m, i) => new MirrorJob(m, i, deps));
+  const trust = ctx.trust ?? buildTrust(config);
+  const u = upstreams ?? ctx.cache?.upstreams;
+  return buildJobs(
+    {
+      driver: ctx.driver,
+      blobs: ctx.blobs,
+      uploads: ctx.uploads,
+      repo: (name) => ctx.repo(name),
+      log,
+      changed: () => ctx.catalog.invalidate(),
+      ...(u ? { upstreams: u } : {}),
+      ...(ctx.cache ? { flows: ctx.cache.flows } : {}),
+      ...(destination ? { destination } : {}),
+      ...(trust ? { trust } : {}),
+    },
+    config,
+  );
 }
 
 /** Starts the scheduled mirror jobs of a running registry, with per-job metrics; returns how to stop them. */

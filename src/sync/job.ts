@@ -1,6 +1,7 @@
 import picomatch from 'picomatch';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { copyImage } from '../copy/copy.js';
+import { copyImage, type CopyProgress } from '../copy/copy.js';
+import { limiter } from '../copy/limit.js';
 import { isDigest, type Digest } from '../oci/digest.js';
 import { isRepositoryName, type RepositoryName } from '../oci/name.js';
 import { parsePlatform } from '../oci/platform.js';
@@ -13,17 +14,19 @@ import type { RepositoryStore } from '../storage/repository.js';
 import type { UploadStore } from '../storage/uploads.js';
 import { RegistrySource } from '../transport/docker.js';
 import { openDestination, type TransportOptions } from '../transport/index.js';
-import { errorFrom, header, type ClientResponse } from '../transport/registry-client.js';
+import { errorFrom, header, RegistryClient, RegistryPool, type ClientResponse } from '../transport/registry-client.js';
 import { StorageDestination } from '../transport/storage-destination.js';
 import type { ImageDestination, ImageSource } from '../transport/transport.js';
 import { parseDuration } from '../config/duration.js';
 import type { Upstream, Upstreams } from '../upstream/upstreams.js';
 import type { MirrorConfig } from './config.js';
-import { selectTags } from './select.js';
+import { literalTags, selectTags } from './select.js';
 import { readState, writeState, type JobState, type RunSummary } from './state.js';
 
 const ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
 const GLOB = /[*?[{]/;
+/** Tag HEADs in flight at once for one repository. */
+const HEADS = 8;
 
 /** What a mirror job needs of the registry around it. */
 export interface SyncDeps {
@@ -39,6 +42,25 @@ export interface SyncDeps {
   trust?: { ruleFor(repository: string, where: 'mirror'): unknown; check(source: ImageSource, repository: string, where: 'mirror', digest: Digest, dockerReference: string): Promise<{ allowed: boolean; reason: string }> };
   /** Credentials and TLS settings for `to:` destinations (`sluice sync --dest-creds`, `--dest-tls-verify`). */
   destination?: TransportOptions;
+  /** Connections shared across runs (`sluice sync`'s jobs); without it each run shares its own and closes them. */
+  pool?: RegistryPool;
+}
+
+/** What a run reports as it goes, for progress bars or log lines. */
+export interface RunProgress {
+  /** More images to look at (a repository's selection, once known). */
+  images?(n: number): void;
+  /** An image starts copying; the callbacks returned follow its blobs. */
+  copying?(image: string, destination: string): CopyProgress | undefined;
+  /** An image is done with, whatever happened to it. */
+  imageDone?(image: string, action: PlanStep['action']): void;
+}
+
+/** Options of one run. */
+export interface RunOptions {
+  dryRun?: boolean;
+  onStep?: (s: PlanStep) => void;
+  progress?: RunProgress;
 }
 
 /** One planned step of a run, as `--dry-run` prints it. */
@@ -78,7 +100,9 @@ function remaining(res: ClientResponse): number | undefined {
 export class MirrorJob {
   readonly name: string;
   private readonly requests: Record<string, number> = {};
-  private lastRequestAt = 0;
+  private nextRequestAt = 0;
+  /** The run's shared connections (set while a run is under way). */
+  private pool = new RegistryPool();
 
   constructor(
     readonly config: MirrorConfig,
@@ -93,13 +117,14 @@ export class MirrorJob {
     const rl = this.config.ratelimit;
     for (let attempt = 0; ; attempt++) {
       if (rl?.rps) {
-        const gap = 1000 / rl.rps - (Date.now() - this.lastRequestAt);
-        if (gap > 0) await sleep(gap);
+        // Each request takes the next free slot, so HEADs sent together still keep to the rate.
+        const at = Math.max(Date.now(), this.nextRequestAt);
+        this.nextRequestAt = at + 1000 / rl.rps;
+        if (at > Date.now()) await sleep(at - Date.now());
       }
-      this.lastRequestAt = Date.now();
       this.requests[method] = (this.requests[method] ?? 0) + 1;
       const repoPath = repository.split('/').map(encodeURIComponent).join('/');
-      const res = await upstream.limit(() => upstream.client(repository).send({ method, path: `/v2/${repoPath}/${path}`, headers }));
+      const res = await upstream.limit(() => this.client(upstream, repository).send({ method, path: `/v2/${repoPath}/${path}`, headers }));
       const left = remaining(res);
       // Below the floor: wait for the window to move instead of spending the last requests (Docker Hub does not count HEADs).
       if (rl && left !== undefined && left < rl.min && attempt < 100) {
@@ -111,6 +136,11 @@ export class MirrorJob {
       }
       return res;
     }
+  }
+
+  /** A client for one upstream repository on the run's shared connections. */
+  private client(upstream: Upstream, repository: string): RegistryClient {
+    return new RegistryClient(upstream.name, repository ? [`repository:${repository}:pull`] : [], { ...upstream.options, pool: this.pool });
   }
 
   /** Repositories an image entry names: itself, or (a glob) the matching names of the upstream's catalog. */
@@ -128,7 +158,7 @@ export class MirrorJob {
     let path = '/v2/_catalog?n=1000';
     for (let page = 0; page < 100 && path; page++) {
       this.requests.GET = (this.requests.GET ?? 0) + 1;
-      const res = await upstream.limit(() => upstream.client('').send({ method: 'GET', path, scopes: ['registry:catalog:*'] }));
+      const res = await upstream.limit(() => this.client(upstream, '').send({ method: 'GET', path, scopes: ['registry:catalog:*'] }));
       if (res.statusCode !== 200) {
         const err = await errorFrom(res, `catalog of ${upstream.name}`);
         throw new Error(`${entry}: upstream ${upstream.name} offers no catalog to expand the glob (${err.message}); name its repositories one by one`);
@@ -166,13 +196,23 @@ export class MirrorJob {
   }
 
   private async destination(name: string, w: { tag?: string; digest?: Digest }): Promise<ImageDestination> {
-    if (this.config.to) return openDestination(`${this.config.to.replace(/\/+$/, '')}/${name}${w.tag ? `:${w.tag}` : `@${w.digest}`}`, this.deps.destination ?? {});
+    if (this.config.to) return openDestination(`${this.config.to.replace(/\/+$/, '')}/${name}${w.tag ? `:${w.tag}` : `@${w.digest}`}`, { ...(this.deps.destination ?? {}), pool: this.pool });
     if (!isRepositoryName(name)) throw new Error(`${name} is not a valid repository name here`);
     return new StorageDestination(this.deps.repo(name), this.deps.blobs, this.deps.uploads, w.tag, this.deps.changed);
   }
 
   /** Runs the job once: plans every step, and unless `dryRun`, carries it out. */
-  async run(opts: { dryRun?: boolean; onStep?: (s: PlanStep) => void } = {}): Promise<RunSummary> {
+  async run(opts: RunOptions = {}): Promise<RunSummary> {
+    const own = this.deps.pool === undefined;
+    this.pool = this.deps.pool ?? new RegistryPool();
+    try {
+      return await this.runOnce(opts);
+    } finally {
+      if (own) await this.pool.close();
+    }
+  }
+
+  private async runOnce(opts: RunOptions): Promise<RunSummary> {
     const startedAt = new Date();
     const state: JobState = await readState(this.deps.driver, this.name);
     const summary: RunSummary = {
@@ -189,8 +229,14 @@ export class MirrorJob {
       errors: [],
       requests: this.requests,
     };
-    const step = (s: PlanStep) => opts.onStep?.(s);
+    const progress = opts.progress;
+    const step = (s: PlanStep) => {
+      opts.onStep?.(s);
+      if ((s.tag || s.digest) && s.action !== 'prune' && s.action !== 'copy' && s.action !== 'move') progress?.imageDone?.(`${s.image}${s.tag ? `:${s.tag}` : s.digest ? `@${s.digest}` : ''}`, s.action);
+    };
     const platforms = this.config.platforms?.map(parsePlatform);
+    // Listed tags need no tag list (skopeo's YAML names them); prune does, to tell what vanished upstream.
+    const literal = this.config.prune ? undefined : literalTags(this.config.tags);
     let prunes = 0;
     for (const entry of this.config.images) {
       let expanded;
@@ -206,26 +252,40 @@ export class MirrorJob {
         const image = `${upstream.name}/${repository}`;
         const dest = this.destinationName(upstream, repository);
         let selected: string[];
-        let upstreamTags: string[];
+        let upstreamTags: string[] = [];
         try {
-          upstreamTags = await this.tagsOf(upstream, repository);
-          selected = selectTags(upstreamTags.filter((t) => !/^sha256-/.test(t)), this.config.tags);
+          if (literal) {
+            selected = literal;
+          } else {
+            upstreamTags = await this.tagsOf(upstream, repository);
+            selected = selectTags(upstreamTags.filter((t) => !/^sha256-/.test(t)), this.config.tags);
+          }
         } catch (e) {
           summary.errors.push({ image, error: (e as Error).message });
           step({ action: 'error', image, reason: (e as Error).message });
           continue;
         }
         const wanted: { tag?: string; digest?: Digest }[] = [...selected.map((tag) => ({ tag })), ...(this.config.digests ?? []).filter(isDigest).map((digest) => ({ digest }))];
+        progress?.images?.(wanted.length);
+        const allowed: typeof wanted = [];
         for (const w of wanted) {
-          const what = w.tag ? `${image}:${w.tag}` : `${image}@${w.digest}`;
           const decision = decideFlow(this.deps.flows, { repository: image, ...(w.tag ? { tag: w.tag } : { digest: w.digest! }) });
-          if (!decision.allowed) {
-            summary.refused.push({ image: what, reason: decision.reason });
-            step({ action: 'refused', image, ...w, reason: decision.reason });
+          if (decision.allowed) {
+            allowed.push(w);
             continue;
           }
+          summary.refused.push({ image: w.tag ? `${image}:${w.tag}` : `${image}@${w.digest}`, reason: decision.reason });
+          step({ action: 'refused', image, ...w, reason: decision.reason });
+        }
+        // Every tag's HEAD first, several at a time: a run where nothing moved is then one round of HEADs.
+        const heads = limiter(HEADS);
+        const digests = await Promise.all(allowed.map((w) => heads(() => this.resolve(upstream, repository, image, w).catch((e: Error) => e))));
+        for (const [i, w] of allowed.entries()) {
+          const what = w.tag ? `${image}:${w.tag}` : `${image}@${w.digest}`;
+          const digest = digests[i]!;
           try {
-            await this.one(upstream, repository, image, dest, w, state, summary, step, platforms, opts.dryRun ?? false, startedAt);
+            if (digest instanceof Error) throw digest;
+            await this.one(upstream, repository, image, dest, { ...w, digest }, state, summary, step, platforms, opts, startedAt);
           } catch (e) {
             summary.errors.push({ image: what, error: (e as Error).message });
             step({ action: 'error', image, ...w, reason: (e as Error).message });
@@ -264,75 +324,85 @@ export class MirrorJob {
     return summary;
   }
 
+  /** The upstream digest of a wanted tag (one HEAD), or the pinned digest itself. */
+  private async resolve(upstream: Upstream, repository: string, image: string, w: { tag?: string; digest?: Digest }): Promise<Digest> {
+    if (!w.tag) return w.digest!;
+    const res = await this.request(upstream, repository, 'HEAD', `manifests/${encodeURIComponent(w.tag)}`, { accept: ACCEPT });
+    await res.body.dump();
+    if (res.statusCode === 404) throw new Error(`HEAD ${image}:${w.tag} answered HTTP 404: no such tag upstream`);
+    if (res.statusCode !== 200) throw new Error(`HEAD ${image}:${w.tag} answered HTTP ${res.statusCode}`);
+    const d = header(res, 'docker-content-digest');
+    if (!d || !isDigest(d)) throw new Error(`HEAD ${image}:${w.tag} named no digest`);
+    return d;
+  }
+
   private async one(
     upstream: Upstream,
     repository: string,
     image: string,
     dest: string,
-    w: { tag?: string; digest?: Digest },
+    w: { tag?: string; digest: Digest },
     state: JobState,
     summary: RunSummary,
     step: (s: PlanStep) => void,
     platforms: ReturnType<typeof parsePlatform>[] | undefined,
-    dryRun: boolean,
+    opts: RunOptions,
     now: Date,
   ): Promise<void> {
     const key = `${repository}:${w.tag ?? w.digest}`;
-    let digest = w.digest;
-    if (w.tag) {
-      const res = await this.request(upstream, repository, 'HEAD', `manifests/${encodeURIComponent(w.tag)}`, { accept: ACCEPT });
-      await res.body.dump();
-      if (res.statusCode !== 200) throw new Error(`HEAD ${image}:${w.tag} answered HTTP ${res.statusCode}`);
-      const d = header(res, 'docker-content-digest');
-      if (!d || !isDigest(d)) throw new Error(`HEAD ${image}:${w.tag} named no digest`);
-      digest = d;
-    }
+    const digest = w.digest;
     const previous = state.tags[key];
     const local = !this.config.to ? this.deps.repo(dest as RepositoryName) : undefined;
-    const there = local ? (w.tag ? (await local.resolveTag(w.tag)) === digest : await local.hasManifest(digest!)) : previous === digest;
+    const there = local ? (w.tag ? (await local.resolveTag(w.tag)) === digest : await local.hasManifest(digest)) : previous === digest;
     if (previous === digest && there) {
       summary.unchanged++;
-      step({ action: 'unchanged', image, ...w, digest, reason: 'upstream has not moved' });
+      step({ action: 'unchanged', image, ...w, reason: 'upstream has not moved' });
       return;
     }
     const moved = previous !== undefined && previous !== digest;
     const what = `${dest}:${w.tag ?? w.digest}`;
-    step({ action: moved ? 'move' : 'copy', image, ...w, digest, ...(moved ? { previous } : {}), destination: what, reason: moved ? `upstream moved from ${previous}` : previous ? 'missing at the destination' : 'new' });
-    if (dryRun) {
+    const source = `${image}${w.tag ? `:${w.tag}` : `@${digest}`}`;
+    const planned = { action: moved ? 'move' : 'copy', image, ...(w.tag ? { tag: w.tag } : {}), digest, ...(moved ? { previous } : {}), destination: what } as const;
+    step({ ...planned, reason: moved ? `upstream moved from ${previous}` : previous ? 'missing at the destination' : 'new' });
+    if (opts.dryRun) {
       (moved ? summary.moved : summary.copied).push(what);
+      opts.progress?.imageDone?.(source, planned.action);
       return;
     }
     if (moved && this.config.backup && local && w.tag) {
       const old = await local.resolveTag(w.tag);
       if (old) await local.tag(backupTag(this.config.backup, w.tag, now), old);
     }
-    const src = new RegistrySource({ registry: upstream.name, repository, digest: digest! }, upstream.options);
+    const src = new RegistrySource({ registry: upstream.name, repository, digest }, { ...upstream.options, pool: this.pool });
     const trusted = this.deps.trust?.ruleFor(image, 'mirror');
     if (trusted) {
-      const verdict = await this.deps.trust!.check(src, image, 'mirror', digest!, `${image}${w.tag ? `:${w.tag}` : `@${digest}`}`);
+      const verdict = await this.deps.trust!.check(src, image, 'mirror', digest, source);
       if (!verdict.allowed) {
         await src.close();
         summary.refused.push({ image: `${image}:${w.tag ?? w.digest}`, reason: verdict.reason });
-        step({ action: 'refused', image, ...w, digest, reason: verdict.reason });
+        step({ action: 'refused', image, ...w, reason: verdict.reason });
         return;
       }
     }
     const dst = await this.destination(dest, w);
+    const blobs = opts.progress?.copying?.(source, what);
     try {
       await copyImage(src, dst, {
         ...(platforms ? { platforms, rewriteIndex: this.config.rewriteindex ?? false } : { all: true }),
         // A signature the job was asked to check travels with the image, so pulls at the destination can check it too.
         withReferrers: (this.config.referrers ?? false) || trusted !== undefined,
+        ...(blobs ? { progress: blobs } : {}),
       });
       await dst.commit();
     } finally {
       await src.close();
       await dst.close();
     }
-    state.tags[key] = digest!;
+    state.tags[key] = digest;
     // Saved after every image, so a run killed midway resumes where it stopped.
     await writeState(this.deps.driver, this.name, state);
     (moved ? summary.moved : summary.copied).push(what);
+    opts.progress?.imageDone?.(source, planned.action);
     this.deps.log.info({ job: this.name, image, tag: w.tag, digest, destination: what }, `sync ${this.name}: ${moved ? 'followed a moved tag' : 'copied'} ${image}:${w.tag ?? w.digest}`);
   }
 }

@@ -29,3 +29,29 @@ export function selectTags(all: string[], spec: MirrorConfig['tags']): string[] 
   }
   return [...new Set(tags)].sort();
 }
+
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+const ESCAPED_TAG = /^\/\^((?:[A-Za-z0-9_-]|\\\.)+)\$\/$/;
+
+/** The tag an include entry names literally (`1.36`, or skopeo's listed tags as `/^1\.36$/`), if it names one. */
+function literalTag(entry: string): string | null | undefined {
+  if (TAG.test(entry)) return entry;
+  // skopeo's YAML listing only digests: no tag at all.
+  if (entry === '/^$/') return null;
+  const m = ESCAPED_TAG.exec(entry);
+  const tag = m?.[1]!.replace(/\\\./g, '.');
+  return tag && TAG.test(tag) ? tag : undefined;
+}
+
+/**
+ * The tags a selection names outright, when it is nothing but a list of tag names (less any excluded):
+ * then the upstream's tag list is not needed. Undefined when it needs the list (globs, regexes, semver,
+ * latest N, or no tags given, which means every tag). Pure: no I/O.
+ */
+export function literalTags(spec: MirrorConfig['tags']): string[] | undefined {
+  if (!spec?.include || spec.semver !== undefined || spec.latest !== undefined) return undefined;
+  const tags = spec.include.map(literalTag);
+  if (tags.some((t) => t === undefined)) return undefined;
+  const keep = compileTagFilter(undefined, spec.exclude);
+  return [...new Set(tags.filter((t): t is string => typeof t === 'string'))].filter(keep).sort();
+}

@@ -326,16 +326,7 @@ export class BlobFill {
       await pipeline(await driver.reader(this.dataPath, offset, length), out, { end: false });
       return;
     }
-    // The driver leaves an error and a close listener on `out` per call (the error one for the reason
-    // pipeTo adds its own): a slow reader can make many calls, so what a call left goes when it returns.
-    const before = { error: new Set(out.listeners('error')), close: new Set(out.listeners('close')) };
-    try {
-      await driver.sendTo(this.dataPath, out, offset, length);
-    } finally {
-      for (const event of ['error', 'close'] as const) {
-        for (const l of out.listeners(event)) if (!before[event].has(l)) out.off(event, l as () => void);
-      }
-    }
+    await driver.sendTo(this.dataPath, out, offset, length);
   }
 }
 

@@ -339,17 +339,22 @@ async function pumpFile(fh: FileHandle, out: Writable, offset: number, length: n
   const fail = (e: Error) => {
     failure ??= e;
   };
-  const onClose = () => fail(new Error('the receiver closed before the transfer ended'));
+  let settle: () => void = () => undefined;
+  const onClose = () => {
+    fail(new Error('the receiver closed before the transfer ended'));
+    settle();
+  };
   const onError = (e: Error) => fail(e);
   // A destroyed receiver may never call back a pending write; its close settles every wait instead.
   const closed = new Promise<void>((resolve) => {
-    if (out.destroyed) {
-      onClose();
-      resolve();
-    } else out.once('close', resolve);
+    settle = resolve;
+    if (out.destroyed) onClose();
   });
   out.once('close', onClose);
   out.on('error', onError);
+  // A response can emit an error a tick after a failed write, when this call's listener is gone: one shared
+  // listener stays so that is never an uncaught exception, however many calls a receiver sees.
+  if (!out.listeners('error').includes(ignoreLateError)) out.on('error', ignoreLateError);
   const written = (buf: Buffer): Promise<void> =>
     Promise.race([new Promise<void>((resolve) => out.write(buf, (err) => (err ? fail(err) : undefined, resolve()))), closed]);
   const inFlight: [Promise<void>, Promise<void>] = [Promise.resolve(), Promise.resolve()];
@@ -371,7 +376,8 @@ async function pumpFile(fh: FileHandle, out: Writable, offset: number, length: n
     if (failure) throw failure;
   } finally {
     out.off('close', onClose);
-    // The error listener stays: a response can emit an error a tick after a failed write, and with no
-    // listener left that would be an uncaught exception.
+    out.off('error', onError);
   }
 }
+
+function ignoreLateError(): void {}

@@ -3,7 +3,7 @@ import type { CopyOptions } from '../copy/copy.js';
 import type { ProgressReporter } from '../copy/progress.js';
 import { parseManifest } from '../oci/manifest.js';
 import { formatPlatform, type Platform } from '../oci/platform.js';
-import type { TransportOptions } from '../transport/index.js';
+import type { BucketOptions, TransportOptions } from '../transport/index.js';
 import type { ImageSource } from '../transport/transport.js';
 import { fail, failed } from './fail.js';
 import type { CompressFormat } from '../copy/compress.js';
@@ -21,16 +21,20 @@ interface SideFlags {
   retryTimes?: number;
   daemonHost?: string;
   chunkSize?: number;
+  s3Endpoint?: string;
+  s3Region?: string;
 }
 
-function transportOptions(f: SideFlags): TransportOptions {
-  const o: TransportOptions = {};
+function transportOptions(f: SideFlags): TransportOptions & BucketOptions {
+  const o: TransportOptions & BucketOptions = {};
   if (f.creds) o.creds = f.creds;
   if (f.authfile) o.authFile = f.authfile;
   if (f.tlsVerify !== undefined) o.tlsVerify = f.tlsVerify;
   if (f.retryTimes !== undefined) o.retryTimes = f.retryTimes;
   if (f.daemonHost) o.daemonHost = f.daemonHost;
   if (f.chunkSize) o.chunkSize = f.chunkSize;
+  if (f.s3Endpoint) o.s3Endpoint = f.s3Endpoint;
+  if (f.s3Region) o.s3Region = f.s3Region;
   return o;
 }
 
@@ -59,6 +63,10 @@ interface CopyFlags {
   destDaemonHost?: string;
   destChunkSize?: number;
   destCompressFormat?: CompressFormat;
+  s3Endpoint?: string;
+  srcS3Endpoint?: string;
+  destS3Endpoint?: string;
+  s3Region?: string;
 }
 
 /** `sluice copy SRC DST`. */
@@ -74,6 +82,8 @@ async function copyCommand(srcRef: string, dstRef: string, f: CopyFlags): Promis
     tlsVerify: f.srcTlsVerify ?? f.tlsVerify,
     retryTimes: f.retryTimes,
     daemonHost: f.srcDaemonHost ?? f.daemonHost,
+    s3Endpoint: f.srcS3Endpoint ?? f.s3Endpoint,
+    s3Region: f.s3Region,
   });
   const dstOpts = transportOptions({
     creds: f.destCreds,
@@ -82,6 +92,8 @@ async function copyCommand(srcRef: string, dstRef: string, f: CopyFlags): Promis
     retryTimes: f.retryTimes,
     daemonHost: f.destDaemonHost ?? f.daemonHost,
     chunkSize: f.destChunkSize,
+    s3Endpoint: f.destS3Endpoint ?? f.s3Endpoint,
+    s3Region: f.s3Region,
   });
   let progress: ProgressReporter;
   if (f.quiet) progress = quietProgress();
@@ -214,6 +226,8 @@ async function tagsCommand(ref: string, f: SideFlags & { json?: boolean }): Prom
 }
 
 const TLS_VERIFY = 'verify TLS (the default); --tls-verify=false also allows plain HTTP';
+const S3_ENDPOINT = 'S3-compatible server for s3: (default AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, else AWS); keys from --creds ACCESS_KEY:SECRET_KEY or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY';
+const S3_REGION = 'region for s3: (default AWS_REGION or AWS_DEFAULT_REGION, else us-east-1)';
 
 function addAccessFlags(cmd: Command): Command {
   cmd
@@ -222,14 +236,16 @@ function addAccessFlags(cmd: Command): Command {
   addBoolFlag(cmd, '--tls-verify', TLS_VERIFY);
   return sluiceErrors(cmd)
     .option('--retry-times <n>', 'retries on connection errors, 5xx and 429 (default 3)', countValue)
-    .option('--daemon-host <url>', 'Docker Engine endpoint for docker-daemon: (default DOCKER_HOST)');
+    .option('--daemon-host <url>', 'Docker Engine endpoint for docker-daemon: (default DOCKER_HOST)')
+    .option('--s3-endpoint <url>', S3_ENDPOINT)
+    .option('--s3-region <region>', S3_REGION);
 }
 
 /** Adds `copy`, `inspect` and `tags` to the CLI. */
 export function registerCopyCommands(program: Command): void {
   const copy = program
     .command('copy')
-    .description('copy an image between transports: docker://, oci:, oci-archive:, docker-archive:, docker-daemon:')
+    .description('copy an image between transports: docker://, oci:, oci-archive:, docker-archive:, docker-daemon:, s3: (an OCI layout in a bucket), oci-http: (read-only)')
     .argument('<source>', 'source reference, e.g. docker://127.0.0.1:5000/app:1 or oci:dir:tag')
     .argument('<destination>', 'destination reference')
     .option('--all', 'copy every platform of an index')
@@ -261,6 +277,10 @@ export function registerCopyCommands(program: Command): void {
     .option('--daemon-host <url>', 'Docker Engine endpoint for docker-daemon: (default DOCKER_HOST)')
     .option('--src-daemon-host <url>', 'Docker Engine endpoint of a docker-daemon: source')
     .option('--dest-daemon-host <url>', 'Docker Engine endpoint of a docker-daemon: destination')
+    .option('--s3-endpoint <url>', S3_ENDPOINT)
+    .option('--src-s3-endpoint <url>', 'S3-compatible server of an s3: source')
+    .option('--dest-s3-endpoint <url>', 'S3-compatible server of an s3: destination')
+    .option('--s3-region <region>', S3_REGION)
     .action(copyCommand);
 
   addAccessFlags(

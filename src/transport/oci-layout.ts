@@ -1,13 +1,11 @@
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { randomBytes } from 'node:crypto';
 import { digestOf, isDigest, parseDigest, type Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { effectiveArtifactType, parseManifest, type Manifest } from '../oci/manifest.js';
 import { MediaType } from '../oci/mediatypes.js';
+import { DirectoryFiles, type LayoutFiles, type WritableLayoutFiles } from './layout-files.js';
 import type { ImageDestination, ImageSource, PutManifestOptions, RawManifest } from './transport.js';
 
 /** The annotation an OCI layout uses to name a manifest (its "tag"). */
@@ -31,22 +29,23 @@ export function parseLayoutReference(rest: string): { dir: string; ref?: string 
   return ref ? { dir: rest.slice(0, i), ref } : { dir: rest.slice(0, i) };
 }
 
-/** Path of a blob inside a layout. */
-export function blobPath(dir: string, digest: Digest): string {
+/** Path of a blob inside a layout, relative to it ('/'-separated). */
+function blobFile(digest: Digest): string {
   const { algorithm, hex } = parseDigest(digest);
-  return join(dir, 'blobs', algorithm, hex);
+  return `blobs/${algorithm}/${hex}`;
 }
 
-async function readIndex(dir: string): Promise<LayoutIndex> {
-  let text: string;
-  try {
-    text = await readFile(join(dir, 'index.json'), 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`${dir} is not an OCI image layout (no index.json)`);
-    throw e;
-  }
-  const doc = JSON.parse(text) as LayoutIndex;
-  if (!Array.isArray(doc.manifests)) throw new Error(`${dir}/index.json has no manifests list`);
+/** Path of a blob inside a layout directory. */
+export function blobPath(dir: string, digest: Digest): string {
+  return join(dir, ...blobFile(digest).split('/'));
+}
+
+/** A layout's index.json; undefined when the place holds none (not a layout, or not yet one). */
+async function readIndex(files: LayoutFiles): Promise<LayoutIndex | undefined> {
+  const bytes = await files.read('index.json');
+  if (!bytes) return undefined;
+  const doc = JSON.parse(bytes.toString('utf8')) as LayoutIndex;
+  if (!Array.isArray(doc.manifests)) throw new Error(`${files.where}/index.json has no manifests list`);
   return doc;
 }
 
@@ -61,46 +60,51 @@ function manifestType(bytes: Buffer, hint?: string): string {
 }
 
 /** The manifest at `digest` when it is small enough to be one and parses; undefined otherwise. */
-async function readSmallManifest(dir: string, d: Descriptor): Promise<Manifest | undefined> {
+async function readSmallManifest(files: LayoutFiles, d: Descriptor): Promise<Manifest | undefined> {
   if (d.size > 4 * 1024 * 1024) return undefined;
   try {
-    return parseManifest(await readFile(blobPath(dir, d.digest)), d.mediaType);
+    const bytes = await files.read(blobFile(d.digest));
+    return bytes ? parseManifest(bytes, d.mediaType) : undefined;
   } catch {
     return undefined;
   }
 }
 
-/** Reads images from an OCI image layout directory. */
+/** Reads images from an OCI image layout: a directory, or other layout files (a bucket, a web server). */
 export class LayoutSource implements ImageSource {
   readonly description: string;
   private constructor(
-    readonly dir: string,
+    readonly files: LayoutFiles,
     private readonly index: LayoutIndex,
     // Undefined until asked for: listing a layout's names needs no image chosen.
     private top: Descriptor | undefined,
-    description?: string,
+    description: string,
   ) {
-    this.description = description ?? `oci:${dir}`;
+    this.description = description;
   }
 
-  /** Opens `DIR[:REF]`; without REF the layout must hold exactly one image (referrers listed beside it do not count). */
-  static async open(dir: string, ref?: string, description?: string): Promise<LayoutSource> {
-    const index = await readIndex(dir);
-    const what = description ?? `oci:${dir}`;
+  /**
+   * Opens `DIR[:REF]` (or the layout `files`); without REF the layout must hold exactly one image (referrers
+   * listed beside it do not count). `description` names it in messages, `oci:DIR[:REF]` by default.
+   */
+  static async open(place: string | LayoutFiles, ref?: string, description?: string): Promise<LayoutSource> {
+    const files = typeof place === 'string' ? new DirectoryFiles(place) : place;
+    const index = await readIndex(files);
+    if (!index) throw new Error(`${files.where} is not an OCI image layout (no index.json)`);
+    const what = description ?? `oci:${files.where}`;
     let top: Descriptor | undefined;
     if (ref && isDigest(ref)) {
       top = index.manifests.find((d) => d.digest === ref);
       if (!top) {
-        const st = await stat(blobPath(dir, ref)).catch(() => null);
-        if (!st) throw new Error(`${what}: no manifest ${ref}`);
-        const bytes = await readFile(blobPath(dir, ref));
+        const bytes = await files.read(blobFile(ref));
+        if (!bytes) throw new Error(`${what}: no manifest ${ref}`);
         top = { mediaType: manifestType(bytes), digest: ref, size: bytes.length };
       }
     } else if (ref) {
       top = index.manifests.find((d) => d.annotations?.[REF_NAME] === ref);
       if (!top) throw new Error(`${what}: no image named "${ref}" (index.json names: ${names(index).join(', ') || 'none'})`);
     }
-    return new LayoutSource(dir, index, top, description ?? `oci:${dir}${ref ? `:${ref}` : ''}`);
+    return new LayoutSource(files, index, top, description ?? `oci:${files.where}${ref ? `:${ref}` : ''}`);
   }
 
   /**
@@ -114,12 +118,12 @@ export class LayoutSource implements ImageSource {
       const images: Descriptor[] = [];
       for (const d of candidates) {
         if (COSIGN_TAG.test(d.annotations?.[REF_NAME] ?? '')) continue;
-        if (!(await readSmallManifest(this.dir, d))?.subject) images.push(d);
+        if (!(await readSmallManifest(this.files, d))?.subject) images.push(d);
       }
       if (images.length > 0) candidates = images;
     }
     if (candidates.length !== 1) {
-      throw new Error(`${this.description} holds ${candidates.length} images: name one with oci:${this.dir}:REF (names: ${names(this.index).join(', ') || 'none'})`);
+      throw new Error(`${this.description} holds ${candidates.length} images: name one with ${this.description}:REF (names: ${names(this.index).join(', ') || 'none'})`);
     }
     this.top = candidates[0]!;
     return this.top;
@@ -128,17 +132,15 @@ export class LayoutSource implements ImageSource {
   async getManifest(digest?: Digest): Promise<RawManifest> {
     const top = await this.resolveTop();
     const d = digest ?? top.digest;
-    const bytes = await readFile(blobPath(this.dir, d));
+    const bytes = await this.files.read(blobFile(d));
+    if (!bytes) throw new Error(`${this.description}: no manifest ${d}`);
     if (digestOf(bytes, parseDigest(d).algorithm) !== d) throw new Error(`${this.description}: manifest ${d} does not match its digest`);
     const hint = d === top.digest ? top.mediaType : this.index.manifests.find((m) => m.digest === d)?.mediaType;
     return { bytes, mediaType: manifestType(bytes, hint), digest: d };
   }
 
   async getBlob(descriptor: Descriptor): Promise<Readable> {
-    const p = blobPath(this.dir, descriptor.digest);
-    // Open first, so a missing blob fails here rather than mid-stream.
-    await stat(p);
-    return createReadStream(p, { highWaterMark: 1024 * 1024 });
+    return this.files.stream(blobFile(descriptor.digest));
   }
 
   /** The names (ref.name annotations) in index.json, whichever image the reference chose. */
@@ -156,7 +158,7 @@ export class LayoutSource implements ImageSource {
     for (const d of this.index.manifests) {
       if (seen.has(d.digest)) continue;
       seen.add(d.digest);
-      const m = await readSmallManifest(this.dir, d);
+      const m = await readSmallManifest(this.files, d);
       if (m?.subject?.digest === subject) out.push(referrerDescriptor(m, d.digest, d.size));
     }
     return out;
@@ -167,7 +169,9 @@ export class LayoutSource implements ImageSource {
     return d ? this.getManifest(d.digest) : undefined;
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    await this.files.close?.();
+  }
 }
 
 /** A referrer's descriptor as the referrers API lists it: with its artifact type and annotations. */
@@ -183,7 +187,7 @@ function names(index: LayoutIndex): string[] {
   return index.manifests.map((d) => d.annotations?.[REF_NAME]).filter((n): n is string => typeof n === 'string');
 }
 
-/** Writes images into an OCI image layout directory (created when missing; index.json updated on commit). */
+/** Writes images into an OCI image layout (created when missing; index.json updated on commit). */
 export class LayoutDestination implements ImageDestination {
   readonly description: string;
   readonly prefersOci = true;
@@ -191,45 +195,34 @@ export class LayoutDestination implements ImageDestination {
   private index: LayoutIndex = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] };
 
   private constructor(
-    readonly dir: string,
+    readonly files: WritableLayoutFiles,
     tag: string | undefined,
     description?: string,
   ) {
-    this.description = description ?? `oci:${dir}${tag ? `:${tag}` : ''}`;
+    this.description = description ?? `oci:${files.where}${tag ? `:${tag}` : ''}`;
     if (tag) this.tag = tag;
   }
 
-  /** Opens (or creates) the layout `dir`; `tag` names the copied image in index.json. */
-  static async open(dir: string, tag?: string, description?: string): Promise<LayoutDestination> {
-    const d = new LayoutDestination(dir, tag, description);
-    await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true });
-    try {
-      d.index = await readIndex(dir);
-    } catch (e) {
-      if (!/no index\.json/.test((e as Error).message)) throw e;
-    }
-    await writeFile(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  /** Opens (or creates) the layout `DIR` (or `files`); `tag` names the copied image in index.json. */
+  static async open(place: string | WritableLayoutFiles, tag?: string, description?: string): Promise<LayoutDestination> {
+    const files = typeof place === 'string' ? new DirectoryFiles(place) : place;
+    // The spec wants the blobs directory even when empty; a bucket has no directories to make.
+    if (typeof place === 'string') await mkdir(join(place, 'blobs', 'sha256'), { recursive: true });
+    const d = new LayoutDestination(files, tag, description);
+    d.index = (await readIndex(files)) ?? d.index;
+    await files.write('oci-layout', Buffer.from(JSON.stringify({ imageLayoutVersion: '1.0.0' })));
     return d;
   }
 
   async hasBlob(descriptor: Descriptor): Promise<boolean> {
-    const st = await stat(blobPath(this.dir, descriptor.digest)).catch(() => null);
-    return st !== null && st.size === descriptor.size;
+    return (await this.files.size(blobFile(descriptor.digest))) === descriptor.size;
   }
 
   async putBlob(descriptor: Descriptor, body: Readable): Promise<void> {
-    const final = blobPath(this.dir, descriptor.digest);
-    await mkdir(join(final, '..'), { recursive: true });
-    // Written under a temporary name and renamed once complete: a failed copy never leaves a wrong blob.
-    const tmp = `${final}.tmp-${randomBytes(6).toString('hex')}`;
     try {
-      await pipeline(body, createWriteStream(tmp));
-      const st = await stat(tmp);
-      if (st.size !== descriptor.size) throw new Error(`blob ${descriptor.digest}: got ${st.size} bytes, expected ${descriptor.size}`);
-      await rename(tmp, final);
+      await this.files.writeStream(blobFile(descriptor.digest), body, descriptor.size);
     } catch (e) {
-      await rm(tmp, { force: true });
-      throw e;
+      throw new Error(`blob ${descriptor.digest}: ${(e as Error).message}`, { cause: e });
     }
   }
 
@@ -239,9 +232,7 @@ export class LayoutDestination implements ImageDestination {
    * manifests, so an unlisted one would be lost to the next copy, as oras and skopeo would lose it.
    */
   async putManifest(manifest: RawManifest, tag?: string, options: PutManifestOptions = {}): Promise<void> {
-    const p = blobPath(this.dir, manifest.digest);
-    await mkdir(join(p, '..'), { recursive: true });
-    await writeFile(p, manifest.bytes);
+    await this.files.write(blobFile(manifest.digest), manifest.bytes);
     let parsed: Manifest | undefined;
     try {
       parsed = parseManifest(manifest.bytes, manifest.mediaType);
@@ -263,12 +254,12 @@ export class LayoutDestination implements ImageDestination {
   }
 
   async commit(): Promise<void> {
-    const p = join(this.dir, 'index.json');
-    await writeFile(`${p}.tmp`, JSON.stringify(this.index));
-    await rename(`${p}.tmp`, p);
+    await this.files.write('index.json', Buffer.from(JSON.stringify(this.index)));
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    await this.files.close?.();
+  }
 }
 
 /** Opens `oci:DIR[:REF]` for reading. */

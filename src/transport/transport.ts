@@ -86,17 +86,17 @@ export interface ImageDestination {
   close(): Promise<void>;
 }
 
-/** Parsed transport reference: `docker://`, `oci:`, `oci-archive:`, `docker-archive:`, `docker-daemon:`. */
+/** Parsed transport reference: `docker://`, `oci:`, `oci-archive:`, `docker-archive:`, `docker-daemon:`, `s3:`, `oci-http:`. */
 export interface TransportReference {
-  transport: 'docker' | 'oci' | 'oci-archive' | 'docker-archive' | 'docker-daemon';
+  transport: 'docker' | 'oci' | 'oci-archive' | 'docker-archive' | 'docker-daemon' | 's3' | 'oci-http';
   /** The text after the transport prefix. */
   rest: string;
 }
 
 /** Splits `transport:rest`; `docker://x` keeps `x` as rest. */
 export function parseTransportReference(text: string): TransportReference {
-  const m = /^(docker|oci|oci-archive|docker-archive|docker-daemon):(.*)$/.exec(text);
-  if (!m) throw new Error(`unknown transport in "${text}": expected docker://, oci:, oci-archive:, docker-archive: or docker-daemon:`);
+  const m = /^(docker|oci|oci-archive|docker-archive|docker-daemon|s3|oci-http):(.*)$/.exec(text);
+  if (!m) throw new Error(`unknown transport in "${text}": expected docker://, oci:, oci-archive:, docker-archive:, docker-daemon:, s3: or oci-http:`);
   const transport = m[1] as TransportReference['transport'];
   let rest = m[2]!;
   if (transport === 'docker') {

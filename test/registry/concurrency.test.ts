@@ -1,23 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { startRegistry } from '../helpers/registry.js';
 import { makeImage, pushBlob, pushManifest } from '../helpers/images.js';
 import { bytesOf, startSession, withDigest } from '../helpers/oci-http.js';
 import { digestOf } from '../../src/oci/digest.js';
-
-/** Every file path under a directory, relative to it. */
-async function walk(dir: string, rel = ''): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(join(dir, rel), { withFileTypes: true }).catch(() => [])) {
-    const p = rel ? `${rel}/${e.name}` : e.name;
-    if (e.isDirectory()) out.push(...(await walk(dir, p)));
-    else out.push(p);
-  }
-  return out;
-}
 
 test('parallel pushes of the same blob (monolithic and chunked) all succeed and leave one consistent blob', async () => {
   const reg = await startRegistry();
@@ -37,7 +24,7 @@ test('parallel pushes of the same blob (monolithic and chunked) all succeed and 
       const g = await fetch(`${reg.url}/v2/${repo}/blobs/${d}`);
       assert.deepEqual(await bytesOf(g), data);
     }
-    const files = await walk(join(reg.root, 'docker/registry/v2'));
+    const files = await reg.files('docker/registry/v2');
     assert.deepEqual(files.filter((f) => f.startsWith('blobs/')), [`blobs/sha256/${d.slice(7, 9)}/${d.slice(7)}/data`]);
     assert.deepEqual(files.filter((f) => f.includes('_uploads') || f.includes('.tmp')), []);
   } finally {
@@ -65,7 +52,7 @@ test('parallel PUTs of different manifests to one tag end with the tag on one of
     for (const img of images) assert.equal((await fetch(`${reg.url}/v2/race/tag/manifests/${img.digest}`)).status, 200);
     const tags = (await (await fetch(`${reg.url}/v2/race/tag/tags/list`)).json()) as { tags: string[] };
     assert.deepEqual(tags.tags, ['latest']);
-    const files = await walk(join(reg.root, 'docker/registry/v2'));
+    const files = await reg.files('docker/registry/v2');
     assert.deepEqual(files.filter((f) => f.includes('.tmp')), []);
   } finally {
     await reg.close();
@@ -82,9 +69,8 @@ test('parallel PATCHes of one session never interleave bytes', async () => {
     const st = await fetch(loc);
     assert.equal(st.headers.get('range'), `0-${6 * 50_000 - 1}`);
     // The stored bytes are the parts in some order, each whole: check by trying the digest of the order the server saw.
-    const file = join(reg.root, 'docker/registry/v2/repositories/race/session/_uploads', new URL(loc).pathname.split('/').pop()!, 'data');
-    const { readFile } = await import('node:fs/promises');
-    const stored = await readFile(file);
+    const file = `docker/registry/v2/repositories/race/session/_uploads/${new URL(loc).pathname.split('/').pop()!}/data`;
+    const stored = (await reg.ctx.driver.getContent(file))!;
     for (let i = 0; i < 6; i++) {
       const seg = stored.subarray(i * 50_000, (i + 1) * 50_000);
       assert.ok(seg.every((b) => b === seg[0]), `segment ${i} is one part, not interleaved`);

@@ -11,6 +11,7 @@ import { assertIntact } from '../helpers/oci-http.js';
 import { freePort, waitForHttp } from '../helpers/clients.js';
 import { SLUICE_BIN, startSluiceProcess } from '../helpers/sluice-cli.js';
 import { needTools } from '../helpers/tools.js';
+import { filesystemOnly } from '../helpers/registry.js';
 import { blobDataPath, layerLinkPath, revisionLinkPath, tagCurrentPath } from '../../src/storage/layout.js';
 import type { RepositoryName } from '../../src/oci/name.js';
 import type { Digest } from '../../src/oci/digest.js';
@@ -54,6 +55,7 @@ function parseTrace(text: string): Call[] {
 }
 
 test('blob data, manifests and links are flushed to disk before they are renamed into place, and their directories after', async (t) => {
+  if (filesystemOnly(t, 'traces fsync and rename on a directory root')) return;
   if (!needTools(t, 'strace')) return;
   const root = await mkdtemp(join(tmpdir(), 'sluice-durable-'));
   const traceDir = await mkdtemp(join(tmpdir(), 'sluice-trace-'));
@@ -113,7 +115,8 @@ test('blob data, manifests and links are flushed to disk before they are renamed
   }
 });
 
-test('leftovers of a crash (old temporary files, empty blob folders) are removed at start; young ones and real data stay', async () => {
+test('leftovers of a crash (old temporary files, empty blob folders) are removed at start; young ones and real data stay', async (t) => {
+  if (filesystemOnly(t, "plants the filesystem driver's temporary files under a directory root")) return;
   const root = await mkdtemp(join(tmpdir(), 'sluice-durable-'));
   try {
     const first = await startSluiceProcess(root);

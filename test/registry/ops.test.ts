@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startRegistry } from '../helpers/registry.js';
+import { filesystemOnly, startRegistry, testS3 } from '../helpers/registry.js';
 import { makeImage, pushImage } from '../helpers/images.js';
 import { freePort, waitForHttp } from '../helpers/clients.js';
 import { SLUICE_BIN } from '../helpers/sluice-cli.js';
@@ -106,9 +106,21 @@ test('/healthz answers ok, and 503 when storage is unusable', async () => {
   try {
     const r = await fetch(`${reg.url}/healthz`);
     assert.equal(r.status, 200);
-    assert.deepEqual(await r.json(), { status: 'ok', storage: 'filesystem' });
+    assert.deepEqual(await r.json(), { status: 'ok', storage: reg.storage });
   } finally {
     await reg.close();
+  }
+  if (reg.storage === 's3') {
+    // The bucket's counterpart of a root that is a file: a bucket that does not exist.
+    const bad = await startRegistry({ storage: { s3: (await testS3()).config(reg.root, { bucket: 'no-such-bucket' }) } });
+    try {
+      const r = await fetch(`${bad.url}/healthz`);
+      assert.equal(r.status, 503);
+      assert.equal(((await r.json()) as { status: string }).status, 'unavailable');
+    } finally {
+      await bad.close();
+    }
+    return;
   }
   const dir = await mkdtemp(join(tmpdir(), 'sluice-ops-'));
   const file = join(dir, 'not-a-dir');
@@ -248,6 +260,7 @@ test("sluice serve runs from Debian's Distribution config.yml (paths adjusted, a
 });
 
 test('sluice serve refuses a storage root it cannot write, with one line naming the key, the path and why', async (t) => {
+  if (filesystemOnly(t, 'a read-only tmpfs mount as the root')) return;
   const ro = await mountTmpfs('ro');
   if (!ro) return t.skip(cannotMount);
   try {
@@ -262,6 +275,7 @@ test('sluice serve refuses a storage root it cannot write, with one line naming 
 });
 
 test('a read-only registry starts on an unwritable root and serves what is there', async (t) => {
+  if (filesystemOnly(t, 'a tmpfs mount remounted read-only under the root')) return;
   const mount = await mountTmpfs('size=16m');
   if (!mount) return t.skip(cannotMount);
   const dir = await mkdtemp(join(tmpdir(), 'sluice-ops-'));
@@ -294,6 +308,7 @@ test('a read-only registry starts on an unwritable root and serves what is there
 });
 
 test('/healthz turns 503 within seconds when the root stops taking writes, and 200 again when it does', async (t) => {
+  if (filesystemOnly(t, 'a tmpfs mount remounted read-only under the root')) return;
   const mount = await mountTmpfs('size=4m');
   if (!mount) return t.skip(cannotMount);
   const reg = await startRegistry({}, mount.dir);

@@ -1,8 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { startRegistry } from '../helpers/registry.js';
 import { pushBlob } from '../helpers/images.js';
 import { bytesOf, errorCode, startSession, withDigest } from '../helpers/oci-http.js';
@@ -160,9 +158,8 @@ test('DELETE cancels an upload session; unknown sessions are BLOB_UPLOAD_UNKNOWN
     const notUuid = await fetch(`${reg.url}/v2/cancel/blobs/uploads/not-a-session`);
     assert.equal(notUuid.status, 404);
     assert.equal(await errorCode(notUuid), 'BLOB_UPLOAD_UNKNOWN');
-    // Nothing of the session remains on disk.
-    const uploads = await readdir(join(reg.root, 'docker/registry/v2/repositories/cancel/_uploads')).catch(() => []);
-    assert.deepEqual(uploads, []);
+    // Nothing of the session remains in storage.
+    assert.deepEqual(await reg.files('docker/registry/v2/repositories/cancel/_uploads'), []);
   } finally {
     await reg.close();
   }
@@ -181,8 +178,7 @@ test('PUT with the wrong digest is DIGEST_INVALID and the blob never becomes vis
     assert.equal(put.status, 400);
     assert.equal(await errorCode(put), 'DIGEST_INVALID');
     for (const d of [wrong, digestOf(data)]) assert.equal((await getBlob(reg.url, 'wrong', d)).status, 404);
-    const blobsDir = join(reg.root, 'docker/registry/v2/blobs');
-    assert.deepEqual(await readdir(blobsDir).catch(() => []), []);
+    assert.deepEqual(await reg.files('docker/registry/v2/blobs'), []);
     const noDigest = await fetch(loc, { method: 'PUT' });
     assert.equal(noDigest.status, 400);
     assert.equal(await errorCode(noDigest), 'DIGEST_INVALID');
@@ -251,9 +247,8 @@ test('an upload session survives a restart of the server on the same root', asyn
     assert.deepEqual(await bytesOf(await getBlob(second.url, 'restart/me', d)), data);
   } finally {
     await second?.close();
+    // Removes the storage too, now that the second registry is done with it.
     await first.close().catch(() => undefined);
-    const { rm } = await import('node:fs/promises');
-    await rm(root, { recursive: true, force: true });
   }
 });
 
@@ -269,7 +264,6 @@ test('uploads into a read-only registry are UNSUPPORTED', async () => {
 });
 
 test('upload purging removes sessions older than storage.maintenance.uploadpurging.age, and only those', async () => {
-  const { writeFile } = await import('node:fs/promises');
   const { scheduleUploadPurge } = await import('../../src/registry/maintenance.js');
   const reg = await startRegistry({ storage: { maintenance: { uploadpurging: { age: '1h', interval: '1h' } } } });
   try {
@@ -277,14 +271,14 @@ test('upload purging removes sessions older than storage.maintenance.uploadpurgi
     const fresh = await startSession(reg.url, 'purge/me');
     await fetch(old, { method: 'PATCH', body: Buffer.from('stale') });
     const oldId = old.split('/').pop()!;
-    const uploads = join(reg.root, 'docker/registry/v2/repositories/purge/me/_uploads');
-    await writeFile(join(uploads, oldId, 'startedat'), new Date(Date.now() - 2 * 3600_000).toISOString());
+    const uploads = 'docker/registry/v2/repositories/purge/me/_uploads';
+    await reg.ctx.driver.putContent(`${uploads}/${oldId}/startedat`, Buffer.from(new Date(Date.now() - 2 * 3600_000).toISOString()));
     const dry = await reg.ctx.uploads.purge(new Date(Date.now() - 3600_000), true);
     assert.deepEqual(dry, [`purge/me/${oldId}`]);
     assert.equal((await fetch(old)).status, 204);
     const job = scheduleUploadPurge(reg);
     try {
-      for (let i = 0; i < 2000 && (await readdir(uploads)).includes(oldId); i++) await new Promise((r) => setTimeout(r, 5));
+      for (let i = 0; i < 2000 && (await reg.ctx.driver.list(uploads)).includes(oldId); i++) await new Promise((r) => setTimeout(r, 5));
     } finally {
       job.stop();
     }

@@ -11,12 +11,13 @@ import { PASSTHROUGH_METRICS, passthroughSizes, passthroughWorkloads, preparePas
 import { logSizes, randomFile, writeImageLayout } from './data.js';
 import { machine, metricCatalog, summarize, table, type BenchResults } from './report.js';
 import { hasCommand, startServer, type ServerKind } from './servers.js';
+import { prepareS3, S3_METRICS, s3Sizes, s3Workloads, type S3Bench } from './s3.js';
 import { prepareSync, syncRound, type SyncBench } from './sync.js';
 import { blobWorkloads, listingWorkloads, manifestWorkloads, skopeoWorkloads, type BenchPlan, type Sample } from './workloads.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
-const GROUPS = ['blob', 'manifest', 'listing', 'skopeo', 'cache', 'sync', 'passthrough'] as const;
+const GROUPS = ['blob', 'manifest', 'listing', 'skopeo', 'cache', 's3', 'sync', 'passthrough'] as const;
 type Group = (typeof GROUPS)[number];
 
 const USAGE = `usage: npm run bench -- [--quick] [--rounds N] [--out FILE] [--workloads ${GROUPS.join(',')}]
@@ -100,6 +101,7 @@ function log(msg: string): void {
 
 const work = await mkdtemp(join(tmpdir(), 'sluice-bench-data-'));
 let cacheBench: CacheBench | undefined;
+let s3Bench: S3Bench | undefined;
 let syncBench: SyncBench | undefined;
 let passthroughBench: PassthroughBench | undefined;
 try {
@@ -126,6 +128,10 @@ try {
     log(`cache: filling the upstream (${upstreamKind})`);
     cacheBench = await prepareCache(work, cacheSizes, upstreamKind);
   }
+  if (groups.has('s3')) {
+    log('s3: starting s3rver and writing the blob once');
+    s3Bench = await prepareS3(work, s3Sizes(quick), args['sluice-bin'] ? { sluiceBin: resolve(args['sluice-bin']) } : {});
+  }
   if (groups.has('sync')) {
     const upstreamKind = haveDistribution ? 'distribution' : 'sluice';
     log(`sync: filling the upstream (${upstreamKind}) with ${syncSizes.repos} repositories × ${syncSizes.tags} tags`);
@@ -136,8 +142,8 @@ try {
     passthroughBench = await preparePassthrough(work, passthroughSizes(quick));
     if (!passthroughBench) log('passthrough: dockerd or the docker CLI is not installed; skipping the passthrough workload');
   }
-  // The cache, sync and passthrough workloads start servers of their own; the plain server is started only for the others.
-  const plainGroups = [...groups].filter((g) => g !== 'cache' && g !== 'sync' && g !== 'passthrough');
+  // The cache, s3, sync and passthrough workloads start servers of their own; the plain server is started only for the others.
+  const plainGroups = [...groups].filter((g) => g !== 'cache' && g !== 's3' && g !== 'sync' && g !== 'passthrough');
 
   const samples: Record<ServerKind, Sample[]> = { sluice: [], distribution: [] };
   for (let round = 0; round < rounds; round++) {
@@ -166,6 +172,7 @@ try {
         await cacheWorkloads(kind, cacheBench, sample, serverOptions);
         await cacheLinkWorkloads(kind, cacheBench, sample, serverOptions);
       }
+      if (s3Bench) await s3Workloads(kind, s3Bench, sample, serverOptions);
       samples[kind].push(sample);
     }
     if (syncBench) {
@@ -181,7 +188,7 @@ try {
     }
   }
 
-  const metrics = [...metricCatalog(connections), ...PASSTHROUGH_METRICS].filter((m) => samples.sluice.some((s) => m.id in s) || samples.distribution.some((s) => m.id in s));
+  const metrics = [...metricCatalog(connections), ...S3_METRICS, ...PASSTHROUGH_METRICS].filter((m) => samples.sluice.some((s) => m.id in s) || samples.distribution.some((s) => m.id in s));
   const rows = summarize(metrics, samples);
   const results: BenchResults = {
     date: new Date().toISOString(),
@@ -205,6 +212,8 @@ try {
       cacheClients: cacheSizes.clients,
       cacheLinkMiBPerSecond: cacheLink.mibPerSecond,
       cacheLinkRttMs: cacheLink.delayMs * 2,
+      s3BlobBytes: s3Sizes(quick).blobBytes,
+      s3ChunkBytes: s3Sizes(quick).chunkBytes,
       syncRepositories: syncSizes.repos,
       syncTags: syncSizes.tags,
     },
@@ -220,6 +229,7 @@ try {
   );
 } finally {
   await cacheBench?.stop();
+  await s3Bench?.stop();
   await syncBench?.stop();
   await passthroughBench?.stop();
   await rm(work, { recursive: true, force: true });

@@ -57,7 +57,8 @@ function procStatus(pid: number, field: 'VmHWM' | 'VmRSS'): number {
   }
 }
 
-function procCpuMs(pid: number): number {
+/** CPU time a process has used so far (user + system), in milliseconds. */
+export function procCpuMs(pid: number): number {
   try {
     // Fields after the parenthesised command name; utime and stime are the 12th and 13th, in clock ticks (100 Hz).
     const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
@@ -92,6 +93,8 @@ export interface ServerOptions {
   extraConfig?: string;
   /** Distribution only: every access-log line (combined format, with the bytes sent), for counting upstream traffic. */
   accessLog?: (line: string) => void;
+  /** YAML for the `storage:` key instead of a fresh filesystem root (an `s3:` block); Sluice then gets no `--root`. */
+  storage?: string;
 }
 
 /** Starts one registry process on a fresh port with a fresh storage root. */
@@ -100,11 +103,13 @@ export async function startServer(kind: ServerKind, opts: ServerOptions = {}): P
   const root = join(dir, 'data');
   const port = await freePort();
   const host = `127.0.0.1:${port}`;
+  const storage = opts.storage ?? `{filesystem: {rootdirectory: ${root}}, delete: {enabled: true}}`;
   let child: ChildProcess;
   if (kind === 'sluice') {
     const cfg = join(dir, 'config.yml');
-    await writeFile(cfg, `log: {level: error}\nstorage: {filesystem: {rootdirectory: ${root}}, delete: {enabled: true}}\nhttp: {addr: "${host}"}\n${opts.extraConfig ?? ''}`);
-    child = spawn(process.execPath, [...(opts.nodeArgs ?? []), opts.sluiceBin ?? join(repoRoot, 'bin/sluice.js'), 'serve', '--config', cfg, '--addr', host, '--root', root], {
+    await writeFile(cfg, `log: {level: error}\nstorage: ${storage}\nhttp: {addr: "${host}"}\n${opts.extraConfig ?? ''}`);
+    const rootArgs = opts.storage ? [] : ['--root', root];
+    child = spawn(process.execPath, [...(opts.nodeArgs ?? []), opts.sluiceBin ?? join(repoRoot, 'bin/sluice.js'), 'serve', '--config', cfg, '--addr', host, ...rootArgs], {
       cwd: dir,
       env: { ...process.env, SLUICE_LOG_LEVEL: 'error', ...opts.env },
       stdio: ['ignore', 'ignore', 'pipe'],
@@ -112,7 +117,7 @@ export async function startServer(kind: ServerKind, opts: ServerOptions = {}): P
   } else {
     const cfg = join(dir, 'config.yml');
     const log = opts.accessLog ? '{level: error, accesslog: {disabled: false}}' : '{level: error}';
-    await writeFile(cfg, `version: 0.1\nlog: ${log}\nstorage: {filesystem: {rootdirectory: ${root}}, delete: {enabled: true}}\nhttp: {addr: "${host}"}\n${opts.extraConfig ?? ''}`);
+    await writeFile(cfg, `version: 0.1\nlog: ${log}\nstorage: ${storage}\nhttp: {addr: "${host}"}\n${opts.extraConfig ?? ''}`);
     child = spawn('docker-registry', ['serve', cfg], { cwd: dir, env: { ...process.env, ...opts.env }, stdio: ['ignore', opts.accessLog ? 'pipe' : 'ignore', 'pipe'] });
     if (opts.accessLog && child.stdout) createInterface({ input: child.stdout }).on('line', opts.accessLog);
   }

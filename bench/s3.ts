@@ -1,0 +1,197 @@
+// The s3 workload (issue 13): Sluice and Distribution 2.8.2 each on its own rootdirectory of one s3rver bucket:
+// blob push and pull through one node, two nodes over the same root serving pulls at once, and the nodes' RSS.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { randomFile, type DataFile } from './data.js';
+import { pullBlob, pushBytes, pushChunked, pushMonolithic } from './http.js';
+import type { MetricInfo } from './report.js';
+import { procCpuMs, sampleRss, startServer, type BenchServer, type ServerKind, type ServerOptions } from './servers.js';
+import { timed, type Sample } from './workloads.js';
+
+const MiB = 1024 * 1024;
+const ACCESS = 'S3RVER';
+
+/** Sizes for the s3 workload. */
+export interface S3Sizes {
+  /** The blob pushed and pulled: large enough to matter, bounded because s3rver writes every byte to files (twice for multipart). */
+  blobBytes: number;
+  chunkBytes: number;
+  /** Concurrent GETs of the blob on each of the two nodes. */
+  pullsPerNode: number;
+}
+
+/** Sizes of a full run and of --quick. */
+export function s3Sizes(quick: boolean): S3Sizes {
+  return quick ? { blobBytes: 8 * MiB, chunkBytes: 2 * MiB, pullsPerNode: 2 } : { blobBytes: 256 * MiB, chunkBytes: 16 * MiB, pullsPerNode: 2 };
+}
+
+/** The rows of the s3 workload, in table order. */
+export const S3_METRICS: MetricInfo[] = [
+  { id: 's3.push.monolithic', label: 's3: blob push, monolithic PUT', unit: 'MiB/s', better: 'higher' },
+  { id: 's3.push.chunked', label: 's3: blob push, chunked PATCH', unit: 'MiB/s', better: 'higher' },
+  { id: 's3.pull.single', label: 's3: blob pull, 1 node, 1 stream', unit: 'MiB/s', better: 'higher' },
+  { id: 's3.pull.cpu', label: 's3: node CPU per MiB pulled, 1 stream', unit: 'ms/MiB', better: 'lower' },
+  { id: 's3.pull.twonodes', label: 's3: blob pull, 2 nodes at once, aggregate', unit: 'MiB/s', better: 'higher' },
+  { id: 's3.s3rver.busy', label: 's3: s3rver CPU during the 2-node pull', unit: '% core', better: 'lower' },
+  { id: 's3.rss.push', label: 's3: node RSS during pushes (highest)', unit: 'MiB', better: 'lower' },
+  { id: 's3.rss.pull', label: 's3: node RSS during pulls (highest, first node)', unit: 'MiB', better: 'lower' },
+];
+
+/**
+ * Rows Distribution leaves empty when its s3 driver cannot write to the S3 server: 2.8.2 resumes every
+ * upload with ListMultipartUploads, which s3rver answers 501, so no push to it succeeds.
+ */
+export const S3_WRITE_METRICS = ['s3.push.monolithic', 's3.push.chunked', 's3.rss.push'];
+
+/** The s3rver child every round's nodes share, and the blob they move. */
+export interface S3Bench {
+  endpoint: string;
+  bucket: string;
+  sizes: S3Sizes;
+  blob: DataFile;
+  /** Root of the blob a Sluice node wrote once, copied into the root of a server that cannot write to s3rver. */
+  seedRoot: string;
+  /** CPU the s3rver process has used so far, in milliseconds. */
+  s3rverCpuMs(): number;
+  /** Why Distribution could not write to the S3 server, once found (said once per run). */
+  distributionWriteError?: string;
+  stop(): Promise<void>;
+}
+
+const childJs = fileURLToPath(new URL('./s3rver-child.js', import.meta.url));
+
+async function startS3rver(bucket: string): Promise<{ child: ChildProcess; endpoint: string }> {
+  const child = spawn(process.execPath, [childJs, bucket], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
+  const lines = createInterface({ input: child.stdout! });
+  const first = await Promise.race([
+    once(lines, 'line').then(([l]) => l as string),
+    once(child, 'exit').then(() => {
+      throw new Error(`s3rver child exited: ${err}`);
+    }),
+  ]);
+  lines.close();
+  return { child, endpoint: (JSON.parse(first) as { endpoint: string }).endpoint };
+}
+
+/** The `storage:` block of a node on `root` of the bench's bucket (Distribution's keys, which Sluice reads as they are). */
+function storageYaml(kind: ServerKind, b: { endpoint: string; bucket: string }, root: string): string {
+  const s3 = `{accesskey: ${ACCESS}, secretkey: ${ACCESS}, region: us-east-1, regionendpoint: "${b.endpoint}", bucket: ${b.bucket}, rootdirectory: ${root}, secure: false, v4auth: true}`;
+  // Distribution's s3 driver answers blob GETs with a redirect to the bucket by default; bytes through the node are what is compared.
+  return kind === 'distribution' ? `{s3: ${s3}, delete: {enabled: true}, redirect: {disable: true}}` : `{s3: ${s3}, delete: {enabled: true}}`;
+}
+
+function nodeOptions(kind: ServerKind, b: S3Bench, root: string, opts: ServerOptions): ServerOptions {
+  // Distribution 2.8.2's s3 driver panics at start when AWS_CA_BUNDLE is set (it may be, here); empty counts as unset.
+  return { ...opts, storage: storageYaml(kind, b, root), ...(kind === 'distribution' ? { env: { ...opts.env, AWS_CA_BUNDLE: '' } } : {}) };
+}
+
+/** Starts the s3rver child, writes the random blob, and has a Sluice node push it once under `seed/`. */
+export async function prepareS3(dir: string, sizes: S3Sizes, opts: ServerOptions = {}): Promise<S3Bench> {
+  const bucket = 'bench';
+  const { child, endpoint } = await startS3rver(bucket);
+  const stopChild = async (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = once(child, 'exit');
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  };
+  try {
+    const blob = await randomFile(join(dir, 's3-blob.bin'), sizes.blobBytes);
+    const bench: S3Bench = { endpoint, bucket, sizes, blob, seedRoot: 'seed', s3rverCpuMs: () => procCpuMs(child.pid!), stop: stopChild };
+    const seeder = await startServer('sluice', nodeOptions('sluice', bench, bench.seedRoot, opts));
+    try {
+      await pushMonolithic(seeder.url, 'bench/s3', blob);
+    } finally {
+      await seeder.stop();
+    }
+    return bench;
+  } catch (e) {
+    await stopChild();
+    throw e;
+  }
+}
+
+/** A blob's object keys under a root, in Distribution's layout: the data, and the link that puts it in a repository. */
+function blobKeys(root: string, repo: string, digest: string): { data: string; link: string } {
+  const hex = digest.slice('sha256:'.length);
+  return { data: `${root}/docker/registry/v2/blobs/sha256/${hex.slice(0, 2)}/${hex}/data`, link: `${root}/docker/registry/v2/repositories/${repo}/_layers/sha256/${hex}/link` };
+}
+
+/** Copies the seed blob into `root` server-side (CopyObject), for a server that cannot push it itself. */
+async function copySeed(b: S3Bench, root: string, repo: string): Promise<void> {
+  const { S3Client, CopyObjectCommand, PutObjectCommand } = await import('@aws-sdk/client-s3');
+  const c = new S3Client({ region: 'us-east-1', endpoint: b.endpoint, forcePathStyle: true, credentials: { accessKeyId: ACCESS, secretAccessKey: ACCESS } });
+  try {
+    const from = blobKeys(b.seedRoot, 'bench/s3', b.blob.digest);
+    const to = blobKeys(root, repo, b.blob.digest);
+    await c.send(new CopyObjectCommand({ Bucket: b.bucket, Key: to.data, CopySource: `${b.bucket}/${from.data}` }));
+    await c.send(new PutObjectCommand({ Bucket: b.bucket, Key: to.link, Body: b.blob.digest }));
+  } finally {
+    c.destroy();
+  }
+}
+
+/** Whether a node can store a blob at all: a few bytes pushed and read back. */
+async function writeError(s: BenchServer): Promise<string | undefined> {
+  const bytes = Buffer.from('sluice bench s3 probe\n');
+  const { createHash } = await import('node:crypto');
+  const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+  try {
+    await pushBytes(s.url, 'bench/probe', bytes, digest);
+    return undefined;
+  } catch (e) {
+    return (e as Error).message.slice(0, 300);
+  }
+}
+
+let rootCount = 0;
+
+/** One round of the s3 workload for one server kind: push (when it can write), pull on one node, pull on two at once. */
+export async function s3Workloads(kind: ServerKind, b: S3Bench, out: Sample, opts: ServerOptions = {}): Promise<void> {
+  const root = `${kind}-${++rootCount}`;
+  const size = b.blob.size;
+  const nodeOpts = nodeOptions(kind, b, root, opts);
+  const a = await startServer(kind, nodeOpts);
+  let second: BenchServer | undefined;
+  try {
+    const repo = 'bench/s3';
+    // The probe is also each node's first request to the bucket, so no measurement pays for connecting (or loading an SDK).
+    const cannot = await writeError(a);
+    if (cannot && kind === 'sluice') throw new Error(`s3: Sluice cannot write to s3rver: ${cannot}`);
+    if (cannot) {
+      if (!b.distributionWriteError) process.stderr.write(`bench: s3: Distribution cannot write to s3rver (${cannot}); its push rows stay empty and its pulls read a copy of the blob Sluice wrote\n`);
+      b.distributionWriteError = cannot;
+      await copySeed(b, root, repo);
+    } else {
+      const push = await sampleRss(a, async () => {
+        out['s3.push.monolithic'] = size / MiB / ((await timed(() => pushMonolithic(a.url, repo, b.blob))) / 1000);
+        out['s3.push.chunked'] = size / MiB / ((await timed(() => pushChunked(a.url, 'bench/s3-chunked', b.blob, b.sizes.chunkBytes))) / 1000);
+      });
+      out['s3.rss.push'] = push.maxRss / MiB;
+    }
+    const cpu = a.cpuMs();
+    const single = await sampleRss(a, () => timed(() => pullBlob(a.url, repo, b.blob.digest, size)));
+    out['s3.pull.single'] = size / MiB / (single.value / 1000);
+    out['s3.pull.cpu'] = (a.cpuMs() - cpu) / (size / MiB);
+
+    second = await startServer(kind, nodeOpts);
+    const nodes = [a, second];
+    const s3rverCpu = b.s3rverCpuMs();
+    const both = await sampleRss(a, () =>
+      timed(() => Promise.all(nodes.flatMap((n) => Array.from({ length: b.sizes.pullsPerNode }, () => pullBlob(n.url, repo, b.blob.digest, size))))),
+    );
+    out['s3.pull.twonodes'] = (size * nodes.length * b.sizes.pullsPerNode) / MiB / (both.value / 1000);
+    out['s3.s3rver.busy'] = ((b.s3rverCpuMs() - s3rverCpu) / both.value) * 100;
+    out['s3.rss.pull'] = Math.max(single.maxRss, both.maxRss) / MiB;
+  } finally {
+    await second?.stop();
+    await a.stop();
+  }
+}

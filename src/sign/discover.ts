@@ -7,6 +7,8 @@ import { BUNDLE_MEDIA_TYPE, SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE, typ
 
 /** Largest signature manifest, payload or bundle read: simple-signing payloads are a few hundred bytes, bundles a few KiB. */
 export const MAX_SIGNATURE_BYTES = 1024 * 1024;
+// Every manifest discovery reads is bounded at the transport: refused by its declared size, and never read past the bound.
+const BOUND = { maxBytes: MAX_SIGNATURE_BYTES };
 /** Most signatures read from one `.sig` manifest or referrers list; more are reported, not read. */
 export const MAX_SIGNATURES = 256;
 
@@ -100,7 +102,7 @@ export async function findSignatures(source: ImageSource, digest: Digest): Promi
   if (source.getTaggedManifest) {
     searched.push(`tag ${sigTag}`);
     try {
-      const sig = await source.getTaggedManifest(sigTag);
+      const sig = await source.getTaggedManifest(sigTag, BOUND);
       if (sig) candidates.push(...(await candidatesOf(source, parseSmallManifest(sig, `tag ${sigTag}`), `tag ${sigTag}`)));
     } catch (e) {
       candidates.push(problem('simple-signing', `tag ${sigTag}`, (e as Error).message));
@@ -119,7 +121,7 @@ export async function findSignatures(source: ImageSource, digest: Digest): Promi
     const fallback = digestTag(digest);
     searched.push(`tag ${fallback}`);
     try {
-      const idx = await source.getTaggedManifest(fallback);
+      const idx = await source.getTaggedManifest(fallback, BOUND);
       if (idx) {
         const m = parseSmallManifest(idx, `tag ${fallback}`);
         if (m.kind === 'index') for (const d of m.manifests) if (!referrers.has(d.digest)) referrers.set(d.digest, d);
@@ -140,7 +142,7 @@ export async function findSignatures(source: ImageSource, digest: Digest): Promi
     try {
       if (!isDigest(d.digest)) throw new Error('invalid digest');
       if (d.size > MAX_SIGNATURE_BYTES) throw new Error(`manifest claims ${d.size} bytes, over the ${MAX_SIGNATURE_BYTES}-byte bound`);
-      const m = parseSmallManifest(await source.getManifest(d.digest), where);
+      const m = parseSmallManifest(await source.getManifest(d.digest, BOUND), where);
       // A fallback tag is a plain index anyone may write: a referrer counts only if it names this image.
       if (m.subject?.digest !== digest) {
         candidates.push(problem('bundle', where, `its subject is ${m.subject?.digest ?? 'missing'}, not ${digest}`));

@@ -8,6 +8,7 @@ import type { TransportOptions } from './options.js';
 import { apiHost, errorFrom, header, RegistryClient, RegistryError } from './registry-client.js';
 import type { ImageDestination, ImageSource, PutManifestOptions, RawManifest, RegistryLocation } from './transport.js';
 import { sliceStream } from './slice.js';
+import { readBounded, refuseDeclared, type ReadLimit } from './bounded.js';
 
 const ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
 
@@ -46,8 +47,8 @@ export class RegistrySource implements ImageSource {
     return `/v2/${encodeRepo(this.ref.repository)}`;
   }
 
-  /** Fetches manifest bytes by tag or digest; undefined on 404. */
-  private async fetchManifest(reference: string): Promise<RawManifest | undefined> {
+  /** Fetches manifest bytes by tag or digest; undefined on 404. A bound refuses by Content-Length, then stops reading past it. */
+  private async fetchManifest(reference: string, limit?: ReadLimit): Promise<RawManifest | undefined> {
     const res = await this.client.send({ method: 'GET', path: `${this.repoPath}/manifests/${encodeURIComponent(reference)}`, headers: { accept: ACCEPT } });
     if (res.statusCode === 404) {
       const err = await errorFrom(res, `${this.description}: manifest ${reference}`);
@@ -55,7 +56,15 @@ export class RegistrySource implements ImageSource {
       throw err;
     }
     if (res.statusCode !== 200) throw await errorFrom(res, `${this.description}: manifest ${reference}`);
-    const bytes = Buffer.from(await res.body.arrayBuffer());
+    const what = `${this.description}: manifest ${reference}`;
+    const length = header(res, 'content-length');
+    try {
+      refuseDeclared(what, length === undefined ? undefined : Number(length), limit, 'Content-Length');
+    } catch (e) {
+      res.body.destroy();
+      throw e;
+    }
+    const bytes = await readBounded(res.body, what, limit);
     const algorithm = isDigest(reference) ? parseDigest(reference).algorithm : 'sha256';
     const digest = digestOf(bytes, algorithm);
     if (isDigest(reference) && digest !== reference) throw new Error(`${this.description}: manifest ${reference} arrived with digest ${digest}`);
@@ -69,9 +78,9 @@ export class RegistrySource implements ImageSource {
     return { bytes, mediaType, digest };
   }
 
-  async getManifest(digest?: Digest): Promise<RawManifest> {
+  async getManifest(digest?: Digest, limit?: ReadLimit): Promise<RawManifest> {
     const reference = digest ?? this.topDigest ?? this.ref.digest ?? this.ref.tag!;
-    const m = await this.fetchManifest(reference);
+    const m = await this.fetchManifest(reference, limit);
     if (!m) throw new RegistryError(`${this.description}: manifest ${reference} not found`, 404, 'MANIFEST_UNKNOWN');
     // Later calls for the top manifest must see the same bytes even if the tag moves meanwhile.
     if (!digest && !this.topDigest) this.topDigest = m.digest;
@@ -120,8 +129,8 @@ export class RegistrySource implements ImageSource {
     }
   }
 
-  getTaggedManifest(tag: string): Promise<RawManifest | undefined> {
-    return this.fetchManifest(tag);
+  getTaggedManifest(tag: string, limit?: ReadLimit): Promise<RawManifest | undefined> {
+    return this.fetchManifest(tag, limit);
   }
 
   async close(): Promise<void> {

@@ -10,6 +10,7 @@ import type { Readable } from 'node:stream';
 import { LayoutDestination, LayoutSource, parseLayoutReference } from './oci-layout.js';
 import type { TransportOptions } from './options.js';
 import type { ImageDestination, ImageSource, PutManifestOptions, RawManifest } from './transport.js';
+import type { ReadLimit } from './bounded.js';
 
 /** Unpacks a tar file into `dir`, streaming each entry to disk; paths that leave `dir` are refused. */
 export async function extractTar(file: string, dir: string): Promise<void> {
@@ -85,8 +86,8 @@ class ArchiveSource implements ImageSource {
   ) {
     this.description = layout.description;
   }
-  getManifest(digest?: Digest): Promise<RawManifest> {
-    return this.layout.getManifest(digest);
+  getManifest(digest?: Digest, limit?: ReadLimit): Promise<RawManifest> {
+    return this.layout.getManifest(digest, limit);
   }
   getBlob(descriptor: Descriptor): Promise<Readable> {
     return this.layout.getBlob(descriptor);
@@ -97,8 +98,8 @@ class ArchiveSource implements ImageSource {
   listReferrers(subject: Digest): Promise<Descriptor[]> {
     return this.layout.listReferrers(subject);
   }
-  getTaggedManifest(tag: string): Promise<RawManifest | undefined> {
-    return this.layout.getTaggedManifest(tag);
+  getTaggedManifest(tag: string, limit?: ReadLimit): Promise<RawManifest | undefined> {
+    return this.layout.getTaggedManifest(tag, limit);
   }
   async close(): Promise<void> {
     await rm(this.tmp, { recursive: true, force: true });

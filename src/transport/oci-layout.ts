@@ -7,6 +7,7 @@ import { effectiveArtifactType, parseManifest, type Manifest } from '../oci/mani
 import { MediaType } from '../oci/mediatypes.js';
 import { DirectoryFiles, type LayoutFiles, type WritableLayoutFiles } from './layout-files.js';
 import type { ImageDestination, ImageSource, PutManifestOptions, RawManifest } from './transport.js';
+import { readBounded, refuseDeclared, type ReadLimit } from './bounded.js';
 
 /** The annotation an OCI layout uses to name a manifest (its "tag"). */
 export const REF_NAME = 'org.opencontainers.image.ref.name';
@@ -129,10 +130,19 @@ export class LayoutSource implements ImageSource {
     return this.top;
   }
 
-  async getManifest(digest?: Digest): Promise<RawManifest> {
+  async getManifest(digest?: Digest, limit?: ReadLimit): Promise<RawManifest> {
     const top = await this.resolveTop();
     const d = digest ?? top.digest;
-    const bytes = await this.files.read(blobFile(d));
+    let bytes: Buffer | undefined;
+    if (limit?.maxBytes === undefined) {
+      bytes = await this.files.read(blobFile(d));
+    } else {
+      // Bounded: the file's size refuses first, and the read stops at the bound if the file is larger than it said.
+      const what = `${this.description}: manifest ${d}`;
+      const size = await this.files.size(blobFile(d));
+      refuseDeclared(what, size, limit, 'its file size');
+      if (size !== undefined) bytes = await readBounded(await this.files.stream(blobFile(d)), what, limit);
+    }
     if (!bytes) throw new Error(`${this.description}: no manifest ${d}`);
     if (digestOf(bytes, parseDigest(d).algorithm) !== d) throw new Error(`${this.description}: manifest ${d} does not match its digest`);
     const hint = d === top.digest ? top.mediaType : this.index.manifests.find((m) => m.digest === d)?.mediaType;
@@ -164,9 +174,10 @@ export class LayoutSource implements ImageSource {
     return out;
   }
 
-  async getTaggedManifest(tag: string): Promise<RawManifest | undefined> {
+  async getTaggedManifest(tag: string, limit?: ReadLimit): Promise<RawManifest | undefined> {
     const d = this.index.manifests.find((m) => m.annotations?.[REF_NAME] === tag);
-    return d ? this.getManifest(d.digest) : undefined;
+    if (d) refuseDeclared(`${this.description}: manifest ${d.digest} (tag ${tag})`, d.size, limit, 'its index.json descriptor');
+    return d ? this.getManifest(d.digest, limit) : undefined;
   }
 
   async close(): Promise<void> {

@@ -1,10 +1,11 @@
 import type { Readable } from 'node:stream';
-import type { Digest } from '../oci/digest.js';
+import { isDigest, type Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { effectiveArtifactType, parseManifest } from '../oci/manifest.js';
 import type { BlobStore } from '../storage/blobs.js';
 import type { RepositoryStore } from '../storage/repository.js';
 import type { ImageSource, RawManifest } from './transport.js';
+import { refuseDeclared, type ReadLimit } from './bounded.js';
 
 function raw(bytes: Buffer, digest: Digest): RawManifest {
   return { bytes, digest, mediaType: parseManifest(bytes).mediaType };
@@ -22,8 +23,16 @@ export class StorageSource implements ImageSource {
     this.description = `storage:${repo.name}@${digest}`;
   }
 
-  async getManifest(digest?: Digest): Promise<RawManifest> {
+  // Stored manifests passed the registry's size limit on the way in; a bound (signature discovery) is checked by size before the read.
+  private async bounded(reference: string, limit?: ReadLimit): Promise<void> {
+    if (limit?.maxBytes === undefined) return;
+    const d = isDigest(reference) ? reference : await this.repo.resolveTag(reference);
+    if (d) refuseDeclared(`${this.repo.name}: manifest ${reference}`, (await this.blobs.size(d)) ?? undefined, limit, 'stored size');
+  }
+
+  async getManifest(digest?: Digest, limit?: ReadLimit): Promise<RawManifest> {
     const d = digest ?? this.digest;
+    await this.bounded(d, limit);
     const m = await this.repo.getManifest(d);
     if (!m) throw new Error(`${this.repo.name}: manifest ${d} is not stored`);
     return raw(m.bytes, m.digest);
@@ -34,7 +43,8 @@ export class StorageSource implements ImageSource {
     return this.blobs.open(d.digest);
   }
 
-  async getTaggedManifest(tag: string): Promise<RawManifest | undefined> {
+  async getTaggedManifest(tag: string, limit?: ReadLimit): Promise<RawManifest | undefined> {
+    await this.bounded(tag, limit);
     const m = await this.repo.getManifest(tag);
     return m ? raw(m.bytes, m.digest) : undefined;
   }

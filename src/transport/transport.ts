@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/descriptor.js';
+import type { ReadLimit } from './bounded.js';
 
 /** Manifest bytes exactly as stored at a source, with their media type and digest. */
 export interface RawManifest {
@@ -32,8 +33,11 @@ export interface ImageSource {
    * (a Docker archive, the daemon): the copy engine compresses them for a registry or OCI layout.
    */
   readonly uncompressedLayers?: boolean;
-  /** The manifest the reference names, or (by digest) one manifest inside it such as an index child. */
-  getManifest(digest?: Digest): Promise<RawManifest>;
+  /**
+   * The manifest the reference names, or (by digest) one manifest inside it such as an index child.
+   * With `limit.maxBytes`, a larger manifest is refused (TooLargeError) without being held in memory.
+   */
+  getManifest(digest?: Digest, limit?: ReadLimit): Promise<RawManifest>;
   /** Streams a blob; the copy engine verifies its digest as it passes. */
   getBlob(descriptor: Descriptor): Promise<Readable>;
   /** Tags of the repository, where the transport can list them. */
@@ -41,7 +45,7 @@ export interface ImageSource {
   /** Manifests that name `subject` (referrers API or tag schema), where the transport can tell. */
   listReferrers?(subject: Digest): Promise<Descriptor[]>;
   /** The manifest under a tag of the same repository (cosign `sha256-<hex>.sig`), or undefined when absent. */
-  getTaggedManifest?(tag: string): Promise<RawManifest | undefined>;
+  getTaggedManifest?(tag: string, limit?: ReadLimit): Promise<RawManifest | undefined>;
   close(): Promise<void>;
 }
 

@@ -1,0 +1,36 @@
+import type { Readable } from 'node:stream';
+
+/** How much of a manifest a caller will read; signature discovery sets it so a huge manifest is refused before it is held. */
+export interface ReadLimit {
+  maxBytes?: number;
+}
+
+/** Thrown when something is larger than the caller's bound; the message says what, how large and the bound. */
+export class TooLargeError extends Error {}
+
+/** Refuses up front when a declared size (Content-Length, a file's size, a descriptor) is over the bound. */
+export function refuseDeclared(what: string, size: number | undefined, limit: ReadLimit | undefined, by: string): void {
+  const max = limit?.maxBytes;
+  if (max !== undefined && size !== undefined && size > max) throw new TooLargeError(`${what} is ${size} bytes (${by}), over the ${max}-byte bound; not read`);
+}
+
+/**
+ * Reads a stream whole, or, with a bound, stops and destroys it as soon as more than `maxBytes` arrived,
+ * so memory never holds more than the bound (plus one chunk) whatever the other side sends.
+ */
+export async function readBounded(stream: Readable, what: string, limit?: ReadLimit): Promise<Buffer> {
+  const max = limit?.maxBytes ?? Infinity;
+  const chunks: Buffer[] = [];
+  let total = 0;
+  try {
+    for await (const chunk of stream) {
+      const b = chunk as Buffer;
+      total += b.length;
+      if (total > max) throw new TooLargeError(`${what} is longer than the ${max}-byte bound; stopped reading after ${total} bytes`);
+      chunks.push(b);
+    }
+  } finally {
+    stream.destroy();
+  }
+  return Buffer.concat(chunks, total);
+}

@@ -194,7 +194,9 @@ export class BlobFill {
         // and the loop waits only when it pushes back. Its callbacks run in order.
         const more = file.write(chunk, (e) => {
           if (e) return onWriteError(e);
-          this.written = end;
+          // A driver that holds bytes back (S3, until a part is full) says how far readers can read:
+          // the chunks past that stay in memory until they can.
+          this.written = writer.readable?.() ?? end;
           this.trim();
           this.wake();
         });
@@ -207,6 +209,10 @@ export class BlobFill {
       if (this.size === 0) verify();
       await new Promise<void>((resolve, reject) => file.end((e?: Error | null) => (e ? reject(e) : resolve())));
       if (writeError) throw writeError;
+      // Ending flushed what a driver held back.
+      this.written = writer.readable?.() ?? this.received;
+      this.trim();
+      this.wake();
       await writer.commit();
     } catch (e) {
       source.body.destroy();

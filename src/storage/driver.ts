@@ -12,6 +12,11 @@ export interface FileWriter {
   readonly stream: Writable;
   /** Bytes in the object once this writer's stream has finished. */
   size(): number;
+  /**
+   * Bytes of the object a reader can get now, for a driver that holds written bytes back (S3 sends whole
+   * parts). Absent: every byte whose write has called back is readable.
+   */
+  readable?(): number;
   commit(): Promise<void>;
   cancel(): Promise<void>;
 }

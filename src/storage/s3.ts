@@ -356,6 +356,7 @@ export class S3Driver implements StorageDriver {
     return {
       stream,
       size: () => start + received,
+      readable: () => flushed,
       commit: async () => {
         // The stream's final already flushed; this only covers a writer ended without finishing.
         await flush();

@@ -100,6 +100,9 @@ export async function errorFrom(res: ClientResponse, what: string): Promise<Regi
   return new RegistryError(`${what}: HTTP ${res.statusCode}${text ? ` ${text.slice(0, 200).trim()}` : ''}`, res.statusCode);
 }
 
+/** Tokens one connection keeps: a token is per repository, and a cache's pool meets every repository it serves. */
+const MAX_TOKENS = 512;
+
 /**
  * What every client of one registry can share: the undici Agent (kept-alive connections), the scheme
  * and auth challenge found by one `GET /v2/`, credentials and the tokens fetched per scope set.
@@ -111,6 +114,13 @@ class Connection {
   challenge?: Challenge;
   readonly tokens = new Map<string, string>();
   private pinging?: Promise<void>;
+
+  /** Keeps a token for a scope set; a long-lived pool (a cache's upstream) keeps only the newest few hundred. */
+  keepToken(scopes: string, token: string): void {
+    this.tokens.delete(scopes);
+    this.tokens.set(scopes, token);
+    if (this.tokens.size > MAX_TOKENS) this.tokens.delete(this.tokens.keys().next().value!);
+  }
 
   constructor(
     readonly host: string,
@@ -269,7 +279,7 @@ export class RegistryClient {
     const doc = (await res.body.json()) as { token?: string; access_token?: string };
     const token = doc.token ?? doc.access_token;
     if (!token) throw new Error(`${this.host}: token response carries no token`);
-    this.conn.tokens.set(scopeKey(scopes), token);
+    this.conn.keepToken(scopeKey(scopes), token);
   }
 
   /** Sends a request with auth; a streamed body is sent once (retries are the caller's business). */
@@ -295,7 +305,7 @@ export class RegistryClient {
       const extra = ch?.params.scope ? ch.params.scope.split(' ') : [];
       const all = [...new Set([...scopes, ...extra])];
       await this.fetchToken(all);
-      if (all.length !== scopes.length) this.conn.tokens.set(scopeKey(scopes), this.conn.tokens.get(scopeKey(all))!);
+      if (all.length !== scopes.length) this.conn.keepToken(scopeKey(scopes), this.conn.tokens.get(scopeKey(all))!);
       res = await attempt();
     }
     return res;

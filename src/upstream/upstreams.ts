@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parseDuration } from '../config/duration.js';
 import { limiter } from '../copy/limit.js';
 import { DOCKER_HUB } from '../oci/reference.js';
-import { isLoopbackHost, RegistryClient } from '../transport/registry-client.js';
+import { isLoopbackHost, RegistryClient, RegistryPool } from '../transport/registry-client.js';
 import type { TransportOptions } from '../transport/options.js';
 import { upstreamSchema, type ProxyConfig, type UpstreamConfig } from './config.js';
 
@@ -60,6 +60,8 @@ class ConfiguredUpstream implements Upstream {
   readonly timeoutMs: number;
   readonly limit: <T>(task: () => Promise<T>) => Promise<T>;
   private readonly clients = new Map<string, RegistryClient>();
+  /** Every repository's client shares one connection pool, ping and token cache: a new image costs no new connection or ping. */
+  private readonly pool = new RegistryPool();
   readonly options: TransportOptions;
 
   constructor(
@@ -92,20 +94,19 @@ class ConfiguredUpstream implements Upstream {
       return c;
     }
     // The client is named by the upstream's name so that an authfile entry for `docker.io` is found.
-    c = new RegistryClient(this.name, [`repository:${repository}:pull`], this.options);
+    c = new RegistryClient(this.name, [`repository:${repository}:pull`], { ...this.options, pool: this.pool });
     this.clients.set(repository, c);
     if (this.clients.size > MAX_CLIENTS) {
-      const [oldest, old] = this.clients.entries().next().value!;
+      const oldest = this.clients.keys().next().value!;
+      // Its connections belong to the pool: dropping the client is all it takes.
       this.clients.delete(oldest);
-      void old.close().catch(() => undefined);
     }
     return c;
   }
 
   async close(): Promise<void> {
-    const all = [...this.clients.values()];
     this.clients.clear();
-    await Promise.all(all.map((c) => c.close().catch(() => undefined)));
+    await this.pool.close();
   }
 }
 

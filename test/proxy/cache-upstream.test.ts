@@ -173,3 +173,22 @@ test('an upstream that dies mid-blob leaves nothing behind; the client sees a cu
     await up.close();
   }
 });
+
+test('cold pulls of images in different repositories share the upstream connection: one ping, one GET per manifest and blob', async () => {
+  const up = await startRegistry();
+  const proxy = await startFaultProxy(up.url);
+  const cache = await startRegistry({ upstreams: { 'docker.io': { url: proxy.url } }, flows: [{ images: ['docker.io/library/*'] }] });
+  try {
+    const imgs = [await makeImage({ label: 'pool-a' }), await makeImage({ label: 'pool-b' }), await makeImage({ label: 'pool-c' })];
+    for (const [i, img] of imgs.entries()) await pushImage(up.url, `library/pool${i}`, '1', img);
+    const from = proxy.seen.length;
+    for (const [i, img] of imgs.entries()) await assertIntact(cache.url, `docker.io/library/pool${i}`, '1', img);
+    const seen = proxy.seen.slice(from);
+    assert.deepEqual(seen.filter((s) => s === 'GET /v2/'), ['GET /v2/'], seen.join('\n'));
+    assert.equal(seen.filter((s) => /^GET \/v2\/library\/pool\d\/manifests\/1$/.test(s)).length, 3, seen.join('\n'));
+  } finally {
+    await cache.close();
+    await proxy.close();
+    await up.close();
+  }
+});

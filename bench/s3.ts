@@ -166,7 +166,7 @@ export async function s3Workloads(kind: ServerKind, b: S3Bench, out: Sample, opt
     const cannot = await writeError(a);
     if (cannot && kind === 'sluice') throw new Error(`s3: Sluice cannot write to s3rver: ${cannot}`);
     if (cannot) {
-      if (!b.distributionWriteError) process.stderr.write(`bench: s3: Distribution cannot write to s3rver (${cannot}); its push rows stay empty and its pulls read a copy of the blob Sluice wrote\n`);
+      if (!b.distributionWriteError) process.stderr.write(`bench: s3: Distribution cannot write to s3rver (${cannot.trim()}); its push rows stay empty and its pulls read a copy of the blob Sluice wrote\n`);
       b.distributionWriteError = cannot;
       await copySeed(b, root, repo);
     } else {

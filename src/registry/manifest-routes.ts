@@ -172,12 +172,23 @@ export async function putManifest(ctx: RegistryContext, req: FastifyRequest, rep
   // Reading a tag, deciding whether moving it is an overwrite and moving it are one step per tag: otherwise
   // concurrent pushes to a new immutable tag all find it absent and all "create" it.
   await repo.withTagLock(tags, async () => {
+    const fresh = new Set<string>();
     for (const t of tags) {
       const current = await repo.resolveTag(t);
       if (current && current !== digest) await ctx.authorize(req, { repository: name, actions: ['overwrite'], reference: t });
+      if (!current) fresh.add(t);
     }
     await repo.putManifest(bytes, m.subject?.digest, algorithm);
-    for (const t of tags) await repo.tag(t, digest);
+    // The lock holds in this process only: where storage can, a new tag is created only if still absent, so
+    // a registry process on the same bucket that created it meanwhile makes this push an overwrite.
+    const exclusive = fresh.size > 0 && ctx.driver.exclusiveCreate ? await ctx.driver.exclusiveCreate() : false;
+    for (const t of tags) {
+      if (exclusive && fresh.has(t)) {
+        if (await repo.createTag(t, digest)) continue;
+        if ((await repo.resolveTag(t)) !== digest) await ctx.authorize(req, { repository: name, actions: ['overwrite'], reference: t });
+      }
+      await repo.tag(t, digest);
+    }
   });
   ctx.catalog.invalidate();
   reply.code(201).header('location', `/v2/${name}/manifests/${digest}`).header('docker-content-digest', digest).header('content-length', '0');

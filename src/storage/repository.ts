@@ -96,6 +96,22 @@ export class RepositoryStore {
   }
 
   /**
+   * Points a tag that must not exist yet at a manifest, with a write the storage refuses when another
+   * process created the tag first (call only where `driver.exclusiveCreate()` is true). False when it lost.
+   */
+  async createTag(tag: string, d: Digest): Promise<boolean> {
+    try {
+      await this.driver.putContent(tagCurrentPath(this.name, tag), Buffer.from(d, 'utf8'), { ifAbsent: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw e;
+    }
+    // The history entry follows the tag here: had it gone first, a lost race would leave a stray entry.
+    await writeLink(this.driver, tagIndexPath(this.name, tag, d), d);
+    return true;
+  }
+
+  /**
    * Runs `fn` while no other caller in this process holds any of these tags of this repository: the caller
    * reads the tags, decides and writes them as one step.
    */

@@ -13,11 +13,12 @@ import { machine, metricCatalog, summarize, table, type BenchResults } from './r
 import { hasCommand, startServer, type ServerKind } from './servers.js';
 import { prepareS3, S3_METRICS, s3Sizes, s3Workloads, type S3Bench } from './s3.js';
 import { prepareSync, syncRound, type SyncBench } from './sync.js';
+import { prepareTrust, trustInProcess, trustMetrics, trustRound, type TrustBench } from './trust.js';
 import { blobWorkloads, listingWorkloads, manifestWorkloads, skopeoWorkloads, type BenchPlan, type Sample } from './workloads.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
-const GROUPS = ['blob', 'manifest', 'listing', 'skopeo', 'cache', 's3', 'sync', 'passthrough'] as const;
+const GROUPS = ['blob', 'manifest', 'listing', 'skopeo', 'cache', 's3', 'sync', 'passthrough', 'trust'] as const;
 type Group = (typeof GROUPS)[number];
 
 const USAGE = `usage: npm run bench -- [--quick] [--rounds N] [--out FILE] [--workloads ${GROUPS.join(',')}]
@@ -104,6 +105,7 @@ let cacheBench: CacheBench | undefined;
 let s3Bench: S3Bench | undefined;
 let syncBench: SyncBench | undefined;
 let passthroughBench: PassthroughBench | undefined;
+let trustBench: TrustBench | undefined;
 try {
   log(`generating random data in ${work}`);
   const bigBlob = await randomFile(join(work, 'big.bin'), sizes.bigBlob);
@@ -142,8 +144,9 @@ try {
     passthroughBench = await preparePassthrough(work, passthroughSizes(quick));
     if (!passthroughBench) log('passthrough: dockerd or the docker CLI is not installed; skipping the passthrough workload');
   }
-  // The cache, s3, sync and passthrough workloads start servers of their own; the plain server is started only for the others.
-  const plainGroups = [...groups].filter((g) => g !== 'cache' && g !== 's3' && g !== 'sync' && g !== 'passthrough');
+  if (groups.has('trust') && kinds.includes('sluice')) trustBench = await prepareTrust(work);
+  // The cache, s3, sync, passthrough and trust workloads start servers of their own; the plain server is started only for the others.
+  const plainGroups = [...groups].filter((g) => g !== 'cache' && g !== 's3' && g !== 'sync' && g !== 'passthrough' && g !== 'trust');
 
   const samples: Record<ServerKind, Sample[]> = { sluice: [], distribution: [] };
   for (let round = 0; round < rounds; round++) {
@@ -181,6 +184,16 @@ try {
         ...(args['sluice-bin'] ? { sluiceBin: resolve(args['sluice-bin']) } : {}),
       });
     }
+    // Sluice with and without a trust rule, side by side: the Distribution column holds the latter.
+    if (trustBench) {
+      log(`round ${round + 1}/${rounds}: trust`);
+      const profDir = args['cpu-prof'] ? resolve(args['cpu-prof']) : undefined;
+      await trustRound(trustBench, round, connections, sizes.manifestSeconds, (samples.sluice[round] ??= {}), (samples.distribution[round] ??= {}), {
+        ...(profDir ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] } : {}),
+        ...(args['sluice-bin'] ? { sluiceBin: resolve(args['sluice-bin']) } : {}),
+      });
+      await trustInProcess(trustBench, sizes.manifestSeconds, samples.sluice[round]!, samples.distribution[round]!);
+    }
     // Daemons, not registries: measured once a round, the box's save|load per image in the Distribution column.
     if (passthroughBench) {
       log(`round ${round + 1}/${rounds}: passthrough`);
@@ -188,7 +201,7 @@ try {
     }
   }
 
-  const metrics = [...metricCatalog(connections), ...S3_METRICS, ...PASSTHROUGH_METRICS].filter((m) => samples.sluice.some((s) => m.id in s) || samples.distribution.some((s) => m.id in s));
+  const metrics = [...metricCatalog(connections), ...S3_METRICS, ...PASSTHROUGH_METRICS, ...trustMetrics(connections)].filter((m) => samples.sluice.some((s) => m.id in s) || samples.distribution.some((s) => m.id in s));
   const rows = summarize(metrics, samples);
   const results: BenchResults = {
     date: new Date().toISOString(),

@@ -43,9 +43,19 @@ export class Trust {
     this.rules = compileTrustRules(config, sets);
   }
 
+  // Rules never change at run time, so each (name, place) is matched once: a warm pull then pays a map lookup, not the globs.
+  private readonly ruleCache = new Map<string, TrustRule | null>();
+
   /** The rule that covers an image name at a place, or undefined (nothing required). */
   ruleFor(repository: string, where: TrustPoint): TrustRule | undefined {
-    return trustRuleFor(this.rules, repository, where);
+    const key = `${where} ${repository}`;
+    let r = this.ruleCache.get(key);
+    if (r === undefined) {
+      r = trustRuleFor(this.rules, repository, where) ?? null;
+      if (this.ruleCache.size >= 10_000) this.ruleCache.clear();
+      this.ruleCache.set(key, r);
+    }
+    return r ?? undefined;
   }
 
   private requirement(rule: TrustRule): TrustRequirement {

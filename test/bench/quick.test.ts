@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { metricCatalog, type BenchResults } from '../../bench/report.js';
 import { PASSTHROUGH_METRICS } from '../../bench/passthrough.js';
 import { S3_METRICS, S3_WRITE_METRICS } from '../../bench/s3.js';
+import { trustMetrics } from '../../bench/trust.js';
 import { hasDocker } from '../helpers/dockerd.js';
 import { needTools, run } from '../helpers/tools.js';
 
@@ -30,7 +31,7 @@ test('bench --quick writes a results file with every workload for both servers',
   assert.deepEqual(results.servers, { sluice: true, distribution: true });
 
   // The passthrough rows need two dockerds; without them the workload is skipped.
-  const expected = [...metricCatalog([1, 16, 64]), ...S3_METRICS, ...(hasDocker() ? PASSTHROUGH_METRICS : [])].map((m) => m.id);
+  const expected = [...metricCatalog([1, 16, 64]), ...S3_METRICS, ...(hasDocker() ? PASSTHROUGH_METRICS : []), ...trustMetrics([1, 16, 64])].map((m) => m.id);
   assert.deepEqual(results.results.map((row) => row.id), expected, 'every workload has a row, in order');
   for (const row of results.results) {
     for (const server of ['sluice', 'distribution'] as const) {

@@ -33,7 +33,7 @@ const STABLE_DIR_MS = 2000;
 /**
  * Tag locks by driver: reading a tag, deciding whether moving it is an overwrite and writing it must be one
  * step, or concurrent pushes all see the tag absent and all "create" it. The lock holds within this process
- * only; several registry processes on one filesystem or bucket can still race (a later issue).
+ * only; across processes `createTag` closes the race where storage has conditional writes (S3).
  */
 const tagLocks = new WeakMap<StorageDriver, KeyedLock>();
 

@@ -1,16 +1,15 @@
 import assert from 'node:assert/strict';
-import { after, before, test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import { runPassthrough, type Daemon, type PassthroughResult } from '../../src/passthrough/run.js';
 import { DEFAULT_REGISTRIES } from '../../src/passthrough/settings.js';
 import { DockerEngine } from '../../src/transport/docker-engine.js';
 import { Upstreams } from '../../src/upstream/upstreams.js';
 import type { AuthFixture } from '../auth/fixture.js';
-import { hasDocker, type TestDaemon } from '../helpers/dockerd.js';
+import type { TestDaemon } from '../helpers/dockerd.js';
 import { makeImage } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { sluice } from '../helpers/sluice-cli.js';
-import { needTools } from '../helpers/tools.js';
-import { alice, clearImages, dockerMay, loadLocal, pull, pushAs, startDockerdWith, startHubStandIn, startPrivateRegistry, tagsOf } from './fixture.js';
+import { alice, clearImages, dockerMay, loadLocal, pull, pushAs, sharedWorld, startDockerdWith, startHubStandIn, startPrivateRegistry, tagsOf } from './fixture.js';
 
 // One host daemon (pulling docker.io through a local mirror, so its RepoDigests are real docker.io ones)
 // and one inner daemon, shared by every case here; each case starts from an empty inner daemon.
@@ -23,24 +22,6 @@ interface World {
   /** RepoTag → image ID on the host. */
   hostTags: Record<string, string>;
 }
-
-let world: World | undefined;
-let setupError: unknown;
-
-before(async () => {
-  if (!hasDocker()) return;
-  try {
-    world = await setUp();
-  } catch (e) {
-    setupError = e;
-  }
-});
-
-after(async () => {
-  if (!world) return;
-  await Promise.all([world.host.stop(), world.inner.stop()]);
-  await Promise.all([world.hub.close(), world.pub.close(), world.priv.close()]);
-});
 
 async function setUp(): Promise<World> {
   const hub = await startHubStandIn(['konard/secret']);
@@ -75,11 +56,10 @@ async function setUp(): Promise<World> {
   return world;
 }
 
-function ready(t: TestContext): World | undefined {
-  if (!hasDocker() && !needTools(t, 'dockerd', 'docker')) return undefined;
-  if (setupError) throw setupError;
-  return world;
-}
+const ready = sharedWorld(setUp, async (w) => {
+  await Promise.all([w.host.stop(), w.inner.stop()]);
+  await Promise.all([w.hub.close(), w.pub.close(), w.priv.close()]);
+});
 
 /** `sluice passthrough --json` from the host into the (emptied) inner daemon. */
 async function passthrough(w: World, args: string[], env: NodeJS.ProcessEnv = {}, opts: { keep?: boolean } = {}): Promise<PassthroughResult & { stderr: string; code: number }> {

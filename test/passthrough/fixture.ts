@@ -6,9 +6,10 @@ import { copyImage } from '../../src/copy/copy.js';
 import { DockerEngine } from '../../src/transport/docker-engine.js';
 import { openDestination, openSource } from '../../src/transport/index.js';
 import { basic, startAuthRegistry, USERS, type AuthFixture } from '../auth/fixture.js';
-import { dockerCli, startDockerd, type TestDaemon } from '../helpers/dockerd.js';
+import { after, before, type TestContext } from 'node:test';
+import { dockerCli, hasDocker, startDockerd, type TestDaemon } from '../helpers/dockerd.js';
 import { writeOciLayout, type TestImage } from '../helpers/images.js';
-import { run } from '../helpers/tools.js';
+import { needTools, run } from '../helpers/tools.js';
 
 /** Starts dockerd with extra flags (`--registry-mirror URL`, so docker.io pulls land on a local registry and RepoDigests still say docker.io). */
 export function startDockerdWith(extra: string[]): Promise<TestDaemon> {
@@ -115,4 +116,30 @@ export function alice(serveraddress: string): { header: string; auth: { username
 /** Runs the Docker CLI against a daemon without throwing. */
 export function dockerMay(daemon: TestDaemon, args: string[]): ReturnType<typeof run> {
   return run(dockerCli(), ['-H', daemon.host, ...args]);
+}
+
+/**
+ * One set of daemons and registries shared by every test of a file: set up before them where dockerd
+ * can run, torn down after. The returned function gives a test the world, or undefined when the test
+ * is skipped for want of dockerd; a failed set-up fails each test with its error.
+ */
+export function sharedWorld<W>(setUp: () => Promise<W>, tearDown: (w: W) => Promise<void>): (t: TestContext) => W | undefined {
+  let world: W | undefined;
+  let setupError: unknown;
+  before(async () => {
+    if (!hasDocker()) return;
+    try {
+      world = await setUp();
+    } catch (e) {
+      setupError = e;
+    }
+  });
+  after(async () => {
+    if (world) await tearDown(world);
+  });
+  return (t) => {
+    if (!hasDocker() && !needTools(t, 'dockerd', 'docker')) return undefined;
+    if (setupError) throw setupError;
+    return world;
+  };
 }

@@ -3,15 +3,14 @@ import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import type { PassthroughResult } from '../../src/passthrough/run.js';
 import { signImage } from '../../src/sign/index.js';
-import { hasDocker, type TestDaemon } from '../helpers/dockerd.js';
+import type { TestDaemon } from '../helpers/dockerd.js';
 import { makeImage } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { sluice } from '../helpers/sluice-cli.js';
-import { needTools } from '../helpers/tools.js';
-import { clearImages, loadLocal, pull, pushAs, startDockerdWith, tagsOf } from './fixture.js';
+import { clearImages, loadLocal, pull, pushAs, sharedWorld, startDockerdWith, tagsOf } from './fixture.js';
 
 // Passthrough honours signature requirements: the host daemon holds no signatures, so they are read
 // from the registry each RepoDigest names (here a Docker Hub stand-in the host pulls docker.io through).
@@ -25,29 +24,10 @@ interface World {
   hostTags: Record<string, string>;
 }
 
-let world: World | undefined;
-let setupError: unknown;
-
 function keyPair(): { priv: KeyObject; pub: string } {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   return { priv: privateKey, pub: publicKey.export({ type: 'spki', format: 'pem' }).toString() };
 }
-
-before(async () => {
-  if (!hasDocker()) return;
-  try {
-    world = await setUp();
-  } catch (e) {
-    setupError = e;
-  }
-});
-
-after(async () => {
-  if (!world) return;
-  await Promise.all([world.host.stop(), world.inner.stop()]);
-  await world.hub.close();
-  await rm(world.dir, { recursive: true, force: true });
-});
 
 async function setUp(): Promise<World> {
   const dir = await mkdtemp(join(tmpdir(), 'sluice-pt-trust-'));
@@ -79,11 +59,11 @@ async function setUp(): Promise<World> {
   return { hub, host, inner, dir, keys, hostTags: await tagsOf(host) };
 }
 
-function ready(t: TestContext): World | undefined {
-  if (!hasDocker() && !needTools(t, 'dockerd', 'docker')) return undefined;
-  if (setupError) throw setupError;
-  return world;
-}
+const ready = sharedWorld(setUp, async (w) => {
+  await Promise.all([w.host.stop(), w.inner.stop()]);
+  await w.hub.close();
+  await rm(w.dir, { recursive: true, force: true });
+});
 
 async function passthrough(w: World, args: string[]): Promise<PassthroughResult & { stderr: string; code: number }> {
   await clearImages(w.inner);

@@ -119,7 +119,7 @@ test('per-tag fetch and last-pull times are kept in storage; a read-only node se
     await pushImage(up.url, 'library/app', '1', img);
     await pushImage(up.url, 'library/app', '2', img);
     await assertIntact(cache.url, 'docker.io/library/app', '1', img);
-    const record = JSON.parse(await readFile(join(cache.root, 'docker/registry/v2/repositories/docker.io/library/app/_sluice/cache/tags/1.json'), 'utf8')) as { digest: string; fetchedAt: string; lastPulledAt: string };
+    const record = JSON.parse((await cache.ctx.driver.getContent('docker/registry/v2/repositories/docker.io/library/app/_sluice/cache/tags/1.json'))!.toString('utf8')) as { digest: string; fetchedAt: string; lastPulledAt: string };
     assert.equal(record.digest, img.digest);
     assert.ok(Date.now() - Date.parse(record.fetchedAt) < 60_000);
     assert.ok(Date.parse(record.lastPulledAt) >= Date.parse(record.fetchedAt));

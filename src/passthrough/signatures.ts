@@ -1,6 +1,6 @@
 import type { Digest } from '../oci/digest.js';
 import { formatReference, type Reference } from '../oci/reference.js';
-import { checkImageTrust, dockerSubject, requirementsFor, type PolicyDecision, type TrustPolicy } from '../sign/index.js';
+import { checkImageTrust, dockerSubject, evaluateRequirements, requirementsFor, type PolicyDecision, type TrustPolicy } from '../sign/index.js';
 import type { ImageSource } from '../transport/transport.js';
 import type { HostReference } from './decide.js';
 
@@ -19,6 +19,8 @@ export interface GateVerdict {
  */
 export interface SignatureGate {
   applies(ref: Reference): boolean;
+  /** The verdict when the requirements need no signature at all (a `reject` scope), so no registry image is needed; undefined otherwise. */
+  withoutSignatures?(ref: Reference): GateVerdict | undefined;
   check(source: ImageSource, ref: Reference, digest: Digest): Promise<GateVerdict>;
 }
 
@@ -46,6 +48,13 @@ export function policyGate(policy: TrustPolicy, file: string): SignatureGate {
       // An empty list refuses everything, so it applies too.
       const r = lookup(ref).requirements;
       return r.length === 0 || r.some((x) => x.type !== 'insecureAcceptAnything');
+    },
+    withoutSignatures(ref) {
+      const { scope, requirements } = lookup(ref);
+      if (requirements.some((r) => r.type === 'sigstoreSigned')) return undefined;
+      // Nothing here looks at signatures, so the digest stands in only for the message.
+      const decision = evaluateRequirements({ digest: 'sha256:' as Digest, dockerReference: formatReference(ref) }, [], requirements, { scope });
+      return { allowed: decision.allowed, reason: `${file}: ${decision.summary}`, decision };
     },
     async check(source, ref, digest) {
       const { scope, requirements } = lookup(ref);
@@ -78,6 +87,11 @@ export async function checkSignatures(ref: HostReference, gates: SignatureGate[]
   const applying = gates.filter((g) => g.applies(ref.reference));
   if (applying.length === 0) return undefined;
   const name = nameOf(ref.reference);
+  // Requirements that look at no signature (reject) answer for themselves, digest or not.
+  const direct = applying.map((g) => g.withoutSignatures?.(ref.reference));
+  const refusedOutright = direct.find((v) => v && !v.allowed);
+  if (refusedOutright) return { allowed: false, reason: `refused: ${refusedOutright.reason}`, checked: [] };
+  if (direct.every((v) => v?.allowed)) return { allowed: true, reason: direct.map((v) => v!.reason).join('; '), checked: [] };
   if (ref.digests.length === 0) {
     return {
       allowed: false,
@@ -87,7 +101,8 @@ export async function checkSignatures(ref: HostReference, gates: SignatureGate[]
   }
   const checked: SignatureOutcome['checked'] = [];
   const reasons: string[] = [];
-  for (const gate of applying) {
+  for (const [i, gate] of applying.entries()) {
+    if (direct[i]) continue;
     let ok: GateVerdict | undefined;
     const refused: string[] = [];
     for (const digest of ref.digests as Digest[]) {

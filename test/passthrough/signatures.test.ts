@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkSignatures, type GateVerdict, type SignatureGate } from '../../src/passthrough/signatures.js';
+import { checkSignatures, policyGate, type GateVerdict, type SignatureGate } from '../../src/passthrough/signatures.js';
+import { parsePolicy, resolvePolicy } from '../../src/sign/index.js';
 import type { HostReference } from '../../src/passthrough/decide.js';
 import { parseTaggedName } from '../../src/transport/docker-names.js';
 import type { ImageSource } from '../../src/transport/transport.js';
@@ -66,4 +67,20 @@ test('every gate must be satisfied; a refusal names each digest tried, and a reg
   const o = await checkSignatures(hostRef('ghcr.io/acme/app:1', [D1, D2]), [ok, no], open);
   assert.equal(o?.allowed, false);
   assert.equal(o!.reason, `not signed as required: ${D1}: signatures of ghcr.io/acme/app@${D1} could not be read from ghcr.io: cannot reach registry ghcr.io | ${D2}: policy: nothing for ${D2}`);
+});
+
+test('a containers-policy.json reject scope refuses by itself, with or without a registry digest, and opens no registry image', async () => {
+  const policy = resolvePolicy(parsePolicy('{"default":[{"type":"insecureAcceptAnything"}],"transports":{"docker":{"ghcr.io/acme":[{"type":"reject"}]}}}'), () => {
+    throw new Error('no keys here');
+  });
+  const g = policyGate(policy, 'policy.json');
+  opened.length = 0;
+  for (const digests of [[], [D1]]) {
+    const o = await checkSignatures(hostRef('ghcr.io/acme/app:1', digests), [g], open);
+    assert.equal(o?.allowed, false);
+    assert.equal(o!.reason, 'refused: policy.json: refused by requirement "reject" (policy scope docker:ghcr.io/acme): refused by a reject requirement');
+  }
+  assert.deepEqual(opened, []);
+  // insecureAcceptAnything (the default scope here) needs no look at all.
+  assert.equal(await checkSignatures(hostRef('busybox:1', [D1]), [g], open), undefined);
 });

@@ -86,11 +86,15 @@ export interface Distribution {
 }
 
 /**
- * Starts Distribution 2.8 on a free port serving `root` (the same layout Sluice uses), with `extra`
- * config lines (`auth: {htpasswd: …}`); stop it in `finally`.
+ * Starts Distribution 2.8 on a free port serving `root` (the same layout Sluice uses), a folder or an
+ * S3 bucket (a `storage.s3` block), with `extra` config lines (`auth: {htpasswd: …}`); stop it in `finally`.
  */
-export async function startDistribution(root: string, extra: string[] = []): Promise<Distribution> {
-  await mkdir(root, { recursive: true });
+export async function startDistribution(root: string | { s3: Record<string, unknown> }, extra: string[] = []): Promise<Distribution> {
+  if (typeof root === 'string') await mkdir(root, { recursive: true });
+  const storage = typeof root === 'string' ? { filesystem: { rootdirectory: root } } : root;
+  // Its s3 driver panics at start when AWS_CA_BUNDLE is set (CLIENTS.md).
+  const env = { ...process.env };
+  delete env['AWS_CA_BUNDLE'];
   const conf = await mkdtemp(join(tmpdir(), 'sluice-distribution-'));
   let lastError: unknown;
   // A port found free can be taken before the daemon binds it; try a few.
@@ -102,13 +106,13 @@ export async function startDistribution(root: string, extra: string[] = []): Pro
       [
         'version: 0.1',
         'log: {level: error}',
-        `storage: {filesystem: {rootdirectory: ${JSON.stringify(root)}}, delete: {enabled: true}}`,
+        `storage: ${JSON.stringify({ ...storage, delete: { enabled: true } })}`,
         `http: {addr: 127.0.0.1:${port}}`,
         ...extra,
         '',
       ].join('\n'),
     );
-    const child = spawn('docker-registry', ['serve', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn('docker-registry', ['serve', cfg], { stdio: ['ignore', 'ignore', 'pipe'], env });
     let stderr = '';
     child.stderr!.on('data', (d) => (stderr += d));
     const exited = new Promise<void>((res) => child.once('exit', () => res()));

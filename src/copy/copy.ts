@@ -91,6 +91,8 @@ function retryable(e: unknown): boolean {
  */
 const placed = new Map<string, string>();
 const PLACED_MAX = 20_000;
+/** Blobs a copy is putting at a destination registry now, by `registry digest`; other copies wait for them. */
+const writing = new Map<string, { done: Promise<void> }>();
 
 function remember(registry: string, digest: Digest, repository: string): void {
   const key = `${registry} ${digest}`;
@@ -157,13 +159,33 @@ class Copier {
       else this.summary.bytesMounted += d.size;
       p?.blobDone?.(d, action);
     };
-    const known = to && placed.get(`${to.registry} ${d.digest}`);
-    // Mounting first saves the HEAD that would answer 404 in a repository new to this blob.
-    if (to && known && known !== to.repository && this.dst.mountBlob && (await this.dst.mountBlob(d, known))) return done('mounted');
-    if (await this.dst.hasBlob(d)) return done('skipped');
-    if (from && to && this.dst.mountBlob && from.registry === to.registry && from.repository !== to.repository && from.repository !== known) {
-      if (await this.dst.mountBlob(d, from.repository)) return done('mounted');
+    const key = to && `${to.registry} ${d.digest}`;
+    const other = key ? writing.get(key) : undefined;
+    // Claimed before the first await, so that images copied side by side send a shared layer once.
+    let release: (() => void) | undefined;
+    if (key && !other) writing.set(key, { done: new Promise<void>((r) => (release = r)) });
+    try {
+      // Another copy is writing this blob now: wait, then mount it (or find it, in the same repository).
+      if (other) await other.done;
+      const known = key ? placed.get(key) : undefined;
+      // Mounting first saves the HEAD that would answer 404 in a repository new to this blob.
+      if (to && known && known !== to.repository && this.dst.mountBlob && (await this.dst.mountBlob(d, known))) return done('mounted');
+      if (await this.dst.hasBlob(d)) return done('skipped');
+      if (from && to && this.dst.mountBlob && from.registry === to.registry && from.repository !== to.repository && from.repository !== known) {
+        if (await this.dst.mountBlob(d, from.repository)) return done('mounted');
+      }
+      return await this.upload(d, done);
+    } finally {
+      if (release) {
+        writing.delete(key!);
+        release();
+      }
     }
+  }
+
+  /** Sends a blob from the source, retrying what a retry can cure. */
+  private async upload(d: Descriptor, done: (action: BlobAction) => void): Promise<void> {
+    const p = this.opts.progress;
     const retries = this.opts.retryTimes ?? 3;
     for (let attempt = 0; ; attempt++) {
       let stream: Readable | undefined;

@@ -34,6 +34,7 @@ export const mirrorSchema = z
     prune: z.boolean().optional().describe('delete destination tags that left the selection or vanished upstream'),
     maxprune: z.number().int().nonnegative().default(10),
     backup: z.string().optional().describe('keep the previous target of a moved tag under this tag template: {tag}, {date}'),
+    parallel: z.number().int().positive().max(32).optional().describe('images of a repository copied at once (default 3)'),
     ratelimit: z
       .object({
         min: z.number().int().nonnegative().default(10).describe('below this RateLimit-Remaining, wait instead of spending the rest'),

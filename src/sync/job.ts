@@ -27,6 +27,8 @@ const ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
 const GLOB = /[*?[{]/;
 /** Tag HEADs in flight at once for one repository. */
 const HEADS = 8;
+/** Images of one repository copied at once unless the job says (`parallel`): a copy waits on round trips more than on bandwidth. */
+const IMAGES = 3;
 
 /** What a mirror job needs of the registry around it. */
 export interface SyncDeps {
@@ -103,6 +105,10 @@ export class MirrorJob {
   private nextRequestAt = 0;
   /** The run's shared connections (set while a run is under way). */
   private pool = new RegistryPool();
+  /** The last run started, so that the next waits for it (they share `pool` and the state file). */
+  private previous: Promise<unknown> = Promise.resolve();
+  /** The last state write, so that writes from images copied side by side land in order. */
+  private saving: Promise<void> = Promise.resolve();
 
   constructor(
     readonly config: MirrorConfig,
@@ -201,15 +207,19 @@ export class MirrorJob {
     return new StorageDestination(this.deps.repo(name), this.deps.blobs, this.deps.uploads, w.tag, this.deps.changed);
   }
 
-  /** Runs the job once: plans every step, and unless `dryRun`, carries it out. */
-  async run(opts: RunOptions = {}): Promise<RunSummary> {
-    const own = this.deps.pool === undefined;
-    this.pool = this.deps.pool ?? new RegistryPool();
-    try {
-      return await this.runOnce(opts);
-    } finally {
-      if (own) await this.pool.close();
-    }
+  /** Runs the job once: plans every step, and unless `dryRun`, carries it out. Runs of one job never overlap. */
+  run(opts: RunOptions = {}): Promise<RunSummary> {
+    const run = this.previous.then(async () => {
+      const own = this.deps.pool === undefined;
+      this.pool = this.deps.pool ?? new RegistryPool();
+      try {
+        return await this.runOnce(opts);
+      } finally {
+        if (own) await this.pool.close();
+      }
+    });
+    this.previous = run.catch(() => undefined);
+    return run;
   }
 
   private async runOnce(opts: RunOptions): Promise<RunSummary> {
@@ -280,17 +290,21 @@ export class MirrorJob {
         // Every tag's HEAD first, several at a time: a run where nothing moved is then one round of HEADs.
         const heads = limiter(HEADS);
         const digests = await Promise.all(allowed.map((w) => heads(() => this.resolve(upstream, repository, image, w).catch((e: Error) => e))));
-        for (const [i, w] of allowed.entries()) {
-          const what = w.tag ? `${image}:${w.tag}` : `${image}@${w.digest}`;
-          const digest = digests[i]!;
-          try {
-            if (digest instanceof Error) throw digest;
-            await this.one(upstream, repository, image, dest, { ...w, digest }, state, summary, step, platforms, opts, startedAt);
-          } catch (e) {
-            summary.errors.push({ image: what, error: (e as Error).message });
-            step({ action: 'error', image, ...w, reason: (e as Error).message });
-          }
-        }
+        const copies = limiter(this.config.parallel ?? IMAGES);
+        await Promise.all(
+          allowed.map((w, i) =>
+            copies(async () => {
+              const digest = digests[i]!;
+              try {
+                if (digest instanceof Error) throw digest;
+                await this.one(upstream, repository, image, dest, { ...w, digest }, state, summary, step, platforms, opts, startedAt);
+              } catch (e) {
+                summary.errors.push({ image: w.tag ? `${image}:${w.tag}` : `${image}@${w.digest}`, error: (e as Error).message });
+                step({ action: 'error', image, ...w, reason: (e as Error).message });
+              }
+            }),
+          ),
+        );
         if (this.config.prune && !this.config.to) {
           const repo = this.deps.repo(dest as RepositoryName);
           const keep = new Set(selected);
@@ -317,11 +331,21 @@ export class MirrorJob {
     }
     summary.finishedAt = new Date().toISOString();
     summary.ok = summary.errors.length === 0;
+    // Images copied side by side finish in any order; the summary lists them in a stable one.
+    summary.copied.sort();
+    summary.moved.sort();
     if (!opts.dryRun) {
       state.lastRun = summary;
-      await writeState(this.deps.driver, this.name, state);
+      await this.save(state);
     }
     return summary;
+  }
+
+  /** Writes the job's state after any write under way (each write holds everything recorded so far). */
+  private save(state: JobState): Promise<void> {
+    const write = this.saving.then(() => writeState(this.deps.driver, this.name, state));
+    this.saving = write.catch(() => undefined);
+    return write;
   }
 
   /** The upstream digest of a wanted tag (one HEAD), or the pinned digest itself. */
@@ -400,7 +424,7 @@ export class MirrorJob {
     }
     state.tags[key] = digest;
     // Saved after every image, so a run killed midway resumes where it stopped.
-    await writeState(this.deps.driver, this.name, state);
+    await this.save(state);
     (moved ? summary.moved : summary.copied).push(what);
     opts.progress?.imageDone?.(source, planned.action);
     this.deps.log.info({ job: this.name, image, tag: w.tag, digest, destination: what }, `sync ${this.name}: ${moved ? 'followed a moved tag' : 'copied'} ${image}:${w.tag ?? w.digest}`);

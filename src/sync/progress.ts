@@ -20,7 +20,7 @@ const DONE_WORDS: Record<PlanStep['action'], string> = {
 };
 
 /**
- * Bars on a terminal: the job's images (done of selected), and under it the image being copied with a
+ * Bars on a terminal: the job's images (done of selected), and under it each image being copied with a
  * bar per blob in flight (the copy engine's bars, sharing one bar set).
  */
 export function jobBars(out: NodeJS.WritableStream, job: string): JobProgress {
@@ -32,20 +32,21 @@ export function jobBars(out: NodeJS.WritableStream, job: string): JobProgress {
     bar.setTotal(Math.max(total, 1));
     bar.update(done, { done: String(done), size: `${total} images` });
   };
-  let current: ProgressReporter | undefined;
+  // Images copied side by side each have a bar with their blobs under it.
+  const copying = new Map<string, ProgressReporter>();
   return {
     images(n) {
       total += n;
       update();
     },
     copying(image) {
-      current?.stop();
-      current = barProgress(out, { multi, name: image });
-      return current;
+      const bars = barProgress(out, { multi, name: image });
+      copying.set(image, bars);
+      return bars;
     },
-    imageDone() {
-      current?.stop();
-      current = undefined;
+    imageDone(image) {
+      copying.get(image)?.stop();
+      copying.delete(image);
       done++;
       if (done > total) total = done;
       update();
@@ -54,7 +55,7 @@ export function jobBars(out: NodeJS.WritableStream, job: string): JobProgress {
       multi.log(`${line}\n`);
     },
     stop() {
-      current?.stop();
+      for (const bars of copying.values()) bars.stop();
       multi.stop();
     },
   };

@@ -26,12 +26,12 @@ test('sluice sync progress: bars on a terminal, one line per image when piped, n
 
     const piped = await sluice(['sync', '-c', await config('piped')]);
     assert.equal(piped.code, 0, piped.stderr);
-    assert.match(piped.stderr, /^app: \[1\/2\] copied docker\.io\/library\/app:1 \(blobs: 3 sent [\d.]+ k?B, 0 mounted, 0 already there\)$/m);
-    assert.match(piped.stderr, /^app: \[2\/2\] copied docker\.io\/library\/app:2 \(blobs: 2 sent/m);
+    assert.match(piped.stderr, /^app: \[[12]\/2\] copied docker\.io\/library\/app:1 \(blobs: 3 sent [\d.]+ k?B, 0 mounted, 0 already there\)$/m);
+    assert.match(piped.stderr, /^app: \[[12]\/2\] copied docker\.io\/library\/app:2 \(blobs: 2 sent/m);
     assert.doesNotMatch(piped.stderr, /\x1b\[|\[[█░]+\]/, 'no bars or escape sequences in a pipe');
     assert.match(piped.stdout, /^ {2}copy +docker\.io\/library\/app:1 -> docker\.io\/library\/app:1 +\(new\)$/m);
     const unchanged = await sluice(['sync', '-c', await config('piped')]);
-    assert.match(unchanged.stderr, /^app: \[2\/2\] unchanged docker\.io\/library\/app:2$/m);
+    assert.match(unchanged.stderr, /^app: \[[12]\/2\] unchanged docker\.io\/library\/app:2$/m);
 
     const json = await sluice(['sync', '-c', await config('json'), '--json']);
     assert.equal(json.code, 0, json.stderr);

@@ -45,6 +45,8 @@ test('a sync killed in the middle of an image resumes: finished images are only 
         '  - name: big',
         '    images: [docker.io/library/big]',
         '    tags: {include: ["1", "2", "3"]}',
+        // One image at a time, so that the kill finds image 1 done and image 2 half there.
+        '    parallel: 1',
         '',
       ].join('\n'),
     );

@@ -112,7 +112,7 @@ export async function findSignatures(source: ImageSource, digest: Digest): Promi
   if (source.listReferrers) {
     searched.push(`referrers of ${digest}`);
     try {
-      for (const d of await source.listReferrers(digest)) referrers.set(d.digest, d);
+      for (const d of await source.listReferrers(digest, BOUND)) referrers.set(d.digest, d);
     } catch (e) {
       candidates.push(problem('bundle', `referrers of ${digest}`, `cannot list referrers: ${(e as Error).message}`));
     }

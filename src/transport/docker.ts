@@ -108,10 +108,18 @@ export class RegistrySource implements ImageSource {
     return tags;
   }
 
-  async listReferrers(subject: Digest): Promise<Descriptor[]> {
+  async listReferrers(subject: Digest, limit?: ReadLimit): Promise<Descriptor[]> {
     const res = await this.client.send({ method: 'GET', path: `${this.repoPath}/referrers/${subject}`, headers: { accept: MediaType.OciIndex } });
     if (res.statusCode === 200) {
-      const doc = (await res.body.json()) as { manifests?: Descriptor[] };
+      const what = `${this.description}: referrers of ${subject}`;
+      const length = header(res, 'content-length');
+      try {
+        refuseDeclared(what, length === undefined ? undefined : Number(length), limit, 'Content-Length');
+      } catch (e) {
+        res.body.destroy();
+        throw e;
+      }
+      const doc = JSON.parse((await readBounded(res.body, what, limit)).toString('utf8')) as { manifests?: Descriptor[] };
       return doc.manifests ?? [];
     }
     await res.body.dump();
@@ -119,7 +127,7 @@ export class RegistrySource implements ImageSource {
       throw new RegistryError(`${this.description}: referrers of ${subject}: HTTP ${res.statusCode}`, res.statusCode);
     }
     // The referrers tag schema of registries without the API: an index under `sha256-<hex>`.
-    const fallback = await this.fetchManifest(digestTag(subject));
+    const fallback = await this.fetchManifest(digestTag(subject), limit);
     if (!fallback) return [];
     try {
       const m = parseManifest(fallback.bytes);

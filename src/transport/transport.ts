@@ -42,8 +42,8 @@ export interface ImageSource {
   getBlob(descriptor: Descriptor): Promise<Readable>;
   /** Tags of the repository, where the transport can list them. */
   listTags?(): Promise<string[]>;
-  /** Manifests that name `subject` (referrers API or tag schema), where the transport can tell. */
-  listReferrers?(subject: Digest): Promise<Descriptor[]>;
+  /** Manifests that name `subject` (referrers API or tag schema), where the transport can tell; `limit` bounds the list read from a registry. */
+  listReferrers?(subject: Digest, limit?: ReadLimit): Promise<Descriptor[]>;
   /** The manifest under a tag of the same repository (cosign `sha256-<hex>.sig`), or undefined when absent. */
   getTaggedManifest?(tag: string, limit?: ReadLimit): Promise<RawManifest | undefined>;
   close(): Promise<void>;

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { digestOf, digestTag, type Digest } from '../../src/oci/digest.js';
 import { findSignatures, MAX_SIGNATURE_BYTES, verifyImage } from '../../src/sign/index.js';
-import { SIMPLE_SIGNING_MEDIA_TYPE } from '../../src/sign/types.js';
+import { BUNDLE_MEDIA_TYPE, SIMPLE_SIGNING_MEDIA_TYPE } from '../../src/sign/types.js';
 import { openSource } from '../../src/transport/index.js';
 import { makeImage, pushBlob, pushImage, pushManifest, writeOciLayout } from '../helpers/images.js';
 import { startRegistry } from '../helpers/registry.js';
@@ -31,15 +31,15 @@ function hugeSignatureManifest(config: Buffer, payload: Buffer): Buffer {
 }
 
 /**
- * A pass-through proxy in front of a registry that can drop Content-Length from manifest answers (so
- * they go out chunked): a registry that does not say how large its answer is.
+ * A pass-through proxy in front of a registry that can drop Content-Length from the answers to `paths`
+ * (so they go out chunked): a registry that does not say how large its answer is.
  */
-async function startProxy(target: string, stripLength: () => boolean): Promise<{ host: string; close(): Promise<void> }> {
+async function startProxy(target: string, stripLength: () => boolean, paths = /\/manifests\//): Promise<{ host: string; close(): Promise<void> }> {
   const upstream = new URL(target);
   const server = http.createServer((req, res) => {
     const out = http.request({ host: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: req.headers }, (up) => {
       const headers = { ...up.headers };
-      if (stripLength() && /\/manifests\//.test(req.url ?? '')) delete headers['content-length'];
+      if (stripLength() && paths.test(req.url ?? '')) delete headers['content-length'];
       res.writeHead(up.statusCode ?? 502, headers);
       up.pipe(res);
       // The client hanging up mid-answer is what a bounded read does; stop sending then.
@@ -95,6 +95,56 @@ test('a huge signature manifest at a registry is refused by its Content-Length u
     assert.ok(m, cut.problem);
     assert.equal(Number(m[1]), MAX_SIGNATURE_BYTES);
     // Held in memory: the bound plus at most one network chunk, never the 8 MiB.
+    assert.ok(Number(m[2]) < MAX_SIGNATURE_BYTES + 256 * 1024, `read ${m[2]} bytes`);
+  } finally {
+    await proxy.close();
+    await reg.close();
+  }
+});
+
+test('a referrers list over the bound is refused at the source (by Content-Length, or cut when sent without one), and the .sig tag is still looked at', async () => {
+  const reg = await startRegistry();
+  const stripped = { on: false };
+  const proxy = await startProxy(reg.url, () => stripped.on, /\/referrers\//);
+  try {
+    const img = await makeImage({ label: 'many-referrers' });
+    await pushImage(reg.url, 'app/r', '1', img);
+    const empty = Buffer.from('{}');
+    const layer = Buffer.from('not a bundle');
+    await pushBlob(reg.url, 'app/r', empty);
+    await pushBlob(reg.url, 'app/r', layer);
+    // Four referrers with 300 KB annotations each: the registry's referrers list carries the annotations, so it passes 1 MiB.
+    for (let i = 0; i < 4; i++) {
+      const m = Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: OCI_MANIFEST,
+          artifactType: BUNDLE_MEDIA_TYPE,
+          config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: digestOf(empty), size: empty.length },
+          layers: [{ mediaType: BUNDLE_MEDIA_TYPE, digest: digestOf(layer), size: layer.length }],
+          subject: { mediaType: img.mediaType, digest: img.digest, size: img.manifest.length },
+          annotations: { pad: String(i).repeat(300_000) },
+        }),
+      );
+      const put = await pushManifest(reg.url, 'app/r', digestOf(m), m, OCI_MANIFEST);
+      assert.equal(put.status, 201, await put.text());
+    }
+    const discover = async () => {
+      const src = await openSource(`docker://${proxy.host}/app/r@${img.digest}`, { tlsVerify: false });
+      try {
+        return await findSignatures(src, img.digest as Digest);
+      } finally {
+        await src.close();
+      }
+    };
+    const listed = await discover();
+    const byLength = listed.candidates.find((c) => c.where === `referrers of ${img.digest}`);
+    assert.match(byLength?.problem ?? '', new RegExp(`cannot list referrers: .*referrers of ${img.digest} is \\d+ bytes \\(Content-Length\\), over the ${MAX_SIGNATURE_BYTES}-byte bound; not read`));
+    assert.ok(listed.searched.includes(`tag ${digestTag(img.digest)}.sig`), 'the .sig tag is still looked at');
+    stripped.on = true;
+    const cut = (await discover()).candidates.find((c) => c.where === `referrers of ${img.digest}`);
+    const m = /is longer than the (\d+)-byte bound; stopped reading after (\d+) bytes/.exec(cut?.problem ?? '');
+    assert.ok(m, cut?.problem);
     assert.ok(Number(m[2]) < MAX_SIGNATURE_BYTES + 256 * 1024, `read ${m[2]} bytes`);
   } finally {
     await proxy.close();

@@ -1,5 +1,7 @@
 // Finds the compiled tests and hands them to node's test runner (Node 20 has no glob arguments).
-import { readdirSync, statSync } from 'node:fs';
+// The registry tests then run a second time with SLUICE_TEST_STORAGE=s3 (every test registry on an
+// in-process S3 server); SLUICE_TEST_S3_PASS=0 leaves that pass out.
+import { readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
@@ -18,8 +20,31 @@ if (filter.length) files = files.filter((f) => filter.some((x) => f.includes(x))
 const concurrency = process.env.SLUICE_TEST_CONCURRENCY ?? '2';
 // Every test process fails on an unhandled rejection or uncaught exception (see the module's comment).
 const guard = join(root, 'dist', 'test', 'helpers', 'fail-on-unhandled.js');
-const r = spawnSync(process.execPath, ['--import', guard, '--test', `--test-concurrency=${concurrency}`, ...files], {
-  cwd: root,
-  stdio: 'inherit',
-});
-process.exit(r.status ?? 1);
+
+/** Runs test files in node's runner; returns its exit status. */
+function runFiles(list, env = {}) {
+  if (list.length === 0) return 0;
+  const r = spawnSync(process.execPath, ['--import', guard, '--test', `--test-concurrency=${concurrency}`, ...list], {
+    cwd: root,
+    stdio: 'inherit',
+    env: { ...process.env, ...env },
+  });
+  return r.status ?? 1;
+}
+
+// Registry test files that start no registry through test/helpers/registry.ts, so the S3 pass would
+// only repeat them: config parsing, and TLS (its own starter; storage plays no part).
+const NOT_STORAGE = ['dist/test/registry/config.test.js', 'dist/test/registry/tls.test.js'];
+
+let status = runFiles(files);
+if (process.env.SLUICE_TEST_S3_PASS !== '0') {
+  const s3Files = files.filter((f) => f.startsWith(join('dist', 'test', 'registry') + '/') && !NOT_STORAGE.includes(f));
+  if (s3Files.length) {
+    process.stdout.write(`\n# the registry tests again on S3 (SLUICE_TEST_STORAGE=s3): ${s3Files.length} files\n`);
+    const started = Date.now();
+    const s3Status = runFiles(s3Files, { SLUICE_TEST_STORAGE: 's3' });
+    process.stdout.write(`# S3 pass: ${((Date.now() - started) / 1000).toFixed(0)} s, ${s3Status === 0 ? 'passed' : 'failed'}\n`);
+    if (status === 0) status = s3Status;
+  }
+}
+process.exit(status);

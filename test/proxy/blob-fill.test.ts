@@ -1,12 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable, Writable } from 'node:stream';
-import { setImmediate as tick, setTimeout as sleep } from 'node:timers/promises';
+import type { Readable, Writable } from 'node:stream';
+import { setImmediate as tick } from 'node:timers/promises';
 import { BlobFills, type BlobFill } from '../../src/proxy/blob-fill.js';
 import type { Digest } from '../../src/oci/digest.js';
 import type { RepositoryName } from '../../src/oci/name.js';
@@ -18,10 +18,8 @@ import { UploadStore } from '../../src/storage/uploads.js';
 import { startRegistry } from '../helpers/registry.js';
 import { makeImage, pushImage } from '../helpers/images.js';
 import { bytesOf } from '../helpers/oci-http.js';
+import { blobOf, Client, digestOfRange, KiB, MiB, until, upstream, type TestFillBlob } from '../helpers/fill.js';
 
-const KiB = 1024;
-const MiB = 1024 * KiB;
-const CHUNK = 64 * KiB;
 const REPO = 'docker.io/library/fill' as RepositoryName;
 
 /** A filesystem driver that counts reads of upload sessions (the growing file) and watches the fill's writes. */
@@ -78,102 +76,7 @@ async function world() {
   };
 }
 
-/**
- * A blob of `count` chunks made on the fly (never whole in memory): a random block with the chunk's
- * number stamped in, so a chunk served at the wrong offset changes the digest.
- */
-function blobOf(count: number) {
-  const block = randomBytes(CHUNK);
-  const chunk = (i: number) => {
-    const b = Buffer.allocUnsafe(CHUNK);
-    block.copy(b);
-    b.writeUInt32BE(i, (i * 7) % (CHUNK - 4));
-    return b;
-  };
-  const h = createHash('sha256');
-  for (let i = 0; i < count; i++) h.update(chunk(i));
-  return { size: count * CHUNK, digest: `sha256:${h.digest('hex')}` as Digest, chunk, count };
-}
-
-/** The digest of bytes [start, end) of a blob made by `blobOf`. */
-function digestOfRange(blob: ReturnType<typeof blobOf>, start: number, end: number): string {
-  const h = createHash('sha256');
-  for (let i = Math.floor(start / CHUNK); i * CHUNK < end; i++) {
-    const from = Math.max(0, start - i * CHUNK);
-    const to = Math.min(CHUNK, end - i * CHUNK);
-    h.update(blob.chunk(i).subarray(from, to));
-  }
-  return `sha256:${h.digest('hex')}`;
-}
-
-/** An upstream body: the blob's chunks, with `before(i)` awaited before chunk i (pacing, pauses, failures). */
-function upstream(blob: ReturnType<typeof blobOf>, before?: (i: number) => Promise<void> | void, count = blob.count): Readable {
-  return Readable.from(
-    (async function* () {
-      for (let i = 0; i < count; i++) {
-        await before?.(i);
-        yield blob.chunk(i);
-      }
-    })(),
-    { objectMode: false, highWaterMark: CHUNK },
-  );
-}
-
-/** A client: hashes and counts what it is sent; can stop taking bytes (hold) until released, or take them slowly. */
-class Client extends Writable {
-  readonly hash = createHash('sha256');
-  bytes = 0;
-  private holdAt = Infinity;
-  private held?: () => void;
-  onHeld?: () => void;
-
-  constructor(private readonly slow = false) {
-    super({ highWaterMark: CHUNK });
-  }
-
-  /** Stops taking bytes once it has `n` of them. */
-  holdFrom(n: number): void {
-    this.holdAt = n;
-  }
-
-  release(): void {
-    this.holdAt = Infinity;
-    const go = this.held;
-    this.held = undefined;
-    go?.();
-  }
-
-  get isHeld(): boolean {
-    return this.held !== undefined;
-  }
-
-  override _write(chunk: Buffer, _enc: BufferEncoding, done: (e?: Error | null) => void): void {
-    this.hash.update(chunk);
-    this.bytes += chunk.length;
-    if (this.bytes >= this.holdAt) {
-      this.held = done;
-      this.onHeld?.();
-      return;
-    }
-    if (this.slow) setImmediate(done);
-    else done();
-  }
-
-  digest(): string {
-    return `sha256:${this.hash.copy().digest('hex')}`;
-  }
-}
-
-/** Waits (bounded) until `cond` holds. */
-async function until(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
-
-function startFill(w: Awaited<ReturnType<typeof world>>, blob: ReturnType<typeof blobOf>, body: Readable, size = blob.size): Promise<BlobFill> {
+function startFill(w: Awaited<ReturnType<typeof world>>, blob: TestFillBlob, body: Readable, size = blob.size): Promise<BlobFill> {
   return w.fills.start(blob.digest, size, REPO, async () => ({ body, size }), async () => undefined);
 }
 

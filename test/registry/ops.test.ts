@@ -110,22 +110,14 @@ test('/healthz answers ok, and 503 when storage is unusable', async () => {
   } finally {
     await reg.close();
   }
-  if (reg.storage === 's3') {
-    // The bucket's counterpart of a root that is a file: a bucket that does not exist.
-    const bad = await startRegistry({ storage: { s3: (await testS3()).config(reg.root, { bucket: 'no-such-bucket' }) } });
-    try {
-      const r = await fetch(`${bad.url}/healthz`);
-      assert.equal(r.status, 503);
-      assert.equal(((await r.json()) as { status: string }).status, 'unavailable');
-    } finally {
-      await bad.close();
-    }
-    return;
-  }
+  // A root that is a file; on S3 its counterpart, a bucket that does not exist.
   const dir = await mkdtemp(join(tmpdir(), 'sluice-ops-'));
   const file = join(dir, 'not-a-dir');
   await writeFile(file, 'x');
-  const bad = await startRegistry({}, file);
+  const bad =
+    reg.storage === 's3'
+      ? await startRegistry({ storage: { s3: (await testS3()).config(reg.root, { bucket: 'no-such-bucket' }) } })
+      : await startRegistry({}, file);
   try {
     const r = await fetch(`${bad.url}/healthz`);
     assert.equal(r.status, 503);

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { Readable, Writable } from 'node:stream';
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import { setImmediate as tick, setTimeout as sleep } from 'node:timers/promises';
 import { BlobFills, type BlobFill } from '../../src/proxy/blob-fill.js';
 import type { Digest } from '../../src/oci/digest.js';
@@ -13,13 +13,11 @@ import { UploadStore } from '../../src/storage/uploads.js';
 import { startRegistry, testS3 } from '../helpers/registry.js';
 import { makeImage, pushImage } from '../helpers/images.js';
 import { bytesOf } from '../helpers/oci-http.js';
+import { blobOf, Client, KiB, MiB, until, upstream, type TestFillBlob } from '../helpers/fill.js';
 
 // The pull-through cache's fill (one upstream download per blob, clients served while it runs) with its
 // storage in a bucket: the S3 writer holds bytes until a part is full, so "written" is not "readable".
 
-const KiB = 1024;
-const MiB = 1024 * KiB;
-const CHUNK = 64 * KiB;
 const REPO = 'docker.io/library/fill' as RepositoryName;
 
 /** Fills over a fresh folder of the test process's bucket. */
@@ -44,81 +42,7 @@ async function world() {
   };
 }
 
-/** A blob of `count` chunks, each stamped with its number so a chunk served at the wrong offset changes the digest. */
-function blobOf(count: number) {
-  const block = randomBytes(CHUNK);
-  const chunk = (i: number) => {
-    const b = Buffer.allocUnsafe(CHUNK);
-    block.copy(b);
-    b.writeUInt32BE(i, (i * 7) % (CHUNK - 4));
-    return b;
-  };
-  const h = createHash('sha256');
-  for (let i = 0; i < count; i++) h.update(chunk(i));
-  return { size: count * CHUNK, digest: `sha256:${h.digest('hex')}` as Digest, chunk, count };
-}
-
-/** An upstream body: the blob's chunks, with `before(i)` awaited before chunk i. */
-function upstream(blob: ReturnType<typeof blobOf>, before?: (i: number) => Promise<void> | void): Readable {
-  return Readable.from(
-    (async function* () {
-      for (let i = 0; i < blob.count; i++) {
-        await before?.(i);
-        yield blob.chunk(i);
-      }
-    })(),
-    { objectMode: false, highWaterMark: CHUNK },
-  );
-}
-
-/** A client that hashes what it is sent and can stop taking bytes until released. */
-class Client extends Writable {
-  readonly hash = createHash('sha256');
-  bytes = 0;
-  private holdAt = Infinity;
-  private held?: () => void;
-  onHeld?: () => void;
-
-  constructor() {
-    super({ highWaterMark: CHUNK });
-  }
-
-  holdFrom(n: number): void {
-    this.holdAt = n;
-  }
-
-  release(): void {
-    this.holdAt = Infinity;
-    const go = this.held;
-    this.held = undefined;
-    go?.();
-  }
-
-  override _write(chunk: Buffer, _enc: BufferEncoding, done: (e?: Error | null) => void): void {
-    this.hash.update(chunk);
-    this.bytes += chunk.length;
-    if (this.bytes >= this.holdAt) {
-      this.held = done;
-      this.onHeld?.();
-      return;
-    }
-    done();
-  }
-
-  digest(): string {
-    return `sha256:${this.hash.copy().digest('hex')}`;
-  }
-}
-
-async function until(cond: () => boolean, what: string, ms = 60_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
-
-function startFill(w: Awaited<ReturnType<typeof world>>, blob: ReturnType<typeof blobOf>, body: Readable): Promise<BlobFill> {
+function startFill(w: Awaited<ReturnType<typeof world>>, blob: TestFillBlob, body: Readable): Promise<BlobFill> {
   return w.fills.start(blob.digest, blob.size, REPO, async () => ({ body, size: blob.size }), async () => undefined);
 }
 
@@ -140,7 +64,7 @@ test('on S3, a reader that falls far behind a running fill reads on from the buc
       if (i === 328) {
         runningAtRelease = fill.state;
         slow.release();
-        await until(() => slow.bytes >= 12 * MiB, 'the slow reader to read from the bucket');
+        await until(() => slow.bytes >= 12 * MiB, 'the slow reader to read from the bucket', 60_000);
       }
     });
     const fill: BlobFill = await startFill(w, blob, body);

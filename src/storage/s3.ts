@@ -1,6 +1,6 @@
 import type { S3Client, ServerSideEncryption, StorageClass } from '@aws-sdk/client-s3';
 import { Readable, Writable } from 'node:stream';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { FileInfo, FileWriter, PutOptions, StorageDriver } from './driver.js';
 import { healthProbePath } from './layout.js';
 
@@ -77,6 +77,25 @@ function isPreconditionFailed(e: unknown): boolean {
   return statusOf(e) === 412 || errName(e) === 'PreconditionFailed';
 }
 
+type BuildArgs = { request: { headers?: Record<string, string>; body?: unknown } };
+
+/**
+ * DeleteObjects must carry a checksum. SDK 3.729+ sends a CRC32 (x-amz-checksum-crc32), which AWS takes
+ * but S3 APIs older than 2025's checksums refuse (Swift 2.30's s3api: "Missing required header for this
+ * request: Content-MD5"): send the Content-MD5 every S3 API knows instead. Runs after the SDK's checksum
+ * step and before signing.
+ */
+const contentMd5ForDeletes =
+  (next: (args: BuildArgs) => Promise<unknown>, context: { commandName?: string }) =>
+  async (args: BuildArgs): Promise<unknown> => {
+    const { headers, body } = args.request;
+    if (context.commandName === 'DeleteObjectsCommand' && headers && (typeof body === 'string' || body instanceof Uint8Array)) {
+      for (const h of Object.keys(headers)) if (/^x-amz-(sdk-)?checksum-/i.test(h)) delete headers[h];
+      headers['content-md5'] = createHash('md5').update(body).digest('base64');
+    }
+    return next(args);
+  };
+
 interface Part {
   key: string;
   size: number;
@@ -122,6 +141,11 @@ export class S3Driver implements StorageDriver {
     };
     this.connect = () => (this.connecting ??= loadSdk().then((sdk) => {
       this.client = new sdk.S3Client(config);
+      // Typed loosely: the SDK's middleware types come from @smithy/types, not a dependency of ours.
+      (this.client.middlewareStack as unknown as { add(m: typeof contentMd5ForDeletes, o: { step: 'build'; priority: 'low'; name: string }): void }).add(
+        contentMd5ForDeletes,
+        { step: 'build', priority: 'low', name: 'sluiceContentMd5' },
+      );
       return { sdk, c: this.client };
     }));
     this.extra = {};

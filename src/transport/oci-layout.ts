@@ -60,12 +60,14 @@ function manifestType(bytes: Buffer, hint?: string): string {
   }
 }
 
+const SMALL_MANIFEST = { maxBytes: 4 * 1024 * 1024 };
+
 /** The manifest at `digest` when it is small enough to be one and parses; undefined otherwise. */
 async function readSmallManifest(files: LayoutFiles, d: Descriptor): Promise<Manifest | undefined> {
-  if (d.size > 4 * 1024 * 1024) return undefined;
+  if (d.size > SMALL_MANIFEST.maxBytes) return undefined;
   try {
-    const bytes = await files.read(blobFile(d.digest));
-    return bytes ? parseManifest(bytes, d.mediaType) : undefined;
+    // index.json's size may understate the file: the read itself stops at the bound.
+    return parseManifest(await readBounded(await files.stream(blobFile(d.digest)), `manifest ${d.digest}`, SMALL_MANIFEST), d.mediaType);
   } catch {
     return undefined;
   }

@@ -10,6 +10,9 @@ import { digestOf, digestTag, type Digest } from '../../src/oci/digest.js';
 import { findSignatures, MAX_SIGNATURE_BYTES, verifyImage } from '../../src/sign/index.js';
 import { BUNDLE_MEDIA_TYPE, SIMPLE_SIGNING_MEDIA_TYPE } from '../../src/sign/types.js';
 import { openSource } from '../../src/transport/index.js';
+import { DirectoryFiles } from '../../src/transport/layout-files.js';
+import { LayoutSource } from '../../src/transport/oci-layout.js';
+import type { Readable } from 'node:stream';
 import { makeImage, pushBlob, pushImage, pushManifest, writeOciLayout } from '../helpers/images.js';
 import { startRegistry } from '../helpers/registry.js';
 
@@ -57,6 +60,24 @@ async function startProxy(target: string, stripLength: () => boolean, paths = /\
         server.close(() => r());
       }),
   };
+}
+
+/** A layout directory that counts the bytes handed out per file, read whole or streamed. */
+class CountingFiles extends DirectoryFiles {
+  readonly bytes = new Map<string, number>();
+  private add(p: string, n: number): void {
+    this.bytes.set(p, (this.bytes.get(p) ?? 0) + n);
+  }
+  override async read(p: string): Promise<Buffer | undefined> {
+    const b = await super.read(p);
+    if (b) this.add(p, b.length);
+    return b;
+  }
+  override async stream(p: string): Promise<Readable> {
+    const s = await super.stream(p);
+    s.on('data', (c: Buffer) => this.add(p, c.length));
+    return s;
+  }
 }
 
 test('a huge signature manifest at a registry is refused by its Content-Length unread, and one sent without a length is cut at the bound', async () => {
@@ -176,6 +197,20 @@ test('a huge signature manifest in an OCI layout or oci-archive is refused by it
     // index.json understating the size does not get the file read: its size on disk refuses it.
     await writeIndex(500);
     assert.match(await problemAt(`oci:${layout}:1`), new RegExp(`is ${huge.length} bytes \\(its file size\\), over the ${MAX_SIGNATURE_BYTES}-byte bound`));
+
+    // A referrer whose index.json entry understates an oversized file: listing referrers reads it only up to a bound.
+    const referrer = Buffer.from(JSON.stringify({ ...JSON.parse(huge.toString('utf8')), subject: { mediaType: img.mediaType, digest: img.digest, size: img.manifest.length }, annotations: { pad: 'y'.repeat(2 * HUGE) } }));
+    await writeFile(join(layout, 'blobs/sha256', digestOf(referrer).slice(7)), referrer);
+    const withSig = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as typeof index;
+    await writeFile(join(layout, 'index.json'), JSON.stringify({ ...withSig, manifests: [...withSig.manifests, { mediaType: OCI_MANIFEST, digest: digestOf(referrer), size: 500 }] }));
+    const counted = new CountingFiles(layout);
+    const source = await LayoutSource.open(counted, '1');
+    const found = await findSignatures(source, img.digest as Digest);
+    await source.close();
+    assert.ok(referrer.length > 16 * MiB);
+    const read = counted.bytes.get(`blobs/sha256/${digestOf(referrer).slice(7)}`) ?? 0;
+    assert.ok(read <= 5 * MiB, `read ${read} bytes of a ${referrer.length}-byte referrer`);
+    assert.ok(!found.candidates.some((c) => c.where.includes(digestOf(referrer))), 'not taken for a referrer');
 
     const archive = join(dir, 'image.tar');
     execFileSync('tar', ['-cf', archive, '-C', layout, '.']);

@@ -5,7 +5,7 @@ import { parseManifest } from '../oci/manifest.js';
 import { MANIFEST_MEDIA_TYPES, MediaType } from '../oci/mediatypes.js';
 import { parseReference, type Reference } from '../oci/reference.js';
 import type { TransportOptions } from './options.js';
-import { apiHost, errorFrom, header, RegistryClient, RegistryError } from './registry-client.js';
+import { apiHost, errorFrom, header, RegistryClient, RegistryError, type ClientResponse } from './registry-client.js';
 import type { ImageDestination, ImageSource, PutManifestOptions, RawManifest, RegistryLocation } from './transport.js';
 import { sliceStream } from './slice.js';
 import { readBounded, refuseDeclared, type ReadLimit } from './bounded.js';
@@ -25,6 +25,18 @@ function describeRef(ref: Reference): string {
 
 function encodeRepo(repo: string): string {
   return repo.split('/').map(encodeURIComponent).join('/');
+}
+
+/** Reads a response body whole; with a bound, refused by its Content-Length first, then never read past the bound. */
+async function readBody(res: ClientResponse, what: string, limit?: ReadLimit): Promise<Buffer> {
+  const length = header(res, 'content-length');
+  try {
+    refuseDeclared(what, length === undefined ? undefined : Number(length), limit, 'Content-Length');
+  } catch (e) {
+    res.body.destroy();
+    throw e;
+  }
+  return readBounded(res.body, what, limit);
 }
 
 /** Reads images from a registry over the distribution API. */
@@ -56,15 +68,7 @@ export class RegistrySource implements ImageSource {
       throw err;
     }
     if (res.statusCode !== 200) throw await errorFrom(res, `${this.description}: manifest ${reference}`);
-    const what = `${this.description}: manifest ${reference}`;
-    const length = header(res, 'content-length');
-    try {
-      refuseDeclared(what, length === undefined ? undefined : Number(length), limit, 'Content-Length');
-    } catch (e) {
-      res.body.destroy();
-      throw e;
-    }
-    const bytes = await readBounded(res.body, what, limit);
+    const bytes = await readBody(res, `${this.description}: manifest ${reference}`, limit);
     const algorithm = isDigest(reference) ? parseDigest(reference).algorithm : 'sha256';
     const digest = digestOf(bytes, algorithm);
     if (isDigest(reference) && digest !== reference) throw new Error(`${this.description}: manifest ${reference} arrived with digest ${digest}`);
@@ -111,15 +115,7 @@ export class RegistrySource implements ImageSource {
   async listReferrers(subject: Digest, limit?: ReadLimit): Promise<Descriptor[]> {
     const res = await this.client.send({ method: 'GET', path: `${this.repoPath}/referrers/${subject}`, headers: { accept: MediaType.OciIndex } });
     if (res.statusCode === 200) {
-      const what = `${this.description}: referrers of ${subject}`;
-      const length = header(res, 'content-length');
-      try {
-        refuseDeclared(what, length === undefined ? undefined : Number(length), limit, 'Content-Length');
-      } catch (e) {
-        res.body.destroy();
-        throw e;
-      }
-      const doc = JSON.parse((await readBounded(res.body, what, limit)).toString('utf8')) as { manifests?: Descriptor[] };
+      const doc = JSON.parse((await readBody(res, `${this.description}: referrers of ${subject}`, limit)).toString('utf8')) as { manifests?: Descriptor[] };
       return doc.manifests ?? [];
     }
     await res.body.dump();

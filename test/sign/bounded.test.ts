@@ -62,6 +62,16 @@ async function startProxy(target: string, stripLength: () => boolean, paths = /\
   };
 }
 
+/** Signature discovery for `digest` in a registry repository (`host/repo`). */
+async function discoverAt(repository: string, digest: Digest): ReturnType<typeof findSignatures> {
+  const src = await openSource(`docker://${repository}@${digest}`, { tlsVerify: false });
+  try {
+    return await findSignatures(src, digest);
+  } finally {
+    await src.close();
+  }
+}
+
 /** A layout directory that counts the bytes handed out per file, read whole or streamed. */
 class CountingFiles extends DirectoryFiles {
   readonly bytes = new Map<string, number>();
@@ -97,14 +107,7 @@ test('a huge signature manifest at a registry is refused by its Content-Length u
     const put = await pushManifest(reg.url, 'app/x', sigTag, huge, OCI_MANIFEST);
     assert.equal(put.status, 201, await put.text());
 
-    const discover = async () => {
-      const src = await openSource(`docker://${proxy.host}/app/x@${img.digest}`, { tlsVerify: false });
-      try {
-        return await findSignatures(src, img.digest as Digest);
-      } finally {
-        await src.close();
-      }
-    };
+    const discover = () => discoverAt(`${proxy.host}/app/x`, img.digest as Digest);
     const byLength = (await discover()).candidates.find((c) => c.where === `tag ${sigTag}`);
     assert.ok(byLength?.problem, 'the huge .sig manifest is reported');
     assert.match(byLength.problem, new RegExp(`manifest ${sigTag} is ${huge.length} bytes \\(Content-Length\\), over the ${MAX_SIGNATURE_BYTES}-byte bound; not read`));
@@ -150,14 +153,7 @@ test('a referrers list over the bound is refused at the source (by Content-Lengt
       const put = await pushManifest(reg.url, 'app/r', digestOf(m), m, OCI_MANIFEST);
       assert.equal(put.status, 201, await put.text());
     }
-    const discover = async () => {
-      const src = await openSource(`docker://${proxy.host}/app/r@${img.digest}`, { tlsVerify: false });
-      try {
-        return await findSignatures(src, img.digest as Digest);
-      } finally {
-        await src.close();
-      }
-    };
+    const discover = () => discoverAt(`${proxy.host}/app/r`, img.digest as Digest);
     const listed = await discover();
     const byLength = listed.candidates.find((c) => c.where === `referrers of ${img.digest}`);
     assert.match(byLength?.problem ?? '', new RegExp(`cannot list referrers: .*referrers of ${img.digest} is \\d+ bytes \\(Content-Length\\), over the ${MAX_SIGNATURE_BYTES}-byte bound; not read`));

@@ -29,12 +29,15 @@ export interface SluiceProcess {
   stop(): Promise<void>;
 }
 
-/** Starts `sluice serve --addr 127.0.0.1:PORT --root ROOT [--config CFG]` on a free port (or `port`). */
-export async function startSluiceProcess(root: string, opts: { port?: number; config?: string } = {}): Promise<SluiceProcess> {
+/**
+ * Starts `sluice serve --addr 127.0.0.1:PORT [--root ROOT] [--config CFG]` on a free port (or `port`);
+ * without a root the config's storage is used (storage.s3).
+ */
+export async function startSluiceProcess(root: string | undefined, opts: { port?: number; config?: string } = {}): Promise<SluiceProcess> {
   let lastError: unknown;
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = opts.port ?? (await freePort());
-    const args = [SLUICE_BIN, 'serve', '--addr', `127.0.0.1:${port}`, '--root', root];
+    const args = [SLUICE_BIN, 'serve', '--addr', `127.0.0.1:${port}`, ...(root === undefined ? [] : ['--root', root])];
     if (opts.config) args.push('--config', opts.config);
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';

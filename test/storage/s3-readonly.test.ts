@@ -125,7 +125,6 @@ test('a read-only node with its own key serves every pull and sends not one writ
     assert.deepEqual((await s3.keys(`${V2}/repositories/team/app/_referrers/`)).filter((k) => k.endsWith('/link')), []);
     assert.deepEqual(await s3.keys(`${V2}/repositories/team/app/_uploads/`), sessionKeys);
     assert.deepEqual(await s3.keys(`${V2}/repositories/team/pushed/`), []);
-    assert.match(reader.output(), /sluice registry listening/);
   } finally {
     await reader.stop();
     reader = undefined;

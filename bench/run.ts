@@ -132,7 +132,7 @@ try {
   }
   if (groups.has('s3')) {
     log('s3: starting s3rver and writing the blob once');
-    s3Bench = await prepareS3(work, s3Sizes(quick), args['sluice-bin'] ? { sluiceBin: resolve(args['sluice-bin']) } : {});
+    s3Bench = await prepareS3(work, s3Sizes(quick));
   }
   if (groups.has('sync')) {
     const upstreamKind = haveDistribution ? 'distribution' : 'sluice';

@@ -1,6 +1,7 @@
 // The s3 workload (issue 13): Sluice and Distribution 2.8.2 each on its own rootdirectory of one s3rver bucket:
 // blob push and pull through one node, two nodes over the same root serving pulls at once, and the nodes' RSS.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -40,31 +41,26 @@ export const S3_METRICS: MetricInfo[] = [
   { id: 's3.rss.pull', label: 's3: node RSS during pulls (highest, first node)', unit: 'MiB', better: 'lower' },
 ];
 
-/**
- * Rows Distribution leaves empty when its s3 driver cannot write to the S3 server: 2.8.2 resumes every
- * upload with ListMultipartUploads, which s3rver answers 501, so no push to it succeeds.
- */
-export const S3_WRITE_METRICS = ['s3.push.monolithic', 's3.push.chunked', 's3.rss.push'];
-
 /** The s3rver child every round's nodes share, and the blob they move. */
 export interface S3Bench {
   endpoint: string;
   bucket: string;
   sizes: S3Sizes;
   blob: DataFile;
-  /** Root of the blob a Sluice node wrote once, copied into the root of a server that cannot write to s3rver. */
-  seedRoot: string;
   /** CPU the s3rver process has used so far, in milliseconds. */
   s3rverCpuMs(): number;
-  /** Why Distribution could not write to the S3 server, once found (said once per run). */
-  distributionWriteError?: string;
   stop(): Promise<void>;
 }
 
 const childJs = fileURLToPath(new URL('./s3rver-child.js', import.meta.url));
 
+/**
+ * s3rver in a child process, with the multipart calls Distribution's driver needs and Sluice's does not use
+ * (s3rver-multipart.ts): Distribution 2.8.2 resumes every upload with ListMultipartUploads, which plain
+ * s3rver answers 501, so without them no push to it succeeds.
+ */
 async function startS3rver(bucket: string): Promise<{ child: ChildProcess; endpoint: string }> {
-  const child = spawn(process.execPath, [childJs, bucket], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [childJs, bucket, '--multipart'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
   const lines = createInterface({ input: child.stdout! });
@@ -90,8 +86,8 @@ function nodeOptions(kind: ServerKind, b: S3Bench, root: string, opts: ServerOpt
   return { ...opts, storage: storageYaml(kind, b, root), ...(kind === 'distribution' ? { env: { ...opts.env, AWS_CA_BUNDLE: '' } } : {}) };
 }
 
-/** Starts the s3rver child, writes the random blob, and has a Sluice node push it once under `seed/`. */
-export async function prepareS3(dir: string, sizes: S3Sizes, opts: ServerOptions = {}): Promise<S3Bench> {
+/** Starts the s3rver child and writes the random blob. */
+export async function prepareS3(dir: string, sizes: S3Sizes): Promise<S3Bench> {
   const bucket = 'bench';
   const { child, endpoint } = await startS3rver(bucket);
   const stopChild = async (): Promise<void> => {
@@ -104,56 +100,22 @@ export async function prepareS3(dir: string, sizes: S3Sizes, opts: ServerOptions
   };
   try {
     const blob = await randomFile(join(dir, 's3-blob.bin'), sizes.blobBytes);
-    const bench: S3Bench = { endpoint, bucket, sizes, blob, seedRoot: 'seed', s3rverCpuMs: () => procCpuMs(child.pid!), stop: stopChild };
-    const seeder = await startServer('sluice', nodeOptions('sluice', bench, bench.seedRoot, opts));
-    try {
-      await pushMonolithic(seeder.url, 'bench/s3', blob);
-    } finally {
-      await seeder.stop();
-    }
-    return bench;
+    return { endpoint, bucket, sizes, blob, s3rverCpuMs: () => procCpuMs(child.pid!), stop: stopChild };
   } catch (e) {
     await stopChild();
     throw e;
   }
 }
 
-/** A blob's object keys under a root, in Distribution's layout: the data, and the link that puts it in a repository. */
-function blobKeys(root: string, repo: string, digest: string): { data: string; link: string } {
-  const hex = digest.slice('sha256:'.length);
-  return { data: `${root}/docker/registry/v2/blobs/sha256/${hex.slice(0, 2)}/${hex}/data`, link: `${root}/docker/registry/v2/repositories/${repo}/_layers/sha256/${hex}/link` };
-}
-
-/** Copies the seed blob into `root` server-side (CopyObject), for a server that cannot push it itself. */
-async function copySeed(b: S3Bench, root: string, repo: string): Promise<void> {
-  const { S3Client, CopyObjectCommand, PutObjectCommand } = await import('@aws-sdk/client-s3');
-  const c = new S3Client({ region: 'us-east-1', endpoint: b.endpoint, forcePathStyle: true, credentials: { accessKeyId: ACCESS, secretAccessKey: ACCESS } });
-  try {
-    const from = blobKeys(b.seedRoot, 'bench/s3', b.blob.digest);
-    const to = blobKeys(root, repo, b.blob.digest);
-    await c.send(new CopyObjectCommand({ Bucket: b.bucket, Key: to.data, CopySource: `${b.bucket}/${from.data}` }));
-    await c.send(new PutObjectCommand({ Bucket: b.bucket, Key: to.link, Body: b.blob.digest }));
-  } finally {
-    c.destroy();
-  }
-}
-
-/** Whether a node can store a blob at all: a few bytes pushed and read back. */
-async function writeError(s: BenchServer): Promise<string | undefined> {
+/** Pushes a few bytes: each node's first request to the bucket, so no measurement pays for connecting (or loading an SDK). */
+async function probe(s: BenchServer): Promise<void> {
   const bytes = Buffer.from('sluice bench s3 probe\n');
-  const { createHash } = await import('node:crypto');
-  const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
-  try {
-    await pushBytes(s.url, 'bench/probe', bytes, digest);
-    return undefined;
-  } catch (e) {
-    return (e as Error).message.slice(0, 300);
-  }
+  await pushBytes(s.url, 'bench/probe', bytes, `sha256:${createHash('sha256').update(bytes).digest('hex')}`);
 }
 
 let rootCount = 0;
 
-/** One round of the s3 workload for one server kind: push (when it can write), pull on one node, pull on two at once. */
+/** One round of the s3 workload for one server kind: push, pull on one node, pull on two at once. */
 export async function s3Workloads(kind: ServerKind, b: S3Bench, out: Sample, opts: ServerOptions = {}): Promise<void> {
   const root = `${kind}-${++rootCount}`;
   const size = b.blob.size;
@@ -162,20 +124,12 @@ export async function s3Workloads(kind: ServerKind, b: S3Bench, out: Sample, opt
   let second: BenchServer | undefined;
   try {
     const repo = 'bench/s3';
-    // The probe is also each node's first request to the bucket, so no measurement pays for connecting (or loading an SDK).
-    const cannot = await writeError(a);
-    if (cannot && kind === 'sluice') throw new Error(`s3: Sluice cannot write to s3rver: ${cannot}`);
-    if (cannot) {
-      if (!b.distributionWriteError) process.stderr.write(`bench: s3: Distribution cannot write to s3rver (${cannot.trim()}); its push rows stay empty and its pulls read a copy of the blob Sluice wrote\n`);
-      b.distributionWriteError = cannot;
-      await copySeed(b, root, repo);
-    } else {
-      const push = await sampleRss(a, async () => {
-        out['s3.push.monolithic'] = size / MiB / ((await timed(() => pushMonolithic(a.url, repo, b.blob))) / 1000);
-        out['s3.push.chunked'] = size / MiB / ((await timed(() => pushChunked(a.url, 'bench/s3-chunked', b.blob, b.sizes.chunkBytes))) / 1000);
-      });
-      out['s3.rss.push'] = push.maxRss / MiB;
-    }
+    await probe(a);
+    const push = await sampleRss(a, async () => {
+      out['s3.push.monolithic'] = size / MiB / ((await timed(() => pushMonolithic(a.url, repo, b.blob))) / 1000);
+      out['s3.push.chunked'] = size / MiB / ((await timed(() => pushChunked(a.url, 'bench/s3-chunked', b.blob, b.sizes.chunkBytes))) / 1000);
+    });
+    out['s3.rss.push'] = push.maxRss / MiB;
     const cpu = a.cpuMs();
     const single = await sampleRss(a, () => timed(() => pullBlob(a.url, repo, b.blob.digest, size)));
     out['s3.pull.single'] = size / MiB / (single.value / 1000);

@@ -203,15 +203,20 @@ export class S3Driver implements StorageDriver {
   }
 
   async getContent(path: string): Promise<Buffer | null> {
-    const { sdk, c } = await this.connect();
     if (isSegmented(path)) {
       if (!(await this.stat(path))) return null;
       const chunks: Buffer[] = [];
       for await (const piece of await this.reader(path)) chunks.push(piece as Buffer);
       return Buffer.concat(chunks);
     }
+    return this.getObject(this.key(path));
+  }
+
+  /** One object's bytes by key, or null when absent. */
+  private async getObject(key: string): Promise<Buffer | null> {
+    const { sdk, c } = await this.connect();
     try {
-      const out = await c.send(new sdk.GetObjectCommand({ Bucket: this.bucket, Key: this.key(path) }));
+      const out = await c.send(new sdk.GetObjectCommand({ Bucket: this.bucket, Key: key }));
       return Buffer.from(await out.Body!.transformToByteArray());
     } catch (e) {
       if (isNotFound(e)) return null;
@@ -492,13 +497,15 @@ export class S3Driver implements StorageDriver {
   /** Aborts the multipart upload a record names, then removes the record; a server without Abort (s3rver) is tolerated. */
   private async abortRecorded(recordKey: string): Promise<void> {
     const { sdk, c } = await this.connect();
+    const bytes = await this.getObject(recordKey);
+    if (!bytes) return;
     let rec: MultipartRecord;
     try {
-      const out = await c.send(new sdk.GetObjectCommand({ Bucket: this.bucket, Key: recordKey }));
-      rec = JSON.parse(Buffer.from(await out.Body!.transformToByteArray()).toString('utf8')) as MultipartRecord;
-    } catch (e) {
-      if (isNotFound(e) || e instanceof SyntaxError) return;
-      throw e;
+      rec = JSON.parse(bytes.toString('utf8')) as MultipartRecord;
+    } catch {
+      // An unreadable record names no upload to abort: it is only removed.
+      await this.deleteKeys([recordKey]);
+      return;
     }
     // NoSuchUpload (already completed or aborted) and MethodNotAllowed/NotImplemented all leave nothing to do.
     await c.send(new sdk.AbortMultipartUploadCommand({ Bucket: this.bucket, Key: rec.key, UploadId: rec.uploadId })).catch(() => undefined);

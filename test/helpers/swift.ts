@@ -34,16 +34,16 @@ export interface TestSwift {
   close(): Promise<void>;
 }
 
+/** The [DEFAULT] section every server shares: one process, on 127.0.0.1:port, configs in <dir>/etc. */
+function defaults(port: number, dir: string): string[] {
+  return ['[DEFAULT]', 'bind_ip = 127.0.0.1', `bind_port = ${port}`, 'workers = 0', `swift_dir = ${join(dir, 'etc')}`, 'log_level = WARNING'];
+}
+
 function serverConf(kind: string, port: number, dir: string): string {
   return [
-    '[DEFAULT]',
+    ...defaults(port, dir),
     `devices = ${join(dir, 'srv')}`,
     'mount_check = false',
-    'bind_ip = 127.0.0.1',
-    `bind_port = ${port}`,
-    'workers = 0',
-    `swift_dir = ${join(dir, 'etc')}`,
-    'log_level = WARNING',
     '[pipeline:main]',
     `pipeline = ${kind}-server`,
     `[app:${kind}-server]`,
@@ -55,12 +55,7 @@ function serverConf(kind: string, port: number, dir: string): string {
 function proxyConf(port: number, memcached: number, dir: string): string {
   const filters = ['catch_errors', 'gatekeeper', 'healthcheck', 'proxy_logging', 'listing_formats', 'copy', 'slo', 'dlo'];
   return [
-    '[DEFAULT]',
-    'bind_ip = 127.0.0.1',
-    `bind_port = ${port}`,
-    'workers = 0',
-    `swift_dir = ${join(dir, 'etc')}`,
-    'log_level = WARNING',
+    ...defaults(port, dir),
     '[pipeline:main]',
     'pipeline = catch_errors gatekeeper healthcheck proxy_logging cache listing_formats s3api tempauth copy slo dlo proxy_logging proxy-server',
     '[app:proxy-server]',

@@ -1,7 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { setImmediate as tick, setTimeout as sleep } from 'node:timers/promises';
+import assert from 'node:assert/strict';
 import type { Digest } from '../../src/oci/digest.js';
+import type { BlobFill } from '../../src/proxy/blob-fill.js';
 
 // What the cache-fill tests feed a fill and read from it, on any storage driver.
 
@@ -106,4 +108,33 @@ export async function until(cond: () => boolean, what: string, ms = 20_000): Pro
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(5);
   }
+}
+
+/**
+ * An upstream that dies before chunk `failAt`, with one reader caught up and one held behind: resolves
+ * once the fill has failed and both readers have been cut (asserted), whatever storage the fill writes to.
+ */
+export async function failMidBlob(
+  start: (body: Readable) => Promise<BlobFill>,
+  blob: TestFillBlob,
+  failAt: number,
+): Promise<{ fill: BlobFill; caughtUp: Client; behind: Client }> {
+  const caughtUp = new Client();
+  const behind = new Client();
+  behind.holdFrom(256 * KiB);
+  const body = upstream(blob, async (i) => {
+    await tick();
+    if (i === failAt) throw new Error('upstream connection reset');
+  });
+  const fill = await start(body);
+  const results = Promise.allSettled([fill.pipeTo(caughtUp, 0, blob.size), fill.pipeTo(behind, 0, blob.size)]);
+  await fill.finished;
+  assert.equal(fill.state, 'failed');
+  assert.match(fill.error?.message ?? '', /connection reset/);
+  behind.release();
+  const [a, b] = await results;
+  assert.equal(a.status, 'rejected');
+  assert.equal(b.status, 'rejected');
+  assert.ok(caughtUp.bytes < blob.size && behind.bytes < blob.size);
+  return { fill, caughtUp, behind };
 }

@@ -18,7 +18,7 @@ import { UploadStore } from '../../src/storage/uploads.js';
 import { startRegistry } from '../helpers/registry.js';
 import { makeImage, pushImage } from '../helpers/images.js';
 import { bytesOf } from '../helpers/oci-http.js';
-import { blobOf, Client, digestOfRange, KiB, MiB, until, upstream, type TestFillBlob } from '../helpers/fill.js';
+import { blobOf, Client, digestOfRange, failMidBlob, MiB, until, upstream, type TestFillBlob } from '../helpers/fill.js';
 
 const REPO = 'docker.io/library/fill' as RepositoryName;
 
@@ -191,23 +191,7 @@ test('an upstream that dies mid-blob cuts every reader, caught up or behind, lea
   const w = await world();
   try {
     const blob = blobOf(160); // 10 MiB
-    const caughtUp = new Client();
-    const behind = new Client();
-    behind.holdFrom(256 * KiB);
-    const body = upstream(blob, async (i) => {
-      await tick();
-      if (i === 100) throw new Error('upstream connection reset');
-    });
-    const fill = await startFill(w, blob, body);
-    const results = Promise.allSettled([fill.pipeTo(caughtUp, 0, blob.size), fill.pipeTo(behind, 0, blob.size)]);
-    await fill.finished;
-    assert.equal(fill.state, 'failed');
-    assert.match(fill.error?.message ?? '', /connection reset/);
-    behind.release();
-    const [a, b] = await results;
-    assert.equal(a.status, 'rejected');
-    assert.equal(b.status, 'rejected');
-    assert.ok(caughtUp.bytes < blob.size && behind.bytes < blob.size);
+    const { fill } = await failMidBlob((body) => startFill(w, blob, body), blob, 100);
     assert.equal(await storedSize(w, blob.digest), null);
     assert.equal(await w.sessionsLeft(), 0);
     // The failed fill is forgotten: the next asker gets a fill of its own, which can succeed.

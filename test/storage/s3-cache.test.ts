@@ -13,7 +13,7 @@ import { UploadStore } from '../../src/storage/uploads.js';
 import { startRegistry, testS3 } from '../helpers/registry.js';
 import { makeImage, pushImage } from '../helpers/images.js';
 import { bytesOf } from '../helpers/oci-http.js';
-import { blobOf, Client, KiB, MiB, until, upstream, type TestFillBlob } from '../helpers/fill.js';
+import { blobOf, Client, failMidBlob, MiB, until, upstream, type TestFillBlob } from '../helpers/fill.js';
 
 // The pull-through cache's fill (one upstream download per blob, clients served while it runs) with its
 // storage in a bucket: the S3 writer holds bytes until a part is full, so "written" is not "readable".
@@ -86,22 +86,7 @@ test('on S3, an upstream that dies mid-blob cuts every reader and leaves nothing
   const w = await world();
   try {
     const blob = blobOf(200); // 12.5 MiB: two parts flushed before the failure
-    const caughtUp = new Client();
-    const behind = new Client();
-    behind.holdFrom(256 * KiB);
-    const body = upstream(blob, async (i) => {
-      await tick();
-      if (i === 180) throw new Error('upstream connection reset');
-    });
-    const fill = await startFill(w, blob, body);
-    const results = Promise.allSettled([fill.pipeTo(caughtUp, 0, blob.size), fill.pipeTo(behind, 0, blob.size)]);
-    await fill.finished;
-    assert.equal(fill.state, 'failed');
-    assert.match(fill.error?.message ?? '', /connection reset/);
-    behind.release();
-    const [a, b] = await results;
-    assert.equal(a.status, 'rejected');
-    assert.equal(b.status, 'rejected');
+    await failMidBlob((body) => startFill(w, blob, body), blob, 180);
     assert.equal(await w.storedSize(blob.digest), null);
     assert.deepEqual(await w.uploadKeys(), []);
     // The next asker gets a fill of its own, which succeeds.

@@ -7,7 +7,7 @@ import { digestOf } from '../../src/oci/digest.js';
 import { startS3, type TestS3 } from '../helpers/s3.js';
 import { addS3Key } from '../helpers/s3-nodes.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { scratch, skopeoCopy } from '../helpers/clients.js';
+import { podmanIn, scratch, skopeoCopy } from '../helpers/clients.js';
 import { hasDocker, startDockerd } from '../helpers/dockerd.js';
 import { hasTool, needTools, runOk } from '../helpers/tools.js';
 import { makeImage, pushImage } from '../helpers/images.js';
@@ -101,7 +101,7 @@ test('with storage.redirect.disable: false a blob GET answers 307 to a presigned
   }
 });
 
-test('skopeo and docker pull through a redirecting node and get the pushed digests; no layer byte passes the node', async (t) => {
+test('skopeo, podman and docker pull through a redirecting node and get the pushed digests; no layer byte passes the node', async (t) => {
   if (!needTools(t, 'skopeo')) return;
   const img = await makeImage({ label: 'redir-clients', format: 'docker', layers: [{ 'a.bin': randomBytes(3 << 20) }, { 'b.txt': 'two' }] });
   const reg = await node('REDIR2', true);
@@ -120,6 +120,16 @@ test('skopeo and docker pull through a redirecting node and get the pushed diges
     await skopeoCopy(`docker://${reg.host}/lib/pulled:v1`, `dir:${out}`);
     assert.equal(digestOf(await readFile(join(out, 'manifest.json'))), img.digest);
     noBytesThroughNode(since, 'skopeo');
+    if (hasTool('podman')) {
+      since = s3.requests.length;
+      const podman = podmanIn(join(work.dir, 'podman'));
+      await podman.run(['pull', '-q', '--tls-verify=false', `${reg.host}/lib/pulled:v1`]);
+      const inspected = JSON.parse((await podman.run(['image', 'inspect', `${reg.host}/lib/pulled:v1`])).stdout)[0] as { Digest: string };
+      assert.equal(inspected.Digest, img.digest);
+      noBytesThroughNode(since, 'podman');
+    } else {
+      t.diagnostic('podman not available');
+    }
     if (hasDocker()) {
       const d = await startDockerd();
       try {

@@ -36,6 +36,11 @@ test('a multi-arch image goes registry → OCI layout in a bucket → registry w
   assert.deepEqual(index.manifests.map((m) => [m.digest, m.annotations?.[REF_NAME]]), [[idx.digest, 'v1']]);
   for (const [i, d] of expected.entries()) assert.deepEqual(await files.read(`blobs/sha256/${d.slice(7)}`), blobs[i], `bucket object of ${d}`);
 
+  // A bucket that allows anonymous GETs is a static web server too: oci-http: reads the same layout (s3rver checks no signatures).
+  const web = await sluiceCopy(`oci-http:${s3.endpoint}/${s3.bucket}/layouts/app:v1`, `docker://${reg.host}/web/app:v1`, ['--all']);
+  assert.equal(web.digest, idx.digest);
+  await assertIntact(reg.url, 'web/app', 'v1', idx);
+
   // Again: every blob is found in the bucket and nothing is sent.
   const again = await sluiceCopy(`docker://${reg.host}/team/app:v1`, `s3:${s3.bucket}/layouts/app:v1`, [...flags, '--dest-creds', 'S3RVER:S3RVER']);
   assert.equal(again.bytesSent, 0);

@@ -138,3 +138,43 @@ export async function failMidBlob(
   assert.ok(caughtUp.bytes < blob.size && behind.bytes < blob.size);
   return { fill, caughtUp, behind };
 }
+
+/**
+ * A reader that stops taking bytes after 1 MiB while a fast one keeps up; once chunk `releaseAt` is due,
+ * with the fill still running, it goes on and must reach `catchUpTo` bytes before the fill does.
+ * Resolves when the fill has ended, with both readers' and the fill's state checked.
+ */
+export async function farBehindReader(
+  start: (body: Readable) => Promise<BlobFill>,
+  blob: TestFillBlob,
+  releaseAt: number,
+  catchUpTo: number,
+  timeoutMs?: number,
+): Promise<BlobFill> {
+  const slow = new Client();
+  const fast = new Client();
+  slow.holdFrom(1 * MiB);
+  let slowHeld!: () => void;
+  const heldNow = new Promise<void>((resolve) => (slowHeld = resolve));
+  slow.onHeld = () => slowHeld();
+  let runningAtRelease: string | undefined;
+  let fill: BlobFill | undefined;
+  const body = upstream(blob, async (i) => {
+    await tick();
+    if (i === 32) await heldNow;
+    if (i === releaseAt) {
+      runningAtRelease = fill?.state;
+      slow.release();
+      await until(() => slow.bytes >= catchUpTo, 'the slow reader to read from storage', timeoutMs);
+    }
+  });
+  fill = await start(body);
+  await Promise.all([fill.pipeTo(slow, 0, blob.size), fill.pipeTo(fast, 0, blob.size)]);
+  await fill.finished;
+  assert.equal(fill.state, 'done', fill.error?.message);
+  assert.equal(runningAtRelease, 'running');
+  assert.equal(fast.digest(), blob.digest);
+  assert.equal(slow.bytes, blob.size);
+  assert.equal(slow.digest(), blob.digest);
+  return fill;
+}

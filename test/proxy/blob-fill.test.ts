@@ -18,7 +18,7 @@ import { UploadStore } from '../../src/storage/uploads.js';
 import { startRegistry } from '../helpers/registry.js';
 import { makeImage, pushImage } from '../helpers/images.js';
 import { bytesOf } from '../helpers/oci-http.js';
-import { blobOf, Client, digestOfRange, failMidBlob, MiB, until, upstream, type TestFillBlob } from '../helpers/fill.js';
+import { blobOf, Client, digestOfRange, failMidBlob, farBehindReader, MiB, upstream, type TestFillBlob } from '../helpers/fill.js';
 
 const REPO = 'docker.io/library/fill' as RepositoryName;
 
@@ -112,31 +112,8 @@ test('a reader that falls far behind a running fill reads on from the file in a 
   const w = await world();
   try {
     const blob = blobOf(640); // 40 MiB, five times the memory window
-    const slow = new Client();
-    const fast = new Client();
-    slow.holdFrom(1 * MiB);
-    let slowHeld!: () => void;
-    const heldNow = new Promise<void>((resolve) => (slowHeld = resolve));
-    slow.onHeld = () => slowHeld();
-    let runningAtRelease: string | undefined;
-    const body = upstream(blob, async (i) => {
-      await tick();
-      // The slow client stops taking bytes early; 30 MiB arrive meanwhile; then it goes on while the fill still runs.
-      if (i === 32) await heldNow;
-      if (i === 480) {
-        runningAtRelease = fill.state;
-        slow.release();
-        await until(() => slow.bytes >= 20 * MiB, 'the slow reader to read from the file');
-      }
-    });
-    const fill: BlobFill = await startFill(w, blob, body);
-    await Promise.all([fill.pipeTo(slow, 0, blob.size), fill.pipeTo(fast, 0, blob.size)]);
-    await fill.finished;
-    assert.equal(fill.state, 'done', fill.error?.message);
-    assert.equal(runningAtRelease, 'running');
-    assert.equal(fast.digest(), blob.digest);
-    assert.equal(slow.bytes, blob.size);
-    assert.equal(slow.digest(), blob.digest);
+    // The slow client stops taking bytes early; 30 MiB arrive meanwhile; then it goes on while the fill still runs.
+    await farBehindReader((body) => startFill(w, blob, body), blob, 480, 20 * MiB);
     // The slow reader read the file (it was far behind what memory keeps), in a few large reads, not one per chunk.
     assert.ok(w.driver.sessionReads >= 1, 'the slow reader never read the file');
     assert.ok(w.driver.sessionReads <= 10, `${w.driver.sessionReads} reads of the growing file`);

@@ -14,7 +14,7 @@ import { startS3, type TestS3 } from './s3.js';
  */
 export const testStorage: 'filesystem' | 's3' = process.env['SLUICE_TEST_STORAGE'] === 's3' ? 's3' : 'filesystem';
 
-/** A registry started for one test, on 127.0.0.1 and a free port, with storage in a fresh directory. */
+/** A registry started for one test, on 127.0.0.1 and a free port, with storage of its own (a fresh directory, or a fresh folder of the bucket). */
 export interface TestRegistry extends Registry {
   url: string;
   /** `127.0.0.1:PORT`, as clients name it. */

@@ -1,20 +1,26 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, normalize } from 'node:path';
 import { makeMultiArch, writeOciLayout } from '../helpers/images.js';
 import { assertIntact } from '../helpers/oci-http.js';
 import { startRegistry } from '../helpers/registry.js';
 import { sluice, sluiceCopy } from '../helpers/sluice-cli.js';
+import { makePki } from '../helpers/tls.js';
+import { needTools } from '../helpers/tools.js';
 import { parseHttpLayoutReference } from '../../src/transport/oci-http.js';
 
-/** A static file server over a directory (GET and HEAD only), logging what it is asked; `/moved/…` redirects to `/…`. */
-async function serveDirectory(dir: string): Promise<{ url: string; log: string[]; close(): Promise<void> }> {
+/**
+ * A static file server over a directory (GET and HEAD only), logging what it is asked; `/moved/…` redirects
+ * to `/…`. With `tls` (PEM certificate and key) it speaks HTTPS.
+ */
+async function serveDirectory(dir: string, tls?: { cert: Buffer; key: Buffer }): Promise<{ url: string; log: string[]; close(): Promise<void> }> {
   const log: string[] = [];
-  const server: Server = createServer((req, res) => {
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
     log.push(`${req.method} ${req.url}`);
     const path = decodeURIComponent(new URL(req.url!, 'http://x').pathname);
     if (path.startsWith('/moved/')) {
@@ -35,10 +41,11 @@ async function serveDirectory(dir: string): Promise<{ url: string; log: string[]
       },
       () => res.writeHead(404).end(),
     );
-  });
+  };
+  const server: Server = tls ? createTlsServer(tls, handler) : createServer(handler);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;
-  return { url: `http://127.0.0.1:${port}`, log, close: () => new Promise((r) => server.close(() => r())) };
+  return { url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`, log, close: () => new Promise((r) => server.close(() => r())) };
 }
 
 test('an OCI layout on a static web server is read into a registry with its digests (oci-http:, read-only)', async (t) => {
@@ -81,4 +88,26 @@ test('oci-http: references put the tag after the last path segment', () => {
   assert.deepEqual(parseHttpLayoutReference('http://host/app:sha256:' + 'b'.repeat(64)), { url: 'http://host/app', ref: 'sha256:' + 'b'.repeat(64) });
   assert.deepEqual(parseHttpLayoutReference('http://host:8080'), { url: 'http://host:8080' });
   assert.throws(() => parseHttpLayoutReference('ftp://host/app'), /expected oci-http:http\(s\)/);
+});
+
+test('oci-http: over HTTPS verifies the certificate unless --src-tls-verify=false', async (t) => {
+  if (!needTools(t, 'openssl')) return;
+  const pki = await makePki();
+  t.after(() => pki.cleanup());
+  const dir = await mkdtemp(join(tmpdir(), 'sluice-static-tls-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const idx = await makeMultiArch('static-tls');
+  await writeOciLayout(join(dir, 'app'), [{ tag: 'v1', image: idx }]);
+  const web = await serveDirectory(dir, { cert: await readFile(pki.serverCert), key: await readFile(pki.serverKey) });
+  t.after(() => web.close());
+  const reg = await startRegistry();
+  t.after(() => reg.close());
+
+  // The certificate is signed by a CA this machine does not trust.
+  const refused = await sluice(['copy', '--all', `oci-http:${web.url}/app:v1`, `docker://${reg.host}/tls/app:v1`]);
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.stderr, /certificate/i);
+  const out = await sluiceCopy(`oci-http:${web.url}/app:v1`, `docker://${reg.host}/tls/app:v1`, ['--all', '--src-tls-verify=false']);
+  assert.equal(out.digest, idx.digest);
+  await assertIntact(reg.url, 'tls/app', 'v1', idx);
 });

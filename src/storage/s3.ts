@@ -261,7 +261,11 @@ export class S3Driver implements StorageDriver {
    * write through, and then a tag created "only if absent" could still be overwritten by another node.
    */
   exclusiveCreate(): Promise<boolean> {
-    return (this.conditional ??= this.probeConditional());
+    // A probe that failed for another reason (the network, a 5xx) is asked again next time.
+    return (this.conditional ??= this.probeConditional().catch((e: unknown) => {
+      this.conditional = undefined;
+      throw e;
+    }));
   }
 
   private async probeConditional(): Promise<boolean> {
@@ -269,16 +273,13 @@ export class S3Driver implements StorageDriver {
     const body = Buffer.from('probe');
     try {
       await this.putContent(path, body, { ifAbsent: true });
-      try {
-        await this.putContent(path, body, { ifAbsent: true });
-        return false;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'EEXIST') return true;
-        return false;
-      }
-    } catch {
-      // A server that refuses the header (501 NotImplemented, 400) cannot do conditional writes either.
+      await this.putContent(path, body, { ifAbsent: true });
       return false;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return true;
+      // A server that refuses the header (Swift: 501 NotImplemented; others 400) cannot do conditional writes.
+      if (statusOf(e) === 501 || statusOf(e) === 400 || errName(e) === 'NotImplemented') return false;
+      throw e;
     } finally {
       await this.deleteKeys([this.key(path)]).catch(() => undefined);
     }

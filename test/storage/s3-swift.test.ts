@@ -10,11 +10,13 @@ import { checkStorageAtStart } from '../../src/storage/health.js';
 import { hasSwift, startSwift, type SwiftKey, type TestSwift } from '../helpers/swift.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { scratch, skopeoCopy } from '../helpers/clients.js';
-import { hasTool } from '../helpers/tools.js';
+import { hasTool, clientsRequired } from '../helpers/tools.js';
 import { makeImage, pushImage } from '../helpers/images.js';
 import { assertIntact, bytesOf, startSession, withDigest } from '../helpers/oci-http.js';
 
-const skip = hasSwift() ? false : 'OpenStack Swift not installed (apt-get install swift swift-proxy swift-object swift-container swift-account memcached)';
+const SWIFT_MISSING = 'OpenStack Swift not installed (apt-get install swift swift-proxy swift-object swift-container swift-account memcached)';
+if (!hasSwift() && clientsRequired) throw new Error(`SLUICE_REQUIRE_CLIENTS is set but ${SWIFT_MISSING}`);
+const skip = hasSwift() ? false : SWIFT_MISSING;
 let swift: TestSwift;
 
 before(async () => {

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
 import FilesystemStore from 's3rver/lib/stores/filesystem.js';
+import { addMultipartCalls, type S3rverStore } from '../../bench/s3rver-multipart.js';
 
 /**
  * s3rver 3.7.1 lists with a delimiter by walking its directory tree but prunes every directory two levels
@@ -59,10 +60,11 @@ export interface TestS3 {
 }
 
 /** Starts s3rver with one bucket in a fresh directory. */
-export async function startS3(bucket = 'reg'): Promise<TestS3> {
+export async function startS3(bucket = 'reg', opts: { /** Answer the multipart calls s3rver lacks (the bench's harness), so Distribution can upload. */ multipart?: boolean } = {}): Promise<TestS3> {
   const dir = await mkdtemp(join(tmpdir(), 'sluice-s3-'));
   const server = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: dir, configureBuckets: [{ name: bucket }] });
   const addr = await server.run();
+  if (opts.multipart) addMultipartCalls(server.httpServer, (server as unknown as { store: S3rverStore }).store);
   const endpoint = `http://127.0.0.1:${addr.port}`;
   const requests: S3Request[] = [];
   server.httpServer.on('request', (req: { method?: string; url?: string; headers: Record<string, string | string[] | undefined> }) => {

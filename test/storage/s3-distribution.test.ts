@@ -4,9 +4,10 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { digestOf } from '../../src/oci/digest.js';
 import { inspectRaw, layoutDigest, scratch, skopeoCopy, startDistribution, type Distribution } from '../helpers/clients.js';
-import { makeImage, makeMultiArch, pushBlob, pushImage, pushManifest, type TestImage } from '../helpers/images.js';
+import { makeImage, makeMultiArch, pushBlob, pushImage, pushManifest, writeOciLayout, type TestImage } from '../helpers/images.js';
 import { assertIntact, startSession, withDigest } from '../helpers/oci-http.js';
 import { startRegistry, testS3, type TestRegistry } from '../helpers/registry.js';
+import { startS3 } from '../helpers/s3.js';
 import { needTools } from '../helpers/tools.js';
 
 // Distribution 2.8.2 (its s3-aws driver) and Sluice on one folder of one bucket (s3rver): each serves
@@ -131,6 +132,32 @@ test('Sluice serves what Distribution wrote in the bucket: links from its mounts
     }
   } finally {
     await p.close();
+    await s.cleanup();
+  }
+});
+
+test('with the multipart calls s3rver lacks answered by the bench harness, Distribution uploads blobs too (skopeo push, a 12 MiB layer) and Sluice serves the image', async (t) => {
+  if (!needTools(t, 'docker-registry', 'skopeo')) return;
+  // A server of its own: the harness answers ListMultipartUploads, ListParts, UploadPartCopy and
+  // AbortMultipartUpload, which only Distribution sends (Sluice's driver needs none of them).
+  const s3 = await startS3('mp', { multipart: true });
+  const s = await scratch('s3-dist-mp-');
+  let dist: Distribution | undefined;
+  let sluice: TestRegistry | undefined;
+  try {
+    dist = await startDistribution({ s3: s3.config('both') });
+    sluice = await startRegistry({ storage: { s3: s3.config('both') } });
+    const img = await makeImage({ layers: [{ big: randomBytes(12 << 20) }, { small: 'from distribution\n' }], label: 's3-dist-mp' });
+    const src = join(s.dir, 'src');
+    await writeOciLayout(src, [{ tag: 'v1', image: img }]);
+    await skopeoCopy(`oci:${src}:v1`, `docker://${dist.host}/from/dist:v1`);
+    await assertIntact(sluice.url, 'from/dist', 'v1', img);
+    assert.deepEqual(await inspectRaw(`docker://${sluice.host}/from/dist:v1`), img.manifest);
+    assert.deepEqual(await tags(sluice.url, 'from/dist'), { name: 'from/dist', tags: ['v1'] });
+  } finally {
+    await dist?.stop();
+    await sluice?.close();
+    await s3.close();
     await s.cleanup();
   }
 });

@@ -23,6 +23,11 @@ export interface S3Options {
 /** Distribution's default and minimum part size; S3 refuses smaller parts except the last. */
 const DEFAULT_CHUNK = 10 << 20;
 const MIN_CHUNK = 5 << 20;
+/** The most one CopyObject or UploadPartCopy takes, and the most parts one multipart upload has. */
+const MAX_COPY = 5 * 1024 ** 3;
+const MAX_PARTS = 10_000;
+/** Server-side part copies sent at once at commit (Distribution copies 32 MiB ranges in parallel too). */
+const COPY_CONCURRENCY = 4;
 /** Writer parts are named by their start offset, zero-padded so S3's lexical listing is numeric order. */
 const OFFSET_DIGITS = 16;
 const PARTS_SUFFIX = '.parts';
@@ -72,6 +77,11 @@ function isNotFound(e: unknown): boolean {
   return statusOf(e) === 404 || errName(e) === 'NoSuchKey' || errName(e) === 'NotFound';
 }
 
+/** A server's answer to a call it does not have (s3rver: 501 NotImplemented; some answer 405). */
+function isNotImplemented(e: unknown): boolean {
+  return statusOf(e) === 501 || statusOf(e) === 405 || errName(e) === 'NotImplemented' || errName(e) === 'MethodNotAllowed';
+}
+
 /** S3's answer to `If-None-Match: *` when the object exists. */
 function isPreconditionFailed(e: unknown): boolean {
   return statusOf(e) === 412 || errName(e) === 'PreconditionFailed';
@@ -118,6 +128,8 @@ export class S3Driver implements StorageDriver {
   private readonly chunk: number;
   private readonly extra: { StorageClass?: StorageClass; ServerSideEncryption?: ServerSideEncryption };
   private conditional: Promise<boolean> | undefined;
+  /** Whether the server has UploadPartCopy; unknown until the first commit that could use it. */
+  private partCopy: boolean | undefined;
 
   constructor(opts: S3Options) {
     this.bucket = opts.bucket;
@@ -356,19 +368,37 @@ export class S3Driver implements StorageDriver {
     const start = (await this.stat(path))?.size ?? 0;
     const written: string[] = [];
     let flushed = start;
+    let queued = start;
     let pending: Buffer[] = [];
     let pendingSize = 0;
+    let inflight: Promise<void> | undefined;
+    let cancelled = false;
     const partKey = (off: number) => `${this.key(path)}${PARTS_SUFFIX}/${String(off).padStart(OFFSET_DIGITS, '0')}`;
-    // Each flush is one PutObject named by its offset: memory is bounded by one chunk per writer.
-    const flush = async (): Promise<void> => {
-      if (pendingSize === 0) return;
-      const body = Buffer.concat(pending, pendingSize);
-      pending = [];
-      pendingSize = 0;
-      const k = partKey(flushed);
+    // Each part is one PutObject named by its offset. One is in flight while the next chunk arrives, so the
+    // request is not paused for S3's round trip; memory is bounded by about three chunks per writer.
+    const flush = async (final: boolean): Promise<void> => {
+      // Kept in `inflight` while awaited, so that cancel waits for it too.
+      if (inflight) await inflight;
+      if (pendingSize === 0 || cancelled) return;
+      const all = Buffer.concat(pending, pendingSize);
+      // Mid-stream, at least MIN_CHUNK stays behind, so that the last part is big enough for the commit to
+      // copy it on the server (UploadPartCopy wants every part but the last to be 5 MiB or more).
+      const body = final ? all : all.subarray(0, this.chunk);
+      const rest = all.subarray(body.length);
+      pending = rest.length ? [Buffer.from(rest)] : [];
+      pendingSize = rest.length;
+      const k = partKey(queued);
+      queued += body.length;
       written.push(k);
-      await c.send(new sdk.PutObjectCommand({ Bucket: this.bucket, Key: k, Body: body, ContentLength: body.length }));
-      flushed += body.length;
+      inflight = c.send(new sdk.PutObjectCommand({ Bucket: this.bucket, Key: k, Body: body, ContentLength: body.length })).then(() => {
+        flushed += body.length;
+      });
+      // Its failure is reported by the next flush or by drain; until then it must not count as unhandled.
+      inflight.catch(() => undefined);
+    };
+    const drain = async (): Promise<void> => {
+      await flush(true);
+      await inflight;
     };
     let received = 0;
     const stream = new Writable({
@@ -376,11 +406,11 @@ export class S3Driver implements StorageDriver {
         pending.push(chunk);
         pendingSize += chunk.length;
         received += chunk.length;
-        if (pendingSize >= this.chunk) flush().then(() => cb(), cb);
+        if (pendingSize >= this.chunk + MIN_CHUNK) flush(false).then(() => cb(), cb);
         else cb();
       },
       final: (cb) => {
-        flush().then(() => cb(), cb);
+        drain().then(() => cb(), cb);
       },
     });
     return {
@@ -388,13 +418,16 @@ export class S3Driver implements StorageDriver {
       size: () => start + received,
       readable: () => flushed,
       commit: async () => {
-        // The stream's final already flushed; this only covers a writer ended without finishing.
-        await flush();
+        // The stream's final already drained; this only covers a writer ended without finishing.
+        await drain();
       },
       cancel: async () => {
+        cancelled = true;
         pending = [];
         pendingSize = 0;
         if (!stream.destroyed) stream.destroy();
+        // A part still being sent could land after the delete below: let it finish (or fail) first.
+        await inflight?.catch(() => undefined);
         // Undo this writer's parts so the upload stays at the offset the client was last told.
         await this.deleteKeys(written);
       },
@@ -433,37 +466,146 @@ export class S3Driver implements StorageDriver {
     }
     if (!(await this.head(src))) throw Object.assign(new Error(`no such object: ${from}`), { code: 'ENOENT' });
     // A server-side copy: single CopyObject calls take objects up to 5 GB.
-    await c.send(
-      new sdk.CopyObjectCommand({ Bucket: this.bucket, Key: dst, CopySource: `${this.bucket}/${encodeURIComponent(src).replace(/%2F/g, '/')}`, ...this.extra }),
-    );
+    await c.send(new sdk.CopyObjectCommand({ Bucket: this.bucket, Key: dst, CopySource: this.copySource(src), ...this.extra }));
     await c.send(new sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: src }));
   }
 
+  /** The base object and part objects of a segmented path that hold bytes, in offset order. */
+  private async pieces(path: string): Promise<Part[]> {
+    const k = this.key(path);
+    const base = await this.head(k);
+    const all = [...(base ? [{ key: k, size: base.size, modified: base.modified }] : []), ...(await this.parts(path))];
+    return all.filter((p) => p.size > 0);
+  }
+
+  /** A key as CopyObject and UploadPartCopy name their source. */
+  private copySource(key: string): string {
+    return `${this.bucket}/${encodeURIComponent(key).replace(/%2F/g, '/')}`;
+  }
+
   /**
-   * Writes a segmented object's joined bytes to `dst`: one PutObject when they fit in one chunk, else a
-   * multipart upload of chunk-sized parts (S3 wants every part but the last to be at least 5 MiB).
+   * Writes a segmented object's joined bytes to `dst`, copying on the server where it can so that the bytes
+   * do not cross this process again: one CopyObject when a single piece holds them, else one UploadPartCopy
+   * per piece when every piece but the last is big enough to be a part; otherwise (and on servers without
+   * UploadPartCopy, s3rver) the bytes are read back and sent again.
    */
   private async assemble(from: string, dst: string): Promise<void> {
+    const { sdk, c } = await this.connect();
+    const pieces = await this.pieces(from);
+    if (pieces.length === 1 && pieces[0]!.size <= MAX_COPY) {
+      await c.send(new sdk.CopyObjectCommand({ Bucket: this.bucket, Key: dst, CopySource: this.copySource(pieces[0]!.key), ...this.extra }));
+      return;
+    }
+    const copyable =
+      pieces.length > 1 &&
+      pieces.length <= MAX_PARTS &&
+      pieces.every((p, i) => p.size <= MAX_COPY && (p.size >= MIN_CHUNK || i === pieces.length - 1));
+    if (copyable && this.partCopy !== false && (await this.copyParts(from, pieces, dst))) return;
+    await this.resend(from, dst);
+  }
+
+  /**
+   * Opens a multipart upload of `dst` and records it in `record` before any part is sent, so that a process
+   * killed mid-commit leaves a record that upload purging (or the next commit) aborts.
+   */
+  private async openMultipart(record: string, dst: string): Promise<string> {
+    const { sdk, c } = await this.connect();
+    // An earlier commit of this session that died mid-way left its upload open: abort it first.
+    await this.abortRecorded(record);
+    const uploadId = (await c.send(new sdk.CreateMultipartUploadCommand({ Bucket: this.bucket, Key: dst, ...this.extra }))).UploadId!;
+    const rec: MultipartRecord = { key: dst, uploadId };
+    await c.send(new sdk.PutObjectCommand({ Bucket: this.bucket, Key: record, Body: JSON.stringify(rec) }));
+    return uploadId;
+  }
+
+  /** Completes a recorded multipart upload (the object appears at `dst` whole) and removes the record. */
+  private async completeMultipart(record: string, dst: string, uploadId: string, parts: { PartNumber: number; ETag: string }[]): Promise<void> {
+    const { sdk, c } = await this.connect();
+    await c.send(new sdk.CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: dst, UploadId: uploadId, MultipartUpload: { Parts: parts } }));
+    await this.deleteKeys([record]);
+  }
+
+  /**
+   * Joins pieces into `dst` with one UploadPartCopy each, a few at once. Returns false, having aborted its
+   * upload, when the server turns out not to copy parts: found by the first commit and kept for the process.
+   */
+  private async copyParts(from: string, pieces: Part[], dst: string): Promise<boolean> {
+    const { sdk, c } = await this.connect();
+    const record = `${this.key(from)}${MULTIPART_SUFFIX}`;
+    const uploadId = await this.openMultipart(record, dst);
+    const done: { PartNumber: number; ETag: string }[] = [];
+    const copy = async (i: number): Promise<void> => {
+      const out = await c.send(
+        new sdk.UploadPartCopyCommand({ Bucket: this.bucket, Key: dst, UploadId: uploadId, PartNumber: i + 1, CopySource: this.copySource(pieces[i]!.key) }),
+      );
+      const etag = out.CopyPartResult?.ETag;
+      // A server that took the request for a plain UploadPart (of an empty body) would answer no CopyPartResult.
+      if (!etag) throw Object.assign(new Error('UploadPartCopy answered without an ETag'), { name: 'NotImplemented' });
+      done[i] = { PartNumber: i + 1, ETag: etag };
+    };
+    try {
+      let next = 0;
+      if (this.partCopy === undefined) {
+        try {
+          await copy(next++);
+        } catch (e) {
+          if (!isNotImplemented(e)) throw e;
+          this.partCopy = false;
+          await this.abortRecorded(record);
+          return false;
+        }
+        this.partCopy = true;
+      }
+      let failed = false;
+      const worker = async (): Promise<void> => {
+        while (!failed && next < pieces.length) {
+          try {
+            await copy(next++);
+          } catch (e) {
+            failed = true;
+            throw e;
+          }
+        }
+      };
+      // Every copy has settled before the upload is completed or aborted.
+      const settled = await Promise.allSettled(Array.from({ length: COPY_CONCURRENCY }, worker));
+      const bad = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (bad) throw bad.reason;
+      await this.completeMultipart(record, dst, uploadId, done);
+      return true;
+    } catch (e) {
+      // Parts of an unfinished multipart upload are billed until aborted.
+      await this.abortRecorded(record);
+      throw e;
+    }
+  }
+
+  /**
+   * Writes the joined bytes to `dst` by reading them back: one PutObject when they fit in one chunk, else a
+   * multipart upload of chunk-sized parts (S3 wants every part but the last to be at least 5 MiB), with one
+   * part in flight while the next is read.
+   */
+  private async resend(from: string, dst: string): Promise<void> {
     const { sdk, c } = await this.connect();
     const src = await this.reader(from);
     let buf: Buffer[] = [];
     let size = 0;
     let uploadId: string | undefined;
+    let sent = 0;
+    let inflight: Promise<void> | undefined;
     const done: { PartNumber: number; ETag: string }[] = [];
     const record = `${this.key(from)}${MULTIPART_SUFFIX}`;
     const sendPart = async (body: Buffer): Promise<void> => {
-      if (uploadId === undefined) {
-        // An earlier commit of this session that died mid-way left its upload open: abort it first.
-        await this.abortRecorded(record);
-        uploadId = (await c.send(new sdk.CreateMultipartUploadCommand({ Bucket: this.bucket, Key: dst, ...this.extra }))).UploadId!;
-        const rec: MultipartRecord = { key: dst, uploadId };
-        await c.send(new sdk.PutObjectCommand({ Bucket: this.bucket, Key: record, Body: JSON.stringify(rec) }));
-      }
-      const n = done.length + 1;
-      const out = await c.send(
-        new sdk.UploadPartCommand({ Bucket: this.bucket, Key: dst, UploadId: uploadId, PartNumber: n, Body: body, ContentLength: body.length }),
-      );
-      done.push({ PartNumber: n, ETag: out.ETag! });
+      if (inflight) await inflight;
+      uploadId ??= await this.openMultipart(record, dst);
+      const n = ++sent;
+      inflight = c
+        .send(new sdk.UploadPartCommand({ Bucket: this.bucket, Key: dst, UploadId: uploadId, PartNumber: n, Body: body, ContentLength: body.length }))
+        .then((out) => {
+          done[n - 1] = { PartNumber: n, ETag: out.ETag! };
+        });
+      // Its failure is reported by the next sendPart or before completing; until then it is not unhandled.
+      inflight.catch(() => undefined);
     };
     try {
       for await (const piece of src as AsyncIterable<Buffer>) {
@@ -483,11 +625,10 @@ export class S3Driver implements StorageDriver {
         return;
       }
       if (last.length > 0) await sendPart(last);
-      await c.send(
-        new sdk.CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: dst, UploadId: uploadId, MultipartUpload: { Parts: done } }),
-      );
-      await this.deleteKeys([record]);
+      await inflight;
+      await this.completeMultipart(record, dst, uploadId, done);
     } catch (e) {
+      await inflight?.catch(() => undefined);
       // Parts of an unfinished multipart upload are billed until aborted; some servers (s3rver) cannot.
       if (uploadId !== undefined) await this.abortRecorded(record);
       src.destroy();
@@ -528,7 +669,7 @@ export class S3Driver implements StorageDriver {
       try {
         out = await c.send(new sdk.ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: this.prefix, KeyMarker: keyMarker, UploadIdMarker: idMarker }));
       } catch (e) {
-        if (pages === 0 && (statusOf(e) === 501 || errName(e) === 'NotImplemented')) return aborted;
+        if (pages === 0 && isNotImplemented(e)) return aborted;
         throw e;
       }
       for (const u of out.Uploads ?? []) {

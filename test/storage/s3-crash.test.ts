@@ -87,19 +87,19 @@ async function patch(location: string, data: Buffer, from: number): Promise<stri
 }
 
 test('a node killed mid-PATCH leaves its flushed parts as the durable offset; another node continues and finishes', async () => {
-  const data = randomBytes(12 * MiB);
+  const data = randomBytes(14 * MiB);
   const a = await startNode('KILLPATCH');
   const b = await startNode('NODEB');
   const loc = await startSession(a.url, 'crash/patch');
   const prefix = sessionPrefix('crash/patch', loc);
-  // 6 of a promised 12 MiB: one 5 MiB part is flushed to the bucket, 1 MiB waits in the node's memory.
+  // 11 of a promised 14 MiB: one 5 MiB part is flushed to the bucket, the rest waits in the node's memory
+  // (a writer keeps at least 5 MiB back, so that its last part is big enough to be copied at commit).
   const u = new URL(loc);
-  sendAndForget(loc, 'PATCH', data.subarray(0, 6 * MiB), { 'content-type': 'application/octet-stream', 'content-length': String(data.length) });
+  sendAndForget(loc, 'PATCH', data.subarray(0, 11 * MiB), { 'content-type': 'application/octet-stream', 'content-length': String(data.length) });
   await until('the first part in the bucket', async () => (await s3.keys(`${prefix}data.parts/`)).length === 1);
   await a.kill();
   assert.equal(u.host, a.host);
-  // B reports the offset the bucket holds (the flushed part: a chunk and a little more, as the body arrived
-  // in pieces); nothing of the blob is visible.
+  // B reports the offset the bucket holds (the flushed part, one chunk); nothing of the blob is visible.
   const status = await fetch(on(b, loc));
   assert.equal(status.status, 204);
   const durable = Number(/^0-(\d+)$/.exec(status.headers.get('range') ?? '')?.[1]) + 1;
@@ -136,7 +136,9 @@ test('a node killed mid-commit leaves no blob; another node finishes the session
   const bSince = s3.requests.length;
   const done = await fetch(on(b, withDigest(loc, digest)), { method: 'PUT' });
   assert.equal(done.status, 201, await done.text());
-  const aborts = requestsBy(s3, 'NODEB2', bSince).filter((r) => r.method === 'DELETE' && r.url.includes('uploadId='));
+  const crashedId = /uploadId=([^&]+)/.exec(requestsBy(s3, 'KILLPUT', since).find((r) => r.method === 'PUT' && r.url.includes('partNumber=2'))!.url)![1];
+  // B also opens (and aborts) an upload of its own to find out that s3rver has no UploadPartCopy.
+  const aborts = requestsBy(s3, 'NODEB2', bSince).filter((r) => r.method === 'DELETE' && r.url.includes(`uploadId=${crashedId}`));
   assert.equal(aborts.length, 1, 'the crashed commit\'s upload was aborted (s3rver refuses, which is tolerated)');
   const g = await fetch(`${b.url}/v2/crash/put/blobs/${digest}`);
   assert.equal(g.status, 200);

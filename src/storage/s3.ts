@@ -1,6 +1,7 @@
 import type { S3Client, ServerSideEncryption, StorageClass } from '@aws-sdk/client-s3';
 import { Readable, Writable } from 'node:stream';
 import { createHash, randomUUID } from 'node:crypto';
+import { loadS3Sdk, type S3Sdk } from './aws-sdk.js';
 import type { FileInfo, FileWriter, PutOptions, StorageDriver } from './driver.js';
 import { healthProbePath } from './layout.js';
 
@@ -37,13 +38,6 @@ const PARTS_SUFFIX = '.parts';
  */
 const MULTIPART_SUFFIX = '.multipart';
 
-type Sdk = typeof import('@aws-sdk/client-s3');
-let sdkLoad: Promise<Sdk> | undefined;
-
-/** The SDK takes about a second to load: only a process configured for S3 pays for it, on first use. */
-function loadSdk(): Promise<Sdk> {
-  return (sdkLoad ??= import('@aws-sdk/client-s3'));
-}
 
 type Presigner = typeof import('@aws-sdk/s3-request-presigner');
 let presignerLoad: Promise<Presigner> | undefined;
@@ -120,9 +114,9 @@ export class S3Driver implements StorageDriver {
   readonly name = 's3';
   readonly location: string;
   private client: S3Client | undefined;
-  private connecting: Promise<{ sdk: Sdk; c: S3Client }> | undefined;
+  private connecting: Promise<{ sdk: S3Sdk; c: S3Client }> | undefined;
   /** The SDK and a client, loaded on first use. */
-  private readonly connect: () => Promise<{ sdk: Sdk; c: S3Client }>;
+  private readonly connect: () => Promise<{ sdk: S3Sdk; c: S3Client }>;
   private readonly bucket: string;
   private readonly prefix: string;
   private readonly chunk: number;
@@ -151,7 +145,7 @@ export class S3Driver implements StorageDriver {
       requestChecksumCalculation: 'WHEN_REQUIRED' as const,
       responseChecksumValidation: 'WHEN_REQUIRED' as const,
     };
-    this.connect = () => (this.connecting ??= loadSdk().then((sdk) => {
+    this.connect = () => (this.connecting ??= loadS3Sdk().then((sdk) => {
       this.client = new sdk.S3Client(config);
       // Typed loosely: the SDK's middleware types come from @smithy/types, not a dependency of ours.
       (this.client.middlewareStack as unknown as { add(m: typeof contentMd5ForDeletes, o: { step: 'build'; priority: 'low'; name: string }): void }).add(

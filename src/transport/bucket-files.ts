@@ -1,4 +1,5 @@
 import type { S3Client } from '@aws-sdk/client-s3';
+import { loadS3Sdk, type S3Sdk } from '../storage/aws-sdk.js';
 import type { Readable } from 'node:stream';
 import type { WritableLayoutFiles } from './layout-files.js';
 
@@ -11,7 +12,6 @@ export interface BucketAccess {
   secretAccessKey?: string;
 }
 
-type Sdk = typeof import('@aws-sdk/client-s3');
 
 /** Parts of a streamed upload: S3 wants at least 5 MiB per part but the last, and at most 10,000 parts. */
 const MIN_PART = 8 << 20;
@@ -31,7 +31,7 @@ export function bucketEndpoint(access: BucketAccess): string | undefined {
 export class BucketFiles implements WritableLayoutFiles {
   readonly where: string;
   private readonly prefix: string;
-  private connecting: Promise<{ sdk: Sdk; c: S3Client }> | undefined;
+  private connecting: Promise<{ sdk: S3Sdk; c: S3Client }> | undefined;
   private client: S3Client | undefined;
 
   constructor(
@@ -44,9 +44,9 @@ export class BucketFiles implements WritableLayoutFiles {
     this.where = `s3:${bucket}${p ? `/${p}` : ''}`;
   }
 
-  /** The SDK loads on first use: it takes about a second, which no other transport should pay. */
-  private connect(): Promise<{ sdk: Sdk; c: S3Client }> {
-    return (this.connecting ??= import('@aws-sdk/client-s3').then((sdk) => {
+  /** Connects on first use (the SDK loads then: see loadS3Sdk). */
+  private connect(): Promise<{ sdk: S3Sdk; c: S3Client }> {
+    return (this.connecting ??= loadS3Sdk().then((sdk) => {
       const endpoint = bucketEndpoint(this.access);
       const { accessKeyId, secretAccessKey } = this.access;
       this.client = new sdk.S3Client({

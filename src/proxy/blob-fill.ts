@@ -4,7 +4,7 @@ import type { Readable, Writable } from 'node:stream';
 import { parseDigest, type Digest } from '../oci/digest.js';
 import type { RepositoryName } from '../oci/name.js';
 import type { BlobStore } from '../storage/blobs.js';
-import type { StorageDriver } from '../storage/driver.js';
+import type { FileWriter, StorageDriver } from '../storage/driver.js';
 import { uploadDataPath } from '../storage/layout.js';
 import type { UploadStore } from '../storage/uploads.js';
 
@@ -159,10 +159,17 @@ export class BlobFill {
   }
 
   private async run(source: FillSource): Promise<void> {
-    if (source.size !== this.size) throw new Error(`upstream announced ${source.size} bytes for ${this.digest}, the manifest says ${this.size}`);
     const { algorithm } = parseDigest(this.digest);
     const hash = createHash(algorithm);
-    const writer = await this.deps.driver.writer(this.dataPath);
+    let writer: FileWriter;
+    try {
+      if (source.size !== this.size) throw new Error(`upstream announced ${source.size} bytes for ${this.digest}, the manifest says ${this.size}`);
+      writer = await this.deps.driver.writer(this.dataPath);
+    } catch (e) {
+      // An unread body holds its upstream connection (paused, past undici's body timeout) for good.
+      source.body.destroy();
+      throw e;
+    }
     const file = writer.stream;
     // A failed write is reported to its callback and as an event; the loop below picks it up from here.
     let writeError: Error | undefined;

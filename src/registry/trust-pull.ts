@@ -7,6 +7,8 @@ import { requireTrusted, type TrustVerdict } from './trust-setup.js';
 
 const DECISION_TTL_MS = 5_000;
 const decisions = new WeakMap<RegistryContext, Map<string, { verdict: TrustVerdict; until: number }>>();
+/** Checks under way by key: the pulls that find an approval expired at the same moment wait for one check, not one each. */
+const running = new WeakMap<RegistryContext, Map<string, Promise<TrustVerdict>>>();
 
 function looksLikeHost(first: string): boolean {
   return first.includes('.') || first.includes(':') || first === 'localhost';
@@ -43,17 +45,32 @@ export async function checkPull(ctx: RegistryContext, req: FastifyRequest, name:
   const hit = cache.get(key);
   const what = `${name}${isDigest(reference) ? `@${reference}` : `:${reference}`}`;
   if (hit && hit.until > Date.now()) return requireTrusted(hit.verdict, what);
-  const repo = ctx.repo(name);
-  let subject = digest;
-  await ctx.scanner.refresh(repo);
-  const listing = await ctx.scanner.indexListing(repo, digest);
-  if (listing) subject = listing.index;
-  const ref = `${dockerName(ctx, req, name)}${isDigest(reference) ? `@${subject}` : `:${reference}`}`;
-  const verdict = await trust.check(new StorageSource(repo, ctx.blobs, subject), name, 'pull', subject, ref);
+  let inFlight = running.get(ctx);
+  if (!inFlight) running.set(ctx, (inFlight = new Map()));
+  // The Host a client named is part of the identity judged, so only requests naming the same one share a check.
+  const checkKey = `${key} ${dockerName(ctx, req, name)}`;
+  let check = inFlight.get(checkKey);
+  if (!check) {
+    const flight = inFlight;
+    check = judge(ctx, trust, req, name, reference, digest).finally(() => flight.delete(checkKey));
+    inFlight.set(checkKey, check);
+  }
+  const verdict = await check;
   // Only approvals are kept: an image signed a moment ago pulls at once; a removed signature stops it within seconds.
   if (verdict.allowed) {
     if (cache.size > 10_000) cache.clear();
     cache.set(key, { verdict, until: Date.now() + DECISION_TTL_MS });
   }
   requireTrusted(verdict, what);
+}
+
+/** Reads the signatures of what a pull serves (its index's, for a child) and checks them against the rules. */
+async function judge(ctx: RegistryContext, trust: NonNullable<RegistryContext['trust']>, req: FastifyRequest, name: RepositoryName, reference: string, digest: Digest): Promise<TrustVerdict> {
+  const repo = ctx.repo(name);
+  let subject = digest;
+  await ctx.scanner.refresh(repo);
+  const listing = await ctx.scanner.indexListing(repo, digest);
+  if (listing) subject = listing.index;
+  const ref = `${dockerName(ctx, req, name)}${isDigest(reference) ? `@${subject}` : `:${reference}`}`;
+  return trust.check(new StorageSource(repo, ctx.blobs, subject), name, 'pull', subject, ref);
 }

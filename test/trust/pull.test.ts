@@ -8,6 +8,7 @@ import { basic, startAuthRegistry, USERS } from '../auth/fixture.js';
 import { makeImage, makeMultiArch, pushImage } from '../helpers/images.js';
 import { bytesOf, errorOf } from '../helpers/oci-http.js';
 import { signImage } from '../../src/sign/index.js';
+import { startRegistry } from '../helpers/registry.js';
 
 function keyPair(): { priv: KeyObject; pub: string } {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
@@ -92,6 +93,37 @@ test('trust at pull: an image a rule covers is served only with a signature by t
     assert.equal((await fetch(`${reg.url}/v2/prod/multi/manifests/${idx.images[0]!.digest}`, { headers: { ...bob, accept: idx.images[0]!.mediaType } })).status, 200);
   } finally {
     await f.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('trust at pull: concurrent pulls that find no approval wait for one signature check, not one each', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'sluice-trust-'));
+  const good = keyPair();
+  await writeFile(join(dir, 'hive.pub'), good.pub);
+  // Pushed and signed before the rule is on (an anonymous signer could not read the unsigned image under it).
+  const before = await startRegistry();
+  const img = await makeImage({ label: 'herd' });
+  await pushImage(before.url, 'prod/herd', '1', img);
+  // The name it is signed for is the one the enforcing registry is configured to be (http.host).
+  await signImage(`docker://${before.host}/prod/herd:1`, good.priv, { transport: { tlsVerify: false }, identity: 'registry.test/prod/herd:1' });
+  const root = before.root;
+  const reg = await startRegistry({ http: { host: 'http://registry.test' }, trust: { keys: { hive: join(dir, 'hive.pub') }, require: [{ images: ['prod/**'], keys: ['hive'] }] } }, root);
+  try {
+    // Counted where the registry calls it: the check that reads signatures from storage.
+    const trust = reg.ctx.trust!;
+    const check = trust.check.bind(trust);
+    let checks = 0;
+    trust.check = (...args: Parameters<typeof check>) => {
+      checks++;
+      return check(...args);
+    };
+    const codes = await Promise.all(Array.from({ length: 16 }, async () => (await fetch(`${reg.url}/v2/prod/herd/manifests/1`)).status));
+    assert.deepEqual(new Set(codes), new Set([200]));
+    assert.equal(checks, 1);
+  } finally {
+    await reg.close();
+    await before.close();
     await rm(dir, { recursive: true, force: true });
   }
 });

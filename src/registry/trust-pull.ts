@@ -39,21 +39,21 @@ export async function checkPull(ctx: RegistryContext, req: FastifyRequest, name:
   if (ctx.mayPush && (await ctx.mayPush(req, name))) return;
   let cache = decisions.get(ctx);
   if (!cache) decisions.set(ctx, (cache = new Map()));
-  // The tag is part of the key: under matchRepoDigestOrExact a signature names one tag, so an approval of
-  // `app:1` says nothing about `app:2` pointing at the same digest.
-  const key = isDigest(reference) ? `${name}@${digest}` : `${name}:${reference}@${digest}`;
+  // The tag and the name judged are part of the key: under matchRepoDigestOrExact a signature names one tag
+  // of one registry name, so an approval of `app:1` says nothing about `app:2` pointing at the same digest,
+  // nor about the same tag asked for under another Host.
+  const named = dockerName(ctx, req, name);
+  const key = isDigest(reference) ? `${named}@${digest}` : `${named}:${reference}@${digest}`;
   const hit = cache.get(key);
   const what = `${name}${isDigest(reference) ? `@${reference}` : `:${reference}`}`;
   if (hit && hit.until > Date.now()) return requireTrusted(hit.verdict, what);
   let inFlight = running.get(ctx);
   if (!inFlight) running.set(ctx, (inFlight = new Map()));
-  // The Host a client named is part of the identity judged, so only requests naming the same one share a check.
-  const checkKey = `${key} ${dockerName(ctx, req, name)}`;
-  let check = inFlight.get(checkKey);
+  let check = inFlight.get(key);
   if (!check) {
     const flight = inFlight;
-    check = judge(ctx, trust, req, name, reference, digest).finally(() => flight.delete(checkKey));
-    inFlight.set(checkKey, check);
+    check = judge(ctx, trust, named, name, reference, digest).finally(() => flight.delete(key));
+    inFlight.set(key, check);
   }
   const verdict = await check;
   // Only approvals are kept: an image signed a moment ago pulls at once; a removed signature stops it within seconds.
@@ -65,12 +65,12 @@ export async function checkPull(ctx: RegistryContext, req: FastifyRequest, name:
 }
 
 /** Reads the signatures of what a pull serves (its index's, for a child) and checks them against the rules. */
-async function judge(ctx: RegistryContext, trust: NonNullable<RegistryContext['trust']>, req: FastifyRequest, name: RepositoryName, reference: string, digest: Digest): Promise<TrustVerdict> {
+async function judge(ctx: RegistryContext, trust: NonNullable<RegistryContext['trust']>, named: string, name: RepositoryName, reference: string, digest: Digest): Promise<TrustVerdict> {
   const repo = ctx.repo(name);
   let subject = digest;
   await ctx.scanner.refresh(repo);
   const listing = await ctx.scanner.indexListing(repo, digest);
   if (listing) subject = listing.index;
-  const ref = `${dockerName(ctx, req, name)}${isDigest(reference) ? `@${subject}` : `:${reference}`}`;
+  const ref = `${named}${isDigest(reference) ? `@${subject}` : `:${reference}`}`;
   return trust.check(new StorageSource(repo, ctx.blobs, subject), name, 'pull', subject, ref);
 }

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { basic, startAuthRegistry, USERS } from '../auth/fixture.js';
@@ -65,6 +66,16 @@ test('trust at pull: an image a rule covers is served only with a signature by t
     assert.equal(ok.status, 200);
     assert.deepEqual(await bytesOf(ok), img.manifest);
     assert.equal((await fetch(`${reg.url}/v2/prod/app/manifests/${img.digest}`, { headers: bob })).status, 200);
+    // Right after that approval, the same tag asked for under another Host is judged as that name: not signed for it.
+    const viaOtherHost = await new Promise<number>((resolve, reject) => {
+      const r = request(`${reg.url}/v2/prod/app/manifests/1`, { headers: { ...bob, host: 'elsewhere.test' } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      r.on('error', reject);
+      r.end();
+    });
+    assert.equal(viaOtherHost, 403);
     // Another tag of the same digest is not what was signed (matchRepoDigestOrExact names the tag), even right after the approval above.
     await push('prod/app', '2', img);
     const otherTag = await fetch(`${reg.url}/v2/prod/app/manifests/2`, { headers: bob });

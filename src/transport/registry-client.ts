@@ -102,6 +102,10 @@ export async function errorFrom(res: ClientResponse, what: string): Promise<Regi
 
 /** Tokens one connection keeps: a token is per repository, and a cache's pool meets every repository it serves. */
 const MAX_TOKENS = 512;
+/** The Docker token spec's lifetime for a token whose answer names none. */
+const DEFAULT_TOKEN_SECONDS = 60;
+/** A token is renewed this long before it expires (a quarter of its lifetime for short-lived ones). */
+const RENEW_BEFORE_MS = 10_000;
 
 /**
  * What every client of one registry can share: the undici Agent (kept-alive connections), the scheme
@@ -112,14 +116,27 @@ class Connection {
   readonly dispatcher: Dispatcher;
   credentials?: Credentials | null;
   challenge?: Challenge;
-  readonly tokens = new Map<string, string>();
+  private readonly tokens = new Map<string, { token: string; renewAt: number }>();
   private pinging?: Promise<void>;
 
-  /** Keeps a token for a scope set; a long-lived pool (a cache's upstream) keeps only the newest few hundred. */
-  keepToken(scopes: string, token: string): void {
+  /**
+   * Keeps a token for a scope set until shortly before it expires; a long-lived pool (a cache's upstream)
+   * keeps only the newest few hundred. Renewing early means a request never goes out with a token that
+   * expires on the way, which a streamed body could not recover from by asking again.
+   */
+  keepToken(scopes: string, token: string, expiresInSeconds = DEFAULT_TOKEN_SECONDS): void {
+    const lifetime = expiresInSeconds * 1000;
     this.tokens.delete(scopes);
-    this.tokens.set(scopes, token);
+    this.tokens.set(scopes, { token, renewAt: Date.now() + lifetime - Math.min(RENEW_BEFORE_MS, lifetime / 4) });
     if (this.tokens.size > MAX_TOKENS) this.tokens.delete(this.tokens.keys().next().value!);
+  }
+
+  /** The token for a scope set while it is still good to use; undefined when there is none or it is about to expire. */
+  token(scopes: string): string | undefined {
+    const t = this.tokens.get(scopes);
+    if (t && Date.now() < t.renewAt) return t.token;
+    if (t) this.tokens.delete(scopes);
+    return undefined;
   }
 
   constructor(
@@ -258,14 +275,14 @@ export class RegistryClient {
       if (!credentials) return undefined;
       return `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
     }
-    const token = this.conn.tokens.get(scopeKey(scopes));
+    const token = this.conn.token(scopeKey(scopes));
     return token ? `Bearer ${token}` : undefined;
   }
 
   /** Fetches a Bearer token for the scopes from the challenge's realm (with Basic credentials when there are some). */
-  private async fetchToken(scopes: string[]): Promise<void> {
+  private async fetchToken(scopes: string[]): Promise<{ token: string; seconds: number } | undefined> {
     const ch = this.conn.challenge;
-    if (!ch || ch.scheme !== 'bearer') return;
+    if (!ch || ch.scheme !== 'bearer') return undefined;
     const realm = ch.params.realm;
     if (!realm) throw new Error(`${this.host}: Bearer challenge without realm`);
     const url = new URL(realm);
@@ -276,10 +293,12 @@ export class RegistryClient {
     if (cred) headers.authorization = `Basic ${Buffer.from(`${cred.username}:${cred.password}`).toString('base64')}`;
     const res = await this.withRetries(() => request(url, { method: 'GET', headers, dispatcher: this.conn.dispatcher }), true);
     if (res.statusCode !== 200) throw await errorFrom(res, `token from ${url.origin}${url.pathname} for ${scopes.join(' ')}`);
-    const doc = (await res.body.json()) as { token?: string; access_token?: string };
+    const doc = (await res.body.json()) as { token?: string; access_token?: string; expires_in?: number };
     const token = doc.token ?? doc.access_token;
     if (!token) throw new Error(`${this.host}: token response carries no token`);
-    this.conn.keepToken(scopeKey(scopes), token);
+    const lifetime = typeof doc.expires_in === 'number' && doc.expires_in > 0 ? doc.expires_in : DEFAULT_TOKEN_SECONDS;
+    this.conn.keepToken(scopeKey(scopes), token, lifetime);
+    return { token, seconds: lifetime };
   }
 
   /** Sends a request with auth; a streamed body is sent once (retries are the caller's business). */
@@ -287,7 +306,7 @@ export class RegistryClient {
     await this.ping();
     const scopes = [...this.scopes, ...(req.scopes ?? [])];
     const replayable = req.body === undefined || Buffer.isBuffer(req.body);
-    if (this.conn.challenge?.scheme === 'bearer' && !this.conn.tokens.has(scopeKey(scopes))) await this.fetchToken(scopes);
+    if (this.conn.challenge?.scheme === 'bearer' && !this.conn.token(scopeKey(scopes))) await this.fetchToken(scopes);
     const url = /^https?:\/\//.test(req.path) ? req.path : `${this.conn.base}${req.path}`;
     const attempt = () => {
       const headers = { ...(req.headers ?? {}) };
@@ -304,8 +323,8 @@ export class RegistryClient {
       if (ch) this.conn.challenge = ch;
       const extra = ch?.params.scope ? ch.params.scope.split(' ') : [];
       const all = [...new Set([...scopes, ...extra])];
-      await this.fetchToken(all);
-      if (all.length !== scopes.length) this.conn.keepToken(scopeKey(scopes), this.conn.tokens.get(scopeKey(all))!);
+      const got = await this.fetchToken(all);
+      if (got && all.length !== scopes.length) this.conn.keepToken(scopeKey(scopes), got.token, got.seconds);
       res = await attempt();
     }
     return res;

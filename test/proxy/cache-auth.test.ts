@@ -2,7 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startRegistry } from '../helpers/registry.js';
 import { makeImage, pushImage } from '../helpers/images.js';
-import { bytesOf, errorOf } from '../helpers/oci-http.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startFaultProxy } from '../helpers/fault-proxy.js';
+import { assertIntact, bytesOf, errorOf } from '../helpers/oci-http.js';
 import { basic, startAuthRegistry, USERS } from '../auth/fixture.js';
 
 async function token(url: string, scope: string, user?: keyof typeof USERS): Promise<string> {
@@ -55,5 +57,31 @@ test('access rules apply to the client on the cache repository, whichever name i
   } finally {
     await f.close();
     await up.close();
+  }
+});
+
+test('a cache renews its upstream token before it expires: a pull after the token\'s lifetime is not answered 401 first', async () => {
+  // The images are put in place through a plain registry on the upstream's storage (pushes need no token there).
+  const seed = await startRegistry();
+  const a = await makeImage({ label: 'token-a' });
+  const b = await makeImage({ label: 'token-b' });
+  await pushImage(seed.url, 'library/app', '1', a);
+  await pushImage(seed.url, 'library/app', '2', b);
+  const up = await startAuthRegistry({ root: seed.root, access: { rules: [{ repos: ['library/**'], who: ['alice'], allow: ['pull'] }] }, auth: { issuer: { expiration: 2 } } });
+  const proxy = await startFaultProxy(up.reg.url);
+  const cache = await startRegistry({ upstreams: { 'docker.io': { url: proxy.url, username: 'alice', password: USERS.alice } }, flows: [{ images: ['docker.io/library/*'] }] });
+  try {
+    await assertIntact(cache.url, 'docker.io/library/app', '1', a);
+    // The token for library/app lives 2 s; the next pull comes after that.
+    await sleep(2200);
+    const from = proxy.seen.length;
+    await assertIntact(cache.url, 'docker.io/library/app', '2', b);
+    const asked = proxy.seen.slice(from).filter((s) => s === 'GET /v2/library/app/manifests/2');
+    assert.equal(asked.length, 1, proxy.seen.slice(from).join('\n'));
+  } finally {
+    await cache.close();
+    await proxy.close();
+    await up.close();
+    await seed.close();
   }
 });

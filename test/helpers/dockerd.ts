@@ -1,8 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync, closeSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request, Agent } from 'undici';
+import { copyImage } from '../../src/copy/copy.js';
+import { openDestination, openSource } from '../../src/transport/index.js';
+import { writeOciLayout, type TestImage } from './images.js';
 import { hasTool, runOk, type RunResult } from './tools.js';
 
 /** A dockerd started by a test, with its own data root, exec root and socket. */
@@ -93,4 +97,23 @@ export async function startDockerd(extra: string[] = []): Promise<TestDaemon> {
   const text = await readFile(join(dir, 'dockerd.log'), 'utf8').catch(() => '');
   await stop();
   throw new Error(`dockerd did not become ready:\n${text.slice(-4000)}`);
+}
+
+/** Puts an image into a daemon as a local build would leave it (no RepoDigest): `docker load` of an archive Sluice writes. */
+export async function loadImage(daemon: TestDaemon, image: TestImage, name: string): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'sluice-load-'));
+  try {
+    await writeOciLayout(join(dir, 'layout'), [{ tag: 'v1', image }]);
+    const src = await openSource(`oci:${join(dir, 'layout')}:v1`);
+    const dst = await openDestination(`docker-archive:${join(dir, 'img.tar')}:${name}`);
+    try {
+      await copyImage(src, dst);
+    } finally {
+      await src.close();
+      await dst.close();
+    }
+    await daemon.docker(['load', '-i', join(dir, 'img.tar')]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }

@@ -1,14 +1,10 @@
-import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { copyImage } from '../../src/copy/copy.js';
 import { DockerEngine } from '../../src/transport/docker-engine.js';
-import { openDestination, openSource } from '../../src/transport/index.js';
 import { basic, startAuthRegistry, USERS, type AuthFixture } from '../auth/fixture.js';
 import { after, before, type TestContext } from 'node:test';
 import { dockerCli, hasDocker, startDockerd, type TestDaemon } from '../helpers/dockerd.js';
-import { writeOciLayout, type TestImage } from '../helpers/images.js';
+export { loadImage as loadLocal } from '../helpers/dockerd.js';
+import type { TestImage } from '../helpers/images.js';
 import { needTools, run } from '../helpers/tools.js';
 
 /** Starts dockerd with extra flags (`--registry-mirror URL`, so docker.io pulls land on a local registry and RepoDigests still say docker.io). */
@@ -61,24 +57,6 @@ export async function tagsOf(daemon: TestDaemon): Promise<Record<string, string>
   return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : 1)));
 }
 
-/** Puts an image into a daemon as a local build would leave it: loaded from an archive, no RepoDigest. */
-export async function loadLocal(daemon: TestDaemon, image: TestImage, name: string): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'sluice-pt-'));
-  try {
-    await writeOciLayout(join(dir, 'layout'), [{ tag: 'v1', image }]);
-    const src = await openSource(`oci:${join(dir, 'layout')}:v1`);
-    const dst = await openDestination(`docker-archive:${join(dir, 'img.tar')}:${name}`);
-    try {
-      await copyImage(src, dst);
-    } finally {
-      await src.close();
-      await dst.close();
-    }
-    await daemon.docker(['load', '-i', join(dir, 'img.tar')]);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
 
 /** Pushes an image with Basic credentials (or none). */
 export async function pushAs(url: string, repo: string, tag: string, img: TestImage, auth?: string): Promise<void> {

@@ -1,11 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
 import { request } from 'node:http';
-import { writeFile } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 import { startS3, type TestS3 } from '../helpers/s3.js';
 import { digestOf } from '../../src/oci/digest.js';
@@ -13,7 +9,7 @@ import { S3Driver } from '../../src/storage/s3.js';
 import { validateConfig } from '../../src/config/load.js';
 import { driverFor } from '../../src/registry/server.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { freePort, inspectRaw, scratch, skopeoCopy, waitForHttp } from '../helpers/clients.js';
+import { inspectRaw, scratch, skopeoCopy, startDistribution } from '../helpers/clients.js';
 import { needTools } from '../helpers/tools.js';
 import { makeImage, pushImage, writeOciLayout } from '../helpers/images.js';
 import { assertIntact, bytesOf, startSession, withDigest } from '../helpers/oci-http.js';
@@ -185,44 +181,13 @@ test('skopeo pushes to Sluice on S3 and pulls back; Distribution 2.8 on the same
       await assertIntact(reg.url, 'lib/app', 'v1', img);
       assert.deepEqual(await inspectRaw(`docker://${reg.host}/lib/app:v1`), img.manifest);
     });
-    // Distribution's s3-aws driver panics when AWS_CA_BUNDLE is set (CLIENTS.md).
-    const env = { ...process.env };
-    delete env['AWS_CA_BUNDLE'];
-    let lastError: unknown;
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const port = await freePort();
-      const cfg = join(work.dir, `dist-${attempt}.yml`);
-      await writeFile(
-        cfg,
-        [
-          'version: 0.1',
-          'log: {level: error}',
-          `storage: {s3: {accesskey: S3RVER, secretkey: S3RVER, region: us-east-1, regionendpoint: "${endpoint}", bucket: reg, rootdirectory: /dist, secure: false, v4auth: true}}`,
-          `http: {addr: 127.0.0.1:${port}}`,
-          '',
-        ].join('\n'),
-      );
-      const child = spawn('docker-registry', ['serve', cfg], { stdio: ['ignore', 'ignore', 'pipe'], env });
-      let stderr = '';
-      child.stderr!.on('data', (d) => (stderr += d));
-      const exited = new Promise<void>((res) => child.once('exit', () => res()));
-      try {
-        const url = `http://127.0.0.1:${port}`;
-        await waitForHttp(`${url}/v2/`, child);
-        await assertIntact(url, 'lib/app', 'v1', img);
-        assert.deepEqual(await inspectRaw(`docker://127.0.0.1:${port}/lib/app:v1`), img.manifest);
-        lastError = undefined;
-        break;
-      } catch (e) {
-        lastError = new Error(`${(e as Error).message}\n${stderr}`);
-      } finally {
-        if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-        await exited;
-        clearTimeout(timer);
-      }
+    const dist = await startDistribution({ s3: s3.config('/dist') });
+    try {
+      await assertIntact(dist.url, 'lib/app', 'v1', img);
+      assert.deepEqual(await inspectRaw(`docker://${dist.host}/lib/app:v1`), img.manifest);
+    } finally {
+      await dist.stop();
     }
-    if (lastError) throw lastError;
   } finally {
     await work.cleanup();
   }

@@ -1,18 +1,15 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test, type TestContext } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { digestOf } from '../../src/oci/digest.js';
-import { copyImage } from '../../src/copy/copy.js';
 import { parseManifest, type ImageManifest } from '../../src/oci/manifest.js';
 import { MediaType } from '../../src/oci/mediatypes.js';
 import { DockerEngine } from '../../src/transport/docker-engine.js';
 import { openDestination, openSource } from '../../src/transport/index.js';
-import { dockerCli, hasDocker, startDockerd, type TestDaemon } from '../helpers/dockerd.js';
-import { makeImage, writeOciLayout, type TestImage } from '../helpers/images.js';
+import { dockerCli, hasDocker, loadImage, startDockerd, type TestDaemon } from '../helpers/dockerd.js';
+import { makeImage, type TestImage } from '../helpers/images.js';
 import { startRegistry } from '../helpers/registry.js';
 import { needTools, run } from '../helpers/tools.js';
 
@@ -23,24 +20,6 @@ function docker(t: TestContext): boolean {
   return needTools(t, 'dockerd', 'docker');
 }
 
-/** Puts a test image into a daemon the way a user would: `docker load` of an archive Sluice writes. */
-async function loadInto(daemon: TestDaemon, image: TestImage, name: string): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'sluice-ddaemon-'));
-  try {
-    await writeOciLayout(join(dir, 'layout'), [{ tag: 'v1', image }]);
-    const src = await openSource(`oci:${join(dir, 'layout')}:v1`);
-    const dst = await openDestination(`docker-archive:${join(dir, 'img.tar')}:${name}`);
-    try {
-      await copyImage(src, dst);
-    } finally {
-      await src.close();
-      await dst.close();
-    }
-    await daemon.docker(['load', '-i', join(dir, 'img.tar')]);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
 
 async function inspect(daemon: TestDaemon, name: string): Promise<{ Id: string; RepoTags: string[]; RepoDigests: string[]; RootFS: { Layers: string[] } }> {
   const r = await daemon.docker(['image', 'inspect', name]);
@@ -61,7 +40,7 @@ test('the Engine API client lists images with RepoTags, exports by name and repo
   const engine = new DockerEngine(daemon.host);
   try {
     const image = await makeImage({ layers: [{ 'l1.txt': 'one\n' }, { 'l2.txt': 'two\n' }], label: 'list' });
-    await loadInto(daemon, image, 'sluice/listed:v1');
+    await loadImage(daemon, image, 'sluice/listed:v1');
     await daemon.docker(['tag', 'sluice/listed:v1', 'sluice/listed:v2']);
     const listed = (await engine.listImages()).find((i) => i.id === image.config.descriptor.digest);
     assert.ok(listed, 'the loaded image is listed under its config digest');
@@ -100,7 +79,7 @@ test('sluice copy docker-daemon: → Sluice registry → back into the daemon ke
   const engine = new DockerEngine(daemon.host);
   try {
     const image = await makeImage({ layers: [{ 'app/bin': 'binary\n' }, { 'app/conf': 'conf\n' }], label: 'registry-trip' });
-    await loadInto(daemon, image, 'sluice/app:v1');
+    await loadImage(daemon, image, 'sluice/app:v1');
 
     const refused = await cli(['copy', '--preserve-digests', '--daemon-host', daemon.host, 'docker-daemon:sluice/app:v1', `docker://${reg.host}/team/app:v1`]);
     assert.notEqual(refused.code, 0);
@@ -151,7 +130,7 @@ test('two daemons side by side ("host" and "nested") exchange an image through S
   const nested = await startDockerd();
   try {
     const image = await makeImage({ layers: [{ 'seed.txt': 'seeded from the host\n' }, { 'more.txt': 'x'.repeat(100_000) }], label: 'dind' });
-    await loadInto(host, image, 'ci/tooling:1.2');
+    await loadImage(host, image, 'ci/tooling:1.2');
     assert.notEqual((await run(dockerCli(), ['-H', nested.host, 'image', 'inspect', 'ci/tooling:1.2'])).code, 0, 'nested starts without the image');
 
     // Source daemon from DOCKER_HOST, destination from --dest-daemon-host.

@@ -6,7 +6,7 @@ import type { Config } from '../config/schema.js';
 import type { MirrorJob, PlanStep } from '../sync/job.js';
 import type { RunSummary } from '../sync/state.js';
 import { fail } from './fail.js';
-import { addBoolFlag, sluiceErrors } from './option-values.js';
+import { addBoolFlag, positiveValue, sluiceErrors } from './option-values.js';
 
 interface SyncFlags {
   config?: string;
@@ -19,6 +19,7 @@ interface SyncFlags {
   destTlsVerify?: boolean;
   state?: string;
   scoped?: boolean;
+  parallelJobs?: number;
 }
 
 const quietLog = { info: () => undefined, warn: (o: object, msg: string) => process.stderr.write(`warning: ${msg}\n`) };
@@ -66,6 +67,26 @@ async function syncConfig(f: SyncFlags, file: string | undefined): Promise<Confi
   }
 }
 
+/** Output of several writers in turn: writer i's text goes out once writers 0..i-1 have ended, as it comes after that. */
+function orderedOutput(n: number, write: (text: string) => void): { write(i: number, text: string): void; end(i: number): void } {
+  const held: string[][] = Array.from({ length: n }, () => []);
+  const ended: boolean[] = new Array<boolean>(n).fill(false);
+  let head = 0;
+  return {
+    write(i, text) {
+      if (i === head) write(text);
+      else held[i]!.push(text);
+    },
+    end(i) {
+      ended[i] = true;
+      while (head < n && ended[head]) {
+        head++;
+        if (head < n) for (const t of held[head]!.splice(0)) write(t);
+      }
+    },
+  };
+}
+
 function stepLine(s: PlanStep): string {
   const what = `${s.image}${s.tag ? `:${s.tag}` : ''}${!s.tag && s.digest ? `@${s.digest}` : ''}`;
   return `${s.action.padEnd(9)} ${what}${s.destination ? ` -> ${s.destination}` : ''}  (${s.reason})`;
@@ -80,6 +101,7 @@ export function registerSyncCommands(program: Command): void {
     .option('--job <name>', 'run only this job (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--dry-run', 'print the plan (what would be copied, moved, pruned, and why) and change nothing')
     .option('--json', 'print the run summaries as JSON')
+    .option('--parallel-jobs <n>', 'jobs run at once; each job\'s lines are still printed together, in job order', positiveValue, 4)
     .argument('[file]', 'with --src yaml: skopeo sync\'s YAML file')
     .option('--src <kind>', 'yaml: read the YAML file given as argument (skopeo sync\'s format) instead of mirrors:')
     .option('--dest <ref>', 'with --src yaml: where images go (docker://HOST/PREFIX, oci:DIR)')
@@ -135,28 +157,38 @@ export function registerSyncCommands(program: Command): void {
       if (unknown.length) fail(`--job ${unknown.join(', ')}: no such job (jobs: ${jobs.map((j) => j.name).join(', ')})`);
       jobs = jobs.filter((j) => f.job!.includes(j.name));
     }
+    // Jobs run side by side (a no-change run is mostly waiting on HEADs); what each prints is held until the
+    // jobs before it have printed theirs, so the output reads job by job whatever order they finish in.
+    // One set of bars on a terminal for all jobs; plain lines (stderr) otherwise; nothing with --json or a dry run.
+    const bars = progressKinds && process.stderr.isTTY ? progressKinds.runBars(process.stderr) : undefined;
+    const output = orderedOutput(jobs.length, (text) => (bars && process.stdout.isTTY ? bars.log(text) : process.stdout.write(text)));
     const summaries: RunSummary[] = [];
-    try {
-      for (const job of jobs) {
-        // Bars on a terminal, plain lines otherwise (stderr); nothing with --json, and a dry run copies nothing.
-        const progress = progressKinds && (process.stderr.isTTY ? progressKinds.jobBars(process.stderr, job.name) : progressKinds.jobLines(process.stderr, job.name));
-        const print = (line: string) => (progress && process.stdout.isTTY && process.stderr.isTTY ? progress.log(line) : process.stdout.write(`${line}\n`));
-        if (!f.json) print(`${f.dryRun ? 'plan' : 'job'} ${job.name}:`);
-        let s: RunSummary;
-        try {
-          s = await job.run({ dryRun: f.dryRun ?? false, onStep: (st) => !f.json && print(`  ${stepLine(st)}`), ...(progress ? { progress } : {}) });
-        } finally {
-          progress?.stop();
-        }
-        summaries.push(s);
-        if (!f.json) {
-          process.stdout.write(
-            `  ${f.dryRun ? 'would copy' : 'copied'} ${s.copied.length}, ${f.dryRun ? 'would follow' : 'followed'} ${s.moved.length}, unchanged ${s.unchanged}, ${f.dryRun ? 'would prune' : 'pruned'} ${s.pruned.length}, refused ${s.refused.length}, errors ${s.errors.length}\n`,
-          );
-        }
-        if (!s.ok) process.exitCode = 1;
+    const runJob = async (job: MirrorJob, i: number): Promise<void> => {
+      const progress = progressKinds && (bars ? progressKinds.jobBars(process.stderr, job.name, bars) : progressKinds.jobLines(process.stderr, job.name));
+      const print = (line: string) => output.write(i, `${line}\n`);
+      if (!f.json) print(`${f.dryRun ? 'plan' : 'job'} ${job.name}:`);
+      let s: RunSummary;
+      try {
+        s = await job.run({ dryRun: f.dryRun ?? false, onStep: (st) => !f.json && print(`  ${stepLine(st)}`), ...(progress ? { progress } : {}) });
+      } finally {
+        progress?.stop();
       }
+      summaries[i] = s;
+      if (!f.json) {
+        print(
+          `  ${f.dryRun ? 'would copy' : 'copied'} ${s.copied.length}, ${f.dryRun ? 'would follow' : 'followed'} ${s.moved.length}, unchanged ${s.unchanged}, ${f.dryRun ? 'would prune' : 'pruned'} ${s.pruned.length}, refused ${s.refused.length}, errors ${s.errors.length}`,
+        );
+      }
+      if (!s.ok) process.exitCode = 1;
+    };
+    const { limiter } = await import('../copy/limit.js');
+    const slots = limiter(f.parallelJobs ?? 4);
+    try {
+      const runs = await Promise.allSettled(jobs.map((job, i) => slots(() => runJob(job, i).finally(() => output.end(i)))));
+      const failed = runs.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
     } finally {
+      bars?.stop();
       await pool.close();
     }
     if (f.json) process.stdout.write(JSON.stringify(summaries, null, 2) + '\n');

@@ -25,8 +25,8 @@ import { readState, writeState, type JobState, type RunSummary } from './state.j
 
 const ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
 const GLOB = /[*?[{]/;
-/** Tag HEADs in flight at once for one repository. */
-const HEADS = 8;
+/** A run's tag lists and HEADs in flight at once, over all its repositories. */
+const LOOKUPS = 16;
 /** Images of one repository copied at once unless the job says (`parallel`): a copy waits on round trips more than on bandwidth. */
 const IMAGES = 3;
 
@@ -98,6 +98,27 @@ function remaining(res: ClientResponse): number | undefined {
   return Number.isFinite(n) ? n : undefined;
 }
 
+type Wanted = { tag?: string; digest?: Digest };
+
+/** What a repository's selection is upstream: the tags chosen, the flows' verdicts, each allowed tag's digest (or why not). */
+interface Found {
+  selected: string[];
+  /** The upstream's tags, when they were listed (prune tells "vanished" from "left the selection" by them). */
+  upstreamTags: string[];
+  allowed: Wanted[];
+  refused: (Wanted & { reason: string })[];
+  digests: (Digest | Error)[];
+}
+
+/** One repository of a run, with its look-up under way (an Error when its tag list failed). */
+interface Look {
+  upstream: Upstream;
+  repository: string;
+  image: string;
+  dest: string;
+  found: Promise<Found | Error>;
+}
+
 /** Runs mirror jobs: follows upstream tags, HEAD-only when nothing moved, prunes what left the selection. */
 export class MirrorJob {
   readonly name: string;
@@ -109,6 +130,8 @@ export class MirrorJob {
   private previous: Promise<unknown> = Promise.resolve();
   /** The last state write, so that writes from images copied side by side land in order. */
   private saving: Promise<void> = Promise.resolve();
+  /** Bounds the run's tag lists and HEADs together. */
+  private readonly lookups = limiter(LOOKUPS);
 
   constructor(
     readonly config: MirrorConfig,
@@ -247,85 +270,67 @@ export class MirrorJob {
     const platforms = this.config.platforms?.map(parsePlatform);
     // Listed tags need no tag list (skopeo's YAML names them); prune does, to tell what vanished upstream.
     const literal = this.config.prune ? undefined : literalTags(this.config.tags);
-    let prunes = 0;
+    // Look first, act second: every repository's tag list and HEADs go out together (bounded), so a run
+    // where nothing moved costs one round of requests, not one per repository; steps then follow in order.
+    const looks: Look[] = [];
     for (const entry of this.config.images) {
-      let expanded;
       try {
-        expanded = await this.repositories(entry);
+        const { upstream, repositories } = await this.repositories(entry);
+        for (const repository of repositories) looks.push(this.look(upstream, repository, literal, progress));
       } catch (e) {
         summary.errors.push({ image: entry, error: (e as Error).message });
         step({ action: 'error', image: entry, reason: (e as Error).message });
+      }
+    }
+    let prunes = 0;
+    for (const look of looks) {
+      const { upstream, repository, image, dest } = look;
+      const found = await look.found;
+      if (found instanceof Error) {
+        summary.errors.push({ image, error: found.message });
+        step({ action: 'error', image, reason: found.message });
         continue;
       }
-      const { upstream } = expanded;
-      for (const repository of expanded.repositories) {
-        const image = `${upstream.name}/${repository}`;
-        const dest = this.destinationName(upstream, repository);
-        let selected: string[];
-        let upstreamTags: string[] = [];
-        try {
-          if (literal) {
-            selected = literal;
-          } else {
-            upstreamTags = await this.tagsOf(upstream, repository);
-            selected = selectTags(upstreamTags.filter((t) => !/^sha256-/.test(t)), this.config.tags);
-          }
-        } catch (e) {
-          summary.errors.push({ image, error: (e as Error).message });
-          step({ action: 'error', image, reason: (e as Error).message });
-          continue;
-        }
-        const wanted: { tag?: string; digest?: Digest }[] = [...selected.map((tag) => ({ tag })), ...(this.config.digests ?? []).filter(isDigest).map((digest) => ({ digest }))];
-        progress?.images?.(wanted.length);
-        const allowed: typeof wanted = [];
-        for (const w of wanted) {
-          const decision = decideFlow(this.deps.flows, { repository: image, ...(w.tag ? { tag: w.tag } : { digest: w.digest! }) });
-          if (decision.allowed) {
-            allowed.push(w);
+      const { selected, upstreamTags, allowed, digests } = found;
+      for (const r of found.refused) {
+        summary.refused.push({ image: r.tag ? `${image}:${r.tag}` : `${image}@${r.digest}`, reason: r.reason });
+        step({ action: 'refused', image, ...r });
+      }
+      const copies = limiter(this.config.parallel ?? IMAGES);
+      await Promise.all(
+        allowed.map((w, i) =>
+          copies(async () => {
+            const digest = digests[i]!;
+            try {
+              if (digest instanceof Error) throw digest;
+              await this.one(upstream, repository, image, dest, { ...w, digest }, state, summary, step, platforms, opts, startedAt);
+            } catch (e) {
+              summary.errors.push({ image: w.tag ? `${image}:${w.tag}` : `${image}@${w.digest}`, error: (e as Error).message });
+              step({ action: 'error', image, ...w, reason: (e as Error).message });
+            }
+          }),
+        ),
+      );
+      if (this.config.prune && !this.config.to) {
+        const repo = this.deps.repo(dest as RepositoryName);
+        const keep = new Set(selected);
+        // Backups of moved tags are the job's own, kept until someone deletes them.
+        const backups = this.config.backup ? backupPattern(this.config.backup) : undefined;
+        for (const t of await repo.tags()) {
+          if (keep.has(t) || /^sha256-/.test(t) || backups?.test(t)) continue;
+          const why = upstreamTags.includes(t) ? 'left the selection' : 'vanished upstream';
+          if (prunes >= this.config.maxprune) {
+            step({ action: 'prune', image, tag: t, reason: `would be pruned (${why}) but maxprune ${this.config.maxprune} is reached` });
             continue;
           }
-          summary.refused.push({ image: w.tag ? `${image}:${w.tag}` : `${image}@${w.digest}`, reason: decision.reason });
-          step({ action: 'refused', image, ...w, reason: decision.reason });
-        }
-        // Every tag's HEAD first, several at a time: a run where nothing moved is then one round of HEADs.
-        const heads = limiter(HEADS);
-        const digests = await Promise.all(allowed.map((w) => heads(() => this.resolve(upstream, repository, image, w).catch((e: Error) => e))));
-        const copies = limiter(this.config.parallel ?? IMAGES);
-        await Promise.all(
-          allowed.map((w, i) =>
-            copies(async () => {
-              const digest = digests[i]!;
-              try {
-                if (digest instanceof Error) throw digest;
-                await this.one(upstream, repository, image, dest, { ...w, digest }, state, summary, step, platforms, opts, startedAt);
-              } catch (e) {
-                summary.errors.push({ image: w.tag ? `${image}:${w.tag}` : `${image}@${w.digest}`, error: (e as Error).message });
-                step({ action: 'error', image, ...w, reason: (e as Error).message });
-              }
-            }),
-          ),
-        );
-        if (this.config.prune && !this.config.to) {
-          const repo = this.deps.repo(dest as RepositoryName);
-          const keep = new Set(selected);
-          // Backups of moved tags are the job's own, kept until someone deletes them.
-          const backups = this.config.backup ? backupPattern(this.config.backup) : undefined;
-          for (const t of await repo.tags()) {
-            if (keep.has(t) || /^sha256-/.test(t) || backups?.test(t)) continue;
-            const why = upstreamTags.includes(t) ? 'left the selection' : 'vanished upstream';
-            if (prunes >= this.config.maxprune) {
-              step({ action: 'prune', image, tag: t, reason: `would be pruned (${why}) but maxprune ${this.config.maxprune} is reached` });
-              continue;
-            }
-            prunes++;
-            step({ action: 'prune', image, tag: t, destination: dest, reason: why });
-            if (!opts.dryRun) {
-              await repo.untag(t);
-              delete state.tags[`${repository}:${t}`];
-              this.deps.changed?.();
-            }
-            summary.pruned.push(`${dest}:${t}`);
+          prunes++;
+          step({ action: 'prune', image, tag: t, destination: dest, reason: why });
+          if (!opts.dryRun) {
+            await repo.untag(t);
+            delete state.tags[`${repository}:${t}`];
+            this.deps.changed?.();
           }
+          summary.pruned.push(`${dest}:${t}`);
         }
       }
     }
@@ -339,6 +344,30 @@ export class MirrorJob {
       await this.save(state);
     }
     return summary;
+  }
+
+  /**
+   * Starts finding out what a repository's selection is upstream (its tag list unless every tag is named, the
+   * flows' verdicts, one HEAD per allowed tag); the requests share the run's bound with every other repository.
+   */
+  private look(upstream: Upstream, repository: string, literal: string[] | undefined, progress: RunProgress | undefined): Look {
+    const image = `${upstream.name}/${repository}`;
+    const found = (async (): Promise<Found> => {
+      const upstreamTags = literal ? [] : await this.lookups(() => this.tagsOf(upstream, repository));
+      const selected = literal ?? selectTags(upstreamTags.filter((t) => !/^sha256-/.test(t)), this.config.tags);
+      const wanted: Wanted[] = [...selected.map((tag) => ({ tag })), ...(this.config.digests ?? []).filter(isDigest).map((digest) => ({ digest }))];
+      progress?.images?.(wanted.length);
+      const allowed: Wanted[] = [];
+      const refused: Found['refused'] = [];
+      for (const w of wanted) {
+        const decision = decideFlow(this.deps.flows, { repository: image, ...(w.tag ? { tag: w.tag } : { digest: w.digest! }) });
+        if (decision.allowed) allowed.push(w);
+        else refused.push({ ...w, reason: decision.reason });
+      }
+      const digests = await Promise.all(allowed.map((w) => this.lookups(() => this.resolve(upstream, repository, image, w)).catch((e: Error) => e)));
+      return { selected, upstreamTags, allowed, refused, digests };
+    })().catch((e: Error) => e);
+    return { upstream, repository, image, dest: this.destinationName(upstream, repository), found };
   }
 
   /** Writes the job's state after any write under way (each write holds everything recorded so far). */

@@ -19,12 +19,35 @@ const DONE_WORDS: Record<PlanStep['action'], string> = {
   error: 'failed',
 };
 
+/** One set of bars on a terminal that the jobs of a run share (jobs run side by side). */
+export interface RunBars {
+  readonly multi: cliProgress.MultiBar;
+  /** Prints text (ending in a newline) above the bars without breaking them. */
+  log(text: string): void;
+  stop(): void;
+}
+
+/** The bar set of a run, for `jobBars` of each of its jobs. */
+export function runBars(out: NodeJS.WritableStream): RunBars {
+  const multi = progressBars(out);
+  return {
+    multi,
+    log: (text) => multi.log(text),
+    stop: () => {
+      // stop() drops lines still waiting for the next redraw: draw once more first.
+      multi.update();
+      multi.stop();
+    },
+  };
+}
+
 /**
  * Bars on a terminal: the job's images (done of selected), and under it each image being copied with a
- * bar per blob in flight (the copy engine's bars, sharing one bar set).
+ * bar per blob in flight (the copy engine's bars, sharing one bar set). With `shared`, the job's line joins
+ * the run's set and stays there.
  */
-export function jobBars(out: NodeJS.WritableStream, job: string): JobProgress {
-  const multi: cliProgress.MultiBar = progressBars(out);
+export function jobBars(out: NodeJS.WritableStream, job: string, shared?: RunBars): JobProgress {
+  const multi: cliProgress.MultiBar = shared?.multi ?? progressBars(out);
   let total = 0;
   let done = 0;
   const bar = multi.create(0, 0, { name: `job ${job}`, done: '0', size: '0 images' });
@@ -56,7 +79,8 @@ export function jobBars(out: NodeJS.WritableStream, job: string): JobProgress {
     },
     stop() {
       for (const bars of copying.values()) bars.stop();
-      multi.stop();
+      // A shared set keeps the job's line, at its final count, until the run's bars stop.
+      if (!shared) multi.stop();
     },
   };
 }

@@ -30,6 +30,8 @@ export interface ThrottleProxy {
   delay?: { path: RegExp; method?: string; ms: number };
   /** Requests of `method` under way now, at most, since the start (or the last reset of `seen`). */
   maxInFlight(method: string, path?: RegExp): number;
+  /** Forgets what was seen so far (requests and in-flight peaks). */
+  reset(): void;
   close(): Promise<void>;
 }
 
@@ -50,6 +52,10 @@ export async function startThrottleProxy(target: string): Promise<ThrottleProxy>
         max = Math.max(max, now);
       }
       return max;
+    },
+    reset() {
+      proxy.seen.length = 0;
+      peaks.length = 0;
     },
     close: async () => undefined,
   };

@@ -46,10 +46,12 @@ test('sluice sync --src yaml: one ping per registry, shared layers mounted where
     // The shared layer travels once; the other repositories mount it from where the run put it.
     assert.equal(count(upstream.seen, 'GET', new RegExp(`/blobs/${shared}$`)), 1, upLog);
     assert.equal(count(dest.seen, 'PUT', new RegExp(`digest=${encodeURIComponent(shared)}`)), 1, destLog);
-    assert.equal(dest.seen.filter((s) => s.method === 'POST' && s.path.includes(`mount=${encodeURIComponent(shared)}`) && s.status === 201).length, 2, destLog);
+    // Jobs run side by side, so both tags of a repository may mount it at once: at least one mount per other repository.
+    const mounts = dest.seen.filter((s) => s.method === 'POST' && s.path.includes(`mount=${encodeURIComponent(shared)}`) && s.status === 201);
+    assert.deepEqual([...new Set(mounts.map((m) => m.path.replace(/\/blobs\/uploads.*$/, '')))].sort(), ['/v2/mirror/three', '/v2/mirror/two'], destLog);
 
-    // Nothing changed: one ping and one HEAD per tag, two at a time per repository.
-    upstream.seen.length = 0;
+    // Nothing changed: one ping and one HEAD per tag, every job's HEADs out together (jobs run side by side).
+    upstream.reset();
     dest.seen.length = 0;
     upstream.delay = { path: /\/manifests\//, method: 'HEAD', ms: 300 };
     const again = await sluice(args);
@@ -57,13 +59,68 @@ test('sluice sync --src yaml: one ping per registry, shared layers mounted where
     assert.deepEqual((JSON.parse(again.stdout) as { copied: string[] }[]).flatMap((r) => r.copied), []);
     const kinds = upstream.seen.map((s) => `${s.method} ${s.path.replace(/manifests\/.*$/, 'manifests/TAG')}`).sort();
     assert.deepEqual(kinds, ['GET /v2/', ...['one', 'one', 'three', 'three', 'two', 'two'].map((r) => `HEAD /v2/team/${r}/manifests/TAG`)]);
-    assert.equal(upstream.maxInFlight('HEAD'), 2, 'the HEADs of a repository go out together');
+    assert.equal(upstream.maxInFlight('HEAD'), 6, 'the HEADs of all three jobs go out together');
     assert.deepEqual(dest.seen, [], 'the destination is not asked anything when nothing moved');
+
+    // Text output: each job's lines together and in job order, however the jobs finish; one job at a time on request.
+    upstream.reset();
+    upstream.delay = { path: /\/team\/one\/manifests\//, method: 'HEAD', ms: 600 };
+    const text = await sluice(args.filter((a) => a !== '--json'));
+    assert.equal(text.code, 0, text.stderr);
+    const heads = text.stdout.split('\n').filter((l) => l.startsWith('job ') || l.startsWith('  unchanged'));
+    assert.deepEqual(
+      heads.map((l) => (l.startsWith('job ') ? l : l.replace(/^.*team\/(\w+):.*$/, '$1'))),
+      ['job 1-' + upstream.host.replace(/[^a-z0-9._-]+/g, '-') + '-team-one:', 'one', 'one', `job 2-${upstream.host.replace(/[^a-z0-9._-]+/g, '-')}-team-two:`, 'two', 'two', `job 3-${upstream.host.replace(/[^a-z0-9._-]+/g, '-')}-team-three:`, 'three', 'three'],
+      text.stdout,
+    );
+    upstream.reset();
+    upstream.delay = { path: /\/manifests\//, method: 'HEAD', ms: 300 };
+    const serial = await sluice([...args, '--parallel-jobs', '1']);
+    assert.equal(serial.code, 0, serial.stderr);
+    assert.equal(upstream.maxInFlight('HEAD'), 2, 'one job at a time: only its HEADs go out together');
   } finally {
     await upstream.close();
     await dest.close();
     await up.close();
     await dst.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a mirror job over several repositories sends their HEADs together, then reports them in order', async () => {
+  const up = await startRegistry();
+  const upstream = await startThrottleProxy(up.url);
+  const dir = await mkdtemp(join(tmpdir(), 'sluice-sync-repos-'));
+  try {
+    for (const repo of ['one', 'two', 'three', 'four']) await pushImage(up.url, `team/${repo}`, 'v1', await makeImage({ layers: [{ 'f.txt': repo }], label: repo }));
+    const config = join(dir, 'sluice.yml');
+    await writeFile(
+      config,
+      [
+        `storage: {filesystem: {rootdirectory: ${JSON.stringify(join(dir, 'data'))}}}`,
+        `upstreams: {up.test: {url: "${upstream.url}"}}`,
+        'flows: [{images: ["up.test/team/*"]}]',
+        'mirrors:',
+        '  - name: team',
+        '    images: [up.test/team/one, up.test/team/two, up.test/team/three, up.test/team/four]',
+        '    tags: {include: [v1]}',
+        '',
+      ].join('\n'),
+    );
+    const first = await sluice(['sync', '-c', config, '--json']);
+    assert.equal(first.code, 0, first.stderr);
+    assert.deepEqual((JSON.parse(first.stdout) as { copied: string[] }[])[0]!.copied, ['up.test/team/four:v1', 'up.test/team/one:v1', 'up.test/team/three:v1', 'up.test/team/two:v1']);
+    upstream.reset();
+    // The answers come back in any order: the plan still lists the repositories in the job's order.
+    upstream.delay = { path: /\/manifests\//, method: 'HEAD', ms: 300 };
+    const again = await sluice(['sync', '-c', config, '--dry-run']);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(upstream.maxInFlight('HEAD'), 4, `the four repositories' HEADs go out together:\n${upstream.seen.map((x) => `${x.method} ${x.path}`).join('\n')}`);
+    const order = again.stdout.split('\n').filter((l) => l.startsWith('  unchanged ')).map((l) => l.replace(/^.*team\/(\w+):.*$/, '$1'));
+    assert.deepEqual(order, ['one', 'two', 'three', 'four'], again.stdout);
+  } finally {
+    await upstream.close();
+    await up.close();
     await rm(dir, { recursive: true, force: true });
   }
 });

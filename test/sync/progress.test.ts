@@ -15,11 +15,11 @@ test('sluice sync progress: bars on a terminal, one line per image when piped, n
     await pushImage(up.url, 'library/app', '1', await makeImage({ layers: [{ 'a.txt': 'a' }, { 'b.txt': 'b' }], label: 'p1' }));
     await pushImage(up.url, 'library/app', '2', await makeImage({ label: 'p2' }));
     /** A config writing into its own storage folder, so each run below copies everything. */
-    const config = async (name: string) => {
+    const config = async (name: string, mirrors = '[{name: app, images: [docker.io/library/app]}]') => {
       const file = join(dir, `${name}.yml`);
       await writeFile(
         file,
-        [`storage: {filesystem: {rootdirectory: ./${name}}}`, `upstreams: {docker.io: {url: "${up.url}"}}`, 'flows: [{images: ["docker.io/library/*"]}]', 'mirrors: [{name: app, images: [docker.io/library/app]}]', ''].join('\n'),
+        [`storage: {filesystem: {rootdirectory: ./${name}}}`, `upstreams: {docker.io: {url: "${up.url}"}}`, 'flows: [{images: ["docker.io/library/*"]}]', `mirrors: ${mirrors}`, ''].join('\n'),
       );
       return file;
     };
@@ -46,6 +46,15 @@ test('sluice sync progress: bars on a terminal, one line per image when piped, n
     assert.match(tty.stdout, /docker\.io\/library\/app:[12]\s+\[[█░]+\]/, 'a bar for the image being copied');
     assert.doesNotMatch(tty.stdout, /^app: \[\d\/\d\]/m, 'no per-image lines on a terminal');
     assert.match(tty.stdout, /copied 2, followed 0, unchanged 0/);
+
+    // Two jobs side by side share one set of bars: a line each at its final count, both summaries printed.
+    const two = await run('script', ['-qec', `${process.execPath} ${SLUICE_BIN} sync -c ${await config('two', '[{name: one, images: [docker.io/library/app], tags: {include: ["1"]}}, {name: two, images: [docker.io/library/app], prefix: again}]')}`, '/dev/null'], {
+      env: { COLUMNS: '160', TERM: 'xterm' },
+    });
+    assert.equal(two.code, 0, two.stdout);
+    assert.match(two.stdout, /job one\s+\[[█░]+\] 100% 1\/1 images/);
+    assert.match(two.stdout, /job two\s+\[[█░]+\] 100% 2\/2 images/);
+    assert.match(two.stdout, /job one:[^]*copied 1, followed 0[^]*job two:[^]*copied 2, followed 0/, 'each job\'s lines in job order');
   } finally {
     await up.close();
     await rm(dir, { recursive: true, force: true });

@@ -14,7 +14,7 @@ import type { RepositoryStore } from '../storage/repository.js';
 import type { UploadStore } from '../storage/uploads.js';
 import { RegistrySource } from '../transport/docker.js';
 import { openDestination, type TransportOptions } from '../transport/index.js';
-import { errorFrom, header, RegistryClient, RegistryPool, type ClientResponse } from '../transport/registry-client.js';
+import { apiHost, errorFrom, header, RegistryClient, RegistryPool, type ClientResponse } from '../transport/registry-client.js';
 import { StorageDestination } from '../transport/storage-destination.js';
 import type { ImageDestination, ImageSource } from '../transport/transport.js';
 import { parseDuration } from '../config/duration.js';
@@ -167,9 +167,9 @@ export class MirrorJob {
     }
   }
 
-  /** A client for one upstream repository on the run's shared connections. */
+  /** A client for one upstream repository on the run's shared connections (the same host the copy's source uses, so one ping serves both). */
   private client(upstream: Upstream, repository: string): RegistryClient {
-    return new RegistryClient(upstream.name, repository ? [`repository:${repository}:pull`] : [], { ...upstream.options, pool: this.pool });
+    return new RegistryClient(apiHost(upstream.name), repository ? [`repository:${repository}:pull`] : [], { ...upstream.options, pool: this.pool });
   }
 
   /** Repositories an image entry names: itself, or (a glob) the matching names of the upstream's catalog. */

@@ -12,8 +12,15 @@ export class SyncScheduler {
   constructor(
     private readonly jobs: MirrorJob[],
     private readonly log: { info(o: object, msg: string): void; warn(o: object, msg: string): void },
-    private readonly onRun?: (job: MirrorJob, summary: RunSummary | Error) => void,
+    private readonly onRun?: (job: MirrorJob, summary: RunSummary | Error, ms: number) => void,
   ) {}
+
+  private readonly cleanups: (() => Promise<void>)[] = [];
+
+  /** Something to do once every run has ended at `stop` (close the jobs' shared connections). */
+  onStop(cleanup: () => Promise<void>): void {
+    this.cleanups.push(cleanup);
+  }
 
   /** Runs a job now unless it is running already (then the run under way is returned). */
   runNow(job: MirrorJob): Promise<RunSummary> {
@@ -22,13 +29,14 @@ export class SyncScheduler {
       this.log.info({ job: job.name }, `sync ${job.name}: still running; this turn is skipped`);
       return under;
     }
+    const started = performance.now();
     const run = job.run().finally(() => this.running.delete(job.name));
     this.running.set(job.name, run);
     run.then(
-      (s) => this.onRun?.(job, s),
+      (s) => this.onRun?.(job, s, performance.now() - started),
       (e: Error) => {
         this.log.warn({ job: job.name, err: e.message }, `sync ${job.name}: run failed`);
-        this.onRun?.(job, e);
+        this.onRun?.(job, e, performance.now() - started);
       },
     );
     return run;
@@ -70,5 +78,6 @@ export class SyncScheduler {
     this.stopped = true;
     for (const cancel of this.timers.splice(0)) cancel();
     await Promise.allSettled([...this.running.values()]);
+    for (const c of this.cleanups.splice(0)) await c();
   }
 }

@@ -89,6 +89,11 @@ export function metricCatalog(connections: number[]): MetricInfo[] {
     { id: 'sync.resync.get.tags', label: 'sync: re-sync, GET tag list', unit: 'req', better: 'lower' },
     { id: 'sync.resync.other', label: 'sync: re-sync, GET /v2/ and other', unit: 'req', better: 'lower' },
     { id: 'sync.resync.bytes', label: 'sync: re-sync, upstream bytes', unit: 'KiB', better: 'lower' },
+    // Sluice's jobs run by `sluice serve` on a schedule, against skopeo's re-sync (run from cron) above.
+    { id: 'sync.scheduled.time', label: 'sync: scheduled re-sync in serve (skopeo: re-sync)', unit: 's', better: 'lower' },
+    { id: 'sync.scheduled.wire', label: 'sync: scheduled re-sync, first to last upstream request', unit: 's', better: 'lower' },
+    { id: 'sync.scheduled.cpu', label: 'sync: scheduled re-sync, CPU (serve; skopeo)', unit: 's', better: 'lower' },
+    { id: 'sync.scheduled.requests', label: 'sync: scheduled re-sync, requests to upstream', unit: 'req', better: 'lower' },
   );
   return m;
 }

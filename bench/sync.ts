@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { Agent, createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -289,9 +289,81 @@ export async function syncWorkloads(tool: SyncTool, bench: SyncBench, out: Sampl
     out['sync.resync.get.tags'] = c['GET tags'];
     out['sync.resync.other'] = c['GET ping'] + c.other;
     out['sync.resync.bytes'] = bench.proxy.bytes / KiB;
+    if (tool === 'sluice') {
+      await scheduledResync(bench, out, opts);
+    } else {
+      // skopeo has no scheduler: each scheduled re-sync is a re-sync run from cron, measured above.
+      out['sync.scheduled.time'] = out['sync.resync.time'];
+      out['sync.scheduled.wire'] = out['sync.resync.wire'];
+      out['sync.scheduled.cpu'] = out['sync.resync.cpu'];
+      out['sync.scheduled.requests'] = out['sync.resync.requests'];
+    }
   } finally {
     await dest.stop();
     await rm(state, { recursive: true, force: true });
+  }
+}
+
+/** Seconds between the scheduled runs of the bench's jobs inside `sluice serve`. */
+const TICK_SECONDS = 3;
+
+/** The jobs' last runs as their state files record them (what `sluice sync status` reads). */
+async function lastRuns(root: string, jobs: string[]): Promise<{ startedAt: string; finishedAt: string; ok: boolean; copied: string[]; moved: string[] }[]> {
+  const out = [];
+  for (const j of jobs) {
+    const text = await readFile(join(root, 'docker/registry/v2/_sluice/sync', `${j}.json`), 'utf8').catch(() => undefined);
+    const run = text ? (JSON.parse(text) as { lastRun?: { startedAt: string; finishedAt: string; ok: boolean; copied: string[]; moved: string[] } }).lastRun : undefined;
+    if (run) out.push(run);
+  }
+  return out;
+}
+
+/** Waits until every job has finished a run that started after `after` (ms since the epoch); returns those runs. */
+async function nextRuns(root: string, jobs: string[], after: number, timeoutMs: number): Promise<Awaited<ReturnType<typeof lastRuns>>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const runs = await lastRuns(root, jobs);
+    if (runs.length === jobs.length && runs.every((r) => Date.parse(r.startedAt) > after)) return runs;
+    if (Date.now() > deadline) throw new Error(`sync: the scheduled jobs did not all run within ${timeoutMs} ms (${runs.length} of ${jobs.length} have run)`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * The same jobs as the YAML (one per repository, its five tags) run by `sluice serve` on a schedule, into
+ * its own storage: the first scheduled run copies, and one later scheduled run, with nothing changed
+ * upstream, is measured from the jobs' own records (earliest start to latest finish), at the proxy and by
+ * the server's CPU. This is how a mirror is kept up to date in production; skopeo has no such mode.
+ */
+async function scheduledResync(bench: SyncBench, out: Sample, opts: SyncToolOptions): Promise<void> {
+  const repos = [...new Set(bench.images.map((i) => i.repo))];
+  const tags = [...new Set(bench.images.map((i) => i.tag))];
+  const jobs = repos.map((r) => r.replace(/[^a-z0-9-]+/g, '-'));
+  const mirrors = repos.map((r, i) => `  - {name: ${jobs[i]}, images: ["${bench.proxy.host}/${r}"], tags: {include: [${tags.map((t) => JSON.stringify(t)).join(', ')}]}, cron: "*/${TICK_SECONDS} * * * * *"}`);
+  const serve = await startServer('sluice', {
+    ...(opts.nodeArgs ? { nodeArgs: opts.nodeArgs } : {}),
+    ...(opts.sluiceBin ? { sluiceBin: opts.sluiceBin } : {}),
+    extraConfig: [`upstreams: {"${bench.proxy.host}": {url: "http://${bench.proxy.host}"}}`, 'flows: [{images: ["**"]}]', 'mirrors:', ...mirrors, ''].join('\n'),
+  });
+  try {
+    const started = Date.now();
+    const first = await nextRuns(serve.root, jobs, started - 1, RUN_TIMEOUT_MS);
+    const copied = first.reduce((n, r) => n + r.copied.length, 0);
+    if (copied !== bench.images.length || !first.every((r) => r.ok)) throw new Error(`sync: the first scheduled runs copied ${copied} of ${bench.images.length} images`);
+    // Between ticks: start counting once the first runs are over, so the next tick is all that is measured.
+    const after = Math.max(...first.map((r) => Date.parse(r.finishedAt)));
+    bench.proxy.reset();
+    const cpu = serve.cpuMs();
+    const again = await nextRuns(serve.root, jobs, after, 60_000);
+    const cpuMs = serve.cpuMs() - cpu;
+    const changed = again.flatMap((r) => [...r.copied, ...r.moved]);
+    if (changed.length > 0 || !again.every((r) => r.ok)) throw new Error(`sync: a scheduled re-sync changed ${changed.length} images or failed although nothing had moved upstream`);
+    out['sync.scheduled.time'] = (Math.max(...again.map((r) => Date.parse(r.finishedAt))) - Math.min(...again.map((r) => Date.parse(r.startedAt)))) / 1000;
+    out['sync.scheduled.wire'] = wireSeconds(bench.proxy);
+    out['sync.scheduled.cpu'] = cpuMs / 1000;
+    out['sync.scheduled.requests'] = Object.values(bench.proxy.counts).reduce((a, b) => a + b, 0);
+  } finally {
+    await serve.stop();
   }
 }
 

@@ -182,12 +182,20 @@ export async function putManifest(ctx: RegistryContext, req: FastifyRequest, rep
     // The lock holds in this process only: where storage can, a new tag is created only if still absent, so
     // a registry process on the same bucket that created it meanwhile makes this push an overwrite.
     const exclusive = fresh.size > 0 && ctx.driver.exclusiveCreate ? await ctx.driver.exclusiveCreate() : false;
-    for (const t of tags) {
-      if (exclusive && fresh.has(t)) {
-        if (await repo.createTag(t, digest)) continue;
-        if ((await repo.resolveTag(t)) !== digest) await ctx.authorize(req, { repository: name, actions: ['overwrite'], reference: t });
+    // All of a push's tags or none: the new tags are created first, and if another node took one of them
+    // meanwhile and this client may not overwrite it, the tags this push created are taken back.
+    const created: string[] = [];
+    try {
+      if (exclusive) {
+        for (const t of fresh) {
+          if (await repo.createTag(t, digest)) created.push(t);
+          else if ((await repo.resolveTag(t)) !== digest) await ctx.authorize(req, { repository: name, actions: ['overwrite'], reference: t });
+        }
       }
-      await repo.tag(t, digest);
+      for (const t of tags) if (!created.includes(t)) await repo.tag(t, digest);
+    } catch (e) {
+      for (const t of created) if ((await repo.resolveTag(t).catch(() => undefined)) === digest) await repo.untag(t).catch(() => undefined);
+      throw e;
     }
   });
   ctx.catalog.invalidate();

@@ -182,6 +182,43 @@ test('immutable tags across nodes, where the server does conditional writes: of 
   }
 });
 
+test('a push by digest naming several tags is all or nothing across nodes: a tag lost to another node takes back the tags it created', async () => {
+  const restore = emulateConditionalPuts();
+  const [a, b] = await twoNodes('all-or-nothing', IMMUTABLE);
+  const ctrl = require('s3rver/lib/controllers/object.js') as { putObject: (ctx: S3rverCtx) => Promise<void> };
+  const conditional = ctrl.putObject;
+  try {
+    const ia = await makeImage({ label: 'aon-a' });
+    const ib = await makeImage({ label: 'aon-b' });
+    await pushBlobs(a.url, 'rel/app', ia);
+    await pushBlobs(b.url, 'rel/app', ib);
+    // Node A creates v1 first; just before its write lands, node B takes v2 with another manifest.
+    let raced = false;
+    ctrl.putObject = async function (this: unknown, ctx: S3rverCtx) {
+      if (!raced && ctx.headers['if-none-match'] === '*' && ctx.params.key.endsWith('/_manifests/tags/v1/current/link')) {
+        raced = true;
+        const rb = await pushManifest(b.url, 'rel/app', 'v2', ib.manifest, ib.mediaType);
+        assert.equal(rb.status, 201);
+      }
+      return conditional.call(this, ctx);
+    };
+    const ra = await fetch(`${a.url}/v2/rel/app/manifests/${ia.digest}?tag=v1&tag=v2`, { method: 'PUT', headers: { 'content-type': ia.mediaType }, body: ia.manifest });
+    assert.ok(raced, 'node B pushed in the middle of node A\'s push');
+    assert.equal(ra.status, 403);
+    assert.equal((await errorOf(ra)).code, 'DENIED');
+    // Neither node serves v1 (A created it, then took it back); v2 is B's.
+    assert.equal(await tagOn(a, 'rel/app', 'v1'), null);
+    assert.equal(await tagOn(b, 'rel/app', 'v1'), null);
+    assert.equal(await tagOn(a, 'rel/app', 'v2'), ib.digest);
+    // The manifest itself stays, untagged, as after any push by digest.
+    assert.equal((await fetch(`${a.url}/v2/rel/app/manifests/${ia.digest}`, { method: 'HEAD', headers: { accept: ia.mediaType } })).status, 200);
+  } finally {
+    ctrl.putObject = conditional;
+    restore();
+    await closeAll(a, b);
+  }
+});
+
 test('without conditional writes (s3rver as it is) the driver says so, and immutability holds within each node only', async (t) => {
   const d = new S3Driver(s3.config('probe') as never);
   try {

@@ -1,9 +1,11 @@
 import type { S3Client, ServerSideEncryption, StorageClass } from '@aws-sdk/client-s3';
 import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { createHash, randomUUID } from 'node:crypto';
 import { loadS3Sdk, type S3Sdk } from './aws-sdk.js';
 import type { FileInfo, FileWriter, PutOptions, StorageDriver } from './driver.js';
 import { healthProbePath } from './layout.js';
+import { HttpStatusError, pumpGet, UnframedResponse, type GetRequest } from './http-pump.js';
 
 /** The `storage.s3` keys, as Distribution's s3-aws driver names them. */
 export interface S3Options {
@@ -37,6 +39,42 @@ const PARTS_SUFFIX = '.parts';
  * sent, so a process killed mid-commit leaves a record that upload purging (or the next commit) aborts.
  */
 const MULTIPART_SUFFIX = '.multipart';
+/**
+ * sendTo reads ranges at least this long on a connection of their own into one reused buffer (http-pump.ts);
+ * shorter ones take the SDK's pooled connections, where a new connection (and TLS handshake) would cost more
+ * than the garbage their reads leave.
+ */
+const DIRECT_MIN = 1 << 20;
+
+/** The parts of the SDK's signed HttpRequest a GET is sent from. */
+interface SdkRequest {
+  protocol: string;
+  hostname: string;
+  port?: number;
+  path: string;
+  query?: Record<string, string | string[] | null>;
+  headers: Record<string, string>;
+}
+
+/** Carries a signed request out of the SDK's middleware stack, which then sends nothing. An Error, so that the SDK rethrows it as it is. */
+class SignedOnly extends Error {
+  constructor(readonly request: SdkRequest) {
+    super('signed, not sent');
+  }
+}
+
+/** The SDK's escaping of query parts (RFC 3986: encodeURIComponent leaves !'()* alone). */
+function escapeQuery(s: string): string {
+  return encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+function toGetRequest(r: SdkRequest): GetRequest {
+  const query = Object.entries(r.query ?? {}).flatMap(([k, v]) =>
+    v === null ? [escapeQuery(k)] : (Array.isArray(v) ? v : [v]).map((x) => `${escapeQuery(k)}=${escapeQuery(x)}`),
+  );
+  const url = new URL(`${r.protocol}//${r.hostname}${r.port ? `:${r.port}` : ''}${r.path}${query.length ? `?${query.join('&')}` : ''}`);
+  return { url, headers: r.headers };
+}
 
 
 type Presigner = typeof import('@aws-sdk/s3-request-presigner');
@@ -295,9 +333,53 @@ export class S3Driver implements StorageDriver {
   async redirectURL(path: string, expiresInSeconds: number): Promise<string | undefined> {
     // Upload data is several objects joined on read: no one URL serves it.
     if (isSegmented(path)) return undefined;
+    return this.presignedGet(this.key(path), expiresInSeconds);
+  }
+
+  private async presignedGet(key: string, expiresInSeconds: number): Promise<string> {
     const { sdk, c } = await this.connect();
     const { getSignedUrl } = await (presignerLoad ??= import('@aws-sdk/s3-request-presigner'));
-    return getSignedUrl(c, new sdk.GetObjectCommand({ Bucket: this.bucket, Key: this.key(path) }), { expiresIn: expiresInSeconds });
+    return getSignedUrl(c, new sdk.GetObjectCommand({ Bucket: this.bucket, Key: key }), { expiresIn: expiresInSeconds });
+  }
+
+  /**
+   * A GetObject of `key` as the SDK would send it (endpoint, addressing style, credentials, SigV4 headers),
+   * taken from its middleware stack right after signing, unsent.
+   */
+  private async signedGet(key: string, range: string): Promise<GetRequest> {
+    const { sdk, c } = await this.connect();
+    const cmd = new sdk.GetObjectCommand({ Bucket: this.bucket, Key: key, Range: range });
+    // Typed loosely, as for contentMd5ForDeletes: the middleware types come from @smithy/types.
+    (cmd.middlewareStack as unknown as { addRelativeTo(m: unknown, o: { relation: 'after'; toMiddleware: string; name: string }): void }).addRelativeTo(
+      () => (args: { request: SdkRequest }) => Promise.reject(new SignedOnly(args.request)),
+      { relation: 'after', toMiddleware: 'httpSigningMiddleware', name: 'sluiceSignedOnly' },
+    );
+    try {
+      await c.send(cmd);
+    } catch (e) {
+      if (e instanceof SignedOnly) return toGetRequest(e.request);
+      throw e;
+    }
+    throw new Error('the SDK sent a GetObject that was only to be signed');
+  }
+
+  /**
+   * Writes an object's range into `out`. A long range of a whole object is fetched with a presigned GET of
+   * its own and copied through one reused buffer (see http-pump.ts); the rest, and responses that pump cannot
+   * frame, go through the SDK's stream.
+   */
+  async sendTo(path: string, out: Writable, offset: number, length: number): Promise<void> {
+    if (!isSegmented(path) && length >= DIRECT_MIN) {
+      const key = this.key(path);
+      try {
+        await pumpGet(await this.signedGet(key, `bytes=${offset}-${offset + length - 1}`), out, length, offset);
+        return;
+      } catch (e) {
+        if (e instanceof HttpStatusError && e.status === 404) throw Object.assign(new Error(`no such object: ${key}`), { code: 'ENOENT' });
+        if (!(e instanceof UnframedResponse)) throw e;
+      }
+    }
+    await pipeline(await this.reader(path, offset, length), out, { end: false });
   }
 
   async stat(path: string): Promise<FileInfo | null> {

@@ -1,0 +1,201 @@
+import { isIP, connect as netConnect, type Socket } from 'node:net';
+import type { Writable } from 'node:stream';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+
+/**
+ * The most a transfer reads at once. One buffer of this size per transfer, reused for every read: Node's
+ * usual socket reads allocate a fresh 64 KiB buffer each, and at S3 rates those allocations set off a full
+ * garbage collection every few MiB (measured: about half of a node's CPU while it served a blob from S3).
+ */
+const BUFFER_MAX = 1 << 20;
+/** A response head larger than this is not S3's. */
+const HEAD_MAX = 64 * 1024;
+/** How much of an error response's body is kept for the message. */
+const ERROR_BODY_MAX = 8 * 1024;
+
+/** A non-2xx answer; `body` is the start of what the server said (S3: an XML error). */
+export class HttpStatusError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: string,
+  ) {
+    super(`GET answered ${status}: ${(/<Code>([^<]*)<\/Code>/.exec(body)?.[1] ?? body).slice(0, 200)}`);
+  }
+}
+
+/** A 2xx answer not framed by Content-Length (chunked, or till close): nothing was written, the caller may read it another way. */
+export class UnframedResponse extends Error {}
+
+interface Head {
+  status: number;
+  headers: Map<string, string>;
+}
+
+function parseHead(text: string): Head {
+  const lines = text.split('\r\n');
+  const m = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? '');
+  if (!m) throw new Error(`not an HTTP response: ${(lines[0] ?? '').slice(0, 100)}`);
+  const headers = new Map<string, string>();
+  for (const line of lines.slice(1)) {
+    const i = line.indexOf(':');
+    if (i > 0) headers.set(line.slice(0, i).trim().toLowerCase(), line.slice(i + 1).trim());
+  }
+  return { status: Number(m[1]), headers };
+}
+
+/** A response's Content-Length when it is the response's only framing, else undefined. */
+function framedLength(h: Head): number | undefined {
+  const cl = h.headers.get('content-length');
+  if (h.headers.has('transfer-encoding') || cl === undefined || !/^\d+$/.test(cl)) return undefined;
+  return Number(cl);
+}
+
+function ignoreLateError(): void {}
+
+/** A GET to send as it is: the URL and every header (those S3 signed among them). */
+export interface GetRequest {
+  url: URL;
+  headers: Record<string, string>;
+}
+
+/**
+ * Sends `req` over a connection of its own (`Connection: close`) and writes the body, which must be `length`
+ * bytes, into `out` through one reused buffer: a read lands in it only after `out` has taken the bytes read
+ * before (the socket is paused until then), so memory is one buffer per transfer and nothing is left for the
+ * garbage collector. `rangeOffset` says the request carries a Range from there: the answer must then be 206,
+ * or 200 at offset 0. Rejects with HttpStatusError for a non-2xx answer and UnframedResponse for a body of
+ * unknown length, in both cases before writing anything.
+ */
+export function pumpGet(req: GetRequest, out: Writable, length: number, rangeOffset?: number): Promise<void> {
+  const url = req.url;
+  return new Promise<void>((resolve, reject) => {
+    const buffer = Buffer.allocUnsafe(Math.max(1, Math.min(BUFFER_MAX, length)));
+    let head: Head | undefined;
+    let headBytes: Buffer[] = [];
+    let headSize = 0;
+    let errorBody = '';
+    let errorLeft = 0;
+    let sent = 0;
+    let settled = false;
+    let waiting = false;
+
+    const finish = (err?: Error): void => {
+      if (settled) return;
+      settled = true;
+      out.off('close', onOutClose);
+      out.off('error', onOutError);
+      socket.destroy();
+      if (err) reject(err);
+      else resolve();
+    };
+    const onOutClose = (): void => finish(new Error('the receiver closed before the transfer ended'));
+    const onOutError = (e: Error): void => finish(e);
+
+    const afterWrite = (err?: Error | null): void => {
+      if (err) return finish(err);
+      if (!waiting) return;
+      waiting = false;
+      if (sent === length) finish();
+      else if (!settled) socket.resume();
+    };
+    /** Writes body bytes; false when `out` still holds them, so that no read may overwrite them yet. */
+    const write = (bytes: Buffer): boolean => {
+      const take = bytes.length > length - sent ? bytes.subarray(0, length - sent) : bytes;
+      if (take.length === 0) return true;
+      sent += take.length;
+      out.write(take, afterWrite);
+      // Nothing left in `out` means the socket under it took the bytes already; else wait for its callback.
+      if (out.writableLength > 0) {
+        waiting = true;
+        return false;
+      }
+      if (sent === length) finish();
+      return true;
+    };
+
+    /** Takes the response head; returns the body bytes that came with it, or undefined when no body is to be written. */
+    const onHead = (h: Head, rest: Buffer): Buffer | undefined => {
+      head = h;
+      const framed = framedLength(h);
+      if (h.status < 200 || h.status > 299) {
+        errorLeft = Math.min(framed ?? ERROR_BODY_MAX, ERROR_BODY_MAX);
+        onErrorBody(rest);
+        return undefined;
+      }
+      if (framed === undefined) {
+        finish(new UnframedResponse(`GET ${url.pathname} answered without a Content-Length`));
+        return undefined;
+      }
+      const whole = h.status === 200 && (rangeOffset === undefined || rangeOffset === 0);
+      if ((h.status !== 206 && !whole) || framed !== length) {
+        finish(new Error(`GET ${url.pathname} answered ${h.status} with ${framed} bytes, expected ${length}${rangeOffset === undefined ? '' : ` from ${rangeOffset}`}`));
+        return undefined;
+      }
+      // The head's buffer is the reused one: the body bytes in it are copied out before the next read.
+      return Buffer.from(rest);
+    };
+    const onErrorBody = (bytes: Buffer): void => {
+      errorBody += bytes.subarray(0, errorLeft).toString('utf8');
+      errorLeft -= Math.min(errorLeft, bytes.length);
+      if (errorLeft === 0) finish(new HttpStatusError(head!.status, errorBody));
+    };
+
+    const onRead = (n: number, buf: Buffer): boolean => {
+      if (settled) return false;
+      const bytes = buf.subarray(0, n);
+      if (head === undefined) {
+        headBytes.push(Buffer.from(bytes));
+        headSize += n;
+        const all = Buffer.concat(headBytes, headSize);
+        const end = all.indexOf('\r\n\r\n');
+        if (end < 0) {
+          if (headSize > HEAD_MAX) finish(new Error(`GET ${url.pathname}: response head over ${HEAD_MAX} bytes`));
+          return !settled;
+        }
+        headBytes = [];
+        let h: Head;
+        try {
+          h = parseHead(all.subarray(0, end).toString('latin1'));
+        } catch (e) {
+          finish(e as Error);
+          return false;
+        }
+        const body = onHead(h, all.subarray(end + 4));
+        return body === undefined ? !settled : write(body);
+      }
+      if (errorLeft > 0) {
+        onErrorBody(bytes);
+        return !settled;
+      }
+      return write(bytes);
+    };
+
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    const port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80);
+    const onread = { buffer, callback: onRead };
+    // tls.connect takes onread as net.connect does (Node's docs), though @types/node leaves it out.
+    const socket: Socket =
+      url.protocol === 'https:'
+        ? tlsConnect({ host, port, ...(isIP(host) ? {} : { servername: host }), onread } as ConnectionOptions)
+        : netConnect({ host, port, onread });
+    socket.setNoDelay(true);
+    socket.on('error', (e) => finish(e));
+    socket.on('close', () => {
+      if (head && errorLeft > 0) return finish(new HttpStatusError(head.status, errorBody));
+      finish(new Error(`GET ${url.pathname}: connection closed after ${sent} of ${length} bytes`));
+    });
+    out.once('close', onOutClose);
+    out.on('error', onOutError);
+    // A receiver can emit an error a tick after this transfer has let go of it: never an uncaught exception.
+    if (!out.listeners('error').includes(ignoreLateError)) out.on('error', ignoreLateError);
+    if (out.destroyed) return onOutClose();
+    let text = `GET ${url.pathname}${url.search} HTTP/1.1\r\n`;
+    const names = Object.keys(req.headers).map((k) => k.toLowerCase());
+    if (!names.includes('host')) text += `Host: ${url.host}\r\n`;
+    for (const [k, v] of Object.entries(req.headers)) {
+      if (/[\r\n]/.test(k + v)) return finish(new Error(`header ${k} holds a line break`));
+      if (k.toLowerCase() !== 'connection') text += `${k}: ${v}\r\n`;
+    }
+    socket.write(`${text}Connection: close\r\n\r\n`);
+  });
+}

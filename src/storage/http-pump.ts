@@ -75,7 +75,11 @@ export function pumpGet(req: GetRequest, out: Writable, length: number, rangeOff
     let headSize = 0;
     let errorBody = '';
     let errorLeft = 0;
+    /** Body bytes taken from the socket, and handed to `out`. */
+    let received = 0;
     let sent = 0;
+    /** Copies of body bytes read while `out` still held the buffer. */
+    const held: Buffer[] = [];
     let settled = false;
     let waiting = false;
 
@@ -95,15 +99,15 @@ export function pumpGet(req: GetRequest, out: Writable, length: number, rangeOff
       if (err) return finish(err);
       if (!waiting) return;
       waiting = false;
+      while (held.length > 0 && !waiting && !settled) write(held.shift()!);
+      if (waiting || settled) return;
       if (sent === length) finish();
-      else if (!settled) socket.resume();
+      else socket.resume();
     };
-    /** Writes body bytes; false when `out` still holds them, so that no read may overwrite them yet. */
+    /** Hands body bytes to `out`; false when `out` still holds them, so that no read may overwrite them yet. */
     const write = (bytes: Buffer): boolean => {
-      const take = bytes.length > length - sent ? bytes.subarray(0, length - sent) : bytes;
-      if (take.length === 0) return true;
-      sent += take.length;
-      out.write(take, afterWrite);
+      sent += bytes.length;
+      out.write(bytes, afterWrite);
       // Nothing left in `out` means the socket under it took the bytes already; else wait for its callback.
       if (out.writableLength > 0) {
         waiting = true;
@@ -111,6 +115,18 @@ export function pumpGet(req: GetRequest, out: Writable, length: number, rangeOff
       }
       if (sent === length) finish();
       return true;
+    };
+    /** Takes body bytes from a read (`reused`: in the transfer's buffer); false to pause the socket. */
+    const take = (bytes: Buffer, reused: boolean): boolean => {
+      const body = bytes.length > length - received ? bytes.subarray(0, length - received) : bytes;
+      received += body.length;
+      if (body.length === 0) return true;
+      // A TLS socket still delivers what it had decrypted after a pause: those bytes are copied and wait their turn.
+      if (waiting) {
+        held.push(reused ? Buffer.from(body) : body);
+        return false;
+      }
+      return write(body);
     };
 
     /** Takes the response head; returns the body bytes that came with it, or undefined when no body is to be written. */
@@ -161,13 +177,13 @@ export function pumpGet(req: GetRequest, out: Writable, length: number, rangeOff
           return false;
         }
         const body = onHead(h, all.subarray(end + 4));
-        return body === undefined ? !settled : write(body);
+        return body === undefined ? !settled : take(body, false);
       }
       if (errorLeft > 0) {
         onErrorBody(bytes);
         return !settled;
       }
-      return write(bytes);
+      return take(bytes, true);
     };
 
     const host = url.hostname.replace(/^\[|\]$/g, '');
@@ -181,6 +197,8 @@ export function pumpGet(req: GetRequest, out: Writable, length: number, rangeOff
     socket.setNoDelay(true);
     socket.on('error', (e) => finish(e));
     socket.on('close', () => {
+      // With every byte received, the close is the server's after its answer; the writes still held finish.
+      if (received === length) return;
       if (head && errorLeft > 0) return finish(new HttpStatusError(head.status, errorBody));
       finish(new Error(`GET ${url.pathname}: connection closed after ${sent} of ${length} bytes`));
     });

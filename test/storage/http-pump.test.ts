@@ -1,0 +1,54 @@
+// pumpGet over HTTPS (real S3 endpoints are): a TLS socket still delivers bytes it had decrypted after the
+// pump paused it, which must neither overwrite the reused buffer nor end the transfer early.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:https';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { makePki } from '../helpers/tls.js';
+
+const pumpJs = fileURLToPath(new URL('../../src/storage/http-pump.js', import.meta.url));
+
+// Run in a child: NODE_EXTRA_CA_CERTS (the test CA) is read only when a process starts. The writable calls
+// back on a later turn, so the pump waits on it and pauses its socket after every read.
+const child = `
+const { pumpGet } = await import(process.env.PUMP_JS);
+const { Writable } = await import('node:stream');
+const { createHash } = await import('node:crypto');
+const h = createHash('sha256');
+let n = 0;
+const out = new Writable({ highWaterMark: 1024, write(c, _e, cb) { h.update(c); n += c.length; setImmediate(cb); } });
+const length = Number(process.env.LENGTH);
+await pumpGet({ url: new URL(process.env.URL), headers: { range: 'bytes=7-' } }, out, length, 7);
+// Resolved: every byte must have been taken by the writable already.
+process.stdout.write(JSON.stringify({ n, sha: h.digest('hex') }));
+`;
+
+test('pumpGet over HTTPS to a writable that calls back late: every byte, in order, before it resolves', async () => {
+  const pki = await makePki();
+  const body = randomBytes(6 << 20);
+  const server = createServer({ cert: await readFile(pki.serverCert), key: await readFile(pki.serverKey) }, (req, res) => {
+    assert.equal(req.headers.range, 'bytes=7-');
+    res.writeHead(206, { 'content-length': String(body.length - 7) });
+    res.end(body.subarray(7));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  try {
+    const port = (server.address() as { port: number }).port;
+    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', child], {
+      env: { ...process.env, NODE_EXTRA_CA_CERTS: pki.caCert, PUMP_JS: pumpJs, URL: `https://localhost:${port}/obj`, LENGTH: String(body.length - 7) },
+    });
+    const got = JSON.parse(stdout) as { n: number; sha: string };
+    assert.equal(got.n, body.length - 7);
+    assert.equal(got.sha, createHash('sha256').update(body.subarray(7)).digest('hex'));
+  } finally {
+    server.closeAllConnections();
+    server.close();
+    await pki.cleanup();
+  }
+});

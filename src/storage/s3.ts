@@ -365,8 +365,8 @@ export class S3Driver implements StorageDriver {
 
   /**
    * Writes an object's range into `out`. A long range of a whole object is fetched with a presigned GET of
-   * its own and copied through one reused buffer (see http-pump.ts); the rest, and responses that pump cannot
-   * frame, go through the SDK's stream.
+   * its own and copied through one reused buffer (see http-pump.ts); the rest, responses that pump cannot
+   * frame and answers the SDK would retry go through the SDK's stream.
    */
   async sendTo(path: string, out: Writable, offset: number, length: number): Promise<void> {
     if (!isSegmented(path) && length >= DIRECT_MIN) {
@@ -376,7 +376,9 @@ export class S3Driver implements StorageDriver {
         return;
       } catch (e) {
         if (e instanceof HttpStatusError && e.status === 404) throw Object.assign(new Error(`no such object: ${key}`), { code: 'ENOENT' });
-        if (!(e instanceof UnframedResponse)) throw e;
+        // Nothing was written: a busy or failing server (503 SlowDown, 500) is asked again by the SDK, which retries with backoff.
+        const retryable = e instanceof HttpStatusError && (e.status >= 500 || e.status === 429);
+        if (!retryable && !(e instanceof UnframedResponse)) throw e;
       }
     }
     await pipeline(await this.reader(path, offset, length), out, { end: false });

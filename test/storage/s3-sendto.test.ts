@@ -30,6 +30,8 @@ interface Proxy {
   openOwn(): number;
   /** Whether GET responses lose their Content-Length (so Node sends them chunked). */
   unframed: boolean;
+  /** How many more of sendTo's own GETs are answered 503 SlowDown. */
+  slowDown: number;
   close(): Promise<void>;
 }
 
@@ -43,6 +45,7 @@ async function startProxy(): Promise<Proxy> {
     gets: (part) => seen.filter((r) => r.url.includes(part)).map((r) => r.headers),
     openOwn: () => [...own].filter((s) => !s.destroyed).length,
     unframed: false,
+    slowDown: 0,
     close: () => new Promise((r) => (server.closeAllConnections(), server.close(() => r()))),
   };
   const server: Server = createServer((req, res) => {
@@ -50,6 +53,13 @@ async function startProxy(): Promise<Proxy> {
     if (req.headers.connection === 'close') {
       own.add(req.socket);
       req.socket.once('close', () => own.delete(req.socket));
+      if (req.method === 'GET' && proxy.slowDown > 0) {
+        proxy.slowDown--;
+        const xml = '<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>';
+        res.writeHead(503, { 'content-type': 'application/xml', 'content-length': String(Buffer.byteLength(xml)) });
+        res.end(xml);
+        return;
+      }
     }
     const up = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
       const headers = { ...ur.headers };
@@ -67,8 +77,16 @@ async function startProxy(): Promise<Proxy> {
   return proxy;
 }
 
-async function registryVia(p: Proxy, root: string): Promise<TestRegistry> {
-  return startRegistry({ storage: { filesystem: undefined, s3: s3.config(root, { regionendpoint: p.endpoint }) } });
+/** Runs `fn` with a registry whose S3 requests go through a fresh proxy, on its own root. */
+async function viaProxy(root: string, fn: (reg: TestRegistry, p: Proxy) => Promise<void>): Promise<void> {
+  const p = await startProxy();
+  const reg = await startRegistry({ storage: { filesystem: undefined, s3: s3.config(root, { regionendpoint: p.endpoint }) } });
+  try {
+    await fn(reg, p);
+  } finally {
+    await reg.close();
+    await p.close();
+  }
 }
 
 /** Pushes bytes as one blob of `repo`; returns its digest. */
@@ -88,9 +106,7 @@ async function until(what: string, ok: () => boolean, ms = 5000): Promise<void> 
 }
 
 test('blob GETs on S3 come through sendTo: whole, ranged and to a slow reader, every byte right, on signed GETs of their own', async () => {
-  const p = await startProxy();
-  const reg = await registryVia(p, 'sendto-ok');
-  try {
+  await viaProxy('sendto-ok', async (reg, p) => {
     const bytes = randomBytes(9 << 20);
     const digest = await pushBlob(reg.url, 'lib/big', bytes);
     const url = `${reg.url}/v2/lib/big/blobs/${digest}`;
@@ -132,16 +148,11 @@ test('blob GETs on S3 come through sendTo: whole, ranged and to a slow reader, e
       assert.match(String(h.authorization), /^AWS4-HMAC-SHA256 Credential=S3RVER\/.*SignedHeaders=[^,]*range/);
     }
     await until('the node closed its GET connections', () => p.openOwn() === 0);
-  } finally {
-    await reg.close();
-    await p.close();
-  }
+  });
 });
 
 test('a client hanging up mid-blob: the node stays up and its S3 connection for that GET closes', async () => {
-  const p = await startProxy();
-  const reg = await registryVia(p, 'sendto-abort');
-  try {
+  await viaProxy('sendto-abort', async (reg, p) => {
     const bytes = randomBytes(16 << 20);
     const digest = await pushBlob(reg.url, 'lib/cut', bytes);
     const url = `${reg.url}/v2/lib/cut/blobs/${digest}`;
@@ -157,16 +168,11 @@ test('a client hanging up mid-blob: the node stays up and its S3 connection for 
     const again = await fetch(url);
     assert.equal(again.status, 200);
     assert.equal(digestOf(await bytesOf(again)), digest);
-  } finally {
-    await reg.close();
-    await p.close();
-  }
+  });
 });
 
 test('a response without Content-Length (chunked) is read through the SDK instead, bytes intact', async () => {
-  const p = await startProxy();
-  const reg = await registryVia(p, 'sendto-chunked');
-  try {
+  await viaProxy('sendto-chunked', async (reg, p) => {
     const bytes = randomBytes(3 << 20);
     const digest = await pushBlob(reg.url, 'lib/chunked', bytes);
     p.unframed = true;
@@ -179,10 +185,22 @@ test('a response without Content-Length (chunked) is read through the SDK instea
       gets.map((h) => h.connection === 'close'),
       [true, false],
     );
-  } finally {
-    await reg.close();
-    await p.close();
-  }
+  });
+});
+
+test('a 503 SlowDown to its own GET: the blob comes through the SDK, which retries, bytes intact', async () => {
+  await viaProxy('sendto-slowdown', async (reg, p) => {
+    const bytes = randomBytes(2 << 20);
+    const digest = await pushBlob(reg.url, 'lib/slow', bytes);
+    p.slowDown = 1;
+    const r = await fetch(`${reg.url}/v2/lib/slow/blobs/${digest}`);
+    assert.equal(r.status, 200);
+    assert.equal(digestOf(await bytesOf(r)), digest);
+    assert.deepEqual(
+      p.gets(`/${digest.slice(7)}/data`).map((h) => h.connection === 'close'),
+      [true, false],
+    );
+  });
 });
 
 test('S3Driver.sendTo: a missing object rejects with ENOENT, a refused key with the status, and nothing is written', async () => {

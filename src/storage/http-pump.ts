@@ -195,9 +195,12 @@ export function pumpGet(req: GetRequest, out: Writable, length: number, rangeOff
         ? tlsConnect({ host, port, ...(isIP(host) ? {} : { servername: host }), onread } as ConnectionOptions)
         : netConnect({ host, port, onread });
     socket.setNoDelay(true);
-    socket.on('error', (e) => finish(e));
+    // With every byte received, an error or close is the server's end of the connection after its answer:
+    // the writes still under way finish the transfer.
+    socket.on('error', (e) => {
+      if (received !== length) finish(e);
+    });
     socket.on('close', () => {
-      // With every byte received, the close is the server's after its answer; the writes still held finish.
       if (received === length) return;
       if (head && errorLeft > 0) return finish(new HttpStatusError(head.status, errorBody));
       finish(new Error(`GET ${url.pathname}: connection closed after ${sent} of ${length} bytes`));

@@ -10,6 +10,8 @@ import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 const BUFFER_MAX = 1 << 20;
 /** A response head larger than this is not S3's. */
 const HEAD_MAX = 64 * 1024;
+/** How long the server may send nothing while the pump waits on it (not on the receiver) before the transfer fails. */
+const STALL_MS = 60_000;
 /** How much of an error response's body is kept for the message. */
 const ERROR_BODY_MAX = 8 * 1024;
 
@@ -66,7 +68,7 @@ export interface GetRequest {
  * or 200 at offset 0. Rejects with HttpStatusError for a non-2xx answer and UnframedResponse for a body of
  * unknown length, in both cases before writing anything.
  */
-export function pumpGet(req: GetRequest, out: Writable, length: number, rangeOffset?: number): Promise<void> {
+export function pumpGet(req: GetRequest, out: Writable, length: number, rangeOffset?: number, stallMs = STALL_MS): Promise<void> {
   const url = req.url;
   return new Promise<void>((resolve, reject) => {
     const buffer = Buffer.allocUnsafe(Math.max(1, Math.min(BUFFER_MAX, length)));
@@ -195,6 +197,13 @@ export function pumpGet(req: GetRequest, out: Writable, length: number, rangeOff
         ? tlsConnect({ host, port, ...(isIP(host) ? {} : { servername: host }), onread } as ConnectionOptions)
         : netConnect({ host, port, onread });
     socket.setNoDelay(true);
+    // A server that stops sending would otherwise hold the transfer, its buffer and the client for good.
+    // Idle while the receiver holds the buffer is the receiver's slowness, not the server's: not counted.
+    socket.setTimeout(stallMs, () => {
+      // The timer re-arms only on socket activity: after a wait on the receiver, arm it again by hand.
+      if (waiting) socket.setTimeout(stallMs);
+      else finish(new Error(`GET ${url.pathname}: the server sent nothing for ${stallMs} ms (${received} of ${length} bytes received)`));
+    });
     // With every byte received, an error or close is the server's end of the connection after its answer:
     // the writes still under way finish the transfer.
     socket.on('error', (e) => {

@@ -6,6 +6,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:https';
+import { createServer as createTcpServer, type Socket } from 'node:net';
+import { Writable } from 'node:stream';
+import { pumpGet } from '../../src/storage/http-pump.js';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -50,5 +53,52 @@ test('pumpGet over HTTPS to a writable that calls back late: every byte, in orde
     server.closeAllConnections();
     server.close();
     await pki.cleanup();
+  }
+});
+
+/** A TCP server answering every GET with a 200 head for `length` bytes, then `send(socket)`. */
+async function rawServer(length: number, send: (s: Socket) => void): Promise<{ url: URL; close: () => void }> {
+  const sockets = new Set<Socket>();
+  const server = createTcpServer((s) => {
+    sockets.add(s);
+    s.once('data', () => {
+      s.write(`HTTP/1.1 200 OK\r\ncontent-length: ${length}\r\n\r\n`);
+      send(s);
+    });
+    s.on('error', () => undefined);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    url: new URL(`http://127.0.0.1:${(server.address() as { port: number }).port}/obj`),
+    close: () => {
+      for (const s of sockets) s.destroy();
+      server.close();
+    },
+  };
+}
+
+test('pumpGet fails a transfer whose server stops sending, and never one whose receiver is slow', { timeout: 30_000 }, async () => {
+  const length = 4 << 20;
+  // Half the body, then silence.
+  const stalled = await rawServer(length, (s) => s.write(randomBytes(length / 2)));
+  try {
+    const sink = new Writable({ write: (_c, _e, cb) => cb() });
+    await assert.rejects(pumpGet({ url: stalled.url, headers: {} }, sink, length, undefined, 300), /sent nothing for 300 ms \(2097152 of 4194304 bytes received\)/);
+  } finally {
+    stalled.close();
+  }
+  // Every byte at once, to a receiver that takes each write 0.4 s later: longer than the stall limit each time.
+  const body = randomBytes(length);
+  const quick = await rawServer(length, (s) => s.write(body));
+  try {
+    let n = 0;
+    const h = createHash('sha256');
+    const slow = new Writable({ highWaterMark: 1024, write: (c: Buffer, _e, cb) => void setTimeout(() => (h.update(c), (n += c.length), cb()), 400) });
+    await pumpGet({ url: quick.url, headers: {} }, slow, length, undefined, 150);
+    assert.equal(n, length);
+    assert.equal(h.digest('hex'), createHash('sha256').update(body).digest('hex'));
+  } finally {
+    quick.close();
   }
 });

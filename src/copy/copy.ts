@@ -89,15 +89,19 @@ function retryable(e: unknown): boolean {
  * repository. A later image bound for another repository of that registry mounts the blob from there
  * (one small POST) instead of downloading and uploading it again, as skopeo's blob-info cache does.
  */
-const placed = new Map<string, string>();
+const placed = new Map<string, string[]>();
 const PLACED_MAX = 20_000;
-/** Blobs a copy is putting at a destination registry now, by `registry digest`; other copies wait for them. */
+/** Repositories remembered per blob (the latest last): enough to know where a run already put it. */
+const PLACES_MAX = 16;
+/** The copy whose turn it is with a blob at a destination registry, by `registry digest`; other copies wait for it. */
 const writing = new Map<string, { done: Promise<void> }>();
 
 function remember(registry: string, digest: Digest, repository: string): void {
   const key = `${registry} ${digest}`;
+  const places = (placed.get(key) ?? []).filter((r) => r !== repository);
+  places.push(repository);
   placed.delete(key);
-  placed.set(key, repository);
+  placed.set(key, places.slice(-PLACES_MAX));
   if (placed.size > PLACED_MAX) placed.delete(placed.keys().next().value!);
 }
 
@@ -160,16 +164,22 @@ class Copier {
       p?.blobDone?.(d, action);
     };
     const key = to && `${to.registry} ${d.digest}`;
-    const other = key ? writing.get(key) : undefined;
-    // Claimed before the first await, so that images copied side by side send a shared layer once.
+    // One copy at a time per blob and destination registry, each taking its turn once the one before has
+    // put, mounted or found it: images copied side by side send a shared layer once, and two copies bound
+    // for one repository never mount it there at once (Distribution rewrites the repository's link file in
+    // place, and a manifest PUT reading it meanwhile fails with DIGEST_INVALID). Claimed without an await
+    // in between, so that the first copy to resume takes the next turn.
     let release: (() => void) | undefined;
-    if (key && !other) writing.set(key, { done: new Promise<void>((r) => (release = r)) });
+    if (key) {
+      for (let other = writing.get(key); other; other = writing.get(key)) await other.done;
+      writing.set(key, { done: new Promise<void>((r) => (release = r)) });
+    }
     try {
-      // Another copy is writing this blob now: wait, then mount it (or find it, in the same repository).
-      if (other) await other.done;
-      const known = key ? placed.get(key) : undefined;
+      const places = key ? placed.get(key) : undefined;
+      // Where this process put it last; none when it is in the target repository already (then a HEAD finds it).
+      const known = to && places && !places.includes(to.repository) ? places[places.length - 1] : undefined;
       // Mounting first saves the HEAD that would answer 404 in a repository new to this blob.
-      if (to && known && known !== to.repository && this.dst.mountBlob && (await this.dst.mountBlob(d, known))) return done('mounted');
+      if (to && known && this.dst.mountBlob && (await this.dst.mountBlob(d, known))) return done('mounted');
       if (await this.dst.hasBlob(d)) return done('skipped');
       if (from && to && this.dst.mountBlob && from.registry === to.registry && from.repository !== to.repository && from.repository !== known) {
         if (await this.dst.mountBlob(d, from.repository)) return done('mounted');

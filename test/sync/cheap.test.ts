@@ -46,8 +46,12 @@ test('sluice sync --src yaml: one ping per registry, shared layers mounted where
     // The shared layer travels once; the other repositories mount it from where the run put it.
     assert.equal(count(upstream.seen, 'GET', new RegExp(`/blobs/${shared}$`)), 1, upLog);
     assert.equal(count(dest.seen, 'PUT', new RegExp(`digest=${encodeURIComponent(shared)}`)), 1, destLog);
-    // Jobs run side by side, so both tags of a repository may mount it at once: at least one mount per other repository.
-    const mounts = dest.seen.filter((s) => s.method === 'POST' && s.path.includes(`mount=${encodeURIComponent(shared)}`) && s.status === 201);
+    // Jobs run side by side, yet the copies take turns with the layer: one mount into each other repository
+    // (its second tag then finds it there), never two at once (Distribution's link file is rewritten in place).
+    const mountPath = new RegExp(`mount=${encodeURIComponent(shared)}`);
+    const mounts = dest.seen.filter((s) => s.method === 'POST' && mountPath.test(s.path) && s.status === 201);
+    assert.equal(mounts.length, 2, destLog);
+    assert.equal(dest.maxInFlight('POST', mountPath), 1, destLog);
     // Whichever job put it first (they run side by side), the other two repositories mounted it.
     const put = dest.seen.find((s) => s.method === 'PUT' && s.path.includes(`digest=${encodeURIComponent(shared)}`))!.path.replace(/\/blobs\/uploads.*$/, '');
     const others = ['/v2/mirror/one', '/v2/mirror/three', '/v2/mirror/two'].filter((r) => r !== put);

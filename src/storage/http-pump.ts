@@ -8,6 +8,11 @@ import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
  * garbage collection every few MiB (measured: about half of a node's CPU while it served a blob from S3).
  */
 const BUFFER_MAX = 1 << 20;
+/**
+ * Where reads land while `out` still holds the main buffer: a TLS socket delivers what it had decrypted
+ * after a pause (records of at most 16 KiB), and those bytes are copied out at once.
+ */
+const SCRATCH_SIZE = 64 * 1024;
 /** A response head larger than this is not S3's. */
 const HEAD_MAX = 64 * 1024;
 /** How long the server may send nothing while the pump waits on it (not on the receiver) before the transfer fails. */
@@ -27,6 +32,13 @@ export class HttpStatusError extends Error {
 
 /** A 2xx answer not framed by Content-Length (chunked, or till close): nothing was written, the caller may read it another way. */
 export class UnframedResponse extends Error {}
+
+const NOTHING_WRITTEN = Symbol('nothing written');
+
+/** Whether a transfer failed before any byte reached the receiver, so that it can be tried another way. */
+export function nothingWritten(e: unknown): boolean {
+  return typeof e === 'object' && e !== null && (e as Record<symbol, unknown>)[NOTHING_WRITTEN] === true;
+}
 
 interface Head {
   status: number;
@@ -83,11 +95,18 @@ export function pumpGet(req: GetRequest, out: Writable, length: number, rangeOff
     /** Copies of body bytes read while `out` still held the buffer. */
     const held: Buffer[] = [];
     let settled = false;
+    /** The socket is paused because `out` has not taken everything written to it. */
     let waiting = false;
+    /** The transfer's buffer that a write still pending in `out` reads from: no read may land in it meanwhile. */
+    let lent: Buffer | undefined;
+    let scratch: Buffer | undefined;
+    /** Where the next read lands (Node asks after every read): never the buffer `out` still holds. */
+    const nextBuffer = (): Buffer => (lent === buffer ? (scratch ??= Buffer.allocUnsafe(SCRATCH_SIZE)) : buffer);
 
     const finish = (err?: Error): void => {
       if (settled) return;
       settled = true;
+      if (err && sent === 0) Object.assign(err, { [NOTHING_WRITTEN]: true });
       out.off('close', onOutClose);
       out.off('error', onOutError);
       socket.destroy();
@@ -99,36 +118,39 @@ export function pumpGet(req: GetRequest, out: Writable, length: number, rangeOff
 
     const afterWrite = (err?: Error | null): void => {
       if (err) return finish(err);
-      if (!waiting) return;
+      // A write that went out at once calls back a turn later, maybe while a later one still waits in `out`.
+      if (!waiting || out.writableLength > 0) return;
       waiting = false;
+      lent = undefined;
       while (held.length > 0 && !waiting && !settled) write(held.shift()!);
       if (waiting || settled) return;
       if (sent === length) finish();
       else socket.resume();
     };
-    /** Hands body bytes to `out`; false when `out` still holds them, so that no read may overwrite them yet. */
-    const write = (bytes: Buffer): boolean => {
+    /** Hands body bytes (in `from`, a transfer buffer, unless a copy) to `out`; false when `out` still holds them. */
+    const write = (bytes: Buffer, from?: Buffer): boolean => {
       sent += bytes.length;
       out.write(bytes, afterWrite);
       // Nothing left in `out` means the socket under it took the bytes already; else wait for its callback.
       if (out.writableLength > 0) {
         waiting = true;
+        if (from) lent = from;
         return false;
       }
       if (sent === length) finish();
       return true;
     };
-    /** Takes body bytes from a read (`reused`: in the transfer's buffer); false to pause the socket. */
-    const take = (bytes: Buffer, reused: boolean): boolean => {
+    /** Takes body bytes from a read (`from`: the transfer buffer they are in, unless a copy); false to pause the socket. */
+    const take = (bytes: Buffer, from: Buffer | undefined): boolean => {
       const body = bytes.length > length - received ? bytes.subarray(0, length - received) : bytes;
       received += body.length;
       if (body.length === 0) return true;
       // A TLS socket still delivers what it had decrypted after a pause: those bytes are copied and wait their turn.
       if (waiting) {
-        held.push(reused ? Buffer.from(body) : body);
+        held.push(from ? Buffer.from(body) : body);
         return false;
       }
-      return write(body);
+      return write(body, from);
     };
 
     /** Takes the response head; returns the body bytes that came with it, or undefined when no body is to be written. */
@@ -179,18 +201,18 @@ export function pumpGet(req: GetRequest, out: Writable, length: number, rangeOff
           return false;
         }
         const body = onHead(h, all.subarray(end + 4));
-        return body === undefined ? !settled : take(body, false);
+        return body === undefined ? !settled : take(body, undefined);
       }
       if (errorLeft > 0) {
         onErrorBody(bytes);
         return !settled;
       }
-      return take(bytes, true);
+      return take(bytes, buf);
     };
 
     const host = url.hostname.replace(/^\[|\]$/g, '');
     const port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80);
-    const onread = { buffer, callback: onRead };
+    const onread = { buffer: nextBuffer, callback: onRead };
     // tls.connect takes onread as net.connect does (Node's docs), though @types/node leaves it out.
     const socket: Socket =
       url.protocol === 'https:'
@@ -199,7 +221,8 @@ export function pumpGet(req: GetRequest, out: Writable, length: number, rangeOff
     socket.setNoDelay(true);
     // A server that stops sending would otherwise hold the transfer, its buffer and the client for good.
     // Idle while the receiver holds the buffer is the receiver's slowness, not the server's: not counted.
-    socket.setTimeout(stallMs, () => {
+    socket.setTimeout(stallMs);
+    socket.on('timeout', () => {
       // The timer re-arms only on socket activity: after a wait on the receiver, arm it again by hand.
       if (waiting) socket.setTimeout(stallMs);
       else finish(new Error(`GET ${url.pathname}: the server sent nothing for ${stallMs} ms (${received} of ${length} bytes received)`));

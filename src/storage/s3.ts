@@ -5,7 +5,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { loadS3Sdk, type S3Sdk } from './aws-sdk.js';
 import type { FileInfo, FileWriter, PutOptions, StorageDriver } from './driver.js';
 import { healthProbePath } from './layout.js';
-import { HttpStatusError, pumpGet, UnframedResponse, type GetRequest } from './http-pump.js';
+import { HttpStatusError, nothingWritten, pumpGet, type GetRequest } from './http-pump.js';
 
 /** The `storage.s3` keys, as Distribution's s3-aws driver names them. */
 export interface S3Options {
@@ -376,9 +376,10 @@ export class S3Driver implements StorageDriver {
         return;
       } catch (e) {
         if (e instanceof HttpStatusError && e.status === 404) throw Object.assign(new Error(`no such object: ${key}`), { code: 'ENOENT' });
-        // Nothing was written: a busy or failing server (503 SlowDown, 500) is asked again by the SDK, which retries with backoff.
-        const retryable = e instanceof HttpStatusError && (e.status >= 500 || e.status === 429);
-        if (!retryable && !(e instanceof UnframedResponse)) throw e;
+        // Nothing was written: a busy or failing server (503 SlowDown, 500), a refused or broken connection, a
+        // stall before the answer: the SDK asks again, with its retries and backoff. A refusal (403) stands.
+        const refused = e instanceof HttpStatusError && e.status < 500 && e.status !== 429;
+        if (refused || !nothingWritten(e)) throw e;
       }
     }
     await pipeline(await this.reader(path, offset, length), out, { end: false });

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:https';
 import { createServer as createTcpServer, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
-import { pumpGet } from '../../src/storage/http-pump.js';
+import { nothingWritten, pumpGet } from '../../src/storage/http-pump.js';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -17,21 +17,23 @@ import { makePki } from '../helpers/tls.js';
 const pumpJs = fileURLToPath(new URL('../../src/storage/http-pump.js', import.meta.url));
 
 // Run in a child: NODE_EXTRA_CA_CERTS (the test CA) is read only when a process starts. The writable calls
-// back on a later turn, so the pump waits on it and pauses its socket after every read.
+// back on a later turn, so the pump waits on it and pauses its socket after every read, and TLS delivers
+// records it had decrypted after each pause.
 const child = `
 const { pumpGet } = await import(process.env.PUMP_JS);
 const { Writable } = await import('node:stream');
 const { createHash } = await import('node:crypto');
 const h = createHash('sha256');
 let n = 0;
-const out = new Writable({ highWaterMark: 1024, write(c, _e, cb) { h.update(c); n += c.length; setImmediate(cb); } });
+// Like a socket, the writable reads the bytes only when it calls back: bytes overwritten before then show in the hash.
+const out = new Writable({ highWaterMark: 1024, write(c, _e, cb) { setImmediate(() => { h.update(c); n += c.length; cb(); }); } });
 const length = Number(process.env.LENGTH);
 await pumpGet({ url: new URL(process.env.URL), headers: { range: 'bytes=7-' } }, out, length, 7);
 // Resolved: every byte must have been taken by the writable already.
 process.stdout.write(JSON.stringify({ n, sha: h.digest('hex') }));
 `;
 
-test('pumpGet over HTTPS to a writable that calls back late: every byte, in order, before it resolves', async () => {
+test('pumpGet over HTTPS to a writable that calls back late: every byte, in order, before it resolves', { timeout: 60_000 }, async () => {
   const pki = await makePki();
   const body = randomBytes(6 << 20);
   const server = createServer({ cert: await readFile(pki.serverCert), key: await readFile(pki.serverKey) }, (req, res) => {
@@ -101,4 +103,34 @@ test('pumpGet fails a transfer whose server stops sending, and never one whose r
   } finally {
     quick.close();
   }
+});
+
+test('pumpGet: a stall after a slow receiver still fails; a failure before any byte says so, one after does not', { timeout: 30_000 }, async () => {
+  const length = 4 << 20;
+  const stalled = await rawServer(length, (s) => s.write(randomBytes(length / 2)));
+  try {
+    // The receiver takes its first write after 0.4 s (the stall limit is 150 ms), then at once.
+    let first = true;
+    const slowOnce = new Writable({
+      highWaterMark: 1024,
+      write: (_c, _e, cb) => {
+        if (first) setTimeout(cb, 400);
+        else cb();
+        first = false;
+      },
+    });
+    const e = await pumpGet({ url: stalled.url, headers: {} }, slowOnce, length, undefined, 150).then(() => undefined, (x: Error) => x);
+    assert.match(String(e), /sent nothing for 150 ms/);
+    assert.equal(nothingWritten(e), false, 'bytes had been written');
+  } finally {
+    stalled.close();
+  }
+  // Nobody listens there: refused before any byte.
+  const free = await rawServer(length, () => undefined);
+  const url = free.url;
+  free.close();
+  await new Promise((r) => setTimeout(r, 50));
+  const refused = await pumpGet({ url, headers: {} }, new Writable({ write: (_c, _e, cb) => cb() }), length).then(() => undefined, (x: Error) => x);
+  assert.ok(refused, 'a GET to a closed port fails');
+  assert.equal(nothingWritten(refused), true, String(refused));
 });

@@ -5,7 +5,17 @@ import { parseDigest, type Digest } from '../oci/digest.js';
 import type { RepositoryName } from '../oci/name.js';
 import type { BlobStore } from './blobs.js';
 import { isStorageFull, type StorageDriver } from './driver.js';
+import { KeyedLock } from './keyed-lock.js';
 import { repoPath, uploadDataPath, uploadPath, uploadStartedAtPath, walkRepositoryDirs } from './layout.js';
+
+const adoptLocks = new WeakMap<StorageDriver, KeyedLock>();
+
+/** The digests being moved into place on a storage driver by this process. */
+function adopting(driver: StorageDriver): KeyedLock {
+  let l = adoptLocks.get(driver);
+  if (!l) adoptLocks.set(driver, (l = new KeyedLock()));
+  return l;
+}
 
 const UPLOAD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -163,12 +173,12 @@ export class UploadStore {
       if (actual !== expected) {
         throw new UploadError('digest', `the uploaded content has digest ${actual}, not ${expected}`);
       }
-      if ((await this.blobs.size(expected)) === size) {
-        await this.driver.delete(uploadPath(name, id));
-      } else {
-        await this.blobs.adopt(uploadDataPath(name, id), expected);
-        await this.driver.delete(uploadPath(name, id));
-      }
+      // Sessions of one digest finishing at once take turns, so that the later ones find the blob in place
+      // instead of each writing it again (on S3 a server-side copy per push, into the same key at once).
+      await adopting(this.driver).run([expected], async () => {
+        if ((await this.blobs.size(expected)) !== size) await this.blobs.adopt(uploadDataPath(name, id), expected);
+      });
+      await this.driver.delete(uploadPath(name, id));
       return size;
     });
   }

@@ -32,6 +32,29 @@ test('parallel pushes of the same blob (monolithic and chunked) all succeed and 
   }
 });
 
+test('parallel pushes of one digest move it into place once; the others find it there', async () => {
+  const reg = await startRegistry();
+  const driver = reg.ctx.driver;
+  const move = driver.move.bind(driver);
+  const moved: string[] = [];
+  // Counts the storage moves into blobs/ (on S3 a server-side copy each) while the pushes race.
+  driver.move = async (from: string, to: string) => {
+    if (to.includes('/blobs/')) moved.push(to);
+    return move(from, to);
+  };
+  try {
+    const data = randomBytes(200_000);
+    const d = digestOf(data);
+    const results = await Promise.all(Array.from({ length: 8 }, (_, i) => fetch(`${reg.url}/v2/once/r${i}/blobs/uploads/?digest=${d}`, { method: 'POST', body: data })));
+    for (const r of results) assert.equal(r.status, 201, await r.text());
+    assert.equal(moved.length, 1, moved.join('\n'));
+    for (let i = 0; i < 8; i++) assert.deepEqual(await bytesOf(await fetch(`${reg.url}/v2/once/r${i}/blobs/${d}`)), data);
+  } finally {
+    driver.move = move;
+    await reg.close();
+  }
+});
+
 test('parallel PUTs of different manifests to one tag end with the tag on one of them, consistently', async () => {
   const reg = await startRegistry();
   try {

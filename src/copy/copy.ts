@@ -179,7 +179,8 @@ class Copier {
       // Where this process put it last; none when it is in the target repository already (then a HEAD finds it).
       const known = to && places && !places.includes(to.repository) ? places[places.length - 1] : undefined;
       // Mounting first saves the HEAD that would answer 404 in a repository new to this blob.
-      if (to && known && this.dst.mountBlob && (await this.dst.mountBlob(d, known))) return done('mounted');
+      // A remembered repository is a guess (the client may not read it, or it is gone): a failed mount falls through.
+      if (to && known && this.dst.mountBlob && (await this.dst.mountBlob(d, known).catch(() => false))) return done('mounted');
       if (await this.dst.hasBlob(d)) return done('skipped');
       if (from && to && this.dst.mountBlob && from.registry === to.registry && from.repository !== to.repository && from.repository !== known) {
         if (await this.dst.mountBlob(d, from.repository)) return done('mounted');

@@ -27,6 +27,8 @@ const ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
 const GLOB = /[*?[{]/;
 /** A run's tag lists and HEADs in flight at once, over all its repositories. */
 const LOOKUPS = 16;
+/** Repositories looked up ahead of the one being acted on. */
+const LOOK_AHEAD = 16;
 /** Images of one repository copied at once unless the job says (`parallel`): a copy waits on round trips more than on bandwidth. */
 const IMAGES = 3;
 
@@ -270,20 +272,35 @@ export class MirrorJob {
     const platforms = this.config.platforms?.map(parsePlatform);
     // Listed tags need no tag list (skopeo's YAML names them); prune does, to tell what vanished upstream.
     const literal = this.config.prune ? undefined : literalTags(this.config.tags);
-    // Look first, act second: every repository's tag list and HEADs go out together (bounded), so a run
-    // where nothing moved costs one round of requests, not one per repository; steps then follow in order.
-    const looks: Look[] = [];
+    // Look ahead, act in order: the tag lists and HEADs of the next repositories go out together (bounded),
+    // so a run where nothing moved costs about one round of requests, not one per repository; steps follow
+    // in the job's order. The look-ahead is a window, so a long run does not copy digests HEADed long before.
+    const targets: ({ upstream: Upstream; repository: string } | { entry: string; error: Error })[] = [];
     for (const entry of this.config.images) {
       try {
         const { upstream, repositories } = await this.repositories(entry);
-        for (const repository of repositories) looks.push(this.look(upstream, repository, literal, progress));
+        for (const repository of repositories) targets.push({ upstream, repository });
       } catch (e) {
-        summary.errors.push({ image: entry, error: (e as Error).message });
-        step({ action: 'error', image: entry, reason: (e as Error).message });
+        targets.push({ entry, error: e as Error });
       }
     }
+    const looks: (Look | undefined)[] = [];
+    const lookAhead = (upTo: number): void => {
+      for (let j = looks.length; j < Math.min(upTo, targets.length); j++) {
+        const t = targets[j]!;
+        looks.push('error' in t ? undefined : this.look(t.upstream, t.repository, literal, progress));
+      }
+    };
     let prunes = 0;
-    for (const look of looks) {
+    for (let i = 0; i < targets.length; i++) {
+      lookAhead(i + LOOK_AHEAD);
+      const t = targets[i]!;
+      if ('error' in t) {
+        summary.errors.push({ image: t.entry, error: t.error.message });
+        step({ action: 'error', image: t.entry, reason: t.error.message });
+        continue;
+      }
+      const look = looks[i]!;
       const { upstream, repository, image, dest } = look;
       const found = await look.found;
       if (found instanceof Error) {

@@ -131,3 +131,40 @@ test('a mirror job over several repositories sends their HEADs together, then re
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('a mirror job looks ahead a bounded number of repositories, so a long run copies what it HEADed shortly before', async () => {
+  const up = await startRegistry();
+  const upstream = await startThrottleProxy(up.url);
+  const dir = await mkdtemp(join(tmpdir(), 'sluice-sync-window-'));
+  try {
+    const repos = Array.from({ length: 20 }, (_, i) => `r${String(i).padStart(2, '0')}`);
+    const img = await makeImage({ layers: [{ 'f.txt': 'window' }], label: 'window' });
+    for (const r of repos) await pushImage(up.url, `team/${r}`, 'v1', img);
+    const config = join(dir, 'sluice.yml');
+    await writeFile(
+      config,
+      [
+        `storage: {filesystem: {rootdirectory: ${JSON.stringify(join(dir, 'data'))}}}`,
+        `upstreams: {up.test: {url: "${upstream.url}"}}`,
+        'flows: [{images: ["up.test/team/*"]}]',
+        'mirrors:',
+        '  - name: team',
+        `    images: [${repos.map((r) => `up.test/team/${r}`).join(', ')}]`,
+        '    tags: {include: [v1]}',
+        '',
+      ].join('\n'),
+    );
+    // The first repository answers slowly: by the time it is copied, only the window ahead of it was HEADed.
+    upstream.delay = { path: /\/team\/r00\/manifests\/v1$/, method: 'HEAD', ms: 800 };
+    const run = await sluice(['sync', '-c', config, '--json']);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal((JSON.parse(run.stdout) as { copied: string[] }[])[0]!.copied.length, 20);
+    const firstGet = upstream.seen.findIndex((x) => x.method === 'GET' && /\/manifests\/sha256/.test(x.path));
+    const headsBefore = upstream.seen.slice(0, firstGet).filter((x) => x.method === 'HEAD').length;
+    assert.equal(headsBefore, 16, upstream.seen.map((x) => `${x.method} ${x.path}`).join('\n'));
+  } finally {
+    await upstream.close();
+    await up.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});

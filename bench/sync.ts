@@ -307,24 +307,31 @@ export async function syncWorkloads(tool: SyncTool, bench: SyncBench, out: Sampl
 /** Seconds between the scheduled runs of the bench's jobs inside `sluice serve`. */
 const TICK_SECONDS = 3;
 
-/** The jobs' last runs as their state files record them (what `sluice sync status` reads). */
-async function lastRuns(root: string, jobs: string[]): Promise<{ startedAt: string; finishedAt: string; ok: boolean; copied: string[]; moved: string[] }[]> {
-  const out = [];
+interface JobRecord {
+  tags?: Record<string, string>;
+  lastRun?: { startedAt: string; finishedAt: string; ok: boolean; copied: string[]; moved: string[]; errors: { image: string; error: string }[] };
+}
+
+/** The jobs' state files (what `sluice sync status` reads): the digests mirrored so far and the last run. */
+async function jobRecords(root: string, jobs: string[]): Promise<JobRecord[]> {
+  const out: JobRecord[] = [];
   for (const j of jobs) {
     const text = await readFile(join(root, 'docker/registry/v2/_sluice/sync', `${j}.json`), 'utf8').catch(() => undefined);
-    const run = text ? (JSON.parse(text) as { lastRun?: { startedAt: string; finishedAt: string; ok: boolean; copied: string[]; moved: string[] } }).lastRun : undefined;
-    if (run) out.push(run);
+    out.push(text ? (JSON.parse(text) as JobRecord) : {});
   }
   return out;
 }
 
-/** Waits until every job has finished a run that started after `after` (ms since the epoch); returns those runs. */
-async function nextRuns(root: string, jobs: string[], after: number, timeoutMs: number): Promise<Awaited<ReturnType<typeof lastRuns>>> {
+/** Polls the jobs' records until `done` says so; on timeout, throws with what the last runs reported. */
+async function waitForRecords(root: string, jobs: string[], timeoutMs: number, what: string, done: (r: JobRecord[]) => boolean): Promise<JobRecord[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const runs = await lastRuns(root, jobs);
-    if (runs.length === jobs.length && runs.every((r) => Date.parse(r.startedAt) > after)) return runs;
-    if (Date.now() > deadline) throw new Error(`sync: the scheduled jobs did not all run within ${timeoutMs} ms (${runs.length} of ${jobs.length} have run)`);
+    const records = await jobRecords(root, jobs);
+    if (done(records)) return records;
+    if (Date.now() > deadline) {
+      const errors = records.flatMap((r) => r.lastRun?.errors ?? []).slice(0, 3).map((e) => `${e.image}: ${e.error}`);
+      throw new Error(`sync: the scheduled jobs did not ${what} within ${timeoutMs} ms${errors.length ? ` (errors: ${errors.join('; ')})` : ''}`);
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -346,15 +353,20 @@ async function scheduledResync(bench: SyncBench, out: Sample, opts: SyncToolOpti
     extraConfig: [`upstreams: {"${bench.proxy.host}": {url: "http://${bench.proxy.host}"}}`, 'flows: [{images: ["**"]}]', 'mirrors:', ...mirrors, ''].join('\n'),
   });
   try {
-    const started = Date.now();
-    const first = await nextRuns(serve.root, jobs, started - 1, RUN_TIMEOUT_MS);
-    const copied = first.reduce((n, r) => n + r.copied.length, 0);
-    if (copied !== bench.images.length || !first.every((r) => r.ok)) throw new Error(`sync: the first scheduled runs copied ${copied} of ${bench.images.length} images`);
-    // Between ticks: start counting once the first runs are over, so the next tick is all that is measured.
-    const after = Math.max(...first.map((r) => Date.parse(r.finishedAt)));
+    // However many runs it takes (the first tick may come while the server starts), wait until every image
+    // is mirrored and each job has finished a run without errors.
+    await waitForRecords(serve.root, jobs, RUN_TIMEOUT_MS, 'mirror every image', (records) => {
+      const have = records.reduce((n, r) => n + Object.keys(r.tags ?? {}).length, 0);
+      return have === bench.images.length && records.every((r) => r.lastRun?.ok && Date.parse(r.lastRun.finishedAt) >= Date.parse(r.lastRun.startedAt));
+    });
+    // Runs start on the tick (every TICK_SECONDS, on the second) and a no-change one lasts a fraction of a
+    // second: a second past a tick, none is under way, and the proxy's count starts clean for the next.
+    const sinceTick = Date.now() % (TICK_SECONDS * 1000);
+    if (sinceTick < 1000) await new Promise((r) => setTimeout(r, 1000 - sinceTick));
+    const after = Math.max(...(await jobRecords(serve.root, jobs)).map((r) => Date.parse(r.lastRun!.finishedAt)));
     bench.proxy.reset();
     const cpu = serve.cpuMs();
-    const again = await nextRuns(serve.root, jobs, after, 60_000);
+    const again = (await waitForRecords(serve.root, jobs, 60_000, 'run again', (records) => records.every((r) => r.lastRun && Date.parse(r.lastRun.startedAt) > after))).map((r) => r.lastRun!);
     const cpuMs = serve.cpuMs() - cpu;
     const changed = again.flatMap((r) => [...r.copied, ...r.moved]);
     if (changed.length > 0 || !again.every((r) => r.ok)) throw new Error(`sync: a scheduled re-sync changed ${changed.length} images or failed although nothing had moved upstream`);

@@ -75,8 +75,8 @@ export interface GetRequest {
 /**
  * Sends `req` over a connection of its own (`Connection: close`) and writes the body, which must be `length`
  * bytes, into `out` through one reused buffer: a read lands in it only after `out` has taken the bytes read
- * before (the socket is paused until then), so memory is one buffer per transfer and nothing is left for the
- * garbage collector. `rangeOffset` says the request carries a Range from there: the answer must then be 206,
+ * before (the socket is paused until then; what TLS still delivers after the pause lands in a small scratch
+ * buffer and is copied), so memory is one buffer per transfer and nothing is left for the garbage collector. `rangeOffset` says the request carries a Range from there: the answer must then be 206,
  * or 200 at offset 0. Rejects with HttpStatusError for a non-2xx answer and UnframedResponse for a body of
  * unknown length, in both cases before writing anything.
  */

@@ -35,3 +35,13 @@ export class KeyedLock {
     };
   }
 }
+
+/** A KeyedLock per owner (one per storage driver: two registries in one process on separate drivers do not share). */
+export function lockPerOwner(): (owner: object) => KeyedLock {
+  const locks = new WeakMap<object, KeyedLock>();
+  return (owner) => {
+    let l = locks.get(owner);
+    if (!l) locks.set(owner, (l = new KeyedLock()));
+    return l;
+  };
+}

@@ -15,7 +15,7 @@ import {
   tagsPath,
 } from './layout.js';
 import { listLinkedDigests, readLink, writeLink } from './links.js';
-import { KeyedLock } from './keyed-lock.js';
+import { lockPerOwner } from './keyed-lock.js';
 
 /** A manifest as stored: its digest and exact bytes. */
 export interface StoredManifest {
@@ -35,7 +35,7 @@ const STABLE_DIR_MS = 2000;
  * step, or concurrent pushes all see the tag absent and all "create" it. The lock holds within this process
  * only; across processes `createTag` closes the race where storage has conditional writes (S3).
  */
-const tagLocks = new WeakMap<StorageDriver, KeyedLock>();
+const tagLocks = lockPerOwner();
 
 /** One repository's view of storage: its blob links, manifest revisions, tags and referrers. */
 export class RepositoryStore {
@@ -116,10 +116,8 @@ export class RepositoryStore {
    * reads the tags, decides and writes them as one step.
    */
   withTagLock<T>(tags: readonly string[], fn: () => Promise<T>): Promise<T> {
-    let locks = tagLocks.get(this.driver);
-    if (!locks) tagLocks.set(this.driver, (locks = new KeyedLock()));
     // NUL cannot occur in a repository name or a tag, so the key is unambiguous.
-    return locks.run(
+    return tagLocks(this.driver).run(
       tags.map((t) => `${this.name}\0${t}`),
       fn,
     );

@@ -333,13 +333,9 @@ export class S3Driver implements StorageDriver {
   async redirectURL(path: string, expiresInSeconds: number): Promise<string | undefined> {
     // Upload data is several objects joined on read: no one URL serves it.
     if (isSegmented(path)) return undefined;
-    return this.presignedGet(this.key(path), expiresInSeconds);
-  }
-
-  private async presignedGet(key: string, expiresInSeconds: number): Promise<string> {
     const { sdk, c } = await this.connect();
     const { getSignedUrl } = await (presignerLoad ??= import('@aws-sdk/s3-request-presigner'));
-    return getSignedUrl(c, new sdk.GetObjectCommand({ Bucket: this.bucket, Key: key }), { expiresIn: expiresInSeconds });
+    return getSignedUrl(c, new sdk.GetObjectCommand({ Bucket: this.bucket, Key: this.key(path) }), { expiresIn: expiresInSeconds });
   }
 
   /**

@@ -5,17 +5,11 @@ import { parseDigest, type Digest } from '../oci/digest.js';
 import type { RepositoryName } from '../oci/name.js';
 import type { BlobStore } from './blobs.js';
 import { isStorageFull, type StorageDriver } from './driver.js';
-import { KeyedLock } from './keyed-lock.js';
+import { lockPerOwner } from './keyed-lock.js';
 import { repoPath, uploadDataPath, uploadPath, uploadStartedAtPath, walkRepositoryDirs } from './layout.js';
 
-const adoptLocks = new WeakMap<StorageDriver, KeyedLock>();
-
 /** The digests being moved into place on a storage driver by this process. */
-function adopting(driver: StorageDriver): KeyedLock {
-  let l = adoptLocks.get(driver);
-  if (!l) adoptLocks.set(driver, (l = new KeyedLock()));
-  return l;
-}
+const adopting = lockPerOwner();
 
 const UPLOAD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 

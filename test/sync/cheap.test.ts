@@ -94,26 +94,32 @@ test('sluice sync --src yaml: one ping per registry, shared layers mounted where
   }
 });
 
+/** A config with one job, `team`, mirroring tag v1 of `up.test/team/<repo>` for each repo into `dir/data`. */
+async function teamJob(dir: string, upstreamUrl: string, repos: string[]): Promise<string> {
+  const config = join(dir, 'sluice.yml');
+  await writeFile(
+    config,
+    [
+      `storage: {filesystem: {rootdirectory: ${JSON.stringify(join(dir, 'data'))}}}`,
+      `upstreams: {up.test: {url: "${upstreamUrl}"}}`,
+      'flows: [{images: ["up.test/team/*"]}]',
+      'mirrors:',
+      '  - name: team',
+      `    images: [${repos.map((r) => `up.test/team/${r}`).join(', ')}]`,
+      '    tags: {include: [v1]}',
+      '',
+    ].join('\n'),
+  );
+  return config;
+}
+
 test('a mirror job over several repositories sends their HEADs together, then reports them in order', async () => {
   const up = await startRegistry();
   const upstream = await startThrottleProxy(up.url);
   const dir = await mkdtemp(join(tmpdir(), 'sluice-sync-repos-'));
   try {
     for (const repo of ['one', 'two', 'three', 'four']) await pushImage(up.url, `team/${repo}`, 'v1', await makeImage({ layers: [{ 'f.txt': repo }], label: repo }));
-    const config = join(dir, 'sluice.yml');
-    await writeFile(
-      config,
-      [
-        `storage: {filesystem: {rootdirectory: ${JSON.stringify(join(dir, 'data'))}}}`,
-        `upstreams: {up.test: {url: "${upstream.url}"}}`,
-        'flows: [{images: ["up.test/team/*"]}]',
-        'mirrors:',
-        '  - name: team',
-        '    images: [up.test/team/one, up.test/team/two, up.test/team/three, up.test/team/four]',
-        '    tags: {include: [v1]}',
-        '',
-      ].join('\n'),
-    );
+    const config = await teamJob(dir, upstream.url, ['one', 'two', 'three', 'four']);
     const first = await sluice(['sync', '-c', config, '--json']);
     assert.equal(first.code, 0, first.stderr);
     assert.deepEqual((JSON.parse(first.stdout) as { copied: string[] }[])[0]!.copied, ['up.test/team/four:v1', 'up.test/team/one:v1', 'up.test/team/three:v1', 'up.test/team/two:v1']);
@@ -140,20 +146,7 @@ test('a mirror job looks ahead a bounded number of repositories, so a long run c
     const repos = Array.from({ length: 20 }, (_, i) => `r${String(i).padStart(2, '0')}`);
     const img = await makeImage({ layers: [{ 'f.txt': 'window' }], label: 'window' });
     for (const r of repos) await pushImage(up.url, `team/${r}`, 'v1', img);
-    const config = join(dir, 'sluice.yml');
-    await writeFile(
-      config,
-      [
-        `storage: {filesystem: {rootdirectory: ${JSON.stringify(join(dir, 'data'))}}}`,
-        `upstreams: {up.test: {url: "${upstream.url}"}}`,
-        'flows: [{images: ["up.test/team/*"]}]',
-        'mirrors:',
-        '  - name: team',
-        `    images: [${repos.map((r) => `up.test/team/${r}`).join(', ')}]`,
-        '    tags: {include: [v1]}',
-        '',
-      ].join('\n'),
-    );
+    const config = await teamJob(dir, upstream.url, repos);
     // The first repository answers slowly: by the time it is copied, only the window ahead of it was HEADed.
     upstream.delay = { path: /\/team\/r00\/manifests\/v1$/, method: 'HEAD', ms: 800 };
     const run = await sluice(['sync', '-c', config, '--json']);

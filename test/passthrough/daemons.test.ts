@@ -276,9 +276,9 @@ test('one image failing does not keep the others out', { timeout: 180_000 }, asy
   const w = ready(t);
   if (!w) return;
   await clearImages(w.inner);
-  await w.host.docker(['tag', 'local/built:1', 'local/doomed:1']);
+  await loadLocal(w.host, await makeImage({ format: 'docker', label: 'doomed', layers: [{ 'doomed.txt': 'removed meanwhile\n' }] }), 'local/doomed:1');
   const hostEngine = new DockerEngine(w.host.host);
-  // The tag disappears between the plan and the export, as when someone removes it on the host meanwhile.
+  // The image disappears between the plan and the export, as when someone removes it on the host meanwhile.
   const from: Daemon = {
     host: hostEngine.host,
     listImages: async () => {
@@ -286,8 +286,10 @@ test('one image failing does not keep the others out', { timeout: 180_000 }, asy
       await w.host.docker(['rmi', 'local/doomed:1']);
       return list;
     },
-    exportImages: (names) => hostEngine.exportImages(names),
+    exportImages: (ids) => hostEngine.exportImages(ids),
     loadImages: (s) => hostEngine.loadImages(s),
+    tagImage: (id, name) => hostEngine.tagImage(id, name),
+    removeImage: (name, o) => hostEngine.removeImage(name, o),
     close: () => hostEngine.close(),
   };
   const upstreams = new Upstreams({});

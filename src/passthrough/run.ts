@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { Transform, type Readable } from 'node:stream';
 import { formatReference } from '../oci/reference.js';
+import type { FlowPolicy } from '../policy/flows.js';
 import { parseDaemonHost, type DaemonImage, type DockerEngine } from '../transport/docker-engine.js';
 import { familiarName, parseTaggedName } from '../transport/docker-names.js';
 import type { Upstreams } from '../upstream/upstreams.js';
@@ -24,6 +25,8 @@ export interface PassthroughRun {
   /** Where registries are reached for the public check; made only when a registry must be asked. */
   upstreams: Upstreams | (() => Upstreams | Promise<Upstreams>);
   dryRun?: boolean;
+  /** A config's `flows:`: an image they refuse is not loaded, as the cache would not fetch it. */
+  flows?: FlowPolicy;
   /** Signature requirements (config `trust:` for passthrough, a containers-policy.json); nothing is loaded that fails one. */
   signatures?: SignatureGate[];
   /** Bytes of the export stream so far, called as they pass (for a progress line). */
@@ -175,7 +178,8 @@ export async function runPassthrough(run: PassthroughRun): Promise<PassthroughRe
   const gates = run.signatures ?? [];
   const signed = gates.length > 0 ? await signatureCheck(gates, run.upstreams) : undefined;
   try {
-    const plan = await makePlan(host, target, { mode: run.mode, registries: run.registries, patterns }, run.images, isPublic, signed);
+    const filters = { mode: run.mode, registries: run.registries, patterns, ...(run.flows ? { flows: run.flows } : {}) };
+    const plan = await makePlan(host, target, filters, run.images, isPublic, signed);
     result.entries = plan.entries;
     result.warnings.push(...plan.warnings);
   } finally {

@@ -219,6 +219,7 @@ export async function runPassthrough(run: PassthroughRun): Promise<PassthroughRe
     }
   }
   result.removed = await undoUnapproved(run.to, before, approved);
+  if (result.removed.length > 0) result.warnings.push(`the load brought images or tags that were not approved; taken back from ${run.to.host}: ${result.removed.join(', ')}`);
   // The daemon's answers say little; what counts is each tag naming the judged image now.
   const now = targetTags(await run.to.listImages());
   for (const e of selected) {

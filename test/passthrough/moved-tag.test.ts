@@ -101,4 +101,5 @@ test('an archive that brings an unapproved image: it is removed, and the inner t
   assert.deepEqual(await tagsOf(w.inner), { 'konard/hive-mind:latest': w.publicId, 'konard/secret:1': own });
   assert.ok(!(await innerIds(w)).includes(w.secretId), 'the unapproved image is removed');
   assert.deepEqual([...r.removed].sort(), [`konard/secret:1 (pointed back at ${own})`, w.secretId].sort());
+  assert.ok(r.warnings.some((x) => x.startsWith('the load brought images or tags that were not approved; taken back from ')), r.warnings.join('\n'));
 });

@@ -15,6 +15,7 @@ interface PassthroughCommandFlags {
   config?: string;
   policy?: string;
   upstream?: string[];
+  registryDeadline: string;
   dryRun?: boolean;
   json?: boolean;
 }
@@ -57,6 +58,7 @@ export function registerPassthroughCommand(program: Command): void {
     )
     .option('--policy <file>', 'a containers-policy.json (sigstoreSigned, reject, insecureAcceptAnything) host images must satisfy; signatures are read from the registry each RepoDigest names')
     .option('--upstream <host=url>', 'reach registry HOST at URL for the public check (repeatable), e.g. docker.io=http://127.0.0.1:5000', collect)
+    .option('--registry-deadline <duration>', 'how long the public check waits for one registry question before "not proven public" (e.g. 30s)', '60s')
     .option('--dry-run', 'print the plan (reference, decision, reason) and copy nothing')
     .option('--json', 'print the plan and the result as JSON');
   sluiceErrors(cmd);
@@ -75,6 +77,9 @@ export function registerPassthroughCommand(program: Command): void {
       if (e instanceof SettingError) fail(e.message);
       throw e;
     }
+    const { isDuration, parseDuration } = await import('../config/duration.js');
+    if (!isDuration(f.registryDeadline) || parseDuration(f.registryDeadline) <= 0) fail(`--registry-deadline ${f.registryDeadline}: expected a duration such as 30s, 2m`);
+    const publicDeadlineMs = parseDuration(f.registryDeadline);
     const to = defaultDaemonHost(f.to);
     let same = false;
     try {
@@ -154,6 +159,7 @@ export function registerPassthroughCommand(program: Command): void {
         upstreams: makeUpstreams,
         dryRun: f.dryRun ?? false,
         signatures,
+        publicDeadlineMs,
         ...(flows ? { flows } : {}),
         ...(onProgress ? { onProgress } : {}),
       });
@@ -186,5 +192,8 @@ export function registerPassthroughCommand(program: Command): void {
       );
     }
     if (result.failed > 0) process.exitCode = 1;
+    // A registry that missed its deadline may hold a socket open until it gives up; the run is over, and so is
+    // the process (stdout and stderr are written synchronously to files, pipes and terminals on Linux).
+    process.exit();
   });
 }

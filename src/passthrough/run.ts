@@ -29,6 +29,8 @@ export interface PassthroughRun {
   flows?: FlowPolicy;
   /** Signature requirements (config `trust:` for passthrough, a containers-policy.json); nothing is loaded that fails one. */
   signatures?: SignatureGate[];
+  /** How long the public check waits for one registry question (default: the checker's, 60 s). */
+  publicDeadlineMs?: number;
   /** Bytes of the export stream so far, called as they pass (for a progress line). */
   onProgress?: (bytes: number) => void;
 }
@@ -171,7 +173,8 @@ export async function runPassthrough(run: PassthroughRun): Promise<PassthroughRe
   const isPublic = (q: PublicQuery): Promise<Publicness> => {
     checker ??= (async () => {
       const { PublicnessChecker } = await import('./publicness.js');
-      return new PublicnessChecker(typeof run.upstreams === 'function' ? await run.upstreams() : run.upstreams);
+      const upstreams = typeof run.upstreams === 'function' ? await run.upstreams() : run.upstreams;
+      return new PublicnessChecker(upstreams, run.publicDeadlineMs !== undefined ? { deadlineMs: run.publicDeadlineMs } : {});
     })();
     return checker.then((c) => c.check(q));
   };

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { runPassthrough, type Daemon, type PassthroughResult } from '../../src/passthrough/run.js';
 import { DockerEngine } from '../../src/transport/docker-engine.js';
@@ -102,4 +104,35 @@ test('an archive that brings an unapproved image: it is removed, and the inner t
   assert.ok(!(await innerIds(w)).includes(w.secretId), 'the unapproved image is removed');
   assert.deepEqual([...r.removed].sort(), [`konard/secret:1 (pointed back at ${own})`, w.secretId].sort());
   assert.ok(r.warnings.some((x) => x.startsWith('the load brought images or tags that were not approved; taken back from ')), r.warnings.join('\n'));
+});
+
+test('sluice passthrough ends on time when the registry of the public check drips its token answer forever', { timeout: 120_000 }, async (t) => {
+  const w = ready(t);
+  if (!w) return;
+  await clearImages(w.inner);
+  const drips = new Set<NodeJS.Timeout>();
+  // Answers at once and then never finishes: no connect or header timeout fires, only the deadline ends the question.
+  const server = createServer((req, res) => {
+    if (req.url === '/v2/') return void res.writeHead(401, { 'www-authenticate': `Bearer realm="http://${req.headers.host}/token",service="drip"` }).end();
+    res.writeHead(200, { 'content-type': 'application/json' }).write('{"token": "');
+    const drip = setInterval(() => res.write('x'), 100);
+    drips.add(drip);
+    res.on('close', () => clearInterval(drip));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(async () => {
+    for (const d of drips) clearInterval(d);
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  const drip = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const args = ['--from', w.host.host, '--to', w.inner.host, '--upstream', `docker.io=${drip}`, '--registry-deadline', '2s', '--images', 'konard/hive-mind', '--dry-run'];
+  // The child must exit by itself while the registry is still dripping (the server closes only after the test).
+  const r = await sluice(['passthrough', '--json', ...args], { DOCKER_HOST: '' });
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as PassthroughResult;
+  assert.deepEqual(
+    out.entries.filter((e) => e.decision !== 'skip: no pattern matches').map((e) => [e.reference, e.decision, e.reason]),
+    [['konard/hive-mind:latest', 'skip: not public', 'registry docker.io did not answer within 2 s, so docker.io/konard/hive-mind is not proven public']],
+  );
 });

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { Upstreams as UpstreamsType } from '../upstream/upstreams.js';
 import type { UpstreamConfig } from '../upstream/config.js';
 import type { SignatureGate } from '../passthrough/signatures.js';
+import type { FlowPolicy } from '../policy/flows.js';
 import { fail } from './fail.js';
 import { sluiceErrors } from './option-values.js';
 
@@ -14,6 +15,7 @@ interface PassthroughCommandFlags {
   config?: string;
   policy?: string;
   upstream?: string[];
+  registryDeadline: string;
   dryRun?: boolean;
   json?: boolean;
 }
@@ -49,9 +51,14 @@ export function registerPassthroughCommand(program: Command): void {
     .option('--mode <mode>', 'off (also 0, false, no, empty): nothing; public: images an anonymous client may pull from an allowed registry; all: every tagged image (default $DIND_HOST_PASSTHROUGH, else public)')
     .option('--registries <list>', 'space-separated registries public may copy from; all ignores it (default $DIND_HOST_PASSTHROUGH_REGISTRIES, else docker.io ghcr.io quay.io gcr.io registry.k8s.io public.ecr.aws mcr.microsoft.com)')
     .option('--images <list>', 'space-separated references or globs an image must also match (* within a segment, ** across; repeatable; default $DIND_HOST_PASSTHROUGH_IMAGES)', collect)
-    .option('-c, --config <file>', 'config file whose upstreams: say where registries are reached (url, TLS, credentials for signature lookups) and whose trust: rules (on: passthrough) images must satisfy')
+    .option(
+      '-c, --config <file>',
+      'config file whose upstreams: say where registries are reached (url, TLS, credentials for signature lookups), ' +
+        'whose flows: an image must pass as the cache would, and whose trust: rules (on: passthrough) images must satisfy',
+    )
     .option('--policy <file>', 'a containers-policy.json (sigstoreSigned, reject, insecureAcceptAnything) host images must satisfy; signatures are read from the registry each RepoDigest names')
     .option('--upstream <host=url>', 'reach registry HOST at URL for the public check (repeatable), e.g. docker.io=http://127.0.0.1:5000', collect)
+    .option('--registry-deadline <duration>', 'how long the public check waits for one registry question before "not proven public" (e.g. 30s)', '60s')
     .option('--dry-run', 'print the plan (reference, decision, reason) and copy nothing')
     .option('--json', 'print the plan and the result as JSON');
   sluiceErrors(cmd);
@@ -70,6 +77,9 @@ export function registerPassthroughCommand(program: Command): void {
       if (e instanceof SettingError) fail(e.message);
       throw e;
     }
+    const { isDuration, parseDuration } = await import('../config/duration.js');
+    if (!isDuration(f.registryDeadline) || parseDuration(f.registryDeadline) <= 0) fail(`--registry-deadline ${f.registryDeadline}: expected a duration such as 30s, 2m`);
+    const publicDeadlineMs = parseDuration(f.registryDeadline);
     const to = defaultDaemonHost(f.to);
     let same = false;
     try {
@@ -83,11 +93,14 @@ export function registerPassthroughCommand(program: Command): void {
 
     let configured: Record<string, UpstreamConfig> = {};
     const signatures: SignatureGate[] = [];
+    let flows: FlowPolicy | undefined;
     if (f.config) {
       const { ConfigError, loadConfig } = await import('../config/load.js');
       try {
         const { config } = await loadConfig(f.config);
         configured = config.upstreams ?? {};
+        // Only a config that sets flows: speaks about them; one for upstreams: or trust: alone refuses nothing.
+        if (config.flows) flows = (await import('../policy/flow-policy.js')).flowPolicyOf(config);
         if (config.trust) {
           const [{ buildTrust }, { configGate }] = await Promise.all([import('../registry/trust-setup.js'), import('../passthrough/signatures.js')]);
           const trust = buildTrust(config);
@@ -95,7 +108,7 @@ export function registerPassthroughCommand(program: Command): void {
         }
       } catch (e) {
         if (e instanceof ConfigError) fail(e.message.split('\n').join('; '));
-        if (/^trust\./.test((e as Error).message)) fail(`${f.config}: ${(e as Error).message}`);
+        if (/^(trust\.|flow rule )/.test((e as Error).message)) fail(`${f.config}: ${(e as Error).message}`);
         throw e;
       }
     }
@@ -146,6 +159,8 @@ export function registerPassthroughCommand(program: Command): void {
         upstreams: makeUpstreams,
         dryRun: f.dryRun ?? false,
         signatures,
+        publicDeadlineMs,
+        ...(flows ? { flows } : {}),
         ...(onProgress ? { onProgress } : {}),
       });
     } catch (e) {
@@ -177,5 +192,8 @@ export function registerPassthroughCommand(program: Command): void {
       );
     }
     if (result.failed > 0) process.exitCode = 1;
+    // A registry that missed its deadline may hold a socket open until it gives up; the run is over, and so is
+    // the process (stdout and stderr are written synchronously to files, pipes and terminals on Linux).
+    process.exit();
   });
 }

@@ -1,4 +1,5 @@
 import type { Reference } from '../oci/reference.js';
+import { decideFlow, type FlowPolicy } from '../policy/flows.js';
 import type { Pattern } from '../policy/patterns.js';
 import { ANONYMOUS, type Target } from '../policy/types.js';
 
@@ -6,7 +7,14 @@ import { ANONYMOUS, type Target } from '../policy/types.js';
 export type Mode = 'off' | 'public' | 'all';
 
 /** The decision for one host reference, as the plan prints it. */
-export type DecisionKind = 'copy' | 'skip: already present' | 'skip: not public' | 'skip: registry not allowed' | 'skip: no pattern matches' | 'skip: not signed';
+export type DecisionKind =
+  | 'copy'
+  | 'skip: already present'
+  | 'skip: not public'
+  | 'skip: registry not allowed'
+  | 'skip: no pattern matches'
+  | 'skip: not approved'
+  | 'skip: not signed';
 
 /** One tagged reference on the host daemon, with what is known about it there. */
 export interface HostReference {
@@ -27,6 +35,8 @@ export interface Filters {
   registries: string[];
   /** Image patterns; empty means no name filter. */
   patterns: Pattern[];
+  /** A config's `flows:`, judged as the pull-through cache judges them; absent when the config has none. */
+  flows?: FlowPolicy;
 }
 
 /** Whether an anonymous client may pull a digest, and how that was found out. */
@@ -65,8 +75,8 @@ export function matchingPattern(ref: HostReference, patterns: Pattern[]): Patter
 }
 
 /**
- * Decides one host reference. Cheap filters come first (name patterns, registry allowlist, already in
- * the target), so the registry is asked only about what would otherwise be copied. Under `public`, a
+ * Decides one host reference. Cheap filters come first (name patterns, flow rules, registry allowlist,
+ * already in the target), so the registry is asked only about what would otherwise be copied. Under `public`, a
  * reference is judged by its own repository's digests: a public image re-tagged under another name has
  * none there, and a RepoDigest alone proves nothing (a private Docker Hub repository has one too), so
  * the answer comes from an anonymous request at the registry (`publicness`, asked for with `ask`).
@@ -78,15 +88,21 @@ export function decide(ref: HostReference, filters: Filters, present: boolean, p
     if (!p) return { kind: 'skip: no pattern matches', reason: `matches none of the image patterns (${filters.patterns.map((x) => x.text).join(' ')})` };
     pattern = p.text;
   }
-  const by = pattern ? ` (image pattern ${pattern})` : '';
   const withPattern = (d: Decision): Decision => (pattern ? { ...d, pattern } : d);
   const registry = ref.reference.registry.toLowerCase();
+  const name = `${registry}/${ref.reference.repository}`;
+  let by = pattern ? ` (image pattern ${pattern})` : '';
+  if (filters.flows) {
+    // The cache's own answer and words: an image the cache would refuse is not seeded either.
+    const flow = decideFlow(filters.flows, { repository: name, tag: ref.reference.tag });
+    if (!flow.allowed) return withPattern({ kind: 'skip: not approved', reason: flow.reason });
+    by += `; ${flow.reason}`;
+  }
   if (filters.mode === 'public' && !filters.registries.includes(registry)) {
     return withPattern({ kind: 'skip: registry not allowed', reason: `registry ${registry} is not in the allowlist (${filters.registries.join(' ') || 'empty'})` });
   }
   if (present) return withPattern({ kind: 'skip: already present', reason: `the target has ${ref.text} as the same image ${shortId(ref.imageId)}` });
   if (filters.mode === 'all') return withPattern({ kind: 'copy', reason: `mode all copies every tagged image${by}` });
-  const name = `${registry}/${ref.reference.repository}`;
   if (ref.digests.length === 0) {
     return withPattern({
       kind: 'skip: not public',

@@ -6,11 +6,20 @@ import type { Publicness, PublicQuery } from './decide.js';
 
 const ACCEPT = [MediaType.OciIndex, MediaType.DockerManifestList, MediaType.OciManifest, MediaType.DockerManifest, MediaType.DockerSchema1Signed, MediaType.DockerSchema1].join(', ');
 
+/** How long one question may take by default (ping, token, HEADs and their retries together). */
+export const DEFAULT_DEADLINE_MS = 60_000;
+
+/** Options of a PublicnessChecker. */
+export interface PublicnessOptions {
+  /** Milliseconds one question may take before its answer is "not proven public"; default 60 s. */
+  deadlineMs?: number;
+}
+
 /**
  * Answers "may anyone pull this?" the only way that proves it: as an anonymous client, through the
  * registry's own token flow, a HEAD of the manifest by digest. Registries are reached through
  * `upstreams` (their URL and TLS settings, never their credentials). Answers are kept for the run, and
- * a registry that cannot be reached is asked once.
+ * a registry that cannot be reached, or does not answer in time, is asked once.
  */
 export class PublicnessChecker {
   private readonly answers = new Map<string, Promise<Publicness>>();
@@ -20,7 +29,16 @@ export class PublicnessChecker {
   /** Registry requests made (HEADs), for tests and the summary. */
   requests = 0;
 
-  constructor(private readonly upstreams: Upstreams) {}
+  private readonly deadlineMs: number;
+  /** Clients with a question that ran past its deadline: closing them would wait for the registry. */
+  private readonly overdue = new Set<RegistryClient>();
+
+  constructor(
+    private readonly upstreams: Upstreams,
+    options: PublicnessOptions = {},
+  ) {
+    this.deadlineMs = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
+  }
 
   /** Whether an anonymous client may pull one of the query's digests; cached per registry, repository and digest. */
   check(q: PublicQuery): Promise<Publicness> {
@@ -51,9 +69,31 @@ export class PublicnessChecker {
     return c;
   }
 
+  /**
+   * Asks with a deadline: a registry that accepts the connection and then answers slowly (a token answer
+   * dripping a byte at a time) must not hold the run, and a timeout per request does not bound that.
+   */
   private async ask(q: PublicQuery): Promise<Publicness> {
+    const unproven = (cause: string): Publicness => ({ public: false, reason: `${cause}, so ${q.registry}/${q.repository} is not proven public` });
     const down = this.unreachable.get(q.registry);
-    if (down) return { public: false, reason: down };
+    if (down) return unproven(down);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<Publicness>((resolve) => {
+      timer = setTimeout(() => {
+        const cause = `registry ${q.registry} did not answer within ${this.deadlineMs / 1000} s`;
+        this.unreachable.set(q.registry, cause);
+        this.overdue.add(this.client(q.registry, q.repository));
+        resolve(unproven(cause));
+      }, this.deadlineMs);
+    });
+    try {
+      return await Promise.race([this.askRegistry(q), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async askRegistry(q: PublicQuery): Promise<Publicness> {
     const name = `${q.registry}/${q.repository}`;
     const refusals: string[] = [];
     for (const digest of q.digests) {
@@ -69,18 +109,19 @@ export class PublicnessChecker {
           refusals.push(`anonymous ${/^token /.test(e.message) ? 'token request' : 'request'} answered ${e.status}`);
           continue;
         }
-        const reason = `registry ${q.registry} could not be reached (${(e as Error).message}), so ${name} is not proven public`;
-        if (isConnectionError(e) || /cannot reach registry/.test((e as Error).message)) this.unreachable.set(q.registry, reason);
-        return { public: false, reason };
+        const cause = `registry ${q.registry} could not be reached (${(e as Error).message})`;
+        if (isConnectionError(e) || /cannot reach registry/.test((e as Error).message)) this.unreachable.set(q.registry, cause);
+        return { public: false, reason: `${cause}, so ${name} is not proven public` };
       }
     }
     return { public: false, reason: `${[...new Set(refusals)].join('; ')} for ${name}` };
   }
 
-  /** Closes every registry connection. */
+  /** Closes every registry connection; one still busy past its deadline is closed without waiting for it. */
   async close(): Promise<void> {
     const all = [...this.clients.values()];
     this.clients.clear();
-    await Promise.all(all.map((c) => c.close().catch(() => undefined)));
+    const closing = all.map((c) => c.close().catch(() => undefined));
+    await Promise.all(closing.filter((_, i) => !this.overdue.has(all[i]!)));
   }
 }

@@ -1,17 +1,19 @@
 import { existsSync } from 'node:fs';
 import { Transform, type Readable } from 'node:stream';
 import { formatReference } from '../oci/reference.js';
-import { parseDaemonHost, type DockerEngine } from '../transport/docker-engine.js';
-import { parseTaggedName } from '../transport/docker-names.js';
+import type { FlowPolicy } from '../policy/flows.js';
+import { parseDaemonHost, type DaemonImage, type DockerEngine } from '../transport/docker-engine.js';
+import { familiarName, parseTaggedName } from '../transport/docker-names.js';
 import type { Upstreams } from '../upstream/upstreams.js';
 import type { Mode, Publicness, PublicQuery } from './decide.js';
 import { compileImagePatterns, makePlan, targetTags, type PlanEntry } from './plan.js';
 import type { PublicnessChecker } from './publicness.js';
 import type { SignatureGate, SignatureOutcome } from './signatures.js';
 import type { HostReference } from './decide.js';
+import { unapprovedChanges } from './unapproved.js';
 
 /** The Engine API calls passthrough makes (a DockerEngine, or a wrapper of one in tests). */
-export type Daemon = Pick<DockerEngine, 'host' | 'listImages' | 'exportImages' | 'loadImages' | 'close'>;
+export type Daemon = Pick<DockerEngine, 'host' | 'listImages' | 'exportImages' | 'loadImages' | 'tagImage' | 'removeImage' | 'close'>;
 
 /** One run's inputs. */
 export interface PassthroughRun {
@@ -23,8 +25,12 @@ export interface PassthroughRun {
   /** Where registries are reached for the public check; made only when a registry must be asked. */
   upstreams: Upstreams | (() => Upstreams | Promise<Upstreams>);
   dryRun?: boolean;
+  /** A config's `flows:`: an image they refuse is not loaded, as the cache would not fetch it. */
+  flows?: FlowPolicy;
   /** Signature requirements (config `trust:` for passthrough, a containers-policy.json); nothing is loaded that fails one. */
   signatures?: SignatureGate[];
+  /** How long the public check waits for one registry question (default: the checker's, 60 s). */
+  publicDeadlineMs?: number;
   /** Bytes of the export stream so far, called as they pass (for a progress line). */
   onProgress?: (bytes: number) => void;
 }
@@ -46,6 +52,8 @@ export interface PassthroughResult {
   failed: number;
   /** Bytes of `docker save` streams sent into the target. */
   bytes: number;
+  /** What the run took out of the target again: images and tags a load brought that were not approved. */
+  removed: string[];
   /** Anonymous registry requests made to prove images public. */
   registryRequests: number;
   seconds: number;
@@ -72,10 +80,10 @@ function counted(stream: Readable, onBytes: (n: number) => void): Readable {
   return stream.pipe(counter);
 }
 
-/** Streams `docker save NAMES…` from one daemon into `docker load` of the other; returns the bytes sent. */
-async function transfer(from: Daemon, to: Daemon, names: string[], onProgress?: (bytes: number) => void, base = 0): Promise<number> {
+/** Streams `docker save IDS…` from one daemon into `docker load` of the other; returns the bytes sent. */
+async function transfer(from: Daemon, to: Daemon, ids: string[], onProgress?: (bytes: number) => void, base = 0): Promise<number> {
   let bytes = 0;
-  const stream = counted(await from.exportImages(names), (n) => {
+  const stream = counted(await from.exportImages(ids), (n) => {
     bytes = n;
     onProgress?.(base + n);
   });
@@ -98,10 +106,37 @@ async function signatureCheck(gates: SignatureGate[], upstreams: PassthroughRun[
 }
 
 /**
- * Seeds the target daemon from the host: plans (see decide.ts), then sends every selected tag in one
- * `docker save` stream, so layers shared between images travel once, and loads it once. Each tag is
- * then checked in the target by image ID. When the one stream fails, the images are sent one by one, so
- * one bad image does not keep the others out.
+ * Takes back what a load added or moved beyond the approved tags (see unapproved.ts); returns what it
+ * took back. A failure here is the run's failure: an unapproved image must not stay unnoticed.
+ */
+async function undoUnapproved(to: Daemon, before: DaemonImage[], approved: Map<string, string>): Promise<string[]> {
+  const undo = unapprovedChanges(before, await to.listImages(), approved);
+  const done: string[] = [];
+  try {
+    for (const [tag, id] of undo.restore) {
+      await to.tagImage(id, tag);
+      done.push(`${tag} (pointed back at ${id})`);
+    }
+    for (const tag of undo.untag) {
+      await to.removeImage(tag);
+      done.push(tag);
+    }
+    for (const id of undo.remove) {
+      await to.removeImage(id, { force: true });
+      done.push(id);
+    }
+  } catch (e) {
+    throw new Error(`the load put images or tags into ${to.host} that were not approved, and removing them failed: ${(e as Error).message}`, { cause: e });
+  }
+  return done;
+}
+
+/**
+ * Seeds the target daemon from the host: plans (see decide.ts), then sends every selected image by the
+ * ID that was judged in one `docker save` stream, so layers shared between images travel once, loads it
+ * once and tags each image in the target as approved; a tag moved on the host meanwhile changes nothing.
+ * Whatever else the load brought is taken back. Each tag is then checked in the target by image ID.
+ * When the one stream fails, the images are sent one by one, so one bad image does not keep the others out.
  */
 export async function runPassthrough(run: PassthroughRun): Promise<PassthroughResult> {
   const started = Date.now();
@@ -115,6 +150,7 @@ export async function runPassthrough(run: PassthroughRun): Promise<PassthroughRe
     copied: 0,
     failed: 0,
     bytes: 0,
+    removed: [],
     registryRequests: 0,
     seconds: 0,
   };
@@ -137,14 +173,16 @@ export async function runPassthrough(run: PassthroughRun): Promise<PassthroughRe
   const isPublic = (q: PublicQuery): Promise<Publicness> => {
     checker ??= (async () => {
       const { PublicnessChecker } = await import('./publicness.js');
-      return new PublicnessChecker(typeof run.upstreams === 'function' ? await run.upstreams() : run.upstreams);
+      const upstreams = typeof run.upstreams === 'function' ? await run.upstreams() : run.upstreams;
+      return new PublicnessChecker(upstreams, run.publicDeadlineMs !== undefined ? { deadlineMs: run.publicDeadlineMs } : {});
     })();
     return checker.then((c) => c.check(q));
   };
   const gates = run.signatures ?? [];
   const signed = gates.length > 0 ? await signatureCheck(gates, run.upstreams) : undefined;
   try {
-    const plan = await makePlan(host, target, { mode: run.mode, registries: run.registries, patterns }, run.images, isPublic, signed);
+    const filters = { mode: run.mode, registries: run.registries, patterns, ...(run.flows ? { flows: run.flows } : {}) };
+    const plan = await makePlan(host, target, filters, run.images, isPublic, signed);
     result.entries = plan.entries;
     result.warnings.push(...plan.warnings);
   } finally {
@@ -155,28 +193,37 @@ export async function runPassthrough(run: PassthroughRun): Promise<PassthroughRe
   const selected = result.entries.filter((e) => e.decision === 'copy');
   if (run.dryRun || selected.length === 0) return finish();
 
+  // What was judged is an image ID: that image is sent, whatever its tags on the host name by now.
+  const byImage = new Map<string, ResultEntry[]>();
+  for (const e of selected) byImage.set(e.image, [...(byImage.get(e.image) ?? []), e]);
+  const approved = new Map(selected.map((e) => [formatReference(parseTaggedName(e.reference)), e.image]));
+  const before = await run.to.listImages();
   const failures = new Map<string, string>();
   try {
-    result.bytes += await transfer(run.from, run.to, selected.map((e) => e.reference), run.onProgress);
+    result.bytes += await transfer(run.from, run.to, [...byImage.keys()], run.onProgress);
   } catch (e) {
-    result.warnings.push(`sending all ${selected.length} tags in one stream failed (${(e as Error).message}); sending image by image`);
-    const byImage = new Map<string, ResultEntry[]>();
-    for (const e2 of selected) byImage.set(e2.image, [...(byImage.get(e2.image) ?? []), e2]);
-    const send = async (group: ResultEntry[]): Promise<boolean> => {
+    result.warnings.push(`sending all ${byImage.size} images in one stream failed (${(e as Error).message}); sending image by image`);
+    for (const [id, group] of byImage) {
       try {
-        result.bytes += await transfer(run.from, run.to, group.map((g) => g.reference), run.onProgress, result.bytes);
-        return true;
+        result.bytes += await transfer(run.from, run.to, [id], run.onProgress, result.bytes);
       } catch (err) {
         for (const g of group) failures.set(g.reference, (err as Error).message);
-        return false;
       }
-    };
-    for (const group of byImage.values()) {
-      // One bad tag of an image (removed meanwhile) must not keep its other tags out either.
-      if (!(await send(group)) && group.length > 1) for (const g of group) if (await send([g])) failures.delete(g.reference);
     }
   }
-  // The daemon's answer to a load says little; what counts is each tag naming the right image now.
+  const loaded = new Set((await run.to.listImages()).map((i) => i.id));
+  for (const e of selected) {
+    if (failures.has(e.reference) || !loaded.has(e.image)) continue;
+    try {
+      // Docker's short spelling, as the host lists it (`busybox:1`).
+      await run.to.tagImage(e.image, familiarName(parseTaggedName(e.reference)));
+    } catch (err) {
+      failures.set(e.reference, (err as Error).message);
+    }
+  }
+  result.removed = await undoUnapproved(run.to, before, approved);
+  if (result.removed.length > 0) result.warnings.push(`the load brought images or tags that were not approved; taken back from ${run.to.host}: ${result.removed.join(', ')}`);
+  // The daemon's answers say little; what counts is each tag naming the judged image now.
   const now = targetTags(await run.to.listImages());
   for (const e of selected) {
     const id = now.get(formatReference(parseTaggedName(e.reference)));

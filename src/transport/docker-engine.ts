@@ -32,9 +32,22 @@ export function defaultDaemonHost(explicit?: string): string {
   return explicit || process.env.DOCKER_HOST || 'unix:///var/run/docker.sock';
 }
 
-async function readText(res: http.IncomingMessage): Promise<string> {
+/** Bounds on what Sluice reads of a daemon's JSON answers: an image list of many thousand images fits; an error message is short. */
+const MAX_ANSWER = 64 * 1024 * 1024;
+const MAX_ERROR = 64 * 1024;
+
+// A daemon may be another machine's (DOCKER_HOST=tcp://…): its answers are read with a bound, never whole.
+async function readText(res: http.IncomingMessage, limit = MAX_ANSWER): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const c of res) chunks.push(c as Buffer);
+  let size = 0;
+  for await (const c of res) {
+    size += (c as Buffer).length;
+    if (size > limit) {
+      res.destroy();
+      throw new Error(`the Docker daemon's answer is larger than ${limit} bytes`);
+    }
+    chunks.push(c as Buffer);
+  }
   return Buffer.concat(chunks).toString('utf8');
 }
 
@@ -75,7 +88,7 @@ export class DockerEngine {
     }
     const status = res.statusCode ?? 0;
     if (status >= 400) {
-      const text = await readText(res);
+      const text = await readText(res, MAX_ERROR).catch((e: Error) => e.message);
       let message = text.trim();
       try {
         message = (JSON.parse(text) as { message?: string }).message ?? message;
@@ -116,7 +129,7 @@ export class DockerEngine {
     }
   }
 
-  /** Streams `docker save` of the named images (`GET /images/get?names=`). */
+  /** Streams `docker save` of the named images, or of images by ID (`GET /images/get?names=`). */
   async exportImages(names: string[]): Promise<Readable> {
     const q = names.map((n) => `names=${encodeURIComponent(n)}`).join('&');
     return this.call('GET', `/images/get?${q}`);
@@ -140,6 +153,27 @@ export class DockerEngine {
       if (msg.stream?.trim()) loaded.push(msg.stream.trim());
     }
     return loaded;
+  }
+
+  /** Gives an image (by ID) the name `NAME:TAG` (`POST /images/{id}/tag`); a tag that named another image moves to it. */
+  async tagImage(id: string, name: string): Promise<void> {
+    const colon = name.lastIndexOf(':');
+    if (colon <= name.lastIndexOf('/')) throw new Error(`cannot tag ${id} as "${name}": expected NAME:TAG`);
+    const q = `repo=${encodeURIComponent(name.slice(0, colon))}&tag=${encodeURIComponent(name.slice(colon + 1))}`;
+    (await this.call('POST', `/images/${encodeURIComponent(id)}/tag?${q}`)).resume();
+  }
+
+  /**
+   * Removes a name (`repo:tag`: the image goes too when it was its last name) or, with `force`, an image
+   * by ID with every name it has (`DELETE /images/{name}`). An absent one is not an error.
+   */
+  async removeImage(name: string, options: { force?: boolean } = {}): Promise<void> {
+    try {
+      const path = `/images/${name.split('/').map(encodeURIComponent).join('/')}${options.force ? '?force=1' : ''}`;
+      (await this.call('DELETE', path)).resume();
+    } catch (e) {
+      if (!(e instanceof DockerEngineError && e.status === 404)) throw e;
+    }
   }
 
   /** Nothing is pooled: each call opens its own connection. */

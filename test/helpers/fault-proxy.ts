@@ -1,4 +1,4 @@
-import { createServer, request, type IncomingMessage, type Server } from 'node:http';
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 /** What the proxy does with the next requests: pass them on, answer a status itself, or never answer. */
@@ -21,6 +21,10 @@ export interface FaultProxy {
   seen: string[];
   /** Extra response headers added to every forwarded answer (rate-limit headers, say). */
   addHeaders: Record<string, string>;
+  /** Runs before a request is forwarded, and the request waits for it: something that happens while an upstream answers. */
+  beforeForward?: (req: IncomingMessage) => Promise<void>;
+  /** What `beforeForward` threw. */
+  hookErrors: unknown[];
   close(): Promise<void>;
 }
 
@@ -28,7 +32,7 @@ export interface FaultProxy {
 export async function startFaultProxy(target: string): Promise<FaultProxy> {
   const t = new URL(target);
   const hung: IncomingMessage[] = [];
-  const proxy: FaultProxy = { url: '', mode: { kind: 'pass' }, seen: [], addHeaders: {}, close: async () => undefined };
+  const proxy: FaultProxy = { url: '', mode: { kind: 'pass' }, seen: [], addHeaders: {}, hookErrors: [], close: async () => undefined };
   const server: Server = createServer((req, res) => {
     proxy.seen.push(`${req.method} ${req.url}`);
     const mode = proxy.mode;
@@ -42,6 +46,15 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       res.end(JSON.stringify({ errors: [{ code: mode.status === 429 ? 'TOOMANYREQUESTS' : 'UNAVAILABLE', message: 'injected by the test' }] }));
       return;
     }
+    if (!proxy.beforeForward) return forward(req, res, mode);
+    // A failing hook is the test's failure: the request gets a 502 and the error is kept for the test to see.
+    void proxy.beforeForward(req).then(() => forward(req, res, mode), (e: unknown) => {
+      proxy.hookErrors.push(e);
+      req.resume();
+      res.writeHead(502).end();
+    });
+  });
+  const forward = (req: IncomingMessage, res: ServerResponse, mode: FaultMode): void => {
     const out = request({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: { ...req.headers, host: t.host } }, (up) => {
       res.writeHead(up.statusCode ?? 502, { ...up.headers, ...proxy.addHeaders });
       if (mode.kind === 'cut' && mode.path.test(req.url ?? '')) {
@@ -61,7 +74,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     });
     out.on('error', () => res.destroy());
     req.pipe(out);
-  });
+  };
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   proxy.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   proxy.close = async () => {

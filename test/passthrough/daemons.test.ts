@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { runPassthrough, type Daemon, type PassthroughResult } from '../../src/passthrough/run.js';
 import { DEFAULT_REGISTRIES } from '../../src/passthrough/settings.js';
@@ -276,9 +279,9 @@ test('one image failing does not keep the others out', { timeout: 180_000 }, asy
   const w = ready(t);
   if (!w) return;
   await clearImages(w.inner);
-  await w.host.docker(['tag', 'local/built:1', 'local/doomed:1']);
+  await loadLocal(w.host, await makeImage({ format: 'docker', label: 'doomed', layers: [{ 'doomed.txt': 'removed meanwhile\n' }] }), 'local/doomed:1');
   const hostEngine = new DockerEngine(w.host.host);
-  // The tag disappears between the plan and the export, as when someone removes it on the host meanwhile.
+  // The image disappears between the plan and the export, as when someone removes it on the host meanwhile.
   const from: Daemon = {
     host: hostEngine.host,
     listImages: async () => {
@@ -286,8 +289,10 @@ test('one image failing does not keep the others out', { timeout: 180_000 }, asy
       await w.host.docker(['rmi', 'local/doomed:1']);
       return list;
     },
-    exportImages: (names) => hostEngine.exportImages(names),
+    exportImages: (ids) => hostEngine.exportImages(ids),
     loadImages: (s) => hostEngine.loadImages(s),
+    tagImage: (id, name) => hostEngine.tagImage(id, name),
+    removeImage: (name, o) => hostEngine.removeImage(name, o),
     close: () => hostEngine.close(),
   };
   const upstreams = new Upstreams({});
@@ -304,4 +309,30 @@ test('one image failing does not keep the others out', { timeout: 180_000 }, asy
   assert.equal(r.failed, 1);
   assert.ok(r.warnings.some((x) => /in one stream failed/.test(x)));
   await assertInner(w, ['konard/other:1', 'local/built:1']);
+});
+
+test("flows from -c apply on top of the image list: a name the list allows but a flow rule refuses is not seeded, and says which rule", { timeout: 120_000 }, async (t) => {
+  const w = ready(t);
+  if (!w) return;
+  const dir = await mkdtemp(join(tmpdir(), 'sluice-pt-flows-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const cfg = join(dir, 'config.yml');
+  await writeFile(cfg, 'flows:\n  - images: ["docker.io/konard/hive-mind"]\n  - name: no other hub images\n    images: ["docker.io/**"]\n    deny: true\n');
+  const r = await passthrough(w, ['-c', cfg], {
+    DIND_HOST_PASSTHROUGH: 'public',
+    DIND_HOST_PASSTHROUGH_IMAGES: 'konard/hive-mind konard/hive-mind-dind',
+    DIND_HOST_DOCKER_SOCK: w.host.socket,
+  });
+  assert.equal(r.code, 0, r.stderr);
+  const seen = r.entries.filter((e) => e.decision !== 'skip: no pattern matches').map((e) => [e.reference, e.decision, e.reason]);
+  assert.deepEqual(seen.map(([ref, decision]) => [ref, decision]), [
+    ['konard/hive-mind-dind:latest', 'skip: not approved'],
+    // Approved by name, then judged by the mode as before: the private image behind it is not public.
+    ['konard/hive-mind:evil', 'skip: not public'],
+    ['konard/hive-mind:latest', 'copy'],
+  ]);
+  // The cache's words for the same image (`sluice policy explain --action fetch` says the same).
+  assert.equal(seen[0]![2], 'docker.io/konard/hive-mind-dind:latest is not an approved upstream image: flow rule 2 "no other hub images" (docker.io/**) denies it');
+  assert.match(seen[2]![2]!, /answered 200 \(image pattern konard\/hive-mind\); docker\.io\/konard\/hive-mind:latest is approved by flow rule 1 \(docker\.io\/konard\/hive-mind\)$/);
+  await assertInner(w, ['konard/hive-mind:latest']);
 });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseReference } from '../../src/oci/reference.js';
+import { compileFlows, decideFlow } from '../../src/policy/flows.js';
 import { decide, type Decision, type Filters, type HostReference, type Publicness } from '../../src/passthrough/decide.js';
 import { compileImagePatterns, makePlan } from '../../src/passthrough/plan.js';
 import { DEFAULT_REGISTRIES, isConcrete, parseMode, resolveSettings } from '../../src/passthrough/settings.js';
@@ -210,4 +211,18 @@ test('settings: flags over the box variables over the box defaults', () => {
 test('exact entries are the ones with a tag or digest and no glob', () => {
   for (const e of ['busybox:1', 'konard/hive-mind:latest', `busybox@${D1}`, '127.0.0.1:5000/app:1']) assert.equal(isConcrete(e), true, e);
   for (const e of ['busybox', 'konard/hive-mind', 'konard/*:1', '127.0.0.1:5000/app', 'konard/hive-mind:v?']) assert.equal(isConcrete(e), false, e);
+});
+
+test('decide() refuses a name the flow rules refuse, before asking any registry, in the words the cache uses', () => {
+  const flows = compileFlows([{ images: ['docker.io/library/*'], tags: { exclude: ['*-rc*'] } }, { images: ['docker.io/**'], deny: true }]);
+  const f = { ...filters('public', ['busybox', 'konard/*']), flows };
+  const other = judge(ref('konard/app:1'), f, undefined);
+  assert.deepEqual([other.kind, other.reason, other.asked], ['skip: not approved', 'docker.io/konard/app:1 is not an approved upstream image: flow rule 2 (docker.io/**) denies it', false]);
+  assert.equal(judge(ref('busybox:2-rc1'), f, undefined).reason, decideFlow(flows, { repository: 'docker.io/library/busybox', tag: '2-rc1' }).reason);
+  const ok = judge(ref('busybox:1'), f, PUBLIC);
+  assert.deepEqual([ok.kind, ok.reason], ['copy', 'anonymous HEAD answered 200 (image pattern busybox); docker.io/library/busybox:1 is approved by flow rule 1 (docker.io/library/*)']);
+  // Mode all asks no registry, but the flow rules still decide.
+  assert.equal(judge(ref('konard/app:1'), { ...f, mode: 'all' }, undefined).kind, 'skip: not approved');
+  // No flow rules given: the flows are not consulted at all.
+  assert.equal(judge(ref('konard/app:1'), filters('all'), undefined).kind, 'copy');
 });

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { PublicnessChecker } from '../../src/passthrough/publicness.js';
 import { upstreamSchema } from '../../src/upstream/config.js';
@@ -84,4 +86,38 @@ test('a registry without auth is reached as upstreams say (loopback: plain HTTP)
     await checker.close();
     await reg.close();
   }
+});
+
+test('a registry that drips its token answer forever gets "not proven public" once the deadline passes, and is not asked again', { timeout: 120_000 }, async (t) => {
+  const drips = new Set<NodeJS.Timeout>();
+  const seen: string[] = [];
+  // Accepts the connection and answers at once, so no connect or header timeout fires: only a deadline ends the question.
+  const server = createServer((req, res) => {
+    seen.push(`${req.method} ${req.url}`);
+    if (req.url === '/v2/') {
+      res.writeHead(401, { 'www-authenticate': `Bearer realm="http://${req.headers.host}/token",service="drip"` }).end();
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.write('{"token": "');
+    const drip = setInterval(() => res.write('x'), 100);
+    drips.add(drip);
+    res.on('close', () => clearInterval(drip));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const checker = new PublicnessChecker(new Upstreams({}), { deadlineMs: 1500 });
+  t.after(async () => {
+    for (const d of drips) clearInterval(d);
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await checker.close();
+  });
+  const a = await checker.check({ registry: host, repository: 'team/app', digests: [MISSING] });
+  assert.deepEqual(a, { public: false, reason: `registry ${host} did not answer within 1.5 s, so ${host}/team/app is not proven public` });
+  const asked = seen.length;
+  assert.ok(seen.some((s) => s.startsWith('GET /token')), seen.join(', '));
+  const b = await checker.check({ registry: host, repository: 'team/other', digests: [MISSING] });
+  assert.deepEqual(b, { public: false, reason: `registry ${host} did not answer within 1.5 s, so ${host}/team/other is not proven public` });
+  assert.equal(seen.length, asked, 'the registry that ran out of time is not asked again in this run');
 });

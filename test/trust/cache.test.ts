@@ -4,10 +4,10 @@ import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { digestOf, digestTag, type Digest } from '../../src/oci/digest.js';
+import { digestTag, type Digest } from '../../src/oci/digest.js';
 import type { RepositoryName } from '../../src/oci/name.js';
 import { signImage } from '../../src/sign/index.js';
-import { makeImage, makeMultiArch, pushBlob, pushImage, pushManifest, type TestImage, type TestIndex } from '../helpers/images.js';
+import { makeImage, makeMultiArch, pushAsReferrer, pushImage, type TestImage, type TestIndex } from '../helpers/images.js';
 import { bytesOf, errorOf } from '../helpers/oci-http.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 
@@ -157,24 +157,12 @@ test('trust at the cache: children of an unsigned index are refused by digest, c
   }
 });
 
-/** `image` with a subject: an ordinary image posing as a referrer of `subject`. */
-async function asReferrer(url: string, repo: string, image: TestImage, subject: TestImage): Promise<Digest> {
-  const doc = JSON.parse(image.manifest.toString()) as Record<string, unknown>;
-  doc.subject = { mediaType: subject.mediaType, digest: subject.digest, size: subject.manifest.length };
-  const bytes = Buffer.from(JSON.stringify(doc));
-  await pushBlob(url, repo, image.config);
-  for (const l of image.layers) await pushBlob(url, repo, l);
-  const digest = digestOf(bytes);
-  assert.equal((await pushManifest(url, repo, digest, bytes, image.mediaType)).status, 201);
-  return digest;
-}
-
 test('trust at the cache: signatures come along and are served; an image posing as a referrer or an attachment tag is not', async () => {
   const u = await upstream('attach');
   const cache = await cacheOf(u, ['cache']);
   try {
     const smuggled = await makeImage({ label: 'attach-smuggled' });
-    const referrer = await asReferrer(u.up.url, 'konard/app', smuggled, u.signed);
+    const referrer = await pushAsReferrer(u.up.url, 'konard/app', smuggled, u.signed);
     const att = `${digestTag(u.signed.digest)}.att`;
     await pushImage(u.up.url, 'konard/app', att, await makeImage({ label: 'attach-att' }));
     assert.equal((await get(cache, 'konard/app', 'signed')).status, 200);

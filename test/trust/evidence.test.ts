@@ -9,7 +9,7 @@ import { parseManifest } from '../../src/oci/manifest.js';
 import { MediaType } from '../../src/oci/mediatypes.js';
 import { isEvidence, MAX_SIGNATURE_BYTES, signImage } from '../../src/sign/index.js';
 import { BUNDLE_MEDIA_TYPE, SIMPLE_SIGNING_MEDIA_TYPE } from '../../src/sign/types.js';
-import { makeImage, pushBlob, pushImage, pushManifest, type TestImage } from '../helpers/images.js';
+import { makeImage, pushAsReferrer, pushImage } from '../helpers/images.js';
 import { startRegistry } from '../helpers/registry.js';
 import { sluice } from '../helpers/sluice-cli.js';
 
@@ -87,18 +87,6 @@ test('trust at pull: an image pushed under a sha256-<hex>.sig tag is judged as a
     await rm(dir, { recursive: true, force: true });
   }
 });
-
-/** Pushes `image` with a subject: an ordinary image posing as a referrer of `subject`. */
-async function pushAsReferrer(url: string, repo: string, image: TestImage, subject: TestImage): Promise<string> {
-  const doc = JSON.parse(image.manifest.toString()) as Record<string, unknown>;
-  doc.subject = { mediaType: subject.mediaType, digest: subject.digest, size: subject.manifest.length };
-  const bytes = Buffer.from(JSON.stringify(doc));
-  await pushBlob(url, repo, image.config);
-  for (const l of image.layers) await pushBlob(url, repo, l);
-  const digest = digestOf(bytes);
-  assert.equal((await pushManifest(url, repo, digest, bytes, image.mediaType)).status, 201);
-  return digest;
-}
 
 test('sluice copy under a trust check brings the signature along and leaves an image posing as a referrer behind', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'sluice-evidence-'));

@@ -60,8 +60,12 @@ function trustYaml(bench: TrustBench): string {
   return `trust:\n  keys: {bench: ${JSON.stringify(bench.publicKeyPath)}}\n  require:\n    - images: ["${REPO}"]\n      keys: [bench]\n      on: [pull]\n`;
 }
 
+/** The enforcing server's own name (http.host): the rule judges signatures against it, never a request's Host. */
+const ENFORCING_HOST = 'registry.bench';
+
 function server(bench: TrustBench, required: boolean, opts: ServerOptions): Promise<BenchServer> {
-  return startServer('sluice', { ...opts, extraConfig: `${opts.extraConfig ?? ''}${required ? trustYaml(bench) : ''}` });
+  const env = required ? { ...opts.env, SLUICE_HTTP_HOST: `http://${ENFORCING_HOST}` } : opts.env;
+  return startServer('sluice', { ...opts, ...(env ? { env } : {}), extraConfig: `${opts.extraConfig ?? ''}${required ? trustYaml(bench) : ''}` });
 }
 
 /** What seeding needs of a server: where it listens. */
@@ -76,11 +80,11 @@ async function getStatus(s: Seedable, tag: string): Promise<number> {
 /**
  * Puts the same signed image on both servers. The server with the rule will not show an unsigned image
  * to an anonymous signer, so the image is signed on the other one, for the name the rule judges
- * (the enforcing server's host and the repository), and copied over with its signature.
+ * (the enforcing server's http.host and the repository), and copied over with its signature.
  */
 async function seed(bench: TrustBench, on: Seedable, off: Seedable): Promise<void> {
   await pushSmallImage(off.url, REPO, 'latest');
-  await signImage(`docker://${off.host}/${REPO}:latest`, bench.key, { identity: `${on.host}/${REPO}:latest`, transport: { tlsVerify: false } });
+  await signImage(`docker://${off.host}/${REPO}:latest`, bench.key, { identity: `${ENFORCING_HOST}/${REPO}:latest`, transport: { tlsVerify: false } });
   const src = await openSource(`docker://${off.host}/${REPO}:latest`, { tlsVerify: false });
   const dst = await openDestination(`docker://${on.host}/${REPO}:latest`, { tlsVerify: false });
   try {
@@ -136,7 +140,7 @@ export async function trustRound(bench: TrustBench, round: number, connections: 
 export async function trustInProcess(bench: TrustBench, seconds: number, withRule: Sample, without: Sample): Promise<void> {
   const dirs = await Promise.all([mkdtemp(join(tmpdir(), 'sluice-bench-trust-')), mkdtemp(join(tmpdir(), 'sluice-bench-trust-'))]);
   const regs = dirs.map((dir, i) => {
-    const raw = { log: { level: 'silent' }, http: { addr: '127.0.0.1:0' }, storage: { filesystem: { rootdirectory: dir } }, ...(i === 0 ? parse(trustYaml(bench)) : {}) };
+    const raw = { log: { level: 'silent' }, http: { addr: '127.0.0.1:0', ...(i === 0 ? { host: `http://${ENFORCING_HOST}` } : {}) }, storage: { filesystem: { rootdirectory: dir } }, ...(i === 0 ? parse(trustYaml(bench)) : {}) };
     return buildRegistry({ config: validateConfig(raw).config, logger: false });
   });
   try {
@@ -172,19 +176,20 @@ export async function trustInProcess(bench: TrustBench, seconds: number, withRul
     // The check alone, warm: what a pull pays for enforcement once its approval is cached.
     const digest = (await reg.ctx.repo(REPO as RepositoryName).resolveTag('latest'))!;
     const req = { method: 'GET', headers: { host: on!.host } } as unknown as FastifyRequest;
-    await checkPull(reg.ctx, req, REPO as RepositoryName, 'latest', digest);
+    const served = { name: REPO as RepositoryName, reference: 'latest', digest, bytes: (await reg.ctx.repo(REPO as RepositoryName).getManifest(digest))!.bytes };
+    await checkPull(reg.ctx, req, served);
     const calls = 20_000;
     const t = performance.now();
-    for (let n = 0; n < calls; n++) await checkPull(reg.ctx, req, REPO as RepositoryName, 'latest', digest);
+    for (let n = 0; n < calls; n++) await checkPull(reg.ctx, req, served);
     withRule['trust.check.us'] = ((performance.now() - t) * 1000) / calls;
     reg.ctx.trust = undefined;
     const t0 = performance.now();
-    for (let n = 0; n < calls; n++) await checkPull(reg.ctx, req, REPO as RepositoryName, 'latest', digest);
+    for (let n = 0; n < calls; n++) await checkPull(reg.ctx, req, served);
     without['trust.check.us'] = ((performance.now() - t0) * 1000) / calls;
     reg.ctx.trust = trust;
     // What a pull pays when its approval has expired: discovery from storage, checks from the verification cache.
     const repo = reg.ctx.repo(REPO as RepositoryName);
-    const ref = `${on!.host}/${REPO}:latest`;
+    const ref = `${ENFORCING_HOST}/${REPO}:latest`;
     const t2 = performance.now();
     for (let n = 0; n < 100; n++) {
       const v = await trust.check(new StorageSource(repo, reg.ctx.blobs, digest), REPO, 'pull', digest, ref);

@@ -124,7 +124,10 @@ async function copyCommand(srcRef: string, dstRef: string, f: CopyFlags): Promis
       const check = await checkImageTrust(src, { digest: top.digest, ...(location.dockerReference ? { dockerReference: location.dockerReference } : {}) }, requirements, { scope });
       if (!check.decision.allowed) throw new Error(`${srcRef} is refused by ${f.policy}: ${check.decision.summary}`);
       // What the policy asked for travels with the image, so the destination can check it too.
-      if (requirements.some((r) => r.type === 'sigstoreSigned')) opts.withReferrers = true;
+      if (requirements.some((r) => r.type === 'sigstoreSigned')) {
+        opts.withReferrers = true;
+        opts.evidenceOnly = true;
+      }
     }
     if (f.config) {
       // A Sluice config's trust: rules with `on: copy` judge the source by its full name.
@@ -136,6 +139,7 @@ async function copyCommand(srcRef: string, dstRef: string, f: CopyFlags): Promis
         const verdict = await trust.check(src, name, 'copy', top.digest, locateImage(srcRef).dockerReference!);
         if (!verdict.allowed) throw new Error(`${srcRef} is refused: ${verdict.reason}`);
         opts.withReferrers = true;
+        opts.evidenceOnly = true;
       }
     }
     dst = await openDestination(dstRef, dstOpts);

@@ -87,6 +87,7 @@ interface SignFlags extends RegistryFlags {
   key: string;
   identity?: string;
   bundle?: boolean;
+  recursive?: boolean;
   passwordFile?: string;
   json?: boolean;
 }
@@ -97,10 +98,17 @@ async function signCommand(image: string, f: SignFlags): Promise<void> {
   const opts: Parameters<typeof signImage>[2] = { transport: transportOptions(f) };
   if (f.identity) opts.identity = f.identity;
   if (f.bundle) opts.bundle = true;
+  if (f.recursive) opts.recursive = true;
   const r = await signImage(image, key, opts);
-  if (f.json) process.stdout.write(`${JSON.stringify(r)}\n`);
-  else if (r.added) process.stdout.write(`Signed ${r.digest} as ${r.identity || '(no name)'} with ${r.keyFingerprint}: ${r.written}\n`);
-  else process.stdout.write(`${r.digest} already carries this signature (${r.written})\n`);
+  if (f.json) {
+    process.stdout.write(`${JSON.stringify(r)}\n`);
+    return;
+  }
+  const line = (digest: string, w: { written: string; added: boolean }) =>
+    w.added ? `Signed ${digest} as ${r.identity || '(no name)'} with ${r.keyFingerprint}: ${w.written}\n` : `${digest} already carries this signature (${w.written})\n`;
+  process.stdout.write(line(r.digest, r));
+  for (const c of r.children ?? []) process.stdout.write(line(c.digest, c));
+  if (r.missing?.length) process.stderr.write(`not signed, not held here: ${r.missing.join(', ')}\n`);
 }
 
 interface VerifyFlags extends RegistryFlags {
@@ -177,6 +185,7 @@ export function registerSignCommands(program: Command): void {
     .requiredOption('--key <file>', 'cosign private key (ENCRYPTED SIGSTORE/COSIGN PRIVATE KEY)')
     .option('--identity <name>', 'the image name the signature binds (default: the reference as given; required for oci:)')
     .option('--bundle', 'write a sigstore bundle (DSSE in-toto statement) as an OCI 1.1 referrer instead of the .sig tag')
+    .option('--recursive', 'for an index, sign every platform manifest too (as cosign --recursive): skopeo and podman check the instance they pull')
     .option('--password-file <file>', 'read the key password from this file (else COSIGN_PASSWORD, else a prompt)')
     .option('--json', 'print what was written as JSON');
   registryFlags(sign).action(run(signCommand));

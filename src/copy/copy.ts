@@ -11,6 +11,7 @@ import { limiter } from './limit.js';
 import { rewriteIndex, selectChildren } from './platforms.js';
 import { BlobVerificationError, VerifyStream } from './verify.js';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { isEvidence } from '../sign/evidence.js';
 
 /** What happened to one blob. */
 export type BlobAction = 'sent' | 'skipped' | 'mounted';
@@ -41,6 +42,11 @@ export interface CopyOptions {
   preserveDigests?: boolean;
   /** Bring referrers and cosign `sha256-<hex>.sig/.att/.sbom` tags along. */
   withReferrers?: boolean;
+  /**
+   * With `withReferrers`: bring only evidence (signatures, attestations, SBOMs, by their layers' media types).
+   * Set where a trust check judged the image: an image attached beside it was never judged, so it stays behind.
+   */
+  evidenceOnly?: boolean;
   /** Attempts per blob after the first on connection errors and 5xx (default 3). */
   retryTimes?: number;
   /**
@@ -465,6 +471,10 @@ class Copier {
         const found = await this.findReferrers(subject, seen);
         for (const { raw, tag } of found) {
           const m = parseManifest(raw.bytes, raw.mediaType);
+          if (this.opts.evidenceOnly && !isEvidence(m)) {
+            this.warn(`${tag ?? raw.digest} is attached to ${subject} but is no signature, attestation or SBOM: not copied, as no trust check judged it`);
+            continue;
+          }
           await this.copyContents(m);
           await this.putManifest(raw, tag);
           this.record(raw);

@@ -18,6 +18,8 @@ import { ANONYMOUS } from '../policy/types.js';
 import { BlobFills, type BlobFill } from './blob-fill.js';
 import { cacheTarget, isCacheRepository, type CacheTarget } from './names.js';
 import { TagState } from './tag-state.js';
+import { isEvidence } from '../sign/evidence.js';
+import type { ImageSource } from '../transport/transport.js';
 
 const ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
 const COSIGN_SUFFIXES = ['sig', 'att', 'sbom'];
@@ -39,9 +41,16 @@ export interface CacheDeps {
   changed?: () => void;
   /**
    * Signature requirements at the cache (`trust:` rules with `on: cache`): undefined when none covers
-   * the image; otherwise the verdict over what storage holds (the manifest and its fetched signatures).
+   * the image; otherwise the verdict over what `source` (upstream, before anything is stored) shows.
    */
-  verify?: (image: string, local: RepositoryName, digest: Digest, dockerReference: string) => Promise<{ allowed: boolean; reason: string } | undefined>;
+  verify?: (image: string, source: ImageSource, digest: Digest, dockerReference: string) => Promise<{ allowed: boolean; reason: string } | undefined>;
+}
+
+/** A manifest read from upstream and checked, not yet stored. */
+interface Fetched {
+  digest: Digest;
+  manifest: Manifest;
+  bytes: Buffer;
 }
 
 /** Who made the cache act, for the audit log. */
@@ -252,7 +261,7 @@ export class PullThroughCache {
   private async fetchTag(t: CacheTarget, tag: string, reference: string, local: Digest | null, flow: CompiledFlow | undefined, who: Requester): Promise<void> {
     const key = `${t.local}:${tag}`;
     const repo = this.deps.repo(t.local);
-    let fetched: { digest: Digest; manifest: Manifest } | null;
+    let fetched: Fetched | null;
     try {
       fetched = await this.fetchManifest(t, reference);
     } catch (e) {
@@ -265,12 +274,11 @@ export class PullThroughCache {
       if (!local) this.missing.set(key, Date.now() + t.upstream.negativeTtlMs);
       throw new OciError('MANIFEST_UNKNOWN', `${t.image}:${tag} is not known upstream at ${t.upstream.name}`, { tag });
     }
-    if (this.deps.verify) {
-      // The signatures come first, so the check has material; an image that fails it is never tagged here.
-      await this.fetchAttachments(t, fetched.digest);
-      const verdict = await this.deps.verify(t.image, t.local, fetched.digest, `${t.image}:${tag}`);
-      if (verdict && !verdict.allowed) this.refuse(t, tag, `${t.image}:${tag} is not fetched: ${verdict.reason}`, flow, who);
-    }
+    const verdict = await this.judge(t, fetched, `${t.image}:${tag}`);
+    if (verdict && !verdict.allowed) this.refuse(t, tag, `${t.image}:${tag} is not fetched: ${verdict.reason}`, flow, who);
+    await this.store(t, fetched);
+    // The signatures come along before the tag, so a pull here (trust on pull) finds them with the image.
+    if (this.deps.verify && !isEvidence(fetched.manifest)) await this.fetchAttachments(t, fetched.digest);
     await repo.tag(tag, fetched.digest);
     this.checked.set(key, Date.now());
     this.deps.changed?.();
@@ -296,6 +304,8 @@ export class PullThroughCache {
     }
     await this.deps.scanner.refresh(repo);
     const listing = await this.deps.scanner.indexListing(repo, digest);
+    // A child of an index the trust check passed is covered by the index's signature; anything else is judged itself.
+    const coveredByIndex = listing !== null && !(await this.isEvidenceStored(repo, listing.index));
     if (listing) {
       // A child of an index that came in through an approved tag: the platform filter decides.
       const flow = this.firstFlowFor(t);
@@ -325,6 +335,11 @@ export class PullThroughCache {
           throw ociErrorForOutage(t, e);
         }
         if (!fetched) throw new OciError('MANIFEST_UNKNOWN', `${t.image}@${digest} is not known upstream at ${t.upstream.name}`, { digest });
+        if (!coveredByIndex) {
+          const verdict = await this.judge(t, fetched, `${t.image}@${digest}`);
+          if (verdict && !verdict.allowed) this.refuse(t, digest, `${t.image}@${digest} is not fetched: ${verdict.reason}`, undefined, who);
+        }
+        await this.store(t, fetched);
         this.counters.requests.inc({ kind: 'manifest', result: 'miss' });
         this.deps.audit?.({ ...who, action: 'fetch', repository: t.image, reference: digest, decision: 'allowed', reason: `fetched from ${t.upstream.name}` });
         this.deps.changed?.();
@@ -343,8 +358,8 @@ export class PullThroughCache {
     return undefined;
   }
 
-  /** Fetches a manifest (by tag or digest), verifies it and stores its exact bytes; null on upstream 404. */
-  private async fetchManifest(t: CacheTarget, reference: string): Promise<{ digest: Digest; manifest: Manifest } | null> {
+  /** Fetches a manifest (by tag or digest) and checks its digest and shape, storing nothing; null on upstream 404. */
+  private async fetchManifest(t: CacheTarget, reference: string): Promise<Fetched | null> {
     const res = await this.request(t, 'GET', `manifests/${encodeURIComponent(reference)}`, { accept: ACCEPT });
     if (res.statusCode === 404) {
       await res.body.dump();
@@ -368,9 +383,37 @@ export class PullThroughCache {
       if (e instanceof ManifestError) throw new OciError('MANIFEST_INVALID', `upstream ${t.upstream.name} sent an invalid manifest for ${t.image}:${reference}: ${e.message}`);
       throw e;
     }
-    const repo = this.deps.repo(t.local);
-    await repo.putManifest(bytes, manifest.subject?.digest);
-    return { digest, manifest };
+    return { digest, manifest, bytes };
+  }
+
+  /** Stores a fetched manifest's exact bytes (after every check on it passed). */
+  private async store(t: CacheTarget, f: Fetched): Promise<void> {
+    await this.deps.repo(t.local).putManifest(f.bytes, f.manifest.subject?.digest);
+  }
+
+  /**
+   * The trust verdict for a manifest fetched from upstream, before any of it is stored: undefined when no
+   * rule covers the image or it is evidence (a signature, attestation or SBOM, by its layers' media types);
+   * otherwise the verdict over the signatures upstream shows for it.
+   */
+  private async judge(t: CacheTarget, f: Fetched, dockerReference: string): Promise<{ allowed: boolean; reason: string } | undefined> {
+    if (!this.deps.verify || isEvidence(f.manifest)) return undefined;
+    const source = t.upstream.source(t.remote, f.digest);
+    try {
+      return await this.deps.verify(t.image, source, f.digest, dockerReference);
+    } finally {
+      await source.close();
+    }
+  }
+
+  private async isEvidenceStored(repo: RepositoryStore, digest: Digest): Promise<boolean> {
+    const m = await repo.getManifest(digest);
+    if (!m) return false;
+    try {
+      return isEvidence(parseManifest(m.bytes));
+    } catch {
+      return false;
+    }
   }
 
   private request(t: CacheTarget, method: 'GET' | 'HEAD', path: string, headers: Record<string, string> = {}): Promise<ClientResponse> {
@@ -467,6 +510,12 @@ export class PullThroughCache {
       try {
         const got = await this.fetchManifest(t, w.reference);
         if (!got) continue;
+        // Under a trust rule only evidence comes along: an image attached as a referrer or pushed as `.sig` is no signature.
+        if (this.deps.verify && !isEvidence(got.manifest)) {
+          this.deps.log.warn({ image: t.image, reference: w.reference, digest: got.digest }, 'cache: an attachment that is not a signature, attestation or SBOM was not fetched');
+          continue;
+        }
+        await this.store(t, got);
         if (w.tag) await repo.tag(w.tag, got.digest);
         if (got.manifest.kind === 'image') {
           for (const d of referencedBlobs(got.manifest)) {

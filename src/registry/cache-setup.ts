@@ -4,9 +4,8 @@ import { PullThroughCache } from '../proxy/cache.js';
 import { Upstreams } from '../upstream/upstreams.js';
 import type { RegistryContext } from './context.js';
 import type { Trust } from './trust-setup.js';
-import { StorageSource } from '../transport/storage-source.js';
+import type { ImageSource } from '../transport/transport.js';
 import type { Digest } from '../oci/digest.js';
-import type { RepositoryName } from '../oci/name.js';
 
 // Moved to policy/ so that `sluice sync` reads the flows without loading the cache.
 export { flowPolicyOf };
@@ -27,6 +26,6 @@ export function buildCache(ctx: RegistryContext, config: Config, trust?: Trust):
     metrics: ctx.metrics.registry,
     log: { info: () => undefined, warn: () => undefined },
     changed: () => ctx.catalog.invalidate(),
-    ...(trust ? { verify: async (image: string, local: RepositoryName, digest: Digest, ref: string) => (trust.ruleFor(image, 'cache') ? trust.check(new StorageSource(ctx.repo(local), ctx.blobs, digest), image, 'cache', digest, ref) : undefined) } : {}),
+    ...(trust ? { verify: async (image: string, source: ImageSource, digest: Digest, ref: string) => (trust.ruleFor(image, 'cache') ? trust.check(source, image, 'cache', digest, ref) : undefined) } : {}),
   });
 }

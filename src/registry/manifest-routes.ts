@@ -61,7 +61,7 @@ export async function getManifest(ctx: RegistryContext, req: FastifyRequest, rep
     throw new OciError('MANIFEST_UNKNOWN', `manifest ${reference} is not known to repository ${name}`, byDigest ? { digest: reference } : { tag: reference });
   }
   // Signature requirements (`trust:`) apply to what is served, whoever put it here (push, cache, mirror).
-  await checkPull(ctx, req, name, reference, stored.digest);
+  await checkPull(ctx, req, { name, reference, digest: stored.digest, bytes: stored.bytes });
   const mediaType = mediaTypeOf(stored.bytes);
   const accepts = acceptList(req);
   const accepted = accepts.some((a) => a === mediaType || a === '*/*' || (a.endsWith('/*') && mediaType.startsWith(a.slice(0, -1))));

@@ -19,7 +19,7 @@ import { matchEndpoint, type Endpoint } from './paths.js';
 import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from './upload-routes.js';
 import { throughCache } from './cache-routes.js';
 import { buildCache } from './cache-setup.js';
-import { buildTrust } from './trust-setup.js';
+import { buildTrust, requireRegistryName } from './trust-setup.js';
 import { startMirrorJobs } from './sync-setup.js';
 
 export { driverFor };
@@ -107,6 +107,7 @@ export function buildRegistry(opts: ServerOptions): Registry {
   const metrics = opts.metrics ?? new Metrics();
   const driver = opts.driver ?? driverFor(config);
   const ctx = new RegistryContext(driver, config, metrics);
+  requireRegistryName(config);
   ctx.trust = buildTrust(config);
   ctx.cache = buildCache(ctx, config, ctx.trust);
   const level = config.log.level;

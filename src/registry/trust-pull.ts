@@ -3,46 +3,56 @@ import { isDigest, type Digest } from '../oci/digest.js';
 import type { RepositoryName } from '../oci/name.js';
 import { StorageSource } from '../transport/storage-source.js';
 import type { RegistryContext } from './context.js';
-import { requireTrusted, type TrustVerdict } from './trust-setup.js';
+import { isEvidenceBytes } from '../sign/evidence.js';
+import { looksLikeHost, registryHost, requireTrusted, type TrustVerdict } from './trust-setup.js';
+
+/** The manifest a pull is about to serve: the name and reference asked for, and the stored bytes. */
+export interface ServedManifest {
+  name: RepositoryName;
+  reference: string;
+  digest: Digest;
+  bytes: Uint8Array;
+}
 
 const DECISION_TTL_MS = 5_000;
 const decisions = new WeakMap<RegistryContext, Map<string, { verdict: TrustVerdict; until: number }>>();
 /** Checks under way by key: the pulls that find an approval expired at the same moment wait for one check, not one each. */
 const running = new WeakMap<RegistryContext, Map<string, Promise<TrustVerdict>>>();
 
-function looksLikeHost(first: string): boolean {
-  return first.includes('.') || first.includes(':') || first === 'localhost';
-}
-
 /**
  * The name identity rules judge an image by: a cache or mirror repository already carries its registry
- * (`docker.io/library/nginx`); a local repository is this registry's (`http.host`, else the Host asked).
+ * (`docker.io/library/nginx`); a local repository is this registry's, as configured (`http.host`). Never
+ * the Host a client sends: that would let a signature made for `evil.example/prod/app` pass here.
  */
-function dockerName(ctx: RegistryContext, req: FastifyRequest, name: string): string {
+function dockerName(ctx: RegistryContext, name: string): string {
   if (looksLikeHost(name.split('/')[0]!)) return name;
-  const configured = ctx.config.http.host ? new URL(ctx.config.http.host).host : undefined;
-  return `${configured ?? req.headers.host ?? 'localhost'}/${name}`;
+  // Startup refuses a rule that needs this name when http.host is unset (requireRegistryName), so this is a fallback for rules that do not.
+  return `${registryHost(ctx.config) ?? 'localhost'}/${name}`;
 }
 
 /**
  * Refuses a manifest pull the `trust:` rules require a signature for and that has none that satisfies
  * them, except for callers who may push to the repository (with access control on: a builder reads and
- * signs what it pushed) and HEAD, which shows only the digest. A child of an index is judged by its index (signatures cover the index digest). Approvals are
+ * signs what it pushed), HEAD, which shows only the digest, and evidence (a signature, attestation or SBOM
+ * manifest, recognised by its layers' media types, not by its tag). A child of an index is judged by its index (signatures cover the index digest). Approvals are
  * kept a few seconds per (repository, digest), so a warm pull costs a map lookup; the signature checks
  * themselves are cached by (manifest, signature, key) in the verification cache.
  */
-export async function checkPull(ctx: RegistryContext, req: FastifyRequest, name: RepositoryName, reference: string, digest: Digest): Promise<void> {
+export async function checkPull(ctx: RegistryContext, req: FastifyRequest, served: ServedManifest): Promise<void> {
+  const { name, reference, digest } = served;
   const trust = ctx.trust;
   if (!trust || !trust.ruleFor(name, 'pull')) return;
   // HEAD gives a digest and no content; whoever may push here (the builder that signs what it pushed) may read it.
   if (req.method === 'HEAD') return;
+  // Signatures, attestations and SBOMs are what images are judged by, not images: `sluice verify` and cosign must read them.
+  if (isEvidenceBytes(served.bytes)) return;
   if (ctx.mayPush && (await ctx.mayPush(req, name))) return;
   let cache = decisions.get(ctx);
   if (!cache) decisions.set(ctx, (cache = new Map()));
   // The tag and the name judged are part of the key: under matchRepoDigestOrExact a signature names one tag
   // of one registry name, so an approval of `app:1` says nothing about `app:2` pointing at the same digest,
   // nor about the same tag asked for under another Host.
-  const named = dockerName(ctx, req, name);
+  const named = dockerName(ctx, name);
   const key = isDigest(reference) ? `${named}@${digest}` : `${named}:${reference}@${digest}`;
   const hit = cache.get(key);
   const what = `${name}${isDigest(reference) ? `@${reference}` : `:${reference}`}`;

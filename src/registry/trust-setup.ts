@@ -3,7 +3,7 @@ import type { Config } from '../config/schema.js';
 import type { Digest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import { compileTrustRules, trustLabel, trustRuleFor, type TrustPoint, type TrustRule } from '../policy/trust.js';
-import { checkImageTrust, trustedKeyFromPem, VerificationCache, type IdentityRule, type PolicyDecision, type TrustRequirement, type TrustedKey } from '../sign/index.js';
+import { checkIdentityRule, checkImageTrust, trustedKeyFromPem, VerificationCache, type IdentityRule, type PolicyDecision, type TrustRequirement, type TrustedKey } from '../sign/index.js';
 import type { ImageSource } from '../transport/transport.js';
 
 /** The outcome of a trust check at one place: allowed, or refused with one line that says why. */
@@ -41,6 +41,15 @@ export class Trust {
       }
     }
     this.rules = compileTrustRules(config, sets);
+    for (const r of this.rules) {
+      // The same checks a containers-policy.json or --identity-rule gets, so one rule is accepted (or not) in all three.
+      if (typeof r.spec.identity === 'string') continue;
+      try {
+        checkIdentityRule(r.spec.identity);
+      } catch (e) {
+        throw new Error(`trust.require rule ${r.index}: ${(e as Error).message}`, { cause: e });
+      }
+    }
   }
 
   // Rules never change at run time, so each (name, place) is matched once: a warm pull then pays a map lookup, not the globs.
@@ -85,4 +94,37 @@ export function buildTrust(config: Config): Trust | undefined {
 /** Throws the registry's DENIED for a refused verdict. */
 export function requireTrusted(v: TrustVerdict, what: string): void {
   if (!v.allowed) throw new OciError('DENIED', `${what} is refused: ${v.reason}`);
+}
+
+/** Whether a name's first segment is a registry host (`docker.io`, `host:5000`, `localhost`) rather than a namespace. */
+export function looksLikeHost(first: string): boolean {
+  return first.includes('.') || first.includes(':') || first === 'localhost';
+}
+
+/** This registry's own name (`host[:port]`), from `http.host`; undefined when it is not configured. */
+export function registryHost(config: Config): string | undefined {
+  return config.http.host ? new URL(config.http.host).host : undefined;
+}
+
+// Identities that compare the signed name with the image's name; exactReference and exactRepository name it themselves.
+const NAMED_IDENTITIES = new Set(['matchExact', 'matchRepoDigestOrExact', 'matchRepository', 'remapIdentity']);
+
+/**
+ * Refuses to serve with a `trust:` rule on pull that judges local repositories by this registry's name
+ * when `http.host` does not say what that name is: the alternative, a request's Host header, is chosen
+ * by the client, and with it the name a signature must carry.
+ */
+export function requireRegistryName(config: Config): void {
+  if (!config.trust || registryHost(config)) return;
+  for (const [i, rule] of config.trust.require.entries()) {
+    const identity = typeof rule.identity === 'string' ? rule.identity : rule.identity.type;
+    if (!rule.on.includes('pull') || !NAMED_IDENTITIES.has(identity)) continue;
+    const local = rule.images.find((p) => !looksLikeHost(p.split('/')[0]!));
+    if (local === undefined) continue;
+    const label = rule.name ? `trust.require rule ${i + 1} "${rule.name}"` : `trust.require rule ${i + 1}`;
+    throw new Error(
+      `${label}: identity ${identity} judges local repositories ("${local}") by this registry's own name, and http.host is not set: ` +
+        'set http.host to the URL clients pull from (e.g. https://registry.example.com), or use exactReference or exactRepository',
+    );
+  }
 }

@@ -28,15 +28,22 @@ function strict(text: string): Reference | undefined {
 const nameOf = (r: Reference): string => `${r.registry}/${r.repository}`;
 const isNameOnly = (r: Reference): boolean => !r.tag && !r.digest;
 
-const HOST = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?$/;
+// distribution/reference's DomainRegexp and NameRegexp, which containers/image validates prefixes with.
+const DOMAIN = String.raw`(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?`;
+const PATH_COMPONENT = String.raw`[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`;
+const IS_DOMAIN = new RegExp(`^${DOMAIN}$`);
+const STARTS_WITH_DOMAIN = new RegExp(`^${DOMAIN}/`);
+const IS_NAME = new RegExp(`^(?:${DOMAIN}/)?${PATH_COMPONENT}(?:/${PATH_COMPONENT})*$`);
 
-/** Checks a remapIdentity prefix the way containers/image does: a host[:port], or a namespace or repository in fully expanded form. */
+/**
+ * Checks a remapIdentity prefix as containers/image's validateIdentityRemappingPrefix does: a host[:port], or
+ * a name that starts with a host (`docker.io/konard`, `docker.io/library/busybox`). The prefix is compared
+ * with the image's name as written out in full, so it is taken as given, never expanded (`docker.io/konard`
+ * stays that; it is not `docker.io/library/konard`).
+ */
 function checkPrefix(prefix: string, field: string): void {
-  if (HOST.test(prefix) && (prefix.includes('.') || prefix.includes(':') || prefix === 'localhost')) return;
-  const r = strict(prefix);
-  if (!r || !isNameOnly(r)) {
-    throw new IdentityRuleError(`remapIdentity ${field} "${prefix}" must be a host[:port] or a repository namespace in fully expanded form (docker.io/library, not library), without tag or digest`);
-  }
+  if (IS_DOMAIN.test(prefix) || (IS_NAME.test(prefix) && STARTS_WITH_DOMAIN.test(prefix))) return;
+  throw new IdentityRuleError(`remapIdentity ${field} "${prefix}" must be a host[:port] or a name that starts with one (such as quay.io or docker.io/library), without tag or digest`);
 }
 
 /** Validates a rule's fields (a policy file or the command line gave them); returns it unchanged. */
@@ -131,12 +138,17 @@ function repoDigestOrExact(intended: Reference, signed: Reference, signedText: s
   return { ok: false, reason: `this image's name ${formatReference(intended)} has neither tag nor digest` };
 }
 
+// containers/image's refMatchesPrefix: the prefix ends at a name boundary (`/`, or the `:` of a tag or port, or `@`).
+function matchesPrefix(ref: string, prefix: string): boolean {
+  if (ref.length === prefix.length) return ref === prefix;
+  return ref.length > prefix.length && ref.startsWith(prefix) && '/:@'.includes(ref[prefix.length]!);
+}
+
+// containers/image's remapReferencePrefix: on the full string form of the name, then parsed strictly (ParseNamed).
 function remapped(rule: Extract<IdentityRule, { type: 'remapIdentity' }>, intended: Reference): Reference | undefined {
-  const name = nameOf(intended);
-  const matches = name === rule.prefix || (name.length > rule.prefix.length && name.startsWith(rule.prefix) && name[rule.prefix.length] === '/');
-  if (!matches) return intended;
-  const text = formatReference(intended).replace(rule.prefix, rule.signedPrefix);
-  return strict(text);
+  const text = formatReference(intended);
+  if (!matchesPrefix(text, rule.prefix)) return intended;
+  return strict(rule.signedPrefix + text.slice(rule.prefix.length));
 }
 
 /**

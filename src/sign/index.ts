@@ -9,6 +9,7 @@ export { evaluateRequirements, verifyRequirement, judgeSignature, describeRequir
 export { parsePolicy, resolvePolicy, requirementsFor, dockerScopes, layoutScopes, dockerSubject, PolicyFileError } from './policy-file.js';
 export type { TrustPolicy, PolicySubject } from './policy-file.js';
 export { findSignatures, signatureTag, MAX_SIGNATURE_BYTES } from './discover.js';
+export { isEvidence, isEvidenceBytes } from './evidence.js';
 export { checkImageTrust, verifyImage, locateImage, requirementsOf } from './verify-image.js';
 export { signImage, defaultIdentity } from './sign.js';
 export { readPublicKeys, readSigningKey, readPassword, loadPolicyFile } from './key-files.js';

@@ -6,7 +6,7 @@ import { parseManifest } from '../oci/manifest.js';
 import { EMPTY_JSON, MediaType } from '../oci/mediatypes.js';
 import { formatReference } from '../oci/reference.js';
 import { openDestination, openSource, type TransportOptions } from '../transport/index.js';
-import { parseTransportReference, type ImageDestination, type ImageSource } from '../transport/transport.js';
+import { parseTransportReference, type ImageDestination, type ImageSource, type RawManifest } from '../transport/transport.js';
 import { parseDockerReference } from '../transport/docker.js';
 import { buildPayload } from './payload.js';
 import { buildBundle, buildStatement, pae } from './bundle.js';
@@ -20,6 +20,11 @@ export interface SignOptions {
   identity?: string;
   /** Write cosign 3's form (a sigstore bundle referrer) instead of the `.sig` tag. */
   bundle?: boolean;
+  /**
+   * For an index: sign every child manifest too, with the same name, as cosign's `--recursive` does.
+   * containers/image (skopeo, podman) checks the signature of the platform instance it pulls, not the index's.
+   */
+  recursive?: boolean;
   transport?: TransportOptions;
 }
 
@@ -34,7 +39,14 @@ export interface SignResult {
   /** False when an identical signature was already there (nothing written). */
   added: boolean;
   keyFingerprint: string;
+  /** With `recursive`, what was written for each child of an index (children of children included). */
+  children?: { digest: Digest; written: string; added: boolean }[];
+  /** With `recursive`, children the index lists that this place does not hold (a partial mirror): not signed. */
+  missing?: Digest[];
 }
+
+/** The largest index tree `recursive` walks: an index lists a few platforms; more is not an image to sign. */
+const MAX_CHILDREN = 1024;
 
 /** The name a signature binds by default: the docker reference with its tag, or by digest when it has no tag. */
 export function defaultIdentity(imageRef: string, digest: Digest): string | undefined {
@@ -145,6 +157,37 @@ async function writeBundleSignature(
   return { written: `referrer ${digest}`, added: true };
 }
 
+/** Every manifest below an index (children of children too) that `src` holds, and the digests it lacks. */
+async function childrenOf(src: ImageSource, top: RawManifest): Promise<{ children: RawManifest[]; missing: Digest[] }> {
+  const children: RawManifest[] = [];
+  const missing: Digest[] = [];
+  const seen = new Set<string>([top.digest]);
+  let queue = [top];
+  while (queue.length > 0) {
+    const next: RawManifest[] = [];
+    for (const m of queue) {
+      const parsed = parseManifest(m.bytes, m.mediaType);
+      if (parsed.kind !== 'index') continue;
+      for (const d of parsed.manifests) {
+        if (seen.has(d.digest)) continue;
+        seen.add(d.digest);
+        if (seen.size > MAX_CHILDREN) throw new Error(`${src.description} lists more than ${MAX_CHILDREN} manifests below its index: not signed recursively`);
+        let child: RawManifest;
+        try {
+          child = await src.getManifest(d.digest as Digest);
+        } catch {
+          missing.push(d.digest as Digest);
+          continue;
+        }
+        children.push(child);
+        next.push(child);
+      }
+    }
+    queue = next;
+  }
+  return { children, missing };
+}
+
 /**
  * Signs the image `imageRef` names (any transport that can be read and written: docker://, oci:, …)
  * with `key`: cosign's simple signing under `sha256-<hex>.sig` (layers appended, as cosign does),
@@ -160,11 +203,20 @@ export async function signImage(imageRef: string, key: KeyObject, opts: SignOpti
     }
     const dst = await openDestination(imageRef, opts.transport);
     try {
-      const w = opts.bundle
-        ? await writeBundleSignature(src, dst, { mediaType: top.mediaType, digest: top.digest, size: top.bytes.length }, identity, key)
-        : await writeSimpleSignature(src, dst, top.digest, identity!, key);
+      const signOne = (m: RawManifest) =>
+        opts.bundle
+          ? writeBundleSignature(src, dst, { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length }, identity, key)
+          : writeSimpleSignature(src, dst, m.digest, identity!, key);
+      const w = await signOne(top);
+      const result: SignResult = { digest: top.digest, identity: identity ?? '', ...w, keyFingerprint: keyFingerprint(createPublicKey(key)) };
+      if (opts.recursive) {
+        const { children, missing } = await childrenOf(src, top);
+        result.children = [];
+        for (const child of children) result.children.push({ digest: child.digest, ...(await signOne(child)) });
+        if (missing.length) result.missing = missing;
+      }
       await dst.commit();
-      return { digest: top.digest, identity: identity ?? '', ...w, keyFingerprint: keyFingerprint(createPublicKey(key)) };
+      return result;
     } finally {
       await dst.close();
     }

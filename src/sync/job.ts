@@ -1,5 +1,6 @@
 import picomatch from 'picomatch';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { isEvidenceBytes } from '../sign/evidence.js';
 import { copyImage, type CopyProgress } from '../copy/copy.js';
 import { limiter } from '../copy/limit.js';
 import { isDigest, type Digest } from '../oci/digest.js';
@@ -445,7 +446,8 @@ export class MirrorJob {
     }
     const src = new RegistrySource({ registry: upstream.name, repository, digest }, { ...upstream.options, pool: this.pool });
     const trusted = this.deps.trust?.ruleFor(image, 'mirror');
-    if (trusted) {
+    // A signature, attestation or SBOM the job names (by digest) is evidence, not an image to judge.
+    if (trusted && !isEvidenceBytes((await src.getManifest()).bytes)) {
       const verdict = await this.deps.trust!.check(src, image, 'mirror', digest, source);
       if (!verdict.allowed) {
         await src.close();
@@ -461,6 +463,7 @@ export class MirrorJob {
         ...(platforms ? { platforms, rewriteIndex: this.config.rewriteindex ?? false } : { all: true }),
         // A signature the job was asked to check travels with the image, so pulls at the destination can check it too.
         withReferrers: (this.config.referrers ?? false) || trusted !== undefined,
+        ...(trusted ? { evidenceOnly: true } : {}),
         ...(blobs ? { progress: blobs } : {}),
       });
       await dst.commit();

@@ -4,6 +4,9 @@ import { limiter } from '../copy/limit.js';
 import { DOCKER_HUB } from '../oci/reference.js';
 import { isLoopbackHost, RegistryClient, RegistryPool } from '../transport/registry-client.js';
 import type { TransportOptions } from '../transport/options.js';
+import { RegistrySource } from '../transport/docker.js';
+import type { ImageSource } from '../transport/transport.js';
+import type { Digest } from '../oci/digest.js';
 import { upstreamSchema, type ProxyConfig, type UpstreamConfig } from './config.js';
 
 /** One upstream registry: where it is reached, how, and a registry client per repository. */
@@ -25,6 +28,8 @@ export interface Upstream {
   limit<T>(task: () => Promise<T>): Promise<T>;
   /** How transports reach it (base URL, credentials, TLS, timeouts), for the copy engine's registry source. */
   readonly options: TransportOptions;
+  /** An image of one of its repositories as a transport source (signature checks read through it), on the shared pool. */
+  source(repository: string, digest: Digest): ImageSource;
 }
 
 const MAX_CLIENTS = 64;
@@ -102,6 +107,10 @@ class ConfiguredUpstream implements Upstream {
       this.clients.delete(oldest);
     }
     return c;
+  }
+
+  source(repository: string, digest: Digest): ImageSource {
+    return new RegistrySource({ registry: this.name, repository, digest }, { ...this.options, pool: this.pool });
   }
 
   async close(): Promise<void> {

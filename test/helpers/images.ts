@@ -165,3 +165,16 @@ export async function pushImage(url: string, repo: string, tag: string, image: T
   const r = await pushManifest(url, repo, tag, image.manifest, image.mediaType);
   if (r.status !== 201) throw new Error(`manifest push ${repo}:${tag} failed: ${r.status} ${await r.text()}`);
 }
+
+/** Pushes `image` with `subject` added: an ordinary image posing as a referrer (signature, SBOM) of `subject`. */
+export async function pushAsReferrer(url: string, repo: string, image: TestImage, subject: TestImage): Promise<Digest> {
+  const doc = JSON.parse(image.manifest.toString()) as Record<string, unknown>;
+  doc.subject = { mediaType: subject.mediaType, digest: subject.digest, size: subject.manifest.length };
+  const bytes = Buffer.from(JSON.stringify(doc));
+  await pushBlob(url, repo, image.config);
+  for (const l of image.layers) await pushBlob(url, repo, l);
+  const digest = digestOf(bytes);
+  const r = await pushManifest(url, repo, digest, bytes, image.mediaType);
+  if (r.status !== 201) throw new Error(`referrer push ${repo}@${digest} failed: ${r.status} ${await r.text()}`);
+  return digest;
+}

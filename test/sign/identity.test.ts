@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { matchIdentity, parseIdentityRule, IdentityRuleError } from '../../src/sign/identity.js';
+import { checkIdentityRule, matchIdentity, parseIdentityRule, IdentityRuleError } from '../../src/sign/identity.js';
 import type { IdentityRule } from '../../src/sign/types.js';
 
 const D = 'sha256:' + 'a'.repeat(64);
@@ -79,7 +79,21 @@ test('command-line rules parse, and malformed ones are refused with what to writ
   assert.deepEqual(parseIdentityRule('remapIdentity:mirror.local/docker.io=docker.io'), { type: 'remapIdentity', prefix: 'mirror.local/docker.io', signedPrefix: 'docker.io' });
   assert.throws(() => parseIdentityRule('exactReference:example.com/a'), IdentityRuleError);
   assert.throws(() => parseIdentityRule('exactReference'), /exactReference needs/);
-  assert.throws(() => parseIdentityRule('remapIdentity:library=docker.io'), /fully expanded/);
+  assert.throws(() => parseIdentityRule('remapIdentity:mirror.local/App=docker.io'), /must be a host\[:port\] or a name that starts with one/);
   assert.throws(() => parseIdentityRule('remapIdentity:mirror.local/x:1=docker.io'), /without tag or digest/);
   assert.throws(() => parseIdentityRule('matchSomething'), /unknown signedIdentity type/);
+});
+
+test('remapIdentity takes Docker Hub namespaces as written, as containers/image does (docker.io/konard is not docker.io/library/konard)', () => {
+  assert.deepEqual(parseIdentityRule('remapIdentity:127.0.0.1:5100/konard=docker.io/library'), { type: 'remapIdentity', prefix: '127.0.0.1:5100/konard', signedPrefix: 'docker.io/library' });
+  assert.deepEqual(checkIdentityRule({ type: 'remapIdentity', prefix: 'mirror.local/hub', signedPrefix: 'docker.io/konard' }), { type: 'remapIdentity', prefix: 'mirror.local/hub', signedPrefix: 'docker.io/konard' });
+  const hub = { type: 'remapIdentity', prefix: '127.0.0.1:5100/konard', signedPrefix: 'docker.io/library' } as const;
+  assert.equal(matchIdentity(hub, 'docker.io/library/hive-mind:1', '127.0.0.1:5100/konard/hive-mind:1').ok, true);
+  assert.equal(matchIdentity(hub, 'docker.io/konard/hive-mind:1', '127.0.0.1:5100/konard/hive-mind:1').ok, false);
+  const ns = { type: 'remapIdentity', prefix: 'mirror.local/hub', signedPrefix: 'docker.io/konard' } as const;
+  assert.equal(matchIdentity(ns, 'docker.io/konard/hive-mind:1', 'mirror.local/hub/hive-mind:1').ok, true);
+  // A repository prefix ends at the tag's colon too (containers/image's refMatchesPrefix).
+  const repo = { type: 'remapIdentity', prefix: 'mirror.local/hub/app', signedPrefix: 'docker.io/konard/app' } as const;
+  assert.equal(matchIdentity(repo, 'docker.io/konard/app:1', 'mirror.local/hub/app:1').ok, true);
+  assert.equal(matchIdentity(repo, 'docker.io/konard/app:1', 'mirror.local/hub/apps:1').ok, false);
 });

@@ -68,7 +68,7 @@ test('the policy is strict: unknown fields, types, empty lists and keyless optio
     [{ default: [{ type: 'sigstoreSigned', fulcio: {}, signedIdentity: { type: 'matchRepository' } }] }, /fulcio .* not supported/],
     [{ default: [{ type: 'sigstoreSigned', keyPath: '/a', keyData: 'eA==' }] }, /exactly one of keyPath, keyPaths, keyData and keyDatas/],
     [{ default: [{ type: 'sigstoreSigned', keyPath: '/a', signedIdentity: { type: 'matchRepository', dockerRepository: 'x' } }] }, /signedIdentity: unknown field "dockerRepository"/],
-    [{ default: [{ type: 'sigstoreSigned', keyPath: '/a', signedIdentity: { type: 'remapIdentity', prefix: 'library', signedPrefix: 'docker.io' } }] }, /fully expanded/],
+    [{ default: [{ type: 'sigstoreSigned', keyPath: '/a', signedIdentity: { type: 'remapIdentity', prefix: 'mirror.local/App', signedPrefix: 'docker.io' } }] }, /must be a host\[:port\] or a name that starts with one/],
     [{ default: [{ type: 'insecureAcceptAnything' }], transports: { docker: { 'x.io': [{ type: 'rejct' }] } } }, /transports\.docker\["x\.io"\]\[0\]\.type "rejct"/],
   ];
   for (const [doc, want] of bad) assert.throws(() => parsePolicy(JSON.stringify(doc)), (e: Error) => e instanceof PolicyFileError && want.test(e.message), JSON.stringify(doc));

@@ -45,6 +45,10 @@ test('seed case: a signed multi-arch index mirrored for one platform keeps its d
     // The copied platform pulls with a real client; the signature verified under the mirror's name (remapIdentity).
     const ok = await skopeoMay(['copy', '--src-tls-verify=false', '--override-arch', 'amd64', '--override-os', 'linux', `docker://${m2.host}/mirror/hive:1`, `oci:${w.dir}/amd64:1`]);
     assert.equal(ok.code, 0, ok.stderr);
+    // The signature is evidence, so the mirror that enforces the rule serves it: sluice verify succeeds against the partial mirror.
+    const verified = await sluice(['verify', '--key', join(dir, 'hive.pub'), '--identity-rule', `remapIdentity:${m2.host}/mirror/hive=${src.host}/team/hive`, '--tls-verify=false', `docker://${m2.host}/mirror/hive:1`]);
+    assert.equal(verified.code, 0, verified.stderr);
+    assert.match(verified.stdout, /: verified\n/);
     // The missing platform gets the plain error.
     const arm = await skopeoMay(['copy', '--src-tls-verify=false', '--override-arch', 'arm64', '--override-os', 'linux', `docker://${m2.host}/mirror/hive:1`, `oci:${w.dir}/arm64:1`]);
     assert.notEqual(arm.code, 0);

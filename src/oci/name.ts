@@ -11,10 +11,20 @@ export const MAX_NAME_LENGTH = 255;
 
 /** True when the text is a valid repository name. */
 export function isRepositoryName(text: string): text is RepositoryName {
-  return text.length > 0 && text.length <= MAX_NAME_LENGTH && NAME_RE.test(text);
+  // Names come from JSON too, where a number or an object may stand in for the string.
+  return typeof text === 'string' && text.length > 0 && text.length <= MAX_NAME_LENGTH && NAME_RE.test(text);
 }
 
 /** True when the text is a valid tag. */
 export function isTag(text: string): boolean {
-  return TAG_RE.test(text);
+  return typeof text === 'string' && TAG_RE.test(text);
+}
+
+/** Longest stretch of an outside value quoted in a message; a hostile name may be megabytes long. */
+const QUOTE_MAX = 80;
+
+/** Quotes a value from outside for a message or log line: escaped (no control characters reach a log) and cut short. */
+export function quoteName(text: string): string {
+  const cut = text.length > QUOTE_MAX ? `${text.slice(0, QUOTE_MAX)}…` : text;
+  return `${JSON.stringify(cut)}${text.length > QUOTE_MAX ? ` (${text.length} characters)` : ''}`;
 }

@@ -20,6 +20,17 @@ export function isTag(text: string): boolean {
   return typeof text === 'string' && TAG_RE.test(text);
 }
 
+// The image-layout spec's grammar for `org.opencontainers.image.ref.name`: a tag, or a full reference.
+const REF_COMPONENT = '[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*';
+const REF_NAME_RE = new RegExp(`^${REF_COMPONENT}(?:/${REF_COMPONENT})*$`);
+/** Longest ref.name accepted: a full reference (registry, 255-character name, tag or digest) fits. */
+export const MAX_REF_NAME_LENGTH = 512;
+
+/** True when the text is a valid `org.opencontainers.image.ref.name` of an OCI image layout. */
+export function isRefName(text: string): boolean {
+  return typeof text === 'string' && text.length <= MAX_REF_NAME_LENGTH && REF_NAME_RE.test(text);
+}
+
 /** Longest stretch of an outside value quoted in a message; a hostile name may be megabytes long. */
 const QUOTE_MAX = 80;
 

@@ -20,8 +20,10 @@ export function isTag(text: string): boolean {
   return typeof text === 'string' && TAG_RE.test(text);
 }
 
-// The image-layout spec's grammar for `org.opencontainers.image.ref.name`: a tag, or a full reference.
-const REF_COMPONENT = '[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*';
+// The image-layout spec's grammar for `org.opencontainers.image.ref.name` (a tag, or a full reference), with runs
+// of separators allowed, as full references carry Distribution's `__`: a component still starts and ends with a
+// letter or digit, so none is `..` or empty.
+const REF_COMPONENT = '[A-Za-z0-9]+(?:[-._:@+]+[A-Za-z0-9]+)*';
 const REF_NAME_RE = new RegExp(`^${REF_COMPONENT}(?:/${REF_COMPONENT})*$`);
 /** Longest ref.name accepted: a full reference (registry, 255-character name, tag or digest) fits. */
 export const MAX_REF_NAME_LENGTH = 512;

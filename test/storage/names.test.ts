@@ -56,3 +56,30 @@ test('the registry answers the spec code for each kind of invalid name the stora
   assert.equal(toOciError(new InvalidNameError('upload id', '../x')).code, 'BLOB_UPLOAD_UNKNOWN');
   assert.equal(toOciError(new InvalidNameError('tag', 'x'.repeat(5000))).message.length < 200, true);
 });
+
+test('a tag path is built only from a tag, one folder under the repository tags, for any text', async () => {
+  const fc = (await import('fast-check')).default;
+  const { tagPath, tagsPath, repoPath, repositoriesRoot } = await import('../../src/storage/layout.js');
+  const text = fc.oneof(fc.string({ maxLength: 300 }), fc.string({ unit: fc.constantFrom('a', '.', '..', '/', '-', '_', 'A', '\0', 'é'), maxLength: 20 }));
+  fc.assert(
+    fc.property(text, text, (name, tag) => {
+      let path: string;
+      try {
+        path = tagPath(name as RepositoryName, tag);
+      } catch (e) {
+        return e instanceof InvalidNameError;
+      }
+      const segments = path.split('/');
+      return (
+        path === `${tagsPath(name as RepositoryName)}/${tag}` &&
+        repoPath(name) === `${repositoriesRoot}/${name}` &&
+        !segments.includes('..') &&
+        !segments.includes('.') &&
+        !segments.includes('') &&
+        !tag.includes('/') &&
+        !name.split('/').some((c) => c.startsWith('_'))
+      );
+    }),
+    { seed: 20261207, numRuns: 2000 },
+  );
+});

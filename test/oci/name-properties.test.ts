@@ -102,9 +102,13 @@ test('a reference built from a host, a name, a tag and a digest round-trips thro
 
 const referenceish = fc.string({ unit: fc.constantFrom('a', 'b', 'A', '0', '.', '..', '/', ':', '@', '-', '_', '__', 'sha256:', 'é', '\u0000', 'localhost'), maxLength: 40 });
 
+/** A first segment that may or may not be a host: dots, colons, dashes, brackets in any order. */
+const hostish = fc.string({ unit: fc.constantFrom('a', '0', 'A', '.', '..', ':', '-', '[', ']', '_'), minLength: 1, maxLength: 12 });
+const nameAfterHost = fc.tuple(hostish, repositoryName).map(([h, n]) => `${h}/${n}`);
+
 test('whatever text parseReference accepts yields a valid host, repository name, tag and digest', () => {
   fc.assert(
-    fc.property(fc.oneof(referenceish, fc.string({ maxLength: 40 })), (text) => {
+    fc.property(fc.oneof(referenceish, nameAfterHost, fc.string({ maxLength: 40 })), (text) => {
       let ref: Reference;
       try {
         ref = parseReference(text);
@@ -117,6 +121,7 @@ test('whatever text parseReference accepts yields a valid host, repository name,
         (ref.digest === undefined || isDigest(ref.digest)) &&
         !ref.registry.includes('/') &&
         !ref.registry.split(/[.:]/).includes('') &&
+        !/^[-.]|[-.]$|\.-|-\./.test(ref.registry.replace(/:\d+$/, '')) &&
         ref.registry.length > 0
       );
     }),
@@ -125,7 +130,7 @@ test('whatever text parseReference accepts yields a valid host, repository name,
 });
 
 test('parseReference refuses a registry host that is not a host, and a name past 255 characters (found by the properties above)', () => {
-  for (const bad of ['../team/app', '..:5000/app', 'a..b/app', '.x/app', `ghcr.io/${'a'.repeat(256)}`, `${'a'.repeat(200)}/${'b'.repeat(60)}`]) {
+  for (const bad of ['./a', '../team/app', '..:5000/app', 'a..b/app', '.x/app', `ghcr.io/${'a'.repeat(256)}`, `${'a'.repeat(200)}/${'b'.repeat(60)}`]) {
     assert.throws(() => parseReference(bad), `${bad.slice(0, 40)} is refused`);
   }
 });

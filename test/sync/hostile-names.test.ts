@@ -47,3 +47,32 @@ test('a mirror job mirrors the valid tags of a hostile tag list and refuses trav
   assert.ok(long && long.reason.length < 200, JSON.stringify(refused));
   assert.equal(run.refused.length, 3);
 });
+
+test('a mirror job refuses repository names of a hostile catalog that are not names and mirrors the valid ones', async (t) => {
+  const up = await startRegistry();
+  t.after(() => up.close());
+  const hostile = await startHostileUpstream(up.url);
+  t.after(() => hostile.close());
+  const reg = await startRegistry({
+    upstreams: { 'docker.io': { url: hostile.url } },
+    flows: [{ images: ['docker.io/konard/**'] }],
+    mirrors: [{ name: 'catalog', images: ['docker.io/konard/*'] }],
+  });
+  t.after(() => reg.close());
+  const img = await makeImage({ label: 'catalog-ok' });
+  await pushImage(up.url, 'konard/ok', 'v1', img);
+  hostile.lie(/_catalog/, { kind: 'catalog', repositories: ['konard/ok', 'konard/App', 'konard/a b', `konard/${'x'.repeat(300)}`, 7 as never] });
+
+  const plan: PlanStep[] = [];
+  const run = await buildMirrorJobs(reg.ctx, reg.ctx.config, quiet)[0]!.run({ onStep: (s) => plan.push(s) });
+
+  assert.deepEqual(run.errors, []);
+  assert.deepEqual(run.copied, ['docker.io/konard/ok:v1']);
+  await assertIntact(reg.url, 'docker.io/konard/ok', 'v1', img);
+  const refused = plan.filter((s) => s.action === 'refused').map((s) => s.reason);
+  assert.equal(refused.length, 4, JSON.stringify(refused));
+  assert.ok(refused.some((r) => r.includes('"konard/App"')));
+  assert.ok(refused.every((r) => r.length < 250), 'names are cut short');
+  const stored = await reg.files('docker/registry/v2/repositories/docker.io/konard');
+  assert.ok(stored.length > 0 && stored.every((f) => f.startsWith('ok/')), stored.join('\n'));
+});

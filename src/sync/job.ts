@@ -341,7 +341,8 @@ export class MirrorJob {
           }),
         ),
       );
-      if (this.config.prune && !this.config.to) {
+      // A destination outside the name grammar (a prefix that makes it too long) has nothing stored to prune.
+      if (this.config.prune && !this.config.to && isRepositoryName(dest)) {
         const repo = this.deps.repo(dest as RepositoryName);
         const keep = new Set(selected);
         // Backups of moved tags are the job's own, kept until someone deletes them.

@@ -1,7 +1,7 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { startRegistry } from '../helpers/registry.js';
-import { startHostileUpstream } from '../helpers/hostile-upstream.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { startHostileUpstream, type HostileUpstream } from '../helpers/hostile-upstream.js';
 import { makeImage, pushImage } from '../helpers/images.js';
 import { assertIntact } from '../helpers/oci-http.js';
 import { buildMirrorJobs } from '../../src/registry/sync-setup.js';
@@ -11,7 +11,8 @@ const quiet = { info: () => undefined, warn: () => undefined };
 const TRAVERSAL = '../../../../../team/app/_manifests/tags/v1';
 const LONG = 'a'.repeat(200);
 
-test('a mirror job mirrors the valid tags of a hostile tag list and refuses traversal, nested and overlong ones', async (t) => {
+/** A real upstream, the hostile harness in front of it, and a registry with one mirror job of `image` through it. */
+async function mirrorBehindHostile(t: TestContext, image: string): Promise<{ up: TestRegistry; hostile: HostileUpstream; reg: TestRegistry }> {
   const up = await startRegistry();
   t.after(() => up.close());
   const hostile = await startHostileUpstream(up.url);
@@ -19,9 +20,14 @@ test('a mirror job mirrors the valid tags of a hostile tag list and refuses trav
   const reg = await startRegistry({
     upstreams: { 'docker.io': { url: hostile.url } },
     flows: [{ images: ['docker.io/konard/**'] }],
-    mirrors: [{ name: 'hostile', images: ['docker.io/konard/app'] }],
+    mirrors: [{ name: 'hostile', images: [image] }],
   });
   t.after(() => reg.close());
+  return { up, hostile, reg };
+}
+
+test('a mirror job mirrors the valid tags of a hostile tag list and refuses traversal, nested and overlong ones', async (t) => {
+  const { up, hostile, reg } = await mirrorBehindHostile(t, 'docker.io/konard/app');
   const mine = await makeImage({ label: 'local-team-app' });
   await pushImage(reg.url, 'team/app', 'v1', mine);
   const theirs = await makeImage({ label: 'upstream-app' });
@@ -49,16 +55,7 @@ test('a mirror job mirrors the valid tags of a hostile tag list and refuses trav
 });
 
 test('a mirror job refuses repository names of a hostile catalog that are not names and mirrors the valid ones', async (t) => {
-  const up = await startRegistry();
-  t.after(() => up.close());
-  const hostile = await startHostileUpstream(up.url);
-  t.after(() => hostile.close());
-  const reg = await startRegistry({
-    upstreams: { 'docker.io': { url: hostile.url } },
-    flows: [{ images: ['docker.io/konard/**'] }],
-    mirrors: [{ name: 'catalog', images: ['docker.io/konard/*'] }],
-  });
-  t.after(() => reg.close());
+  const { up, hostile, reg } = await mirrorBehindHostile(t, 'docker.io/konard/*');
   const img = await makeImage({ label: 'catalog-ok' });
   await pushImage(up.url, 'konard/ok', 'v1', img);
   hostile.lie(/_catalog/, { kind: 'catalog', repositories: ['konard/ok', 'konard/App', 'konard/a b', `konard/${'x'.repeat(300)}`, 7 as never] });

@@ -15,7 +15,7 @@ export class DigestError extends Error {}
 /** True when the text is a well-formed digest of a supported algorithm. */
 export function isDigest(text: string): text is Digest {
   // Checked without throwing: every request by tag asks this, and an Error's stack trace is costly.
-  if (!DIGEST_GRAMMAR.test(text)) return false;
+  if (typeof text !== 'string' || !DIGEST_GRAMMAR.test(text)) return false;
   const i = text.indexOf(':');
   const algorithm = text.slice(0, i);
   if (algorithm !== 'sha256' && algorithm !== 'sha512') return false;

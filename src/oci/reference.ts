@@ -1,5 +1,5 @@
 import { isDigest, type Digest } from './digest.js';
-import { isTag } from './name.js';
+import { isTag, MAX_NAME_LENGTH, quoteName } from './name.js';
 
 /** Docker Hub's canonical registry host. */
 export const DOCKER_HUB = 'docker.io';
@@ -16,6 +16,9 @@ export interface Reference {
 export class ReferenceError extends Error {}
 
 const COMPONENT = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/;
+// Docker's domain grammar: DNS labels, an IPv6 address in brackets, an optional port; never `..` or empty.
+const LABEL = '[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?';
+const HOST = new RegExp(`^(?:${LABEL}(?:\\.${LABEL})*|\\[[0-9a-fA-F:.]+\\])(?::[0-9]{1,5})?$`);
 
 function looksLikeRegistry(first: string): boolean {
   return first.includes('.') || first.includes(':') || first === 'localhost' || first !== first.toLowerCase();
@@ -28,7 +31,7 @@ export function parseReference(text: string, defaultRegistry: string = DOCKER_HU
   const at = rest.indexOf('@');
   if (at >= 0) {
     const d = rest.slice(at + 1);
-    if (!isDigest(d)) throw new ReferenceError(`invalid digest in reference "${text}"`);
+    if (!isDigest(d)) throw new ReferenceError(`invalid digest in reference ${quoteName(text)}`);
     digest = d;
     rest = rest.slice(0, at);
   }
@@ -38,17 +41,18 @@ export function parseReference(text: string, defaultRegistry: string = DOCKER_HU
   if (colon > lastSlash) {
     tag = rest.slice(colon + 1);
     rest = rest.slice(0, colon);
-    if (!isTag(tag)) throw new ReferenceError(`invalid tag "${tag}" in reference "${text}"`);
+    if (!isTag(tag)) throw new ReferenceError(`invalid tag ${quoteName(tag)} in reference ${quoteName(text)}`);
   }
   const parts = rest.split('/');
   let registry = defaultRegistry;
   if (parts.length > 1 && looksLikeRegistry(parts[0]!)) {
     registry = parts.shift()!;
+    if (!HOST.test(registry)) throw new ReferenceError(`invalid registry host ${quoteName(registry)} in reference ${quoteName(text)}`);
   }
   if (registry === 'index.docker.io' || registry === 'registry-1.docker.io') registry = DOCKER_HUB;
   if (registry === DOCKER_HUB && parts.length === 1) parts.unshift('library');
-  if (parts.length === 0 || parts.some((p) => !COMPONENT.test(p))) {
-    throw new ReferenceError(`invalid repository name in reference "${text}"`);
+  if (parts.length === 0 || parts.some((p) => !COMPONENT.test(p)) || parts.join('/').length > MAX_NAME_LENGTH) {
+    throw new ReferenceError(`invalid repository name in reference ${quoteName(text)}`);
   }
   const ref: Reference = { registry, repository: parts.join('/') };
   if (tag !== undefined) ref.tag = tag;

@@ -1,3 +1,4 @@
+import { quoteName } from '../oci/name.js';
 import { formatReference, parseReference } from '../oci/reference.js';
 import { compilePatterns, PolicyError } from '../policy/patterns.js';
 import type { DaemonImage } from '../transport/docker-engine.js';
@@ -43,7 +44,7 @@ export function hostReferences(images: DaemonImage[]): { refs: HostReference[]; 
       try {
         reference = parseTaggedName(text);
       } catch (e) {
-        warnings.push(`host image ${image.id} has a tag Sluice cannot read (${text}): ${(e as Error).message}`);
+        warnings.push(`host image ${image.id} has a tag Sluice cannot read (${quoteName(text)}): ${(e as Error).message}`);
         continue;
       }
       refs.push({ text, reference, imageId: image.id, digests: digests.get(`${reference.registry}/${reference.repository}`) ?? [] });

@@ -1,7 +1,7 @@
 import type { Digest } from '../oci/digest.js';
 import type { RepositoryName } from '../oci/name.js';
 import type { StorageDriver } from '../storage/driver.js';
-import { repoPath } from '../storage/layout.js';
+import { checkTag, repoPath } from '../storage/layout.js';
 
 /** What the cache keeps of one tag it fetched, for retention: when it came, and when it was last pulled. */
 export interface TagRecord {
@@ -12,7 +12,7 @@ export interface TagRecord {
 
 // Under a `_`-prefixed folder, which Distribution's repository walk never enters.
 function recordPath(name: RepositoryName, tag: string): string {
-  return `${repoPath(name)}/_sluice/cache/tags/${tag}.json`;
+  return `${repoPath(name)}/_sluice/cache/tags/${checkTag(tag)}.json`;
 }
 
 const PULL_WRITE_INTERVAL_MS = 60_000;

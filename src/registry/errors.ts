@@ -2,6 +2,14 @@ import type { FastifyReply } from 'fastify';
 import { OciError } from '../oci/errors.js';
 import { UploadError } from '../storage/uploads.js';
 import { isStorageFull } from '../storage/driver.js';
+import { InvalidNameError, type NameKind } from '../storage/errors.js';
+
+const INVALID_NAME_CODE = {
+  'repository name': 'NAME_INVALID',
+  tag: 'TAG_INVALID',
+  digest: 'DIGEST_INVALID',
+  'upload id': 'BLOB_UPLOAD_UNKNOWN',
+} as const satisfies Record<NameKind, string>;
 
 /** Maps an upload failure to the OCI error the spec prescribes. */
 export function uploadErrorToOci(e: UploadError): OciError {
@@ -25,6 +33,7 @@ export function uploadErrorToOci(e: UploadError): OciError {
 export function toOciError(e: unknown): OciError {
   if (e instanceof OciError) return e;
   if (e instanceof UploadError) return uploadErrorToOci(e);
+  if (e instanceof InvalidNameError) return new OciError(INVALID_NAME_CODE[e.kind], e.message);
   // 507 Insufficient Storage: the request was fine and may succeed once space is freed.
   if (isStorageFull(e)) return new OciError('UNKNOWN', "no space left on the registry's storage", undefined, 507);
   return new OciError('UNKNOWN', 'internal error');

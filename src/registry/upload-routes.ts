@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
 import { OciError } from '../oci/errors.js';
 import type { RepositoryName } from '../oci/name.js';
-import { isRepositoryName } from '../oci/name.js';
+import { isRepositoryName, quoteName } from '../oci/name.js';
 import { isUploadId } from '../storage/uploads.js';
 import { requireDigest, requireWritable } from './blob-routes.js';
 import type { RegistryContext } from './context.js';
@@ -48,6 +48,8 @@ export function parseContentRange(header: string | undefined, length: number | u
   if (!m) throw new OciError('RANGE_INVALID', `invalid Content-Range "${header}"`);
   const start = Number(m[1]);
   const end = Number(m[2]);
+  // Past 2^53 two different offsets read as one number: such a chunk could land on the wrong bytes.
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end)) throw new OciError('RANGE_INVALID', `Content-Range ${quoteName(header)} is past the largest offset`);
   if (end < start) throw new OciError('RANGE_INVALID', `Content-Range ${header} ends before it starts`);
   if (length !== undefined && end - start + 1 !== length) {
     throw new OciError('RANGE_INVALID', `Content-Range ${header} does not match Content-Length ${length}`);

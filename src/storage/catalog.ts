@@ -1,3 +1,4 @@
+import { isRepositoryName } from '../oci/name.js';
 import type { StorageDriver } from './driver.js';
 import { walkRepositoryDirs } from './layout.js';
 
@@ -25,7 +26,8 @@ export class Catalog {
     if (this.cached && now - this.cached.at < this.ttlMs) return this.cached.names;
     const names: string[] = [];
     await walkRepositoryDirs(this.driver, (name, children) => {
-      if (children.includes('_manifests')) names.push(name);
+      // A folder outside the name grammar (written by hand, or before names were checked) cannot be served.
+      if (children.includes('_manifests') && isRepositoryName(name)) names.push(name);
     });
     names.sort();
     this.cached = { at: now, names };

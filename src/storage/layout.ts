@@ -1,13 +1,40 @@
-import { parseDigest, type Digest } from '../oci/digest.js';
-import type { RepositoryName } from '../oci/name.js';
+import { isDigest, parseDigest, type Digest } from '../oci/digest.js';
+import { isRepositoryName, isTag, type RepositoryName } from '../oci/name.js';
 import type { StorageDriver } from './driver.js';
+import { InvalidNameError } from './errors.js';
 
-// Paths of the CNCF Distribution v2 storage layout. Every function takes validated names and digests,
-// so nothing a client sends can become `..` or an absolute path here.
+// Paths of the CNCF Distribution v2 storage layout. Every function checks the names and digests it is given
+// against their grammar and throws InvalidNameError otherwise: the types say "validated", but a cast or a
+// name from an upstream or an archive must still never become `..`, an absolute path or another folder.
 const V2 = 'docker/registry/v2';
 
+const UPLOAD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** True when the text can be an upload session id (and so is safe to put in a path). */
+export function isUploadId(id: string): boolean {
+  return UPLOAD_ID.test(id);
+}
+
+/** The repository name, or InvalidNameError when it is outside the distribution spec's grammar. */
+export function checkRepositoryName(name: string): RepositoryName {
+  if (typeof name !== 'string' || !isRepositoryName(name)) throw new InvalidNameError('repository name', String(name));
+  return name;
+}
+
+/** The tag, or InvalidNameError when it is outside the OCI tag grammar. */
+export function checkTag(tag: string): string {
+  if (typeof tag !== 'string' || !isTag(tag)) throw new InvalidNameError('tag', String(tag));
+  return tag;
+}
+
+/** The digest, or InvalidNameError when it is not a well-formed digest of a supported algorithm. */
+export function checkDigest(d: string): Digest {
+  if (typeof d !== 'string' || !isDigest(d)) throw new InvalidNameError('digest', String(d));
+  return d;
+}
+
 function split(d: Digest): { algorithm: string; hex: string } {
-  const { algorithm, hex } = parseDigest(d);
+  const { algorithm, hex } = parseDigest(checkDigest(d));
   return { algorithm, hex };
 }
 
@@ -51,7 +78,7 @@ export async function walkRepositoryDirs(
 
 /** A repository's directory. */
 export function repoPath(name: RepositoryName | string): string {
-  return `${repositoriesRoot}/${name}`;
+  return `${repositoriesRoot}/${checkRepositoryName(name)}`;
 }
 
 /** The link that makes a blob part of a repository. */
@@ -78,7 +105,7 @@ export function tagsPath(name: RepositoryName): string {
 
 /** A tag's directory. */
 export function tagPath(name: RepositoryName, tag: string): string {
-  return `${tagsPath(name)}/${tag}`;
+  return `${tagsPath(name)}/${checkTag(tag)}`;
 }
 
 /** The link a tag currently points at. */
@@ -109,6 +136,7 @@ export function referrerLinkPath(name: RepositoryName, subject: Digest, referrer
 
 /** An upload session's directory. */
 export function uploadPath(name: RepositoryName, id: string): string {
+  if (typeof id !== 'string' || !isUploadId(id)) throw new InvalidNameError('upload id', String(id));
   return `${repoPath(name)}/_uploads/${id}`;
 }
 

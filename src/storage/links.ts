@@ -1,5 +1,6 @@
 import { isDigest, type Digest } from '../oci/digest.js';
 import type { StorageDriver } from './driver.js';
+import { checkDigest } from './layout.js';
 
 /**
  * Link contents by driver and path, trusted while a stat shows the same mtime and size: one stat costs a
@@ -42,9 +43,9 @@ function parseLink(b: Buffer | null): Digest | null {
   return isDigest(text) ? text : null;
 }
 
-/** Writes a Distribution link file. */
-export function writeLink(driver: StorageDriver, path: string, d: Digest): Promise<void> {
-  return driver.putContent(path, Buffer.from(d, 'utf8'));
+/** Writes a Distribution link file; its content must be a digest, or a later read would take it for absent. */
+export async function writeLink(driver: StorageDriver, path: string, d: Digest): Promise<void> {
+  await driver.putContent(path, Buffer.from(checkDigest(d), 'utf8'));
 }
 
 /** Lists the digests under a `<alg>/<hex>/link` directory tree, as Distribution lays them out. */

@@ -1,9 +1,12 @@
 import type { Digest } from '../oci/digest.js';
 import { isDigest, type DigestAlgorithm } from '../oci/digest.js';
-import type { RepositoryName } from '../oci/name.js';
+import { isTag, type RepositoryName } from '../oci/name.js';
 import type { StorageDriver } from './driver.js';
 import type { BlobStore } from './blobs.js';
 import {
+  checkDigest,
+  checkRepositoryName,
+  checkTag,
   layerLinkPath,
   referrerLinkPath,
   referrersPath,
@@ -43,7 +46,9 @@ export class RepositoryStore {
     private readonly driver: StorageDriver,
     private readonly blobs: BlobStore,
     readonly name: RepositoryName,
-  ) {}
+  ) {
+    checkRepositoryName(name);
+  }
 
   /** The size of a blob linked into this repository, or null. */
   async blobSize(d: Digest): Promise<number | null> {
@@ -83,6 +88,8 @@ export class RepositoryStore {
 
   /** Stores manifest bytes (already validated) as a revision, and records its subject for referrers. */
   async putManifest(bytes: Uint8Array, subject?: Digest, algorithm: DigestAlgorithm = 'sha256'): Promise<Digest> {
+    // Checked before the first write, so a bad subject leaves no revision behind.
+    if (subject !== undefined) checkDigest(subject);
     const digest = await this.blobs.put(bytes, algorithm);
     await writeLink(this.driver, revisionLinkPath(this.name, digest), digest);
     if (subject) await writeLink(this.driver, referrerLinkPath(this.name, subject, digest), digest);
@@ -91,6 +98,8 @@ export class RepositoryStore {
 
   /** Points a tag at a manifest, keeping Distribution's tag history index. */
   async tag(tag: string, d: Digest): Promise<void> {
+    checkTag(tag);
+    checkDigest(d);
     await writeLink(this.driver, tagIndexPath(this.name, tag, d), d);
     await writeLink(this.driver, tagCurrentPath(this.name, tag), d);
   }
@@ -100,6 +109,7 @@ export class RepositoryStore {
    * process created the tag first (call only where `driver.exclusiveCreate()` is true). False when it lost.
    */
   async createTag(tag: string, d: Digest): Promise<boolean> {
+    checkDigest(d);
     try {
       await this.driver.putContent(tagCurrentPath(this.name, tag), Buffer.from(d, 'utf8'), { ifAbsent: true });
     } catch (e) {
@@ -141,11 +151,11 @@ export class RepositoryStore {
     return true;
   }
 
-  /** All tags, sorted. */
+  /** All tags, sorted; a folder outside the tag grammar (not written through this layout) is no tag. */
   async tags(): Promise<string[]> {
     const dir = tagsPath(this.name);
     // Only the filesystem gives directories an mtime that changes with their entries.
-    if (this.driver.name !== 'filesystem') return (await this.driver.list(dir)).sort();
+    if (this.driver.name !== 'filesystem') return (await this.driver.list(dir)).filter(isTag).sort();
     const info = await this.driver.stat(dir);
     if (!info) return [];
     const mtime = info.modified.getTime();
@@ -153,7 +163,7 @@ export class RepositoryStore {
     if (!cache) tagLists.set(this.driver, (cache = new Map()));
     const hit = cache.get(dir);
     if (hit && hit.mtime === mtime) return hit.tags.slice();
-    const names = (await this.driver.list(dir)).sort();
+    const names = (await this.driver.list(dir)).filter(isTag).sort();
     // A directory changed within the last moments may change again within the same mtime tick: not cached.
     if (Date.now() - mtime > STABLE_DIR_MS) {
       if (cache.size >= 1000) cache.delete(cache.keys().next().value!);

@@ -2,21 +2,16 @@ import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseDigest, type Digest } from '../oci/digest.js';
-import type { RepositoryName } from '../oci/name.js';
+import { isRepositoryName, type RepositoryName } from '../oci/name.js';
 import type { BlobStore } from './blobs.js';
 import { isStorageFull, type StorageDriver } from './driver.js';
 import { lockPerOwner } from './keyed-lock.js';
-import { repoPath, uploadDataPath, uploadPath, uploadStartedAtPath, walkRepositoryDirs } from './layout.js';
+import { isUploadId, repoPath, uploadDataPath, uploadPath, uploadStartedAtPath, walkRepositoryDirs } from './layout.js';
 
 /** The digests being moved into place on a storage driver by this process. */
 const adopting = lockPerOwner();
 
-const UPLOAD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-/** True when the text can be an upload session id (and so is safe to put in a path). */
-export function isUploadId(id: string): boolean {
-  return UPLOAD_ID.test(id);
-}
+export { isUploadId };
 
 /** Why an upload step failed; the registry maps each to its OCI error. */
 export class UploadError extends Error {
@@ -184,8 +179,9 @@ export class UploadStore {
   async purge(before: Date, dryRun = false): Promise<string[]> {
     const purged: string[] = [];
     await walkRepositoryDirs(this.driver, async (rel, children) => {
-      if (!children.includes('_uploads')) return;
-      const name = rel as RepositoryName;
+      // A folder no valid name leads to was not written by a registry: it is left alone.
+      if (!children.includes('_uploads') || !isRepositoryName(rel)) return;
+      const name = rel;
       for (const id of await this.driver.list(`${repoPath(name)}/_uploads`)) {
         if (!isUploadId(id)) continue;
         const started = await this.startedAt(name, id);

@@ -4,7 +4,7 @@ import { isEvidenceBytes } from '../sign/evidence.js';
 import { copyImage, type CopyProgress } from '../copy/copy.js';
 import { limiter } from '../copy/limit.js';
 import { isDigest, type Digest } from '../oci/digest.js';
-import { isRepositoryName, type RepositoryName } from '../oci/name.js';
+import { isRepositoryName, isTag, quoteName, type RepositoryName } from '../oci/name.js';
 import { parsePlatform } from '../oci/platform.js';
 import { parseReference, type Reference } from '../oci/reference.js';
 import { MANIFEST_MEDIA_TYPES } from '../oci/mediatypes.js';
@@ -176,17 +176,18 @@ export class MirrorJob {
   }
 
   /** Repositories an image entry names: itself, or (a glob) the matching names of the upstream's catalog. */
-  private async repositories(entry: string): Promise<{ upstream: Upstream; ref: Reference; repositories: string[] }> {
+  private async repositories(entry: string): Promise<{ upstream: Upstream; ref: Reference; repositories: string[]; invalid: string[] }> {
     const host = entry.split('/')[0]!;
     if (!GLOB.test(entry)) {
       const ref = parseReference(entry);
-      return { upstream: this.deps.upstreams.orDefault(ref.registry), ref, repositories: [ref.repository] };
+      return { upstream: this.deps.upstreams.orDefault(ref.registry), ref, repositories: [ref.repository], invalid: [] };
     }
     const ref = parseReference(`${host}/placeholder`);
     const upstream = this.deps.upstreams.orDefault(ref.registry);
     const pattern = entry.slice(host.length + 1);
     const match = picomatch(pattern);
     const names: string[] = [];
+    const invalid: string[] = [];
     let path = '/v2/_catalog?n=1000';
     for (let page = 0; page < 100 && path; page++) {
       this.requests.GET = (this.requests.GET ?? 0) + 1;
@@ -195,13 +196,17 @@ export class MirrorJob {
         const err = await errorFrom(res, `catalog of ${upstream.name}`);
         throw new Error(`${entry}: upstream ${upstream.name} offers no catalog to expand the glob (${err.message}); name its repositories one by one`);
       }
-      const doc = (await res.body.json()) as { repositories?: string[] };
-      names.push(...(doc.repositories ?? []).filter((n) => match(n)));
+      const doc = (await res.body.json()) as { repositories?: unknown };
+      for (const n of Array.isArray(doc.repositories) ? (doc.repositories as unknown[]) : []) {
+        // A name outside the grammar would become a destination path: refused before any glob sees it.
+        if (typeof n !== 'string' || !isRepositoryName(n)) invalid.push(String(n));
+        else if (match(n)) names.push(n);
+      }
       const link = header(res, 'link');
       const next = link ? /<([^>]+)>/.exec(link)?.[1] : undefined;
       path = next ?? '';
     }
-    return { upstream, ref, repositories: names.sort() };
+    return { upstream, ref, repositories: names.sort(), invalid };
   }
 
   private async tagsOf(upstream: Upstream, repository: string): Promise<string[]> {
@@ -210,8 +215,9 @@ export class MirrorJob {
     for (let page = 0; page < 100 && path; page++) {
       const res = await this.request(upstream, repository, 'GET', path);
       if (res.statusCode !== 200) throw await errorFrom(res, `tags of ${upstream.name}/${repository}`);
-      const doc = (await res.body.json()) as { tags?: string[] | null };
-      out.push(...(doc.tags ?? []));
+      const doc = (await res.body.json()) as { tags?: unknown };
+      // Whatever the upstream put in the list is kept as text; the caller refuses what is not a tag.
+      if (Array.isArray(doc.tags)) out.push(...(doc.tags as unknown[]).map(String));
       const link = header(res, 'link');
       const next = link ? /<([^>]+)>/.exec(link)?.[1] : undefined;
       path = next ? next.replace(/^.*\/tags\/list/, 'tags/list') : '';
@@ -279,8 +285,14 @@ export class MirrorJob {
     const targets: ({ upstream: Upstream; repository: string } | { entry: string; error: Error })[] = [];
     for (const entry of this.config.images) {
       try {
-        const { upstream, repositories } = await this.repositories(entry);
+        const { upstream, repositories, invalid } = await this.repositories(entry);
         for (const repository of repositories) targets.push({ upstream, repository });
+        for (const n of invalid) {
+          const reason = `upstream ${upstream.name} listed the invalid repository name ${quoteName(n)} in its catalog: skipped`;
+          summary.refused.push({ image: entry, reason });
+          step({ action: 'refused', image: entry, reason });
+          this.deps.log.warn({ job: this.name, image: entry }, `sync ${this.name}: ${reason}`);
+        }
       } catch (e) {
         targets.push({ entry, error: e as Error });
       }
@@ -311,7 +323,8 @@ export class MirrorJob {
       }
       const { selected, upstreamTags, allowed, digests } = found;
       for (const r of found.refused) {
-        summary.refused.push({ image: r.tag ? `${image}:${r.tag}` : `${image}@${r.digest}`, reason: r.reason });
+        summary.refused.push({ image: r.tag ? `${image}:${r.tag}` : r.digest ? `${image}@${r.digest}` : image, reason: r.reason });
+        if (!r.tag && !r.digest) this.deps.log.warn({ job: this.name, image }, `sync ${this.name}: ${image}: ${r.reason}`);
         step({ action: 'refused', image, ...r });
       }
       const copies = limiter(this.config.parallel ?? IMAGES);
@@ -329,7 +342,8 @@ export class MirrorJob {
           }),
         ),
       );
-      if (this.config.prune && !this.config.to) {
+      // A destination outside the name grammar (a prefix that makes it too long) has nothing stored to prune.
+      if (this.config.prune && !this.config.to && isRepositoryName(dest)) {
         const repo = this.deps.repo(dest as RepositoryName);
         const keep = new Set(selected);
         // Backups of moved tags are the job's own, kept until someone deletes them.
@@ -371,12 +385,15 @@ export class MirrorJob {
   private look(upstream: Upstream, repository: string, literal: string[] | undefined, progress: RunProgress | undefined): Look {
     const image = `${upstream.name}/${repository}`;
     const found = (async (): Promise<Found> => {
-      const upstreamTags = literal ? [] : await this.lookups(() => this.tagsOf(upstream, repository));
+      const listed = literal ? [] : await this.lookups(() => this.tagsOf(upstream, repository));
+      // A tag outside the grammar would become a storage path (`../../other/_manifests/tags/v1`): never selected.
+      const upstreamTags = listed.filter(isTag);
+      const invalid = listed.filter((t) => !isTag(t)).map((t) => ({ reason: `upstream listed the invalid tag ${quoteName(t)}: skipped` }));
       const selected = literal ?? selectTags(upstreamTags.filter((t) => !/^sha256-/.test(t)), this.config.tags);
       const wanted: Wanted[] = [...selected.map((tag) => ({ tag })), ...(this.config.digests ?? []).filter(isDigest).map((digest) => ({ digest }))];
       progress?.images?.(wanted.length);
       const allowed: Wanted[] = [];
-      const refused: Found['refused'] = [];
+      const refused: Found['refused'] = [...invalid];
       for (const w of wanted) {
         const decision = decideFlow(this.deps.flows, { repository: image, ...(w.tag ? { tag: w.tag } : { digest: w.digest! }) });
         if (decision.allowed) allowed.push(w);

@@ -1,4 +1,5 @@
 import semver from 'semver';
+import { isTag } from '../oci/name.js';
 import { compileTagFilter } from '../policy/flows.js';
 import type { MirrorConfig } from './config.js';
 
@@ -30,17 +31,16 @@ export function selectTags(all: string[], spec: MirrorConfig['tags']): string[] 
   return [...new Set(tags)].sort();
 }
 
-const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const ESCAPED_TAG = /^\/\^((?:[A-Za-z0-9_-]|\\\.)+)\$\/$/;
 
 /** The tag an include entry names literally (`1.36`, or skopeo's listed tags as `/^1\.36$/`), if it names one. */
 function literalTag(entry: string): string | null | undefined {
-  if (TAG.test(entry)) return entry;
+  if (isTag(entry)) return entry;
   // skopeo's YAML listing only digests: no tag at all.
   if (entry === '/^$/') return null;
   const m = ESCAPED_TAG.exec(entry);
   const tag = m?.[1]!.replace(/\\\./g, '.');
-  return tag && TAG.test(tag) ? tag : undefined;
+  return tag && isTag(tag) ? tag : undefined;
 }
 
 /**

@@ -6,7 +6,7 @@ import { Digester, digestOf, isDigest, type Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { parseManifest } from '../oci/manifest.js';
 import { MediaType } from '../oci/mediatypes.js';
-import { sameTaggedName } from './docker-names.js';
+import { isTaggedName, sameTaggedName } from './docker-names.js';
 import { indexTar, normalizeMemberName, resolveMember, type TarMember } from './tar-index.js';
 import type { ImageSource, RawManifest } from './transport.js';
 
@@ -233,14 +233,15 @@ export class DockerArchiveSource implements ImageSource {
 }
 
 function pickEntry(save: SaveEntry[], selection: ArchiveSelection, path: string): SaveEntry {
-  const names = save.flatMap((e) => e.RepoTags ?? []);
+  // Only names that parse are shown: a hostile archive's RepoTags may be traversal strings or megabytes long.
+  const names = save.flatMap((e) => (Array.isArray(e.RepoTags) ? e.RepoTags : [])).filter(isTaggedName);
   if (selection && 'index' in selection) {
     const e = save[selection.index];
     if (!e) throw new Error(`${path} holds ${save.length} image(s); there is no image @${selection.index}`);
     return e;
   }
   if (selection && 'name' in selection) {
-    const e = save.find((x) => (x.RepoTags ?? []).some((t) => sameTaggedName(t, selection.name)));
+    const e = save.find((x) => Array.isArray(x.RepoTags) && x.RepoTags.some((t) => sameTaggedName(t, selection.name)));
     if (!e) throw new Error(`${path} has no image ${selection.name} (it has: ${names.join(', ') || 'only untagged images'})`);
     return e;
   }

@@ -16,6 +16,16 @@ export function familiarName(ref: Reference & { tag: string }): string {
   return `${name}:${ref.tag}`;
 }
 
+/** True when the text is a `NAME:TAG` Sluice can read (a RepoTag from an archive or a daemon may be anything). */
+export function isTaggedName(text: string): boolean {
+  try {
+    parseTaggedName(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** True when two `NAME:TAG` spellings name the same image (`nginx` = `docker.io/library/nginx:latest`). */
 export function sameTaggedName(a: string, b: string): boolean {
   try {

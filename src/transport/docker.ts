@@ -1,7 +1,8 @@
 import type { Readable } from 'node:stream';
 import { digestOf, digestTag, isDigest, parseDigest, type Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/descriptor.js';
-import { parseManifest } from '../oci/manifest.js';
+import { parseDescriptor, parseManifest } from '../oci/manifest.js';
+import { isTag } from '../oci/name.js';
 import { MANIFEST_MEDIA_TYPES, MediaType } from '../oci/mediatypes.js';
 import { parseReference, type Reference } from '../oci/reference.js';
 import type { TransportOptions } from './options.js';
@@ -21,6 +22,19 @@ export function parseDockerReference(rest: string): Reference {
 
 function describeRef(ref: Reference): string {
   return `docker://${ref.registry}/${ref.repository}${ref.tag ? `:${ref.tag}` : ''}${ref.digest ? `@${ref.digest}` : ''}`;
+}
+
+/** The referrers a registry listed that are descriptors at all (a digest, a size); the rest name nothing to copy. */
+function validDescriptors(list: unknown): Descriptor[] {
+  const out: Descriptor[] = [];
+  for (const [i, v] of (Array.isArray(list) ? list : []).entries()) {
+    try {
+      out.push(parseDescriptor(v, `referrers[${i}]`));
+    } catch {
+      // skipped: the copy brings along what it can verify
+    }
+  }
+  return out;
 }
 
 function encodeRepo(repo: string): string {
@@ -103,8 +117,9 @@ export class RegistrySource implements ImageSource {
     while (path) {
       const res = await this.client.send({ method: 'GET', path });
       if (res.statusCode !== 200) throw await errorFrom(res, `${this.description}: tags`);
-      const doc = (await res.body.json()) as { tags?: string[] | null };
-      tags.push(...(doc.tags ?? []));
+      const doc = (await res.body.json()) as { tags?: unknown };
+      // A registry's list is outside input: what is not a tag names nothing a copy could use.
+      if (Array.isArray(doc.tags)) tags.push(...(doc.tags as unknown[]).filter((t): t is string => isTag(t as string)));
       const link = header(res, 'link');
       const next = link ? /<([^>]+)>\s*;\s*rel="?next"?/.exec(link)?.[1] : undefined;
       path = next ? this.client.resolve(next) : undefined;
@@ -115,8 +130,8 @@ export class RegistrySource implements ImageSource {
   async listReferrers(subject: Digest, limit?: ReadLimit): Promise<Descriptor[]> {
     const res = await this.client.send({ method: 'GET', path: `${this.repoPath}/referrers/${subject}`, headers: { accept: MediaType.OciIndex } });
     if (res.statusCode === 200) {
-      const doc = JSON.parse((await readBody(res, `${this.description}: referrers of ${subject}`, limit)).toString('utf8')) as { manifests?: Descriptor[] };
-      return doc.manifests ?? [];
+      const doc = JSON.parse((await readBody(res, `${this.description}: referrers of ${subject}`, limit)).toString('utf8')) as { manifests?: unknown };
+      return validDescriptors(doc.manifests);
     }
     await res.body.dump();
     if (res.statusCode !== 404 && res.statusCode !== 405 && res.statusCode !== 400) {

@@ -5,6 +5,7 @@ import { digestOf, isDigest, parseDigest, type Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { effectiveArtifactType, parseManifest, type Manifest } from '../oci/manifest.js';
 import { MediaType } from '../oci/mediatypes.js';
+import { isRefName, quoteName } from '../oci/name.js';
 import { DirectoryFiles, type LayoutFiles, type WritableLayoutFiles } from './layout-files.js';
 import type { ImageDestination, ImageSource, PutManifestOptions, RawManifest } from './transport.js';
 import { readBounded, refuseDeclared, type ReadLimit } from './bounded.js';
@@ -104,8 +105,9 @@ export class LayoutSource implements ImageSource {
         top = { mediaType: manifestType(bytes), digest: ref, size: bytes.length };
       }
     } else if (ref) {
+      if (!isRefName(ref)) throw new Error(`${what}: invalid image name ${quoteName(ref)} (a ref.name is a tag or a reference)`);
       top = index.manifests.find((d) => d.annotations?.[REF_NAME] === ref);
-      if (!top) throw new Error(`${what}: no image named "${ref}" (index.json names: ${names(index).join(', ') || 'none'})`);
+      if (!top) throw new Error(`${what}: no image named "${ref}" (index.json names: ${names(index).map(quoteName).join(', ') || 'none'})`);
     }
     return new LayoutSource(files, index, top, description ?? `oci:${files.where}${ref ? `:${ref}` : ''}`);
   }
@@ -196,8 +198,9 @@ function referrerDescriptor(m: Manifest, digest: Digest, size: number): Descript
   return d;
 }
 
+/** The valid ref.names of index.json; an archive from outside may hold `../..` or megabytes of name, which name nothing. */
 function names(index: LayoutIndex): string[] {
-  return index.manifests.map((d) => d.annotations?.[REF_NAME]).filter((n): n is string => typeof n === 'string');
+  return index.manifests.map((d) => d.annotations?.[REF_NAME]).filter((n): n is string => isRefName(n as string));
 }
 
 /** Writes images into an OCI image layout (created when missing; index.json updated on commit). */

@@ -18,6 +18,7 @@ import { Metrics } from './metrics.js';
 import { matchEndpoint, type Endpoint } from './paths.js';
 import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from './upload-routes.js';
 import { throughCache } from './cache-routes.js';
+import { clientErrorHandler, errorHandler, frameworkErrors } from './framework-errors.js';
 import { buildCache } from './cache-setup.js';
 import { buildTrust } from './trust-setup.js';
 import { startMirrorJobs } from './sync-setup.js';
@@ -124,13 +125,11 @@ export function buildRegistry(opts: ServerOptions): Registry {
     return503OnClosing: false,
     forceCloseConnections: 'idle',
     requestIdHeader: false,
-    // Router-level failures (a path that is not valid percent-encoding) still answer in the OCI format.
-    frameworkErrors: (error, req, reply) => {
-      const err = error.code === 'FST_ERR_BAD_URL' ? new OciError('NAME_INVALID', 'the request path is not valid percent-encoding') : new OciError('UNSUPPORTED', error.message, undefined, 400);
-      reply.header('docker-distribution-api-version', 'registry/2.0');
-      sendError(reply, err, req.method === 'HEAD');
-    },
+    clientErrorHandler,
+    // Failures before a route runs still answer in the OCI format.
+    frameworkErrors,
   });
+  app.setErrorHandler(errorHandler);
   // Mirror jobs run on their schedules while the server listens (closed before the cache's upstreams).
   // They write into storage, so a read-only registry (a host node sharing the builder's config) skips them.
   if (config.mirrors?.length) {

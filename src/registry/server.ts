@@ -28,6 +28,8 @@ export { driverFor };
 declare module 'fastify' {
   interface FastifyRequest {
     endpoint?: string;
+    /** The error a request was refused with, for its log line: a denial's reason is otherwise only in the audit log. */
+    refusal?: OciError;
   }
 }
 
@@ -172,8 +174,10 @@ export function buildRegistry(opts: ServerOptions): Registry {
     metrics.requests.inc({ route, method: req.method, status: String(reply.statusCode) });
     metrics.requestSeconds.observe({ route, method: req.method }, seconds);
     if (config.log.accesslog?.disabled) return;
+    // A refusal says why in the line itself (which rule denied, which flow refused), as the client was told.
+    const refused = req.refusal ? { code: req.refusal.code, reason: req.refusal.message.slice(0, 1000) } : {};
     req.log.info(
-      { method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, remote: req.ip, route },
+      { method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, remote: req.ip, route, ...refused },
       'request',
     );
   });
@@ -188,6 +192,7 @@ export function buildRegistry(opts: ServerOptions): Registry {
       await dispatch(ctx, req, reply, ep);
     } catch (e) {
       const err = toOciError(e);
+      if (err.status < 500) req.refusal = err;
       // A client that hangs up mid-body is routine, not a server fault (a full disk also ends the body early).
       if (err.status === 500 && !req.raw.complete && req.raw.destroyed) req.log.info({ url: req.url }, 'client went away mid-request');
       else if (err.code === 'UNKNOWN') req.log.error({ err: e }, 'request failed');

@@ -131,7 +131,9 @@ export function decideFlow(policy: FlowPolicy, target: FlowTarget): FlowDecision
     if (f.spec.deny) {
       // A deny rule with a tag filter denies only those tags.
       if (target.tag !== undefined && (f.include || f.exclude.length) && tagRefusal(f, target.tag)) continue;
-      return { allowed: false, flow: f, reason: `${what} is not an approved upstream image: ${label} denies it` };
+      // An earlier rule that matched the name but filtered the tag out is why this one was reached: say so first.
+      const why = nearest ? `${nearest}, and then ${label} denies it` : `${label} denies it`;
+      return { allowed: false, flow: f, reason: `${what} is not an approved upstream image: ${why}` };
     }
     if (target.tag !== undefined) {
       const refused = tagRefusal(f, target.tag);

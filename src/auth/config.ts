@@ -56,6 +56,12 @@ export const authConfigSchema = z
 /** The parsed `auth:` section. */
 export type AuthConfig = z.infer<typeof authConfigSchema>;
 
+/** Whether anyone can log in to a registry with this `auth:` section (else, without rules, it is open). */
+export function hasCredentials(auth: AuthConfig | Record<string, unknown> | undefined): boolean {
+  const a = auth as Record<string, unknown> | undefined;
+  return Boolean(a?.htpasswd || a?.robots || a?.token);
+}
+
 /** `audit:` — a JSON-lines record of every push, delete and denied request. */
 export const auditConfigSchema = z
   .object({

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError, loadConfig, validateConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
+import { hasCredentials } from '../auth/config.js';
 import { HtpasswdStore } from '../auth/htpasswd.js';
 import { createRobot, deleteRobot, listRobots, parseExpiry, ROBOT_PREFIX, RobotStore } from '../auth/robots.js';
 import { isDigest } from '../oci/digest.js';
@@ -37,11 +38,6 @@ async function configFrom(file: string | undefined): Promise<Config> {
   }
 }
 
-/** Whether anyone can log in to a registry with this config (else, without rules, it is open). */
-function hasCredentials(auth: Config['auth'] | Record<string, unknown> | undefined): boolean {
-  const a = auth as Record<string, unknown> | undefined;
-  return Boolean(a?.htpasswd || a?.robots || a?.token);
-}
 
 /** Splits `repo[:tag][@digest]` as the registry names it (no registry host is added). */
 export function parseTarget(text: string): Target {
@@ -177,7 +173,9 @@ async function readForCheck(path: string | undefined): Promise<{ raw: Record<str
   // The access: section is checked on its own, so its problems name rules by number and all show at once.
   const { access: _access, ...rest } = raw;
   try {
-    const { config } = validateConfig(rest, path !== undefined ? { baseDir: dirname(resolve(path)) } : {});
+    // The other start-up phases too (flows, trust, mirrors, address, TLS), so the check says what `serve` would.
+    const { startupProblems } = await import('../registry/config-check.js');
+    const { config } = validateConfig(rest, { ...(path !== undefined ? { baseDir: dirname(resolve(path)) } : {}), check: startupProblems });
     return { raw, config, problems: [] };
   } catch (e) {
     if (e instanceof ConfigError) return { raw, problems: e.problems };

@@ -146,7 +146,8 @@ async function copyCommand(srcRef: string, dstRef: string, f: CopyFlags): Promis
     const summary = await copyImage(src, dst, opts);
     progress.stop();
     if (f.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
-    else if (!f.quiet) process.stderr.write(`copied ${summary.source} to ${summary.destination} (${summary.digest})\n`);
+    // An archive or daemon holds the config and layers but no manifest: name what it holds, the image ID.
+    else if (!f.quiet) process.stderr.write(`copied ${summary.source} to ${summary.destination} (${summary.imageId ? `image ID ${summary.imageId}` : summary.digest})\n`);
   } catch (e) {
     progress.stop();
     failed(e);

@@ -34,7 +34,15 @@ export interface ValidateOptions {
   baseDir?: string;
   /** Keys set by environment variables or flags: named in problems, and their paths stay relative to the current directory. */
   origins?: Origins;
+  /**
+   * The checks of later phases (flows, access rules, trust, listen address, TLS files): given the config with the
+   * sections that parsed, and the raw input, they return their problems, reported with the schema's in one error.
+   */
+  check?: ConfigCheck;
 }
+
+/** A check beyond the schema: one line per problem, none when the config is fine. */
+export type ConfigCheck = (config: Config, raw: Record<string, unknown>) => string[];
 
 function pathText(path: readonly (string | number)[]): string {
   return path.length ? path.join('.') : '(top level)';
@@ -163,14 +171,22 @@ export function validateConfig(raw: unknown, opts: ValidateOptions = {}): Loaded
   const origins = opts.origins ?? new Map<string, string>();
   const input = structuredClone(raw ?? {}) as Record<string, unknown>;
   const r = configSchema.safeParse(input);
-  if (!r.success) {
+  let problems: string[] = [];
+  let config: Config | undefined;
+  if (r.success) config = r.data;
+  else {
     // Sorted by key, so problems in one section stay together whatever order the schema checked them in.
     const found = r.error.issues.flatMap((i) => problemsOf(i, origins)).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    const problems = [...new Set(found.map((p) => p.text))];
-    throw new ConfigError(formatProblems(problems), problems);
+    problems = [...new Set(found.map((p) => p.text))];
+    // The sections that parsed are still checked by the later phases, so one run reports every problem.
+    const broken = new Set(r.error.issues.flatMap((i) => (i.path.length === 0 && i.code === 'unrecognized_keys' ? i.keys : [String(i.path[0] ?? '')])));
+    const rest = configSchema.safeParse(Object.fromEntries(Object.entries(input).filter(([k]) => !broken.has(k))));
+    if (rest.success) config = rest.data;
   }
-  if (opts.baseDir) resolveConfigPaths(r.data, input, opts.baseDir, (p) => originNames(p, origins).length > 0);
-  return { config: r.data, warnings: [] };
+  if (config && opts.baseDir) resolveConfigPaths(config, input, opts.baseDir, (p) => originNames(p, origins).length > 0);
+  if (config && opts.check) problems.push(...opts.check(config, input).filter((p) => !problems.includes(p)));
+  if (problems.length) throw new ConfigError(formatProblems(problems), problems);
+  return { config: config!, warnings: [] };
 }
 
 /**
@@ -179,7 +195,7 @@ export function validateConfig(raw: unknown, opts: ValidateOptions = {}): Loaded
  */
 export async function loadConfig(
   file: string | undefined,
-  overrides: { addr?: string; root?: string } = {},
+  overrides: { addr?: string; root?: string; check?: ConfigCheck } = {},
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<LoadedConfig> {
   let raw: Record<string, unknown> = {};
@@ -206,7 +222,7 @@ export async function loadConfig(
     setPath(raw, ['storage', 'filesystem', 'rootdirectory'], overrides.root);
     origins.set('storage.filesystem.rootdirectory', '--root');
   }
-  const loaded = validateConfig(raw, { baseDir: file ? dirname(resolve(file)) : undefined, origins });
+  const loaded = validateConfig(raw, { baseDir: file ? dirname(resolve(file)) : undefined, origins, ...(overrides.check ? { check: overrides.check } : {}) });
   return { config: loaded.config, warnings: [...warnings, ...loaded.warnings] };
 }
 

@@ -68,8 +68,10 @@ export interface CopySummary {
   destination: string;
   /** Digest of the manifest the source reference names. */
   sourceDigest: Digest;
-  /** Digest of the top manifest written to the destination. */
+  /** Digest of the top manifest written to the destination (sent to it, where it keeps no manifest: see imageId). */
   digest: Digest;
+  /** For a destination that keeps no manifest (docker-archive, docker-daemon): the config digest it holds, the image ID. */
+  imageId?: Digest;
   mediaType: string;
   manifests: { digest: Digest; mediaType: string; platform?: string }[];
   blobs: { digest: Digest; size: number; action: BlobAction }[];
@@ -280,6 +282,10 @@ class Copier {
     }
     this.summary.digest = written.digest;
     this.summary.mediaType = written.mediaType;
+    if (dst.digestChange) {
+      const image = parseManifest(written.bytes, written.mediaType);
+      if (image.kind === 'image') this.summary.imageId = image.config.digest;
+    }
     if (opts.withReferrers) {
       if (dst.singleImage) await this.skipReferrers([...this.writtenManifests]);
       else await this.copyReferrers([...this.writtenManifests]);

@@ -77,25 +77,38 @@ export function flowLabel(f: Pick<CompiledFlow, 'index' | 'spec'>): string {
   return f.spec.name ? `flow rule ${f.index} "${f.spec.name}"` : `flow rule ${f.index}`;
 }
 
+function compileFlow(spec: FlowSpec, i: number, sets: Record<string, string[]>): CompiledFlow {
+  try {
+    const f: CompiledFlow = {
+      index: i + 1,
+      spec,
+      images: compilePatterns(spec.images, sets),
+      exclude: (spec.tags?.exclude ?? []).map(tagMatcher),
+    };
+    if (spec.tags?.include) f.include = spec.tags.include.map(tagMatcher);
+    if (spec.platforms) f.platforms = spec.platforms.map(parsePlatform);
+    return f;
+  } catch (e) {
+    throw new PolicyError(`${flowLabel({ index: i + 1, spec })}: ${(e as Error).message}`);
+  }
+}
+
 /** Compiles `flows:`; throws PolicyError naming the rule for a bad pattern or platform. */
 export function compileFlows(specs: FlowSpec[], sets: Record<string, string[]> = {}): FlowPolicy {
-  const flows = specs.map((spec, i): CompiledFlow => {
-    const label = spec.name ? `flow rule ${i + 1} "${spec.name}"` : `flow rule ${i + 1}`;
+  return { flows: specs.map((spec, i) => compileFlow(spec, i, sets)) };
+}
+
+/** Every rule of `flows:` that does not compile, one line each (a config check reports them all at once). */
+export function flowProblems(specs: FlowSpec[], sets: Record<string, string[]> = {}): string[] {
+  const problems: string[] = [];
+  specs.forEach((spec, i) => {
     try {
-      const f: CompiledFlow = {
-        index: i + 1,
-        spec,
-        images: compilePatterns(spec.images, sets),
-        exclude: (spec.tags?.exclude ?? []).map(tagMatcher),
-      };
-      if (spec.tags?.include) f.include = spec.tags.include.map(tagMatcher);
-      if (spec.platforms) f.platforms = spec.platforms.map(parsePlatform);
-      return f;
+      compileFlow(spec, i, sets);
     } catch (e) {
-      throw new PolicyError(`${label}: ${(e as Error).message}`);
+      problems.push(`flows: ${(e as Error).message}`);
     }
   });
-  return { flows };
+  return problems;
 }
 
 function targetText(t: FlowTarget): string {
@@ -131,7 +144,9 @@ export function decideFlow(policy: FlowPolicy, target: FlowTarget): FlowDecision
     if (f.spec.deny) {
       // A deny rule with a tag filter denies only those tags.
       if (target.tag !== undefined && (f.include || f.exclude.length) && tagRefusal(f, target.tag)) continue;
-      return { allowed: false, flow: f, reason: `${what} is not an approved upstream image: ${label} denies it` };
+      // An earlier rule that matched the name but filtered the tag out is why this one was reached: say so first.
+      const why = nearest ? `${nearest}, and then ${label} denies it` : `${label} denies it`;
+      return { allowed: false, flow: f, reason: `${what} is not an approved upstream image: ${why}` };
     }
     if (target.tag !== undefined) {
       const refused = tagRefusal(f, target.tag);

@@ -121,7 +121,7 @@ export class PullThroughCache {
     this.fills = new BlobFills(deps);
     this.tagState = new TagState(deps.driver, !deps.readOnly);
     this.counters = {
-      requests: new Counter({ name: 'sluice_cache_requests_total', help: 'Cache requests by kind and result (hit, miss, stale, denied, error)', labelNames: ['kind', 'result'] as const, registers: [deps.metrics] }),
+      requests: new Counter({ name: 'sluice_cache_requests_total', help: 'Cache requests by kind and result (hit, miss, joined: served by a blob fill already under way, stale, denied, error)', labelNames: ['kind', 'result'] as const, registers: [deps.metrics] }),
       upstreamBytes: new Counter({ name: 'sluice_cache_upstream_bytes_total', help: 'Bytes fetched from each upstream', labelNames: ['upstream'] as const, registers: [deps.metrics] }),
       denials: new Counter({ name: 'sluice_cache_denials_total', help: 'Refused upstream images by deciding flow rule', labelNames: ['rule'] as const, registers: [deps.metrics] }),
     };
@@ -446,11 +446,14 @@ export class PullThroughCache {
       return undefined;
     }
     if (this.deps.readOnly) throw new OciError('BLOB_UNKNOWN', `blob ${digest} is not cached yet and this registry is read-only`, { digest });
+    // `open` runs for the client that starts the fill only; one that joins a fill under way is counted as joined.
+    let opened = false;
     const fill = await this.fills.start(
       digest,
       size,
       t.local,
       async () => {
+        opened = true;
         this.counters.requests.inc({ kind: 'blob', result: 'miss' });
         let res: ClientResponse;
         try {
@@ -470,6 +473,7 @@ export class PullThroughCache {
         await repo.linkBlob(digest);
       },
     );
+    if (!opened) this.counters.requests.inc({ kind: 'blob', result: 'joined' });
     void fill.finished.then(() => {
       if (fill.state === 'failed') this.deps.log.warn({ upstream: t.upstream.name, digest, err: fill.error?.message }, 'cache: blob fill failed; the next pull retries');
     });

@@ -18,6 +18,7 @@ import { Metrics } from './metrics.js';
 import { matchEndpoint, type Endpoint } from './paths.js';
 import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from './upload-routes.js';
 import { throughCache } from './cache-routes.js';
+import { clientErrorHandler, errorHandler, frameworkErrors } from './framework-errors.js';
 import { buildCache } from './cache-setup.js';
 import { buildTrust, requireRegistryName } from './trust-setup.js';
 import { startMirrorJobs } from './sync-setup.js';
@@ -27,6 +28,8 @@ export { driverFor };
 declare module 'fastify' {
   interface FastifyRequest {
     endpoint?: string;
+    /** The error a request was refused with, for its log line: a denial's reason is otherwise only in the audit log. */
+    refusal?: OciError;
   }
 }
 
@@ -125,13 +128,11 @@ export function buildRegistry(opts: ServerOptions): Registry {
     return503OnClosing: false,
     forceCloseConnections: 'idle',
     requestIdHeader: false,
-    // Router-level failures (a path that is not valid percent-encoding) still answer in the OCI format.
-    frameworkErrors: (error, req, reply) => {
-      const err = error.code === 'FST_ERR_BAD_URL' ? new OciError('NAME_INVALID', 'the request path is not valid percent-encoding') : new OciError('UNSUPPORTED', error.message, undefined, 400);
-      reply.header('docker-distribution-api-version', 'registry/2.0');
-      sendError(reply, err, req.method === 'HEAD');
-    },
+    clientErrorHandler,
+    // Failures before a route runs still answer in the OCI format.
+    frameworkErrors,
   });
+  app.setErrorHandler(errorHandler);
   // Mirror jobs run on their schedules while the server listens (closed before the cache's upstreams).
   // They write into storage, so a read-only registry (a host node sharing the builder's config) skips them.
   if (config.mirrors?.length) {
@@ -174,8 +175,10 @@ export function buildRegistry(opts: ServerOptions): Registry {
     metrics.requests.inc({ route, method: req.method, status: String(reply.statusCode) });
     metrics.requestSeconds.observe({ route, method: req.method }, seconds);
     if (config.log.accesslog?.disabled) return;
+    // A refusal says why in the line itself (which rule denied, which flow refused), as the client was told.
+    const refused = req.refusal ? { code: req.refusal.code, reason: req.refusal.message.slice(0, 1000) } : {};
     req.log.info(
-      { method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, remote: req.ip, route },
+      { method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, remote: req.ip, route, ...refused },
       'request',
     );
   });
@@ -190,6 +193,7 @@ export function buildRegistry(opts: ServerOptions): Registry {
       await dispatch(ctx, req, reply, ep);
     } catch (e) {
       const err = toOciError(e);
+      if (err.status < 500) req.refusal = err;
       // A client that hangs up mid-body is routine, not a server fault (a full disk also ends the body early).
       if (err.status === 500 && !req.raw.complete && req.raw.destroyed) req.log.info({ url: req.url }, 'client went away mid-request');
       else if (err.code === 'UNKNOWN') req.log.error({ err: e }, 'request failed');

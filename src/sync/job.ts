@@ -451,42 +451,46 @@ export class MirrorJob {
     const what = `${dest}:${w.tag ?? w.digest}`;
     const source = `${image}${w.tag ? `:${w.tag}` : `@${digest}`}`;
     const planned = { action: moved ? 'move' : 'copy', image, ...(w.tag ? { tag: w.tag } : {}), digest, ...(moved ? { previous } : {}), destination: what } as const;
-    step({ ...planned, reason: moved ? `upstream moved from ${previous}` : previous ? 'missing at the destination' : 'new' });
-    if (opts.dryRun) {
-      (moved ? summary.moved : summary.copied).push(what);
-      opts.progress?.imageDone?.(source, planned.action);
-      return;
-    }
-    if (moved && this.config.backup && local && w.tag) {
-      const old = await local.resolveTag(w.tag);
-      if (old) await local.tag(backupTag(this.config.backup, w.tag, now), old);
-    }
     const src = new RegistrySource({ registry: upstream.name, repository, digest }, { ...upstream.options, pool: this.pool });
     const trusted = this.deps.trust?.ruleFor(image, 'mirror');
-    // A signature, attestation or SBOM the job names (by digest) is evidence, not an image to judge.
-    if (trusted && !isEvidenceBytes((await src.getManifest()).bytes)) {
-      const verdict = await this.deps.trust!.check(src, image, 'mirror', digest, source);
-      if (!verdict.allowed) {
-        await src.close();
-        summary.refused.push({ image: `${image}:${w.tag ?? w.digest}`, reason: verdict.reason });
-        step({ action: 'refused', image, ...w, reason: verdict.reason });
+    try {
+      // Signatures are judged before the step is announced (in a dry run too), so each tag gets one verdict:
+      // a plan never says `copy` for what the run then refuses.
+      // A signature, attestation or SBOM the job names (by digest) is evidence, not an image to judge.
+      if (trusted && !isEvidenceBytes((await src.getManifest()).bytes)) {
+        const verdict = await this.deps.trust!.check(src, image, 'mirror', digest, source);
+        if (!verdict.allowed) {
+          summary.refused.push({ image: `${image}:${w.tag ?? w.digest}`, reason: verdict.reason });
+          step({ action: 'refused', image, ...w, reason: verdict.reason });
+          return;
+        }
+      }
+      step({ ...planned, reason: moved ? `upstream moved from ${previous}` : previous ? 'missing at the destination' : 'new' });
+      if (opts.dryRun) {
+        (moved ? summary.moved : summary.copied).push(what);
+        opts.progress?.imageDone?.(source, planned.action);
         return;
       }
-    }
-    const dst = await this.destination(dest, w);
-    const blobs = opts.progress?.copying?.(source, what);
-    try {
-      await copyImage(src, dst, {
-        ...(platforms ? { platforms, rewriteIndex: this.config.rewriteindex ?? false } : { all: true }),
-        // A signature the job was asked to check travels with the image, so pulls at the destination can check it too.
-        withReferrers: (this.config.referrers ?? false) || trusted !== undefined,
-        ...(trusted ? { evidenceOnly: true } : {}),
-        ...(blobs ? { progress: blobs } : {}),
-      });
-      await dst.commit();
+      if (moved && this.config.backup && local && w.tag) {
+        const old = await local.resolveTag(w.tag);
+        if (old) await local.tag(backupTag(this.config.backup, w.tag, now), old);
+      }
+      const dst = await this.destination(dest, w);
+      const blobs = opts.progress?.copying?.(source, what);
+      try {
+        await copyImage(src, dst, {
+          ...(platforms ? { platforms, rewriteIndex: this.config.rewriteindex ?? false } : { all: true }),
+          // A signature the job was asked to check travels with the image, so pulls at the destination can check it too.
+          withReferrers: (this.config.referrers ?? false) || trusted !== undefined,
+          ...(trusted ? { evidenceOnly: true } : {}),
+          ...(blobs ? { progress: blobs } : {}),
+        });
+        await dst.commit();
+      } finally {
+        await dst.close();
+      }
     } finally {
       await src.close();
-      await dst.close();
     }
     state.tags[key] = digest;
     // Saved after every image, so a run killed midway resumes where it stopped.

@@ -14,12 +14,18 @@ export interface MirrorHost extends Pick<SyncDeps, 'driver' | 'blobs' | 'uploads
   destination?: TransportOptions;
 }
 
+/** The problem with the mirror jobs' names (two alike), or undefined. */
+export function mirrorNamesProblem(config: Config): string | undefined {
+  const names = (config.mirrors ?? []).map((m, i) => jobName(m, i));
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  return dup === undefined ? undefined : `mirrors: two jobs are named ${dup}; give each a distinct name`;
+}
+
 /** The mirror jobs a config names, writing into the host's storage (or their `to`). */
 export function buildMirrorJobs(host: MirrorHost, config: Config): MirrorJob[] {
   const mirrors = config.mirrors ?? [];
-  const names = mirrors.map((m, i) => jobName(m, i));
-  const dup = names.find((n, i) => names.indexOf(n) !== i);
-  if (dup) throw new Error(`mirrors: two jobs are named ${dup}; give each a distinct name`);
+  const named = mirrorNamesProblem(config);
+  if (named) throw new Error(named);
   const deps: SyncDeps = {
     ...host,
     upstreams: host.upstreams ?? new Upstreams(config.upstreams ?? {}, config.proxy),

@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { makeImage, makeIndex, makeMultiArch, pushBlob, pushImage, pushManifest, type TestImage } from '../helpers/images.js';
 import { assertIntact, bytesOf, errorOf } from '../helpers/oci-http.js';
+import { startThrottleProxy } from '../helpers/throttle-proxy.js';
 
 /** A registry that caches `docker.io` from `upstream`, with the given flows. */
 function startCache(upstream: TestRegistry, flows: unknown[], extra: Record<string, unknown> = {}, upstreamExtra: Record<string, unknown> = {}): Promise<TestRegistry> {
@@ -200,6 +201,30 @@ test('eight concurrent cold pulls of one large blob make exactly one upstream do
     await cache.close();
     await up.close();
   }
+});
+
+test('clients that join a blob fill under way are counted in sluice_cache_requests_total as joined', async (t) => {
+  const up = await startRegistry();
+  t.after(() => up.close());
+  const slow = await startThrottleProxy(up.url);
+  t.after(() => slow.close());
+  const cache = await startCache({ url: slow.url } as TestRegistry, OFFICIAL, {}, { timeout: '120s' });
+  t.after(() => cache.close());
+  const img = await makeImage({ layers: [{ 'big.bin': randomBytes(1024 * 1024) }], label: 'joined' });
+  await pushImage(up.url, 'library/joined', '1', img);
+  assert.equal((await fetch(`${cache.url}/v2/docker.io/library/joined/manifests/1`)).status, 200);
+  // The upstream blob trickles (over a minute at this rate), so the fill is still under way when the others ask.
+  const rate = { over: 64 * 1024, bytesPerSecond: 16 * 1024 };
+  slow.slow = rate;
+  const layer = img.layers[0]!;
+  const url = `${cache.url}/v2/docker.io/library/joined/blobs/${layer.descriptor.digest}`;
+  const first = await fetch(url);
+  const joiners = await Promise.all([1, 2, 3].map(() => fetch(url)));
+  rate.bytesPerSecond = 1024 * 1024 * 1024;
+  for (const r of [first, ...joiners]) assert.ok((await bytesOf(r)).equals(layer.bytes));
+  const metrics = await (await fetch(`${cache.url}/metrics`)).text();
+  assert.match(metrics, /sluice_cache_requests_total\{kind="blob",result="miss"\} 1\n/);
+  assert.match(metrics, /sluice_cache_requests_total\{kind="blob",result="joined"\} 3\n/);
 });
 
 test('a client that hangs up mid-fill does not abort it', async () => {

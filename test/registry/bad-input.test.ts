@@ -304,3 +304,34 @@ test('a client hanging up mid-download leaves no open file and the server servin
     assert.deepEqual(Buffer.from(await g.arrayBuffer()), data);
   });
 });
+
+/** Sends raw bytes on one connection and returns everything the server wrote before it closed. */
+async function rawExchange(url: string, bytes: string): Promise<string> {
+  const u = new URL(url);
+  const sock = connect(Number(u.port), u.hostname);
+  await once(sock, 'connect');
+  const chunks: Buffer[] = [];
+  sock.on('data', (c: Buffer) => chunks.push(c));
+  sock.on('error', () => undefined);
+  sock.end(bytes);
+  await once(sock, 'close');
+  return Buffer.concat(chunks).toString('latin1');
+}
+
+test('a request the HTTP parser refuses is answered with the OCI error JSON', async () => {
+  await withImage(async (reg) => {
+    const answer = await rawExchange(reg.url, 'GET /v2/ HTTP/1.1\r\nhost: x\r\ncontent-length: 1\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n');
+    assert.match(answer, /^HTTP\/1\.1 400 /);
+    const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as { errors: { code: string; message: string }[] };
+    assert.equal(body.errors[0]!.code, 'UNSUPPORTED');
+    assert.match(body.errors[0]!.message, /not valid HTTP/);
+  });
+});
+
+test('a Content-Type fastify cannot parse is answered with the OCI error JSON, not fastify\'s', async () => {
+  await withImage(async (reg) => {
+    const r = await fetch(`${reg.url}/v2/good/app/blobs/uploads/`, { method: 'POST', headers: { 'content-type': 'x'.repeat(300) }, body: 'ab' });
+    assert.equal(r.status, 415);
+    assert.equal(await errorCode(r), 'UNSUPPORTED');
+  });
+});

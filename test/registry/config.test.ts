@@ -146,6 +146,33 @@ test('unknown keys stop the start: full path and the closest known key, every pr
   }
 });
 
+test('sluice serve reports the problems of every phase at once: schema, flows without upstreams, a bad regex, an access rule, the port', async (t) => {
+  const dir = await scratch();
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const file = await writeConfig(
+    dir,
+    [
+      'log: {levle: info}',
+      'http: {addr: "127.0.0.1:99999"}',
+      'flows:',
+      '  - images: ["docker.io/library/*"]',
+      '    tags: {include: ["/v[/"]}',
+      'access:',
+      '  rules:',
+      '    - {repos: ["**"], who: ["group:nosuch"], allow: [pull]}',
+      '',
+    ].join('\n'),
+  );
+  const r = await sluice(['serve', '--config', file]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^sluice: invalid config \(\d+ problems\):\n/);
+  assert.match(r.stderr, /unknown config key log\.levle \(did you mean log\.level\?\)/);
+  assert.match(r.stderr, /flows: set, but there is no upstreams: \(or proxy:\) section/);
+  assert.match(r.stderr, /flows: flow rule 1: invalid tag regular expression \/v\[\//);
+  assert.match(r.stderr, /access: rule 1: /);
+  assert.match(r.stderr, /http\.addr "127\.0\.0\.1:99999" has an invalid port/);
+});
+
 test('Distribution keys Sluice does not implement are refused as such, including blocks that used to be taken and ignored', () => {
   const problems = (raw: Record<string, unknown>): string[] => {
     try {

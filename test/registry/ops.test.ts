@@ -14,6 +14,9 @@ import { SLUICE_BIN } from '../helpers/sluice-cli.js';
 import { assertIntact, errorOf, startSession, withDigest } from '../helpers/oci-http.js';
 import { digestOf } from '../../src/oci/digest.js';
 import { cannotMount, mountTmpfs } from '../storage/mounts.js';
+import { Writable } from 'node:stream';
+import { validateConfig } from '../../src/config/load.js';
+import { buildRegistry } from '../../src/registry/server.js';
 
 interface Served {
   child: ChildProcess;
@@ -99,6 +102,35 @@ test('structured JSON logs: one line per request, without credentials', async ()
     await s.exit;
     await rm(root, { recursive: true, force: true });
   }
+});
+
+test('a denied request\'s log line carries the code and the rule\'s reason', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'sluice-ops-'));
+  let logText = '';
+  const stream = new Writable({
+    write(chunk, _enc, cb) {
+      logText += chunk;
+      cb();
+    },
+  });
+  const { config } = validateConfig({
+    storage: { filesystem: { rootdirectory: root } },
+    access: { rules: [{ name: 'no-secrets', repos: ['secret/**'], who: ['*'], deny: ['pull'] }, { repos: ['**'], who: ['*'], allow: ['*'] }] },
+  });
+  const reg = buildRegistry({ config, logger: { level: 'info', stream } });
+  const url = await reg.app.listen({ host: '127.0.0.1', port: 0 });
+  t.after(async () => {
+    await reg.app.close();
+    await rm(root, { recursive: true, force: true });
+  });
+  const r = await fetch(`${url}/v2/secret/app/manifests/v1`);
+  assert.equal(r.status, 403);
+  const told = await errorOf(r);
+  await until(() => logLines(logText).some((l) => l.msg === 'request' && l.url === '/v2/secret/app/manifests/v1'), 'the request log line');
+  const line = logLines(logText).find((l) => l.msg === 'request' && l.url === '/v2/secret/app/manifests/v1')!;
+  assert.equal(line.code, 'DENIED');
+  assert.equal(line.reason, told.message);
+  assert.match(String(line.reason), /no-secrets/);
 });
 
 test('/healthz answers ok, and 503 when storage is unusable', async () => {

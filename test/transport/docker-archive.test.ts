@@ -16,6 +16,7 @@ import type { ImageSource } from '../../src/transport/transport.js';
 import { startDockerd, hasDocker } from '../helpers/dockerd.js';
 import { makeImage, makeMultiArch, makeTar, writeOciLayout, type TestImage } from '../helpers/images.js';
 import { needTools, runOk } from '../helpers/tools.js';
+import { sluice } from '../helpers/sluice-cli.js';
 
 async function readAll(s: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -106,6 +107,23 @@ test('an archive Sluice writes reads back with the same config and uncompressed 
     const members = new Map((await indexTar(file)).map((x) => [x.name, x]));
     const saved = JSON.parse((await readFile(file)).subarray(members.get('manifest.json')!.offset, members.get('manifest.json')!.offset + members.get('manifest.json')!.size).toString());
     assert.deepEqual(saved[0].RepoTags, ['example.com/team/app:1.0']);
+  } finally {
+    await s.done();
+  }
+});
+
+test('sluice copy to a Docker archive reports the image ID the archive holds, not the source manifest digest', async () => {
+  const s = await scratch();
+  try {
+    const image = await makeImage({ label: 'report' });
+    const layout = join(s.dir, 'layout');
+    await writeOciLayout(layout, [{ tag: 'v1', image }]);
+    const out = await sluice(['copy', `oci:${layout}:v1`, `docker-archive:${join(s.dir, 'out.tar')}:x/app:v1`]);
+    assert.equal(out.code, 0, out.stderr);
+    assert.match(out.stderr, new RegExp(`\\(image ID ${image.config.descriptor.digest}\\)`));
+    assert.ok(!out.stderr.includes(`(${image.digest})`), out.stderr);
+    const json = await sluice(['copy', '--json', `oci:${layout}:v1`, `docker-archive:${join(s.dir, 'out2.tar')}:x/app:v1`]);
+    assert.equal((JSON.parse(json.stdout) as { imageId: string }).imageId, image.config.descriptor.digest);
   } finally {
     await s.done();
   }

@@ -84,3 +84,25 @@ test('trust in mirror jobs and sluice copy --policy: unsigned images are refused
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('a mirror job gives an unsigned tag one verdict, refused, in its plan and in its run (no copy step before it)', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'sluice-trust-move-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, 'hive.pub'), keyPair().pub);
+  const up = await startRegistry();
+  t.after(() => up.close());
+  await pushImage(up.url, 'library/app', '2', await makeImage({ label: 'unsigned' }));
+  const reg = await startRegistry({
+    upstreams: { 'docker.io': { url: up.url } },
+    flows: [{ images: ['docker.io/library/*'] }],
+    trust: { keys: { hive: join(dir, 'hive.pub') }, require: [{ images: ['docker.io/library/*'], keys: ['hive'], on: ['mirror'] }] },
+    mirrors: [{ name: 'app', images: ['docker.io/library/app'] }],
+  });
+  t.after(() => reg.close());
+  const job = buildMirrorJobs(reg.ctx, reg.ctx.config, { info: () => undefined, warn: () => undefined })[0]!;
+  for (const dryRun of [true, false]) {
+    const steps: string[] = [];
+    await job.run({ dryRun, onStep: (s) => steps.push(`${s.action} ${s.tag}`) });
+    assert.deepEqual(steps, ['refused 2'], dryRun ? 'the plan' : 'the run');
+  }
+});

@@ -11,6 +11,7 @@ import type { StorageDriver } from '../storage/driver.js';
 import type { RepositoryStore } from '../storage/repository.js';
 import type { RevisionScanner } from '../storage/revision-scan.js';
 import type { UploadStore } from '../storage/uploads.js';
+import { release } from '../transport/bounded.js';
 import { errorFrom, header, isConnectionError, RegistryError, type ClientResponse } from '../transport/registry-client.js';
 import { parseDuration } from '../config/duration.js';
 import type { Upstreams } from '../upstream/upstreams.js';
@@ -421,6 +422,11 @@ export class PullThroughCache {
           throw ociErrorForOutage(t, err);
         }
         const length = Number(header(res, 'content-length') ?? size);
+        if (length !== size) {
+          // Refused before the fill starts, so every asker (a HEAD too) gets an error answer, not a cut body.
+          release(res.body);
+          throw new OciError('UNKNOWN', `upstream ${t.upstream.name} announced ${length} bytes for blob ${digest} of ${t.image}, its manifest says ${size}`, { digest }, 502);
+        }
         return { body: res.body, size: length, onBytes: (n) => this.counters.upstreamBytes.inc({ upstream: t.upstream.name }, n) };
       },
       async () => {

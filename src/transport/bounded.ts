@@ -30,7 +30,19 @@ export async function readBounded(stream: Readable, what: string, limit?: ReadLi
       chunks.push(b);
     }
   } finally {
-    stream.destroy();
+    release(stream);
   }
   return Buffer.concat(chunks, total);
+}
+
+const ignore = (): void => undefined;
+
+/**
+ * Drops a body that will not be read (further). undici's body reports its own destruction as an error
+ * event (`RequestAbortedError`) when it was not read to the end, and with no listener that event ends the
+ * process: the listener stays, since the event may come a tick later.
+ */
+export function release(stream: Readable): void {
+  stream.on('error', ignore);
+  stream.destroy();
 }

@@ -1,0 +1,121 @@
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { startHostileUpstream, type HostileUpstream } from '../helpers/hostile-upstream.js';
+import { makeImage, pushImage, type TestImage } from '../helpers/images.js';
+import { bytesOf, errorOf } from '../helpers/oci-http.js';
+
+// The pull-through cache in front of an upstream that lies about bodies, lengths, digests and timing.
+
+interface Setup {
+  up: TestRegistry;
+  hostile: HostileUpstream;
+  cache: TestRegistry;
+  img: TestImage;
+}
+
+/** A real upstream with one pushed image, a hostile harness in front of it, and a cache of the harness. */
+async function setup(t: TestContext, upstream: Record<string, unknown> = {}, layer?: Buffer): Promise<Setup> {
+  const up = await startRegistry();
+  t.after(() => up.close());
+  const hostile = await startHostileUpstream(up.url);
+  t.after(() => hostile.close());
+  const cache = await startRegistry({ upstreams: { 'docker.io': { url: hostile.url, ttl: '1h', timeout: '5s', ...upstream } }, flows: [{ images: ['docker.io/library/*'] }] });
+  t.after(() => cache.close());
+  const img = await makeImage({ label: `hostile-${Math.random()}`, ...(layer ? { layers: [{ 'big.bin': layer }] } : {}) });
+  await pushImage(up.url, 'library/app', '1', img);
+  return { up, hostile, cache, img };
+}
+
+/** Waits until the cache repository holds no upload session (a failed fill removed its partial data). */
+async function noUploadsLeft(cache: TestRegistry, repo = 'docker.io/library/app'): Promise<void> {
+  const dir = `docker/registry/v2/repositories/${repo}/_uploads`;
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline && (await cache.ctx.driver.list(dir).catch(() => [])).length > 0) await sleep(50);
+  assert.deepEqual(await cache.ctx.driver.list(dir).catch(() => []), []);
+}
+
+/** Fetches a blob through the cache and reads it whole; resolves with the status and bytes, or the read error. */
+async function pull(cache: TestRegistry, digest: string, method: 'GET' | 'HEAD' = 'GET'): Promise<{ status: number; bytes?: Buffer; error?: unknown }> {
+  let status = 0;
+  try {
+    // A fill that fails after the headers were written cuts the connection: before or during the body.
+    const r = await fetch(`${cache.url}/v2/docker.io/library/app/blobs/${digest}`, { method });
+    status = r.status;
+    return { status, bytes: await bytesOf(r) };
+  } catch (error) {
+    return { status, error };
+  }
+}
+
+for (const method of ['GET', 'HEAD'] as const) {
+  test(`a blob ${method} whose upstream answers an empty 200 gets an error, the server stays up, and the next pull starts afresh`, { timeout: 120_000 }, async (t) => {
+    const { hostile, cache, img } = await setup(t);
+    assert.equal((await fetch(`${cache.url}/v2/docker.io/library/app/manifests/1`)).status, 200);
+    const layer = img.layers[0]!.descriptor.digest;
+    hostile.lie(/^GET \/v2\/library\/app\/blobs\//, { kind: 'empty' }, 1);
+    const first = await fetch(`${cache.url}/v2/docker.io/library/app/blobs/${layer}`, { method });
+    assert.equal(first.status, 502);
+    if (method === 'GET') assert.match((await errorOf(first)).message, /announced 0 bytes/);
+    await noUploadsLeft(cache);
+    assert.equal(await cache.ctx.blobs.size(layer), null);
+    const again = await pull(cache, layer);
+    assert.equal(again.status, 200);
+    assert.deepEqual(again.bytes, img.layers[0]!.bytes);
+  });
+}
+
+test('a blob whose upstream redirect target answers an empty 200 gets an error and the server stays up', { timeout: 120_000 }, async (t) => {
+  const { hostile, cache, img, up } = await setup(t);
+  const target = await startHostileUpstream(up.url);
+  t.after(() => target.close());
+  target.lie(/blobs\//, { kind: 'empty' });
+  assert.equal((await fetch(`${cache.url}/v2/docker.io/library/app/manifests/1`)).status, 200);
+  const layer = img.layers[0]!.descriptor.digest;
+  hostile.lie(/^GET \/v2\/library\/app\/blobs\//, { kind: 'redirect', to: `${target.url}/v2/library/app/blobs/${layer}` }, 1);
+  const r = await fetch(`${cache.url}/v2/docker.io/library/app/blobs/${layer}`);
+  assert.equal(r.status, 502);
+  await noUploadsLeft(cache);
+  assert.deepEqual((await pull(cache, layer)).bytes, img.layers[0]!.bytes);
+});
+
+test('a blob whose upstream bytes do not match the digest cuts every client of the fill, stores nothing, and the next pull starts afresh', { timeout: 120_000 }, async (t) => {
+  const { hostile, cache, img } = await setup(t, {}, (await import('node:crypto')).randomBytes(4 << 20));
+  assert.equal((await fetch(`${cache.url}/v2/docker.io/library/app/manifests/1`)).status, 200);
+  const layer = img.layers[0]!;
+  hostile.lie(/^GET \/v2\/library\/app\/blobs\//, { kind: 'corrupt' }, 1);
+  const clients = await Promise.all([pull(cache, layer.descriptor.digest), pull(cache, layer.descriptor.digest), pull(cache, layer.descriptor.digest)]);
+  for (const c of clients) assert.ok(c.error !== undefined || c.status >= 500, `a client got ${c.status} and ${c.bytes?.length} bytes of a lying blob`);
+  await noUploadsLeft(cache);
+  assert.equal(await cache.ctx.blobs.size(layer.descriptor.digest), null);
+  assert.deepEqual((await pull(cache, layer.descriptor.digest)).bytes, layer.bytes);
+});
+
+test('a blob whose upstream sends more than the manifest says (chunked, without end) is cut at the size and nothing is stored', { timeout: 120_000 }, async (t) => {
+  const { hostile, cache, img } = await setup(t);
+  assert.equal((await fetch(`${cache.url}/v2/docker.io/library/app/manifests/1`)).status, 200);
+  const layer = img.layers[0]!;
+  hostile.lie(/^GET \/v2\/library\/app\/blobs\//, { kind: 'endless' }, 1);
+  const c = await pull(cache, layer.descriptor.digest);
+  assert.ok(c.error !== undefined || c.status >= 500, `got ${c.status}`);
+  await noUploadsLeft(cache);
+  assert.equal(await cache.ctx.blobs.size(layer.descriptor.digest), null);
+  // Only a little more than the blob was taken from the endless body before the fill stopped.
+  assert.ok(hostile.lieBytesSent < 64 << 20, `the harness sent ${hostile.lieBytesSent} bytes`);
+  assert.deepEqual((await pull(cache, layer.descriptor.digest)).bytes, layer.bytes);
+});
+
+for (const delta of [-1, 1]) {
+  test(`a blob whose upstream announces ${delta < 0 ? 'fewer' : 'more'} bytes than the manifest says is answered 502, nothing is stored`, { timeout: 120_000 }, async (t) => {
+    const { hostile, cache, img } = await setup(t);
+    assert.equal((await fetch(`${cache.url}/v2/docker.io/library/app/manifests/1`)).status, 200);
+    const layer = img.layers[0]!;
+    hostile.lie(/^GET \/v2\/library\/app\/blobs\//, { kind: 'length', declared: layer.bytes.length + delta }, 1);
+    const r = await fetch(`${cache.url}/v2/docker.io/library/app/blobs/${layer.descriptor.digest}`);
+    assert.equal(r.status, 502);
+    assert.equal((await errorOf(r)).code, 'UNKNOWN');
+    await noUploadsLeft(cache);
+    assert.deepEqual((await pull(cache, layer.descriptor.digest)).bytes, layer.bytes);
+  });
+}

@@ -14,7 +14,7 @@ import type { RepositoryStore } from '../storage/repository.js';
 import type { UploadStore } from '../storage/uploads.js';
 import { RegistrySource } from '../transport/docker.js';
 import { openDestination, type TransportOptions } from '../transport/index.js';
-import { apiHost, errorFrom, header, RegistryClient, RegistryPool, type ClientResponse } from '../transport/registry-client.js';
+import { apiHost, errorFrom, header, readJson, RegistryClient, RegistryPool, type ClientResponse } from '../transport/registry-client.js';
 import { StorageDestination } from '../transport/storage-destination.js';
 import type { ImageDestination, ImageSource } from '../transport/transport.js';
 import { parseDuration } from '../config/duration.js';
@@ -194,7 +194,7 @@ export class MirrorJob {
         const err = await errorFrom(res, `catalog of ${upstream.name}`);
         throw new Error(`${entry}: upstream ${upstream.name} offers no catalog to expand the glob (${err.message}); name its repositories one by one`);
       }
-      const doc = (await res.body.json()) as { repositories?: string[] };
+      const doc = await readJson<{ repositories?: string[] }>(res, `catalog of ${upstream.name}`, 'catalog');
       names.push(...(doc.repositories ?? []).filter((n) => match(n)));
       const link = header(res, 'link');
       const next = link ? /<([^>]+)>/.exec(link)?.[1] : undefined;
@@ -209,7 +209,7 @@ export class MirrorJob {
     for (let page = 0; page < 100 && path; page++) {
       const res = await this.request(upstream, repository, 'GET', path);
       if (res.statusCode !== 200) throw await errorFrom(res, `tags of ${upstream.name}/${repository}`);
-      const doc = (await res.body.json()) as { tags?: string[] | null };
+      const doc = await readJson<{ tags?: string[] | null }>(res, `tags of ${upstream.name}/${repository}`, 'tags');
       out.push(...(doc.tags ?? []));
       const link = header(res, 'link');
       const next = link ? /<([^>]+)>/.exec(link)?.[1] : undefined;

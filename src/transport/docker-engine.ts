@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { readBounded, refuseDeclared, release } from './bounded.js';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
@@ -32,10 +33,20 @@ export function defaultDaemonHost(explicit?: string): string {
   return explicit || process.env.DOCKER_HOST || 'unix:///var/run/docker.sock';
 }
 
+/** The most read whole of one daemon answer (an image list, an inspect, an error): a daemon's socket may be anyone's. */
+const MAX_DAEMON_ANSWER = 16 << 20;
+
 async function readText(res: http.IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of res) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+  const bound = { maxBytes: MAX_DAEMON_ANSWER };
+  const what = 'docker engine answer';
+  const length = res.headers['content-length'];
+  try {
+    refuseDeclared(what, length === undefined ? undefined : Number(length), bound, 'Content-Length');
+  } catch (e) {
+    release(res);
+    throw e;
+  }
+  return (await readBounded(res, what, bound)).toString('utf8');
 }
 
 /**

@@ -5,10 +5,10 @@ import { parseManifest } from '../oci/manifest.js';
 import { MANIFEST_MEDIA_TYPES, MediaType } from '../oci/mediatypes.js';
 import { parseReference, type Reference } from '../oci/reference.js';
 import type { TransportOptions } from './options.js';
-import { apiHost, errorFrom, header, RegistryClient, RegistryError, type ClientResponse } from './registry-client.js';
+import { apiHost, errorFrom, header, readBody, readJson, RegistryClient, RegistryError } from './registry-client.js';
 import type { ImageDestination, ImageSource, PutManifestOptions, RawManifest, RegistryLocation } from './transport.js';
 import { sliceStream } from './slice.js';
-import { readBounded, refuseDeclared, type ReadLimit } from './bounded.js';
+import type { ReadLimit } from './bounded.js';
 
 const ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
 
@@ -25,18 +25,6 @@ function describeRef(ref: Reference): string {
 
 function encodeRepo(repo: string): string {
   return repo.split('/').map(encodeURIComponent).join('/');
-}
-
-/** Reads a response body whole; with a bound, refused by its Content-Length first, then never read past the bound. */
-async function readBody(res: ClientResponse, what: string, limit?: ReadLimit): Promise<Buffer> {
-  const length = header(res, 'content-length');
-  try {
-    refuseDeclared(what, length === undefined ? undefined : Number(length), limit, 'Content-Length');
-  } catch (e) {
-    res.body.destroy();
-    throw e;
-  }
-  return readBounded(res.body, what, limit);
 }
 
 /** Reads images from a registry over the distribution API. */
@@ -68,7 +56,7 @@ export class RegistrySource implements ImageSource {
       throw err;
     }
     if (res.statusCode !== 200) throw await errorFrom(res, `${this.description}: manifest ${reference}`);
-    const bytes = await readBody(res, `${this.description}: manifest ${reference}`, limit);
+    const bytes = await readBody(res, `${this.description}: manifest ${reference}`, 'manifest', limit);
     const algorithm = isDigest(reference) ? parseDigest(reference).algorithm : 'sha256';
     const digest = digestOf(bytes, algorithm);
     if (isDigest(reference) && digest !== reference) throw new Error(`${this.description}: manifest ${reference} arrived with digest ${digest}`);
@@ -103,7 +91,7 @@ export class RegistrySource implements ImageSource {
     while (path) {
       const res = await this.client.send({ method: 'GET', path });
       if (res.statusCode !== 200) throw await errorFrom(res, `${this.description}: tags`);
-      const doc = (await res.body.json()) as { tags?: string[] | null };
+      const doc = await readJson<{ tags?: string[] | null }>(res, `${this.description}: tags`, 'tags');
       tags.push(...(doc.tags ?? []));
       const link = header(res, 'link');
       const next = link ? /<([^>]+)>\s*;\s*rel="?next"?/.exec(link)?.[1] : undefined;
@@ -115,7 +103,7 @@ export class RegistrySource implements ImageSource {
   async listReferrers(subject: Digest, limit?: ReadLimit): Promise<Descriptor[]> {
     const res = await this.client.send({ method: 'GET', path: `${this.repoPath}/referrers/${subject}`, headers: { accept: MediaType.OciIndex } });
     if (res.statusCode === 200) {
-      const doc = JSON.parse((await readBody(res, `${this.description}: referrers of ${subject}`, limit)).toString('utf8')) as { manifests?: Descriptor[] };
+      const doc = JSON.parse((await readBody(res, `${this.description}: referrers of ${subject}`, 'referrers', limit)).toString('utf8')) as { manifests?: Descriptor[] };
       return doc.manifests ?? [];
     }
     await res.body.dump();

@@ -11,8 +11,8 @@ export type Lie =
   | { kind: 'tags'; tags: string[]; name?: string }
   /** `_catalog` answered with these repository names. */
   | { kind: 'catalog'; repositories: string[] }
-  /** A status of the harness's own, with a JSON body, or `bodyBytes` of filler when given (a huge error body). */
-  | { kind: 'status'; status: number; headers?: Record<string, string>; bodyBytes?: number }
+  /** A status of the harness's own, with a JSON body, or `bodyBytes` of filler when given (a huge error body, chunked when `contentLength` is false). */
+  | { kind: 'status'; status: number; headers?: Record<string, string>; bodyBytes?: number; contentLength?: boolean }
   /** `200 Content-Length: 0`: an empty body where a blob or manifest was asked for. */
   | { kind: 'empty'; headers?: Record<string, string> }
   /** `200` with `bytes` of filler, with or without a Content-Length (a huge manifest, tag list or token answer). */
@@ -150,7 +150,7 @@ export async function startHostileUpstream(target: string): Promise<HostileUpstr
       case 'status': {
         const headers = { 'content-type': 'application/json', ...lie.headers };
         if (lie.bodyBytes !== undefined) {
-          res.writeHead(lie.status, { ...headers, 'content-length': String(lie.bodyBytes) });
+          res.writeHead(lie.status, lie.contentLength === false ? headers : { ...headers, 'content-length': String(lie.bodyBytes) });
           void fill(res, lie.bodyBytes);
           return;
         }

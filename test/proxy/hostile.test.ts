@@ -119,3 +119,82 @@ for (const delta of [-1, 1]) {
     assert.deepEqual((await pull(cache, layer.descriptor.digest)).bytes, layer.bytes);
   });
 }
+
+const HUGE = 400 << 20;
+
+/** Runs `fn` while sampling the process's resident memory; the result and how far the peak rose above the start. */
+async function peakGrowth<T>(fn: () => Promise<T>): Promise<{ result: T; growth: number }> {
+  global.gc?.();
+  const start = process.memoryUsage().rss;
+  let peak = start;
+  const timer = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().rss);
+  }, 10);
+  try {
+    const result = await fn();
+    peak = Math.max(peak, process.memoryUsage().rss);
+    return { result, growth: peak - start };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/** Far below the 400 MiB a lie sends: what the bounded reads may hold plus the noise of a busy test process. */
+const BOUNDED = 120 << 20;
+
+for (const contentLength of [true, false]) {
+  const how = contentLength ? 'declared' : 'chunked';
+  test(`a 400 MiB upstream tag list (${how}) is not read into memory: the cache lists its cached tags`, { timeout: 180_000 }, async (t) => {
+    const { hostile, cache } = await setup(t);
+    assert.equal((await fetch(`${cache.url}/v2/docker.io/library/app/manifests/1`)).status, 200);
+    hostile.lie(/^GET \/v2\/library\/app\/tags\/list/, { kind: 'huge', bytes: HUGE, contentLength });
+    const { result, growth } = await peakGrowth(async () => {
+      const r = await fetch(`${cache.url}/v2/docker.io/library/app/tags/list`);
+      return { status: r.status, body: (await r.json()) as { tags: string[] } };
+    });
+    assert.equal(result.status, 200);
+    assert.deepEqual(result.body.tags, ['1']);
+    assert.ok(growth < BOUNDED, `memory rose by ${growth >> 20} MiB`);
+    assert.ok(hostile.lieBytesSent < 64 << 20, `the cache took ${hostile.lieBytesSent >> 20} MiB of the lie`);
+  });
+
+  test(`a 400 MiB upstream error body (${how}) of a manifest is not read into memory: the client gets a 502 OCI error`, { timeout: 180_000 }, async (t) => {
+    const { hostile, cache } = await setup(t);
+    hostile.lie(/^GET \/v2\/library\/app\/manifests\//, { kind: 'status', status: 500, bodyBytes: HUGE, contentLength });
+    const { result, growth } = await peakGrowth(async () => {
+      const r = await fetch(`${cache.url}/v2/docker.io/library/app/manifests/1`);
+      return { status: r.status, error: await errorOf(r) };
+    });
+    assert.equal(result.status, 502);
+    assert.equal(result.error.code, 'UNKNOWN');
+    assert.match(result.error.message, /HTTP 500/);
+    assert.ok(hostile.lieBytesSent < 64 << 20, `the cache took ${hostile.lieBytesSent >> 20} MiB of the lie`);
+    assert.ok(growth < BOUNDED, `memory rose by ${growth >> 20} MiB`);
+  });
+
+  test(`a 400 MiB upstream manifest (${how}) is refused as MANIFEST_INVALID without being read into memory`, { timeout: 180_000 }, async (t) => {
+    const { hostile, cache } = await setup(t);
+    hostile.lie(/^GET \/v2\/library\/app\/manifests\//, { kind: 'huge', bytes: HUGE, contentLength, contentType: 'application/vnd.oci.image.manifest.v1+json' });
+    const { result, growth } = await peakGrowth(async () => {
+      const r = await fetch(`${cache.url}/v2/docker.io/library/app/manifests/1`);
+      return { status: r.status, error: await errorOf(r) };
+    });
+    assert.equal(result.error.code, 'MANIFEST_INVALID');
+    assert.ok(growth < BOUNDED, `memory rose by ${growth >> 20} MiB`);
+    assert.ok(hostile.lieBytesSent < 64 << 20, `the cache took ${hostile.lieBytesSent >> 20} MiB of the lie`);
+  });
+
+  test(`a 400 MiB token answer (${how}) is not read into memory: the client gets an OCI error`, { timeout: 180_000 }, async (t) => {
+    const { hostile, cache } = await setup(t);
+    hostile.lie(/^GET \/v2\/$/, { kind: 'status', status: 401, headers: { 'www-authenticate': `Bearer realm="${hostile.url}/token",service="hostile"` } });
+    hostile.lie(/^GET \/token/, { kind: 'huge', bytes: HUGE, contentLength });
+    const { result, growth } = await peakGrowth(async () => {
+      const r = await fetch(`${cache.url}/v2/docker.io/library/app/manifests/1`);
+      return { status: r.status, error: await errorOf(r) };
+    });
+    assert.ok(result.status >= 500, `answered ${result.status}`);
+    assert.match(result.error.message, /token/);
+    assert.ok(growth < BOUNDED, `memory rose by ${growth >> 20} MiB`);
+    assert.ok(hostile.lieBytesSent < 64 << 20, `the cache took ${hostile.lieBytesSent >> 20} MiB of the lie`);
+  });
+}

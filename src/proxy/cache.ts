@@ -12,6 +12,7 @@ import type { RepositoryStore } from '../storage/repository.js';
 import type { RevisionScanner } from '../storage/revision-scan.js';
 import type { UploadStore } from '../storage/uploads.js';
 import { release, TooLargeError } from '../transport/bounded.js';
+import { watchRate } from '../transport/min-rate.js';
 import { errorFrom, readBody, readJson, header, isConnectionError, RegistryError, type ClientResponse } from '../transport/registry-client.js';
 import { parseDuration } from '../config/duration.js';
 import type { Upstreams } from '../upstream/upstreams.js';
@@ -427,7 +428,12 @@ export class PullThroughCache {
           release(res.body);
           throw new OciError('UNKNOWN', `upstream ${t.upstream.name} announced ${length} bytes for blob ${digest} of ${t.image}, its manifest says ${size}`, { digest }, 502);
         }
-        return { body: res.body, size: length, onBytes: (n) => this.counters.upstreamBytes.inc({ upstream: t.upstream.name }, n) };
+        const arrived = watchRate(res.body, t.upstream.minRate, `upstream ${t.upstream.name} blob ${digest} of ${t.image}`);
+        const onBytes = (n: number) => {
+          arrived(n);
+          this.counters.upstreamBytes.inc({ upstream: t.upstream.name }, n);
+        };
+        return { body: res.body, size: length, onBytes };
       },
       async () => {
         await repo.linkBlob(digest);

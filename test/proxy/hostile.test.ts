@@ -198,3 +198,45 @@ for (const contentLength of [true, false]) {
     assert.ok(hostile.lieBytesSent < 64 << 20, `the cache took ${hostile.lieBytesSent >> 20} MiB of the lie`);
   });
 }
+
+test('a dripping upstream blob is given up at the configured minimum rate: its clients get an error, the partial blob goes, the next pull starts afresh', { timeout: 180_000 }, async (t) => {
+  const { hostile, cache, img } = await setup(t, { minrate: 64 << 10, ratewindow: '1s' }, (await import('node:crypto')).randomBytes(1 << 20));
+  assert.equal((await fetch(`${cache.url}/v2/docker.io/library/app/manifests/1`)).status, 200);
+  const layer = img.layers[0]!;
+  // 2 KiB/s: the 1 MiB blob would take over eight minutes.
+  hostile.lie(/^GET \/v2\/library\/app\/blobs\//, { kind: 'drip', bytesPerSecond: 2048 }, 1);
+  const started = Date.now();
+  const first = pull(cache, layer.descriptor.digest);
+  await sleep(300);
+  // A client that joins the dripping fill is cut with it.
+  const joined = await pull(cache, layer.descriptor.digest);
+  const cut = await first;
+  for (const c of [cut, joined]) assert.ok(c.error !== undefined || c.status >= 500, `a client got ${c.status} and ${c.bytes?.length} bytes`);
+  // Generous for a loaded machine, far below the drip's eight minutes.
+  assert.ok(Date.now() - started < 60_000, `the fill was given up after ${Date.now() - started} ms`);
+  await noUploadsLeft(cache);
+  assert.equal(await cache.ctx.blobs.size(layer.descriptor.digest), null);
+  assert.deepEqual((await pull(cache, layer.descriptor.digest)).bytes, layer.bytes);
+});
+
+test('a blob request to an upstream that accepts and never answers ends with an error past the upstream timeout', { timeout: 180_000 }, async (t) => {
+  const { hostile, cache, img } = await setup(t, { timeout: '1s' });
+  assert.equal((await fetch(`${cache.url}/v2/docker.io/library/app/manifests/1`)).status, 200);
+  const layer = img.layers[0]!;
+  hostile.lie(/^GET \/v2\/library\/app\/blobs\//, { kind: 'hang' }, 2);
+  const r = await fetch(`${cache.url}/v2/docker.io/library/app/blobs/${layer.descriptor.digest}`);
+  assert.equal(r.status, 502);
+  assert.equal((await errorOf(r)).code, 'UNKNOWN');
+  await noUploadsLeft(cache);
+  assert.deepEqual((await pull(cache, layer.descriptor.digest)).bytes, layer.bytes);
+});
+
+test('a manifest request that the upstream redirects in a loop ends with a clear error', { timeout: 120_000 }, async (t) => {
+  const { hostile, cache } = await setup(t);
+  hostile.lie(/^GET \/v2\/library\/app\/manifests\//, { kind: 'redirect-loop' });
+  const r = await fetch(`${cache.url}/v2/docker.io/library/app/manifests/1`);
+  assert.equal(r.status, 502);
+  const e = await errorOf(r);
+  assert.equal(e.code, 'UNKNOWN');
+  assert.match(e.message, /redirect/i);
+});

@@ -30,7 +30,9 @@ export type Lie =
   /** A redirect to `to`. */
   | { kind: 'redirect'; to: string; status?: number }
   /** Accept the request and never answer. */
-  | { kind: 'hang' };
+  | { kind: 'hang' }
+  /** Hold the request until `until` settles, then pass it to the real registry (a slow answer the test ends). */
+  | { kind: 'hold'; until: Promise<void> };
 
 /** A lie applied to requests whose `METHOD path` matches, for the first `times` of them (all, when unset). */
 export interface LieRule {
@@ -51,6 +53,8 @@ export interface HostileUpstream {
   seen: string[];
   /** Bytes of body the harness itself sent for lies (filler, drips, corrupted answers). */
   lieBytesSent: number;
+  /** The most client connections open at once so far. */
+  peakConnections: number;
   /** Adds a rule and returns the harness, for chaining. */
   lie(match: RegExp, lie: Lie, times?: number): HostileUpstream;
   close(): Promise<void>;
@@ -73,6 +77,7 @@ export async function startHostileUpstream(target: string): Promise<HostileUpstr
     rules: [],
     seen: [],
     lieBytesSent: 0,
+    peakConnections: 0,
     lie(match, lie, times) {
       h.rules.push({ match, lie, times });
       return h;
@@ -175,6 +180,14 @@ export async function startHostileUpstream(target: string): Promise<HostileUpstr
         return;
       case 'hang':
         return;
+      case 'hold':
+        void lie.until.finally(() =>
+          forward(req, res, (up) => {
+            res.writeHead(up.statusCode ?? 502, up.headers);
+            up.pipe(res);
+          }),
+        );
+        return;
       case 'redirect-loop':
         res.writeHead(307, { location: `${h.url}${req.url}` });
         res.end();
@@ -238,6 +251,7 @@ export async function startHostileUpstream(target: string): Promise<HostileUpstr
   });
   server.on('connection', (s) => {
     sockets.add(s);
+    h.peakConnections = Math.max(h.peakConnections, sockets.size);
     s.on('close', () => sockets.delete(s));
   });
   server.on('clientError', (_e, s) => s.destroy());

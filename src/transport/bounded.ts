@@ -35,6 +35,20 @@ export async function readBounded(stream: Readable, what: string, limit?: ReadLi
   return Buffer.concat(chunks, total);
 }
 
+/**
+ * Reads a body whole within `limit`: refused by its declared length (a Content-Length header's text)
+ * before a byte is read, and cut as soon as more than the bound arrived.
+ */
+export async function readDeclared(stream: Readable, declared: string | undefined, what: string, limit: ReadLimit): Promise<Buffer> {
+  try {
+    refuseDeclared(what, declared === undefined ? undefined : Number(declared), limit, 'Content-Length');
+  } catch (e) {
+    release(stream);
+    throw e;
+  }
+  return readBounded(stream, what, limit);
+}
+
 const ignore = (): void => undefined;
 
 /**

@@ -1,5 +1,5 @@
 import http from 'node:http';
-import { readBounded, refuseDeclared, release } from './bounded.js';
+import { readDeclared } from './bounded.js';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
@@ -37,16 +37,8 @@ export function defaultDaemonHost(explicit?: string): string {
 const MAX_DAEMON_ANSWER = 16 << 20;
 
 async function readText(res: http.IncomingMessage): Promise<string> {
-  const bound = { maxBytes: MAX_DAEMON_ANSWER };
-  const what = 'docker engine answer';
   const length = res.headers['content-length'];
-  try {
-    refuseDeclared(what, length === undefined ? undefined : Number(length), bound, 'Content-Length');
-  } catch (e) {
-    release(res);
-    throw e;
-  }
-  return (await readBounded(res, what, bound)).toString('utf8');
+  return (await readDeclared(res, length, 'docker engine answer', { maxBytes: MAX_DAEMON_ANSWER })).toString('utf8');
 }
 
 /**

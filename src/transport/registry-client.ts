@@ -1,6 +1,6 @@
 import { Agent, interceptors, request, type Dispatcher } from 'undici';
 import type { Readable } from 'node:stream';
-import { readBounded, refuseDeclared, release, type ReadLimit } from './bounded.js';
+import { readDeclared, type ReadLimit } from './bounded.js';
 import { findCredentials, type Credentials } from './credentials.js';
 import type { TransportOptions } from './options.js';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -108,14 +108,7 @@ export type BodyKind = keyof typeof BODY_LIMITS;
  */
 export async function readBody(res: ClientResponse, what: string, kind: BodyKind, limit?: ReadLimit): Promise<Buffer> {
   const bound = { maxBytes: Math.min(BODY_LIMITS[kind], limit?.maxBytes ?? Infinity) };
-  const length = header(res, 'content-length');
-  try {
-    refuseDeclared(what, length === undefined ? undefined : Number(length), bound, 'Content-Length');
-  } catch (e) {
-    release(res.body);
-    throw e;
-  }
-  return readBounded(res.body, what, bound);
+  return readDeclared(res.body, header(res, 'content-length'), what, bound);
 }
 
 /** Reads a bounded answer (see `readBody`) and parses it as JSON; a body that is not JSON says so. */

@@ -1,5 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startRegistry } from '../helpers/registry.js';
 import { startHostileUpstream, type Lie } from '../helpers/hostile-upstream.js';
 import { makeImage, pushImage } from '../helpers/images.js';
@@ -51,5 +54,20 @@ for (const c of cases) {
     const ok = await sluice(['copy', `docker://${hostile.host}/library/app:1`, `docker://${dest.host}/app:1`]);
     assert.equal(ok.code, 0, ok.stderr);
     await assertIntact(dest.url, 'app', '1', img);
+  });
+}
+
+for (const contentLength of [true, false]) {
+  test(`sluice copy from an oci-http: layout whose index.json is 400 MiB (${contentLength ? 'declared' : 'chunked'}) fails within the bound`, { timeout: 300_000 }, async (t) => {
+    // Every answer is a lie here: nothing stands behind the harness.
+    const hostile = await startHostileUpstream('http://127.0.0.1:9');
+    t.after(() => hostile.close());
+    hostile.lie(/\/layout\/(index\.json|oci-layout)$/, { kind: 'huge', bytes: HUGE, contentLength });
+    const out = await mkdtemp(join(tmpdir(), 'sluice-oci-http-'));
+    t.after(() => rm(out, { recursive: true, force: true }));
+    const r = await sluice(['copy', `oci-http:${hostile.url}/layout:1`, `oci:${join(out, 'dest')}:1`]);
+    assert.notEqual(r.code, 0, r.stdout);
+    assert.match(r.stderr, /bound/);
+    assert.ok(hostile.lieBytesSent < 64 << 20, `copy read ${hostile.lieBytesSent >> 20} MiB of the lie`);
   });
 }

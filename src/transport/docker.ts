@@ -1,4 +1,6 @@
-import type { Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { watchRate, type MinRate } from './min-rate.js';
 import { digestOf, digestTag, isDigest, parseDigest, type Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { parseManifest } from '../oci/manifest.js';
@@ -34,6 +36,8 @@ export class RegistrySource implements ImageSource {
   private readonly client: RegistryClient;
   private topDigest?: Digest;
 
+  private readonly minRate?: MinRate;
+
   constructor(
     readonly ref: Reference,
     opts: TransportOptions,
@@ -41,6 +45,7 @@ export class RegistrySource implements ImageSource {
     this.description = describeRef(ref);
     this.location = { registry: apiHost(ref.registry), repository: ref.repository };
     this.client = new RegistryClient(apiHost(ref.registry), [`repository:${ref.repository}:pull`], opts);
+    if (opts.minRate) this.minRate = opts.minRate;
   }
 
   private get repoPath(): string {
@@ -82,7 +87,18 @@ export class RegistrySource implements ImageSource {
   async getBlob(descriptor: Descriptor): Promise<Readable> {
     const res = await this.client.send({ method: 'GET', path: `${this.repoPath}/blobs/${descriptor.digest}` });
     if (res.statusCode !== 200) throw await errorFrom(res, `${this.description}: blob ${descriptor.digest}`);
-    return res.body;
+    if (!this.minRate) return res.body;
+    // Counted on the way through: the watch destroys the body when it drips, and the pipeline passes that on.
+    const arrived = watchRate(res.body, this.minRate, `${this.description}: blob ${descriptor.digest}`);
+    const counted = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        arrived(chunk.length);
+        done(null, chunk);
+      },
+    });
+    // The reader sees the body's failure (a TooSlowError among them) as the counted stream's.
+    pipeline(res.body, counted).catch(() => undefined);
+    return counted;
   }
 
   async listTags(): Promise<string[]> {

@@ -47,3 +47,27 @@ for (const c of cases) {
     await assertIntact(reg.url, 'docker.io/library/app', '1', img);
   });
 }
+
+test('a mirror job whose upstream drips a blob gives it up at the configured minimum rate and stores nothing', { timeout: 300_000 }, async (t) => {
+  const up = await startRegistry();
+  t.after(() => up.close());
+  const hostile = await startHostileUpstream(up.url);
+  t.after(() => hostile.close());
+  const reg = await startRegistry({
+    upstreams: { 'docker.io': { url: hostile.url, minrate: 64 << 10, ratewindow: '1s' } },
+    flows: [{ images: ['docker.io/**'] }],
+    mirrors: [{ name: 'drip', images: ['docker.io/library/app'] }],
+  });
+  t.after(() => reg.close());
+  const img = await makeImage({ label: 'sync-drip', layers: [{ 'big.bin': (await import('node:crypto')).randomBytes(1 << 20) }] });
+  await pushImage(up.url, 'library/app', '1', img);
+  // 2 KiB/s: the 1 MiB layer would take over eight minutes.
+  hostile.lie(/^GET \/v2\/library\/app\/blobs\//, { kind: 'drip', bytesPerSecond: 2048 });
+  const started = Date.now();
+  const run = await buildMirrorJobs(reg.ctx, reg.ctx.config, quiet)[0]!.run();
+  assert.equal(run.ok, false, JSON.stringify(run));
+  assert.match(run.errors.map((e) => e.error).join('\n'), /minimum/);
+  assert.ok(Date.now() - started < 120_000, `the run took ${Date.now() - started} ms`);
+  assert.equal(await reg.ctx.repo('docker.io/library/app' as never).resolveTag('1'), null);
+  for (const l of img.layers) assert.equal(await reg.ctx.blobs.size(l.descriptor.digest), null);
+});

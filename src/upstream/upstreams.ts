@@ -85,6 +85,7 @@ class ConfiguredUpstream implements Upstream {
       baseUrl: this.url,
       tlsVerify: c.tlsverify,
       timeoutMs: this.timeoutMs,
+      minRate: this.minRate,
       // A cache answers its client from what it has when upstream fails: one quick retry, not a long backoff.
       retryTimes: 1,
     };

@@ -213,7 +213,10 @@ class Copier {
         const verify = new VerifyStream(d, (n) => p?.blobBytes?.(d, n));
         // A failing source must fail the verified stream too, or the destination would wait forever.
         stream.once('error', (e) => verify.destroy(e));
-        await this.dst.putBlob(d, stream.pipe(verify));
+        // A blob that fails verification (too short, too long, another digest) fails the copy whether or not
+        // the destination is listening at that moment: unheard, the stream's error event would end the process.
+        const refused = new Promise<never>((_, reject) => verify.once('error', reject));
+        await Promise.race([this.dst.putBlob(d, stream.pipe(verify)), refused]);
         return done('sent');
       } catch (e) {
         stream?.destroy();

@@ -6,6 +6,7 @@ import type { RepositoryName } from '../oci/name.js';
 import type { BlobStore } from '../storage/blobs.js';
 import type { FileWriter, StorageDriver } from '../storage/driver.js';
 import { uploadDataPath } from '../storage/layout.js';
+import { release } from '../transport/bounded.js';
 import type { UploadStore } from '../storage/uploads.js';
 
 /** Where a fill gets its bytes: an upstream response body and the size it announced. */
@@ -167,7 +168,7 @@ export class BlobFill {
       writer = await this.deps.driver.writer(this.dataPath);
     } catch (e) {
       // An unread body holds its upstream connection (paused, past undici's body timeout) for good.
-      source.body.destroy();
+      release(source.body);
       throw e;
     }
     const file = writer.stream;
@@ -222,7 +223,7 @@ export class BlobFill {
       this.wake();
       await writer.commit();
     } catch (e) {
-      source.body.destroy();
+      release(source.body);
       await writer.cancel().catch(() => undefined);
       throw e;
     } finally {

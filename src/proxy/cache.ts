@@ -11,7 +11,9 @@ import type { StorageDriver } from '../storage/driver.js';
 import type { RepositoryStore } from '../storage/repository.js';
 import type { RevisionScanner } from '../storage/revision-scan.js';
 import type { UploadStore } from '../storage/uploads.js';
-import { errorFrom, header, isConnectionError, RegistryError, type ClientResponse } from '../transport/registry-client.js';
+import { release, TooLargeError } from '../transport/bounded.js';
+import { watchRate } from '../transport/min-rate.js';
+import { errorFrom, readBody, readJson, header, isConnectionError, RegistryError, type ClientResponse } from '../transport/registry-client.js';
 import { parseDuration } from '../config/duration.js';
 import type { Upstreams } from '../upstream/upstreams.js';
 import { ANONYMOUS } from '../policy/types.js';
@@ -366,7 +368,7 @@ export class PullThroughCache {
       return null;
     }
     if (res.statusCode !== 200) throw await errorFrom(res, `${t.image}: manifest ${reference}`);
-    const bytes = await readCapped(res, this.deps.manifestLimit, `${t.image}: manifest ${reference}`);
+    const bytes = await readManifest(res, this.deps.manifestLimit, `${t.image}: manifest ${reference}`);
     this.counters.upstreamBytes.inc({ upstream: t.upstream.name }, bytes.length);
     const digest = digestOf(bytes);
     if (isDigest(reference) && digest !== reference) {
@@ -467,7 +469,17 @@ export class PullThroughCache {
           throw ociErrorForOutage(t, err);
         }
         const length = Number(header(res, 'content-length') ?? size);
-        return { body: res.body, size: length, onBytes: (n) => this.counters.upstreamBytes.inc({ upstream: t.upstream.name }, n) };
+        if (length !== size) {
+          // Refused before the fill starts, so every asker (a HEAD too) gets an error answer, not a cut body.
+          release(res.body);
+          throw new OciError('UNKNOWN', `upstream ${t.upstream.name} announced ${length} bytes for blob ${digest} of ${t.image}, its manifest says ${size}`, { digest }, 502);
+        }
+        const arrived = watchRate(res.body, t.upstream.minRate, `upstream ${t.upstream.name} blob ${digest} of ${t.image}`);
+        const onBytes = (n: number) => {
+          arrived(n);
+          this.counters.upstreamBytes.inc({ upstream: t.upstream.name }, n);
+        };
+        return { body: res.body, size: length, onBytes };
       },
       async () => {
         await repo.linkBlob(digest);
@@ -487,7 +499,7 @@ export class PullThroughCache {
     try {
       const res = await this.request(t, 'GET', 'tags/list');
       if (res.statusCode === 200) {
-        const doc = (await res.body.json()) as { tags?: string[] | null };
+        const doc = await readJson<{ tags?: string[] | null }>(res, `${t.image}: tags`, 'tags');
         remote = (doc.tags ?? []).filter((tag) => typeof tag === 'string' && isTag(tag) && decideFlow(this.flows, { repository: t.image, tag }).allowed);
       } else await res.body.dump();
     } catch (e) {
@@ -502,7 +514,7 @@ export class PullThroughCache {
     try {
       const res = await this.request(t, 'GET', `referrers/${subject}`, { accept: 'application/vnd.oci.image.index.v1+json' });
       if (res.statusCode === 200) {
-        const doc = (await res.body.json()) as { manifests?: { digest?: string }[] };
+        const doc = await readJson<{ manifests?: { digest?: string }[] }>(res, `${t.image}: referrers of ${subject}`, 'referrers');
         for (const d of doc.manifests ?? []) if (d.digest && isDigest(d.digest)) wanted.push({ reference: d.digest });
       } else await res.body.dump();
     } catch (e) {
@@ -553,21 +565,12 @@ export class PullThroughCache {
   }
 }
 
-async function readCapped(res: ClientResponse, limit: number, what: string): Promise<Buffer> {
-  const declared = Number(header(res, 'content-length') ?? NaN);
-  if (declared > limit) {
-    res.body.destroy();
-    throw new OciError('MANIFEST_INVALID', `${what} is ${declared} bytes, over the ${limit}-byte manifest limit`);
+/** Reads an upstream manifest within the registry's manifest limit (and the client's); too large is MANIFEST_INVALID. */
+async function readManifest(res: ClientResponse, limit: number, what: string): Promise<Buffer> {
+  try {
+    return await readBody(res, what, 'manifest', { maxBytes: limit });
+  } catch (e) {
+    if (e instanceof TooLargeError) throw new OciError('MANIFEST_INVALID', e.message);
+    throw e;
   }
-  const parts: Buffer[] = [];
-  let n = 0;
-  for await (const c of res.body as AsyncIterable<Buffer>) {
-    n += c.length;
-    if (n > limit) {
-      res.body.destroy();
-      throw new OciError('MANIFEST_INVALID', `${what} is over the ${limit}-byte manifest limit`);
-    }
-    parts.push(c);
-  }
-  return Buffer.concat(parts);
 }

@@ -15,7 +15,7 @@ import type { RepositoryStore } from '../storage/repository.js';
 import type { UploadStore } from '../storage/uploads.js';
 import { RegistrySource } from '../transport/docker.js';
 import { openDestination, type TransportOptions } from '../transport/index.js';
-import { apiHost, errorFrom, header, RegistryClient, RegistryPool, type ClientResponse } from '../transport/registry-client.js';
+import { apiHost, errorFrom, header, readJson, RegistryClient, RegistryPool, type ClientResponse } from '../transport/registry-client.js';
 import { StorageDestination } from '../transport/storage-destination.js';
 import type { ImageDestination, ImageSource } from '../transport/transport.js';
 import { parseDuration } from '../config/duration.js';
@@ -196,7 +196,7 @@ export class MirrorJob {
         const err = await errorFrom(res, `catalog of ${upstream.name}`);
         throw new Error(`${entry}: upstream ${upstream.name} offers no catalog to expand the glob (${err.message}); name its repositories one by one`);
       }
-      const doc = (await res.body.json()) as { repositories?: unknown };
+      const doc = await readJson<{ repositories?: unknown }>(res, `catalog of ${upstream.name}`, 'catalog');
       for (const n of Array.isArray(doc.repositories) ? (doc.repositories as unknown[]) : []) {
         // A name outside the grammar would become a destination path: refused before any glob sees it.
         if (typeof n !== 'string' || !isRepositoryName(n)) invalid.push(String(n));
@@ -215,7 +215,7 @@ export class MirrorJob {
     for (let page = 0; page < 100 && path; page++) {
       const res = await this.request(upstream, repository, 'GET', path);
       if (res.statusCode !== 200) throw await errorFrom(res, `tags of ${upstream.name}/${repository}`);
-      const doc = (await res.body.json()) as { tags?: unknown };
+      const doc = await readJson<{ tags?: unknown }>(res, `tags of ${upstream.name}/${repository}`, 'tags');
       // Whatever the upstream put in the list is kept as text; the caller refuses what is not a tag.
       if (Array.isArray(doc.tags)) out.push(...(doc.tags as unknown[]).map(String));
       const link = header(res, 'link');

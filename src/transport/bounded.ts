@@ -30,7 +30,33 @@ export async function readBounded(stream: Readable, what: string, limit?: ReadLi
       chunks.push(b);
     }
   } finally {
-    stream.destroy();
+    release(stream);
   }
   return Buffer.concat(chunks, total);
+}
+
+/**
+ * Reads a body whole within `limit`: refused by its declared length (a Content-Length header's text)
+ * before a byte is read, and cut as soon as more than the bound arrived.
+ */
+export async function readDeclared(stream: Readable, declared: string | undefined, what: string, limit: ReadLimit): Promise<Buffer> {
+  try {
+    refuseDeclared(what, declared === undefined ? undefined : Number(declared), limit, 'Content-Length');
+  } catch (e) {
+    release(stream);
+    throw e;
+  }
+  return readBounded(stream, what, limit);
+}
+
+const ignore = (): void => undefined;
+
+/**
+ * Drops a body that will not be read (further). undici's body reports its own destruction as an error
+ * event (`RequestAbortedError`) when it was not read to the end, and with no listener that event ends the
+ * process: the listener stays, since the event may come a tick later.
+ */
+export function release(stream: Readable): void {
+  stream.on('error', ignore);
+  stream.destroy();
 }

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { readDeclared } from './bounded.js';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
@@ -32,23 +33,13 @@ export function defaultDaemonHost(explicit?: string): string {
   return explicit || process.env.DOCKER_HOST || 'unix:///var/run/docker.sock';
 }
 
-/** Bounds on what Sluice reads of a daemon's JSON answers: an image list of many thousand images fits; an error message is short. */
-const MAX_ANSWER = 64 * 1024 * 1024;
-const MAX_ERROR = 64 * 1024;
+/** The most read whole of one daemon answer (an image list, an inspect), and of an error: a daemon's socket may be anyone's. */
+const MAX_DAEMON_ANSWER = 16 << 20;
+const MAX_ERROR = 64 << 10;
 
-// A daemon may be another machine's (DOCKER_HOST=tcp://…): its answers are read with a bound, never whole.
-async function readText(res: http.IncomingMessage, limit = MAX_ANSWER): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of res) {
-    size += (c as Buffer).length;
-    if (size > limit) {
-      res.destroy();
-      throw new Error(`the Docker daemon's answer is larger than ${limit} bytes`);
-    }
-    chunks.push(c as Buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8');
+async function readText(res: http.IncomingMessage, maxBytes = MAX_DAEMON_ANSWER): Promise<string> {
+  const length = res.headers['content-length'];
+  return (await readDeclared(res, length, "the Docker daemon's answer", { maxBytes })).toString('utf8');
 }
 
 /**

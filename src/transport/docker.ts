@@ -1,4 +1,6 @@
-import type { Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { watchRate, type MinRate } from './min-rate.js';
 import { digestOf, digestTag, isDigest, parseDigest, type Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { parseDescriptor, parseManifest } from '../oci/manifest.js';
@@ -6,10 +8,10 @@ import { isTag } from '../oci/name.js';
 import { MANIFEST_MEDIA_TYPES, MediaType } from '../oci/mediatypes.js';
 import { parseReference, type Reference } from '../oci/reference.js';
 import type { TransportOptions } from './options.js';
-import { apiHost, errorFrom, header, RegistryClient, RegistryError, type ClientResponse } from './registry-client.js';
+import { apiHost, errorFrom, header, readBody, readJson, RegistryClient, RegistryError } from './registry-client.js';
 import type { ImageDestination, ImageSource, PutManifestOptions, RawManifest, RegistryLocation } from './transport.js';
 import { sliceStream } from './slice.js';
-import { readBounded, refuseDeclared, type ReadLimit } from './bounded.js';
+import type { ReadLimit } from './bounded.js';
 
 const ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
 
@@ -41,24 +43,14 @@ function encodeRepo(repo: string): string {
   return repo.split('/').map(encodeURIComponent).join('/');
 }
 
-/** Reads a response body whole; with a bound, refused by its Content-Length first, then never read past the bound. */
-async function readBody(res: ClientResponse, what: string, limit?: ReadLimit): Promise<Buffer> {
-  const length = header(res, 'content-length');
-  try {
-    refuseDeclared(what, length === undefined ? undefined : Number(length), limit, 'Content-Length');
-  } catch (e) {
-    res.body.destroy();
-    throw e;
-  }
-  return readBounded(res.body, what, limit);
-}
-
 /** Reads images from a registry over the distribution API. */
 export class RegistrySource implements ImageSource {
   readonly description: string;
   readonly location: RegistryLocation;
   private readonly client: RegistryClient;
   private topDigest?: Digest;
+
+  private readonly minRate?: MinRate;
 
   constructor(
     readonly ref: Reference,
@@ -67,6 +59,7 @@ export class RegistrySource implements ImageSource {
     this.description = describeRef(ref);
     this.location = { registry: apiHost(ref.registry), repository: ref.repository };
     this.client = new RegistryClient(apiHost(ref.registry), [`repository:${ref.repository}:pull`], opts);
+    if (opts.minRate) this.minRate = opts.minRate;
   }
 
   private get repoPath(): string {
@@ -82,7 +75,7 @@ export class RegistrySource implements ImageSource {
       throw err;
     }
     if (res.statusCode !== 200) throw await errorFrom(res, `${this.description}: manifest ${reference}`);
-    const bytes = await readBody(res, `${this.description}: manifest ${reference}`, limit);
+    const bytes = await readBody(res, `${this.description}: manifest ${reference}`, 'manifest', limit);
     const algorithm = isDigest(reference) ? parseDigest(reference).algorithm : 'sha256';
     const digest = digestOf(bytes, algorithm);
     if (isDigest(reference) && digest !== reference) throw new Error(`${this.description}: manifest ${reference} arrived with digest ${digest}`);
@@ -108,7 +101,18 @@ export class RegistrySource implements ImageSource {
   async getBlob(descriptor: Descriptor): Promise<Readable> {
     const res = await this.client.send({ method: 'GET', path: `${this.repoPath}/blobs/${descriptor.digest}` });
     if (res.statusCode !== 200) throw await errorFrom(res, `${this.description}: blob ${descriptor.digest}`);
-    return res.body;
+    if (!this.minRate) return res.body;
+    // Counted on the way through: the watch destroys the body when it drips, and the pipeline passes that on.
+    const arrived = watchRate(res.body, this.minRate, `${this.description}: blob ${descriptor.digest}`);
+    const counted = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        arrived(chunk.length);
+        done(null, chunk);
+      },
+    });
+    // The reader sees the body's failure (a TooSlowError among them) as the counted stream's.
+    pipeline(res.body, counted).catch(() => undefined);
+    return counted;
   }
 
   async listTags(): Promise<string[]> {
@@ -117,7 +121,7 @@ export class RegistrySource implements ImageSource {
     while (path) {
       const res = await this.client.send({ method: 'GET', path });
       if (res.statusCode !== 200) throw await errorFrom(res, `${this.description}: tags`);
-      const doc = (await res.body.json()) as { tags?: unknown };
+      const doc = await readJson<{ tags?: unknown }>(res, `${this.description}: tags`, 'tags');
       // A registry's list is outside input: what is not a tag names nothing a copy could use.
       if (Array.isArray(doc.tags)) tags.push(...(doc.tags as unknown[]).filter((t): t is string => isTag(t as string)));
       const link = header(res, 'link');
@@ -130,7 +134,7 @@ export class RegistrySource implements ImageSource {
   async listReferrers(subject: Digest, limit?: ReadLimit): Promise<Descriptor[]> {
     const res = await this.client.send({ method: 'GET', path: `${this.repoPath}/referrers/${subject}`, headers: { accept: MediaType.OciIndex } });
     if (res.statusCode === 200) {
-      const doc = JSON.parse((await readBody(res, `${this.description}: referrers of ${subject}`, limit)).toString('utf8')) as { manifests?: unknown };
+      const doc = JSON.parse((await readBody(res, `${this.description}: referrers of ${subject}`, 'referrers', limit)).toString('utf8')) as { manifests?: unknown };
       return validDescriptors(doc.manifests);
     }
     await res.body.dump();

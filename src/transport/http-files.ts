@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { Agent, interceptors, request, type Dispatcher } from 'undici';
 import type { LayoutFiles } from './layout-files.js';
+import { readBody } from './registry-client.js';
 
 /** An OCI layout served by a static web server, read with plain GETs (and HEADs for sizes): read-only. */
 export class HttpFiles implements LayoutFiles {
@@ -31,7 +32,8 @@ export class HttpFiles implements LayoutFiles {
 
   async read(path: string): Promise<Buffer | undefined> {
     const res = await this.get(path, 'GET');
-    return res ? Buffer.from(await res.body.arrayBuffer()) : undefined;
+    // index.json and oci-layout: small documents, read within a manifest's bound (a server may send anything).
+    return res ? readBody(res, new URL(path, this.base).toString(), 'manifest') : undefined;
   }
 
   async size(path: string): Promise<number | undefined> {

@@ -1,3 +1,4 @@
+import type { MinRate } from './min-rate.js';
 import type { RegistryPool } from './registry-client.js';
 
 /** Settings that reach a transport from the command line (`--src-creds`, `--src-tls-verify`, ...). */
@@ -24,6 +25,8 @@ export interface TransportOptions {
   ca?: string;
   /** Folder for temporary files (archives are unpacked or assembled there). */
   tmpDir?: string;
+  /** The slowest a blob download from a registry may go before it is given up (an upstream's `minrate`); unset: no minimum. */
+  minRate?: MinRate;
   /** Registry connections shared across the clients of a run (one Agent, ping and token cache per registry). */
   pool?: RegistryPool;
 }

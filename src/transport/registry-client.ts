@@ -1,5 +1,6 @@
 import { Agent, interceptors, request, type Dispatcher } from 'undici';
 import type { Readable } from 'node:stream';
+import { readDeclared, type ReadLimit } from './bounded.js';
 import { findCredentials, type Credentials } from './credentials.js';
 import type { TransportOptions } from './options.js';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -82,12 +83,51 @@ export function retryAfterMs(header: string | string[] | undefined): number | un
 }
 
 
+/**
+ * The most Sluice reads whole of each kind of answer from outside (a blob is streamed, never read whole).
+ * Manifests: 4 MiB, as Distribution and containerd; one page of a tag list or catalog and a referrers
+ * index: 4 MiB (a thousand entries take a few dozen KiB); a token answer: 1 MiB (a JWT is a few KiB);
+ * an error body: 64 KiB (only its first message is shown).
+ */
+export const BODY_LIMITS = {
+  manifest: 4 << 20,
+  tags: 4 << 20,
+  catalog: 4 << 20,
+  referrers: 4 << 20,
+  token: 1 << 20,
+  error: 64 << 10,
+} as const;
+
+/** A kind of answer read whole, each with its bound in `BODY_LIMITS`. */
+export type BodyKind = keyof typeof BODY_LIMITS;
+
+/**
+ * Reads an answer from outside whole, within the bound of its kind (or the caller's, when smaller):
+ * refused by its Content-Length before a byte is read, and cut (the connection destroyed) as soon as
+ * more than the bound arrived. Every body Sluice reads whole from a registry or web server comes here.
+ */
+export async function readBody(res: ClientResponse, what: string, kind: BodyKind, limit?: ReadLimit): Promise<Buffer> {
+  const bound = { maxBytes: Math.min(BODY_LIMITS[kind], limit?.maxBytes ?? Infinity) };
+  return readDeclared(res.body, header(res, 'content-length'), what, bound);
+}
+
+/** Reads a bounded answer (see `readBody`) and parses it as JSON; a body that is not JSON says so. */
+export async function readJson<T>(res: ClientResponse, what: string, kind: BodyKind): Promise<T> {
+  const bytes = await readBody(res, what, kind);
+  try {
+    return JSON.parse(bytes.toString('utf8')) as T;
+  } catch (e) {
+    throw new Error(`${what}: the answer is not JSON: ${(e as Error).message}`, { cause: e });
+  }
+}
+
 /** Reads an error body and turns it into a RegistryError that names the OCI code. */
 export async function errorFrom(res: ClientResponse, what: string): Promise<RegistryError> {
   let text = '';
   try {
-    text = await res.body.text();
+    text = (await readBody(res, `${what}: error body`, 'error')).toString('utf8');
   } catch {
+    // Unreadable or over the bound: the status alone still says what happened.
     text = '';
   }
   try {
@@ -293,7 +333,7 @@ export class RegistryClient {
     if (cred) headers.authorization = `Basic ${Buffer.from(`${cred.username}:${cred.password}`).toString('base64')}`;
     const res = await this.withRetries(() => request(url, { method: 'GET', headers, dispatcher: this.conn.dispatcher }), true);
     if (res.statusCode !== 200) throw await errorFrom(res, `token from ${url.origin}${url.pathname} for ${scopes.join(' ')}`);
-    const doc = (await res.body.json()) as { token?: string; access_token?: string; expires_in?: number };
+    const doc = await readJson<{ token?: string; access_token?: string; expires_in?: number }>(res, `${this.host}: token answer`, 'token');
     const token = doc.token ?? doc.access_token;
     if (!token) throw new Error(`${this.host}: token response carries no token`);
     const lifetime = typeof doc.expires_in === 'number' && doc.expires_in > 0 ? doc.expires_in : DEFAULT_TOKEN_SECONDS;

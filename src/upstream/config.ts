@@ -14,6 +14,8 @@ export const upstreamSchema = z
     tlsverify: z.boolean().default(true),
     cafile: z.string().optional().describe('extra CA certificates (PEM) to trust'),
     timeout: duration.default('10s').describe('connect and response-header timeout: past it, a cached tag is served stale'),
+    minrate: z.number().int().nonnegative().default(10240).describe('bytes per second a blob download must average over each ratewindow, or it is given up (its clients get an error, the partial blob is removed, the next pull starts afresh); 0: never'),
+    ratewindow: duration.default('30s').describe('the window minrate is averaged over'),
     concurrency: z.number().int().positive().default(8).describe('requests in flight to this upstream at once'),
     ttl: duration.default('5m').describe('a fetched tag is trusted this long, then checked with a HEAD'),
     negativettl: duration.default('30s').describe('an upstream "not found" is remembered this long'),

@@ -3,6 +3,7 @@ import { parseDuration } from '../config/duration.js';
 import { limiter } from '../copy/limit.js';
 import { DOCKER_HUB } from '../oci/reference.js';
 import { isLoopbackHost, RegistryClient, RegistryPool } from '../transport/registry-client.js';
+import type { MinRate } from '../transport/min-rate.js';
 import type { TransportOptions } from '../transport/options.js';
 import { RegistrySource } from '../transport/docker.js';
 import type { ImageSource } from '../transport/transport.js';
@@ -22,6 +23,8 @@ export interface Upstream {
   ttlMs: number;
   negativeTtlMs: number;
   timeoutMs: number;
+  /** The slowest a blob download from it may go before it is given up. */
+  minRate: MinRate;
   /** A client for one of its repositories (pull scope), reused across requests. */
   client(repository: string): RegistryClient;
   /** Runs a request within the upstream's concurrency limit. */
@@ -63,6 +66,7 @@ class ConfiguredUpstream implements Upstream {
   readonly ttlMs: number;
   readonly negativeTtlMs: number;
   readonly timeoutMs: number;
+  readonly minRate: MinRate;
   readonly limit: <T>(task: () => Promise<T>) => Promise<T>;
   private readonly clients = new Map<string, RegistryClient>();
   /** Every repository's client shares one connection pool, ping and token cache: a new image costs no new connection or ping. */
@@ -79,12 +83,14 @@ class ConfiguredUpstream implements Upstream {
     this.ttlMs = parseDuration(c.ttl);
     this.negativeTtlMs = parseDuration(c.negativettl);
     this.timeoutMs = parseDuration(c.timeout);
+    this.minRate = { bytesPerSecond: c.minrate, windowMs: parseDuration(c.ratewindow) };
     this.limit = limiter(c.concurrency);
     this.options = {
       ...credentialsOf(c),
       baseUrl: this.url,
       tlsVerify: c.tlsverify,
       timeoutMs: this.timeoutMs,
+      minRate: this.minRate,
       // A cache answers its client from what it has when upstream fails: one quick retry, not a long backoff.
       retryTimes: 1,
     };

@@ -11,8 +11,8 @@ export type Lie =
   | { kind: 'tags'; tags: string[]; name?: string }
   /** `_catalog` answered with these repository names. */
   | { kind: 'catalog'; repositories: string[] }
-  /** A status of the harness's own, with a JSON body, or `bodyBytes` of filler when given (a huge error body). */
-  | { kind: 'status'; status: number; headers?: Record<string, string>; bodyBytes?: number }
+  /** A status of the harness's own, with a JSON body, or `bodyBytes` of filler when given (a huge error body, chunked when `contentLength` is false). */
+  | { kind: 'status'; status: number; headers?: Record<string, string>; bodyBytes?: number; contentLength?: boolean }
   /** `200 Content-Length: 0`: an empty body where a blob or manifest was asked for. */
   | { kind: 'empty'; headers?: Record<string, string> }
   /** `200` with `bytes` of filler, with or without a Content-Length (a huge manifest, tag list or token answer). */
@@ -30,7 +30,9 @@ export type Lie =
   /** A redirect to `to`. */
   | { kind: 'redirect'; to: string; status?: number }
   /** Accept the request and never answer. */
-  | { kind: 'hang' };
+  | { kind: 'hang' }
+  /** Hold the request until `until` settles, then pass it to the real registry (a slow answer the test ends). */
+  | { kind: 'hold'; until: Promise<void> };
 
 /** A lie applied to requests whose `METHOD path` matches, for the first `times` of them (all, when unset). */
 export interface LieRule {
@@ -51,6 +53,8 @@ export interface HostileUpstream {
   seen: string[];
   /** Bytes of body the harness itself sent for lies (filler, drips, corrupted answers). */
   lieBytesSent: number;
+  /** The most client connections open at once so far. */
+  peakConnections: number;
   /** Adds a rule and returns the harness, for chaining. */
   lie(match: RegExp, lie: Lie, times?: number): HostileUpstream;
   close(): Promise<void>;
@@ -73,6 +77,7 @@ export async function startHostileUpstream(target: string): Promise<HostileUpstr
     rules: [],
     seen: [],
     lieBytesSent: 0,
+    peakConnections: 0,
     lie(match, lie, times) {
       h.rules.push({ match, lie, times });
       return h;
@@ -150,7 +155,7 @@ export async function startHostileUpstream(target: string): Promise<HostileUpstr
       case 'status': {
         const headers = { 'content-type': 'application/json', ...lie.headers };
         if (lie.bodyBytes !== undefined) {
-          res.writeHead(lie.status, { ...headers, 'content-length': String(lie.bodyBytes) });
+          res.writeHead(lie.status, lie.contentLength === false ? headers : { ...headers, 'content-length': String(lie.bodyBytes) });
           void fill(res, lie.bodyBytes);
           return;
         }
@@ -174,6 +179,14 @@ export async function startHostileUpstream(target: string): Promise<HostileUpstr
         void fill(res, lie.bytes ?? 4 * 1024 ** 3);
         return;
       case 'hang':
+        return;
+      case 'hold':
+        void lie.until.finally(() =>
+          forward(req, res, (up) => {
+            res.writeHead(up.statusCode ?? 502, up.headers);
+            up.pipe(res);
+          }),
+        );
         return;
       case 'redirect-loop':
         res.writeHead(307, { location: `${h.url}${req.url}` });
@@ -238,6 +251,7 @@ export async function startHostileUpstream(target: string): Promise<HostileUpstr
   });
   server.on('connection', (s) => {
     sockets.add(s);
+    h.peakConnections = Math.max(h.peakConnections, sockets.size);
     s.on('close', () => sockets.delete(s));
   });
   server.on('clientError', (_e, s) => s.destroy());

@@ -41,14 +41,7 @@ async function lyingDaemon(t: TestContext, answer: (path: string, res: ServerRes
   return new DockerEngine(`unix://${socket}`);
 }
 
-test('DockerEngine.listImages() refuses an answer larger than 64 MiB instead of reading it whole', { timeout: 120_000 }, async (t) => {
-  const engine = await lyingDaemon(t, (_path, res) => {
-    res.writeHead(200, { 'content-type': 'application/json' });
-    fill(res, 80 * MiB);
-  });
-  await assert.rejects(engine.listImages(), /^Error: the Docker daemon's answer is larger than 67108864 bytes$/);
-});
-
+// A huge image list from a lying daemon: test/transport/hostile-daemon.test.ts.
 test("DockerEngine reads at most 64 KiB of a daemon's error answer", { timeout: 120_000 }, async (t) => {
   const engine = await lyingDaemon(t, (_path, res) => {
     res.writeHead(500, { 'content-type': 'text/plain' });
@@ -56,7 +49,7 @@ test("DockerEngine reads at most 64 KiB of a daemon's error answer", { timeout: 
   });
   await assert.rejects(engine.imageId('busybox:1'), (e: Error) => {
     assert.ok(e.message.length < 1000, `the message is ${e.message.length} characters long`);
-    assert.match(e.message, /GET \/v1\.41\/images\/busybox%3A1\/json: the Docker daemon's answer is larger than 65536 bytes \(HTTP 500\)$/);
+    assert.match(e.message, /GET \/v1\.41\/images\/busybox%3A1\/json: the Docker daemon's answer is (longer than|\d+ bytes \(Content-Length\), over) the 65536-byte bound.* \(HTTP 500\)$/);
     return true;
   });
 });

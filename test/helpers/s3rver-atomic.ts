@@ -43,7 +43,7 @@ interface Store {
 const tails = new Map<string, Promise<unknown>>();
 
 /** Runs `fn` once every earlier call with the same key has settled. */
-function inTurn<T>(key: string, fn: () => Promise<T>): Promise<T> {
+export function inTurn<T>(key: string, fn: () => Promise<T>): Promise<T> {
   const run = (tails.get(key) ?? Promise.resolve()).catch(() => undefined).then(fn);
   tails.set(key, run);
   run

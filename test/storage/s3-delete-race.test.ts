@@ -3,6 +3,11 @@ import { after, before, test } from 'node:test';
 import { startS3, type TestS3 } from '../helpers/s3.js';
 import { startS3Node, type S3Node } from '../helpers/s3-nodes.js';
 import { scratch } from '../helpers/clients.js';
+import { S3Driver, type S3Options } from '../../src/storage/s3.js';
+import { BlobStore } from '../../src/storage/blobs.js';
+import { RepositoryStore } from '../../src/storage/repository.js';
+import type { RepositoryName } from '../../src/oci/name.js';
+import { revisionLinkPath, tagPath } from '../../src/storage/layout.js';
 import { makeImage, pushImage, pushManifest, type TestImage } from '../helpers/images.js';
 
 let s3: TestS3;
@@ -55,4 +60,24 @@ test('a DELETE of a manifest on one node racing a PUT of it under a new tag on a
     assert.equal((await fetch(`${two.url}/v2/app/manifests/old-${round}`, { method: 'HEAD', headers: { accept: img.mediaType } })).status, 404);
   }
   t.diagnostic(`PUT then DELETE: ${seen.gone} rounds; DELETE then PUT: ${seen.there} rounds`);
+});
+
+test('RepositoryStore.keepRevision() writes back a revision deleted under a push\'s tag, and leaves it gone when the delete took the tag too', async (t) => {
+  const driver = new S3Driver(s3.config('keep') as unknown as S3Options);
+  t.after(() => driver.destroy());
+  const app = 'app' as RepositoryName;
+  const repo = new RepositoryStore(driver, new BlobStore(driver), app);
+  const img = await makeImage({ label: 'keep' });
+  const d = await repo.putManifest(img.manifest);
+  await repo.tag('v1', d);
+  // A delete that listed the tags before the push wrote v1 removed only the revision: the push wins.
+  await driver.delete(revisionLinkPath(app, d).replace(/\/link$/, ''));
+  await repo.keepRevision(d, ['v1']);
+  assert.equal((await repo.getManifest('v1'))?.digest, d);
+  // A delete that saw v1 removed it and the revision: it came last, and nothing is written back.
+  await driver.delete(tagPath(app, 'v1'));
+  await driver.delete(revisionLinkPath(app, d).replace(/\/link$/, ''));
+  await repo.keepRevision(d, ['v1']);
+  assert.equal(await repo.hasManifest(d), false);
+  assert.deepEqual(await repo.tags(), []);
 });

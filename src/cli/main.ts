@@ -39,9 +39,9 @@ function registerServe(program: Command): void {
         let url = '';
         const reg = await serve(config, (u) => (url = u));
         for (const w of warnings) reg.app.log.warn(w);
-        const root = config.storage.filesystem?.rootdirectory ?? './data';
+        const { storageSummary } = await import('../storage/driver-for.js');
         // The URL says https:// when http.tls is on.
-        reg.app.log.info({ addr: config.http.addr, url, root }, 'sluice registry listening');
+        reg.app.log.info({ addr: config.http.addr, url, ...storageSummary(config) }, 'sluice registry listening');
       } catch (e) {
         fail((e as Error).message);
       }

@@ -77,6 +77,12 @@ const storageSchema = z
         encrypt: z.boolean().optional(),
         // The SDK always signs with SigV4; v2 signatures are gone from S3, so only true is meaningful.
         v4auth: z.literal(true, { errorMap: () => ({ message: 'only v4auth: true is supported' }) }).optional(),
+        immutabletags: z
+          .enum(['strict', 'besteffort'])
+          .optional()
+          .describe(
+            'strict (default): a writing node whose access rules deny overwrite does not start on a server that ignores conditional writes (If-None-Match), where two nodes could both create one immutable tag; besteffort: start anyway, accepting that race (docs/s3.md)',
+          ),
       })
       .strict()
       .optional(),

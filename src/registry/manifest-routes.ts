@@ -193,6 +193,8 @@ export async function putManifest(ctx: RegistryContext, req: FastifyRequest, rep
         }
       }
       for (const t of tags) if (!created.includes(t)) await repo.tag(t, digest);
+      // A DELETE of this digest on another node may have removed the revision under the new tags.
+      await repo.keepRevision(digest, tags, m.subject?.digest);
     } catch (e) {
       for (const t of created) if ((await repo.resolveTag(t).catch(() => undefined)) === digest) await repo.untag(t).catch(() => undefined);
       throw e;

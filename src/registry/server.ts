@@ -8,6 +8,7 @@ import { OciError } from '../oci/errors.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { driverFor } from '../storage/driver-for.js';
 import { checkStorageAtStart, StorageHealth } from '../storage/health.js';
+import { checkImmutableTags } from './immutable-tags.js';
 import { installAccessControl } from '../auth/install.js';
 import { deleteBlob, getBlob } from './blob-routes.js';
 import { RegistryContext } from './context.js';
@@ -236,6 +237,8 @@ export async function serve(config: Config, onListen?: (url: string) => void): P
   // An unwritable root would start a registry that answers every push with 500: refuse with one clear line.
   const storageWarning = await checkStorageAtStart(reg.ctx.driver, reg.ctx.readOnly);
   if (storageWarning) reg.app.log.warn(storageWarning);
+  const tagRace = await checkImmutableTags(config, reg.ctx.driver, reg.ctx.readOnly);
+  if (tagRace) reg.app.log.warn(tagRace);
   const { host, port } = parseAddr(config.http.addr);
   const plain = plainHttpWarning(host, config.http.tls);
   if (plain) reg.app.log.warn(plain);

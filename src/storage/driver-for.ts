@@ -8,3 +8,13 @@ export function driverFor(config: Config): StorageDriver {
   if (config.storage.s3) return new S3Driver(config.storage.s3);
   return new FilesystemDriver(config.storage.filesystem?.rootdirectory ?? './data');
 }
+
+/** What the start log line says of the storage: the directory, or the bucket, key prefix and endpoint. */
+export function storageSummary(config: Config): Record<string, string> {
+  const s3 = config.storage.s3;
+  if (!s3) return { storage: 'filesystem', root: config.storage.filesystem?.rootdirectory ?? './data' };
+  const prefix = (s3.rootdirectory ?? '').replace(/^\/+|\/+$/g, '');
+  // Without regionendpoint the SDK goes to AWS itself, in the region given.
+  const endpoint = s3.regionendpoint ?? `https://s3.${s3.region}.amazonaws.com`;
+  return { storage: 's3', bucket: s3.bucket, prefix, endpoint, region: s3.region };
+}

@@ -91,9 +91,26 @@ export class RepositoryStore {
     // Checked before the first write, so a bad subject leaves no revision behind.
     if (subject !== undefined) checkDigest(subject);
     const digest = await this.blobs.put(bytes, algorithm);
-    await writeLink(this.driver, revisionLinkPath(this.name, digest), digest);
-    if (subject) await writeLink(this.driver, referrerLinkPath(this.name, subject, digest), digest);
+    await this.writeRevision(digest, subject);
     return digest;
+  }
+
+  private async writeRevision(d: Digest, subject?: Digest): Promise<void> {
+    await writeLink(this.driver, revisionLinkPath(this.name, d), d);
+    if (subject) await writeLink(this.driver, referrerLinkPath(this.name, subject, d), d);
+  }
+
+  /**
+   * Called by a push once its tags are written: a delete of the same digest (on another node) may have
+   * removed the revision meanwhile, having listed the tags before this push wrote them. If one of the
+   * push's tags still names the digest, the delete came first and the revision is written again; if the
+   * delete took the tags too, it came after this push, and both stay gone.
+   */
+  async keepRevision(d: Digest, tags: readonly string[], subject?: Digest): Promise<void> {
+    if (tags.length === 0 || (await this.hasManifest(d))) return;
+    for (const t of tags) {
+      if ((await this.resolveTag(t)) === d) return this.writeRevision(d, subject);
+    }
   }
 
   /** Points a tag at a manifest, keeping Distribution's tag history index. */
@@ -140,15 +157,27 @@ export class RepositoryStore {
     return true;
   }
 
-  /** Deletes a manifest revision and every tag that points at it; false when absent. */
+  /**
+   * Deletes a manifest revision and every tag that points at it; false when absent. Tags go first, then
+   * the revision, then the tags are read again: a push of this digest under a tag the first listing
+   * missed (another node's, racing) wins, and the revision is written back, so no tag is left naming a
+   * revision that is gone. `keepRevision` closes the other order, a revision deleted after that push's
+   * own check.
+   */
   async deleteManifest(d: Digest, subject?: Digest): Promise<boolean> {
     if (!(await this.hasManifest(d))) return false;
-    for (const t of await this.tags()) {
-      if ((await this.resolveTag(t)) === d) await this.untag(t);
-    }
+    for (const t of await this.tagsNaming(d)) await this.untag(t);
     await this.driver.delete(revisionLinkPath(this.name, d).replace(/\/link$/, ''));
     if (subject) await this.driver.delete(referrerLinkPath(this.name, subject, d).replace(/\/link$/, ''));
+    if ((await this.tagsNaming(d)).length > 0) await this.writeRevision(d, subject);
     return true;
+  }
+
+  /** The tags whose current link names `d`. */
+  private async tagsNaming(d: Digest): Promise<string[]> {
+    const out: string[] = [];
+    for (const t of await this.tags()) if ((await this.resolveTag(t)) === d) out.push(t);
+    return out;
   }
 
   /** All tags, sorted; a folder outside the tag grammar (not written through this layout) is no tag. */

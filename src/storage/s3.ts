@@ -21,6 +21,8 @@ export interface S3Options {
   storageclass?: string;
   encrypt?: boolean;
   v4auth?: boolean;
+  /** Read at start by the registry (registry/immutable-tags.ts), not by the driver. */
+  immutabletags?: 'strict' | 'besteffort';
 }
 
 /** Distribution's default and minimum part size; S3 refuses smaller parts except the last. */

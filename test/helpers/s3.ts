@@ -7,6 +7,8 @@ import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
 import FilesystemStore from 's3rver/lib/stores/filesystem.js';
 import { addMultipartCalls, type S3rverStore } from '../../bench/s3rver-multipart.js';
+// Makes s3rver's writes atomic, as S3's are (see there).
+import './s3rver-atomic.js';
 
 // The tests' own S3 clients, like the driver's (src/storage/aws-sdk.ts), need not print the SDK's notice about
 // releases after January 2027 wanting Node 22: it says nothing about the pinned version.

@@ -2,8 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { startRegistry } from '../helpers/registry.js';
-import { makeImage, pushBlob, pushManifest } from '../helpers/images.js';
-import { bytesOf, startSession, withDigest } from '../helpers/oci-http.js';
+import { makeImage, pushBlob, pushManifest, writeOciLayout } from '../helpers/images.js';
+import { assertIntact, bytesOf, startSession, withDigest } from '../helpers/oci-http.js';
+import { scratch } from '../helpers/clients.js';
+import { sluice } from '../helpers/sluice-cli.js';
 import { digestOf } from '../../src/oci/digest.js';
 
 test('parallel pushes of the same blob (monolithic and chunked) all succeed and leave one consistent blob', async () => {
@@ -102,5 +104,36 @@ test('parallel PATCHes of one session never interleave bytes', async () => {
     assert.equal(put.status, 201);
   } finally {
     await reg.close();
+  }
+});
+
+test('20 parallel sluice copy processes of images sharing layers, into one repository and into many, all succeed and every image pulls whole', async () => {
+  const reg = await startRegistry();
+  const work = await scratch('sluice-parallel-copy-');
+  try {
+    // Four images over one shared base layer (incompressible, so it is a real upload) and one layer each.
+    const base = { 'base.bin': randomBytes(512 * 1024) };
+    const images = await Promise.all(
+      Array.from({ length: 4 }, (_, i) => makeImage({ label: `pc-${i}`, layers: [base, { 'own.txt': `image ${i}\n` }] })),
+    );
+    assert.equal(new Set(images.map((img) => img.layers[0]!.descriptor.digest)).size, 1);
+    await writeOciLayout(work.dir, images.map((image, i) => ({ tag: `i${i}`, image })));
+    // Eight go to one repository under tags of their own, four copy one image to one tag of it, and eight
+    // each to a repository of their own.
+    const jobs = Array.from({ length: 20 }, (_, i) => {
+      const n = i >= 8 && i < 12 ? 0 : i % 4;
+      return { image: images[n]!, src: `oci:${work.dir}:i${n}`, repo: i < 12 ? 'together/app' : `apart/r${i}`, tag: i >= 8 && i < 12 ? 'same' : `t${i}` };
+    });
+    const results = await Promise.all(jobs.map((j) => sluice(['copy', j.src, `docker://${reg.host}/${j.repo}:${j.tag}`])));
+    results.forEach((r, i) => assert.equal(r.code, 0, `copy ${i} exited ${r.code}: ${r.stderr}`));
+    // The copy engine retries a 5xx, so a success alone would hide one: the registry's own count must have none.
+    const statuses = (await reg.ctx.metrics.requests.get()).values.map((v) => `${v.labels.method} ${v.labels.route} ${v.labels.status}`);
+    assert.deepEqual(statuses.filter((x) => / 5\d\d$/.test(x)), []);
+    for (const j of jobs) await assertIntact(reg.url, j.repo, j.tag, j.image);
+    const tags = (await (await fetch(`${reg.url}/v2/together/app/tags/list`)).json()) as { tags: string[] };
+    assert.deepEqual(tags.tags.sort(), [...new Set(jobs.filter((j) => j.repo === 'together/app').map((j) => j.tag))].sort());
+  } finally {
+    await reg.close();
+    await work.cleanup();
   }
 });

@@ -1,13 +1,11 @@
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import { after, before, test } from 'node:test';
 import { startS3, type TestS3 } from '../helpers/s3.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { makeImage, pushBlob, pushImage, pushManifest, type TestImage } from '../helpers/images.js';
 import { errorOf } from '../helpers/oci-http.js';
 import { S3Driver } from '../../src/storage/s3.js';
-
-const require = createRequire(import.meta.url);
+import { emulateConditionalPuts, objectController as ctrl, type S3rverCtx } from '../helpers/s3-conditional.js';
 
 let s3: TestS3;
 
@@ -36,41 +34,6 @@ async function tagOn(reg: TestRegistry, repo: string, tag: string): Promise<stri
 async function pushBlobs(url: string, repo: string, img: TestImage): Promise<void> {
   await pushBlob(url, repo, img.config);
   for (const l of img.layers) await pushBlob(url, repo, l);
-}
-
-/**
- * Makes s3rver honour `If-None-Match: *` on PutObject as AWS S3 does since 2024 (412 when the key exists),
- * serialising such writes per key as S3 does. s3rver ignores the header; this lets the tests run the
- * conditional path against two real nodes. It is an emulation of AWS's documented behaviour, not AWS.
- */
-function emulateConditionalPuts(): () => void {
-  const ctrl = require('s3rver/lib/controllers/object.js') as { putObject: (ctx: S3rverCtx) => Promise<void> };
-  const S3Error = require('s3rver/lib/models/error.js') as new (code: string, message: string, detail?: Record<string, string>) => Error;
-  const original = ctrl.putObject;
-  const tails = new Map<string, Promise<unknown>>();
-  ctrl.putObject = function (this: unknown, ctx: S3rverCtx) {
-    if (ctx.headers['if-none-match'] !== '*') return original.call(this, ctx);
-    const k = `${ctx.params.bucket}/${ctx.params.key}`;
-    const run = (tails.get(k) ?? Promise.resolve())
-      .catch(() => undefined)
-      .then(async () => {
-        if (await ctx.store.existsObject(ctx.params.bucket, ctx.params.key)) {
-          throw new S3Error('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold', { Condition: 'If-None-Match' });
-        }
-        await original.call(this, ctx);
-      });
-    tails.set(k, run);
-    return run;
-  };
-  return () => {
-    ctrl.putObject = original;
-  };
-}
-
-interface S3rverCtx {
-  headers: Record<string, string | undefined>;
-  params: { bucket: string; key: string };
-  store: { existsObject(bucket: string, key: string): Promise<boolean> };
 }
 
 test('a tag pushed, moved or deleted on node A is seen that way on node B at once (no per-process tag cache on S3)', async () => {
@@ -185,7 +148,6 @@ test('immutable tags across nodes, where the server does conditional writes: of 
 test('a push by digest naming several tags is all or nothing across nodes: a tag lost to another node takes back the tags it created', async () => {
   const restore = emulateConditionalPuts();
   const [a, b] = await twoNodes('all-or-nothing', IMMUTABLE);
-  const ctrl = require('s3rver/lib/controllers/object.js') as { putObject: (ctx: S3rverCtx) => Promise<void> };
   const conditional = ctrl.putObject;
   try {
     const ia = await makeImage({ label: 'aon-a' });

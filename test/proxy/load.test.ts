@@ -2,7 +2,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent } from 'undici';
 import { startRegistry } from '../helpers/registry.js';
 import { startHostileUpstream } from '../helpers/hostile-upstream.js';
@@ -71,12 +70,17 @@ test('2,000 HEADs of an expired cached tag coalesce into one upstream request', 
   t.after(() => up.close());
   const hostile = await startHostileUpstream(up.url);
   t.after(() => hostile.close());
-  const cache = await startRegistry({ upstreams: { 'docker.io': { url: hostile.url, ttl: '1s', timeout: '60s' } }, flows: [{ images: ['docker.io/library/*'] }] });
-  t.after(() => cache.close());
+  const config = { upstreams: { 'docker.io': { url: hostile.url, ttl: '10m', timeout: '60s' } }, flows: [{ images: ['docker.io/library/*'] }] };
+  const filler = await startRegistry(config);
+  t.after(() => filler.close());
   const img = await makeImage({ label: 'coalesce' });
   await pushImage(up.url, 'library/app', '1', img);
-  assert.equal((await fetch(`${cache.url}/v2/docker.io/library/app/manifests/1`)).status, 200);
-  await sleep(1500);
+  assert.equal((await fetch(`${filler.url}/v2/docker.io/library/app/manifests/1`)).status, 200);
+  // A second node on the same storage holds the tag but has never checked it: its first request must
+  // re-check upstream. Its ttl is long, so once that check is done no request can find the tag expired
+  // again, however slowly the 2,000 requests get through storage (a 1 s ttl let late ones on S3 re-check).
+  const cache = await startRegistry(config, filler.root);
+  t.after(() => cache.close());
   // The upstream's answer to the re-check waits until every client's HEAD has reached the cache, so all
   // 2,000 are waiting at once however slowly they arrive on a loaded machine.
   const n = 2000;

@@ -1,0 +1,135 @@
+import type { Digest } from '../oci/digest.js';
+import type { StorageDriver } from '../storage/driver.js';
+import { blobDataPath, layerLinkPath, referrerLinkPath, revisionLinkPath, tagPath } from '../storage/layout.js';
+import type { ManifestFacts, UnreadableManifest } from './facts.js';
+import { markStorage } from './mark.js';
+import { planCollection, type Garbage } from './plan.js';
+import { dropCandidate, dropDeleting, listDeleting, readCandidates, readSince, writeCandidate, writeDeleting } from './records.js';
+
+/** How one pass behaves. */
+export interface CollectOptions {
+  /** How long a digest must stay unused, untouched, before a later pass deletes it. */
+  graceMs: number;
+  /** Also collect manifests no tag, index or live subject refers to (Distribution's `--delete-untagged`). */
+  deleteUntagged: boolean;
+  /** Report the plan and change nothing, not even the candidate records. */
+  dryRun: boolean;
+  /** Called once per deleted object, for the audit log and metrics. */
+  onDelete?: (g: Garbage, bytes: number) => void;
+  /** Runs after the deletion markers are written and before the mark (tests widen the race window here). */
+  beforeMark?: () => Promise<void>;
+  now?: () => number;
+}
+
+/** What happened to one object of the plan. */
+export interface Verdict {
+  garbage: Garbage;
+  /** `deleted`; `recorded` (found unused now, deleted by a later pass); `waiting` (in grace); `kept` (touched since). */
+  action: 'deleted' | 'recorded' | 'waiting' | 'kept';
+  /** When its digest was first found unused. */
+  since: number;
+  /** Bytes freed (a blob's size). */
+  bytes: number;
+}
+
+/** The outcome of one pass. */
+export interface CollectReport {
+  verdicts: Verdict[];
+  reclaimedBytes: number;
+  deletedObjects: number;
+  durationMs: number;
+  blocked?: string;
+}
+
+/**
+ * One garbage-collection pass, in two phases across passes: a digest found unused is only recorded (with
+ * the time); a later pass deletes it once the grace has passed, if it is still unused and nothing claimed
+ * it meanwhile (see `claim.ts`). The deletion markers for this pass's deletions are written before the mark,
+ * so a manifest stored before them is seen by the mark and one stored after them waits for the sweep.
+ * Run by one collector at a time (`lease.ts`).
+ */
+export class Collector {
+  /** What each manifest says, by digest: manifests never change, so later passes read only new ones. */
+  private readonly known = new Map<Digest, ManifestFacts | UnreadableManifest>();
+
+  constructor(private readonly driver: StorageDriver) {}
+
+  /** Runs one pass. */
+  async collect(options: CollectOptions): Promise<CollectReport> {
+    const now = options.now ?? Date.now;
+    const started = now();
+    const driver = this.driver;
+    if (!options.dryRun) for (const d of await listDeleting(driver)) await dropDeleting(driver, d);
+    const candidates = await readCandidates(driver);
+    const due = new Map([...candidates].filter(([, since]) => started - since >= options.graceMs));
+    const doomed = new Set<Digest>();
+    try {
+      if (!options.dryRun) {
+        for (const d of due.keys()) await writeDeleting(driver, d);
+        // A claim removes the record before it looks for the marker: an unchanged record after the marker
+        // means no claim came before it, and any claim after it waits for this sweep.
+        for (const [d, since] of due) if ((await readSince(driver, d)) === since) doomed.add(d);
+        await options.beforeMark?.();
+      }
+      const facts = await markStorage(driver, this.known);
+      const plan = planCollection(facts, options);
+      const verdicts: Verdict[] = [];
+      let reclaimedBytes = 0;
+      let deletedObjects = 0;
+      const garbageDigests = new Set(plan.garbage.map((g) => g.digest));
+      for (const g of order(plan.garbage)) {
+        const since = candidates.get(g.digest) ?? started;
+        const bytes = g.kind === 'blob' ? ((await driver.stat(blobDataPath(g.digest)))?.size ?? 0) : 0;
+        let action: Verdict['action'];
+        if (!candidates.has(g.digest)) action = 'recorded';
+        else if (!due.has(g.digest)) action = 'waiting';
+        else if (options.dryRun) action = 'deleted';
+        else if (!doomed.has(g.digest) || plan.blocked) action = 'kept';
+        else action = 'deleted';
+        if (action === 'deleted' && !options.dryRun) {
+          await this.remove(g);
+          reclaimedBytes += bytes;
+          deletedObjects++;
+          options.onDelete?.(g, bytes);
+        }
+        verdicts.push({ garbage: g, action, since, bytes });
+      }
+      if (!options.dryRun) {
+        for (const d of garbageDigests) {
+          if (doomed.has(d) && !plan.blocked) await dropCandidate(driver, d);
+          else if (!candidates.has(d) || (due.has(d) && !doomed.has(d))) await writeCandidate(driver, d, started);
+        }
+        // A candidate in use again (a manifest names it now) starts from nothing if it is ever unused again.
+        for (const d of candidates.keys()) if (!garbageDigests.has(d)) await dropCandidate(driver, d);
+      }
+      const report: CollectReport = { verdicts, reclaimedBytes, deletedObjects, durationMs: now() - started };
+      if (plan.blocked) report.blocked = plan.blocked;
+      return report;
+    } finally {
+      if (!options.dryRun) for (const d of due.keys()) await dropDeleting(driver, d);
+    }
+  }
+
+  /** Deletes one object of the plan. */
+  private async remove(g: Garbage): Promise<void> {
+    const folder = (link: string): string => link.replace(/\/link$/, '');
+    switch (g.kind) {
+      case 'tag':
+        return this.driver.delete(tagPath(g.repository, g.tag));
+      case 'manifest':
+        await this.driver.delete(folder(revisionLinkPath(g.repository, g.digest)));
+        if (g.subject) await this.driver.delete(folder(referrerLinkPath(g.repository, g.subject, g.digest)));
+        return;
+      case 'layer-link':
+        return this.driver.delete(folder(layerLinkPath(g.repository, g.digest)));
+      case 'blob':
+        return this.driver.delete(blobDataPath(g.digest).replace(/\/data$/, ''));
+    }
+  }
+}
+
+/** Tags before the revisions they name, links before the blobs: a crash mid-sweep never leaves a tag naming nothing. */
+function order(garbage: Garbage[]): Garbage[] {
+  const rank = { tag: 0, manifest: 1, 'layer-link': 2, blob: 3 } as const;
+  return [...garbage].sort((a, b) => rank[a.kind] - rank[b.kind]);
+}

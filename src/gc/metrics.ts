@@ -1,0 +1,27 @@
+import { Counter, Histogram, type Registry } from 'prom-client';
+
+/** The collector's metrics: what it reclaimed and how long passes take. */
+export interface GcMetrics {
+  bytes: Counter;
+  objects: Counter<'kind'>;
+  seconds: Histogram;
+}
+
+/** Registers the collector's metrics in a registry's Prometheus registry. */
+export function gcMetrics(registry: Registry): GcMetrics {
+  return {
+    bytes: new Counter({ name: 'sluice_gc_reclaimed_bytes_total', help: 'Bytes of blobs deleted by garbage collection', registers: [registry] }),
+    objects: new Counter({
+      name: 'sluice_gc_deleted_objects_total',
+      help: 'Objects deleted by garbage collection, by kind (blob, manifest, tag, layer-link)',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+    seconds: new Histogram({
+      name: 'sluice_gc_pass_duration_seconds',
+      help: 'Duration of a garbage-collection pass',
+      buckets: [0.1, 0.5, 1, 5, 30, 120, 600, 3600],
+      registers: [registry],
+    }),
+  };
+}

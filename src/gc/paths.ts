@@ -1,0 +1,29 @@
+import { parseDigest, type Digest } from '../oci/digest.js';
+
+// The collector's own records. They live under a `_`-prefixed folder of the v2 root: Distribution walks only
+// `blobs/` and `repositories/`, so it neither lists nor deletes them, and every node on one bucket sees them.
+const GC_ROOT = 'docker/registry/v2/_sluice/gc';
+
+/** The folder of candidate records: one small object per digest found unused, holding when it was first found. */
+export const candidatesRoot = `${GC_ROOT}/candidates`;
+
+/** The folder of deletion markers: one object per digest the collector is deleting right now. */
+export const deletingRoot = `${GC_ROOT}/deleting`;
+
+/** The lease that makes one collector at a time on a shared storage. */
+export const leasePath = `${GC_ROOT}/lease`;
+
+function digestPath(root: string, d: Digest): string {
+  const { algorithm, hex } = parseDigest(d);
+  return `${root}/${algorithm}/${hex}`;
+}
+
+/** The candidate record of a digest. */
+export function candidatePath(d: Digest): string {
+  return digestPath(candidatesRoot, d);
+}
+
+/** The deletion marker of a digest. */
+export function deletingPath(d: Digest): string {
+  return digestPath(deletingRoot, d);
+}

@@ -1,0 +1,47 @@
+import type { StorageDriver } from '../storage/driver.js';
+import type { CollectOptions, CollectReport, Collector } from './collector.js';
+import { takeLease, type CollectorRole } from './lease.js';
+import type { GcMetrics } from './metrics.js';
+import type { Garbage } from './plan.js';
+
+/** Where a pass writes its lines. */
+export interface GcLog {
+  info(o: object, msg: string): void;
+  warn(o: object, msg: string): void;
+}
+
+/** What one leased pass needs besides the collector. */
+export interface PassOptions extends Omit<CollectOptions, 'onDelete'> {
+  role: CollectorRole;
+  log: GcLog;
+  metrics?: GcMetrics;
+}
+
+/** A lease outlives any pass it guards; a dead node's lease ends after this. */
+const LEASE_MS = 60 * 60_000;
+
+/** The audit line of one deleted object: what, where, why, how many bytes. */
+function auditFields(g: Garbage, bytes: number): object {
+  return { gc: 'delete', ...g, bytes };
+}
+
+/** Runs one pass under the collector lease; null when another node holds it or this node must not collect. */
+export async function runPass(driver: StorageDriver, collector: Collector, options: PassOptions): Promise<CollectReport | null> {
+  const lease = options.dryRun ? { release: async () => undefined } : await takeLease(driver, options.role, LEASE_MS);
+  if (!lease) return null;
+  try {
+    const report = await collector.collect({
+      ...options,
+      onDelete: (g, bytes) => {
+        options.log.info(auditFields(g, bytes), 'garbage collection deleted an object');
+        options.metrics?.objects.inc({ kind: g.kind });
+        options.metrics?.bytes.inc(bytes);
+      },
+    });
+    options.metrics?.seconds.observe(report.durationMs / 1000);
+    if (report.blocked) options.log.warn({ reason: report.blocked }, 'garbage collection deleted nothing');
+    return report;
+  } finally {
+    await lease.release();
+  }
+}

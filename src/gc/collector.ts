@@ -16,8 +16,8 @@ export interface CollectOptions {
   dryRun: boolean;
   /** Called once per deleted object, for the audit log and metrics. */
   onDelete?: (g: Garbage, bytes: number) => void;
-  /** Runs after the deletion markers are written and before the mark (tests widen the race window here). */
-  beforeMark?: () => Promise<void>;
+  /** Runs after the plan and before the first deletion (tests put a push into this window). */
+  beforeSweep?: () => Promise<void>;
   now?: () => number;
 }
 
@@ -69,7 +69,6 @@ export class Collector {
         // A claim removes the record before it looks for the marker: an unchanged record after the marker
         // means no claim came before it, and any claim after it waits for this sweep.
         for (const [d, since] of due) if ((await readSince(driver, d)) === since) doomed.add(d);
-        await options.beforeMark?.();
       }
       const facts = await markStorage(driver, this.known);
       const plan = planCollection(facts, options);
@@ -77,6 +76,7 @@ export class Collector {
       let reclaimedBytes = 0;
       let deletedObjects = 0;
       const garbageDigests = new Set(plan.garbage.map((g) => g.digest));
+      if (!options.dryRun) await options.beforeSweep?.();
       for (const g of order(plan.garbage)) {
         const since = candidates.get(g.digest) ?? started;
         const bytes = g.kind === 'blob' ? ((await driver.stat(blobDataPath(g.digest)))?.size ?? 0) : 0;

@@ -67,8 +67,8 @@ export function registerGcCommand(program: Command): void {
       try {
         let report = await runPass(driver, collector, options);
         // With no grace, what this pass recorded is due at once: the second pass deletes it, as Distribution's does.
-        if (report && graceMs === 0 && !options.dryRun) report = await runPass(driver, collector, options);
-        if (!report) fail('another node holds the collector lease, or this node is not the collector (storage.gc.collector)');
+        if (!('refused' in report) && graceMs === 0 && !options.dryRun) report = await runPass(driver, collector, options);
+        if ('refused' in report) fail(`gc not run: ${report.refused}`);
         process.stdout.write(f.json ? `${JSON.stringify(report, null, 2)}\n` : describeReport(report, options.dryRun));
       } catch (e) {
         fail(`gc failed: ${(e as Error).message}`);

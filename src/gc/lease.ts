@@ -10,6 +10,11 @@ export interface Lease {
   release(): Promise<void>;
 }
 
+/** Why this node may not collect now. */
+export interface Refusal {
+  refused: string;
+}
+
 interface LeaseRecord {
   owner: string;
   until: string;
@@ -19,12 +24,15 @@ interface LeaseRecord {
  * Takes the collector lease: one object written only when absent (a conditional PUT on S3), so that one node
  * at a time collects on a shared bucket. A lease past its end (a node that died) is removed and taken again.
  * Without conditional writes a lease cannot be exclusive: then only a node whose role is `true` collects,
- * and `auto` collects only on a filesystem (one host). Null when this node must not collect now.
+ * and `auto` collects only on a filesystem (one host).
  */
-export async function takeLease(driver: StorageDriver, role: CollectorRole, durationMs: number): Promise<Lease | null> {
-  if (role === false) return null;
+export async function takeLease(driver: StorageDriver, role: CollectorRole, durationMs: number): Promise<Lease | Refusal> {
+  if (role === false) return { refused: 'this node is not the collector (storage.gc.collector: false)' };
   const exclusive = driver.exclusiveCreate ? await driver.exclusiveCreate() : false;
-  if (!exclusive) return role === true || driver.name === 'filesystem' ? { release: async () => undefined } : null;
+  if (!exclusive) {
+    if (role === true || driver.name === 'filesystem') return { release: async () => undefined };
+    return { refused: 'the storage has no conditional writes, so no lease can keep collectors apart: set storage.gc.collector: true on the one node that collects' };
+  }
   const owner = randomUUID();
   const record: LeaseRecord = { owner, until: new Date(Date.now() + durationMs).toISOString() };
   for (let attempt = 0; attempt < 2; attempt++) {
@@ -38,11 +46,11 @@ export async function takeLease(driver: StorageDriver, role: CollectorRole, dura
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const held = await readLease(driver);
-      if (held && Date.parse(held.until) > Date.now()) return null;
+      if (held && Date.parse(held.until) > Date.now()) return { refused: `another collector holds the lease until ${held.until}` };
       await driver.delete(leasePath);
     }
   }
-  return null;
+  return { refused: 'another collector took the lease first' };
 }
 
 async function readLease(driver: StorageDriver): Promise<LeaseRecord | null> {

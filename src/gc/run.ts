@@ -1,6 +1,6 @@
 import type { StorageDriver } from '../storage/driver.js';
 import type { CollectOptions, CollectReport, Collector } from './collector.js';
-import { takeLease, type CollectorRole } from './lease.js';
+import { takeLease, type CollectorRole, type Refusal } from './lease.js';
 import type { GcMetrics } from './metrics.js';
 import type { Garbage } from './plan.js';
 
@@ -25,10 +25,10 @@ function auditFields(g: Garbage, bytes: number): object {
   return { gc: 'delete', ...g, bytes };
 }
 
-/** Runs one pass under the collector lease; null when another node holds it or this node must not collect. */
-export async function runPass(driver: StorageDriver, collector: Collector, options: PassOptions): Promise<CollectReport | null> {
+/** Runs one pass under the collector lease; a refusal when another node holds it or this node must not collect. */
+export async function runPass(driver: StorageDriver, collector: Collector, options: PassOptions): Promise<CollectReport | Refusal> {
   const lease = options.dryRun ? { release: async () => undefined } : await takeLease(driver, options.role, LEASE_MS);
-  if (!lease) return null;
+  if ('refused' in lease) return lease;
   try {
     const report = await collector.collect({
       ...options,

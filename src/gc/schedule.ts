@@ -33,7 +33,8 @@ export function scheduleGc(driver: StorageDriver, cfg: GcConfig | undefined, opt
         log: options.log,
         ...(options.metrics ? { metrics: options.metrics } : {}),
       });
-      if (report) {
+      if ('refused' in report) options.log.info({ reason: report.refused }, 'garbage collection pass skipped');
+      else {
         const recorded = report.verdicts.filter((v) => v.action === 'recorded').length;
         options.log.info({ deleted: report.deletedObjects, bytes: report.reclaimedBytes, recorded, ms: report.durationMs, dryrun: cfg.dryrun }, 'garbage collection pass');
       }

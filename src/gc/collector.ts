@@ -97,7 +97,9 @@ export class Collector {
       if (!options.dryRun) {
         for (const d of garbageDigests) {
           if (doomed.has(d) && !plan.blocked) await dropCandidate(driver, d);
-          else if (!candidates.has(d) || (due.has(d) && !doomed.has(d))) await writeCandidate(driver, d, started);
+          // The time of the record, not of the mark: a claim between the two removed nothing, and its pusher
+          // still gets the whole grace from here.
+          else if (!candidates.has(d) || (due.has(d) && !doomed.has(d))) await writeCandidate(driver, d, now());
         }
         // A candidate in use again (a manifest names it now) starts from nothing if it is ever unused again.
         for (const d of candidates.keys()) if (!garbageDigests.has(d)) await dropCandidate(driver, d);

@@ -22,7 +22,7 @@ export function scheduleGc(driver: StorageDriver, cfg: GcConfig | undefined, opt
   let current: Promise<void> = Promise.resolve();
   let busy = false;
   const pass = async (): Promise<void> => {
-    if (busy || !inWindow(cfg.window, new Date())) return;
+    if (!inWindow(cfg.window, new Date())) return;
     busy = true;
     try {
       const report = await runPass(driver, collector, {
@@ -45,7 +45,8 @@ export function scheduleGc(driver: StorageDriver, cfg: GcConfig | undefined, opt
     }
   };
   const tick = (): void => {
-    current = pass();
+    // Only a pass that starts replaces `current`: a tick during a pass must not hide it from `running()`.
+    if (!busy) current = pass();
   };
   const timer = setInterval(tick, Math.max(1000, parseDuration(cfg.interval)));
   timer.unref();

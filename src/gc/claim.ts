@@ -1,7 +1,10 @@
 import type { Digest } from '../oci/digest.js';
+import { limiter } from '../copy/limit.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { candidatePath, deletingPath } from './paths.js';
 
+/** Digests claimed at once by one request. */
+const CLAIMS_AT_ONCE = 16;
 /** How long a claim waits for a collector to finish deleting a digest before it gives up. */
 const WAIT_MS = 60_000;
 /** A deletion marker this old belongs to a collector that died mid-sweep (a sweep's delete step takes seconds). */
@@ -24,7 +27,9 @@ export class ClaimTimeoutError extends Error {
  * the caller's existence check that follows sees the digest either kept or gone, never half gone.
  */
 export async function claim(driver: StorageDriver, digests: Iterable<Digest>): Promise<void> {
-  await Promise.all([...new Set(digests)].map((d) => claimOne(driver, d)));
+  // An index may name thousands of children: a bounded number of storage calls at once.
+  const limit = limiter(CLAIMS_AT_ONCE);
+  await Promise.all([...new Set(digests)].map((d) => limit(() => claimOne(driver, d))));
 }
 
 async function claimOne(driver: StorageDriver, d: Digest): Promise<void> {

@@ -145,3 +145,18 @@ test('Collector.collect() on one node keeps a candidate that a pusher HEADed on 
   assert.equal((await gc.run()).deletedObjects, 0);
   assert.equal(await blobStatus(reg, 'app', orphan), 200);
 });
+
+test('a read-only node with storage.gc enabled never collects', async (t) => {
+  const writer = await startRegistry();
+  t.after(() => writer.close());
+  const orphan = await pushBlob(writer.url, 'app', Buffer.from('left alone'));
+  const reader = await startRegistry(
+    { storage: { gc: { enabled: true, interval: '1s', grace: '0s', collector: true }, maintenance: { readonly: { enabled: true } } } },
+    writer.root,
+  );
+  t.after(() => reader.close());
+  // Three intervals with no grace: a node that collected would have recorded and then deleted the blob by now.
+  await new Promise((r) => setTimeout(r, 3500));
+  assert.equal(await blobStatus(writer, 'app', orphan), 200);
+  assert.deepEqual(await writer.files('docker/registry/v2/_sluice'), []);
+});

@@ -16,6 +16,7 @@ import { parseDuration } from '../config/duration.js';
 import type { Upstreams } from '../upstream/upstreams.js';
 import { ANONYMOUS } from '../policy/types.js';
 import { BlobFills, type BlobFill } from './blob-fill.js';
+import { manifestClaims } from '../gc/claim.js';
 import { cacheTarget, isCacheRepository, type CacheTarget } from './names.js';
 import { TagState } from './tag-state.js';
 
@@ -35,6 +36,8 @@ export interface CacheDeps {
   log: { info(o: object, msg: string): void; warn(o: object, msg: string): void };
   /** Called for every fetch and every refusal (the audit log, when configured). */
   audit?: (record: CacheAuditRecord) => void;
+  /** Claims digests against garbage collection before the cache relies on them (`gc/claim.ts`). */
+  claim?: (digests: Iterable<Digest>) => Promise<void>;
   /** Called when the cache stored a new repository or tag. */
   changed?: () => void;
   /**
@@ -369,6 +372,7 @@ export class PullThroughCache {
       throw e;
     }
     const repo = this.deps.repo(t.local);
+    await this.deps.claim?.(manifestClaims(digest, manifest));
     await repo.putManifest(bytes, manifest.subject?.digest);
     return { digest, manifest };
   }
@@ -396,6 +400,7 @@ export class PullThroughCache {
     if (size === undefined) {
       throw new OciError('BLOB_UNKNOWN', `blob ${digest} is not part of any image cached in ${t.local}: pull a manifest that references it first`, { digest });
     }
+    await this.deps.claim?.([digest]);
     // Stored already for another repository: linking it here is all it takes.
     if ((await this.deps.blobs.size(digest)) === size) {
       await repo.linkBlob(digest);
@@ -424,6 +429,7 @@ export class PullThroughCache {
         return { body: res.body, size: length, onBytes: (n) => this.counters.upstreamBytes.inc({ upstream: t.upstream.name }, n) };
       },
       async () => {
+        await this.deps.claim?.([digest]);
         await repo.linkBlob(digest);
       },
     );

@@ -7,6 +7,7 @@ import type { Trust } from './trust-setup.js';
 import { StorageSource } from '../transport/storage-source.js';
 import type { Digest } from '../oci/digest.js';
 import type { RepositoryName } from '../oci/name.js';
+import { claimForPush } from './gc-claim.js';
 
 // Moved to policy/ so that `sluice sync` reads the flows without loading the cache.
 export { flowPolicyOf };
@@ -27,6 +28,7 @@ export function buildCache(ctx: RegistryContext, config: Config, trust?: Trust):
     metrics: ctx.metrics.registry,
     log: { info: () => undefined, warn: () => undefined },
     changed: () => ctx.catalog.invalidate(),
+    claim: (digests) => claimForPush(ctx, digests),
     ...(trust ? { verify: async (image: string, local: RepositoryName, digest: Digest, ref: string) => (trust.ruleFor(image, 'cache') ? trust.check(new StorageSource(ctx.repo(local), ctx.blobs, digest), image, 'cache', digest, ref) : undefined) } : {}),
   });
 }

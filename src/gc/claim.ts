@@ -2,7 +2,7 @@ import type { Digest } from '../oci/digest.js';
 import { referencedBlobs, type Manifest } from '../oci/manifest.js';
 import { limiter } from '../copy/limit.js';
 import type { StorageDriver } from '../storage/driver.js';
-import { candidatePath, deletingPath } from './paths.js';
+import { activePath, candidatePath, deletingPath } from './paths.js';
 
 /** Digests claimed at once by one request. */
 const CLAIMS_AT_ONCE = 16;
@@ -10,6 +10,14 @@ const CLAIMS_AT_ONCE = 16;
 const WAIT_MS = 60_000;
 /** A deletion marker this old belongs to a collector that died mid-sweep (a sweep's delete step takes seconds). */
 export const STALE_MARKER_MS = 10 * 60_000;
+
+/**
+ * How long a node trusts what it read of `active` (whether the collector has anything in play). It must be
+ * shorter than `ACTIVE_SETTLE_MS`: see `Claims` and docs/gc.md.
+ */
+export const KNOWLEDGE_MS = 3000;
+/** How long the collector lets `active` stand before it writes the first record or marker it announces. */
+export const ACTIVE_SETTLE_MS = KNOWLEDGE_MS + 1000;
 
 /** Raised when a collector holds a digest longer than a claim may wait. */
 export class ClaimTimeoutError extends Error {
@@ -27,15 +35,50 @@ export class ClaimTimeoutError extends Error {
  * then looks for the marker. If it finds none, its removal came before the marker and so before the
  * collector's second read, which then keeps the digest. If it finds one, it waits until the sweep is over;
  * the caller's existence check that follows sees the digest either kept or gone, never half gone.
+ *
+ * A claim is free when nothing is in play: the collector writes `active` before its first candidate record or
+ * marker, lets it stand `ACTIVE_SETTLE_MS`, and removes it only when none remains. A node reads `active` at most
+ * once per `KNOWLEDGE_MS` (timed from before the read) and skips the per-digest lookups while it was absent. A
+ * claim that skips therefore comes less than `KNOWLEDGE_MS` after `active` appeared, so before any record or
+ * marker existed: it is the same as a claim that looked and found nothing.
  */
 export class Claims {
-  constructor(private readonly driver: StorageDriver) {}
+  private knowledge: { inPlay: boolean; until: number } | undefined;
+  private reading: Promise<boolean> | undefined;
+
+  private readonly knowledgeMs: number;
+
+  constructor(
+    private readonly driver: StorageDriver,
+    options: { knowledgeMs?: number } = {},
+  ) {
+    this.knowledgeMs = options.knowledgeMs ?? KNOWLEDGE_MS;
+  }
 
   /** Claims digests (see the class); throws `ClaimTimeoutError` when a sweep holds one too long. */
   async claim(digests: Iterable<Digest>): Promise<void> {
+    if (!(await this.inPlay())) return;
     // An index may name thousands of children: a bounded number of storage calls at once.
     const limit = limiter(CLAIMS_AT_ONCE);
     await Promise.all([...new Set(digests)].map((d) => limit(() => this.claimOne(d))));
+  }
+
+  /** Whether the collector may have records or markers in storage, read at most once per `knowledgeMs`. */
+  private inPlay(): Promise<boolean> {
+    const now = performance.now();
+    if (this.knowledge && now < this.knowledge.until) return Promise.resolve(this.knowledge.inPlay);
+    this.reading ??= (async () => {
+      // Timed from before the read: the object may appear while the read is under way.
+      const until = performance.now() + this.knowledgeMs;
+      try {
+        const inPlay = (await this.driver.stat(activePath)) !== null;
+        this.knowledge = { inPlay, until };
+        return inPlay;
+      } finally {
+        this.reading = undefined;
+      }
+    })();
+    return this.reading;
   }
 
   private async claimOne(d: Digest): Promise<void> {

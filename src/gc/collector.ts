@@ -2,7 +2,9 @@ import type { Digest } from '../oci/digest.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { blobDataPath, layerLinkPath, referrerLinkPath, revisionLinkPath, tagPath } from '../storage/layout.js';
 import type { ManifestFacts, UnreadableManifest } from './facts.js';
+import { ACTIVE_SETTLE_MS } from './claim.js';
 import { markStorage } from './mark.js';
+import { activePath } from './paths.js';
 import { planCollection, type Garbage } from './plan.js';
 import { dropCandidate, dropDeleting, listDeleting, readCandidates, readSince, writeCandidate, writeDeleting } from './records.js';
 
@@ -19,6 +21,8 @@ export interface CollectOptions {
   /** Runs after the plan and before the first deletion (tests put a push into this window). */
   beforeSweep?: () => Promise<void>;
   now?: () => number;
+  /** How long `active` must stand before the first record or marker (`claim.ts`); tests shorten it with the claims' knowledge. */
+  settleMs?: number;
 }
 
 /** What happened to one object of the plan. */
@@ -51,6 +55,8 @@ export interface CollectReport {
 export class Collector {
   /** What each manifest says, by digest: manifests never change, so later passes read only new ones. */
   private readonly known = new Map<Digest, ManifestFacts | UnreadableManifest>();
+  /** When (performance.now()) this collector wrote or first saw `active`; undefined while it is not known to stand. */
+  private activeSince: number | undefined;
 
   constructor(private readonly driver: StorageDriver) {}
 
@@ -59,12 +65,15 @@ export class Collector {
     const now = options.now ?? Date.now;
     const started = now();
     const driver = this.driver;
+    const settle = (): Promise<void> => this.settleActive(options.settleMs ?? ACTIVE_SETTLE_MS);
     if (!options.dryRun) for (const d of await listDeleting(driver)) await dropDeleting(driver, d);
     const candidates = await readCandidates(driver);
     const due = new Map([...candidates].filter(([, since]) => started - since >= options.graceMs));
     const doomed = new Set<Digest>();
+    let retire = false;
     try {
-      if (!options.dryRun) {
+      if (!options.dryRun && due.size > 0) {
+        await settle();
         for (const d of due.keys()) await writeDeleting(driver, d);
         // A claim removes the record before it looks for the marker: an unchanged record after the marker
         // means no claim came before it, and any claim after it waits for this sweep.
@@ -94,22 +103,51 @@ export class Collector {
         }
         verdicts.push({ garbage: g, action, since, bytes });
       }
+      let remaining = 0;
       if (!options.dryRun) {
+        if (garbageDigests.size > 0) await settle();
         for (const d of garbageDigests) {
           if (doomed.has(d) && !plan.blocked) await dropCandidate(driver, d);
           // The time of the record, not of the mark: a claim between the two removed nothing, and its pusher
           // still gets the whole grace from here.
           else if (!candidates.has(d) || (due.has(d) && !doomed.has(d))) await writeCandidate(driver, d, now());
+          if (!doomed.has(d) || plan.blocked) remaining++;
         }
         // A candidate in use again (a manifest names it now) starts from nothing if it is ever unused again.
         for (const d of candidates.keys()) if (!garbageDigests.has(d)) await dropCandidate(driver, d);
+        retire = remaining === 0;
       }
       const report: CollectReport = { verdicts, reclaimedBytes, deletedObjects, durationMs: now() - started };
       if (plan.blocked) report.blocked = plan.blocked;
       return report;
     } finally {
       if (!options.dryRun) for (const d of due.keys()) await dropDeleting(driver, d);
+      if (retire) await this.retireActive();
     }
+  }
+
+  /** Makes sure `active` stands before anything it announces is written, and notes since when this collector knows it. */
+  private async announceActive(): Promise<void> {
+    if (await this.driver.stat(activePath)) {
+      this.activeSince ??= performance.now();
+      return;
+    }
+    await this.driver.putContent(activePath, Buffer.from(new Date().toISOString()));
+    this.activeSince = performance.now();
+  }
+
+  /** Announces `active` if needed and waits until it has stood long enough that every node's claims look up digests again. */
+  private async settleActive(settleMs: number): Promise<void> {
+    await this.announceActive();
+    const wait = (this.activeSince ?? performance.now()) + settleMs - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  }
+
+  /** Removes `active` once this pass left no record and no marker: claims are free again. */
+  private async retireActive(): Promise<void> {
+    if (this.activeSince === undefined && !(await this.driver.stat(activePath))) return;
+    await this.driver.delete(activePath);
+    this.activeSince = undefined;
   }
 
   /** Deletes one object of the plan. */
@@ -135,3 +173,4 @@ function order(garbage: Garbage[]): Garbage[] {
   const rank = { tag: 0, manifest: 1, 'layer-link': 2, blob: 3 } as const;
   return [...garbage].sort((a, b) => rank[a.kind] - rank[b.kind]);
 }
+

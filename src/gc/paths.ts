@@ -10,6 +10,12 @@ export const candidatesRoot = `${GC_ROOT}/candidates`;
 /** The folder of deletion markers: one object per digest the collector is deleting right now. */
 export const deletingRoot = `${GC_ROOT}/deleting`;
 
+/**
+ * Present while the collector has candidate records or deletion markers in storage: one object a claim reads
+ * (at most once per few seconds per node) instead of two per digest when nothing is in play.
+ */
+export const activePath = `${GC_ROOT}/active`;
+
 /** The lease that makes one collector at a time on a shared storage. */
 export const leasePath = `${GC_ROOT}/lease`;
 

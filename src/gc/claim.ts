@@ -2,14 +2,20 @@ import type { Digest } from '../oci/digest.js';
 import { referencedBlobs, type Manifest } from '../oci/manifest.js';
 import { limiter } from '../copy/limit.js';
 import type { StorageDriver } from '../storage/driver.js';
-import { activePath, candidatePath, deletingPath } from './paths.js';
+import { activePath, candidatePath, deletingPath, heartbeatPath } from './paths.js';
 
 /** Digests claimed at once by one request. */
 const CLAIMS_AT_ONCE = 16;
 /** How long a claim waits for a collector to finish deleting a digest before it gives up. */
 const WAIT_MS = 60_000;
-/** A deletion marker this old belongs to a collector that died mid-sweep (a sweep's delete step takes seconds). */
-export const STALE_MARKER_MS = 10 * 60_000;
+/** How often a sweeping collector rewrites its heartbeat. */
+export const HEARTBEAT_MS = 2000;
+/**
+ * A heartbeat unchanged this long (on the claim's own clock) belongs to a collector that died mid-sweep. A
+ * live collector stops deleting once its own last beat is half this old (see `Collector`), so a claim that
+ * gives up on a heartbeat never meets a deletion after it.
+ */
+export const STALL_MS = 10 * HEARTBEAT_MS;
 
 /**
  * How long a node trusts what it read of `active` (whether the collector has anything in play). It must be
@@ -47,12 +53,14 @@ export class Claims {
   private reading: Promise<boolean> | undefined;
 
   private readonly knowledgeMs: number;
+  private readonly stallMs: number;
 
   constructor(
     private readonly driver: StorageDriver,
-    options: { knowledgeMs?: number } = {},
+    options: { knowledgeMs?: number; stallMs?: number } = {},
   ) {
     this.knowledgeMs = options.knowledgeMs ?? KNOWLEDGE_MS;
+    this.stallMs = options.stallMs ?? STALL_MS;
   }
 
   /** Claims digests (see the class); throws `ClaimTimeoutError` when a sweep holds one too long. */
@@ -85,11 +93,19 @@ export class Claims {
     const driver = this.driver;
     // A stat first: nearly every digest has no record, and a stat is cheaper than a delete on a bucket.
     if (await driver.stat(candidatePath(d))) await driver.delete(candidatePath(d));
-    const started = Date.now();
+    // Durations on this node's clock only: the marker's age says nothing, a sweep may run for hours.
+    const started = performance.now();
+    let beat: string | undefined;
+    let beatSince = started;
     for (let pause = 20; ; pause = Math.min(pause * 2, 500)) {
-      const marker = await driver.stat(deletingPath(d));
-      if (!marker || Date.now() - marker.modified.getTime() > STALE_MARKER_MS) return;
-      if (Date.now() - started > WAIT_MS) throw new ClaimTimeoutError(`garbage collection still holds ${d}: try again`);
+      if (!(await driver.stat(deletingPath(d)))) return;
+      const now = await driver.getContent(heartbeatPath);
+      // No heartbeat: no sweep is running, the marker is a dead collector's leftover.
+      if (!now) return;
+      const text = now.toString('utf8');
+      if (text !== beat) [beat, beatSince] = [text, performance.now()];
+      else if (performance.now() - beatSince > this.stallMs) return;
+      if (performance.now() - started > WAIT_MS) throw new ClaimTimeoutError(`garbage collection still holds ${d}: try again`);
       await new Promise((r) => setTimeout(r, pause));
     }
   }

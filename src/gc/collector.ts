@@ -2,9 +2,9 @@ import type { Digest } from '../oci/digest.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { blobDataPath, layerLinkPath, referrerLinkPath, revisionLinkPath, tagPath } from '../storage/layout.js';
 import type { ManifestFacts, UnreadableManifest } from './facts.js';
-import { ACTIVE_SETTLE_MS } from './claim.js';
+import { ACTIVE_SETTLE_MS, HEARTBEAT_MS, STALL_MS } from './claim.js';
 import { markStorage } from './mark.js';
-import { activePath } from './paths.js';
+import { activePath, heartbeatPath } from './paths.js';
 import { planCollection, type Garbage } from './plan.js';
 import { dropCandidate, dropDeleting, listDeleting, readCandidates, readSince, writeCandidate, writeDeleting } from './records.js';
 
@@ -71,9 +71,11 @@ export class Collector {
     const due = new Map([...candidates].filter(([, since]) => started - since >= options.graceMs));
     const doomed = new Set<Digest>();
     let retire = false;
+    let heartbeat: Heartbeat | undefined;
     try {
       if (!options.dryRun && due.size > 0) {
         await settle();
+        heartbeat = await startHeartbeat(driver);
         for (const d of due.keys()) await writeDeleting(driver, d);
         // A claim removes the record before it looks for the marker: an unchanged record after the marker
         // means no claim came before it, and any claim after it waits for this sweep.
@@ -94,7 +96,11 @@ export class Collector {
         else if (!due.has(g.digest)) action = 'waiting';
         else if (options.dryRun) action = 'deleted';
         else if (!doomed.has(g.digest) || plan.blocked) action = 'kept';
-        else action = 'deleted';
+        else if (heartbeat?.lapsed()) {
+          // Claims may have given up on this sweep: it deletes nothing more, and what it spared stays a candidate.
+          doomed.delete(g.digest);
+          action = 'kept';
+        } else action = 'deleted';
         if (action === 'deleted' && !options.dryRun) {
           await this.remove(g);
           reclaimedBytes += bytes;
@@ -122,6 +128,7 @@ export class Collector {
       return report;
     } finally {
       if (!options.dryRun) for (const d of due.keys()) await dropDeleting(driver, d);
+      await heartbeat?.stop();
       if (retire) await this.retireActive();
     }
   }
@@ -174,3 +181,36 @@ function order(garbage: Garbage[]): Garbage[] {
   return [...garbage].sort((a, b) => rank[a.kind] - rank[b.kind]);
 }
 
+/** A sweep's heartbeat (`claim.ts`): `lapsed` once this collector's last beat is too old for claims to trust it. */
+interface Heartbeat {
+  lapsed(): boolean;
+  stop(): Promise<void>;
+}
+
+/**
+ * Writes the heartbeat now and every `HEARTBEAT_MS` until stopped. A claim gives up on a heartbeat unchanged for
+ * `STALL_MS`; the sweep stops deleting once its last written beat is half that old, so no deletion ever
+ * follows a claim that gave up.
+ */
+async function startHeartbeat(driver: StorageDriver): Promise<Heartbeat> {
+  const id = `${process.pid}-${Math.random().toString(36).slice(2)}`;
+  let n = 0;
+  let last = 0;
+  const beat = async (): Promise<void> => {
+    await driver.putContent(heartbeatPath, Buffer.from(`${id} ${++n}`), { durable: false });
+    last = performance.now();
+  };
+  await beat();
+  let writing: Promise<void> = Promise.resolve();
+  const timer = setInterval(() => {
+    writing = writing.then(beat).catch(() => undefined);
+  }, HEARTBEAT_MS);
+  return {
+    lapsed: () => performance.now() - last > STALL_MS / 2,
+    stop: async () => {
+      clearInterval(timer);
+      await writing;
+      await driver.delete(heartbeatPath);
+    },
+  };
+}

@@ -5,10 +5,14 @@ import { leasePath } from './paths.js';
 /** How a node decides whether it may collect: `auto` takes the lease where storage has conditional writes. */
 export type CollectorRole = 'auto' | boolean;
 
-/** A held lease; `release` ends it early. */
+/** A held lease; `renew` extends it by its duration from now, `release` ends it early. */
 export interface Lease {
+  renew(): Promise<void>;
   release(): Promise<void>;
 }
+
+/** A lease that keeps nothing apart (one host, or the one node configured as the collector). */
+export const LOCAL_LEASE: Lease = { renew: async () => undefined, release: async () => undefined };
 
 /** Why this node may not collect now. */
 export interface Refusal {
@@ -30,15 +34,19 @@ export async function takeLease(driver: StorageDriver, role: CollectorRole, dura
   if (role === false) return { refused: 'this node is not the collector (storage.gc.collector: false)' };
   const exclusive = driver.exclusiveCreate ? await driver.exclusiveCreate() : false;
   if (!exclusive) {
-    if (role === true || driver.name === 'filesystem') return { release: async () => undefined };
+    if (role === true || driver.name === 'filesystem') return LOCAL_LEASE;
     return { refused: 'the storage has no conditional writes, so no lease can keep collectors apart: set storage.gc.collector: true on the one node that collects' };
   }
   const owner = randomUUID();
-  const record: LeaseRecord = { owner, until: new Date(Date.now() + durationMs).toISOString() };
+  const record = (): LeaseRecord => ({ owner, until: new Date(Date.now() + durationMs).toISOString() });
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      await driver.putContent(leasePath, Buffer.from(JSON.stringify(record)), { ifAbsent: true });
+      await driver.putContent(leasePath, Buffer.from(JSON.stringify(record())), { ifAbsent: true });
       return {
+        // Only while it is still ours: a lease that lapsed and was taken by another collector is not taken back.
+        renew: async () => {
+          if ((await readLease(driver))?.owner === owner) await driver.putContent(leasePath, Buffer.from(JSON.stringify(record())));
+        },
         release: async () => {
           if ((await readLease(driver))?.owner === owner) await driver.delete(leasePath);
         },

@@ -16,6 +16,12 @@ export const deletingRoot = `${GC_ROOT}/deleting`;
  */
 export const activePath = `${GC_ROOT}/active`;
 
+/**
+ * The heartbeat of a sweep: rewritten every few seconds while deletion markers stand, so that a claim can
+ * tell a sweep in progress, however long, from the markers a dead collector left.
+ */
+export const heartbeatPath = `${GC_ROOT}/sweeping`;
+
 /** The lease that makes one collector at a time on a shared storage. */
 export const leasePath = `${GC_ROOT}/lease`;
 

@@ -1,6 +1,6 @@
 import type { StorageDriver } from '../storage/driver.js';
 import type { CollectOptions, CollectReport, Collector } from './collector.js';
-import { takeLease, type CollectorRole, type Refusal } from './lease.js';
+import { LOCAL_LEASE, takeLease, type CollectorRole, type Refusal } from './lease.js';
 import type { GcMetrics } from './metrics.js';
 import type { Garbage } from './plan.js';
 
@@ -15,10 +15,12 @@ export interface PassOptions extends Omit<CollectOptions, 'onDelete'> {
   role: CollectorRole;
   log: GcLog;
   metrics?: GcMetrics;
+  /** How long the lease lasts without renewal (tests shorten it). */
+  leaseMs?: number;
 }
 
-/** A lease outlives any pass it guards; a dead node's lease ends after this. */
-const LEASE_MS = 60 * 60_000;
+/** A dead node's lease ends after this; a live one renews it three times as often, however long its pass. */
+const LEASE_MS = 10 * 60_000;
 
 /** The audit line of one deleted object: what, where, why, how many bytes. */
 function auditFields(g: Garbage, bytes: number): object {
@@ -27,8 +29,13 @@ function auditFields(g: Garbage, bytes: number): object {
 
 /** Runs one pass under the collector lease; a refusal when another node holds it or this node must not collect. */
 export async function runPass(driver: StorageDriver, collector: Collector, options: PassOptions): Promise<CollectReport | Refusal> {
-  const lease = options.dryRun ? { release: async () => undefined } : await takeLease(driver, options.role, LEASE_MS);
+  const leaseMs = options.leaseMs ?? LEASE_MS;
+  const lease = options.dryRun ? LOCAL_LEASE : await takeLease(driver, options.role, leaseMs);
   if ('refused' in lease) return lease;
+  let renewing: Promise<void> = Promise.resolve();
+  const timer = setInterval(() => {
+    renewing = renewing.then(() => lease.renew()).catch((e: unknown) => options.log.warn({ err: e }, 'garbage collection could not renew its lease'));
+  }, leaseMs / 3);
   try {
     const report = await collector.collect({
       ...options,
@@ -42,6 +49,8 @@ export async function runPass(driver: StorageDriver, collector: Collector, optio
     if (report.blocked) options.log.warn({ reason: report.blocked }, 'garbage collection deleted nothing');
     return report;
   } finally {
+    clearInterval(timer);
+    await renewing;
     await lease.release();
   }
 }

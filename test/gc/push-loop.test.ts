@@ -2,18 +2,19 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { makeImage, writeOciLayout, type TestImage } from '../helpers/images.js';
-import { scratch, skopeoMay } from '../helpers/clients.js';
+import { podmanIn, scratch, skopeoMay } from '../helpers/clients.js';
+import type { RunResult } from '../helpers/tools.js';
 import { startRegistry } from '../helpers/registry.js';
 import { needTools } from '../helpers/tools.js';
 
 /** How long the pushers run while the collector works: bounded in time and in count. */
-const LOOP_MS = 40_000;
-const MAX_PUSHES = 60;
+const LOOP_MS = 30_000;
+const MAX_PUSHES = 50;
 const REPOS = ['loop/a', 'loop/b'];
 const TAGS = ['t0', 't1', 't2'];
 
-test('skopeo pushing images that share layers while GC runs every second leaves every tag pulling whole', { timeout: 240_000 }, async (t) => {
-  if (!needTools(t, 'skopeo')) return;
+test('skopeo and podman pushing images that share layers while GC runs every second leave every tag pulling whole', { timeout: 240_000 }, async (t) => {
+  if (!needTools(t, 'skopeo', 'podman')) return;
   const reg = await startRegistry({
     storage: { gc: { enabled: true, interval: '1s', grace: '5s', deleteuntagged: true, collector: true } },
   });
@@ -25,6 +26,16 @@ test('skopeo pushing images that share layers while GC runs every second leaves 
   const pushErrors: string[] = [];
   const ends = Date.now() + LOOP_MS;
   let n = 0;
+  const podman = podmanIn(join(work.dir, 'podman'));
+  /** One push of an OCI layout by skopeo (worker 1) or by podman from its own storage (worker 2). */
+  const byClient = { skopeo: 0, podman: 0 };
+  const push = async (worker: number, dir: string, dest: string): Promise<RunResult> => {
+    byClient[worker === 1 ? 'skopeo' : 'podman']++;
+    if (worker === 1) return skopeoMay(['copy', '--dest-tls-verify=false', `oci:${dir}:x`, dest]);
+    const pulled = await podman.run(['pull', '-q', `oci:${dir}:x`]);
+    const id = pulled.stdout.trim().split('\n').pop()!;
+    return podman.runMay(['push', '--tls-verify=false', id, dest]);
+  };
   const pusher = async (worker: number): Promise<void> => {
     while (Date.now() < ends && n < MAX_PUSHES) {
       const i = n++;
@@ -35,11 +46,11 @@ test('skopeo pushing images that share layers while GC runs every second leaves 
       const dir = join(work.dir, `layout-${i}`);
       await writeOciLayout(dir, [{ tag: 'x', image: img }]);
       const dest = `docker://${reg.host}/${REPOS[i % REPOS.length]}:${TAGS[i % TAGS.length]}`;
-      const r = await skopeoMay(['copy', '--dest-tls-verify=false', `oci:${dir}:x`, dest]);
+      const r = await push(worker, dir, dest);
       // A push that lost a race with the sweep is refused (MANIFEST_BLOB_UNKNOWN); the client pushes again.
       if (r.code !== 0) {
         pushErrors.push(r.stderr);
-        const retry = await skopeoMay(['copy', '--dest-tls-verify=false', `oci:${dir}:x`, dest]);
+        const retry = await push(worker, dir, dest);
         assert.equal(retry.code, 0, `push ${i} failed twice: ${retry.stderr}`);
       }
     }
@@ -63,9 +74,15 @@ test('skopeo pushing images that share layers while GC runs every second leaves 
       if (r.stderr.includes('manifest unknown')) continue;
       assert.equal(r.code, 0, `pull of ${repo}:${tag} failed: ${r.stderr}`);
       assert.doesNotMatch(r.stderr, /blob unknown/i);
+      // podman pulls the first two as well, into its own storage (every blob fetched and checked).
+      if (pulls < 2) {
+        const p = await podman.runMay(['pull', '--tls-verify=false', `${reg.host}/${repo}:${tag}`]);
+        assert.equal(p.code, 0, `podman pull of ${repo}:${tag} failed: ${p.stderr}`);
+      }
       pulls++;
     }
   }
   assert.ok(pulls >= 2, `only ${pulls} tags pulled`);
-  t.diagnostic(`${n} pushes, ${pushErrors.length} refused and pushed again, ${await deleted()} objects collected, ${pulls} tags pulled whole`);
+  assert.ok(byClient.skopeo > 0 && byClient.podman > 0, JSON.stringify(byClient));
+  t.diagnostic(`${n} pushes (skopeo ${byClient.skopeo}, podman ${byClient.podman} with retries), ${pushErrors.length} refused and pushed again, ${await deleted()} objects collected, ${pulls} tags pulled whole`);
 });

@@ -1,28 +1,17 @@
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { tmpdir } from 'node:os';
-import { randomUUID } from 'node:crypto';
 import { test } from 'node:test';
 import { makeImage, pushBlob, pushImage } from '../helpers/images.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { startRegistry } from '../helpers/registry.js';
 import { sluice } from '../helpers/sluice-cli.js';
-
-/** A config file naming the registry's storage, as an operator would pass to `sluice gc`. */
-async function configFor(reg: TestRegistry): Promise<string> {
-  const storage = reg.storage === 's3' ? { s3: reg.ctx.config.storage.s3 } : { filesystem: { rootdirectory: reg.root } };
-  const file = join(tmpdir(), `sluice-gc-${randomUUID()}.yml`);
-  // s3rver has no conditional writes, so no lease: the test's one collector says it is the one.
-  await writeFile(file, JSON.stringify({ version: 0.1, storage: { ...storage, gc: { collector: true } } }));
-  return file;
-}
+import { gcConfigFor } from '../helpers/gc.js';
 
 test('sluice gc -d prints the plan with a reason per object and changes nothing', async (t) => {
   const reg = await startRegistry();
   t.after(() => reg.close());
   const orphan = await pushBlob(reg.url, 'app', Buffer.from('cli orphan'));
   const before = await reg.files();
-  const r = await sluice(['gc', '-d', await configFor(reg)]);
+  const r = await sluice(['gc', '-d', await gcConfigFor(reg)]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, new RegExp(`blob ${orphan}: unused: recorded now, deleted by a pass after the grace \\(no live manifest refers to it\\)`));
   assert.deepEqual(await reg.files(), before);
@@ -35,7 +24,7 @@ test('sluice gc --grace 0 -m deletes an overwritten image at once and leaves the
   const b = await makeImage({ label: 'cli b' });
   await pushImage(reg.url, 'app', 'latest', a);
   await pushImage(reg.url, 'app', 'latest', b);
-  const r = await sluice(['gc', '--grace', '0s', '-m', '-c', await configFor(reg)]);
+  const r = await sluice(['gc', '--grace', '0s', '-m', '-c', await gcConfigFor(reg)]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, new RegExp(`manifest app@${a.digest}: deleted`));
   assert.match(r.stderr, /garbage collection deleted an object: \{"gc":"delete","kind":"blob"/);
@@ -46,7 +35,7 @@ test('sluice gc --grace 0 -m deletes an overwritten image at once and leaves the
 test('sluice gc refuses to sweep a read-only storage', async (t) => {
   const reg = await startRegistry();
   t.after(() => reg.close());
-  const file = await configFor(reg);
+  const file = await gcConfigFor(reg);
   const cfg = JSON.parse(await import('node:fs/promises').then((fs) => fs.readFile(file, 'utf8'))) as Record<string, Record<string, unknown>>;
   cfg['storage']!['maintenance'] = { readonly: { enabled: true } };
   await writeFile(file, JSON.stringify(cfg));

@@ -9,7 +9,8 @@ import { activePath, deletingPath, heartbeatPath, leasePath } from '../../src/gc
 import { runPass } from '../../src/gc/run.js';
 import { digestOf } from '../../src/oci/digest.js';
 import type { StorageDriver } from '../../src/storage/driver.js';
-import { makeImage, pushBlob, pushManifest } from '../helpers/images.js';
+import { sweepWhile } from '../helpers/gc.js';
+import { makeImage, pushManifest } from '../helpers/images.js';
 import { filesystemOnly, startRegistry } from '../helpers/registry.js';
 
 const GRACE = 60_000;
@@ -20,22 +21,17 @@ test('a manifest PUT racing a sweep whose deletion markers are older than ten mi
   const reg = await startRegistry();
   t.after(() => reg.close());
   const img = await makeImage({ label: 'a long sweep' });
-  await pushBlob(reg.url, 'app', img.config);
-  for (const l of img.layers) await pushBlob(reg.url, 'app', l);
-  const collector = new Collector(reg.ctx.driver);
-  let clock = Date.now();
-  const pass = (beforeSweep?: () => Promise<void>) => collector.collect({ graceMs: GRACE, deleteUntagged: false, dryRun: false, now: () => clock, ...(beforeSweep ? { beforeSweep } : {}) });
-  await pass();
-  clock += GRACE + 1;
-  let put: Promise<Response> | undefined;
-  await pass(async () => {
-    // As if the mark had taken eleven minutes: the markers were written that long ago.
-    const old = new Date(Date.now() - 11 * 60_000);
-    for (const b of [img.config, ...img.layers]) await utimes(join(reg.root, deletingPath(b.descriptor.digest)), old, old);
-    put = pushManifest(reg.url, 'app', 'v1', img.manifest, img.mediaType);
-    await Promise.race([put, new Promise((r) => setTimeout(r, 3000))]);
-  });
-  const r = await put!;
+  const r = (await sweepWhile(
+    reg,
+    img,
+    async () => {
+      // As if the mark had taken eleven minutes: the markers were written that long ago.
+      const old = new Date(Date.now() - 11 * 60_000);
+      for (const b of [img.config, ...img.layers]) await utimes(join(reg.root, deletingPath(b.descriptor.digest)), old, old);
+      return pushManifest(reg.url, 'app', 'v1', img.manifest, img.mediaType);
+    },
+    'app',
+  )) as Response;
   const body = (await r.json().catch(() => ({}))) as { errors?: { code: string }[] };
   assert.equal(r.status, 400, JSON.stringify(body));
   assert.equal(body.errors?.[0]?.code, 'MANIFEST_BLOB_UNKNOWN');

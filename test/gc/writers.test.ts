@@ -1,38 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Collector } from '../../src/gc/collector.js';
 import type { Digest } from '../../src/oci/digest.js';
 import type { RepositoryName } from '../../src/oci/name.js';
 import { buildMirrorJobs } from '../../src/registry/sync-setup.js';
-import { makeImage, pushBlob, pushImage, type TestImage } from '../helpers/images.js';
+import { sweepWhile } from '../helpers/gc.js';
+import { makeImage, pushImage, type TestImage } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 
-const GRACE = 60_000;
-/** How long the sweep waits for the writer: a writer without claims is done well within it; one with claims waits for the sweep. */
-const WRITER_HEAD_START_MS = 8000;
 const quiet = { info: () => undefined, warn: () => undefined };
-
-/**
- * Leaves the image's config and layers in `reg` as blobs no manifest names, recorded long enough ago to be
- * deleted, and runs the sweeping pass with `write` started between the plan and the first deletion.
- */
-async function sweepWhile(reg: TestRegistry, img: TestImage, write: () => Promise<unknown>): Promise<Promise<unknown>> {
-  await pushBlob(reg.url, 'own/orphans', img.config);
-  for (const l of img.layers) await pushBlob(reg.url, 'own/orphans', l);
-  const collector = new Collector(reg.ctx.driver);
-  let clock = Date.now();
-  const pass = (beforeSweep?: () => Promise<void>) => collector.collect({ graceMs: GRACE, deleteUntagged: false, dryRun: false, now: () => clock, ...(beforeSweep ? { beforeSweep } : {}) });
-  await pass();
-  clock += GRACE + 1;
-  let writing: Promise<unknown> | undefined;
-  const report = await pass(async () => {
-    writing = write();
-    writing.catch(() => undefined);
-    await Promise.race([writing, new Promise((r) => setTimeout(r, WRITER_HEAD_START_MS))]);
-  });
-  assert.ok(report.deletedObjects > 0, 'the pass deleted nothing: the test proved nothing');
-  return writing!;
-}
 
 /**
  * Every blob the image names is in the repository's storage (read through the driver, not the pull-through
@@ -56,7 +31,7 @@ test('a mirror job copying an image while the collector deletes its blobs stores
   await pushImage(up.url, 'team/app', 'v1', img);
   const job = buildMirrorJobs(reg.ctx, reg.ctx.config, quiet)[0]!;
   // Without claims the job finds the blobs stored, links them and tags the image; then the sweep deletes them.
-  const summary = (await (await sweepWhile(reg, img, () => job.run()))) as { ok: boolean; errors: unknown[] };
+  const summary = (await sweepWhile(reg, img, () => job.run())) as { ok: boolean; errors: unknown[] };
   assert.equal(summary.ok, true, JSON.stringify(summary.errors));
   assert.equal(await reg.ctx.repo('docker.io/team/app' as RepositoryName).resolveTag('v1'), img.digest);
   await storedWhole(reg, 'docker.io/team/app', img);
@@ -82,7 +57,7 @@ test('a cache fill of an image while the collector deletes its blobs leaves an i
       await r.arrayBuffer();
     }
   };
-  await (await sweepWhile(reg, img, pull));
+  await sweepWhile(reg, img, pull);
   await storedWhole(reg, repo, img);
   await up.close();
   upClosed = true;

@@ -36,7 +36,7 @@ function isReadable(f: unknown): f is ManifestFacts {
  * under delete-untagged) and, without delete-untagged, every revision that names no subject; from the
  * roots, index children, referrers of live subjects and artifact tags of live subjects are live too.
  */
-function liveRevisions(repo: RepositoryFacts, facts: StorageFacts, deleteUntagged: boolean): Set<Digest> {
+export function liveRevisions(repo: RepositoryFacts, facts: StorageFacts, deleteUntagged: boolean): Set<Digest> {
   const revisions = new Set(repo.revisions);
   const referrersOf = new Map<Digest, Digest[]>();
   const artifactsOf = new Map<Digest, Digest[]>();

@@ -1,32 +1,19 @@
 import type { Command } from 'commander';
-import { ConfigError, loadConfig } from '../config/load.js';
 import { fail } from './fail.js';
+import { storageCommand, storageConfig, type StorageFlags } from './storage-command.js';
 
-interface DuFlags {
-  config?: string;
-  root?: string;
+interface DuFlags extends StorageFlags {
   deleteUntagged?: boolean;
   json?: boolean;
 }
 
 /** Registers `sluice du`: bytes per repository, exclusive and shared, read as the collector reads the storage. */
 export function registerDuCommand(program: Command): void {
-  program
-    .command('du')
-    .description('bytes per repository: what only it uses (what deleting it frees) and what it shares')
-    .argument('[config]', 'config file')
-    .option('-c, --config <file>', 'config file')
-    .option('--root <dir>', 'filesystem storage root (overrides storage.filesystem.rootdirectory)')
+  storageCommand(program, 'du', 'bytes per repository: what only it uses (what deleting it frees) and what it shares')
     .option('-m, --delete-untagged', 'count only manifests a tag, index or live subject refers to (as gc -m would keep)')
     .option('--json', 'print the numbers as JSON')
     .action(async (file: string | undefined, f: DuFlags) => {
-      let config;
-      try {
-        config = (await loadConfig(f.config ?? file, { root: f.root })).config;
-      } catch (e) {
-        if (e instanceof ConfigError) fail(e.message.split('\n').join('; '));
-        throw e;
-      }
+      const config = await storageConfig(file, f);
       const { driverFor } = await import('../storage/driver-for.js');
       const { measureUsage } = await import('../gc/measure.js');
       const driver = driverFor(config);

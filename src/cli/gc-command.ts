@@ -1,11 +1,9 @@
 import type { Command } from 'commander';
-import { ConfigError, loadConfig } from '../config/load.js';
 import { parseDuration } from '../config/duration.js';
 import { fail } from './fail.js';
+import { storageCommand, storageConfig, type StorageFlags } from './storage-command.js';
 
-interface GcFlags {
-  config?: string;
-  root?: string;
+interface GcFlags extends StorageFlags {
   dryRun?: boolean;
   deleteUntagged?: boolean;
   grace?: string;
@@ -24,24 +22,13 @@ const log = {
  * `registry garbage-collect` flags (`-d/--dry-run`, `-m/--delete-untagged`, the config file as argument).
  */
 export function registerGcCommand(program: Command): void {
-  program
-    .command('gc')
-    .description('collect garbage in the storage a config names: unused blobs, and with -m untagged manifests (online: two passes apart by the grace)')
-    .argument('[config]', 'config file (as Distribution\'s `registry garbage-collect CONFIG`)')
-    .option('-c, --config <file>', 'config file')
-    .option('--root <dir>', 'filesystem storage root (overrides storage.filesystem.rootdirectory)')
+  storageCommand(program, 'gc', 'collect garbage in the storage a config names: unused blobs, and with -m untagged manifests (online: two passes apart by the grace)')
     .option('-d, --dry-run', 'print what would be deleted and change nothing')
     .option('-m, --delete-untagged', 'also delete manifests no tag, index or live subject refers to')
     .option('--grace <duration>', 'how long an object stays unused before deletion (storage.gc.grace, default 24h); 0 deletes now, for a registry that is stopped')
     .option('--json', 'print the report as JSON')
     .action(async (file: string | undefined, f: GcFlags) => {
-      let config;
-      try {
-        config = (await loadConfig(f.config ?? file, { root: f.root })).config;
-      } catch (e) {
-        if (e instanceof ConfigError) fail(e.message.split('\n').join('; '));
-        throw e;
-      }
+      const config = await storageConfig(file, f);
       if (config.storage.maintenance?.readonly?.enabled && !f.dryRun) {
         fail('the storage is read-only (storage.maintenance.readonly.enabled): gc only runs with --dry-run');
       }

@@ -4,6 +4,8 @@ import { blobDataPath, layerLinkPath, referrerLinkPath, revisionLinkPath, tagPat
 import type { ManifestFacts, UnreadableManifest } from './facts.js';
 import { ACTIVE_SETTLE_MS, HEARTBEAT_MS, STALL_MS } from './claim.js';
 import { markStorage } from './mark.js';
+import { sizeBlobs } from './measure.js';
+import { usageOf, type RepositoryUsage } from './usage.js';
 import { activePath, heartbeatPath } from './paths.js';
 import { planCollection, type Garbage } from './plan.js';
 import { dropCandidate, dropDeleting, listDeleting, readCandidates, readSince, writeCandidate, writeDeleting } from './records.js';
@@ -18,6 +20,8 @@ export interface CollectOptions {
   dryRun: boolean;
   /** Called once per deleted object, for the audit log and metrics. */
   onDelete?: (g: Garbage, bytes: number) => void;
+  /** Given the bytes per repository the mark found (sizes of blobs are read once per collector). */
+  onUsage?: (usage: RepositoryUsage[]) => void;
   /** Runs after the plan and before the first deletion (tests put a push into this window). */
   beforeSweep?: () => Promise<void>;
   now?: () => number;
@@ -57,6 +61,8 @@ export class Collector {
   private readonly known = new Map<Digest, ManifestFacts | UnreadableManifest>();
   /** When (performance.now()) this collector wrote or first saw `active`; undefined while it is not known to stand. */
   private activeSince: number | undefined;
+  /** Sizes of the blobs the last mark found, for `onUsage`. */
+  private sizes = new Map<Digest, number>();
 
   constructor(private readonly driver: StorageDriver) {}
 
@@ -83,6 +89,10 @@ export class Collector {
       }
       const facts = await markStorage(driver, this.known);
       const plan = planCollection(facts, options);
+      if (options.onUsage) {
+        this.sizes = await sizeBlobs(driver, facts.blobs, this.sizes);
+        options.onUsage(usageOf(facts, this.sizes, options));
+      }
       const verdicts: Verdict[] = [];
       let reclaimedBytes = 0;
       let deletedObjects = 0;

@@ -1,10 +1,22 @@
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { RepositoryUsage } from './usage.js';
 
 /** The collector's metrics: what it reclaimed and how long passes take. */
 export interface GcMetrics {
   bytes: Counter;
   objects: Counter<'kind'>;
   seconds: Histogram;
+  /** Bytes per repository as of the last pass, by kind (exclusive, shared). */
+  usage: Gauge<'repository' | 'kind'>;
+}
+
+/** Sets the usage gauge to what one pass found; repositories gone since the last pass disappear. */
+export function recordUsage(metrics: GcMetrics, usage: RepositoryUsage[]): void {
+  metrics.usage.reset();
+  for (const u of usage) {
+    metrics.usage.set({ repository: u.repository, kind: 'exclusive' }, u.exclusive);
+    metrics.usage.set({ repository: u.repository, kind: 'shared' }, u.shared);
+  }
 }
 
 /** Registers the collector's metrics in a registry's Prometheus registry. */
@@ -21,6 +33,12 @@ export function gcMetrics(registry: Registry): GcMetrics {
       name: 'sluice_gc_pass_duration_seconds',
       help: 'Duration of a garbage-collection pass',
       buckets: [0.1, 0.5, 1, 5, 30, 120, 600, 3600],
+      registers: [registry],
+    }),
+    usage: new Gauge({
+      name: 'sluice_repository_bytes',
+      help: 'Bytes each repository uses as of the last garbage-collection pass: exclusive (freed if it were deleted) or shared',
+      labelNames: ['repository', 'kind'] as const,
       registers: [registry],
     }),
   };

@@ -1,7 +1,7 @@
 import type { StorageDriver } from '../storage/driver.js';
 import type { CollectOptions, CollectReport, Collector } from './collector.js';
 import { LOCAL_LEASE, takeLease, type CollectorRole, type Refusal } from './lease.js';
-import type { GcMetrics } from './metrics.js';
+import { recordUsage, type GcMetrics } from './metrics.js';
 import type { Garbage } from './plan.js';
 
 /** Where a pass writes its lines. */
@@ -37,8 +37,10 @@ export async function runPass(driver: StorageDriver, collector: Collector, optio
     renewing = renewing.then(() => lease.renew()).catch((e: unknown) => options.log.warn({ err: e }, 'garbage collection could not renew its lease'));
   }, leaseMs / 3);
   try {
+    const metrics = options.metrics;
     const report = await collector.collect({
       ...options,
+      ...(metrics ? { onUsage: (u) => recordUsage(metrics, u) } : {}),
       onDelete: (g, bytes) => {
         options.log.info(auditFields(g, bytes), 'garbage collection deleted an object');
         options.metrics?.objects.inc({ kind: g.kind });

@@ -32,3 +32,15 @@ test('sluice du counts per repository the bytes only it uses and the bytes it sh
     ],
   );
 });
+
+test('a registry collecting on a schedule exports the bytes per repository as sluice_repository_bytes', async (t) => {
+  const reg = await startRegistry({ storage: { gc: { enabled: true, interval: '1s', grace: '1h', collector: true } } });
+  t.after(() => reg.close());
+  const img = await makeImage({ label: 'measured' });
+  await pushImage(reg.url, 'app', 'v1', img);
+  const total = img.manifest.length + img.config.bytes.length + img.layers.reduce((n, l) => n + l.bytes.length, 0);
+  const sample = async (): Promise<string | undefined> => (await (await fetch(`${reg.url}/metrics`)).text()).split('\n').find((l) => l.startsWith('sluice_repository_bytes{') && l.includes('repository="app"') && l.includes('kind="exclusive"'));
+  // Passes run every second; wait (generously) for one after the push.
+  for (const until = Date.now() + 60_000; Number((await sample())?.split(' ').pop()) !== total && Date.now() < until; ) await new Promise((r) => setTimeout(r, 250));
+  assert.equal(Number((await sample())?.split(' ').pop()), total, await sample());
+});

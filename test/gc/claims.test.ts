@@ -31,9 +31,9 @@ test('a push with no garbage collection in play looks up no candidate record and
   const calls = countGcCalls(reg.ctx.driver);
   await pushLikeAClient(reg.url, 'app', 'v1', 'first');
   await pushLikeAClient(reg.url, 'app', 'v2', 'second');
-  assert.deepEqual(calls.filter((c) => !c.endsWith(' active')), []);
-  // One read of `active` per few seconds at most, not two lookups per digest (four claims per image here).
-  assert.ok(calls.length < 8, calls.join(', '));
+  // Only `active`, read once per few seconds (how many times depends on how fast the pushes go): never two
+  // lookups per digest.
+  assert.deepEqual(calls.filter((c) => c !== 'stat active'), []);
   t.diagnostic(`${calls.length} reads of the collector's state for two pushes`);
 });
 

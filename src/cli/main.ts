@@ -20,6 +20,8 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   robot: async () => (await import('./access-commands.js')).registerAccessCommands,
   policy: async () => (await import('./access-commands.js')).registerAccessCommands,
   passthrough: async () => (await import('./passthrough-command.js')).registerPassthroughCommand,
+  gc: async () => (await import('./gc-command.js')).registerGcCommand,
+  du: async () => (await import('./du-command.js')).registerDuCommand,
 };
 
 /** Registers `sluice serve`: the registry itself, loaded only when it runs. */

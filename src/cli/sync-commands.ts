@@ -129,6 +129,7 @@ export function registerSyncCommands(program: Command): void {
     const driver = driverFor(config);
     const blobs = new BlobStore(driver);
     const uploads = new UploadStore(driver, blobs, config.limits.blobbytes);
+    const claims = new (await import('../gc/claim.js')).Claims(driver);
     // One set of connections for every job of the run: one ping and kept-alive connections per registry.
     const pool = new RegistryPool();
     let jobs: MirrorJob[];
@@ -139,6 +140,8 @@ export function registerSyncCommands(program: Command): void {
           blobs,
           uploads,
           repo: (name) => new RepositoryStore(driver, blobs, name),
+          // A live server may be collecting this storage: the job claims what it writes, as the server's writers do.
+          claim: (digests) => claims.claim(digests),
           log: quietLog,
           pool,
           ...(trust ? { trust } : {}),

@@ -6,6 +6,7 @@ import { flowsSchema } from '../policy/flows-config.js';
 import { mirrorsSchema } from '../sync/config.js';
 import { trustSchema } from '../policy/trust.js';
 import { proxySchema, upstreamsSchema } from '../upstream/config.js';
+import { gcSchema } from '../gc/config.js';
 
 const duration = z.string().refine(isDuration, 'expected a duration such as 30s, 5m, 168h');
 
@@ -87,6 +88,7 @@ const storageSchema = z
       .strict()
       .optional(),
     delete: z.object({ enabled: z.boolean().default(false) }).strict().optional(),
+    gc: gcSchema.optional(),
     // Distribution's key. Distribution redirects by default when its driver can; Sluice only when asked
     // (disable: false), since clients must then reach the bucket's endpoint themselves. S3 only.
     redirect: z.object({ disable: z.boolean() }).strict().optional(),

@@ -18,6 +18,7 @@ import { parseDuration } from '../config/duration.js';
 import type { Upstreams } from '../upstream/upstreams.js';
 import { ANONYMOUS } from '../policy/types.js';
 import { BlobFills, type BlobFill } from './blob-fill.js';
+import { manifestClaims } from '../gc/claim.js';
 import { cacheTarget, isCacheRepository, type CacheTarget } from './names.js';
 import { TagState } from './tag-state.js';
 import { isEvidence } from '../sign/evidence.js';
@@ -39,6 +40,8 @@ export interface CacheDeps {
   log: { info(o: object, msg: string): void; warn(o: object, msg: string): void };
   /** Called for every fetch and every refusal (the audit log, when configured). */
   audit?: (record: CacheAuditRecord) => void;
+  /** Claims digests against garbage collection before the cache relies on them (`gc/claim.ts`). */
+  claim?: (digests: Iterable<Digest>) => Promise<void>;
   /** Called when the cache stored a new repository or tag. */
   changed?: () => void;
   /**
@@ -390,6 +393,8 @@ export class PullThroughCache {
 
   /** Stores a fetched manifest's exact bytes (after every check on it passed). */
   private async store(t: CacheTarget, f: Fetched): Promise<void> {
+    // Claimed first, so a collector sweeping meanwhile cannot delete what the manifest names.
+    await this.deps.claim?.(manifestClaims(f.digest, f.manifest));
     await this.deps.repo(t.local).putManifest(f.bytes, f.manifest.subject?.digest);
   }
 
@@ -441,6 +446,7 @@ export class PullThroughCache {
     if (size === undefined) {
       throw new OciError('BLOB_UNKNOWN', `blob ${digest} is not part of any image cached in ${t.local}: pull a manifest that references it first`, { digest });
     }
+    await this.deps.claim?.([digest]);
     // Stored already for another repository: linking it here is all it takes.
     if ((await this.deps.blobs.size(digest)) === size) {
       await repo.linkBlob(digest);
@@ -482,6 +488,7 @@ export class PullThroughCache {
         return { body: res.body, size: length, onBytes };
       },
       async () => {
+        await this.deps.claim?.([digest]);
         await repo.linkBlob(digest);
       },
     );

@@ -6,6 +6,7 @@ import type { RepositoryName } from '../oci/name.js';
 import type { RegistryContext } from './context.js';
 import { blobDataPath } from '../storage/layout.js';
 import { etagOf, ifNoneMatchHits } from './conditional.js';
+import { claimForPush } from './gc-claim.js';
 
 /**
  * Parses a Range header against a size: the one byte range to send, or null to send the whole body.
@@ -43,6 +44,9 @@ export function requireDigest(text: string): Digest {
 export async function getBlob(ctx: RegistryContext, req: FastifyRequest, reply: FastifyReply, name: RepositoryName, digestText: string): Promise<void> {
   const digest = requireDigest(digestText);
   await ctx.authorize(req, { repository: name, actions: ['pull'], reference: digest });
+  // A HEAD is how a pusher asks whether to upload: a yes must hold until its manifest names the blob. Only a
+  // caller who may push claims, or anyone who may pull could keep garbage alive.
+  if (req.method === 'HEAD' && (!ctx.mayPush || (await ctx.mayPush(req, name)))) await claimForPush(ctx, [digest]);
   const size = await ctx.repo(name).blobSize(digest);
   if (size === null) throw new OciError('BLOB_UNKNOWN', `blob ${digest} is not known to repository ${name}`, { digest });
   if (await redirectBlob(ctx, req, reply, digest)) return;

@@ -6,6 +6,7 @@ import type { RegistryContext } from './context.js';
 import type { Trust } from './trust-setup.js';
 import type { ImageSource } from '../transport/transport.js';
 import type { Digest } from '../oci/digest.js';
+import { claimForPush } from './gc-claim.js';
 
 // Moved to policy/ so that `sluice sync` reads the flows without loading the cache.
 export { flowPolicyOf };
@@ -26,6 +27,7 @@ export function buildCache(ctx: RegistryContext, config: Config, trust?: Trust):
     metrics: ctx.metrics.registry,
     log: { info: () => undefined, warn: () => undefined },
     changed: () => ctx.catalog.invalidate(),
+    claim: (digests) => claimForPush(ctx, digests),
     ...(trust ? { verify: async (image: string, source: ImageSource, digest: Digest, ref: string) => (trust.ruleFor(image, 'cache') ? trust.check(source, image, 'cache', digest, ref) : undefined) } : {}),
   });
 }

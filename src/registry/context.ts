@@ -8,6 +8,7 @@ import { RepositoryStore } from '../storage/repository.js';
 import { UploadStore } from '../storage/uploads.js';
 import { Catalog } from '../storage/catalog.js';
 import { RevisionScanner } from '../storage/revision-scan.js';
+import { Claims } from '../gc/claim.js';
 import { allowAll, type Authorizer } from './access.js';
 import type { Metrics } from './metrics.js';
 import type { PullThroughCache } from '../proxy/cache.js';
@@ -23,6 +24,8 @@ export class RegistryContext {
   readonly catalog: Catalog;
   /** What each repository's revisions say (referrers, index children), read once per process. */
   readonly scanner: RevisionScanner;
+  /** Claims of digests against garbage collection, for every writer into this storage (`gc/claim.ts`). */
+  readonly claims: Claims;
   readonly deleteEnabled: boolean;
   readonly readOnly: boolean;
   readonly manifestLimit: number;
@@ -45,6 +48,7 @@ export class RegistryContext {
     this.blobs = new BlobStore(driver);
     this.uploads = new UploadStore(driver, this.blobs, config.limits.blobbytes);
     this.catalog = new Catalog(driver);
+    this.claims = new Claims(driver);
     this.deleteEnabled = config.storage.delete?.enabled ?? false;
     this.readOnly = config.storage.maintenance?.readonly?.enabled ?? false;
     this.scanner = new RevisionScanner(driver, !this.readOnly);

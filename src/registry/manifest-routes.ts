@@ -13,6 +13,8 @@ import { etagOf, ifNoneMatchHits } from './conditional.js';
 import { limiter } from '../copy/limit.js';
 import type { IndexPolicy, RegistryContext } from './context.js';
 import { checkPull } from './trust-pull.js';
+import { claimForPush } from './gc-claim.js';
+import { manifestClaims } from '../gc/claim.js';
 
 /** The media type to answer with: the manifest's own, else what its shape implies (umoci omits it). */
 function mediaTypeOf(bytes: Buffer): string {
@@ -161,6 +163,8 @@ export async function putManifest(ctx: RegistryContext, req: FastifyRequest, rep
     throw e;
   }
   const repo = ctx.repo(name);
+  // Claimed before they are checked, so that garbage collection cannot delete them between check and store.
+  await claimForPush(ctx, manifestClaims(digest, m));
   await checkReferences(repo, m, ctx.indexPolicy);
   // A push by digest may name tags too (`?tag=a&tag=b`, distribution-spec 1.1.1), each authorized as a push.
   const queryTags = byDigest ? [(req.query as Record<string, string | string[] | undefined>).tag ?? []].flat() : [];

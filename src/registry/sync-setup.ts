@@ -8,6 +8,7 @@ import type { Upstreams } from '../upstream/upstreams.js';
 import type { TransportOptions } from '../transport/options.js';
 import { buildTrust } from './trust-setup.js';
 import type { RegistryContext } from './context.js';
+import { claimForPush } from './gc-claim.js';
 
 type Log = { info(o: object, msg: string): void; warn(o: object, msg: string): void };
 
@@ -23,6 +24,7 @@ export function buildMirrorJobs(ctx: RegistryContext, config: Config, log: Log, 
       repo: (name) => ctx.repo(name),
       log,
       changed: () => ctx.catalog.invalidate(),
+      claim: (digests) => claimForPush(ctx, digests),
       ...(u ? { upstreams: u } : {}),
       ...(ctx.cache ? { flows: ctx.cache.flows } : {}),
       ...(destination ? { destination } : {}),

@@ -8,6 +8,7 @@ import { requireDigest, requireWritable } from './blob-routes.js';
 import type { RegistryContext } from './context.js';
 import { allowAll } from './access.js';
 import { refuseCodings } from './body.js';
+import { claimForPush } from './gc-claim.js';
 
 function uploadLocation(name: RepositoryName, id: string): string {
   return `/v2/${name}/blobs/uploads/${id}`;
@@ -102,6 +103,7 @@ export async function startUpload(ctx: RegistryContext, req: FastifyRequest, rep
 
   if (mount !== undefined) {
     const digest = requireDigest(mount);
+    await claimForPush(ctx, [digest]);
     let source: number | null = null;
     if (from !== undefined) {
       if (isRepositoryName(from) && (await mayMountFrom(ctx, req, from))) source = await ctx.repo(from).blobSize(digest);
@@ -127,6 +129,7 @@ export async function startUpload(ctx: RegistryContext, req: FastifyRequest, rep
     try {
       const size = await ctx.uploads.append(name, id, body(req), undefined, length);
       ctx.metrics.bytesIn.inc({ route: 'upload' }, size);
+      await claimForPush(ctx, [digest]);
       await ctx.uploads.finish(name, id, digest);
     } catch (e) {
       await ctx.uploads.cancel(name, id);
@@ -189,6 +192,7 @@ export async function finishUpload(ctx: RegistryContext, req: FastifyRequest, re
     req.raw.resume();
   }
   const started = await ctx.uploads.startedAt(name, id);
+  await claimForPush(ctx, [digest]);
   await ctx.uploads.finish(name, id, digest);
   await ctx.repo(name).linkBlob(digest);
   ctx.catalog.invalidate();

@@ -43,6 +43,8 @@ export interface SyncDeps {
   flows: FlowPolicy;
   log: { info(o: object, msg: string): void; warn(o: object, msg: string): void };
   changed?: () => void;
+  /** Claims digests against garbage collection before the job relies on them (`gc/claim.ts`). */
+  claim: (digests: Iterable<Digest>) => Promise<void>;
   /** Signature requirements (`trust:`) the job checks at the source before copying. */
   trust?: { ruleFor(repository: string, where: 'mirror'): unknown; check(source: ImageSource, repository: string, where: 'mirror', digest: Digest, dockerReference: string): Promise<{ allowed: boolean; reason: string }> };
   /** Credentials and TLS settings for `to:` destinations (`sluice sync --dest-creds`, `--dest-tls-verify`). */
@@ -236,7 +238,7 @@ export class MirrorJob {
   private async destination(name: string, w: { tag?: string; digest?: Digest }): Promise<ImageDestination> {
     if (this.config.to) return openDestination(`${this.config.to.replace(/\/+$/, '')}/${name}${w.tag ? `:${w.tag}` : `@${w.digest}`}`, { ...(this.deps.destination ?? {}), pool: this.pool });
     if (!isRepositoryName(name)) throw new Error(`${name} is not a valid repository name here`);
-    return new StorageDestination(this.deps.repo(name), this.deps.blobs, this.deps.uploads, w.tag, this.deps.changed);
+    return new StorageDestination(this.deps.repo(name), this.deps.blobs, { uploads: this.deps.uploads, claim: this.deps.claim, ...(w.tag ? { tag: w.tag } : {}), ...(this.deps.changed ? { onChange: this.deps.changed } : {}) });
   }
 
   /** Runs the job once: plans every step, and unless `dryRun`, carries it out. Runs of one job never overlap. */

@@ -1,0 +1,19 @@
+import type { FastifyInstance } from 'fastify';
+import { gcMetrics } from '../gc/metrics.js';
+import { scheduleGc, type GcJob } from '../gc/schedule.js';
+import type { RegistryContext } from './context.js';
+
+/** Runs `storage.gc` while the server listens; on close, stops the schedule and lets a pass in progress end. */
+export function installGc(app: FastifyInstance, ctx: RegistryContext): void {
+  const cfg = ctx.config.storage.gc;
+  if (!cfg?.enabled) return;
+  let job: GcJob | undefined;
+  app.addHook('onReady', async () => {
+    if (ctx.readOnly) app.log.warn('storage.gc: not run, this registry is read-only (storage.maintenance.readonly.enabled)');
+    job = scheduleGc(ctx.driver, cfg, { readOnly: ctx.readOnly, log: app.log, metrics: gcMetrics(ctx.metrics.registry) });
+  });
+  app.addHook('onClose', async () => {
+    job?.stop();
+    await job?.running();
+  });
+}

@@ -200,8 +200,16 @@ test('the scheduler runs a job inside the server on its schedule, never twice at
       if (!ok) await sleep(200);
     }
     assert.ok(ok, 'the scheduled job never copied the image');
-    const metrics = await (await fetch(`${reg.url}/metrics`)).text();
-    assert.match(metrics, /sluice_sync_runs_total\{job="sched",result="(ok|errors|failed)"\} \d+/);
+    // The run is counted when it ends, which is after its last tag is written: wait for it.
+    const counted = /sluice_sync_runs_total\{job="sched",result="(ok|errors|failed)"\} \d+/;
+    let metrics = '';
+    const countBy = Date.now() + 10_000;
+    while (Date.now() < countBy) {
+      metrics = await (await fetch(`${reg.url}/metrics`)).text();
+      if (counted.test(metrics)) break;
+      await sleep(100);
+    }
+    assert.match(metrics, counted);
   } finally {
     await reg.close();
     await proxy.close();

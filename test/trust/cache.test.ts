@@ -9,6 +9,7 @@ import type { RepositoryName } from '../../src/oci/name.js';
 import { signImage } from '../../src/sign/index.js';
 import { makeImage, makeMultiArch, pushAsReferrer, pushImage, type TestImage, type TestIndex } from '../helpers/images.js';
 import { bytesOf, errorOf } from '../helpers/oci-http.js';
+import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 
 function keyPair(): { priv: KeyObject; pub: string } {
@@ -178,6 +179,27 @@ test('trust at the cache: signatures come along and are served; an image posing 
     await assertNothingStored(cache, 'konard/app', smuggled);
   } finally {
     await cache.close();
+    await u.close();
+  }
+});
+
+test('trust at the cache: the manifest is fetched from upstream once and verified as fetched, not asked for again', async () => {
+  const u = await upstream('once');
+  const proxy = await startFaultProxy(u.up.url);
+  const cache = await startRegistry({
+    upstreams: { 'docker.io': { url: proxy.url } },
+    flows: [{ images: ['docker.io/konard/**'] }],
+    trust: { keys: { hive: join(u.dir, 'hive.pub') }, require: [{ images: ['docker.io/konard/**'], keys: ['hive'], identity: 'matchRepository', on: ['cache'] }] },
+  });
+  try {
+    assert.equal((await get(cache, 'konard/app', 'signed')).status, 200);
+    const image = proxy.seen.filter((s) => /^GET \/v2\/konard\/app\/manifests\/(signed|sha256:)/.test(s));
+    assert.deepEqual(image, ['GET /v2/konard/app/manifests/signed'], proxy.seen.join('\n'));
+    // The signature itself was still read from upstream.
+    assert.ok(proxy.seen.some((s) => s.includes(`/manifests/${digestTag(u.signed.digest)}.sig`)), proxy.seen.join('\n'));
+  } finally {
+    await cache.close();
+    await proxy.close();
     await u.close();
   }
 });

@@ -233,6 +233,13 @@ export function buildRegistry(opts: ServerOptions): Registry {
   return { app, ctx };
 }
 
+/**
+ * Connections the kernel may hold for accept(): Node's default, 511, overflows under a burst of pulls
+ * (a CI fleet starting at once) and Linux then drops SYNs, which clients see as 1 to 15 s connect stalls
+ * or resets. The kernel caps it at net.core.somaxconn (4096 on current Linux).
+ */
+export const LISTEN_BACKLOG = 4096;
+
 /** Starts the registry on `http.addr` and stops it gracefully on SIGTERM and SIGINT. */
 export async function serve(config: Config, onListen?: (url: string) => void): Promise<Registry> {
   const reg = buildRegistry({ config });
@@ -244,7 +251,7 @@ export async function serve(config: Config, onListen?: (url: string) => void): P
   const { host, port } = parseAddr(config.http.addr);
   const plain = plainHttpWarning(host, config.http.tls);
   if (plain) reg.app.log.warn(plain);
-  const address = await reg.app.listen({ host, port });
+  const address = await reg.app.listen({ host, port, backlog: LISTEN_BACKLOG });
   onListen?.(address);
   const purge = scheduleUploadPurge(reg);
   let closing = false;

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { validateConfig } from '../../src/config/load.js';
-import { buildRegistry, type Registry } from '../../src/registry/server.js';
+import { buildRegistry, LISTEN_BACKLOG, type Registry } from '../../src/registry/server.js';
 import type { StorageDriver } from '../../src/storage/driver.js';
 import { startS3, type TestS3 } from './s3.js';
 
@@ -113,7 +113,7 @@ export async function startRegistry(config: Record<string, unknown> = {}, root?:
   );
   const { config: cfg } = validateConfig(raw);
   const reg = buildRegistry({ config: cfg, logger: false });
-  const address = await reg.app.listen({ host: '127.0.0.1', port: 0 });
+  const address = await reg.app.listen({ host: '127.0.0.1', port: 0, backlog: LISTEN_BACKLOG });
   const host = address.replace(/^http:\/\//, '');
   return {
     ...reg,

@@ -38,7 +38,7 @@ export function registerFsckCommand(program: Command): void {
       let close = async (): Promise<void> => undefined;
       try {
         let report = await fsck(driver, options);
-        const repairs = [];
+        let repairs: import('../gc/fsck-repair.js').RepairResult[] = [];
         if (f.repair) {
           const deps = await repairDeps(driver, config);
           close = () => deps.upstreams.close();
@@ -50,6 +50,9 @@ export function registerFsckCommand(program: Command): void {
             if (!done.some((r) => r.repaired)) break;
           }
         }
+        // A failure a later round made moot (a link to a blob found again once its manifest was back) is not news.
+        const remaining = new Set(report.problems.map((p) => `${p.kind} ${p.path}`));
+        repairs = repairs.filter((r) => r.repaired || remaining.has(`${r.kind} ${r.path}`));
         process.stdout.write(f.json ? `${JSON.stringify({ ...report, ...(f.repair ? { repairs } : {}) }, null, 2)}\n` : describeFsck(report, f.repair ? repairs : undefined));
         if (report.problems.length > 0) process.exitCode = 1;
       } catch (e) {

@@ -217,5 +217,8 @@ export async function fsck(driver: StorageDriver, options: FsckOptions): Promise
       }),
     ),
   );
+  // A link to a lost blob a tag needs is said once, as the lost blob or manifest, which a repair restores.
+  const lost = new Set(report.problems.filter((p) => p.kind === 'blob-missing' || p.kind === 'manifest-missing').map((p) => p.digest));
+  report.problems = report.problems.filter((p) => p.kind !== 'link-dangling' || !lost.has(p.digest));
   return report;
 }

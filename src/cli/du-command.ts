@@ -16,7 +16,8 @@ const col = (n: number | string): string => String(n).padStart(14);
  * with a repository (or `--tags`), per tag what it names and what deleting that tag would free.
  */
 export function registerDuCommand(program: Command): void {
-  storageCommand(program, 'du', 'bytes per repository: what only it uses (what deleting it frees) and what it shares; per tag with REPOSITORY or --tags')
+  const about = 'bytes per repository: what only it uses (what deleting it frees) and what it shares; per tag with REPOSITORY or --tags';
+  storageCommand(program, 'du', about)
     .argument('[repository]', 'list this repository\'s tags: the bytes each names and what deleting it would free')
     .option('-m, --delete-untagged', 'count only manifests a tag, index or live subject refers to (as gc -m would keep)')
     .option('--tags', 'per tag, for every repository')
@@ -35,7 +36,8 @@ export function registerDuCommand(program: Command): void {
           const usage = await measureTagUsage(driver, repository ? [repository as RepositoryName] : 'all', options);
           if (repository && usage.length === 0) fail(`du: repository "${repository}" has no tags in this storage`);
           const lines = usage.map((u) => `${col(u.bytes)} ${col(u.frees)}  ${u.repository}:${u.tag}`);
-          process.stdout.write(f.json ? `${JSON.stringify(usage, null, 2)}\n` : `${col('BYTES')} ${col('FREES')}  TAG\n${lines.join('\n')}\n`);
+          const table = `${col('BYTES')} ${col('FREES')}  TAG\n${lines.join('\n')}\n`;
+          process.stdout.write(f.json ? `${JSON.stringify(usage, null, 2)}\n` : table);
           return;
         }
         const usage = await measureUsage(driver, options);

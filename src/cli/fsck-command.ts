@@ -29,7 +29,9 @@ export function registerFsckCommand(program: Command): void {
       if (!Number.isSafeInteger(sample) || sample < 0) fail(`--sample: expected a whole number, not "${f.sample}"`);
       if (f.full && f.sample !== undefined) fail('give one of --full and --sample');
       const config = await storageConfig(file, f);
-      if (f.repair && config.storage.maintenance?.readonly?.enabled) fail('the storage is read-only (storage.maintenance.readonly.enabled): fsck --repair cannot write');
+      if (f.repair && config.storage.maintenance?.readonly?.enabled) {
+        fail('the storage is read-only (storage.maintenance.readonly.enabled): fsck --repair cannot write');
+      }
       const { driverFor } = await import('../storage/driver-for.js');
       const { fsck } = await import('../gc/fsck.js');
       const { describeFsck } = await import('../gc/fsck-describe.js');
@@ -53,7 +55,8 @@ export function registerFsckCommand(program: Command): void {
         // A failure a later round made moot (a link to a blob found again once its manifest was back) is not news.
         const remaining = new Set(report.problems.map((p) => `${p.kind} ${p.path}`));
         repairs = repairs.filter((r) => r.repaired || remaining.has(`${r.kind} ${r.path}`));
-        process.stdout.write(f.json ? `${JSON.stringify({ ...report, ...(f.repair ? { repairs } : {}) }, null, 2)}\n` : describeFsck(report, f.repair ? repairs : undefined));
+        const json = () => `${JSON.stringify({ ...report, ...(f.repair ? { repairs } : {}) }, null, 2)}\n`;
+        process.stdout.write(f.json ? json() : describeFsck(report, f.repair ? repairs : undefined));
         if (report.problems.length > 0) process.exitCode = 1;
       } catch (e) {
         fail(`fsck failed: ${(e as Error).message}`);

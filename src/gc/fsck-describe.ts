@@ -12,7 +12,8 @@ export function describeFsck(report: FsckReport, repairs?: RepairResult[]): stri
     const needed = p.neededBy?.length ? ` (needed by ${p.neededBy.slice(0, 5).join(', ')}${p.neededBy.length > 5 ? ', …' : ''})` : '';
     lines.push(`${p.kind}: ${p.detail}${needed} [${p.path}]`);
   }
-  const counts = `${report.repositories} repositories, ${report.tags} tags, ${report.manifests} manifests, ${report.blobs} blobs (${report.hashed} hashed)`;
+  const blobs = `${report.blobs} blobs (${report.hashed} hashed)`;
+  const counts = `${report.repositories} repositories, ${report.tags} tags, ${report.manifests} manifests, ${blobs}`;
   lines.push(report.problems.length === 0 ? `ok: ${counts}` : `${report.problems.length} problems: ${counts}`);
   return `${lines.join('\n')}\n`;
 }

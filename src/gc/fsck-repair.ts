@@ -34,7 +34,14 @@ export interface RepairDeps {
   upstreams: Upstreams;
 }
 
-const REFETCHED = new Set<Problem['kind']>(['blob-missing', 'blob-corrupt', 'blob-size', 'manifest-missing', 'manifest-corrupt', 'link-missing']);
+const REFETCHED = new Set<Problem['kind']>([
+  'blob-missing',
+  'blob-corrupt',
+  'blob-size',
+  'manifest-missing',
+  'manifest-corrupt',
+  'link-missing',
+]);
 
 /** The repositories a problem concerns: its own, or those whose tags need the object (`repository:tag`). */
 function repositoriesOf(p: Problem): string[] {
@@ -58,7 +65,8 @@ async function hashStored(driver: StorageDriver, path: string, algorithm: string
 async function refetchBlob(deps: RepairDeps, upstream: Upstream, remote: string, repo: RepositoryName, p: Problem): Promise<string> {
   const d = p.digest!;
   const size = p.size!;
-  const body = await upstream.limit(() => upstream.source(remote, d).getBlob({ digest: d, size, mediaType: p.mediaType ?? 'application/octet-stream' }));
+  const descriptor = { digest: d, size, mediaType: p.mediaType ?? 'application/octet-stream' };
+  const body = await upstream.limit(() => upstream.source(remote, d).getBlob(descriptor));
   const id = await deps.uploads.start(repo);
   try {
     await deps.uploads.append(repo, id, body, 0, size);
@@ -89,7 +97,9 @@ async function refetchManifest(deps: RepairDeps, upstream: Upstream, remote: str
 
 /** Repairs one problem in the first cache repository it concerns; throws why it could not. */
 async function repairOne(deps: RepairDeps, p: Problem): Promise<{ repository: string; detail: string }> {
-  if (!REFETCHED.has(p.kind) || !p.digest) throw new Error('links and unreadable manifests are not fetched from upstream: fix or delete the tag');
+  if (!REFETCHED.has(p.kind) || !p.digest) {
+    throw new Error('links and unreadable manifests are not fetched from upstream: fix or delete the tag');
+  }
   const names = repositoriesOf(p);
   const repository = names.find((n) => isCacheRepository(deps.upstreams, n));
   if (!repository) throw new Error(`${names.join(', ') || 'no repository'}: not a cache repository, nothing to fetch it from`);
@@ -108,7 +118,9 @@ async function repairOne(deps: RepairDeps, p: Problem): Promise<{ repository: st
   }
   if (p.size === undefined) throw new Error('its size is not known');
   const detail = await refetchBlob(deps, upstream, remote, name, p);
-  for (const n of names) if (isCacheRepository(deps.upstreams, n)) await new RepositoryStore(deps.driver, deps.blobs, n as RepositoryName).linkBlob(p.digest);
+  for (const n of names.filter((x) => isCacheRepository(deps.upstreams, x))) {
+    await new RepositoryStore(deps.driver, deps.blobs, n as RepositoryName).linkBlob(p.digest);
+  }
   return { repository, detail };
 }
 

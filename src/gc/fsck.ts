@@ -83,7 +83,12 @@ async function hashBlob(driver: StorageDriver, d: Digest): Promise<Digest> {
 }
 
 /** Checks one repository's links and its tagged manifests; records the blobs they need in `needed`. */
-async function checkRepository(driver: StorageDriver, name: RepositoryName, needed: Map<Digest, Needed>, report: FsckReport): Promise<void> {
+async function checkRepository(
+  driver: StorageDriver,
+  name: RepositoryName,
+  needed: Map<Digest, Needed>,
+  report: FsckReport,
+): Promise<void> {
   const problem = (p: Omit<Problem, 'repository'>) => report.problems.push({ ...p, repository: name });
   const linked = async (dir: string, what: string): Promise<Set<Digest>> => {
     const out = new Set<Digest>();
@@ -137,10 +142,13 @@ async function checkRepository(driver: StorageDriver, name: RepositoryName, need
     const info = await driver.stat(path);
     const where = { path, digest: d, neededBy: [by] };
     if (!info || info.isDirectory) return void problem({ ...where, kind: 'manifest-missing', detail: `manifest ${d} is not stored` });
-    if (info.size > MANIFEST_LIMIT) return void problem({ ...where, kind: 'manifest-unreadable', detail: `manifest ${d} is ${info.size} bytes` });
+    if (info.size > MANIFEST_LIMIT) {
+      return void problem({ ...where, kind: 'manifest-unreadable', detail: `manifest ${d} is ${info.size} bytes` });
+    }
     const bytes = (await driver.getContent(path)) ?? Buffer.alloc(0);
-    if (digestOf(bytes, parseDigest(d).algorithm) !== d) {
-      return void problem({ ...where, kind: 'manifest-corrupt', detail: `manifest ${d}: its bytes have digest ${digestOf(bytes, parseDigest(d).algorithm)}` });
+    const actual = digestOf(bytes, parseDigest(d).algorithm);
+    if (actual !== d) {
+      return void problem({ ...where, kind: 'manifest-corrupt', detail: `manifest ${d}: its bytes have digest ${actual}` });
     }
     let m;
     try {
@@ -161,7 +169,8 @@ async function checkRepository(driver: StorageDriver, name: RepositoryName, need
         unlinked.add(b.digest);
         const { algorithm, hex } = parseDigest(b.digest);
         const detail = `blob ${b.digest} is not linked into ${name}: the repository does not serve it`;
-        problem({ kind: 'link-missing', path: `${repoPath(name)}/_layers/${algorithm}/${hex}/link`, digest: b.digest, neededBy: [by], detail });
+        const path = `${repoPath(name)}/_layers/${algorithm}/${hex}/link`;
+        problem({ kind: 'link-missing', path, digest: b.digest, neededBy: [by], detail });
       }
     }
   };
@@ -206,14 +215,13 @@ export async function fsck(driver: StorageDriver, options: FsckOptions): Promise
         const path = blobDataPath(d);
         const about = { path, digest: d, neededBy: [...n.neededBy].sort(), size: n.size, mediaType: n.mediaType };
         const info = await driver.stat(path);
-        if (!info || info.isDirectory) return void report.problems.push({ ...about, kind: 'blob-missing', detail: `blob ${d} is not stored` });
-        if (info.size !== n.size) {
-          return void report.problems.push({ ...about, kind: 'blob-size', detail: `blob ${d} has ${info.size} bytes, its manifest says ${n.size}` });
-        }
+        const problem = (kind: ProblemKind, detail: string) => void report.problems.push({ ...about, kind, detail });
+        if (!info || info.isDirectory) return problem('blob-missing', `blob ${d} is not stored`);
+        if (info.size !== n.size) return problem('blob-size', `blob ${d} has ${info.size} bytes, its manifest says ${n.size}`);
         if (!hashed.has(d)) return;
         report.hashed++;
         const actual = await hashBlob(driver, d);
-        if (actual !== d) report.problems.push({ ...about, kind: 'blob-corrupt', detail: `blob ${d}: its bytes have digest ${actual}` });
+        if (actual !== d) problem('blob-corrupt', `blob ${d}: its bytes have digest ${actual}`);
       }),
     ),
   );

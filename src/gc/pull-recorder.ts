@@ -78,7 +78,8 @@ export class PullRecorder {
     if (this.size < PENDING_MAX) return false;
     if (!this.warnedFull) {
       this.warnedFull = true;
-      this.options.log.warn({ entries: this.size }, 'pull times: too many unwritten entries; pulls of new names are not recorded until a flush');
+      const msg = 'pull times: too many unwritten entries; pulls of new names are not recorded until a flush';
+      this.options.log.warn({ entries: this.size }, msg);
     }
     return true;
   }
@@ -134,7 +135,8 @@ export class PullRecorder {
           } catch (e) {
             this.keep(repository, times);
             if (isRefusedWrite(e)) {
-              if (!this.memoryOnly) this.options.log.warn({ err: e }, 'pull times: the storage refuses writes; keeping them in memory only');
+              const msg = 'pull times: the storage refuses writes; keeping them in memory only';
+              if (!this.memoryOnly) this.options.log.warn({ err: e }, msg);
               this.memoryOnly = true;
             } else {
               this.options.log.warn({ err: e, repository }, 'pull times: could not write; retrying with the next batch');

@@ -11,7 +11,10 @@ export const pullsSchema = z
     /** How often a node writes the pull times it gathered; a node killed before a flush loses at most this much. */
     flush: z.string().refine(isDuration, 'expected a duration such as 5s, 30s, 1m').default('30s'),
     /** This node's name in the pull files (`_nodes/<node>.json`); default: from the host name. Unique per node. */
-    node: z.string().regex(NODE_NAME, 'expected lowercase letters, digits and dashes, starting with a letter or digit, at most 64').optional(),
+    node: z
+      .string()
+      .regex(NODE_NAME, 'expected lowercase letters, digits and dashes, starting with a letter or digit, at most 64')
+      .optional(),
     /** False keeps pull times in memory only: for a node whose storage keys can only read. */
     write: z.boolean().default(true),
   })

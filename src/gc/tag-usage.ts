@@ -63,7 +63,12 @@ function withoutTag(repo: RepositoryFacts, facts: StorageFacts, tag: string, del
  * Per tag of one repository: the bytes it names and what deleting that one tag would free (blobs and manifests
  * no other live manifest of any repository uses, its referrers included). Pure; sizes come from the caller.
  */
-export function tagUsageOf(facts: StorageFacts, sizes: Map<Digest, number>, repository: RepositoryName, options: { deleteUntagged: boolean }): TagUsage[] {
+export function tagUsageOf(
+  facts: StorageFacts,
+  sizes: Map<Digest, number>,
+  repository: RepositoryName,
+  options: { deleteUntagged: boolean },
+): TagUsage[] {
   const repo = facts.repositories.find((r) => r.name === repository);
   if (!repo) return [];
   const others = new Set<Digest>();

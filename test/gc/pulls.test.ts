@@ -226,3 +226,29 @@ test('two nodes on one bucket each write their own pull file; readPulls merges t
   assert.deepEqual(Object.fromEntries(mine.tags), { v1: fromB.tags['v1'], v2: fromA.tags['v2'] });
   assert.deepEqual([...mine.manifests.keys()].sort(), [img.digest, newer.digest].sort());
 });
+
+test('a node whose storage refuses the write keeps pull times in memory and stops trying', async (t) => {
+  const reg = await startRegistry(fast('refused'));
+  const img = await makeImage({ label: 'refused' });
+  await pushImage(reg.url, 'app', 'v1', img);
+  await pushImage(reg.url, 'app', 'v2', img);
+  const driver = reg.ctx.driver;
+  const put = driver.putContent.bind(driver);
+  let refused = 0;
+  // As a read-only mount or keys that can only read answer.
+  driver.putContent = async (path, data, options) => {
+    if (!path.includes('/_sluice/pulls/')) return put(path, data, options);
+    refused++;
+    throw Object.assign(new Error(`EACCES: permission denied, open '${path}'`), { code: 'EACCES' });
+  };
+  t.after(() => reg.close());
+  assert.equal((await manifestHead(reg, 'app', 'v1')).status, 200);
+  for (const until = Date.now() + 10_000; refused === 0 && Date.now() < until; ) await sleep(20);
+  assert.equal(refused, 1);
+  assert.equal((await manifestHead(reg, 'app', 'v2')).status, 200);
+  // Many flush periods, and the close: not one more attempt.
+  await sleep(600);
+  await reg.ctx.pulls!.close();
+  assert.equal(refused, 1);
+  assert.deepEqual([...reg.ctx.pulls!.unwritten(R('app')).tags.keys()].sort(), ['v1', 'v2']);
+});

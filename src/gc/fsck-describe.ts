@@ -14,6 +14,7 @@ export function describeFsck(report: FsckReport, repairs?: RepairResult[]): stri
   }
   const blobs = `${report.blobs} blobs (${report.hashed} hashed)`;
   const counts = `${report.repositories} repositories, ${report.tags} tags, ${report.manifests} manifests, ${blobs}`;
-  lines.push(report.problems.length === 0 ? `ok: ${counts}` : `${report.problems.length} problems: ${counts}`);
+  const n = report.problems.length;
+  lines.push(n === 0 ? `ok: ${counts}` : `${n} problem${n === 1 ? '' : 's'}: ${counts}`);
   return `${lines.join('\n')}\n`;
 }

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { nodePullsPath, pullNodesPath, readPulls, type PullTimes } from '../../src/gc/pulls.js';
 import { nodeNameFrom } from '../../src/gc/pulls-config.js';
+import { validateConfig } from '../../src/config/load.js';
 import type { RepositoryName } from '../../src/oci/name.js';
 import type { StorageDriver } from '../../src/storage/driver.js';
 import { S3Driver, type S3Options } from '../../src/storage/s3.js';
@@ -171,6 +172,10 @@ test('readPulls merges every node file of a repository and ignores hostile ones'
   assert.deepEqual(await readPulls(d, 'never/pulled' as RepositoryName), { tags: new Map(), manifests: new Map() });
   assert.equal(nodeNameFrom('Build_Host.Example.com'), 'build-host-example-com');
   assert.equal(nodeNameFrom('--'), 'node');
+  // A node name from the config becomes part of a path: the start is refused for anything else.
+  for (const node of ['../x', 'Upper', 'a/b', '-x', 'n'.repeat(65)]) {
+    assert.throws(() => validateConfig({ storage: { filesystem: { rootdirectory: '/srv/r' }, gc: { pulls: { node } } } }), /storage\.gc\.pulls\.node/, node);
+  }
 });
 
 test('a read-only registry records pull times too; with write: false it keeps them in memory only', async (t) => {

@@ -84,6 +84,10 @@ test('sluice du REPOSITORY lists per tag the bytes it names and what deleting th
   assert.deepEqual((await du('-m'))['multi'], { bytes: all, frees: all });
   const text = await sluice(['du', await gcConfigFor(reg), 'app']);
   assert.match(text.stdout, new RegExp(`^\\s+${sizeOf(b)}\\s+${bOwn}  app:v2$`, 'm'));
+  const every = await sluice(['du', '--tags', '--json', '-c', await gcConfigFor(reg)]);
+  assert.equal(every.code, 0, every.stderr);
+  const rows = JSON.parse(every.stdout) as { repository: string; tag: string }[];
+  assert.deepEqual(rows.map((x) => `${x.repository}:${x.tag}`).sort(), ['app:multi', 'app:v1', 'app:v1-alias', 'app:v2', 'other:v1']);
   const unknown = await sluice(['du', await gcConfigFor(reg), 'nope']);
   assert.notEqual(unknown.code, 0);
   assert.match(unknown.stderr, /no tags/);

@@ -22,6 +22,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   passthrough: async () => (await import('./passthrough-command.js')).registerPassthroughCommand,
   gc: async () => (await import('./gc-command.js')).registerGcCommand,
   du: async () => (await import('./du-command.js')).registerDuCommand,
+  fsck: async () => (await import('./fsck-command.js')).registerFsckCommand,
 };
 
 /** Registers `sluice serve`: the registry itself, loaded only when it runs. */

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { isDuration } from '../config/duration.js';
+import { pullsSchema } from './pulls-config.js';
 
 const duration = z.string().refine(isDuration, 'expected a duration such as 30s, 5m, 168h');
 const CLOCK = /^([01]\d|2[0-3]):[0-5]\d$/;
@@ -21,6 +22,8 @@ export const gcSchema = z
     dryrun: z.boolean().default(false),
     /** Which node collects on a shared bucket: auto takes a lease where the storage has conditional writes. */
     collector: z.union([z.literal('auto'), z.boolean()]).default('auto'),
+    /** Pull times per tag and manifest (`gc/pulls.ts`), recorded whether or not this node collects. */
+    pulls: pullsSchema.optional(),
   })
   .strict();
 

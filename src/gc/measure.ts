@@ -1,8 +1,10 @@
 import type { Digest } from '../oci/digest.js';
+import type { RepositoryName } from '../oci/name.js';
 import { limiter } from '../copy/limit.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { blobDataPath } from '../storage/layout.js';
 import { markStorage } from './mark.js';
+import { tagUsageOf, type TagUsage } from './tag-usage.js';
 import { usageOf, type RepositoryUsage } from './usage.js';
 
 /** Storage reads in flight at once while sizing blobs. */
@@ -33,4 +35,12 @@ export async function sizeBlobs(driver: StorageDriver, digests: Iterable<Digest>
 export async function measureUsage(driver: StorageDriver, options: { deleteUntagged: boolean }): Promise<RepositoryUsage[]> {
   const facts = await markStorage(driver, new Map());
   return usageOf(facts, await sizeBlobs(driver, facts.blobs), options);
+}
+
+/** Reads the storage as `measureUsage` does and says, per tag of each repository named, what it names and frees. */
+export async function measureTagUsage(driver: StorageDriver, repositories: RepositoryName[] | 'all', options: { deleteUntagged: boolean }): Promise<TagUsage[]> {
+  const facts = await markStorage(driver, new Map());
+  const sizes = await sizeBlobs(driver, facts.blobs);
+  const names = repositories === 'all' ? facts.repositories.map((r) => r.name) : repositories;
+  return names.flatMap((name) => tagUsageOf(facts, sizes, name, options));
 }

@@ -9,6 +9,7 @@ import { UploadStore } from '../storage/uploads.js';
 import { Catalog } from '../storage/catalog.js';
 import { RevisionScanner } from '../storage/revision-scan.js';
 import { Claims } from '../gc/claim.js';
+import type { PullRecorder } from '../gc/pull-recorder.js';
 import { allowAll, type Authorizer } from './access.js';
 import type { Metrics } from './metrics.js';
 import type { PullThroughCache } from '../proxy/cache.js';
@@ -33,6 +34,8 @@ export class RegistryContext {
   authorize: Authorizer = allowAll;
   /** Signature requirements (`trust:`), when configured. */
   trust: Trust | undefined;
+  /** Records the last pull per tag and manifest (`storage.gc.pulls`), when enabled. */
+  pulls: PullRecorder | undefined;
   /** The pull-through cache, when upstreams (or Distribution's proxy block) are configured. */
   cache: PullThroughCache | undefined;
   /** Narrows the catalog to what the caller may see; set by access control. */

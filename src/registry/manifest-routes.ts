@@ -72,6 +72,9 @@ export async function getManifest(ctx: RegistryContext, req: FastifyRequest, rep
     throw new OciError('MANIFEST_UNKNOWN', `manifest ${reference} is ${mediaType}, which the Accept header does not include`, { tag: reference, mediaType });
   }
   reply.header('docker-content-digest', stored.digest).header('etag', etagOf(stored.digest));
+  // A pull: by tag (GET, or HEAD as containerd resolves), or a GET by digest; a HEAD by digest tests presence.
+  // Recording only updates memory; the cache's fills and mirror jobs write storage without passing here.
+  if (!byDigest || req.method !== 'HEAD') ctx.pulls?.record(name, byDigest ? undefined : reference, stored.digest);
   if (ifNoneMatchHits(req, stored.digest)) {
     reply.code(304).send();
     return;

@@ -5,6 +5,7 @@ import { parseDuration } from '../config/duration.js';
 import { plainHttpWarning, tlsServerOptions } from '../config/tls.js';
 import { scheduleUploadPurge } from './maintenance.js';
 import { installGc } from './gc-setup.js';
+import { installPulls } from './pulls-setup.js';
 import { OciError } from '../oci/errors.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { driverFor } from '../storage/driver-for.js';
@@ -146,6 +147,7 @@ export function buildRegistry(opts: ServerOptions): Registry {
     app.addHook('onClose', async () => scheduler?.stop());
   }
   installGc(app, ctx);
+  installPulls(app, ctx);
   if (ctx.cache) {
     const cache = ctx.cache;
     cache.attach(app.log);

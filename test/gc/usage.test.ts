@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { makeImage, pushBlob, pushImage, type TestImage } from '../helpers/images.js';
+import { makeImage, makeMultiArch, pushBlob, pushImage, type TestImage } from '../helpers/images.js';
 import { startRegistry } from '../helpers/registry.js';
 import { sluice } from '../helpers/sluice-cli.js';
 import { gcConfigFor } from '../helpers/gc.js';
@@ -43,4 +43,52 @@ test('a registry collecting on a schedule exports the bytes per repository as sl
   // Passes run every second; wait (generously) for one after the push.
   for (const until = Date.now() + 60_000; Number((await sample())?.split(' ').pop()) !== total && Date.now() < until; ) await new Promise((r) => setTimeout(r, 250));
   assert.equal(Number((await sample())?.split(' ').pop()), total, await sample());
+});
+
+test('sluice du REPOSITORY lists per tag the bytes it names and what deleting that one tag would free', async (t) => {
+  const reg = await startRegistry();
+  t.after(() => reg.close());
+  const base = { 'base/big': Buffer.alloc(16 * 1024, 5) };
+  const a = await makeImage({ layers: [base, { 'a.txt': 'kept by two tags\n' }], label: 'tag-a' });
+  const withOther = { 'bc.txt': 'shared with another repository only\n' };
+  const b = await makeImage({ layers: [base, { 'b.txt': 'named by one tag only\n' }, withOther], label: 'tag-b' });
+  const c = await makeImage({ layers: [base, withOther], label: 'tag-c' });
+  const multi = await makeMultiArch('tag-multi');
+  await pushImage(reg.url, 'app', 'v1', a);
+  await pushImage(reg.url, 'app', 'v1-alias', a);
+  await pushImage(reg.url, 'app', 'v2', b);
+  await pushImage(reg.url, 'app', 'multi', multi);
+  await pushImage(reg.url, 'other', 'v1', c);
+  const sizeOf = (img: TestImage) => img.manifest.length + img.config.bytes.length + img.layers.reduce((n, l) => n + l.bytes.length, 0);
+  const distinct = (imgs: TestImage[]) => {
+    const seen = new Map<string, number>();
+    for (const i of imgs) for (const x of [{ d: i.digest, n: i.manifest.length }, { d: i.config.descriptor.digest, n: i.config.bytes.length }, ...i.layers.map((l) => ({ d: l.descriptor.digest, n: l.bytes.length }))]) seen.set(x.d, x.n);
+    return [...seen.values()].reduce((n, x) => n + x, 0);
+  };
+  const du = async (...extra: string[]) => {
+    const r = await sluice(['du', '--json', await gcConfigFor(reg), 'app', ...extra]);
+    assert.equal(r.code, 0, r.stderr);
+    const rows = JSON.parse(r.stdout) as { tag: string; digest: string; bytes: number; frees: number }[];
+    return Object.fromEntries(rows.map((x) => [x.tag, { bytes: x.bytes, frees: x.frees }]));
+  };
+  const all = distinct(multi.images) + multi.manifest.length;
+  const bOwn = sizeOf(b) - b.layers[0]!.bytes.length - b.layers[2]!.bytes.length;
+  // Without -m untagged manifests stay: deleting a tag deletes the manifest only it names, and an index's children stay.
+  assert.deepEqual(await du(), {
+    v1: { bytes: sizeOf(a), frees: 0 },
+    'v1-alias': { bytes: sizeOf(a), frees: 0 },
+    v2: { bytes: sizeOf(b), frees: bOwn },
+    multi: { bytes: all, frees: multi.manifest.length },
+  });
+  // With -m the collector takes the children too.
+  assert.deepEqual((await du('-m'))['multi'], { bytes: all, frees: all });
+  const text = await sluice(['du', await gcConfigFor(reg), 'app']);
+  assert.match(text.stdout, new RegExp(`^\\s+${sizeOf(b)}\\s+${bOwn}  app:v2$`, 'm'));
+  const every = await sluice(['du', '--tags', '--json', '-c', await gcConfigFor(reg)]);
+  assert.equal(every.code, 0, every.stderr);
+  const rows = JSON.parse(every.stdout) as { repository: string; tag: string }[];
+  assert.deepEqual(rows.map((x) => `${x.repository}:${x.tag}`).sort(), ['app:multi', 'app:v1', 'app:v1-alias', 'app:v2', 'other:v1']);
+  const unknown = await sluice(['du', await gcConfigFor(reg), 'nope']);
+  assert.notEqual(unknown.code, 0);
+  assert.match(unknown.stderr, /no tags/);
 });

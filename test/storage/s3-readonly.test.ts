@@ -65,7 +65,11 @@ test('a read-only node with its own key serves every pull and sends not one writ
   let reader: S3Node | undefined = await startS3Node(s3, work.dir, {
     key: 'READER',
     root: 'ro',
-    storage: { maintenance: { readonly: { enabled: true }, uploadpurging: { enabled: true, age: '1s', interval: '1s', dryrun: false } } },
+    // Keys that can only read: pull times stay in memory (a read-only node otherwise writes its own pull file).
+    storage: {
+      maintenance: { readonly: { enabled: true }, uploadpurging: { enabled: true, age: '1s', interval: '1s', dryrun: false } },
+      gc: { pulls: { write: false, flush: '1s' } },
+    },
   });
   try {
     const url = reader.url;
@@ -129,4 +133,6 @@ test('a read-only node with its own key serves every pull and sends not one writ
     await reader.stop();
     reader = undefined;
   }
+  // Nor on the way down, when a node writes its last batch of pull times.
+  assert.deepEqual(writesIn(requestsBy(s3, 'READER', since)).map((r) => `${r.method} ${r.url}`), []);
 });

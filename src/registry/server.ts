@@ -24,6 +24,7 @@ import { clientErrorHandler, errorHandler, frameworkErrors } from './framework-e
 import { buildCache } from './cache-setup.js';
 import { buildTrust, requireRegistryName } from './trust-setup.js';
 import { startMirrorJobs } from './sync-setup.js';
+import { installEvents } from './events-setup.js';
 
 export { driverFor };
 
@@ -146,6 +147,7 @@ export function buildRegistry(opts: ServerOptions): Registry {
     app.addHook('onClose', async () => scheduler?.stop());
   }
   installGc(app, ctx);
+  installEvents(app, ctx);
   if (ctx.cache) {
     const cache = ctx.cache;
     cache.attach(app.log);

@@ -167,9 +167,12 @@ export class EndpointWorker {
         this.failures++;
         this.opts.metrics.failures.inc({ endpoint: name });
         this.state.lastError = message.slice(0, 500);
-        this.state.failingSince ??= new Date().toISOString();
+        // Written when the endpoint starts failing; later errors ride along with the next cursor write.
+        if (!this.state.failingSince) {
+          this.state.failingSince = new Date().toISOString();
+          this.scheduleSave();
+        }
         if (this.failures === this.endpoint.threshold + 1) this.opts.log.warn({ endpoint: name, err: message }, 'event endpoint failing; backing off');
-        this.scheduleSave();
         const tooOld = Date.now() - Date.parse(e.timestamp) > maxAge;
         if (tooOld || (this.endpoint.maxtries > 0 && tries >= this.endpoint.maxtries)) {
           await this.deadLetter(e, tries, message);

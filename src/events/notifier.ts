@@ -28,7 +28,9 @@ export class Notifier implements EventSink {
   /** This process's instance id: Distribution's `source.instanceID`. */
   readonly instanceID = randomUUID();
   private pruneTimer: NodeJS.Timeout | undefined;
-  private started = false;
+  private markStarted!: (ok: boolean) => void;
+  /** Settles when the journal is open: true, or false when it could not be. */
+  private readonly started = new Promise<boolean>((res) => (this.markStarted = res));
 
   constructor(
     readonly config: NotificationsConfig,
@@ -54,18 +56,24 @@ export class Notifier implements EventSink {
 
   /** Opens the journal and starts the deliveries. */
   async start(): Promise<void> {
-    await this.journal.open();
-    for (const w of this.workers) await w.start();
+    try {
+      await this.journal.open();
+      for (const w of this.workers) await w.start();
+    } catch (e) {
+      this.markStarted(false);
+      throw e;
+    }
     this.journal.onAppend(() => this.workers.forEach((w) => w.notify()));
     this.pruneTimer = setInterval(() => void this.prune(), PRUNE_EVERY_MS);
     this.pruneTimer.unref();
-    this.started = true;
+    this.markStarted(true);
   }
 
   /** Journals events; resolves once they are durable, so the caller may then answer its client. */
   async emit(events: NewEvent | NewEvent[]): Promise<void> {
     const list = Array.isArray(events) ? events : [events];
-    if (!this.started) throw new Error('events: the journal is not open yet');
+    // A producer that runs before the server is ready (a mirror job's first run) waits for the journal.
+    if (!(await this.started)) throw new Error('events: the journal could not be opened');
     await this.journal.append(list);
     this.metrics.journaled.inc(list.length);
   }

@@ -56,3 +56,26 @@ export async function emitForRequest(ctx: RegistryContext, req: FastifyRequest, 
   const list: NewEvent[] = drafts.map((d) => ({ id: randomUUID(), timestamp, ...d, request, actor, source }));
   await events.emit(list);
 }
+
+/** Journals an event no request waits for (a mirror run, a cache decision, a failed login): failures are logged. */
+export function emitDetached(ctx: RegistryContext, log: { warn(o: object, msg: string): void }, draft: EventDraft, actor?: string): void {
+  const events = ctx.events;
+  if (!events) return;
+  const event: NewEvent = {
+    id: randomUUID(),
+    timestamp: new Date().toISOString(),
+    ...draft,
+    actor: actor && actor !== 'anonymous' && actor !== 'unknown' ? { name: actor } : {},
+    source: { addr: HOST, instanceID: events.instanceID },
+  };
+  events.emit(event).catch((e: unknown) => log.warn({ err: (e as Error).message, type: draft.type }, 'event not journaled'));
+}
+
+/** The same, for a request that has been answered already (its record is still known). */
+export function emitAfterResponse(ctx: RegistryContext, req: FastifyRequest, draft: EventDraft): void {
+  const events = ctx.events;
+  if (!events) return;
+  const source = { addr: `${HOST}:${req.raw.socket?.localPort ?? 0}`, instanceID: events.instanceID };
+  const event: NewEvent = { id: randomUUID(), timestamp: new Date().toISOString(), ...draft, request: requestRecord(req), actor: {}, source };
+  events.emit(event).catch((e: unknown) => req.log.warn({ err: (e as Error).message, type: draft.type }, 'event not journaled'));
+}

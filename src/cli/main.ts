@@ -22,6 +22,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   passthrough: async () => (await import('./passthrough-command.js')).registerPassthroughCommand,
   gc: async () => (await import('./gc-command.js')).registerGcCommand,
   du: async () => (await import('./du-command.js')).registerDuCommand,
+  events: async () => (await import('./events-command.js')).registerEventsCommand,
 };
 
 /** Registers `sluice serve`: the registry itself, loaded only when it runs. */

@@ -3,6 +3,7 @@ import { Notifier } from '../events/notifier.js';
 import type { RegistryContext } from './context.js';
 import { isDigest } from '../oci/digest.js';
 import { emitAfterResponse, emitDetached } from './events.js';
+import { installEventsApi } from './events-api.js';
 
 /** The user name of a Basic authorization header (never the password), for a failed login's event. */
 function basicUser(header: string | undefined): string | undefined {
@@ -26,6 +27,7 @@ export function installEvents(app: FastifyInstance, ctx: RegistryContext): void 
   const notifier = new Notifier(config, ctx.driver, ctx.metrics.registry, app.log);
   ctx.events = notifier;
   app.addHook('onReady', async () => notifier.start());
+  installEventsApi(app, ctx);
   // What the cache let in and what it refused, with the flow rule that decided.
   ctx.cache?.observeWith((r) => {
     const refused = r.decision === 'denied';

@@ -91,3 +91,26 @@ test('a failed login is an event naming the user, never the password', async (t)
   assert.equal((e['data'] as Json)['user'], 'alice');
   assert.ok(!receiver.deliveries[0]!.body.includes('wrong-password'));
 });
+
+test('a mirror run is an event with what it copied', async (t) => {
+  const receiver = await startEventReceiver();
+  t.after(() => receiver.close());
+  const up = await startRegistry();
+  t.after(() => up.close());
+  const img = await makeImage({ label: 'ce-mirror' });
+  await pushImage(up.url, 'library/app', '1', img);
+  const reg = await startRegistry({
+    upstreams: { 'docker.io': { url: up.url } },
+    flows: [{ images: ['docker.io/library/*'] }],
+    mirrors: [{ name: 'follow', images: ['docker.io/library/app'], tags: { include: ['1'] }, every: '1h' }],
+    notifications: { journal: { node: 'ce' }, endpoints: [cloudEndpoint(receiver.url, { types: ['mirror.run'] })] },
+  });
+  t.after(() => reg.close());
+  await receiver.waitFor(1);
+  const e = receiver.events()[0]!;
+  assert.equal(e['type'], 'io.sluice.mirror.run');
+  const data = e['data'] as Json;
+  assert.equal(data['job'], 'follow');
+  assert.equal(data['result'], 'ok');
+  assert.equal((data['counts'] as Json)['copied'], 1);
+});

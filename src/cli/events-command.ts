@@ -31,7 +31,8 @@ export function registerEventsCommand(program: Command): void {
       if (rows.length === 0) process.stdout.write('no events journaled yet\n');
       for (const r of rows) {
         const state = r.disabled ? 'disabled' : r.failingSince ? `failing since ${r.failingSince}: ${r.lastError ?? ''}` : 'ok';
-        process.stdout.write(`${r.endpoint} (node ${r.node}): delivered ${r.delivered}, pending ${r.pending}, dead ${r.dead}, dropped ${r.dropped}; ${state}\n`);
+        const counts = `delivered ${r.delivered}, pending ${r.pending}, dead ${r.dead}, dropped ${r.dropped}`;
+        process.stdout.write(`${r.endpoint} (node ${r.node}): ${counts}; ${state}\n`);
       }
     });
   events
@@ -48,7 +49,8 @@ export function registerEventsCommand(program: Command): void {
       const n = config.notifications;
       if (!n) fail('the config has no notifications: block');
       const endpoint = n.endpoints.find((e) => e.name === f.endpoint);
-      if (!endpoint) fail(`no endpoint named "${f.endpoint}" under notifications.endpoints (${n.endpoints.map((e) => e.name).join(', ') || 'none'})`);
+      const names = n.endpoints.map((e) => e.name).join(', ') || 'none';
+      if (!endpoint) fail(`no endpoint named "${f.endpoint}" under notifications.endpoints (${names})`);
       const { parseSince } = await import('../events/status.js');
       let since: number;
       try {

@@ -36,7 +36,12 @@ const ANSWER_LIMIT = 64 * 1024;
 const SAVE_DELAY_MS = 200;
 
 /** Sends one rendered event to an endpoint; throws with a message on anything but a 2xx answer. */
-export async function sendEvent(endpoint: EndpointConfig, e: RegistryEvent, includeReferences: boolean, signal?: AbortSignal): Promise<void> {
+export async function sendEvent(
+  endpoint: EndpointConfig,
+  e: RegistryEvent,
+  includeReferences: boolean,
+  signal?: AbortSignal,
+): Promise<void> {
   const { contentType, body } = render(e, endpoint, includeReferences);
   const headers: Record<string, string> = { 'user-agent': 'sluice-notifications' };
   for (const [k, v] of Object.entries(endpoint.headers)) headers[k.toLowerCase()] = v.join(', ');
@@ -96,7 +101,9 @@ export class EndpointWorker {
       this.state.cursor = this.journal.lastSeq();
       await this.save();
     }
-    this.running = this.run().catch((e: unknown) => this.opts.log.warn({ endpoint: this.endpoint.name, err: (e as Error).message }, 'event delivery stopped'));
+    this.running = this.run().catch((e: unknown) => {
+      this.opts.log.warn({ endpoint: this.endpoint.name, err: (e as Error).message }, 'event delivery stopped');
+    });
   }
 
   /** Wakes the loop: new events are in the journal. */
@@ -172,7 +179,9 @@ export class EndpointWorker {
           this.state.failingSince = new Date().toISOString();
           this.scheduleSave();
         }
-        if (this.failures === this.endpoint.threshold + 1) this.opts.log.warn({ endpoint: name, err: message }, 'event endpoint failing; backing off');
+        if (this.failures === this.endpoint.threshold + 1) {
+          this.opts.log.warn({ endpoint: name, err: message }, 'event endpoint failing; backing off');
+        }
         const tooOld = Date.now() - Date.parse(e.timestamp) > maxAge;
         if (tooOld || (this.endpoint.maxtries > 0 && tries >= this.endpoint.maxtries)) {
           await this.deadLetter(e, tries, message);
@@ -217,7 +226,9 @@ export class EndpointWorker {
     if (this.saveTimer) return;
     this.saveTimer = setTimeout(() => {
       this.saveTimer = undefined;
-      this.save().catch((e: unknown) => this.opts.log.warn({ endpoint: this.endpoint.name, err: (e as Error).message }, 'event cursor not saved'));
+      this.save().catch((e: unknown) => {
+        this.opts.log.warn({ endpoint: this.endpoint.name, err: (e as Error).message }, 'event cursor not saved');
+      });
     }, SAVE_DELAY_MS);
     this.saveTimer.unref();
   }

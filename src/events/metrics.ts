@@ -12,11 +12,12 @@ export class EventMetrics {
 
   constructor(registry: Registry, pending: () => Record<string, number>, size: () => number) {
     const registers = [registry];
+    const perEndpoint = (name: string, help: string) => new Counter({ name, help, labelNames: ['endpoint'], registers });
     this.journaled = new Counter({ name: 'sluice_events_journaled_total', help: 'Events written to the journal', registers });
-    this.delivered = new Counter({ name: 'sluice_events_delivered_total', help: 'Events an endpoint accepted', labelNames: ['endpoint'], registers });
-    this.failures = new Counter({ name: 'sluice_events_delivery_failures_total', help: 'Failed tries to deliver an event', labelNames: ['endpoint'], registers });
-    this.dead = new Counter({ name: 'sluice_events_dead_letters_total', help: 'Events set aside after maxage or maxtries', labelNames: ['endpoint'], registers });
-    this.dropped = new Counter({ name: 'sluice_events_dropped_total', help: 'Undelivered events dropped to keep the journal bounded', labelNames: ['endpoint'], registers });
+    this.delivered = perEndpoint('sluice_events_delivered_total', 'Events an endpoint accepted');
+    this.failures = perEndpoint('sluice_events_delivery_failures_total', 'Failed tries to deliver an event');
+    this.dead = perEndpoint('sluice_events_dead_letters_total', 'Events set aside after maxage or maxtries');
+    this.dropped = perEndpoint('sluice_events_dropped_total', 'Undelivered events dropped to keep the journal bounded');
     this.pending = new Gauge({
       name: 'sluice_events_pending',
       help: 'Events in the journal an endpoint has not been given yet',

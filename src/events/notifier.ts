@@ -14,7 +14,8 @@ const PRUNE_EVERY_MS = 60_000;
 
 /** This node's name in the journal: the configured one, else the host name made safe for a path. */
 export function nodeName(config: NotificationsConfig): string {
-  return config.journal.node ?? (hostname().replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 64) || 'node');
+  const host = hostname().replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 64);
+  return config.journal.node ?? (host || 'node');
 }
 
 /**
@@ -82,7 +83,9 @@ export class Notifier implements EventSink {
   async prune(): Promise<void> {
     const before = Date.now() - parseDuration(this.config.journal.retention);
     const upTo = this.workers.length ? Math.min(...this.workers.map((w) => w.state.cursor)) : this.journal.lastSeq();
-    await this.journal.prune(before, upTo).catch((e: unknown) => this.log.warn({ err: (e as Error).message }, 'event journal prune failed'));
+    await this.journal.prune(before, upTo).catch((e: unknown) => {
+      this.log.warn({ err: (e as Error).message }, 'event journal prune failed');
+    });
   }
 
   /** Stops the deliveries and writes their cursors. */

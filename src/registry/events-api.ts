@@ -59,7 +59,12 @@ export function installEventsApi(app: FastifyInstance, ctx: RegistryContext): vo
   });
 }
 
-async function visibleRepositories(ctx: RegistryContext, req: FastifyRequest, batch: RegistryEvent[]): Promise<{ all: boolean; names: Set<string> }> {
+/** The repositories of a batch the caller may pull; `all` when there is no access control. */
+async function visibleRepositories(
+  ctx: RegistryContext,
+  req: FastifyRequest,
+  batch: RegistryEvent[],
+): Promise<{ all: boolean; names: Set<string> }> {
   const names = [...new Set(batch.map((e) => e.target.repository).filter((r): r is string => r !== undefined))];
   if (!ctx.catalogFilter) return { all: true, names: new Set(names) };
   return { all: false, names: new Set(await ctx.catalogFilter(req, names)) };

@@ -32,7 +32,8 @@ export function installEvents(app: FastifyInstance, ctx: RegistryContext): void 
   ctx.cache?.observeWith((r) => {
     const refused = r.decision === 'denied';
     const [reference, digest] = r.reference.split('@') as [string, string | undefined];
-    const target = { repository: r.repository, ...(isDigest(reference) ? { digest: reference } : { tag: reference }), ...(digest ? { digest } : {}) };
+    const named = isDigest(reference) ? { digest: reference } : { tag: reference };
+    const target = { repository: r.repository, ...named, ...(digest ? { digest } : {}) };
     const data = { reason: r.reason, ...(r.rule ? { rule: r.rule } : {}), address: r.address };
     emitDetached(ctx, app.log, { type: refused ? 'cache.refused' : 'cache.fill', target, data }, r.principal);
   });

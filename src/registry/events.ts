@@ -58,7 +58,12 @@ export async function emitForRequest(ctx: RegistryContext, req: FastifyRequest, 
 }
 
 /** Journals an event no request waits for (a mirror run, a cache decision, a failed login): failures are logged. */
-export function emitDetached(ctx: RegistryContext, log: { warn(o: object, msg: string): void }, draft: EventDraft, actor?: string): void {
+export function emitDetached(
+  ctx: RegistryContext,
+  log: { warn(o: object, msg: string): void },
+  draft: EventDraft,
+  actor?: string,
+): void {
   const events = ctx.events;
   if (!events) return;
   const event: NewEvent = {
@@ -76,6 +81,7 @@ export function emitAfterResponse(ctx: RegistryContext, req: FastifyRequest, dra
   const events = ctx.events;
   if (!events) return;
   const source = { addr: `${HOST}:${req.raw.socket?.localPort ?? 0}`, instanceID: events.instanceID };
-  const event: NewEvent = { id: randomUUID(), timestamp: new Date().toISOString(), ...draft, request: requestRecord(req), actor: {}, source };
+  const request = requestRecord(req);
+  const event: NewEvent = { id: randomUUID(), timestamp: new Date().toISOString(), ...draft, request, actor: {}, source };
   events.emit(event).catch((e: unknown) => req.log.warn({ err: (e as Error).message, type: draft.type }, 'event not journaled'));
 }

@@ -23,6 +23,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   gc: async () => (await import('./gc-command.js')).registerGcCommand,
   du: async () => (await import('./du-command.js')).registerDuCommand,
   fsck: async () => (await import('./fsck-command.js')).registerFsckCommand,
+  events: async () => (await import('./events-command.js')).registerEventsCommand,
 };
 
 /** Registers `sluice serve`: the registry itself, loaded only when it runs. */

@@ -7,6 +7,7 @@ import { mirrorsSchema } from '../sync/config.js';
 import { trustSchema } from '../policy/trust.js';
 import { proxySchema, upstreamsSchema } from '../upstream/config.js';
 import { gcSchema } from '../gc/config.js';
+import { notificationsSchema } from '../events/config.js';
 
 const duration = z.string().refine(isDuration, 'expected a duration such as 30s, 5m, 168h');
 
@@ -185,6 +186,8 @@ export const configSchema = z
     mirrors: mirrorsSchema.optional(),
     // Signatures (src/sign, src/policy/trust.ts): which images need whose cosign signature, where they move.
     trust: trustSchema.optional(),
+    // Distribution's notifications, journaled before each answer and delivered apart from requests (src/events).
+    notifications: notificationsSchema.optional(),
     // Distribution's pull-through cache block: one upstream for the whole registry, every image allowed.
     proxy: proxySchema.optional(),
   })

@@ -12,7 +12,6 @@ export const UNIMPLEMENTED_DISTRIBUTION_KEYS: ReadonlyMap<string, string | undef
   ['storage.oss', undefined],
   ['storage.inmemory', 'use storage.filesystem'],
   ['storage.tag', undefined],
-  ['notifications', undefined],
   ['redis', undefined],
   ['reporting', undefined],
   ['proxy', undefined],

@@ -40,6 +40,8 @@ export interface CacheDeps {
   log: { info(o: object, msg: string): void; warn(o: object, msg: string): void };
   /** Called for every fetch and every refusal (the audit log, when configured). */
   audit?: (record: CacheAuditRecord) => void;
+  /** Called for every fetch and every refusal too (the events journal, when configured). */
+  observe?: (record: CacheAuditRecord) => void;
   /** Claims digests against garbage collection before the cache relies on them (`gc/claim.ts`). */
   claim?: (digests: Iterable<Digest>) => Promise<void>;
   /** Called when the cache stored a new repository or tag. */
@@ -142,6 +144,16 @@ export class PullThroughCache {
     this.deps.audit = audit;
   }
 
+  /** Sends a record of every fetch and refusal to the events journal as well. */
+  observeWith(observe: CacheDeps['observe']): void {
+    this.deps.observe = observe;
+  }
+
+  private report(record: CacheAuditRecord): void {
+    this.deps.audit?.(record);
+    this.deps.observe?.(record);
+  }
+
   /** The cache's view of a request's repository, or undefined for a local one. */
   target(name: RepositoryName, req: { ns?: string; host?: string; write: boolean }): Promise<CacheTarget | undefined> {
     return cacheTarget(this.upstreams, name, {
@@ -179,7 +191,7 @@ export class PullThroughCache {
   private refuse(t: CacheTarget, reference: string, reason: string, flow: CompiledFlow | undefined, who: Requester): never {
     this.counters.requests.inc({ kind: 'manifest', result: 'denied' });
     this.counters.denials.inc({ rule: flow ? String(flow.index) : 'none' });
-    this.deps.audit?.({ ...who, action: 'fetch', repository: t.image, reference, decision: 'denied', reason, ...(flow ? { rule: flowLabel(flow) } : {}) });
+    this.report({ ...who, action: 'fetch', repository: t.image, reference, decision: 'denied', reason, ...(flow ? { rule: flowLabel(flow) } : {}) });
     const hint = t.viaUnprefixed ? ` (a name without a registry host means ${t.upstream.name} here; no local repository of that name exists)` : '';
     throw new OciError('DENIED', `${reason}${hint}`, { repository: t.image, reference });
   }
@@ -291,7 +303,7 @@ export class PullThroughCache {
     this.counters.requests.inc({ kind: 'manifest', result: 'miss' });
     const moved = local ? ` (moved from ${local})` : '';
     this.deps.log.info({ upstream: t.upstream.name, image: t.image, tag, digest: fetched.digest }, `cache: fetched ${t.image}:${tag}${moved}`);
-    this.deps.audit?.({ ...who, action: 'fetch', repository: t.image, reference: `${tag}@${fetched.digest}`, decision: 'allowed', reason: `fetched from ${t.upstream.name}${moved}`, ...(flow ? { rule: flowLabel(flow) } : {}) });
+    this.report({ ...who, action: 'fetch', repository: t.image, reference: `${tag}@${fetched.digest}`, decision: 'allowed', reason: `fetched from ${t.upstream.name}${moved}`, ...(flow ? { rule: flowLabel(flow) } : {}) });
     if (flow?.spec.referrers && !this.deps.verify) this.inBackground(this.fetchAttachments(t, fetched.digest));
   }
 
@@ -346,7 +358,7 @@ export class PullThroughCache {
         }
         await this.store(t, fetched);
         this.counters.requests.inc({ kind: 'manifest', result: 'miss' });
-        this.deps.audit?.({ ...who, action: 'fetch', repository: t.image, reference: digest, decision: 'allowed', reason: `fetched from ${t.upstream.name}` });
+        this.report({ ...who, action: 'fetch', repository: t.image, reference: digest, decision: 'allowed', reason: `fetched from ${t.upstream.name}` });
         this.deps.changed?.();
       })().finally(() => this.inflight.delete(key));
       this.inflight.set(key, run);

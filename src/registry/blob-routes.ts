@@ -7,6 +7,7 @@ import type { RegistryContext } from './context.js';
 import { blobDataPath } from '../storage/layout.js';
 import { etagOf, ifNoneMatchHits } from './conditional.js';
 import { claimForPush } from './gc-claim.js';
+import { emitForRequest, eventURL, type EventDraft } from './events.js';
 
 /**
  * Parses a Range header against a size: the one byte range to send, or null to send the whole body.
@@ -40,6 +41,12 @@ export function requireDigest(text: string): Digest {
   return text;
 }
 
+/** A blob's push, pull or mount as Distribution describes it: its media type is unknown, so octet-stream. */
+export function blobEvent(req: FastifyRequest, action: 'push' | 'pull' | 'mount', name: RepositoryName, digest: Digest, size: number, from?: string): EventDraft {
+  const target = { mediaType: 'application/octet-stream', size, digest, length: size, repository: name };
+  return { type: action, action, target: { ...target, ...(from ? { fromRepository: from } : {}), url: eventURL(req, name, 'blobs', digest) } };
+}
+
 /** GET and HEAD of a blob, with single byte ranges. */
 export async function getBlob(ctx: RegistryContext, req: FastifyRequest, reply: FastifyReply, name: RepositoryName, digestText: string): Promise<void> {
   const digest = requireDigest(digestText);
@@ -49,6 +56,8 @@ export async function getBlob(ctx: RegistryContext, req: FastifyRequest, reply: 
   if (req.method === 'HEAD' && (!ctx.mayPush || (await ctx.mayPush(req, name)))) await claimForPush(ctx, [digest]);
   const size = await ctx.repo(name).blobSize(digest);
   if (size === null) throw new OciError('BLOB_UNKNOWN', `blob ${digest} is not known to repository ${name}`, { digest });
+  // Distribution sends a pull for a blob's GET and HEAD alike.
+  if (ctx.events) await emitForRequest(ctx, req, [blobEvent(req, 'pull', name, digest, size)]);
   if (await redirectBlob(ctx, req, reply, digest)) return;
   // The driver writes straight into the socket (reused buffers, no per-chunk allocation).
   await sendBlob(ctx, req, reply, digest, size, (out, start, length) => ctx.blobs.sendTo(digest, out, start, length));
@@ -140,6 +149,7 @@ export async function deleteBlob(ctx: RegistryContext, req: FastifyRequest, repl
   requireWritable(ctx);
   if (!ctx.deleteEnabled) throw new OciError('UNSUPPORTED', 'deletion is disabled on this registry (storage.delete.enabled)');
   if (!(await ctx.repo(name).unlinkBlob(digest))) throw new OciError('BLOB_UNKNOWN', `blob ${digest} is not known to repository ${name}`, { digest });
+  await emitForRequest(ctx, req, [{ type: 'delete', action: 'delete', target: { digest, repository: name } }]);
   reply.code(202).header('content-length', '0').send();
 }
 

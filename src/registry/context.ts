@@ -14,6 +14,7 @@ import { allowAll, type Authorizer } from './access.js';
 import type { Metrics } from './metrics.js';
 import type { PullThroughCache } from '../proxy/cache.js';
 import type { Trust } from './trust-setup.js';
+import type { Notifier } from '../events/notifier.js';
 
 /** Which child manifests an index must have in the repository before it is accepted. */
 export type IndexPolicy = { mode: 'all' } | { mode: 'none' } | { mode: 'list'; platforms: Platform[] };
@@ -38,6 +39,8 @@ export class RegistryContext {
   pulls: PullRecorder | undefined;
   /** The pull-through cache, when upstreams (or Distribution's proxy block) are configured. */
   cache: PullThroughCache | undefined;
+  /** The events journal and its deliveries (`notifications:`), when configured. */
+  events: Notifier | undefined;
   /** Narrows the catalog to what the caller may see; set by access control. */
   catalogFilter: ((request: FastifyRequest, names: string[]) => Promise<string[]>) | undefined;
   /** Whether the caller may push to a repository (never throws); set by access control. */

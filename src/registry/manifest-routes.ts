@@ -15,6 +15,7 @@ import type { IndexPolicy, RegistryContext } from './context.js';
 import { checkPull } from './trust-pull.js';
 import { claimForPush } from './gc-claim.js';
 import { manifestClaims } from '../gc/claim.js';
+import { emitForRequest, eventURL, manifestReferences, type EventDraft } from './events.js';
 
 /** The media type to answer with: the manifest's own, else what its shape implies (umoci omits it). */
 function mediaTypeOf(bytes: Buffer): string {
@@ -41,6 +42,27 @@ async function missingChildMessage(ctx: RegistryContext, repo: RepositoryStore, 
   if (!entry) return null;
   const what = entry.platform ? formatPlatform(entry.platform) : `manifest ${digest}`;
   return `${what} of index ${entry.index} is not stored in this registry (the index was mirrored without it)`;
+}
+
+/** A push or pull of a manifest, as Distribution describes it (references are kept; the endpoint decides). */
+function manifestEvent(
+  req: FastifyRequest,
+  action: 'push' | 'pull',
+  name: RepositoryName,
+  digest: Digest,
+  bytes: Buffer,
+  mediaType: string,
+  tag: string | undefined,
+  m?: Manifest,
+): EventDraft {
+  let references;
+  try {
+    references = manifestReferences(m ?? parseManifest(bytes));
+  } catch {
+    references = undefined;
+  }
+  const target = { mediaType, size: bytes.length, digest, length: bytes.length, repository: name, url: eventURL(req, name, 'manifests', digest) };
+  return { type: action, action, target: { ...target, ...(tag ? { tag } : {}), ...(references ? { references } : {}) } };
 }
 
 /** GET and HEAD of a manifest by tag or digest. */
@@ -75,6 +97,8 @@ export async function getManifest(ctx: RegistryContext, req: FastifyRequest, rep
   // A pull: by tag (GET, or HEAD as containerd resolves), or a GET by digest; a HEAD by digest tests presence.
   // Recording only updates memory; the cache's fills and mirror jobs write storage without passing here.
   if (!byDigest || req.method !== 'HEAD') ctx.pulls?.record(name, byDigest ? undefined : reference, stored.digest);
+  // Distribution sends a pull for GET and HEAD alike (a 304 included: the manifest was served from its store).
+  if (ctx.events) await emitForRequest(ctx, req, [manifestEvent(req, 'pull', name, stored.digest, stored.bytes, mediaType, byDigest ? undefined : reference)]);
   if (ifNoneMatchHits(req, stored.digest)) {
     reply.code(304).send();
     return;
@@ -178,11 +202,13 @@ export async function putManifest(ctx: RegistryContext, req: FastifyRequest, rep
   const tags = byDigest ? queryTags : [reference];
   // Reading a tag, deciding whether moving it is an overwrite and moving it are one step per tag: otherwise
   // concurrent pushes to a new immutable tag all find it absent and all "create" it.
+  const moved = new Map<string, Digest>();
   await repo.withTagLock(tags, async () => {
     const fresh = new Set<string>();
     for (const t of tags) {
       const current = await repo.resolveTag(t);
       if (current && current !== digest) await ctx.authorize(req, { repository: name, actions: ['overwrite'], reference: t });
+      if (current && current !== digest) moved.set(t, current);
       if (!current) fresh.add(t);
     }
     await repo.putManifest(bytes, m.subject?.digest, algorithm);
@@ -208,6 +234,13 @@ export async function putManifest(ctx: RegistryContext, req: FastifyRequest, rep
     }
   });
   ctx.catalog.invalidate();
+  if (ctx.events) {
+    const drafts = (tags.length ? tags : [undefined]).map((t) => manifestEvent(req, 'push', name, digest, bytes, m.mediaType, t, m));
+    for (const [t, previous] of moved) {
+      drafts.push({ type: 'tag.moved', target: { repository: name, tag: t, digest, mediaType: m.mediaType }, data: { previous } });
+    }
+    await emitForRequest(ctx, req, drafts);
+  }
   reply.code(201).header('location', `/v2/${name}/manifests/${digest}`).header('docker-content-digest', digest).header('content-length', '0');
   if (queryTags.length > 0) reply.header('oci-tag', queryTags);
   if (m.subject) reply.header('oci-subject', m.subject.digest);
@@ -230,10 +263,16 @@ export async function deleteManifest(ctx: RegistryContext, req: FastifyRequest, 
         subject = undefined;
       }
     }
+    // Distribution sends the manifest's delete, then one for each tag that named it.
+    const tags = ctx.events && stored ? await repo.tagsNaming(reference) : [];
     if (!(await repo.deleteManifest(reference, subject))) throw new OciError('MANIFEST_UNKNOWN', `manifest ${reference} is not known to repository ${name}`, { digest: reference });
+    const drafts: EventDraft[] = [{ type: 'delete', action: 'delete', target: { digest: reference, repository: name } }];
+    for (const tag of tags) drafts.push({ type: 'delete', action: 'delete', target: { repository: name, tag } });
+    await emitForRequest(ctx, req, drafts);
   } else {
     if (!isTag(reference)) throw new OciError('TAG_INVALID', `invalid tag "${reference.slice(0, 200)}"`);
     if (!(await repo.untag(reference))) throw new OciError('MANIFEST_UNKNOWN', `tag ${reference} is not known to repository ${name}`, { tag: reference });
+    await emitForRequest(ctx, req, [{ type: 'delete', action: 'delete', target: { repository: name, tag: reference } }]);
   }
   reply.code(202).header('content-length', '0').send();
 }

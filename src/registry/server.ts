@@ -25,6 +25,7 @@ import { clientErrorHandler, errorHandler, frameworkErrors } from './framework-e
 import { buildCache } from './cache-setup.js';
 import { buildTrust, requireRegistryName } from './trust-setup.js';
 import { startMirrorJobs } from './sync-setup.js';
+import { installEvents } from './events-setup.js';
 
 export { driverFor };
 
@@ -148,6 +149,7 @@ export function buildRegistry(opts: ServerOptions): Registry {
   }
   installGc(app, ctx);
   installPulls(app, ctx);
+  installEvents(app, ctx);
   if (ctx.cache) {
     const cache = ctx.cache;
     cache.attach(app.log);

@@ -9,6 +9,28 @@ import type { TransportOptions } from '../transport/options.js';
 import { buildTrust } from './trust-setup.js';
 import type { RegistryContext } from './context.js';
 import { claimForPush } from './gc-claim.js';
+import { emitDetached, type EventDraft } from './events.js';
+import type { RunSummary } from '../sync/state.js';
+
+/** The most image names one mirror run's event lists per outcome; the counts are always whole. */
+const LISTED = 100;
+
+/** A mirror run as an event: what it copied, followed (moved tags), pruned and refused, or why it failed. */
+function mirrorRunEvent(job: string, s: RunSummary | Error, ms: number): EventDraft {
+  if (s instanceof Error) return { type: 'mirror.run', target: {}, data: { job, result: 'failed', error: s.message.slice(0, 500), ms: Math.round(ms) } };
+  const data = {
+    job,
+    result: s.ok ? 'ok' : 'errors',
+    ms: Math.round(ms),
+    counts: { copied: s.copied.length, moved: s.moved.length, unchanged: s.unchanged, pruned: s.pruned.length, refused: s.refused.length, errors: s.errors.length },
+    copied: s.copied.slice(0, LISTED),
+    moved: s.moved.slice(0, LISTED),
+    pruned: s.pruned.slice(0, LISTED),
+    refused: s.refused.slice(0, LISTED),
+    errors: s.errors.slice(0, LISTED),
+  };
+  return { type: 'mirror.run', target: {}, data };
+}
 
 type Log = { info(o: object, msg: string): void; warn(o: object, msg: string): void };
 
@@ -55,6 +77,7 @@ export function startMirrorJobs(ctx: RegistryContext, config: Config, log: Log):
     const result = s instanceof Error ? 'failed' : s.ok ? 'ok' : 'errors';
     seconds.observe({ job: job.name, result }, ms / 1000);
     runs.inc({ job: job.name, result });
+    emitDetached(ctx, log, mirrorRunEvent(job.name, s, ms));
     if (s instanceof Error) return;
     images.inc({ job: job.name, action: 'copied' }, s.copied.length);
     images.inc({ job: job.name, action: 'moved' }, s.moved.length);

@@ -4,6 +4,7 @@ import type { RepositoryName } from '../oci/name.js';
 import { StorageSource } from '../transport/storage-source.js';
 import type { RegistryContext } from './context.js';
 import { isEvidenceBytes } from '../sign/evidence.js';
+import { emitForRequest } from './events.js';
 import { looksLikeHost, registryHost, requireTrusted, type TrustVerdict } from './trust-setup.js';
 
 /** The manifest a pull is about to serve: the name and reference asked for, and the stored bytes. */
@@ -70,6 +71,9 @@ export async function checkPull(ctx: RegistryContext, req: FastifyRequest, serve
   if (verdict.allowed) {
     if (cache.size > 10_000) cache.clear();
     cache.set(key, { verdict, until: Date.now() + DECISION_TTL_MS });
+  } else {
+    const tag = isDigest(reference) ? undefined : reference;
+    await emitForRequest(ctx, req, [{ type: 'trust.refused', target: { repository: name, digest, ...(tag ? { tag } : {}) }, data: { reason: verdict.reason } }]);
   }
   requireTrusted(verdict, what);
 }

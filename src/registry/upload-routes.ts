@@ -4,7 +4,8 @@ import { OciError } from '../oci/errors.js';
 import type { RepositoryName } from '../oci/name.js';
 import { isRepositoryName, quoteName } from '../oci/name.js';
 import { isUploadId } from '../storage/uploads.js';
-import { requireDigest, requireWritable } from './blob-routes.js';
+import { blobEvent, requireDigest, requireWritable } from './blob-routes.js';
+import { emitForRequest } from './events.js';
 import type { RegistryContext } from './context.js';
 import { allowAll } from './access.js';
 import { refuseCodings } from './body.js';
@@ -113,6 +114,7 @@ export async function startUpload(ctx: RegistryContext, req: FastifyRequest, rep
     if (source !== null) {
       await repo.linkBlob(digest);
       ctx.catalog.invalidate();
+      await emitForRequest(ctx, req, [blobEvent(req, 'mount', name, digest, source, from)]);
       sendBlobCreated(reply, name, digest);
       return;
     }
@@ -126,11 +128,12 @@ export async function startUpload(ctx: RegistryContext, req: FastifyRequest, rep
     const length = contentLength(req);
     const started = Date.now();
     const id = await ctx.uploads.start(name);
+    let blobSize = 0;
     try {
       const size = await ctx.uploads.append(name, id, body(req), undefined, length);
       ctx.metrics.bytesIn.inc({ route: 'upload' }, size);
       await claimForPush(ctx, [digest]);
-      await ctx.uploads.finish(name, id, digest);
+      blobSize = await ctx.uploads.finish(name, id, digest);
     } catch (e) {
       await ctx.uploads.cancel(name, id);
       throw e;
@@ -138,6 +141,7 @@ export async function startUpload(ctx: RegistryContext, req: FastifyRequest, rep
     await repo.linkBlob(digest);
     ctx.catalog.invalidate();
     ctx.metrics.uploadSeconds.observe((Date.now() - started) / 1000);
+    await emitForRequest(ctx, req, [blobEvent(req, 'push', name, digest, blobSize)]);
     sendBlobCreated(reply, name, digest);
     return;
   }
@@ -193,10 +197,11 @@ export async function finishUpload(ctx: RegistryContext, req: FastifyRequest, re
   }
   const started = await ctx.uploads.startedAt(name, id);
   await claimForPush(ctx, [digest]);
-  await ctx.uploads.finish(name, id, digest);
+  const blobSize = await ctx.uploads.finish(name, id, digest);
   await ctx.repo(name).linkBlob(digest);
   ctx.catalog.invalidate();
   if (started) ctx.metrics.uploadSeconds.observe(Math.max(0, Date.now() - started.getTime()) / 1000);
+  await emitForRequest(ctx, req, [blobEvent(req, 'push', name, digest, blobSize)]);
   sendBlobCreated(reply, name, digest);
 }
 

@@ -174,7 +174,7 @@ export class RepositoryStore {
   }
 
   /** The tags whose current link names `d`. */
-  private async tagsNaming(d: Digest): Promise<string[]> {
+  async tagsNaming(d: Digest): Promise<string[]> {
     const out: string[] = [];
     for (const t of await this.tags()) if ((await this.resolveTag(t)) === d) out.push(t);
     return out;

@@ -205,11 +205,14 @@ test('Distribution keys Sluice does not implement are refused as such, including
   assert.deepEqual(problems({ storage: { cache: { blobdescriptor: 'redis' } } }), ['storage.cache.blobdescriptor: only inmemory is supported (a redis cache is not implemented)']);
   assert.deepEqual(problems({ health: { storagedriver: { enabled: true, intervl: '10s' } } }), ['unknown config key health.storagedriver.intervl (did you mean health.storagedriver.interval?)']);
   assert.deepEqual(problems({ log: { formatter: 'text' } }), ['log.formatter: Sluice writes JSON lines only: use json or leave it out']);
-  assert.deepEqual(problems({ storage: { azure: { container: 'b' }, inmemory: {} }, notifications: { endpoints: [] } }), [
-    'notifications is a Distribution key Sluice does not implement yet',
+  assert.deepEqual(problems({ storage: { azure: { container: 'b' }, inmemory: {} }, redis: { addr: 'x:6379' } }), [
+    'redis is a Distribution key Sluice does not implement yet',
     'storage.azure is a Distribution key Sluice does not implement yet',
     'storage.inmemory is a Distribution key Sluice does not implement yet (use storage.filesystem)',
   ]);
+  // Distribution's notifications are read as they are; a typo in an endpoint stops the start.
+  assert.deepEqual(problems({ notifications: { endpoints: [{ name: 'ci', url: 'http://127.0.0.1:1/', timeout: '1s', threshold: 5, backoff: '1s' }] } }), []);
+  assert.equal(problems({ notifications: { endpoints: [{ name: 'ci', url: 'http://127.0.0.1:1/', thresold: 5 }] } }).length, 1);
   // What Debian's config.yml names is fine as it is.
   assert.deepEqual(problems({ storage: { cache: { blobdescriptor: 'inmemory' } }, health: { storagedriver: { enabled: true, interval: '10s', threshold: 3 } } }), []);
 });

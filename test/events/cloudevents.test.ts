@@ -1,0 +1,116 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startRegistry } from '../helpers/registry.js';
+import { makeImage, pushImage } from '../helpers/images.js';
+import { startEventReceiver } from '../helpers/event-receiver.js';
+import { writeHtpasswd } from '../auth/fixture.js';
+
+type Json = Record<string, unknown>;
+
+function cloudEndpoint(url: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { name: 'chat', url, format: 'cloudevents', timeout: '2s', threshold: 0, backoff: '20ms', ...extra };
+}
+
+test('CloudEvents endpoints get Sluice\'s types, filtered by repository glob, type and media type', async (t) => {
+  const receiver = await startEventReceiver();
+  t.after(() => receiver.close());
+  const img = await makeImage({ label: 'ce-1' });
+  const reg = await startRegistry({
+    notifications: {
+      journal: { node: 'ce' },
+      endpoints: [cloudEndpoint(receiver.url, { repositories: ['team/**'], types: ['push', 'tag.moved'], mediatypes: [img.mediaType] })],
+    },
+  });
+  t.after(() => reg.close());
+  const other = await makeImage({ label: 'ce-2' });
+  await pushImage(reg.url, 'elsewhere/app', 'v1', img);
+  await pushImage(reg.url, 'team/app', 'v1', img);
+  await pushImage(reg.url, 'team/app', 'v1', other);
+  await (await fetch(`${reg.url}/v2/team/app/manifests/v1`)).arrayBuffer();
+  await receiver.waitFor(3);
+  await new Promise((r) => setTimeout(r, 300));
+  const events = receiver.events();
+  assert.deepEqual(events.map((e) => [e['type'], e['subject']]), [
+    ['io.sluice.push', `team/app:v1@${img.digest}`],
+    ['io.sluice.push', `team/app:v1@${other.digest}`],
+    ['io.sluice.tag.moved', `team/app:v1@${other.digest}`],
+  ]);
+  const moved = events[2]!;
+  assert.equal(moved['specversion'], '1.0');
+  assert.equal(typeof moved['id'], 'string');
+  assert.match(String(moved['source']), /^sluice:\/\//);
+  assert.equal((moved['data'] as Json)['previous'], img.digest);
+  for (const d of receiver.deliveries) assert.equal(d.headers['content-type'], 'application/cloudevents+json');
+});
+
+test('cache fills and refusals are events, with the flow rule that decided', async (t) => {
+  const receiver = await startEventReceiver();
+  t.after(() => receiver.close());
+  const up = await startRegistry();
+  t.after(() => up.close());
+  const img = await makeImage({ label: 'ce-cache' });
+  await pushImage(up.url, 'library/busybox', '1', img);
+  await pushImage(up.url, 'someone/tool', '1', img);
+  const cache = await startRegistry({
+    upstreams: { 'docker.io': { url: up.url, ttl: '1h', timeout: '2s' } },
+    flows: [{ images: ['docker.io/library/*'] }, { images: ['docker.io/**'], deny: true }],
+    notifications: { journal: { node: 'ce' }, endpoints: [cloudEndpoint(receiver.url, { types: ['cache.fill', 'cache.refused'] })] },
+  });
+  t.after(() => cache.close());
+  assert.equal((await fetch(`${cache.url}/v2/docker.io/library/busybox/manifests/1`, { headers: { accept: img.mediaType } })).status, 200);
+  assert.equal((await fetch(`${cache.url}/v2/docker.io/someone/tool/manifests/1`, { headers: { accept: img.mediaType } })).status, 403);
+  await receiver.waitFor(2);
+  const byType = Object.fromEntries(receiver.events().map((e) => [e['type'], e]));
+  const fill = byType['io.sluice.cache.fill']!;
+  assert.equal(fill['subject'], `docker.io/library/busybox:1@${img.digest}`);
+  const refused = byType['io.sluice.cache.refused']!;
+  assert.equal(refused['subject'], 'docker.io/someone/tool:1');
+  assert.equal((refused['data'] as Json)['rule'], 'flow rule 2');
+  assert.match(String((refused['data'] as Json)['reason']), /someone\/tool/);
+});
+
+test('a failed login is an event naming the user, never the password', async (t) => {
+  const receiver = await startEventReceiver();
+  t.after(() => receiver.close());
+  const dir = await mkdtemp(join(tmpdir(), 'sluice-events-auth-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await writeHtpasswd(join(dir, 'htpasswd'), { alice: 'right-password' });
+  const reg = await startRegistry({
+    auth: { htpasswd: { realm: 'test', path: join(dir, 'htpasswd') } },
+    notifications: { journal: { node: 'ce' }, endpoints: [cloudEndpoint(receiver.url, { types: ['login.failed'] })] },
+  });
+  t.after(() => reg.close());
+  const basic = Buffer.from('alice:wrong-password').toString('base64');
+  assert.equal((await fetch(`${reg.url}/v2/`, { headers: { authorization: `Basic ${basic}` } })).status, 401);
+  await receiver.waitFor(1);
+  const e = receiver.events()[0]!;
+  assert.equal(e['type'], 'io.sluice.login.failed');
+  assert.equal((e['data'] as Json)['user'], 'alice');
+  assert.ok(!receiver.deliveries[0]!.body.includes('wrong-password'));
+});
+
+test('a mirror run is an event with what it copied', async (t) => {
+  const receiver = await startEventReceiver();
+  t.after(() => receiver.close());
+  const up = await startRegistry();
+  t.after(() => up.close());
+  const img = await makeImage({ label: 'ce-mirror' });
+  await pushImage(up.url, 'library/app', '1', img);
+  const reg = await startRegistry({
+    upstreams: { 'docker.io': { url: up.url } },
+    flows: [{ images: ['docker.io/library/*'] }],
+    mirrors: [{ name: 'follow', images: ['docker.io/library/app'], tags: { include: ['1'] }, every: '1h' }],
+    notifications: { journal: { node: 'ce' }, endpoints: [cloudEndpoint(receiver.url, { types: ['mirror.run'] })] },
+  });
+  t.after(() => reg.close());
+  await receiver.waitFor(1);
+  const e = receiver.events()[0]!;
+  assert.equal(e['type'], 'io.sluice.mirror.run');
+  const data = e['data'] as Json;
+  assert.equal(data['job'], 'follow');
+  assert.equal(data['result'], 'ok');
+  assert.equal((data['counts'] as Json)['copied'], 1);
+});

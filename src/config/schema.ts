@@ -7,6 +7,7 @@ import { mirrorsSchema } from '../sync/config.js';
 import { trustSchema } from '../policy/trust.js';
 import { proxySchema, upstreamsSchema } from '../upstream/config.js';
 import { gcSchema } from '../gc/config.js';
+import { retentionSchema } from '../policy/retention-config.js';
 
 const duration = z.string().refine(isDuration, 'expected a duration such as 30s, 5m, 168h');
 
@@ -187,6 +188,9 @@ export const configSchema = z
     trust: trustSchema.optional(),
     // Distribution's pull-through cache block: one upstream for the whole registry, every image allowed.
     proxy: proxySchema.optional(),
+    // Which tags stay (src/policy/retention.ts), applied by the collector (storage.gc, `sluice gc`): top level,
+    // beside flows and mirrors, because it is policy in the same pattern language, not a storage setting.
+    retention: retentionSchema.optional(),
   })
   .strict();
 

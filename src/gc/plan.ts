@@ -40,16 +40,18 @@ export function liveRevisions(repo: RepositoryFacts, facts: StorageFacts, delete
   const revisions = new Set(repo.revisions);
   const referrersOf = new Map<Digest, Digest[]>();
   const artifactsOf = new Map<Digest, Digest[]>();
-  const roots: Digest[] = [];
+  // Under retention, what stays untagged is decided there; artifact tags then follow their subject.
+  const followSubject = deleteUntagged || repo.retained !== undefined;
+  const roots: Digest[] = [...(repo.retained?.roots ?? [])];
   for (const d of repo.revisions) {
     const f = facts.manifests.get(d);
     const subject = isReadable(f) ? f.subject : undefined;
     if (subject) referrersOf.set(subject, [...(referrersOf.get(subject) ?? []), d]);
-    else if (!deleteUntagged) roots.push(d);
+    else if (!followSubject) roots.push(d);
   }
   for (const [tag, d] of repo.tags) {
     const subject = artifactTagSubject(tag);
-    if (subject && deleteUntagged) artifactsOf.set(subject, [...(artifactsOf.get(subject) ?? []), d]);
+    if (subject && followSubject) artifactsOf.set(subject, [...(artifactsOf.get(subject) ?? []), d]);
     else roots.push(d);
   }
   const live = new Set<Digest>();
@@ -98,7 +100,8 @@ export function planCollection(facts: StorageFacts, options: { deleteUntagged: b
       if (alive.has(d)) continue;
       const f = facts.manifests.get(d);
       const readable = isReadable(f) ? f : undefined;
-      const entry: Garbage = { kind: 'manifest', digest: d, repository: repo.name, reason: manifestReason(readable, alive) };
+      const reason = (!readable?.subject && repo.retained?.reasons.get(d)) || manifestReason(readable, alive);
+      const entry: Garbage = { kind: 'manifest', digest: d, repository: repo.name, reason };
       if (readable?.subject) entry.subject = readable.subject;
       garbage.push(entry);
     }

@@ -1,7 +1,7 @@
 import picomatch from 'picomatch';
 import semver from 'semver';
 import { parseDuration } from '../config/duration.js';
-import { compilePatterns, PolicyError, splitPattern, type Pattern } from './patterns.js';
+import { compilePatterns, expandPatterns, PolicyError, splitPattern, type Pattern } from './patterns.js';
 import type { RetentionRuleConfig } from './retention-config.js';
 import { ANONYMOUS } from './types.js';
 import { versionOf } from './versions.js';
@@ -38,12 +38,12 @@ export interface TagVerdict {
 export function compileRetention(rules: RetentionRuleConfig[], sets: Record<string, string[]> = {}): RetentionRule[] {
   return rules.map((spec, i) => {
     const at = `retention rule ${i + 1}`;
-    for (const p of spec.images) {
-      const parts = splitPattern(p);
-      if (parts.tag !== undefined || parts.digest !== undefined) throw new PolicyError(`${at}: image "${p}" names a tag or digest; write tags: for that`);
-    }
     let images: Pattern[];
     try {
+      for (const { source } of expandPatterns(spec.images, sets)) {
+        const parts = splitPattern(source);
+        if (parts.tag !== undefined || parts.digest !== undefined) throw new PolicyError(`image "${source}" names a tag or digest; write tags: for that`);
+      }
       images = compilePatterns(spec.images, sets);
     } catch (e) {
       throw new PolicyError(`${at}: ${(e as Error).message}`);

@@ -1,0 +1,49 @@
+import type { Config } from '../config/schema.js';
+import type { RepositoryName } from '../oci/name.js';
+import type { Target } from '../policy/types.js';
+
+/** The `retain` answer of `sluice policy explain`: which tags of a repository retention and eviction keep, by which rule. */
+export interface RetainExplanation {
+  action: 'retain';
+  repository: string;
+  tag?: string;
+  digest?: string;
+  kept: boolean;
+  reason: string;
+}
+
+/**
+ * Judges one tag (or every tag) of a repository as the collector's next pass would, from the storage the config
+ * names: push times, pull times, the rules. Reads storage; deletes nothing.
+ */
+export async function explainRetain(config: Config, target: Target): Promise<RetainExplanation[]> {
+  if (target.digest) throw new Error('--action retain judges tags: give IMAGE or IMAGE:TAG');
+  const repository = target.repository as RepositoryName;
+  const { lifecycleOf } = await import('../gc/lifecycle.js');
+  const lifecycle = lifecycleOf(config);
+  const untouched = (reason: string): RetainExplanation[] => [{ action: 'retain', repository, ...(target.tag ? { tag: target.tag } : {}), kept: true, reason }];
+  if (!lifecycle) return untouched('kept: the config has no retention rules and no cache eviction');
+  const { driverFor } = await import('../storage/driver-for.js');
+  const { markStorage } = await import('../gc/mark.js');
+  const { judgeLifecycle } = await import('../gc/retention.js');
+  const driver = driverFor(config);
+  try {
+    // A size cap weighs the whole cache of the upstream; anything else needs this repository alone.
+    const capped = lifecycle.caches.some((c) => repository.startsWith(`${c.prefix}/`) && c.spec.maxBytes !== undefined);
+    const facts = await markStorage(driver, new Map(), capped ? {} : { only: repository });
+    const judged = await judgeLifecycle(driver, facts, lifecycle, { now: Date.now(), deleteUntagged: config.storage.gc?.deleteuntagged ?? false });
+    const mine = judged.verdicts.filter((v) => v.repository === repository && (target.tag === undefined ? v.tag !== undefined : v.tag === target.tag));
+    if (mine.length === 0) {
+      if (target.tag && !facts.repositories.find((r) => r.name === repository)?.tags.has(target.tag)) throw new Error(`${repository} has no tag ${target.tag}`);
+      return untouched('kept: no retention rule matches this repository and it is not a cache with eviction (or the tag is an artifact tag, which follows its subject)');
+    }
+    return mine.map((v) => ({ action: 'retain', repository, ...(v.tag ? { tag: v.tag } : {}), digest: v.digest, kept: v.kept, reason: v.reason }));
+  } finally {
+    (driver as { destroy?: () => void }).destroy?.();
+  }
+}
+
+/** One line per tag: `team-a/app:v1: kept by rule 2 (latest 5)`. */
+export function printRetain(es: RetainExplanation[]): string {
+  return es.map((e) => `${e.repository}${e.tag ? `:${e.tag}` : ''}: ${e.reason}\n`).join('');
+}

@@ -6,7 +6,7 @@ import type { ManifestFacts, RepositoryFacts, StorageFacts } from './facts.js';
 export type Garbage =
   | { kind: 'blob'; digest: Digest; reason: string }
   | { kind: 'manifest'; digest: Digest; repository: RepositoryName; subject?: Digest; reason: string }
-  | { kind: 'tag'; digest: Digest; repository: RepositoryName; tag: string; reason: string }
+  | { kind: 'tag'; digest: Digest; repository: RepositoryName; tag: string; reason: string; cause?: 'retention' | 'eviction' }
   | { kind: 'layer-link'; digest: Digest; repository: RepositoryName; reason: string };
 
 /** What the mark decided: the garbage, or why nothing may be deleted this time. */

@@ -43,6 +43,8 @@ interface Judged {
   untagged: { digest: Digest; pushed: number; pulled?: number }[];
   /** Why a tag or untagged revision goes, by tag or by digest; absent: it stays. */
   gone: Map<string, string>;
+  /** Tags eviction (not retention) takes. */
+  evicted: Set<string>;
   verdicts: LifecycleVerdict[];
 }
 
@@ -113,6 +115,7 @@ async function applyEviction(cache: EvictedCache, judged: Judged[], facts: Stora
   for (const i of images) {
     const v = verdicts.get(i.key)!;
     if (v.evicted) i.j.gone.set(i.tag ?? i.digest, v.reason);
+    if (v.evicted && i.tag !== undefined) i.j.evicted.add(i.tag);
     // A kept tag already has retention's verdict when rules apply; an untagged one only when `untagged` judged it.
     const known = i.j.verdicts.find((x) => x.tag === i.tag && x.digest === i.digest);
     if (known) Object.assign(known, v.evicted ? { kept: false, reason: v.reason } : {});
@@ -163,7 +166,7 @@ export async function judgeLifecycle(
       }
       continue;
     }
-    const j: Judged = { repo, rules, ...(cache ? { cache } : {}), ...(await readTimes(driver, repo, facts, limit)), gone: new Map(), verdicts: [] };
+    const j: Judged = { repo, rules, ...(cache ? { cache } : {}), ...(await readTimes(driver, repo, facts, limit)), gone: new Map(), evicted: new Set(), verdicts: [] };
     applyRules(j, options.now);
     judged.push(j);
   }
@@ -180,7 +183,7 @@ export async function judgeLifecycle(
     replaced.set(j.repo.name, retainedFacts(j, options.deleteUntagged));
     for (const t of j.tags) {
       const why = j.gone.get(t.tag);
-      if (why) garbage.push({ kind: 'tag', digest: t.digest, repository: j.repo.name, tag: t.tag, reason: why });
+      if (why) garbage.push({ kind: 'tag', digest: t.digest, repository: j.repo.name, tag: t.tag, reason: why, cause: j.evicted.has(t.tag) ? 'eviction' : 'retention' });
     }
     verdicts.push(...j.verdicts);
   }

@@ -71,3 +71,18 @@ test('sluice gc refuses retention rules whose patterns cannot be used, naming th
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /retention\.0\.pulledwithin: expected a duration/);
 });
+
+test('sluice serve with storage.gc applies retention on its schedule and counts the deletions in its metrics', async (t) => {
+  const reg = await startRegistry({
+    storage: { gc: { enabled: true, interval: '1s', grace: '0s', collector: true } },
+    retention: [{ images: ['team-a/**'], latest: 1 }],
+  });
+  t.after(() => reg.close());
+  await pushTags(reg, 'team-a/app', ['old', 'new']);
+  const tags = async () => ((await fetch(`${reg.url}/v2/team-a/app/tags/list`).then((x) => x.json())) as { tags: string[] }).tags;
+  const deadline = Date.now() + 40_000;
+  while ((await tags()).includes('old') && Date.now() < deadline) await sleep(250);
+  assert.deepEqual(await tags(), ['new']);
+  const metrics = await (await fetch(`${reg.url}/metrics`)).text();
+  assert.match(metrics, /^sluice_gc_lifecycle_deleted_tags_total\{cause="retention"\} 1$/m);
+});

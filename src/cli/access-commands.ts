@@ -264,7 +264,7 @@ export function registerAccessCommands(program: Command): void {
         return;
       }
       if (asked.includes('retain')) {
-        if (asked.length > 1) fail('--action retain is answered by the retention rules and cache eviction: ask it alone');
+        if (asked.length > 1) fail('--action retain is answered by retention rules and cache eviction: ask it alone');
         const config = await configFrom(opts.config);
         const { explainRetain, printRetain } = await import('./explain-retain.js');
         const es = await Promise.resolve()

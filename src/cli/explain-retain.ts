@@ -2,7 +2,7 @@ import type { Config } from '../config/schema.js';
 import type { RepositoryName } from '../oci/name.js';
 import type { Target } from '../policy/types.js';
 
-/** The `retain` answer of `sluice policy explain`: which tags of a repository retention and eviction keep, by which rule. */
+/** The `retain` answer of `sluice policy explain`: which tags retention and eviction keep, by which rule. */
 export interface RetainExplanation {
   action: 'retain';
   repository: string;
@@ -21,7 +21,10 @@ export async function explainRetain(config: Config, target: Target): Promise<Ret
   const repository = target.repository as RepositoryName;
   const { lifecycleOf } = await import('../gc/lifecycle.js');
   const lifecycle = lifecycleOf(config);
-  const untouched = (reason: string): RetainExplanation[] => [{ action: 'retain', repository, ...(target.tag ? { tag: target.tag } : {}), kept: true, reason }];
+  const tag = target.tag;
+  const untouched = (reason: string): RetainExplanation[] => {
+    return [{ action: 'retain', repository, ...(tag ? { tag } : {}), kept: true, reason }];
+  };
   if (!lifecycle) return untouched('kept: the config has no retention rules and no cache eviction');
   const { driverFor } = await import('../storage/driver-for.js');
   const { markStorage } = await import('../gc/mark.js');
@@ -31,13 +34,24 @@ export async function explainRetain(config: Config, target: Target): Promise<Ret
     // A size cap weighs the whole cache of the upstream; anything else needs this repository alone.
     const capped = lifecycle.caches.some((c) => repository.startsWith(`${c.prefix}/`) && c.spec.maxBytes !== undefined);
     const facts = await markStorage(driver, new Map(), capped ? {} : { only: repository });
-    const judged = await judgeLifecycle(driver, facts, lifecycle, { now: Date.now(), deleteUntagged: config.storage.gc?.deleteuntagged ?? false });
-    const mine = judged.verdicts.filter((v) => v.repository === repository && (target.tag === undefined ? v.tag !== undefined : v.tag === target.tag));
+    const deleteUntagged = config.storage.gc?.deleteuntagged ?? false;
+    const judged = await judgeLifecycle(driver, facts, lifecycle, { now: Date.now(), deleteUntagged });
+    const asked = (t: string | undefined): t is string => t !== undefined && (!tag || t === tag);
+    const mine = judged.verdicts.filter((v) => v.repository === repository && asked(v.tag));
     if (mine.length === 0) {
-      if (target.tag && !facts.repositories.find((r) => r.name === repository)?.tags.has(target.tag)) throw new Error(`${repository} has no tag ${target.tag}`);
-      return untouched('kept: no retention rule matches this repository and it is not a cache with eviction (or the tag is an artifact tag, which follows its subject)');
+      const tags = facts.repositories.find((r) => r.name === repository)?.tags;
+      if (tag && !tags?.has(tag)) throw new Error(`${repository} has no tag ${tag}`);
+      const artifact = tag ? ' (or the tag is an artifact tag, which follows its subject)' : '';
+      return untouched(`kept: no retention rule matches this repository and it is not an evicting cache${artifact}`);
     }
-    return mine.map((v) => ({ action: 'retain', repository, ...(v.tag ? { tag: v.tag } : {}), digest: v.digest, kept: v.kept, reason: v.reason }));
+    return mine.map((v) => ({
+      action: 'retain' as const,
+      repository,
+      tag: v.tag!,
+      digest: v.digest,
+      kept: v.kept,
+      reason: v.reason,
+    }));
   } finally {
     (driver as { destroy?: () => void }).destroy?.();
   }

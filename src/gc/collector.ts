@@ -1,6 +1,13 @@
 import type { Digest } from '../oci/digest.js';
 import type { StorageDriver } from '../storage/driver.js';
-import { blobDataPath, layerLinkPath, referrerLinkPath, revisionLinkPath, tagCurrentPath, tagPath } from '../storage/layout.js';
+import {
+  blobDataPath,
+  layerLinkPath,
+  referrerLinkPath,
+  revisionLinkPath,
+  tagCurrentPath,
+  tagPath,
+} from '../storage/layout.js';
 import { readLink } from '../storage/links.js';
 import type { ManifestFacts, UnreadableManifest } from './facts.js';
 import { ACTIVE_SETTLE_MS, HEARTBEAT_MS, STALL_MS } from './claim.js';
@@ -95,9 +102,9 @@ export class Collector {
         for (const [d, since] of due) if ((await readSince(driver, d)) === since) doomed.add(d);
       }
       const marked = await markStorage(driver, this.known);
-      const judged = options.lifecycle
-        ? await judgeLifecycle(driver, marked, options.lifecycle, { now: started, deleteUntagged: options.deleteUntagged, sizes: this.sizes })
-        : undefined;
+      const lifecycleOptions = { now: started, deleteUntagged: options.deleteUntagged, sizes: this.sizes };
+      const lifecycle = options.lifecycle;
+      const judged = lifecycle ? await judgeLifecycle(driver, marked, lifecycle, lifecycleOptions) : undefined;
       const plan = planCollection(judged?.facts ?? marked, options);
       if (judged) plan.garbage.push(...judged.garbage);
       if (options.onUsage) {

@@ -19,15 +19,19 @@ export interface Lifecycle {
   mirroredBy(repository: string): string | undefined;
 }
 
+/** What a lifecycle is built from. */
+export type LifecycleConfig = Pick<Config, 'retention' | 'upstreams' | 'mirrors' | 'access'>;
+
 /**
  * The lifecycle a config asks for, or undefined when it has no retention rules and no eviction. Throws a
  * PolicyError for a retention pattern that cannot be used. No I/O.
  */
-export function lifecycleOf(config: Pick<Config, 'retention' | 'upstreams' | 'mirrors' | 'access'>): Lifecycle | undefined {
+export function lifecycleOf(config: LifecycleConfig): Lifecycle | undefined {
   const rules = compileRetention(config.retention ?? [], config.access?.sets ?? {});
   const caches: EvictedCache[] = [];
   for (const [host, u] of Object.entries(config.upstreams ?? {})) {
-    if (u.evict) caches.push({ prefix: u.prefix ?? localPrefix(host), spec: compileEviction(`upstreams.${host}.evict`, u.evict) });
+    if (!u.evict) continue;
+    caches.push({ prefix: u.prefix ?? localPrefix(host), spec: compileEviction(`upstreams.${host}.evict`, u.evict) });
   }
   if (rules.length === 0 && caches.length === 0) return undefined;
   const naming = (host: string) => {

@@ -2,11 +2,14 @@ import type { Digest } from '../oci/digest.js';
 import type { RepositoryName } from '../oci/name.js';
 import type { ManifestFacts, RepositoryFacts, StorageFacts } from './facts.js';
 
+/** Why a tag that is in use goes: a retention rule, or cache eviction. */
+export type LifecycleCause = 'retention' | 'eviction';
+
 /** One object the collector would delete, and why. Every object is keyed by the digest whose grace governs it. */
 export type Garbage =
   | { kind: 'blob'; digest: Digest; reason: string }
   | { kind: 'manifest'; digest: Digest; repository: RepositoryName; subject?: Digest; reason: string }
-  | { kind: 'tag'; digest: Digest; repository: RepositoryName; tag: string; reason: string; cause?: 'retention' | 'eviction' }
+  | { kind: 'tag'; digest: Digest; repository: RepositoryName; tag: string; reason: string; cause?: LifecycleCause }
   | { kind: 'layer-link'; digest: Digest; repository: RepositoryName; reason: string };
 
 /** What the mark decided: the garbage, or why nothing may be deleted this time. */

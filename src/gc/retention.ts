@@ -62,25 +62,43 @@ function digestsOf(d: Digest, facts: StorageFacts, seen = new Set<Digest>()): Di
 }
 
 /** Reads push and pull times of a governed repository. */
-async function readTimes(driver: StorageDriver, repo: RepositoryFacts, facts: StorageFacts, limit: ReturnType<typeof limiter>): Promise<Pick<Judged, 'tags' | 'untagged'>> {
+async function readTimes(
+  driver: StorageDriver,
+  repo: RepositoryFacts,
+  facts: StorageFacts,
+  limit: ReturnType<typeof limiter>,
+): Promise<Pick<Judged, 'tags' | 'untagged'>> {
   const pulls = await readPulls(driver, repo.name);
-  const modified = async (path: string): Promise<number> => (await limit(() => driver.stat(path)))?.modified.getTime() ?? 0;
-  const lastPull = (d: Digest, tag?: string): number | undefined => {
-    const times = [tag === undefined ? undefined : pulls.tags.get(tag), pulls.manifests.get(d)].filter((x): x is number => x !== undefined);
-    return times.length ? Math.max(...times) : undefined;
+  const modified = async (path: string): Promise<number> => {
+    const info = await limit(() => driver.stat(path));
+    return info?.modified.getTime() ?? 0;
   };
-  const withPull = <T extends object>(o: T, pulled: number | undefined): T & { pulled?: number } => (pulled === undefined ? o : { ...o, pulled });
+  // A pull by digest of the manifest a tag names counts as a pull of the tag: the image was used.
+  const withPull = <T extends object>(o: T, d: Digest, tag?: string): T & { pulled?: number } => {
+    const times = [tag === undefined ? undefined : pulls.tags.get(tag), pulls.manifests.get(d)];
+    const known = times.filter((x): x is number => x !== undefined);
+    return known.length ? { ...o, pulled: Math.max(...known) } : o;
+  };
   const ordinary = [...repo.tags].filter(([t]) => artifactTagSubject(t) === null);
   const tags = await Promise.all(
-    ordinary.map(async ([tag, digest]) => withPull({ tag, digest, pushed: await modified(tagCurrentPath(repo.name, tag)) }, lastPull(digest, tag))),
+    ordinary.map(async ([tag, digest]) => {
+      const pushed = await modified(tagCurrentPath(repo.name, tag));
+      return withPull({ tag, digest, pushed }, digest, tag);
+    }),
   );
   const named = new Set(repo.tags.values());
-  const children = new Set(repo.revisions.flatMap((d) => facts.manifests.get(d)).flatMap((f) => (isManifest(f) ? f.children : [])));
+  const manifests = repo.revisions.map((d) => facts.manifests.get(d)).filter(isManifest);
+  const children = new Set(manifests.flatMap((f) => f.children));
   const loose = repo.revisions.filter((d) => {
     const f = facts.manifests.get(d);
     return !named.has(d) && !children.has(d) && !(isManifest(f) && f.subject);
   });
-  const untagged = await Promise.all(loose.map(async (digest) => withPull({ digest, pushed: await modified(revisionLinkPath(repo.name, digest)) }, lastPull(digest))));
+  const untagged = await Promise.all(
+    loose.map(async (digest) => {
+      const pushed = await modified(revisionLinkPath(repo.name, digest));
+      return withPull({ digest, pushed }, digest);
+    }),
+  );
   return { tags, untagged };
 }
 
@@ -98,20 +116,39 @@ function applyRules(j: Judged, now: number): void {
     const last = Math.max(u.pushed, u.pulled ?? -Infinity);
     const kept = now - last <= untagged.ms;
     const facts = `untagged, pushed ${day(u.pushed)}${u.pulled === undefined ? '' : `, pulled last ${day(u.pulled)}`}`;
-    const reason = kept ? `kept by ${ruleLabel(untagged.rule)} (${facts}, within ${untagged.rule.spec.untagged})` : `deleted: ${facts}; ${ruleLabel(untagged.rule)} keeps untagged ${untagged.rule.spec.untagged}`;
+    const [rule, keeps] = [ruleLabel(untagged.rule), untagged.rule.spec.untagged];
+    const reason = kept
+      ? `kept by ${rule} (${facts}, within ${keeps})`
+      : `deleted: ${facts}; ${rule} keeps untagged ${keeps}`;
     if (!kept) j.gone.set(u.digest, reason.replace(/^deleted: /, ''));
     j.verdicts.push({ repository: j.repo.name, digest: u.digest, kept, reason });
   }
 }
 
 /** Applies one upstream's eviction across its cached repositories (the size cap counts them together). */
-async function applyEviction(cache: EvictedCache, judged: Judged[], facts: StorageFacts, sizes: Map<Digest, number>, now: number): Promise<void> {
+function applyEviction(
+  cache: EvictedCache,
+  judged: Judged[],
+  facts: StorageFacts,
+  sizes: Map<Digest, number>,
+  now: number,
+): void {
   const images: (CachedImage & { j: Judged; tag?: string; digest: Digest })[] = [];
+  const image = (j: Judged, x: { digest: Digest; pushed: number; pulled?: number }, tag?: string) => ({
+    j,
+    key: tag === undefined ? `${j.repo.name}@${x.digest}` : `${j.repo.name}:${tag}`,
+    ...(tag === undefined ? {} : { tag }),
+    digest: x.digest,
+    cached: x.pushed,
+    ...(x.pulled === undefined ? {} : { pulled: x.pulled }),
+    digests: digestsOf(x.digest, facts),
+  });
   for (const j of judged) {
-    for (const t of j.tags) if (!j.gone.has(t.tag)) images.push({ j, key: `${j.repo.name}:${t.tag}`, tag: t.tag, digest: t.digest, cached: t.pushed, ...(t.pulled === undefined ? {} : { pulled: t.pulled }), digests: digestsOf(t.digest, facts) });
-    for (const u of j.untagged) if (!j.gone.has(u.digest)) images.push({ j, key: `${j.repo.name}@${u.digest}`, digest: u.digest, cached: u.pushed, ...(u.pulled === undefined ? {} : { pulled: u.pulled }), digests: digestsOf(u.digest, facts) });
+    for (const t of j.tags) if (!j.gone.has(t.tag)) images.push(image(j, t, t.tag));
+    for (const u of j.untagged) if (!j.gone.has(u.digest)) images.push(image(j, u));
   }
-  const verdicts = new Map<string, EvictionVerdict>(judgeEviction(images, cache.spec, sizes, now).map((v) => [v.key, v]));
+  const outcome = judgeEviction(images, cache.spec, sizes, now);
+  const verdicts = new Map<string, EvictionVerdict>(outcome.map((v) => [v.key, v]));
   for (const i of images) {
     const v = verdicts.get(i.key)!;
     if (v.evicted) i.j.gone.set(i.tag ?? i.digest, v.reason);
@@ -119,7 +156,10 @@ async function applyEviction(cache: EvictedCache, judged: Judged[], facts: Stora
     // A kept tag already has retention's verdict when rules apply; an untagged one only when `untagged` judged it.
     const known = i.j.verdicts.find((x) => x.tag === i.tag && x.digest === i.digest);
     if (known) Object.assign(known, v.evicted ? { kept: false, reason: v.reason } : {});
-    else i.j.verdicts.push({ repository: i.j.repo.name, ...(i.tag === undefined ? {} : { tag: i.tag }), digest: i.digest, kept: !v.evicted, reason: v.reason });
+    else {
+      const tag = i.tag === undefined ? {} : { tag: i.tag };
+      i.j.verdicts.push({ repository: i.j.repo.name, ...tag, digest: i.digest, kept: !v.evicted, reason: v.reason });
+    }
   }
 }
 
@@ -162,20 +202,24 @@ export async function judgeLifecycle(
     const job = lifecycle.mirroredBy(repo.name);
     if (job) {
       for (const [tag, digest] of repo.tags) {
-        if (artifactTagSubject(tag) === null) verdicts.push({ repository: repo.name, tag, digest, kept: true, reason: `kept: mirror job ${job} writes this repository (its selection and prune decide)` });
+        const reason = `kept: mirror job ${job} writes this repository (its selection and prune decide)`;
+        if (artifactTagSubject(tag) === null) verdicts.push({ repository: repo.name, tag, digest, kept: true, reason });
       }
       continue;
     }
-    const j: Judged = { repo, rules, ...(cache ? { cache } : {}), ...(await readTimes(driver, repo, facts, limit)), gone: new Map(), evicted: new Set(), verdicts: [] };
+    const times = await readTimes(driver, repo, facts, limit);
+    const j: Judged = { repo, rules, ...times, gone: new Map(), evicted: new Set(), verdicts: [] };
+    if (cache) j.cache = cache;
     applyRules(j, options.now);
     judged.push(j);
   }
   for (const cache of lifecycle.caches) {
     const mine = judged.filter((j) => j.cache === cache);
     if (mine.length === 0) continue;
-    const wanted = cache.spec.maxBytes === undefined ? [] : mine.flatMap((j) => [...j.tags.map((t) => t.digest), ...j.untagged.map((u) => u.digest)]).flatMap((d) => digestsOf(d, facts));
-    const sizes = await sizeBlobs(driver, wanted, options.sizes);
-    await applyEviction(cache, mine, facts, sizes, options.now);
+    // Sizes only for a size cap: the rest of eviction is about time.
+    const roots = mine.flatMap((j) => [...j.tags.map((t) => t.digest), ...j.untagged.map((u) => u.digest)]);
+    const wanted = cache.spec.maxBytes === undefined ? [] : roots.flatMap((d) => digestsOf(d, facts));
+    applyEviction(cache, mine, facts, await sizeBlobs(driver, wanted, options.sizes), options.now);
   }
   const garbage: Garbage[] = [];
   const replaced = new Map<RepositoryName, RepositoryFacts>();
@@ -183,10 +227,13 @@ export async function judgeLifecycle(
     replaced.set(j.repo.name, retainedFacts(j, options.deleteUntagged));
     for (const t of j.tags) {
       const why = j.gone.get(t.tag);
-      if (why) garbage.push({ kind: 'tag', digest: t.digest, repository: j.repo.name, tag: t.tag, reason: why, cause: j.evicted.has(t.tag) ? 'eviction' : 'retention' });
+      const cause = j.evicted.has(t.tag) ? 'eviction' : 'retention';
+      if (why) garbage.push({ kind: 'tag', digest: t.digest, repository: j.repo.name, tag: t.tag, reason: why, cause });
     }
     verdicts.push(...j.verdicts);
   }
-  verdicts.sort((a, b) => (a.repository < b.repository ? -1 : a.repository > b.repository ? 1 : (a.tag ?? a.digest) < (b.tag ?? b.digest) ? -1 : 1));
-  return { facts: { ...facts, repositories: facts.repositories.map((r) => replaced.get(r.name) ?? r) }, garbage, verdicts };
+  const key = (v: LifecycleVerdict): string => `${v.repository} ${v.tag ?? v.digest}`;
+  verdicts.sort((a, b) => (key(a) < key(b) ? -1 : 1));
+  const repositories = facts.repositories.map((r) => replaced.get(r.name) ?? r);
+  return { facts: { ...facts, repositories }, garbage, verdicts };
 }

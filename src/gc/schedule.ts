@@ -13,11 +13,19 @@ export interface GcJob {
   running(): Promise<void>;
 }
 
+/** Where a scheduled collection runs and reports. */
+export interface ScheduleOptions {
+  readOnly: boolean;
+  log: GcLog;
+  metrics?: GcMetrics;
+  lifecycle?: Lifecycle;
+}
+
 /**
  * Runs garbage collection every `storage.gc.interval` inside the server, inside the window if one is set.
  * A read-only node never collects: it may not write, and another node owns the bucket's lifecycle.
  */
-export function scheduleGc(driver: StorageDriver, cfg: GcConfig | undefined, options: { readOnly: boolean; log: GcLog; metrics?: GcMetrics; lifecycle?: Lifecycle }): GcJob {
+export function scheduleGc(driver: StorageDriver, cfg: GcConfig | undefined, options: ScheduleOptions): GcJob {
   if (!cfg?.enabled || options.readOnly) return { stop: () => undefined, running: async () => undefined };
   const collector = new Collector(driver);
   let current: Promise<void> = Promise.resolve();

@@ -52,12 +52,18 @@ function used(i: CachedImage): string {
  * images left hold more than `maxsize` bytes (each digest counted once), the least recently used go first. The next
  * pull fetches an evicted image again. Pure: sizes come from the caller.
  */
-export function judgeEviction(images: CachedImage[], spec: EvictionSpec, sizes: Map<string, number>, now: number): EvictionVerdict[] {
+export function judgeEviction(
+  images: CachedImage[],
+  spec: EvictionSpec,
+  sizes: Map<string, number>,
+  now: number,
+): EvictionVerdict[] {
   const verdicts = new Map<string, EvictionVerdict>();
   const left: CachedImage[] = [];
   for (const i of images) {
     if (spec.unpulledMs !== undefined && now - lastUsed(i) > spec.unpulledMs) {
-      verdicts.set(i.key, { key: i.key, evicted: true, reason: `evicted: ${used(i)}; ${spec.where} keeps ${spec.unpulled} unpulled` });
+      const reason = `evicted: ${used(i)}; ${spec.where} keeps ${spec.unpulled} unpulled`;
+      verdicts.set(i.key, { key: i.key, evicted: true, reason });
     } else left.push(i);
   }
   if (spec.maxBytes !== undefined) {
@@ -80,17 +86,15 @@ export function judgeEviction(images: CachedImage[], spec: EvictionSpec, sizes: 
         users.set(d, n);
         if (n === 0) total -= sizes.get(d) ?? 0;
       }
-      verdicts.set(i.key, {
-        key: i.key,
-        evicted: true,
-        reason: `evicted: ${used(i)}, least recently used while the cache held ${before} bytes; ${spec.where} caps it at ${spec.maxsize}`,
-      });
+      const why = `least recently used while the cache held ${before} bytes; ${spec.where} caps it at ${spec.maxsize}`;
+      verdicts.set(i.key, { key: i.key, evicted: true, reason: `evicted: ${used(i)}, ${why}` });
     }
   }
   return images.map((i) => {
     const v = verdicts.get(i.key);
     if (v) return v;
     const why = spec.unpulled !== undefined ? `${used(i)}, within ${spec.unpulled}` : used(i);
-    return { key: i.key, evicted: false, reason: `kept in the cache: ${why}${spec.maxBytes !== undefined ? `, within ${spec.maxsize}` : ''} (${spec.where})` };
+    const cap = spec.maxBytes !== undefined ? `, within ${spec.maxsize}` : '';
+    return { key: i.key, evicted: false, reason: `kept in the cache: ${why}${cap} (${spec.where})` };
   });
 }

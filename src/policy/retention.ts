@@ -42,7 +42,9 @@ export function compileRetention(rules: RetentionRuleConfig[], sets: Record<stri
     try {
       for (const { source } of expandPatterns(spec.images, sets)) {
         const parts = splitPattern(source);
-        if (parts.tag !== undefined || parts.digest !== undefined) throw new PolicyError(`image "${source}" names a tag or digest; write tags: for that`);
+        if (parts.tag !== undefined || parts.digest !== undefined) {
+          throw new PolicyError(`image "${source}" names a tag or digest; write tags: for that`);
+        }
       }
       images = compilePatterns(spec.images, sets);
     } catch (e) {
@@ -80,16 +82,23 @@ export function ruleLabel(r: RetentionRule): string {
   return r.spec.name ? `rule ${r.index} "${r.spec.name}"` : `rule ${r.index}`;
 }
 
+/** True when a rule names a way to keep tags besides `tags` (which alone means: always). */
+function hasCriteria(s: RetentionRuleConfig): boolean {
+  return [s.latest, s.pushedwithin, s.pulledwithin, s.semver].some((x) => x !== undefined);
+}
+
 /** True when a rule judges tags at all (a rule with only `untagged` does not). */
 function judgesTags(r: RetentionRule): boolean {
-  const s = r.spec;
-  return s.tags !== undefined || s.latest !== undefined || s.pushedwithin !== undefined || s.pulledwithin !== undefined || s.semver !== undefined;
+  return r.spec.tags !== undefined || hasCriteria(r.spec);
 }
 
 /** A day for people: the verdicts speak in dates, the rules in durations. */
 export function day(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10);
 }
+
+/** A tag read as a version. */
+type Versioned = { t: TagTimes; v: semver.SemVer };
 
 /** Why one rule keeps each tag it keeps (`latest 5`), computed over that rule's own tags only. */
 function keptBy(r: RetentionRule, tags: TagTimes[], now: number): Map<string, string> {
@@ -99,29 +108,36 @@ function keptBy(r: RetentionRule, tags: TagTimes[], now: number): Map<string, st
   const keep = (t: string, why: string): void => {
     if (!out.has(t)) out.set(t, why);
   };
-  const criteria = s.latest !== undefined || s.pushedwithin !== undefined || s.pulledwithin !== undefined || s.semver !== undefined;
-  if (!criteria) for (const t of mine) keep(t.tag, `tags ${s.tags!.join(', ')}`);
+  if (!hasCriteria(s)) for (const t of mine) keep(t.tag, `tags ${s.tags!.join(', ')}`);
   if (s.latest !== undefined) {
     // Each rule counts its own tags: two latest-N rules never keep more than their sum (Zot #3804).
     const recent = [...mine].sort((a, b) => b.pushed - a.pushed || (a.tag < b.tag ? 1 : -1)).slice(0, s.latest);
     for (const t of recent) keep(t.tag, `latest ${s.latest}`);
   }
   if (r.pushedWithinMs !== undefined) {
-    for (const t of mine) if (now - t.pushed <= r.pushedWithinMs) keep(t.tag, `pushed within ${s.pushedwithin}: ${day(t.pushed)}`);
+    for (const t of mine) {
+      if (now - t.pushed <= r.pushedWithinMs) keep(t.tag, `pushed within ${s.pushedwithin}: ${day(t.pushed)}`);
+    }
   }
   if (r.pulledWithinMs !== undefined) {
-    for (const t of mine) if (t.pulled !== undefined && now - t.pulled <= r.pulledWithinMs) keep(t.tag, `pulled within ${s.pulledwithin}: last ${day(t.pulled)}`);
+    for (const t of mine) {
+      if (t.pulled === undefined || now - t.pulled > r.pulledWithinMs) continue;
+      keep(t.tag, `pulled within ${s.pulledwithin}: last ${day(t.pulled)}`);
+    }
   }
   if (s.semver !== undefined) {
     const versioned = mine
       .map((t) => ({ t, v: versionOf(t.tag) }))
-      .filter((x): x is { t: TagTimes; v: semver.SemVer } => x.v !== null && semver.satisfies(x.v, s.semver!, { loose: true }));
-    const byMinor = new Map<string, { t: TagTimes; v: semver.SemVer }[]>();
-    for (const x of versioned) byMinor.set(`${x.v.major}.${x.v.minor}`, [...(byMinor.get(`${x.v.major}.${x.v.minor}`) ?? []), x]);
+      .filter((x): x is Versioned => x.v !== null && semver.satisfies(x.v, s.semver!, { loose: true }));
+    const byMinor = new Map<string, Versioned[]>();
+    for (const x of versioned) {
+      const minor = `${x.v.major}.${x.v.minor}`;
+      byMinor.set(minor, [...(byMinor.get(minor) ?? []), x]);
+    }
     for (const [minor, xs] of byMinor) {
       xs.sort((a, b) => semver.rcompare(a.v, b.v) || (a.t.tag < b.t.tag ? -1 : 1));
       const kept = s.perminor === undefined ? xs : xs.slice(0, s.perminor);
-      const why = s.perminor === undefined ? `semver ${s.semver}` : `semver ${s.semver}, latest ${s.perminor} of ${minor}`;
+      const why = `semver ${s.semver}${s.perminor === undefined ? '' : `, latest ${s.perminor} of ${minor}`}`;
       for (const x of kept) keep(x.t.tag, why);
     }
   }
@@ -136,7 +152,10 @@ function missed(r: RetentionRule, t: TagTimes): string {
   if (s.latest !== undefined) parts.push(`not among its latest ${s.latest}`);
   if (s.pushedwithin !== undefined) parts.push(`keeps ${s.pushedwithin} since a push`);
   if (s.pulledwithin !== undefined) parts.push(`keeps ${s.pulledwithin} since a pull`);
-  if (s.semver !== undefined) parts.push(s.perminor === undefined ? `keeps semver ${s.semver}` : `keeps the latest ${s.perminor} per minor of semver ${s.semver}`);
+  if (s.semver !== undefined) {
+    const which = s.perminor === undefined ? '' : `the latest ${s.perminor} per minor of `;
+    parts.push(`keeps ${which}semver ${s.semver}`);
+  }
   return `${ruleLabel(r)} ${parts.join(', ')}`;
 }
 
@@ -152,9 +171,11 @@ export function judgeTags(rules: RetentionRule[], tags: TagTimes[], now: number)
   return tags.map((t) => {
     for (const { r, kept } of reasons) {
       const why = kept.get(t.tag);
-      if (why !== undefined) return { tag: t.tag, kept: true, rule: r.index, reason: `kept by ${ruleLabel(r)} (${why})` };
+      if (why === undefined) continue;
+      return { tag: t.tag, kept: true, rule: r.index, reason: `kept by ${ruleLabel(r)} (${why})` };
     }
-    const facts = `pushed ${day(t.pushed)}, ${t.pulled === undefined ? 'never pulled' : `pulled last ${day(t.pulled)}`}`;
+    const pulled = t.pulled === undefined ? 'never pulled' : `pulled last ${day(t.pulled)}`;
+    const facts = `pushed ${day(t.pushed)}, ${pulled}`;
     return { tag: t.tag, kept: false, reason: `deleted: ${facts}; ${judging.map((r) => missed(r, t)).join('; ')}` };
   });
 }
@@ -162,6 +183,8 @@ export function judgeTags(rules: RetentionRule[], tags: TagTimes[], now: number)
 /** How long untagged manifests stay under these rules (the longest any rule gives), or undefined when none says. */
 export function untaggedKeepMs(rules: RetentionRule[]): { ms: number; rule: RetentionRule } | undefined {
   let best: { ms: number; rule: RetentionRule } | undefined;
-  for (const r of rules) if (r.untaggedMs !== undefined && (!best || r.untaggedMs > best.ms)) best = { ms: r.untaggedMs, rule: r };
+  for (const r of rules) {
+    if (r.untaggedMs !== undefined && (!best || r.untaggedMs > best.ms)) best = { ms: r.untaggedMs, rule: r };
+  }
   return best;
 }

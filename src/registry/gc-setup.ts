@@ -13,7 +13,9 @@ export function installGc(app: FastifyInstance, ctx: RegistryContext): void {
     if (ctx.readOnly) app.log.warn('storage.gc: not run, this registry is read-only (storage.maintenance.readonly.enabled)');
     // Checked at start (config-check.ts): a retention pattern that cannot compile never gets here.
     const lifecycle = lifecycleOf(ctx.config);
-    job = scheduleGc(ctx.driver, cfg, { readOnly: ctx.readOnly, log: app.log, metrics: gcMetrics(ctx.metrics.registry), ...(lifecycle ? { lifecycle } : {}) });
+    const metrics = gcMetrics(ctx.metrics.registry);
+    const options = { readOnly: ctx.readOnly, log: app.log, metrics, ...(lifecycle ? { lifecycle } : {}) };
+    job = scheduleGc(ctx.driver, cfg, options);
   });
   app.addHook('onClose', async () => {
     job?.stop();

@@ -12,7 +12,9 @@ export interface UpstreamNaming {
 export function destinationName(m: MirrorConfig, upstream: UpstreamNaming, repository: string): string {
   const prefix = m.prefix ?? upstream.prefix;
   const style = m.destname ?? 'path';
-  const rest = style === 'base' ? repository.slice(repository.lastIndexOf('/') + 1) : style === 'scoped' ? `${upstream.name}/${repository}` : repository;
+  let rest = repository;
+  if (style === 'base') rest = repository.slice(repository.lastIndexOf('/') + 1);
+  else if (style === 'scoped') rest = `${upstream.name}/${repository}`;
   return prefix ? `${prefix.replace(/\/+$/, '')}/${rest}` : rest;
 }
 
@@ -22,7 +24,7 @@ const GLOB = /[*?[{]/;
  * A test for the local repositories a mirror job writes (jobs with `to:` write elsewhere): the job's image entries
  * named as the job names their destinations, globs kept as globs. `naming` gives an upstream's host and prefix.
  */
-export function mirrorDestinations(m: MirrorConfig, naming: (host: string) => UpstreamNaming): (repository: string) => boolean {
+export function mirrorDestinations(m: MirrorConfig, naming: (host: string) => UpstreamNaming): (r: string) => boolean {
   if (m.to) return () => false;
   const tests = m.images.map((entry) => {
     if (!GLOB.test(entry)) {

@@ -22,7 +22,7 @@ export const upstreamSchema = z
     negativettl: duration.default('30s').describe('an upstream "not found" is remembered this long'),
     prefix: z.string().optional().describe('local repository prefix; default the host (":" becomes "_")'),
     unprefixed: z.boolean().optional().describe('names without a registry host (dockerd registry-mirrors) mean this upstream; default true for docker.io'),
-    evict: evictSchema.optional().describe('cached images of this upstream nobody pulls leave the cache (storage.gc applies it)'),
+    evict: evictSchema.optional().describe('cached images nobody pulls leave the cache (applied by storage.gc)'),
   })
   .strict();
 

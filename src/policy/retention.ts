@@ -110,7 +110,7 @@ function keptBy(r: RetentionRule, tags: TagTimes[], now: number): Map<string, st
   };
   if (!hasCriteria(s)) for (const t of mine) keep(t.tag, `tags ${s.tags!.join(', ')}`);
   if (s.latest !== undefined) {
-    // Each rule counts its own tags: two latest-N rules never keep more than their sum (Zot #3804).
+    // Each rule counts its own tags, whatever other rules say (Zot #3804 deleted every tag of one prefix this way).
     const recent = [...mine].sort((a, b) => b.pushed - a.pushed || (a.tag < b.tag ? 1 : -1)).slice(0, s.latest);
     for (const t of recent) keep(t.tag, `latest ${s.latest}`);
   }

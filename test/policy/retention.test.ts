@@ -38,7 +38,7 @@ test('rulesFor() applies no rule to a repository no pattern matches: judgeTags()
   assert.equal(rulesFor(rules([{ images: ['nginx'], latest: 1 }]), 'docker.io/library/nginx').length, 1);
 });
 
-test('judgeTags() keeps a tag when any rule keeps it: two latest-N rules keep their sum, not everything (Zot #3804)', () => {
+test('judgeTags() lets each latest-N rule keep its own tags: several such rules neither delete nor keep everything (Zot #3804)', () => {
   const r = rules([
     { images: ['app'], tags: ['v*'], latest: 2 },
     { images: ['app'], tags: ['dev-*'], latest: 1 },
@@ -47,6 +47,13 @@ test('judgeTags() keeps a tag when any rule keeps it: two latest-N rules keep th
   assert.deepEqual(kept(v), ['dev-3', 'v2', 'v3']);
   assert.equal(v.find((x) => x.tag === 'dev-3')!.reason, 'kept by rule 2 (latest 1)');
   assert.match(v.find((x) => x.tag === 'other')!.reason, /rule 1 speaks only of tags v\*; rule 2 speaks only of tags dev-\*/);
+  // Zot #3804 as reported: one rule per prefix, latest 1 each, a repository with one env18 tag and none of env19's.
+  const perPrefix = rules([
+    { images: ['**'], tags: ['env18-*'], latest: 1 },
+    { images: ['**'], tags: ['env19-*'], latest: 1 },
+  ]);
+  const old = [{ tag: 'env18-abc', pushed: NOW - 32 * DAY }];
+  assert.deepEqual(kept(judgeTags(rulesFor(perPrefix, 'svc'), old, NOW)), ['env18-abc']);
 });
 
 test('judgeTags() keeps tags pulled or pushed within a duration, and says when a deleted tag was last pulled', () => {

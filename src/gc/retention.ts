@@ -127,6 +127,7 @@ function applyRules(j: Judged, now: number): void {
 
 /** Applies one upstream's eviction across its cached repositories (the size cap counts them together). */
 function applyEviction(
+  flowEviction: Lifecycle['flowEviction'],
   cache: EvictedCache,
   judged: Judged[],
   facts: StorageFacts,
@@ -142,7 +143,13 @@ function applyEviction(
     cached: x.pushed,
     ...(x.pulled === undefined ? {} : { pulled: x.pulled }),
     digests: digestsOf(x.digest, facts),
+    ...unpulledOf(j, tag),
   });
+  // A flow rule's own time, judged on the upstream name (`docker.io/library/nginx`) as the cache fetched it.
+  const unpulledOf = (j: Judged, tag?: string) => {
+    const rule = flowEviction(`${cache.host}/${j.repo.name.slice(cache.prefix.length + 1)}`, tag);
+    return rule ? { unpulled: rule } : {};
+  };
   for (const j of judged) {
     for (const t of j.tags) if (!j.gone.has(t.tag)) images.push(image(j, t, t.tag));
     for (const u of j.untagged) if (!j.gone.has(u.digest)) images.push(image(j, u));
@@ -219,7 +226,8 @@ export async function judgeLifecycle(
     // Sizes only for a size cap: the rest of eviction is about time.
     const roots = mine.flatMap((j) => [...j.tags.map((t) => t.digest), ...j.untagged.map((u) => u.digest)]);
     const wanted = cache.spec.maxBytes === undefined ? [] : roots.flatMap((d) => digestsOf(d, facts));
-    applyEviction(cache, mine, facts, await sizeBlobs(driver, wanted, options.sizes), options.now);
+    const sizes = await sizeBlobs(driver, wanted, options.sizes);
+    applyEviction(lifecycle.flowEviction, cache, mine, facts, sizes, options.now);
   }
   const garbage: Garbage[] = [];
   const replaced = new Map<RepositoryName, RepositoryFacts>();

@@ -12,6 +12,8 @@ export interface CachedImage {
   pulled?: number;
   /** Every digest it keeps stored (manifests and blobs), for the size cap. */
   digests: string[];
+  /** A flow rule's own `evict.unpulled` for this image, in place of the upstream's. */
+  unpulled?: { ms: number; text: string; where: string };
 }
 
 /** The eviction settings of one upstream, compiled; `where` names them in verdicts (`upstreams.docker.io.evict`). */
@@ -61,8 +63,10 @@ export function judgeEviction(
   const verdicts = new Map<string, EvictionVerdict>();
   const left: CachedImage[] = [];
   for (const i of images) {
-    if (spec.unpulledMs !== undefined && now - lastUsed(i) > spec.unpulledMs) {
-      const reason = `evicted: ${used(i)}; ${spec.where} keeps ${spec.unpulled} unpulled`;
+    const upstream = spec.unpulledMs === undefined ? undefined : { ms: spec.unpulledMs, text: spec.unpulled, where: spec.where };
+    const unpulled = i.unpulled ?? upstream;
+    if (unpulled !== undefined && now - lastUsed(i) > unpulled.ms) {
+      const reason = `evicted: ${used(i)}; ${unpulled.where} keeps ${unpulled.text} unpulled`;
       verdicts.set(i.key, { key: i.key, evicted: true, reason });
     } else left.push(i);
   }
@@ -93,7 +97,8 @@ export function judgeEviction(
   return images.map((i) => {
     const v = verdicts.get(i.key);
     if (v) return v;
-    const why = spec.unpulled !== undefined ? `${used(i)}, within ${spec.unpulled}` : used(i);
+    const within = i.unpulled ? `${i.unpulled.text} (${i.unpulled.where})` : spec.unpulled;
+    const why = within !== undefined ? `${used(i)}, within ${within}` : used(i);
     const cap = spec.maxBytes !== undefined ? `, within ${spec.maxsize}` : '';
     return { key: i.key, evicted: false, reason: `kept in the cache: ${why}${cap} (${spec.where})` };
   });

@@ -147,3 +147,23 @@ test('a cache over upstreams.*.evict.maxsize evicts the least recently pulled im
   assert.equal((await cache.ctx.driver.stat(blobDataPath(images[1]!.layers[1]!.descriptor.digest))) === null, true);
   assert.notEqual(await cache.ctx.driver.stat(blobDataPath(images[1]!.layers[0]!.descriptor.digest)), null, 'the shared layer stays');
 });
+
+test('a flow rule\'s evict.unpulled overrides its upstream\'s for the images that rule lets in', async (t) => {
+  const up = await startRegistry();
+  t.after(() => up.close());
+  const flows = [{ name: 'short', images: ['docker.io/library/busybox'], evict: { unpulled: '7d' } }, { images: ['docker.io/library/*'] }];
+  const cache = await startCache(up.url, flows, { evict: { unpulled: '30d' } });
+  t.after(() => cache.close());
+  const [busybox, alpine] = await Promise.all(['busybox', 'alpine'].map((label) => makeImage({ label })));
+  await pushImage(up.url, 'library/busybox', '1', busybox!);
+  await pushImage(up.url, 'library/alpine', '1', alpine!);
+  await pullThrough(cache, '1', busybox!);
+  const a = await fetch(`${cache.url}/v2/docker.io/library/alpine/manifests/1`, { headers: { accept: alpine!.mediaType } });
+  assert.equal(a.status, 200);
+  const report = await passes(cache, 10 * DAY).sweep();
+  const reason = (repo: string) => report.lifecycle?.find((l) => l.repository === repo && l.tag === '1')?.reason;
+  assert.match(reason(REPO)!, /^evicted: never pulled, cached .*; flow rule 1 "short" keeps 7d unpulled$/);
+  assert.match(reason('docker.io/library/alpine')!, /^kept in the cache: never pulled, cached .*, within 30d \(upstreams\.docker\.io\.evict\)$/);
+  assert.equal(await cached(cache, '1'), null);
+  assert.equal(await readLink(cache.ctx.driver, tagCurrentPath('docker.io/library/alpine' as RepositoryName, '1')), alpine!.digest);
+});

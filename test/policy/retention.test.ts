@@ -110,6 +110,10 @@ test('retentionSchema refuses bad durations, bad semver ranges and perminor with
   assert.equal(evict({ unpulled: '30d', maxsize: '20GiB' }), true);
   assert.equal(evict({ unpulled: 'a month' }), false);
   assert.equal(evict({ maxsize: 'lots' }), false);
+  const flow = (raw: unknown) => configSchema.safeParse({ flows: [{ images: ['docker.io/library/*'], evict: raw }] }).success;
+  assert.equal(flow({ unpulled: '7d' }), true);
+  assert.equal(flow({ unpulled: 'a week' }), false);
+  assert.equal(flow({ maxsize: '1GiB' }), false, 'the size cap is per upstream');
 });
 
 test('retentionProblems() names a rule whose image pattern cannot be used', () => {

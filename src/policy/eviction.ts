@@ -62,9 +62,10 @@ export function judgeEviction(
 ): EvictionVerdict[] {
   const verdicts = new Map<string, EvictionVerdict>();
   const left: CachedImage[] = [];
+  const { unpulledMs: ms, unpulled: text, where } = spec;
+  const upstreamTime = ms === undefined ? undefined : { ms, text, where };
   for (const i of images) {
-    const upstream = spec.unpulledMs === undefined ? undefined : { ms: spec.unpulledMs, text: spec.unpulled, where: spec.where };
-    const unpulled = i.unpulled ?? upstream;
+    const unpulled = i.unpulled ?? upstreamTime;
     if (unpulled !== undefined && now - lastUsed(i) > unpulled.ms) {
       const reason = `evicted: ${used(i)}; ${unpulled.where} keeps ${unpulled.text} unpulled`;
       verdicts.set(i.key, { key: i.key, evicted: true, reason });

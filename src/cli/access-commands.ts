@@ -246,7 +246,7 @@ export function registerAccessCommands(program: Command): void {
     .option('--robot <name>', 'as this robot')
     .option('--anonymous', 'as an anonymous caller (the default)')
     .option('--group <name>', 'as a member of this group of access.groups (repeatable; in addition to the config)', (v: string, prev: string[] = []) => [...prev, v])
-    .option('--action <actions>', `comma-separated actions (${ACTIONS.join(', ')}; * for all), or fetch alone: may the cache bring this upstream image in, or trust alone: which signatures it needs where`, ACTIONS.filter((a) => a !== 'list').join(','))
+    .option('--action <actions>', `comma-separated actions (${ACTIONS.join(', ')}; * for all), or fetch alone: may the cache bring this upstream image in, or trust alone: which signatures it needs where, or retain alone: which tags retention and cache eviction keep`, ACTIONS.filter((a) => a !== 'list').join(','))
     .option('--json', 'print the decisions as JSON')
     .action(async (ref: string, opts: { config?: string; user?: string; robot?: string; anonymous?: boolean; group?: string[]; action: string; json?: boolean }) => {
       // `fetch` asks the flow rules (may the cache bring this upstream image in), not the access rules.
@@ -261,6 +261,17 @@ export function registerAccessCommands(program: Command): void {
           fail((err as Error).message);
         }
         process.stdout.write(opts.json ? JSON.stringify([e.json], null, 2) + '\n' : e.lines.join('\n') + '\n');
+        return;
+      }
+      if (asked.includes('retain')) {
+        if (asked.length > 1) fail('--action retain is answered by retention rules and cache eviction: ask it alone');
+        const config = await configFrom(opts.config);
+        const { explainRetain, printRetain } = await import('./explain-retain.js');
+        const es = await Promise.resolve()
+          .then(() => explainRetain(config, parseTarget(ref)))
+          .catch((err: unknown) => fail((err as Error).message));
+        if (es.some((e) => !e.kept)) process.exitCode = 1;
+        process.stdout.write(opts.json ? JSON.stringify(es, null, 2) + '\n' : printRetain(es));
         return;
       }
       if (asked.includes('fetch')) {

@@ -42,6 +42,13 @@ export function registerGcCommand(program: Command): void {
       const { Collector } = await import('../gc/collector.js');
       const { runPass } = await import('../gc/run.js');
       const { describeReport } = await import('../gc/describe.js');
+      const { lifecycleOf } = await import('../gc/lifecycle.js');
+      let lifecycle;
+      try {
+        lifecycle = lifecycleOf(config);
+      } catch (e) {
+        fail((e as Error).message);
+      }
       const driver = driverFor(config);
       const collector = new Collector(driver);
       const options = {
@@ -50,6 +57,7 @@ export function registerGcCommand(program: Command): void {
         dryRun: f.dryRun ?? false,
         role: config.storage.gc?.collector ?? ('auto' as const),
         log,
+        ...(lifecycle ? { lifecycle } : {}),
       };
       try {
         let report = await runPass(driver, collector, options);

@@ -8,6 +8,7 @@ import { trustSchema } from '../policy/trust.js';
 import { proxySchema, upstreamsSchema } from '../upstream/config.js';
 import { gcSchema } from '../gc/config.js';
 import { notificationsSchema } from '../events/config.js';
+import { retentionSchema } from '../policy/retention-config.js';
 
 const duration = z.string().refine(isDuration, 'expected a duration such as 30s, 5m, 168h');
 
@@ -190,6 +191,9 @@ export const configSchema = z
     notifications: notificationsSchema.optional(),
     // Distribution's pull-through cache block: one upstream for the whole registry, every image allowed.
     proxy: proxySchema.optional(),
+    // Which tags stay (src/policy/retention.ts), applied by the collector (storage.gc, `sluice gc`): top level,
+    // beside flows and mirrors, because it is policy in the same pattern language, not a storage setting.
+    retention: retentionSchema.optional(),
   })
   .strict();
 

@@ -1,9 +1,19 @@
 import type { Digest } from '../oci/digest.js';
 import type { StorageDriver } from '../storage/driver.js';
-import { blobDataPath, layerLinkPath, referrerLinkPath, revisionLinkPath, tagPath } from '../storage/layout.js';
+import {
+  blobDataPath,
+  layerLinkPath,
+  referrerLinkPath,
+  revisionLinkPath,
+  tagCurrentPath,
+  tagPath,
+} from '../storage/layout.js';
+import { readLink } from '../storage/links.js';
 import type { ManifestFacts, UnreadableManifest } from './facts.js';
 import { ACTIVE_SETTLE_MS, HEARTBEAT_MS, STALL_MS } from './claim.js';
+import type { Lifecycle } from './lifecycle.js';
 import { markStorage } from './mark.js';
+import { judgeLifecycle, type LifecycleVerdict } from './retention.js';
 import { sizeBlobs } from './measure.js';
 import { usageOf, type RepositoryUsage } from './usage.js';
 import { activePath, heartbeatPath } from './paths.js';
@@ -18,6 +28,8 @@ export interface CollectOptions {
   deleteUntagged: boolean;
   /** Report the plan and change nothing, not even the candidate records. */
   dryRun: boolean;
+  /** Retention rules and cache eviction to apply (`lifecycle.ts`); their tag deletions take the same two phases. */
+  lifecycle?: Lifecycle;
   /** Called once per deleted object, for the audit log and metrics. */
   onDelete?: (g: Garbage, bytes: number) => void;
   /** Given the bytes per repository the mark found (sizes of blobs are read once per collector). */
@@ -47,6 +59,8 @@ export interface CollectReport {
   deletedObjects: number;
   durationMs: number;
   blocked?: string;
+  /** Retention's and eviction's verdict on every tag they govern, with the rule that decided. */
+  lifecycle?: LifecycleVerdict[];
 }
 
 /**
@@ -87,11 +101,15 @@ export class Collector {
         // means no claim came before it, and any claim after it waits for this sweep.
         for (const [d, since] of due) if ((await readSince(driver, d)) === since) doomed.add(d);
       }
-      const facts = await markStorage(driver, this.known);
-      const plan = planCollection(facts, options);
+      const marked = await markStorage(driver, this.known);
+      const lifecycleOptions = { now: started, deleteUntagged: options.deleteUntagged, sizes: this.sizes };
+      const lifecycle = options.lifecycle;
+      const judged = lifecycle ? await judgeLifecycle(driver, marked, lifecycle, lifecycleOptions) : undefined;
+      const plan = planCollection(judged?.facts ?? marked, options);
+      if (judged) plan.garbage.push(...judged.garbage);
       if (options.onUsage) {
-        this.sizes = await sizeBlobs(driver, facts.blobs, this.sizes);
-        options.onUsage(usageOf(facts, this.sizes, options));
+        this.sizes = await sizeBlobs(driver, marked.blobs, this.sizes);
+        options.onUsage(usageOf(marked, this.sizes, options));
       }
       const verdicts: Verdict[] = [];
       let reclaimedBytes = 0;
@@ -111,8 +129,9 @@ export class Collector {
           doomed.delete(g.digest);
           action = 'kept';
         } else action = 'deleted';
+        // A tag moved to another manifest since the plan is not the tag the plan judged.
+        if (action === 'deleted' && !options.dryRun && !(await this.remove(g))) action = 'kept';
         if (action === 'deleted' && !options.dryRun) {
-          await this.remove(g);
           reclaimedBytes += bytes;
           deletedObjects++;
           options.onDelete?.(g, bytes);
@@ -135,6 +154,7 @@ export class Collector {
       }
       const report: CollectReport = { verdicts, reclaimedBytes, deletedObjects, durationMs: now() - started };
       if (plan.blocked) report.blocked = plan.blocked;
+      if (judged) report.lifecycle = judged.verdicts;
       return report;
     } finally {
       if (!options.dryRun) for (const d of due.keys()) await dropDeleting(driver, d);
@@ -167,20 +187,24 @@ export class Collector {
     this.activeSince = undefined;
   }
 
-  /** Deletes one object of the plan. */
-  private async remove(g: Garbage): Promise<void> {
+  /** Deletes one object of the plan; false when it is a tag that names another manifest now (re-pushed meanwhile). */
+  private async remove(g: Garbage): Promise<boolean> {
     const folder = (link: string): string => link.replace(/\/link$/, '');
     switch (g.kind) {
       case 'tag':
-        return this.driver.delete(tagPath(g.repository, g.tag));
+        if ((await readLink(this.driver, tagCurrentPath(g.repository, g.tag))) !== g.digest) return false;
+        await this.driver.delete(tagPath(g.repository, g.tag));
+        return true;
       case 'manifest':
         await this.driver.delete(folder(revisionLinkPath(g.repository, g.digest)));
         if (g.subject) await this.driver.delete(folder(referrerLinkPath(g.repository, g.subject, g.digest)));
-        return;
+        return true;
       case 'layer-link':
-        return this.driver.delete(folder(layerLinkPath(g.repository, g.digest)));
+        await this.driver.delete(folder(layerLinkPath(g.repository, g.digest)));
+        return true;
       case 'blob':
-        return this.driver.delete(blobDataPath(g.digest).replace(/\/data$/, ''));
+        await this.driver.delete(blobDataPath(g.digest).replace(/\/data$/, ''));
+        return true;
     }
   }
 }

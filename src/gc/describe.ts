@@ -24,7 +24,12 @@ function what(v: Verdict, dryRun: boolean): string {
 
 /** The report as lines for people: one per object with its verdict and reason, then the totals. */
 export function describeReport(report: CollectReport, dryRun: boolean): string {
-  const lines = report.verdicts.map((v) => `${where(v)}: ${what(v, dryRun)} (${v.garbage.reason})`);
+  // Retention and eviction first: one line per tag they govern, kept or not, with the rule that decided.
+  const lines = (report.lifecycle ?? []).map((l) => {
+    const what = l.tag === undefined ? `manifest ${l.repository}@${l.digest}` : `tag ${l.repository}:${l.tag}`;
+    return `${what}: ${l.reason}`;
+  });
+  lines.push(...report.verdicts.map((v) => `${where(v)}: ${what(v, dryRun)} (${v.garbage.reason})`));
   if (report.blocked) lines.push(`nothing deleted: ${report.blocked}`);
   const gone = report.verdicts.filter((v) => v.action === 'deleted');
   const bytes = gone.reduce((n, v) => n + v.bytes, 0);

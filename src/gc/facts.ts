@@ -23,6 +23,12 @@ export interface RepositoryFacts {
   revisions: Digest[];
   /** Digests of the `_layers` links. */
   layers: Digest[];
+  /**
+   * Set for a repository under retention or cache eviction (`retention.ts`): its tags are then only those kept,
+   * artifact tags follow their subject, and of the revisions no tag, index or subject needs only `roots` stay;
+   * `reasons` says why each other revision goes.
+   */
+  retained?: { roots: Digest[]; reasons: Map<Digest, string> };
 }
 
 /** Everything the plan looks at: read by `mark.ts`, judged by `plan.ts`. */

@@ -19,14 +19,22 @@ const BLOBS_ROOT = 'docker/registry/v2/blobs';
  * collector and reused by later passes (`known`). Names read from storage are validated before they
  * become paths: a bucket may hold anything.
  */
-export async function markStorage(driver: StorageDriver, known: Map<Digest, ManifestFacts | UnreadableManifest>): Promise<StorageFacts> {
+export async function markStorage(
+  driver: StorageDriver,
+  known: Map<Digest, ManifestFacts | UnreadableManifest>,
+  options: { only?: RepositoryName } = {},
+): Promise<StorageFacts> {
   const limit = limiter(READS_AT_ONCE);
   const repositories: RepositoryFacts[] = [];
-  await walkRepositoryDirs(driver, async (rel, children) => {
-    if (!children.includes('_manifests') && !children.includes('_layers')) return;
-    if (!isRepositoryName(rel)) return;
-    repositories.push(await readRepository(driver, rel, limit));
-  });
+  // One repository alone (`sluice policy explain --action retain`): its facts, no walk and no blob listing.
+  if (options.only) repositories.push(await readRepository(driver, options.only, limit));
+  else {
+    await walkRepositoryDirs(driver, async (rel, children) => {
+      if (!children.includes('_manifests') && !children.includes('_layers')) return;
+      if (!isRepositoryName(rel)) return;
+      repositories.push(await readRepository(driver, rel, limit));
+    });
+  }
   const manifests = new Map<Digest, ManifestFacts | UnreadableManifest>();
   const wanted = new Set(repositories.flatMap((r) => r.revisions));
   await Promise.all(
@@ -40,7 +48,7 @@ export async function markStorage(driver: StorageDriver, known: Map<Digest, Mani
       }),
     ),
   );
-  return { repositories, blobs: await listBlobs(driver), manifests };
+  return { repositories, blobs: options.only ? new Set() : await listBlobs(driver), manifests };
 }
 
 async function readRepository(driver: StorageDriver, name: RepositoryName, limit: ReturnType<typeof limiter>): Promise<RepositoryFacts> {

@@ -5,6 +5,8 @@ import type { RepositoryUsage } from './usage.js';
 export interface GcMetrics {
   bytes: Counter;
   objects: Counter<'kind'>;
+  /** Tags deleted by retention rules or cache eviction, by cause. */
+  lifecycle: Counter<'cause'>;
   seconds: Histogram;
   /** Bytes per repository as of the last pass, by kind (exclusive, shared). */
   usage: Gauge<'repository' | 'kind'>;
@@ -27,6 +29,12 @@ export function gcMetrics(registry: Registry): GcMetrics {
       name: 'sluice_gc_deleted_objects_total',
       help: 'Objects deleted by garbage collection, by kind (blob, manifest, tag, layer-link)',
       labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+    lifecycle: new Counter({
+      name: 'sluice_gc_lifecycle_deleted_tags_total',
+      help: 'Tags deleted by retention rules or cache eviction, by cause (retention, eviction)',
+      labelNames: ['cause'] as const,
       registers: [registry],
     }),
     seconds: new Histogram({

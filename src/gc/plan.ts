@@ -2,11 +2,14 @@ import type { Digest } from '../oci/digest.js';
 import type { RepositoryName } from '../oci/name.js';
 import type { ManifestFacts, RepositoryFacts, StorageFacts } from './facts.js';
 
+/** Why a tag that is in use goes: a retention rule, or cache eviction. */
+export type LifecycleCause = 'retention' | 'eviction';
+
 /** One object the collector would delete, and why. Every object is keyed by the digest whose grace governs it. */
 export type Garbage =
   | { kind: 'blob'; digest: Digest; reason: string }
   | { kind: 'manifest'; digest: Digest; repository: RepositoryName; subject?: Digest; reason: string }
-  | { kind: 'tag'; digest: Digest; repository: RepositoryName; tag: string; reason: string }
+  | { kind: 'tag'; digest: Digest; repository: RepositoryName; tag: string; reason: string; cause?: LifecycleCause }
   | { kind: 'layer-link'; digest: Digest; repository: RepositoryName; reason: string };
 
 /** What the mark decided: the garbage, or why nothing may be deleted this time. */
@@ -40,16 +43,18 @@ export function liveRevisions(repo: RepositoryFacts, facts: StorageFacts, delete
   const revisions = new Set(repo.revisions);
   const referrersOf = new Map<Digest, Digest[]>();
   const artifactsOf = new Map<Digest, Digest[]>();
-  const roots: Digest[] = [];
+  // Under retention, what stays untagged is decided there; artifact tags then follow their subject.
+  const followSubject = deleteUntagged || repo.retained !== undefined;
+  const roots: Digest[] = [...(repo.retained?.roots ?? [])];
   for (const d of repo.revisions) {
     const f = facts.manifests.get(d);
     const subject = isReadable(f) ? f.subject : undefined;
     if (subject) referrersOf.set(subject, [...(referrersOf.get(subject) ?? []), d]);
-    else if (!deleteUntagged) roots.push(d);
+    else if (!followSubject) roots.push(d);
   }
   for (const [tag, d] of repo.tags) {
     const subject = artifactTagSubject(tag);
-    if (subject && deleteUntagged) artifactsOf.set(subject, [...(artifactsOf.get(subject) ?? []), d]);
+    if (subject && followSubject) artifactsOf.set(subject, [...(artifactsOf.get(subject) ?? []), d]);
     else roots.push(d);
   }
   const live = new Set<Digest>();
@@ -98,7 +103,8 @@ export function planCollection(facts: StorageFacts, options: { deleteUntagged: b
       if (alive.has(d)) continue;
       const f = facts.manifests.get(d);
       const readable = isReadable(f) ? f : undefined;
-      const entry: Garbage = { kind: 'manifest', digest: d, repository: repo.name, reason: manifestReason(readable, alive) };
+      const reason = (!readable?.subject && repo.retained?.reasons.get(d)) || manifestReason(readable, alive);
+      const entry: Garbage = { kind: 'manifest', digest: d, repository: repo.name, reason };
       if (readable?.subject) entry.subject = readable.subject;
       garbage.push(entry);
     }

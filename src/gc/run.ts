@@ -44,6 +44,7 @@ export async function runPass(driver: StorageDriver, collector: Collector, optio
       onDelete: (g, bytes) => {
         options.log.info(auditFields(g, bytes), 'garbage collection deleted an object');
         options.metrics?.objects.inc({ kind: g.kind });
+        if (g.kind === 'tag' && g.cause) options.metrics?.lifecycle.inc({ cause: g.cause });
         options.metrics?.bytes.inc(bytes);
       },
     });

@@ -2,6 +2,7 @@ import { parseDuration } from '../config/duration.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { Collector } from './collector.js';
 import { inWindow, type GcConfig } from './config.js';
+import type { Lifecycle } from './lifecycle.js';
 import type { GcMetrics } from './metrics.js';
 import { runPass, type GcLog } from './run.js';
 
@@ -12,11 +13,19 @@ export interface GcJob {
   running(): Promise<void>;
 }
 
+/** Where a scheduled collection runs and reports. */
+export interface ScheduleOptions {
+  readOnly: boolean;
+  log: GcLog;
+  metrics?: GcMetrics;
+  lifecycle?: Lifecycle;
+}
+
 /**
  * Runs garbage collection every `storage.gc.interval` inside the server, inside the window if one is set.
  * A read-only node never collects: it may not write, and another node owns the bucket's lifecycle.
  */
-export function scheduleGc(driver: StorageDriver, cfg: GcConfig | undefined, options: { readOnly: boolean; log: GcLog; metrics?: GcMetrics }): GcJob {
+export function scheduleGc(driver: StorageDriver, cfg: GcConfig | undefined, options: ScheduleOptions): GcJob {
   if (!cfg?.enabled || options.readOnly) return { stop: () => undefined, running: async () => undefined };
   const collector = new Collector(driver);
   let current: Promise<void> = Promise.resolve();
@@ -32,6 +41,7 @@ export function scheduleGc(driver: StorageDriver, cfg: GcConfig | undefined, opt
         role: cfg.collector,
         log: options.log,
         ...(options.metrics ? { metrics: options.metrics } : {}),
+        ...(options.lifecycle ? { lifecycle: options.lifecycle } : {}),
       });
       if ('refused' in report) options.log.info({ reason: report.refused }, 'garbage collection pass skipped');
       else {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { isDuration } from '../config/duration.js';
+import { evictSchema } from './retention-config.js';
 
 const list = z.union([z.string().min(1), z.array(z.string().min(1))]).transform((x) => (Array.isArray(x) ? x : [x]));
 
@@ -14,6 +15,8 @@ export const flowSchema = z
     referrers: z.boolean().optional(),
     ttl: z.string().refine(isDuration, 'expected a duration such as 30s, 5m').optional(),
     keys: z.array(z.string().min(1)).optional(),
+    // The size cap weighs a whole upstream's cache, so only the time is per rule.
+    evict: evictSchema.pick({ unpulled: true }).strict().optional(),
   })
   .strict();
 

@@ -23,6 +23,8 @@ export interface FlowSpec {
   ttl?: string;
   /** Names of trust keys whose signature is required (enforced by the trust part). */
   keys?: string[];
+  /** Cached images this rule let in leave the cache when nobody pulled them this long (overrides the upstream's). */
+  evict?: { unpulled?: string | undefined };
 }
 
 /** A flow rule ready to be evaluated. */

@@ -3,6 +3,7 @@ import { parseAddr } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { tlsServerOptions } from '../config/tls.js';
 import { flowProblems } from '../policy/flows.js';
+import { retentionProblems } from '../policy/retention.js';
 import { checkAccessConfig } from '../policy/validate.js';
 import { mirrorNamesProblem } from '../sync/setup.js';
 import { buildTrust } from './trust-setup.js';
@@ -35,6 +36,7 @@ export function startupProblems(config: Config, raw: Record<string, unknown>): s
     const checked = checkAccessConfig(raw.access, { hasCredentials: hasCredentials(raw.auth as Record<string, unknown> | undefined) });
     for (const f of checked.findings) if (f.level === 'error') problems.push(`access: ${f.message}`);
   }
+  if (config.retention) problems.push(...retentionProblems(config.retention, sets));
   if (config.trust) problems.push(...attempt(() => buildTrust(config)));
   const named = mirrorNamesProblem(config);
   if (named) problems.push(named);

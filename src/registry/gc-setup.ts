@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { lifecycleOf } from '../gc/lifecycle.js';
 import { gcMetrics } from '../gc/metrics.js';
 import { scheduleGc, type GcJob } from '../gc/schedule.js';
 import type { RegistryContext } from './context.js';
@@ -10,7 +11,11 @@ export function installGc(app: FastifyInstance, ctx: RegistryContext): void {
   let job: GcJob | undefined;
   app.addHook('onReady', async () => {
     if (ctx.readOnly) app.log.warn('storage.gc: not run, this registry is read-only (storage.maintenance.readonly.enabled)');
-    job = scheduleGc(ctx.driver, cfg, { readOnly: ctx.readOnly, log: app.log, metrics: gcMetrics(ctx.metrics.registry) });
+    // Checked at start (config-check.ts): a retention pattern that cannot compile never gets here.
+    const lifecycle = lifecycleOf(ctx.config);
+    const metrics = gcMetrics(ctx.metrics.registry);
+    const options = { readOnly: ctx.readOnly, log: app.log, metrics, ...(lifecycle ? { lifecycle } : {}) };
+    job = scheduleGc(ctx.driver, cfg, options);
   });
   app.addHook('onClose', async () => {
     job?.stop();

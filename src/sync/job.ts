@@ -21,6 +21,7 @@ import type { ImageDestination, ImageSource } from '../transport/transport.js';
 import { parseDuration } from '../config/duration.js';
 import type { Upstream, Upstreams } from '../upstream/upstreams.js';
 import type { MirrorConfig } from './config.js';
+import { destinationName } from './destination.js';
 import { literalTags, selectTags } from './select.js';
 import { readState, writeState, type JobState, type RunSummary } from './state.js';
 
@@ -229,10 +230,7 @@ export class MirrorJob {
 
   /** Where a repository's images go: a local repository name, or a transport reference prefix. */
   private destinationName(upstream: Upstream, repository: string): string {
-    const prefix = this.config.prefix ?? upstream.prefix;
-    const style = this.config.destname ?? 'path';
-    const rest = style === 'base' ? repository.slice(repository.lastIndexOf('/') + 1) : style === 'scoped' ? `${upstream.name}/${repository}` : repository;
-    return prefix ? `${prefix.replace(/\/+$/, '')}/${rest}` : rest;
+    return destinationName(this.config, upstream, repository);
   }
 
   private async destination(name: string, w: { tag?: string; digest?: Digest }): Promise<ImageDestination> {

@@ -1,16 +1,8 @@
 import semver from 'semver';
 import { isTag } from '../oci/name.js';
 import { compileTagFilter } from '../policy/flows.js';
+import { versionOf } from '../policy/versions.js';
 import type { MirrorConfig } from './config.js';
-
-/**
- * The version a tag names: `1.2.3`, `v1.2`, `1` and `1.25-alpine` (the suffix counts as a pre-release, as
- * semver has it, so ranges leave it out unless they name pre-releases); `latest` or `sha256-…` name none.
- */
-export function versionOf(tag: string): semver.SemVer | null {
-  if (!/^v?\d+(\.\d+){0,2}([-+][0-9A-Za-z.-]+)?$/.test(tag)) return null;
-  return semver.parse(semver.clean(tag, { loose: true }) ?? '') ?? semver.coerce(tag, { includePrerelease: true });
-}
 
 /**
  * Picks the tags a job mirrors from the upstream's list: include/exclude globs or regexes, then a

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { isDuration } from '../config/duration.js';
+import { evictSchema } from '../policy/retention-config.js';
 
 const duration = z.string().refine(isDuration, 'expected a duration such as 30s, 5m, 168h');
 
@@ -21,6 +22,7 @@ export const upstreamSchema = z
     negativettl: duration.default('30s').describe('an upstream "not found" is remembered this long'),
     prefix: z.string().optional().describe('local repository prefix; default the host (":" becomes "_")'),
     unprefixed: z.boolean().optional().describe('names without a registry host (dockerd registry-mirrors) mean this upstream; default true for docker.io'),
+    evict: evictSchema.optional().describe('cached images nobody pulls leave the cache (applied by storage.gc)'),
   })
   .strict();
 

@@ -1,4 +1,6 @@
 import type { Digest } from '../oci/digest.js';
+import type { KeylessIdentity } from './fulcio.js';
+import type { SigstoreRoot } from './trusted-root.js';
 
 /** Annotation on a `.sig` layer that holds the base64 signature (cosign's simple signing). */
 export const SIGNATURE_ANNOTATION = 'dev.cosignproject.cosign/signature';
@@ -49,7 +51,13 @@ export interface TrustedKey {
 export type TrustRequirement =
   | { type: 'insecureAcceptAnything' }
   | { type: 'reject' }
-  | { type: 'sigstoreSigned'; keys: TrustedKey[]; signedIdentity: IdentityRule };
+  | { type: 'sigstoreSigned'; keys: TrustedKey[]; keyless?: KeylessTrust; signedIdentity: IdentityRule };
+
+/** Keyless trust: the roots a Fulcio certificate may chain to, and the identities (any one) it must carry. */
+export interface KeylessTrust {
+  roots: SigstoreRoot[];
+  identities: KeylessIdentity[];
+}
 
 /** A signature found next to an image, fetched and bounded, not yet trusted. */
 export interface SignatureCandidate {
@@ -63,6 +71,10 @@ export interface SignatureCandidate {
   payload: Uint8Array;
   /** Simple signing: the base64 signature from the layer annotation. */
   signature?: string;
+  /** Keyless `.sig` layer: the Fulcio certificate (PEM), its chain and the Rekor bundle, from the layer's annotations. */
+  certificate?: string;
+  chain?: string;
+  rekorBundle?: string;
   /** Set when the signature could not be read (too large, blob missing): it is reported, never accepted. */
   problem?: string;
 }
@@ -83,6 +95,8 @@ export interface SignatureVerdict {
   reason: string;
   /** The key that verified the signature, when one did. */
   key?: string;
+  /** Who signed keylessly, when the certificate and log proof verified: subject, issuer, workflow claims. */
+  signer?: string;
   /** What the signature claims, when its signature verified and its payload parsed. */
   payload?: SignaturePayload;
 }

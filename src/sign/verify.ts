@@ -3,8 +3,11 @@ import { describeRule, matchIdentity } from './identity.js';
 import { parsePayload } from './payload.js';
 import { BundleError, parseBundle, parseStatement } from './bundle.js';
 import { defaultVerificationCache, VerificationCache, type SignatureCheck } from './cache.js';
+import { verifyKeyless, type KeylessCheck } from './keyless.js';
+import { describeKeylessIdentity, describeSigner, matchKeylessIdentity } from './fulcio.js';
 import type {
   ImageIdentity,
+  KeylessTrust,
   PolicyDecision,
   SignatureCandidate,
   SignatureVerdict,
@@ -61,14 +64,51 @@ function verdict(c: SignatureCandidate, accepted: boolean, reason: string, extra
   return { where: c.where, kind: c.kind, accepted, reason, ...extra };
 }
 
-/** Judges one signature against keys and an identity rule; the reason names the first thing that failed. */
-export function judgeSignature(
-  image: ImageIdentity,
-  c: SignatureCandidate,
-  req: Extract<TrustRequirement, { type: 'sigstoreSigned' }>,
-  cache: VerificationCache = defaultVerificationCache,
-): SignatureVerdict {
-  if (c.problem) return verdict(c, false, c.problem);
+type SigstoreRequirement = Extract<TrustRequirement, { type: 'sigstoreSigned' }>;
+
+/** The keyless check of `c` under `root`, from the cache when this manifest, signature and root were checked before. */
+export function checkKeylessSignature(image: ImageIdentity, c: SignatureCandidate, root: KeylessTrust['roots'][number], cache = defaultVerificationCache): KeylessCheck {
+  const k = VerificationCache.key(image.digest, c.id, `keyless:${root.fingerprint}`);
+  let v = cache.get(k) as KeylessCheck | undefined;
+  if (!v) {
+    v = verifyKeyless(c, root);
+    cache.set(k, v);
+  }
+  return v;
+}
+
+// A keyless signature: certificate and log proof under one of the roots, then the digest, the identity, the name.
+function judgeKeyless(image: ImageIdentity, c: SignatureCandidate, req: SigstoreRequirement, trust: KeylessTrust, cache: VerificationCache): SignatureVerdict {
+  let check: Extract<KeylessCheck, { signed: true }> | undefined;
+  const failures: string[] = [];
+  for (const root of trust.roots) {
+    const v = checkKeylessSignature(image, c, root, cache);
+    if (v.signed) {
+      check = v;
+      break;
+    }
+    failures.push(trust.roots.length > 1 ? `${root.name}: ${v.reason}` : v.reason);
+  }
+  if (!check) return verdict(c, false, `not a valid keyless signature: ${failures.join('; ') || 'no trusted roots'}`);
+  const signer = describeSigner(check.identity);
+  if ('payloadError' in check) return verdict(c, false, `signed by ${signer}, but its payload is not an image signature: ${check.payloadError}`, { signer });
+  const payload = check.payload;
+  if (payload.manifestDigest !== image.digest) {
+    return verdict(c, false, `signed by ${signer} over another digest: signed ${payload.manifestDigest}, this image is ${image.digest}`, { signer, payload });
+  }
+  const who = check.identity;
+  const misses = trust.identities.map((id) => ({ id, m: matchKeylessIdentity(id, who) }));
+  if (!misses.some((x) => x.m.ok)) {
+    const wants = misses.map((x) => `${describeKeylessIdentity(x.id)} (differs in ${x.m.ok ? '' : x.m.wants})`).join('; or ');
+    return verdict(c, false, `signed by ${signer}, but the rule wants ${wants || 'an identity, and names none'}`, { signer, payload });
+  }
+  const m = matchIdentity(req.signedIdentity, payload.dockerReference, image.dockerReference);
+  if (!m.ok) return verdict(c, false, `signed by ${signer} over this digest, but ${m.reason}`, { signer, payload });
+  return verdict(c, true, `signed keylessly by ${signer}, ${m.reason} (${describeRule(req.signedIdentity)})`, { signer, payload });
+}
+
+// A signature with one of the keys.
+function judgeWithKeys(image: ImageIdentity, c: SignatureCandidate, req: SigstoreRequirement, cache: VerificationCache): SignatureVerdict {
   if (c.kind === 'simple-signing' && (c.signature === undefined || !decodeBase64(c.signature))) {
     return verdict(c, false, 'its signature annotation is missing or not base64');
   }
@@ -100,10 +140,30 @@ export function judgeSignature(
   return verdict(c, true, `signed by ${key}, ${m.reason} (${describeRule(req.signedIdentity)})`, { key, payload });
 }
 
+/**
+ * Judges one signature against a requirement's keys and keyless identities: it is accepted when one of the
+ * keys made it, or when it is a valid keyless signature by one of the identities. The reason names the first
+ * thing that failed, from the route the signature itself takes (a certificate: keyless; none: the keys).
+ */
+export function judgeSignature(image: ImageIdentity, c: SignatureCandidate, req: SigstoreRequirement, cache: VerificationCache = defaultVerificationCache): SignatureVerdict {
+  if (c.problem) return verdict(c, false, c.problem);
+  const viaKeys = req.keys.length > 0 ? judgeWithKeys(image, c, req, cache) : undefined;
+  if (viaKeys?.accepted || !req.keyless) return viaKeys ?? verdict(c, false, 'the requirement names no keys');
+  const viaKeyless = judgeKeyless(image, c, req, req.keyless, cache);
+  if (viaKeyless.accepted || !viaKeys) return viaKeyless;
+  return viaKeyless.signer || c.certificate || c.kind === 'bundle' ? viaKeyless : viaKeys;
+}
+
 /** Describes a requirement in the words of containers-policy.json. */
 export function describeRequirement(req: TrustRequirement): string {
   if (req.type !== 'sigstoreSigned') return req.type;
-  return `sigstoreSigned by ${req.keys.map((k) => k.name).join(', ') || 'no keys'} with ${describeRule(req.signedIdentity)}`;
+  const by: string[] = [];
+  if (req.keys.length) by.push(req.keys.map((k) => k.name).join(', '));
+  if (req.keyless) {
+    const ids = req.keyless.identities.map(describeKeylessIdentity).join(' | ');
+    by.push(`keyless (${req.keyless.roots.map((r) => r.name).join(', ')}) as ${ids || 'no identity'}`);
+  }
+  return `sigstoreSigned by ${by.join(' or ') || 'no keys'} with ${describeRule(req.signedIdentity)}`;
 }
 
 /** Checks the image's signatures against one requirement; pure, and cheap when the cache is warm. */
@@ -115,8 +175,8 @@ export function verifyRequirement(image: ImageIdentity, candidates: SignatureCan
   if (req.type === 'reject') {
     return { requirement, satisfied: false, summary: 'refused by a reject requirement', keysTried: [], signatures: [] };
   }
-  const keysTried = req.keys.map(keyLabel);
-  if (req.keys.length === 0) return { requirement, satisfied: false, summary: 'the requirement names no keys', keysTried, signatures: [] };
+  const keysTried = [...req.keys.map(keyLabel), ...(req.keyless?.roots.map((r) => `keyless under ${r.name}`) ?? [])];
+  if (req.keys.length === 0 && !req.keyless) return { requirement, satisfied: false, summary: 'the requirement names no keys', keysTried, signatures: [] };
   const signatures = candidates.map((c) => judgeSignature(image, c, req, opts.cache));
   const ok = signatures.find((s) => s.accepted);
   let summary: string;

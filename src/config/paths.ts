@@ -19,6 +19,7 @@ export const PATH_KEYS: readonly string[] = [
   'upstreams.*.authfile',
   'upstreams.*.cafile',
   'trust.keys.*',
+  'trust.roots.*',
 ];
 
 /** Values of path keys that are not files: the audit log's stdout, a JWKS fetched over HTTP. */

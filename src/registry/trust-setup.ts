@@ -2,8 +2,21 @@ import { readFileSync } from 'node:fs';
 import type { Config } from '../config/schema.js';
 import type { Digest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
-import { compileTrustRules, trustLabel, trustRuleFor, type TrustPoint, type TrustRule } from '../policy/trust.js';
-import { checkIdentityRule, checkImageTrust, trustedKeyFromPem, VerificationCache, type IdentityRule, type PolicyDecision, type TrustRequirement, type TrustedKey } from '../sign/index.js';
+import { compileTrustRules, PUBLIC_GOOD_ROOT, trustLabel, trustRuleFor, type TrustPoint, type TrustRule } from '../policy/trust.js';
+import {
+  checkIdentityRule,
+  checkImageTrust,
+  checkKeylessIdentity,
+  publicGoodRoot,
+  readTrustedRoot,
+  trustedKeyFromPem,
+  VerificationCache,
+  type IdentityRule,
+  type PolicyDecision,
+  type SigstoreRoot,
+  type TrustRequirement,
+  type TrustedKey,
+} from '../sign/index.js';
 import type { ImageSource } from '../transport/transport.js';
 
 /** The outcome of a trust check at one place: allowed, or refused with one line that says why. */
@@ -24,6 +37,7 @@ export interface TrustVerdict {
 export class Trust {
   private readonly rules: TrustRule[];
   private readonly keys = new Map<string, TrustedKey>();
+  private readonly roots = new Map<string, SigstoreRoot>();
   readonly cache = new VerificationCache();
 
   constructor(config: NonNullable<Config['trust']>, sets: Record<string, string[]> = {}) {
@@ -41,6 +55,24 @@ export class Trust {
       }
     }
     this.rules = compileTrustRules(config, sets);
+    for (const [name, path] of Object.entries(config.roots)) {
+      try {
+        this.roots.set(name, readTrustedRoot(path, name));
+      } catch (e) {
+        throw new Error(`trust.roots.${name}: ${(e as Error).message}`);
+      }
+    }
+    for (const r of this.rules) {
+      for (const [j, id] of r.spec.identities.entries()) {
+        try {
+          checkKeylessIdentity(id);
+        } catch (e) {
+          throw new Error(`trust.require rule ${r.index} identities[${j}]: ${(e as Error).message}`);
+        }
+      }
+      const wanted = r.spec.identities.length ? (r.spec.roots ?? [PUBLIC_GOOD_ROOT]) : [];
+      if (wanted.includes(PUBLIC_GOOD_ROOT) && !this.roots.has(PUBLIC_GOOD_ROOT)) this.roots.set(PUBLIC_GOOD_ROOT, publicGoodRoot());
+    }
     for (const r of this.rules) {
       // The same checks a containers-policy.json or --identity-rule gets, so one rule is accepted (or not) in all three.
       if (typeof r.spec.identity === 'string') continue;
@@ -70,7 +102,12 @@ export class Trust {
   private requirement(rule: TrustRule): TrustRequirement {
     const id = rule.spec.identity;
     const signedIdentity: IdentityRule = typeof id === 'string' ? { type: id } : id;
-    return { type: 'sigstoreSigned', keys: rule.spec.keys.map((k) => this.keys.get(k)!), signedIdentity };
+    const req: TrustRequirement = { type: 'sigstoreSigned', keys: rule.spec.keys.map((k) => this.keys.get(k)!), signedIdentity };
+    if (rule.spec.identities.length) {
+      const roots = (rule.spec.roots ?? [PUBLIC_GOOD_ROOT]).map((n) => this.roots.get(n)!);
+      req.keyless = { roots, identities: rule.spec.identities };
+    }
+    return req;
   }
 
   /**

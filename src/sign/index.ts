@@ -14,7 +14,7 @@ export { checkImageTrust, verifyImage, locateImage, requirementsOf } from './ver
 export { signImage, defaultIdentity } from './sign.js';
 export { readPublicKeys, readSigningKey, readPassword, loadPolicyFile } from './key-files.js';
 export { generateKeyPair, decryptPrivateKey, encryptPrivateKey, PrivateKeyError } from './keys.js';
-export { parseTrustedRoot, TrustedRootError, MAX_TRUSTED_ROOT_BYTES } from './trusted-root.js';
+export { parseTrustedRoot, rootFromPems, TrustedRootError, MAX_TRUSTED_ROOT_BYTES } from './trusted-root.js';
 export type { SigstoreRoot } from './trusted-root.js';
 export { readTrustedRoot, publicGoodRoot, PUBLIC_GOOD, PUBLIC_GOOD_PATH } from './root-files.js';
 export { verifyKeyless, bundleOfSimpleSigning, CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, REKOR_BUNDLE_ANNOTATION } from './keyless.js';

@@ -51,3 +51,36 @@ export function parseTrustedRoot(bytes: Uint8Array, name: string, opts: { requir
   const requireSCT = opts.requireSCT ?? root.ctlogs.length > 0;
   return { name, fingerprint: `sha256:${createHash('sha256').update(bytes).digest('hex')}`, material, requireSCT };
 }
+
+// The PEM blocks of one type in a text, decoded.
+function pemBlocks(text: string, type: string): Buffer[] {
+  const re = new RegExp(`-----BEGIN ${type}-----([\\s\\S]*?)-----END ${type}-----`, 'g');
+  return [...text.matchAll(re)].map((m) => Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64'));
+}
+
+/**
+ * A root from the pieces containers-policy.json names (`fulcio.caPath`/`caData`, `rekorPublicKeyPath`/`Data`):
+ * Fulcio CA certificates (PEM, intermediates before their root) and Rekor public keys (PEM). As containers/image
+ * does, no signed certificate timestamp is required: such a file names no CT log.
+ */
+export function rootFromPems(name: string, caPem: string, rekorKeyPems: string[]): SigstoreRoot {
+  const certs = pemBlocks(caPem, 'CERTIFICATE');
+  if (certs.length === 0) throw new TrustedRootError(`${name}: the Fulcio CA holds no PEM certificate`);
+  const keys = rekorKeyPems.flatMap((p) => pemBlocks(p, 'PUBLIC KEY'));
+  if (keys.length === 0) throw new TrustedRootError(`${name}: no Rekor public key (PEM) given`);
+  const start = '1970-01-01T00:00:00Z';
+  const doc = {
+    mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1',
+    tlogs: keys.map((der) => ({
+      baseUrl: 'rekor',
+      hashAlgorithm: 'SHA2_256',
+      // keyDetails only tells PKCS#1 from SPKI here; these are SPKI, whatever the algorithm.
+      publicKey: { rawBytes: der.toString('base64'), keyDetails: 'PKIX_ECDSA_P256_SHA_256', validFor: { start } },
+      logId: { keyId: createHash('sha256').update(der).digest('base64') },
+    })),
+    certificateAuthorities: [{ subject: {}, uri: 'fulcio', certChain: { certificates: certs.map((c) => ({ rawBytes: c.toString('base64') })) }, validFor: { start } }],
+    ctlogs: [],
+    timestampAuthorities: [],
+  };
+  return parseTrustedRoot(Buffer.from(JSON.stringify(doc)), name, { requireSCT: false });
+}

@@ -9,7 +9,7 @@ import { findSignatures, type Discovery } from './discover.js';
 import { dockerSubject, layoutScopes, requirementsFor, type PolicySubject, type TrustPolicy } from './policy-file.js';
 import { evaluateRequirements } from './verify.js';
 import type { VerificationCache } from './cache.js';
-import type { IdentityRule, ImageIdentity, PolicyDecision, TrustedKey, TrustRequirement } from './types.js';
+import type { IdentityRule, ImageIdentity, KeylessTrust, PolicyDecision, TrustedKey, TrustRequirement } from './types.js';
 
 /** Where an image reference points, for identity rules and policy scopes. */
 export interface ImageLocation {
@@ -58,6 +58,8 @@ export async function checkImageTrust(
 /** What to verify an image against: keys and a rule, or a containers-policy.json. */
 export interface VerifyImageOptions {
   keys?: TrustedKey[];
+  /** Keyless signers that count (with or instead of keys): roots and identities. */
+  keyless?: KeylessTrust;
   identityRule?: IdentityRule;
   policy?: TrustPolicy;
   transport?: TransportOptions;
@@ -70,7 +72,9 @@ export function requirementsOf(location: ImageLocation, opts: VerifyImageOptions
     const { scope, requirements } = requirementsFor(opts.policy, location.subject);
     return { requirements, scope };
   }
-  return { requirements: [{ type: 'sigstoreSigned', keys: opts.keys ?? [], signedIdentity: opts.identityRule ?? { type: 'matchRepoDigestOrExact' } }] };
+  const req: TrustRequirement = { type: 'sigstoreSigned', keys: opts.keys ?? [], signedIdentity: opts.identityRule ?? { type: 'matchRepoDigestOrExact' } };
+  if (opts.keyless) req.keyless = opts.keyless;
+  return { requirements: [req] };
 }
 
 /** Opens `imageRef`, finds its signatures and checks them (`sluice verify`). */

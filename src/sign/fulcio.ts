@@ -115,8 +115,8 @@ function regexp(text: string): RegExp {
 }
 
 function field(what: string, value: string | undefined, exact: string | undefined, re: string | undefined): string | undefined {
-  if (exact !== undefined && value !== exact) return `${what} ${JSON.stringify(exact)}`;
-  if (re !== undefined && (value === undefined || !regexp(re).test(value))) return `${what} matching /${re}/`;
+  if (exact !== undefined && value !== exact) return what;
+  if (re !== undefined && (value === undefined || !regexp(re).test(value))) return what;
   return undefined;
 }
 
@@ -141,16 +141,16 @@ export function describeSigner(who: CertificateIdentity): string {
   return `${who.subject ?? '(no subject)'} (issuer ${who.issuer ?? 'unknown'}${extra.length ? `, ${extra.join(', ')}` : ''})`;
 }
 
-/** Whether a signer matches one identity; when not, the first field that differs, as "wants …". */
-export function matchKeylessIdentity(id: KeylessIdentity, who: CertificateIdentity): { ok: true } | { ok: false; wants: string } {
+/** Whether a signer matches one identity; when not, the first field that differs (`subject`, `issuer`, `github ref`). */
+export function matchKeylessIdentity(id: KeylessIdentity, who: CertificateIdentity): { ok: true } | { ok: false; differs: string } {
   const miss =
     field('subject', who.subject, id.subject, id.subjectRegExp) ?? field('issuer', who.issuer, id.issuer, id.issuerRegExp);
-  if (miss) return { ok: false, wants: miss };
+  if (miss) return { ok: false, differs: miss };
   const g = id.github ?? {};
   const w = who.workflow;
-  if (g.repository !== undefined && w.repository !== g.repository) return { ok: false, wants: `github repository ${g.repository}` };
-  if (g.ref !== undefined && !refMatches(g.ref, w.ref)) return { ok: false, wants: `github ref ${g.ref}` };
-  if (g.trigger !== undefined && w.trigger !== g.trigger) return { ok: false, wants: `github trigger ${g.trigger}` };
-  if (g.sha !== undefined && w.sha !== g.sha) return { ok: false, wants: `github sha ${g.sha}` };
+  if (g.repository !== undefined && w.repository !== g.repository) return { ok: false, differs: 'github repository' };
+  if (g.ref !== undefined && !refMatches(g.ref, w.ref)) return { ok: false, differs: 'github ref' };
+  if (g.trigger !== undefined && w.trigger !== g.trigger) return { ok: false, differs: 'github trigger' };
+  if (g.sha !== undefined && w.sha !== g.sha) return { ok: false, differs: 'github sha' };
   return { ok: true };
 }

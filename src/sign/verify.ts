@@ -99,7 +99,7 @@ function judgeKeyless(image: ImageIdentity, c: SignatureCandidate, req: Sigstore
   const who = check.identity;
   const misses = trust.identities.map((id) => ({ id, m: matchKeylessIdentity(id, who) }));
   if (!misses.some((x) => x.m.ok)) {
-    const wants = misses.map((x) => `${describeKeylessIdentity(x.id)} (differs in ${x.m.ok ? '' : x.m.wants})`).join('; or ');
+    const wants = misses.map((x) => `${describeKeylessIdentity(x.id)} (its ${x.m.ok ? '' : x.m.differs} differs)`).join('; or ');
     return verdict(c, false, `signed by ${signer}, but the rule wants ${wants || 'an identity, and names none'}`, { signer, payload });
   }
   const m = matchIdentity(req.signedIdentity, payload.dockerReference, image.dockerReference);

@@ -3,6 +3,7 @@ import { digestOf, digestTag, Digester, isDigest, type Digest } from '../oci/dig
 import type { Descriptor } from '../oci/descriptor.js';
 import { parseManifest, type Manifest } from '../oci/manifest.js';
 import type { ImageSource, RawManifest } from '../transport/transport.js';
+import { COSE_MEDIA_TYPE, JWS_MEDIA_TYPE, NOTATION_ARTIFACT_TYPE } from './notation.js';
 import { CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, REKOR_BUNDLE_ANNOTATION } from './keyless.js';
 import { BUNDLE_MEDIA_TYPE, SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE, type SignatureCandidate } from './types.js';
 
@@ -68,9 +69,12 @@ function parseSmallManifest(m: RawManifest, what: string): Manifest {
 async function candidatesOf(source: ImageSource, m: Manifest, where: string, quiet = false): Promise<SignatureCandidate[]> {
   if (m.kind !== 'image') return quiet ? [] : [problem('simple-signing', where, 'not an image manifest, so it holds no signatures')];
   const out: SignatureCandidate[] = [];
-  const layers = m.layers.filter((l) => l.mediaType === SIMPLE_SIGNING_MEDIA_TYPE || isBundleType(l.mediaType));
+  const notation = m.artifactType === NOTATION_ARTIFACT_TYPE || m.config.mediaType === NOTATION_ARTIFACT_TYPE;
+  const layers = m.layers.filter((l) =>
+    notation ? l.mediaType === JWS_MEDIA_TYPE || l.mediaType === COSE_MEDIA_TYPE : l.mediaType === SIMPLE_SIGNING_MEDIA_TYPE || isBundleType(l.mediaType),
+  );
   for (const [i, layer] of layers.entries()) {
-    const kind = isBundleType(layer.mediaType) ? 'bundle' : 'simple-signing';
+    const kind = notation ? 'notation' : isBundleType(layer.mediaType) ? 'bundle' : 'simple-signing';
     const at = layers.length > 1 ? `${where}, layer ${i + 1}` : where;
     if (i >= MAX_SIGNATURES) {
       out.push(problem(kind, where, `${layers.length - MAX_SIGNATURES} more signatures not read (over ${MAX_SIGNATURES})`));
@@ -78,7 +82,9 @@ async function candidatesOf(source: ImageSource, m: Manifest, where: string, qui
     }
     try {
       const payload = await readBoundedBlob(source, layer);
-      if (kind === 'bundle') {
+      if (kind === 'notation') {
+        out.push({ kind, where: at, id: layer.digest, payload, mediaType: layer.mediaType });
+      } else if (kind === 'bundle') {
         out.push({ kind, where: at, id: layer.digest, payload });
       } else {
         const a = layer.annotations ?? {};
@@ -146,7 +152,8 @@ export async function findSignatures(source: ImageSource, digest: Digest): Promi
   let n = 0;
   for (const d of referrers.values()) {
     // Only signature-like referrers are fetched; an SBOM or attestation of another type is not a signature.
-    if (d.artifactType && !isBundleType(d.artifactType) && !d.artifactType.startsWith('application/vnd.dev.cosign')) continue;
+    const t = d.artifactType;
+    if (t && !isBundleType(t) && t !== NOTATION_ARTIFACT_TYPE && !t.startsWith('application/vnd.dev.cosign')) continue;
     const where = `referrer ${d.digest}`;
     if (++n > MAX_SIGNATURES) {
       candidates.push(problem('bundle', where, `more than ${MAX_SIGNATURES} referrers: the rest were not read`));

@@ -1,6 +1,7 @@
 import type { Digest } from '../oci/digest.js';
 import type { KeylessIdentity } from './fulcio.js';
 import type { SigstoreRoot } from './trusted-root.js';
+import type { NotationStore } from './notation.js';
 
 /** Annotation on a `.sig` layer that holds the base64 signature (cosign's simple signing). */
 export const SIGNATURE_ANNOTATION = 'dev.cosignproject.cosign/signature';
@@ -51,7 +52,18 @@ export interface TrustedKey {
 export type TrustRequirement =
   | { type: 'insecureAcceptAnything' }
   | { type: 'reject' }
-  | { type: 'sigstoreSigned'; keys: TrustedKey[]; keyless?: KeylessTrust; signedIdentity: IdentityRule };
+  | { type: 'sigstoreSigned'; keys: TrustedKey[]; keyless?: KeylessTrust; signedIdentity: IdentityRule }
+  | NotationRequirement;
+
+/** A Notary Project signature from one of the trust stores, by a leaf whose subject is one of the identities. */
+export interface NotationRequirement {
+  type: 'notationSigned';
+  stores: NotationStore[];
+  /** notation's trustedIdentities: `*`, or `x509.subject: C=US, O=Acme, CN=release`. */
+  identities: string[];
+  /** Where the requirement came from (a trust policy's name), for messages. */
+  name?: string;
+}
 
 /** Keyless trust: the roots a Fulcio certificate may chain to, and the identities (any one) it must carry. */
 export interface KeylessTrust {
@@ -61,8 +73,10 @@ export interface KeylessTrust {
 
 /** A signature found next to an image, fetched and bounded, not yet trusted. */
 export interface SignatureCandidate {
-  /** `simple-signing` for a `.sig` layer, `bundle` for a sigstore bundle referrer. */
-  kind: 'simple-signing' | 'bundle';
+  /** `simple-signing` for a `.sig` layer, `bundle` for a sigstore bundle referrer, `notation` for a Notary Project envelope. */
+  kind: 'simple-signing' | 'bundle' | 'notation';
+  /** Notation: the envelope's media type (`application/jose+json`, `application/cose`). */
+  mediaType?: string;
   /** Where it was found, for messages: `tag sha256-….sig, layer 1`, `referrer sha256:…`. */
   where: string;
   /** Identifies this exact signature for caching: covers both the payload and the signature bytes. */

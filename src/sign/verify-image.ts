@@ -49,7 +49,7 @@ export async function checkImageTrust(
   requirements: TrustRequirement[],
   opts: { cache?: VerificationCache; scope?: string } = {},
 ): Promise<TrustCheck> {
-  const needsSignatures = requirements.some((r) => r.type === 'sigstoreSigned');
+  const needsSignatures = requirements.some((r) => r.type === 'sigstoreSigned' || r.type === 'notationSigned');
   const discovery: Discovery = needsSignatures ? await findSignatures(source, image.digest) : { candidates: [], searched: [] };
   const decision = evaluateRequirements(image, discovery.candidates, requirements, { cache: opts.cache, searched: discovery.searched, scope: opts.scope });
   return { image, discovery, decision };

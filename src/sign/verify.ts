@@ -5,9 +5,11 @@ import { BundleError, parseBundle, parseStatement } from './bundle.js';
 import { defaultVerificationCache, VerificationCache, type SignatureCheck } from './cache.js';
 import { verifyKeyless, type KeylessCheck } from './keyless.js';
 import { describeKeylessIdentity, describeSigner, matchKeylessIdentity } from './fulcio.js';
+import { matchTrustedIdentity, verifyNotation, type NotationCheck } from './notation.js';
 import type {
   ImageIdentity,
   KeylessTrust,
+  NotationRequirement,
   PolicyDecision,
   SignatureCandidate,
   SignatureVerdict,
@@ -21,6 +23,8 @@ import type {
 /** Options for verification. */
 export interface VerifyOptions {
   cache?: VerificationCache;
+  /** The time certificates and expiries are judged at (Unix ms); now by default. Keyless signatures use the log's time. */
+  now?: number;
   /** Where discovery looked, for the "none found" message. */
   searched?: string[];
 }
@@ -52,7 +56,8 @@ function checkWithKey(c: SignatureCandidate, key: TrustedKey): SignatureCheck {
 /** The check of `c` with `key`, from the cache when this manifest, signature and key were checked before. */
 export function checkSignature(image: ImageIdentity, c: SignatureCandidate, key: TrustedKey, cache: VerificationCache = defaultVerificationCache): SignatureCheck {
   const k = VerificationCache.key(image.digest, c.id, key.fingerprint);
-  let v = cache.get(k);
+  // Key fingerprints, `keyless:` and `notation:` never collide, so what a fingerprint's entry holds is a key check.
+  let v = cache.get(k) as SignatureCheck | undefined;
   if (!v) {
     v = checkWithKey(c, key);
     cache.set(k, v);
@@ -154,8 +159,35 @@ export function judgeSignature(image: ImageIdentity, c: SignatureCandidate, req:
   return viaKeyless.signer || c.certificate || c.kind === 'bundle' ? viaKeyless : viaKeys;
 }
 
+/** The notation check of `c` under `req`'s stores, cached per envelope and store set; expiry is re-checked at `now`. */
+function checkNotation(image: ImageIdentity, c: SignatureCandidate, req: NotationRequirement, now: number, cache: VerificationCache): NotationCheck {
+  const k = VerificationCache.key(image.digest, c.id, `notation:${req.stores.map((s) => s.name).join(',')}`);
+  let v = cache.get(k) as NotationCheck | undefined;
+  if (!v || (v.signed && v.notAfter < now)) {
+    v = verifyNotation(c.payload, c.mediaType ?? '', req.stores, now);
+    cache.set(k, v);
+  }
+  return v;
+}
+
+/** Judges one notation envelope: trust store and time, then the signed digest, then the leaf's subject. */
+export function judgeNotation(image: ImageIdentity, c: SignatureCandidate, req: NotationRequirement, now: number, cache = defaultVerificationCache): SignatureVerdict {
+  if (c.problem) return verdict(c, false, c.problem);
+  const v = checkNotation(image, c, req, now, cache);
+  if (!v.signed) return verdict(c, false, `not a valid notation signature: ${v.reason}`);
+  const signer = `${v.subject} (trust store ${v.store})`;
+  if (v.targetDigest !== image.digest) return verdict(c, false, `signed by ${signer} over another digest: signed ${v.targetDigest}, this image is ${image.digest}`, { signer });
+  if (!matchTrustedIdentity(req.identities, v.subject)) {
+    return verdict(c, false, `signed by ${signer}, but the rule trusts only ${req.identities.join(' | ') || 'no identities'}`, { signer });
+  }
+  return verdict(c, true, `notation signature by ${signer}`, { signer });
+}
+
 /** Describes a requirement in the words of containers-policy.json. */
 export function describeRequirement(req: TrustRequirement): string {
+  if (req.type === 'notationSigned') {
+    return `notation signature${req.name ? ` (${req.name})` : ''} from trust store ${req.stores.map((s) => s.name).join(', ') || 'none'} by ${req.identities.join(' | ') || 'no identities'}`;
+  }
   if (req.type !== 'sigstoreSigned') return req.type;
   const by: string[] = [];
   if (req.keys.length) by.push(req.keys.map((k) => k.name).join(', '));
@@ -175,13 +207,22 @@ export function verifyRequirement(image: ImageIdentity, candidates: SignatureCan
   if (req.type === 'reject') {
     return { requirement, satisfied: false, summary: 'refused by a reject requirement', keysTried: [], signatures: [] };
   }
+  if (req.type === 'notationSigned') {
+    const now = opts.now ?? Date.now();
+    const signatures = candidates.filter((c) => c.kind === 'notation').map((c) => judgeNotation(image, c, req, now, opts.cache));
+    return summarize(requirement, signatures, image, opts, req.stores.map((s) => `trust store ${s.name}`), 'notation signatures');
+  }
   const keysTried = [...req.keys.map(keyLabel), ...(req.keyless?.roots.map((r) => `keyless under ${r.name}`) ?? [])];
   if (req.keys.length === 0 && !req.keyless) return { requirement, satisfied: false, summary: 'the requirement names no keys', keysTried, signatures: [] };
-  const signatures = candidates.map((c) => judgeSignature(image, c, req, opts.cache));
+  const signatures = candidates.filter((c) => c.kind !== 'notation').map((c) => judgeSignature(image, c, req, opts.cache));
+  return summarize(requirement, signatures, image, opts, keysTried, 'signatures');
+}
+
+function summarize(requirement: string, signatures: SignatureVerdict[], image: ImageIdentity, opts: VerifyOptions, keysTried: string[], what: string): VerificationResult {
   const ok = signatures.find((s) => s.accepted);
   let summary: string;
   if (ok) summary = `satisfied by ${ok.where}: ${ok.reason}`;
-  else if (signatures.length === 0) summary = `no signatures found for ${image.digest}${opts.searched?.length ? ` (looked at ${opts.searched.join(', ')})` : ''}`;
+  else if (signatures.length === 0) summary = `no ${what} found for ${image.digest}${opts.searched?.length ? ` (looked at ${opts.searched.join(', ')})` : ''}`;
   else summary = `none of ${signatures.length} signature${signatures.length === 1 ? '' : 's'} satisfies it: ${signatures.map((s) => `${s.where}: ${s.reason}`).join('; ')}`;
   return { requirement, satisfied: !!ok, summary, keysTried, signatures };
 }

@@ -123,6 +123,8 @@ interface VerifyFlags extends RegistryFlags {
   certificateGithubWorkflowTrigger?: string;
   certificateGithubWorkflowSha?: string;
   trustedRoot?: string[];
+  trustPolicy?: string;
+  truststore?: string;
   identity?: string;
   identityRule?: string;
   policy?: string;
@@ -147,11 +149,12 @@ async function verifyCommand(image: string, f: VerifyFlags): Promise<void> {
   if (f.policy && (f.key?.length || f.identity || f.identityRule || keyless)) {
     fail('--policy gives keys and identity rules itself: drop --key, --identity, --identity-rule and --certificate-*');
   }
-  if (!f.policy && !f.key?.length && !keyless) {
-    fail('say whom to trust: --key FILE (repeatable), --certificate-identity(-regexp) with --certificate-oidc-issuer(-regexp), or --policy FILE');
+  if (!f.policy && !f.key?.length && !keyless && !f.trustPolicy) {
+    fail('say whom to trust: --key FILE (repeatable), --certificate-identity(-regexp) with --certificate-oidc-issuer(-regexp), --policy FILE or --trust-policy FILE');
   }
   if (f.identity && f.identityRule) fail('--identity and --identity-rule exclude each other');
   const opts: Parameters<typeof api.verifyImage>[1] = { transport: transportOptions(f) };
+  if (f.trustPolicy) opts.notation = api.loadNotationPolicy(f.trustPolicy, f.truststore ?? notationTruststore());
   if (f.policy) opts.policy = await api.loadPolicyFile(f.policy);
   else {
     opts.keys = await api.readPublicKeys(f.key ?? []);
@@ -173,6 +176,12 @@ async function verifyCommand(image: string, f: VerifyFlags): Promise<void> {
     process.stderr.write(`sluice: verification failed: ${r.decision.summary}\n`);
     process.exitCode = 1;
   }
+}
+
+// Where notation keeps trust stores: $XDG_CONFIG_HOME/notation/truststore (Linux).
+function notationTruststore(): string {
+  const base = process.env.XDG_CONFIG_HOME || `${process.env.HOME ?? ''}/.config`;
+  return `${base}/notation/truststore`;
 }
 
 // cosign's flags, as `cosign verify` reads them: identity and issuer are both required, each exact or a regexp.
@@ -247,6 +256,8 @@ export function registerSignCommands(program: Command): void {
     .option('--certificate-github-workflow-trigger <event>', 'keyless: the event that started the workflow (push, release, ...)')
     .option('--certificate-github-workflow-sha <sha>', 'keyless: the commit the workflow ran at')
     .option('--trusted-root <file>', 'keyless: a sigstore trusted_root.json (repeatable; default: the public-good root shipped with Sluice)', collect)
+    .option('--trust-policy <file>', "notation's trustpolicy.json: also require a Notary Project signature as it says for the image's name")
+    .option('--truststore <dir>', "notation's trust store folder (x509/<type>/<name>/); default $XDG_CONFIG_HOME/notation/truststore")
     .option('--policy <file>', 'a containers-policy.json (default, transports.docker/oci scopes; sigstoreSigned with keys or fulcio, reject, insecureAcceptAnything)')
     .option('--json', 'print the decision and every signature considered as JSON');
   registryFlags(verify).action(run(verifyCommand));

@@ -38,6 +38,10 @@ export const trustSchema = z
   .object({
     keys: z.record(z.string(), z.string()).default({}).describe('name: path of a cosign public key (PEM)'),
     roots: z.record(z.string(), z.string()).default({}).describe(`name: path of a sigstore trusted_root.json (${PUBLIC_GOOD_ROOT} is built in)`),
+    trustStores: z
+      .record(z.string().regex(/^(ca|signingAuthority):[A-Za-z0-9_.-]+$/, 'a trust store is named <ca|signingAuthority>:<name>, as notation names them'), z.string())
+      .default({})
+      .describe('notation trust stores: "ca:name": folder of X.509 certificates'),
     require: z
       .array(
         z
@@ -47,11 +51,17 @@ export const trustSchema = z
             keys: z.array(z.string()).default([]),
             identities: z.array(keylessIdentity).default([]),
             roots: z.array(z.string()).min(1).optional(),
+            notation: z
+              .object({ trustStores: z.array(z.string()).min(1), identities: z.array(z.string().min(1)).min(1).default(['*']) })
+              .strict()
+              .optional(),
             identity: identity.default('matchRepoDigestOrExact'),
             on: z.array(z.enum(TRUST_POINTS)).default([...TRUST_POINTS]),
           })
           .strict()
-          .refine((r) => r.keys.length > 0 || r.identities.length > 0, { message: 'a trust rule needs keys or identities (keyless signers)' }),
+          .refine((r) => r.keys.length > 0 || r.identities.length > 0 || r.notation !== undefined, {
+            message: 'a trust rule needs keys, identities (keyless signers) or notation (trust stores)',
+          }),
       )
       .default([]),
   })
@@ -77,6 +87,8 @@ export function compileTrustRules(cfg: TrustConfig, sets: Record<string, string[
     const roots = spec.roots ?? [];
     const unknown = roots.filter((r) => r !== PUBLIC_GOOD_ROOT && !Object.hasOwn(cfg.roots, r));
     if (unknown.length) throw new Error(`trust.require rule ${i + 1}: root ${unknown.join(', ')} is not under trust.roots (roots: ${[PUBLIC_GOOD_ROOT, ...Object.keys(cfg.roots)].join(', ')})`);
+    const stores = (spec.notation?.trustStores ?? []).filter((n) => !Object.hasOwn(cfg.trustStores, n));
+    if (stores.length) throw new Error(`trust.require rule ${i + 1}: trust store ${stores.join(', ')} is not under trust.trustStores (stores: ${Object.keys(cfg.trustStores).join(', ') || 'none'})`);
     if (roots.length && spec.identities.length === 0) throw new Error(`trust.require rule ${i + 1}: roots without identities: say whose keyless signatures count`);
     return { index: i + 1, spec, images: compilePatterns(spec.images, sets) };
   });
@@ -106,5 +118,8 @@ export function describeTrustRule(spec: TrustRuleSpec): string {
     parts.push(`a keyless signature by ${f.join(', ')} (root ${(spec.roots ?? [PUBLIC_GOOD_ROOT]).join(' or ')})`);
   }
   const identity = typeof spec.identity === 'string' ? spec.identity : spec.identity.type;
-  return `${parts.join(', or ')} (${identity})`;
+  const cosign = parts.length ? `${parts.join(', or ')} (${identity})` : '';
+  const n = spec.notation;
+  const notation = n ? `a notation signature from trust store ${n.trustStores.join(' or ')} by ${n.identities.join(' | ')}` : '';
+  return [cosign, notation].filter(Boolean).join(', and ');
 }

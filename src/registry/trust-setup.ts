@@ -8,6 +8,8 @@ import {
   checkImageTrust,
   checkKeylessIdentity,
   publicGoodRoot,
+  readTrustStore,
+  type NotationStore,
   readTrustedRoot,
   trustedKeyFromPem,
   VerificationCache,
@@ -38,6 +40,7 @@ export class Trust {
   private readonly rules: TrustRule[];
   private readonly keys = new Map<string, TrustedKey>();
   private readonly roots = new Map<string, SigstoreRoot>();
+  private readonly stores = new Map<string, NotationStore>();
   readonly cache = new VerificationCache();
 
   constructor(config: NonNullable<Config['trust']>, sets: Record<string, string[]> = {}) {
@@ -60,6 +63,13 @@ export class Trust {
         this.roots.set(name, readTrustedRoot(path, name));
       } catch (e) {
         throw new Error(`trust.roots.${name}: ${(e as Error).message}`);
+      }
+    }
+    for (const [name, dir] of Object.entries(config.trustStores)) {
+      try {
+        this.stores.set(name, readTrustStore(dir, name));
+      } catch (e) {
+        throw new Error(`trust.trustStores.${name}: ${(e as Error).message}`);
       }
     }
     for (const r of this.rules) {
@@ -99,6 +109,15 @@ export class Trust {
     return r ?? undefined;
   }
 
+  // A rule's requirements: its cosign keys or keyless identities (any one signature), and a notation signature when it asks for one.
+  private requirements(rule: TrustRule): TrustRequirement[] {
+    const out: TrustRequirement[] = [];
+    if (rule.spec.keys.length || rule.spec.identities.length) out.push(this.requirement(rule));
+    const n = rule.spec.notation;
+    if (n) out.push({ type: 'notationSigned', stores: n.trustStores.map((s) => this.stores.get(s)!), identities: n.identities });
+    return out;
+  }
+
   private requirement(rule: TrustRule): TrustRequirement {
     const id = rule.spec.identity;
     const signedIdentity: IdentityRule = typeof id === 'string' ? { type: id } : id;
@@ -117,7 +136,7 @@ export class Trust {
   async check(source: ImageSource, repository: string, where: TrustPoint, digest: Digest, dockerReference: string): Promise<TrustVerdict> {
     const rule = this.ruleFor(repository, where);
     if (!rule) return { allowed: true, reason: 'no trust rule applies' };
-    const res = await checkImageTrust(source, { digest, dockerReference }, [this.requirement(rule)], { cache: this.cache });
+    const res = await checkImageTrust(source, { digest, dockerReference }, this.requirements(rule), { cache: this.cache });
     return { allowed: res.decision.allowed, rule: trustLabel(rule), reason: `${trustLabel(rule)}: ${res.decision.summary}`, decision: res.decision };
   }
 }
@@ -155,6 +174,8 @@ export function requireRegistryName(config: Config): void {
   if (!config.trust || registryHost(config)) return;
   for (const [i, rule] of config.trust.require.entries()) {
     const identity = typeof rule.identity === 'string' ? rule.identity : rule.identity.type;
+    // A notation signature names no image, only its digest: only cosign signatures are judged by name.
+    if (rule.keys.length === 0 && rule.identities.length === 0) continue;
     if (!rule.on.includes('pull') || !NAMED_IDENTITIES.has(identity)) continue;
     const local = rule.images.find((p) => !looksLikeHost(p.split('/')[0]!));
     if (local === undefined) continue;

@@ -58,14 +58,14 @@ export class Trust {
       }
     }
     this.rules = compileTrustRules(config, sets);
-    for (const [name, path] of Object.entries(config.roots)) {
+    for (const [name, path] of Object.entries(config.roots ?? {})) {
       try {
         this.roots.set(name, readTrustedRoot(path, name));
       } catch (e) {
         throw new Error(`trust.roots.${name}: ${(e as Error).message}`);
       }
     }
-    for (const [name, dir] of Object.entries(config.trustStores)) {
+    for (const [name, dir] of Object.entries(config.trustStores ?? {})) {
       try {
         this.stores.set(name, readTrustStore(dir, name));
       } catch (e) {

@@ -10,6 +10,7 @@ import { pushBlob, pushManifest } from '../helpers/images.js';
 import { bytesOf, errorOf } from '../helpers/oci-http.js';
 import { sluice } from '../helpers/sluice-cli.js';
 import { digestOf } from '../../src/oci/digest.js';
+import { buildMirrorJobs } from '../../src/registry/sync-setup.js';
 
 // A real notation signature at pull and at the cache: the manifest notation-go signed (its oci-layout, pushed
 // as it is, with its blobs) and its JWS and COSE envelopes attached as referrers, as `notation sign` attaches them.
@@ -92,7 +93,7 @@ test('notation at pull: served with a signature from the named trust store, refu
   }
 });
 
-test('notation at the cache: an upstream image with a signature from the store is fetched; without one it is refused', async () => {
+test('notation at the cache, in a mirror job and in sluice copy -c: the store decides, and the signatures come along', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'sluice-notation-cache-'));
   const stores = await trustStores(dir);
   const up = await startRegistry();
@@ -103,10 +104,11 @@ test('notation at the cache: an upstream image with a signature from the store i
     trust: {
       trustStores: { 'ca:alpine': stores.alpine, 'ca:wabbit-networks': stores.wabbit },
       require: [
-        { images: ['docker.io/library/alpine'], notation: { trustStores: ['ca:alpine'] }, on: ['cache'] },
-        { images: ['docker.io/library/other'], notation: { trustStores: ['ca:wabbit-networks'] }, on: ['cache'] },
+        { images: ['docker.io/library/alpine'], notation: { trustStores: ['ca:alpine'] }, on: ['cache', 'mirror'] },
+        { images: ['docker.io/library/other'], notation: { trustStores: ['ca:wabbit-networks'] }, on: ['cache', 'mirror'] },
       ],
     },
+    mirrors: [{ name: 'alpine', images: ['docker.io/library/alpine'] }, { name: 'other', images: ['docker.io/library/other'] }],
   });
   try {
     await pushSignedAlpine(up.url, 'library/other', 'v2');
@@ -114,6 +116,29 @@ test('notation at the cache: an upstream image with a signature from the store i
     const no = await fetch(`${cache.url}/v2/docker.io/library/other/manifests/v2`, { headers: { accept: MT } });
     assert.equal(no.status, 403);
     assert.match((await errorOf(no)).message, /is not fetched: trust rule 2: .*ca:wabbit-networks/);
+
+    const [alpineJob, otherJob] = buildMirrorJobs(cache.ctx, cache.ctx.config, { info: () => undefined, warn: () => undefined });
+    const a = await alpineJob!.run();
+    assert.deepEqual(a.copied, ['docker.io/library/alpine:v2']);
+    const o = await otherJob!.run();
+    assert.deepEqual(o.copied, []);
+    assert.match(o.refused[0]!.reason, /trust rule 2: .*does not end at a certificate of trust store ca:wabbit-networks/);
+
+    const cfg = join(dir, 'copy.yml');
+    const store = (n: string) => join(dir, 'truststore/x509/ca', n);
+    await writeFile(cfg, `trust:\n  trustStores: {"ca:alpine": ${store('alpine')}, "ca:wabbit-networks": ${store('wabbit-networks')}}\n  require:\n` +
+      `    - images: ["${up.host}/library/alpine"]\n      notation: {trustStores: ["ca:alpine"]}\n      on: [copy]\n` +
+      `    - images: ["${up.host}/library/other"]\n      notation: {trustStores: ["ca:wabbit-networks"]}\n      on: [copy]\n`);
+    const dst = await startRegistry();
+    try {
+      const c1 = await sluice(['copy', '-c', cfg, '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${up.host}/library/alpine:v2`, `docker://${dst.host}/a/alpine:v2`]);
+      assert.equal(c1.code, 0, c1.stderr);
+      const c2 = await sluice(['copy', '-c', cfg, '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${up.host}/library/other:v2`, `docker://${dst.host}/a/other:v2`]);
+      assert.equal(c2.code, 1);
+      assert.match(c2.stderr, /is refused: trust rule 2: .*ca:wabbit-networks/);
+    } finally {
+      await dst.close();
+    }
   } finally {
     await cache.close();
     await up.close();

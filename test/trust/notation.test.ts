@@ -120,6 +120,8 @@ test('notation at the cache, in a mirror job and in sluice copy -c: the store de
     const [alpineJob, otherJob] = buildMirrorJobs(cache.ctx, cache.ctx.config, { info: () => undefined, warn: () => undefined });
     const a = await alpineJob!.run();
     assert.deepEqual(a.copied, ['docker.io/library/alpine:v2']);
+    const refs = (await (await fetch(`${cache.url}/v2/docker.io/library/alpine/referrers/sha256:${MANIFEST_HEX}`)).json()) as { manifests: { artifactType?: string }[] };
+    assert.equal(refs.manifests.filter((m) => m.artifactType === 'application/vnd.cncf.notary.signature').length, 2);
     const o = await otherJob!.run();
     assert.deepEqual(o.copied, []);
     assert.match(o.refused[0]!.reason, /trust rule 2: .*does not end at a certificate of trust store ca:wabbit-networks/);

@@ -2,7 +2,7 @@ import type { Config } from '../config/schema.js';
 import { formatReference, parseReference } from '../oci/reference.js';
 import { decideFlow, flowLabel, platformsText } from '../policy/flows.js';
 import { flowPolicyOf } from '../registry/cache-setup.js';
-import { compileTrustRules, TRUST_POINTS, trustLabel, trustRuleFor } from '../policy/trust.js';
+import { compileTrustRules, describeTrustRule, TRUST_POINTS, trustLabel, trustRuleFor } from '../policy/trust.js';
 
 /** The `fetch` answer of `sluice policy explain`: may this upstream image come in, by which flow rule. */
 export interface FetchExplanation {
@@ -52,7 +52,7 @@ export function explainTrust(config: Config, reference: string): { allowed: bool
   const out = TRUST_POINTS.map((where) => {
     const r = trustRuleFor(rules, name, where);
     return r
-      ? { where, rule: r.index, requires: `a signature by ${r.spec.keys.join(' or ')} (${typeof r.spec.identity === 'string' ? r.spec.identity : r.spec.identity.type})`, label: trustLabel(r) }
+      ? { where, rule: r.index, requires: describeTrustRule(r.spec), label: trustLabel(r) }
       : { where, requires: 'nothing' };
   });
   const lines = [`trust: ${name}`, ...out.map((o) => `  ${o.where.padEnd(11)} ${'rule' in o ? `${o.label}: ${o.requires}` : 'no rule: nothing required'}`)];

@@ -4,6 +4,7 @@ import { Writable } from 'node:stream';
 import { access, writeFile } from 'node:fs/promises';
 import type { TransportOptions } from '../transport/index.js';
 import type { PolicyDecision } from '../sign/types.js';
+import type { KeylessIdentity } from '../sign/fulcio.js';
 import { fail } from './fail.js';
 import { addBoolFlag, sluiceErrors } from './option-values.js';
 
@@ -113,6 +114,17 @@ async function signCommand(image: string, f: SignFlags): Promise<void> {
 
 interface VerifyFlags extends RegistryFlags {
   key?: string[];
+  certificateIdentity?: string;
+  certificateIdentityRegexp?: string;
+  certificateOidcIssuer?: string;
+  certificateOidcIssuerRegexp?: string;
+  certificateGithubWorkflowRepository?: string;
+  certificateGithubWorkflowRef?: string;
+  certificateGithubWorkflowTrigger?: string;
+  certificateGithubWorkflowSha?: string;
+  trustedRoot?: string[];
+  trustPolicy?: string;
+  truststore?: string;
   identity?: string;
   identityRule?: string;
   policy?: string;
@@ -133,13 +145,23 @@ function printDecision(description: string, digest: string, d: PolicyDecision): 
 
 async function verifyCommand(image: string, f: VerifyFlags): Promise<void> {
   const api = await signApi();
-  if (f.policy && (f.key?.length || f.identity || f.identityRule)) fail('--policy gives keys and identity rules itself: drop --key, --identity and --identity-rule');
-  if (!f.policy && !f.key?.length) fail('say which keys to trust: --key FILE (repeatable) or --policy FILE');
+  const keyless = keylessOf(f);
+  if (f.policy && (f.key?.length || f.identity || f.identityRule || keyless)) {
+    fail('--policy gives keys and identity rules itself: drop --key, --identity, --identity-rule and --certificate-*');
+  }
+  if (!f.policy && !f.key?.length && !keyless && !f.trustPolicy) {
+    fail('say whom to trust: --key FILE (repeatable), --certificate-identity(-regexp) with --certificate-oidc-issuer(-regexp), --policy FILE or --trust-policy FILE');
+  }
   if (f.identity && f.identityRule) fail('--identity and --identity-rule exclude each other');
   const opts: Parameters<typeof api.verifyImage>[1] = { transport: transportOptions(f) };
+  if (f.trustPolicy) opts.notation = api.loadNotationPolicy(f.trustPolicy, f.truststore ?? notationTruststore());
   if (f.policy) opts.policy = await api.loadPolicyFile(f.policy);
   else {
-    opts.keys = await api.readPublicKeys(f.key!);
+    opts.keys = await api.readPublicKeys(f.key ?? []);
+    if (keyless) {
+      const roots = f.trustedRoot?.length ? f.trustedRoot.map((p) => api.readTrustedRoot(p)) : [api.publicGoodRoot()];
+      opts.keyless = { roots, identities: [api.checkKeylessIdentity(keyless)] };
+    }
     if (f.identityRule) opts.identityRule = api.parseIdentityRule(f.identityRule);
     // --identity NAME: the signature must name NAME (exactly with a tag or digest, else any tag of it).
     if (f.identity) opts.identityRule = /[:@][^/]*$/.test(f.identity) ? api.parseIdentityRule(`exactReference:${f.identity}`) : api.parseIdentityRule(`exactRepository:${f.identity}`);
@@ -154,6 +176,34 @@ async function verifyCommand(image: string, f: VerifyFlags): Promise<void> {
     process.stderr.write(`sluice: verification failed: ${r.decision.summary}\n`);
     process.exitCode = 1;
   }
+}
+
+// Where notation keeps trust stores: $XDG_CONFIG_HOME/notation/truststore (Linux).
+function notationTruststore(): string {
+  const base = process.env.XDG_CONFIG_HOME || `${process.env.HOME ?? ''}/.config`;
+  return `${base}/notation/truststore`;
+}
+
+// cosign's flags, as `cosign verify` reads them: identity and issuer are both required, each exact or a regexp.
+function keylessOf(f: VerifyFlags): KeylessIdentity | undefined {
+  const gh = {
+    repository: f.certificateGithubWorkflowRepository,
+    ref: f.certificateGithubWorkflowRef,
+    trigger: f.certificateGithubWorkflowTrigger,
+    sha: f.certificateGithubWorkflowSha,
+  };
+  const any = [f.certificateIdentity, f.certificateIdentityRegexp, f.certificateOidcIssuer, f.certificateOidcIssuerRegexp, ...Object.values(gh)].some((v) => v !== undefined);
+  if (!any) return undefined;
+  if ((f.certificateIdentity === undefined) === (f.certificateIdentityRegexp === undefined)) fail('keyless: give exactly one of --certificate-identity and --certificate-identity-regexp');
+  if ((f.certificateOidcIssuer === undefined) === (f.certificateOidcIssuerRegexp === undefined)) fail('keyless: give exactly one of --certificate-oidc-issuer and --certificate-oidc-issuer-regexp');
+  const id: KeylessIdentity = {};
+  if (f.certificateIdentity !== undefined) id.subject = f.certificateIdentity;
+  if (f.certificateIdentityRegexp !== undefined) id.subjectRegExp = f.certificateIdentityRegexp;
+  if (f.certificateOidcIssuer !== undefined) id.issuer = f.certificateOidcIssuer;
+  if (f.certificateOidcIssuerRegexp !== undefined) id.issuerRegExp = f.certificateOidcIssuerRegexp;
+  const github = Object.fromEntries(Object.entries(gh).filter(([, v]) => v !== undefined));
+  if (Object.keys(github).length) id.github = github;
+  return id;
 }
 
 function run<A extends unknown[]>(fn: (...a: A) => Promise<void>): (...a: A) => Promise<void> {
@@ -197,7 +247,18 @@ export function registerSignCommands(program: Command): void {
     .option('--key <file>', 'trusted public key (repeatable)', collect)
     .option('--identity <name>', 'the name the signature must bind: exactly, with a tag or digest; else any tag of that repository')
     .option('--identity-rule <rule>', 'matchRepoDigestOrExact (default), matchExact, matchRepository, exactReference:REF, exactRepository:REPO, remapIdentity:PREFIX=SIGNEDPREFIX', ruleValue)
-    .option('--policy <file>', 'a containers-policy.json (default, transports.docker/oci scopes; sigstoreSigned, reject, insecureAcceptAnything)')
+    .option('--certificate-identity <subject>', 'keyless: the certificate SAN (email or URI) the signer must have, exactly')
+    .option('--certificate-identity-regexp <re>', 'keyless: the SAN must match this regular expression (unanchored, as cosign)')
+    .option('--certificate-oidc-issuer <url>', 'keyless: the OIDC issuer the certificate must name, exactly')
+    .option('--certificate-oidc-issuer-regexp <re>', 'keyless: the OIDC issuer must match this regular expression')
+    .option('--certificate-github-workflow-repository <owner/repo>', 'keyless: the GitHub repository the workflow ran in')
+    .option('--certificate-github-workflow-ref <ref>', 'keyless: the git ref the workflow ran for (refs/tags/v1; refs/tags/* for any tag)')
+    .option('--certificate-github-workflow-trigger <event>', 'keyless: the event that started the workflow (push, release, ...)')
+    .option('--certificate-github-workflow-sha <sha>', 'keyless: the commit the workflow ran at')
+    .option('--trusted-root <file>', 'keyless: a sigstore trusted_root.json (repeatable; default: the public-good root shipped with Sluice)', collect)
+    .option('--trust-policy <file>', "notation's trustpolicy.json: also require a Notary Project signature as it says for the image's name")
+    .option('--truststore <dir>', "notation's trust store folder (x509/<type>/<name>/); default $XDG_CONFIG_HOME/notation/truststore")
+    .option('--policy <file>', 'a containers-policy.json (default, transports.docker/oci scopes; sigstoreSigned with keys or fulcio, reject, insecureAcceptAnything)')
     .option('--json', 'print the decision and every signature considered as JSON');
   registryFlags(verify).action(run(verifyCommand));
 }

@@ -19,6 +19,8 @@ export const PATH_KEYS: readonly string[] = [
   'upstreams.*.authfile',
   'upstreams.*.cafile',
   'trust.keys.*',
+  'trust.roots.*',
+  'trust.trustStores.*',
 ];
 
 /** Values of path keys that are not files: the audit log's stdout, a JWKS fetched over HTTP. */

@@ -2,8 +2,23 @@ import { readFileSync } from 'node:fs';
 import type { Config } from '../config/schema.js';
 import type { Digest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
-import { compileTrustRules, trustLabel, trustRuleFor, type TrustPoint, type TrustRule } from '../policy/trust.js';
-import { checkIdentityRule, checkImageTrust, trustedKeyFromPem, VerificationCache, type IdentityRule, type PolicyDecision, type TrustRequirement, type TrustedKey } from '../sign/index.js';
+import { compileTrustRules, PUBLIC_GOOD_ROOT, trustLabel, trustRuleFor, type TrustPoint, type TrustRule } from '../policy/trust.js';
+import {
+  checkIdentityRule,
+  checkImageTrust,
+  checkKeylessIdentity,
+  publicGoodRoot,
+  readTrustStore,
+  type NotationStore,
+  readTrustedRoot,
+  trustedKeyFromPem,
+  VerificationCache,
+  type IdentityRule,
+  type PolicyDecision,
+  type SigstoreRoot,
+  type TrustRequirement,
+  type TrustedKey,
+} from '../sign/index.js';
 import type { ImageSource } from '../transport/transport.js';
 
 /** The outcome of a trust check at one place: allowed, or refused with one line that says why. */
@@ -24,6 +39,8 @@ export interface TrustVerdict {
 export class Trust {
   private readonly rules: TrustRule[];
   private readonly keys = new Map<string, TrustedKey>();
+  private readonly roots = new Map<string, SigstoreRoot>();
+  private readonly stores = new Map<string, NotationStore>();
   readonly cache = new VerificationCache();
 
   constructor(config: NonNullable<Config['trust']>, sets: Record<string, string[]> = {}) {
@@ -41,6 +58,31 @@ export class Trust {
       }
     }
     this.rules = compileTrustRules(config, sets);
+    for (const [name, path] of Object.entries(config.roots ?? {})) {
+      try {
+        this.roots.set(name, readTrustedRoot(path, name));
+      } catch (e) {
+        throw new Error(`trust.roots.${name}: ${(e as Error).message}`);
+      }
+    }
+    for (const [name, dir] of Object.entries(config.trustStores ?? {})) {
+      try {
+        this.stores.set(name, readTrustStore(dir, name));
+      } catch (e) {
+        throw new Error(`trust.trustStores.${name}: ${(e as Error).message}`);
+      }
+    }
+    for (const r of this.rules) {
+      for (const [j, id] of r.spec.identities.entries()) {
+        try {
+          checkKeylessIdentity(id);
+        } catch (e) {
+          throw new Error(`trust.require rule ${r.index} identities[${j}]: ${(e as Error).message}`);
+        }
+      }
+      const wanted = r.spec.identities.length ? (r.spec.roots ?? [PUBLIC_GOOD_ROOT]) : [];
+      if (wanted.includes(PUBLIC_GOOD_ROOT) && !this.roots.has(PUBLIC_GOOD_ROOT)) this.roots.set(PUBLIC_GOOD_ROOT, publicGoodRoot());
+    }
     for (const r of this.rules) {
       // The same checks a containers-policy.json or --identity-rule gets, so one rule is accepted (or not) in all three.
       if (typeof r.spec.identity === 'string') continue;
@@ -67,10 +109,24 @@ export class Trust {
     return r ?? undefined;
   }
 
+  // A rule's requirements: its cosign keys or keyless identities (any one signature), and a notation signature when it asks for one.
+  private requirements(rule: TrustRule): TrustRequirement[] {
+    const out: TrustRequirement[] = [];
+    if (rule.spec.keys.length || rule.spec.identities.length) out.push(this.requirement(rule));
+    const n = rule.spec.notation;
+    if (n) out.push({ type: 'notationSigned', stores: n.trustStores.map((s) => this.stores.get(s)!), identities: n.identities });
+    return out;
+  }
+
   private requirement(rule: TrustRule): TrustRequirement {
     const id = rule.spec.identity;
     const signedIdentity: IdentityRule = typeof id === 'string' ? { type: id } : id;
-    return { type: 'sigstoreSigned', keys: rule.spec.keys.map((k) => this.keys.get(k)!), signedIdentity };
+    const req: TrustRequirement = { type: 'sigstoreSigned', keys: rule.spec.keys.map((k) => this.keys.get(k)!), signedIdentity };
+    if (rule.spec.identities.length) {
+      const roots = (rule.spec.roots ?? [PUBLIC_GOOD_ROOT]).map((n) => this.roots.get(n)!);
+      req.keyless = { roots, identities: rule.spec.identities };
+    }
+    return req;
   }
 
   /**
@@ -80,7 +136,7 @@ export class Trust {
   async check(source: ImageSource, repository: string, where: TrustPoint, digest: Digest, dockerReference: string): Promise<TrustVerdict> {
     const rule = this.ruleFor(repository, where);
     if (!rule) return { allowed: true, reason: 'no trust rule applies' };
-    const res = await checkImageTrust(source, { digest, dockerReference }, [this.requirement(rule)], { cache: this.cache });
+    const res = await checkImageTrust(source, { digest, dockerReference }, this.requirements(rule), { cache: this.cache });
     return { allowed: res.decision.allowed, rule: trustLabel(rule), reason: `${trustLabel(rule)}: ${res.decision.summary}`, decision: res.decision };
   }
 }
@@ -118,6 +174,8 @@ export function requireRegistryName(config: Config): void {
   if (!config.trust || registryHost(config)) return;
   for (const [i, rule] of config.trust.require.entries()) {
     const identity = typeof rule.identity === 'string' ? rule.identity : rule.identity.type;
+    // A notation signature names no image, only its digest: only cosign signatures are judged by name.
+    if (rule.keys.length === 0 && rule.identities.length === 0) continue;
     if (!rule.on.includes('pull') || !NAMED_IDENTITIES.has(identity)) continue;
     const local = rule.images.find((p) => !looksLikeHost(p.split('/')[0]!));
     if (local === undefined) continue;

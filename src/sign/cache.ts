@@ -1,7 +1,11 @@
+import type { KeylessCheck } from './keyless.js';
+import type { NotationCheck } from './notation.js';
 import type { SignaturePayload } from './types.js';
 
 /** What checking one signature with one key found: not made by the key, or made by it with this payload (or an unreadable one). */
 export type SignatureCheck = { signed: false } | { signed: true; payload: SignaturePayload } | { signed: true; payloadError: string };
+/** What the cache holds: a check with a key, a keyless check against a trusted root, or a notation check. */
+export type CachedCheck = SignatureCheck | KeylessCheck | NotationCheck;
 
 /**
  * A small LRU of signature checks keyed by (manifest digest, signature id, key fingerprint): the
@@ -9,7 +13,7 @@ export type SignatureCheck = { signed: false } | { signed: true; payload: Signat
  * so a warm check is a few map lookups.
  */
 export class VerificationCache {
-  private readonly entries = new Map<string, SignatureCheck>();
+  private readonly entries = new Map<string, CachedCheck>();
   hits = 0;
   misses = 0;
 
@@ -21,7 +25,7 @@ export class VerificationCache {
   }
 
   /** The cached check, refreshed as most recently used. */
-  get(key: string): SignatureCheck | undefined {
+  get(key: string): CachedCheck | undefined {
     const v = this.entries.get(key);
     if (v === undefined) {
       this.misses++;
@@ -34,7 +38,7 @@ export class VerificationCache {
   }
 
   /** Stores a check, dropping the least recently used entry when full. */
-  set(key: string, value: SignatureCheck): void {
+  set(key: string, value: CachedCheck): void {
     this.entries.delete(key);
     this.entries.set(key, value);
     if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value!);

@@ -3,6 +3,8 @@ import { digestOf, digestTag, Digester, isDigest, type Digest } from '../oci/dig
 import type { Descriptor } from '../oci/descriptor.js';
 import { parseManifest, type Manifest } from '../oci/manifest.js';
 import type { ImageSource, RawManifest } from '../transport/transport.js';
+import { COSE_MEDIA_TYPE, JWS_MEDIA_TYPE, NOTATION_ARTIFACT_TYPE } from './notation.js';
+import { CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, REKOR_BUNDLE_ANNOTATION } from './keyless.js';
 import { BUNDLE_MEDIA_TYPE, SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE, type SignatureCandidate } from './types.js';
 
 /** Largest signature manifest, payload or bundle read: simple-signing payloads are a few hundred bytes, bundles a few KiB. */
@@ -51,6 +53,9 @@ export async function readBoundedBlob(source: ImageSource, d: Descriptor, max = 
   return Buffer.concat(chunks);
 }
 
+// v0.3 has its own media type; v0.1 and v0.2 carry the version as a parameter (`…bundle+json;version=0.2`).
+const isBundleType = (t: string): boolean => t === BUNDLE_MEDIA_TYPE || t.startsWith('application/vnd.dev.sigstore.bundle+json');
+
 function problem(kind: SignatureCandidate['kind'], where: string, message: string): SignatureCandidate {
   return { kind, where, id: digestOf(`problem\n${where}\n${message}`), payload: new Uint8Array(0), problem: message };
 }
@@ -64,9 +69,12 @@ function parseSmallManifest(m: RawManifest, what: string): Manifest {
 async function candidatesOf(source: ImageSource, m: Manifest, where: string, quiet = false): Promise<SignatureCandidate[]> {
   if (m.kind !== 'image') return quiet ? [] : [problem('simple-signing', where, 'not an image manifest, so it holds no signatures')];
   const out: SignatureCandidate[] = [];
-  const layers = m.layers.filter((l) => l.mediaType === SIMPLE_SIGNING_MEDIA_TYPE || l.mediaType === BUNDLE_MEDIA_TYPE);
+  const notation = m.artifactType === NOTATION_ARTIFACT_TYPE || m.config.mediaType === NOTATION_ARTIFACT_TYPE;
+  const layers = m.layers.filter((l) =>
+    notation ? l.mediaType === JWS_MEDIA_TYPE || l.mediaType === COSE_MEDIA_TYPE : l.mediaType === SIMPLE_SIGNING_MEDIA_TYPE || isBundleType(l.mediaType),
+  );
   for (const [i, layer] of layers.entries()) {
-    const kind = layer.mediaType === BUNDLE_MEDIA_TYPE ? 'bundle' : 'simple-signing';
+    const kind = notation ? 'notation' : isBundleType(layer.mediaType) ? 'bundle' : 'simple-signing';
     const at = layers.length > 1 ? `${where}, layer ${i + 1}` : where;
     if (i >= MAX_SIGNATURES) {
       out.push(problem(kind, where, `${layers.length - MAX_SIGNATURES} more signatures not read (over ${MAX_SIGNATURES})`));
@@ -74,12 +82,23 @@ async function candidatesOf(source: ImageSource, m: Manifest, where: string, qui
     }
     try {
       const payload = await readBoundedBlob(source, layer);
-      if (kind === 'bundle') {
+      if (kind === 'notation') {
+        out.push({ kind, where: at, id: layer.digest, payload, mediaType: layer.mediaType });
+      } else if (kind === 'bundle') {
         out.push({ kind, where: at, id: layer.digest, payload });
       } else {
-        const signature = layer.annotations?.[SIGNATURE_ANNOTATION];
-        const c: SignatureCandidate = { kind, where: at, id: digestOf(`${layer.digest}\n${signature ?? ''}`), payload };
+        const a = layer.annotations ?? {};
+        const signature = a[SIGNATURE_ANNOTATION];
+        const keyless = [a[CERTIFICATE_ANNOTATION], a[CHAIN_ANNOTATION], a[REKOR_BUNDLE_ANNOTATION]];
+        // The id covers every annotation a verdict depends on: a keyless verdict depends on all four.
+        const id = keyless.some((x) => x !== undefined)
+          ? digestOf(`${layer.digest}\n${signature ?? ''}\n${keyless.map((x) => x ?? '').join('\n')}`)
+          : digestOf(`${layer.digest}\n${signature ?? ''}`);
+        const c: SignatureCandidate = { kind, where: at, id, payload };
         if (signature !== undefined) c.signature = signature;
+        if (a[CERTIFICATE_ANNOTATION] !== undefined) c.certificate = a[CERTIFICATE_ANNOTATION];
+        if (a[CHAIN_ANNOTATION] !== undefined) c.chain = a[CHAIN_ANNOTATION];
+        if (a[REKOR_BUNDLE_ANNOTATION] !== undefined) c.rekorBundle = a[REKOR_BUNDLE_ANNOTATION];
         out.push(c);
       }
     } catch (e) {
@@ -133,7 +152,8 @@ export async function findSignatures(source: ImageSource, digest: Digest): Promi
   let n = 0;
   for (const d of referrers.values()) {
     // Only signature-like referrers are fetched; an SBOM or attestation of another type is not a signature.
-    if (d.artifactType && d.artifactType !== BUNDLE_MEDIA_TYPE && !d.artifactType.startsWith('application/vnd.dev.cosign')) continue;
+    const t = d.artifactType;
+    if (t && !isBundleType(t) && t !== NOTATION_ARTIFACT_TYPE && !t.startsWith('application/vnd.dev.cosign')) continue;
     const where = `referrer ${d.digest}`;
     if (++n > MAX_SIGNATURES) {
       candidates.push(problem('bundle', where, `more than ${MAX_SIGNATURES} referrers: the rest were not read`));

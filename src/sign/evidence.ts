@@ -1,6 +1,7 @@
 import type { Descriptor } from '../oci/descriptor.js';
 import { parseManifest, type Manifest } from '../oci/manifest.js';
 import { MAX_SIGNATURE_BYTES } from './discover.js';
+import { COSE_MEDIA_TYPE, JWS_MEDIA_TYPE, NOTATION_ARTIFACT_TYPE } from './notation.js';
 import { BUNDLE_MEDIA_TYPE, INTOTO_PAYLOAD_TYPE, SIMPLE_SIGNING_MEDIA_TYPE } from './types.js';
 
 // Evidence is recognised by what its layers are, never by the tag it sits under: anyone can push an image
@@ -11,7 +12,7 @@ import { BUNDLE_MEDIA_TYPE, INTOTO_PAYLOAD_TYPE, SIMPLE_SIGNING_MEDIA_TYPE } fro
 const DSSE_MEDIA_TYPE = 'application/vnd.dsse.envelope.v1+json';
 
 /** Layers that hold a signature or an attestation: small documents, bounded like every signature read. */
-const SIGNATURE_LAYERS = new Set<string>([SIMPLE_SIGNING_MEDIA_TYPE, BUNDLE_MEDIA_TYPE, DSSE_MEDIA_TYPE, INTOTO_PAYLOAD_TYPE]);
+const SIGNATURE_LAYERS = new Set<string>([SIMPLE_SIGNING_MEDIA_TYPE, BUNDLE_MEDIA_TYPE, DSSE_MEDIA_TYPE, INTOTO_PAYLOAD_TYPE, JWS_MEDIA_TYPE, COSE_MEDIA_TYPE]);
 /** Layers that hold a software bill of materials (`cosign attach sbom`, oras, syft). */
 const SBOM_LAYERS = new Set<string>([
   'application/spdx+json',
@@ -38,7 +39,7 @@ function isEvidenceLayer(d: Descriptor): boolean {
 /** Artifact types a referrers index lists for signatures, attestations and SBOMs. */
 function isEvidenceArtifactType(t: string | undefined): boolean {
   if (!t) return false;
-  return isBundleType(t) || t.startsWith('application/vnd.dev.cosign') || SIGNATURE_LAYERS.has(t) || SBOM_LAYERS.has(t);
+  return isBundleType(t) || t.startsWith('application/vnd.dev.cosign') || t === NOTATION_ARTIFACT_TYPE || SIGNATURE_LAYERS.has(t) || SBOM_LAYERS.has(t);
 }
 
 /**

@@ -4,8 +4,9 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import { KeyError, trustedKeyFromPem } from './crypto.js';
 import { checkSigningKey, decryptPrivateKey, PrivateKeyError } from './keys.js';
-import { parsePolicy, resolvePolicy, type TrustPolicy } from './policy-file.js';
-import type { TrustedKey } from './types.js';
+import { parsePolicy, resolvePolicy, type RawFulcio, type TrustPolicy } from './policy-file.js';
+import { rootFromPems } from './trusted-root.js';
+import type { KeylessTrust, TrustedKey } from './types.js';
 
 // Key files are small; a bigger file is not a key and is not read whole.
 const MAX_KEY_FILE = 64 * 1024;
@@ -59,18 +60,26 @@ export async function readSigningKey(path: string, src: PasswordSource): Promise
 export async function loadPolicyFile(path: string): Promise<TrustPolicy> {
   const parsed = parsePolicy(await readSmall(path, 'policy file', 4 * 1024 * 1024), path);
   const base = dirname(resolve(path));
-  return resolvePolicy(parsed, (source, isData) => {
-    if (isData) {
-      const pem = Buffer.from(source, 'base64').toString('utf8');
-      return trustedKeyFromPem(pem, 'keyData');
-    }
+  const readText = (source: string, field: string): string => {
     const p = isAbsolute(source) ? source : resolve(base, source);
-    let text: string;
     try {
-      text = readFileSync(p, 'utf8');
+      const buf = readFileSync(p);
+      if (buf.length > MAX_KEY_FILE) throw new KeyError(`${path}: ${field} ${source} is ${buf.length} bytes, larger than ${MAX_KEY_FILE}`);
+      return buf.toString('utf8');
     } catch (e) {
-      throw new KeyError(`${path}: cannot read keyPath ${source}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      if (e instanceof KeyError) throw e;
+      throw new KeyError(`${path}: cannot read ${field} ${source}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
-    return trustedKeyFromPem(text, source);
-  });
+  };
+  const keyless = (f: RawFulcio): KeylessTrust => {
+    const ca = f.caPath !== undefined ? readText(f.caPath, 'fulcio.caPath') : Buffer.from(f.caData!, 'base64').toString('utf8');
+    const rekor = [...f.rekorKeyPaths.map((k) => readText(k, 'rekorPublicKeyPath')), ...f.rekorKeyDatas.map((d) => Buffer.from(d, 'base64').toString('utf8'))];
+    const root = rootFromPems(`fulcio ${f.caPath ?? 'caData'}`, ca, rekor);
+    return { roots: [root], identities: [{ issuer: f.oidcIssuer, subject: f.subjectEmail }] };
+  };
+  return resolvePolicy(
+    parsed,
+    (source, isData) => (isData ? trustedKeyFromPem(Buffer.from(source, 'base64').toString('utf8'), 'keyData') : trustedKeyFromPem(readText(source, 'keyPath'), source)),
+    keyless,
+  );
 }

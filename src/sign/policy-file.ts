@@ -1,6 +1,6 @@
 import type { Reference } from '../oci/reference.js';
 import { checkIdentityRule, IdentityRuleError } from './identity.js';
-import type { IdentityRule, TrustedKey, TrustRequirement } from './types.js';
+import type { IdentityRule, KeylessTrust, TrustedKey, TrustRequirement } from './types.js';
 
 /** Thrown for a containers-policy.json Sluice cannot apply; the message names the JSON path. */
 export class PolicyFileError extends Error {}
@@ -9,7 +9,17 @@ export class PolicyFileError extends Error {}
 export type RawRequirement =
   | { type: 'insecureAcceptAnything' }
   | { type: 'reject' }
-  | { type: 'sigstoreSigned'; keyPaths: string[]; keyDatas: string[]; signedIdentity: IdentityRule };
+  | { type: 'sigstoreSigned'; keyPaths: string[]; keyDatas: string[]; fulcio?: RawFulcio; signedIdentity: IdentityRule };
+
+/** containers-policy.json's keyless form: `fulcio{caPath|caData, oidcIssuer, subjectEmail}` and the Rekor keys. */
+export interface RawFulcio {
+  caPath?: string;
+  caData?: string;
+  oidcIssuer: string;
+  subjectEmail: string;
+  rekorKeyPaths: string[];
+  rekorKeyDatas: string[];
+}
 
 /** A parsed containers-policy.json: the global default and per-transport scopes. */
 export interface ParsedPolicy {
@@ -32,7 +42,27 @@ function onlyFields(v: Json, allowed: string[], where: string): void {
   }
 }
 
-const UNSUPPORTED_SIGSTORE = ['fulcio', 'pki', 'rekorPublicKeyPath', 'rekorPublicKeyPaths', 'rekorPublicKeyData', 'rekorPublicKeyDatas'];
+const UNSUPPORTED_SIGSTORE = ['pki'];
+const REKOR_FIELDS = ['rekorPublicKeyPath', 'rekorPublicKeyPaths', 'rekorPublicKeyData', 'rekorPublicKeyDatas'];
+
+// The keyless form as containers/image reads it: one CA (path or data), an issuer and an email, and a Rekor key.
+function parseFulcio(v: Json, where: string): RawFulcio {
+  const f = v.fulcio;
+  if (!isObject(f)) throw new PolicyFileError(`${where}.fulcio must be an object`);
+  onlyFields(f, ['caPath', 'caData', 'oidcIssuer', 'subjectEmail'], `${where}.fulcio`);
+  if ((f.caPath === undefined) === (f.caData === undefined)) throw new PolicyFileError(`${where}.fulcio: exactly one of caPath and caData must be present`);
+  for (const k of ['caPath', 'caData', 'oidcIssuer', 'subjectEmail']) {
+    if (f[k] !== undefined && (typeof f[k] !== 'string' || f[k] === '')) throw new PolicyFileError(`${where}.fulcio.${k} must be a non-empty string`);
+  }
+  if (f.oidcIssuer === undefined || f.subjectEmail === undefined) throw new PolicyFileError(`${where}.fulcio: oidcIssuer and subjectEmail are required`);
+  const rekorKeyPaths = stringList(v, 'rekorPublicKeyPath', 'rekorPublicKeyPaths', where);
+  const rekorKeyDatas = stringList(v, 'rekorPublicKeyData', 'rekorPublicKeyDatas', where);
+  if (rekorKeyPaths.length + rekorKeyDatas.length === 0) throw new PolicyFileError(`${where}: fulcio needs a Rekor key (rekorPublicKeyPath or rekorPublicKeyData): Sluice verifies keyless signatures offline, by their log proof`);
+  const out: RawFulcio = { oidcIssuer: f.oidcIssuer as string, subjectEmail: f.subjectEmail as string, rekorKeyPaths, rekorKeyDatas };
+  if (f.caPath !== undefined) out.caPath = f.caPath as string;
+  else out.caData = f.caData as string;
+  return out;
+}
 
 function stringList(v: Json, one: string, many: string, where: string): string[] {
   const out: string[] = [];
@@ -80,9 +110,16 @@ function parseRequirement(v: unknown, where: string): RawRequirement {
     case 'sigstoreSigned': {
       const unsupported = Object.keys(v).filter((k) => UNSUPPORTED_SIGSTORE.includes(k));
       if (unsupported.length) {
-        throw new PolicyFileError(`${where}: ${unsupported.join(', ')} (keyless or Rekor-backed verification) is not supported by Sluice: use keyPath/keyPaths/keyData`);
+        throw new PolicyFileError(`${where}: ${unsupported.join(', ')} (a private PKI) is not supported by Sluice: use keyPath/keyPaths/keyData or fulcio`);
       }
-      onlyFields(v, ['type', 'keyPath', 'keyPaths', 'keyData', 'keyDatas', 'signedIdentity'], where);
+      onlyFields(v, ['type', 'keyPath', 'keyPaths', 'keyData', 'keyDatas', 'fulcio', ...REKOR_FIELDS, 'signedIdentity'], where);
+      if (v.fulcio !== undefined) {
+        const keyed = ['keyPath', 'keyPaths', 'keyData', 'keyDatas'].filter((k) => v[k] !== undefined);
+        if (keyed.length) throw new PolicyFileError(`${where}: fulcio and ${keyed.join(', ')} exclude each other`);
+        return { type: 'sigstoreSigned', keyPaths: [], keyDatas: [], fulcio: parseFulcio(v, where), signedIdentity: parseIdentity(v.signedIdentity, `${where}.signedIdentity`) };
+      }
+      const rekor = REKOR_FIELDS.filter((k) => v[k] !== undefined);
+      if (rekor.length) throw new PolicyFileError(`${where}: ${rekor.join(', ')} without fulcio is not supported by Sluice (key signatures are checked without the log)`);
       const keyPaths = stringList(v, 'keyPath', 'keyPaths', where);
       const keyDatas = stringList(v, 'keyData', 'keyDatas', where);
       const kinds = ['keyPath', 'keyPaths', 'keyData', 'keyDatas'].filter((k) => v[k] !== undefined);
@@ -128,14 +165,23 @@ export function parsePolicy(text: string, name = 'policy'): ParsedPolicy {
   return out;
 }
 
-/** Resolves every requirement's keys with `key(pathOrData, isData)`; key reading (I/O) is the caller's. */
-export function resolvePolicy(p: ParsedPolicy, key: (source: string, isData: boolean) => TrustedKey): TrustPolicy {
+/**
+ * Resolves every requirement's keys with `key(pathOrData, isData)` and every keyless one with `keyless(fulcio)`;
+ * reading files (I/O) is the caller's.
+ */
+export function resolvePolicy(
+  p: ParsedPolicy,
+  key: (source: string, isData: boolean) => TrustedKey,
+  keyless: (f: RawFulcio) => KeylessTrust = () => {
+    throw new PolicyFileError('keyless requirements need a resolver');
+  },
+): TrustPolicy {
   const resolve = (list: RawRequirement[]): TrustRequirement[] =>
-    list.map((r) =>
-      r.type === 'sigstoreSigned'
-        ? { type: 'sigstoreSigned', keys: [...r.keyPaths.map((k) => key(k, false)), ...r.keyDatas.map((k) => key(k, true))], signedIdentity: r.signedIdentity }
-        : r,
-    );
+    list.map((r): TrustRequirement => {
+      if (r.type !== 'sigstoreSigned') return r;
+      const keys = [...r.keyPaths.map((k) => key(k, false)), ...r.keyDatas.map((k) => key(k, true))];
+      return r.fulcio ? { type: 'sigstoreSigned', keys, keyless: keyless(r.fulcio), signedIdentity: r.signedIdentity } : { type: 'sigstoreSigned', keys, signedIdentity: r.signedIdentity };
+    });
   const transports: TrustPolicy['transports'] = {};
   for (const [t, scopes] of Object.entries(p.transports)) {
     transports[t] = {};

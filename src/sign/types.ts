@@ -1,4 +1,7 @@
 import type { Digest } from '../oci/digest.js';
+import type { KeylessIdentity } from './fulcio.js';
+import type { SigstoreRoot } from './trusted-root.js';
+import type { NotationStore } from './notation.js';
 
 /** Annotation on a `.sig` layer that holds the base64 signature (cosign's simple signing). */
 export const SIGNATURE_ANNOTATION = 'dev.cosignproject.cosign/signature';
@@ -49,12 +52,31 @@ export interface TrustedKey {
 export type TrustRequirement =
   | { type: 'insecureAcceptAnything' }
   | { type: 'reject' }
-  | { type: 'sigstoreSigned'; keys: TrustedKey[]; signedIdentity: IdentityRule };
+  | { type: 'sigstoreSigned'; keys: TrustedKey[]; keyless?: KeylessTrust; signedIdentity: IdentityRule }
+  | NotationRequirement;
+
+/** A Notary Project signature from one of the trust stores, by a leaf whose subject is one of the identities. */
+export interface NotationRequirement {
+  type: 'notationSigned';
+  stores: NotationStore[];
+  /** notation's trustedIdentities: `*`, or `x509.subject: C=US, O=Acme, CN=release`. */
+  identities: string[];
+  /** Where the requirement came from (a trust policy's name), for messages. */
+  name?: string;
+}
+
+/** Keyless trust: the roots a Fulcio certificate may chain to, and the identities (any one) it must carry. */
+export interface KeylessTrust {
+  roots: SigstoreRoot[];
+  identities: KeylessIdentity[];
+}
 
 /** A signature found next to an image, fetched and bounded, not yet trusted. */
 export interface SignatureCandidate {
-  /** `simple-signing` for a `.sig` layer, `bundle` for a sigstore bundle referrer. */
-  kind: 'simple-signing' | 'bundle';
+  /** `simple-signing` for a `.sig` layer, `bundle` for a sigstore bundle referrer, `notation` for a Notary Project envelope. */
+  kind: 'simple-signing' | 'bundle' | 'notation';
+  /** Notation: the envelope's media type (`application/jose+json`, `application/cose`). */
+  mediaType?: string;
   /** Where it was found, for messages: `tag sha256-….sig, layer 1`, `referrer sha256:…`. */
   where: string;
   /** Identifies this exact signature for caching: covers both the payload and the signature bytes. */
@@ -63,6 +85,10 @@ export interface SignatureCandidate {
   payload: Uint8Array;
   /** Simple signing: the base64 signature from the layer annotation. */
   signature?: string;
+  /** Keyless `.sig` layer: the Fulcio certificate (PEM), its chain and the Rekor bundle, from the layer's annotations. */
+  certificate?: string;
+  chain?: string;
+  rekorBundle?: string;
   /** Set when the signature could not be read (too large, blob missing): it is reported, never accepted. */
   problem?: string;
 }
@@ -83,6 +109,8 @@ export interface SignatureVerdict {
   reason: string;
   /** The key that verified the signature, when one did. */
   key?: string;
+  /** Who signed keylessly, when the certificate and log proof verified: subject, issuer, workflow claims. */
+  signer?: string;
   /** What the signature claims, when its signature verified and its payload parsed. */
   payload?: SignaturePayload;
 }

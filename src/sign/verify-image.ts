@@ -9,7 +9,9 @@ import { findSignatures, type Discovery } from './discover.js';
 import { dockerSubject, layoutScopes, requirementsFor, type PolicySubject, type TrustPolicy } from './policy-file.js';
 import { evaluateRequirements } from './verify.js';
 import type { VerificationCache } from './cache.js';
-import type { IdentityRule, ImageIdentity, PolicyDecision, TrustedKey, TrustRequirement } from './types.js';
+import type { NotationPolicyFile } from './notation-files.js';
+import { notationPolicyFor, notationRequirement } from './notation-policy.js';
+import type { IdentityRule, ImageIdentity, KeylessTrust, PolicyDecision, TrustedKey, TrustRequirement } from './types.js';
 
 /** Where an image reference points, for identity rules and policy scopes. */
 export interface ImageLocation {
@@ -49,7 +51,7 @@ export async function checkImageTrust(
   requirements: TrustRequirement[],
   opts: { cache?: VerificationCache; scope?: string } = {},
 ): Promise<TrustCheck> {
-  const needsSignatures = requirements.some((r) => r.type === 'sigstoreSigned');
+  const needsSignatures = requirements.some((r) => r.type === 'sigstoreSigned' || r.type === 'notationSigned');
   const discovery: Discovery = needsSignatures ? await findSignatures(source, image.digest) : { candidates: [], searched: [] };
   const decision = evaluateRequirements(image, discovery.candidates, requirements, { cache: opts.cache, searched: discovery.searched, scope: opts.scope });
   return { image, discovery, decision };
@@ -58,19 +60,39 @@ export async function checkImageTrust(
 /** What to verify an image against: keys and a rule, or a containers-policy.json. */
 export interface VerifyImageOptions {
   keys?: TrustedKey[];
+  /** Keyless signers that count (with or instead of keys): roots and identities. */
+  keyless?: KeylessTrust;
   identityRule?: IdentityRule;
   policy?: TrustPolicy;
+  /** notation's trustpolicy.json with its trust stores: adds a notation requirement for the image's name. */
+  notation?: NotationPolicyFile;
   transport?: TransportOptions;
   cache?: VerificationCache;
 }
 
 /** The requirements `opts` give for an image: the policy's most specific scope, or one sigstoreSigned requirement from keys and rule. */
 export function requirementsOf(location: ImageLocation, opts: VerifyImageOptions): { requirements: TrustRequirement[]; scope?: string } {
+  const cosign = opts.policy || opts.keys?.length || opts.keyless;
+  if (opts.notation && !cosign) return { requirements: [notationOf(location, opts.notation)] };
+  const out = cosignRequirementsOf(location, opts);
+  if (opts.notation) out.requirements = [...out.requirements, notationOf(location, opts.notation)];
+  return out;
+}
+
+// notation scopes are `registry/repository`, without tag or digest.
+function notationOf(location: ImageLocation, n: NotationPolicyFile): TrustRequirement {
+  const name = location.dockerReference?.replace(/(@sha256:[0-9a-f]+|:[^/:@]+)$/, '') ?? '';
+  return notationRequirement(notationPolicyFor(n.policies, name), (s) => n.stores.get(s)!, name || '(no name)');
+}
+
+function cosignRequirementsOf(location: ImageLocation, opts: VerifyImageOptions): { requirements: TrustRequirement[]; scope?: string } {
   if (opts.policy) {
     const { scope, requirements } = requirementsFor(opts.policy, location.subject);
     return { requirements, scope };
   }
-  return { requirements: [{ type: 'sigstoreSigned', keys: opts.keys ?? [], signedIdentity: opts.identityRule ?? { type: 'matchRepoDigestOrExact' } }] };
+  const req: TrustRequirement = { type: 'sigstoreSigned', keys: opts.keys ?? [], signedIdentity: opts.identityRule ?? { type: 'matchRepoDigestOrExact' } };
+  if (opts.keyless) req.keyless = opts.keyless;
+  return { requirements: [req] };
 }
 
 /** Opens `imageRef`, finds its signatures and checks them (`sluice verify`). */

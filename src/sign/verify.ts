@@ -3,8 +3,13 @@ import { describeRule, matchIdentity } from './identity.js';
 import { parsePayload } from './payload.js';
 import { BundleError, parseBundle, parseStatement } from './bundle.js';
 import { defaultVerificationCache, VerificationCache, type SignatureCheck } from './cache.js';
+import { verifyKeyless, type KeylessCheck } from './keyless.js';
+import { describeKeylessIdentity, describeSigner, matchKeylessIdentity } from './fulcio.js';
+import { matchTrustedIdentity, verifyNotation, type NotationCheck } from './notation.js';
 import type {
   ImageIdentity,
+  KeylessTrust,
+  NotationRequirement,
   PolicyDecision,
   SignatureCandidate,
   SignatureVerdict,
@@ -18,6 +23,8 @@ import type {
 /** Options for verification. */
 export interface VerifyOptions {
   cache?: VerificationCache;
+  /** The time certificates and expiries are judged at (Unix ms); now by default. Keyless signatures use the log's time. */
+  now?: number;
   /** Where discovery looked, for the "none found" message. */
   searched?: string[];
 }
@@ -49,7 +56,8 @@ function checkWithKey(c: SignatureCandidate, key: TrustedKey): SignatureCheck {
 /** The check of `c` with `key`, from the cache when this manifest, signature and key were checked before. */
 export function checkSignature(image: ImageIdentity, c: SignatureCandidate, key: TrustedKey, cache: VerificationCache = defaultVerificationCache): SignatureCheck {
   const k = VerificationCache.key(image.digest, c.id, key.fingerprint);
-  let v = cache.get(k);
+  // Key fingerprints, `keyless:` and `notation:` never collide, so what a fingerprint's entry holds is a key check.
+  let v = cache.get(k) as SignatureCheck | undefined;
   if (!v) {
     v = checkWithKey(c, key);
     cache.set(k, v);
@@ -61,14 +69,51 @@ function verdict(c: SignatureCandidate, accepted: boolean, reason: string, extra
   return { where: c.where, kind: c.kind, accepted, reason, ...extra };
 }
 
-/** Judges one signature against keys and an identity rule; the reason names the first thing that failed. */
-export function judgeSignature(
-  image: ImageIdentity,
-  c: SignatureCandidate,
-  req: Extract<TrustRequirement, { type: 'sigstoreSigned' }>,
-  cache: VerificationCache = defaultVerificationCache,
-): SignatureVerdict {
-  if (c.problem) return verdict(c, false, c.problem);
+type SigstoreRequirement = Extract<TrustRequirement, { type: 'sigstoreSigned' }>;
+
+/** The keyless check of `c` under `root`, from the cache when this manifest, signature and root were checked before. */
+export function checkKeylessSignature(image: ImageIdentity, c: SignatureCandidate, root: KeylessTrust['roots'][number], cache = defaultVerificationCache): KeylessCheck {
+  const k = VerificationCache.key(image.digest, c.id, `keyless:${root.fingerprint}`);
+  let v = cache.get(k) as KeylessCheck | undefined;
+  if (!v) {
+    v = verifyKeyless(c, root);
+    cache.set(k, v);
+  }
+  return v;
+}
+
+// A keyless signature: certificate and log proof under one of the roots, then the digest, the identity, the name.
+function judgeKeyless(image: ImageIdentity, c: SignatureCandidate, req: SigstoreRequirement, trust: KeylessTrust, cache: VerificationCache): SignatureVerdict {
+  let check: Extract<KeylessCheck, { signed: true }> | undefined;
+  const failures: string[] = [];
+  for (const root of trust.roots) {
+    const v = checkKeylessSignature(image, c, root, cache);
+    if (v.signed) {
+      check = v;
+      break;
+    }
+    failures.push(trust.roots.length > 1 ? `${root.name}: ${v.reason}` : v.reason);
+  }
+  if (!check) return verdict(c, false, `not a valid keyless signature: ${failures.join('; ') || 'no trusted roots'}`);
+  const signer = describeSigner(check.identity);
+  if ('payloadError' in check) return verdict(c, false, `signed by ${signer}, but its payload is not an image signature: ${check.payloadError}`, { signer });
+  const payload = check.payload;
+  if (payload.manifestDigest !== image.digest) {
+    return verdict(c, false, `signed by ${signer} over another digest: signed ${payload.manifestDigest}, this image is ${image.digest}`, { signer, payload });
+  }
+  const who = check.identity;
+  const misses = trust.identities.map((id) => ({ id, m: matchKeylessIdentity(id, who) }));
+  if (!misses.some((x) => x.m.ok)) {
+    const wants = misses.map((x) => `${describeKeylessIdentity(x.id)} (its ${x.m.ok ? '' : x.m.differs} differs)`).join('; or ');
+    return verdict(c, false, `signed by ${signer}, but the rule wants ${wants || 'an identity, and names none'}`, { signer, payload });
+  }
+  const m = matchIdentity(req.signedIdentity, payload.dockerReference, image.dockerReference);
+  if (!m.ok) return verdict(c, false, `signed by ${signer} over this digest, but ${m.reason}`, { signer, payload });
+  return verdict(c, true, `signed keylessly by ${signer}, ${m.reason} (${describeRule(req.signedIdentity)})`, { signer, payload });
+}
+
+// A signature with one of the keys.
+function judgeWithKeys(image: ImageIdentity, c: SignatureCandidate, req: SigstoreRequirement, cache: VerificationCache): SignatureVerdict {
   if (c.kind === 'simple-signing' && (c.signature === undefined || !decodeBase64(c.signature))) {
     return verdict(c, false, 'its signature annotation is missing or not base64');
   }
@@ -100,10 +145,57 @@ export function judgeSignature(
   return verdict(c, true, `signed by ${key}, ${m.reason} (${describeRule(req.signedIdentity)})`, { key, payload });
 }
 
+/**
+ * Judges one signature against a requirement's keys and keyless identities: it is accepted when one of the
+ * keys made it, or when it is a valid keyless signature by one of the identities. The reason names the first
+ * thing that failed, from the route the signature itself takes (a certificate: keyless; none: the keys).
+ */
+export function judgeSignature(image: ImageIdentity, c: SignatureCandidate, req: SigstoreRequirement, cache: VerificationCache = defaultVerificationCache): SignatureVerdict {
+  if (c.problem) return verdict(c, false, c.problem);
+  const viaKeys = req.keys.length > 0 ? judgeWithKeys(image, c, req, cache) : undefined;
+  if (viaKeys?.accepted || !req.keyless) return viaKeys ?? verdict(c, false, 'the requirement names no keys');
+  const viaKeyless = judgeKeyless(image, c, req, req.keyless, cache);
+  if (viaKeyless.accepted || !viaKeys) return viaKeyless;
+  return viaKeyless.signer || c.certificate || c.kind === 'bundle' ? viaKeyless : viaKeys;
+}
+
+/** The notation check of `c` under `req`'s stores, cached per envelope and store set; expiry is re-checked at `now`. */
+function checkNotation(image: ImageIdentity, c: SignatureCandidate, req: NotationRequirement, now: number, cache: VerificationCache): NotationCheck {
+  const k = VerificationCache.key(image.digest, c.id, `notation:${req.stores.map((s) => s.name).join(',')}`);
+  let v = cache.get(k) as NotationCheck | undefined;
+  if (!v || (v.signed && v.notAfter < now)) {
+    v = verifyNotation(c.payload, c.mediaType ?? '', req.stores, now);
+    cache.set(k, v);
+  }
+  return v;
+}
+
+/** Judges one notation envelope: trust store and time, then the signed digest, then the leaf's subject. */
+export function judgeNotation(image: ImageIdentity, c: SignatureCandidate, req: NotationRequirement, now: number, cache = defaultVerificationCache): SignatureVerdict {
+  if (c.problem) return verdict(c, false, c.problem);
+  const v = checkNotation(image, c, req, now, cache);
+  if (!v.signed) return verdict(c, false, `not a valid notation signature: ${v.reason}`);
+  const signer = `${v.subject} (trust store ${v.store})`;
+  if (v.targetDigest !== image.digest) return verdict(c, false, `signed by ${signer} over another digest: signed ${v.targetDigest}, this image is ${image.digest}`, { signer });
+  if (!matchTrustedIdentity(req.identities, v.subject)) {
+    return verdict(c, false, `signed by ${signer}, but the rule trusts only ${req.identities.join(' | ') || 'no identities'}`, { signer });
+  }
+  return verdict(c, true, `notation signature by ${signer}`, { signer });
+}
+
 /** Describes a requirement in the words of containers-policy.json. */
 export function describeRequirement(req: TrustRequirement): string {
+  if (req.type === 'notationSigned') {
+    return `notation signature${req.name ? ` (${req.name})` : ''} from trust store ${req.stores.map((s) => s.name).join(', ') || 'none'} by ${req.identities.join(' | ') || 'no identities'}`;
+  }
   if (req.type !== 'sigstoreSigned') return req.type;
-  return `sigstoreSigned by ${req.keys.map((k) => k.name).join(', ') || 'no keys'} with ${describeRule(req.signedIdentity)}`;
+  const by: string[] = [];
+  if (req.keys.length) by.push(req.keys.map((k) => k.name).join(', '));
+  if (req.keyless) {
+    const ids = req.keyless.identities.map(describeKeylessIdentity).join(' | ');
+    by.push(`keyless (${req.keyless.roots.map((r) => r.name).join(', ')}) as ${ids || 'no identity'}`);
+  }
+  return `sigstoreSigned by ${by.join(' or ') || 'no keys'} with ${describeRule(req.signedIdentity)}`;
 }
 
 /** Checks the image's signatures against one requirement; pure, and cheap when the cache is warm. */
@@ -115,13 +207,22 @@ export function verifyRequirement(image: ImageIdentity, candidates: SignatureCan
   if (req.type === 'reject') {
     return { requirement, satisfied: false, summary: 'refused by a reject requirement', keysTried: [], signatures: [] };
   }
-  const keysTried = req.keys.map(keyLabel);
-  if (req.keys.length === 0) return { requirement, satisfied: false, summary: 'the requirement names no keys', keysTried, signatures: [] };
-  const signatures = candidates.map((c) => judgeSignature(image, c, req, opts.cache));
+  if (req.type === 'notationSigned') {
+    const now = opts.now ?? Date.now();
+    const signatures = candidates.filter((c) => c.kind === 'notation').map((c) => judgeNotation(image, c, req, now, opts.cache));
+    return summarize(requirement, signatures, image, opts, req.stores.map((s) => `trust store ${s.name}`), 'notation signatures');
+  }
+  const keysTried = [...req.keys.map(keyLabel), ...(req.keyless?.roots.map((r) => `keyless under ${r.name}`) ?? [])];
+  if (req.keys.length === 0 && !req.keyless) return { requirement, satisfied: false, summary: 'the requirement names no keys', keysTried, signatures: [] };
+  const signatures = candidates.filter((c) => c.kind !== 'notation').map((c) => judgeSignature(image, c, req, opts.cache));
+  return summarize(requirement, signatures, image, opts, keysTried, 'signatures');
+}
+
+function summarize(requirement: string, signatures: SignatureVerdict[], image: ImageIdentity, opts: VerifyOptions, keysTried: string[], what: string): VerificationResult {
   const ok = signatures.find((s) => s.accepted);
   let summary: string;
   if (ok) summary = `satisfied by ${ok.where}: ${ok.reason}`;
-  else if (signatures.length === 0) summary = `no signatures found for ${image.digest}${opts.searched?.length ? ` (looked at ${opts.searched.join(', ')})` : ''}`;
+  else if (signatures.length === 0) summary = `no ${what} found for ${image.digest}${opts.searched?.length ? ` (looked at ${opts.searched.join(', ')})` : ''}`;
   else summary = `none of ${signatures.length} signature${signatures.length === 1 ? '' : 's'} satisfies it: ${signatures.map((s) => `${s.where}: ${s.reason}`).join('; ')}`;
   return { requirement, satisfied: !!ok, summary, keysTried, signatures };
 }

@@ -115,5 +115,5 @@ test('option mistakes are one line: a bad identity rule, a wrong password, no ke
   assert.match(r2.stderr, /^sluice: .*signer\.key: wrong password \(or a damaged key file\)\n$/);
   const r3 = await sluice(['verify', image()]);
   assert.equal(r3.code, 1);
-  assert.match(r3.stderr, /^sluice: say which keys to trust: --key FILE \(repeatable\) or --policy FILE\n$/);
+  assert.match(r3.stderr, /^sluice: say whom to trust: --key FILE \(repeatable\), --certificate-identity\(-regexp\) with --certificate-oidc-issuer\(-regexp\), --policy FILE or --trust-policy FILE\n$/);
 });

@@ -65,7 +65,12 @@ test('the policy is strict: unknown fields, types, empty lists and keyless optio
     [{ default: [] }, /policy.default is empty/],
     [{}, /"default" is required/],
     [{ default: [{ type: 'signedBy', keyType: 'GPGKeys', keyPath: '/k' }] }, /signedBy .* not supported/],
-    [{ default: [{ type: 'sigstoreSigned', fulcio: {}, signedIdentity: { type: 'matchRepository' } }] }, /fulcio .* not supported/],
+    // Keyless (fulcio) is read as containers/image writes it; an incomplete one, or a private PKI, is refused.
+    [{ default: [{ type: 'sigstoreSigned', fulcio: {}, signedIdentity: { type: 'matchRepository' } }] }, /fulcio: exactly one of caPath and caData/],
+    [{ default: [{ type: 'sigstoreSigned', fulcio: { caPath: '/ca', oidcIssuer: 'https://i', subjectEmail: 'a@b' } }] }, /fulcio needs a Rekor key/],
+    [{ default: [{ type: 'sigstoreSigned', fulcio: { caPath: '/ca', oidcIssuer: 'https://i', subjectEmail: 'a@b' }, keyPath: '/k', rekorPublicKeyPath: '/r' }] }, /fulcio and keyPath exclude each other/],
+    [{ default: [{ type: 'sigstoreSigned', pki: {} }] }, /pki .* not supported/],
+    [{ default: [{ type: 'sigstoreSigned', keyPath: '/k', rekorPublicKeyPath: '/r' }] }, /rekorPublicKeyPath without fulcio/],
     [{ default: [{ type: 'sigstoreSigned', keyPath: '/a', keyData: 'eA==' }] }, /exactly one of keyPath, keyPaths, keyData and keyDatas/],
     [{ default: [{ type: 'sigstoreSigned', keyPath: '/a', signedIdentity: { type: 'matchRepository', dockerRepository: 'x' } }] }, /signedIdentity: unknown field "dockerRepository"/],
     [{ default: [{ type: 'sigstoreSigned', keyPath: '/a', signedIdentity: { type: 'remapIdentity', prefix: 'mirror.local/App', signedPrefix: 'docker.io' } }] }, /must be a host\[:port\] or a name that starts with one/],

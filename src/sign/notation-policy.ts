@@ -1,0 +1,81 @@
+import type { NotationStore } from './notation.js';
+import type { NotationRequirement, TrustRequirement } from './types.js';
+
+// notation's trustpolicy.json (version 1.0), read as notation writes it. Pure: trust stores are resolved by the caller.
+
+/** One trust policy of the file. */
+export interface NotationPolicyEntry {
+  name: string;
+  /** `*`, or `registry/repository` names (no wildcards, as notation has it). */
+  registryScopes: string[];
+  level: 'strict' | 'permissive' | 'audit' | 'skip';
+  /** `<type>:<name>`: `ca:acme`, `signingAuthority:acme`. */
+  trustStores: string[];
+  trustedIdentities: string[];
+}
+
+/** Thrown for a trustpolicy.json that notation itself would refuse (or Sluice cannot apply). */
+export class NotationPolicyError extends Error {
+  override name = 'NotationPolicyError';
+}
+
+type Json = Record<string, unknown>;
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+const strings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string' && x !== '');
+
+/** Parses trustpolicy.json strictly (unknown fields are errors); store names are checked, not read. */
+export function parseNotationPolicy(text: string, file = 'trustpolicy.json'): NotationPolicyEntry[] {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    throw new NotationPolicyError(`${file}: not JSON (${(e as Error).message})`);
+  }
+  if (!isObject(doc) || doc.version !== '1.0' || !Array.isArray(doc.trustPolicies)) {
+    throw new NotationPolicyError(`${file}: needs "version": "1.0" and a "trustPolicies" list`);
+  }
+  const seen = new Set<string>();
+  const out = doc.trustPolicies.map((p, i): NotationPolicyEntry => {
+    const where = `${file} trustPolicies[${i}]`;
+    if (!isObject(p)) throw new NotationPolicyError(`${where} is not an object`);
+    for (const k of Object.keys(p)) {
+      if (!['name', 'registryScopes', 'signatureVerification', 'trustStores', 'trustedIdentities'].includes(k)) throw new NotationPolicyError(`${where}: unknown field "${k}"`);
+    }
+    if (typeof p.name !== 'string' || !p.name || seen.has(p.name)) throw new NotationPolicyError(`${where}: needs a unique name`);
+    seen.add(p.name);
+    if (!strings(p.registryScopes) || p.registryScopes.length === 0) throw new NotationPolicyError(`${where} (${p.name}): registryScopes must be a non-empty list`);
+    if (p.registryScopes.includes('*') && p.registryScopes.length > 1) throw new NotationPolicyError(`${where} (${p.name}): "*" must be the only registry scope`);
+    const sv = p.signatureVerification;
+    const level = isObject(sv) ? sv.level : undefined;
+    if (level !== 'strict' && level !== 'permissive' && level !== 'audit' && level !== 'skip') {
+      throw new NotationPolicyError(`${where} (${p.name}): signatureVerification.level must be strict, permissive, audit or skip`);
+    }
+    if (isObject(sv) && sv.override !== undefined) throw new NotationPolicyError(`${where} (${p.name}): signatureVerification.override is not supported by Sluice`);
+    const trustStores = p.trustStores ?? [];
+    const trustedIdentities = p.trustedIdentities ?? [];
+    if (!strings(trustStores) || !strings(trustedIdentities)) throw new NotationPolicyError(`${where} (${p.name}): trustStores and trustedIdentities must be lists of strings`);
+    if (level !== 'skip' && (trustStores.length === 0 || trustedIdentities.length === 0)) {
+      throw new NotationPolicyError(`${where} (${p.name}): a ${level} policy needs trustStores and trustedIdentities`);
+    }
+    for (const s of trustStores) if (!/^(ca|signingAuthority|tsa):[A-Za-z0-9_.-]+$/.test(s)) throw new NotationPolicyError(`${where} (${p.name}): trust store "${s}" is not <ca|signingAuthority|tsa>:<name>`);
+    return { name: p.name, registryScopes: p.registryScopes, level, trustStores, trustedIdentities };
+  });
+  if (out.filter((p) => p.registryScopes.includes('*')).length > 1) throw new NotationPolicyError(`${file}: only one policy may have the "*" scope`);
+  return out;
+}
+
+/** The policy for an image `registry/repository`: the one naming it exactly, else the `*` one, else none. */
+export function notationPolicyFor(policies: NotationPolicyEntry[], name: string): NotationPolicyEntry | undefined {
+  return policies.find((p) => p.registryScopes.includes(name)) ?? policies.find((p) => p.registryScopes.includes('*'));
+}
+
+/**
+ * The requirement a policy gives: `skip` needs nothing; strict, permissive and audit all need a valid signature
+ * here (Sluice moves images rather than logging about them, so it does not relax audit's authenticity checks).
+ */
+export function notationRequirement(p: NotationPolicyEntry | undefined, store: (name: string) => NotationStore, name: string): TrustRequirement {
+  if (!p) return { type: 'reject' };
+  if (p.level === 'skip') return { type: 'insecureAcceptAnything' };
+  const req: NotationRequirement = { type: 'notationSigned', stores: p.trustStores.map(store), identities: p.trustedIdentities, name: `trust policy ${p.name} for ${name}` };
+  return req;
+}

@@ -3,7 +3,7 @@
 // GET latency of a serving Sluice with and without collection passes running on that root.
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { countBlobs, seedGcRoot, type GcRoot } from './gc-seed.js';
 import { load } from './load.js';
@@ -34,11 +34,14 @@ export function gcSizes(quick: boolean, repos?: string, blobs?: string): GcSizes
 /** The rows of the gc workload, in table order. */
 export const GC_METRICS: MetricInfo[] = [
   { id: 'gc.dry.time', label: 'gc: dry run (-d), whole root', unit: 's', better: 'lower' },
+  { id: 'gc.dry.cpu', label: 'gc: dry run, CPU (user + system)', unit: 's', better: 'lower' },
   { id: 'gc.dry.rss', label: 'gc: dry run, peak RSS', unit: 'MiB', better: 'lower' },
   { id: 'gc.sweep.time', label: 'gc: sweep (Sluice --grace 0s)', unit: 's', better: 'lower' },
+  { id: 'gc.sweep.cpu', label: 'gc: sweep, CPU (user + system)', unit: 's', better: 'lower' },
   { id: 'gc.sweep.rss', label: 'gc: sweep, peak RSS', unit: 'MiB', better: 'lower' },
   { id: 'gc.sweep.left', label: 'gc: sweep, blobs left (must be equal)', unit: 'blobs', better: 'lower' },
   { id: 'gc.untagged.time', label: 'gc: sweep with -m (delete untagged)', unit: 's', better: 'lower' },
+  { id: 'gc.untagged.cpu', label: 'gc: sweep with -m, CPU (user + system)', unit: 's', better: 'lower' },
   { id: 'gc.untagged.rss', label: 'gc: sweep with -m, peak RSS', unit: 'MiB', better: 'lower' },
   { id: 'gc.untagged.left', label: 'gc: sweep with -m, blobs left (must be equal)', unit: 'blobs', better: 'lower' },
   { id: 'gc.small.dry.rss', label: 'gc: dry run, peak RSS, smaller root', unit: 'MiB', better: 'lower' },
@@ -59,6 +62,7 @@ export const GC_SLUICE_ONLY = new Set(['gc.serve.during.p50', 'gc.serve.during.p
 /** The two seeded roots every round copies. */
 export interface GcBench {
   sizes: GcSizes;
+  stop(): Promise<void>;
   full: GcRoot;
   small: GcRoot;
   work: string;
@@ -71,16 +75,19 @@ export function canRunGc(): boolean {
   return hasCommand('/usr/bin/time');
 }
 
-/** Seeds the full root and the smaller one (written once per run; every sweep works on a copy). */
-export async function prepareGc(work: string, sizes: GcSizes, log: (m: string) => void): Promise<GcBench> {
-  const dir = join(work, 'gc');
+/**
+ * Seeds the full root and the smaller one (written once per run; every sweep works on a copy) under `base`
+ * (the run's temporary directory unless --gc-dir names another, such as a tmpfs).
+ */
+export async function prepareGc(base: string, sizes: GcSizes, log: (m: string) => void): Promise<GcBench> {
+  const dir = await mkdtemp(join(base, 'sluice-bench-gc-'));
   const small = { repos: Math.max(1, Math.round(sizes.repos * sizes.smallFraction)), blobs: Math.round(sizes.blobs * sizes.smallFraction) };
   log(`gc: writing ${sizes.repos} repositories and ${sizes.blobs} blobs into the layout (and ${small.repos}/${small.blobs} for the second scale)`);
   const t = performance.now();
   const full = await seedGcRoot(join(dir, 'full'), sizes.repos, sizes.blobs);
   const smallRoot = await seedGcRoot(join(dir, 'small'), small.repos, small.blobs);
   log(`gc: seeded in ${((performance.now() - t) / 1000).toFixed(1)} s (${full.orphans} orphan blobs, ${full.untaggedOnly} more under -m)`);
-  return { sizes, full, small: smallRoot, work: dir };
+  return { sizes, full, small: smallRoot, work: dir, stop: () => rm(dir, { recursive: true, force: true }) };
 }
 
 /** A hard-linked copy of a root: collectors only unlink and write new files, so the original stays as it was. */
@@ -100,7 +107,7 @@ function runQuiet(cmd: string, args: string[]): Promise<void> {
 }
 
 /** One collector run on `root`: wall time from spawn to exit (the command as an operator runs it) and peak RSS. */
-async function runCollector(kind: ServerKind, root: string, mode: Mode, dir: string, opts: ServerOptions): Promise<{ seconds: number; rssMiB: number }> {
+async function runCollector(kind: ServerKind, root: string, mode: Mode, dir: string, opts: ServerOptions): Promise<{ seconds: number; cpuSeconds: number; rssMiB: number }> {
   const cfg = join(dir, `gc-${kind}.yml`);
   await writeFile(cfg, `version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: ${root}}, delete: {enabled: true}}\n`);
   const flags = kind === 'sluice' ? (mode === 'dry' ? ['--dry-run'] : ['--grace', '0s']) : mode === 'dry' ? ['--dry-run'] : [];
@@ -111,11 +118,11 @@ async function runCollector(kind: ServerKind, root: string, mode: Mode, dir: str
       : ['docker-registry', 'garbage-collect', ...flags, cfg];
   const timeFile = join(dir, `time-${kind}.txt`);
   const t = performance.now();
-  await runQuiet('/usr/bin/time', ['-f', '%M', '-o', timeFile, ...cmd]);
+  await runQuiet('/usr/bin/time', ['-f', '%M %U %S', '-o', timeFile, ...cmd]);
   const seconds = (performance.now() - t) / 1000;
-  // GNU time's %M: the child's maximum resident set size in KiB (the last line; earlier ones may be notes).
-  const kib = Number(readFileSync(timeFile, 'utf8').trim().split('\n').pop());
-  return { seconds, rssMiB: kib / 1024 };
+  // GNU time: maximum resident set size in KiB, user and system seconds (the last line; earlier ones may be notes).
+  const [kib, user, system] = readFileSync(timeFile, 'utf8').trim().split('\n').pop()!.split(' ').map(Number) as [number, number, number];
+  return { seconds, cpuSeconds: user + system, rssMiB: kib / 1024 };
 }
 
 /** The gc rows for one kind of registry, one round. */
@@ -127,6 +134,7 @@ export async function gcWorkloads(kind: ServerKind, bench: GcBench, out: Sample,
     // A dry run changes nothing (checked below), so it reads the seeded root itself.
     const dry = await runCollector(kind, bench.full.root, 'dry', dir, opts);
     out['gc.dry.time'] = dry.seconds;
+    out['gc.dry.cpu'] = dry.cpuSeconds;
     out['gc.dry.rss'] = dry.rssMiB;
     for (const [mode, garbage] of [
       ['sweep', bench.full.orphans],
@@ -136,6 +144,7 @@ export async function gcWorkloads(kind: ServerKind, bench: GcBench, out: Sample,
       const r = await runCollector(kind, copy, mode, dir, opts);
       const left = await countBlobs(copy);
       out[`gc.${mode}.time`] = r.seconds;
+      out[`gc.${mode}.cpu`] = r.cpuSeconds;
       out[`gc.${mode}.rss`] = r.rssMiB;
       out[`gc.${mode}.left`] = left;
       const expected = bench.full.blobs - garbage;

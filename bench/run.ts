@@ -24,7 +24,7 @@ type Group = (typeof GROUPS)[number];
 
 const USAGE = `usage: npm run bench -- [--quick] [--rounds N] [--out FILE] [--workloads ${GROUPS.join(',')}]
   [--servers sluice,distribution] [--cpu-prof DIR] [--sluice-bin PATH] [--manifest-seconds S] [--listing-size N] [--link-rate MIB_S] [--link-rtt MS]
-  [--gc-repos N] [--gc-blobs N]
+  [--gc-repos N] [--gc-blobs N] [--gc-dir DIR]
 (see bench/README.md)`;
 
 function parseCommandLine(): ReturnType<typeof parseOptions> {
@@ -57,6 +57,8 @@ const parseOptions = () =>
       // The gc workload's root: repositories and blobs written into the layout.
       'gc-repos': { type: 'string' },
       'gc-blobs': { type: 'string' },
+      // Where the gc roots are written and copied (default: the system's temporary directory).
+      'gc-dir': { type: 'string' },
     },
   });
 
@@ -156,7 +158,7 @@ try {
     if (!passthroughBench) log('passthrough: dockerd or the docker CLI is not installed; skipping the passthrough workload');
   }
   if (groups.has('trust') && kinds.includes('sluice')) trustBench = await prepareTrust(work);
-  if (groups.has('gc')) gcBench = await prepareGc(work, gcBenchSizes, log);
+  if (groups.has('gc')) gcBench = await prepareGc(args['gc-dir'] ? resolve(args['gc-dir']) : tmpdir(), gcBenchSizes, log);
   // The cache, s3, sync, passthrough and trust workloads start servers of their own; the plain server is started only for the others.
   const plainGroups = [...groups].filter((g) => g !== 'cache' && g !== 's3' && g !== 'sync' && g !== 'passthrough' && g !== 'trust' && g !== 'gc');
 
@@ -263,5 +265,6 @@ try {
   await s3Bench?.stop();
   await syncBench?.stop();
   await passthroughBench?.stop();
+  await gcBench?.stop();
   await rm(work, { recursive: true, force: true });
 }

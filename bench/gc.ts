@@ -3,7 +3,7 @@
 // GET latency of a serving Sluice with and without collection passes running on that root.
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { countBlobs, seedGcRoot, type GcRoot } from './gc-seed.js';
 import { load } from './load.js';
@@ -87,13 +87,18 @@ export async function prepareGc(base: string, sizes: GcSizes, log: (m: string) =
   const full = await seedGcRoot(join(dir, 'full'), sizes.repos, sizes.blobs);
   const smallRoot = await seedGcRoot(join(dir, 'small'), small.repos, small.blobs);
   log(`gc: seeded in ${((performance.now() - t) / 1000).toFixed(1)} s (${full.orphans} orphan blobs, ${full.untaggedOnly} more under -m)`);
-  return { sizes, full, small: smallRoot, work: dir, stop: () => rm(dir, { recursive: true, force: true }) };
+  return { sizes, full, small: smallRoot, work: dir, stop: () => removeTree(dir) };
 }
 
 /** A hard-linked copy of a root: collectors only unlink and write new files, so the original stays as it was. */
 async function copyRoot(from: string, to: string): Promise<void> {
-  await rm(to, { recursive: true, force: true });
+  await removeTree(to);
   await runQuiet('cp', ['-al', from, to]);
+}
+
+/** `rm -rf`: Node's recursive rm took minutes for the half a million entries of a full-size root. */
+function removeTree(path: string): Promise<void> {
+  return runQuiet('rm', ['-rf', '--', path]);
 }
 
 function runQuiet(cmd: string, args: string[]): Promise<void> {
@@ -161,7 +166,7 @@ export async function gcWorkloads(kind: ServerKind, bench: GcBench, out: Sample,
     if ((await countBlobs(bench.full.root)) !== bench.full.blobs) throw new Error('gc bench: a dry run or a copy changed the seeded root');
     await serveRows(kind, bench, copy, out, opts);
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    await removeTree(dir);
   }
 }
 

@@ -102,27 +102,30 @@ export class Collector {
       const garbageDigests = new Set(plan.garbage.map((g) => g.digest));
       if (!options.dryRun) await options.beforeSweep?.();
       // One kind after another (`byRank`), the objects of one kind several at a time.
-      for (const group of byRank(plan.garbage)) verdicts.push(...(await eachLimited(group, async (g): Promise<Verdict> => {
-        const since = candidates.get(g.digest) ?? started;
-        const bytes = g.kind === 'blob' ? ((await driver.stat(blobDataPath(g.digest)))?.size ?? 0) : 0;
-        let action: Verdict['action'];
-        if (!candidates.has(g.digest)) action = 'recorded';
-        else if (!due.has(g.digest)) action = 'waiting';
-        else if (options.dryRun) action = 'deleted';
-        else if (!doomed.has(g.digest) || plan.blocked) action = 'kept';
-        else if (heartbeat?.lapsed()) {
-          // Claims may have given up on this sweep: it deletes nothing more, and what it spared stays a candidate.
-          doomed.delete(g.digest);
-          action = 'kept';
-        } else action = 'deleted';
-        if (action === 'deleted' && !options.dryRun) {
-          await this.remove(g);
-          reclaimedBytes += bytes;
-          deletedObjects++;
-          options.onDelete?.(g, bytes);
-        }
-        return { garbage: g, action, since, bytes };
-      })));
+      for (const group of byRank(plan.garbage)) {
+        const judged = await eachLimited(group, async (g): Promise<Verdict> => {
+          const since = candidates.get(g.digest) ?? started;
+          const bytes = g.kind === 'blob' ? ((await driver.stat(blobDataPath(g.digest)))?.size ?? 0) : 0;
+          let action: Verdict['action'];
+          if (!candidates.has(g.digest)) action = 'recorded';
+          else if (!due.has(g.digest)) action = 'waiting';
+          else if (options.dryRun) action = 'deleted';
+          else if (!doomed.has(g.digest) || plan.blocked) action = 'kept';
+          else if (heartbeat?.lapsed()) {
+            // Claims may have given up on this sweep: it deletes nothing more, and what it spared stays a candidate.
+            doomed.delete(g.digest);
+            action = 'kept';
+          } else action = 'deleted';
+          if (action === 'deleted' && !options.dryRun) {
+            await this.remove(g);
+            reclaimedBytes += bytes;
+            deletedObjects++;
+            options.onDelete?.(g, bytes);
+          }
+          return { garbage: g, action, since, bytes };
+        });
+        verdicts.push(...judged);
+      }
       let remaining = 0;
       if (!options.dryRun) {
         if (garbageDigests.size > 0) await settle();

@@ -43,7 +43,9 @@ test('bench --quick writes a results file with every workload for both servers',
     }
     for (const server of ['sluice', 'distribution'] as const) {
       const v = row[server];
-      assert.ok(typeof v === 'number' && Number.isFinite(v) && v >= 0, `${row.id} has a ${server} median (got ${v})`);
+      // A difference of two RSS readings per blob may come out below zero at --quick's tiny scales.
+      const floor = row.id.endsWith('.perblob') ? -Infinity : 0;
+      assert.ok(typeof v === 'number' && Number.isFinite(v) && v >= floor, `${row.id} has a ${server} median (got ${v})`);
       assert.equal(row.samples[server].length, results.rounds, `${row.id} has one ${server} sample per round`);
     }
     assert.ok(row.better === 'higher' || row.better === 'lower');

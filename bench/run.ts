@@ -1,5 +1,5 @@
-// `npm run bench [-- --quick] [-- --rounds N --out FILE --workloads blob,manifest,listing,skopeo,cache,sync --servers sluice,distribution
-//   --cpu-prof DIR --sluice-bin PATH --manifest-seconds S --listing-size N]`:
+// `npm run bench [-- --quick] [-- --rounds N --out FILE --workloads blob,manifest,listing,skopeo,cache,sync,gc --servers sluice,distribution
+//   --cpu-prof DIR --sluice-bin PATH --manifest-seconds S --listing-size N --gc-repos N --gc-blobs N]`:
 // Sluice and Distribution side by side on 127.0.0.1, fresh processes and storage each round, medians reported.
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { cacheLinkWorkloads, cacheWorkloads, prepareCache, type CacheBench } from './cache.js';
 import { PASSTHROUGH_METRICS, passthroughSizes, passthroughWorkloads, preparePassthrough, type PassthroughBench } from './passthrough.js';
 import { logSizes, randomFile, writeImageLayout } from './data.js';
+import { canRunGc, GC_METRICS, gcSizes, gcWorkloads, prepareGc, type GcBench } from './gc.js';
 import { machine, metricCatalog, summarize, table, type BenchResults } from './report.js';
 import { hasCommand, startServer, type ServerKind } from './servers.js';
 import { prepareS3, S3_METRICS, s3Sizes, s3Workloads, type S3Bench } from './s3.js';
@@ -18,11 +19,12 @@ import { blobWorkloads, listingWorkloads, manifestWorkloads, skopeoWorkloads, ty
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
-const GROUPS = ['blob', 'manifest', 'listing', 'skopeo', 'cache', 's3', 'sync', 'passthrough', 'trust'] as const;
+const GROUPS = ['blob', 'manifest', 'listing', 'skopeo', 'cache', 's3', 'sync', 'passthrough', 'trust', 'gc'] as const;
 type Group = (typeof GROUPS)[number];
 
 const USAGE = `usage: npm run bench -- [--quick] [--rounds N] [--out FILE] [--workloads ${GROUPS.join(',')}]
   [--servers sluice,distribution] [--cpu-prof DIR] [--sluice-bin PATH] [--manifest-seconds S] [--listing-size N] [--link-rate MIB_S] [--link-rtt MS]
+  [--gc-repos N] [--gc-blobs N] [--gc-dir DIR]
 (see bench/README.md)`;
 
 function parseCommandLine(): ReturnType<typeof parseOptions> {
@@ -52,6 +54,11 @@ const parseOptions = () =>
       // The cache's link rows: the upstream's bandwidth (MiB/s) and round trip (ms).
       'link-rate': { type: 'string' },
       'link-rtt': { type: 'string' },
+      // The gc workload's root: repositories and blobs written into the layout.
+      'gc-repos': { type: 'string' },
+      'gc-blobs': { type: 'string' },
+      // Where the gc roots are written and copied (default: the system's temporary directory).
+      'gc-dir': { type: 'string' },
     },
   });
 
@@ -80,6 +87,10 @@ if (!haveSkopeo && groups.has('skopeo')) {
   process.stderr.write('bench: skopeo is not installed; skipping the skopeo workload\n');
   groups.delete('skopeo');
 }
+if (groups.has('gc') && !canRunGc()) {
+  process.stderr.write('bench: /usr/bin/time (GNU time) is not installed; skipping the gc workload\n');
+  groups.delete('gc');
+}
 if (!haveSkopeo && groups.has('sync')) process.stderr.write('bench: skopeo is not installed; the sync workload runs Sluice alone\n');
 
 const sizes = quick
@@ -94,6 +105,7 @@ const cacheSizes = quick
 const syncSizes = quick ? { repos: 3, tags: 2 } : { repos: 10, tags: 5 };
 if (args['manifest-seconds']) sizes.manifestSeconds = Number(args['manifest-seconds']);
 if (args['listing-size']) sizes.tags = sizes.repos = Number(args['listing-size']);
+const gcBenchSizes = gcSizes(quick, args['gc-repos'], args['gc-blobs']);
 const connections = [1, 16, 64];
 
 function log(msg: string): void {
@@ -106,6 +118,7 @@ let s3Bench: S3Bench | undefined;
 let syncBench: SyncBench | undefined;
 let passthroughBench: PassthroughBench | undefined;
 let trustBench: TrustBench | undefined;
+let gcBench: GcBench | undefined;
 try {
   log(`generating random data in ${work}`);
   const bigBlob = await randomFile(join(work, 'big.bin'), sizes.bigBlob);
@@ -145,8 +158,9 @@ try {
     if (!passthroughBench) log('passthrough: dockerd or the docker CLI is not installed; skipping the passthrough workload');
   }
   if (groups.has('trust') && kinds.includes('sluice')) trustBench = await prepareTrust(work);
+  if (groups.has('gc')) gcBench = await prepareGc(args['gc-dir'] ? resolve(args['gc-dir']) : tmpdir(), gcBenchSizes, log);
   // The cache, s3, sync, passthrough and trust workloads start servers of their own; the plain server is started only for the others.
-  const plainGroups = [...groups].filter((g) => g !== 'cache' && g !== 's3' && g !== 'sync' && g !== 'passthrough' && g !== 'trust');
+  const plainGroups = [...groups].filter((g) => g !== 'cache' && g !== 's3' && g !== 'sync' && g !== 'passthrough' && g !== 'trust' && g !== 'gc');
 
   const samples: Record<ServerKind, Sample[]> = { sluice: [], distribution: [] };
   for (let round = 0; round < rounds; round++) {
@@ -176,6 +190,7 @@ try {
         await cacheLinkWorkloads(kind, cacheBench, sample, serverOptions);
       }
       if (s3Bench) await s3Workloads(kind, s3Bench, sample, serverOptions);
+      if (gcBench) await gcWorkloads(kind, gcBench, sample, serverOptions, log);
       samples[kind].push(sample);
     }
     if (syncBench) {
@@ -201,7 +216,7 @@ try {
     }
   }
 
-  const metrics = [...metricCatalog(connections), ...S3_METRICS, ...PASSTHROUGH_METRICS, ...trustMetrics(connections)].filter((m) => samples.sluice.some((s) => m.id in s) || samples.distribution.some((s) => m.id in s));
+  const metrics = [...metricCatalog(connections), ...S3_METRICS, ...PASSTHROUGH_METRICS, ...trustMetrics(connections), ...GC_METRICS].filter((m) => samples.sluice.some((s) => m.id in s) || samples.distribution.some((s) => m.id in s));
   const rows = summarize(metrics, samples);
   const results: BenchResults = {
     date: new Date().toISOString(),
@@ -229,6 +244,11 @@ try {
       s3ChunkBytes: s3Sizes(quick).chunkBytes,
       syncRepositories: syncSizes.repos,
       syncTags: syncSizes.tags,
+      gcRepositories: gcBenchSizes.repos,
+      gcBlobs: gcBenchSizes.blobs,
+      gcSmallFraction: gcBenchSizes.smallFraction,
+      gcServeSeconds: gcBenchSizes.serveSeconds,
+      gcServeConnections: gcBenchSizes.serveConnections,
     },
     results: rows,
   };
@@ -245,5 +265,6 @@ try {
   await s3Bench?.stop();
   await syncBench?.stop();
   await passthroughBench?.stop();
+  await gcBench?.stop();
   await rm(work, { recursive: true, force: true });
 }

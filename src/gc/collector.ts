@@ -1,4 +1,5 @@
 import type { Digest } from '../oci/digest.js';
+import { limiter } from '../copy/limit.js';
 import type { StorageDriver } from '../storage/driver.js';
 import {
   blobDataPath,
@@ -86,7 +87,7 @@ export class Collector {
     const started = now();
     const driver = this.driver;
     const settle = (): Promise<void> => this.settleActive(options.settleMs ?? ACTIVE_SETTLE_MS);
-    if (!options.dryRun) for (const d of await listDeleting(driver)) await dropDeleting(driver, d);
+    if (!options.dryRun) await eachLimited(await listDeleting(driver), (d) => dropDeleting(driver, d));
     const candidates = await readCandidates(driver);
     const due = new Map([...candidates].filter(([, since]) => started - since >= options.graceMs));
     const doomed = new Set<Digest>();
@@ -96,10 +97,12 @@ export class Collector {
       if (!options.dryRun && due.size > 0) {
         await settle();
         heartbeat = await startHeartbeat(driver);
-        for (const d of due.keys()) await writeDeleting(driver, d);
+        await eachLimited([...due.keys()], (d) => writeDeleting(driver, d));
         // A claim removes the record before it looks for the marker: an unchanged record after the marker
         // means no claim came before it, and any claim after it waits for this sweep.
-        for (const [d, since] of due) if ((await readSince(driver, d)) === since) doomed.add(d);
+        await eachLimited([...due], async ([d, since]) => {
+          if ((await readSince(driver, d)) === since) doomed.add(d);
+        });
       }
       const marked = await markStorage(driver, this.known);
       const lifecycleOptions = { now: started, deleteUntagged: options.deleteUntagged, sizes: this.sizes };
@@ -116,40 +119,44 @@ export class Collector {
       let deletedObjects = 0;
       const garbageDigests = new Set(plan.garbage.map((g) => g.digest));
       if (!options.dryRun) await options.beforeSweep?.();
-      for (const g of order(plan.garbage)) {
-        const since = candidates.get(g.digest) ?? started;
-        const bytes = g.kind === 'blob' ? ((await driver.stat(blobDataPath(g.digest)))?.size ?? 0) : 0;
-        let action: Verdict['action'];
-        if (!candidates.has(g.digest)) action = 'recorded';
-        else if (!due.has(g.digest)) action = 'waiting';
-        else if (options.dryRun) action = 'deleted';
-        else if (!doomed.has(g.digest) || plan.blocked) action = 'kept';
-        else if (heartbeat?.lapsed()) {
-          // Claims may have given up on this sweep: it deletes nothing more, and what it spared stays a candidate.
-          doomed.delete(g.digest);
-          action = 'kept';
-        } else action = 'deleted';
-        // A tag moved to another manifest since the plan is not the tag the plan judged.
-        if (action === 'deleted' && !options.dryRun && !(await this.remove(g))) action = 'kept';
-        if (action === 'deleted' && !options.dryRun) {
-          reclaimedBytes += bytes;
-          deletedObjects++;
-          options.onDelete?.(g, bytes);
-        }
-        verdicts.push({ garbage: g, action, since, bytes });
+      // One kind after another (`byRank`), the objects of one kind several at a time.
+      for (const group of byRank(plan.garbage)) {
+        const decided = await eachLimited(group, async (g): Promise<Verdict> => {
+          const since = candidates.get(g.digest) ?? started;
+          const bytes = g.kind === 'blob' ? ((await driver.stat(blobDataPath(g.digest)))?.size ?? 0) : 0;
+          let action: Verdict['action'];
+          if (!candidates.has(g.digest)) action = 'recorded';
+          else if (!due.has(g.digest)) action = 'waiting';
+          else if (options.dryRun) action = 'deleted';
+          else if (!doomed.has(g.digest) || plan.blocked) action = 'kept';
+          else if (heartbeat?.lapsed()) {
+            // Claims may have given up on this sweep: it deletes nothing more, and what it spared stays a candidate.
+            doomed.delete(g.digest);
+            action = 'kept';
+          } else action = 'deleted';
+          // A tag moved to another manifest since the plan is not the tag the plan judged.
+          if (action === 'deleted' && !options.dryRun && !(await this.remove(g))) action = 'kept';
+          if (action === 'deleted' && !options.dryRun) {
+            reclaimedBytes += bytes;
+            deletedObjects++;
+            options.onDelete?.(g, bytes);
+          }
+          return { garbage: g, action, since, bytes };
+        });
+        verdicts.push(...decided);
       }
       let remaining = 0;
       if (!options.dryRun) {
         if (garbageDigests.size > 0) await settle();
-        for (const d of garbageDigests) {
+        await eachLimited([...garbageDigests], async (d) => {
+          if (!doomed.has(d) || plan.blocked) remaining++;
           if (doomed.has(d) && !plan.blocked) await dropCandidate(driver, d);
           // The time of the record, not of the mark: a claim between the two removed nothing, and its pusher
           // still gets the whole grace from here.
           else if (!candidates.has(d) || (due.has(d) && !doomed.has(d))) await writeCandidate(driver, d, now());
-          if (!doomed.has(d) || plan.blocked) remaining++;
-        }
+        });
         // A candidate in use again (a manifest names it now) starts from nothing if it is ever unused again.
-        for (const d of candidates.keys()) if (!garbageDigests.has(d)) await dropCandidate(driver, d);
+        await eachLimited([...candidates.keys()].filter((d) => !garbageDigests.has(d)), (d) => dropCandidate(driver, d));
         retire = remaining === 0;
       }
       const report: CollectReport = { verdicts, reclaimedBytes, deletedObjects, durationMs: now() - started };
@@ -157,7 +164,7 @@ export class Collector {
       if (judged) report.lifecycle = judged.verdicts;
       return report;
     } finally {
-      if (!options.dryRun) for (const d of due.keys()) await dropDeleting(driver, d);
+      if (!options.dryRun) await eachLimited([...due.keys()], (d) => dropDeleting(driver, d));
       await heartbeat?.stop();
       if (retire) await this.retireActive();
     }
@@ -210,9 +217,27 @@ export class Collector {
 }
 
 /** Tags before the revisions they name, links before the blobs: a crash mid-sweep never leaves a tag naming nothing. */
-function order(garbage: Garbage[]): Garbage[] {
+function byRank(garbage: Garbage[]): Garbage[][] {
   const rank = { tag: 0, manifest: 1, 'layer-link': 2, blob: 3 } as const;
-  return [...garbage].sort((a, b) => rank[a.kind] - rank[b.kind]);
+  const groups: Garbage[][] = [[], [], [], []];
+  for (const g of garbage) groups[rank[g.kind]]!.push(g);
+  return groups;
+}
+
+/** Storage requests in flight at once for a pass's per-digest records, markers and deletions. */
+const WRITES_AT_ONCE = 16;
+
+/**
+ * `fn` on every item, at most `WRITES_AT_ONCE` at a time (one at a time, a pass of 100,000 digests spent minutes
+ * waiting on single writes); results in the items' order. On a failure it still waits for every started
+ * call before throwing, so nothing of this step runs on after the pass has moved on.
+ */
+async function eachLimited<T, R>(items: T[], fn: (item: T) => Promise<R>): Promise<R[]> {
+  const limit = limiter(WRITES_AT_ONCE);
+  const settled = await Promise.allSettled(items.map((x) => limit(() => fn(x))));
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<R>).value);
 }
 
 /** A sweep's heartbeat (`claim.ts`): `lapsed` once this collector's last beat is too old for claims to trust it. */

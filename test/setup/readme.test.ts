@@ -50,7 +50,7 @@ test('the README\'s access-control example starts as shown (the steps its commen
 test('the README\'s cache example is a valid config', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'sluice-readme-cache-'));
   try {
-    for (const heading of ['Approved upstream images: the pull-through cache', 'Mirror jobs: following upstream images by themselves']) {
+    for (const heading of ['Approved upstream images: the pull-through cache', 'Mirror jobs: following upstream images by themselves', 'Operating it']) {
       const cfg = join(dir, 'config.yml');
       await writeFile(cfg, await yamlAfter(heading));
       const r = await sluice(['policy', 'check', '-c', cfg]);

@@ -13,6 +13,7 @@ export const EVENT_TYPES = [
   'cache.fill',
   'cache.refused',
   'mirror.run',
+  'gc.pass',
   'trust.refused',
   'login.failed',
 ] as const;
@@ -64,7 +65,7 @@ export interface RegistryEvent {
   request?: EventRequest;
   actor: { name?: string };
   source: { addr: string; instanceID: string };
-  /** Sluice's own details: the rule that refused, the tag's previous digest, a mirror run's counts. */
+  /** Sluice's own details: the rule that refused, the tag's previous digest, a mirror run's or a collection's counts. */
   data?: Record<string, unknown>;
 }
 

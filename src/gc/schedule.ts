@@ -1,6 +1,6 @@
 import { parseDuration } from '../config/duration.js';
 import type { StorageDriver } from '../storage/driver.js';
-import { Collector } from './collector.js';
+import { Collector, type CollectReport } from './collector.js';
 import { inWindow, type GcConfig } from './config.js';
 import type { Lifecycle } from './lifecycle.js';
 import type { GcMetrics } from './metrics.js';
@@ -19,6 +19,8 @@ export interface ScheduleOptions {
   log: GcLog;
   metrics?: GcMetrics;
   lifecycle?: Lifecycle;
+  /** Called after each pass that ran (not one refused the lease), with its report. */
+  onPass?: (report: CollectReport, dryRun: boolean) => void;
 }
 
 /**
@@ -47,6 +49,7 @@ export function scheduleGc(driver: StorageDriver, cfg: GcConfig | undefined, opt
       else {
         const recorded = report.verdicts.filter((v) => v.action === 'recorded').length;
         options.log.info({ deleted: report.deletedObjects, bytes: report.reclaimedBytes, recorded, ms: report.durationMs, dryrun: cfg.dryrun }, 'garbage collection pass');
+        options.onPass?.(report, cfg.dryrun);
       }
     } catch (e) {
       options.log.warn({ err: e }, 'garbage collection pass failed');

@@ -114,3 +114,41 @@ test('a mirror run is an event with what it copied', async (t) => {
   assert.equal(data['result'], 'ok');
   assert.equal((data['counts'] as Json)['copied'], 1);
 });
+
+test('a collection pass is an event with what it deleted, bytes freed, and the retention rule that condemned a tag', async (t) => {
+  const receiver = await startEventReceiver();
+  t.after(() => receiver.close());
+  const reg = await startRegistry({
+    storage: { gc: { enabled: true, interval: '1s', grace: '0s', collector: true } },
+    retention: [{ name: 'newest', images: ['team/**'], latest: 1 }],
+    notifications: { journal: { node: 'ce' }, endpoints: [cloudEndpoint(receiver.url, { types: ['gc.pass'] })] },
+  });
+  t.after(() => reg.close());
+  for (const tag of ['old', 'new']) {
+    await pushImage(reg.url, 'team/app', tag, await makeImage({ label: `ce-gc ${tag}` }));
+    // Push time is the tag link's modification time: whole seconds on S3.
+    if (reg.storage === 's3') await new Promise((r) => setTimeout(r, 1100));
+  }
+  // The tag is recorded by one pass and deleted by a later one, with a settle each: generous for a loaded machine.
+  const deadline = Date.now() + 90_000;
+  const deletedTag = (): Json | undefined => {
+    for (const e of receiver.events()) {
+      const data = e['data'] as Json;
+      const tag = (data['deleted'] as Json[]).find((d) => d['kind'] === 'tag');
+      if (tag) return { ...data, tag };
+    }
+    return undefined;
+  };
+  while (!deletedTag() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+  const pass = deletedTag();
+  assert.ok(pass, `no gc.pass event deleted a tag: ${JSON.stringify(receiver.events().map((e) => e['data']))}`);
+  for (const e of receiver.events()) assert.equal(e['type'], 'io.sluice.gc.pass');
+  const tag = pass['tag'] as Json;
+  assert.equal(tag['repository'], 'team/app');
+  assert.equal(tag['tag'], 'old');
+  assert.equal(tag['cause'], 'retention');
+  assert.match(String(tag['reason']), /newest/);
+  assert.equal(pass['dryrun'], false);
+  assert.ok((pass['deletedObjects'] as number) >= 1);
+  assert.equal((pass['counts'] as Json)['tag'], 1);
+});

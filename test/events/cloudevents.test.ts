@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startRegistry } from '../helpers/registry.js';
@@ -151,4 +152,33 @@ test('a collection pass is an event with what it deleted, bytes freed, and the r
   assert.equal(pass['dryrun'], false);
   assert.ok((pass['deletedObjects'] as number) >= 1);
   assert.equal((pass['counts'] as Json)['tag'], 1);
+});
+
+test('a pull refused by trust is an event naming the image and the requirement it did not meet', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'sluice-ce-trust-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  await writeFile(join(dir, 'hive.pub'), publicKey.export({ type: 'spki', format: 'pem' }).toString());
+  const receiver = await startEventReceiver();
+  t.after(() => receiver.close());
+  const reg = await startRegistry({
+    http: { host: 'http://registry.test' },
+    trust: { keys: { hive: join(dir, 'hive.pub') }, require: [{ name: 'prod', images: ['prod/**'], keys: ['hive'] }] },
+    notifications: { journal: { node: 'ce' }, endpoints: [cloudEndpoint(receiver.url, { types: ['trust.refused'] })] },
+  });
+  t.after(() => reg.close());
+  const img = await makeImage({ label: 'ce-trust' });
+  await pushImage(reg.url, 'prod/app', '1', img);
+  const res = await fetch(`${reg.url}/v2/prod/app/manifests/1`);
+  await res.arrayBuffer();
+  assert.equal(res.status, 403);
+  await receiver.waitFor(1);
+  const e = receiver.events()[0]!;
+  assert.equal(e['type'], 'io.sluice.trust.refused');
+  const data = e['data'] as Json;
+  const target = data['target'] as Json;
+  assert.equal(target['repository'], 'prod/app');
+  assert.equal(target['tag'], '1');
+  assert.equal(target['digest'], img.digest);
+  assert.match(String(data['reason']), /hive|prod|signature/i);
 });

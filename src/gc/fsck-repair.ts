@@ -1,11 +1,12 @@
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { digestOf, parseDigest, type Digest } from '../oci/digest.js';
 import { parseManifest } from '../oci/manifest.js';
 import type { RepositoryName } from '../oci/name.js';
 import { isCacheRepository } from '../proxy/names.js';
 import type { BlobStore } from '../storage/blobs.js';
 import type { StorageDriver } from '../storage/driver.js';
-import { blobDataPath, uploadDataPath } from '../storage/layout.js';
+import { blobDataPath } from '../storage/layout.js';
 import { RepositoryStore } from '../storage/repository.js';
 import type { UploadStore } from '../storage/uploads.js';
 import type { Upstream, Upstreams } from '../upstream/upstreams.js';
@@ -50,11 +51,18 @@ function repositoriesOf(p: Problem): string[] {
   return [...names];
 }
 
-/** The hash of a stored object, read as it streams. */
-async function hashStored(driver: StorageDriver, path: string, algorithm: string): Promise<Digest> {
-  const h = createHash(algorithm);
-  for await (const chunk of await driver.reader(path)) h.update(chunk as Buffer);
-  return `${algorithm}:${h.digest('hex')}` as Digest;
+/**
+ * The upstream's bytes as they pass into the session, hashed on the way and refused past `size`: a lying
+ * upstream can neither send more than the manifest gives nor make us read the session back to check it.
+ */
+async function* checked(body: AsyncIterable<Buffer>, size: number, hash: Hash): AsyncGenerator<Buffer> {
+  let seen = 0;
+  for await (const chunk of body) {
+    seen += chunk.length;
+    if (seen > size) throw new Error(`upstream sent more than the ${size} bytes the manifest gives`);
+    hash.update(chunk);
+    yield chunk;
+  }
 }
 
 /**
@@ -69,8 +77,9 @@ async function refetchBlob(deps: RepairDeps, upstream: Upstream, remote: string,
   const body = await upstream.limit(() => upstream.source(remote, d).getBlob(descriptor));
   const id = await deps.uploads.start(repo);
   try {
-    await deps.uploads.append(repo, id, body, 0, size);
-    const actual = await hashStored(deps.driver, uploadDataPath(repo, id), parseDigest(d).algorithm);
+    const hash = createHash(parseDigest(d).algorithm);
+    await deps.uploads.append(repo, id, Readable.from(checked(body, size, hash)), 0, size);
+    const actual = `${parseDigest(d).algorithm}:${hash.digest('hex')}`;
     if (actual !== d) throw new Error(`upstream ${upstream.name} sent bytes with digest ${actual} for ${d}: refused, nothing written`);
     await deps.claims.claim([d]);
     if (p.kind !== 'blob-missing') await deps.driver.delete(blobDataPath(d));

@@ -152,3 +152,26 @@ test('sluice fsck --repair refuses a lying upstream\'s bytes and writes nothing'
   assert.deepEqual(await cache.ctx.driver.getContent(blobDataPath(l1)), corrupted);
   assert.deepEqual(await cache.files('docker/registry/v2/repositories/docker.io/library/app/_uploads'), [], 'no session left behind');
 });
+
+test('sluice fsck --repair stops reading an upstream that sends more than the manifest gives', async (t) => {
+  if (!needTools(t, 'skopeo')) return;
+  const work = await scratch('sluice-fsck-endless-');
+  t.after(() => work.cleanup());
+  const up = await startRegistry();
+  t.after(() => up.close());
+  const hostile = await startHostileUpstream(up.url);
+  t.after(() => hostile.close());
+  const img: TestImage = await makeImage({ label: 'endless', layers: [{ a: Buffer.alloc(128 * 1024, 7) }] });
+  await pushImage(up.url, 'library/app', '1', img);
+  const { cache, config } = await filledCache(t, hostile.url, work.dir);
+  const l0 = img.layers[0]!.descriptor.digest as Digest;
+  await cache.ctx.driver.delete(blobDataPath(l0));
+  // 64 MiB without a Content-Length for a 128 KiB layer.
+  hostile.lie(/^GET .*\/blobs\/sha256:/, { kind: 'endless', bytes: 64 * 1024 * 1024 });
+  const r = await fsckJson(config, '--repair');
+  assert.equal(r.code, 1);
+  assert.deepEqual(r.report.repairs!.map((x) => `${x.repaired} ${x.kind} ${x.digest}`), [`false blob-missing ${l0}`]);
+  assert.match(r.report.repairs![0]!.detail, /more than the \d+ bytes the manifest gives/);
+  assert.equal(await cache.ctx.driver.stat(blobDataPath(l0)), null);
+  assert.deepEqual(await cache.files('docker/registry/v2/repositories/docker.io/library/app/_uploads'), [], 'no session left behind');
+});

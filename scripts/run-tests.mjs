@@ -1,7 +1,8 @@
 // Finds the compiled tests and hands them to node's test runner (Node 20 has no glob arguments).
 // The registry, cache, mirror-job and garbage-collection tests then run a second time with SLUICE_TEST_STORAGE=s3 (every test registry
 // on an in-process S3 server); SLUICE_TEST_S3_PASS=0 leaves that pass out.
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
@@ -21,14 +22,25 @@ const concurrency = process.env.SLUICE_TEST_CONCURRENCY ?? '2';
 // Every test process fails on an unhandled rejection or uncaught exception (see the module's comment).
 const guard = join(root, 'dist', 'test', 'helpers', 'fail-on-unhandled.js');
 
-/** Runs test files in node's runner; returns its exit status. */
+// The runner's usual output (spec on a terminal, TAP otherwise), plus each file's time, printed after each pass.
+const mainReporter = process.stdout.isTTY ? 'spec' : 'tap';
+const timesReporter = join(root, 'scripts', 'file-times-reporter.mjs');
+const timesDir = mkdtempSync(join(tmpdir(), 'sluice-test-times-'));
+let passes = 0;
+
+/** Runs test files in node's runner, then prints their times; returns its exit status. */
 function runFiles(list, env = {}) {
   if (list.length === 0) return 0;
-  const r = spawnSync(process.execPath, ['--import', guard, '--test', `--test-concurrency=${concurrency}`, ...list], {
-    cwd: root,
-    stdio: 'inherit',
-    env: { ...process.env, ...env },
-  });
+  const times = join(timesDir, `pass${++passes}.txt`);
+  const reporters = [`--test-reporter=${mainReporter}`, '--test-reporter-destination=stdout'];
+  reporters.push(`--test-reporter=${timesReporter}`, `--test-reporter-destination=${times}`);
+  const args = ['--import', guard, '--test', `--test-concurrency=${concurrency}`, ...reporters, ...list];
+  const r = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit', env: { ...process.env, ...env } });
+  try {
+    process.stdout.write(`\n${readFileSync(times, 'utf8')}`);
+  } catch {
+    // The runner died before its reporters finished: its own output says why.
+  }
   return r.status ?? 1;
 }
 

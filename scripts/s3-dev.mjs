@@ -192,7 +192,7 @@ async function main() {
   const stop = () => {
     if (stopping) return;
     stopping = true;
-    s.close().then(() => process.exit(0));
+    void s.close().then(() => process.exit(0));
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);

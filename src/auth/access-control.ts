@@ -6,7 +6,7 @@ import { isTag } from '../oci/name.js';
 import { compilePolicy, decide, type Policy } from '../policy/evaluate.js';
 import { ACTIONS, ANONYMOUS, isAction, principalText, type Action, type Decision, type Principal, type Target } from '../policy/types.js';
 import { enforcedPolicySpec } from '../policy/config.js';
-import type { AccessRequest } from '../registry/access.js';
+import type { AccessRequest } from './access-request.js';
 import { parseDuration } from '../config/duration.js';
 import { FailureLimiter } from './attempts.js';
 import { AuditLog } from './audit.js';
@@ -118,7 +118,7 @@ export class AccessControl {
     const spec = enforcedPolicySpec(config.access, { hasCredentials });
     let audit: AuditLog | undefined;
     try {
-      audit = config.audit && config.audit.enabled ? await AuditLog.open(config.audit.path) : undefined;
+      audit = config.audit?.enabled ? await AuditLog.open(config.audit.path) : undefined;
     } catch (e) {
       await htpasswd?.close();
       throw e;
@@ -384,7 +384,7 @@ export class AccessControl {
       }
       const wanted = new Set<Action>();
       for (const a of r.actions) {
-        if (a === '*') ['pull', 'push', 'delete'].forEach((x) => wanted.add(x as Action));
+        if (a === '*') for (const x of ['pull', 'push', 'delete'] as Action[]) wanted.add(x);
         else if (isAction(a) && a !== 'list') wanted.add(a);
       }
       if (wanted.has('push')) wanted.add('overwrite');

@@ -100,7 +100,7 @@ export class RobotStore {
   }
 
   private load(): void {
-    let text;
+    let text: ReturnType<typeof this.file.readIfChanged>;
     try {
       text = this.file.readIfChanged();
     } catch (e) {

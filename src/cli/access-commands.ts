@@ -254,7 +254,7 @@ export function registerAccessCommands(program: Command): void {
       if (asked.includes('trust')) {
         if (asked.length > 1) fail('--action trust is answered by the trust rules: ask it alone');
         const config = await configFrom(opts.config);
-        let e;
+        let e: ReturnType<typeof explainTrust>;
         try {
           e = explainTrust(config, ref);
         } catch (err) {
@@ -277,7 +277,7 @@ export function registerAccessCommands(program: Command): void {
       if (asked.includes('fetch')) {
         if (asked.length > 1) fail('--action fetch is answered by the flow rules: ask it alone');
         const config = await configFrom(opts.config);
-        let e;
+        let e: ReturnType<typeof explainFetch>;
         try {
           e = explainFetch(config, ref);
         } catch (err) {
@@ -311,7 +311,7 @@ export function registerAccessCommands(program: Command): void {
           spec.groups[g] = [...spec.groups[g]!, member];
         }
       }
-      let compiled;
+      let compiled: ReturnType<typeof compilePolicy>;
       try {
         compiled = compilePolicy(spec);
       } catch (e) {

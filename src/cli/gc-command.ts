@@ -43,7 +43,7 @@ export function registerGcCommand(program: Command): void {
       const { runPass } = await import('../gc/run.js');
       const { describeReport } = await import('../gc/describe.js');
       const { lifecycleOf } = await import('../gc/lifecycle.js');
-      let lifecycle;
+      let lifecycle: ReturnType<typeof lifecycleOf>;
       try {
         lifecycle = lifecycleOf(config);
       } catch (e) {

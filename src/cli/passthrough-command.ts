@@ -70,7 +70,7 @@ export function registerPassthroughCommand(program: Command): void {
       import('../transport/docker-engine.js'),
       import('../copy/progress.js'),
     ]);
-    let settings;
+    let settings: ReturnType<typeof resolveSettings>;
     try {
       settings = resolveSettings({ mode: f.mode, registries: f.registries, images: f.images?.join(' '), from: f.from });
     } catch (e) {
@@ -148,7 +148,7 @@ export function registerPassthroughCommand(program: Command): void {
 
     const from = new DockerEngine(settings.from);
     const target = new DockerEngine(to);
-    let result;
+    let result: Awaited<ReturnType<typeof runPassthrough>>;
     try {
       result = await runPassthrough({
         mode: settings.mode,

@@ -22,7 +22,7 @@ interface SyncFlags {
   parallelJobs?: number;
 }
 
-const quietLog = { info: () => undefined, warn: (o: object, msg: string) => process.stderr.write(`warning: ${msg}\n`) };
+const quietLog = { info: () => undefined, warn: (_o: object, msg: string) => process.stderr.write(`warning: ${msg}\n`) };
 
 /** The config `sluice sync` runs with: the given file, or (skopeo's YAML) upstreams and jobs made from it. */
 async function syncConfig(f: SyncFlags, file: string | undefined): Promise<Config> {
@@ -46,7 +46,7 @@ async function syncConfig(f: SyncFlags, file: string | undefined): Promise<Confi
   } catch (e) {
     fail(`cannot read ${file}: ${(e as Error).message}`);
   }
-  let parsed;
+  let parsed: ReturnType<typeof readSkopeoYaml>;
   try {
     parsed = readSkopeoYaml(text, file, f.scoped ?? false);
   } catch (e) {
@@ -184,7 +184,7 @@ export function registerSyncCommands(program: Command): void {
       }
       if (!s.ok) process.exitCode = 1;
     };
-    const { limiter } = await import('../copy/limit.js');
+    const { limiter } = await import('../async/limit.js');
     const slots = limiter(f.parallelJobs ?? 4);
     try {
       const runs = await Promise.allSettled(jobs.map((job, i) => slots(() => runJob(job, i).finally(() => output.end(i)))));

@@ -37,7 +37,7 @@ function expand(obj: unknown, segments: string[], prefix: string[], out: string[
   }
   if (typeof obj !== 'object' || obj === null) return;
   const [head, ...rest] = segments as [string, ...string[]];
-  const keys = head === '*' ? Object.keys(obj) : Object.prototype.hasOwnProperty.call(obj, head) ? [head] : [];
+  const keys = head === '*' ? Object.keys(obj) : Object.hasOwn(obj, head) ? [head] : [];
   for (const k of keys) expand((obj as Record<string, unknown>)[k], rest, [...prefix, k], out);
 }
 

@@ -7,7 +7,7 @@ import { formatPlatform, hostPlatform, platformMatches, type Platform } from '..
 import { isConnectionError, RegistryError } from '../transport/registry-client.js';
 import type { ImageDestination, ImageSource, RawManifest } from '../transport/transport.js';
 import { canZstd, isUncompressedLayer, LayerCompressor, rewriteChildren, rewriteLayers, type CompressFormat } from './compress.js';
-import { limiter } from './limit.js';
+import { limiter } from '../async/limit.js';
 import { rewriteIndex, selectChildren } from './platforms.js';
 import { BlobVerificationError, VerifyStream } from './verify.js';
 import { setTimeout as sleep } from 'node:timers/promises';

@@ -64,7 +64,9 @@ export class Notifier implements EventSink {
       this.markStarted(false);
       throw e;
     }
-    this.journal.onAppend(() => this.workers.forEach((w) => w.notify()));
+    this.journal.onAppend(() => {
+      for (const w of this.workers) w.notify();
+    });
     this.pruneTimer = setInterval(() => void this.prune(), PRUNE_EVERY_MS);
     this.pruneTimer.unref();
     this.markStarted(true);

@@ -1,6 +1,6 @@
 import type { Digest } from '../oci/digest.js';
 import { referencedBlobs, type Manifest } from '../oci/manifest.js';
-import { limiter } from '../copy/limit.js';
+import { limiter } from '../async/limit.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { activePath, candidatePath, deletingPath, heartbeatPath } from './paths.js';
 

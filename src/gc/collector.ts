@@ -1,5 +1,5 @@
 import type { Digest } from '../oci/digest.js';
-import { limiter } from '../copy/limit.js';
+import { limiter } from '../async/limit.js';
 import type { StorageDriver } from '../storage/driver.js';
 import {
   blobDataPath,

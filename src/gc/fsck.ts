@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { digestOf, isDigest, parseDigest, type Digest } from '../oci/digest.js';
-import { parseManifest, referencedBlobs } from '../oci/manifest.js';
+import { parseManifest, referencedBlobs, type Manifest } from '../oci/manifest.js';
 import { isRepositoryName, isTag, type RepositoryName } from '../oci/name.js';
-import { limiter } from '../copy/limit.js';
+import { limiter } from '../async/limit.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { blobDataPath, repoPath, revisionsPath, tagCurrentPath, tagsPath, walkRepositoryDirs } from '../storage/layout.js';
 
@@ -150,7 +150,7 @@ async function checkRepository(
     if (actual !== d) {
       return void problem({ ...where, kind: 'manifest-corrupt', detail: `manifest ${d}: its bytes have digest ${actual}` });
     }
-    let m;
+    let m: Manifest;
     try {
       m = parseManifest(bytes);
     } catch (e) {

@@ -1,7 +1,7 @@
 import { isDigest, type Digest } from '../oci/digest.js';
 import { parseManifest, referencedBlobs } from '../oci/manifest.js';
 import { isRepositoryName, isTag, type RepositoryName } from '../oci/name.js';
-import { limiter } from '../copy/limit.js';
+import { limiter } from '../async/limit.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { blobDataPath, repoPath, revisionsPath, tagCurrentPath, tagsPath, walkRepositoryDirs } from '../storage/layout.js';
 import { listLinkedDigests, readLink } from '../storage/links.js';

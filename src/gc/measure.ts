@@ -1,6 +1,6 @@
 import type { Digest } from '../oci/digest.js';
 import type { RepositoryName } from '../oci/name.js';
-import { limiter } from '../copy/limit.js';
+import { limiter } from '../async/limit.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { blobDataPath } from '../storage/layout.js';
 import { markStorage } from './mark.js';

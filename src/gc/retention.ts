@@ -1,6 +1,6 @@
 import type { Digest } from '../oci/digest.js';
 import type { RepositoryName } from '../oci/name.js';
-import { limiter } from '../copy/limit.js';
+import { limiter } from '../async/limit.js';
 import { judgeEviction, type CachedImage, type EvictionVerdict } from '../policy/eviction.js';
 import { day, judgeTags, rulesFor, ruleLabel, untaggedKeepMs, type RetentionRule } from '../policy/retention.js';
 import type { StorageDriver } from '../storage/driver.js';

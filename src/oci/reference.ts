@@ -13,7 +13,9 @@ export interface Reference {
 }
 
 /** Thrown for text that is not an image reference. */
-export class ReferenceError extends Error {}
+export class InvalidReferenceError extends Error {
+  override readonly name = 'InvalidReferenceError';
+}
 
 const COMPONENT = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/;
 // Docker's domain grammar: DNS labels, an IPv6 address in brackets, an optional port; never `..` or empty.
@@ -31,7 +33,7 @@ export function parseReference(text: string, defaultRegistry: string = DOCKER_HU
   const at = rest.indexOf('@');
   if (at >= 0) {
     const d = rest.slice(at + 1);
-    if (!isDigest(d)) throw new ReferenceError(`invalid digest in reference ${quoteName(text)}`);
+    if (!isDigest(d)) throw new InvalidReferenceError(`invalid digest in reference ${quoteName(text)}`);
     digest = d;
     rest = rest.slice(0, at);
   }
@@ -41,18 +43,18 @@ export function parseReference(text: string, defaultRegistry: string = DOCKER_HU
   if (colon > lastSlash) {
     tag = rest.slice(colon + 1);
     rest = rest.slice(0, colon);
-    if (!isTag(tag)) throw new ReferenceError(`invalid tag ${quoteName(tag)} in reference ${quoteName(text)}`);
+    if (!isTag(tag)) throw new InvalidReferenceError(`invalid tag ${quoteName(tag)} in reference ${quoteName(text)}`);
   }
   const parts = rest.split('/');
   let registry = defaultRegistry;
   if (parts.length > 1 && looksLikeRegistry(parts[0]!)) {
     registry = parts.shift()!;
-    if (!HOST.test(registry)) throw new ReferenceError(`invalid registry host ${quoteName(registry)} in reference ${quoteName(text)}`);
+    if (!HOST.test(registry)) throw new InvalidReferenceError(`invalid registry host ${quoteName(registry)} in reference ${quoteName(text)}`);
   }
   if (registry === 'index.docker.io' || registry === 'registry-1.docker.io') registry = DOCKER_HUB;
   if (registry === DOCKER_HUB && parts.length === 1) parts.unshift('library');
   if (parts.length === 0 || parts.some((p) => !COMPONENT.test(p)) || parts.join('/').length > MAX_NAME_LENGTH) {
-    throw new ReferenceError(`invalid repository name in reference ${quoteName(text)}`);
+    throw new InvalidReferenceError(`invalid repository name in reference ${quoteName(text)}`);
   }
   const ref: Reference = { registry, repository: parts.join('/') };
   if (tag !== undefined) ref.tag = tag;

@@ -40,7 +40,7 @@ export function hostReferences(images: DaemonImage[]): { refs: HostReference[]; 
       }
     }
     for (const text of image.repoTags) {
-      let reference;
+      let reference: ReturnType<typeof parseTaggedName>;
       try {
         reference = parseTaggedName(text);
       } catch (e) {

@@ -1,4 +1,4 @@
-import { limiter } from '../copy/limit.js';
+import { limiter } from '../async/limit.js';
 import { MediaType } from '../oci/mediatypes.js';
 import { RegistryClient, RegistryError, isConnectionError } from '../transport/registry-client.js';
 import type { Upstreams } from '../upstream/upstreams.js';

@@ -93,7 +93,7 @@ async function transfer(from: Daemon, to: Daemon, ids: string[], onProgress?: (b
 
 /** The plan's signature check: signatures are read from the registry each RepoDigest names, reached through `upstreams`, a few at a time. */
 async function signatureCheck(gates: SignatureGate[], upstreams: PassthroughRun['upstreams']): Promise<(r: HostReference) => Promise<SignatureOutcome | undefined>> {
-  const [{ checkSignatures }, { RegistrySource }, { limiter }] = await Promise.all([import('./signatures.js'), import('../transport/docker.js'), import('../copy/limit.js')]);
+  const [{ checkSignatures }, { RegistrySource }, { limiter }] = await Promise.all([import('./signatures.js'), import('../transport/docker.js'), import('../async/limit.js')]);
   const u = typeof upstreams === 'function' ? await upstreams() : upstreams;
   const limit = limiter(4);
   return (r) =>

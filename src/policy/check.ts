@@ -137,8 +137,10 @@ function warningsOf(spec: PolicySpec): Finding[] {
     }
   });
   const used = new Set<string>();
-  const collect = (entries: string[]) => entries.filter((e) => e.startsWith('@')).forEach((e) => used.add(e.slice(1)));
-  spec.rules.forEach((r) => collect(r.repos));
+  const collect = (entries: string[]): void => {
+    for (const e of entries) if (e.startsWith('@')) used.add(e.slice(1));
+  };
+  for (const r of spec.rules) collect(r.repos);
   collect(spec.readonly);
   Object.values(spec.sets).forEach(collect);
   for (const s of Object.keys(spec.sets)) if (!used.has(s)) findings.push({ level: 'warning', message: `set @${s} is defined but not used` });

@@ -344,7 +344,7 @@ export class PullThroughCache {
     let run = this.inflight.get(key);
     if (!run) {
       run = (async () => {
-        let fetched;
+        let fetched: Awaited<ReturnType<typeof this.fetchManifest>>;
         try {
           fetched = await this.fetchManifest(t, digest);
         } catch (e) {
@@ -390,7 +390,7 @@ export class PullThroughCache {
       throw new OciError('MANIFEST_INVALID', `upstream ${t.upstream.name} sent a manifest with digest ${digest} for ${t.image}@${reference}`);
     }
     const announced = header(res, 'docker-content-digest');
-    if (announced && announced.startsWith('sha256:') && announced !== digest) {
+    if (announced?.startsWith('sha256:') && announced !== digest) {
       throw new OciError('MANIFEST_INVALID', `upstream ${t.upstream.name} announced ${announced} for ${t.image}:${reference} but sent bytes with digest ${digest}`);
     }
     let manifest: Manifest;

@@ -26,7 +26,7 @@ export async function throughCache(ctx: RegistryContext, req: FastifyRequest, re
   const cache = ctx.cache!;
   const read = req.method === 'GET' || req.method === 'HEAD';
   const ns = (req.query as Record<string, unknown>).ns;
-  let t;
+  let t: Awaited<ReturnType<typeof cache.target>>;
   try {
     t = await cache.target(ep.name, { ...(typeof ns === 'string' ? { ns } : {}), ...(req.headers.host ? { host: req.headers.host } : {}), write: !read });
   } catch (e) {

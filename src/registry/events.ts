@@ -19,7 +19,10 @@ const HOST = hostname();
 /** Distribution's `request` record: one id per request, shared by all its events. */
 function requestRecord(req: FastifyRequest): EventRequest {
   let id = requestIds.get(req);
-  if (!id) requestIds.set(req, (id = randomUUID()));
+  if (!id) {
+    id = randomUUID();
+    requestIds.set(req, id);
+  }
   const ua = req.headers['user-agent'];
   return {
     id,

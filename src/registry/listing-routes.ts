@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { OciError } from '../oci/errors.js';
-import { effectiveArtifactType, parseManifest } from '../oci/manifest.js';
+import { effectiveArtifactType, parseManifest, type Manifest } from '../oci/manifest.js';
 import { MediaType } from '../oci/mediatypes.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import type { RepositoryName } from '../oci/name.js';
@@ -79,7 +79,7 @@ export async function listReferrers(ctx: RegistryContext, req: FastifyRequest, r
   for (const d of candidates) {
     const stored = await repo.getManifest(d);
     if (!stored) continue;
-    let m;
+    let m: Manifest;
     try {
       m = parseManifest(stored.bytes);
     } catch {

@@ -10,7 +10,7 @@ import type { RepositoryStore } from '../storage/repository.js';
 import { requireWritable } from './blob-routes.js';
 import { readSmallBody, refuseCodings } from './body.js';
 import { etagOf, ifNoneMatchHits } from './conditional.js';
-import { limiter } from '../copy/limit.js';
+import { limiter } from '../async/limit.js';
 import type { IndexPolicy, RegistryContext } from './context.js';
 import { checkPull } from './trust-pull.js';
 import { claimForPush } from './gc-claim.js';
@@ -55,7 +55,7 @@ function manifestEvent(
   tag: string | undefined,
   m?: Manifest,
 ): EventDraft {
-  let references;
+  let references: ReturnType<typeof manifestReferences> | undefined;
   try {
     references = manifestReferences(m ?? parseManifest(bytes));
   } catch {

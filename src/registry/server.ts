@@ -11,7 +11,7 @@ import type { StorageDriver } from '../storage/driver.js';
 import { driverFor } from '../storage/driver-for.js';
 import { checkStorageAtStart, StorageHealth } from '../storage/health.js';
 import { checkImmutableTags } from './immutable-tags.js';
-import { installAccessControl } from '../auth/install.js';
+import { installAccessControl } from './auth-setup.js';
 import { deleteBlob, getBlob } from './blob-routes.js';
 import { RegistryContext } from './context.js';
 import { sendError, toOciError } from './errors.js';
@@ -168,7 +168,8 @@ export function buildRegistry(opts: ServerOptions): Registry {
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
 
   // Access control (src/auth): /token, ctx.authorize, ctx.catalogFilter, challenges, audit log.
-  installAccessControl(app, ctx, config);
+  // Its promise is awaited by the onReady hook it adds; a failure surfaces there.
+  void installAccessControl(app, ctx, config);
 
   const extraHeaders = config.http.headers ?? {};
   app.addHook('onRequest', async (_req, reply) => {
@@ -257,7 +258,7 @@ export async function serve(config: Config, onListen?: (url: string) => void): P
   if (plain) reg.app.log.warn(plain);
   const address = await reg.app.listen({ host, port, backlog: LISTEN_BACKLOG });
   onListen?.(address);
-  const purge = scheduleUploadPurge(reg);
+  const purge = scheduleUploadPurge(reg.ctx, reg.app.log);
   let closing = false;
   const stop = (signal: string) => {
     if (closing) return;

@@ -42,14 +42,17 @@ function dockerName(ctx: RegistryContext, name: string): string {
 export async function checkPull(ctx: RegistryContext, req: FastifyRequest, served: ServedManifest): Promise<void> {
   const { name, reference, digest } = served;
   const trust = ctx.trust;
-  if (!trust || !trust.ruleFor(name, 'pull')) return;
+  if (!trust?.ruleFor(name, 'pull')) return;
   // HEAD gives a digest and no content; whoever may push here (the builder that signs what it pushed) may read it.
   if (req.method === 'HEAD') return;
   // Signatures, attestations and SBOMs are what images are judged by, not images: `sluice verify` and cosign must read them.
   if (isEvidenceBytes(served.bytes)) return;
   if (ctx.mayPush && (await ctx.mayPush(req, name))) return;
   let cache = decisions.get(ctx);
-  if (!cache) decisions.set(ctx, (cache = new Map()));
+  if (!cache) {
+    cache = new Map();
+    decisions.set(ctx, cache);
+  }
   // The tag and the name judged are part of the key: under matchRepoDigestOrExact a signature names one tag
   // of one registry name, so an approval of `app:1` says nothing about `app:2` pointing at the same digest,
   // nor about the same tag asked for under another Host.
@@ -59,7 +62,10 @@ export async function checkPull(ctx: RegistryContext, req: FastifyRequest, serve
   const what = `${name}${isDigest(reference) ? `@${reference}` : `:${reference}`}`;
   if (hit && hit.until > Date.now()) return requireTrusted(hit.verdict, what);
   let inFlight = running.get(ctx);
-  if (!inFlight) running.set(ctx, (inFlight = new Map()));
+  if (!inFlight) {
+    inFlight = new Map();
+    running.set(ctx, inFlight);
+  }
   let check = inFlight.get(key);
   if (!check) {
     const flight = inFlight;

@@ -27,9 +27,20 @@ export function decodeCbor(bytes: Uint8Array): CborValue {
   };
   const arg = (info: number): number | bigint => {
     if (info < 24) return info;
-    if (info === 24) return need(1), buf[pos++]!;
-    if (info === 25) return need(2), (pos += 2), buf.readUInt16BE(pos - 2);
-    if (info === 26) return need(4), (pos += 4), buf.readUInt32BE(pos - 4);
+    if (info === 24) {
+      need(1);
+      return buf[pos++]!;
+    }
+    if (info === 25) {
+      need(2);
+      pos += 2;
+      return buf.readUInt16BE(pos - 2);
+    }
+    if (info === 26) {
+      need(4);
+      pos += 4;
+      return buf.readUInt32BE(pos - 4);
+    }
     if (info === 27) {
       need(8);
       const v = buf.readBigUInt64BE(pos);

@@ -1,5 +1,5 @@
 import { X509Certificate, constants, verify as cryptoVerify, type KeyObject } from 'node:crypto';
-import { CborError, CborTag, decodeCbor, encodeCborArray, type CborValue } from './cbor.js';
+import { type CborError, CborTag, decodeCbor, encodeCborArray, type CborValue } from './cbor.js';
 
 // Notary Project (notation) signatures, verified offline and purely: a JWS or COSE envelope whose payload names
 // the target manifest, signed by the leaf of an X.509 chain that ends at a certificate of a trust store, checked

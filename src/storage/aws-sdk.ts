@@ -11,5 +11,6 @@ let load: Promise<S3Sdk> | undefined;
  */
 export function loadS3Sdk(): Promise<S3Sdk> {
   process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
-  return (load ??= import('@aws-sdk/client-s3'));
+  load ??= import('@aws-sdk/client-s3');
+  return load;
 }

@@ -356,7 +356,12 @@ async function pumpFile(fh: FileHandle, out: Writable, offset: number, length: n
   // listener stays so that is never an uncaught exception, however many calls a receiver sees.
   if (!out.listeners('error').includes(ignoreLateError)) out.on('error', ignoreLateError);
   const written = (buf: Buffer): Promise<void> =>
-    Promise.race([new Promise<void>((resolve) => out.write(buf, (err) => (err ? fail(err) : undefined, resolve()))), closed]);
+    Promise.race([new Promise<void>((resolve) =>
+      out.write(buf, (err) => {
+        if (err) fail(err);
+        resolve();
+      }),
+    ), closed]);
   const inFlight: [Promise<void>, Promise<void>] = [Promise.resolve(), Promise.resolve()];
   try {
     let pos = offset;

@@ -22,7 +22,7 @@ function because(e: unknown): string {
 
 /** Proves the storage can be read: its root is a directory (or absent: an empty registry) and can be listed. */
 export async function probeRead(driver: StorageDriver): Promise<void> {
-  let root;
+  let root: Awaited<ReturnType<typeof driver.stat>>;
   try {
     root = await driver.stat('');
     await driver.list('');

@@ -101,7 +101,11 @@ export function pumpGet(req: GetRequest, out: Writable, length: number, rangeOff
     let lent: Buffer | undefined;
     let scratch: Buffer | undefined;
     /** Where the next read lands (Node asks after every read): never the buffer `out` still holds. */
-    const nextBuffer = (): Buffer => (lent === buffer ? (scratch ??= Buffer.allocUnsafe(SCRATCH_SIZE)) : buffer);
+    const nextBuffer = (): Buffer => {
+      if (lent !== buffer) return buffer;
+      scratch ??= Buffer.allocUnsafe(SCRATCH_SIZE);
+      return scratch;
+    };
 
     const finish = (err?: Error): void => {
       if (settled) return;
@@ -117,7 +121,10 @@ export function pumpGet(req: GetRequest, out: Writable, length: number, rangeOff
     const onOutError = (e: Error): void => finish(e);
 
     const afterWrite = (err?: Error | null): void => {
-      if (err) return finish(err);
+      if (err) {
+        finish(err);
+        return;
+      }
       // A write that went out at once calls back a turn later, maybe while a later one still waits in `out`.
       if (!waiting || out.writableLength > 0) return;
       waiting = false;

@@ -41,7 +41,10 @@ export function lockPerOwner(): (owner: object) => KeyedLock {
   const locks = new WeakMap<object, KeyedLock>();
   return (owner) => {
     let l = locks.get(owner);
-    if (!l) locks.set(owner, (l = new KeyedLock()));
+    if (!l) {
+      l = new KeyedLock();
+      locks.set(owner, l);
+    }
     return l;
   };
 }

@@ -17,7 +17,10 @@ export async function readLink(driver: StorageDriver, path: string): Promise<Dig
   // Only the filesystem gives objects an mtime that changes on every write.
   if (driver.name !== 'filesystem') return parseLink(await driver.getContent(path));
   let cache = linkCache.get(driver);
-  if (!cache) linkCache.set(driver, (cache = new Map()));
+  if (!cache) {
+    cache = new Map();
+    linkCache.set(driver, cache);
+  }
   const info = await driver.stat(path);
   if (!info || info.isDirectory) {
     cache.delete(path);

@@ -189,7 +189,10 @@ export class RepositoryStore {
     if (!info) return [];
     const mtime = info.modified.getTime();
     let cache = tagLists.get(this.driver);
-    if (!cache) tagLists.set(this.driver, (cache = new Map()));
+    if (!cache) {
+      cache = new Map();
+      tagLists.set(this.driver, cache);
+    }
     const hit = cache.get(dir);
     if (hit && hit.mtime === mtime) return hit.tags.slice();
     const names = (await this.driver.list(dir)).filter(isTag).sort();

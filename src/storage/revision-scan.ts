@@ -1,5 +1,5 @@
 import type { Digest } from '../oci/digest.js';
-import { parseManifest, referencedBlobs } from '../oci/manifest.js';
+import { parseManifest, referencedBlobs, type Manifest } from '../oci/manifest.js';
 import type { RepositoryName } from '../oci/name.js';
 import type { Platform } from '../oci/platform.js';
 import type { StorageDriver } from './driver.js';
@@ -71,7 +71,7 @@ export class RevisionScanner {
       s.seen.add(rev);
       const stored = await repo.getManifest(rev);
       if (!stored || stored.bytes.length > SCAN_LIMIT) continue;
-      let m;
+      let m: Manifest;
       try {
         m = parseManifest(stored.bytes);
       } catch {

@@ -1,4 +1,4 @@
-import type { S3Client, ServerSideEncryption, StorageClass } from '@aws-sdk/client-s3';
+import type { ListMultipartUploadsCommandOutput, S3Client, ServerSideEncryption, StorageClass } from '@aws-sdk/client-s3';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createHash, randomUUID } from 'node:crypto';
@@ -308,10 +308,11 @@ export class S3Driver implements StorageDriver {
    */
   exclusiveCreate(): Promise<boolean> {
     // A probe that failed for another reason (the network, a 5xx) is asked again next time.
-    return (this.conditional ??= this.probeConditional().catch((e: unknown) => {
+    this.conditional ??= this.probeConditional().catch((e: unknown) => {
       this.conditional = undefined;
       throw e;
-    }));
+    });
+    return this.conditional;
   }
 
   private async probeConditional(): Promise<boolean> {
@@ -336,7 +337,8 @@ export class S3Driver implements StorageDriver {
     // Upload data is several objects joined on read: no one URL serves it.
     if (isSegmented(path)) return undefined;
     const { sdk, c } = await this.connect();
-    const { getSignedUrl } = await (presignerLoad ??= import('@aws-sdk/s3-request-presigner'));
+    presignerLoad ??= import('@aws-sdk/s3-request-presigner');
+    const { getSignedUrl } = await presignerLoad;
     return getSignedUrl(c, new sdk.GetObjectCommand({ Bucket: this.bucket, Key: this.key(path) }), { expiresIn: expiresInSeconds });
   }
 
@@ -742,7 +744,7 @@ export class S3Driver implements StorageDriver {
     let keyMarker: string | undefined;
     let idMarker: string | undefined;
     for (let pages = 0; pages < 10_000; pages++) {
-      let out;
+      let out: ListMultipartUploadsCommandOutput;
       try {
         out = await c.send(new sdk.ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: this.prefix, KeyMarker: keyMarker, UploadIdMarker: idMarker }));
       } catch (e) {

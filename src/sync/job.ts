@@ -2,7 +2,7 @@ import picomatch from 'picomatch';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isEvidenceBytes } from '../sign/evidence.js';
 import { copyImage, type CopyProgress } from '../copy/copy.js';
-import { limiter } from '../copy/limit.js';
+import { limiter } from '../async/limit.js';
 import { isDigest, type Digest } from '../oci/digest.js';
 import { isRepositoryName, isTag, quoteName, type RepositoryName } from '../oci/name.js';
 import { parsePlatform } from '../oci/platform.js';

@@ -31,7 +31,7 @@ function literalTag(entry: string): string | null | undefined {
   // skopeo's YAML listing only digests: no tag at all.
   if (entry === '/^$/') return null;
   const m = ESCAPED_TAG.exec(entry);
-  const tag = m?.[1]!.replace(/\\\./g, '.');
+  const tag = m?.[1]?.replace(/\\\./g, '.');
   return tag && isTag(tag) ? tag : undefined;
 }
 

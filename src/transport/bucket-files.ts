@@ -46,7 +46,7 @@ export class BucketFiles implements WritableLayoutFiles {
 
   /** Connects on first use (the SDK loads then: see loadS3Sdk). */
   private connect(): Promise<{ sdk: S3Sdk; c: S3Client }> {
-    return (this.connecting ??= loadS3Sdk().then((sdk) => {
+    this.connecting ??= loadS3Sdk().then((sdk) => {
       const endpoint = bucketEndpoint(this.access);
       const { accessKeyId, secretAccessKey } = this.access;
       this.client = new sdk.S3Client({
@@ -59,7 +59,8 @@ export class BucketFiles implements WritableLayoutFiles {
         responseChecksumValidation: 'WHEN_REQUIRED',
       });
       return { sdk, c: this.client };
-    }));
+    });
+    return this.connecting;
   }
 
   private key(path: string): string {

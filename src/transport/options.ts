@@ -1,8 +1,8 @@
 import type { MinRate } from './min-rate.js';
-import type { RegistryPool } from './registry-client.js';
+import type { ConnectionSettings, RegistryPool } from './registry-pool.js';
 
 /** Settings that reach a transport from the command line (`--src-creds`, `--src-tls-verify`, ...). */
-export interface TransportOptions {
+export interface TransportOptions extends ConnectionSettings {
   /** `USER[:PASSWORD]` for a registry (`--src-creds` / `--dest-creds`). */
   creds?: string;
   /** An auth file in the Docker config format (`--authfile`); else the usual default places. */

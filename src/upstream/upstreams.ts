@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseDuration } from '../config/duration.js';
-import { limiter } from '../copy/limit.js';
+import { limiter } from '../async/limit.js';
 import { DOCKER_HUB } from '../oci/reference.js';
 import { isLoopbackHost, RegistryClient, RegistryPool } from '../transport/registry-client.js';
 import type { MinRate } from '../transport/min-rate.js';

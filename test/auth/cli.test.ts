@@ -46,7 +46,7 @@ test('sluice policy explain names the rule and pattern; policy check finds unrea
     await writeFile(cfg, stringify({ access: EXAMPLE_ACCESS }));
     const push = await sluice(['policy', 'explain', '-c', cfg, '--user', 'alice', '--action', 'push', 'team-a/app:1']);
     assert.equal(push.code, 0, push.stderr);
-    assert.match(push.stdout, /^push: ALLOWED\n  rule: +rule 2: repos \[team-a\/\*\*\] who \[group:devs, robot:builder\]/);
+    assert.match(push.stdout, /^push: ALLOWED\n {2}rule: +rule 2: repos \[team-a\/\*\*\] who \[group:devs, robot:builder\]/);
     assert.match(push.stdout, /pattern: team-a\/\*\*/);
     const anon = await sluice(['policy', 'explain', '-c', cfg, '--anonymous', '--action', 'pull,push', 'docker.io/library/nginx:1']);
     assert.equal(anon.code, 1, 'push is denied');
@@ -133,7 +133,7 @@ test('sluice policy explain checks every option value in one line and exits 1 wh
       [['--user', 'alice', 'x@sha256:short'], /is not a digest/],
     ];
     const results = await Promise.all(bad.map(([args]) => explain(...args)));
-    bad.forEach(([args, why], i) => oneLineFailure(results[i]!, why, args.join(' ')));
+    for (const [i, [args, why]] of bad.entries()) oneLineFailure(results[i]!, why, args.join(' '));
     const missing = await sluice(['policy', 'explain', '-c', join(s.dir, 'nope.yml'), 'x']);
     oneLineFailure(missing, /cannot read config .*nope\.yml/, 'missing config');
     await writeFile(robots, '{not json');

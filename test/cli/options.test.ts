@@ -65,7 +65,7 @@ test('--tls-verify=false allows plain HTTP to a registry named by host name; bar
   // A name that is not a loopback literal (so TLS applies) but reaches this machine.
   const name = hostname();
   const addr = await lookup(name, { family: 4 }).catch(() => undefined);
-  if (!addr || addr.address !== '127.0.0.1' || name === 'localhost') {
+  if (addr?.address !== '127.0.0.1' || name === 'localhost') {
     t.skip(`the host name ${name} does not resolve to 127.0.0.1`);
     return;
   }

@@ -62,7 +62,11 @@ test('a copy interrupted by the target dying mid-blob finishes on a second run, 
       const deadline = Date.now() + 60_000;
       // Layer a (sent first with --jobs 1) must be complete, and then layer b's upload under way.
       const aDone = async () => (await fetch(`${target.url}/v2/app/blobs/${a.descriptor.digest}`, { method: 'HEAD' })).status === 200;
-      while (Date.now() < deadline && copy.exitCode === null && !((await aDone()) && (arrived = await bytesUnder(uploads)) > 0)) {
+      const bDone = async () => {
+        arrived = await bytesUnder(uploads);
+        return arrived > 0;
+      };
+      while (Date.now() < deadline && copy.exitCode === null && !((await aDone()) && (await bDone()))) {
         try {
           if (written < 2_000_000) written += writeSync(fd, b.bytes, written, Math.min(65536, 2_000_000 - written));
           else await sleep(50);

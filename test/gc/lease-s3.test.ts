@@ -31,7 +31,9 @@ test('on S3 with conditional writes: one node holds the collector lease, the oth
   const restore = emulateConditionalPuts();
   t.after(restore);
   const [a, b] = [nodeDriver('lease'), nodeDriver('lease')];
-  t.after(() => [a, b].forEach((d) => d.destroy()));
+  t.after(() => {
+    for (const d of [a, b]) d.destroy();
+  });
   assert.equal(await a.exclusiveCreate(), true);
   assert.equal(await b.exclusiveCreate(), true);
   const held = await takeLease(a, 'auto', 1500);
@@ -58,7 +60,9 @@ test('on S3 with conditional writes: a pass on one node is refused while a pass 
   const restore = emulateConditionalPuts();
   t.after(restore);
   const [a, b] = [nodeDriver('passes'), nodeDriver('passes')];
-  t.after(() => [a, b].forEach((d) => d.destroy()));
+  t.after(() => {
+    for (const d of [a, b]) d.destroy();
+  });
   let during: Awaited<ReturnType<typeof runPass>> | undefined;
   const first = await runPass(a, new Collector(a), {
     graceMs: 60_000,

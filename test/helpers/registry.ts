@@ -37,10 +37,11 @@ let sharedS3: Promise<TestS3> | undefined;
 
 /** The test process's S3 server, started on first use and left to end with the process. */
 export function testS3(): Promise<TestS3> {
-  return (sharedS3 ??= startS3('sluice-tests').then((s) => {
+  sharedS3 ??= startS3('sluice-tests').then((s) => {
     s.detach();
     return s;
-  }));
+  });
+  return sharedS3;
 }
 
 /**

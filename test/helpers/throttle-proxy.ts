@@ -87,7 +87,7 @@ export async function startThrottleProxy(target: string): Promise<ThrottleProxy>
       req.pipe(out);
     };
     const d = proxy.delay;
-    if (d && d.path.test(entry.path) && (!d.method || d.method === entry.method)) setTimeout(forward, d.ms);
+    if (d?.path.test(entry.path) && (!d.method || d.method === entry.method)) setTimeout(forward, d.ms);
     else forward();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -23,7 +23,7 @@ const SIZE = 16 * 1024 * 1024;
 /** An upstream on 127.0.0.1 answering every GET with SIZE bytes; tells when a response's connection closes. */
 async function bigUpstream() {
   const responses: ServerResponse[] = [];
-  const server = createServer((req, res) => {
+  const server = createServer((_req, res) => {
     responses.push(res);
     res.writeHead(200, { 'content-length': String(SIZE), 'content-type': 'application/octet-stream' });
     const chunk = Buffer.alloc(1024 * 1024, 7);

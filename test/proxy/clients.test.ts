@@ -4,7 +4,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startContainerd } from '../auth/containerd.js';
 import { startAuthRegistry, USERS } from '../auth/fixture.js';
-import { inspectRaw, layoutBlob, layoutDigest, podmanIn, scratch, skopeo, skopeoCopy, skopeoMay } from '../helpers/clients.js';
+import { inspectRaw, layoutBlob, layoutDigest, scratch, skopeo, skopeoCopy, skopeoMay } from '../helpers/clients.js';
 import { hasDocker } from '../helpers/dockerd.js';
 import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { makeImage, makeIndex, makeMultiArch, pushImage, writeOciLayout, type TestIndex } from '../helpers/images.js';

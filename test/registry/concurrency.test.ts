@@ -125,7 +125,7 @@ test('20 parallel sluice copy processes of images sharing layers, into one repos
       return { image: images[n]!, src: `oci:${work.dir}:i${n}`, repo: i < 12 ? 'together/app' : `apart/r${i}`, tag: i >= 8 && i < 12 ? 'same' : `t${i}` };
     });
     const results = await Promise.all(jobs.map((j) => sluice(['copy', j.src, `docker://${reg.host}/${j.repo}:${j.tag}`])));
-    results.forEach((r, i) => assert.equal(r.code, 0, `copy ${i} exited ${r.code}: ${r.stderr}`));
+    for (const [i, r] of results.entries()) assert.equal(r.code, 0, `copy ${i} exited ${r.code}: ${r.stderr}`);
     // The copy engine retries a 5xx, so a success alone would hide one: the registry's own count must have none.
     const statuses = (await reg.ctx.metrics.requests.get()).values.map((v) => `${v.labels.method} ${v.labels.route} ${v.labels.status}`);
     assert.deepEqual(statuses.filter((x) => / 5\d\d$/.test(x)), []);

@@ -188,7 +188,11 @@ test('Distribution keys Sluice does not implement are refused as such, including
     if (keysAt(configSchema, path.slice(0, -1)).includes(path[path.length - 1]!)) continue;
     const raw: Record<string, unknown> = {};
     let cur = raw;
-    for (const k of path.slice(0, -1)) cur = (cur[k] = {}) as Record<string, unknown>;
+    for (const k of path.slice(0, -1)) {
+      const next: Record<string, unknown> = {};
+      cur[k] = next;
+      cur = next;
+    }
     cur[path[path.length - 1]!] = {};
     // (A block inside http.tls also brings http.tls's own required keys into the report.)
     const found = problems(raw).filter((p) => p.startsWith(`${key} `) || p.includes(`key ${key}`));

@@ -65,7 +65,7 @@ function logLines(text: string): Record<string, unknown>[] {
       try {
         return JSON.parse(l) as Record<string, unknown>;
       } catch {
-        assert.fail(`log line is not JSON: ${l}`);
+        return assert.fail(`log line is not JSON: ${l}`);
       }
     });
 }

@@ -276,7 +276,7 @@ test('upload purging removes sessions older than storage.maintenance.uploadpurgi
     const dry = await reg.ctx.uploads.purge(new Date(Date.now() - 3600_000), true);
     assert.deepEqual(dry, [`purge/me/${oldId}`]);
     assert.equal((await fetch(old)).status, 204);
-    const job = scheduleUploadPurge(reg);
+    const job = scheduleUploadPurge(reg.ctx, reg.app.log);
     try {
       for (let i = 0; i < 2000 && (await reg.ctx.driver.list(uploads)).includes(oldId); i++) await new Promise((r) => setTimeout(r, 5));
     } finally {

@@ -57,7 +57,7 @@ test('sign then verify on the command line; a wrong key exits 1 with one line na
   const v = await sluice(['verify', '--key', `${k}.pub`, '--tls-verify=false', image()]);
   assert.equal(v.code, 0, v.stderr);
   assert.match(v.stdout, /: verified\n/);
-  assert.match(v.stdout, /ok  tag sha256-[0-9a-f]+\.sig: signed by .*signer\.pub/);
+  assert.match(v.stdout, /ok {2}tag sha256-[0-9a-f]+\.sig: signed by .*signer\.pub/);
 
   const other = join(dir, 'other');
   assert.equal((await sluice(['key', 'generate', '--output-key-prefix', other], PW)).code, 0);
@@ -83,7 +83,6 @@ test('sign then verify on the command line; a wrong key exits 1 with one line na
 });
 
 test('verify --policy reads a containers-policy.json; a reject scope and a bad policy are one-line refusals', async () => {
-  const k = join(dir, 'signer');
   const policy = join(dir, 'policy.json');
   await writeFile(
     policy,

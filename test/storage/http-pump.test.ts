@@ -86,19 +86,34 @@ test('pumpGet fails a transfer whose server stops sending, and never one whose r
   const stalled = await rawServer(length, (s) => s.write(randomBytes(length / 2)));
   try {
     const sink = new Writable({ write: (_c, _e, cb) => cb() });
-    await assert.rejects(pumpGet({ url: stalled.url, headers: {} }, sink, length, undefined, 300), /sent nothing for 300 ms \(2097152 of 4194304 bytes received\)/);
+    // The stall limit is well above a loaded machine's scheduling pauses: server and client share this process, and
+    // at 300 ms the timer fired on a machine at load 18 before the first bytes were read (a flake, 2 runs of 3).
+    const limit = 1500;
+    const said = /sent nothing for 1500 ms \(2097152 of 4194304 bytes received\)/;
+    await assert.rejects(pumpGet({ url: stalled.url, headers: {} }, sink, length, undefined, limit), said);
   } finally {
     stalled.close();
   }
-  // Every byte at once, to a receiver that takes each write 0.4 s later: longer than the stall limit each time.
-  const body = randomBytes(length);
-  const quick = await rawServer(length, (s) => s.write(body));
+  // Every byte at once, to a receiver that takes each write 1.5 s later: longer than the stall limit each time.
+  // (The limits are a second and more: at 150 ms the timers fired on a loaded machine's scheduling pauses.)
+  const small = 1 << 20;
+  const body = randomBytes(small);
+  const quick = await rawServer(small, (s) => s.write(body));
   try {
     let n = 0;
     const h = createHash('sha256');
-    const slow = new Writable({ highWaterMark: 1024, write: (c: Buffer, _e, cb) => void setTimeout(() => (h.update(c), (n += c.length), cb()), 400) });
-    await pumpGet({ url: quick.url, headers: {} }, slow, length, undefined, 150);
-    assert.equal(n, length);
+    const slow = new Writable({
+      highWaterMark: 1024,
+      write: (c: Buffer, _e, cb) => {
+        setTimeout(() => {
+          h.update(c);
+          n += c.length;
+          cb();
+        }, 1500);
+      },
+    });
+    await pumpGet({ url: quick.url, headers: {} }, slow, small, undefined, 1000);
+    assert.equal(n, small);
     assert.equal(h.digest('hex'), createHash('sha256').update(body).digest('hex'));
   } finally {
     quick.close();
@@ -109,18 +124,21 @@ test('pumpGet: a stall after a slow receiver still fails; a failure before any b
   const length = 4 << 20;
   const stalled = await rawServer(length, (s) => s.write(randomBytes(length / 2)));
   try {
-    // The receiver takes its first write after 0.4 s (the stall limit is 150 ms), then at once.
+    // The receiver takes its first write after 1.5 s (the stall limit is 1 s), then at once.
     let first = true;
     const slowOnce = new Writable({
       highWaterMark: 1024,
       write: (_c, _e, cb) => {
-        if (first) setTimeout(cb, 400);
+        if (first) setTimeout(cb, 1500);
         else cb();
         first = false;
       },
     });
-    const e = await pumpGet({ url: stalled.url, headers: {} }, slowOnce, length, undefined, 150).then(() => undefined, (x: Error) => x);
-    assert.match(String(e), /sent nothing for 150 ms/);
+    const e = await pumpGet({ url: stalled.url, headers: {} }, slowOnce, length, undefined, 1000).then(
+      () => undefined,
+      (x: Error) => x,
+    );
+    assert.match(String(e), /sent nothing for 1000 ms/);
     assert.equal(nothingWritten(e), false, 'bytes had been written');
   } finally {
     stalled.close();

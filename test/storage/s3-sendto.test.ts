@@ -46,7 +46,11 @@ async function startProxy(): Promise<Proxy> {
     openOwn: () => [...own].filter((s) => !s.destroyed).length,
     unframed: false,
     slowDown: 0,
-    close: () => new Promise((r) => (server.closeAllConnections(), server.close(() => r()))),
+    close: () =>
+      new Promise((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
   const server: Server = createServer((req, res) => {
     if (req.method === 'GET') seen.push({ url: req.url ?? '', headers: req.headers });
@@ -205,7 +209,13 @@ test('a 503 SlowDown to its own GET: the blob comes through the SDK, which retri
 
 test('S3Driver.sendTo: a missing object rejects with ENOENT, a refused key with the status, and nothing is written', async () => {
   const written: Buffer[] = [];
-  const sink = () => new Writable({ write: (c: Buffer, _e, cb) => (written.push(c), cb()) });
+  const sink = () =>
+    new Writable({
+      write: (c: Buffer, _e, cb) => {
+        written.push(c);
+        cb();
+      },
+    });
   const d = new S3Driver(s3.config('sendto-missing') as unknown as S3Options);
   const bad = new S3Driver(s3.config('sendto-missing', { accesskey: 'NOBODY', secretkey: 'NOBODY' }) as unknown as S3Options);
   try {

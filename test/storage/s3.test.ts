@@ -204,8 +204,16 @@ test('a PATCH cut off after a part was flushed leaves the session at its old off
     await new Promise<void>((resolve) => {
       const req = request({ host: u.hostname, port: u.port, method: 'PATCH', path: u.pathname + u.search, headers: { 'content-type': 'application/octet-stream', 'content-length': String(8 << 20) } });
       req.on('error', () => resolve());
-      req.on('response', (res) => (res.resume(), resolve()));
-      req.write(randomBytes(6 << 20), () => setTimeout(() => (req.destroy(), resolve()), 1500));
+      req.on('response', (res) => {
+        res.resume();
+        resolve();
+      });
+      req.write(randomBytes(6 << 20), () =>
+        setTimeout(() => {
+          req.destroy();
+          resolve();
+        }, 1500),
+      );
     });
     const uploads = 'cut/docker/registry/v2/repositories/cut/_uploads/';
     let status = 0;

@@ -28,7 +28,8 @@ test('sluice sync progress: bars on a terminal, one line per image when piped, n
     assert.equal(piped.code, 0, piped.stderr);
     assert.match(piped.stderr, /^app: \[[12]\/2\] copied docker\.io\/library\/app:1 \(blobs: 3 sent [\d.]+ k?B, 0 mounted, 0 already there\)$/m);
     assert.match(piped.stderr, /^app: \[[12]\/2\] copied docker\.io\/library\/app:2 \(blobs: 2 sent/m);
-    assert.doesNotMatch(piped.stderr, /\x1b\[|\[[█░]+\]/, 'no bars or escape sequences in a pipe');
+    assert.ok(!piped.stderr.includes(`${String.fromCharCode(27)}[`), 'no escape sequences in a pipe');
+    assert.doesNotMatch(piped.stderr, /\[[█░]+\]/, 'no bars in a pipe');
     assert.match(piped.stdout, /^ {2}copy +docker\.io\/library\/app:1 -> docker\.io\/library\/app:1 +\(new\)$/m);
     const unchanged = await sluice(['sync', '-c', await config('piped')]);
     assert.match(unchanged.stderr, /^app: \[[12]\/2\] unchanged docker\.io\/library\/app:2$/m);
@@ -54,7 +55,7 @@ test('sluice sync progress: bars on a terminal, one line per image when piped, n
     assert.equal(two.code, 0, two.stdout);
     assert.match(two.stdout, /job one\s+\[[█░]+\] 100% 1\/1 images/);
     assert.match(two.stdout, /job two\s+\[[█░]+\] 100% 2\/2 images/);
-    assert.match(two.stdout, /job one:[^]*copied 1, followed 0[^]*job two:[^]*copied 2, followed 0/, 'each job\'s lines in job order');
+    assert.match(two.stdout, /job one:[\s\S]*copied 1, followed 0[\s\S]*job two:[\s\S]*copied 2, followed 0/, 'each job\'s lines in job order');
   } finally {
     await up.close();
     await rm(dir, { recursive: true, force: true });

@@ -21,12 +21,23 @@ for (const declared of [true, false]) {
       res.write('[');
       for (let i = 0; i < 400 && !res.destroyed; i++) {
         sent += filler.length;
-        if (!res.write(filler)) await new Promise((resolve) => (res.once('drain', resolve), res.once('close', resolve)));
+        if (!res.write(filler)) {
+          await new Promise((resolve) => {
+            res.once('drain', resolve);
+            res.once('close', resolve);
+          });
+        }
       }
       res.end();
     });
     await new Promise<void>((resolve) => server.listen(sock, resolve));
-    t.after(() => new Promise<void>((resolve) => (server.closeAllConnections(), server.close(() => resolve()))));
+    t.after(
+      () =>
+        new Promise<void>((resolve) => {
+          server.closeAllConnections();
+          server.close(() => resolve());
+        }),
+    );
     await assert.rejects(new DockerEngine(`unix://${sock}`).listImages(), /bound/);
     assert.ok(sent < 64 << 20, `the client took ${sent >> 20} MiB`);
   });

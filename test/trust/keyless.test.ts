@@ -115,7 +115,7 @@ test('keyless at pull, verify and policy explain: the release workflow of the na
   }));
 
 test('keyless at the cache, in mirror jobs and at passthrough (config rules)', () =>
-  withStore(async (store, dir) => {
+  withStore(async (store) => {
     const up = await startRegistry();
     const good = await makeImage({ label: 'keyless-up-good' });
     const bad = await makeImage({ label: 'keyless-up-bad' });

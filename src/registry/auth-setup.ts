@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/schema.js';
-import type { RegistryContext } from '../registry/context.js';
-import { AccessControl } from './access-control.js';
-import { registerTokenRoutes } from './token-routes.js';
+import type { RegistryContext } from './context.js';
+import { AccessControl } from '../auth/access-control.js';
+import { registerTokenRoutes } from '../auth/token-routes.js';
 
 /** Whether a config asks for any access control (users, robots, an external issuer, rules or an audit log). */
 export function accessControlConfigured(config: Config): boolean {

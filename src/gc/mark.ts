@@ -1,7 +1,7 @@
 import { isDigest, type Digest } from '../oci/digest.js';
 import { parseManifest, referencedBlobs } from '../oci/manifest.js';
 import { isRepositoryName, isTag, type RepositoryName } from '../oci/name.js';
-import { limiter } from '../copy/limit.js';
+import { limiter, mapLimited } from '../copy/limit.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { blobDataPath, repoPath, revisionsPath, tagCurrentPath, tagsPath, walkRepositoryDirs } from '../storage/layout.js';
 import { listLinkedDigests, readLink } from '../storage/links.js';
@@ -37,17 +37,13 @@ export async function markStorage(
   }
   const manifests = new Map<Digest, ManifestFacts | UnreadableManifest>();
   const wanted = new Set(repositories.flatMap((r) => r.revisions));
-  await Promise.all(
-    [...wanted].map((d) =>
-      limit(async () => {
-        const f = known.get(d) ?? (await readManifest(driver, d));
-        if (f === null) return;
-        // An unreadable one is read again next pass: it may be a write still in progress.
-        if (!('unreadable' in f)) known.set(d, f);
-        manifests.set(d, f);
-      }),
-    ),
-  );
+  await mapLimited(wanted, READS_AT_ONCE, async (d) => {
+    const f = known.get(d) ?? (await readManifest(driver, d));
+    if (f === null) return;
+    // An unreadable one is read again next pass: it may be a write still in progress.
+    if (!('unreadable' in f)) known.set(d, f);
+    manifests.set(d, f);
+  });
   return { repositories, blobs: options.only ? new Set() : await listBlobs(driver), manifests };
 }
 

@@ -45,18 +45,19 @@ export async function checkReferrers(driver: StorageDriver, name: RepositoryName
           const d = `${alg}:${hex}`;
           const path = `${dir}/${alg}/${hex}/link`;
           if (!isDigest(d)) {
-            ctx.problem({ kind: 'link-invalid', path: `${dir}/${alg}/${hex}`, detail: `referrer folder of ${subject} is not named by a digest` });
+            const detail = `referrer folder of ${subject} is not named by a digest`;
+            ctx.problem({ kind: 'link-invalid', path: `${dir}/${alg}/${hex}`, detail });
             continue;
           }
           const link = await ctx.readLink(path);
           if (!link || 'invalid' in link || link.digest !== d) {
-            const why = !link ? 'has no link file' : 'invalid' in link ? `link ${link.invalid}` : `link names ${link.digest}`;
+            const why = !link ? 'has no link file' : 'invalid' in link ? `link ${link.invalid}` : `names ${link.digest}`;
             ctx.problem({ kind: 'link-invalid', path, digest: d, detail: `referrer ${d} of ${subject}: ${why}` });
           } else if (!(await served(driver, ctx, d))) {
             const detail = `the referrers of ${subject} list ${d}, a manifest ${name} does not hold`;
             ctx.problem({ kind: 'referrer-dangling', path, digest: d, detail });
           } else if (!subjectServed) {
-            const detail = `referrer ${d} names subject ${subject}, which ${name} does not hold (garbage collection deletes it)`;
+            const detail = `referrer ${d} names subject ${subject}, which ${name} does not hold (gc deletes it)`;
             ctx.problem({ kind: 'referrer-orphan', path, digest: d, detail });
           }
         }
@@ -75,11 +76,13 @@ export async function checkUploads(driver: StorageDriver, name: RepositoryName, 
   for (const id of await driver.list(root)) {
     const path = `${root}/${id}`;
     if (!isUploadId(id)) {
-      ctx.problem({ kind: 'upload-broken', path, detail: `upload folder "${id.slice(0, 80)}" is not named by a session id` });
+      const detail = `upload folder "${id.slice(0, 80)}" is not named by a session id`;
+      ctx.problem({ kind: 'upload-broken', path, detail });
       continue;
     }
-    const info = await driver.stat(uploadStartedAtPath(name, id));
-    const text = info && !info.isDirectory && info.size <= STARTED_AT_LIMIT ? await driver.getContent(uploadStartedAtPath(name, id)) : null;
+    const startedAt = uploadStartedAtPath(name, id);
+    const info = await driver.stat(startedAt);
+    const text = info && !info.isDirectory && info.size <= STARTED_AT_LIMIT ? await driver.getContent(startedAt) : null;
     const started = text ? Date.parse(text.toString('utf8').trim()) : NaN;
     if (Number.isNaN(started)) {
       ctx.problem({ kind: 'upload-broken', path, detail: `upload session ${id} has no readable start time` });

@@ -34,7 +34,7 @@ export function dropCandidate(driver: StorageDriver, d: Digest): Promise<void> {
   return driver.delete(candidatePath(d));
 }
 
-/** Whether a digest still has its candidate record: only claims remove one while a pass runs, so present means untouched. */
+/** Whether a digest still has its candidate record: only claims remove one while a pass runs, so present is untouched. */
 export async function hasCandidate(driver: StorageDriver, d: Digest): Promise<boolean> {
   return (await driver.stat(candidatePath(d))) !== null;
 }
@@ -51,7 +51,8 @@ export async function writeDeleting(driver: StorageDriver, digests: Iterable<Dig
     hexes.push(parseDigest(d).hex);
     shards.set(path, hexes);
   }
-  await mapLimited(shards, READS_AT_ONCE, ([path, hexes]) => driver.putContent(path, Buffer.from(`${hexes.join('\n')}\n`)));
+  const write = ([path, hexes]: [string, string[]]) => driver.putContent(path, Buffer.from(`${hexes.join('\n')}\n`));
+  await mapLimited(shards, READS_AT_ONCE, write);
   return [...shards.keys()];
 }
 
@@ -71,7 +72,9 @@ export async function listDeleting(driver: StorageDriver): Promise<string[]> {
   const out: string[] = [];
   for (const alg of await driver.list(deletingRoot)) {
     if (!/^[a-z0-9]+$/.test(alg)) continue;
-    for (const shard of await driver.list(`${deletingRoot}/${alg}`)) if (/^[0-9a-f]{2}$/.test(shard)) out.push(`${deletingRoot}/${alg}/${shard}`);
+    for (const shard of await driver.list(`${deletingRoot}/${alg}`)) {
+      if (/^[0-9a-f]{2}$/.test(shard)) out.push(`${deletingRoot}/${alg}/${shard}`);
+    }
   }
   return out;
 }

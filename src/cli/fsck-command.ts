@@ -36,7 +36,9 @@ export function registerFsckCommand(program: Command): void {
       const { fsck } = await import('../gc/fsck.js');
       const { describeFsck } = await import('../gc/fsck-describe.js');
       const driver = driverFor(config);
-      const options = { mode: f.full ? ('full' as const) : ('sample' as const), sample };
+      const { parseDuration } = await import('../config/duration.js');
+      const age = config.storage.maintenance?.uploadpurging?.age ?? '168h';
+      const options = { mode: f.full ? ('full' as const) : ('sample' as const), sample, uploadAgeMs: parseDuration(age) };
       let close = async (): Promise<void> => undefined;
       try {
         let report = await fsck(driver, options);

@@ -2,7 +2,8 @@ import type { Digest } from '../oci/digest.js';
 import { referencedBlobs, type Manifest } from '../oci/manifest.js';
 import { limiter } from '../async/limit.js';
 import type { StorageDriver } from '../storage/driver.js';
-import { activePath, candidatePath, deletingPath, heartbeatPath } from './paths.js';
+import { activePath, candidatePath, heartbeatPath } from './paths.js';
+import { isDeleting } from './records.js';
 
 /** Digests claimed at once by one request. */
 const CLAIMS_AT_ONCE = 16;
@@ -98,7 +99,7 @@ export class Claims {
     let beat: string | undefined;
     let beatSince = started;
     for (let pause = 20; ; pause = Math.min(pause * 2, 500)) {
-      if (!(await driver.stat(deletingPath(d)))) return;
+      if (!(await isDeleting(driver, d))) return;
       const now = await driver.getContent(heartbeatPath);
       // No heartbeat: no sweep is running, the marker is a dead collector's leftover.
       if (!now) return;

@@ -1,5 +1,5 @@
 import type { Digest } from '../oci/digest.js';
-import { limiter } from '../async/limit.js';
+import { mapLimited } from '../async/limit.js';
 import type { StorageDriver } from '../storage/driver.js';
 import {
   blobDataPath,
@@ -19,7 +19,7 @@ import { sizeBlobs } from './measure.js';
 import { usageOf, type RepositoryUsage } from './usage.js';
 import { activePath, heartbeatPath } from './paths.js';
 import { planCollection, type Garbage } from './plan.js';
-import { dropCandidate, dropDeleting, listDeleting, readCandidates, readSince, writeCandidate, writeDeleting } from './records.js';
+import { dropCandidate, dropDeleting, hasCandidate, listDeleting, readCandidates, writeCandidate, writeDeleting } from './records.js';
 
 /** How one pass behaves. */
 export interface CollectOptions {
@@ -87,21 +87,27 @@ export class Collector {
     const started = now();
     const driver = this.driver;
     const settle = (): Promise<void> => this.settleActive(options.settleMs ?? ACTIVE_SETTLE_MS);
-    if (!options.dryRun) await eachLimited(await listDeleting(driver), (d) => dropDeleting(driver, d));
+    if (!options.dryRun) {
+      await dropDeleting(driver, await listDeleting(driver));
+      // Announced before the mark, so its settle runs while the mark does: a pass that records or deletes
+      // anything rarely waits for it (claims look digests up during the mark, which costs lookups, not safety).
+      await this.announceActive();
+    }
     const candidates = await readCandidates(driver);
     const due = new Map([...candidates].filter(([, since]) => started - since >= options.graceMs));
     const doomed = new Set<Digest>();
+    let markers: string[] = [];
     let retire = false;
     let heartbeat: Heartbeat | undefined;
     try {
       if (!options.dryRun && due.size > 0) {
         await settle();
         heartbeat = await startHeartbeat(driver);
-        await eachLimited([...due.keys()], (d) => writeDeleting(driver, d));
+        markers = await writeDeleting(driver, due.keys());
         // A claim removes the record before it looks for the marker: an unchanged record after the marker
         // means no claim came before it, and any claim after it waits for this sweep.
-        await eachLimited([...due], async ([d, since]) => {
-          if ((await readSince(driver, d)) === since) doomed.add(d);
+        await mapLimited(due.keys(), WRITES_AT_ONCE, async (d) => {
+          if (await hasCandidate(driver, d)) doomed.add(d);
         });
       }
       const marked = await markStorage(driver, this.known);
@@ -121,9 +127,8 @@ export class Collector {
       if (!options.dryRun) await options.beforeSweep?.();
       // One kind after another (`byRank`), the objects of one kind several at a time.
       for (const group of byRank(plan.garbage)) {
-        const decided = await eachLimited(group, async (g): Promise<Verdict> => {
+        const decided = await mapLimited(group, WRITES_AT_ONCE, async (g): Promise<Verdict> => {
           const since = candidates.get(g.digest) ?? started;
-          const bytes = g.kind === 'blob' ? ((await driver.stat(blobDataPath(g.digest)))?.size ?? 0) : 0;
           let action: Verdict['action'];
           if (!candidates.has(g.digest)) action = 'recorded';
           else if (!due.has(g.digest)) action = 'waiting';
@@ -134,6 +139,9 @@ export class Collector {
             doomed.delete(g.digest);
             action = 'kept';
           } else action = 'deleted';
+          // Sized only when it goes: a pass that records 100,000 digests need not stat them.
+          const sized = action === 'deleted' && g.kind === 'blob';
+          const bytes = sized ? ((await driver.stat(blobDataPath(g.digest)))?.size ?? 0) : 0;
           // A tag moved to another manifest since the plan is not the tag the plan judged.
           if (action === 'deleted' && !options.dryRun && !(await this.remove(g))) action = 'kept';
           if (action === 'deleted' && !options.dryRun) {
@@ -148,7 +156,7 @@ export class Collector {
       let remaining = 0;
       if (!options.dryRun) {
         if (garbageDigests.size > 0) await settle();
-        await eachLimited([...garbageDigests], async (d) => {
+        await mapLimited(garbageDigests, WRITES_AT_ONCE, async (d) => {
           if (!doomed.has(d) || plan.blocked) remaining++;
           if (doomed.has(d) && !plan.blocked) await dropCandidate(driver, d);
           // The time of the record, not of the mark: a claim between the two removed nothing, and its pusher
@@ -156,7 +164,8 @@ export class Collector {
           else if (!candidates.has(d) || (due.has(d) && !doomed.has(d))) await writeCandidate(driver, d, now());
         });
         // A candidate in use again (a manifest names it now) starts from nothing if it is ever unused again.
-        await eachLimited([...candidates.keys()].filter((d) => !garbageDigests.has(d)), (d) => dropCandidate(driver, d));
+        const inUse = [...candidates.keys()].filter((d) => !garbageDigests.has(d));
+        await mapLimited(inUse, WRITES_AT_ONCE, (d) => dropCandidate(driver, d));
         retire = remaining === 0;
       }
       const report: CollectReport = { verdicts, reclaimedBytes, deletedObjects, durationMs: now() - started };
@@ -164,7 +173,7 @@ export class Collector {
       if (judged) report.lifecycle = judged.verdicts;
       return report;
     } finally {
-      if (!options.dryRun) await eachLimited([...due.keys()], (d) => dropDeleting(driver, d));
+      await dropDeleting(driver, markers);
       await heartbeat?.stop();
       if (retire) await this.retireActive();
     }
@@ -226,19 +235,6 @@ function byRank(garbage: Garbage[]): Garbage[][] {
 
 /** Storage requests in flight at once for a pass's per-digest records, markers and deletions. */
 const WRITES_AT_ONCE = 16;
-
-/**
- * `fn` on every item, at most `WRITES_AT_ONCE` at a time (one at a time, a pass of 100,000 digests spent minutes
- * waiting on single writes); results in the items' order. On a failure it still waits for every started
- * call before throwing, so nothing of this step runs on after the pass has moved on.
- */
-async function eachLimited<T, R>(items: T[], fn: (item: T) => Promise<R>): Promise<R[]> {
-  const limit = limiter(WRITES_AT_ONCE);
-  const settled = await Promise.allSettled(items.map((x) => limit(() => fn(x))));
-  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
-  return settled.map((r) => (r as PromiseFulfilledResult<R>).value);
-}
 
 /** A sweep's heartbeat (`claim.ts`): `lapsed` once this collector's last beat is too old for claims to trust it. */
 interface Heartbeat {

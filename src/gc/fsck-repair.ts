@@ -106,6 +106,9 @@ async function refetchManifest(deps: RepairDeps, upstream: Upstream, remote: str
 
 /** Repairs one problem in the first cache repository it concerns; throws why it could not. */
 async function repairOne(deps: RepairDeps, p: Problem): Promise<{ repository: string; detail: string }> {
+  if (p.kind.startsWith('referrer-') || p.kind.startsWith('upload-')) {
+    throw new Error('nothing to fetch: garbage collection removes orphan referrers, upload purging old sessions');
+  }
   if (!REFETCHED.has(p.kind) || !p.digest) {
     throw new Error('links and unreadable manifests are not fetched from upstream: fix or delete the tag');
   }

@@ -5,6 +5,7 @@ import { isRepositoryName, isTag, type RepositoryName } from '../oci/name.js';
 import { limiter } from '../async/limit.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { blobDataPath, repoPath, revisionsPath, tagCurrentPath, tagsPath, walkRepositoryDirs } from '../storage/layout.js';
+import { checkReferrers, checkUploads } from './fsck-leftovers.js';
 
 /** Manifests bigger than this are not read (the registry refuses them anyway). */
 const MANIFEST_LIMIT = 4 * 1024 * 1024;
@@ -22,7 +23,11 @@ export type ProblemKind =
   | 'manifest-unreadable'
   | 'link-invalid'
   | 'link-dangling'
-  | 'link-missing';
+  | 'link-missing'
+  | 'referrer-dangling'
+  | 'referrer-orphan'
+  | 'upload-stale'
+  | 'upload-broken';
 
 /** One problem fsck found. Blob and manifest problems name the repositories whose tags need the object. */
 export interface Problem {
@@ -45,7 +50,13 @@ export interface FsckOptions {
   mode: 'full' | 'sample';
   sample: number;
   random?: () => number;
+  /** Upload sessions older than this are reported as stale (`storage.maintenance.uploadpurging.age`; default 168h). */
+  uploadAgeMs?: number;
+  now?: () => number;
 }
+
+/** Distribution's default upload purging age. */
+const UPLOAD_AGE_MS = 168 * 3600_000;
 
 /** What fsck looked at and found. */
 export interface FsckReport {
@@ -88,6 +99,7 @@ async function checkRepository(
   name: RepositoryName,
   needed: Map<Digest, Needed>,
   report: FsckReport,
+  uploadsBefore: number,
 ): Promise<void> {
   const problem = (p: Omit<Problem, 'repository'>) => report.problems.push({ ...p, repository: name });
   const linked = async (dir: string, what: string): Promise<Set<Digest>> => {
@@ -175,6 +187,9 @@ async function checkRepository(
     }
   };
   for (const [tag, d] of tags) await walk(d, `${name}:${tag}`);
+  const leftovers = { revisions, readLink: (p: string) => readLinkText(driver, p), uploadsBefore, problem };
+  await checkReferrers(driver, name, leftovers);
+  await checkUploads(driver, name, leftovers);
 }
 
 /** Picks `n` of `items` at random (all of them when n is at least their number). */
@@ -191,18 +206,22 @@ function sampleOf<T>(items: T[], n: number, random: () => number): Set<T> {
  * Checks the storage: every link (tags' current links, revisions, layer links) is valid and points at a stored
  * blob, every tagged manifest (and the index children the repository holds) is stored whole, and every blob
  * those manifests name exists with its size, and its digest where it is hashed (all with `full`, a random
- * `sample` otherwise). Reads only; names read from storage are validated before they become paths.
+ * `sample` otherwise). Also the referrers index (`fsck-leftovers.ts`: listings of missing manifests, referrers
+ * whose subject is gone) and upload sessions (past their age, broken). Reads only; names read from storage are
+ * validated before they become paths.
  */
 export async function fsck(driver: StorageDriver, options: FsckOptions): Promise<FsckReport> {
   const report: FsckReport = { repositories: 0, tags: 0, manifests: 0, blobs: 0, hashed: 0, problems: [] };
   const needed = new Map<Digest, Needed>();
   const names: RepositoryName[] = [];
+  const uploadsBefore = (options.now ?? Date.now)() - (options.uploadAgeMs ?? UPLOAD_AGE_MS);
   await walkRepositoryDirs(driver, (rel, children) => {
-    if ((children.includes('_manifests') || children.includes('_layers')) && isRepositoryName(rel)) names.push(rel);
+    const holds = children.includes('_manifests') || children.includes('_layers') || children.includes('_uploads');
+    if (holds && isRepositoryName(rel)) names.push(rel);
   });
   for (const name of names.sort()) {
     report.repositories++;
-    await checkRepository(driver, name, needed, report);
+    await checkRepository(driver, name, needed, report, uploadsBefore);
   }
   const digests = [...needed.keys()];
   const hashed = options.mode === 'full' ? new Set(digests) : sampleOf(digests, options.sample, options.random ?? Math.random);

@@ -7,7 +7,11 @@ const GC_ROOT = 'docker/registry/v2/_sluice/gc';
 /** The folder of candidate records: one small object per digest found unused, holding when it was first found. */
 export const candidatesRoot = `${GC_ROOT}/candidates`;
 
-/** The folder of deletion markers: one object per digest the collector is deleting right now. */
+/**
+ * The folder of deletion markers: one object per algorithm and two-hex prefix (`<alg>/<xx>`), listing the hex of
+ * every digest of that shard the collector is deleting right now, one a line. One durable write per shard, not
+ * per digest: a sweep of 100,000 digests writes at most 256 markers per algorithm.
+ */
 export const deletingRoot = `${GC_ROOT}/deleting`;
 
 /**
@@ -35,7 +39,8 @@ export function candidatePath(d: Digest): string {
   return digestPath(candidatesRoot, d);
 }
 
-/** The deletion marker of a digest. */
+/** The deletion marker (shard) that lists a digest while it is being deleted. */
 export function deletingPath(d: Digest): string {
-  return digestPath(deletingRoot, d);
+  const { algorithm, hex } = parseDigest(d);
+  return `${deletingRoot}/${algorithm}/${hex.slice(0, 2)}`;
 }

@@ -1,5 +1,5 @@
-import type { Digest } from '../oci/digest.js';
-import { limiter } from '../async/limit.js';
+import { parseDigest, type Digest } from '../oci/digest.js';
+import { mapLimited } from '../async/limit.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { listLinkedDigests } from '../storage/links.js';
 import { candidatePath, candidatesRoot, deletingPath, deletingRoot } from './paths.js';
@@ -10,15 +10,10 @@ const READS_AT_ONCE = 16;
 /** Candidate records by digest: when each digest was first found unused. */
 export async function readCandidates(driver: StorageDriver): Promise<Map<Digest, number>> {
   const out = new Map<Digest, number>();
-  const limit = limiter(READS_AT_ONCE);
-  await Promise.all(
-    (await listLinkedDigests(driver, candidatesRoot)).map((d) =>
-      limit(async () => {
-        const since = await readSince(driver, d);
-        if (since !== null) out.set(d, since);
-      }),
-    ),
-  );
+  await mapLimited(await listLinkedDigests(driver, candidatesRoot), READS_AT_ONCE, async (d) => {
+    const since = await readSince(driver, d);
+    if (since !== null) out.set(d, since);
+  });
   return out;
 }
 
@@ -39,17 +34,47 @@ export function dropCandidate(driver: StorageDriver, d: Digest): Promise<void> {
   return driver.delete(candidatePath(d));
 }
 
-/** Marks a digest as being deleted; durable, since a claim that misses it could rely on what goes. */
-export function writeDeleting(driver: StorageDriver, d: Digest): Promise<void> {
-  return driver.putContent(deletingPath(d), Buffer.from(new Date().toISOString()));
+/** Whether a digest still has its candidate record: only claims remove one while a pass runs, so present is untouched. */
+export async function hasCandidate(driver: StorageDriver, d: Digest): Promise<boolean> {
+  return (await driver.stat(candidatePath(d))) !== null;
 }
 
-/** Removes a deletion marker. */
-export function dropDeleting(driver: StorageDriver, d: Digest): Promise<void> {
-  return driver.delete(deletingPath(d));
+/**
+ * Marks digests as being deleted: one marker per shard (`deletingPath`) listing its digests' hex. Durable, since
+ * a claim that misses a marker could rely on what goes. Returns the markers written, for `dropDeleting`.
+ */
+export async function writeDeleting(driver: StorageDriver, digests: Iterable<Digest>): Promise<string[]> {
+  const shards = new Map<string, string[]>();
+  for (const d of digests) {
+    const path = deletingPath(d);
+    const hexes = shards.get(path) ?? [];
+    hexes.push(parseDigest(d).hex);
+    shards.set(path, hexes);
+  }
+  const write = ([path, hexes]: [string, string[]]) => driver.putContent(path, Buffer.from(`${hexes.join('\n')}\n`));
+  await mapLimited(shards, READS_AT_ONCE, write);
+  return [...shards.keys()];
 }
 
-/** Digests with a deletion marker (a collector that died mid-sweep leaves them). */
-export function listDeleting(driver: StorageDriver): Promise<Digest[]> {
-  return listLinkedDigests(driver, deletingRoot);
+/** Whether a digest is listed in its shard's deletion marker now (`claim.ts`). */
+export async function isDeleting(driver: StorageDriver, d: Digest): Promise<boolean> {
+  const b = await driver.getContent(deletingPath(d));
+  return b !== null && b.toString('latin1').split('\n').includes(parseDigest(d).hex);
+}
+
+/** Removes deletion markers by path. */
+export async function dropDeleting(driver: StorageDriver, paths: Iterable<string>): Promise<void> {
+  await mapLimited(paths, READS_AT_ONCE, (p) => driver.delete(p));
+}
+
+/** The deletion markers present (a collector that died mid-sweep leaves them). */
+export async function listDeleting(driver: StorageDriver): Promise<string[]> {
+  const out: string[] = [];
+  for (const alg of await driver.list(deletingRoot)) {
+    if (!/^[a-z0-9]+$/.test(alg)) continue;
+    for (const shard of await driver.list(`${deletingRoot}/${alg}`)) {
+      if (/^[0-9a-f]{2}$/.test(shard)) out.push(`${deletingRoot}/${alg}/${shard}`);
+    }
+  }
+  return out;
 }

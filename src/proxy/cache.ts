@@ -215,7 +215,6 @@ export class PullThroughCache {
     const last = this.checked.get(key);
     if (local && last !== undefined && Date.now() - last < this.ttlOf(t, decision.flow)) {
       this.counters.requests.inc({ kind: 'manifest', result: 'hit' });
-      void this.tagState.pulled(t.local, reference).catch(() => undefined);
       return;
     }
     // A read-only node serves what the bucket or folder holds and never writes what it would fetch.
@@ -267,7 +266,6 @@ export class PullThroughCache {
     if (upstreamDigest === local) {
       this.checked.set(key, Date.now());
       this.counters.requests.inc({ kind: 'manifest', result: 'hit' });
-      void this.tagState.pulled(t.local, tag).catch(() => undefined);
       return;
     }
     // Moved upstream: fetch by digest when HEAD named one, so a tag moving meanwhile cannot mix bytes.

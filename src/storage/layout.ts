@@ -60,20 +60,56 @@ export function healthProbePath(id: string | number): string {
 /** The root of all repositories. */
 export const repositoriesRoot = `${V2}/repositories`;
 
+/** Directories listed (and visited) at once by `walkRepositoryDirs`. */
+const WALK_AT_ONCE = 16;
+
 /**
  * Visits every directory under the repositories root with its children, as Distribution's walk does:
- * `_`-prefixed directories (`_manifests`, `_layers`, `_uploads`) are never descended into.
+ * `_`-prefixed directories (`_manifests`, `_layers`, `_uploads`) are never descended into. At most
+ * `WALK_AT_ONCE` directories are listed or visited at a time: a walk of 10,000 repositories that listed
+ * them all at once held every listing and every visit in memory together.
  */
 export async function walkRepositoryDirs(
   driver: StorageDriver,
   visit: (name: string, children: string[]) => Promise<void> | void,
 ): Promise<void> {
-  const walk = async (rel: string): Promise<void> => {
-    const children = await driver.list(rel ? `${repositoriesRoot}/${rel}` : repositoriesRoot);
-    if (rel) await visit(rel, children);
-    await Promise.all(children.filter((c) => !c.startsWith('_')).map((c) => walk(rel ? `${rel}/${c}` : c)));
+  const pending: string[] = [''];
+  let busy = 0;
+  let failure: { error: unknown } | undefined;
+  let wake: (() => void) | undefined;
+  const worker = async (): Promise<void> => {
+    for (;;) {
+      if (failure) return;
+      const rel = pending.pop();
+      if (rel === undefined) {
+        // Nothing queued: done when no other worker may still queue more, else wait for one to.
+        if (busy === 0) return wake?.();
+        await new Promise<void>((r) => {
+          const before = wake;
+          wake = () => {
+            before?.();
+            r();
+          };
+        });
+        continue;
+      }
+      busy++;
+      try {
+        const children = await driver.list(rel ? `${repositoriesRoot}/${rel}` : repositoriesRoot);
+        if (rel) await visit(rel, children);
+        for (const c of children) if (!c.startsWith('_')) pending.push(rel ? `${rel}/${c}` : c);
+      } catch (e) {
+        failure ??= { error: e };
+      } finally {
+        busy--;
+        const w = wake;
+        wake = undefined;
+        w?.();
+      }
+    }
   };
-  await walk('');
+  await Promise.all(Array.from({ length: WALK_AT_ONCE }, worker));
+  if (failure) throw failure.error;
 }
 
 /** A repository's directory. */

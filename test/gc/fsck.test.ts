@@ -4,13 +4,13 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import type { Digest } from '../../src/oci/digest.js';
+import { digestOf, type Digest } from '../../src/oci/digest.js';
 import type { RepositoryName } from '../../src/oci/name.js';
-import { blobDataPath, revisionLinkPath, tagCurrentPath } from '../../src/storage/layout.js';
+import { blobDataPath, referrerLinkPath, repoPath, revisionLinkPath, tagCurrentPath, uploadPath, uploadStartedAtPath } from '../../src/storage/layout.js';
 import { layoutBlob, layoutDigest, scratch, skopeoCopy } from '../helpers/clients.js';
 import { gcConfigFor } from '../helpers/gc.js';
 import { startHostileUpstream } from '../helpers/hostile-upstream.js';
-import { makeImage, pushImage, type TestImage } from '../helpers/images.js';
+import { makeImage, pushAsReferrer, pushImage, type TestImage } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { sluice } from '../helpers/sluice-cli.js';
 import { needTools } from '../helpers/tools.js';
@@ -81,6 +81,45 @@ test('sluice fsck reports a corrupt blob, a deleted blob and broken links, and e
   assert.equal(text.code, 1);
   assert.match(text.stdout, new RegExp(`^blob-corrupt: blob ${l0}: its bytes have digest sha256:[0-9a-f]{64} \\(needed by app:v1\\)`, 'm'));
   assert.match(text.stdout, /^4 problems: /m);
+});
+
+test('sluice fsck reports referrers whose subject is gone, referrer listings of missing manifests, and stale or broken upload sessions', async (t) => {
+  const reg = await startRegistry();
+  t.after(() => reg.close());
+  const app = R('app');
+  const [subject, sig, gone, goneSig] = await Promise.all(['subject', 'sig', 'gone', 'gone-sig'].map((label) => makeImage({ label })));
+  await pushImage(reg.url, 'app', 'v1', subject!);
+  const liveReferrer = await pushAsReferrer(reg.url, 'app', sig!, subject!);
+  await pushImage(reg.url, 'app', gone!.digest, gone!);
+  const orphan = await pushAsReferrer(reg.url, 'app', goneSig!, gone!);
+  const startUpload = async (): Promise<string> => {
+    const r = await fetch(`${reg.url}/v2/app/blobs/uploads/`, { method: 'POST' });
+    assert.equal(r.status, 202);
+    return new URL(r.headers.get('location')!, reg.url).pathname.split('/').pop()!;
+  };
+  const [stale, broken] = [await startUpload(), await startUpload()];
+  const config = await gcConfigFor(reg);
+  // A live referrer and fresh sessions are no problem.
+  const clean = await fsckJson(config);
+  assert.equal(clean.code, 0, JSON.stringify(clean.report.problems));
+
+  await reg.ctx.driver.delete(revisionLinkPath(app, gone!.digest).replace(/\/link$/, ''));
+  const missing = digestOf(Buffer.from('never stored'));
+  await reg.ctx.driver.putContent(referrerLinkPath(app, subject!.digest, missing), Buffer.from(missing));
+  const old = new Date(Date.now() - 200 * 3600_000).toISOString();
+  await reg.ctx.driver.putContent(uploadStartedAtPath(app, stale), Buffer.from(old));
+  await reg.ctx.driver.delete(uploadStartedAtPath(app, broken));
+  await reg.ctx.driver.putContent(`${repoPath(app)}/_uploads/not-a-session/data`, Buffer.from('x'));
+  const found = await fsckJson(config);
+  assert.equal(found.code, 1);
+  assert.deepEqual(kinds(found.report), [
+    `referrer-orphan ${orphan}`,
+    `referrer-dangling ${missing}`,
+    `upload-stale ${uploadPath(app, stale)}`,
+    `upload-broken ${uploadPath(app, broken)}`,
+    `upload-broken ${repoPath(app)}/_uploads/not-a-session`,
+  ].sort());
+  assert.ok(!found.report.problems.some((p) => p.digest === liveReferrer));
 });
 
 /** A cache of `upstreamUrl` holding docker.io/library/app:1 (pulled through it with skopeo), and an fsck config for it. */

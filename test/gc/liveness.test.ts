@@ -6,8 +6,9 @@ import { Claims } from '../../src/gc/claim.js';
 import { Collector } from '../../src/gc/collector.js';
 import { takeLease } from '../../src/gc/lease.js';
 import { activePath, deletingPath, heartbeatPath, leasePath } from '../../src/gc/paths.js';
+import { writeDeleting } from '../../src/gc/records.js';
 import { runPass } from '../../src/gc/run.js';
-import { digestOf } from '../../src/oci/digest.js';
+import { digestOf, type Digest } from '../../src/oci/digest.js';
 import type { StorageDriver } from '../../src/storage/driver.js';
 import { sweepWhile } from '../helpers/gc.js';
 import { makeImage, pushManifest } from '../helpers/images.js';
@@ -44,7 +45,7 @@ test('a claim stops waiting for deletion markers whose sweep no longer beats, an
   const driver = reg.ctx.driver;
   const d = digestOf(Buffer.from('left by a dead collector'));
   await driver.putContent(activePath, Buffer.from('x'));
-  await driver.putContent(deletingPath(d), Buffer.from('x'));
+  await writeDeleting(driver, [d]);
   const claims = new Claims(driver, { knowledgeMs: 0, stallMs: 1000 });
   // No heartbeat: no sweep runs, the marker is a leftover.
   await claims.claim([d]);
@@ -52,6 +53,40 @@ test('a claim stops waiting for deletion markers whose sweep no longer beats, an
   await driver.putContent(heartbeatPath, Buffer.from('dead 1'));
   await claims.claim([d]);
 });
+
+test('a claim waits for a digest its shard\'s deletion marker lists, and not for another digest of the same shard', async (t) => {
+  const reg = await startRegistry();
+  t.after(() => reg.close());
+  const driver = reg.ctx.driver;
+  // Two digests whose hex starts alike share one marker (`deletingPath`).
+  const [listed, other] = sameShard();
+  assert.equal(deletingPath(listed), deletingPath(other));
+  await driver.putContent(activePath, Buffer.from('x'));
+  await driver.putContent(heartbeatPath, Buffer.from('live 1'));
+  await writeDeleting(driver, [listed]);
+  const claims = new Claims(driver, { knowledgeMs: 0, stallMs: 60_000 });
+  const t0 = performance.now();
+  await claims.claim([other]);
+  assert.ok(performance.now() - t0 < 1000, 'a digest the marker does not list waited for the sweep');
+  let done = false;
+  const waiting = claims.claim([listed]).then(() => (done = true));
+  await new Promise((r) => setTimeout(r, 700));
+  assert.equal(done, false, 'a digest the marker lists did not wait for the sweep');
+  await driver.delete(deletingPath(listed));
+  await waiting;
+});
+
+/** Two digests of one marker shard: the same first two hex digits. */
+function sameShard(): [Digest, Digest] {
+  const seen = new Map<string, Digest>();
+  for (let i = 0; ; i++) {
+    const d = digestOf(Buffer.from(`shard ${i}`));
+    const prefix = d.slice('sha256:'.length, 'sha256:'.length + 2);
+    const first = seen.get(prefix);
+    if (first) return [first, d];
+    seen.set(prefix, d);
+  }
+}
 
 /** The filesystem driver with conditional creates, as on S3 with If-None-Match (enough within one process). */
 function exclusive(driver: StorageDriver): StorageDriver {

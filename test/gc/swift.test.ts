@@ -8,7 +8,8 @@ import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Claims } from '../../src/gc/claim.js';
 import { Collector, type CollectOptions } from '../../src/gc/collector.js';
 import { takeLease } from '../../src/gc/lease.js';
-import { activePath, deletingPath, heartbeatPath, leasePath } from '../../src/gc/paths.js';
+import { activePath, heartbeatPath, leasePath } from '../../src/gc/paths.js';
+import { writeDeleting } from '../../src/gc/records.js';
 import { runPass } from '../../src/gc/run.js';
 import { digestOf } from '../../src/oci/digest.js';
 import type { RepositoryName } from '../../src/oci/name.js';
@@ -135,7 +136,7 @@ test('on Swift: a claim ignores deletion markers without a heartbeat and gives u
   const driver = reg.ctx.driver;
   const d = digestOf(Buffer.from('left by a dead collector on swift'));
   await driver.putContent(activePath, Buffer.from('x'));
-  await driver.putContent(deletingPath(d), Buffer.from('x'));
+  await writeDeleting(driver, [d]);
   const claims = new Claims(driver, { knowledgeMs: 0, stallMs: 1000 });
   await claims.claim([d]);
   await driver.putContent(heartbeatPath, Buffer.from('dead 1'));

@@ -3,7 +3,7 @@ import { isDigest, type Digest } from '../oci/digest.js';
 import type { RepositoryName } from '../oci/name.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { blobDataPath, isUploadId, repoPath, uploadDataPath, uploadStartedAtPath } from '../storage/layout.js';
-import type { Problem } from './fsck.js';
+import type { Problem } from './fsck-problems.js';
 
 /** A start time is an ISO date: anything longer is not one. */
 const STARTED_AT_LIMIT = 256;

@@ -5,6 +5,7 @@ import { isRepositoryName, isTag, type RepositoryName } from '../oci/name.js';
 import { limiter } from '../async/limit.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { blobDataPath, repoPath, revisionsPath, tagCurrentPath, tagsPath, walkRepositoryDirs } from '../storage/layout.js';
+import type { Problem, ProblemKind } from './fsck-problems.js';
 import { checkReferrers, checkUploads } from './fsck-leftovers.js';
 
 /** Manifests bigger than this are not read (the registry refuses them anyway). */
@@ -13,36 +14,7 @@ const MANIFEST_LIMIT = 4 * 1024 * 1024;
 const LINK_LIMIT = 1024;
 const AT_ONCE = 8;
 
-/** What is wrong with one object. */
-export type ProblemKind =
-  | 'blob-missing'
-  | 'blob-corrupt'
-  | 'blob-size'
-  | 'manifest-missing'
-  | 'manifest-corrupt'
-  | 'manifest-unreadable'
-  | 'link-invalid'
-  | 'link-dangling'
-  | 'link-missing'
-  | 'referrer-dangling'
-  | 'referrer-orphan'
-  | 'upload-stale'
-  | 'upload-broken';
-
-/** One problem fsck found. Blob and manifest problems name the repositories whose tags need the object. */
-export interface Problem {
-  kind: ProblemKind;
-  /** The storage path of the object (a link, or a blob's data). */
-  path: string;
-  detail: string;
-  digest?: Digest;
-  repository?: string;
-  /** `repository:tag` of each tag whose image needs the object. */
-  neededBy?: string[];
-  /** For a blob: its size, and the media type its manifest gives it. */
-  size?: number;
-  mediaType?: string;
-}
+export type { Problem, ProblemKind };
 
 /** How thoroughly blobs are checked. */
 export interface FsckOptions {

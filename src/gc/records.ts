@@ -59,7 +59,7 @@ export async function writeDeleting(driver: StorageDriver, digests: Iterable<Dig
 /** Whether a digest is listed in its shard's deletion marker now (`claim.ts`). */
 export async function isDeleting(driver: StorageDriver, d: Digest): Promise<boolean> {
   const b = await driver.getContent(deletingPath(d));
-  return b !== null && b.toString('latin1').split('\n').includes(parseDigest(d).hex);
+  return b?.toString('latin1').split('\n').includes(parseDigest(d).hex) ?? false;
 }
 
 /** Removes deletion markers by path. */

@@ -1,5 +1,14 @@
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { fail, quietOnClosedPipes } from './fail.js';
+
+/** The version `--version` prints (package.json's). */
+const VERSION = '0.1.0';
+
+// `sluice --version` alone answers before the argument parser loads: CI loops and start scripts call it.
+if (process.argv.length === 3 && (process.argv[2] === '--version' || process.argv[2] === '-V')) {
+  process.stdout.write(`${VERSION}\n`);
+  process.exit(0);
+}
 
 type Register = (program: Command) => void;
 
@@ -53,8 +62,9 @@ function registerServe(program: Command): void {
 }
 
 quietOnClosedPipes();
-const program = new Command();
-program.name('sluice').description('Container-image registry and image mover').version('0.1.0');
+const { Command: CommandClass } = await import('commander');
+const program = new CommandClass();
+program.name('sluice').description('Container-image registry and image mover').version(VERSION);
 // A command's options come before its subcommands (`sluice sync -c A` and `sluice sync status -c B` each get theirs).
 program.enablePositionalOptions();
 

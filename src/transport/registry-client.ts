@@ -1,4 +1,4 @@
-import { Agent, interceptors, request, type Dispatcher } from 'undici';
+import { Agent, interceptors, request, type Dispatcher } from './undici-core.js';
 import type { Readable } from 'node:stream';
 import { readDeclared, type ReadLimit } from './bounded.js';
 import { findCredentials, type Credentials } from './credentials.js';

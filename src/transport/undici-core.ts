@@ -16,15 +16,15 @@ const { getGlobalDispatcher } = require('undici/lib/global.js') as { getGlobalDi
 /** undici's connection pool per origin (keep-alive, TLS options, timeouts). */
 export const Agent = AgentClass;
 export type Agent = Undici.Agent;
-/** A dispatcher: an Agent, or one composed with interceptors. */
-export type Dispatcher = Undici.Dispatcher;
+// A dispatcher (an Agent, or one composed with interceptors) and its namespace of option and response types.
+export type { Dispatcher } from 'undici';
 /** The interceptors Sluice composes onto its agents. */
 export const interceptors = { redirect };
 
 /** Options of one request: undici's, without the origin and path that `url` gives. */
 export type RequestOptions = Omit<Undici.Dispatcher.RequestOptions, 'origin' | 'path' | 'method'> & {
   method?: Undici.Dispatcher.HttpMethod;
-  dispatcher?: Dispatcher;
+  dispatcher?: Undici.Dispatcher;
 };
 
 /** One HTTP request, as undici's `request(url, opts)` sends it (the global dispatcher unless one is given). */

@@ -16,7 +16,8 @@ type Register = (program: Command) => void;
 /**
  * Where each top-level command is defined. A run loads only the module of the command it names, so
  * `sluice sync` does not compile the server, the access tools or the signing code (start-up is most of
- * a no-change re-sync's time); help, a bad command name or a bare `sluice` load them all.
+ * a no-change re-sync's time); help, a bad command name or a bare `sluice` load them all, which is cheap:
+ * a command module imports only commander and small helpers at its top, and its action the rest.
  */
 const COMMANDS: Record<string, () => Promise<Register>> = {
   serve: async () => registerServe,
@@ -64,8 +65,9 @@ function registerServe(program: Command): void {
 
 // undici parses HTTP with llhttp compiled to WebAssembly, and V8 compiles that module a second time with its
 // optimising tier in the background: about 0.2 s of CPU and 35 MiB, which a short command also waits for at
-// exit (`sluice inspect` took twice as long). Liftoff's code parses a command's requests and skips over a
-// layer's body bytes about as fast. `serve` keeps the optimising tier: it runs long enough to earn it.
+// exit (`sluice inspect` took twice as long). A command sends few requests, and llhttp hands a layer's body
+// on in large spans, so the baseline tier's parser costs little. `serve` keeps the optimising tier: it runs
+// long enough to earn it.
 // (The flag applies to WebAssembly compiled from here on, which is all of it: undici compiles on first use.)
 if (process.argv[2] !== 'serve') setFlagsFromString('--liftoff-only');
 

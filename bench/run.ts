@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { CLI_METRICS, cliRound, prepareCli, type CliBench } from './cli.js';
 import { cacheLinkWorkloads, cacheWorkloads, prepareCache, type CacheBench } from './cache.js';
 import { PASSTHROUGH_METRICS, passthroughSizes, passthroughWorkloads, preparePassthrough, type PassthroughBench } from './passthrough.js';
 import { logSizes, randomFile, writeImageLayout } from './data.js';
@@ -19,7 +20,7 @@ import { blobWorkloads, listingWorkloads, manifestWorkloads, skopeoWorkloads, ty
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
-const GROUPS = ['blob', 'manifest', 'listing', 'skopeo', 'cache', 's3', 'sync', 'passthrough', 'trust', 'gc'] as const;
+const GROUPS = ['blob', 'manifest', 'listing', 'skopeo', 'cache', 's3', 'sync', 'passthrough', 'trust', 'gc', 'cli'] as const;
 type Group = (typeof GROUPS)[number];
 
 const USAGE = `usage: npm run bench -- [--quick] [--rounds N] [--out FILE] [--workloads ${GROUPS.join(',')}]
@@ -119,6 +120,7 @@ let syncBench: SyncBench | undefined;
 let passthroughBench: PassthroughBench | undefined;
 let trustBench: TrustBench | undefined;
 let gcBench: GcBench | undefined;
+let cliBench: CliBench | undefined;
 try {
   log(`generating random data in ${work}`);
   const bigBlob = await randomFile(join(work, 'big.bin'), sizes.bigBlob);
@@ -158,9 +160,13 @@ try {
     if (!passthroughBench) log('passthrough: dockerd or the docker CLI is not installed; skipping the passthrough workload');
   }
   if (groups.has('trust') && kinds.includes('sluice')) trustBench = await prepareTrust(work);
+  if (groups.has('cli')) {
+    log('cli: starting a source and a destination registry with one small image');
+    cliBench = await prepareCli(work, haveDistribution ? 'distribution' : 'sluice', quick ? 3 : 10);
+  }
   if (groups.has('gc')) gcBench = await prepareGc(args['gc-dir'] ? resolve(args['gc-dir']) : tmpdir(), gcBenchSizes, log);
   // The cache, s3, sync, passthrough and trust workloads start servers of their own; the plain server is started only for the others.
-  const plainGroups = [...groups].filter((g) => g !== 'cache' && g !== 's3' && g !== 'sync' && g !== 'passthrough' && g !== 'trust' && g !== 'gc');
+  const plainGroups = [...groups].filter((g) => g !== 'cache' && g !== 's3' && g !== 'sync' && g !== 'passthrough' && g !== 'trust' && g !== 'gc' && g !== 'cli');
 
   const samples: Record<ServerKind, Sample[]> = { sluice: [], distribution: [] };
   for (let round = 0; round < rounds; round++) {
@@ -209,6 +215,11 @@ try {
       });
       await trustInProcess(trustBench, sizes.manifestSeconds, samples.sluice[round]!, samples.distribution[round]!);
     }
+    // Start-up and idle memory: each Sluice command beside the tool it is compared with (named in each row).
+    if (cliBench) {
+      log(`round ${round + 1}/${rounds}: cli`);
+      await cliRound(cliBench, (samples.sluice[round] ??= {}), (samples.distribution[round] ??= {}), args['sluice-bin'] ? { sluiceBin: resolve(args['sluice-bin']) } : {});
+    }
     // Daemons, not registries: measured once a round, the box's save|load per image in the Distribution column.
     if (passthroughBench) {
       log(`round ${round + 1}/${rounds}: passthrough`);
@@ -216,7 +227,7 @@ try {
     }
   }
 
-  const metrics = [...metricCatalog(connections), ...S3_METRICS, ...PASSTHROUGH_METRICS, ...trustMetrics(connections), ...GC_METRICS].filter((m) => samples.sluice.some((s) => m.id in s) || samples.distribution.some((s) => m.id in s));
+  const metrics = [...metricCatalog(connections), ...S3_METRICS, ...PASSTHROUGH_METRICS, ...trustMetrics(connections), ...GC_METRICS, ...CLI_METRICS].filter((m) => samples.sluice.some((s) => m.id in s) || samples.distribution.some((s) => m.id in s));
   const rows = summarize(metrics, samples);
   const results: BenchResults = {
     date: new Date().toISOString(),
@@ -266,5 +277,6 @@ try {
   await syncBench?.stop();
   await passthroughBench?.stop();
   await gcBench?.stop();
+  await cliBench?.stop();
   await rm(work, { recursive: true, force: true });
 }

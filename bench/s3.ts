@@ -39,6 +39,8 @@ export const S3_METRICS: MetricInfo[] = [
   { id: 's3.s3rver.busy', label: 's3: s3rver CPU during the 2-node pull', unit: '% core', better: 'lower' },
   { id: 's3.rss.push', label: 's3: node RSS during pushes (highest)', unit: 'MiB', better: 'lower' },
   { id: 's3.rss.pull', label: 's3: node RSS during pulls (highest, first node)', unit: 'MiB', better: 'lower' },
+  { id: 's3.push.parallel', label: 's3: blob push, 4 in parallel (monolithic), aggregate', unit: 'MiB/s', better: 'higher' },
+  { id: 's3.rss.push4', label: 's3: node RSS during 4 parallel pushes (highest)', unit: 'MiB', better: 'lower' },
 ];
 
 /** The s3rver child every round's nodes share, and the blob they move. */
@@ -130,6 +132,10 @@ export async function s3Workloads(kind: ServerKind, b: S3Bench, out: Sample, opt
       out['s3.push.chunked'] = size / MiB / ((await timed(() => pushChunked(a.url, 'bench/s3-chunked', b.blob, b.sizes.chunkBytes))) / 1000);
     });
     out['s3.rss.push'] = push.maxRss / MiB;
+    // The blob four times at once into four repositories: four upload sessions, each with its own parts in flight.
+    const par = await sampleRss(a, () => timed(() => Promise.all([0, 1, 2, 3].map((i) => pushMonolithic(a.url, `bench/s3-par-${i}`, b.blob)))));
+    out['s3.push.parallel'] = (size * 4) / MiB / (par.value / 1000);
+    out['s3.rss.push4'] = par.maxRss / MiB;
     const cpu = a.cpuMs();
     const single = await sampleRss(a, () => timed(() => pullBlob(a.url, repo, b.blob.digest, size)));
     out['s3.pull.single'] = size / MiB / (single.value / 1000);

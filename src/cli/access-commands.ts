@@ -1,36 +1,22 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { parse as parseYaml } from 'yaml';
-import { ConfigError, loadConfig, validateConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { hasCredentials } from '../auth/config.js';
-import { HtpasswdStore } from '../auth/htpasswd.js';
 import { createRobot, deleteRobot, listRobots, parseExpiry, ROBOT_PREFIX, RobotStore } from '../auth/robots.js';
 import { isDigest } from '../oci/digest.js';
 import { isRepositoryName, isTag } from '../oci/name.js';
-import {
-  ACTIONS,
-  checkAccessConfig,
-  compilePolicy,
-  decide,
-  enforcedPolicySpec,
-  isAction,
-  PolicyError,
-  ruleLabel,
-  type Action,
-  type Finding,
-  type KnownPrincipals,
-  type Principal,
-  type Target,
-} from '../policy/index.js';
+import type { Finding, KnownPrincipals } from '../policy/index.js';
+import { ACTIONS, isAction, type Action, type Principal, type Target } from '../policy/types.js';
 import { fail } from './fail.js';
-import { explainFetch, explainTrust, printFetch } from './explain-fetch.js';
+
+// The config loader (zod, yaml), the policy compiler and the explainers are imported in the actions
+// that use them: `sluice --help` and `sluice robot list` register these commands without loading them.
 
 /** As robots.ts checks robot names when it creates one. */
 const ROBOT_NAME = /^[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
 
 async function configFrom(file: string | undefined): Promise<Config> {
+  const { loadConfig } = await import('../config/load.js');
   try {
     return (await loadConfig(file)).config;
   } catch (e) {
@@ -105,6 +91,7 @@ async function rosters(config: Config): Promise<{ known: KnownPrincipals; proble
   const warnings: string[] = [];
   const hp = config.auth?.htpasswd?.path;
   if (hp) {
+    const { HtpasswdStore } = await import('../auth/htpasswd.js');
     try {
       const store = new HtpasswdStore(hp);
       warnings.push(...store.warnings);
@@ -155,6 +142,7 @@ function oneLine<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...ar
 
 /** Reads a config file for `policy check`: the raw `access:` section, and the rest validated as `sluice serve` would. */
 async function readForCheck(path: string | undefined): Promise<{ raw: Record<string, unknown>; config?: Config; problems: string[] }> {
+  const [{ parse: parseYaml }, { ConfigError, validateConfig }] = await Promise.all([import('yaml'), import('../config/load.js')]);
   let raw: Record<string, unknown> = {};
   if (path !== undefined) {
     let text: string;
@@ -254,6 +242,7 @@ export function registerAccessCommands(program: Command): void {
       if (asked.includes('trust')) {
         if (asked.length > 1) fail('--action trust is answered by the trust rules: ask it alone');
         const config = await configFrom(opts.config);
+        const { explainTrust } = await import('./explain-fetch.js');
         let e: ReturnType<typeof explainTrust>;
         try {
           e = explainTrust(config, ref);
@@ -277,6 +266,7 @@ export function registerAccessCommands(program: Command): void {
       if (asked.includes('fetch')) {
         if (asked.length > 1) fail('--action fetch is answered by the flow rules: ask it alone');
         const config = await configFrom(opts.config);
+        const { explainFetch, printFetch } = await import('./explain-fetch.js');
         let e: ReturnType<typeof explainFetch>;
         try {
           e = explainFetch(config, ref);
@@ -298,6 +288,10 @@ export function registerAccessCommands(program: Command): void {
         fail((e as Error).message);
       }
       const config = await configFrom(opts.config);
+      const [{ hasCredentials }, { compilePolicy, decide, enforcedPolicySpec, PolicyError, ruleLabel }] = await Promise.all([
+        import('../auth/config.js'),
+        import('../policy/index.js'),
+      ]);
       // The server's own policy, open registry included, so the answer is the one a client would get.
       const spec = enforcedPolicySpec(config.access, { hasCredentials: hasCredentials(config.auth), readonlyAll: config.storage.maintenance?.readonly?.enabled ?? false });
       if (opts.group?.length) {
@@ -350,6 +344,7 @@ export function registerAccessCommands(program: Command): void {
     .action(async (file: string | undefined, opts: { config?: string }) => {
       if (file !== undefined && opts.config !== undefined && file !== opts.config) fail('give the config file once: as an argument or with -c/--config');
       const path = file ?? opts.config;
+      const [{ hasCredentials }, { checkAccessConfig }] = await Promise.all([import('../auth/config.js'), import('../policy/index.js')]);
       const { raw, config, problems } = await readForCheck(path);
       const findings: Finding[] = problems.map((message) => ({ level: 'error', message }));
       let known: KnownPrincipals | undefined;

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import type { Config } from '../config/schema.js';
-import { ConfigError, loadConfig } from '../config/load.js';
 import { fail } from './fail.js';
 
 /** Where a storage command finds its config: Distribution's positional file, `-c`, and `--root`. */
@@ -21,6 +20,8 @@ export function storageCommand(program: Command, name: string, description: stri
 
 /** Loads the config a storage command names, or exits with the config's problems. */
 export async function storageConfig(file: string | undefined, f: StorageFlags): Promise<Config> {
+  // Loaded here, not at the top: `sluice --help` registers this command without reading any config.
+  const { ConfigError, loadConfig } = await import('../config/load.js');
   try {
     return (await loadConfig(f.config ?? file, { root: f.root })).config;
   } catch (e) {

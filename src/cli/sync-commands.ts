@@ -1,7 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { ConfigError, loadConfig, validateConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import type { MirrorJob, PlanStep } from '../sync/job.js';
 import type { RunSummary } from '../sync/state.js';
@@ -26,6 +25,8 @@ const quietLog = { info: () => undefined, warn: (_o: object, msg: string) => pro
 
 /** The config `sluice sync` runs with: the given file, or (skopeo's YAML) upstreams and jobs made from it. */
 async function syncConfig(f: SyncFlags, file: string | undefined): Promise<Config> {
+  // Loaded when a sync runs, not when `sluice --help` registers the command.
+  const { ConfigError, loadConfig, validateConfig } = await import('../config/load.js');
   if (f.src === undefined) {
     if (file !== undefined) fail(`unexpected argument ${file}: a YAML file goes with --src yaml`);
     if (f.dest !== undefined) fail('--dest goes with --src yaml FILE (a config file names each job\'s `to:`)');
@@ -206,6 +207,7 @@ export function registerSyncCommands(program: Command): void {
       const { driverFor } = await import('../storage/driver-for.js');
       const { jobName } = await import('../sync/job.js');
       const { readState } = await import('../sync/state.js');
+      const { loadConfig, validateConfig } = await import('../config/load.js');
       let config: Config;
       let names: string[];
       if (f.state) {

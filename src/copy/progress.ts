@@ -1,6 +1,12 @@
-import cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
+import type cliProgress from 'cli-progress';
 import type { Descriptor } from '../oci/descriptor.js';
 import type { BlobAction, CopyProgress } from './copy.js';
+
+// The bars are drawn only on a terminal: the package is required then, not by every copy, sync or server.
+const require = createRequire(import.meta.url);
+let loaded: typeof cliProgress | undefined;
+const cliProgressModule = (): typeof cliProgress => (loaded ??= require('cli-progress') as typeof cliProgress);
 
 /** A progress reporter that must be stopped when the copy ends. */
 export interface ProgressReporter extends CopyProgress {
@@ -45,9 +51,10 @@ export function lineProgress(out: NodeJS.WritableStream): ProgressReporter {
 
 /** The bar set `barProgress` draws into; several copies (a mirror job's images) can share one. */
 export function progressBars(out: NodeJS.WritableStream): cliProgress.MultiBar {
-  return new cliProgress.MultiBar(
+  const cp = cliProgressModule();
+  return new cp.MultiBar(
     { stream: out, format: '{name} [{bar}] {percentage}% {done}/{size}', hideCursor: true, clearOnComplete: false, autopadding: true },
-    cliProgress.Presets.shades_classic,
+    cp.Presets.shades_classic,
   );
 }
 

@@ -1,4 +1,4 @@
-import { request } from 'undici';
+import { request } from '../transport/undici-core.js';
 import { parseDuration } from '../config/duration.js';
 import type { StorageDriver } from '../storage/driver.js';
 import type { EndpointConfig } from './config.js';

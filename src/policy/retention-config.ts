@@ -1,4 +1,4 @@
-import semver from 'semver';
+import validRange from 'semver/ranges/valid.js';
 import { z } from 'zod';
 import { isDuration } from '../config/duration.js';
 
@@ -6,7 +6,7 @@ const list = z.union([z.string().min(1), z.array(z.string().min(1))]).transform(
 const duration = z.string().refine(isDuration, 'expected a duration such as 12h, 30d, 2w');
 const range = z
   .string()
-  .refine((r) => semver.validRange(r, { loose: true }) !== null, 'expected a semver range such as ">=1.0.0 <2"');
+  .refine((r) => validRange(r, { loose: true }) !== null, 'expected a semver range such as ">=1.0.0 <2"');
 
 /**
  * One retention rule as written under `retention:`. Every keep criterion it names keeps a tag on its own; a rule

@@ -1,5 +1,7 @@
 import picomatch from 'picomatch';
-import semver from 'semver';
+import type SemVer from 'semver/classes/semver.js';
+import rcompare from 'semver/functions/rcompare.js';
+import satisfies from 'semver/functions/satisfies.js';
 import { parseDuration } from '../config/duration.js';
 import { compilePatterns, expandPatterns, PolicyError, splitPattern, type Pattern } from './patterns.js';
 import type { RetentionRuleConfig } from './retention-config.js';
@@ -98,7 +100,7 @@ export function day(ms: number): string {
 }
 
 /** A tag read as a version. */
-type Versioned = { t: TagTimes; v: semver.SemVer };
+type Versioned = { t: TagTimes; v: SemVer };
 
 /** Why one rule keeps each tag it keeps (`latest 5`), computed over that rule's own tags only. */
 function keptBy(r: RetentionRule, tags: TagTimes[], now: number): Map<string, string> {
@@ -128,14 +130,14 @@ function keptBy(r: RetentionRule, tags: TagTimes[], now: number): Map<string, st
   if (s.semver !== undefined) {
     const versioned = mine
       .map((t) => ({ t, v: versionOf(t.tag) }))
-      .filter((x): x is Versioned => x.v !== null && semver.satisfies(x.v, s.semver!, { loose: true }));
+      .filter((x): x is Versioned => x.v !== null && satisfies(x.v, s.semver!, { loose: true }));
     const byMinor = new Map<string, Versioned[]>();
     for (const x of versioned) {
       const minor = `${x.v.major}.${x.v.minor}`;
       byMinor.set(minor, [...(byMinor.get(minor) ?? []), x]);
     }
     for (const [minor, xs] of byMinor) {
-      xs.sort((a, b) => semver.rcompare(a.v, b.v) || (a.t.tag < b.t.tag ? -1 : 1));
+      xs.sort((a, b) => rcompare(a.v, b.v) || (a.t.tag < b.t.tag ? -1 : 1));
       const kept = s.perminor === undefined ? xs : xs.slice(0, s.perminor);
       const why = `semver ${s.semver}${s.perminor === undefined ? '' : `, latest ${s.perminor} of ${minor}`}`;
       for (const x of kept) keep(x.t.tag, why);

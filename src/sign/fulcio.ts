@@ -1,4 +1,5 @@
-import { X509Certificate } from '@sigstore/core';
+import type { X509Certificate } from '@sigstore/core';
+import { sigstoreCore } from './sigstore.js';
 
 // Who a Fulcio certificate says signed: the SAN (an email or a workflow URI), the OIDC issuer, and the CI
 // claims Fulcio copies from the token. Pure: certificate bytes in, claims out; and the matching of claims
@@ -58,7 +59,7 @@ function repositoryOf(uri: string | undefined): string | undefined {
 
 /** The identity a Fulcio certificate (DER or PEM) carries. */
 export function certificateIdentity(cert: X509Certificate | Buffer): CertificateIdentity {
-  const c = Buffer.isBuffer(cert) ? X509Certificate.parse(Buffer.from(cert)) : cert;
+  const c = Buffer.isBuffer(cert) ? sigstoreCore().X509Certificate.parse(Buffer.from(cert)) : cert;
   const prune = <T extends object>(o: T): T => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
   const workflow = prune<WorkflowClaims>({
     repository: repositoryOf(derClaim(c, 12)) ?? rawClaim(c, 5),

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
-import { bundleFromJSON, type Bundle } from '@sigstore/bundle';
-import { X509Certificate } from '@sigstore/core';
-import { toSignedEntity, Verifier, type SignedEntity } from '@sigstore/verify';
+import type { Bundle } from '@sigstore/bundle';
+import type { SignedEntity } from '@sigstore/verify';
 import { parseStatement } from './bundle.js';
 import { certificateIdentity, type CertificateIdentity } from './fulcio.js';
 import { parsePayload } from './payload.js';
+import { sigstoreBundle, sigstoreCore, sigstoreVerify } from './sigstore.js';
 import type { SigstoreRoot } from './trusted-root.js';
 import type { SignatureCandidate, SignaturePayload } from './types.js';
 
@@ -64,7 +64,7 @@ export function bundleOfSimpleSigning(c: SignatureCandidate): Bundle {
   }
   if (!isObject(body) || typeof body.kind !== 'string' || typeof body.apiVersion !== 'string') throw new Unusable('its transparency-log entry names no kind');
   const leaf = pemToDer(c.certificate, 'certificate annotation');
-  return bundleFromJSON({
+  return sigstoreBundle().bundleFromJSON({
     mediaType: 'application/vnd.dev.sigstore.bundle+json;version=0.1',
     verificationMaterial: {
       x509CertificateChain: { certificates: [{ rawBytes: leaf.toString('base64') }] },
@@ -94,7 +94,7 @@ function bundleOfReferrer(c: SignatureCandidate): Bundle {
   } catch {
     throw new Unusable('the bundle is not JSON');
   }
-  const b = bundleFromJSON(doc);
+  const b = sigstoreBundle().bundleFromJSON(doc);
   if (b.verificationMaterial.content.$case === 'publicKey') throw new Unusable('the bundle is signed with a key, not a certificate');
   if (b.content.$case !== 'dsseEnvelope') throw new Unusable('a message-signature bundle signs a blob, not an image');
   return b;
@@ -117,17 +117,17 @@ export function verifyKeyless(c: SignatureCandidate, root: SigstoreRoot): Keyles
   let entity: SignedEntity;
   try {
     bundle = c.kind === 'simple-signing' ? bundleOfSimpleSigning(c) : bundleOfReferrer(c);
-    entity = toSignedEntity(bundle, c.kind === 'simple-signing' ? Buffer.from(c.payload) : undefined);
+    entity = sigstoreVerify().toSignedEntity(bundle, c.kind === 'simple-signing' ? Buffer.from(c.payload) : undefined);
   } catch (e) {
     return { signed: false, reason: e instanceof Unusable ? e.message : `unreadable: ${(e as Error).message}` };
   }
   try {
-    new Verifier(root.material, { ctlogThreshold: root.requireSCT ? 1 : 0, tlogThreshold: 1, timestampThreshold: 1 }).verify(entity);
+    new (sigstoreVerify().Verifier)(root.material, { ctlogThreshold: root.requireSCT ? 1 : 0, tlogThreshold: 1, timestampThreshold: 1 }).verify(entity);
   } catch (e) {
     return { signed: false, reason: explain(e, root) };
   }
   const key = entity.key;
-  const identity = certificateIdentity(key.$case === 'certificate' ? key.certificate : X509Certificate.parse(Buffer.alloc(0)));
+  const identity = certificateIdentity(key.$case === 'certificate' ? key.certificate : sigstoreCore().X509Certificate.parse(Buffer.alloc(0)));
   try {
     if (c.kind === 'simple-signing') return { signed: true, identity, payload: parsePayload(c.payload) };
     const env = bundle.content.$case === 'dsseEnvelope' ? bundle.content.dsseEnvelope : undefined;

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
-import { TrustedRoot } from '@sigstore/protobuf-specs';
-import { toTrustMaterial, type TrustMaterial } from '@sigstore/verify';
+import type { TrustedRoot } from '@sigstore/protobuf-specs';
+import type { TrustMaterial } from '@sigstore/verify';
+import { protobufSpecs, sigstoreVerify } from './sigstore.js';
 
 // A sigstore trusted root (`trusted_root.json`, as sigstore's TUF repository distributes it): the Fulcio CAs,
 // Rekor keys, CT log keys and timestamp authorities keyless signatures are checked against. Pure: bytes in.
@@ -41,8 +42,8 @@ export function parseTrustedRoot(bytes: Uint8Array, name: string, opts: { requir
   let material: TrustMaterial;
   let root: TrustedRoot;
   try {
-    root = TrustedRoot.fromJSON(doc);
-    material = toTrustMaterial(root);
+    root = protobufSpecs().TrustedRoot.fromJSON(doc);
+    material = sigstoreVerify().toTrustMaterial(root);
   } catch (e) {
     throw new TrustedRootError(`${name}: ${(e as Error).message}`);
   }

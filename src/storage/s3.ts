@@ -452,6 +452,22 @@ export class S3Driver implements StorageDriver {
     let pendingSize = 0;
     let inflight: Promise<void> | undefined;
     let cancelled = false;
+    // Only a part's own bytes are copied into one buffer; what stays behind stays in the chunks it came in,
+    // so four writers at once hold their parts and little more (joining all of `pending` and copying the
+    // rest back out held two extra copies per writer at the peak).
+    const takePart = (size: number): Buffer => {
+      let n = 0;
+      let got = 0;
+      while (n < pending.length && got + pending[n]!.length <= size) got += pending[n++]!.length;
+      const pieces = pending.splice(0, n);
+      if (got < size) {
+        const head = pending[0]!;
+        pieces.push(head.subarray(0, size - got));
+        pending[0] = head.subarray(size - got);
+      }
+      pendingSize -= size;
+      return pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, size);
+    };
     const partKey = (off: number) => `${this.key(path)}${PARTS_SUFFIX}/${String(off).padStart(OFFSET_DIGITS, '0')}`;
     // Each part is one PutObject named by its offset. One is in flight while the next chunk arrives, so the
     // request is not paused for S3's round trip; memory is bounded by about three chunks per writer.
@@ -459,13 +475,9 @@ export class S3Driver implements StorageDriver {
       // Kept in `inflight` while awaited, so that cancel waits for it too.
       if (inflight) await inflight;
       if (pendingSize === 0 || cancelled) return;
-      const all = Buffer.concat(pending, pendingSize);
       // Mid-stream, at least MIN_CHUNK stays behind, so that the last part is big enough for the commit to
       // copy it on the server (UploadPartCopy wants every part but the last to be 5 MiB or more).
-      const body = final ? all : all.subarray(0, this.chunk);
-      const rest = all.subarray(body.length);
-      pending = rest.length ? [Buffer.from(rest)] : [];
-      pendingSize = rest.length;
+      const body = takePart(final ? pendingSize : this.chunk);
       const k = partKey(queued);
       queued += body.length;
       written.push(k);

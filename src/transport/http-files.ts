@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { Agent, interceptors, request, type Dispatcher } from 'undici';
+import { Agent, interceptors, request, type Dispatcher } from './undici-core.js';
 import type { LayoutFiles } from './layout-files.js';
 import { readBody } from './registry-client.js';
 

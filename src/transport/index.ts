@@ -1,12 +1,9 @@
 import { parseTransportReference, type ImageDestination, type ImageSource } from './transport.js';
 import type { TransportOptions } from './options.js';
-import { openRegistryDestination, openRegistrySource } from './docker.js';
-import { openLayoutDestination, openLayoutSource } from './oci-layout.js';
-import { openOciArchiveDestination, openOciArchiveSource } from './oci-archive.js';
-import { openDockerArchiveDestination, openDockerArchiveSource } from './docker-archive.js';
-import { openDockerDaemonDestination, openDockerDaemonSource } from './docker-daemon.js';
-import { openBucketDestination, openBucketSource, type BucketOptions } from './bucket.js';
-import { openHttpLayoutSource } from './oci-http.js';
+import type { BucketOptions } from './bucket.js';
+
+// Each transport's module is loaded when a reference names it: `sluice inspect docker://…` does not load
+// the tar code of the archives, the Docker Engine client or the S3 SDK of the bucket transport.
 
 export type { TransportOptions } from './options.js';
 export type { BucketOptions } from './bucket.js';
@@ -16,19 +13,19 @@ export async function openSource(ref: string, opts: TransportOptions & BucketOpt
   const { transport, rest } = parseTransportReference(ref);
   switch (transport) {
     case 'docker':
-      return openRegistrySource(rest, opts);
+      return (await import('./docker.js')).openRegistrySource(rest, opts);
     case 'oci':
-      return openLayoutSource(rest);
+      return (await import('./oci-layout.js')).openLayoutSource(rest);
     case 'oci-archive':
-      return openOciArchiveSource(rest, opts);
+      return (await import('./oci-archive.js')).openOciArchiveSource(rest, opts);
     case 'docker-archive':
-      return openDockerArchiveSource(rest, opts);
+      return (await import('./docker-archive.js')).openDockerArchiveSource(rest, opts);
     case 'docker-daemon':
-      return openDockerDaemonSource(rest, opts);
+      return (await import('./docker-daemon.js')).openDockerDaemonSource(rest, opts);
     case 's3':
-      return openBucketSource(rest, opts);
+      return (await import('./bucket.js')).openBucketSource(rest, opts);
     case 'oci-http':
-      return openHttpLayoutSource(rest, opts);
+      return (await import('./oci-http.js')).openHttpLayoutSource(rest, opts);
   }
 }
 
@@ -37,17 +34,17 @@ export async function openDestination(ref: string, opts: TransportOptions & Buck
   const { transport, rest } = parseTransportReference(ref);
   switch (transport) {
     case 'docker':
-      return openRegistryDestination(rest, opts);
+      return (await import('./docker.js')).openRegistryDestination(rest, opts);
     case 'oci':
-      return openLayoutDestination(rest);
+      return (await import('./oci-layout.js')).openLayoutDestination(rest);
     case 'oci-archive':
-      return openOciArchiveDestination(rest, opts);
+      return (await import('./oci-archive.js')).openOciArchiveDestination(rest, opts);
     case 'docker-archive':
-      return openDockerArchiveDestination(rest, opts);
+      return (await import('./docker-archive.js')).openDockerArchiveDestination(rest, opts);
     case 'docker-daemon':
-      return openDockerDaemonDestination(rest, opts);
+      return (await import('./docker-daemon.js')).openDockerDaemonDestination(rest, opts);
     case 's3':
-      return openBucketDestination(rest, opts);
+      return (await import('./bucket.js')).openBucketDestination(rest, opts);
     case 'oci-http':
       throw new Error(`${ref}: oci-http: is read-only (a static web server takes no uploads); copy to oci:DIR and publish the folder`);
   }

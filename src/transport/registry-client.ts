@@ -1,4 +1,4 @@
-import { request } from 'undici';
+import { request } from './undici-core.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TransportOptions } from './options.js';
 import { Connection, DEFAULT_TOKEN_SECONDS } from './registry-pool.js';

@@ -1,6 +1,6 @@
 // The registry client's HTTP vocabulary: its errors, answers, challenges, retries and bounded body reads.
 // Nothing here holds a connection, so the pool and the client both build on it.
-import type { Dispatcher } from 'undici';
+import type { Dispatcher } from './undici-core.js';
 import type { Readable } from 'node:stream';
 import { readDeclared, type ReadLimit } from './bounded.js';
 

@@ -1,5 +1,5 @@
 // Connections to registries, shared by every client of a run: one Agent, ping and token cache per registry.
-import { Agent, interceptors, request, type Dispatcher } from 'undici';
+import { Agent, interceptors, request, type Dispatcher } from './undici-core.js';
 import { findCredentials, type Credentials } from './credentials.js';
 import { describe, header, isLoopbackHost, parseChallenge, RegistryError, type Challenge, type ClientResponse } from './registry-http.js';
 

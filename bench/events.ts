@@ -36,16 +36,51 @@ export const EVENTS_METRICS: MetricInfo[] = (() => {
   ] as const;
   for (const [id, label, unit] of rows) {
     m.push({ id: `events.${id}.with`, label: `events: ${label}, 2 endpoints (slow, dead)`, unit, better: 'higher' });
-    m.push({ id: `events.${id}.none`, label: `events: ${label}, notifications with no endpoint`, unit, better: 'higher' });
+    m.push({
+      id: `events.${id}.none`,
+      label: `events: ${label}, notifications with no endpoint`,
+      unit,
+      better: 'higher',
+    });
     m.push({ id: `events.${id}.off`, label: `events: ${label}, no notifications: block`, unit, better: 'higher' });
-    m.push({ id: `events.${id}.ratio`, label: `events: ${label}, 2 endpoints / no endpoint (target ≥ 0.95)`, unit: '×', better: 'higher' });
-    m.push({ id: `events.${id}.price`, label: `events: ${label}, 2 endpoints / no notifications: block`, unit: '×', better: 'higher' });
+    m.push({
+      id: `events.${id}.ratio`,
+      label: `events: ${label}, 2 endpoints / no endpoint (target ≥ 0.95)`,
+      unit: '×',
+      better: 'higher',
+    });
+    m.push({
+      id: `events.${id}.price`,
+      label: `events: ${label}, 2 endpoints / no notifications: block`,
+      unit: '×',
+      better: 'higher',
+    });
   }
   const inject = 'in process, alternating batches (Dist column: same Sluice, notifications with no endpoint)';
-  m.push({ id: 'events.inject.get', label: `events: warm manifest GET, 2 endpoints, ${inject}`, unit: 'µs', better: 'lower' });
-  m.push({ id: 'events.inject.put', label: `events: manifest PUT, 2 endpoints, ${inject}`, unit: 'µs', better: 'lower' });
-  m.push({ id: 'events.drain.rate', label: 'events: backlog delivered to a fast local receiver', unit: 'ev/s', better: 'higher' });
-  m.push({ id: 'events.drain.count', label: 'events: backlog size (pull events piled up while held)', unit: 'req', better: 'higher' });
+  m.push({
+    id: 'events.inject.get',
+    label: `events: warm manifest GET, 2 endpoints, ${inject}`,
+    unit: 'µs',
+    better: 'lower',
+  });
+  m.push({
+    id: 'events.inject.put',
+    label: `events: manifest PUT, 2 endpoints, ${inject}`,
+    unit: 'µs',
+    better: 'lower',
+  });
+  m.push({
+    id: 'events.drain.rate',
+    label: 'events: backlog delivered to a fast local receiver',
+    unit: 'ev/s',
+    better: 'higher',
+  });
+  m.push({
+    id: 'events.drain.count',
+    label: 'events: backlog size (pull events piled up while held)',
+    unit: 'req',
+    better: 'higher',
+  });
   return m;
 })();
 
@@ -125,7 +160,9 @@ export async function prepareEvents(): Promise<EventsBench> {
 /** The `notifications:` block both servers read: Distribution's keys only, so the same YAML fits both. */
 function notificationsYaml(endpoints: { name: string; url: string; timeout: string }[]): string {
   if (endpoints.length === 0) return 'notifications:\n  endpoints: []\n';
-  const list = endpoints.map((e) => `    - {name: ${e.name}, url: "${e.url}", timeout: ${e.timeout}, threshold: 5, backoff: 1s}`).join('\n');
+  const list = endpoints
+    .map((e) => `    - {name: ${e.name}, url: "${e.url}", timeout: ${e.timeout}, threshold: 5, backoff: 1s}`)
+    .join('\n');
   return `notifications:\n  endpoints:\n${list}\n`;
 }
 
@@ -134,7 +171,11 @@ function sha256(b: Buffer): string {
 }
 
 /** Runs `op` on `clients` workers for `seconds`; operations per second that succeeded (a failure throws). */
-async function throughput(clients: number, seconds: number, op: (worker: number, n: number) => Promise<void>): Promise<number> {
+async function throughput(
+  clients: number,
+  seconds: number,
+  op: (worker: number, n: number) => Promise<void>,
+): Promise<number> {
   const start = performance.now();
   const deadline = start + seconds * 1000;
   let done = 0;
@@ -152,18 +193,23 @@ async function throughput(clients: number, seconds: number, op: (worker: number,
 /** The four throughput rows on one server, written under `suffix` (`with` or `none`). */
 async function measure(s: BenchServer, seconds: number, suffix: string, out: Sample): Promise<void> {
   await pushSmallImage(s.url, 'bench/events', 'latest');
-  const manifest = await (await fetch(`${s.url}/v2/bench/events/manifests/latest`, { headers: { accept: OCI_MANIFEST } })).arrayBuffer();
+  const manifest = await (
+    await fetch(`${s.url}/v2/bench/events/manifests/latest`, { headers: { accept: OCI_MANIFEST } })
+  ).arrayBuffer();
   out[`events.push.${suffix}`] = await throughput(CONNECTIONS, seconds, async () => {
     const bytes = randomBytes(1024);
     await pushBytes(s.url, 'bench/events-push', bytes, sha256(bytes));
   });
-  out[`events.put.${suffix}`] = await throughput(CONNECTIONS, seconds, (w, n) => putManifest(s.url, 'bench/events', `w${w}-${n}`, Buffer.from(manifest), OCI_MANIFEST));
+  out[`events.put.${suffix}`] = await throughput(CONNECTIONS, seconds, (w, n) =>
+    putManifest(s.url, 'bench/events', `w${w}-${n}`, Buffer.from(manifest), OCI_MANIFEST),
+  );
   for (const [id, c] of [
     ['get1', 1],
     ['get16', CONNECTIONS],
   ] as const) {
     const r = await load(`${s.url}/v2/bench/events/manifests/latest`, 'GET', c, seconds, { accept: OCI_MANIFEST });
-    if (r.errors > 0 || r.requests === 0) throw new Error(`events GET at ${c} connections: ${r.errors} errors, ${r.requests} answered`);
+    if (r.errors > 0 || r.requests === 0)
+      throw new Error(`events GET at ${c} connections: ${r.errors} errors, ${r.requests} answered`);
     out[`events.${id}.${suffix}`] = r.rps;
   }
 }
@@ -172,7 +218,14 @@ async function measure(s: BenchServer, seconds: number, suffix: string, out: Sam
  * One round for one server kind: the server without notifications and the one with both endpoints,
  * measured one after the other (which goes first alternates by round), then the drain to a fast receiver.
  */
-export async function eventsRound(kind: ServerKind, bench: EventsBench, round: number, seconds: number, out: Sample, opts: ServerOptions = {}): Promise<void> {
+export async function eventsRound(
+  kind: ServerKind,
+  bench: EventsBench,
+  round: number,
+  seconds: number,
+  out: Sample,
+  opts: ServerOptions = {},
+): Promise<void> {
   const endpoints = notificationsYaml([
     { name: 'slow', url: bench.slow.url, timeout: '5s' },
     { name: 'dead', url: bench.deadUrl, timeout: '1s' },
@@ -205,12 +258,15 @@ async function drain(kind: ServerKind, seconds: number, out: Sample, opts: Serve
   const s = await startServer(kind, { ...opts, extraConfig: `${opts.extraConfig ?? ''}${yaml}` });
   try {
     await pushSmallImage(s.url, 'bench/drain', 'latest');
-    const r = await load(`${s.url}/v2/bench/drain/manifests/latest`, 'GET', CONNECTIONS, Math.max(1, seconds / 2), { accept: OCI_MANIFEST });
+    const r = await load(`${s.url}/v2/bench/drain/manifests/latest`, 'GET', CONNECTIONS, Math.max(1, seconds / 2), {
+      accept: OCI_MANIFEST,
+    });
     const expected = r.requests;
     const start = performance.now();
     fast.release();
     const deadline = start + 180_000;
-    while (fast.pulls('bench/drain') < expected && performance.now() < deadline) await new Promise((res) => setTimeout(res, 20));
+    while (fast.pulls('bench/drain') < expected && performance.now() < deadline)
+      await new Promise((res) => setTimeout(res, 20));
     const got = fast.pulls('bench/drain');
     out['events.drain.rate'] = got / ((performance.now() - start) / 1000);
     out['events.drain.count'] = expected;
@@ -227,20 +283,34 @@ async function drain(kind: ServerKind, seconds: number, out: Sample, opts: Serve
  * event), and alternating batches of warm GETs and manifest PUTs through Fastify's inject, so whatever
  * else the machine does falls on both alike. µs per request, median over batches.
  */
-export async function eventsInProcess(bench: EventsBench, seconds: number, withEndpoints: Sample, noEndpoint: Sample): Promise<void> {
+export async function eventsInProcess(
+  bench: EventsBench,
+  seconds: number,
+  withEndpoints: Sample,
+  noEndpoint: Sample,
+): Promise<void> {
   const dirs = await Promise.all([0, 1].map(() => mkdtemp(join(tmpdir(), 'sluice-bench-events-'))));
   const endpoints = [
     { name: 'slow', url: bench.slow.url, timeout: '5s', threshold: 5, backoff: '1s' },
     { name: 'dead', url: bench.deadUrl, timeout: '1s', threshold: 5, backoff: '1s' },
   ];
   const regs = dirs.map((dir, i) => {
-    const raw = { log: { level: 'silent' }, http: { addr: '127.0.0.1:0' }, storage: { filesystem: { rootdirectory: dir } }, notifications: { journal: { node: 'bench' }, endpoints: i === 0 ? endpoints : [] } };
+    const raw = {
+      log: { level: 'silent' },
+      http: { addr: '127.0.0.1:0' },
+      storage: { filesystem: { rootdirectory: dir } },
+      notifications: { journal: { node: 'bench' }, endpoints: i === 0 ? endpoints : [] },
+    };
     return buildRegistry({ config: validateConfig(raw).config, logger: false });
   });
   try {
     const urls = await Promise.all(regs.map((r) => r.app.listen({ host: '127.0.0.1', port: 0 })));
     for (const url of urls) await pushSmallImage(url, 'bench/events', 'latest');
-    const manifest = Buffer.from(await (await fetch(`${urls[0]}/v2/bench/events/manifests/latest`, { headers: { accept: OCI_MANIFEST } })).arrayBuffer());
+    const manifest = Buffer.from(
+      await (
+        await fetch(`${urls[0]}/v2/bench/events/manifests/latest`, { headers: { accept: OCI_MANIFEST } })
+      ).arrayBuffer(),
+    );
     let tags = 0;
     const batch = async (i: number, kind: 'get' | 'put'): Promise<number> => {
       const app = regs[i]!.app;
@@ -249,8 +319,17 @@ export async function eventsInProcess(bench: EventsBench, seconds: number, withE
       for (let k = 0; k < n; k++) {
         const r =
           kind === 'get'
-            ? await app.inject({ method: 'GET', url: '/v2/bench/events/manifests/latest', headers: { accept: OCI_MANIFEST } })
-            : await app.inject({ method: 'PUT', url: `/v2/bench/events/manifests/t${tags++}`, headers: { 'content-type': OCI_MANIFEST }, payload: manifest });
+            ? await app.inject({
+                method: 'GET',
+                url: '/v2/bench/events/manifests/latest',
+                headers: { accept: OCI_MANIFEST },
+              })
+            : await app.inject({
+                method: 'PUT',
+                url: `/v2/bench/events/manifests/t${tags++}`,
+                headers: { 'content-type': OCI_MANIFEST },
+                payload: manifest,
+              });
         if (r.statusCode >= 300) throw new Error(`in-process ${kind} answered ${r.statusCode}`);
       }
       return ((performance.now() - t) * 1000) / n;

@@ -12,7 +12,15 @@ const RECENT_SEGMENTS = 64;
  * written without a sync: it survives the process dying (`kill -9`) but not the machine losing power,
  * and a pull then costs a file write instead of two disk flushes. On S3 every write is durable anyway.
  */
-const CHANGES: ReadonlySet<EventType> = new Set<EventType>(['push', 'delete', 'mount', 'tag.moved', 'cache.fill', 'mirror.run', 'gc.pass']);
+const CHANGES: ReadonlySet<EventType> = new Set<EventType>([
+  'push',
+  'delete',
+  'mount',
+  'tag.moved',
+  'cache.fill',
+  'mirror.run',
+  'gc.pass',
+]);
 
 interface Waiting {
   events: NewEvent[];

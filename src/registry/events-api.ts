@@ -2,7 +2,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { OciError } from '../oci/errors.js';
 import { parseSince } from '../events/status.js';
 import type { RegistryEvent } from '../events/types.js';
-import { cursorAt, formatCursor, nodeJournals, parseCursor, readMerged, type EventsCursor, type NodeEvent } from '../events/merged.js';
+import { cursorAt, formatCursor, nodeJournals, parseCursor, readMerged } from '../events/merged.js';
+import type { EventsCursor, NodeEvent } from '../events/merged.js';
 import type { RegistryContext } from './context.js';
 import { sendError, toOciError } from './errors.js';
 
@@ -34,7 +35,8 @@ export function installEventsApi(app: FastifyInstance, ctx: RegistryContext): vo
         try {
           cursor = parseCursor(q['after'], events.journal.node);
         } catch (e) {
-          throw new OciError('UNSUPPORTED', `after=: ${(e as Error).message} (pass the next of an earlier answer)`, undefined, 400);
+          const why = `after=: ${(e as Error).message} (pass the next of an earlier answer)`;
+          throw new OciError('UNSUPPORTED', why, undefined, 400);
         }
       } else if (q['since'] !== undefined) {
         let since: number;

@@ -32,7 +32,8 @@ function loginFailedEvent(req: FastifyRequest, status: number): EventDraft | und
   const auth = req.headers.authorization;
   const login = status === 401 && (auth !== undefined || TOKEN_PATH.test(req.url));
   if (!login && status !== 429) return undefined;
-  const data: Record<string, unknown> = { status, ...(req.refusal ? { reason: req.refusal.message.slice(0, 500) } : {}) };
+  const reason = req.refusal ? { reason: req.refusal.message.slice(0, 500) } : {};
+  const data: Record<string, unknown> = { status, ...reason };
   const user = basicUser(auth) ?? req.loginUser;
   if (user) data['user'] = user.slice(0, 200);
   return { type: 'login.failed', target: {}, data };

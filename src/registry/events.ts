@@ -79,7 +79,11 @@ export async function emitForDecision(ctx: RegistryContext, draft: EventDraft, a
 }
 
 /** Journals an event no request caused (a mirror run, a collection pass): failures are logged. */
-export function emitDetached(ctx: RegistryContext, log: { warn(o: object, msg: string): void }, draft: EventDraft): void {
+export function emitDetached(
+  ctx: RegistryContext,
+  log: { warn(o: object, msg: string): void },
+  draft: EventDraft,
+): void {
   const events = ctx.events;
   if (!events) return;
   events.emit(detachedEvent(draft, undefined, events.instanceID)).catch((e: unknown) => {

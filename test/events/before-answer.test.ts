@@ -28,7 +28,9 @@ test('a cache refusal is in the journal when the 403 arrives, with its flow rule
   });
   t.after(() => cache.close());
   for (let i = 0; i < 3; i++) {
-    const res = await fetch(`${cache.url}/v2/docker.io/someone/tool/manifests/r${i}`, { headers: { accept: img.mediaType } });
+    const res = await fetch(`${cache.url}/v2/docker.io/someone/tool/manifests/r${i}`, {
+      headers: { accept: img.mediaType },
+    });
     const events = await journaledNow(cache);
     assert.equal(res.status, 403);
     await res.arrayBuffer();
@@ -38,7 +40,9 @@ test('a cache refusal is in the journal when the 403 arrives, with its flow rule
     assert.equal(refused.data?.['rule'], 'flow rule 2');
   }
   // A fill is journaled before the manifest is served (and before the pull event of the same request).
-  const res = await fetch(`${cache.url}/v2/docker.io/library/busybox/manifests/1`, { headers: { accept: img.mediaType } });
+  const res = await fetch(`${cache.url}/v2/docker.io/library/busybox/manifests/1`, {
+    headers: { accept: img.mediaType },
+  });
   const events = await journaledNow(cache);
   assert.equal(res.status, 200);
   await res.arrayBuffer();
@@ -55,14 +59,30 @@ test('a failed login at /v2/ and at the token endpoint is in the journal when th
   let events = await journaledNow(fx.reg);
   assert.equal(v2.status, 401);
   await v2.arrayBuffer();
-  assert.deepEqual(events.filter((e) => e.type === 'login.failed').map((e) => e.data?.['user']), ['alice']);
+  assert.deepEqual(
+    events.filter((e) => e.type === 'login.failed').map((e) => e.data?.['user']),
+    ['alice'],
+  );
   // Docker's login with a refresh token asks POST /token with a password grant: no Authorization header.
-  const form = new URLSearchParams({ grant_type: 'password', username: 'bob', password: 'wrong', service: 'sluice', client_id: 'docker' });
-  const token = await fetch(`${url}/token`, { method: 'POST', body: form, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+  const form = new URLSearchParams({
+    grant_type: 'password',
+    username: 'bob',
+    password: 'wrong',
+    service: 'sluice',
+    client_id: 'docker',
+  });
+  const token = await fetch(`${url}/token`, {
+    method: 'POST',
+    body: form,
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+  });
   events = await journaledNow(fx.reg);
   assert.equal(token.status, 401);
   await token.arrayBuffer();
-  assert.deepEqual(events.filter((e) => e.type === 'login.failed').map((e) => e.data?.['user']), ['alice', 'bob']);
+  assert.deepEqual(
+    events.filter((e) => e.type === 'login.failed').map((e) => e.data?.['user']),
+    ['alice', 'bob'],
+  );
   for (const e of events) assert.ok(!JSON.stringify(e).includes('wrong'), 'no event carries a password');
   // The right password is no failed login; neither is a first anonymous /v2/ (the challenge every client gets).
   const ok = await fetch(`${url}/v2/`, { headers: { authorization: basic('alice', USERS.alice) } });
@@ -83,6 +103,6 @@ test('skopeo login with a wrong password is a failed-login event naming the user
   });
   assert.notEqual(r.code, 0, 'skopeo login must fail');
   const failed = (await journaledNow(fx.reg)).filter((e) => e.type === 'login.failed');
-  assert.ok(failed.length >= 1, 'skopeo\'s refused login is journaled');
+  assert.ok(failed.length >= 1, "skopeo's refused login is journaled");
   assert.ok(failed.every((e) => e.data?.['user'] === 'carol' && e.data?.['status'] === 401));
 });

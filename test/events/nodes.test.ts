@@ -33,7 +33,7 @@ async function walk(url: string, limit: number, first = ''): Promise<{ events: A
   throw new Error('more than 100 pages');
 }
 
-test('two sluice serve nodes on one bucket: the events API and replay read both journals, merged in time order', async (t) => {
+test('GET /api/v1/events and events replay read both journals of two nodes on one bucket, in time order', async (t) => {
   const s3 = await startS3('events-nodes');
   t.after(() => s3.close());
   const work = await scratch('sluice-events-nodes-');
@@ -62,14 +62,19 @@ test('two sluice serve nodes on one bucket: the events API and replay read both 
     assert.deepEqual(times, [...times].sort(), 'merged oldest first');
     // Small pages reach the same events, each once: the cursor says where it is in each journal.
     const paged = await walk(n.url, 3);
-    assert.deepEqual(paged.events.map((e) => e.id), events.map((e) => e.id));
+    assert.deepEqual(
+      paged.events.map((e) => e.id),
+      events.map((e) => e.id),
+    );
     assert.match(paged.next, /^a:\d+,b:\d+$/);
   }
   // Events a node writes after a reader's last page come with its next page, from either node.
   const { events: before, next } = await walk(a.url, 1000);
   await pushImage(b.url, 'team/late', 'v1', await makeImage({ label: 'nodes-late' }));
   const later = await walk(a.url, 1000, `&after=${encodeURIComponent(next)}`);
-  assert.ok(later.events.length > 0 && later.events.every((e) => e.node === 'b' && e.target.repository === 'team/late'));
+  assert.ok(
+    later.events.length > 0 && later.events.every((e) => e.node === 'b' && e.target.repository === 'team/late'),
+  );
   assert.equal(new Set([...before, ...later.events].map((e) => e.id)).size, before.length + later.events.length);
   // since= starts each journal at the time given.
   const none = await walk(a.url, 1000, `&since=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`);
@@ -80,12 +85,22 @@ test('two sluice serve nodes on one bucket: the events API and replay read both 
   const cfg = join(work.dir, 'replay.yml');
   const storage = { s3: s3.config(root), delete: { enabled: true } };
   const endpoint = { name: 'hook', url: receiver.url, threshold: 0, backoff: '20ms' };
-  await writeFile(cfg, JSON.stringify({ log: { level: 'silent' }, storage, notifications: { journal: { node: 'a' }, endpoints: [endpoint] } }));
+  await writeFile(
+    cfg,
+    JSON.stringify({
+      log: { level: 'silent' },
+      storage,
+      notifications: { journal: { node: 'a' }, endpoints: [endpoint] },
+    }),
+  );
   const replay = await sluice(['events', 'replay', '-c', cfg, '--endpoint', 'hook', '--since', '1h']);
   assert.equal(replay.code, 0, replay.stderr);
   const all = [...before, ...later.events];
   assert.match(replay.stdout, new RegExp(`replayed ${all.length} events`));
-  assert.deepEqual(receiver.events().map((e) => e['id']), all.map((e) => e.id));
+  assert.deepEqual(
+    receiver.events().map((e) => e['id']),
+    all.map((e) => e.id),
+  );
   const onlyB = await sluice(['events', 'replay', '-c', cfg, '--endpoint', 'hook', '--since', '1h', '--node', 'b']);
   assert.equal(onlyB.code, 0, onlyB.stderr);
   assert.match(onlyB.stdout, new RegExp(`replayed ${all.filter((e) => e.node === 'b').length} events`));

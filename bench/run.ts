@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [-- --rounds N --out FILE --workloads blob,manifest,listing,skopeo,cache,sync,gc --servers sluice,distribution
+// `npm run bench [-- --quick] [-- --rounds N --out FILE --workloads blob,manifest,listing,skopeo,cache,sync,gc,events --servers sluice,distribution
 //   --cpu-prof DIR --sluice-bin PATH --manifest-seconds S --listing-size N --gc-repos N --gc-blobs N]`:
 // Sluice and Distribution side by side on 127.0.0.1, fresh processes and storage each round, medians reported.
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -10,6 +10,7 @@ import { CLI_METRICS, cliRound, prepareCli, type CliBench } from './cli.js';
 import { cacheLinkWorkloads, cacheWorkloads, prepareCache, type CacheBench } from './cache.js';
 import { PASSTHROUGH_METRICS, passthroughSizes, passthroughWorkloads, preparePassthrough, type PassthroughBench } from './passthrough.js';
 import { logSizes, randomFile, writeImageLayout } from './data.js';
+import { EVENTS_METRICS, eventsInProcess, eventsRound, prepareEvents, type EventsBench } from './events.js';
 import { canRunGc, GC_METRICS, gcSizes, gcWorkloads, prepareGc, type GcBench } from './gc.js';
 import { machine, metricCatalog, summarize, table, type BenchResults } from './report.js';
 import { hasCommand, startServer, type ServerKind } from './servers.js';
@@ -20,7 +21,7 @@ import { blobWorkloads, listingWorkloads, manifestWorkloads, skopeoWorkloads, ty
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
-const GROUPS = ['blob', 'manifest', 'listing', 'skopeo', 'cache', 's3', 'sync', 'passthrough', 'trust', 'gc', 'cli'] as const;
+const GROUPS = ['blob', 'manifest', 'listing', 'skopeo', 'cache', 's3', 'sync', 'passthrough', 'trust', 'gc', 'cli', 'events'] as const;
 type Group = (typeof GROUPS)[number];
 
 const USAGE = `usage: npm run bench -- [--quick] [--rounds N] [--out FILE] [--workloads ${GROUPS.join(',')}]
@@ -121,6 +122,7 @@ let passthroughBench: PassthroughBench | undefined;
 let trustBench: TrustBench | undefined;
 let gcBench: GcBench | undefined;
 let cliBench: CliBench | undefined;
+let eventsBench: EventsBench | undefined;
 try {
   log(`generating random data in ${work}`);
   const bigBlob = await randomFile(join(work, 'big.bin'), sizes.bigBlob);
@@ -164,9 +166,11 @@ try {
     log('cli: starting a source and a destination registry with one small image');
     cliBench = await prepareCli(work, haveDistribution ? 'distribution' : 'sluice', quick ? 3 : 10);
   }
+  if (groups.has('events')) eventsBench = await prepareEvents();
   if (groups.has('gc')) gcBench = await prepareGc(args['gc-dir'] ? resolve(args['gc-dir']) : tmpdir(), gcBenchSizes, log);
-  // The cache, s3, sync, passthrough and trust workloads start servers of their own; the plain server is started only for the others.
-  const plainGroups = [...groups].filter((g) => g !== 'cache' && g !== 's3' && g !== 'sync' && g !== 'passthrough' && g !== 'trust' && g !== 'gc' && g !== 'cli');
+  // The cache, s3, sync, passthrough, trust, gc, cli and events workloads start servers of their own; the plain server is started only for the others.
+  const own = new Set<Group>(['cache', 's3', 'sync', 'passthrough', 'trust', 'gc', 'cli', 'events']);
+  const plainGroups = [...groups].filter((g) => !own.has(g));
 
   const samples: Record<ServerKind, Sample[]> = { sluice: [], distribution: [] };
   for (let round = 0; round < rounds; round++) {
@@ -197,6 +201,7 @@ try {
       }
       if (s3Bench) await s3Workloads(kind, s3Bench, sample, serverOptions);
       if (gcBench) await gcWorkloads(kind, gcBench, sample, serverOptions, log);
+      if (eventsBench) await eventsRound(kind, eventsBench, round, sizes.manifestSeconds, sample, serverOptions);
       samples[kind].push(sample);
     }
     if (syncBench) {
@@ -220,6 +225,11 @@ try {
       log(`round ${round + 1}/${rounds}: cli`);
       await cliRound(cliBench, (samples.sluice[round] ??= {}), (samples.distribution[round] ??= {}), args['sluice-bin'] ? { sluiceBin: resolve(args['sluice-bin']) } : {});
     }
+    // Sluice with both endpoints against Sluice with none, in one process: the Distribution column holds the latter.
+    if (eventsBench && kinds.includes('sluice')) {
+      log(`round ${round + 1}/${rounds}: events in process`);
+      await eventsInProcess(eventsBench, sizes.manifestSeconds, (samples.sluice[round] ??= {}), (samples.distribution[round] ??= {}));
+    }
     // Daemons, not registries: measured once a round, the box's save|load per image in the Distribution column.
     if (passthroughBench) {
       log(`round ${round + 1}/${rounds}: passthrough`);
@@ -227,7 +237,7 @@ try {
     }
   }
 
-  const metrics = [...metricCatalog(connections), ...S3_METRICS, ...PASSTHROUGH_METRICS, ...trustMetrics(connections), ...GC_METRICS, ...CLI_METRICS].filter((m) => samples.sluice.some((s) => m.id in s) || samples.distribution.some((s) => m.id in s));
+  const metrics = [...metricCatalog(connections), ...S3_METRICS, ...PASSTHROUGH_METRICS, ...trustMetrics(connections), ...GC_METRICS, ...CLI_METRICS, ...EVENTS_METRICS].filter((m) => samples.sluice.some((s) => m.id in s) || samples.distribution.some((s) => m.id in s));
   const rows = summarize(metrics, samples);
   const results: BenchResults = {
     date: new Date().toISOString(),
@@ -278,5 +288,6 @@ try {
   await passthroughBench?.stop();
   await gcBench?.stop();
   await cliBench?.stop();
+  await eventsBench?.stop();
   await rm(work, { recursive: true, force: true });
 }

@@ -32,6 +32,8 @@ declare module 'fastify' {
     auditAccess?: { principal: string; action: string; repository?: string; reference?: string; rule?: string };
     /** Seconds a 429 asks the client to wait (sent as Retry-After). */
     retryAfter?: number;
+    /** The user name of a refused login (never the password), for its event. */
+    loginUser?: string;
   }
 }
 
@@ -273,6 +275,7 @@ export class AccessControl {
     } catch (e) {
       if (!(e instanceof TooManyAttempts)) throw e;
       req.retryAfter = e.retryAfter;
+      req.loginUser = username;
       this.audit?.write({ principal: username, address: req.ip, action: 'login', decision: 'denied', reason: e.message, method: req.method, status: 429 });
       throw new OciError('TOOMANYREQUESTS', e.message);
     }

@@ -24,6 +24,7 @@ function queryList(v: unknown): string[] {
 }
 
 function unauthorized(ac: AccessControl, req: FastifyRequest, reply: FastifyReply, message: string, user?: string): FastifyReply {
+  if (user !== undefined) req.loginUser = user;
   ac.audit?.write({ principal: user ?? 'unknown', address: req.ip, action: 'login', decision: 'denied', reason: message, method: req.method, status: 401 });
   return reply
     .code(401)
@@ -33,6 +34,7 @@ function unauthorized(ac: AccessControl, req: FastifyRequest, reply: FastifyRepl
 }
 
 function tooMany(ac: AccessControl, req: FastifyRequest, reply: FastifyReply, e: TooManyAttempts, user: string): FastifyReply {
+  req.loginUser = user;
   ac.audit?.write({ principal: user, address: req.ip, action: 'login', decision: 'denied', reason: e.message, method: req.method, status: 429 });
   return reply
     .code(429)

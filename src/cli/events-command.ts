@@ -43,7 +43,7 @@ export function registerEventsCommand(program: Command): void {
     .option('--root <dir>', 'filesystem storage root (overrides storage.filesystem.rootdirectory)')
     .requiredOption('--endpoint <name>', 'the endpoint (notifications.endpoints[].name)')
     .requiredOption('--since <time>', 'an ISO time, or a duration back from now (1h)')
-    .option('--node <name>', "the node whose journal is replayed (default: this node's, notifications.journal.node)")
+    .option('--node <name>', 'replay only this node\'s journal (default: every node\'s on this storage, merged by time)')
     .action(async (file: string | undefined, f: ReplayFlags) => {
       const config = await storageConfig(file, f);
       const n = config.notifications;
@@ -60,24 +60,30 @@ export function registerEventsCommand(program: Command): void {
       }
       const { driverFor } = await import('../storage/driver-for.js');
       const { Journal } = await import('../events/journal.js');
-      const { nodeName } = await import('../events/notifier.js');
+      const { cursorAt, nodeJournals, readMerged } = await import('../events/merged.js');
       const { endpointFilter } = await import('../events/filter.js');
       const { sendEvent } = await import('../events/endpoint.js');
-      const journal = new Journal(driverFor(config), f.node ?? nodeName(n), { maxEvents: Number.MAX_SAFE_INTEGER });
-      await journal.open();
+      const driver = driverFor(config);
+      // Every node's journal on this storage, merged by time; --node keeps to one.
+      let journals: InstanceType<typeof Journal>[];
+      if (f.node) {
+        const one = new Journal(driver, f.node, { maxEvents: Number.MAX_SAFE_INTEGER });
+        await one.open();
+        journals = [one];
+      } else journals = await nodeJournals(driver);
       const filter = endpointFilter(endpoint);
-      let after = journal.seqAt(since) - 1;
+      const cursor = cursorAt(journals, since);
       let sent = 0;
       for (;;) {
-        const batch = await journal.read(after, 100);
+        const batch = await readMerged(journals, cursor, 100);
         if (batch.length === 0) break;
         for (const e of batch) {
-          after = e.seq;
+          cursor.set(e.node, e.seq);
           if (Date.parse(e.timestamp) < since || !filter(e)) continue;
           try {
             await sendEvent(endpoint, e, n.events.includereferences);
           } catch (err) {
-            fail(`replay stopped after ${sent} events: event ${e.id}: ${(err as Error).message}`);
+            fail(`replay stopped after ${sent} events: event ${e.id} of node ${e.node}: ${(err as Error).message}`);
           }
           sent++;
         }

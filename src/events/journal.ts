@@ -1,11 +1,26 @@
 import type { StorageDriver } from '../storage/driver.js';
 import { journalDir, parseSegmentName, segmentName, type SegmentName } from './paths.js';
-import type { NewEvent, RegistryEvent } from './types.js';
+import type { EventType, NewEvent, RegistryEvent } from './types.js';
 
 /** The most events one segment holds: a burst of requests becomes several writes, each bounded. */
 const MAX_BATCH = 1000;
 /** Segments whose events are kept in memory after writing, so delivery to a keeping-up endpoint reads nothing. */
 const RECENT_SEGMENTS = 64;
+/**
+ * Events that record a change to what storage holds. A batch with one of them is written durably (synced
+ * to disk, as the change itself was); a batch of observations only (pulls, refusals, failed logins) is
+ * written without a sync: it survives the process dying (`kill -9`) but not the machine losing power,
+ * and a pull then costs a file write instead of two disk flushes. On S3 every write is durable anyway.
+ */
+const CHANGES: ReadonlySet<EventType> = new Set<EventType>([
+  'push',
+  'delete',
+  'mount',
+  'tag.moved',
+  'cache.fill',
+  'mirror.run',
+  'gc.pass',
+]);
 
 interface Waiting {
   events: NewEvent[];
@@ -106,7 +121,8 @@ export class Journal {
     const seg: SegmentName = { first, count: events.length, ms: Date.now() };
     try {
       const body = events.map((e) => JSON.stringify(e)).join('\n') + '\n';
-      await this.driver.putContent(`${this.dir}/${segmentName(seg)}`, Buffer.from(body));
+      const durable = events.some((e) => CHANGES.has(e.type));
+      await this.driver.putContent(`${this.dir}/${segmentName(seg)}`, Buffer.from(body), { durable });
     } catch (e) {
       for (const w of batch) w.reject(e);
       return;

@@ -2,7 +2,8 @@ import type { StorageDriver } from '../storage/driver.js';
 import type { NotificationsConfig } from './config.js';
 import type { DeliveryState } from './endpoint.js';
 import { Journal } from './journal.js';
-import { cursorPath, deadDir, EVENTS_ROOT } from './paths.js';
+import { journalNodes } from './merged.js';
+import { cursorPath, deadDir } from './paths.js';
 
 /** One endpoint's delivery from one node's journal, as `sluice events status` shows it. */
 export interface EndpointStatus {
@@ -20,7 +21,7 @@ export interface EndpointStatus {
 
 /** The status of every configured endpoint, for every node whose journal is in this storage. */
 export async function eventsStatus(driver: StorageDriver, config: NotificationsConfig): Promise<EndpointStatus[]> {
-  const nodes = (await driver.list(EVENTS_ROOT)).filter((n) => /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(n)).sort();
+  const nodes = await journalNodes(driver);
   const out: EndpointStatus[] = [];
   for (const node of nodes) {
     const journal = new Journal(driver, node, { maxEvents: Number.MAX_SAFE_INTEGER });

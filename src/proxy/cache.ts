@@ -23,6 +23,9 @@ import { cacheTarget, isCacheRepository, type CacheTarget } from './names.js';
 import { TagState } from './tag-state.js';
 import { isEvidence } from '../sign/evidence.js';
 import type { ImageSource } from '../transport/transport.js';
+import { CacheReports, type CacheAudit, type CacheObserver, type Requester } from './cache-report.js';
+
+export type { CacheAuditRecord, Requester } from './cache-report.js';
 
 const ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
 const COSIGN_SUFFIXES = ['sig', 'att', 'sbom'];
@@ -38,10 +41,6 @@ export interface CacheDeps {
   manifestLimit: number;
   metrics: MetricsRegistry;
   log: { info(o: object, msg: string): void; warn(o: object, msg: string): void };
-  /** Called for every fetch and every refusal (the audit log, when configured). */
-  audit?: (record: CacheAuditRecord) => void;
-  /** Called for every fetch and every refusal too (the events journal, when configured). */
-  observe?: (record: CacheAuditRecord) => void;
   /** Claims digests against garbage collection before the cache relies on them (`gc/claim.ts`). */
   claim?: (digests: Iterable<Digest>) => Promise<void>;
   /** Called when the cache stored a new repository or tag. */
@@ -58,22 +57,6 @@ interface Fetched {
   digest: Digest;
   manifest: Manifest;
   bytes: Buffer;
-}
-
-/** Who made the cache act, for the audit log. */
-export interface Requester {
-  principal: string;
-  address: string;
-}
-
-/** An audit record of a fetch from upstream or a refusal. */
-export interface CacheAuditRecord extends Requester {
-  action: 'fetch';
-  repository: string;
-  reference: string;
-  decision: 'allowed' | 'denied';
-  reason: string;
-  rule?: string;
 }
 
 const NOBODY: Requester = { principal: 'unknown', address: '' };
@@ -114,6 +97,7 @@ export class PullThroughCache {
   private readonly missing = new Map<string, number>();
   private readonly inflight = new Map<string, Promise<void>>();
   private readonly background = new Set<Promise<void>>();
+  private readonly reports = new CacheReports();
   private readonly counters: {
     requests: Counter<'kind' | 'result'>;
     upstreamBytes: Counter<'upstream'>;
@@ -140,18 +124,13 @@ export class PullThroughCache {
   }
 
   /** Sends a record of every fetch and refusal to the audit log. */
-  auditTo(audit: CacheDeps['audit']): void {
-    this.deps.audit = audit;
+  auditTo(audit: CacheAudit): void {
+    this.reports.audit = audit;
   }
 
-  /** Sends a record of every fetch and refusal to the events journal as well. */
-  observeWith(observe: CacheDeps['observe']): void {
-    this.deps.observe = observe;
-  }
-
-  private report(record: CacheAuditRecord): void {
-    this.deps.audit?.(record);
-    this.deps.observe?.(record);
+  /** Journals every fetch and refusal as an event, awaited before the request that caused it is answered. */
+  observeWith(observe: CacheObserver): void {
+    this.reports.observe = observe;
   }
 
   /** The cache's view of a request's repository, or undefined for a local one. */
@@ -188,12 +167,13 @@ export class PullThroughCache {
     return isCacheRepository(this.upstreams, name)?.name;
   }
 
-  private refuse(t: CacheTarget, reference: string, reason: string, flow: CompiledFlow | undefined, who: Requester): never {
+  /** Counts and reports a refusal (journaled before the answer), and gives the error the client is sent. */
+  private async refusal(t: CacheTarget, reference: string, reason: string, flow: CompiledFlow | undefined, who: Requester): Promise<OciError> {
     this.counters.requests.inc({ kind: 'manifest', result: 'denied' });
     this.counters.denials.inc({ rule: flow ? String(flow.index) : 'none' });
-    this.report({ ...who, action: 'fetch', repository: t.image, reference, decision: 'denied', reason, ...(flow ? { rule: flowLabel(flow) } : {}) });
+    await this.reports.report({ ...who, action: 'fetch', repository: t.image, reference, decision: 'denied', reason, ...(flow ? { rule: flowLabel(flow) } : {}) });
     const hint = t.viaUnprefixed ? ` (a name without a registry host means ${t.upstream.name} here; no local repository of that name exists)` : '';
-    throw new OciError('DENIED', `${reason}${hint}`, { repository: t.image, reference });
+    return new OciError('DENIED', `${reason}${hint}`, { repository: t.image, reference });
   }
 
   private ttlOf(t: CacheTarget, flow: CompiledFlow | undefined): number {
@@ -209,7 +189,7 @@ export class PullThroughCache {
     if (!isTag(reference)) return;
     const repo = this.deps.repo(t.local);
     const decision = await this.decideTag(t, reference, repo);
-    if (!decision.allowed) this.refuse(t, reference, decision.reason, decision.flow, who);
+    if (!decision.allowed) throw await this.refusal(t, reference, decision.reason, decision.flow, who);
     const key = `${t.local}:${reference}`;
     const local = await repo.resolveTag(reference);
     const last = this.checked.get(key);
@@ -290,7 +270,7 @@ export class PullThroughCache {
       throw new OciError('MANIFEST_UNKNOWN', `${t.image}:${tag} is not known upstream at ${t.upstream.name}`, { tag });
     }
     const verdict = await this.judge(t, fetched, `${t.image}:${tag}`);
-    if (verdict && !verdict.allowed) this.refuse(t, tag, `${t.image}:${tag} is not fetched: ${verdict.reason}`, flow, who);
+    if (verdict && !verdict.allowed) throw await this.refusal(t, tag, `${t.image}:${tag} is not fetched: ${verdict.reason}`, flow, who);
     await this.store(t, fetched);
     // The signatures come along before the tag, so a pull here (trust on pull) finds them with the image.
     if (this.deps.verify && !isEvidence(fetched.manifest)) await this.fetchAttachments(t, fetched.digest);
@@ -301,7 +281,7 @@ export class PullThroughCache {
     this.counters.requests.inc({ kind: 'manifest', result: 'miss' });
     const moved = local ? ` (moved from ${local})` : '';
     this.deps.log.info({ upstream: t.upstream.name, image: t.image, tag, digest: fetched.digest }, `cache: fetched ${t.image}:${tag}${moved}`);
-    this.report({ ...who, action: 'fetch', repository: t.image, reference: `${tag}@${fetched.digest}`, decision: 'allowed', reason: `fetched from ${t.upstream.name}${moved}`, ...(flow ? { rule: flowLabel(flow) } : {}) });
+    await this.reports.report({ ...who, action: 'fetch', repository: t.image, reference: `${tag}@${fetched.digest}`, decision: 'allowed', reason: `fetched from ${t.upstream.name}${moved}`, ...(flow ? { rule: flowLabel(flow) } : {}) });
     if (flow?.spec.referrers && !this.deps.verify) this.inBackground(this.fetchAttachments(t, fetched.digest));
   }
 
@@ -335,7 +315,7 @@ export class PullThroughCache {
       }
     } else {
       const decision = decideFlow(this.flows, { repository: t.image, digest });
-      if (!decision.allowed) this.refuse(t, digest, decision.reason, decision.flow, who);
+      if (!decision.allowed) throw await this.refusal(t, digest, decision.reason, decision.flow, who);
     }
     if (this.deps.readOnly) throw new OciError('MANIFEST_UNKNOWN', `${t.image}@${digest} is not cached, and this registry is read-only so it does not fetch`, { digest });
     const key = `${t.local}@${digest}`;
@@ -352,11 +332,11 @@ export class PullThroughCache {
         if (!fetched) throw new OciError('MANIFEST_UNKNOWN', `${t.image}@${digest} is not known upstream at ${t.upstream.name}`, { digest });
         if (!coveredByIndex) {
           const verdict = await this.judge(t, fetched, `${t.image}@${digest}`);
-          if (verdict && !verdict.allowed) this.refuse(t, digest, `${t.image}@${digest} is not fetched: ${verdict.reason}`, undefined, who);
+          if (verdict && !verdict.allowed) throw await this.refusal(t, digest, `${t.image}@${digest} is not fetched: ${verdict.reason}`, undefined, who);
         }
         await this.store(t, fetched);
         this.counters.requests.inc({ kind: 'manifest', result: 'miss' });
-        this.report({ ...who, action: 'fetch', repository: t.image, reference: digest, decision: 'allowed', reason: `fetched from ${t.upstream.name}` });
+        await this.reports.report({ ...who, action: 'fetch', repository: t.image, reference: digest, decision: 'allowed', reason: `fetched from ${t.upstream.name}` });
         this.deps.changed?.();
       })().finally(() => this.inflight.delete(key));
       this.inflight.set(key, run);

@@ -2,6 +2,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { OciError } from '../oci/errors.js';
 import { parseSince } from '../events/status.js';
 import type { RegistryEvent } from '../events/types.js';
+import { cursorAt, formatCursor, nodeJournals, parseCursor, readMerged } from '../events/merged.js';
+import type { EventsCursor, NodeEvent } from '../events/merged.js';
 import type { RegistryContext } from './context.js';
 import { sendError, toOciError } from './errors.js';
 
@@ -11,7 +13,9 @@ const PAGE_MAX = 1000;
 const SCAN_MAX = 20_000;
 
 /**
- * `GET /api/v1/events?since=&after=&limit=`: this node's journal for consumers that poll (and the UI).
+ * `GET /api/v1/events?since=&after=&limit=`: the journals of every node on this storage, merged oldest first,
+ * for consumers that poll (and the UI). `next` is a cursor (`node:seq,…`) that says where the reader
+ * stands in each node's journal, so events a node writes late are still given, once.
  * Authorised as the registry API is: the caller must pass `/v2/`'s check, and sees only events of
  * repositories it may list (the catalog filter); registry-wide events (failed logins, mirror runs) only
  * when there is no access control.
@@ -24,10 +28,16 @@ export function installEventsApi(app: FastifyInstance, ctx: RegistryContext): vo
       await ctx.authorize(req, { actions: [] });
       const q = req.query as Record<string, string | undefined>;
       const limit = Math.min(PAGE_MAX, Math.max(1, Number(q['limit'] ?? 100) || 100));
-      let after = -1;
+      // Every node's journal on this storage (on S3, each node of a cluster journals its own), merged by time.
+      const journals = await nodeJournals(ctx.driver, events.journal);
+      let cursor: EventsCursor = new Map();
       if (q['after'] !== undefined) {
-        if (!/^\d{1,15}$/.test(q['after'])) throw new OciError('UNSUPPORTED', 'after= must be a sequence number', undefined, 400);
-        after = Number(q['after']);
+        try {
+          cursor = parseCursor(q['after'], events.journal.node);
+        } catch (e) {
+          const why = `after=: ${(e as Error).message} (pass the next of an earlier answer)`;
+          throw new OciError('UNSUPPORTED', why, undefined, 400);
+        }
       } else if (q['since'] !== undefined) {
         let since: number;
         try {
@@ -35,26 +45,26 @@ export function installEventsApi(app: FastifyInstance, ctx: RegistryContext): vo
         } catch (e) {
           throw new OciError('UNSUPPORTED', `since=: ${(e as Error).message}`, undefined, 400);
         }
-        after = events.journal.seqAt(since) - 1;
+        cursor = cursorAt(journals, since);
       }
-      const out: RegistryEvent[] = [];
+      const out: NodeEvent[] = [];
       let scanned = 0;
-      let next = after;
       while (out.length < limit && scanned < SCAN_MAX) {
-        const batch = await events.journal.read(next, 500);
+        const batch = await readMerged(journals, cursor, 500);
         if (batch.length === 0) break;
         scanned += batch.length;
         const visible = await visibleRepositories(ctx, req, batch);
         for (const e of batch) {
-          next = e.seq;
+          cursor.set(e.node, e.seq);
           const repo = e.target.repository;
           if (repo === undefined ? visible.all : visible.names.has(repo)) out.push(e);
           if (out.length >= limit) break;
         }
       }
-      reply.header('content-type', 'application/json').send(JSON.stringify({ events: out, next }));
+      const next = formatCursor(cursor);
+      return reply.header('content-type', 'application/json').send(JSON.stringify({ events: out, next }));
     } catch (e) {
-      sendError(reply, toOciError(e), false);
+      return sendError(reply, toOciError(e), false);
     }
   });
 }

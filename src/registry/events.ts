@@ -60,31 +60,36 @@ export async function emitForRequest(ctx: RegistryContext, req: FastifyRequest, 
   await events.emit(list);
 }
 
-/** Journals an event no request waits for (a mirror run, a cache decision, a failed login): failures are logged. */
-export function emitDetached(
-  ctx: RegistryContext,
-  log: { warn(o: object, msg: string): void },
-  draft: EventDraft,
-  actor?: string,
-): void {
-  const events = ctx.events;
-  if (!events) return;
-  const event: NewEvent = {
+/** A journal record of an event with no request record: who acted, and where this node is. */
+function detachedEvent(draft: EventDraft, actor: string | undefined, instanceID: string): NewEvent {
+  return {
     id: randomUUID(),
     timestamp: new Date().toISOString(),
     ...draft,
     actor: actor && actor !== 'anonymous' && actor !== 'unknown' ? { name: actor } : {},
-    source: { addr: HOST, instanceID: events.instanceID },
+    source: { addr: HOST, instanceID },
   };
-  events.emit(event).catch((e: unknown) => log.warn({ err: (e as Error).message, type: draft.type }, 'event not journaled'));
 }
 
-/** The same, for a request that has been answered already (its record is still known). */
-export function emitAfterResponse(ctx: RegistryContext, req: FastifyRequest, draft: EventDraft): void {
+/**
+ * Journals a decision a request caused where only who asked is known (a cache fill or refusal): resolves
+ * once durable, and the caller answers its client only after that, as a push does.
+ */
+export async function emitForDecision(ctx: RegistryContext, draft: EventDraft, actor?: string): Promise<void> {
   const events = ctx.events;
   if (!events) return;
-  const source = { addr: `${HOST}:${req.raw.socket?.localPort ?? 0}`, instanceID: events.instanceID };
-  const request = requestRecord(req);
-  const event: NewEvent = { id: randomUUID(), timestamp: new Date().toISOString(), ...draft, request, actor: {}, source };
-  events.emit(event).catch((e: unknown) => req.log.warn({ err: (e as Error).message, type: draft.type }, 'event not journaled'));
+  await events.emit(detachedEvent(draft, actor, events.instanceID));
+}
+
+/** Journals an event no request caused (a mirror run, a collection pass): failures are logged. */
+export function emitDetached(
+  ctx: RegistryContext,
+  log: { warn(o: object, msg: string): void },
+  draft: EventDraft,
+): void {
+  const events = ctx.events;
+  if (!events) return;
+  events.emit(detachedEvent(draft, undefined, events.instanceID)).catch((e: unknown) => {
+    log.warn({ err: (e as Error).message, type: draft.type }, 'event not journaled');
+  });
 }

@@ -191,7 +191,7 @@ export function buildRegistry(opts: ServerOptions): Registry {
     );
   });
 
-  const handler = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+  const handler = async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
     const head = req.method === 'HEAD';
     try {
       const path = decodePath(req.url);
@@ -199,6 +199,7 @@ export function buildRegistry(opts: ServerOptions): Registry {
       if (!ep) throw new OciError('NAME_UNKNOWN', `no endpoint at ${path.slice(0, 200)}`, undefined, 404);
       req.endpoint = ep.kind;
       await dispatch(ctx, req, reply, ep);
+      return undefined;
     } catch (e) {
       const err = toOciError(e);
       if (err.status < 500) req.refusal = err;
@@ -210,9 +211,11 @@ export function buildRegistry(opts: ServerOptions): Registry {
       // ends the connection once it is sent.
       const arriving = !req.raw.complete;
       if (arriving && !reply.sent) reply.header('connection', 'close');
-      if (!reply.sent) sendError(reply, err, head);
+      const answer = reply.sent ? undefined : sendError(reply, err, head);
       // A body that has fully arrived but is unread is discarded, and the connection kept.
       if (!arriving && !req.raw.readableEnded) req.raw.resume();
+      // Returned, so fastify waits for this answer (an onSend hook may journal its event first) and does not send another.
+      return answer;
     }
   };
   app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'], url: '/v2', handler, exposeHeadRoute: false });

@@ -59,6 +59,9 @@ test('sluice events status and replay read the journal and cursors in storage', 
   await pushImage(reg.url, 'team/cli', 'v1', img);
   const n = 2 + img.layers.length;
   await receiver.waitFor(n);
+  // The receiver counts an event as it answers; the worker counts it once the answer is back: wait for that.
+  const worker = reg.ctx.events!.workers[0]!;
+  for (let i = 0; i < 250 && worker.state.delivered < n; i++) await new Promise((r) => setTimeout(r, 20));
   await reg.app.close();
   const cfg = join(reg.root, 'config.yml');
   await writeFile(cfg, JSON.stringify({ log: { level: 'silent' }, notifications }));

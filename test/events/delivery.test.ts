@@ -157,3 +157,18 @@ test('delivery resumes after a restart from the saved cursor: nothing delivered 
   await new Promise((r) => setTimeout(r, 300));
   assert.deepEqual(receiver.events().map((e) => (e['target'] as { digest: string }).digest), [a, b]);
 });
+
+test('a failing endpoint is retried on its backoff, not at every request that journals an event', async (t) => {
+  const receiver = await startEventReceiver();
+  receiver.mode = { status: 503 };
+  t.after(() => receiver.close());
+  const reg = await startRegistry({ notifications: { journal: { node: NODE }, endpoints: [endpoint(receiver.url, { backoff: '5s', maxbackoff: '5s' })] } });
+  t.after(() => reg.close());
+  await pushBlob(reg.url, 'team/backoff', randomBytes(32));
+  await until(() => receiver.attempts >= 1, 'the first try');
+  const start = Date.now();
+  for (let i = 0; i < 30; i++) await pushBlob(reg.url, 'team/backoff', randomBytes(32));
+  // One try per 5 s of backoff while the pushes ran (and one in flight at either end), whatever their number.
+  const allowed = 2 + Math.ceil((Date.now() - start) / 5000);
+  assert.ok(receiver.attempts <= allowed, `${receiver.attempts} tries during 30 pushes in ${Date.now() - start} ms (at most ${allowed})`);
+});

@@ -1,12 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { makeImage, pushBlob, pushImage } from '../helpers/images.js';
 import { startEventReceiver } from '../helpers/event-receiver.js';
 import { Journal } from '../../src/events/journal.js';
 import { journalDir } from '../../src/events/paths.js';
-import type { RegistryEvent } from '../../src/events/types.js';
+import type { NewEvent, RegistryEvent } from '../../src/events/types.js';
+import { FilesystemDriver } from '../../src/storage/filesystem.js';
+import type { PutOptions } from '../../src/storage/driver.js';
 
 const NODE = 'test-node';
 
@@ -81,4 +86,25 @@ test('pulls and deletes are journaled as Distribution sends them (HEAD included,
   ]);
   const deletes = events.filter((e) => e.action === 'delete').map((e) => e.target);
   assert.deepEqual(deletes, [{ digest: img.digest, repository: 'team/p' }, { repository: 'team/p', tag: 'v1' }]);
+});
+
+test('a batch of pulls is written without a disk flush, a batch with a change with one', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'sluice-journal-durable-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const flushed: boolean[] = [];
+  // The real driver, recording how the journal asked for each write.
+  class Recording extends FilesystemDriver {
+    override putContent(path: string, data: Uint8Array, options?: PutOptions): Promise<void> {
+      if (path.startsWith(journalDir(NODE))) flushed.push(options?.durable ?? true);
+      return super.putContent(path, data, options);
+    }
+  }
+  const journal = new Journal(new Recording(dir), NODE, { maxEvents: 1000 });
+  await journal.open();
+  const event = (type: NewEvent['type']): NewEvent => ({ id: randomUUID(), timestamp: new Date().toISOString(), type, target: { repository: 'team/app' }, actor: {}, source: { addr: 'h', instanceID: 'i' } });
+  await journal.append([event('pull'), event('login.failed')]);
+  await journal.append([event('pull'), event('push')]);
+  await journal.append([event('tag.moved')]);
+  assert.deepEqual(flushed, [false, true, true]);
+  assert.equal((await journal.read(-1, 10)).length, 5);
 });

@@ -67,7 +67,8 @@ export async function waitForHttp(url: string, child?: ChildProcess, timeoutMs =
   while (Date.now() < deadline) {
     if (child && child.exitCode !== null) throw new Error(`process exited with ${child.exitCode} before ${url} answered`);
     try {
-      const r = await fetch(url);
+      // Bounded per try: a port taken meanwhile by something that accepts and never answers must not hang the wait.
+      const r = await fetch(url, { signal: AbortSignal.timeout(Math.max(100, Math.min(5_000, deadline - Date.now()))) });
       await r.arrayBuffer();
       return;
     } catch (e) {

@@ -33,13 +33,18 @@ export interface S3Node extends SluiceProcess {
 
 /**
  * Starts `sluice serve --config FILE` with `storage.s3` on the test server under `root`, signing with
- * the node's own access key; `storage` adds keys beside s3. A child process, so a test can SIGKILL it as a
+ * the node's own access key; `storage` adds keys beside s3, `config` other top-level keys. A child process, so a test can SIGKILL it as a
  * crash would.
  */
-export async function startS3Node(s3: TestS3, dir: string, opts: { key: string; root: string; storage?: Record<string, unknown> }): Promise<S3Node> {
+export async function startS3Node(
+  s3: TestS3,
+  dir: string,
+  opts: { key: string; root: string; storage?: Record<string, unknown>; /** Other top-level config keys (notifications, ...). */ config?: Record<string, unknown> },
+): Promise<S3Node> {
   addS3Key(opts.key);
   const config = {
     log: { level: 'warn' },
+    ...(opts.config ?? {}),
     storage: { s3: s3.config(opts.root, { accesskey: opts.key, secretkey: opts.key }), delete: { enabled: true }, ...(opts.storage ?? {}) },
   };
   const file = join(dir, `node-${opts.key}-${randomUUID()}.yml`);

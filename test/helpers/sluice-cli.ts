@@ -19,6 +19,9 @@ export async function sluiceCopy(src: string, dst: string, extra: string[] = [],
   return JSON.parse(r.stdout) as CopySummary;
 }
 
+/** How long a SIGTERM'd child may take to exit before it is killed. */
+const STOP_MS = 15_000;
+
 /** A `sluice serve` child process (so a test can kill it like a crash). */
 export interface SluiceProcess {
   child: ChildProcess;
@@ -43,10 +46,13 @@ export async function startSluiceProcess(root: string | undefined, opts: { port?
     let stderr = '';
     child.stderr!.on('data', (d) => (stderr += d));
     const exited = new Promise<void>((res) => child.once('exit', () => res()));
+    // A graceful stop drains for up to http.draintimeout (60 s): past STOP_MS the child is killed, so no test waits on it.
     const signal = async (sig: NodeJS.Signals) => {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill(sig);
+        const timer = setTimeout(() => child.kill('SIGKILL'), STOP_MS);
         await exited;
+        clearTimeout(timer);
       }
     };
     const url = `http://127.0.0.1:${port}`;

@@ -1,0 +1,174 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { OciError } from '../oci/errors.js';
+import { isDigest } from '../oci/digest.js';
+import { isRepositoryName, isTag, type RepositoryName } from '../oci/name.js';
+import type { RegistryContext } from '../registry/context.js';
+import { sendError, toOciError } from '../registry/errors.js';
+import { registryHost } from '../registry/trust-setup.js';
+import { imageDetail } from './image-detail.js';
+import { compareBy, pageOf, parseListQuery } from './list-query.js';
+import { provenanceOf } from './provenance.js';
+import type { RepositoryKinds, RepositoryKind } from './repo-kind.js';
+import type { TrustViews } from './signatures.js';
+import type { TagRow, TagTables } from './tag-table.js';
+
+/** What the API routes read: the registry's context and the UI's caches. */
+export interface ApiDeps {
+  ctx: RegistryContext;
+  tables: TagTables;
+  kinds: RepositoryKinds;
+  trust: TrustViews;
+}
+
+/** How long a repository row waits for its tag table before answering without sizes (built on in the background). */
+const ROW_BUDGET_MS = 300;
+/** The repository walk is reused this long; older, it is refreshed behind the answer. */
+const NAMES_FRESH_MS = 5_000;
+
+const REPO_SORTS = ['name'] as const;
+const TAG_SORTS = ['name', 'pushed', 'size', 'pulled'] as const;
+
+function badRequest(message: string): never {
+  throw new OciError('UNSUPPORTED', message, undefined, 400);
+}
+
+/** The `repository=` parameter, checked against the name grammar before it touches a path. */
+function repositoryParam(q: Record<string, unknown>): RepositoryName {
+  const v = q['repository'];
+  if (typeof v !== 'string' || !isRepositoryName(v)) throw new OciError('NAME_INVALID', 'repository= must be a repository name');
+  return v;
+}
+
+function json(reply: FastifyReply, body: unknown): void {
+  reply.code(200).header('content-type', 'application/json; charset=utf-8').header('cache-control', 'no-store').send(JSON.stringify(body));
+}
+
+/** Wraps a route so every failure answers in the OCI error format, as the registry API does. */
+function route(fn: (req: FastifyRequest, reply: FastifyReply) => Promise<void>) {
+  return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    try {
+      await fn(req, reply);
+    } catch (e) {
+      const err = toOciError(e);
+      if (err.code === 'UNKNOWN') req.log.error({ err: e }, 'api request failed');
+      if (!reply.sent) sendError(reply, err, false);
+    }
+  };
+}
+
+/** Repository names, walked at most every few seconds and served from the last walk meanwhile. */
+class RepositoryNames {
+  private last: { at: number; names: string[] } | undefined;
+  private walking: Promise<string[]> | undefined;
+
+  constructor(private readonly ctx: RegistryContext) {}
+
+  async all(): Promise<string[]> {
+    if (this.last && Date.now() - this.last.at > NAMES_FRESH_MS) this.walk().catch(() => undefined);
+    return this.last ? this.last.names : this.walk();
+  }
+
+  private walk(): Promise<string[]> {
+    this.walking ??= this.ctx.catalog
+      .all()
+      .then((names) => {
+        this.last = { at: Date.now(), names };
+        return names;
+      })
+      .finally(() => (this.walking = undefined));
+    return this.walking;
+  }
+
+  invalidate(): void {
+    if (this.last) this.last.at = 0;
+  }
+}
+
+/** Pull commands for the clients people copy them into, by tag and by digest. */
+export function pullCommands(host: string, repository: string, tag: string | undefined, digest: string): Record<string, Record<string, string>> {
+  const byTag = tag === undefined ? undefined : `${host}/${repository}:${tag}`;
+  const byDigest = `${host}/${repository}@${digest}`;
+  const of = (ref: string) => ({ docker: `docker pull ${ref}`, podman: `podman pull ${ref}`, nerdctl: `nerdctl pull ${ref}`, crane: `crane pull ${ref} image.tar` });
+  return { ...(byTag ? { tag: of(byTag) } : {}), digest: of(byDigest) };
+}
+
+/** The registry's name in pull commands: `http.host`, else the Host the page was asked under when it is a plain host. */
+function pullHost(ctx: RegistryContext, req: FastifyRequest): string {
+  const configured = registryHost(ctx.config);
+  if (configured) return configured;
+  const h = req.headers.host ?? '';
+  return /^[A-Za-z0-9.-]{1,253}(:\d{1,5})?$|^\[[0-9a-fA-F:]{2,45}\](:\d{1,5})?$/.test(h) ? h : 'localhost:5000';
+}
+
+/** Registers the JSON API of the UI under `/api/v1/` (see docs/api.md). */
+export function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): { changed(repository?: string): void } {
+  const { ctx, tables, kinds } = deps;
+  const names = new RepositoryNames(ctx);
+
+  app.get('/api/v1/repositories', route(async (req, reply) => {
+    const query = req.query as Record<string, unknown>;
+    const lq = parseListQuery(query, REPO_SORTS);
+    const kind = query['kind'];
+    if (kind !== undefined && kind !== 'local' && kind !== 'cache' && kind !== 'mirror') badRequest('kind= must be local, cache or mirror');
+    // Only names the caller may pull exist for it: they are filtered before anything is counted.
+    let visible = await names.all();
+    if (ctx.catalogFilter) visible = await ctx.catalogFilter(req, visible);
+    let rows = lq.q ? visible.filter((n) => n.toLowerCase().includes(lq.q)) : visible;
+    if (kind) rows = rows.filter((n) => kinds.of(n).kind === (kind as RepositoryKind));
+    if (lq.desc) rows = rows.slice().reverse();
+    const page = pageOf(rows, lq);
+    const items = await Promise.all(page.items.map(async (name) => {
+      const k = kinds.of(name);
+      const table = tables.peek(name) ?? (await Promise.race([tables.get(name as RepositoryName).catch(() => undefined), sleep(ROW_BUDGET_MS)]));
+      const summary = table ? { tags: table.rows.length, size: table.size, ...(table.lastPush ? { lastPush: table.lastPush } : {}) } : { pending: true };
+      return { name, ...k, ...summary };
+    }));
+    json(reply, { ...page, items });
+  }));
+
+  app.get('/api/v1/tags', route(async (req, reply) => {
+    const query = req.query as Record<string, unknown>;
+    const name = repositoryParam(query);
+    await ctx.authorize(req, { repository: name, actions: ['pull'] });
+    const lq = parseListQuery(query, TAG_SORTS);
+    const platform = query['platform'];
+    if (platform !== undefined && (typeof platform !== 'string' || platform.length > 100)) badRequest('platform= must be one platform such as linux/amd64');
+    const table = await tables.get(name);
+    if (table.rows.length === 0 && !(await ctx.repo(name).exists())) throw new OciError('NAME_UNKNOWN', `repository ${name} is not known`, { name });
+    let rows: TagRow[] = table.rows;
+    if (lq.q) rows = rows.filter((r) => r.tag.toLowerCase().includes(lq.q));
+    if (platform) rows = rows.filter((r) => r.platforms.some((p) => p.platform === platform));
+    const key: Record<string, (r: TagRow) => string | number | undefined> = { name: (r) => r.tag, pushed: (r) => r.pushed, size: (r) => r.size, pulled: (r) => r.lastPulled };
+    rows = rows.slice().sort(compareBy(key[lq.sort]!, lq.desc));
+    const page = pageOf(rows, lq);
+    const items = await Promise.all(page.items.map(async (r) => ({ ...r, trust: await deps.trust.of(name, r.digest, r.tag).catch((e: unknown) => ({ state: 'refused', reason: (e as Error).message, signatures: [] })) })));
+    const platforms = [...new Set(table.rows.flatMap((r) => r.platforms.map((p) => p.platform)))].sort();
+    json(reply, { repository: name, ...kinds.of(name), size: table.size, platforms, ...page, items });
+  }));
+
+  app.get('/api/v1/image', route(async (req, reply) => {
+    const query = req.query as Record<string, unknown>;
+    const name = repositoryParam(query);
+    const reference = query['reference'];
+    if (typeof reference !== 'string' || !(isTag(reference) || isDigest(reference))) badRequest('reference= must be a tag or a digest');
+    await ctx.authorize(req, { repository: name, actions: ['pull'], reference });
+    const detail = await imageDetail(ctx, name, reference);
+    if (!detail) throw new OciError('MANIFEST_UNKNOWN', `manifest ${reference} is not known to repository ${name}`);
+    const tag = isDigest(reference) ? undefined : reference;
+    const kind = kinds.of(name);
+    const [trust, provenance] = await Promise.all([deps.trust.of(name, detail.digest, tag), provenanceOf(ctx, name, tag, kind)]);
+    const host = pullHost(ctx, req);
+    json(reply, { ...detail, ...kind, trust, ...(provenance ? { provenance } : {}), pull: pullCommands(host, name, tag, detail.digest) });
+  }));
+
+  return {
+    changed(repository?: string) {
+      names.invalidate();
+      if (repository !== undefined) tables.invalidate(repository);
+    },
+  };
+}
+
+function sleep(ms: number): Promise<undefined> {
+  return new Promise((r) => setTimeout(() => r(undefined), ms).unref());
+}

@@ -1,0 +1,37 @@
+import type { FastifyInstance } from 'fastify';
+import type { AccessControl } from '../auth/access-control.js';
+import type { RegistryContext } from '../registry/context.js';
+import { matchEndpoint } from '../registry/paths.js';
+import { registerApiRoutes } from './api-routes.js';
+import { RepositoryKinds } from './repo-kind.js';
+import { TrustViews } from './signatures.js';
+import { TagTables } from './tag-table.js';
+
+/**
+ * Serves the web UI's JSON API under `/api/v1/` (and, later in this file's life, its pages) unless
+ * `ui.enabled` is false. Reads what the registry reads; a read-only node serves it too.
+ */
+export function installUi(app: FastifyInstance, ctx: RegistryContext, _access: Promise<AccessControl> | undefined): void {
+  if (ctx.config.ui?.enabled === false) return;
+  const tables = new TagTables(
+    ctx.driver,
+    (name) => ctx.repo(name),
+    async (repo) => {
+      await ctx.scanner.refresh(repo);
+      return (subject) => ctx.scanner.referrersOf(repo.name, subject).length;
+    },
+  );
+  const kinds = new RepositoryKinds(ctx.config, (name) => ctx.cache?.cacheOf(name));
+  const api = registerApiRoutes(app, { ctx, tables, kinds, trust: new TrustViews(ctx) });
+  // A push or delete through this process shows on the next page load, not after the tables age out.
+  app.addHook('onResponse', async (req, reply) => {
+    if (req.endpoint !== 'manifest' || (req.method !== 'PUT' && req.method !== 'DELETE') || reply.statusCode >= 300) return;
+    try {
+      const q = req.url.indexOf('?');
+      const ep = matchEndpoint(decodeURIComponent((q >= 0 ? req.url.slice(0, q) : req.url).slice('/v2/'.length)));
+      if (ep && 'name' in ep) api.changed(ep.name);
+    } catch {
+      // The request was answered already; a path that does not parse changed nothing.
+    }
+  });
+}

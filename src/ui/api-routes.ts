@@ -4,6 +4,7 @@ import { isDigest } from '../oci/digest.js';
 import { isRepositoryName, isTag, type RepositoryName } from '../oci/name.js';
 import type { RegistryContext } from '../registry/context.js';
 import { sendError, toOciError } from '../registry/errors.js';
+import { deleteManifest } from '../registry/manifest-routes.js';
 import { registryHost } from '../registry/trust-setup.js';
 import { imageDetail } from './image-detail.js';
 import { compareBy, pageOf, parseListQuery } from './list-query.js';
@@ -18,6 +19,8 @@ export interface ApiDeps {
   tables: TagTables;
   kinds: RepositoryKinds;
   trust: TrustViews;
+  /** Whether the caller may delete tags of a repository (policy, `storage.delete`, not read-only); never throws. */
+  mayDelete(req: FastifyRequest, repository: RepositoryName): Promise<boolean>;
 }
 
 /** How long a repository row waits for its tag table before answering without sizes (built on in the background). */
@@ -143,7 +146,21 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): { change
     const page = pageOf(rows, lq);
     const items = await Promise.all(page.items.map(async (r) => ({ ...r, trust: await deps.trust.of(name, r.digest, r.tag).catch((e: unknown) => ({ state: 'refused', reason: (e as Error).message, signatures: [] })) })));
     const platforms = [...new Set(table.rows.flatMap((r) => r.platforms.map((p) => p.platform)))].sort();
-    json(reply, { repository: name, ...kinds.of(name), size: table.size, platforms, ...page, items });
+    const mayDelete = await deps.mayDelete(req, name);
+    json(reply, { repository: name, ...kinds.of(name), size: table.size, platforms, mayDelete, ...page, items });
+  }));
+
+  // The registry's own tag delete (`DELETE /v2/<name>/manifests/<tag>`): the same decision, checks and event.
+  app.delete('/api/v1/tags', route(async (req, reply) => {
+    const query = req.query as Record<string, unknown>;
+    const name = repositoryParam(query);
+    const tag = query['tag'];
+    if (typeof tag !== 'string' || !isTag(tag)) badRequest('tag= must be a tag');
+    try {
+      await deleteManifest(ctx, req, reply, name, tag);
+    } finally {
+      tables.invalidate(name);
+    }
   }));
 
   app.get('/api/v1/image', route(async (req, reply) => {
@@ -158,7 +175,7 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): { change
     const kind = kinds.of(name);
     const [trust, provenance] = await Promise.all([deps.trust.of(name, detail.digest, tag), provenanceOf(ctx, name, tag, kind)]);
     const host = pullHost(ctx, req);
-    json(reply, { ...detail, ...kind, trust, ...(provenance ? { provenance } : {}), pull: pullCommands(host, name, tag, detail.digest) });
+    json(reply, { ...detail, source: kind, trust, ...(provenance ? { provenance } : {}), pull: pullCommands(host, name, tag, detail.digest) });
   }));
 
   return {

@@ -4,14 +4,16 @@ import type { RegistryContext } from '../registry/context.js';
 import { matchEndpoint } from '../registry/paths.js';
 import { registerApiRoutes } from './api-routes.js';
 import { RepositoryKinds } from './repo-kind.js';
+import { registerSessionRoutes } from './session.js';
 import { TrustViews } from './signatures.js';
+import { registerStaticRoutes, securityHeaders } from './static-routes.js';
 import { TagTables } from './tag-table.js';
 
 /**
- * Serves the web UI's JSON API under `/api/v1/` (and, later in this file's life, its pages) unless
- * `ui.enabled` is false. Reads what the registry reads; a read-only node serves it too.
+ * Serves the web UI at `/` and its JSON API under `/api/v1/` unless `ui.enabled` is false. Reads what the
+ * registry reads, decided by the same access control; a read-only node serves it too.
  */
-export function installUi(app: FastifyInstance, ctx: RegistryContext, _access: Promise<AccessControl> | undefined): void {
+export function installUi(app: FastifyInstance, ctx: RegistryContext, access: Promise<AccessControl> | undefined): void {
   if (ctx.config.ui?.enabled === false) return;
   const tables = new TagTables(
     ctx.driver,
@@ -22,7 +24,27 @@ export function installUi(app: FastifyInstance, ctx: RegistryContext, _access: P
     },
   );
   const kinds = new RepositoryKinds(ctx.config, (name) => ctx.cache?.cacheOf(name));
-  const api = registerApiRoutes(app, { ctx, tables, kinds, trust: new TrustViews(ctx) });
+  app.addHook('onRequest', async (req, reply) => {
+    if (req.url === '/' || req.url.startsWith('/ui') || req.url.startsWith('/api/v1/')) securityHeaders(reply);
+  });
+  registerSessionRoutes(app, access, Boolean(ctx.config.http.tls));
+  const api = registerApiRoutes(app, {
+    ctx,
+    tables,
+    kinds,
+    trust: new TrustViews(ctx),
+    async mayDelete(req, repository) {
+      if (!ctx.deleteEnabled || ctx.readOnly) return false;
+      if (!access) return true;
+      try {
+        const ac = await access;
+        return ac.decide((await ac.identify(req)).principal, 'delete', { repository }).allowed;
+      } catch {
+        return false;
+      }
+    },
+  });
+  registerStaticRoutes(app);
   // A push or delete through this process shows on the next page load, not after the tables age out.
   app.addHook('onResponse', async (req, reply) => {
     if (req.endpoint !== 'manifest' || (req.method !== 'PUT' && req.method !== 'DELETE') || reply.statusCode >= 300) return;

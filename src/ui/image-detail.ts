@@ -39,6 +39,8 @@ export interface ReferrerNode {
   size: number;
   /** `referrer` (OCI subject) or the cosign tag it was found under. */
   via: string;
+  /** What it is, in a word: signature, attestation, sbom or artifact. */
+  role: 'signature' | 'attestation' | 'sbom' | 'artifact';
   annotations?: Record<string, string>;
   layers: { mediaType: string; size: number; annotations?: Record<string, string> }[];
   referrers: ReferrerNode[];
@@ -111,6 +113,17 @@ async function readManifest(repo: RepositoryStore, d: Digest): Promise<{ m: Mani
   }
 }
 
+/** What a referrer is, by the cosign tag it hangs under, or by its artifact or layer media types. */
+export function roleOf(via: string, types: string[]): ReferrerNode['role'] {
+  const suffix = /\.(sig|att|sbom)$/.exec(via)?.[1];
+  if (suffix) return suffix === 'sig' ? 'signature' : suffix === 'att' ? 'attestation' : 'sbom';
+  const t = types.join(' ');
+  if (/simplesigning|sigstore\.bundle|notary|jose\+json|application\/cose/.test(t)) return 'signature';
+  if (/spdx|cyclonedx|syft/.test(t)) return 'sbom';
+  if (/in-toto|dsse|provenance|vuln|attestation/.test(t)) return 'attestation';
+  return 'artifact';
+}
+
 /** Referrers of `subject`: OCI referrers (Sluice's index and the scan) and cosign's `sha256-<hex>.{sig,att,sbom}` tags. */
 async function referrersOf(ctx: RegistryContext, repo: RepositoryStore, tags: string[], subject: Digest, depth: number): Promise<ReferrerNode[]> {
   if (depth > DEPTH_MAX) return [];
@@ -136,6 +149,7 @@ async function referrersOf(ctx: RegistryContext, repo: RepositoryStore, tags: st
       ...(at ? { artifactType: at } : {}),
       size: bytes.length,
       via,
+      role: roleOf(via, [at ?? '', ...(m.kind === 'image' ? m.layers.map((l) => l.mediaType) : [])]),
       ...(m.annotations ? { annotations: m.annotations } : {}),
       layers: m.kind === 'image' ? m.layers.map((l) => ({ mediaType: l.mediaType, size: l.size, ...(l.annotations ? { annotations: l.annotations } : {}) })) : [],
       referrers: await referrersOf(ctx, repo, tags, d, depth + 1),

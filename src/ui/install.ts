@@ -17,6 +17,7 @@ export function installUi(app: FastifyInstance, ctx: RegistryContext, access: Pr
   if (ctx.config.ui?.enabled === false) return;
   const tables = new TagTables(
     ctx.driver,
+    (d) => ctx.blobs.read(d),
     (name) => ctx.repo(name),
     async (repo) => {
       await ctx.scanner.refresh(repo);

@@ -47,15 +47,18 @@ const PARALLEL = 16;
 export class TagTables {
   private readonly tables = new Map<string, TagTable>();
   private readonly building = new Map<string, Promise<TagTable>>();
-  readonly summaries = new ManifestSummaries();
+  readonly summaries: ManifestSummaries;
 
   constructor(
     private readonly driver: StorageDriver,
+    readBlob: (d: Digest) => Promise<Buffer | null>,
     private readonly repoOf: (name: RepositoryName) => RepositoryStore,
     /** Reads a repository's referrers index once; the function it gives counts the referrers of a subject. */
     private readonly scanReferrers: (repo: RepositoryStore) => Promise<(subject: Digest) => number>,
     private readonly maxTables = 2_000,
-  ) {}
+  ) {
+    this.summaries = new ManifestSummaries(readBlob);
+  }
 
   /** Forgets a repository's table (after a push or delete through this process). */
   invalidate(repository: string): void {

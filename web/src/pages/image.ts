@@ -10,6 +10,7 @@ interface Referrer {
   artifactType?: string;
   size: number;
   via: string;
+  role: string;
   annotations?: Record<string, string>;
   layers: { mediaType: string; size: number }[];
   referrers: Referrer[];
@@ -72,21 +73,20 @@ function map(m: Record<string, string> | undefined, label: string): Child {
 }
 
 function pullTable(pull: Image['pull']): HTMLElement {
-  const kinds = Object.keys(pull);
-  const clients = Object.keys(pull['digest'] ?? {});
+  const groups = Object.keys(pull);
   return h(
     'table',
     { class: 'pull' },
     h('caption', { class: 'offscreen' }, 'Pull commands'),
-    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Client'), ...kinds.map((k) => h('th', { scope: 'col' }, `By ${k}`)))),
-    h(
-      'tbody',
-      {},
-      ...clients.map((c) =>
-        h('tr', {}, h('th', { scope: 'row' }, c), ...kinds.map((k) => {
-          const cmd = pull[k]![c]!;
-          return h('td', {}, h('span', { class: 'cmd' }, h('code', {}, cmd), copyButton(cmd, `${c} pull command by ${k}`)));
-        })),
+    h('colgroup', {}, h('col', { class: 'client' }), h('col', {}), h('col', { class: 'copycol' })),
+    ...groups.map((k) =>
+      h(
+        'tbody',
+        {},
+        h('tr', {}, h('th', { scope: 'colgroup', colspan: 3, class: 'group' }, `By ${k}`)),
+        ...Object.entries(pull[k]!).map(([client, cmd]) =>
+          h('tr', {}, h('th', { scope: 'row' }, client), h('td', { class: 'cmd' }, h('code', {}, cmd)), h('td', {}, copyButton(cmd, `${client} pull command by ${k}`))),
+        ),
       ),
     ),
   );
@@ -131,6 +131,8 @@ function referrerTree(list: Referrer[]): HTMLElement {
       h(
         'li',
         {},
+        h('span', { class: `badge role-${r.role}` }, r.role),
+        ' ',
         h('strong', {}, r.artifactType ?? r.mediaType),
         ' ',
         digestCell(r.digest),
@@ -179,7 +181,7 @@ function render(main: HTMLElement, img: Image): void {
       ? section('Layers', h('table', { class: 'list' }, h('thead', {}, h('tr', {}, ...['#', 'Digest', 'Media type', 'Size'].map((x) => h('th', { scope: 'col' }, x)))), h('tbody', {}, ...img.layers.map((l, i) => h('tr', {}, h('td', {}, String(i + 1)), h('td', {}, digestCell(l.digest)), h('td', {}, l.mediaType), h('td', { class: 'num' }, bytes(l.size)))))))
       : null,
     img.children
-      ? section('Platforms', h('table', { class: 'list' }, h('thead', {}, h('tr', {}, ...['Platform', 'Digest', 'Manifest size', ''].map((x) => h('th', { scope: 'col' }, x)))), h('tbody', {}, ...img.children.map((ch) => h('tr', {}, h('th', { scope: 'row' }, ch.present ? h('a', { href: link('/image', { name, ref: ch.digest }) }, ch.platform ?? 'unknown') : (ch.platform ?? 'unknown')), h('td', {}, digestCell(ch.digest)), h('td', { class: 'num' }, bytes(ch.size)), h('td', {}, ch.present ? '' : h('span', { class: 'badge bad' }, 'not in this repository')))))))
+      ? section('Platforms', h('table', { class: 'list' }, h('thead', {}, h('tr', {}, ...['Platform', 'Digest', 'Manifest size', ''].map((x) => h('th', { scope: 'col' }, x)))), h('tbody', {}, ...img.children.map((ch) => h('tr', {}, h('th', { scope: 'row' }, ch.present ? h('a', { href: link('/image', { name, ref: ch.digest }) }, ch.platform ?? 'unknown') : (ch.platform ?? 'unknown')), h('td', {}, digestCell(ch.digest)), h('td', { class: 'num' }, bytes(ch.size)), h('td', {}, ch.present ? '' : h('span', { class: 'badge bad' }, img.source.kind === 'cache' ? 'not fetched yet' : 'not in this repository')))))))
       : null,
     section('Referrers', img.referrers.length ? referrerTree(img.referrers) : h('p', { class: 'muted' }, 'No signatures, attestations or SBOMs refer to this image.')),
     img.annotations ? section('Annotations', map(img.annotations, 'Annotations')) : null,

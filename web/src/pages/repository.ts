@@ -107,7 +107,7 @@ function table(name: string, data: TagPage, reload: () => Promise<void>): HTMLEl
           {},
           h('th', { scope: 'row' }, h('a', { href: link('/image', { name, ref: r.tag }) }, r.tag)),
           h('td', {}, digestCell(r.digest)),
-          h('td', {}, r.platforms.length ? platformChips(r.platforms) : h('span', { class: 'muted' }, r.kind === 'image' ? 'single image' : r.kind)),
+          h('td', {}, r.platforms.length ? platformChips(r.platforms) : h('span', { class: 'muted' }, r.kind === 'image' ? 'no platform' : r.kind)),
           h('td', { class: 'num' }, bytes(r.size)),
           h('td', { title: r.pushed ?? '' }, ago(r.pushed)),
           h('td', { title: r.lastPulled ?? '' }, ago(r.lastPulled)),

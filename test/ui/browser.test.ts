@@ -14,6 +14,7 @@ mkdirSync(SHOTS, { recursive: true });
 type PageText = { textContent: string | null };
 declare const document: { body: PageText; querySelectorAll(s: string): ArrayLike<PageText>; querySelector(s: string): PageText | null };
 declare const navigator: { clipboard: { readText(): Promise<string> } };
+declare function getComputedStyle(el: unknown): { backgroundColor: string };
 
 let fx: UiFixture;
 let browser: Browser;
@@ -29,8 +30,8 @@ after(async () => {
 });
 
 /** A fresh browser context (no cookies) whose page fails the test on any dialog, page error or blocked script. */
-async function open(t: { after(fn: () => Promise<void>): void }, path = '/'): Promise<{ page: Page; context: BrowserContext; problems: string[] }> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+async function open(t: { after(fn: () => Promise<void>): void }, path = '/', colorScheme: 'light' | 'dark' = 'light'): Promise<{ page: Page; context: BrowserContext; problems: string[] }> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, colorScheme });
   t.after(() => context.close());
   await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: fx.reg.url });
   const page = await context.newPage();
@@ -172,5 +173,14 @@ test('the cached image shows its upstream and the flow rule that let it in', asy
   assert.match(body, /approved by flow rule 1 "official images"/);
   assert.ok(body.includes(fx.upstream.url), 'the upstream URL');
   await page.screenshot({ path: join(SHOTS, 'image-cached.png'), fullPage: true });
+  assert.deepEqual(problems, []);
+});
+
+test('the dark theme follows the system preference', async (t) => {
+  const { page, problems } = await open(t, '/#/repo?name=prod/app', 'dark');
+  await page.locator('table.list tbody tr').first().waitFor();
+  const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  assert.equal(bg, 'rgb(15, 19, 24)');
+  await page.screenshot({ path: join(SHOTS, 'repository-dark.png'), fullPage: true });
   assert.deepEqual(problems, []);
 });

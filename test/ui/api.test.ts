@@ -187,3 +187,37 @@ test('ui.enabled: false serves no API', async (t) => {
   t.after(() => reg.close());
   assert.equal((await fetch(`${reg.url}/api/v1/repositories`)).status, 404);
 });
+
+test('POST /api/v1/session sets an HttpOnly SameSite=Strict cookie that works only as a UI session', async (t) => {
+  const reg = await seeded(t);
+  const login = (body: unknown, headers: Record<string, string> = {}) =>
+    fetch(`${reg.url}/api/v1/session`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json', ...headers } });
+  assert.equal((await login({ username: 'alice', password: 'wrong' })).status, 401);
+  // A form of another site cannot send JSON, and a request from another origin is refused.
+  const form = await fetch(`${reg.url}/api/v1/session`, { method: 'POST', body: 'username=alice', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+  assert.equal(form.status, 415);
+  assert.equal((await login({ username: 'alice', password: USERS.alice }, { origin: 'https://evil.example' })).status, 403);
+  const ok = await login({ username: 'alice', password: USERS.alice });
+  assert.equal(ok.status, 200);
+  const cookie = ok.headers.get('set-cookie') ?? '';
+  assert.match(cookie, /^sluice_session=[\w.-]+; Path=\/; HttpOnly; SameSite=Strict; Max-Age=\d+$/);
+  const session = cookie.split(';')[0]!;
+  const body = (await ok.json()) as Json;
+  assert.equal(body.user, 'alice');
+  const list = await api(reg.url, '/api/v1/repositories', { cookie: session });
+  assert.deepEqual(list.body.items.map((r: Json) => r.name), ['public/app', 'team-a/app']);
+  assert.equal((await api(reg.url, '/api/v1/session', { cookie: session })).body.csrf, body.csrf);
+  // The session token is no bearer token for the registry API, and the cookie means nothing there.
+  const token = session.slice(session.indexOf('=') + 1);
+  assert.equal((await fetch(`${reg.url}/v2/`, { headers: { authorization: `Bearer ${token}` } })).status, 401);
+  assert.equal((await fetch(`${reg.url}/v2/team-a/app/tags/list`, { headers: { authorization: `Bearer ${token}` } })).status, 401);
+  assert.equal((await fetch(`${reg.url}/v2/team-a/app/tags/list`, { headers: { cookie: session } })).status, 401);
+  // Deleting needs the CSRF token; with it, alice may delete in team-a.
+  const del = (headers: Record<string, string>) => fetch(`${reg.url}/api/v1/tags?repository=team-a/app&tag=v1`, { method: 'DELETE', headers: { cookie: session, ...headers } });
+  assert.equal((await del({})).status, 403);
+  assert.equal((await del({ 'x-csrf-token': 'x'.repeat(43) })).status, 403);
+  assert.equal((await del({ 'x-csrf-token': body.csrf })).status, 202);
+  const tampered = session.slice(0, -2) + (session.endsWith('A') ? 'BB' : 'AA');
+  const anon = await api(reg.url, '/api/v1/repositories', { cookie: tampered });
+  assert.deepEqual(anon.body.items.map((r: Json) => r.name), ['public/app']);
+});

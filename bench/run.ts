@@ -15,11 +15,12 @@ import { hasCommand, startServer, type ServerKind } from './servers.js';
 import { prepareS3, S3_METRICS, s3Sizes, s3Workloads, type S3Bench } from './s3.js';
 import { prepareSync, syncRound, type SyncBench } from './sync.js';
 import { prepareTrust, trustInProcess, trustMetrics, trustRound, type TrustBench } from './trust.js';
+import { UI_METRICS, uiRound } from './ui.js';
 import { blobWorkloads, listingWorkloads, manifestWorkloads, skopeoWorkloads, type BenchPlan, type Sample } from './workloads.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
-const GROUPS = ['blob', 'manifest', 'listing', 'skopeo', 'cache', 's3', 'sync', 'passthrough', 'trust', 'gc'] as const;
+const GROUPS = ['blob', 'manifest', 'listing', 'skopeo', 'cache', 's3', 'sync', 'passthrough', 'trust', 'gc', 'ui'] as const;
 type Group = (typeof GROUPS)[number];
 
 const USAGE = `usage: npm run bench -- [--quick] [--rounds N] [--out FILE] [--workloads ${GROUPS.join(',')}]
@@ -160,7 +161,7 @@ try {
   if (groups.has('trust') && kinds.includes('sluice')) trustBench = await prepareTrust(work);
   if (groups.has('gc')) gcBench = await prepareGc(args['gc-dir'] ? resolve(args['gc-dir']) : tmpdir(), gcBenchSizes, log);
   // The cache, s3, sync, passthrough and trust workloads start servers of their own; the plain server is started only for the others.
-  const plainGroups = [...groups].filter((g) => g !== 'cache' && g !== 's3' && g !== 'sync' && g !== 'passthrough' && g !== 'trust' && g !== 'gc');
+  const plainGroups = [...groups].filter((g) => g !== 'cache' && g !== 's3' && g !== 'sync' && g !== 'passthrough' && g !== 'trust' && g !== 'gc' && g !== 'ui');
 
   const samples: Record<ServerKind, Sample[]> = { sluice: [], distribution: [] };
   for (let round = 0; round < rounds; round++) {
@@ -209,6 +210,11 @@ try {
       });
       await trustInProcess(trustBench, sizes.manifestSeconds, samples.sluice[round]!, samples.distribution[round]!);
     }
+    // The web UI's API and pages over 10,000 repositories and 10,000 tags (1,000 each with --quick): Sluice only.
+    if (groups.has('ui') && kinds.includes('sluice')) {
+      log(`round ${round + 1}/${rounds}: ui`);
+      await uiRound((samples.sluice[round] ??= {}), quick ? { repos: 1000, tags: 1000 } : undefined, log);
+    }
     // Daemons, not registries: measured once a round, the box's save|load per image in the Distribution column.
     if (passthroughBench) {
       log(`round ${round + 1}/${rounds}: passthrough`);
@@ -216,7 +222,7 @@ try {
     }
   }
 
-  const metrics = [...metricCatalog(connections), ...S3_METRICS, ...PASSTHROUGH_METRICS, ...trustMetrics(connections), ...GC_METRICS].filter((m) => samples.sluice.some((s) => m.id in s) || samples.distribution.some((s) => m.id in s));
+  const metrics = [...metricCatalog(connections), ...S3_METRICS, ...PASSTHROUGH_METRICS, ...trustMetrics(connections), ...GC_METRICS, ...UI_METRICS].filter((m) => samples.sluice.some((s) => m.id in s) || samples.distribution.some((s) => m.id in s));
   const rows = summarize(metrics, samples);
   const results: BenchResults = {
     date: new Date().toISOString(),

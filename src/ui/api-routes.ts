@@ -11,7 +11,7 @@ import { compareBy, pageOf, parseListQuery } from './list-query.js';
 import { provenanceOf } from './provenance.js';
 import type { RepositoryKinds, RepositoryKind } from './repo-kind.js';
 import type { TrustViews } from './signatures.js';
-import type { TagRow, TagTables } from './tag-table.js';
+import { sortedRows, type TagRow, type TagTables } from './tag-table.js';
 
 /** What the API routes read: the registry's context and the UI's caches. */
 export interface ApiDeps {
@@ -19,6 +19,8 @@ export interface ApiDeps {
   tables: TagTables;
   kinds: RepositoryKinds;
   trust: TrustViews;
+  /** The caller's own decisions on a repository, for the "why" panel (see explain.ts). */
+  explain(req: FastifyRequest, repository: RepositoryName, reference: string | undefined): Promise<unknown>;
   /** Whether the caller may delete tags of a repository (policy, `storage.delete`, not read-only); never throws. */
   mayDelete(req: FastifyRequest, repository: RepositoryName): Promise<boolean>;
 }
@@ -61,21 +63,22 @@ function route(fn: (req: FastifyRequest, reply: FastifyReply) => Promise<void>) 
 
 /** Repository names, walked at most every few seconds and served from the last walk meanwhile. */
 class RepositoryNames {
-  private last: { at: number; names: string[] } | undefined;
+  private last: { at: number; names: string[]; ms: number } | undefined;
   private walking: Promise<string[]> | undefined;
 
   constructor(private readonly ctx: RegistryContext) {}
 
   async all(): Promise<string[]> {
-    if (this.last && Date.now() - this.last.at > NAMES_FRESH_MS) this.walk().catch(() => undefined);
+    if (this.last && Date.now() - this.last.at > Math.max(NAMES_FRESH_MS, 20 * this.last.ms)) this.walk().catch(() => undefined);
     return this.last ? this.last.names : this.walk();
   }
 
   private walk(): Promise<string[]> {
+    const started = Date.now();
     this.walking ??= this.ctx.catalog
       .all()
       .then((names) => {
-        this.last = { at: Date.now(), names };
+        this.last = { at: Date.now(), names, ms: Date.now() - started };
         return names;
       })
       .finally(() => (this.walking = undefined));
@@ -138,16 +141,25 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): { change
     if (platform !== undefined && (typeof platform !== 'string' || platform.length > 100)) badRequest('platform= must be one platform such as linux/amd64');
     const table = await tables.get(name);
     if (table.rows.length === 0 && !(await ctx.repo(name).exists())) throw new OciError('NAME_UNKNOWN', `repository ${name} is not known`, { name });
-    let rows: TagRow[] = table.rows;
+    const key: Record<string, (r: TagRow) => string | number | undefined> = { name: (r) => r.tag, pushed: (r) => r.pushed, size: (r) => r.size, pulled: (r) => r.lastPulled };
+    let rows = sortedRows(table, `${lq.sort} ${lq.desc}`, compareBy(key[lq.sort]!, lq.desc));
     if (lq.q) rows = rows.filter((r) => r.tag.toLowerCase().includes(lq.q));
     if (platform) rows = rows.filter((r) => r.platforms.some((p) => p.platform === platform));
-    const key: Record<string, (r: TagRow) => string | number | undefined> = { name: (r) => r.tag, pushed: (r) => r.pushed, size: (r) => r.size, pulled: (r) => r.lastPulled };
-    rows = rows.slice().sort(compareBy(key[lq.sort]!, lq.desc));
     const page = pageOf(rows, lq);
     const items = await Promise.all(page.items.map(async (r) => ({ ...r, trust: await deps.trust.of(name, r.digest, r.tag).catch((e: unknown) => ({ state: 'refused', reason: (e as Error).message, signatures: [] })) })));
-    const platforms = [...new Set(table.rows.flatMap((r) => r.platforms.map((p) => p.platform)))].sort();
+    const platforms = platformsOf(table);
     const mayDelete = await deps.mayDelete(req, name);
     json(reply, { repository: name, ...kinds.of(name), size: table.size, platforms, mayDelete, ...page, items });
+  }));
+
+  app.get('/api/v1/explain', route(async (req, reply) => {
+    const query = req.query as Record<string, unknown>;
+    const name = repositoryParam(query);
+    const reference = query['reference'];
+    if (reference !== undefined && (typeof reference !== 'string' || !(isTag(reference) || isDigest(reference)))) badRequest('reference= must be a tag or a digest');
+    // Only what the caller may pull is explained: a refusal here is the registry's own, with its reason.
+    await ctx.authorize(req, { repository: name, actions: ['pull'] });
+    json(reply, await deps.explain(req, name, reference as string | undefined));
   }));
 
   // The registry's own tag delete (`DELETE /v2/<name>/manifests/<tag>`): the same decision, checks and event.
@@ -184,6 +196,18 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): { change
       if (repository !== undefined) tables.invalidate(repository);
     },
   };
+}
+
+const platformLists = new WeakMap<object, string[]>();
+
+/** Every platform a table's rows name, for the filter; worked out once per table. */
+function platformsOf(table: { rows: TagRow[] }): string[] {
+  let list = platformLists.get(table);
+  if (!list) {
+    list = [...new Set(table.rows.flatMap((r) => r.platforms.map((p) => p.platform)))].sort();
+    platformLists.set(table, list);
+  }
+  return list;
 }
 
 function sleep(ms: number): Promise<undefined> {

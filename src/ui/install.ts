@@ -3,6 +3,7 @@ import type { AccessControl } from '../auth/access-control.js';
 import type { RegistryContext } from '../registry/context.js';
 import { matchEndpoint } from '../registry/paths.js';
 import { registerApiRoutes } from './api-routes.js';
+import { explainFor } from './explain.js';
 import { RepositoryKinds } from './repo-kind.js';
 import { registerSessionRoutes } from './session.js';
 import { TrustViews } from './signatures.js';
@@ -34,6 +35,7 @@ export function installUi(app: FastifyInstance, ctx: RegistryContext, access: Pr
     tables,
     kinds,
     trust: new TrustViews(ctx),
+    explain: (req, repository, reference) => explainFor(ctx, access, req, repository, reference),
     async mayDelete(req, repository) {
       if (!ctx.deleteEnabled || ctx.readOnly) return false;
       if (!access) return true;

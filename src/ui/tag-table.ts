@@ -33,15 +33,29 @@ export interface TagTable {
   size: number;
   lastPush?: string;
   builtAt: number;
+  /** How long the build took: a big table is rebuilt less often, so its rebuilds never take most of the time. */
+  buildMs: number;
+  /** Rows sorted by an order (`size desc`), made on first use: a table is read far more often than it changes. */
+  sorted: Map<string, TagRow[]>;
 }
 
 /** Cosign's tags for signatures, attestations and SBOMs: accessories of an image, not rows of their own. */
 export const COSIGN_TAG = /^(sha256)-([a-f0-9]{64})\.(sig|att|sbom)$/;
 
-/** A table older than this is rebuilt in the background while the old one is served. */
+/** A table older than this (or than 20 times its build time) is rebuilt in the background while it is served. */
 const FRESH_MS = 10_000;
 /** Storage reads at once while building one table. */
 const PARALLEL = 16;
+
+/** A table's rows in an order, sorted once per table. */
+export function sortedRows(table: TagTable, key: string, compare: (a: TagRow, b: TagRow) => number): TagRow[] {
+  let rows = table.sorted.get(key);
+  if (!rows) {
+    rows = table.rows.slice().sort(compare);
+    table.sorted.set(key, rows);
+  }
+  return rows;
+}
 
 /** Cached tag tables by repository, rebuilt in the background when stale, dropped when this process writes. */
 export class TagTables {
@@ -69,7 +83,7 @@ export class TagTables {
   async get(repository: RepositoryName): Promise<TagTable> {
     const hit = this.tables.get(repository);
     if (hit) {
-      if (Date.now() - hit.builtAt > FRESH_MS) this.build(repository).catch(() => undefined);
+      if (Date.now() - hit.builtAt > Math.max(FRESH_MS, 20 * hit.buildMs)) this.build(repository).catch(() => undefined);
       return hit;
     }
     return this.build(repository);
@@ -95,6 +109,7 @@ export class TagTables {
   }
 
   private async read(repository: RepositoryName): Promise<TagTable> {
+    const started = Date.now();
     const repo = this.repoOf(repository);
     const all = await repo.tags();
     const signed = new Map<string, number>();
@@ -112,7 +127,8 @@ export class TagTables {
     const distinct = new Map(present.map((r) => [r.digest, r.size]));
     const lastPush = present.reduce<string | undefined>((a, r) => (r.pushed && (!a || r.pushed > a) ? r.pushed : a), undefined);
     const size = [...distinct.values()].reduce((n, s) => n + s, 0);
-    return { repository, rows: present, size, ...(lastPush ? { lastPush } : {}), builtAt: Date.now() };
+    const builtAt = Date.now();
+    return { repository, rows: present, size, ...(lastPush ? { lastPush } : {}), builtAt, buildMs: builtAt - started, sorted: new Map() };
   }
 
   private async row(repo: RepositoryStore, tag: string, accessories: (d: Digest) => number, pulled: number | undefined): Promise<TagRow | undefined> {

@@ -125,6 +125,13 @@ test('a signed image says who signed it; an unsigned one says why the rule refus
   const refused = await open(t, '/#/image?name=prod/app&ref=2');
   await refused.page.getByText('Refused by the trust rules').waitFor();
   assert.match((await refused.page.textContent('body')) ?? '', /trust rule 1 "prod signed"/);
+  // Why: anonymous may pull here by rule 1 and may not push, and the panel says which rule decides.
+  await refused.page.getByRole('heading', { name: 'Why' }).waitFor();
+  const why = (await refused.page.locator('.why').textContent()) ?? '';
+  assert.match(why, /pull allowed rule 1/);
+  assert.match(why, /push denied/);
+  assert.match(why, /pulls must satisfy trust rule 1 "prod signed"/);
+  await refused.page.screenshot({ path: join(SHOTS, 'image-refused.png'), fullPage: true });
   assert.deepEqual([...problems, ...refused.problems], []);
 });
 

@@ -54,7 +54,14 @@ export function imagePage(main: HTMLElement, route: Route): void {
   const ref = route.params.get('ref') ?? '';
   replace(main, h('p', { class: 'muted' }, 'Loading…'));
   call<Image>('GET', `/api/v1/image${query({ repository: name, reference: ref })}`).then(
-    (img) => render(main, img),
+    (img) => {
+      render(main, img);
+      // Why: the caller's own decisions on this image, by the same rules the registry applies.
+      call<Why>('GET', `/api/v1/explain${query({ repository: name, reference: ref })}`).then(
+        (why) => main.querySelector('#why-slot')?.replaceWith(whySection(why)),
+        () => main.querySelector('#why-slot')?.remove(),
+      );
+    },
     (e: Error) => replace(main, h('h1', {}, `${name}${ref.includes(':') ? '@' : ':'}${ref}`), h('p', { class: 'error', role: 'alert' }, e.message)),
   );
 }
@@ -102,6 +109,27 @@ function trustSection(t: TrustLike): HTMLElement {
     t.signatures.length
       ? h('ul', { class: 'sigs' }, ...t.signatures.map((s) => h('li', {}, h('span', { class: s.accepted ? 'badge ok' : 'badge bad' }, s.accepted ? 'accepted' : 'not accepted'), ' ', s.signer ?? (s.key ? `key ${s.key}` : ''), ' — ', s.where, ': ', s.reason)))
       : null,
+  );
+}
+
+interface Why {
+  principal: string;
+  actions: { action: string; allowed: boolean; by: string; reason: string }[];
+  fetch?: { allowed: boolean; rule?: string; reason: string };
+  trust?: { rule: string };
+}
+
+function whySection(w: Why): HTMLElement {
+  return section(
+    'Why',
+    h('p', { class: 'muted' }, `What ${w.principal === 'anonymous' ? 'an anonymous caller' : w.principal} may do here, and the rule that decides it:`),
+    h(
+      'ul',
+      { class: 'why' },
+      ...w.actions.map((a) => h('li', {}, h('span', { class: a.allowed ? 'badge ok' : 'badge bad' }, `${a.action} ${a.allowed ? 'allowed' : 'denied'}`), ' ', h('span', { class: 'muted' }, `${a.by}: `), a.reason)),
+      w.fetch ? h('li', {}, h('span', { class: w.fetch.allowed ? 'badge ok' : 'badge bad' }, `fetch ${w.fetch.allowed ? 'allowed' : 'refused'}`), ' ', w.fetch.reason) : null,
+      w.trust ? h('li', {}, h('span', { class: 'badge' }, 'trust'), ` pulls must satisfy ${w.trust.rule}`) : null,
+    ),
   );
 }
 
@@ -157,6 +185,7 @@ function render(main: HTMLElement, img: Image): void {
     section('Pull', pullTable(img.pull)),
     trustSection(img.trust),
     img.provenance ? provenanceSection(img.provenance) : null,
+    h('div', { id: 'why-slot' }),
     c
       ? section(
           'Config',

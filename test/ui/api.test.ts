@@ -221,3 +221,17 @@ test('POST /api/v1/session sets an HttpOnly SameSite=Strict cookie that works on
   const anon = await api(reg.url, '/api/v1/repositories', { cookie: tampered });
   assert.deepEqual(anon.body.items.map((r: Json) => r.name), ['public/app']);
 });
+
+test('GET /api/v1/explain gives the caller its own decisions, only where it may pull', async (t) => {
+  const reg = await seeded(t);
+  const mine = await api(reg.url, '/api/v1/explain?repository=team-a/app&reference=v1', basic('alice'));
+  assert.equal(mine.status, 200);
+  assert.equal(mine.body.principal, 'alice');
+  assert.deepEqual(mine.body.actions.map((a: Json) => [a.action, a.allowed, a.by]), [['pull', true, 'rule 2'], ['push', true, 'rule 2'], ['overwrite', false, 'default'], ['delete', true, 'rule 2']]);
+  const anon = await api(reg.url, '/api/v1/explain?repository=public/app');
+  assert.deepEqual(anon.body.actions.map((a: Json) => [a.action, a.allowed]), [['pull', true], ['push', false], ['overwrite', false], ['delete', false]]);
+  // Not for what the caller may not pull: the registry's refusal, the same as for a name that does not exist.
+  const hidden = await api(reg.url, '/api/v1/explain?repository=secret/app', basic('alice'));
+  const absent = await api(reg.url, '/api/v1/explain?repository=secret/absent', basic('alice'));
+  assert.deepEqual([hidden.status, absent.status], [403, 403]);
+});

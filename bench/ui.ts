@@ -16,14 +16,49 @@ import type { Sample } from './workloads.js';
 
 /** The rows this workload fills. */
 export const UI_METRICS: MetricInfo[] = [
-  { id: 'ui.repos.cold', label: 'ui: GET /api/v1/repositories, 10,000 repositories, first answer (cold)', unit: 'ms', better: 'lower' },
-  { id: 'ui.repos.p50', label: 'ui: GET /api/v1/repositories, 10,000 repositories, pages and searches, p50', unit: 'ms', better: 'lower' },
-  { id: 'ui.repos.p99', label: 'ui: GET /api/v1/repositories, 10,000 repositories, pages and searches, p99', unit: 'ms', better: 'lower' },
+  {
+    id: 'ui.repos.cold',
+    label: 'ui: GET /api/v1/repositories, 10,000 repositories, first answer (cold)',
+    unit: 'ms',
+    better: 'lower',
+  },
+  {
+    id: 'ui.repos.p50',
+    label: 'ui: GET /api/v1/repositories, 10,000 repositories, pages and searches, p50',
+    unit: 'ms',
+    better: 'lower',
+  },
+  {
+    id: 'ui.repos.p99',
+    label: 'ui: GET /api/v1/repositories, 10,000 repositories, pages and searches, p99',
+    unit: 'ms',
+    better: 'lower',
+  },
   { id: 'ui.tags.cold', label: 'ui: GET /api/v1/tags, 10,000 tags, first answer (cold)', unit: 'ms', better: 'lower' },
-  { id: 'ui.tags.p50', label: 'ui: GET /api/v1/tags, 10,000 tags, pages, sorts and filters, p50', unit: 'ms', better: 'lower' },
-  { id: 'ui.tags.p99', label: 'ui: GET /api/v1/tags, 10,000 tags, pages, sorts and filters, p99', unit: 'ms', better: 'lower' },
-  { id: 'ui.repos.first-row', label: 'ui: Chromium, repositories page, navigation to first rendered row', unit: 'ms', better: 'lower' },
-  { id: 'ui.tags.first-row', label: 'ui: Chromium, repository page with 10,000 tags, navigation to first rendered row', unit: 'ms', better: 'lower' },
+  {
+    id: 'ui.tags.p50',
+    label: 'ui: GET /api/v1/tags, 10,000 tags, pages, sorts and filters, p50',
+    unit: 'ms',
+    better: 'lower',
+  },
+  {
+    id: 'ui.tags.p99',
+    label: 'ui: GET /api/v1/tags, 10,000 tags, pages, sorts and filters, p99',
+    unit: 'ms',
+    better: 'lower',
+  },
+  {
+    id: 'ui.repos.first-row',
+    label: 'ui: Chromium, repositories page, navigation to first rendered row',
+    unit: 'ms',
+    better: 'lower',
+  },
+  {
+    id: 'ui.tags.first-row',
+    label: 'ui: Chromium, repository page with 10,000 tags, navigation to first rendered row',
+    unit: 'ms',
+    better: 'lower',
+  },
 ];
 
 const TAGS_REPO = 'bench/tags' as RepositoryName;
@@ -42,16 +77,35 @@ async function timed(url: string): Promise<number> {
 }
 
 /** Runs the workload once: seeds, serves, measures, and removes its storage. */
-export async function uiRound(sample: Sample, sizes = { repos: 10_000, tags: 10_000 }, log: (m: string) => void = () => undefined): Promise<void> {
+export async function uiRound(
+  sample: Sample,
+  sizes = { repos: 10_000, tags: 10_000 },
+  log: (m: string) => void = () => undefined,
+): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'sluice-bench-ui-'));
-  const { config } = validateConfig({ log: { level: 'silent' }, http: { addr: '127.0.0.1:0' }, storage: { filesystem: { rootdirectory: dir } } });
+  const { config } = validateConfig({
+    log: { level: 'silent' },
+    http: { addr: '127.0.0.1:0' },
+    storage: { filesystem: { rootdirectory: dir } },
+  });
   const reg = buildRegistry({ config, logger: false });
   try {
     log(`ui: writing ${sizes.repos} repositories and ${sizes.tags} tags`);
     const config0 = Buffer.from('{"architecture":"amd64","os":"linux","config":{}}');
     const layers = Array.from({ length: 100 }, (_, i) => Buffer.from(`layer ${i}`));
     const manifests = layers.map((l) =>
-      Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digestOf(config0), size: config0.length }, layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: digestOf(l), size: l.length }] })),
+      Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          config: {
+            mediaType: 'application/vnd.oci.image.config.v1+json',
+            digest: digestOf(config0),
+            size: config0.length,
+          },
+          layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: digestOf(l), size: l.length }],
+        }),
+      ),
     );
     await reg.ctx.blobs.put(config0);
     const limit = limiter(32);
@@ -60,14 +114,35 @@ export async function uiRound(sample: Sample, sizes = { repos: 10_000, tags: 10_
       const d = await repo.putManifest(m);
       await repo.tag(tag, d);
     };
-    await Promise.all(Array.from({ length: sizes.repos }, (_, i) => limit(() => seed(`bench/r${String(i).padStart(5, '0')}` as RepositoryName, 'latest', manifests[i % 100]!))));
-    await Promise.all(Array.from({ length: sizes.tags }, (_, i) => limit(() => seed(TAGS_REPO, `v${i}`, manifests[i % 100]!))));
+    await Promise.all(
+      Array.from({ length: sizes.repos }, (_, i) =>
+        limit(() => seed(`bench/r${String(i).padStart(5, '0')}` as RepositoryName, 'latest', manifests[i % 100]!)),
+      ),
+    );
+    await Promise.all(
+      Array.from({ length: sizes.tags }, (_, i) => limit(() => seed(TAGS_REPO, `v${i}`, manifests[i % 100]!))),
+    );
     const url = await reg.app.listen({ host: '127.0.0.1', port: 0 });
     log('ui: measuring the API');
     sample['ui.repos.cold'] = await timed(`${url}/api/v1/repositories`);
     sample['ui.tags.cold'] = await timed(`${url}/api/v1/tags?repository=${TAGS_REPO}`);
-    const repoUrls = [...Array.from({ length: 20 }, (_, i) => `page=${i + 1}`), 'q=r0', 'q=r99', 'q=nothing', 'order=desc', 'page=150&n=50'];
-    const tagUrls = ['sort=name', 'sort=size&order=desc', 'sort=pushed&order=desc', 'q=v99', 'page=100', 'platform=linux/amd64&page=3', 'q=nothing'];
+    const repoUrls = [
+      ...Array.from({ length: 20 }, (_, i) => `page=${i + 1}`),
+      'q=r0',
+      'q=r99',
+      'q=nothing',
+      'order=desc',
+      'page=150&n=50',
+    ];
+    const tagUrls = [
+      'sort=name',
+      'sort=size&order=desc',
+      'sort=pushed&order=desc',
+      'q=v99',
+      'page=100',
+      'platform=linux/amd64&page=3',
+      'q=nothing',
+    ];
     // Warm every page once (their rows' tables), then time several passes.
     for (const q of repoUrls) await timed(`${url}/api/v1/repositories?${q}`);
     const repoTimes: number[] = [];
@@ -96,7 +171,9 @@ async function firstRows(url: string, sample: Sample, log: (m: string) => void):
     log('ui: playwright-core is not installed; no first-row times');
     return;
   }
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] }).catch(() => undefined);
+  const browser = await chromium
+    .launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] })
+    .catch(() => undefined);
   if (!browser) {
     log('ui: /usr/bin/chromium does not start; no first-row times');
     return;

@@ -38,7 +38,10 @@ export async function explainFor(
   name: RepositoryName,
   reference: string | undefined,
 ): Promise<Explanation> {
-  const target = { repository: name, ...(reference === undefined ? {} : isDigest(reference) ? { digest: reference } : { tag: reference }) };
+  const target = {
+    repository: name,
+    ...(reference === undefined ? {} : isDigest(reference) ? { digest: reference } : { tag: reference }),
+  };
   let out: Explanation;
   if (!access) {
     const by = ctx.readOnly ? 'read-only' : 'default';
@@ -47,7 +50,16 @@ export async function explainFor(
       actions: ASKED.map((a) => {
         const write = a !== 'pull';
         const allowed = !(write && ctx.readOnly) && (a !== 'delete' || ctx.deleteEnabled);
-        return { action: a, allowed, by, reason: allowed ? 'no access control is configured' : write && ctx.readOnly ? 'this registry is read-only' : 'deletion is disabled (storage.delete.enabled)' };
+        return {
+          action: a,
+          allowed,
+          by,
+          reason: allowed
+            ? 'no access control is configured'
+            : write && ctx.readOnly
+              ? 'this registry is read-only'
+              : 'deletion is disabled (storage.delete.enabled)',
+        };
       }),
     };
   } else {
@@ -67,7 +79,10 @@ export async function explainFor(
     const first = name.split('/')[0]!;
     const upstream = ctx.cache.upstreams.byPrefix(first);
     const image = upstream ? `${upstream.name}${name.slice(first.length)}` : name;
-    const d = decideFlow(flows, { repository: image, ...(reference !== undefined && !isDigest(reference) ? { tag: reference } : {}) });
+    const d = decideFlow(flows, {
+      repository: image,
+      ...(reference !== undefined && !isDigest(reference) ? { tag: reference } : {}),
+    });
     out.fetch = { allowed: d.allowed, ...(d.flow ? { rule: flowLabel(d.flow) } : {}), reason: d.reason };
   }
   const rule = ctx.trust?.ruleFor(name, 'pull');

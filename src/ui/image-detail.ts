@@ -66,7 +66,8 @@ export interface ImageDetail {
 
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
-const strings = (v: unknown): string[] | undefined => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : undefined);
+const strings = (v: unknown): string[] | undefined =>
+  Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : undefined;
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 
 /** The fields of an image config JSON a page shows; anything else in it is left out. */
@@ -77,9 +78,12 @@ export function configView(bytes: Buffer, d: Descriptor): ConfigView {
   } catch {
     return { digest: d.digest, size: d.size, history: [], problem: 'the config is not JSON' };
   }
-  if (!isObject(raw)) return { digest: d.digest, size: d.size, history: [], problem: 'the config is not a JSON object' };
+  if (!isObject(raw))
+    return { digest: d.digest, size: d.size, history: [], problem: 'the config is not a JSON object' };
   const c = isObject(raw['config']) ? raw['config'] : {};
-  const labels = isObject(c['Labels']) ? Object.fromEntries(Object.entries(c['Labels']).filter(([, v]) => typeof v === 'string')) : undefined;
+  const labels = isObject(c['Labels'])
+    ? Object.fromEntries(Object.entries(c['Labels']).filter(([, v]) => typeof v === 'string'))
+    : undefined;
   const history = (Array.isArray(raw['history']) ? raw['history'] : []).filter(isObject).map((h) => ({
     ...(str(h['created']) ? { created: str(h['created']) } : {}),
     ...(str(h['created_by']) ? { createdBy: str(h['created_by']) } : {}),
@@ -125,10 +129,17 @@ export function roleOf(via: string, types: string[]): ReferrerNode['role'] {
 }
 
 /** Referrers of `subject`: OCI referrers (Sluice's index and the scan) and cosign's `sha256-<hex>.{sig,att,sbom}` tags. */
-async function referrersOf(ctx: RegistryContext, repo: RepositoryStore, tags: string[], subject: Digest, depth: number): Promise<ReferrerNode[]> {
+async function referrersOf(
+  ctx: RegistryContext,
+  repo: RepositoryStore,
+  tags: string[],
+  subject: Digest,
+  depth: number,
+): Promise<ReferrerNode[]> {
   if (depth > DEPTH_MAX) return [];
   const found = new Map<Digest, string>();
-  for (const d of [...(await repo.referrers(subject)), ...ctx.scanner.referrersOf(repo.name, subject)]) found.set(d, 'referrer');
+  for (const d of [...(await repo.referrers(subject)), ...ctx.scanner.referrersOf(repo.name, subject)])
+    found.set(d, 'referrer');
   const hex = subject.slice('sha256:'.length);
   for (const t of tags) {
     const m = COSIGN_TAG.exec(t);
@@ -151,7 +162,14 @@ async function referrersOf(ctx: RegistryContext, repo: RepositoryStore, tags: st
       via,
       role: roleOf(via, [at ?? '', ...(m.kind === 'image' ? m.layers.map((l) => l.mediaType) : [])]),
       ...(m.annotations ? { annotations: m.annotations } : {}),
-      layers: m.kind === 'image' ? m.layers.map((l) => ({ mediaType: l.mediaType, size: l.size, ...(l.annotations ? { annotations: l.annotations } : {}) })) : [],
+      layers:
+        m.kind === 'image'
+          ? m.layers.map((l) => ({
+              mediaType: l.mediaType,
+              size: l.size,
+              ...(l.annotations ? { annotations: l.annotations } : {}),
+            }))
+          : [],
       referrers: await referrersOf(ctx, repo, tags, d, depth + 1),
     });
   }
@@ -159,7 +177,11 @@ async function referrersOf(ctx: RegistryContext, repo: RepositoryStore, tags: st
 }
 
 /** Reads one image (by tag or digest) of a repository for its page; undefined when the repository lacks it. */
-export async function imageDetail(ctx: RegistryContext, name: RepositoryName, reference: string): Promise<ImageDetail | undefined> {
+export async function imageDetail(
+  ctx: RegistryContext,
+  name: RepositoryName,
+  reference: string,
+): Promise<ImageDetail | undefined> {
   const repo = ctx.repo(name);
   const digest = isDigest(reference) ? reference : await repo.resolveTag(reference);
   if (!digest) return undefined;
@@ -187,8 +209,16 @@ export async function imageDetail(ctx: RegistryContext, name: RepositoryName, re
   } else {
     out.children = [];
     for (const c of m.manifests) {
-      const p = c.platform ? `${c.platform.os}/${c.platform.architecture}${c.platform.variant ? `/${c.platform.variant}` : ''}` : undefined;
-      out.children.push({ digest: c.digest, mediaType: c.mediaType, size: c.size, ...(p ? { platform: p } : {}), present: await repo.hasManifest(c.digest) });
+      const p = c.platform
+        ? `${c.platform.os}/${c.platform.architecture}${c.platform.variant ? `/${c.platform.variant}` : ''}`
+        : undefined;
+      out.children.push({
+        digest: c.digest,
+        mediaType: c.mediaType,
+        size: c.size,
+        ...(p ? { platform: p } : {}),
+        present: await repo.hasManifest(c.digest),
+      });
     }
   }
   return out;

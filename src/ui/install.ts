@@ -14,7 +14,11 @@ import { TagTables } from './tag-table.js';
  * Serves the web UI at `/` and its JSON API under `/api/v1/` unless `ui.enabled` is false. Reads what the
  * registry reads, decided by the same access control; a read-only node serves it too.
  */
-export function installUi(app: FastifyInstance, ctx: RegistryContext, access: Promise<AccessControl> | undefined): void {
+export function installUi(
+  app: FastifyInstance,
+  ctx: RegistryContext,
+  access: Promise<AccessControl> | undefined,
+): void {
   if (ctx.config.ui?.enabled === false) return;
   const tables = new TagTables(
     ctx.driver,
@@ -50,7 +54,8 @@ export function installUi(app: FastifyInstance, ctx: RegistryContext, access: Pr
   registerStaticRoutes(app);
   // A push or delete through this process shows on the next page load, not after the tables age out.
   app.addHook('onResponse', async (req, reply) => {
-    if (req.endpoint !== 'manifest' || (req.method !== 'PUT' && req.method !== 'DELETE') || reply.statusCode >= 300) return;
+    if (req.endpoint !== 'manifest' || (req.method !== 'PUT' && req.method !== 'DELETE') || reply.statusCode >= 300)
+      return;
     try {
       const q = req.url.indexOf('?');
       const ep = matchEndpoint(decodeURIComponent((q >= 0 ? req.url.slice(0, q) : req.url).slice('/v2/'.length)));

@@ -48,7 +48,13 @@ export function parseListQuery(query: Record<string, unknown>, sorts: readonly s
   if (!sorts.includes(sort)) bad(`sort= must be one of ${sorts.join(', ')}`);
   const order = text('order') ?? '';
   if (order !== '' && order !== 'asc' && order !== 'desc') bad('order= must be asc or desc');
-  return { page: Math.max(1, int('page', 1, 1_000_000)), n: Math.max(1, int('n', PAGE_DEFAULT, PAGE_MAX)), q: q.toLowerCase(), sort, desc: order === 'desc' };
+  return {
+    page: Math.max(1, int('page', 1, 1_000_000)),
+    n: Math.max(1, int('n', PAGE_DEFAULT, PAGE_MAX)),
+    q: q.toLowerCase(),
+    sort,
+    desc: order === 'desc',
+  };
 }
 
 /** Takes page `page` (1-based) of `n` items. */

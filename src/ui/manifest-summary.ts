@@ -44,13 +44,22 @@ export class ManifestSummaries {
 
   /** An image's own platform, from its config (at most 64 KiB read); undefined for artifacts and odd configs. */
   private async platformOf(m: Manifest): Promise<string | undefined> {
-    if (m.kind !== 'image' || !/config\.v1\+json|container\.image\.v1\+json/.test(m.config.mediaType) || m.config.size > 65_536) return undefined;
+    if (
+      m.kind !== 'image' ||
+      !/config\.v1\+json|container\.image\.v1\+json/.test(m.config.mediaType) ||
+      m.config.size > 65_536
+    )
+      return undefined;
     const bytes = await this.readBlob(m.config.digest).catch(() => null);
     if (!bytes) return undefined;
     try {
       const c = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
       if (typeof c['os'] !== 'string' || typeof c['architecture'] !== 'string') return undefined;
-      return formatPlatform({ os: c['os'], architecture: c['architecture'], ...(typeof c['variant'] === 'string' ? { variant: c['variant'] } : {}) });
+      return formatPlatform({
+        os: c['os'],
+        architecture: c['architecture'],
+        ...(typeof c['variant'] === 'string' ? { variant: c['variant'] } : {}),
+      });
     } catch {
       return undefined;
     }
@@ -83,11 +92,20 @@ export class ManifestSummaries {
     const got = await this.parsed(repo, digest);
     if (!got) return { mediaType: '', kind: 'unreadable', size: 0, platforms: [] };
     const { m, size } = got;
-    const base = { mediaType: m.mediaType, ...(m.artifactType ? { artifactType: m.artifactType } : {}), ...(m.subject ? { subject: m.subject.digest } : {}) };
+    const base = {
+      mediaType: m.mediaType,
+      ...(m.artifactType ? { artifactType: m.artifactType } : {}),
+      ...(m.subject ? { subject: m.subject.digest } : {}),
+    };
     if (m.kind === 'image') {
       const own = imageBytes(m, size);
       const platform = await this.platformOf(m);
-      return { ...base, kind: 'image', size: own, platforms: platform ? [{ platform, digest, size: own, present: true }] : [] };
+      return {
+        ...base,
+        kind: 'image',
+        size: own,
+        platforms: platform ? [{ platform, digest, size: own, present: true }] : [],
+      };
     }
     const platforms: PlatformSize[] = [];
     let total = size;

@@ -26,12 +26,24 @@ export interface Provenance {
 }
 
 /** The provenance of `repository:tag`, or undefined for a local repository. */
-export async function provenanceOf(ctx: RegistryContext, name: RepositoryName, tag: string | undefined, kind: KindOf): Promise<Provenance | undefined> {
+export async function provenanceOf(
+  ctx: RegistryContext,
+  name: RepositoryName,
+  tag: string | undefined,
+  kind: KindOf,
+): Promise<Provenance | undefined> {
   if (kind.kind === 'mirror' && kind.job) {
     const state = await readState(ctx.driver, kind.job).catch(() => undefined);
     const r = state?.lastRun;
     const lastRun = r
-      ? { startedAt: r.startedAt, finishedAt: r.finishedAt, ok: r.ok, copied: r.copied.length, refused: r.refused.length, errors: r.errors.length }
+      ? {
+          startedAt: r.startedAt,
+          finishedAt: r.finishedAt,
+          ok: r.ok,
+          copied: r.copied.length,
+          refused: r.refused.length,
+          errors: r.errors.length,
+        }
       : undefined;
     return { kind: 'mirror', job: kind.job, image: name, ...flowOf(ctx, name, tag), ...(lastRun ? { lastRun } : {}) };
   }
@@ -39,7 +51,12 @@ export async function provenanceOf(ctx: RegistryContext, name: RepositoryName, t
   const first = name.split('/')[0]!;
   const upstream = ctx.cache.upstreams.byPrefix(first);
   const image = upstream ? `${upstream.name}${name.slice(first.length)}` : name;
-  const out: Provenance = { kind: 'cache', image, ...(upstream ? { upstream: upstream.name, url: upstream.url } : {}), ...flowOf(ctx, image, tag) };
+  const out: Provenance = {
+    kind: 'cache',
+    image,
+    ...(upstream ? { upstream: upstream.name, url: upstream.url } : {}),
+    ...flowOf(ctx, image, tag),
+  };
   if (tag !== undefined) {
     const rec = await new TagState(ctx.driver, false).read(name, tag).catch(() => null);
     if (rec) {

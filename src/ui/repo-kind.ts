@@ -48,7 +48,8 @@ export class RepositoryKinds {
   of(name: string): KindOf {
     for (const m of this.mirrors) {
       const byPrefix = m.prefix !== undefined && name.startsWith(`${m.prefix}/`);
-      if (byPrefix || m.patterns.some((p) => p.matches({ repository: name }, ANONYMOUS))) return { kind: 'mirror', job: m.job };
+      if (byPrefix || m.patterns.some((p) => p.matches({ repository: name }, ANONYMOUS)))
+        return { kind: 'mirror', job: m.job };
     }
     const upstream = this.cacheOf(name);
     return upstream ? { kind: 'cache', upstream } : { kind: 'local' };

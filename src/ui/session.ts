@@ -36,14 +36,22 @@ function readCookie(req: FastifyRequest, name: string): string | undefined {
 }
 
 function setCookie(reply: FastifyReply, tls: boolean, value: string, seconds: number): void {
-  const attrs = [`${cookieName(tls)}=${value}`, 'Path=/', 'HttpOnly', 'SameSite=Strict', `Max-Age=${seconds}`, ...(tls ? ['Secure'] : [])];
+  const attrs = [
+    `${cookieName(tls)}=${value}`,
+    'Path=/',
+    'HttpOnly',
+    'SameSite=Strict',
+    `Max-Age=${seconds}`,
+    ...(tls ? ['Secure'] : []),
+  ];
   reply.header('set-cookie', attrs.join('; '));
 }
 
 async function readJson(req: FastifyRequest): Promise<Record<string, unknown>> {
   const type = String(req.headers['content-type'] ?? '');
   // A form of another site can post only simple content types; JSON needs a preflight it cannot pass.
-  if (!/^application\/json\s*(;|$)/i.test(type)) throw new OciError('UNSUPPORTED', 'send the login as application/json', undefined, 415);
+  if (!/^application\/json\s*(;|$)/i.test(type))
+    throw new OciError('UNSUPPORTED', 'send the login as application/json', undefined, 415);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of req.raw) {
@@ -78,7 +86,11 @@ function sameOrigin(req: FastifyRequest): boolean {
  * with that cookie and no Authorization header is decided for its user; every state-changing one must carry
  * the session's CSRF token in `X-CSRF-Token` and come from this origin.
  */
-export function registerSessionRoutes(app: FastifyInstance, ready: Promise<AccessControl> | undefined, tls: boolean): void {
+export function registerSessionRoutes(
+  app: FastifyInstance,
+  ready: Promise<AccessControl> | undefined,
+  tls: boolean,
+): void {
   const name = cookieName(tls);
   app.addHook('onRequest', async (req, reply) => {
     if (!req.url.startsWith('/api/v1/') || !ready) return;
@@ -100,7 +112,8 @@ export function registerSessionRoutes(app: FastifyInstance, ready: Promise<Acces
     if (UNSAFE.has(req.method) && !isLogin) {
       const sent = Buffer.from(String(req.headers['x-csrf-token'] ?? ''));
       const want = Buffer.from(csrfOf(token));
-      if (sent.length !== want.length || !timingSafeEqual(sent, want)) return refuse(reply, 'the CSRF token is missing or wrong');
+      if (sent.length !== want.length || !timingSafeEqual(sent, want))
+        return refuse(reply, 'the CSRF token is missing or wrong');
     }
   });
 
@@ -108,14 +121,18 @@ export function registerSessionRoutes(app: FastifyInstance, ready: Promise<Acces
     const ac = ready ? await ready : undefined;
     const login = Boolean(ac?.issuer && (ac.htpasswd || ac.robots));
     const token = readCookie(req, name);
-    const body = req.sessionPrincipal && token ? { login, user: principalText(req.sessionPrincipal), csrf: csrfOf(token) } : { login };
+    const body =
+      req.sessionPrincipal && token
+        ? { login, user: principalText(req.sessionPrincipal), csrf: csrfOf(token) }
+        : { login };
     reply.header('cache-control', 'no-store').send(body);
   });
 
   app.post('/api/v1/session', async (req, reply) => {
     try {
       const ac = ready ? await ready : undefined;
-      if (!ac?.issuer || !(ac.htpasswd || ac.robots)) throw new OciError('UNSUPPORTED', 'this registry has no users to log in as', undefined, 404);
+      if (!ac?.issuer || !(ac.htpasswd || ac.robots))
+        throw new OciError('UNSUPPORTED', 'this registry has no users to log in as', undefined, 404);
       const form = await readJson(req);
       const user = typeof form['username'] === 'string' ? form['username'].slice(0, 256) : '';
       const password = typeof form['password'] === 'string' ? form['password'].slice(0, 1024) : '';
@@ -129,7 +146,15 @@ export function registerSessionRoutes(app: FastifyInstance, ready: Promise<Acces
       }
       const credential = p ? ac.credential(p) : undefined;
       if (!p || credential === undefined) {
-        ac.audit?.write({ principal: user || 'unknown', address: req.ip, action: 'login', decision: 'denied', reason: 'invalid username or password (web UI)', method: req.method, status: 401 });
+        ac.audit?.write({
+          principal: user || 'unknown',
+          address: req.ip,
+          action: 'login',
+          decision: 'denied',
+          reason: 'invalid username or password (web UI)',
+          method: req.method,
+          status: 401,
+        });
         throw new OciError('UNAUTHORIZED', 'invalid username or password');
       }
       const seconds = Math.min(SESSION_SECONDS, ac.issuer.refreshExpiration);

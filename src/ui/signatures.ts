@@ -40,8 +40,11 @@ export class TrustViews {
   /** The verdict for `repository:tag` (or `@digest` when `tag` is undefined) naming `digest`. */
   async of(repository: RepositoryName, digest: Digest, tag: string | undefined): Promise<TrustView> {
     const trust = this.ctx.trust;
-    if (!trust || !trust.ruleFor(repository, 'pull')) return { state: 'none', reason: 'no trust rule requires signatures here', signatures: [] };
-    const named = looksLikeHost(repository.split('/')[0]!) ? repository : `${registryHost(this.ctx.config) ?? 'localhost'}/${repository}`;
+    if (!trust || !trust.ruleFor(repository, 'pull'))
+      return { state: 'none', reason: 'no trust rule requires signatures here', signatures: [] };
+    const named = looksLikeHost(repository.split('/')[0]!)
+      ? repository
+      : `${registryHost(this.ctx.config) ?? 'localhost'}/${repository}`;
     const ref = tag === undefined ? `${named}@${digest}` : `${named}:${tag}`;
     const key = `${ref} ${digest}`;
     const hit = this.recent.get(key);
@@ -51,10 +54,22 @@ export class TrustViews {
     const signatures: SignatureView[] = [];
     for (const r of v.decision?.results ?? []) {
       for (const s of r.signatures) {
-        signatures.push({ where: s.where, kind: s.kind, accepted: s.accepted, reason: s.reason, ...(s.key ? { key: s.key } : {}), ...(s.signer ? { signer: s.signer } : {}) });
+        signatures.push({
+          where: s.where,
+          kind: s.kind,
+          accepted: s.accepted,
+          reason: s.reason,
+          ...(s.key ? { key: s.key } : {}),
+          ...(s.signer ? { signer: s.signer } : {}),
+        });
       }
     }
-    const view: TrustView = { ...(v.rule ? { rule: v.rule } : {}), state: v.allowed ? 'verified' : 'refused', reason: v.reason, signatures };
+    const view: TrustView = {
+      ...(v.rule ? { rule: v.rule } : {}),
+      state: v.allowed ? 'verified' : 'refused',
+      reason: v.reason,
+      signatures,
+    };
     if (this.recent.size >= 10_000) this.recent.clear();
     this.recent.set(key, { view, until: Date.now() + TTL_MS });
     return view;

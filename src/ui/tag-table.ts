@@ -83,16 +83,26 @@ export class TagTables {
   async get(repository: RepositoryName): Promise<TagTable> {
     const hit = this.tables.get(repository);
     if (hit) {
-      if (Date.now() - hit.builtAt > Math.max(FRESH_MS, 20 * hit.buildMs)) this.build(repository).catch(() => undefined);
+      if (Date.now() - hit.builtAt > Math.max(FRESH_MS, 20 * hit.buildMs))
+        this.build(repository).catch(() => undefined);
       return hit;
     }
     return this.build(repository);
   }
 
-  /** The cached table only, or undefined (never reads storage): for list pages that must not wait. */
-  peek(repository: string): TagTable | undefined {
-    return this.tables.get(repository);
+  /**
+   * The cached table only, or undefined (never waits on storage): for list pages that must not wait. A stale
+   * one is rebuilt in the background, two at a time, so a page of 50 rows never sets off 50 rebuilds at once.
+   */
+  peek(repository: RepositoryName): TagTable | undefined {
+    const hit = this.tables.get(repository);
+    if (hit && Date.now() - hit.builtAt > Math.max(FRESH_MS, 20 * hit.buildMs) && !this.building.has(repository)) {
+      this.background(() => this.build(repository)).catch(() => undefined);
+    }
+    return hit;
   }
+
+  private readonly background = limiter(2);
 
   /** Builds a repository's table once however many callers ask at the same moment. */
   build(repository: RepositoryName): Promise<TagTable> {
@@ -100,10 +110,13 @@ export class TagTables {
     if (!p) {
       p = this.read(repository).finally(() => this.building.delete(repository));
       this.building.set(repository, p);
-      p.then((t) => {
-        if (this.tables.size >= this.maxTables) this.tables.delete(this.tables.keys().next().value!);
-        this.tables.set(repository, t);
-      }, () => undefined);
+      p.then(
+        (t) => {
+          if (this.tables.size >= this.maxTables) this.tables.delete(this.tables.keys().next().value!);
+          this.tables.set(repository, t);
+        },
+        () => undefined,
+      );
     }
     return p;
   }
@@ -122,20 +135,43 @@ export class TagTables {
     const pulls = await readPulls(this.driver, repository).catch(() => undefined);
     const referrers = await this.scanReferrers(repo);
     const limit = limiter(PARALLEL);
-    const rows = await Promise.all(tags.map((tag) => limit(() => this.row(repo, tag, (d) => (signed.get(d) ?? 0) + referrers(d), pulls?.tags.get(tag)))));
+    const rows = await Promise.all(
+      tags.map((tag) =>
+        limit(() => this.row(repo, tag, (d) => (signed.get(d) ?? 0) + referrers(d), pulls?.tags.get(tag))),
+      ),
+    );
     const present = rows.filter((r): r is TagRow => r !== undefined);
     const distinct = new Map(present.map((r) => [r.digest, r.size]));
-    const lastPush = present.reduce<string | undefined>((a, r) => (r.pushed && (!a || r.pushed > a) ? r.pushed : a), undefined);
+    const lastPush = present.reduce<string | undefined>(
+      (a, r) => (r.pushed && (!a || r.pushed > a) ? r.pushed : a),
+      undefined,
+    );
     const size = [...distinct.values()].reduce((n, s) => n + s, 0);
     const builtAt = Date.now();
-    return { repository, rows: present, size, ...(lastPush ? { lastPush } : {}), builtAt, buildMs: builtAt - started, sorted: new Map() };
+    return {
+      repository,
+      rows: present,
+      size,
+      ...(lastPush ? { lastPush } : {}),
+      builtAt,
+      buildMs: builtAt - started,
+      sorted: new Map(),
+    };
   }
 
-  private async row(repo: RepositoryStore, tag: string, accessories: (d: Digest) => number, pulled: number | undefined): Promise<TagRow | undefined> {
+  private async row(
+    repo: RepositoryStore,
+    tag: string,
+    accessories: (d: Digest) => number,
+    pulled: number | undefined,
+  ): Promise<TagRow | undefined> {
     const digest = await repo.resolveTag(tag);
     // Deleted between the listing and the read.
     if (!digest) return undefined;
-    const [s, info] = await Promise.all([this.summaries.of(repo, digest), this.driver.stat(tagCurrentPath(repo.name, tag))]);
+    const [s, info] = await Promise.all([
+      this.summaries.of(repo, digest),
+      this.driver.stat(tagCurrentPath(repo.name, tag)),
+    ]);
     return {
       tag,
       digest,

@@ -50,21 +50,36 @@ export async function startUiFixture(): Promise<UiFixture> {
   const hostile = await makeImage({ label: HOSTILE_LABEL });
   await pushImage(seed.url, 'team-a/app', 'v2', hostile);
   await pushImage(seed.url, 'team-a/app', 'old', await makeImage({ label: 'old' }));
-  const sbom = makeArtifact({ artifactType: 'application/spdx+json', payload: '{"spdxVersion":"SPDX-2.3"}', annotations: { 'org.example.link': HOSTILE_URL, 'org.example.note': HOSTILE_LABEL } });
+  const sbom = makeArtifact({
+    artifactType: 'application/spdx+json',
+    payload: '{"spdxVersion":"SPDX-2.3"}',
+    annotations: { 'org.example.link': HOSTILE_URL, 'org.example.note': HOSTILE_LABEL },
+  });
   await pushAsReferrer(seed.url, 'team-a/app', sbom, hostile);
   await pushImage(seed.url, 'public/tool', 'latest', await makeImage({ label: 'tool' }));
   await pushImage(seed.url, 'secret/app', 'v1', await makeImage({ label: 'secret' }));
   const signed = await makeImage({ label: 'prod' });
   await pushImage(seed.url, 'prod/app', '1', signed);
   await pushImage(seed.url, 'prod/app', '2', await makeImage({ label: 'prod unsigned' }));
-  await signImage(`docker://${seed.host}/prod/app:1`, privateKey, { transport: { tlsVerify: false }, identity: 'registry.test/prod/app:1' });
-  const pulled = await fetch(`${seed.url}/v2/docker.io/library/nginx/manifests/1.27`, { headers: { accept: 'application/vnd.oci.image.index.v1+json' } });
+  await signImage(`docker://${seed.host}/prod/app:1`, privateKey, {
+    transport: { tlsVerify: false },
+    identity: 'registry.test/prod/app:1',
+  });
+  const pulled = await fetch(`${seed.url}/v2/docker.io/library/nginx/manifests/1.27`, {
+    headers: { accept: 'application/vnd.oci.image.index.v1+json' },
+  });
   if (pulled.status !== 200) throw new Error(`cache pull failed: ${pulled.status} ${await pulled.text()}`);
   await seed.app.close();
   const auth = await startAuthRegistry({
     access: UI_ACCESS,
     root: seed.root,
-    config: { ...shared, trust: { keys: { hive: join(dir, 'hive.pub') }, require: [{ name: 'prod signed', images: ['prod/**'], keys: ['hive'] }] } },
+    config: {
+      ...shared,
+      trust: {
+        keys: { hive: join(dir, 'hive.pub') },
+        require: [{ name: 'prod signed', images: ['prod/**'], keys: ['hive'] }],
+      },
+    },
   });
   return {
     reg: auth.reg,

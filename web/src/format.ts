@@ -18,7 +18,13 @@ export function ago(iso: string | undefined): string {
   if (!Number.isFinite(t)) return '—';
   const s = Math.round((Date.now() - t) / 1000);
   if (s < 60) return 'just now';
-  const steps: [number, string][] = [[60, 'minute'], [3600, 'hour'], [86400, 'day'], [2592000, 'month'], [31536000, 'year']];
+  const steps: [number, string][] = [
+    [60, 'minute'],
+    [3600, 'hour'],
+    [86400, 'day'],
+    [2592000, 'month'],
+    [31536000, 'year'],
+  ];
   let unit = 'minute';
   let size = 60;
   for (const [n, name] of steps) if (s >= n) [size, unit] = [n, name];

@@ -13,13 +13,16 @@ function accountBar(): void {
   if (session.user) {
     const out = h('button', { type: 'button', class: 'link' }, 'Sign out');
     out.addEventListener('click', () => {
-      call('DELETE', '/api/v1/session').then(async () => {
-        session = await call<Session>('GET', '/api/v1/session');
-        setCsrf(undefined);
-        announce('Signed out');
-        accountBar();
-        show();
-      }, (e: Error) => announce(e.message));
+      call('DELETE', '/api/v1/session').then(
+        async () => {
+          session = await call<Session>('GET', '/api/v1/session');
+          setCsrf(undefined);
+          announce('Signed out');
+          accountBar();
+          show();
+        },
+        (e: Error) => announce(e.message),
+      );
     });
     replace(nav, h('span', { class: 'muted' }, 'Signed in as '), h('strong', { id: 'whoami' }, session.user), ' ', out);
   } else if (session.login) {

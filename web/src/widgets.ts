@@ -19,17 +19,25 @@ export async function copyText(text: string): Promise<void> {
 export function copyButton(text: string, what: string): HTMLButtonElement {
   const b = h('button', { type: 'button', class: 'copy', 'aria-label': `Copy ${what}`, title: `Copy ${what}` }, 'Copy');
   b.addEventListener('click', () => {
-    copyText(text).then(() => {
-      b.textContent = 'Copied';
-      window.setTimeout(() => (b.textContent = 'Copy'), 1500);
-    }, () => announce('Copying failed'));
+    copyText(text).then(
+      () => {
+        b.textContent = 'Copied';
+        window.setTimeout(() => (b.textContent = 'Copy'), 1500);
+      },
+      () => announce('Copying failed'),
+    );
   });
   return b;
 }
 
 /** A short digest with its full value in the title and a copy button. */
 export function digestCell(digest: string): HTMLElement {
-  return h('span', { class: 'digest' }, h('code', { title: digest }, short(digest)), copyButton(digest, `digest ${digest}`));
+  return h(
+    'span',
+    { class: 'digest' },
+    h('code', { title: digest }, short(digest)),
+    copyButton(digest, `digest ${digest}`),
+  );
 }
 
 /** One chip per platform, each with its own size; a platform the repository lacks is marked. */
@@ -38,7 +46,13 @@ export function platformChips(platforms: { platform: string; size: number; prese
     'ul',
     { class: 'chips', 'aria-label': 'Platforms' },
     ...platforms.map((p) =>
-      h('li', { class: p.present ? 'chip' : 'chip missing', title: p.present ? undefined : 'not in this repository' }, p.platform, ' ', h('span', { class: 'muted' }, p.present ? bytes(p.size) : 'missing')),
+      h(
+        'li',
+        { class: p.present ? 'chip' : 'chip missing', title: p.present ? undefined : 'not in this repository' },
+        p.platform,
+        ' ',
+        h('span', { class: 'muted' }, p.present ? bytes(p.size) : 'missing'),
+      ),
     ),
   );
 }

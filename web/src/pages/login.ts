@@ -4,7 +4,13 @@ import { h, replace } from '../dom.js';
 /** Signs in with a registry user or robot (`robot$name` and its token) through the registry's token service. */
 export function loginPage(main: HTMLElement, done: (s: Session) => void): void {
   const user = h('input', { id: 'login-user', name: 'username', autocomplete: 'username', required: true });
-  const pass = h('input', { id: 'login-password', name: 'password', type: 'password', autocomplete: 'current-password', required: true });
+  const pass = h('input', {
+    id: 'login-password',
+    name: 'password',
+    type: 'password',
+    autocomplete: 'current-password',
+    required: true,
+  });
   const error = h('p', { class: 'error', role: 'alert' });
   const submit = h('button', { type: 'submit' }, 'Sign in');
   const form = h(

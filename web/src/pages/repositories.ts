@@ -24,12 +24,28 @@ interface RepoPage {
 
 /** The repositories page: search, kind filter and paging, all done by the server. */
 export function repositoriesPage(main: HTMLElement, route: Route): void {
-  const state = { q: route.params.get('q') ?? '', kind: route.params.get('kind') ?? '', page: Number(route.params.get('page') ?? '1') || 1 };
-  const search = h('input', { type: 'search', id: 'repo-search', name: 'q', value: state.q, placeholder: 'Search repositories', autocomplete: 'off' });
+  const state = {
+    q: route.params.get('q') ?? '',
+    kind: route.params.get('kind') ?? '',
+    page: Number(route.params.get('page') ?? '1') || 1,
+  };
+  const search = h('input', {
+    type: 'search',
+    id: 'repo-search',
+    name: 'q',
+    value: state.q,
+    placeholder: 'Search repositories',
+    autocomplete: 'off',
+  });
   const kind = h(
     'select',
     { id: 'repo-kind', name: 'kind' },
-    ...[['', 'All kinds'], ['local', 'Local'], ['cache', 'Cache'], ['mirror', 'Mirror']].map(([v, t]) => h('option', { value: v!, selected: v === state.kind }, t!)),
+    ...[
+      ['', 'All kinds'],
+      ['local', 'Local'],
+      ['cache', 'Cache'],
+      ['mirror', 'Mirror'],
+    ].map(([v, t]) => h('option', { value: v!, selected: v === state.kind }, t!)),
   );
   const results = h('div', { class: 'results', 'aria-busy': 'true' });
   let seq = 0;
@@ -38,9 +54,16 @@ export function repositoriesPage(main: HTMLElement, route: Route): void {
     const mine = ++seq;
     results.setAttribute('aria-busy', 'true');
     try {
-      const data = await call<RepoPage>('GET', `/api/v1/repositories${query({ q: state.q, kind: state.kind, page: state.page })}`);
+      const data = await call<RepoPage>(
+        'GET',
+        `/api/v1/repositories${query({ q: state.q, kind: state.kind, page: state.page })}`,
+      );
       if (mine !== seq) return;
-      replace(results, table(data), pager(data.page, data.n, data.total, (p) => ((state.page = p), void load())));
+      replace(
+        results,
+        table(data),
+        pager(data.page, data.n, data.total, (p) => ((state.page = p), void load())),
+      );
       if (data.items.some((r) => r.pending)) window.setTimeout(() => mine === seq && void load(), 700);
     } catch (e) {
       if (mine === seq) replace(results, h('p', { class: 'error', role: 'alert' }, (e as Error).message));
@@ -84,7 +107,11 @@ function table(data: RepoPage): HTMLElement {
     'table',
     { class: 'list' },
     h('caption', { class: 'offscreen' }, 'Repositories'),
-    h('thead', {}, h('tr', {}, ...['Name', 'Kind', 'Tags', 'Size', 'Last push'].map((c) => h('th', { scope: 'col' }, c)))),
+    h(
+      'thead',
+      {},
+      h('tr', {}, ...['Name', 'Kind', 'Tags', 'Size', 'Last push'].map((c) => h('th', { scope: 'col' }, c))),
+    ),
     h(
       'tbody',
       {},
@@ -93,7 +120,13 @@ function table(data: RepoPage): HTMLElement {
           'tr',
           {},
           h('th', { scope: 'row' }, h('a', { href: link('/repo', { name: r.name }) }, r.name)),
-          h('td', {}, kindBadge(r.kind), r.upstream ? h('span', { class: 'muted' }, ` from ${r.upstream}`) : null, r.job ? h('span', { class: 'muted' }, ` job ${r.job}`) : null),
+          h(
+            'td',
+            {},
+            kindBadge(r.kind),
+            r.upstream ? h('span', { class: 'muted' }, ` from ${r.upstream}`) : null,
+            r.job ? h('span', { class: 'muted' }, ` job ${r.job}`) : null,
+          ),
           h('td', { class: 'num' }, r.pending ? '…' : String(r.tags ?? 0)),
           h('td', { class: 'num' }, r.pending ? '…' : bytes(r.size)),
           h('td', { title: r.lastPush ?? '' }, r.pending ? '…' : ago(r.lastPush)),

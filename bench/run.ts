@@ -17,11 +17,12 @@ import { hasCommand, startServer, type ServerKind } from './servers.js';
 import { prepareS3, S3_METRICS, s3Sizes, s3Workloads, type S3Bench } from './s3.js';
 import { prepareSync, syncRound, type SyncBench } from './sync.js';
 import { prepareTrust, trustInProcess, trustMetrics, trustRound, type TrustBench } from './trust.js';
+import { UI_METRICS, uiRound } from './ui.js';
 import { blobWorkloads, listingWorkloads, manifestWorkloads, skopeoWorkloads, type BenchPlan, type Sample } from './workloads.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
-const GROUPS = ['blob', 'manifest', 'listing', 'skopeo', 'cache', 's3', 'sync', 'passthrough', 'trust', 'gc', 'cli', 'events'] as const;
+const GROUPS = ['blob', 'manifest', 'listing', 'skopeo', 'cache', 's3', 'sync', 'passthrough', 'trust', 'gc', 'cli', 'events', 'ui'] as const;
 type Group = (typeof GROUPS)[number];
 
 const USAGE = `usage: npm run bench -- [--quick] [--rounds N] [--out FILE] [--workloads ${GROUPS.join(',')}]
@@ -168,8 +169,8 @@ try {
   }
   if (groups.has('events')) eventsBench = await prepareEvents();
   if (groups.has('gc')) gcBench = await prepareGc(args['gc-dir'] ? resolve(args['gc-dir']) : tmpdir(), gcBenchSizes, log);
-  // The cache, s3, sync, passthrough, trust, gc, cli and events workloads start servers of their own; the plain server is started only for the others.
-  const own = new Set<Group>(['cache', 's3', 'sync', 'passthrough', 'trust', 'gc', 'cli', 'events']);
+  // The cache, s3, sync, passthrough, trust, gc, cli, events and ui workloads start servers of their own; the plain server is started only for the others.
+  const own = new Set<Group>(['cache', 's3', 'sync', 'passthrough', 'trust', 'gc', 'cli', 'events', 'ui']);
   const plainGroups = [...groups].filter((g) => !own.has(g));
 
   const samples: Record<ServerKind, Sample[]> = { sluice: [], distribution: [] };
@@ -230,6 +231,11 @@ try {
       log(`round ${round + 1}/${rounds}: events in process`);
       await eventsInProcess(eventsBench, sizes.manifestSeconds, (samples.sluice[round] ??= {}), (samples.distribution[round] ??= {}));
     }
+    // The web UI's API and pages over 10,000 repositories and 10,000 tags (1,000 each with --quick): Sluice only.
+    if (groups.has('ui') && kinds.includes('sluice')) {
+      log(`round ${round + 1}/${rounds}: ui`);
+      await uiRound((samples.sluice[round] ??= {}), quick ? { repos: 1000, tags: 1000 } : undefined, log);
+    }
     // Daemons, not registries: measured once a round, the box's save|load per image in the Distribution column.
     if (passthroughBench) {
       log(`round ${round + 1}/${rounds}: passthrough`);
@@ -237,7 +243,7 @@ try {
     }
   }
 
-  const metrics = [...metricCatalog(connections), ...S3_METRICS, ...PASSTHROUGH_METRICS, ...trustMetrics(connections), ...GC_METRICS, ...CLI_METRICS, ...EVENTS_METRICS].filter((m) => samples.sluice.some((s) => m.id in s) || samples.distribution.some((s) => m.id in s));
+  const metrics = [...metricCatalog(connections), ...S3_METRICS, ...PASSTHROUGH_METRICS, ...trustMetrics(connections), ...GC_METRICS, ...CLI_METRICS, ...EVENTS_METRICS, ...UI_METRICS].filter((m) => samples.sluice.some((s) => m.id in s) || samples.distribution.some((s) => m.id in s));
   const rows = summarize(metrics, samples);
   const results: BenchResults = {
     date: new Date().toISOString(),

@@ -19,7 +19,7 @@ import { ExternalTokenVerifier, TokenError, TokenIssuer } from './tokens.js';
 /** Who a request comes from and how that was established. */
 export interface Identity {
   principal: Principal;
-  via: 'none' | 'basic' | 'bearer' | 'external';
+  via: 'none' | 'basic' | 'bearer' | 'external' | 'session';
   /** What a bearer token grants; absent for Basic and anonymous requests (the policy decides those). */
   grants?: AccessEntry[];
 }
@@ -34,6 +34,8 @@ declare module 'fastify' {
     retryAfter?: number;
     /** The user name of a refused login (never the password), for its event. */
     loginUser?: string;
+    /** Who a verified web UI session cookie names; set only on `/api/v1/` requests (src/ui/session.ts). */
+    sessionPrincipal?: Principal;
   }
 }
 
@@ -233,7 +235,8 @@ export class AccessControl {
 
   private async identifyUncached(req: FastifyRequest): Promise<Identity> {
     const header = req.headers.authorization;
-    if (!header) return { principal: ANONYMOUS, via: 'none' };
+    // A session grants nothing by itself: the policy decides every request, as it does for Basic credentials.
+    if (!header) return req.sessionPrincipal ? { principal: req.sessionPrincipal, via: 'session' } : { principal: ANONYMOUS, via: 'none' };
     const sp = header.indexOf(' ');
     const scheme = header.slice(0, sp).toLowerCase();
     const value = header.slice(sp + 1).trim();

@@ -25,6 +25,8 @@ export interface TokenClaims extends JWTPayload {
   sluice_refresh?: true;
   /** On refresh tokens: a keyed hash of the credential they were issued under (see TokenIssuer.issueRefresh). */
   sluice_cred?: string;
+  /** Present on web UI session tokens only: never an access token, never a refresh token. */
+  sluice_ui?: true;
 }
 
 /** Verified token contents. */
@@ -182,6 +184,7 @@ export class TokenIssuer {
   async verify(token: string): Promise<VerifiedToken> {
     const p = await this.check(token);
     if (p.sluice_refresh) throw new TokenError('token rejected: a refresh token is not an access token');
+    if (p.sluice_ui) throw new TokenError('token rejected: a web UI session is not an access token');
     return { subject: p.sub ?? '', access: Array.isArray(p.access) ? p.access : [], expiresAt: p.exp! };
   }
 
@@ -192,6 +195,35 @@ export class TokenIssuer {
   async verifyRefresh(token: string, credentialOf: (subject: string) => string | undefined): Promise<string> {
     const p = await this.check(token);
     if (!p.sluice_refresh) throw new TokenError('token rejected: not a refresh token');
+    const sub = p.sub ?? '';
+    const now = credentialOf(sub);
+    if (now === undefined) throw new TokenError('token rejected: the account no longer exists or has expired');
+    const want = Buffer.from(this.bind(now));
+    const got = Buffer.from(typeof p.sluice_cred === 'string' ? p.sluice_cred : '');
+    if (got.length !== want.length || !timingSafeEqual(got, want)) throw new TokenError('token rejected: the credentials changed since it was issued');
+    return sub;
+  }
+
+  /**
+   * Signs a web UI session for the cookie: bound to the credential like a refresh token (a changed password
+   * ends every session), marked so it is accepted as nothing else, and living `seconds`.
+   */
+  async issueSession(subject: string, credential: string, seconds: number, now = Math.floor(Date.now() / 1000)): Promise<string> {
+    return new SignJWT({ sluice_ui: true, sluice_cred: this.bind(credential) })
+      .setProtectedHeader({ alg: 'ES256', kid: this.kid, typ: 'JWT' })
+      .setIssuer(this.issuer)
+      .setSubject(subject)
+      .setAudience(this.service)
+      .setIssuedAt(now)
+      .setExpirationTime(now + seconds)
+      .setJti(randomUUID())
+      .sign(this.privateKey);
+  }
+
+  /** Verifies a web UI session and returns its subject; as `verifyRefresh`, the credential must be unchanged. */
+  async verifySession(token: string, credentialOf: (subject: string) => string | undefined): Promise<string> {
+    const p = await this.check(token);
+    if (!p.sluice_ui) throw new TokenError('token rejected: not a web UI session');
     const sub = p.sub ?? '';
     const now = credentialOf(sub);
     if (now === undefined) throw new TokenError('token rejected: the account no longer exists or has expired');

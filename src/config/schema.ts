@@ -4,6 +4,7 @@ import { auditConfigSchema, authConfigSchema } from '../auth/config.js';
 import { accessConfigSchema } from '../policy/config.js';
 import { flowsSchema } from '../policy/flows-config.js';
 import { mirrorsSchema } from '../sync/config.js';
+import { uiConfigSchema } from '../ui/config.js';
 import { trustSchema } from '../policy/trust.js';
 import { proxySchema, upstreamsSchema } from '../upstream/config.js';
 import { gcSchema } from '../gc/config.js';
@@ -194,6 +195,8 @@ export const configSchema = z
     // Which tags stay (src/policy/retention.ts), applied by the collector (storage.gc, `sluice gc`): top level,
     // beside flows and mirrors, because it is policy in the same pattern language, not a storage setting.
     retention: retentionSchema.optional(),
+    // The web UI and its JSON API (src/ui), on by default.
+    ui: uiConfigSchema.optional(),
   })
   .strict();
 

@@ -12,6 +12,8 @@ export interface TagRecord {
   fetchedAt: string;
 }
 
+const RECORD_LIMIT = 4096;
+
 // Under a `_`-prefixed folder, which Distribution's repository walk never enters.
 function recordPath(name: RepositoryName, tag: string): string {
   return `${repoPath(name)}/_sluice/cache/tags/${checkTag(tag)}.json`;
@@ -23,6 +25,20 @@ export class TagState {
     private readonly driver: StorageDriver,
     private readonly writable: boolean,
   ) {}
+
+  /** The record of a tag, or null when there is none or it is not one (the web UI shows when a tag came). */
+  async read(name: RepositoryName, tag: string): Promise<TagRecord | null> {
+    const b = await this.driver.getContent(recordPath(name, tag));
+    // A record is two short fields: anything larger is not ours.
+    if (!b || b.length > RECORD_LIMIT) return null;
+    try {
+      const r = JSON.parse(b.toString('utf8')) as Partial<TagRecord>;
+      if (typeof r.digest !== 'string' || typeof r.fetchedAt !== 'string') return null;
+      return { digest: r.digest as Digest, fetchedAt: r.fetchedAt };
+    } catch {
+      return null;
+    }
+  }
 
   /** Records that a tag was fetched (or found moved) from upstream. */
   async fetched(name: RepositoryName, tag: string, digest: Digest): Promise<void> {

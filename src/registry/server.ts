@@ -26,6 +26,7 @@ import { buildCache } from './cache-setup.js';
 import { buildTrust, requireRegistryName } from './trust-setup.js';
 import { startMirrorJobs } from './sync-setup.js';
 import { installEvents } from './events-setup.js';
+import { installUi } from '../ui/install.js';
 
 export { driverFor };
 
@@ -168,8 +169,9 @@ export function buildRegistry(opts: ServerOptions): Registry {
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
 
   // Access control (src/auth): /token, ctx.authorize, ctx.catalogFilter, challenges, audit log.
-  // Its promise is awaited by the onReady hook it adds; a failure surfaces there.
-  void installAccessControl(app, ctx, config);
+  const access = installAccessControl(app, ctx, config);
+  // The web UI and its JSON API (src/ui), decided by the same access control.
+  installUi(app, ctx, access);
 
   const extraHeaders = config.http.headers ?? {};
   app.addHook('onRequest', async (_req, reply) => {

@@ -1,0 +1,11 @@
+import { z } from 'zod';
+
+/** The `ui:` section: the web UI and its JSON API, served by `sluice serve` on the registry's own address. */
+export const uiConfigSchema = z
+  .object({
+    enabled: z.boolean().default(true).describe('serve the web UI at / and its API under /api/v1/ (default true)'),
+  })
+  .strict();
+
+/** The `ui:` section as loaded. */
+export type UiConfig = z.infer<typeof uiConfigSchema>;

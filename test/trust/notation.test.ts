@@ -87,6 +87,21 @@ test('notation at pull: served with a signature from the named trust store, refu
     const v = await sluice(['verify', '--trust-policy', policy, '--truststore', join(dir, 'truststore'), '--tls-verify=false', `docker://${reg.host}/alpine/app:v2`]);
     assert.equal(v.code, 0, v.stderr);
     assert.match(v.stdout, /ok +referrer sha256:[0-9a-f]+: notation signature by C=US, ST=WA, L=Seattle, O=Notary, CN=alpine \(trust store ca:alpine\)/);
+
+    // Verification levels: a store that does not vouch for the signer fails permissive, and audit only logs it.
+    const levelPolicy = (level: string) => writeFile(policy, JSON.stringify({
+      version: '1.0',
+      trustPolicies: [{ name: 'wabbit', registryScopes: [`${reg.host}/alpine/app`], signatureVerification: { level }, trustStores: ['ca:wabbit-networks'], trustedIdentities: ['*'] }],
+    }));
+    const verifyAlpine = () => sluice(['verify', '--trust-policy', policy, '--truststore', join(dir, 'truststore'), '--tls-verify=false', `docker://${reg.host}/alpine/app:v2`]);
+    await levelPolicy('permissive');
+    const strictish = await verifyAlpine();
+    assert.equal(strictish.code, 1, strictish.stdout);
+    assert.match(strictish.stdout, /does not end at a certificate of trust store ca:wabbit-networks/);
+    await levelPolicy('audit');
+    const audit = await verifyAlpine();
+    assert.equal(audit.code, 0, audit.stdout + audit.stderr);
+    assert.match(audit.stdout, /notation signature by C=US, ST=WA, L=Seattle, O=Notary, CN=alpine \(no trust store vouches for it\); level audit only logs: authenticity: its chain does not end at a certificate of trust store ca:wabbit-networks/);
   } finally {
     await reg.close();
     await rm(dir, { recursive: true, force: true });

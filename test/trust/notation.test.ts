@@ -63,6 +63,7 @@ test('notation at pull: served with a signature from the named trust store, refu
       require: [
         { images: ['alpine/**'], notation: { trustStores: ['ca:alpine'], identities: ['x509.subject: O=Notary, CN=alpine'] } },
         { images: ['wabbit/**'], notation: { trustStores: ['ca:wabbit-networks'] } },
+        { images: ['audited/**'], notation: { trustStores: ['ca:wabbit-networks'], level: 'audit' } },
       ],
     },
   });
@@ -75,6 +76,9 @@ test('notation at pull: served with a signature from the named trust store, refu
     const no = await fetch(`${reg.url}/v2/wabbit/app/manifests/v2`, { headers: { accept: MT } });
     assert.equal(no.status, 403);
     assert.match((await errorOf(no)).message, /trust rule 2: .*notation signature from trust store ca:wabbit-networks.*does not end at a certificate of trust store ca:wabbit-networks/);
+    // The same store at level audit (a config rule): authenticity is only logged, so the image is served.
+    await pushSignedAlpine(reg.url, 'audited/app', 'v2');
+    assert.equal((await fetch(`${reg.url}/v2/audited/app/manifests/v2`, { headers: { accept: MT } })).status, 200);
 
     const policy = join(dir, 'trustpolicy.json');
     await writeFile(policy, JSON.stringify({

@@ -15,6 +15,7 @@ import { hasCommand, startServer, type ServerKind } from './servers.js';
 import { prepareS3, S3_METRICS, s3Sizes, s3Workloads, type S3Bench } from './s3.js';
 import { prepareSync, syncRound, type SyncBench } from './sync.js';
 import { prepareTrust, trustInProcess, trustMetrics, trustRound, type TrustBench } from './trust.js';
+import { KEYLESS_METRICS, keylessInProcess } from './trust-keyless.js';
 import { blobWorkloads, listingWorkloads, manifestWorkloads, skopeoWorkloads, type BenchPlan, type Sample } from './workloads.js';
 
 const MiB = 1024 * 1024;
@@ -208,6 +209,7 @@ try {
         ...(args['sluice-bin'] ? { sluiceBin: resolve(args['sluice-bin']) } : {}),
       });
       await trustInProcess(trustBench, sizes.manifestSeconds, samples.sluice[round]!, samples.distribution[round]!);
+      await keylessInProcess(sizes.manifestSeconds, samples.sluice[round]!, samples.distribution[round]!);
     }
     // Daemons, not registries: measured once a round, the box's save|load per image in the Distribution column.
     if (passthroughBench) {
@@ -216,7 +218,7 @@ try {
     }
   }
 
-  const metrics = [...metricCatalog(connections), ...S3_METRICS, ...PASSTHROUGH_METRICS, ...trustMetrics(connections), ...GC_METRICS].filter((m) => samples.sluice.some((s) => m.id in s) || samples.distribution.some((s) => m.id in s));
+  const metrics = [...metricCatalog(connections), ...S3_METRICS, ...PASSTHROUGH_METRICS, ...trustMetrics(connections), ...KEYLESS_METRICS, ...GC_METRICS].filter((m) => samples.sluice.some((s) => m.id in s) || samples.distribution.some((s) => m.id in s));
   const rows = summarize(metrics, samples);
   const results: BenchResults = {
     date: new Date().toISOString(),

@@ -134,7 +134,9 @@ export function describeTrustRule(spec: TrustRuleSpec): string {
   const identity = typeof spec.identity === 'string' ? spec.identity : spec.identity.type;
   const cosign = parts.length ? `${parts.join(', or ')} (${identity})` : '';
   const n = spec.notation;
-  const level = n && (n.level !== 'strict' || n.override) ? ` at level ${n.level}${n.override ? ` ${JSON.stringify(n.override)}` : ''}` : '';
-  const notation = n ? `a notation signature from trust store ${n.trustStores.join(' or ')} by ${n.identities.join(' | ')}${level}` : '';
+  const override = n?.override ? ` ${JSON.stringify(n.override)}` : '';
+  const level = n && (n.level !== 'strict' || n.override) ? ` at level ${n.level}${override}` : '';
+  const by = n ? `${n.trustStores.join(' or ')} by ${n.identities.join(' | ')}${level}` : '';
+  const notation = n ? `a notation signature from trust store ${by}` : '';
   return [cosign, notation].filter(Boolean).join(', and ');
 }

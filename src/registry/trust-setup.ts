@@ -116,8 +116,12 @@ export class Trust {
     if (rule.spec.keys.length || rule.spec.identities.length) out.push(this.requirement(rule));
     const n = rule.spec.notation;
     if (n) {
-      const req: TrustRequirement = { type: 'notationSigned', stores: n.trustStores.map((s) => this.stores.get(s)!), identities: n.identities };
-      if (n.level !== 'strict' || n.override) Object.assign(req, { level: n.level, enforcement: { ...NOTATION_LEVELS[n.level], ...n.override } });
+      const stores = n.trustStores.map((s) => this.stores.get(s)!);
+      const req: TrustRequirement = { type: 'notationSigned', stores, identities: n.identities };
+      // Strict with no override is the default requirement; anything else carries its level for the verdicts.
+      if (n.level !== 'strict' || n.override) {
+        Object.assign(req, { level: n.level, enforcement: { ...NOTATION_LEVELS[n.level], ...n.override } });
+      }
       out.push(req);
     }
     return out;

@@ -68,7 +68,8 @@ export function parseNotationPolicy(text: string, file = 'trustpolicy.json'): No
       throw new NotationPolicyError(`${where} (${p.name}): signatureVerification.level must be strict, permissive, audit or skip`);
     }
     const override = isObject(sv) ? sv.override : undefined;
-    const enforcement = level === 'skip' && override === undefined ? undefined : withOverride(level, override, `${where} (${p.name})`);
+    const skipped = level === 'skip' && override === undefined;
+    const enforcement = skipped ? undefined : withOverride(level, override, `${where} (${p.name})`);
     const trustStores = p.trustStores ?? [];
     const trustedIdentities = p.trustedIdentities ?? [];
     if (!strings(trustStores) || !strings(trustedIdentities)) throw new NotationPolicyError(`${where} (${p.name}): trustStores and trustedIdentities must be lists of strings`);
@@ -76,7 +77,13 @@ export function parseNotationPolicy(text: string, file = 'trustpolicy.json'): No
       throw new NotationPolicyError(`${where} (${p.name}): a ${level} policy needs trustStores and trustedIdentities`);
     }
     for (const s of trustStores) if (!/^(ca|signingAuthority|tsa):[A-Za-z0-9_.-]+$/.test(s)) throw new NotationPolicyError(`${where} (${p.name}): trust store "${s}" is not <ca|signingAuthority|tsa>:<name>`);
-    const entry: NotationPolicyEntry = { name: p.name, registryScopes: p.registryScopes, level, trustStores, trustedIdentities };
+    const entry: NotationPolicyEntry = {
+      name: p.name,
+      registryScopes: p.registryScopes,
+      level,
+      trustStores,
+      trustedIdentities,
+    };
     if (enforcement) entry.enforcement = enforcement;
     return entry;
   });
@@ -85,16 +92,17 @@ export function parseNotationPolicy(text: string, file = 'trustpolicy.json'): No
 }
 
 // A level's actions with `override` applied; the specification allows no override of skip or of integrity.
-function withOverride(level: keyof typeof NOTATION_LEVELS | 'skip', override: unknown, where: string): NotationEnforcement {
+function withOverride(level: NotationPolicyEntry['level'], override: unknown, where: string): NotationEnforcement {
   if (level === 'skip') throw new NotationPolicyError(`${where}: the skip level cannot be overridden`);
   const out = { ...NOTATION_LEVELS[level] };
   if (override === undefined) return out;
   if (!isObject(override)) throw new NotationPolicyError(`${where}: signatureVerification.override must be an object`);
   for (const [k, v] of Object.entries(override)) {
-    if (k === 'integrity') throw new NotationPolicyError(`${where}: integrity cannot be overridden (it is always enforced)`);
+    const fail = (why: string) => new NotationPolicyError(`${where}: ${why}`);
+    if (k === 'integrity') throw fail('integrity cannot be overridden (it is always enforced)');
     const allowed = OVERRIDABLE[k as keyof NotationEnforcement] as NotationAction[] | undefined;
-    if (!allowed) throw new NotationPolicyError(`${where}: override key "${k}" is not one of ${Object.keys(OVERRIDABLE).join(', ')}`);
-    if (!allowed.includes(v as NotationAction)) throw new NotationPolicyError(`${where}: override ${k} must be ${allowed.join(' or ')}, not ${JSON.stringify(v)}`);
+    if (!allowed) throw fail(`override key "${k}" is not one of ${Object.keys(OVERRIDABLE).join(', ')}`);
+    if (!allowed.includes(v as NotationAction)) throw fail(`override ${k} must be ${allowed.join(' or ')}, not ${JSON.stringify(v)}`);
     out[k as keyof NotationEnforcement] = v as NotationAction;
   }
   return out;

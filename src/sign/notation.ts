@@ -23,7 +23,7 @@ export interface NotationStore {
 /** What a failed check does, as notation's trust policy says: fail the signature, be logged, or not run at all. */
 export type NotationAction = 'enforce' | 'log' | 'skip';
 
-/** The action of each check a verification level can relax; integrity (envelope, signature, digest) is always enforced. */
+/** What a level does with each check it can relax; integrity (envelope, signature, digest) is always enforced. */
 export interface NotationEnforcement {
   authenticity: NotationAction;
   authenticTimestamp: NotationAction;
@@ -32,7 +32,12 @@ export interface NotationEnforcement {
 }
 
 /** notation's `strict` level: every check enforced. */
-export const STRICT_ENFORCEMENT: NotationEnforcement = { authenticity: 'enforce', authenticTimestamp: 'enforce', expiry: 'enforce', revocation: 'enforce' };
+export const STRICT_ENFORCEMENT: NotationEnforcement = {
+  authenticity: 'enforce',
+  authenticTimestamp: 'enforce',
+  expiry: 'enforce',
+  revocation: 'enforce',
+};
 
 /**
  * What a notation check of one envelope found (before the digest and identity are judged). `logged` holds the
@@ -178,7 +183,9 @@ function chainTrusted(chain: X509Certificate[], store: NotationStore): string | 
 // Authentic timestamp without a countersignature: every certificate must be valid at the time vouched for.
 function validAt(chain: X509Certificate[], at: number, when: string): string | undefined {
   for (const [i, c] of chain.entries()) {
-    if (Date.parse(c.validFrom) > at || Date.parse(c.validTo) < at) return `certificate ${i + 1} of the chain (${oneLine(c.subject)}) is not valid ${when} (${c.validFrom} to ${c.validTo})`;
+    if (Date.parse(c.validFrom) <= at && Date.parse(c.validTo) >= at) continue;
+    const cert = `certificate ${i + 1} of the chain (${oneLine(c.subject)})`;
+    return `${cert} is not valid ${when} (${c.validFrom} to ${c.validTo})`;
   }
   return undefined;
 }
@@ -197,7 +204,8 @@ function revocationUnavailable(chain: X509Certificate[]): string | undefined {
     }
     if (ocsp || crl) {
       const via = [ocsp && 'an OCSP responder', crl && 'a CRL'].filter(Boolean).join(' and ');
-      return `the revocation status of certificate ${i + 1} (${oneLine(c.subject)}) is unavailable: it names ${via}, and Sluice makes no network request while verifying`;
+      const status = `the revocation status of certificate ${i + 1} (${oneLine(c.subject)})`;
+      return `${status} is unavailable: it names ${via}, and Sluice makes no network request while verifying`;
     }
   }
   return undefined;
@@ -214,7 +222,13 @@ export function oneLine(dn: string): string {
  * its signature, a signing scheme notation defines) always fails the signature. The signing scheme picks the
  * stores: `notary.x509` needs a `ca` store, `notary.x509.signingAuthority` a `signingAuthority` store.
  */
-export function verifyNotation(bytes: Uint8Array, mediaType: string, stores: NotationStore[], now: number, enforcement = STRICT_ENFORCEMENT): NotationCheck {
+export function verifyNotation(
+  bytes: Uint8Array,
+  mediaType: string,
+  stores: NotationStore[],
+  now: number,
+  enforcement = STRICT_ENFORCEMENT,
+): NotationCheck {
   let env: Envelope;
   let chain: X509Certificate[];
   try {
@@ -231,7 +245,8 @@ export function verifyNotation(bytes: Uint8Array, mediaType: string, stores: Not
   if (!type) return { signed: false, reason: `signing scheme ${env.signingScheme} is not notary.x509 or notary.x509.signingAuthority` };
   let target: unknown;
   try {
-    target = (JSON.parse(env.payload.toString('utf8')) as { targetArtifact?: { digest?: unknown } }).targetArtifact?.digest;
+    const payload = JSON.parse(env.payload.toString('utf8')) as { targetArtifact?: { digest?: unknown } };
+    target = payload.targetArtifact?.digest;
   } catch {
     return { signed: false, reason: 'its payload is not JSON' };
   }
@@ -249,7 +264,7 @@ export function verifyNotation(bytes: Uint8Array, mediaType: string, stores: Not
   let store: string | undefined;
   if (enforcement.authenticity !== 'skip') {
     const fitting = stores.filter((s) => s.type === type);
-    const why = fitting.length === 0 ? [`signing scheme ${env.signingScheme} needs a ${type} trust store, and the rule names none`] : [];
+    const why = fitting.length ? [] : [`signing scheme ${env.signingScheme} needs a ${type} trust store, and the rule names none`];
     for (const s of fitting) {
       const problem = chainTrusted(chain, s);
       if (!problem) {
@@ -264,7 +279,8 @@ export function verifyNotation(bytes: Uint8Array, mediaType: string, stores: Not
   // notary.x509 without a timestamp countersignature: the chain must be valid now; signingAuthority: at the
   // authentic signing time the signature carries. (Timestamp countersignatures are not read: checked at now.)
   const at = type === 'ca' ? now : env.signingTime;
-  const timeProblem = at === undefined ? 'the signature carries no authentic signing time' : validAt(chain, at, type === 'ca' ? 'now' : `at its signing time ${new Date(at).toISOString()}`);
+  const when = type === 'ca' ? 'now' : `at its signing time ${new Date(at ?? 0).toISOString()}`;
+  const timeProblem = at === undefined ? 'the signature carries no authentic signing time' : validAt(chain, at, when);
   let stop = failed('authenticTimestamp', timeProblem);
   if (stop) return { signed: false, reason: stop };
   const expired = env.expiry !== undefined && env.expiry <= now;
@@ -275,8 +291,12 @@ export function verifyNotation(bytes: Uint8Array, mediaType: string, stores: Not
     if (stop) return { signed: false, reason: stop };
   }
   // When a cached result must be checked again: once a check that passed on time could fail.
-  const limits = [...(timeProblem || type !== 'ca' ? [] : chain.map((c) => Date.parse(c.validTo))), ...(expired || env.expiry === undefined ? [] : [env.expiry])];
-  const out: NotationCheck = { signed: true, subject: oneLine(leaf.subject), targetDigest: target, notAfter: Math.min(...limits, Infinity), logged };
+  const limits = [
+    ...(timeProblem || type !== 'ca' ? [] : chain.map((c) => Date.parse(c.validTo))),
+    ...(expired || env.expiry === undefined ? [] : [env.expiry]),
+  ];
+  const notAfter = Math.min(...limits, Infinity);
+  const out: NotationCheck = { signed: true, subject: oneLine(leaf.subject), targetDigest: target, notAfter, logged };
   if (store) out.store = store;
   return out;
 }

@@ -160,7 +160,7 @@ export function judgeSignature(image: ImageIdentity, c: SignatureCandidate, req:
   return viaKeyless.signer || c.certificate || c.kind === 'bundle' ? viaKeyless : viaKeys;
 }
 
-/** The notation check of `c` under `req`'s stores and level, cached per envelope, store set and level; time checks are redone past `notAfter`. */
+/** The notation check of `c` under `req`'s stores and level, cached per envelope, stores and level; redone past `notAfter`. */
 function checkNotation(image: ImageIdentity, c: SignatureCandidate, req: NotationRequirement, now: number, cache: VerificationCache): NotationCheck {
   const e = req.enforcement;
   const level = e ? `:${e.authenticity},${e.authenticTimestamp},${e.expiry},${e.revocation}` : '';
@@ -197,7 +197,8 @@ export function judgeNotation(image: ImageIdentity, c: SignatureCandidate, req: 
 export function describeRequirement(req: TrustRequirement): string {
   if (req.type === 'notationSigned') {
     const level = req.enforcement ? ` at level ${req.level ?? 'custom'} (${describeEnforcement(req.enforcement)})` : '';
-    return `notation signature${req.name ? ` (${req.name})` : ''}${level} from trust store ${req.stores.map((s) => s.name).join(', ') || 'none'} by ${req.identities.join(' | ') || 'no identities'}`;
+    const stores = req.stores.map((s) => s.name).join(', ') || 'none';
+    return `notation signature${req.name ? ` (${req.name})` : ''}${level} from trust store ${stores} by ${req.identities.join(' | ') || 'no identities'}`;
   }
   if (req.type !== 'sigstoreSigned') return req.type;
   const by: string[] = [];

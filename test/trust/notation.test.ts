@@ -79,6 +79,12 @@ test('notation at pull: served with a signature from the named trust store, refu
     // The same store at level audit (a config rule): authenticity is only logged, so the image is served.
     await pushSignedAlpine(reg.url, 'audited/app', 'v2');
     assert.equal((await fetch(`${reg.url}/v2/audited/app/manifests/v2`, { headers: { accept: MT } })).status, 200);
+    const levels = join(dir, 'levels.yml');
+    await writeFile(levels, `trust:\n  trustStores: {"ca:wabbit-networks": ${stores.wabbit}}\n  require:\n    - images: ["audited/**"]\n` +
+      '      notation: {trustStores: ["ca:wabbit-networks"], level: audit, override: {revocation: skip}}\n');
+    const ex = await sluice(['policy', 'explain', '-c', levels, '--action', 'trust', 'audited/app:v2']);
+    assert.equal(ex.code, 0, ex.stderr);
+    assert.match(ex.stdout, /pull +trust rule 1: a notation signature from trust store ca:wabbit-networks by \* at level audit \{"revocation":"skip"\}/);
 
     const policy = join(dir, 'trustpolicy.json');
     await writeFile(policy, JSON.stringify({

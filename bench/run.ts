@@ -18,6 +18,7 @@ import { prepareS3, S3_METRICS, s3Sizes, s3Workloads, type S3Bench } from './s3.
 import { prepareSync, syncRound, type SyncBench } from './sync.js';
 import { prepareTrust, trustInProcess, trustMetrics, trustRound, type TrustBench } from './trust.js';
 import { UI_METRICS, uiRound } from './ui.js';
+import { KEYLESS_METRICS, keylessInProcess } from './trust-keyless.js';
 import { blobWorkloads, listingWorkloads, manifestWorkloads, skopeoWorkloads, type BenchPlan, type Sample } from './workloads.js';
 
 const MiB = 1024 * 1024;
@@ -220,6 +221,7 @@ try {
         ...(args['sluice-bin'] ? { sluiceBin: resolve(args['sluice-bin']) } : {}),
       });
       await trustInProcess(trustBench, sizes.manifestSeconds, samples.sluice[round]!, samples.distribution[round]!);
+      await keylessInProcess(sizes.manifestSeconds, samples.sluice[round]!, samples.distribution[round]!);
     }
     // Start-up and idle memory: each Sluice command beside the tool it is compared with (named in each row).
     if (cliBench) {
@@ -243,7 +245,7 @@ try {
     }
   }
 
-  const metrics = [...metricCatalog(connections), ...S3_METRICS, ...PASSTHROUGH_METRICS, ...trustMetrics(connections), ...GC_METRICS, ...CLI_METRICS, ...EVENTS_METRICS, ...UI_METRICS].filter((m) => samples.sluice.some((s) => m.id in s) || samples.distribution.some((s) => m.id in s));
+  const metrics = [...metricCatalog(connections), ...S3_METRICS, ...PASSTHROUGH_METRICS, ...trustMetrics(connections), ...KEYLESS_METRICS, ...GC_METRICS, ...CLI_METRICS, ...EVENTS_METRICS, ...UI_METRICS].filter((m) => samples.sluice.some((s) => m.id in s) || samples.distribution.some((s) => m.id in s));
   const rows = summarize(metrics, samples);
   const results: BenchResults = {
     date: new Date().toISOString(),

@@ -52,7 +52,21 @@ export const trustSchema = z
             identities: z.array(keylessIdentity).default([]),
             roots: z.array(z.string()).min(1).optional(),
             notation: z
-              .object({ trustStores: z.array(z.string()).min(1), identities: z.array(z.string().min(1)).min(1).default(['*']) })
+              .object({
+                trustStores: z.array(z.string()).min(1),
+                identities: z.array(z.string().min(1)).min(1).default(['*']),
+                // notation's verification levels and override, as trustpolicy.json spells them (docs/trust.md).
+                level: z.enum(['strict', 'permissive', 'audit']).default('strict'),
+                override: z
+                  .object({
+                    authenticity: z.enum(['enforce', 'log']).optional(),
+                    authenticTimestamp: z.enum(['enforce', 'log']).optional(),
+                    expiry: z.enum(['enforce', 'log']).optional(),
+                    revocation: z.enum(['enforce', 'log', 'skip']).optional(),
+                  })
+                  .strict()
+                  .optional(),
+              })
               .strict()
               .optional(),
             identity: identity.default('matchRepoDigestOrExact'),
@@ -120,6 +134,9 @@ export function describeTrustRule(spec: TrustRuleSpec): string {
   const identity = typeof spec.identity === 'string' ? spec.identity : spec.identity.type;
   const cosign = parts.length ? `${parts.join(', or ')} (${identity})` : '';
   const n = spec.notation;
-  const notation = n ? `a notation signature from trust store ${n.trustStores.join(' or ')} by ${n.identities.join(' | ')}` : '';
+  const override = n?.override ? ` ${JSON.stringify(n.override)}` : '';
+  const level = n && (n.level !== 'strict' || n.override) ? ` at level ${n.level}${override}` : '';
+  const by = n ? `${n.trustStores.join(' or ')} by ${n.identities.join(' | ')}${level}` : '';
+  const notation = n ? `a notation signature from trust store ${by}` : '';
   return [cosign, notation].filter(Boolean).join(', and ');
 }

@@ -7,6 +7,7 @@ import {
   checkIdentityRule,
   checkImageTrust,
   checkKeylessIdentity,
+  NOTATION_LEVELS,
   publicGoodRoot,
   readTrustStore,
   type NotationStore,
@@ -114,7 +115,15 @@ export class Trust {
     const out: TrustRequirement[] = [];
     if (rule.spec.keys.length || rule.spec.identities.length) out.push(this.requirement(rule));
     const n = rule.spec.notation;
-    if (n) out.push({ type: 'notationSigned', stores: n.trustStores.map((s) => this.stores.get(s)!), identities: n.identities });
+    if (n) {
+      const stores = n.trustStores.map((s) => this.stores.get(s)!);
+      const req: TrustRequirement = { type: 'notationSigned', stores, identities: n.identities };
+      // Strict with no override is the default requirement; anything else carries its level for the verdicts.
+      if (n.level !== 'strict' || n.override) {
+        Object.assign(req, { level: n.level, enforcement: { ...NOTATION_LEVELS[n.level], ...n.override } });
+      }
+      out.push(req);
+    }
     return out;
   }
 

@@ -23,7 +23,7 @@ export { certificateIdentity, checkKeylessIdentity, matchKeylessIdentity, descri
 export type { CertificateIdentity, KeylessIdentity, WorkflowClaims } from './fulcio.js';
 export { verifyNotation, matchTrustedIdentity, NOTATION_ARTIFACT_TYPE, JWS_MEDIA_TYPE, COSE_MEDIA_TYPE } from './notation.js';
 export type { NotationStore, NotationCheck } from './notation.js';
-export { parseNotationPolicy, notationPolicyFor, notationRequirement, NotationPolicyError } from './notation-policy.js';
+export { parseNotationPolicy, notationPolicyFor, notationRequirement, NotationPolicyError, NOTATION_LEVELS } from './notation-policy.js';
 export type { NotationPolicyEntry } from './notation-policy.js';
 export { readTrustStore, loadNotationPolicy } from './notation-files.js';
 export type { NotationPolicyFile } from './notation-files.js';

@@ -1,4 +1,4 @@
-import type { NotationStore } from './notation.js';
+import type { NotationAction, NotationEnforcement, NotationStore } from './notation.js';
 import type { NotationRequirement, TrustRequirement } from './types.js';
 
 // notation's trustpolicy.json (version 1.0), read as notation writes it. Pure: trust stores are resolved by the caller.
@@ -9,10 +9,27 @@ export interface NotationPolicyEntry {
   /** `*`, or `registry/repository` names (no wildcards, as notation has it). */
   registryScopes: string[];
   level: 'strict' | 'permissive' | 'audit' | 'skip';
+  /** The level's actions with the policy's `override` applied (absent for skip). */
+  enforcement?: NotationEnforcement;
   /** `<type>:<name>`: `ca:acme`, `signingAuthority:acme`. */
   trustStores: string[];
   trustedIdentities: string[];
 }
+
+/** The trust policy specification's table: what each level does with each check (integrity is always enforced). */
+export const NOTATION_LEVELS: Record<'strict' | 'permissive' | 'audit', NotationEnforcement> = {
+  strict: { authenticity: 'enforce', authenticTimestamp: 'enforce', expiry: 'enforce', revocation: 'enforce' },
+  permissive: { authenticity: 'enforce', authenticTimestamp: 'log', expiry: 'log', revocation: 'log' },
+  audit: { authenticity: 'log', authenticTimestamp: 'log', expiry: 'log', revocation: 'log' },
+};
+
+// The keys `override` may set and the actions each allows, as the specification lists them (integrity: none).
+const OVERRIDABLE: Record<keyof NotationEnforcement, NotationAction[]> = {
+  authenticity: ['enforce', 'log'],
+  authenticTimestamp: ['enforce', 'log'],
+  expiry: ['enforce', 'log'],
+  revocation: ['enforce', 'log', 'skip'],
+};
 
 /** Thrown for a trustpolicy.json that notation itself would refuse (or Sluice cannot apply). */
 export class NotationPolicyError extends Error {
@@ -50,7 +67,9 @@ export function parseNotationPolicy(text: string, file = 'trustpolicy.json'): No
     if (level !== 'strict' && level !== 'permissive' && level !== 'audit' && level !== 'skip') {
       throw new NotationPolicyError(`${where} (${p.name}): signatureVerification.level must be strict, permissive, audit or skip`);
     }
-    if (isObject(sv) && sv.override !== undefined) throw new NotationPolicyError(`${where} (${p.name}): signatureVerification.override is not supported by Sluice`);
+    const override = isObject(sv) ? sv.override : undefined;
+    const skipped = level === 'skip' && override === undefined;
+    const enforcement = skipped ? undefined : withOverride(level, override, `${where} (${p.name})`);
     const trustStores = p.trustStores ?? [];
     const trustedIdentities = p.trustedIdentities ?? [];
     if (!strings(trustStores) || !strings(trustedIdentities)) throw new NotationPolicyError(`${where} (${p.name}): trustStores and trustedIdentities must be lists of strings`);
@@ -58,10 +77,43 @@ export function parseNotationPolicy(text: string, file = 'trustpolicy.json'): No
       throw new NotationPolicyError(`${where} (${p.name}): a ${level} policy needs trustStores and trustedIdentities`);
     }
     for (const s of trustStores) if (!/^(ca|signingAuthority|tsa):[A-Za-z0-9_.-]+$/.test(s)) throw new NotationPolicyError(`${where} (${p.name}): trust store "${s}" is not <ca|signingAuthority|tsa>:<name>`);
-    return { name: p.name, registryScopes: p.registryScopes, level, trustStores, trustedIdentities };
+    const entry: NotationPolicyEntry = {
+      name: p.name,
+      registryScopes: p.registryScopes,
+      level,
+      trustStores,
+      trustedIdentities,
+    };
+    if (enforcement) entry.enforcement = enforcement;
+    return entry;
   });
   if (out.filter((p) => p.registryScopes.includes('*')).length > 1) throw new NotationPolicyError(`${file}: only one policy may have the "*" scope`);
   return out;
+}
+
+// A level's actions with `override` applied; the specification allows no override of skip or of integrity.
+function withOverride(level: NotationPolicyEntry['level'], override: unknown, where: string): NotationEnforcement {
+  if (level === 'skip') throw new NotationPolicyError(`${where}: the skip level cannot be overridden`);
+  const out = { ...NOTATION_LEVELS[level] };
+  if (override === undefined) return out;
+  if (!isObject(override)) throw new NotationPolicyError(`${where}: signatureVerification.override must be an object`);
+  for (const [k, v] of Object.entries(override)) {
+    const fail = (why: string) => new NotationPolicyError(`${where}: ${why}`);
+    if (k === 'integrity') throw fail('integrity cannot be overridden (it is always enforced)');
+    const allowed = OVERRIDABLE[k as keyof NotationEnforcement] as NotationAction[] | undefined;
+    if (!allowed) throw fail(`override key "${k}" is not one of ${Object.keys(OVERRIDABLE).join(', ')}`);
+    if (!allowed.includes(v as NotationAction)) throw fail(`override ${k} must be ${allowed.join(' or ')}, not ${JSON.stringify(v)}`);
+    out[k as keyof NotationEnforcement] = v as NotationAction;
+  }
+  return out;
+}
+
+/** Says what a level enforces and what it only logs, for messages: `audit (logs authenticity, expiry, ...)`. */
+export function describeEnforcement(e: NotationEnforcement): string {
+  const by = (a: NotationAction) => (Object.keys(e) as (keyof NotationEnforcement)[]).filter((k) => e[k] === a);
+  const parts = [`logs ${by('log').join(', ') || 'nothing'}`];
+  if (by('skip').length) parts.push(`skips ${by('skip').join(', ')}`);
+  return parts.join(', ');
 }
 
 /** The policy for an image `registry/repository`: the one naming it exactly, else the `*` one, else none. */
@@ -70,12 +122,17 @@ export function notationPolicyFor(policies: NotationPolicyEntry[], name: string)
 }
 
 /**
- * The requirement a policy gives: `skip` needs nothing; strict, permissive and audit all need a valid signature
- * here (Sluice moves images rather than logging about them, so it does not relax audit's authenticity checks).
+ * The requirement a policy gives: `skip` needs nothing; strict, permissive and audit need a signature whose
+ * integrity holds, with the other checks enforced or logged as the level (and its override) says. As in notation,
+ * an image with no signature at all fails at every level but skip.
  */
 export function notationRequirement(p: NotationPolicyEntry | undefined, store: (name: string) => NotationStore, name: string): TrustRequirement {
   if (!p) return { type: 'reject' };
-  if (p.level === 'skip') return { type: 'insecureAcceptAnything' };
+  if (p.level === 'skip' || !p.enforcement) return { type: 'insecureAcceptAnything' };
   const req: NotationRequirement = { type: 'notationSigned', stores: p.trustStores.map(store), identities: p.trustedIdentities, name: `trust policy ${p.name} for ${name}` };
+  if (p.level !== 'strict' || JSON.stringify(p.enforcement) !== JSON.stringify(NOTATION_LEVELS.strict)) {
+    req.enforcement = p.enforcement;
+    req.level = p.level;
+  }
   return req;
 }

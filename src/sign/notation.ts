@@ -1,4 +1,5 @@
 import { X509Certificate, constants, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { X509Certificate as SigstoreCertificate } from '@sigstore/core';
 import { type CborError, CborTag, decodeCbor, encodeCborArray, type CborValue } from './cbor.js';
 
 // Notary Project (notation) signatures, verified offline and purely: a JWS or COSE envelope whose payload names
@@ -19,10 +20,32 @@ export interface NotationStore {
   certs: X509Certificate[];
 }
 
-/** What a notation check of one envelope found (before the digest and identity are judged). */
+/** What a failed check does, as notation's trust policy says: fail the signature, be logged, or not run at all. */
+export type NotationAction = 'enforce' | 'log' | 'skip';
+
+/** What a level does with each check it can relax; integrity (envelope, signature, digest) is always enforced. */
+export interface NotationEnforcement {
+  authenticity: NotationAction;
+  authenticTimestamp: NotationAction;
+  expiry: NotationAction;
+  revocation: NotationAction;
+}
+
+/** notation's `strict` level: every check enforced. */
+export const STRICT_ENFORCEMENT: NotationEnforcement = {
+  authenticity: 'enforce',
+  authenticTimestamp: 'enforce',
+  expiry: 'enforce',
+  revocation: 'enforce',
+};
+
+/**
+ * What a notation check of one envelope found (before the digest and identity are judged). `logged` holds the
+ * failures of checks the level only logs; `store` is absent when authenticity failed and was only logged.
+ */
 export type NotationCheck =
   | { signed: false; reason: string }
-  | { signed: true; store: string; subject: string; targetDigest: string; notAfter: number };
+  | { signed: true; store?: string; subject: string; targetDigest: string; notAfter: number; logged: string[] };
 
 /** Thrown for an envelope that cannot be read; the message says which part. */
 export class NotationError extends Error {
@@ -34,6 +57,8 @@ interface Envelope {
   signingScheme: string;
   /** Unix ms, from `io.cncf.notary.expiry`, when the signer set one. */
   expiry?: number;
+  /** Unix ms, from `io.cncf.notary.authenticSigningTime` (the signingAuthority scheme's vouched time). */
+  signingTime?: number;
   payload: Buffer;
   signed: Buffer;
   signature: Buffer;
@@ -78,6 +103,8 @@ function parseJws(bytes: Uint8Array): Envelope {
     }),
   };
   if (typeof header['io.cncf.notary.expiry'] === 'string') env.expiry = Date.parse(header['io.cncf.notary.expiry']);
+  const ast = header['io.cncf.notary.authenticSigningTime'];
+  if (typeof ast === 'string' && Number.isFinite(Date.parse(ast))) env.signingTime = Date.parse(ast);
   return env;
 }
 
@@ -123,6 +150,8 @@ function parseCose(bytes: Uint8Array): Envelope {
   };
   const expiry = header.get('io.cncf.notary.expiry');
   if (expiry instanceof CborTag && typeof expiry.value === 'number') env.expiry = expiry.value * 1000;
+  const ast = header.get('io.cncf.notary.authenticSigningTime');
+  if (ast instanceof CborTag && typeof ast.value === 'number') env.signingTime = ast.value * 1000;
   return env;
 }
 
@@ -140,10 +169,9 @@ function verifySignature(alg: string, key: KeyObject, data: Buffer, sig: Buffer)
 
 const isCert = (a: X509Certificate, b: X509Certificate): boolean => a.fingerprint256 === b.fingerprint256;
 
-// The chain must be linked leaf to root, each valid at `now`, and end at (or be issued by) a certificate of the store.
-function chainTrusted(chain: X509Certificate[], store: NotationStore, now: number): string | undefined {
+// Authenticity: the chain is linked leaf to root and ends at (or is issued by) a certificate of the store.
+function chainTrusted(chain: X509Certificate[], store: NotationStore): string | undefined {
   for (const [i, c] of chain.entries()) {
-    if (Date.parse(c.validFrom) > now || Date.parse(c.validTo) < now) return `certificate ${i + 1} of the chain (${oneLine(c.subject)}) is not valid now (${c.validFrom} to ${c.validTo})`;
     const issuer = chain[i + 1];
     if (issuer && !(c.checkIssued(issuer) && c.verify(issuer.publicKey))) return `certificate ${i + 1} of the chain is not issued by the next one`;
   }
@@ -152,17 +180,55 @@ function chainTrusted(chain: X509Certificate[], store: NotationStore, now: numbe
   return anchored ? undefined : `its chain does not end at a certificate of trust store ${store.name}`;
 }
 
+// Authentic timestamp without a countersignature: every certificate must be valid at the time vouched for.
+function validAt(chain: X509Certificate[], at: number, when: string): string | undefined {
+  for (const [i, c] of chain.entries()) {
+    if (Date.parse(c.validFrom) <= at && Date.parse(c.validTo) >= at) continue;
+    const cert = `certificate ${i + 1} of the chain (${oneLine(c.subject)})`;
+    return `${cert} is not valid ${when} (${c.validFrom} to ${c.validTo})`;
+  }
+  return undefined;
+}
+
+// Revocation, offline: a certificate that names an OCSP responder or a CRL has a status Sluice cannot learn without
+// the network, which the spec calls "revocation unavailable" (notation's result with no responder is the same).
+const CRL_DISTRIBUTION_POINTS = '2.5.29.31';
+function revocationUnavailable(chain: X509Certificate[]): string | undefined {
+  for (const [i, c] of chain.entries()) {
+    const ocsp = /OCSP - URI:/.test(c.infoAccess ?? '');
+    let crl = false;
+    try {
+      crl = SigstoreCertificate.parse(c.raw).extension(CRL_DISTRIBUTION_POINTS) !== undefined;
+    } catch {
+      crl = false;
+    }
+    if (ocsp || crl) {
+      const via = [ocsp && 'an OCSP responder', crl && 'a CRL'].filter(Boolean).join(' and ');
+      const status = `the revocation status of certificate ${i + 1} (${oneLine(c.subject)})`;
+      return `${status} is unavailable: it names ${via}, and Sluice makes no network request while verifying`;
+    }
+  }
+  return undefined;
+}
+
 /** A distinguished name on one line, as notation's trustedIdentities spell it (`C=US, ST=WA, O=Notary, CN=alpine`). */
 export function oneLine(dn: string): string {
   return dn.split('\n').join(', ');
 }
 
 /**
- * Verifies one notation envelope (JWS or COSE) against trust stores at time `now` (Unix ms). Pure. The
- * signing scheme picks the stores: `notary.x509` needs a `ca` store, `notary.x509.signingAuthority` a
- * `signingAuthority` store, as notation's trust policy has it.
+ * Verifies one notation envelope (JWS or COSE) against trust stores at time `now` (Unix ms), with the checks a
+ * verification level enforces or only logs (`enforcement`; strict by default). Pure. Integrity (the envelope,
+ * its signature, a signing scheme notation defines) always fails the signature. The signing scheme picks the
+ * stores: `notary.x509` needs a `ca` store, `notary.x509.signingAuthority` a `signingAuthority` store.
  */
-export function verifyNotation(bytes: Uint8Array, mediaType: string, stores: NotationStore[], now: number): NotationCheck {
+export function verifyNotation(
+  bytes: Uint8Array,
+  mediaType: string,
+  stores: NotationStore[],
+  now: number,
+  enforcement = STRICT_ENFORCEMENT,
+): NotationCheck {
   let env: Envelope;
   let chain: X509Certificate[];
   try {
@@ -175,29 +241,64 @@ export function verifyNotation(bytes: Uint8Array, mediaType: string, stores: Not
   }
   const leaf = chain[0]!;
   if (!verifySignature(env.alg, leaf.publicKey, env.signed, env.signature)) return { signed: false, reason: `its ${env.alg} signature does not verify with its certificate` };
-  if (env.expiry !== undefined && env.expiry < now) return { signed: false, reason: `the signature expired at ${new Date(env.expiry).toISOString()}` };
   const type = env.signingScheme === 'notary.x509' ? 'ca' : env.signingScheme === 'notary.x509.signingAuthority' ? 'signingAuthority' : undefined;
   if (!type) return { signed: false, reason: `signing scheme ${env.signingScheme} is not notary.x509 or notary.x509.signingAuthority` };
-  const fitting = stores.filter((s) => s.type === type);
-  if (fitting.length === 0) return { signed: false, reason: `signing scheme ${env.signingScheme} needs a ${type} trust store, and the rule names none` };
-  const why: string[] = [];
-  for (const store of fitting) {
-    const problem = chainTrusted(chain, store, now);
-    if (problem) {
-      why.push(problem);
-      continue;
-    }
-    let target: unknown;
-    try {
-      target = (JSON.parse(env.payload.toString('utf8')) as { targetArtifact?: { digest?: unknown } }).targetArtifact?.digest;
-    } catch {
-      return { signed: false, reason: 'its payload is not JSON' };
-    }
-    if (typeof target !== 'string') return { signed: false, reason: 'its payload names no targetArtifact digest' };
-    const notAfter = Math.min(...chain.map((c) => Date.parse(c.validTo)), env.expiry ?? Infinity);
-    return { signed: true, store: store.name, subject: oneLine(leaf.subject), targetDigest: target, notAfter };
+  let target: unknown;
+  try {
+    const payload = JSON.parse(env.payload.toString('utf8')) as { targetArtifact?: { digest?: unknown } };
+    target = payload.targetArtifact?.digest;
+  } catch {
+    return { signed: false, reason: 'its payload is not JSON' };
   }
-  return { signed: false, reason: why.join('; ') };
+  if (typeof target !== 'string') return { signed: false, reason: 'its payload names no targetArtifact digest' };
+
+  const logged: string[] = [];
+  // A failed check: its reason when enforced (the signature fails), else logged (or not run: skip) and undefined.
+  const failed = (check: keyof NotationEnforcement, reason: string | undefined): string | undefined => {
+    const action = enforcement[check];
+    if (!reason || action === 'skip') return undefined;
+    if (action === 'enforce') return reason;
+    logged.push(`${check}: ${reason}`);
+    return undefined;
+  };
+  let store: string | undefined;
+  if (enforcement.authenticity !== 'skip') {
+    const fitting = stores.filter((s) => s.type === type);
+    const why = fitting.length ? [] : [`signing scheme ${env.signingScheme} needs a ${type} trust store, and the rule names none`];
+    for (const s of fitting) {
+      const problem = chainTrusted(chain, s);
+      if (!problem) {
+        store = s.name;
+        break;
+      }
+      why.push(problem);
+    }
+    const stop = failed('authenticity', store ? undefined : why.join('; '));
+    if (stop) return { signed: false, reason: stop };
+  }
+  // notary.x509 without a timestamp countersignature: the chain must be valid now; signingAuthority: at the
+  // authentic signing time the signature carries. (Timestamp countersignatures are not read: checked at now.)
+  const at = type === 'ca' ? now : env.signingTime;
+  const when = type === 'ca' ? 'now' : `at its signing time ${new Date(at ?? 0).toISOString()}`;
+  const timeProblem = at === undefined ? 'the signature carries no authentic signing time' : validAt(chain, at, when);
+  let stop = failed('authenticTimestamp', timeProblem);
+  if (stop) return { signed: false, reason: stop };
+  const expired = env.expiry !== undefined && env.expiry <= now;
+  stop = failed('expiry', expired ? `the signature expired at ${new Date(env.expiry!).toISOString()}` : undefined);
+  if (stop) return { signed: false, reason: stop };
+  if (enforcement.revocation !== 'skip') {
+    stop = failed('revocation', revocationUnavailable(chain));
+    if (stop) return { signed: false, reason: stop };
+  }
+  // When a cached result must be checked again: once a check that passed on time could fail.
+  const limits = [
+    ...(timeProblem || type !== 'ca' ? [] : chain.map((c) => Date.parse(c.validTo))),
+    ...(expired || env.expiry === undefined ? [] : [env.expiry]),
+  ];
+  const notAfter = Math.min(...limits, Infinity);
+  const out: NotationCheck = { signed: true, subject: oneLine(leaf.subject), targetDigest: target, notAfter, logged };
+  if (store) out.store = store;
+  return out;
 }
 
 /** Whether a leaf subject satisfies one of notation's trustedIdentities (`*`, or `x509.subject: DN` whose RDNs the subject holds). */

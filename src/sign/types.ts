@@ -1,7 +1,7 @@
 import type { Digest } from '../oci/digest.js';
 import type { KeylessIdentity } from './fulcio.js';
 import type { SigstoreRoot } from './trusted-root.js';
-import type { NotationStore } from './notation.js';
+import type { NotationEnforcement, NotationStore } from './notation.js';
 
 /** Annotation on a `.sig` layer that holds the base64 signature (cosign's simple signing). */
 export const SIGNATURE_ANNOTATION = 'dev.cosignproject.cosign/signature';
@@ -63,6 +63,10 @@ export interface NotationRequirement {
   identities: string[];
   /** Where the requirement came from (a trust policy's name), for messages. */
   name?: string;
+  /** What a verification level enforces and only logs (trustpolicy.json); strict when absent. */
+  enforcement?: NotationEnforcement;
+  /** The level's name, for messages. */
+  level?: string;
 }
 
 /** Keyless trust: the roots a Fulcio certificate may chain to, and the identities (any one) it must carry. */

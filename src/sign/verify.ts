@@ -6,6 +6,7 @@ import { defaultVerificationCache, VerificationCache, type SignatureCheck } from
 import { verifyKeyless, type KeylessCheck } from './keyless.js';
 import { describeKeylessIdentity, describeSigner, matchKeylessIdentity } from './fulcio.js';
 import { matchTrustedIdentity, verifyNotation, type NotationCheck } from './notation.js';
+import { describeEnforcement } from './notation-policy.js';
 import type {
   ImageIdentity,
   KeylessTrust,
@@ -159,34 +160,45 @@ export function judgeSignature(image: ImageIdentity, c: SignatureCandidate, req:
   return viaKeyless.signer || c.certificate || c.kind === 'bundle' ? viaKeyless : viaKeys;
 }
 
-/** The notation check of `c` under `req`'s stores, cached per envelope and store set; expiry is re-checked at `now`. */
+/** The notation check of `c` under `req`'s stores and level, cached per envelope, stores and level; redone past `notAfter`. */
 function checkNotation(image: ImageIdentity, c: SignatureCandidate, req: NotationRequirement, now: number, cache: VerificationCache): NotationCheck {
-  const k = VerificationCache.key(image.digest, c.id, `notation:${req.stores.map((s) => s.name).join(',')}`);
+  const e = req.enforcement;
+  const level = e ? `:${e.authenticity},${e.authenticTimestamp},${e.expiry},${e.revocation}` : '';
+  const k = VerificationCache.key(image.digest, c.id, `notation:${req.stores.map((s) => s.name).join(',')}${level}`);
   let v = cache.get(k) as NotationCheck | undefined;
   if (!v || (v.signed && v.notAfter < now)) {
-    v = verifyNotation(c.payload, c.mediaType ?? '', req.stores, now);
+    v = verifyNotation(c.payload, c.mediaType ?? '', req.stores, now, e);
     cache.set(k, v);
   }
   return v;
 }
 
-/** Judges one notation envelope: trust store and time, then the signed digest, then the leaf's subject. */
+/**
+ * Judges one notation envelope: integrity, trust store and time, then the signed digest (always enforced), then the
+ * leaf's subject (authenticity: enforced unless the level only logs it). What was only logged is in the reason.
+ */
 export function judgeNotation(image: ImageIdentity, c: SignatureCandidate, req: NotationRequirement, now: number, cache = defaultVerificationCache): SignatureVerdict {
   if (c.problem) return verdict(c, false, c.problem);
   const v = checkNotation(image, c, req, now, cache);
   if (!v.signed) return verdict(c, false, `not a valid notation signature: ${v.reason}`);
-  const signer = `${v.subject} (trust store ${v.store})`;
+  const signer = `${v.subject} (${v.store ? `trust store ${v.store}` : 'no trust store vouches for it'})`;
   if (v.targetDigest !== image.digest) return verdict(c, false, `signed by ${signer} over another digest: signed ${v.targetDigest}, this image is ${image.digest}`, { signer });
+  const logged = [...v.logged];
   if (!matchTrustedIdentity(req.identities, v.subject)) {
-    return verdict(c, false, `signed by ${signer}, but the rule trusts only ${req.identities.join(' | ') || 'no identities'}`, { signer });
+    const miss = `signed by ${signer}, but the rule trusts only ${req.identities.join(' | ') || 'no identities'}`;
+    if ((req.enforcement?.authenticity ?? 'enforce') === 'enforce') return verdict(c, false, miss);
+    if (req.enforcement?.authenticity === 'log') logged.push(`authenticity: ${miss}`);
   }
-  return verdict(c, true, `notation signature by ${signer}`, { signer });
+  const note = logged.length ? `; level ${req.level ?? 'custom'} only logs: ${logged.join('; ')}` : '';
+  return verdict(c, true, `notation signature by ${signer}${note}`, { signer });
 }
 
 /** Describes a requirement in the words of containers-policy.json. */
 export function describeRequirement(req: TrustRequirement): string {
   if (req.type === 'notationSigned') {
-    return `notation signature${req.name ? ` (${req.name})` : ''} from trust store ${req.stores.map((s) => s.name).join(', ') || 'none'} by ${req.identities.join(' | ') || 'no identities'}`;
+    const level = req.enforcement ? ` at level ${req.level ?? 'custom'} (${describeEnforcement(req.enforcement)})` : '';
+    const stores = req.stores.map((s) => s.name).join(', ') || 'none';
+    return `notation signature${req.name ? ` (${req.name})` : ''}${level} from trust store ${stores} by ${req.identities.join(' | ') || 'no identities'}`;
   }
   if (req.type !== 'sigstoreSigned') return req.type;
   const by: string[] = [];

@@ -40,7 +40,7 @@ export class TrustViews {
   /** The verdict for `repository:tag` (or `@digest` when `tag` is undefined) naming `digest`. */
   async of(repository: RepositoryName, digest: Digest, tag: string | undefined): Promise<TrustView> {
     const trust = this.ctx.trust;
-    if (!trust || !trust.ruleFor(repository, 'pull'))
+    if (!trust?.ruleFor(repository, 'pull'))
       return { state: 'none', reason: 'no trust rule requires signatures here', signatures: [] };
     const named = looksLikeHost(repository.split('/')[0]!)
       ? repository

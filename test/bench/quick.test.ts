@@ -9,6 +9,7 @@ import { PASSTHROUGH_METRICS } from '../../bench/passthrough.js';
 import { S3_METRICS } from '../../bench/s3.js';
 import { trustMetrics } from '../../bench/trust.js';
 import { UI_METRICS } from '../../bench/ui.js';
+import { KEYLESS_METRICS } from '../../bench/trust-keyless.js';
 import { canRunGc, GC_METRICS, GC_SLUICE_ONLY } from '../../bench/gc.js';
 import { CLI_METRICS } from '../../bench/cli.js';
 import { EVENTS_METRICS } from '../../bench/events.js';
@@ -35,7 +36,7 @@ test('bench --quick writes a results file with every workload for both servers',
   assert.deepEqual(results.servers, { sluice: true, distribution: true });
 
   // The passthrough rows need two dockerds, the gc rows GNU time; without them those workloads are skipped.
-  const expected = [...metricCatalog([1, 16, 64]), ...S3_METRICS, ...(hasDocker() ? PASSTHROUGH_METRICS : []), ...trustMetrics([1, 16, 64]), ...(canRunGc() ? GC_METRICS : []), ...CLI_METRICS, ...EVENTS_METRICS, ...UI_METRICS].map((m) => m.id);
+  const expected = [...metricCatalog([1, 16, 64]), ...S3_METRICS, ...(hasDocker() ? PASSTHROUGH_METRICS : []), ...trustMetrics([1, 16, 64]), ...KEYLESS_METRICS, ...(canRunGc() ? GC_METRICS : []), ...CLI_METRICS, ...EVENTS_METRICS, ...UI_METRICS].map((m) => m.id);
   assert.deepEqual(results.results.map((row) => row.id), expected, 'every workload has a row, in order');
   for (const row of results.results) {
     // Distribution 2.8.2 has no online collection: its column of those rows stays empty.

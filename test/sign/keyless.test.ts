@@ -157,3 +157,60 @@ test('a trusted root without a Fulcio CA or Rekor key, or not a trusted root, is
   assert.throws(() => parseTrustedRoot(Buffer.from('{"mediaType":"x"}'), 'x'), /not a sigstore trusted root/);
   assert.throws(() => parseTrustedRoot(Buffer.alloc(2 * 1024 * 1024), 'big'), /over the/);
 });
+
+// sigstore-js's own v0.2 bundles (tests/bundles/, test/sign/fixtures/README.md): one logged as a `dsse` entry, one as
+// `intoto` 0.0.2, each with an inclusion proof under a signed checkpoint and a SET, made on the public-good instance.
+const V02 = ['dsse', 'intoto'].map((kind) => ({ kind, bytes: readFileSync(`${FIX}keyless/sigstore-js_bundleV02-${kind}.sigstore.json`) }));
+const bundleCandidate = (bytes: Buffer): SignatureCandidate => ({ kind: 'bundle', where: 'referrer', id: digestOf(bytes), payload: bytes });
+const editBundle = (bytes: Buffer, f: (doc: any) => void): Buffer => {
+  const doc = JSON.parse(bytes.toString());
+  f(doc);
+  return Buffer.from(JSON.stringify(doc));
+};
+
+test('sigstore bundles v0.2 (dsse and intoto log entries) verify: chain, checkpoint, SET; their identity is read', () => {
+  for (const { kind, bytes } of V02) {
+    assert.match(JSON.parse(bytes.toString()).mediaType, /^application\/vnd\.dev\.sigstore\.bundle\+json;version=0\.2$/);
+    const r = verifyKeyless(bundleCandidate(bytes), publicGoodRoot());
+    assert.equal(r.signed, true, `${kind}: ${JSON.stringify(r)}`);
+    assert.ok(r.signed);
+    assert.equal(r.identity.subject, 'brian@dehamer.com');
+    assert.equal(r.identity.issuer, 'https://github.com/login/oauth');
+    // npm publish attestations: genuine, and still not a signature of an image.
+    assert.ok('payloadError' in r && /attestation of type "https:\/\/github\.com\/npm\/attestation/.test(r.payloadError), kind);
+  }
+});
+
+test('sigstore bundles v0.2: another payload, a broken checkpoint, a log entry for another signature or another root are refused', () => {
+  const root = publicGoodRoot();
+  for (const { kind, bytes } of V02) {
+    const refused = (b: Buffer, r = root) => {
+      const v = verifyKeyless(bundleCandidate(b), r);
+      assert.equal(v.signed, false, `${kind}: ${JSON.stringify(v)}`);
+      return v.signed ? '' : v.reason;
+    };
+    const otherPayload = editBundle(bytes, (d) => {
+      const st = Buffer.from(d.dsseEnvelope.payload, 'base64').toString().replace('sigstore@1.0.0', 'sigstore@6.6.6');
+      d.dsseEnvelope.payload = Buffer.from(st).toString('base64');
+    });
+    assert.match(refused(otherPayload), /transparency-log entry is not for this signature|signature does not verify/);
+    const checkpoint = editBundle(bytes, (d) => {
+      const cp = d.verificationMaterial.tlogEntries[0].inclusionProof.checkpoint;
+      cp.envelope = cp.envelope.replace(/\n(\d+)\n/, (_: string, n: string) => `\n${Number(n) + 1}\n`);
+    });
+    assert.match(refused(checkpoint), /transparency-log proof does not verify/);
+    // The other bundle's log entry under this envelope: logged at another time (outside this certificate's ten
+    // minutes) and for another signature; whichever check sigstore-js makes first refuses it.
+    const other = JSON.parse(V02.find((x) => x.kind !== kind)!.bytes.toString());
+    const swapped = editBundle(bytes, (d) => (d.verificationMaterial.tlogEntries = other.verificationMaterial.tlogEntries));
+    assert.match(refused(swapped), /valid at the logged time|transparency-log entry is not for this signature/);
+    assert.match(refused(bytes, readTrustedRoot(FIX + 'keyless/scaffolding.trusted_root.json', 'scaffolding')), /scaffolding/);
+  }
+});
+
+test('a v0.2 bundle under an identity rule: the refusal names its signer and why the payload is not an image signature', () => {
+  const req = keylessRequirement([{ issuer: 'https://github.com/login/oauth', subject: 'brian@dehamer.com' }]);
+  const d = evaluateRequirements(image, [bundleCandidate(V02[0]!.bytes)], [req], { cache: new VerificationCache() });
+  assert.equal(d.allowed, false);
+  assert.match(d.summary, /signed by brian@dehamer\.com \(issuer https:\/\/github\.com\/login\/oauth\), but its payload is not an image signature: an attestation/);
+});

@@ -63,6 +63,7 @@ test('notation at pull: served with a signature from the named trust store, refu
       require: [
         { images: ['alpine/**'], notation: { trustStores: ['ca:alpine'], identities: ['x509.subject: O=Notary, CN=alpine'] } },
         { images: ['wabbit/**'], notation: { trustStores: ['ca:wabbit-networks'] } },
+        { images: ['audited/**'], notation: { trustStores: ['ca:wabbit-networks'], level: 'audit' } },
       ],
     },
   });
@@ -75,6 +76,15 @@ test('notation at pull: served with a signature from the named trust store, refu
     const no = await fetch(`${reg.url}/v2/wabbit/app/manifests/v2`, { headers: { accept: MT } });
     assert.equal(no.status, 403);
     assert.match((await errorOf(no)).message, /trust rule 2: .*notation signature from trust store ca:wabbit-networks.*does not end at a certificate of trust store ca:wabbit-networks/);
+    // The same store at level audit (a config rule): authenticity is only logged, so the image is served.
+    await pushSignedAlpine(reg.url, 'audited/app', 'v2');
+    assert.equal((await fetch(`${reg.url}/v2/audited/app/manifests/v2`, { headers: { accept: MT } })).status, 200);
+    const levels = join(dir, 'levels.yml');
+    await writeFile(levels, `trust:\n  trustStores: {"ca:wabbit-networks": ${stores.wabbit}}\n  require:\n    - images: ["audited/**"]\n` +
+      '      notation: {trustStores: ["ca:wabbit-networks"], level: audit, override: {revocation: skip}}\n');
+    const ex = await sluice(['policy', 'explain', '-c', levels, '--action', 'trust', 'audited/app:v2']);
+    assert.equal(ex.code, 0, ex.stderr);
+    assert.match(ex.stdout, /pull +trust rule 1: a notation signature from trust store ca:wabbit-networks by \* at level audit \{"revocation":"skip"\}/);
 
     const policy = join(dir, 'trustpolicy.json');
     await writeFile(policy, JSON.stringify({
@@ -87,6 +97,21 @@ test('notation at pull: served with a signature from the named trust store, refu
     const v = await sluice(['verify', '--trust-policy', policy, '--truststore', join(dir, 'truststore'), '--tls-verify=false', `docker://${reg.host}/alpine/app:v2`]);
     assert.equal(v.code, 0, v.stderr);
     assert.match(v.stdout, /ok +referrer sha256:[0-9a-f]+: notation signature by C=US, ST=WA, L=Seattle, O=Notary, CN=alpine \(trust store ca:alpine\)/);
+
+    // Verification levels: a store that does not vouch for the signer fails permissive, and audit only logs it.
+    const levelPolicy = (level: string) => writeFile(policy, JSON.stringify({
+      version: '1.0',
+      trustPolicies: [{ name: 'wabbit', registryScopes: [`${reg.host}/alpine/app`], signatureVerification: { level }, trustStores: ['ca:wabbit-networks'], trustedIdentities: ['*'] }],
+    }));
+    const verifyAlpine = () => sluice(['verify', '--trust-policy', policy, '--truststore', join(dir, 'truststore'), '--tls-verify=false', `docker://${reg.host}/alpine/app:v2`]);
+    await levelPolicy('permissive');
+    const strictish = await verifyAlpine();
+    assert.equal(strictish.code, 1, strictish.stdout);
+    assert.match(strictish.stdout, /does not end at a certificate of trust store ca:wabbit-networks/);
+    await levelPolicy('audit');
+    const audit = await verifyAlpine();
+    assert.equal(audit.code, 0, audit.stdout + audit.stderr);
+    assert.match(audit.stdout, /notation signature by C=US, ST=WA, L=Seattle, O=Notary, CN=alpine \(no trust store vouches for it\); level audit only logs: authenticity: its chain does not end at a certificate of trust store ca:wabbit-networks/);
   } finally {
     await reg.close();
     await rm(dir, { recursive: true, force: true });

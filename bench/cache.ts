@@ -41,9 +41,18 @@ interface BenchLink {
 
 async function startLink(upstreamUrl: string, link: CacheSizes['link']): Promise<BenchLink> {
   const script = fileURLToPath(new URL('./link.js', import.meta.url));
-  const child = spawn(process.execPath, [script, new URL(upstreamUrl).port, String(link.mibPerSecond), String(link.delayMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(
+    process.execPath,
+    [script, new URL(upstreamUrl).port, String(link.mibPerSecond), String(link.delayMs)],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   const lines = createInterface({ input: child.stdout! });
-  const [first] = (await Promise.race([once(lines, 'line'), once(child, 'exit').then(() => { throw new Error('bench: the link process ended before it listened'); })])) as [string];
+  const [first] = (await Promise.race([
+    once(lines, 'line'),
+    once(child, 'exit').then(() => {
+      throw new Error('bench: the link process ended before it listened');
+    }),
+  ])) as [string];
   const port = /^listening (\d+)$/.exec(first)?.[1];
   if (!port) throw new Error(`bench: the link process said ${first}`);
   return { url: `http://127.0.0.1:${port}`, child };
@@ -82,13 +91,24 @@ function sha256(b: Buffer): string {
 async function makeImage(dir: string, name: string, layerSizes: number[]): Promise<BenchImage> {
   const layers: DataFile[] = [];
   for (const [i, size] of layerSizes.entries()) layers.push(await randomFile(join(dir, `${name}-${i}.bin`), size));
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) } }));
+  const config = Buffer.from(
+    JSON.stringify({
+      architecture: 'amd64',
+      os: 'linux',
+      config: {},
+      rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) },
+    }),
+  );
   const manifest = Buffer.from(
     JSON.stringify({
       schemaVersion: 2,
       mediaType: OCI_MANIFEST,
       config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
-      layers: layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: l.digest, size: l.size })),
+      layers: layers.map((l) => ({
+        mediaType: 'application/vnd.oci.image.layer.v1.tar',
+        digest: l.digest,
+        size: l.size,
+      })),
     }),
   );
   const bytes = manifest.length + config.length + layers.reduce((a, l) => a + l.size, 0);
@@ -104,7 +124,8 @@ async function pushImage(base: string, repo: string, img: BenchImage): Promise<v
 /** Pulls an image as a client does: the manifest by tag, then config and layers, a few at a time. */
 async function pullImage(base: string, repo: string, img: BenchImage): Promise<void> {
   const m = await getManifest(base, repo, img.tag, OCI_MANIFEST);
-  if (!m.bytes.equals(img.manifest)) throw new Error(`${base}/${repo}:${img.tag}: the manifest differs from the one pushed upstream`);
+  if (!m.bytes.equals(img.manifest))
+    throw new Error(`${base}/${repo}:${img.tag}: the manifest differs from the one pushed upstream`);
   const blobs = [{ digest: sha256(img.config), size: img.config.length }, ...img.layers];
   await inPool(blobs, PULL_WIDTH, async (b) => {
     await pullBlob(base, repo, b.digest, b.size);
@@ -121,7 +142,8 @@ function accessLogBytes(line: string): number {
 async function sluiceBytesSent(url: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
   let n = 0;
-  for (const line of text.split('\n')) if (line.startsWith('sluice_http_bytes_sent_total{')) n += Number(line.split(' ').pop());
+  for (const line of text.split('\n'))
+    if (line.startsWith('sluice_http_bytes_sent_total{')) n += Number(line.split(' ').pop());
   return n;
 }
 
@@ -132,7 +154,10 @@ async function sluiceBytesSent(url: string): Promise<number> {
  */
 export async function prepareCache(dir: string, sizes: CacheSizes, kind: ServerKind): Promise<CacheBench> {
   let logged = 0;
-  const upstream = await startServer(kind, kind === 'distribution' ? { accessLog: (line) => (logged += accessLogBytes(line)) } : {});
+  const upstream = await startServer(
+    kind,
+    kind === 'distribution' ? { accessLog: (line) => (logged += accessLogBytes(line)) } : {},
+  );
   try {
     const shares = LAYER_SHARES.reduce((a, b) => a + b, 0);
     const layerSizes = LAYER_SHARES.map((s) => Math.round((sizes.imageBytes * s) / shares));
@@ -204,7 +229,14 @@ async function quietBytes(bench: CacheBench, quietMs = 200, deadline = Date.now(
 async function storedBytes(bench: CacheBench, cacheRoot: string, digests: string[]): Promise<number> {
   const deadline = Date.now() + 30_000;
   for (const d of digests) {
-    while (Date.now() < deadline && !(await stat(blobData(cacheRoot, d)).then(() => true, () => false))) await sleep(50);
+    while (
+      Date.now() < deadline &&
+      !(await stat(blobData(cacheRoot, d)).then(
+        () => true,
+        () => false,
+      ))
+    )
+      await sleep(50);
   }
   return quietBytes(bench, 500, deadline);
 }
@@ -220,7 +252,12 @@ function median(xs: number[]): number {
  * and a cold pull through the cache, then warm pulls against pulls of a local image of the same size, then
  * `clients` concurrent cold GETs of one large blob. Upstream bytes are counted at the upstream.
  */
-export async function cacheWorkloads(kind: ServerKind, bench: CacheBench, out: Sample, opts: ServerOptions = {}): Promise<void> {
+export async function cacheWorkloads(
+  kind: ServerKind,
+  bench: CacheBench,
+  out: Sample,
+  opts: ServerOptions = {},
+): Promise<void> {
   const cache = await startServer(kind, { ...opts, extraConfig: cacheConfig(kind, bench.upstream.url) });
   try {
     // Modules loaded, code compiled, connections open: the measurements below are of a running cache.
@@ -236,7 +273,12 @@ export async function cacheWorkloads(kind: ServerKind, bench: CacheBench, out: S
       const before = await quietBytes(bench);
       const cpu = cache.cpuMs();
       cold.push(await timed(() => pullImage(cache.url, img.repo, img)));
-      coldBytes += (await storedBytes(bench, cache.root, img.layers.map((l) => l.digest))) - before;
+      coldBytes +=
+        (await storedBytes(
+          bench,
+          cache.root,
+          img.layers.map((l) => l.digest),
+        )) - before;
       // Counted once the cache has stored everything: storing is part of the cost of a cold pull.
       coldCpu += cache.cpuMs() - cpu;
       imageBytes += img.bytes;
@@ -266,7 +308,11 @@ export async function cacheWorkloads(kind: ServerKind, bench: CacheBench, out: S
     await getManifest(cache.url, fan.repo, fan.tag, OCI_MANIFEST);
     const beforeFan = await quietBytes(bench);
     const fanCpu = cache.cpuMs();
-    const fanMs = await timed(() => Promise.all(Array.from({ length: bench.sizes.clients }, () => pullBlob(cache.url, fan.repo, blob.digest, blob.size))));
+    const fanMs = await timed(() =>
+      Promise.all(
+        Array.from({ length: bench.sizes.clients }, () => pullBlob(cache.url, fan.repo, blob.digest, blob.size)),
+      ),
+    );
     const fanBytes = (await storedBytes(bench, cache.root, [blob.digest])) - beforeFan;
     const fanCpuMs = cache.cpuMs() - fanCpu;
 
@@ -301,7 +347,12 @@ async function warmTraffic(bench: CacheBench, cacheUrl: string): Promise<number>
  * the CPU that client, cache and upstream share; over a link it is bound by the link, which is what a cache
  * that streams while it stores should cost nothing extra on.
  */
-export async function cacheLinkWorkloads(kind: ServerKind, bench: CacheBench, out: Sample, opts: ServerOptions = {}): Promise<void> {
+export async function cacheLinkWorkloads(
+  kind: ServerKind,
+  bench: CacheBench,
+  out: Sample,
+  opts: ServerOptions = {},
+): Promise<void> {
   const link = bench.link.url;
   const cache = await startServer(kind, { ...opts, extraConfig: cacheConfig(kind, link) });
   try {
@@ -313,13 +364,21 @@ export async function cacheLinkWorkloads(kind: ServerKind, bench: CacheBench, ou
       direct.push(await timed(() => pullImage(link, img.repo, img)));
       cold.push(await timed(() => pullImage(cache.url, img.repo, img)));
       // Distribution stores in the background over the same link: let it finish before the next measurement.
-      await storedBytes(bench, cache.root, img.layers.map((l) => l.digest));
+      await storedBytes(
+        bench,
+        cache.root,
+        img.layers.map((l) => l.digest),
+      );
     }
     const fan = bench.fanout;
     const blob = fan.layers[0]!;
     const fanDirect = await timed(() => pullBlob(link, fan.repo, blob.digest, blob.size));
     await getManifest(cache.url, fan.repo, fan.tag, OCI_MANIFEST);
-    const fanMs = await timed(() => Promise.all(Array.from({ length: bench.sizes.clients }, () => pullBlob(cache.url, fan.repo, blob.digest, blob.size))));
+    const fanMs = await timed(() =>
+      Promise.all(
+        Array.from({ length: bench.sizes.clients }, () => pullBlob(cache.url, fan.repo, blob.digest, blob.size)),
+      ),
+    );
     await storedBytes(bench, cache.root, [blob.digest]);
     out['cache.link.direct'] = median(direct);
     out['cache.link.cold'] = median(cold);

@@ -21,14 +21,49 @@ const RUN_TIMEOUT_MS = 60_000;
 export const CLI_METRICS: MetricInfo[] = [
   { id: 'cli.version.cpu', label: 'cli: sluice --version, CPU (Dist column: node -e 0)', unit: 'ms', better: 'lower' },
   { id: 'cli.help.cpu', label: 'cli: sluice --help, CPU (Dist column: node -e 0)', unit: 'ms', better: 'lower' },
-  { id: 'cli.version.wall', label: 'cli: sluice --version, wall (Dist column: node -e 0)', unit: 'ms', better: 'lower' },
-  { id: 'cli.inspect.wall', label: 'cli: inspect a small image (Dist column: skopeo inspect)', unit: 'ms', better: 'lower' },
-  { id: 'cli.copy.wall', label: 'cli: copy a small image registry → oci: (Dist: skopeo copy)', unit: 'ms', better: 'lower' },
-  { id: 'cli.sync.wall', label: 'cli: sync, unchanged mirror, 1 image (Dist: skopeo sync)', unit: 'ms', better: 'lower' },
-  { id: 'cli.passthrough.wall', label: 'cli: passthrough --mode off, nothing to do (Dist: node -e 0)', unit: 'ms', better: 'lower' },
-  { id: 'cli.serve.ready', label: 'cli: serve, spawn to first 200 on /v2/ (Dist: Distribution)', unit: 'ms', better: 'lower' },
+  {
+    id: 'cli.version.wall',
+    label: 'cli: sluice --version, wall (Dist column: node -e 0)',
+    unit: 'ms',
+    better: 'lower',
+  },
+  {
+    id: 'cli.inspect.wall',
+    label: 'cli: inspect a small image (Dist column: skopeo inspect)',
+    unit: 'ms',
+    better: 'lower',
+  },
+  {
+    id: 'cli.copy.wall',
+    label: 'cli: copy a small image registry → oci: (Dist: skopeo copy)',
+    unit: 'ms',
+    better: 'lower',
+  },
+  {
+    id: 'cli.sync.wall',
+    label: 'cli: sync, unchanged mirror, 1 image (Dist: skopeo sync)',
+    unit: 'ms',
+    better: 'lower',
+  },
+  {
+    id: 'cli.passthrough.wall',
+    label: 'cli: passthrough --mode off, nothing to do (Dist: node -e 0)',
+    unit: 'ms',
+    better: 'lower',
+  },
+  {
+    id: 'cli.serve.ready',
+    label: 'cli: serve, spawn to first 200 on /v2/ (Dist: Distribution)',
+    unit: 'ms',
+    better: 'lower',
+  },
   { id: 'mem.idle', label: 'memory: idle server RSS (Dist column: Distribution)', unit: 'MiB', better: 'lower' },
-  { id: 'mem.idle.bare', label: 'memory: idle server RSS (Dist column: bare Node http server)', unit: 'MiB', better: 'lower' },
+  {
+    id: 'mem.idle.bare',
+    label: 'memory: idle server RSS (Dist column: bare Node http server)',
+    unit: 'MiB',
+    better: 'lower',
+  },
 ];
 
 /** The registries the cli workload reads from and writes to, and the files its commands name. */
@@ -75,7 +110,12 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<
  * Runs a command `n` times; the medians of wall and CPU. CPU is counted in 10 ms ticks, so the mean of the
  * runs is taken for it (a median of ticks would round every run of a 60 ms command the same way).
  */
-async function repeat(n: number, cmd: string, args: () => string[], env?: NodeJS.ProcessEnv): Promise<{ wallMs: number; cpuMs: number }> {
+async function repeat(
+  n: number,
+  cmd: string,
+  args: () => string[],
+  env?: NodeJS.ProcessEnv,
+): Promise<{ wallMs: number; cpuMs: number }> {
   const walls: number[] = [];
   let cpu = 0;
   for (let i = 0; i < n; i++) {
@@ -142,9 +182,17 @@ function vmRss(pid: number): number {
 }
 
 /** Spawns a server, times spawn → first 200 on /v2/, waits `settleMs`, and reads its resident set; then stops it. */
-async function serverStart(cmd: string, args: string[], url: string, settleMs: number): Promise<{ readyMs: number; rssMiB: number }> {
+async function serverStart(
+  cmd: string,
+  args: string[],
+  url: string,
+  settleMs: number,
+): Promise<{ readyMs: number; rssMiB: number }> {
   const t = performance.now();
-  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'ignore'], env: { ...process.env, SLUICE_LOG_LEVEL: 'error' } });
+  const child = spawn(cmd, args, {
+    stdio: ['ignore', 'ignore', 'ignore'],
+    env: { ...process.env, SLUICE_LOG_LEVEL: 'error' },
+  });
   try {
     await firstOk(`${url}/v2/`, child);
     const readyMs = performance.now() - t;
@@ -161,16 +209,22 @@ async function serverStart(cmd: string, args: string[], url: string, settleMs: n
 }
 
 /** A bare Node HTTP server that answers 200 `{}` to everything: the floor a Node registry starts from. */
-const BARE_NODE = "require('node:http').createServer((q, s) => s.end('{}')).listen(Number(process.argv[1]), '127.0.0.1')";
+const BARE_NODE =
+  "require('node:http').createServer((q, s) => s.end('{}')).listen(Number(process.argv[1]), '127.0.0.1')";
 
 /** Starts each server kind afresh: spawn to first 200, and the idle resident set a few seconds later. */
-async function serverRows(kind: 'sluice' | 'distribution' | 'bare', dir: string, bin: string | undefined): Promise<{ readyMs: number; rssMiB: number }> {
+async function serverRows(
+  kind: 'sluice' | 'distribution' | 'bare',
+  dir: string,
+  bin: string | undefined,
+): Promise<{ readyMs: number; rssMiB: number }> {
   const port = await freePort();
   const host = `127.0.0.1:${port}`;
   const root = await mkdtemp(join(dir, `${kind}-`));
   try {
     const settle = 3000;
-    if (kind === 'bare') return await serverStart(process.execPath, ['-e', BARE_NODE, String(port)], `http://${host}`, settle);
+    if (kind === 'bare')
+      return await serverStart(process.execPath, ['-e', BARE_NODE, String(port)], `http://${host}`, settle);
     const cfg = join(root, 'config.yml');
     const storage = `{filesystem: {rootdirectory: ${join(root, 'data')}}, delete: {enabled: true}}`;
     if (kind === 'distribution') {
@@ -202,16 +256,43 @@ export async function cliRound(b: CliBench, s: Sample, ref: Sample, opts: { slui
 
   const haveSkopeo = hasCommand('skopeo');
   s['cli.inspect.wall'] = (await repeat(n, node, () => [bin, 'inspect', '--tls-verify=false', b.ref])).wallMs;
-  if (haveSkopeo) ref['cli.inspect.wall'] = (await repeat(n, 'skopeo', () => ['inspect', '--tls-verify=false', b.ref])).wallMs;
+  if (haveSkopeo)
+    ref['cli.inspect.wall'] = (await repeat(n, 'skopeo', () => ['inspect', '--tls-verify=false', b.ref])).wallMs;
   let k = 0;
   const fresh = () => `oci:${join(b.dir, `out-${++k}`)}:v1`;
-  s['cli.copy.wall'] = (await repeat(n, node, () => [bin, 'copy', '-q', '--src-tls-verify=false', b.ref, fresh()])).wallMs;
-  if (haveSkopeo) ref['cli.copy.wall'] = (await repeat(n, 'skopeo', () => ['--insecure-policy', 'copy', '-q', '--src-tls-verify=false', b.ref, fresh()])).wallMs;
+  s['cli.copy.wall'] = (
+    await repeat(n, node, () => [bin, 'copy', '-q', '--src-tls-verify=false', b.ref, fresh()])
+  ).wallMs;
+  if (haveSkopeo)
+    ref['cli.copy.wall'] = (
+      await repeat(n, 'skopeo', () => ['--insecure-policy', 'copy', '-q', '--src-tls-verify=false', b.ref, fresh()])
+    ).wallMs;
 
   // The mirror is made once (not timed); each timed run finds it unchanged.
   const state = join(b.dir, 'sync-state');
-  const sluiceSync = () => [bin, 'sync', '--src', 'yaml', b.yaml, '--dest', `docker://${b.dest.host}/mirror-sluice`, '--dest-tls-verify=false', '--state', state];
-  const skopeoSync = () => ['--insecure-policy', 'sync', '--src', 'yaml', '--dest', 'docker', '--dest-tls-verify=false', b.yaml, `${b.dest.host}/mirror-skopeo`];
+  const sluiceSync = () => [
+    bin,
+    'sync',
+    '--src',
+    'yaml',
+    b.yaml,
+    '--dest',
+    `docker://${b.dest.host}/mirror-sluice`,
+    '--dest-tls-verify=false',
+    '--state',
+    state,
+  ];
+  const skopeoSync = () => [
+    '--insecure-policy',
+    'sync',
+    '--src',
+    'yaml',
+    '--dest',
+    'docker',
+    '--dest-tls-verify=false',
+    b.yaml,
+    `${b.dest.host}/mirror-skopeo`,
+  ];
   await run(node, sluiceSync());
   s['cli.sync.wall'] = (await repeat(n, node, sluiceSync)).wallMs;
   if (haveSkopeo) {

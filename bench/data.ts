@@ -44,7 +44,11 @@ function sha256(bytes: Buffer | string): string {
  * Writes an OCI image layout with one image of random layers (as skopeo would find a built image),
  * tagged `tag`. Layers are opaque random bytes: skopeo copies them without looking inside.
  */
-export async function writeImageLayout(dir: string, layerSizes: number[], tag = 'latest'): Promise<{ totalBytes: number; manifestDigest: string }> {
+export async function writeImageLayout(
+  dir: string,
+  layerSizes: number[],
+  tag = 'latest',
+): Promise<{ totalBytes: number; manifestDigest: string }> {
   const blobs = join(dir, 'blobs', 'sha256');
   await mkdir(blobs, { recursive: true });
   const layers: { mediaType: string; digest: string; size: number }[] = [];

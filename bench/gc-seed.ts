@@ -59,7 +59,12 @@ function blob(bytes: Buffer): Blob {
 
 function manifestOf(config: Blob, layers: Blob[]): Blob {
   const desc = (mediaType: string, b: Blob) => ({ mediaType, size: b.bytes.length, digest: b.digest });
-  const m = { schemaVersion: 2, mediaType: DOCKER_MANIFEST, config: desc(DOCKER_CONFIG, config), layers: layers.map((l) => desc(DOCKER_LAYER, l)) };
+  const m = {
+    schemaVersion: 2,
+    mediaType: DOCKER_MANIFEST,
+    config: desc(DOCKER_CONFIG, config),
+    layers: layers.map((l) => desc(DOCKER_LAYER, l)),
+  };
   return blob(Buffer.from(JSON.stringify(m, null, 3)));
 }
 
@@ -74,15 +79,29 @@ export async function seedGcRoot(root: string, repos: number, blobs: number): Pr
   const files = new Map<string, Buffer | string>();
   const v2 = join(root, 'docker/registry/v2');
   const hex = (d: string) => d.slice('sha256:'.length);
-  const putBlob = (b: Blob) => files.set(join(v2, 'blobs/sha256', hex(b.digest).slice(0, 2), hex(b.digest), 'data'), b.bytes);
+  const putBlob = (b: Blob) =>
+    files.set(join(v2, 'blobs/sha256', hex(b.digest).slice(0, 2), hex(b.digest), 'data'), b.bytes);
   const link = (path: string, d: string) => files.set(join(v2, 'repositories', path), d);
   const repoName = (i: number) => `bench/gc/r${String(i).padStart(6, '0')}`;
   const base = Array.from({ length: pool }, (_, i) => blob(bytesFor(`pool ${i}`)));
   base.forEach(putBlob);
   let untaggedOnly = 0;
   const image = (repo: string, i: number, label: string, own: number) => {
-    const layers = [base[i % pool]!, ...Array.from({ length: own }, (_, j) => blob(bytesFor(`${repo} ${label} layer ${j}`)))];
-    const config = blob(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', created: label, repo, rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) } })));
+    const layers = [
+      base[i % pool]!,
+      ...Array.from({ length: own }, (_, j) => blob(bytesFor(`${repo} ${label} layer ${j}`))),
+    ];
+    const config = blob(
+      Buffer.from(
+        JSON.stringify({
+          architecture: 'amd64',
+          os: 'linux',
+          created: label,
+          repo,
+          rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) },
+        }),
+      ),
+    );
     const manifest = manifestOf(config, layers);
     for (const b of [manifest, config, ...layers]) putBlob(b);
     for (const b of [config, ...layers]) link(`${repo}/_layers/sha256/${hex(b.digest)}/link`, b.digest);
@@ -111,7 +130,14 @@ export async function seedGcRoot(root: string, repos: number, blobs: number): Pr
     await mkdir(join(path, '..'), { recursive: true });
     await writeFile(path, content);
   });
-  return { root, repositories: repos, blobs, orphans, untaggedOnly, sample: { repository: repoName(0), tag: 'latest', mediaType: DOCKER_MANIFEST } };
+  return {
+    root,
+    repositories: repos,
+    blobs,
+    orphans,
+    untaggedOnly,
+    sample: { repository: repoName(0), tag: 'latest', mediaType: DOCKER_MANIFEST },
+  };
 }
 
 /** Blobs under `root` that still have their data. */

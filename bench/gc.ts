@@ -25,7 +25,9 @@ export interface GcSizes {
 
 /** Sizes of a full run and of --quick, with the command line's overrides. */
 export function gcSizes(quick: boolean, repos?: string, blobs?: string): GcSizes {
-  const s = quick ? { repos: 30, blobs: 400, smallFraction: 0.5, serveSeconds: 2, serveConnections: 16 } : { repos: 10_000, blobs: 100_000, smallFraction: 0.25, serveSeconds: 10, serveConnections: 16 };
+  const s = quick
+    ? { repos: 30, blobs: 400, smallFraction: 0.5, serveSeconds: 2, serveConnections: 16 }
+    : { repos: 10_000, blobs: 100_000, smallFraction: 0.25, serveSeconds: 10, serveConnections: 16 };
   if (repos) s.repos = Number(repos);
   if (blobs) s.blobs = Number(blobs);
   return s;
@@ -50,14 +52,39 @@ export const GC_METRICS: MetricInfo[] = [
   { id: 'gc.untagged.perblob', label: 'gc: sweep with -m, RSS per extra blob', unit: 'B/blob', better: 'lower' },
   { id: 'gc.serve.idle.p50', label: 'gc: manifest GET p50, no collection running', unit: 'ms', better: 'lower' },
   { id: 'gc.serve.idle.p99', label: 'gc: manifest GET p99, no collection running', unit: 'ms', better: 'lower' },
-  { id: 'gc.serve.during.p50', label: 'gc: manifest GET p50 during passes (Dist: no online GC)', unit: 'ms', better: 'lower' },
-  { id: 'gc.serve.during.p99', label: 'gc: manifest GET p99 during passes (Dist: no online GC)', unit: 'ms', better: 'lower' },
-  { id: 'gc.serve.during.ratio', label: 'gc: p99 during passes / p99 without (Dist: none)', unit: '×', better: 'lower' },
-  { id: 'gc.serve.passes', label: 'gc: passes finished during the GET window (Dist: none)', unit: 'passes', better: 'higher' },
+  {
+    id: 'gc.serve.during.p50',
+    label: 'gc: manifest GET p50 during passes (Dist: no online GC)',
+    unit: 'ms',
+    better: 'lower',
+  },
+  {
+    id: 'gc.serve.during.p99',
+    label: 'gc: manifest GET p99 during passes (Dist: no online GC)',
+    unit: 'ms',
+    better: 'lower',
+  },
+  {
+    id: 'gc.serve.during.ratio',
+    label: 'gc: p99 during passes / p99 without (Dist: none)',
+    unit: '×',
+    better: 'lower',
+  },
+  {
+    id: 'gc.serve.passes',
+    label: 'gc: passes finished during the GET window (Dist: none)',
+    unit: 'passes',
+    better: 'higher',
+  },
 ];
 
 /** Rows only Sluice has: Distribution 2.8.2 collects only offline. */
-export const GC_SLUICE_ONLY = new Set(['gc.serve.during.p50', 'gc.serve.during.p99', 'gc.serve.during.ratio', 'gc.serve.passes']);
+export const GC_SLUICE_ONLY = new Set([
+  'gc.serve.during.p50',
+  'gc.serve.during.p99',
+  'gc.serve.during.ratio',
+  'gc.serve.passes',
+]);
 
 /** The two seeded roots every round copies. */
 export interface GcBench {
@@ -81,12 +108,19 @@ export function canRunGc(): boolean {
  */
 export async function prepareGc(base: string, sizes: GcSizes, log: (m: string) => void): Promise<GcBench> {
   const dir = await mkdtemp(join(base, 'sluice-bench-gc-'));
-  const small = { repos: Math.max(1, Math.round(sizes.repos * sizes.smallFraction)), blobs: Math.round(sizes.blobs * sizes.smallFraction) };
-  log(`gc: writing ${sizes.repos} repositories and ${sizes.blobs} blobs into the layout (and ${small.repos}/${small.blobs} for the second scale)`);
+  const small = {
+    repos: Math.max(1, Math.round(sizes.repos * sizes.smallFraction)),
+    blobs: Math.round(sizes.blobs * sizes.smallFraction),
+  };
+  log(
+    `gc: writing ${sizes.repos} repositories and ${sizes.blobs} blobs into the layout (and ${small.repos}/${small.blobs} for the second scale)`,
+  );
   const t = performance.now();
   const full = await seedGcRoot(join(dir, 'full'), sizes.repos, sizes.blobs);
   const smallRoot = await seedGcRoot(join(dir, 'small'), small.repos, small.blobs);
-  log(`gc: seeded in ${((performance.now() - t) / 1000).toFixed(1)} s (${full.orphans} orphan blobs, ${full.untaggedOnly} more under -m)`);
+  log(
+    `gc: seeded in ${((performance.now() - t) / 1000).toFixed(1)} s (${full.orphans} orphan blobs, ${full.untaggedOnly} more under -m)`,
+  );
   return { sizes, full, small: smallRoot, work: dir, stop: () => removeTree(dir) };
 }
 
@@ -107,31 +141,60 @@ function runQuiet(cmd: string, args: string[]): Promise<void> {
     let err = '';
     child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
     child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${err}`))));
+    child.on('close', (code) =>
+      code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${err}`)),
+    );
   });
 }
 
 /** One collector run on `root`: wall time from spawn to exit (the command as an operator runs it) and peak RSS. */
-async function runCollector(kind: ServerKind, root: string, mode: Mode, dir: string, opts: ServerOptions): Promise<{ seconds: number; cpuSeconds: number; rssMiB: number }> {
+async function runCollector(
+  kind: ServerKind,
+  root: string,
+  mode: Mode,
+  dir: string,
+  opts: ServerOptions,
+): Promise<{ seconds: number; cpuSeconds: number; rssMiB: number }> {
   const cfg = join(dir, `gc-${kind}.yml`);
-  await writeFile(cfg, `version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: ${root}}, delete: {enabled: true}}\n`);
-  const flags = kind === 'sluice' ? (mode === 'dry' ? ['--dry-run'] : ['--grace', '0s']) : mode === 'dry' ? ['--dry-run'] : [];
+  await writeFile(
+    cfg,
+    `version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: ${root}}, delete: {enabled: true}}\n`,
+  );
+  const flags =
+    kind === 'sluice' ? (mode === 'dry' ? ['--dry-run'] : ['--grace', '0s']) : mode === 'dry' ? ['--dry-run'] : [];
   if (mode === 'untagged') flags.push('-m');
   const cmd =
     kind === 'sluice'
-      ? [process.execPath, ...(opts.nodeArgs ?? []), opts.sluiceBin ?? new URL('../../bin/sluice.js', import.meta.url).pathname, 'gc', cfg, ...flags]
+      ? [
+          process.execPath,
+          ...(opts.nodeArgs ?? []),
+          opts.sluiceBin ?? new URL('../../bin/sluice.js', import.meta.url).pathname,
+          'gc',
+          cfg,
+          ...flags,
+        ]
       : ['docker-registry', 'garbage-collect', ...flags, cfg];
   const timeFile = join(dir, `time-${kind}.txt`);
   const t = performance.now();
   await runQuiet('/usr/bin/time', ['-f', '%M %U %S', '-o', timeFile, ...cmd]);
   const seconds = (performance.now() - t) / 1000;
   // GNU time: maximum resident set size in KiB, user and system seconds (the last line; earlier ones may be notes).
-  const [kib, user, system] = readFileSync(timeFile, 'utf8').trim().split('\n').pop()!.split(' ').map(Number) as [number, number, number];
+  const [kib, user, system] = readFileSync(timeFile, 'utf8').trim().split('\n').pop()!.split(' ').map(Number) as [
+    number,
+    number,
+    number,
+  ];
   return { seconds, cpuSeconds: user + system, rssMiB: kib / 1024 };
 }
 
 /** The gc rows for one kind of registry, one round. */
-export async function gcWorkloads(kind: ServerKind, bench: GcBench, out: Sample, opts: ServerOptions, log: (m: string) => void): Promise<void> {
+export async function gcWorkloads(
+  kind: ServerKind,
+  bench: GcBench,
+  out: Sample,
+  opts: ServerOptions,
+  log: (m: string) => void,
+): Promise<void> {
   const dir = join(bench.work, `run-${kind}`);
   await mkdir(dir, { recursive: true });
   const copy = join(dir, 'root');
@@ -153,7 +216,9 @@ export async function gcWorkloads(kind: ServerKind, bench: GcBench, out: Sample,
       out[`gc.${mode}.rss`] = r.rssMiB;
       out[`gc.${mode}.left`] = left;
       const expected = bench.full.blobs - garbage;
-      log(`gc: ${kind} ${mode}: ${r.seconds.toFixed(2)} s, ${r.rssMiB.toFixed(1)} MiB, ${left} blobs left of ${bench.full.blobs} (expected ${expected})${left === expected ? '' : ' — MISMATCH'}`);
+      log(
+        `gc: ${kind} ${mode}: ${r.seconds.toFixed(2)} s, ${r.rssMiB.toFixed(1)} MiB, ${left} blobs left of ${bench.full.blobs} (expected ${expected})${left === expected ? '' : ' — MISMATCH'}`,
+      );
     }
     const smallDry = await runCollector(kind, bench.small.root, 'dry', dir, opts);
     await copyRoot(bench.small.root, copy);
@@ -163,7 +228,8 @@ export async function gcWorkloads(kind: ServerKind, bench: GcBench, out: Sample,
     const extra = bench.full.blobs - bench.small.blobs;
     out['gc.dry.perblob'] = ((dry.rssMiB - smallDry.rssMiB) * MiB) / extra;
     out['gc.untagged.perblob'] = ((out['gc.untagged.rss']! - smallSweep.rssMiB) * MiB) / extra;
-    if ((await countBlobs(bench.full.root)) !== bench.full.blobs) throw new Error('gc bench: a dry run or a copy changed the seeded root');
+    if ((await countBlobs(bench.full.root)) !== bench.full.blobs)
+      throw new Error('gc bench: a dry run or a copy changed the seeded root');
     await serveRows(kind, bench, copy, out, opts);
   } finally {
     await removeTree(dir);
@@ -182,14 +248,23 @@ async function passesSoFar(url: string): Promise<{ count: number; seconds: numbe
  * (Distribution has only this), then, for Sluice, in a server whose passes run back to back (interval 1s,
  * grace 0s, delete-untagged: the first passes record and sweep the garbage, later ones mark the whole root).
  */
-async function serveRows(kind: ServerKind, bench: GcBench, copy: string, out: Sample, opts: ServerOptions): Promise<void> {
+async function serveRows(
+  kind: ServerKind,
+  bench: GcBench,
+  copy: string,
+  out: Sample,
+  opts: ServerOptions,
+): Promise<void> {
   const { sample } = bench.full;
   const { serveSeconds, serveConnections } = bench.sizes;
   await copyRoot(bench.full.root, copy);
   const storage = (gc: string) => `{filesystem: {rootdirectory: ${copy}}, delete: {enabled: true}${gc}}`;
   const measure = async (s: BenchServer, seconds: number) => {
-    const r = await load(`${s.url}/v2/${sample.repository}/manifests/${sample.tag}`, 'GET', serveConnections, seconds, { accept: sample.mediaType });
-    if (r.errors > 0 || r.requests === 0) throw new Error(`gc serve (${kind}): ${r.errors} errors, ${r.requests} answered`);
+    const r = await load(`${s.url}/v2/${sample.repository}/manifests/${sample.tag}`, 'GET', serveConnections, seconds, {
+      accept: sample.mediaType,
+    });
+    if (r.errors > 0 || r.requests === 0)
+      throw new Error(`gc serve (${kind}): ${r.errors} errors, ${r.requests} answered`);
     return r;
   };
   const idle = await startServer(kind, { ...opts, storage: storage('') });
@@ -202,7 +277,10 @@ async function serveRows(kind: ServerKind, bench: GcBench, copy: string, out: Sa
     await idle.stop();
   }
   if (kind !== 'sluice') return;
-  const busy = await startServer(kind, { ...opts, storage: storage(', gc: {enabled: true, interval: 1s, grace: 0s, deleteuntagged: true}') });
+  const busy = await startServer(kind, {
+    ...opts,
+    storage: storage(', gc: {enabled: true, interval: 1s, grace: 0s, deleteuntagged: true}'),
+  });
   try {
     // The first pass starts one interval after the start, inside this warm-up.
     await measure(busy, 1.5);

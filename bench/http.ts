@@ -3,7 +3,11 @@ import { request } from 'undici';
 import type { DataFile } from './data.js';
 
 /** Throws with the response text when a status is not the expected one. */
-async function expectStatus(what: string, res: { statusCode: number; body: { text(): Promise<string> } }, ...ok: number[]): Promise<void> {
+async function expectStatus(
+  what: string,
+  res: { statusCode: number; body: { text(): Promise<string> } },
+  ...ok: number[]
+): Promise<void> {
   if (!ok.includes(res.statusCode)) {
     const text = await res.body.text().catch(() => '');
     throw new Error(`${what}: HTTP ${res.statusCode} ${text.slice(0, 300)}`);
@@ -21,7 +25,10 @@ function withDigest(location: string, digest: string): string {
 
 /** Starts an upload session; returns its absolute Location. */
 export async function startUpload(base: string, repo: string): Promise<string> {
-  const res = await request(`${base}/v2/${repo}/blobs/uploads/`, { method: 'POST', headers: { 'content-length': '0' } });
+  const res = await request(`${base}/v2/${repo}/blobs/uploads/`, {
+    method: 'POST',
+    headers: { 'content-length': '0' },
+  });
   await expectStatus('POST upload', res, 202);
   await res.body.dump();
   return new URL(headerOf(res.headers, 'location'), base).toString();
@@ -46,7 +53,11 @@ export async function pushChunked(base: string, repo: string, file: DataFile, ch
     const end = Math.min(file.size, start + chunkSize) - 1;
     const res = await request(location, {
       method: 'PATCH',
-      headers: { 'content-type': 'application/octet-stream', 'content-length': String(end - start + 1), 'content-range': `${start}-${end}` },
+      headers: {
+        'content-type': 'application/octet-stream',
+        'content-length': String(end - start + 1),
+        'content-range': `${start}-${end}`,
+      },
       body: createReadStream(file.path, { start, end, highWaterMark: 1 << 20 }),
     });
     await expectStatus('PATCH chunk', res, 202);
@@ -81,7 +92,12 @@ export async function pullBlob(base: string, repo: string, digest: string, size:
 }
 
 /** GETs a manifest; resolves with its bytes and the digest the server announced. */
-export async function getManifest(base: string, repo: string, reference: string, accept: string): Promise<{ bytes: Buffer; digest: string }> {
+export async function getManifest(
+  base: string,
+  repo: string,
+  reference: string,
+  accept: string,
+): Promise<{ bytes: Buffer; digest: string }> {
   const res = await request(`${base}/v2/${repo}/manifests/${reference}`, { method: 'GET', headers: { accept } });
   await expectStatus(`GET manifest ${repo}:${reference}`, res, 200);
   const bytes = Buffer.from(await res.body.arrayBuffer());
@@ -89,7 +105,13 @@ export async function getManifest(base: string, repo: string, reference: string,
 }
 
 /** PUTs a manifest under a tag. */
-export async function putManifest(base: string, repo: string, tag: string, bytes: Buffer, mediaType: string): Promise<void> {
+export async function putManifest(
+  base: string,
+  repo: string,
+  tag: string,
+  bytes: Buffer,
+  mediaType: string,
+): Promise<void> {
   const res = await request(`${base}/v2/${repo}/manifests/${tag}`, {
     method: 'PUT',
     headers: { 'content-type': mediaType, 'content-length': String(bytes.length) },
@@ -100,7 +122,11 @@ export async function putManifest(base: string, repo: string, tag: string, bytes
 }
 
 /** Follows a paginated list (`Link: <...>; rel="next"`) to its end; resolves with the entries and page count. */
-export async function walkPages(base: string, firstPath: string, field: 'tags' | 'repositories'): Promise<{ entries: number; pages: number }> {
+export async function walkPages(
+  base: string,
+  firstPath: string,
+  field: 'tags' | 'repositories',
+): Promise<{ entries: number; pages: number }> {
   let next: string | undefined = firstPath;
   let entries = 0;
   let pages = 0;

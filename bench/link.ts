@@ -67,8 +67,10 @@ setInterval(() => {
   const all = [...lanes];
   // Capped lanes share the budget in turn, starting at a different one each tick, so connections get fair shares.
   const capped = all.filter((l) => l.capped);
-  for (let i = 0; i < capped.length && budget > 0; i++) budget -= capped[(rotate + i) % capped.length]!.release(now, Math.ceil(budget / (capped.length - i)));
-  for (let i = 0; i < capped.length && budget > 0; i++) budget -= capped[(rotate + i) % capped.length]!.release(now, Math.floor(budget));
+  for (let i = 0; i < capped.length && budget > 0; i++)
+    budget -= capped[(rotate + i) % capped.length]!.release(now, Math.ceil(budget / (capped.length - i)));
+  for (let i = 0; i < capped.length && budget > 0; i++)
+    budget -= capped[(rotate + i) % capped.length]!.release(now, Math.floor(budget));
   rotate++;
   for (const l of all) if (!l.capped) l.release(now, Infinity);
 }, TICK_MS).unref();

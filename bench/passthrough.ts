@@ -20,8 +20,18 @@ const DOCKER = existsSync('/usr/local/bin/docker') ? '/usr/local/bin/docker' : '
 /** The rows this workload fills. */
 export const PASSTHROUGH_METRICS: MetricInfo[] = [
   // The Distribution column of these rows is `docker save NAME | docker load`, one image at a time.
-  { id: 'passthrough.first', label: 'passthrough: 5 images sharing a base into an empty daemon (Dist column: save|load per image)', unit: 's', better: 'lower' },
-  { id: 'passthrough.again', label: 'passthrough: second run, nothing new (Dist column: save|load per image again)', unit: 's', better: 'lower' },
+  {
+    id: 'passthrough.first',
+    label: 'passthrough: 5 images sharing a base into an empty daemon (Dist column: save|load per image)',
+    unit: 's',
+    better: 'lower',
+  },
+  {
+    id: 'passthrough.again',
+    label: 'passthrough: second run, nothing new (Dist column: save|load per image again)',
+    unit: 's',
+    better: 'lower',
+  },
 ];
 
 /** Sizes of the passthrough images. */
@@ -55,7 +65,20 @@ async function startDaemon(dir: string): Promise<Daemon> {
   const log = openSync(join(dir, 'dockerd.log'), 'w');
   const child: ChildProcess = spawn(
     'dockerd',
-    ['--storage-driver=vfs', '--iptables=false', '--ip6tables=false', '--bridge=none', '--data-root', join(dir, 'data'), '--exec-root', join(dir, 'exec'), '--pidfile', join(dir, 'pid'), '--host', `unix://${socket}`],
+    [
+      '--storage-driver=vfs',
+      '--iptables=false',
+      '--ip6tables=false',
+      '--bridge=none',
+      '--data-root',
+      join(dir, 'data'),
+      '--exec-root',
+      join(dir, 'exec'),
+      '--pidfile',
+      join(dir, 'pid'),
+      '--host',
+      `unix://${socket}`,
+    ],
     { stdio: ['ignore', log, log] },
   );
   closeSync(log);
@@ -68,7 +91,8 @@ async function startDaemon(dir: string): Promise<Daemon> {
     }
   };
   for (let i = 0; i < 300 && child.exitCode === null; i++) {
-    if (existsSync(socket) && spawnSync(DOCKER, ['-H', host, 'version'], { stdio: 'ignore' }).status === 0) return { host, stop };
+    if (existsSync(socket) && spawnSync(DOCKER, ['-H', host, 'version'], { stdio: 'ignore' }).status === 0)
+      return { host, stop };
     await new Promise((r) => setTimeout(r, 100));
   }
   await stop();
@@ -97,7 +121,10 @@ async function layerTar(name: string, bytes: number): Promise<Buffer> {
 async function writeArchive(file: string, sizes: PassthroughSizes): Promise<string[]> {
   const out = tar.pack();
   const written = pipeline(out, createWriteStream(file));
-  const add = (name: string, data: Buffer) => new Promise<void>((res, rej) => out.entry({ name, size: data.length, mtime: new Date(0) }, data, (e) => (e ? rej(e) : res())));
+  const add = (name: string, data: Buffer) =>
+    new Promise<void>((res, rej) =>
+      out.entry({ name, size: data.length, mtime: new Date(0) }, data, (e) => (e ? rej(e) : res())),
+    );
   const base = await layerTar('base.bin', sizes.baseBytes);
   const baseId = sha256(base);
   await add(`${baseId}/layer.tar`, base);
@@ -166,12 +193,16 @@ function seconds(fn: () => void): number {
 /** Per-image save|load as the box does it (present images skipped as it does, by `docker image inspect`). */
 function saveLoad(b: PassthroughBench): void {
   for (const n of b.names) {
-    sh(`${DOCKER} -H ${b.inner.host} image inspect ${n} >/dev/null 2>&1 || ${DOCKER} -H ${b.host.host} save ${n} | ${DOCKER} -H ${b.inner.host} load -q`);
+    sh(
+      `${DOCKER} -H ${b.inner.host} image inspect ${n} >/dev/null 2>&1 || ${DOCKER} -H ${b.host.host} save ${n} | ${DOCKER} -H ${b.inner.host} load -q`,
+    );
   }
 }
 
 function passthrough(b: PassthroughBench): void {
-  sh(`${JSON.stringify(process.execPath)} ${SLUICE_BIN} passthrough --mode all --from ${b.host.host} --to ${b.inner.host} --images 'bench/**'`);
+  sh(
+    `${JSON.stringify(process.execPath)} ${SLUICE_BIN} passthrough --mode all --from ${b.host.host} --to ${b.inner.host} --images 'bench/**'`,
+  );
 }
 
 /** One round: the box's way and Sluice's, each into an emptied target, then each again with nothing new. */
@@ -182,11 +213,19 @@ export function passthroughWorkloads(b: PassthroughBench, sluice: Sample, baseli
   clear(b);
   sluice['passthrough.first'] = seconds(() => passthrough(b));
   sluice['passthrough.again'] = seconds(() => passthrough(b));
-  const got = spawnSync(DOCKER, ['-H', b.inner.host, 'images', '--format', '{{.Repository}}:{{.Tag}}'], { encoding: 'utf8' }).stdout.trim().split('\n').sort();
-  if (got.join(' ') !== [...b.names].sort().join(' ')) throw new Error(`passthrough left ${got.join(' ')} in the target, expected ${b.names.join(' ')}`);
+  const got = spawnSync(DOCKER, ['-H', b.inner.host, 'images', '--format', '{{.Repository}}:{{.Tag}}'], {
+    encoding: 'utf8',
+  })
+    .stdout.trim()
+    .split('\n')
+    .sort();
+  if (got.join(' ') !== [...b.names].sort().join(' '))
+    throw new Error(`passthrough left ${got.join(' ')} in the target, expected ${b.names.join(' ')}`);
 }
 
 /** Sizes: quick runs keep the images small. */
 export function passthroughSizes(quick: boolean): PassthroughSizes {
-  return quick ? { images: 5, baseBytes: 16 * MiB, ownBytes: 2 * MiB } : { images: 5, baseBytes: 256 * MiB, ownBytes: 16 * MiB };
+  return quick
+    ? { images: 5, baseBytes: 16 * MiB, ownBytes: 2 * MiB }
+    : { images: 5, baseBytes: 256 * MiB, ownBytes: 16 * MiB };
 }

@@ -25,7 +25,8 @@ const top = Number(topText ?? 30);
 const prof = JSON.parse(readFileSync(file, 'utf8')) as Profile;
 const byId = new Map(prof.nodes.map((n) => [n.id, n]));
 const selfUs = new Map<number, number>();
-for (let i = 0; i < prof.samples.length; i++) selfUs.set(prof.samples[i]!, (selfUs.get(prof.samples[i]!) ?? 0) + (prof.timeDeltas[i] ?? 0));
+for (let i = 0; i < prof.samples.length; i++)
+  selfUs.set(prof.samples[i]!, (selfUs.get(prof.samples[i]!) ?? 0) + (prof.timeDeltas[i] ?? 0));
 const total = prof.endTime - prof.startTime;
 
 function short(url: string): string {
@@ -39,7 +40,9 @@ for (const [id, us] of selfUs) {
   const f = n.callFrame;
   const key = `${f.functionName || '(anonymous)'} ${short(f.url)}:${f.lineNumber + 1}`;
   fns.set(key, (fns.get(key) ?? 0) + us);
-  const fk = f.url ? short(f.url).replace(/^(node_modules\/(@[^/]+\/)?[^/]+).*/, '$1') : `(${f.functionName || 'native'})`;
+  const fk = f.url
+    ? short(f.url).replace(/^(node_modules\/(@[^/]+\/)?[^/]+).*/, '$1')
+    : `(${f.functionName || 'native'})`;
   files.set(fk, (files.get(fk) ?? 0) + us);
 }
 const pct = (us: number) => `${((100 * us) / total).toFixed(1).padStart(5)}%`;

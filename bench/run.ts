@@ -8,7 +8,13 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { CLI_METRICS, cliRound, prepareCli, type CliBench } from './cli.js';
 import { cacheLinkWorkloads, cacheWorkloads, prepareCache, type CacheBench } from './cache.js';
-import { PASSTHROUGH_METRICS, passthroughSizes, passthroughWorkloads, preparePassthrough, type PassthroughBench } from './passthrough.js';
+import {
+  PASSTHROUGH_METRICS,
+  passthroughSizes,
+  passthroughWorkloads,
+  preparePassthrough,
+  type PassthroughBench,
+} from './passthrough.js';
 import { logSizes, randomFile, writeImageLayout } from './data.js';
 import { EVENTS_METRICS, eventsInProcess, eventsRound, prepareEvents, type EventsBench } from './events.js';
 import { canRunGc, GC_METRICS, gcSizes, gcWorkloads, prepareGc, type GcBench } from './gc.js';
@@ -19,11 +25,32 @@ import { prepareSync, syncRound, type SyncBench } from './sync.js';
 import { prepareTrust, trustInProcess, trustMetrics, trustRound, type TrustBench } from './trust.js';
 import { UI_METRICS, uiRound } from './ui.js';
 import { KEYLESS_METRICS, keylessInProcess } from './trust-keyless.js';
-import { blobWorkloads, listingWorkloads, manifestWorkloads, skopeoWorkloads, type BenchPlan, type Sample } from './workloads.js';
+import {
+  blobWorkloads,
+  listingWorkloads,
+  manifestWorkloads,
+  skopeoWorkloads,
+  type BenchPlan,
+  type Sample,
+} from './workloads.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
-const GROUPS = ['blob', 'manifest', 'listing', 'skopeo', 'cache', 's3', 'sync', 'passthrough', 'trust', 'gc', 'cli', 'events', 'ui'] as const;
+const GROUPS = [
+  'blob',
+  'manifest',
+  'listing',
+  'skopeo',
+  'cache',
+  's3',
+  'sync',
+  'passthrough',
+  'trust',
+  'gc',
+  'cli',
+  'events',
+  'ui',
+] as const;
 type Group = (typeof GROUPS)[number];
 
 const USAGE = `usage: npm run bench -- [--quick] [--rounds N] [--out FILE] [--workloads ${GROUPS.join(',')}]
@@ -86,7 +113,8 @@ const haveDistribution = hasCommand('docker-registry');
 const haveSkopeo = hasCommand('skopeo');
 const wanted = (args.servers?.split(',') ?? ['sluice', 'distribution']) as ServerKind[];
 const kinds = wanted.filter((k) => k === 'sluice' || (k === 'distribution' && haveDistribution));
-if (!haveDistribution) process.stderr.write('bench: docker-registry (Distribution) is not installed; measuring Sluice alone\n');
+if (!haveDistribution)
+  process.stderr.write('bench: docker-registry (Distribution) is not installed; measuring Sluice alone\n');
 if (!haveSkopeo && groups.has('skopeo')) {
   process.stderr.write('bench: skopeo is not installed; skipping the skopeo workload\n');
   groups.delete('skopeo');
@@ -95,11 +123,30 @@ if (groups.has('gc') && !canRunGc()) {
   process.stderr.write('bench: /usr/bin/time (GNU time) is not installed; skipping the gc workload\n');
   groups.delete('gc');
 }
-if (!haveSkopeo && groups.has('sync')) process.stderr.write('bench: skopeo is not installed; the sync workload runs Sluice alone\n');
+if (!haveSkopeo && groups.has('sync'))
+  process.stderr.write('bench: skopeo is not installed; the sync workload runs Sluice alone\n');
 
 const sizes = quick
-  ? { bigBlob: 8 * MiB, chunkSize: 1 * MiB, parallelBlob: 2 * MiB, parallelCount: 4, manifestSeconds: 1, tags: 200, repos: 200, layers: logSizes(20, 1024, 1 * MiB) }
-  : { bigBlob: GiB, chunkSize: 32 * MiB, parallelBlob: 256 * MiB, parallelCount: 4, manifestSeconds: 10, tags: 10_000, repos: 10_000, layers: logSizes(20, 1024, 100 * MiB) };
+  ? {
+      bigBlob: 8 * MiB,
+      chunkSize: 1 * MiB,
+      parallelBlob: 2 * MiB,
+      parallelCount: 4,
+      manifestSeconds: 1,
+      tags: 200,
+      repos: 200,
+      layers: logSizes(20, 1024, 1 * MiB),
+    }
+  : {
+      bigBlob: GiB,
+      chunkSize: 32 * MiB,
+      parallelBlob: 256 * MiB,
+      parallelCount: 4,
+      manifestSeconds: 10,
+      tags: 10_000,
+      repos: 10_000,
+      layers: logSizes(20, 1024, 100 * MiB),
+    };
 // The link rows put the upstream behind 40 MiB/s (about 335 Mbit/s) and a 20 ms round trip: an office's way to Docker Hub.
 const cacheLink = { mibPerSecond: Number(args['link-rate'] ?? 40), delayMs: Number(args['link-rtt'] ?? 20) / 2 };
 const cacheSizes = quick
@@ -129,7 +176,8 @@ try {
   log(`generating random data in ${work}`);
   const bigBlob = await randomFile(join(work, 'big.bin'), sizes.bigBlob);
   const parallelBlobs = [];
-  for (let i = 0; i < sizes.parallelCount; i++) parallelBlobs.push(await randomFile(join(work, `par-${i}.bin`), sizes.parallelBlob));
+  for (let i = 0; i < sizes.parallelCount; i++)
+    parallelBlobs.push(await randomFile(join(work, `par-${i}.bin`), sizes.parallelBlob));
   const imageLayout = join(work, 'image');
   const image = groups.has('skopeo') ? await writeImageLayout(imageLayout, sizes.layers) : { totalBytes: 0 };
   const plan: BenchPlan = {
@@ -161,7 +209,8 @@ try {
   if (groups.has('passthrough')) {
     log('passthrough: starting two dockerds and loading the host images');
     passthroughBench = await preparePassthrough(work, passthroughSizes(quick));
-    if (!passthroughBench) log('passthrough: dockerd or the docker CLI is not installed; skipping the passthrough workload');
+    if (!passthroughBench)
+      log('passthrough: dockerd or the docker CLI is not installed; skipping the passthrough workload');
   }
   if (groups.has('trust') && kinds.includes('sluice')) trustBench = await prepareTrust(work);
   if (groups.has('cli')) {
@@ -169,7 +218,8 @@ try {
     cliBench = await prepareCli(work, haveDistribution ? 'distribution' : 'sluice', quick ? 3 : 10);
   }
   if (groups.has('events')) eventsBench = await prepareEvents();
-  if (groups.has('gc')) gcBench = await prepareGc(args['gc-dir'] ? resolve(args['gc-dir']) : tmpdir(), gcBenchSizes, log);
+  if (groups.has('gc'))
+    gcBench = await prepareGc(args['gc-dir'] ? resolve(args['gc-dir']) : tmpdir(), gcBenchSizes, log);
   // The cache, s3, sync, passthrough, trust, gc, cli, events and ui workloads start servers of their own; the plain server is started only for the others.
   const own = new Set<Group>(['cache', 's3', 'sync', 'passthrough', 'trust', 'gc', 'cli', 'events', 'ui']);
   const plainGroups = [...groups].filter((g) => !own.has(g));
@@ -216,22 +266,40 @@ try {
     if (trustBench) {
       log(`round ${round + 1}/${rounds}: trust`);
       const profDir = args['cpu-prof'] ? resolve(args['cpu-prof']) : undefined;
-      await trustRound(trustBench, round, connections, sizes.manifestSeconds, (samples.sluice[round] ??= {}), (samples.distribution[round] ??= {}), {
-        ...(profDir ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] } : {}),
-        ...(args['sluice-bin'] ? { sluiceBin: resolve(args['sluice-bin']) } : {}),
-      });
+      await trustRound(
+        trustBench,
+        round,
+        connections,
+        sizes.manifestSeconds,
+        (samples.sluice[round] ??= {}),
+        (samples.distribution[round] ??= {}),
+        {
+          ...(profDir ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] } : {}),
+          ...(args['sluice-bin'] ? { sluiceBin: resolve(args['sluice-bin']) } : {}),
+        },
+      );
       await trustInProcess(trustBench, sizes.manifestSeconds, samples.sluice[round]!, samples.distribution[round]!);
       await keylessInProcess(sizes.manifestSeconds, samples.sluice[round]!, samples.distribution[round]!);
     }
     // Start-up and idle memory: each Sluice command beside the tool it is compared with (named in each row).
     if (cliBench) {
       log(`round ${round + 1}/${rounds}: cli`);
-      await cliRound(cliBench, (samples.sluice[round] ??= {}), (samples.distribution[round] ??= {}), args['sluice-bin'] ? { sluiceBin: resolve(args['sluice-bin']) } : {});
+      await cliRound(
+        cliBench,
+        (samples.sluice[round] ??= {}),
+        (samples.distribution[round] ??= {}),
+        args['sluice-bin'] ? { sluiceBin: resolve(args['sluice-bin']) } : {},
+      );
     }
     // Sluice with both endpoints against Sluice with none, in one process: the Distribution column holds the latter.
     if (eventsBench && kinds.includes('sluice')) {
       log(`round ${round + 1}/${rounds}: events in process`);
-      await eventsInProcess(eventsBench, sizes.manifestSeconds, (samples.sluice[round] ??= {}), (samples.distribution[round] ??= {}));
+      await eventsInProcess(
+        eventsBench,
+        sizes.manifestSeconds,
+        (samples.sluice[round] ??= {}),
+        (samples.distribution[round] ??= {}),
+      );
     }
     // The web UI's API and pages over 10,000 repositories and 10,000 tags (1,000 each with --quick): Sluice only.
     if (groups.has('ui') && kinds.includes('sluice')) {
@@ -245,7 +313,17 @@ try {
     }
   }
 
-  const metrics = [...metricCatalog(connections), ...S3_METRICS, ...PASSTHROUGH_METRICS, ...trustMetrics(connections), ...KEYLESS_METRICS, ...GC_METRICS, ...CLI_METRICS, ...EVENTS_METRICS, ...UI_METRICS].filter((m) => samples.sluice.some((s) => m.id in s) || samples.distribution.some((s) => m.id in s));
+  const metrics = [
+    ...metricCatalog(connections),
+    ...S3_METRICS,
+    ...PASSTHROUGH_METRICS,
+    ...trustMetrics(connections),
+    ...KEYLESS_METRICS,
+    ...GC_METRICS,
+    ...CLI_METRICS,
+    ...EVENTS_METRICS,
+    ...UI_METRICS,
+  ].filter((m) => samples.sluice.some((s) => m.id in s) || samples.distribution.some((s) => m.id in s));
   const rows = summarize(metrics, samples);
   const results: BenchResults = {
     date: new Date().toISOString(),

@@ -26,7 +26,9 @@ export interface S3Sizes {
 
 /** Sizes of a full run and of --quick. */
 export function s3Sizes(quick: boolean): S3Sizes {
-  return quick ? { blobBytes: 8 * MiB, chunkBytes: 2 * MiB, pullsPerNode: 2 } : { blobBytes: 256 * MiB, chunkBytes: 16 * MiB, pullsPerNode: 2 };
+  return quick
+    ? { blobBytes: 8 * MiB, chunkBytes: 2 * MiB, pullsPerNode: 2 }
+    : { blobBytes: 256 * MiB, chunkBytes: 16 * MiB, pullsPerNode: 2 };
 }
 
 /** The rows of the s3 workload, in table order. */
@@ -39,7 +41,12 @@ export const S3_METRICS: MetricInfo[] = [
   { id: 's3.s3rver.busy', label: 's3: s3rver CPU during the 2-node pull', unit: '% core', better: 'lower' },
   { id: 's3.rss.push', label: 's3: node RSS during pushes (highest)', unit: 'MiB', better: 'lower' },
   { id: 's3.rss.pull', label: 's3: node RSS during pulls (highest, first node)', unit: 'MiB', better: 'lower' },
-  { id: 's3.push.parallel', label: 's3: blob push, 4 in parallel (monolithic), aggregate', unit: 'MiB/s', better: 'higher' },
+  {
+    id: 's3.push.parallel',
+    label: 's3: blob push, 4 in parallel (monolithic), aggregate',
+    unit: 'MiB/s',
+    better: 'higher',
+  },
   { id: 's3.rss.push4', label: 's3: node RSS during 4 parallel pushes (highest)', unit: 'MiB', better: 'lower' },
 ];
 
@@ -80,12 +87,18 @@ async function startS3rver(bucket: string): Promise<{ child: ChildProcess; endpo
 function storageYaml(kind: ServerKind, b: { endpoint: string; bucket: string }, root: string): string {
   const s3 = `{accesskey: ${ACCESS}, secretkey: ${ACCESS}, region: us-east-1, regionendpoint: "${b.endpoint}", bucket: ${b.bucket}, rootdirectory: ${root}, secure: false, v4auth: true}`;
   // Distribution's s3 driver answers blob GETs with a redirect to the bucket by default; bytes through the node are what is compared.
-  return kind === 'distribution' ? `{s3: ${s3}, delete: {enabled: true}, redirect: {disable: true}}` : `{s3: ${s3}, delete: {enabled: true}}`;
+  return kind === 'distribution'
+    ? `{s3: ${s3}, delete: {enabled: true}, redirect: {disable: true}}`
+    : `{s3: ${s3}, delete: {enabled: true}}`;
 }
 
 function nodeOptions(kind: ServerKind, b: S3Bench, root: string, opts: ServerOptions): ServerOptions {
   // Distribution 2.8.2's s3 driver panics at start when AWS_CA_BUNDLE is set (it may be, here); empty counts as unset.
-  return { ...opts, storage: storageYaml(kind, b, root), ...(kind === 'distribution' ? { env: { ...opts.env, AWS_CA_BUNDLE: '' } } : {}) };
+  return {
+    ...opts,
+    storage: storageYaml(kind, b, root),
+    ...(kind === 'distribution' ? { env: { ...opts.env, AWS_CA_BUNDLE: '' } } : {}),
+  };
 }
 
 /** Starts the s3rver child and writes the random blob. */
@@ -129,11 +142,14 @@ export async function s3Workloads(kind: ServerKind, b: S3Bench, out: Sample, opt
     await probe(a);
     const push = await sampleRss(a, async () => {
       out['s3.push.monolithic'] = size / MiB / ((await timed(() => pushMonolithic(a.url, repo, b.blob))) / 1000);
-      out['s3.push.chunked'] = size / MiB / ((await timed(() => pushChunked(a.url, 'bench/s3-chunked', b.blob, b.sizes.chunkBytes))) / 1000);
+      out['s3.push.chunked'] =
+        size / MiB / ((await timed(() => pushChunked(a.url, 'bench/s3-chunked', b.blob, b.sizes.chunkBytes))) / 1000);
     });
     out['s3.rss.push'] = push.maxRss / MiB;
     // The blob four times at once into four repositories: four upload sessions, each with its own parts in flight.
-    const par = await sampleRss(a, () => timed(() => Promise.all([0, 1, 2, 3].map((i) => pushMonolithic(a.url, `bench/s3-par-${i}`, b.blob)))));
+    const par = await sampleRss(a, () =>
+      timed(() => Promise.all([0, 1, 2, 3].map((i) => pushMonolithic(a.url, `bench/s3-par-${i}`, b.blob)))),
+    );
     out['s3.push.parallel'] = (size * 4) / MiB / (par.value / 1000);
     out['s3.rss.push4'] = par.maxRss / MiB;
     const cpu = a.cpuMs();
@@ -145,7 +161,13 @@ export async function s3Workloads(kind: ServerKind, b: S3Bench, out: Sample, opt
     const nodes = [a, second];
     const s3rverCpu = b.s3rverCpuMs();
     const both = await sampleRss(a, () =>
-      timed(() => Promise.all(nodes.flatMap((n) => Array.from({ length: b.sizes.pullsPerNode }, () => pullBlob(n.url, repo, b.blob.digest, size))))),
+      timed(() =>
+        Promise.all(
+          nodes.flatMap((n) =>
+            Array.from({ length: b.sizes.pullsPerNode }, () => pullBlob(n.url, repo, b.blob.digest, size)),
+          ),
+        ),
+      ),
     );
     out['s3.pull.twonodes'] = (size * nodes.length * b.sizes.pullsPerNode) / MiB / (both.value / 1000);
     out['s3.s3rver.busy'] = ((b.s3rverCpuMs() - s3rverCpu) / both.value) * 100;

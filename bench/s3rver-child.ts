@@ -12,7 +12,13 @@ const bucket = process.argv[2] ?? 'reg';
 // `--multipart`: answer the multipart calls s3rver lacks, so that Distribution can push.
 const multipart = process.argv.includes('--multipart');
 const dir = await mkdtemp(join(tmpdir(), 'sluice-bench-s3-'));
-const server = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: dir, configureBuckets: [{ name: bucket }] });
+const server = new S3rver({
+  port: 0,
+  address: '127.0.0.1',
+  silent: true,
+  directory: dir,
+  configureBuckets: [{ name: bucket }],
+});
 const addr = await server.run();
 const s = server as unknown as { httpServer: Server; store: S3rverStore };
 if (multipart) addMultipartCalls(s.httpServer, s.store);

@@ -24,7 +24,10 @@ function sendXml(res: ServerResponse, body: string): void {
   res.writeHead(200, { 'content-type': 'application/xml', 'content-length': bytes.length }).end(bytes);
 }
 
-async function uploadsOf(store: S3rverStore, bucket: string): Promise<{ dir: string; id: string; key: string; initiated: Date }[]> {
+async function uploadsOf(
+  store: S3rverStore,
+  bucket: string,
+): Promise<{ dir: string; id: string; key: string; initiated: Date }[]> {
   const root = store.getResourcePath(bucket, undefined, 'uploads');
   const ids = await readdir(root).catch(() => [] as string[]);
   const out = [];
@@ -41,13 +44,23 @@ async function listParts(dir: string): Promise<{ n: number; size: number; etag: 
   for (const name of await readdir(dir)) {
     if (!/^\d+$/.test(name)) continue;
     const st = await stat(join(dir, name));
-    parts.push({ n: Number(name), size: st.size, etag: (await readFile(join(dir, `${name}.md5`), 'utf8').catch(() => '')).trim(), modified: st.mtime });
+    parts.push({
+      n: Number(name),
+      size: st.size,
+      etag: (await readFile(join(dir, `${name}.md5`), 'utf8').catch(() => '')).trim(),
+      modified: st.mtime,
+    });
   }
   return parts.sort((a, b) => a.n - b.n);
 }
 
 /** Copies bytes `[first, last]` of an object into a part file, with the md5 s3rver keeps beside each part. */
-async function copyPart(store: S3rverStore, source: string, range: string | undefined, partFile: string): Promise<string> {
+async function copyPart(
+  store: S3rverStore,
+  source: string,
+  range: string | undefined,
+  partFile: string,
+): Promise<string> {
   const src = decodeURIComponent(source.replace(/^\//, '').split('?')[0]!);
   const slash = src.indexOf('/');
   const file = store.getResourcePath(src.slice(0, slash), src.slice(slash + 1), 'object');
@@ -69,8 +82,16 @@ async function handle(store: S3rverStore, req: IncomingMessage, res: ServerRespo
   if (req.method === 'GET' && !key && q.has('uploads')) {
     const prefix = q.get('prefix') ?? '';
     const ups = (await uploadsOf(store, bucket)).filter((u) => u.key.startsWith(prefix));
-    const items = ups.map((u) => `<Upload><Key>${xmlEscape(u.key)}</Key><UploadId>${u.id}</UploadId><Initiated>${u.initiated.toISOString()}</Initiated></Upload>`).join('');
-    sendXml(res, `<ListMultipartUploadsResult xmlns="${XMLNS}"><Bucket>${bucket}</Bucket><KeyMarker></KeyMarker><UploadIdMarker></UploadIdMarker><Prefix>${xmlEscape(prefix)}</Prefix><MaxUploads>1000</MaxUploads><IsTruncated>false</IsTruncated>${items}</ListMultipartUploadsResult>`);
+    const items = ups
+      .map(
+        (u) =>
+          `<Upload><Key>${xmlEscape(u.key)}</Key><UploadId>${u.id}</UploadId><Initiated>${u.initiated.toISOString()}</Initiated></Upload>`,
+      )
+      .join('');
+    sendXml(
+      res,
+      `<ListMultipartUploadsResult xmlns="${XMLNS}"><Bucket>${bucket}</Bucket><KeyMarker></KeyMarker><UploadIdMarker></UploadIdMarker><Prefix>${xmlEscape(prefix)}</Prefix><MaxUploads>1000</MaxUploads><IsTruncated>false</IsTruncated>${items}</ListMultipartUploadsResult>`,
+    );
     return true;
   }
   const uploadId = q.get('uploadId');
@@ -78,16 +99,32 @@ async function handle(store: S3rverStore, req: IncomingMessage, res: ServerRespo
   const dir = join(store.getResourcePath(bucket, undefined, 'uploads'), uploadId);
   if (req.method === 'GET') {
     const parts = await listParts(dir);
-    const items = parts.map((p) => `<Part><PartNumber>${p.n}</PartNumber><LastModified>${p.modified.toISOString()}</LastModified><ETag>"${p.etag}"</ETag><Size>${p.size}</Size></Part>`).join('');
-    sendXml(res, `<ListPartsResult xmlns="${XMLNS}"><Bucket>${bucket}</Bucket><Key>${xmlEscape(key)}</Key><UploadId>${uploadId}</UploadId><PartNumberMarker>0</PartNumberMarker><NextPartNumberMarker>${parts.at(-1)?.n ?? 0}</NextPartNumberMarker><MaxParts>1000</MaxParts><IsTruncated>false</IsTruncated>${items}</ListPartsResult>`);
+    const items = parts
+      .map(
+        (p) =>
+          `<Part><PartNumber>${p.n}</PartNumber><LastModified>${p.modified.toISOString()}</LastModified><ETag>"${p.etag}"</ETag><Size>${p.size}</Size></Part>`,
+      )
+      .join('');
+    sendXml(
+      res,
+      `<ListPartsResult xmlns="${XMLNS}"><Bucket>${bucket}</Bucket><Key>${xmlEscape(key)}</Key><UploadId>${uploadId}</UploadId><PartNumberMarker>0</PartNumberMarker><NextPartNumberMarker>${parts.at(-1)?.n ?? 0}</NextPartNumberMarker><MaxParts>1000</MaxParts><IsTruncated>false</IsTruncated>${items}</ListPartsResult>`,
+    );
     return true;
   }
   const source = req.headers['x-amz-copy-source'];
   if (req.method === 'PUT' && typeof source === 'string' && q.has('partNumber')) {
     req.resume();
     const range = req.headers['x-amz-copy-source-range'];
-    const etag = await copyPart(store, source, typeof range === 'string' ? range : undefined, join(dir, String(Number(q.get('partNumber')))));
-    sendXml(res, `<CopyPartResult xmlns="${XMLNS}"><LastModified>${new Date().toISOString()}</LastModified><ETag>"${etag}"</ETag></CopyPartResult>`);
+    const etag = await copyPart(
+      store,
+      source,
+      typeof range === 'string' ? range : undefined,
+      join(dir, String(Number(q.get('partNumber')))),
+    );
+    sendXml(
+      res,
+      `<CopyPartResult xmlns="${XMLNS}"><LastModified>${new Date().toISOString()}</LastModified><ETag>"${etag}"</ETag></CopyPartResult>`,
+    );
     return true;
   }
   if (req.method === 'DELETE') {

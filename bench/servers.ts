@@ -107,18 +107,41 @@ export async function startServer(kind: ServerKind, opts: ServerOptions = {}): P
   let child: ChildProcess;
   if (kind === 'sluice') {
     const cfg = join(dir, 'config.yml');
-    await writeFile(cfg, `log: {level: error}\nstorage: ${storage}\nhttp: {addr: "${host}"}\n${opts.extraConfig ?? ''}`);
+    await writeFile(
+      cfg,
+      `log: {level: error}\nstorage: ${storage}\nhttp: {addr: "${host}"}\n${opts.extraConfig ?? ''}`,
+    );
     const rootArgs = opts.storage ? [] : ['--root', root];
-    child = spawn(process.execPath, [...(opts.nodeArgs ?? []), opts.sluiceBin ?? join(repoRoot, 'bin/sluice.js'), 'serve', '--config', cfg, '--addr', host, ...rootArgs], {
-      cwd: dir,
-      env: { ...process.env, SLUICE_LOG_LEVEL: 'error', ...opts.env },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    child = spawn(
+      process.execPath,
+      [
+        ...(opts.nodeArgs ?? []),
+        opts.sluiceBin ?? join(repoRoot, 'bin/sluice.js'),
+        'serve',
+        '--config',
+        cfg,
+        '--addr',
+        host,
+        ...rootArgs,
+      ],
+      {
+        cwd: dir,
+        env: { ...process.env, SLUICE_LOG_LEVEL: 'error', ...opts.env },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
   } else {
     const cfg = join(dir, 'config.yml');
     const log = opts.accessLog ? '{level: error, accesslog: {disabled: false}}' : '{level: error}';
-    await writeFile(cfg, `version: 0.1\nlog: ${log}\nstorage: ${storage}\nhttp: {addr: "${host}"}\n${opts.extraConfig ?? ''}`);
-    child = spawn('docker-registry', ['serve', cfg], { cwd: dir, env: { ...process.env, ...opts.env }, stdio: ['ignore', opts.accessLog ? 'pipe' : 'ignore', 'pipe'] });
+    await writeFile(
+      cfg,
+      `version: 0.1\nlog: ${log}\nstorage: ${storage}\nhttp: {addr: "${host}"}\n${opts.extraConfig ?? ''}`,
+    );
+    child = spawn('docker-registry', ['serve', cfg], {
+      cwd: dir,
+      env: { ...process.env, ...opts.env },
+      stdio: ['ignore', opts.accessLog ? 'pipe' : 'ignore', 'pipe'],
+    });
     if (opts.accessLog && child.stdout) createInterface({ input: child.stdout }).on('line', opts.accessLog);
   }
   let err = '';
@@ -157,7 +180,11 @@ export async function startServer(kind: ServerKind, opts: ServerOptions = {}): P
 }
 
 /** Samples a server's VmRSS while `fn` runs; resolves with fn's result and the highest sample. */
-export async function sampleRss<T>(server: BenchServer, fn: () => Promise<T>, everyMs = 50): Promise<{ value: T; maxRss: number }> {
+export async function sampleRss<T>(
+  server: BenchServer,
+  fn: () => Promise<T>,
+  everyMs = 50,
+): Promise<{ value: T; maxRss: number }> {
   let max = server.rss();
   const timer = setInterval(() => {
     max = Math.max(max, server.rss());

@@ -86,22 +86,45 @@ function classify(method: string, url: string): RequestClass {
   return 'other';
 }
 
-const emptyCounts = (): Record<RequestClass, number> => ({ 'HEAD manifests': 0, 'GET manifests': 0, 'GET blobs': 0, 'GET tags': 0, 'GET ping': 0, other: 0 });
+const emptyCounts = (): Record<RequestClass, number> => ({
+  'HEAD manifests': 0,
+  'GET manifests': 0,
+  'GET blobs': 0,
+  'GET tags': 0,
+  'GET ping': 0,
+  other: 0,
+});
 
 /** Starts a counting proxy on 127.0.0.1 in front of `target` (`127.0.0.1:PORT`), reusing its upstream connections. */
 async function startCountingProxy(target: string): Promise<CountingProxy> {
   const [hostname, port] = target.split(':');
   const agent = new Agent({ keepAlive: true, maxSockets: 64 });
-  const proxy: CountingProxy = { host: '', counts: emptyCounts(), bytes: 0, reset: () => undefined, close: async () => undefined };
+  const proxy: CountingProxy = {
+    host: '',
+    counts: emptyCounts(),
+    bytes: 0,
+    reset: () => undefined,
+    close: async () => undefined,
+  };
   const server: Server = createServer((req, res) => {
     proxy.counts[classify(req.method ?? '', req.url ?? '')]++;
     proxy.firstAt ??= performance.now();
-    const out = request({ hostname, port: Number(port), agent, method: req.method, path: req.url, headers: { ...req.headers, host: target } }, (up) => {
-      res.writeHead(up.statusCode ?? 502, up.headers);
-      up.on('data', (d: Buffer) => (proxy.bytes += d.length));
-      up.on('end', () => (proxy.lastAt = performance.now()));
-      up.pipe(res);
-    });
+    const out = request(
+      {
+        hostname,
+        port: Number(port),
+        agent,
+        method: req.method,
+        path: req.url,
+        headers: { ...req.headers, host: target },
+      },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.on('data', (d: Buffer) => (proxy.bytes += d.length));
+        up.on('end', () => (proxy.lastAt = performance.now()));
+        up.pipe(res);
+      },
+    );
     out.on('error', () => res.destroy());
     req.pipe(out);
   });
@@ -153,15 +176,30 @@ export async function prepareSync(dir: string, sizes: SyncSizes, kind: ServerKin
     }
     // One push at a time: Distribution can lose a blob's link when two sessions upload it to one repository at once.
     for (const j of jobs) {
-      const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Labels: { image: `${j.repo}:${j.tag}` } }, rootfs: { type: 'layers', diff_ids: j.layers.map((l) => l.diffId) } }));
+      const config = Buffer.from(
+        JSON.stringify({
+          architecture: 'amd64',
+          os: 'linux',
+          config: { Labels: { image: `${j.repo}:${j.tag}` } },
+          rootfs: { type: 'layers', diff_ids: j.layers.map((l) => l.diffId) },
+        }),
+      );
       for (const l of j.layers) await pushBytes(upstream.url, j.repo, l.bytes, sha256(l.bytes));
       await pushBytes(upstream.url, j.repo, config, sha256(config));
       const manifest = Buffer.from(
         JSON.stringify({
           schemaVersion: 2,
           mediaType: OCI_MANIFEST,
-          config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
-          layers: j.layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: sha256(l.bytes), size: l.bytes.length })),
+          config: {
+            mediaType: 'application/vnd.oci.image.config.v1+json',
+            digest: sha256(config),
+            size: config.length,
+          },
+          layers: j.layers.map((l) => ({
+            mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+            digest: sha256(l.bytes),
+            size: l.bytes.length,
+          })),
         }),
       );
       await putManifest(upstream.url, j.repo, j.tag, manifest, OCI_MANIFEST);
@@ -173,7 +211,13 @@ export async function prepareSync(dir: string, sizes: SyncSizes, kind: ServerKin
     const yaml = join(dir, 'sync.yml');
     await writeFile(
       yaml,
-      [`${proxy.host}:`, '  tls-verify: false', '  images:', ...[...byRepo].map(([repo, tags]) => `    ${repo}: [${tags.map((t) => `"${t}"`).join(', ')}]`), ''].join('\n'),
+      [
+        `${proxy.host}:`,
+        '  tls-verify: false',
+        '  images:',
+        ...[...byRepo].map(([repo, tags]) => `    ${repo}: [${tags.map((t) => `"${t}"`).join(', ')}]`),
+        '',
+      ].join('\n'),
     );
     const p = proxy;
     return {
@@ -223,19 +267,61 @@ function runTool(cmd: string, args: string[]): Promise<{ stdout: string; cpuMs: 
 }
 
 /** The command line of one sync run of `tool` from the bench's YAML into `dest`. */
-function syncCommand(tool: SyncTool, bench: SyncBench, dest: BenchServer, state: string, opts: SyncToolOptions): [string, string[]] {
-  if (tool === 'skopeo') return ['skopeo', ['--insecure-policy', 'sync', '--src', 'yaml', '--dest', 'docker', '--dest-tls-verify=false', bench.yaml, `${dest.host}/mirror`]];
+function syncCommand(
+  tool: SyncTool,
+  bench: SyncBench,
+  dest: BenchServer,
+  state: string,
+  opts: SyncToolOptions,
+): [string, string[]] {
+  if (tool === 'skopeo')
+    return [
+      'skopeo',
+      [
+        '--insecure-policy',
+        'sync',
+        '--src',
+        'yaml',
+        '--dest',
+        'docker',
+        '--dest-tls-verify=false',
+        bench.yaml,
+        `${dest.host}/mirror`,
+      ],
+    ];
   const bin = opts.sluiceBin ?? join(repoRoot, 'bin/sluice.js');
-  return [process.execPath, [...(opts.nodeArgs ?? []), bin, 'sync', '--src', 'yaml', bench.yaml, '--dest', `docker://${dest.host}/mirror`, '--dest-tls-verify=false', '--state', state, '--json']];
+  return [
+    process.execPath,
+    [
+      ...(opts.nodeArgs ?? []),
+      bin,
+      'sync',
+      '--src',
+      'yaml',
+      bench.yaml,
+      '--dest',
+      `docker://${dest.host}/mirror`,
+      '--dest-tls-verify=false',
+      '--state',
+      state,
+      '--json',
+    ],
+  ];
 }
 
 /** Checks that the destination holds every image under skopeo's name for it (`mirror/<last segment>`), with the upstream's digest. */
 async function checkMirrored(bench: SyncBench, dest: BenchServer): Promise<void> {
   await inPool(bench.images, 8, async (img) => {
     const name = `mirror/${img.repo.slice(img.repo.lastIndexOf('/') + 1)}`;
-    const res = await fetch(`${dest.url}/v2/${name}/manifests/${img.tag}`, { method: 'HEAD', headers: { accept: OCI_MANIFEST } });
+    const res = await fetch(`${dest.url}/v2/${name}/manifests/${img.tag}`, {
+      method: 'HEAD',
+      headers: { accept: OCI_MANIFEST },
+    });
     const digest = res.headers.get('docker-content-digest');
-    if (res.status !== 200 || digest !== img.digest) throw new Error(`sync: ${dest.kind} destination has ${name}:${img.tag} as ${res.status} ${digest}, expected ${img.digest}`);
+    if (res.status !== 200 || digest !== img.digest)
+      throw new Error(
+        `sync: ${dest.kind} destination has ${name}:${img.tag} as ${res.status} ${digest}, expected ${img.digest}`,
+      );
   });
 }
 
@@ -249,7 +335,10 @@ function checkNothingCopied(tool: SyncTool, stdout: string): void {
   if (tool !== 'sluice') return;
   const runs = JSON.parse(stdout) as { copied: string[]; moved: string[] }[];
   const changed = runs.flatMap((r) => [...r.copied, ...r.moved]);
-  if (changed.length > 0) throw new Error(`sync: the re-sync copied ${changed.length} images although nothing had moved: ${changed.slice(0, 5).join(', ')}`);
+  if (changed.length > 0)
+    throw new Error(
+      `sync: the re-sync copied ${changed.length} images although nothing had moved: ${changed.slice(0, 5).join(', ')}`,
+    );
 }
 
 /**
@@ -257,7 +346,12 @@ function checkNothingCopied(tool: SyncTool, stdout: string): void {
  * state folder; the first sync (timed, then checked digest by digest), then a re-sync with nothing changed
  * upstream (timed, with the requests it sent upstream counted by kind).
  */
-export async function syncWorkloads(tool: SyncTool, bench: SyncBench, out: Sample, opts: SyncToolOptions = {}): Promise<void> {
+export async function syncWorkloads(
+  tool: SyncTool,
+  bench: SyncBench,
+  out: Sample,
+  opts: SyncToolOptions = {},
+): Promise<void> {
   const dest = await startServer(bench.upstream.kind);
   const state = await mkdtemp(join(bench.dir, `sync-state-${tool}-`));
   try {
@@ -309,28 +403,48 @@ const TICK_SECONDS = 3;
 
 interface JobRecord {
   tags?: Record<string, string>;
-  lastRun?: { startedAt: string; finishedAt: string; ok: boolean; copied: string[]; moved: string[]; errors: { image: string; error: string }[] };
+  lastRun?: {
+    startedAt: string;
+    finishedAt: string;
+    ok: boolean;
+    copied: string[];
+    moved: string[];
+    errors: { image: string; error: string }[];
+  };
 }
 
 /** The jobs' state files (what `sluice sync status` reads): the digests mirrored so far and the last run. */
 async function jobRecords(root: string, jobs: string[]): Promise<JobRecord[]> {
   const out: JobRecord[] = [];
   for (const j of jobs) {
-    const text = await readFile(join(root, 'docker/registry/v2/_sluice/sync', `${j}.json`), 'utf8').catch(() => undefined);
+    const text = await readFile(join(root, 'docker/registry/v2/_sluice/sync', `${j}.json`), 'utf8').catch(
+      () => undefined,
+    );
     out.push(text ? (JSON.parse(text) as JobRecord) : {});
   }
   return out;
 }
 
 /** Polls the jobs' records until `done` says so; on timeout, throws with what the last runs reported. */
-async function waitForRecords(root: string, jobs: string[], timeoutMs: number, what: string, done: (r: JobRecord[]) => boolean): Promise<JobRecord[]> {
+async function waitForRecords(
+  root: string,
+  jobs: string[],
+  timeoutMs: number,
+  what: string,
+  done: (r: JobRecord[]) => boolean,
+): Promise<JobRecord[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const records = await jobRecords(root, jobs);
     if (done(records)) return records;
     if (Date.now() > deadline) {
-      const errors = records.flatMap((r) => r.lastRun?.errors ?? []).slice(0, 3).map((e) => `${e.image}: ${e.error}`);
-      throw new Error(`sync: the scheduled jobs did not ${what} within ${timeoutMs} ms${errors.length ? ` (errors: ${errors.join('; ')})` : ''}`);
+      const errors = records
+        .flatMap((r) => r.lastRun?.errors ?? [])
+        .slice(0, 3)
+        .map((e) => `${e.image}: ${e.error}`);
+      throw new Error(
+        `sync: the scheduled jobs did not ${what} within ${timeoutMs} ms${errors.length ? ` (errors: ${errors.join('; ')})` : ''}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -346,18 +460,30 @@ async function scheduledResync(bench: SyncBench, out: Sample, opts: SyncToolOpti
   const repos = [...new Set(bench.images.map((i) => i.repo))];
   const tags = [...new Set(bench.images.map((i) => i.tag))];
   const jobs = repos.map((r) => r.replace(/[^a-z0-9-]+/g, '-'));
-  const mirrors = repos.map((r, i) => `  - {name: ${jobs[i]}, images: ["${bench.proxy.host}/${r}"], tags: {include: [${tags.map((t) => JSON.stringify(t)).join(', ')}]}, cron: "*/${TICK_SECONDS} * * * * *"}`);
+  const mirrors = repos.map(
+    (r, i) =>
+      `  - {name: ${jobs[i]}, images: ["${bench.proxy.host}/${r}"], tags: {include: [${tags.map((t) => JSON.stringify(t)).join(', ')}]}, cron: "*/${TICK_SECONDS} * * * * *"}`,
+  );
   const serve = await startServer('sluice', {
     ...(opts.nodeArgs ? { nodeArgs: opts.nodeArgs } : {}),
     ...(opts.sluiceBin ? { sluiceBin: opts.sluiceBin } : {}),
-    extraConfig: [`upstreams: {"${bench.proxy.host}": {url: "http://${bench.proxy.host}"}}`, 'flows: [{images: ["**"]}]', 'mirrors:', ...mirrors, ''].join('\n'),
+    extraConfig: [
+      `upstreams: {"${bench.proxy.host}": {url: "http://${bench.proxy.host}"}}`,
+      'flows: [{images: ["**"]}]',
+      'mirrors:',
+      ...mirrors,
+      '',
+    ].join('\n'),
   });
   try {
     // However many runs it takes (the first tick may come while the server starts), wait until every image
     // is mirrored and each job has finished a run without errors.
     await waitForRecords(serve.root, jobs, RUN_TIMEOUT_MS, 'mirror every image', (records) => {
       const have = records.reduce((n, r) => n + Object.keys(r.tags ?? {}).length, 0);
-      return have === bench.images.length && records.every((r) => r.lastRun?.ok && Date.parse(r.lastRun.finishedAt) >= Date.parse(r.lastRun.startedAt));
+      return (
+        have === bench.images.length &&
+        records.every((r) => r.lastRun?.ok && Date.parse(r.lastRun.finishedAt) >= Date.parse(r.lastRun.startedAt))
+      );
     });
     // Runs start on the tick (every TICK_SECONDS, on the second) and a no-change one lasts a fraction of a
     // second: a second past a tick, none is under way, and the proxy's count starts clean for the next.
@@ -366,11 +492,21 @@ async function scheduledResync(bench: SyncBench, out: Sample, opts: SyncToolOpti
     const after = Math.max(...(await jobRecords(serve.root, jobs)).map((r) => Date.parse(r.lastRun!.finishedAt)));
     bench.proxy.reset();
     const cpu = serve.cpuMs();
-    const again = (await waitForRecords(serve.root, jobs, 60_000, 'run again', (records) => records.every((r) => r.lastRun && Date.parse(r.lastRun.startedAt) > after))).map((r) => r.lastRun!);
+    const again = (
+      await waitForRecords(serve.root, jobs, 60_000, 'run again', (records) =>
+        records.every((r) => r.lastRun && Date.parse(r.lastRun.startedAt) > after),
+      )
+    ).map((r) => r.lastRun!);
     const cpuMs = serve.cpuMs() - cpu;
     const changed = again.flatMap((r) => [...r.copied, ...r.moved]);
-    if (changed.length > 0 || !again.every((r) => r.ok)) throw new Error(`sync: a scheduled re-sync changed ${changed.length} images or failed although nothing had moved upstream`);
-    out['sync.scheduled.time'] = (Math.max(...again.map((r) => Date.parse(r.finishedAt))) - Math.min(...again.map((r) => Date.parse(r.startedAt)))) / 1000;
+    if (changed.length > 0 || !again.every((r) => r.ok))
+      throw new Error(
+        `sync: a scheduled re-sync changed ${changed.length} images or failed although nothing had moved upstream`,
+      );
+    out['sync.scheduled.time'] =
+      (Math.max(...again.map((r) => Date.parse(r.finishedAt))) -
+        Math.min(...again.map((r) => Date.parse(r.startedAt)))) /
+      1000;
     out['sync.scheduled.wire'] = wireSeconds(bench.proxy);
     out['sync.scheduled.cpu'] = cpuMs / 1000;
     out['sync.scheduled.requests'] = Object.values(bench.proxy.counts).reduce((a, b) => a + b, 0);
@@ -384,7 +520,13 @@ async function scheduledResync(bench: SyncBench, out: Sample, opts: SyncToolOpti
  * `sluice` column, skopeo's in the `distribution` column (the table's second column is the other tool).
  * Without skopeo only Sluice runs.
  */
-export async function syncRound(bench: SyncBench, round: number, samples: Record<ServerKind, Sample[]>, withSkopeo: boolean, opts: SyncToolOptions = {}): Promise<void> {
+export async function syncRound(
+  bench: SyncBench,
+  round: number,
+  samples: Record<ServerKind, Sample[]>,
+  withSkopeo: boolean,
+  opts: SyncToolOptions = {},
+): Promise<void> {
   const tools: SyncTool[] = withSkopeo ? (round % 2 === 0 ? ['sluice', 'skopeo'] : ['skopeo', 'sluice']) : ['sluice'];
   for (const tool of tools) {
     const column: ServerKind = tool === 'sluice' ? 'sluice' : 'distribution';

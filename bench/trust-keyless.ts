@@ -28,19 +28,48 @@ const FIX = fileURLToPath(new URL('../../test/sign/fixtures/', import.meta.url))
 
 /** The keyless rows, each against the same thing without trust (Dist column). */
 export const KEYLESS_METRICS: MetricInfo[] = [
-  { id: 'trust.keyless.cold-sig.us', label: 'trust: keyless .sig verified cold (public-good root, no cache), per signature (Dist column: none)', unit: 'µs', better: 'lower' },
-  { id: 'trust.keyless.cold-bundle.us', label: 'trust: keyless bundle v0.3 verified cold (public-good root, no cache), per signature (Dist column: none)', unit: 'µs', better: 'lower' },
-  { id: 'trust.keyless.inject.us', label: 'trust: warm manifest GET by tag in process (inject), keyless identity required (Dist column: same registry, trust off)', unit: 'µs', better: 'lower' },
-  { id: 'trust.keyless.check.us', label: 'trust: the warm keyless check alone (approval cached), per pull (Dist column: trust off)', unit: 'µs', better: 'lower' },
+  {
+    id: 'trust.keyless.cold-sig.us',
+    label: 'trust: keyless .sig verified cold (public-good root, no cache), per signature (Dist column: none)',
+    unit: 'µs',
+    better: 'lower',
+  },
+  {
+    id: 'trust.keyless.cold-bundle.us',
+    label: 'trust: keyless bundle v0.3 verified cold (public-good root, no cache), per signature (Dist column: none)',
+    unit: 'µs',
+    better: 'lower',
+  },
+  {
+    id: 'trust.keyless.inject.us',
+    label:
+      'trust: warm manifest GET by tag in process (inject), keyless identity required (Dist column: same registry, trust off)',
+    unit: 'µs',
+    better: 'lower',
+  },
+  {
+    id: 'trust.keyless.check.us',
+    label: 'trust: the warm keyless check alone (approval cached), per pull (Dist column: trust off)',
+    unit: 'µs',
+    better: 'lower',
+  },
 ];
 
 // The published signatures as discovery hands them over.
 function publishedCandidates(): { sig: SignatureCandidate; bundle: SignatureCandidate } {
-  const gha = JSON.parse(readFileSync(`${FIX}keyless/cosign-sig-github-actions.json`, 'utf8')) as { payload: string; sigManifest: { layers: { annotations: Record<string, string> }[] } };
+  const gha = JSON.parse(readFileSync(`${FIX}keyless/cosign-sig-github-actions.json`, 'utf8')) as {
+    payload: string;
+    sigManifest: { layers: { annotations: Record<string, string> }[] };
+  };
   const a = gha.sigManifest.layers[0]!.annotations;
   const sig: SignatureCandidate = {
-    kind: 'simple-signing', where: 'tag', id: digestOf(gha.payload), payload: Buffer.from(gha.payload),
-    signature: a['dev.cosignproject.cosign/signature']!, certificate: a['dev.sigstore.cosign/certificate']!, rekorBundle: a['dev.sigstore.cosign/bundle']!,
+    kind: 'simple-signing',
+    where: 'tag',
+    id: digestOf(gha.payload),
+    payload: Buffer.from(gha.payload),
+    signature: a['dev.cosignproject.cosign/signature']!,
+    certificate: a['dev.sigstore.cosign/certificate']!,
+    rekorBundle: a['dev.sigstore.cosign/bundle']!,
   };
   const bytes = readFileSync(`${FIX}cosign_oci-attestation.sigstore.json`);
   return { sig, bundle: { kind: 'bundle', where: 'referrer', id: digestOf(bytes), payload: bytes } };
@@ -71,7 +100,12 @@ export async function keylessInProcess(seconds: number, withRule: Sample, withou
     log: { level: 'silent' },
     http: { addr: '127.0.0.1:0', host: `http://${HOST}` },
     storage: { filesystem: { rootdirectory: join(dir, 'data') } },
-    trust: { roots: { bench: store.rootPath }, require: [{ images: [REPO], identities: [{ issuer: GITHUB_ISSUER, subjectRegExp }], roots: ['bench'], on: ['pull'] }] },
+    trust: {
+      roots: { bench: store.rootPath },
+      require: [
+        { images: [REPO], identities: [{ issuer: GITHUB_ISSUER, subjectRegExp }], roots: ['bench'], on: ['pull'] },
+      ],
+    },
   };
   const reg = buildRegistry({ config: validateConfig(raw).config, logger: false });
   try {
@@ -94,17 +128,26 @@ export async function keylessInProcess(seconds: number, withRule: Sample, withou
     const times: [number[], number[]] = [[], []];
     const deadline = performance.now() + seconds * 1000;
     for (let k = 0; performance.now() < deadline || k < 4; k++) {
-      for (const enforce of k % 2 === 0 ? [true, false] : [false, true]) times[enforce ? 0 : 1].push(await batch(enforce));
+      for (const enforce of k % 2 === 0 ? [true, false] : [false, true])
+        times[enforce ? 0 : 1].push(await batch(enforce));
     }
     reg.ctx.trust = trust;
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     withRule['trust.keyless.inject.us'] = median(times[0]);
     without['trust.keyless.inject.us'] = median(times[1]);
     const req = { method: 'GET', headers: { host: headers.host } } as unknown as FastifyRequest;
-    const served = { name: REPO as RepositoryName, reference: 'latest', digest, bytes: (await reg.ctx.repo(REPO as RepositoryName).getManifest(digest))!.bytes };
+    const served = {
+      name: REPO as RepositoryName,
+      reference: 'latest',
+      digest,
+      bytes: (await reg.ctx.repo(REPO as RepositoryName).getManifest(digest))!.bytes,
+    };
     await checkPull(reg.ctx, req, served);
     const checks = 20_000;
-    for (const [enforce, out] of [[true, withRule], [false, without]] as const) {
+    for (const [enforce, out] of [
+      [true, withRule],
+      [false, without],
+    ] as const) {
       reg.ctx.trust = enforce ? trust : undefined;
       const t = performance.now();
       for (let n = 0; n < checks; n++) await checkPull(reg.ctx, req, served);

@@ -35,9 +35,26 @@ export function trustMetrics(connections: number[]): MetricInfo[] {
     m.push({ id: `trust.get-tag.c${c}.cpu`, label: `${label}, server CPU per request`, unit: 'µs', better: 'lower' });
   }
   m.push(
-    { id: 'trust.inject.us', label: 'trust: warm manifest GET by tag in process (inject), signature required (Dist column: same registry, trust off)', unit: 'µs', better: 'lower' },
-    { id: 'trust.check.us', label: 'trust: the warm signature check alone (approval cached), per pull (Dist column: trust off)', unit: 'µs', better: 'lower' },
-    { id: 'trust.recheck.us', label: 'trust: a recheck once the approval expired (signatures read from storage, checks cached; Dist column: none)', unit: 'µs', better: 'lower' },
+    {
+      id: 'trust.inject.us',
+      label:
+        'trust: warm manifest GET by tag in process (inject), signature required (Dist column: same registry, trust off)',
+      unit: 'µs',
+      better: 'lower',
+    },
+    {
+      id: 'trust.check.us',
+      label: 'trust: the warm signature check alone (approval cached), per pull (Dist column: trust off)',
+      unit: 'µs',
+      better: 'lower',
+    },
+    {
+      id: 'trust.recheck.us',
+      label:
+        'trust: a recheck once the approval expired (signatures read from storage, checks cached; Dist column: none)',
+      unit: 'µs',
+      better: 'lower',
+    },
   );
   return m;
 }
@@ -65,7 +82,11 @@ const ENFORCING_HOST = 'registry.bench';
 
 function server(bench: TrustBench, required: boolean, opts: ServerOptions): Promise<BenchServer> {
   const env = required ? { ...opts.env, SLUICE_HTTP_HOST: `http://${ENFORCING_HOST}` } : opts.env;
-  return startServer('sluice', { ...opts, ...(env ? { env } : {}), extraConfig: `${opts.extraConfig ?? ''}${required ? trustYaml(bench) : ''}` });
+  return startServer('sluice', {
+    ...opts,
+    ...(env ? { env } : {}),
+    extraConfig: `${opts.extraConfig ?? ''}${required ? trustYaml(bench) : ''}`,
+  });
 }
 
 /** What seeding needs of a server: where it listens. */
@@ -84,7 +105,10 @@ async function getStatus(s: Seedable, tag: string): Promise<number> {
  */
 async function seed(bench: TrustBench, on: Seedable, off: Seedable): Promise<void> {
   await pushSmallImage(off.url, REPO, 'latest');
-  await signImage(`docker://${off.host}/${REPO}:latest`, bench.key, { identity: `${ENFORCING_HOST}/${REPO}:latest`, transport: { tlsVerify: false } });
+  await signImage(`docker://${off.host}/${REPO}:latest`, bench.key, {
+    identity: `${ENFORCING_HOST}/${REPO}:latest`,
+    transport: { tlsVerify: false },
+  });
   const src = await openSource(`docker://${off.host}/${REPO}:latest`, { tlsVerify: false });
   const dst = await openDestination(`docker://${on.host}/${REPO}:latest`, { tlsVerify: false });
   try {
@@ -93,18 +117,28 @@ async function seed(bench: TrustBench, on: Seedable, off: Seedable): Promise<voi
     await src.close();
     await dst.close();
   }
-  for (const s of [on, off]) if ((await getStatus(s, 'latest')) !== 200) throw new Error(`the signed image does not pull from ${s.url}`);
+  for (const s of [on, off])
+    if ((await getStatus(s, 'latest')) !== 200) throw new Error(`the signed image does not pull from ${s.url}`);
   // The rule must really be enforced: another tag of the same digest is not what was signed.
   await pushSmallImage(on.url, REPO, 'unsigned-probe');
   const refused = await getStatus(on, 'unsigned-probe');
-  if (refused !== 403) throw new Error(`an image the signature does not name pulled with ${refused}: the trust rule is not enforced`);
+  if (refused !== 403)
+    throw new Error(`an image the signature does not name pulled with ${refused}: the trust rule is not enforced`);
 }
 
 /**
  * One round: both servers up, then at each connection count the two are loaded one after the other
  * (which goes first alternates by round), so drift on a shared machine hits both alike.
  */
-export async function trustRound(bench: TrustBench, round: number, connections: number[], seconds: number, withRule: Sample, without: Sample, opts: ServerOptions = {}): Promise<void> {
+export async function trustRound(
+  bench: TrustBench,
+  round: number,
+  connections: number[],
+  seconds: number,
+  withRule: Sample,
+  without: Sample,
+  opts: ServerOptions = {},
+): Promise<void> {
   const on = await server(bench, true, opts);
   const off = await server(bench, false, opts).catch(async (e) => {
     await on.stop();
@@ -112,7 +146,16 @@ export async function trustRound(bench: TrustBench, round: number, connections: 
   });
   try {
     await seed(bench, on, off);
-    const pairs: [BenchServer, Sample][] = round % 2 === 0 ? [[off, without], [on, withRule]] : [[on, withRule], [off, without]];
+    const pairs: [BenchServer, Sample][] =
+      round % 2 === 0
+        ? [
+            [off, without],
+            [on, withRule],
+          ]
+        : [
+            [on, withRule],
+            [off, without],
+          ];
     for (const c of connections) {
       for (const [s, out] of pairs) {
         // A short warm-up so both measure the warm path (approvals cached, connections open).
@@ -120,7 +163,8 @@ export async function trustRound(bench: TrustBench, round: number, connections: 
         const cpu0 = s.cpuMs();
         const r = await load(`${s.url}/v2/${REPO}/manifests/latest`, 'GET', c, seconds, { accept: OCI_MANIFEST });
         out[`trust.get-tag.c${c}.cpu`] = ((s.cpuMs() - cpu0) * 1000) / Math.max(r.requests, 1);
-        if (r.errors > 0 || r.requests === 0) throw new Error(`trust GET at ${c} connections: ${r.errors} errors, ${r.requests} answered`);
+        if (r.errors > 0 || r.requests === 0)
+          throw new Error(`trust GET at ${c} connections: ${r.errors} errors, ${r.requests} answered`);
         out[`trust.get-tag.c${c}.rps`] = r.rps;
         out[`trust.get-tag.c${c}.p50`] = r.p50;
         out[`trust.get-tag.c${c}.p99`] = r.p99;
@@ -137,10 +181,23 @@ export async function trustRound(bench: TrustBench, round: number, connections: 
  * between alternating batches of 200 warm GETs through Fastify's inject, so whatever else the machine
  * does falls on both alike. Also times the warm check alone (`checkPull`, the approval lookup).
  */
-export async function trustInProcess(bench: TrustBench, seconds: number, withRule: Sample, without: Sample): Promise<void> {
-  const dirs = await Promise.all([mkdtemp(join(tmpdir(), 'sluice-bench-trust-')), mkdtemp(join(tmpdir(), 'sluice-bench-trust-'))]);
+export async function trustInProcess(
+  bench: TrustBench,
+  seconds: number,
+  withRule: Sample,
+  without: Sample,
+): Promise<void> {
+  const dirs = await Promise.all([
+    mkdtemp(join(tmpdir(), 'sluice-bench-trust-')),
+    mkdtemp(join(tmpdir(), 'sluice-bench-trust-')),
+  ]);
   const regs = dirs.map((dir, i) => {
-    const raw = { log: { level: 'silent' }, http: { addr: '127.0.0.1:0', ...(i === 0 ? { host: `http://${ENFORCING_HOST}` } : {}) }, storage: { filesystem: { rootdirectory: dir } }, ...(i === 0 ? parse(trustYaml(bench)) : {}) };
+    const raw = {
+      log: { level: 'silent' },
+      http: { addr: '127.0.0.1:0', ...(i === 0 ? { host: `http://${ENFORCING_HOST}` } : {}) },
+      storage: { filesystem: { rootdirectory: dir } },
+      ...(i === 0 ? parse(trustYaml(bench)) : {}),
+    };
     return buildRegistry({ config: validateConfig(raw).config, logger: false });
   });
   try {
@@ -167,7 +224,8 @@ export async function trustInProcess(bench: TrustBench, seconds: number, withRul
     const times: [number[], number[]] = [[], []];
     const deadline = performance.now() + seconds * 1000;
     for (let k = 0; performance.now() < deadline || k < 4; k++) {
-      for (const enforce of k % 2 === 0 ? [true, false] : [false, true]) times[enforce ? 0 : 1].push(await batch(enforce));
+      for (const enforce of k % 2 === 0 ? [true, false] : [false, true])
+        times[enforce ? 0 : 1].push(await batch(enforce));
     }
     reg.ctx.trust = trust;
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -176,7 +234,12 @@ export async function trustInProcess(bench: TrustBench, seconds: number, withRul
     // The check alone, warm: what a pull pays for enforcement once its approval is cached.
     const digest = (await reg.ctx.repo(REPO as RepositoryName).resolveTag('latest'))!;
     const req = { method: 'GET', headers: { host: on!.host } } as unknown as FastifyRequest;
-    const served = { name: REPO as RepositoryName, reference: 'latest', digest, bytes: (await reg.ctx.repo(REPO as RepositoryName).getManifest(digest))!.bytes };
+    const served = {
+      name: REPO as RepositoryName,
+      reference: 'latest',
+      digest,
+      bytes: (await reg.ctx.repo(REPO as RepositoryName).getManifest(digest))!.bytes,
+    };
     await checkPull(reg.ctx, req, served);
     const calls = 20_000;
     const t = performance.now();

@@ -43,12 +43,22 @@ export async function timed(fn: () => Promise<unknown>): Promise<number> {
 export async function blobWorkloads(s: BenchServer, plan: BenchPlan, out: Sample): Promise<void> {
   const big = plan.bigBlob;
   out['blob.push.monolithic'] = mibPerSecond(big.size, await timed(() => pushMonolithic(s.url, 'bench/mono', big)));
-  out['blob.push.chunked'] = mibPerSecond(big.size, await timed(() => pushChunked(s.url, 'bench/chunked', big, plan.chunkSize)));
+  out['blob.push.chunked'] = mibPerSecond(
+    big.size,
+    await timed(() => pushChunked(s.url, 'bench/chunked', big, plan.chunkSize)),
+  );
   const parBytes = plan.parallelBlobs.reduce((a, f) => a + f.size, 0);
-  const push = await sampleRss(s, () => timed(() => Promise.all(plan.parallelBlobs.map((f) => pushMonolithic(s.url, 'bench/parallel', f)))));
+  const push = await sampleRss(s, () =>
+    timed(() => Promise.all(plan.parallelBlobs.map((f) => pushMonolithic(s.url, 'bench/parallel', f)))),
+  );
   out['blob.push.parallel'] = mibPerSecond(parBytes, push.value);
-  out['blob.pull.single'] = mibPerSecond(big.size, await timed(() => pullBlob(s.url, 'bench/mono', big.digest, big.size)));
-  const pull = await sampleRss(s, () => timed(() => Promise.all(plan.parallelBlobs.map((f) => pullBlob(s.url, 'bench/parallel', f.digest, f.size)))));
+  out['blob.pull.single'] = mibPerSecond(
+    big.size,
+    await timed(() => pullBlob(s.url, 'bench/mono', big.digest, big.size)),
+  );
+  const pull = await sampleRss(s, () =>
+    timed(() => Promise.all(plan.parallelBlobs.map((f) => pullBlob(s.url, 'bench/parallel', f.digest, f.size)))),
+  );
   out['blob.pull.parallel'] = mibPerSecond(parBytes, pull.value);
   out['rss.parallel'] = Math.max(push.maxRss, pull.maxRss) / MiB;
   out['rss.peak'] = s.peakRss() / MiB;
@@ -59,9 +69,15 @@ function sha256(b: Buffer): string {
 }
 
 /** Pushes a one-layer image of a few bytes under `repo:tag`; resolves with the manifest's digest and config digest. */
-export async function pushSmallImage(base: string, repo: string, tag: string): Promise<{ manifest: string; config: string; layer: string }> {
+export async function pushSmallImage(
+  base: string,
+  repo: string,
+  tag: string,
+): Promise<{ manifest: string; config: string; layer: string }> {
   const layer = Buffer.from('sluice bench layer\n');
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha256(layer)] } }));
+  const config = Buffer.from(
+    JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha256(layer)] } }),
+  );
   await pushBytes(base, repo, layer, sha256(layer));
   await pushBytes(base, repo, config, sha256(config));
   const manifest = Buffer.from(
@@ -86,7 +102,8 @@ export async function manifestWorkloads(s: BenchServer, plan: BenchPlan, out: Sa
   for (const [name, method, url] of targets) {
     for (const c of plan.connections) {
       const r = await load(url, method, c, plan.manifestSeconds, { accept: OCI_MANIFEST });
-      if (r.errors > 0 || r.requests === 0) throw new Error(`manifest ${name} at ${c} connections: ${r.errors} errors, ${r.requests} answered`);
+      if (r.errors > 0 || r.requests === 0)
+        throw new Error(`manifest ${name} at ${c} connections: ${r.errors} errors, ${r.requests} answered`);
       out[`manifest.${name}.c${c}.rps`] = r.rps;
       out[`manifest.${name}.c${c}.p50`] = r.p50;
       out[`manifest.${name}.c${c}.p99`] = r.p99;
@@ -113,7 +130,12 @@ async function writeLink(path: string, digest: string): Promise<void> {
  * Writes tags and repositories straight into the storage root in Distribution's layout, which both
  * servers read as it is: pushing 10,000 repositories over HTTP would take longer than the walk it sets up.
  */
-async function seedListing(root: string, tagCount: number, repoCount: number, img: { manifest: string; config: string; layer: string }): Promise<void> {
+async function seedListing(
+  root: string,
+  tagCount: number,
+  repoCount: number,
+  img: { manifest: string; config: string; layer: string },
+): Promise<void> {
   const repos = join(root, 'docker/registry/v2/repositories');
   const hex = (d: string) => d.slice('sha256:'.length);
   const tags = Array.from({ length: tagCount }, (_, i) => `t${String(i).padStart(6, '0')}`);
@@ -145,7 +167,8 @@ export async function listingWorkloads(s: BenchServer, plan: BenchPlan, out: Sam
   out['list.catalog.walk'] = await timed(async () => {
     cat = await walkPages(s.url, `/v2/_catalog?n=${pageSize}`, 'repositories');
   });
-  if (cat.entries < plan.repoCount) throw new Error(`catalog walk found ${cat.entries} repositories, expected at least ${plan.repoCount}`);
+  if (cat.entries < plan.repoCount)
+    throw new Error(`catalog walk found ${cat.entries} repositories, expected at least ${plan.repoCount}`);
   out['list.tags.pages'] = tags.pages;
   out['list.catalog.pages'] = cat.pages;
 }
@@ -156,17 +179,21 @@ function runSkopeo(args: string[]): Promise<void> {
     let err = '';
     child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
     child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`skopeo ${args.join(' ')} exited ${code}: ${err}`))));
+    child.on('close', (code) =>
+      code === 0 ? resolve() : reject(new Error(`skopeo ${args.join(' ')} exited ${code}: ${err}`)),
+    );
   });
 }
 
 /** Workload 5: skopeo pushes the realistic image from an OCI layout and pulls it back into a fresh one. */
 export async function skopeoWorkloads(s: BenchServer, plan: BenchPlan, out: Sample): Promise<void> {
   const ref = `docker://${s.host}/bench/image:latest`;
-  out['skopeo.push'] = (await timed(() => runSkopeo(['copy', '--dest-tls-verify=false', `oci:${plan.imageLayout}:latest`, ref]))) / 1000;
+  out['skopeo.push'] =
+    (await timed(() => runSkopeo(['copy', '--dest-tls-verify=false', `oci:${plan.imageLayout}:latest`, ref]))) / 1000;
   const dest = await mkdtemp(join(tmpdir(), 'sluice-bench-pull-'));
   try {
-    out['skopeo.pull'] = (await timed(() => runSkopeo(['copy', '--src-tls-verify=false', ref, `oci:${dest}:latest`]))) / 1000;
+    out['skopeo.pull'] =
+      (await timed(() => runSkopeo(['copy', '--src-tls-verify=false', ref, `oci:${dest}:latest`]))) / 1000;
   } finally {
     await rm(dest, { recursive: true, force: true });
   }

@@ -21,5 +21,10 @@ if (!existsSync(join(root, 'node_modules', '.package-lock.json'))) {
   run('npm ci --no-audit --no-fund');
 }
 const built = join(root, 'dist', '.built');
-const sources = Math.max(newest(join(root, 'src')), newest(join(root, 'test')), newest(join(root, 'bench')), newest(join(root, 'web')));
+const sources = Math.max(
+  newest(join(root, 'src')),
+  newest(join(root, 'test')),
+  newest(join(root, 'bench')),
+  newest(join(root, 'web')),
+);
 if (!existsSync(built) || statSync(built).mtimeMs < sources) run('node scripts/build.mjs');

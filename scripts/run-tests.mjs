@@ -53,13 +53,18 @@ if (process.env.SLUICE_TEST_S3_PASS !== '0') {
   // The cache's fills write upload sessions and read them while they grow: the part S3 changes most.
   // Mirror jobs write images, tags and their state into the registry's storage (a builder mirroring into the bucket).
   // The collector must keep what is in use and delete what is not on a bucket as on a folder.
-  const onS3 = (f) => /^dist\/test\/(registry\/|proxy\/cache|sync\/mirror\.test|gc\/)/.test(f) && !NOT_STORAGE.includes(f);
+  const onS3 = (f) =>
+    /^dist\/test\/(registry\/|proxy\/cache|sync\/mirror\.test|gc\/)/.test(f) && !NOT_STORAGE.includes(f);
   const s3Files = files.filter(onS3);
   if (s3Files.length) {
-    process.stdout.write(`\n# the registry, cache, mirror-job and gc tests again on S3 (SLUICE_TEST_STORAGE=s3): ${s3Files.length} files\n`);
+    process.stdout.write(
+      `\n# the registry, cache, mirror-job and gc tests again on S3 (SLUICE_TEST_STORAGE=s3): ${s3Files.length} files\n`,
+    );
     const started = Date.now();
     const s3Status = runFiles(s3Files, { SLUICE_TEST_STORAGE: 's3' });
-    process.stdout.write(`# S3 pass: ${((Date.now() - started) / 1000).toFixed(0)} s, ${s3Status === 0 ? 'passed' : 'failed'}\n`);
+    process.stdout.write(
+      `# S3 pass: ${((Date.now() - started) / 1000).toFixed(0)} s, ${s3Status === 0 ? 'passed' : 'failed'}\n`,
+    );
     if (status === 0) status = s3Status;
   }
 }

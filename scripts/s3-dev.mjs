@@ -28,7 +28,9 @@ export const KEYS = {
 
 /** Whether Debian's swift servers (with s3api) and memcached (tempauth keeps tokens there) are installed. */
 export function hasSwift() {
-  return ['/usr/bin/swift-proxy-server', '/usr/bin/swift-object-server', '/usr/bin/memcached', PYTHON].every((p) => existsSync(p));
+  return ['/usr/bin/swift-proxy-server', '/usr/bin/swift-object-server', '/usr/bin/memcached', PYTHON].every((p) =>
+    existsSync(p),
+  );
 }
 
 /** A free TCP port on 127.0.0.1. */
@@ -45,15 +47,40 @@ function freePort() {
 
 /** The [DEFAULT] section every server shares: one process, on 127.0.0.1:port, configs in <dir>/etc. */
 function defaults(port, dir) {
-  return ['[DEFAULT]', 'bind_ip = 127.0.0.1', `bind_port = ${port}`, 'workers = 0', `swift_dir = ${join(dir, 'etc')}`, 'log_level = WARNING'];
+  return [
+    '[DEFAULT]',
+    'bind_ip = 127.0.0.1',
+    `bind_port = ${port}`,
+    'workers = 0',
+    `swift_dir = ${join(dir, 'etc')}`,
+    'log_level = WARNING',
+  ];
 }
 
 function serverConf(kind, port, dir) {
-  return [...defaults(port, dir), `devices = ${join(dir, 'srv')}`, 'mount_check = false', '[pipeline:main]', `pipeline = ${kind}-server`, `[app:${kind}-server]`, `use = egg:swift#${kind}`, ''].join('\n');
+  return [
+    ...defaults(port, dir),
+    `devices = ${join(dir, 'srv')}`,
+    'mount_check = false',
+    '[pipeline:main]',
+    `pipeline = ${kind}-server`,
+    `[app:${kind}-server]`,
+    `use = egg:swift#${kind}`,
+    '',
+  ].join('\n');
 }
 
 function proxyConf(port, memcached, dir) {
-  const filters = ['catch_errors', 'gatekeeper', 'healthcheck', 'proxy_logging', 'listing_formats', 'copy', 'slo', 'dlo'];
+  const filters = [
+    'catch_errors',
+    'gatekeeper',
+    'healthcheck',
+    'proxy_logging',
+    'listing_formats',
+    'copy',
+    'slo',
+    'dlo',
+  ];
   return [
     ...defaults(port, dir),
     '[pipeline:main]',
@@ -105,7 +132,10 @@ export async function startSwiftS3(opts = {}) {
     await rm(etc, { recursive: true, force: true });
     await mkdir(etc, { recursive: true });
     await mkdir(join(dir, 'srv', 'd1'), { recursive: true });
-    await writeFile(join(etc, 'swift.conf'), '[swift-hash]\nswift_hash_path_suffix = sluice\nswift_hash_path_prefix = sluice\n[storage-policy:0]\nname = gold\ndefault = yes\n');
+    await writeFile(
+      join(etc, 'swift.conf'),
+      '[swift-hash]\nswift_hash_path_suffix = sluice\nswift_hash_path_prefix = sluice\n[storage-policy:0]\nname = gold\ndefault = yes\n',
+    );
     const ports = { account: await freePort(), container: await freePort(), object: await freePort() };
     const run = promisify(execFile);
     for (const [kind, port] of Object.entries(ports)) {
@@ -126,15 +156,28 @@ export async function startSwiftS3(opts = {}) {
       logs.push(() => `${name}: ${out}`);
     };
     const root = process.getuid?.() === 0 ? ['-u', 'root'] : [];
-    track(spawn('memcached', ['-l', '127.0.0.1', '-p', String(memcached), '-U', '0', ...root], { stdio: ['ignore', 'pipe', 'pipe'] }), 'memcached');
+    track(
+      spawn('memcached', ['-l', '127.0.0.1', '-p', String(memcached), '-U', '0', ...root], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
+      'memcached',
+    );
     for (const kind of ['account', 'container', 'object', 'proxy']) {
-      track(spawn(PYTHON, [`/usr/bin/swift-${kind}-server`, join(etc, `${kind}-server.conf`)], { stdio: ['ignore', 'pipe', 'pipe'] }), kind);
+      track(
+        spawn(PYTHON, [`/usr/bin/swift-${kind}-server`, join(etc, `${kind}-server.conf`)], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        }),
+        kind,
+      );
     }
     const endpoint = `http://127.0.0.1:${proxy}`;
     let ready = false;
     for (let i = 0; i < 600 && !ready; i++) {
       if (children.some((c) => c.exitCode !== null)) break;
-      ready = await fetch(`${endpoint}/healthcheck`).then((r) => r.ok, () => false);
+      ready = await fetch(`${endpoint}/healthcheck`).then(
+        (r) => r.ok,
+        () => false,
+      );
       if (!ready) await sleep(100);
     }
     if (!ready) throw new Error(`swift did not start:\n${logs.map((l) => l()).join('\n')}`);
@@ -142,7 +185,9 @@ export async function startSwiftS3(opts = {}) {
     // after start the proxy can answer 503 while the account and container servers come up: tried again.
     let status = 0;
     for (let i = 0; i < 60; i++) {
-      const auth = await fetch(`${endpoint}/auth/v1.0`, { headers: { 'x-auth-user': KEYS.builder.accesskey, 'x-auth-key': KEYS.builder.secretkey } });
+      const auth = await fetch(`${endpoint}/auth/v1.0`, {
+        headers: { 'x-auth-user': KEYS.builder.accesskey, 'x-auth-key': KEYS.builder.secretkey },
+      });
       const token = auth.headers.get('x-auth-token');
       if (auth.ok && token) {
         const headers = { 'x-auth-token': token, 'x-container-read': `${KEYS.reader.accesskey},.rlistings` };
@@ -153,12 +198,20 @@ export async function startSwiftS3(opts = {}) {
       }
       await sleep(250 * Math.min(i + 1, 4));
     }
-    if (status !== 201 && status !== 202) throw new Error(`creating bucket "${bucket}" failed: ${status}\n${logs.map((l) => l()).join('\n')}`);
+    if (status !== 201 && status !== 202)
+      throw new Error(`creating bucket "${bucket}" failed: ${status}\n${logs.map((l) => l()).join('\n')}`);
     return {
       endpoint,
       bucket,
       dir,
-      storage: (key = KEYS.builder, rootdirectory = '/registry') => ({ region: 'us-east-1', regionendpoint: endpoint, bucket, rootdirectory, secure: false, ...key }),
+      storage: (key = KEYS.builder, rootdirectory = '/registry') => ({
+        region: 'us-east-1',
+        regionendpoint: endpoint,
+        bucket,
+        rootdirectory,
+        secure: false,
+        ...key,
+      }),
       close,
     };
   } catch (e) {
@@ -169,7 +222,11 @@ export async function startSwiftS3(opts = {}) {
 
 /** The YAML block for one key, to paste into a Sluice config. */
 function yamlBlock(s3) {
-  return ['storage:', '  s3:', ...Object.entries(s3).map(([k, v]) => `    ${k}: ${typeof v === 'string' ? JSON.stringify(v) : v}`)].join('\n');
+  return [
+    'storage:',
+    '  s3:',
+    ...Object.entries(s3).map(([k, v]) => `    ${k}: ${typeof v === 'string' ? JSON.stringify(v) : v}`),
+  ].join('\n');
 }
 
 async function main() {
@@ -183,7 +240,9 @@ async function main() {
     return;
   }
   if (!hasSwift()) {
-    process.stderr.write('s3-dev: swift is not installed: apt-get install swift swift-proxy swift-object swift-container swift-account memcached\n');
+    process.stderr.write(
+      's3-dev: swift is not installed: apt-get install swift swift-proxy swift-object swift-container swift-account memcached\n',
+    );
     process.exit(1);
   }
   const port = opt('port') ? Number(opt('port')) : undefined;

@@ -4,7 +4,16 @@ import { isDigest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import { isTag } from '../oci/name.js';
 import { compilePolicy, decide, type Policy } from '../policy/evaluate.js';
-import { ACTIONS, ANONYMOUS, isAction, principalText, type Action, type Decision, type Principal, type Target } from '../policy/types.js';
+import {
+  ACTIONS,
+  ANONYMOUS,
+  isAction,
+  principalText,
+  type Action,
+  type Decision,
+  type Principal,
+  type Target,
+} from '../policy/types.js';
 import { enforcedPolicySpec } from '../policy/config.js';
 import type { AccessRequest } from './access-request.js';
 import { parseDuration } from '../config/duration.js';
@@ -203,7 +212,8 @@ export class AccessControl {
       try {
         p = (await this.htpasswd.verify(username, password)) ? { kind: 'user', name: username } : undefined;
       } catch (e) {
-        if (e instanceof PoolBusyError) throw new TooManyAttempts('too many logins are being checked; try again shortly', 1);
+        if (e instanceof PoolBusyError)
+          throw new TooManyAttempts('too many logins are being checked; try again shortly', 1);
         throw e;
       }
     }
@@ -236,7 +246,10 @@ export class AccessControl {
   private async identifyUncached(req: FastifyRequest): Promise<Identity> {
     const header = req.headers.authorization;
     // A session grants nothing by itself: the policy decides every request, as it does for Basic credentials.
-    if (!header) return req.sessionPrincipal ? { principal: req.sessionPrincipal, via: 'session' } : { principal: ANONYMOUS, via: 'none' };
+    if (!header)
+      return req.sessionPrincipal
+        ? { principal: req.sessionPrincipal, via: 'session' }
+        : { principal: ANONYMOUS, via: 'none' };
     const sp = header.indexOf(' ');
     const scheme = header.slice(0, sp).toLowerCase();
     const value = header.slice(sp + 1).trim();
@@ -260,7 +273,11 @@ export class AccessControl {
       if (this.external) {
         try {
           const t = await this.external.verify(value);
-          return { principal: t.subject ? { kind: 'user', name: t.subject } : ANONYMOUS, via: 'external', grants: t.access };
+          return {
+            principal: t.subject ? { kind: 'user', name: t.subject } : ANONYMOUS,
+            via: 'external',
+            grants: t.access,
+          };
         } catch (e) {
           if (!(e instanceof TokenError)) throw e;
           own ??= e;
@@ -272,21 +289,41 @@ export class AccessControl {
   }
 
   /** checkCredentials for a request: too many failures become the OCI TOOMANYREQUESTS error with Retry-After. */
-  async checkCredentialsOrThrottle(req: FastifyRequest, username: string, password: string): Promise<Principal | undefined> {
+  async checkCredentialsOrThrottle(
+    req: FastifyRequest,
+    username: string,
+    password: string,
+  ): Promise<Principal | undefined> {
     try {
       return await this.checkCredentials(username, password, req.ip);
     } catch (e) {
       if (!(e instanceof TooManyAttempts)) throw e;
       req.retryAfter = e.retryAfter;
       req.loginUser = username;
-      this.audit?.write({ principal: username, address: req.ip, action: 'login', decision: 'denied', reason: e.message, method: req.method, status: 429 });
+      this.audit?.write({
+        principal: username,
+        address: req.ip,
+        action: 'login',
+        decision: 'denied',
+        reason: e.message,
+        method: req.method,
+        status: 429,
+      });
       throw new OciError('TOOMANYREQUESTS', e.message);
     }
   }
 
   private refuse(req: FastifyRequest, message: string, error?: string, user?: string): never {
     req.authChallenge = this.challenge(req, [], error);
-    this.audit?.write({ principal: user ?? 'unknown', address: req.ip, action: 'login', decision: 'denied', reason: message, method: req.method, status: 401 });
+    this.audit?.write({
+      principal: user ?? 'unknown',
+      address: req.ip,
+      action: 'login',
+      decision: 'denied',
+      reason: message,
+      method: req.method,
+      status: 401,
+    });
     throw new OciError('UNAUTHORIZED', message);
   }
 
@@ -306,18 +343,27 @@ export class AccessControl {
       }
       return;
     }
-    const checks = [{ repository: access.repository, actions: access.actions, reference: access.reference }, ...(access.also ?? [])];
+    const checks = [
+      { repository: access.repository, actions: access.actions, reference: access.reference },
+      ...(access.also ?? []),
+    ];
     for (const c of checks) {
       const target = targetOf(c.repository, 'reference' in c ? c.reference : undefined);
       for (const a of c.actions) {
         if (!isAction(a)) throw new OciError('DENIED', `unknown action ${a}`);
         // Token grants are looked up under the name the client asked its token for.
-        const clientName = access.clientName ?? (req.clientName && req.clientName.repository === c.repository ? req.clientName.name : undefined);
+        const clientName =
+          access.clientName ??
+          (req.clientName && req.clientName.repository === c.repository ? req.clientName.name : undefined);
         const tokenName = c === checks[0] && clientName !== undefined ? clientName : c.repository;
-        const scope: AccessEntry = c.repository === undefined ? { type: 'registry', name: 'catalog', actions: ['*'] } : { type: 'repository', name: tokenName!, actions: scopeFor(access, c.repository) };
+        const scope: AccessEntry =
+          c.repository === undefined
+            ? { type: 'registry', name: 'catalog', actions: ['*'] }
+            : { type: 'repository', name: tokenName!, actions: scopeFor(access, c.repository) };
         if (id.via === 'external') {
           // An external issuer's token decides on its own: Sluice's policy is not consulted.
-          if (!granted(id.grants ?? [], tokenName, a, true)) this.insufficient(req, id, a, c.repository, scope, 'the token does not grant it');
+          if (!granted(id.grants ?? [], tokenName, a, true))
+            this.insufficient(req, id, a, c.repository, scope, 'the token does not grant it');
           continue;
         }
         // Our own tokens are a ceiling, not a pass: the policy is evaluated for every request too, because
@@ -326,20 +372,59 @@ export class AccessControl {
         const d = this.decide(id.principal, a, target);
         if (!d.allowed) this.deny(req, id, d, c.repository, access.reference, scope);
         // Allowed by the policy but the token was issued for something else: ask the client for a new one.
-        if (id.grants && !granted(id.grants, tokenName, a, false)) this.insufficient(req, id, a, c.repository, scope, 'the token does not grant it');
-        req.auditAccess = { principal: who, action: a, repository: c.repository, reference: access.reference, rule: d.rule !== undefined ? String(d.rule) : undefined };
+        if (id.grants && !granted(id.grants, tokenName, a, false))
+          this.insufficient(req, id, a, c.repository, scope, 'the token does not grant it');
+        req.auditAccess = {
+          principal: who,
+          action: a,
+          repository: c.repository,
+          reference: access.reference,
+          rule: d.rule !== undefined ? String(d.rule) : undefined,
+        };
       }
     }
-    if (id.via === 'external') req.auditAccess = { principal: who, action: access.actions.join(','), repository: access.repository, reference: access.reference, rule: 'token' };
+    if (id.via === 'external')
+      req.auditAccess = {
+        principal: who,
+        action: access.actions.join(','),
+        repository: access.repository,
+        reference: access.reference,
+        rule: 'token',
+      };
   }
 
-  private insufficient(req: FastifyRequest, id: Identity, action: string, repository: string | undefined, scope: AccessEntry, why: string): never {
+  private insufficient(
+    req: FastifyRequest,
+    id: Identity,
+    action: string,
+    repository: string | undefined,
+    scope: AccessEntry,
+    why: string,
+  ): never {
     req.authChallenge = this.challenge(req, [scope], 'insufficient_scope');
-    this.audit?.write({ principal: principalText(id.principal), address: req.ip, action, repository, decision: 'denied', reason: why, method: req.method, status: 401 });
-    throw new OciError('UNAUTHORIZED', `${action} on ${repository ?? 'the catalog'}: ${why}`, [{ Type: scope.type, Name: scope.name, Action: action }]);
+    this.audit?.write({
+      principal: principalText(id.principal),
+      address: req.ip,
+      action,
+      repository,
+      decision: 'denied',
+      reason: why,
+      method: req.method,
+      status: 401,
+    });
+    throw new OciError('UNAUTHORIZED', `${action} on ${repository ?? 'the catalog'}: ${why}`, [
+      { Type: scope.type, Name: scope.name, Action: action },
+    ]);
   }
 
-  private deny(req: FastifyRequest, id: Identity, d: Decision, repository: string | undefined, reference: string | undefined, scope: AccessEntry): never {
+  private deny(
+    req: FastifyRequest,
+    id: Identity,
+    d: Decision,
+    repository: string | undefined,
+    reference: string | undefined,
+    scope: AccessEntry,
+  ): never {
     const anonymous = id.principal.kind === 'anonymous';
     const status = anonymous && this.hasCredentials ? 401 : 403;
     this.audit?.write({
@@ -356,7 +441,9 @@ export class AccessControl {
     });
     if (status === 401) {
       req.authChallenge = this.challenge(req, [scope]);
-      throw new OciError('UNAUTHORIZED', `authentication required: ${d.reason}`, [{ Type: scope.type, Name: scope.name, Action: d.action }]);
+      throw new OciError('UNAUTHORIZED', `authentication required: ${d.reason}`, [
+        { Type: scope.type, Name: scope.name, Action: d.action },
+      ]);
     }
     throw new OciError('DENIED', d.reason);
   }
@@ -397,7 +484,9 @@ export class AccessControl {
       // A name a mirror client uses (`library/nginx`) may be served from a cache repository: the token
       // carries what the policy allows on either; each request is still decided on the repository it reaches.
       const names = [r.name, ...(this.nameAliases?.(r.name) ?? [])];
-      const ok = ACTIONS.filter((a) => wanted.has(a) && names.some((n) => this.decide(principal, a, { repository: n }).allowed));
+      const ok = ACTIONS.filter(
+        (a) => wanted.has(a) && names.some((n) => this.decide(principal, a, { repository: n }).allowed),
+      );
       const existing = out.find((e) => e.type === 'repository' && e.name === r.name);
       if (existing) existing.actions = [...new Set([...existing.actions, ...ok])];
       else if (ok.length) out.push({ type: 'repository', name: r.name, actions: ok });
@@ -407,15 +496,24 @@ export class AccessControl {
 }
 
 function scopeFor(access: AccessRequest, repository: string): string[] {
-  const actions = repository === access.repository ? access.actions : (access.also?.find((x) => x.repository === repository)?.actions ?? ['pull']);
+  const actions =
+    repository === access.repository
+      ? access.actions
+      : (access.also?.find((x) => x.repository === repository)?.actions ?? ['pull']);
   return [...new Set(actions.map(scopeActionFor))];
 }
 
 /** Whether a token's access claim covers an action (external tokens know no `overwrite`: push covers it). */
 function granted(grants: AccessEntry[], repository: string | undefined, action: Action, external: boolean): boolean {
-  if (repository === undefined) return grants.some((g) => g.type === 'registry' && g.name === 'catalog' && g.actions.includes('*'));
+  if (repository === undefined)
+    return grants.some((g) => g.type === 'registry' && g.name === 'catalog' && g.actions.includes('*'));
   const need = external ? scopeActionFor(action) : action;
-  return grants.some((g) => g.type === 'repository' && g.name === repository && (g.actions.includes(need) || (external && g.actions.includes('*'))));
+  return grants.some(
+    (g) =>
+      g.type === 'repository' &&
+      g.name === repository &&
+      (g.actions.includes(need) || (external && g.actions.includes('*'))),
+  );
 }
 
 /** Decodes a Basic credential; the username ends at the first colon, the password may hold colons. */

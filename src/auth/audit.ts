@@ -27,7 +27,9 @@ export class AuditLog {
     this.own = fd !== undefined;
     this.stream = fd !== undefined ? createWriteStream(path, { fd, flags: 'a' }) : process.stdout;
     // A write that fails later (disk full) must not crash the registry: it becomes a process warning on stderr.
-    (this.stream as NodeJS.EventEmitter).on('error', (e: Error) => process.emitWarning(`audit.path: ${path}: ${e.message}`));
+    (this.stream as NodeJS.EventEmitter).on('error', (e: Error) =>
+      process.emitWarning(`audit.path: ${path}: ${e.message}`),
+    );
   }
 
   /** Opens the log now, so a missing folder or a directory stops the start with an error naming `audit.path`. */

@@ -36,7 +36,8 @@ export class BcryptPool {
   /** Compares a password with a bcrypt hash in a worker; throws PoolBusyError when the queue is full. */
   compare(password: string, hash: string): Promise<boolean> {
     if (this.closed) return Promise.reject(new Error('the password checker is closed'));
-    if (this.queue.length >= this.maxQueue) return Promise.reject(new PoolBusyError('too many password checks are waiting'));
+    if (this.queue.length >= this.maxQueue)
+      return Promise.reject(new PoolBusyError('too many password checks are waiting'));
     return new Promise<boolean>((resolve, reject) => {
       this.queue.push({ id: this.nextId++, password, hash, resolve, reject });
       this.pump();

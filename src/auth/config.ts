@@ -4,7 +4,10 @@ import { isDuration } from '../config/duration.js';
 /** `auth:` — Distribution's htpasswd and token keys as they are, plus Sluice's robots and token issuer. */
 export const authConfigSchema = z
   .object({
-    htpasswd: z.object({ realm: z.string().default('sluice'), path: z.string().min(1) }).strict().optional(),
+    htpasswd: z
+      .object({ realm: z.string().default('sluice'), path: z.string().min(1) })
+      .strict()
+      .optional(),
     // Trust tokens from an external issuer, as Distribution's `auth.token` does.
     token: z
       .object({
@@ -18,7 +21,10 @@ export const authConfigSchema = z
       })
       .strict()
       .optional(),
-    robots: z.object({ path: z.string().min(1) }).strict().optional(),
+    robots: z
+      .object({ path: z.string().min(1) })
+      .strict()
+      .optional(),
     // Failed logins allowed per client address and per user name in each window; more are answered 429.
     ratelimit: z
       .object({
@@ -51,7 +57,10 @@ export const authConfigSchema = z
     silly: z.unknown().optional(),
   })
   .strict()
-  .refine((a) => a.silly === undefined, { message: "Distribution's test-only scheme is not supported: use auth.htpasswd or auth.token", path: ['silly'] });
+  .refine((a) => a.silly === undefined, {
+    message: "Distribution's test-only scheme is not supported: use auth.htpasswd or auth.token",
+    path: ['silly'],
+  });
 
 /** The parsed `auth:` section. */
 export type AuthConfig = z.infer<typeof authConfigSchema>;

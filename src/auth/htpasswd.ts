@@ -105,7 +105,8 @@ export class HtpasswdStore {
   async verify(name: string, password: string): Promise<boolean> {
     this.refresh();
     const hash = this.users.get(name);
-    const key = hash === undefined ? undefined : createHash('sha256').update(`${name}\0${password}\0${hash}`).digest('hex');
+    const key =
+      hash === undefined ? undefined : createHash('sha256').update(`${name}\0${password}\0${hash}`).digest('hex');
     const until = key === undefined ? undefined : this.verified.get(key);
     if (until !== undefined && until > Date.now()) return true;
     bcryptStats.compares++;

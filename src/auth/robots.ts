@@ -49,7 +49,11 @@ async function readRobotFile(path: string): Promise<RobotFile> {
 }
 
 /** Creates a robot and returns its token, which is shown once and never stored. */
-export async function createRobot(path: string, name: string, expires?: Date): Promise<{ token: string; record: RobotRecord }> {
+export async function createRobot(
+  path: string,
+  name: string,
+  expires?: Date,
+): Promise<{ token: string; record: RobotRecord }> {
   if (!NAME.test(name)) throw new Error(`robot name "${name}" must be lower-case letters, digits and . _ -`);
   const file = await readRobotFile(path);
   if (file.robots.some((r) => r.name === name)) throw new Error(`robot ${name} already exists in ${path}`);
@@ -94,7 +98,8 @@ export class RobotStore {
     try {
       this.load();
     } catch (e) {
-      if (e instanceof SyntaxError) throw new Error(`auth.robots.path: ${path} is not a robot file (invalid JSON: ${e.message})`);
+      if (e instanceof SyntaxError)
+        throw new Error(`auth.robots.path: ${path} is not a robot file (invalid JSON: ${e.message})`);
       throw fileError('auth.robots.path', path, e);
     }
   }

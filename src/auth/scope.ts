@@ -19,7 +19,10 @@ export function parseScopes(values: string[]): AccessEntry[] {
     if (first < 0 || last === first) continue;
     const type = v.slice(0, first).replace(/\(.*\)$/, '');
     const name = v.slice(first + 1, last);
-    const actions = v.slice(last + 1).split(',').filter(Boolean);
+    const actions = v
+      .slice(last + 1)
+      .split(',')
+      .filter(Boolean);
     if (type === 'repository' && !isRepositoryName(name)) continue;
     if (type === 'registry' && name !== 'catalog') continue;
     if (type !== 'repository' && type !== 'registry') continue;

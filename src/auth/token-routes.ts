@@ -23,9 +23,23 @@ function queryList(v: unknown): string[] {
   return (Array.isArray(v) ? v : [v]).map(String);
 }
 
-function unauthorized(ac: AccessControl, req: FastifyRequest, reply: FastifyReply, message: string, user?: string): FastifyReply {
+function unauthorized(
+  ac: AccessControl,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  message: string,
+  user?: string,
+): FastifyReply {
   if (user !== undefined) req.loginUser = user;
-  ac.audit?.write({ principal: user ?? 'unknown', address: req.ip, action: 'login', decision: 'denied', reason: message, method: req.method, status: 401 });
+  ac.audit?.write({
+    principal: user ?? 'unknown',
+    address: req.ip,
+    action: 'login',
+    decision: 'denied',
+    reason: message,
+    method: req.method,
+    status: 401,
+  });
   return reply
     .code(401)
     .header('www-authenticate', basicChallenge(ac.service))
@@ -33,9 +47,23 @@ function unauthorized(ac: AccessControl, req: FastifyRequest, reply: FastifyRepl
     .send(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message }] }));
 }
 
-function tooMany(ac: AccessControl, req: FastifyRequest, reply: FastifyReply, e: TooManyAttempts, user: string): FastifyReply {
+function tooMany(
+  ac: AccessControl,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  e: TooManyAttempts,
+  user: string,
+): FastifyReply {
   req.loginUser = user;
-  ac.audit?.write({ principal: user, address: req.ip, action: 'login', decision: 'denied', reason: e.message, method: req.method, status: 429 });
+  ac.audit?.write({
+    principal: user,
+    address: req.ip,
+    action: 'login',
+    decision: 'denied',
+    reason: e.message,
+    method: req.method,
+    status: 429,
+  });
   return reply
     .code(429)
     .header('retry-after', String(e.retryAfter))
@@ -44,7 +72,13 @@ function tooMany(ac: AccessControl, req: FastifyRequest, reply: FastifyReply, e:
 }
 
 /** Checks credentials for the token endpoint; undefined after a reply was sent (401 or 429). */
-async function login(ac: AccessControl, req: FastifyRequest, reply: FastifyReply, user: string, password: string): Promise<Principal | undefined> {
+async function login(
+  ac: AccessControl,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  user: string,
+  password: string,
+): Promise<Principal | undefined> {
   let p: Principal | undefined;
   try {
     p = await ac.checkCredentials(user, password, req.ip);
@@ -64,7 +98,12 @@ async function refreshFor(ac: AccessControl, principal: Principal): Promise<stri
 }
 
 /** Signs an access token for what the policy grants of the requested scopes, for `service` when it is one of ours. */
-async function issue(ac: AccessControl, principal: Principal, scopes: AccessEntry[], service: string | undefined): Promise<{ token: string; expiresIn: number; issuedAt: string; access: AccessEntry[] }> {
+async function issue(
+  ac: AccessControl,
+  principal: Principal,
+  scopes: AccessEntry[],
+  service: string | undefined,
+): Promise<{ token: string; expiresIn: number; issuedAt: string; access: AccessEntry[] }> {
   const access = ac.grant(principal, scopes);
   const t = await ac.issuer!.issue(subjectOf(principal), access, service);
   return { ...t, access };
@@ -74,31 +113,47 @@ async function issue(ac: AccessControl, principal: Principal, scopes: AccessEntr
 export function registerTokenRoutes(app: FastifyInstance, ready: Promise<AccessControl>): void {
   app.get('/token', async (req, reply) => {
     const ac = await ready;
-    if (!ac.issuer) return reply.code(404).send({ errors: [{ code: 'UNSUPPORTED', message: 'this registry does not issue tokens' }] });
+    if (!ac.issuer)
+      return reply
+        .code(404)
+        .send({ errors: [{ code: 'UNSUPPORTED', message: 'this registry does not issue tokens' }] });
     const q = req.query as Record<string, unknown>;
     let principal: Principal = ANONYMOUS;
     const header = req.headers.authorization;
     if (header) {
       const sp = header.indexOf(' ');
-      const creds = header.slice(0, sp).toLowerCase() === 'basic' ? decodeBasic(header.slice(sp + 1).trim()) : undefined;
+      const creds =
+        header.slice(0, sp).toLowerCase() === 'basic' ? decodeBasic(header.slice(sp + 1).trim()) : undefined;
       if (!creds) return unauthorized(ac, req, reply, 'invalid username or password');
       const p = await login(ac, req, reply, creds.user, creds.password);
       if (!p) return reply;
       principal = p;
     }
     const t = await issue(ac, principal, parseScopes(queryList(q.scope)), queryList(q.service)[0]);
-    const body: Record<string, unknown> = { token: t.token, access_token: t.token, expires_in: t.expiresIn, issued_at: t.issuedAt };
+    const body: Record<string, unknown> = {
+      token: t.token,
+      access_token: t.token,
+      expires_in: t.expiresIn,
+      issued_at: t.issuedAt,
+    };
     if (q.offline_token === 'true') {
       const refresh = await refreshFor(ac, principal);
       if (refresh) body.refresh_token = refresh;
     }
     req.log.debug({ principal: principalText(principal), access: t.access }, 'token issued');
-    return reply.code(200).header('content-type', 'application/json').header('cache-control', 'no-store').send(JSON.stringify(body));
+    return reply
+      .code(200)
+      .header('content-type', 'application/json')
+      .header('cache-control', 'no-store')
+      .send(JSON.stringify(body));
   });
 
   app.post('/token', async (req, reply) => {
     const ac = await ready;
-    if (!ac.issuer) return reply.code(404).send({ errors: [{ code: 'UNSUPPORTED', message: 'this registry does not issue tokens' }] });
+    if (!ac.issuer)
+      return reply
+        .code(404)
+        .send({ errors: [{ code: 'UNSUPPORTED', message: 'this registry does not issue tokens' }] });
     let form: URLSearchParams;
     try {
       form = await readForm(req);
@@ -119,7 +174,9 @@ export function registerTokenRoutes(app: FastifyInstance, ready: Promise<AccessC
       try {
         // Bound to the credential it was issued under: a changed password, a re-created user or robot, or one
         // that is gone or expired refuses it.
-        sub = await ac.issuer.verifyRefresh(form.get('refresh_token') ?? '', (s) => ac.credential(principalFromSubject(s)));
+        sub = await ac.issuer.verifyRefresh(form.get('refresh_token') ?? '', (s) =>
+          ac.credential(principalFromSubject(s)),
+        );
       } catch (e) {
         if (e instanceof TokenError) return unauthorized(ac, req, reply, e.message);
         throw e;
@@ -127,7 +184,9 @@ export function registerTokenRoutes(app: FastifyInstance, ready: Promise<AccessC
       principal = principalFromSubject(sub);
       refresh = form.get('refresh_token') ?? undefined;
     } else {
-      return reply.code(400).send({ error: 'unsupported_grant_type', error_description: 'grant_type must be password or refresh_token' });
+      return reply
+        .code(400)
+        .send({ error: 'unsupported_grant_type', error_description: 'grant_type must be password or refresh_token' });
     }
     const scopes = parseScopes(form.getAll('scope'));
     const t = await issue(ac, principal, scopes, form.get('service') ?? undefined);
@@ -139,7 +198,11 @@ export function registerTokenRoutes(app: FastifyInstance, ready: Promise<AccessC
       scope: form.getAll('scope').join(' '),
     };
     if (refresh) body.refresh_token = refresh;
-    return reply.code(200).header('content-type', 'application/json').header('cache-control', 'no-store').send(JSON.stringify(body));
+    return reply
+      .code(200)
+      .header('content-type', 'application/json')
+      .header('cache-control', 'no-store')
+      .send(JSON.stringify(body));
   });
 
   app.get('/token/jwks', async (_req, reply) => {

@@ -1,4 +1,13 @@
-import { createHash, createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, randomUUID, timingSafeEqual, type KeyObject } from 'node:crypto';
+import {
+  createHash,
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  randomUUID,
+  timingSafeEqual,
+  type KeyObject,
+} from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import {
   calculateJwkThumbprint,
@@ -67,12 +76,16 @@ async function loadOrCreateKey(path: string): Promise<{ key: KeyObject; created:
   try {
     key = createPrivateKey(pem);
   } catch (e) {
-    const why = /passphrase/i.test((e as Error).message) ? 'is encrypted; give an unencrypted key' : 'is not a PEM private key (PKCS#8 "PRIVATE KEY" or SEC1 "EC PRIVATE KEY")';
+    const why = /passphrase/i.test((e as Error).message)
+      ? 'is encrypted; give an unencrypted key'
+      : 'is not a PEM private key (PKCS#8 "PRIVATE KEY" or SEC1 "EC PRIVATE KEY")';
     throw new Error(`${KEY}: ${path} ${why}`);
   }
   const curve = key.asymmetricKeyDetails?.namedCurve;
   if (key.asymmetricKeyType !== 'ec' || curve !== 'prime256v1') {
-    throw new Error(`${KEY}: ${path} is a ${key.asymmetricKeyType}${curve ? ` ${curve}` : ''} key; tokens are signed with ES256, which needs an EC P-256 (prime256v1) key`);
+    throw new Error(
+      `${KEY}: ${path} is a ${key.asymmetricKeyType}${curve ? ` ${curve}` : ''} key; tokens are signed with ES256, which needs an EC P-256 (prime256v1) key`,
+    );
   }
   return { key, created: false };
 }
@@ -95,7 +108,13 @@ export class TokenIssuer {
   ) {}
 
   /** Loads the key at `keyPath` (made when missing), or makes a key that lives as long as the process. */
-  static async create(opts: { keyPath?: string; issuer: string; service: string | string[]; expiration: number; refreshExpiration: number }): Promise<TokenIssuer> {
+  static async create(opts: {
+    keyPath?: string;
+    issuer: string;
+    service: string | string[];
+    expiration: number;
+    refreshExpiration: number;
+  }): Promise<TokenIssuer> {
     let priv: KeyObject;
     let created = false;
     if (opts.keyPath) ({ key: priv, created } = await loadOrCreateKey(opts.keyPath));
@@ -105,7 +124,10 @@ export class TokenIssuer {
     const kid = await calculateJwkThumbprint(publicJwk);
     // Refresh tokens carry a keyed hash of the credential, never the credential's own hash: derived from the
     // signing key, so it survives restarts exactly as long as the tokens themselves do.
-    const bindingKey = createHash('sha256').update('sluice refresh-token binding\0').update(priv.export({ type: 'pkcs8', format: 'der' })).digest();
+    const bindingKey = createHash('sha256')
+      .update('sluice refresh-token binding\0')
+      .update(priv.export({ type: 'pkcs8', format: 'der' }))
+      .digest();
     const services = Array.isArray(opts.service) ? opts.service : [opts.service];
     return new TokenIssuer(
       priv,
@@ -132,7 +154,12 @@ export class TokenIssuer {
   }
 
   /** Signs an access token for a subject ('' for anonymous), for the requested service when it is one of ours. */
-  async issue(subject: string, access: AccessEntry[], service?: string, now = Math.floor(Date.now() / 1000)): Promise<{ token: string; expiresIn: number; issuedAt: string }> {
+  async issue(
+    subject: string,
+    access: AccessEntry[],
+    service?: string,
+    now = Math.floor(Date.now() / 1000),
+  ): Promise<{ token: string; expiresIn: number; issuedAt: string }> {
     const token = await new SignJWT({ access })
       .setProtectedHeader({ alg: 'ES256', kid: this.kid, typ: 'JWT' })
       .setIssuer(this.issuer)
@@ -200,7 +227,8 @@ export class TokenIssuer {
     if (now === undefined) throw new TokenError('token rejected: the account no longer exists or has expired');
     const want = Buffer.from(this.bind(now));
     const got = Buffer.from(typeof p.sluice_cred === 'string' ? p.sluice_cred : '');
-    if (got.length !== want.length || !timingSafeEqual(got, want)) throw new TokenError('token rejected: the credentials changed since it was issued');
+    if (got.length !== want.length || !timingSafeEqual(got, want))
+      throw new TokenError('token rejected: the credentials changed since it was issued');
     return sub;
   }
 
@@ -208,7 +236,12 @@ export class TokenIssuer {
    * Signs a web UI session for the cookie: bound to the credential like a refresh token (a changed password
    * ends every session), marked so it is accepted as nothing else, and living `seconds`.
    */
-  async issueSession(subject: string, credential: string, seconds: number, now = Math.floor(Date.now() / 1000)): Promise<string> {
+  async issueSession(
+    subject: string,
+    credential: string,
+    seconds: number,
+    now = Math.floor(Date.now() / 1000),
+  ): Promise<string> {
     return new SignJWT({ sluice_ui: true, sluice_cred: this.bind(credential) })
       .setProtectedHeader({ alg: 'ES256', kid: this.kid, typ: 'JWT' })
       .setIssuer(this.issuer)
@@ -229,7 +262,8 @@ export class TokenIssuer {
     if (now === undefined) throw new TokenError('token rejected: the account no longer exists or has expired');
     const want = Buffer.from(this.bind(now));
     const got = Buffer.from(typeof p.sluice_cred === 'string' ? p.sluice_cred : '');
-    if (got.length !== want.length || !timingSafeEqual(got, want)) throw new TokenError('token rejected: the credentials changed since it was issued');
+    if (got.length !== want.length || !timingSafeEqual(got, want))
+      throw new TokenError('token rejected: the credentials changed since it was issued');
     return sub;
   }
 }
@@ -277,10 +311,28 @@ export class ExternalTokenVerifier {
   ) {}
 
   /** Reads `rootcertbundle` (PEM certificates) or `jwks` (a file or an https URL). */
-  static async create(cfg: { realm: string; service: string; issuer: string; rootcertbundle?: string; jwks?: string; signingalgorithms?: string[] }): Promise<ExternalTokenVerifier> {
-    const algorithms = cfg.signingalgorithms ?? ['ES256', 'ES384', 'ES512', 'RS256', 'RS384', 'RS512', 'PS256', 'EdDSA'];
+  static async create(cfg: {
+    realm: string;
+    service: string;
+    issuer: string;
+    rootcertbundle?: string;
+    jwks?: string;
+    signingalgorithms?: string[];
+  }): Promise<ExternalTokenVerifier> {
+    const algorithms = cfg.signingalgorithms ?? [
+      'ES256',
+      'ES384',
+      'ES512',
+      'RS256',
+      'RS384',
+      'RS512',
+      'PS256',
+      'EdDSA',
+    ];
     if (cfg.jwks) {
-      const getKey = /^https?:\/\//.test(cfg.jwks) ? createRemoteJWKSet(new URL(cfg.jwks)) : createLocalJWKSet(await readJwks(cfg.jwks));
+      const getKey = /^https?:\/\//.test(cfg.jwks)
+        ? createRemoteJWKSet(new URL(cfg.jwks))
+        : createLocalJWKSet(await readJwks(cfg.jwks));
       return new ExternalTokenVerifier(getKey, cfg.issuer, cfg.service, cfg.realm, algorithms);
     }
     if (!cfg.rootcertbundle) throw new Error('auth.token needs rootcertbundle or jwks');
@@ -310,8 +362,15 @@ export class ExternalTokenVerifier {
     const keys = Array.isArray(this.getKey) ? this.getKey : [this.getKey];
     for (const k of keys) {
       try {
-        const { payload } = typeof k === 'function' ? await jwtVerify<TokenClaims>(token, k, opts) : await jwtVerify<TokenClaims>(token, k, opts);
-        return { subject: payload.sub ?? '', access: Array.isArray(payload.access) ? payload.access : [], expiresAt: payload.exp! };
+        const { payload } =
+          typeof k === 'function'
+            ? await jwtVerify<TokenClaims>(token, k, opts)
+            : await jwtVerify<TokenClaims>(token, k, opts);
+        return {
+          subject: payload.sub ?? '',
+          access: Array.isArray(payload.access) ? payload.access : [],
+          expiresAt: payload.exp!,
+        };
       } catch (e) {
         last = e;
       }

@@ -24,7 +24,6 @@ async function configFrom(file: string | undefined): Promise<Config> {
   }
 }
 
-
 /** Splits `repo[:tag][@digest]` as the registry names it (no registry host is added). */
 export function parseTarget(text: string): Target {
   const t: Target = {};
@@ -38,13 +37,15 @@ export function parseTarget(text: string): Target {
   const colon = rest.lastIndexOf(':');
   if (colon > rest.lastIndexOf('/')) {
     const tag = rest.slice(colon + 1);
-    if (!isTag(tag)) throw new Error(`"${tag}" is not a tag (letters, digits, _ . -, at most 128, not starting with . or -)`);
+    if (!isTag(tag))
+      throw new Error(`"${tag}" is not a tag (letters, digits, _ . -, at most 128, not starting with . or -)`);
     // The registry sees one reference per request: a digest, or a tag.
     if (t.digest !== undefined) throw new Error(`give a tag or a digest, not both: ${text}`);
     t.tag = tag;
     rest = rest.slice(0, colon);
   }
-  if (!isRepositoryName(rest)) throw new Error(`"${rest}" is not a repository name (lower case, digits, separators . _ - and /)`);
+  if (!isRepositoryName(rest))
+    throw new Error(`"${rest}" is not a repository name (lower case, digits, separators . _ - and /)`);
   t.repository = rest;
   return t;
 }
@@ -56,21 +57,33 @@ export function parseActions(text: string): Action[] | string {
   const empty = items.some((a) => a === '');
   if (empty) return `--action "${text}" has an empty entry (valid: ${ACTIONS.join(', ')}; * for all)`;
   const bad = items.filter((a) => !isAction(a));
-  if (bad.length) return `--action: unknown action${bad.length > 1 ? 's' : ''} ${bad.map((b) => `'${b}'`).join(', ')} (valid: ${ACTIONS.join(', ')}; * for all)`;
+  if (bad.length)
+    return `--action: unknown action${bad.length > 1 ? 's' : ''} ${bad.map((b) => `'${b}'`).join(', ')} (valid: ${ACTIONS.join(', ')}; * for all)`;
   return [...new Set(items as Action[])];
 }
 
 /** The principal `--user`, `--robot` or `--anonymous` names, or a one-line problem. */
-export function parsePrincipal(opts: { user?: string; robot?: string; anonymous?: boolean; group?: string[] }): Principal | string {
-  const given = [opts.user !== undefined && '--user', opts.robot !== undefined && '--robot', opts.anonymous && '--anonymous'].filter(Boolean);
+export function parsePrincipal(opts: {
+  user?: string;
+  robot?: string;
+  anonymous?: boolean;
+  group?: string[];
+}): Principal | string {
+  const given = [
+    opts.user !== undefined && '--user',
+    opts.robot !== undefined && '--robot',
+    opts.anonymous && '--anonymous',
+  ].filter(Boolean);
   if (given.length > 1) return `give one of --user, --robot, --anonymous (got ${given.join(' and ')})`;
-  if (opts.group?.length && given.length === 0) return '--group needs --user or --robot (a group has members, not anonymous callers)';
+  if (opts.group?.length && given.length === 0)
+    return '--group needs --user or --robot (a group has members, not anonymous callers)';
   if (opts.group?.length && opts.anonymous) return '--group needs --user or --robot; anonymous callers are in no group';
   let robot = opts.robot;
   if (opts.user !== undefined) {
     // The registry reads a Basic user name `robot$NAME` as that robot, so explain does too.
     if (opts.user.startsWith(ROBOT_PREFIX)) robot = opts.user.slice(ROBOT_PREFIX.length);
-    else if (!opts.user || /[:\s]/.test(opts.user)) return `--user "${opts.user}" is not a user name (not empty, no colon or spaces)`;
+    else if (!opts.user || /[:\s]/.test(opts.user))
+      return `--user "${opts.user}" is not a user name (not empty, no colon or spaces)`;
     else return { kind: 'user', name: opts.user };
   }
   if (robot !== undefined) {
@@ -95,7 +108,10 @@ async function rosters(config: Config): Promise<{ known: KnownPrincipals; proble
     try {
       const store = new HtpasswdStore(hp);
       warnings.push(...store.warnings);
-      const names = (await readFile(hp, 'utf8')).split(/\r?\n/).map((l) => l.trim().split(':')[0]!).filter((n) => n && store.has(n));
+      const names = (await readFile(hp, 'utf8'))
+        .split(/\r?\n/)
+        .map((l) => l.trim().split(':')[0]!)
+        .filter((n) => n && store.has(n));
       known.users = { from: `the htpasswd file ${hp}`, has: (n) => store.has(n), names };
       await store.close();
     } catch (e) {
@@ -118,7 +134,8 @@ async function rosters(config: Config): Promise<{ known: KnownPrincipals; proble
 }
 
 async function robotsPath(opts: { file?: string; config?: string }): Promise<string> {
-  if (opts.file !== undefined && opts.config !== undefined) fail('give the robot file with --file or a config with -c/--config, not both');
+  if (opts.file !== undefined && opts.config !== undefined)
+    fail('give the robot file with --file or a config with -c/--config, not both');
   if (opts.file !== undefined) {
     if (!opts.file) fail('--file needs a path');
     return opts.file;
@@ -141,8 +158,13 @@ function oneLine<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...ar
 }
 
 /** Reads a config file for `policy check`: the raw `access:` section, and the rest validated as `sluice serve` would. */
-async function readForCheck(path: string | undefined): Promise<{ raw: Record<string, unknown>; config?: Config; problems: string[] }> {
-  const [{ parse: parseYaml }, { ConfigError, validateConfig }] = await Promise.all([import('yaml'), import('../config/load.js')]);
+async function readForCheck(
+  path: string | undefined,
+): Promise<{ raw: Record<string, unknown>; config?: Config; problems: string[] }> {
+  const [{ parse: parseYaml }, { ConfigError, validateConfig }] = await Promise.all([
+    import('yaml'),
+    import('../config/load.js'),
+  ]);
   let raw: Record<string, unknown> = {};
   if (path !== undefined) {
     let text: string;
@@ -163,7 +185,10 @@ async function readForCheck(path: string | undefined): Promise<{ raw: Record<str
   try {
     // The other start-up phases too (flows, trust, mirrors, address, TLS), so the check says what `serve` would.
     const { startupProblems } = await import('../registry/config-check.js');
-    const { config } = validateConfig(rest, { ...(path !== undefined ? { baseDir: dirname(resolve(path)) } : {}), check: startupProblems });
+    const { config } = validateConfig(rest, {
+      ...(path !== undefined ? { baseDir: dirname(resolve(path)) } : {}),
+      check: startupProblems,
+    });
     return { raw, config, problems: [] };
   } catch (e) {
     if (e instanceof ConfigError) return { raw, problems: e.problems };
@@ -191,7 +216,9 @@ export function registerAccessCommands(program: Command): void {
         if (expires && expires.getTime() <= Date.now()) throw new Error(`--expires ${opts.expires} is in the past`);
         const path = await robotsPath(opts);
         const { token, record } = await createRobot(path, name, expires);
-        process.stderr.write(`robot ${record.name} created${record.expires ? `, expires ${record.expires}` : ''}; user name robot$${record.name}; the token is shown only now:\n`);
+        process.stderr.write(
+          `robot ${record.name} created${record.expires ? `, expires ${record.expires}` : ''}; user name robot$${record.name}; the token is shown only now:\n`,
+        );
         process.stdout.write(`${token}\n`);
       }),
     );
@@ -233,118 +260,158 @@ export function registerAccessCommands(program: Command): void {
     .option('--user <name>', 'as this user (robot$NAME is the robot NAME, as the registry reads it)')
     .option('--robot <name>', 'as this robot')
     .option('--anonymous', 'as an anonymous caller (the default)')
-    .option('--group <name>', 'as a member of this group of access.groups (repeatable; in addition to the config)', (v: string, prev: string[] = []) => [...prev, v])
-    .option('--action <actions>', `comma-separated actions (${ACTIONS.join(', ')}; * for all), or fetch alone: may the cache bring this upstream image in, or trust alone: which signatures it needs where, or retain alone: which tags retention and cache eviction keep`, ACTIONS.filter((a) => a !== 'list').join(','))
+    .option(
+      '--group <name>',
+      'as a member of this group of access.groups (repeatable; in addition to the config)',
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
+    .option(
+      '--action <actions>',
+      `comma-separated actions (${ACTIONS.join(', ')}; * for all), or fetch alone: may the cache bring this upstream image in, or trust alone: which signatures it needs where, or retain alone: which tags retention and cache eviction keep`,
+      ACTIONS.filter((a) => a !== 'list').join(','),
+    )
     .option('--json', 'print the decisions as JSON')
-    .action(async (ref: string, opts: { config?: string; user?: string; robot?: string; anonymous?: boolean; group?: string[]; action: string; json?: boolean }) => {
-      // `fetch` asks the flow rules (may the cache bring this upstream image in), not the access rules.
-      const asked = opts.action.split(',').map((a) => a.trim());
-      if (asked.includes('trust')) {
-        if (asked.length > 1) fail('--action trust is answered by the trust rules: ask it alone');
-        const config = await configFrom(opts.config);
-        const { explainTrust } = await import('./explain-fetch.js');
-        let e: ReturnType<typeof explainTrust>;
-        try {
-          e = explainTrust(config, ref);
-        } catch (err) {
-          fail((err as Error).message);
-        }
-        process.stdout.write(opts.json ? JSON.stringify([e.json], null, 2) + '\n' : e.lines.join('\n') + '\n');
-        return;
-      }
-      if (asked.includes('retain')) {
-        if (asked.length > 1) fail('--action retain is answered by retention rules and cache eviction: ask it alone');
-        const config = await configFrom(opts.config);
-        const { explainRetain, printRetain } = await import('./explain-retain.js');
-        const es = await Promise.resolve()
-          .then(() => explainRetain(config, parseTarget(ref)))
-          .catch((err: unknown) => fail((err as Error).message));
-        if (es.some((e) => !e.kept)) process.exitCode = 1;
-        process.stdout.write(opts.json ? JSON.stringify(es, null, 2) + '\n' : printRetain(es));
-        return;
-      }
-      if (asked.includes('fetch')) {
-        if (asked.length > 1) fail('--action fetch is answered by the flow rules: ask it alone');
-        const config = await configFrom(opts.config);
-        const { explainFetch, printFetch } = await import('./explain-fetch.js');
-        let e: ReturnType<typeof explainFetch>;
-        try {
-          e = explainFetch(config, ref);
-        } catch (err) {
-          fail((err as Error).message);
-        }
-        if (!e.allowed) process.exitCode = 1;
-        process.stdout.write(opts.json ? JSON.stringify([e], null, 2) + '\n' : printFetch(e, config));
-        return;
-      }
-      const actions = parseActions(opts.action);
-      if (typeof actions === 'string') fail(actions);
-      const principal = parsePrincipal(opts);
-      if (typeof principal === 'string') fail(principal);
-      let target: Target;
-      try {
-        target = parseTarget(ref);
-      } catch (e) {
-        fail((e as Error).message);
-      }
-      const config = await configFrom(opts.config);
-      const [{ hasCredentials }, { compilePolicy, decide, enforcedPolicySpec, PolicyError, ruleLabel }] = await Promise.all([
-        import('../auth/config.js'),
-        import('../policy/index.js'),
-      ]);
-      // The server's own policy, open registry included, so the answer is the one a client would get.
-      const spec = enforcedPolicySpec(config.access, { hasCredentials: hasCredentials(config.auth), readonlyAll: config.storage.maintenance?.readonly?.enabled ?? false });
-      if (opts.group?.length) {
-        const member = principal.kind === 'robot' ? `robot:${principal.name}` : principal.kind === 'user' ? principal.name : '';
-        spec.groups = { ...spec.groups };
-        for (const g of opts.group) {
-          if (!Object.hasOwn(spec.groups, g)) {
-            const defined = Object.keys(spec.groups);
-            fail(`--group ${g}: no such group under access.groups${defined.length ? ` (groups: ${defined.join(', ')})` : ' (none is defined)'}`);
+    .action(
+      async (
+        ref: string,
+        opts: {
+          config?: string;
+          user?: string;
+          robot?: string;
+          anonymous?: boolean;
+          group?: string[];
+          action: string;
+          json?: boolean;
+        },
+      ) => {
+        // `fetch` asks the flow rules (may the cache bring this upstream image in), not the access rules.
+        const asked = opts.action.split(',').map((a) => a.trim());
+        if (asked.includes('trust')) {
+          if (asked.length > 1) fail('--action trust is answered by the trust rules: ask it alone');
+          const config = await configFrom(opts.config);
+          const { explainTrust } = await import('./explain-fetch.js');
+          let e: ReturnType<typeof explainTrust>;
+          try {
+            e = explainTrust(config, ref);
+          } catch (err) {
+            fail((err as Error).message);
           }
-          spec.groups[g] = [...spec.groups[g]!, member];
+          process.stdout.write(opts.json ? JSON.stringify([e.json], null, 2) + '\n' : e.lines.join('\n') + '\n');
+          return;
         }
-      }
-      let compiled: ReturnType<typeof compilePolicy>;
-      try {
-        compiled = compilePolicy(spec);
-      } catch (e) {
-        if (e instanceof PolicyError) fail(`${e.message} (sluice policy check lists every problem)`);
-        throw e;
-      }
-      if (principal.kind !== 'anonymous' && !opts.group?.length) {
-        const { known } = await rosters(config);
-        const roster = principal.kind === 'user' ? known.users : known.robots;
-        if (roster && !roster.has(principal.name)) process.stderr.write(`warning: ${principal.kind} ${principal.name} is not in ${roster.from}; the registry would refuse the login\n`);
-      }
-      // `list` is the catalog: registry-wide, as the registry asks it, whatever the reference.
-      const decisions = actions.map((action) => decide(compiled, { principal, action, target: action === 'list' ? {} : target }));
-      if (decisions.some((d) => !d.allowed)) process.exitCode = 1;
-      if (opts.json) {
-        process.stdout.write(JSON.stringify(decisions, null, 2) + '\n');
-        return;
-      }
-      for (const d of decisions) {
-        const rule = d.rule !== undefined ? spec.rules[d.rule - 1]! : undefined;
-        process.stdout.write(`${d.action}: ${d.allowed ? 'ALLOWED' : 'DENIED'}\n`);
-        if (rule) {
-          process.stdout.write(`  rule:    ${ruleLabel(d.rule!, rule)}: repos [${rule.repos.join(', ')}] who [${rule.who.join(', ')}]`);
-          process.stdout.write(`${rule.allow.length ? ` allow [${rule.allow.join(', ')}]` : ''}${rule.deny.length ? ` deny [${rule.deny.join(', ')}]` : ''}\n`);
+        if (asked.includes('retain')) {
+          if (asked.length > 1) fail('--action retain is answered by retention rules and cache eviction: ask it alone');
+          const config = await configFrom(opts.config);
+          const { explainRetain, printRetain } = await import('./explain-retain.js');
+          const es = await Promise.resolve()
+            .then(() => explainRetain(config, parseTarget(ref)))
+            .catch((err: unknown) => fail((err as Error).message));
+          if (es.some((e) => !e.kept)) process.exitCode = 1;
+          process.stdout.write(opts.json ? JSON.stringify(es, null, 2) + '\n' : printRetain(es));
+          return;
         }
-        if (d.pattern) process.stdout.write(`  pattern: ${d.pattern}\n`);
-        if (d.who) process.stdout.write(`  who:     ${d.who}\n`);
-        process.stdout.write(`  reason:  ${d.reason}\n`);
-      }
-    });
+        if (asked.includes('fetch')) {
+          if (asked.length > 1) fail('--action fetch is answered by the flow rules: ask it alone');
+          const config = await configFrom(opts.config);
+          const { explainFetch, printFetch } = await import('./explain-fetch.js');
+          let e: ReturnType<typeof explainFetch>;
+          try {
+            e = explainFetch(config, ref);
+          } catch (err) {
+            fail((err as Error).message);
+          }
+          if (!e.allowed) process.exitCode = 1;
+          process.stdout.write(opts.json ? JSON.stringify([e], null, 2) + '\n' : printFetch(e, config));
+          return;
+        }
+        const actions = parseActions(opts.action);
+        if (typeof actions === 'string') fail(actions);
+        const principal = parsePrincipal(opts);
+        if (typeof principal === 'string') fail(principal);
+        let target: Target;
+        try {
+          target = parseTarget(ref);
+        } catch (e) {
+          fail((e as Error).message);
+        }
+        const config = await configFrom(opts.config);
+        const [{ hasCredentials }, { compilePolicy, decide, enforcedPolicySpec, PolicyError, ruleLabel }] =
+          await Promise.all([import('../auth/config.js'), import('../policy/index.js')]);
+        // The server's own policy, open registry included, so the answer is the one a client would get.
+        const spec = enforcedPolicySpec(config.access, {
+          hasCredentials: hasCredentials(config.auth),
+          readonlyAll: config.storage.maintenance?.readonly?.enabled ?? false,
+        });
+        if (opts.group?.length) {
+          const member =
+            principal.kind === 'robot' ? `robot:${principal.name}` : principal.kind === 'user' ? principal.name : '';
+          spec.groups = { ...spec.groups };
+          for (const g of opts.group) {
+            if (!Object.hasOwn(spec.groups, g)) {
+              const defined = Object.keys(spec.groups);
+              fail(
+                `--group ${g}: no such group under access.groups${defined.length ? ` (groups: ${defined.join(', ')})` : ' (none is defined)'}`,
+              );
+            }
+            spec.groups[g] = [...spec.groups[g]!, member];
+          }
+        }
+        let compiled: ReturnType<typeof compilePolicy>;
+        try {
+          compiled = compilePolicy(spec);
+        } catch (e) {
+          if (e instanceof PolicyError) fail(`${e.message} (sluice policy check lists every problem)`);
+          throw e;
+        }
+        if (principal.kind !== 'anonymous' && !opts.group?.length) {
+          const { known } = await rosters(config);
+          const roster = principal.kind === 'user' ? known.users : known.robots;
+          if (roster && !roster.has(principal.name))
+            process.stderr.write(
+              `warning: ${principal.kind} ${principal.name} is not in ${roster.from}; the registry would refuse the login\n`,
+            );
+        }
+        // `list` is the catalog: registry-wide, as the registry asks it, whatever the reference.
+        const decisions = actions.map((action) =>
+          decide(compiled, { principal, action, target: action === 'list' ? {} : target }),
+        );
+        if (decisions.some((d) => !d.allowed)) process.exitCode = 1;
+        if (opts.json) {
+          process.stdout.write(JSON.stringify(decisions, null, 2) + '\n');
+          return;
+        }
+        for (const d of decisions) {
+          const rule = d.rule !== undefined ? spec.rules[d.rule - 1]! : undefined;
+          process.stdout.write(`${d.action}: ${d.allowed ? 'ALLOWED' : 'DENIED'}\n`);
+          if (rule) {
+            process.stdout.write(
+              `  rule:    ${ruleLabel(d.rule!, rule)}: repos [${rule.repos.join(', ')}] who [${rule.who.join(', ')}]`,
+            );
+            process.stdout.write(
+              `${rule.allow.length ? ` allow [${rule.allow.join(', ')}]` : ''}${rule.deny.length ? ` deny [${rule.deny.join(', ')}]` : ''}\n`,
+            );
+          }
+          if (d.pattern) process.stdout.write(`  pattern: ${d.pattern}\n`);
+          if (d.who) process.stdout.write(`  who:     ${d.who}\n`);
+          process.stdout.write(`  reason:  ${d.reason}\n`);
+        }
+      },
+    );
   policy
     .command('check')
-    .description('validate a config file: every problem in access: at once (rules by number), unreachable rules, unknown users and robots')
+    .description(
+      'validate a config file: every problem in access: at once (rules by number), unreachable rules, unknown users and robots',
+    )
     .argument('[file]', 'config file (same as -c/--config)')
     .option('-c, --config <file>', 'config file')
     .action(async (file: string | undefined, opts: { config?: string }) => {
-      if (file !== undefined && opts.config !== undefined && file !== opts.config) fail('give the config file once: as an argument or with -c/--config');
+      if (file !== undefined && opts.config !== undefined && file !== opts.config)
+        fail('give the config file once: as an argument or with -c/--config');
       const path = file ?? opts.config;
-      const [{ hasCredentials }, { checkAccessConfig }] = await Promise.all([import('../auth/config.js'), import('../policy/index.js')]);
+      const [{ hasCredentials }, { checkAccessConfig }] = await Promise.all([
+        import('../auth/config.js'),
+        import('../policy/index.js'),
+      ]);
       const { raw, config, problems } = await readForCheck(path);
       const findings: Finding[] = problems.map((message) => ({ level: 'error', message }));
       let known: KnownPrincipals | undefined;
@@ -354,7 +421,9 @@ export function registerAccessCommands(program: Command): void {
         findings.push(...r.problems.map((message): Finding => ({ level: 'error', message })));
         findings.push(...r.warnings.map((message): Finding => ({ level: 'warning', message })));
       }
-      const creds = hasCredentials((config?.auth ?? (raw.auth as Record<string, unknown> | undefined)) as Config['auth']);
+      const creds = hasCredentials(
+        (config?.auth ?? (raw.auth as Record<string, unknown> | undefined)) as Config['auth'],
+      );
       const checked = checkAccessConfig(raw.access, { known, hasCredentials: creds });
       findings.push(...checked.findings);
       printFindings(findings);
@@ -364,7 +433,12 @@ export function registerAccessCommands(program: Command): void {
       const counts = `${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}`;
       if (errors || !checked.spec) fail(`${name}: ${counts}`);
       const n = checked.spec.rules.length;
-      const rulesAre = raw.access && (raw.access as Record<string, unknown>).rules ? '' : creds ? ' (the default: authenticated users may do everything)' : ' (no auth configured: everyone may do everything)';
+      const rulesAre =
+        raw.access && (raw.access as Record<string, unknown>).rules
+          ? ''
+          : creds
+            ? ' (the default: authenticated users may do everything)'
+            : ' (no auth configured: everyone may do everything)';
       process.stdout.write(`${name}: ${n} rule${n === 1 ? '' : 's'}${rulesAre}, ${counts}\n`);
     });
 }

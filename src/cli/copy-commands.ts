@@ -7,12 +7,19 @@ import type { BucketOptions, TransportOptions } from '../transport/index.js';
 import type { ImageSource } from '../transport/transport.js';
 import { fail, failed } from './fail.js';
 import type { CompressFormat } from '../copy/compress.js';
-import { addBoolFlag, compressFormatValue, countValue, platformValue, positiveValue, sizeValue, sluiceErrors } from './option-values.js';
+import {
+  addBoolFlag,
+  compressFormatValue,
+  countValue,
+  platformValue,
+  positiveValue,
+  sizeValue,
+  sluiceErrors,
+} from './option-values.js';
 
 // The engine and transports load only when a command runs, so `sluice serve` does not carry them in memory.
 const transports = () => import('../transport/index.js');
 const engine = () => Promise.all([import('../copy/copy.js'), import('../copy/progress.js')]);
-
 
 interface SideFlags {
   creds?: string;
@@ -121,7 +128,12 @@ async function copyCommand(srcRef: string, dstRef: string, f: CopyFlags): Promis
       const location = locateImage(srcRef);
       const { scope, requirements } = requirementsFor(policy, location.subject);
       const top = await src.getManifest();
-      const check = await checkImageTrust(src, { digest: top.digest, ...(location.dockerReference ? { dockerReference: location.dockerReference } : {}) }, requirements, { scope });
+      const check = await checkImageTrust(
+        src,
+        { digest: top.digest, ...(location.dockerReference ? { dockerReference: location.dockerReference } : {}) },
+        requirements,
+        { scope },
+      );
       if (!check.decision.allowed) throw new Error(`${srcRef} is refused by ${f.policy}: ${check.decision.summary}`);
       // What the policy asked for travels with the image, so the destination can check it too.
       if (requirements.some((r) => r.type === 'sigstoreSigned')) {
@@ -131,7 +143,11 @@ async function copyCommand(srcRef: string, dstRef: string, f: CopyFlags): Promis
     }
     if (f.config) {
       // A Sluice config's trust: rules with `on: copy` judge the source by its full name.
-      const [{ loadConfig }, { buildTrust }, { locateImage }] = await Promise.all([import('../config/load.js'), import('../registry/trust-setup.js'), import('../sign/index.js')]);
+      const [{ loadConfig }, { buildTrust }, { locateImage }] = await Promise.all([
+        import('../config/load.js'),
+        import('../registry/trust-setup.js'),
+        import('../sign/index.js'),
+      ]);
       const trust = buildTrust((await loadConfig(f.config)).config);
       const name = locateImage(srcRef).dockerReference?.replace(/[:@][^/]*$/, '');
       if (trust && name && trust.ruleFor(name, 'copy')) {
@@ -147,7 +163,10 @@ async function copyCommand(srcRef: string, dstRef: string, f: CopyFlags): Promis
     progress.stop();
     if (f.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
     // An archive or daemon holds the config and layers but no manifest: name what it holds, the image ID.
-    else if (!f.quiet) process.stderr.write(`copied ${summary.source} to ${summary.destination} (${summary.imageId ? `image ID ${summary.imageId}` : summary.digest})\n`);
+    else if (!f.quiet)
+      process.stderr.write(
+        `copied ${summary.source} to ${summary.destination} (${summary.imageId ? `image ID ${summary.imageId}` : summary.digest})\n`,
+      );
   } catch (e) {
     progress.stop();
     failed(e);
@@ -157,7 +176,10 @@ async function copyCommand(srcRef: string, dstRef: string, f: CopyFlags): Promis
   }
 }
 
-async function readConfig(src: ImageSource, m: ReturnType<typeof parseManifest>): Promise<Record<string, unknown> | undefined> {
+async function readConfig(
+  src: ImageSource,
+  m: ReturnType<typeof parseManifest>,
+): Promise<Record<string, unknown> | undefined> {
   if (m.kind !== 'image' || m.config.size > 4 * 1024 * 1024) return undefined;
   const chunks: Buffer[] = [];
   for await (const c of await src.getBlob(m.config)) chunks.push(c as Buffer);
@@ -169,7 +191,10 @@ async function readConfig(src: ImageSource, m: ReturnType<typeof parseManifest>)
 }
 
 /** `sluice inspect REF`: what skopeo inspect shows, for any transport. */
-async function inspectCommand(ref: string, f: { raw?: boolean; config?: boolean; tags?: boolean } & SideFlags): Promise<void> {
+async function inspectCommand(
+  ref: string,
+  f: { raw?: boolean; config?: boolean; tags?: boolean } & SideFlags,
+): Promise<void> {
   const { openSource } = await transports();
   let src: ImageSource | undefined;
   try {
@@ -186,13 +211,29 @@ async function inspectCommand(ref: string, f: { raw?: boolean; config?: boolean;
       process.stdout.write(`${JSON.stringify(config, null, f.raw ? undefined : 2)}\n`);
       return;
     }
-    const out: Record<string, unknown> = { Name: src.description, Digest: top.digest, MediaType: top.mediaType, Size: top.bytes.length };
+    const out: Record<string, unknown> = {
+      Name: src.description,
+      Digest: top.digest,
+      MediaType: top.mediaType,
+      Size: top.bytes.length,
+    };
     if (f.tags !== false && src.listTags) out.RepoTags = await src.listTags().catch(() => []);
     if (m.kind === 'index') {
       out.Platforms = m.manifests.filter((d) => d.platform).map((d) => formatPlatform(d.platform!));
-      out.Manifests = m.manifests.map((d) => ({ digest: d.digest, mediaType: d.mediaType, size: d.size, platform: d.platform ? formatPlatform(d.platform) : undefined }));
+      out.Manifests = m.manifests.map((d) => ({
+        digest: d.digest,
+        mediaType: d.mediaType,
+        size: d.size,
+        platform: d.platform ? formatPlatform(d.platform) : undefined,
+      }));
     } else {
-      const c = (config ?? {}) as { created?: string; architecture?: string; os?: string; variant?: string; config?: { Labels?: unknown; Env?: unknown } };
+      const c = (config ?? {}) as {
+        created?: string;
+        architecture?: string;
+        os?: string;
+        variant?: string;
+        config?: { Labels?: unknown; Env?: unknown };
+      };
       Object.assign(out, {
         Created: c.created,
         Architecture: c.architecture,
@@ -222,7 +263,11 @@ async function tagsCommand(ref: string, f: SideFlags & { json?: boolean }): Prom
     src = await openSource(ref, transportOptions(f));
     if (!src.listTags) throw new Error(`${src.description}: this transport cannot list tags`);
     const tags = await src.listTags();
-    process.stdout.write(f.json ? `${JSON.stringify({ Repository: src.description, Tags: tags }, null, 2)}\n` : tags.map((t) => `${t}\n`).join(''));
+    process.stdout.write(
+      f.json
+        ? `${JSON.stringify({ Repository: src.description, Tags: tags }, null, 2)}\n`
+        : tags.map((t) => `${t}\n`).join(''),
+    );
   } catch (e) {
     failed(e);
   } finally {
@@ -231,7 +276,8 @@ async function tagsCommand(ref: string, f: SideFlags & { json?: boolean }): Prom
 }
 
 const TLS_VERIFY = 'verify TLS (the default); --tls-verify=false also allows plain HTTP';
-const S3_ENDPOINT = 'S3-compatible server for s3: (default AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, else AWS); keys from --creds ACCESS_KEY:SECRET_KEY or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY';
+const S3_ENDPOINT =
+  'S3-compatible server for s3: (default AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, else AWS); keys from --creds ACCESS_KEY:SECRET_KEY or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY';
 const S3_REGION = 'region for s3: (default AWS_REGION or AWS_DEFAULT_REGION, else us-east-1)';
 
 function addAccessFlags(cmd: Command): Command {
@@ -250,17 +296,26 @@ function addAccessFlags(cmd: Command): Command {
 export function registerCopyCommands(program: Command): void {
   const copy = program
     .command('copy')
-    .description('copy an image between transports: docker://, oci:, oci-archive:, docker-archive:, docker-daemon:, s3: (an OCI layout in a bucket), oci-http: (read-only)')
+    .description(
+      'copy an image between transports: docker://, oci:, oci-archive:, docker-archive:, docker-daemon:, s3: (an OCI layout in a bucket), oci-http: (read-only)',
+    )
     .argument('<source>', 'source reference, e.g. docker://127.0.0.1:5000/app:1 or oci:dir:tag')
     .argument('<destination>', 'destination reference')
     .option('--all', 'copy every platform of an index')
-    .option('--platform <os/arch[/variant]>', 'copy this platform of an index (repeatable); the index is kept unchanged', platformValue)
+    .option(
+      '--platform <os/arch[/variant]>',
+      'copy this platform of an index (repeatable); the index is kept unchanged',
+      platformValue,
+    )
     .option('--rewrite-index', 'with --platform: write a new index listing only the copied platforms (new digest)')
     .option('-j, --jobs <n>', 'blobs copied in parallel', positiveValue, 4)
     .option('--preserve-digests', 'fail instead of changing any manifest digest')
     .option('--with-referrers', 'also copy referrers and cosign sha256-<hex>.sig/.att/.sbom tags')
-    .option('-c, --config <file>', "a Sluice config whose trust: rules (on: copy) the source image must satisfy")
-    .option('--policy <file>', 'a containers-policy.json the source image must satisfy (sigstoreSigned, reject, insecureAcceptAnything); its signatures are copied along')
+    .option('-c, --config <file>', 'a Sluice config whose trust: rules (on: copy) the source image must satisfy')
+    .option(
+      '--policy <file>',
+      'a containers-policy.json the source image must satisfy (sigstoreSigned, reject, insecureAcceptAnything); its signatures are copied along',
+    )
     .option('-q, --quiet', 'print nothing but errors')
     .option('--json', 'print a JSON summary (digests, bytes sent and skipped, duration) on stdout')
     .option('--src-creds <user:password>', 'source registry credentials')
@@ -269,11 +324,19 @@ export function registerCopyCommands(program: Command): void {
     .option('--src-authfile <file>', 'auth file for the source')
     .option('--dest-authfile <file>', 'auth file for the destination');
   addBoolFlag(copy, '--src-tls-verify', 'verify the source registry TLS (the default); =false also allows plain HTTP');
-  addBoolFlag(copy, '--dest-tls-verify', 'verify the destination registry TLS (the default); =false also allows plain HTTP');
+  addBoolFlag(
+    copy,
+    '--dest-tls-verify',
+    'verify the destination registry TLS (the default); =false also allows plain HTTP',
+  );
   addBoolFlag(copy, '--tls-verify', 'both --src-tls-verify and --dest-tls-verify');
   sluiceErrors(copy)
     .option('--retry-times <n>', 'retries on connection errors, 5xx and 429 (default 3)', countValue)
-    .option('--dest-chunk-size <size>', 'upload blobs in PATCH chunks of this size: bytes, or 512k, 5MiB, 5MB (default: one PATCH per blob)', sizeValue)
+    .option(
+      '--dest-chunk-size <size>',
+      'upload blobs in PATCH chunks of this size: bytes, or 512k, 5MiB, 5MB (default: one PATCH per blob)',
+      sizeValue,
+    )
     .option(
       '--dest-compress-format <format>',
       'gzip (default), zstd or none: how layers a docker-archive: or docker-daemon: source holds uncompressed are compressed for a registry or OCI layout',

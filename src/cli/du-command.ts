@@ -16,16 +16,21 @@ const col = (n: number | string): string => String(n).padStart(14);
  * with a repository (or `--tags`), per tag what it names and what deleting that tag would free.
  */
 export function registerDuCommand(program: Command): void {
-  const about = 'bytes per repository: what only it uses (what deleting it frees) and what it shares; per tag with REPOSITORY or --tags';
+  const about =
+    'bytes per repository: what only it uses (what deleting it frees) and what it shares; per tag with REPOSITORY or --tags';
   storageCommand(program, 'du', about)
-    .argument('[repository]', 'list this repository\'s tags: the bytes each names and what deleting it would free')
-    .option('-m, --delete-untagged', 'count only manifests a tag, index or live subject refers to (as gc -m would keep)')
+    .argument('[repository]', "list this repository's tags: the bytes each names and what deleting it would free")
+    .option(
+      '-m, --delete-untagged',
+      'count only manifests a tag, index or live subject refers to (as gc -m would keep)',
+    )
     .option('--tags', 'per tag, for every repository')
     .option('--json', 'print the numbers as JSON')
     .action(async (file: string | undefined, repository: string | undefined, f: DuFlags) => {
       // With -c, the one positional argument is the repository.
       if (f.config && file && !repository) [file, repository] = [undefined, file];
-      if (repository !== undefined && !isRepositoryName(repository)) fail(`du: invalid repository name "${repository.slice(0, 200)}"`);
+      if (repository !== undefined && !isRepositoryName(repository))
+        fail(`du: invalid repository name "${repository.slice(0, 200)}"`);
       const config = await storageConfig(file, f);
       const { driverFor } = await import('../storage/driver-for.js');
       const { measureTagUsage, measureUsage } = await import('../gc/measure.js');
@@ -44,7 +49,9 @@ export function registerDuCommand(program: Command): void {
         if (f.json) process.stdout.write(`${JSON.stringify(usage, null, 2)}\n`);
         else {
           const lines = usage.map((u) => `${col(u.bytes)} ${col(u.exclusive)} ${col(u.shared)}  ${u.repository}`);
-          process.stdout.write(`${col('BYTES')} ${col('EXCLUSIVE')} ${col('SHARED')}  REPOSITORY\n${lines.join('\n')}\n`);
+          process.stdout.write(
+            `${col('BYTES')} ${col('EXCLUSIVE')} ${col('SHARED')}  REPOSITORY\n${lines.join('\n')}\n`,
+          );
         }
       } catch (e) {
         fail(`du failed: ${(e as Error).message}`);

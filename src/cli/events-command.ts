@@ -30,7 +30,11 @@ export function registerEventsCommand(program: Command): void {
       }
       if (rows.length === 0) process.stdout.write('no events journaled yet\n');
       for (const r of rows) {
-        const state = r.disabled ? 'disabled' : r.failingSince ? `failing since ${r.failingSince}: ${r.lastError ?? ''}` : 'ok';
+        const state = r.disabled
+          ? 'disabled'
+          : r.failingSince
+            ? `failing since ${r.failingSince}: ${r.lastError ?? ''}`
+            : 'ok';
         const counts = `delivered ${r.delivered}, pending ${r.pending}, dead ${r.dead}, dropped ${r.dropped}`;
         process.stdout.write(`${r.endpoint} (node ${r.node}): ${counts}; ${state}\n`);
       }
@@ -43,7 +47,7 @@ export function registerEventsCommand(program: Command): void {
     .option('--root <dir>', 'filesystem storage root (overrides storage.filesystem.rootdirectory)')
     .requiredOption('--endpoint <name>', 'the endpoint (notifications.endpoints[].name)')
     .requiredOption('--since <time>', 'an ISO time, or a duration back from now (1h)')
-    .option('--node <name>', 'replay only this node\'s journal (default: every node\'s on this storage, merged by time)')
+    .option('--node <name>', "replay only this node's journal (default: every node's on this storage, merged by time)")
     .action(async (file: string | undefined, f: ReplayFlags) => {
       const config = await storageConfig(file, f);
       const n = config.notifications;

@@ -19,14 +19,19 @@ export interface FetchExplanation {
 export function explainFetch(config: Config, reference: string): FetchExplanation {
   const ref = parseReference(reference);
   const image = `${ref.registry}/${ref.repository}`;
-  const d = decideFlow(flowPolicyOf(config), { repository: image, ...(ref.tag ? { tag: ref.tag } : {}), ...(ref.digest ? { digest: ref.digest } : {}) });
+  const d = decideFlow(flowPolicyOf(config), {
+    repository: image,
+    ...(ref.tag ? { tag: ref.tag } : {}),
+    ...(ref.digest ? { digest: ref.digest } : {}),
+  });
   const out: FetchExplanation = { action: 'fetch', allowed: d.allowed, image: formatReference(ref), reason: d.reason };
   if (d.flow) {
     out.rule = d.flow.index;
     if (d.flow.spec.name) out.ruleName = d.flow.spec.name;
     if (d.allowed && d.flow.platforms) out.platforms = platformsText(d.flow);
   }
-  if (!config.upstreams?.[ref.registry] && !(config.proxy && !config.upstreams)) out.reason += ` (note: no upstream ${ref.registry} is configured, so the cache would not fetch it at all)`;
+  if (!config.upstreams?.[ref.registry] && !(config.proxy && !config.upstreams))
+    out.reason += ` (note: no upstream ${ref.registry} is configured, so the cache would not fetch it at all)`;
   return out;
 }
 
@@ -48,13 +53,20 @@ export function explainTrust(config: Config, reference: string): { allowed: bool
   const rules = config.trust ? compileTrustRules(config.trust, config.access?.sets ?? {}) : [];
   const ref = parseReference(reference);
   // Local names are judged as written; upstream names in their full spelling.
-  const name = reference.split('/')[0]!.match(/[.:]|^localhost$/) ? `${ref.registry}/${ref.repository}` : reference.replace(/[:@].*$/, '');
+  const name = reference.split('/')[0]!.match(/[.:]|^localhost$/)
+    ? `${ref.registry}/${ref.repository}`
+    : reference.replace(/[:@].*$/, '');
   const out = TRUST_POINTS.map((where) => {
     const r = trustRuleFor(rules, name, where);
     return r
       ? { where, rule: r.index, requires: describeTrustRule(r.spec), label: trustLabel(r) }
       : { where, requires: 'nothing' };
   });
-  const lines = [`trust: ${name}`, ...out.map((o) => `  ${o.where.padEnd(11)} ${'rule' in o ? `${o.label}: ${o.requires}` : 'no rule: nothing required'}`)];
+  const lines = [
+    `trust: ${name}`,
+    ...out.map(
+      (o) => `  ${o.where.padEnd(11)} ${'rule' in o ? `${o.label}: ${o.requires}` : 'no rule: nothing required'}`,
+    ),
+  ];
   return { allowed: true, lines, json: { action: 'trust', image: name, places: out } };
 }

@@ -19,10 +19,17 @@ const DEFAULT_SAMPLE = 16;
  * upstream. Exits non-zero while problems remain.
  */
 export function registerFsckCommand(program: Command): void {
-  storageCommand(program, 'fsck', 'check the storage: links valid, tagged manifests and their blobs present and matching their digests')
+  storageCommand(
+    program,
+    'fsck',
+    'check the storage: links valid, tagged manifests and their blobs present and matching their digests',
+  )
     .option('--full', 'hash every blob a tagged manifest names (default: check every size, hash a random sample)')
     .option('--sample <n>', `how many blobs to hash when not --full (default ${DEFAULT_SAMPLE})`)
-    .option('--repair', 're-fetch from upstream what cache repositories lost (digests verified), and report what could not be repaired')
+    .option(
+      '--repair',
+      're-fetch from upstream what cache repositories lost (digests verified), and report what could not be repaired',
+    )
     .option('--json', 'print the report as JSON')
     .action(async (file: string | undefined, f: FsckFlags) => {
       const sample = f.sample === undefined ? DEFAULT_SAMPLE : Number(f.sample);
@@ -38,7 +45,11 @@ export function registerFsckCommand(program: Command): void {
       const driver = driverFor(config);
       const { parseDuration } = await import('../config/duration.js');
       const age = config.storage.maintenance?.uploadpurging?.age ?? '168h';
-      const options = { mode: f.full ? ('full' as const) : ('sample' as const), sample, uploadAgeMs: parseDuration(age) };
+      const options = {
+        mode: f.full ? ('full' as const) : ('sample' as const),
+        sample,
+        uploadAgeMs: parseDuration(age),
+      };
       let close = async (): Promise<void> => undefined;
       try {
         let report = await fsck(driver, options);
@@ -70,7 +81,10 @@ export function registerFsckCommand(program: Command): void {
 }
 
 /** What `--repair` writes with: the config's upstreams, and the stores and claims a registry would use. */
-async function repairDeps(driver: import('../storage/driver.js').StorageDriver, config: import('../config/schema.js').Config) {
+async function repairDeps(
+  driver: import('../storage/driver.js').StorageDriver,
+  config: import('../config/schema.js').Config,
+) {
   const [{ Upstreams }, { BlobStore }, { UploadStore }, { Claims }] = await Promise.all([
     import('../upstream/upstreams.js'),
     import('../storage/blobs.js'),

@@ -22,10 +22,17 @@ const log = {
  * `registry garbage-collect` flags (`-d/--dry-run`, `-m/--delete-untagged`, the config file as argument).
  */
 export function registerGcCommand(program: Command): void {
-  storageCommand(program, 'gc', 'collect garbage in the storage a config names: unused blobs, and with -m untagged manifests (online: two passes apart by the grace)')
+  storageCommand(
+    program,
+    'gc',
+    'collect garbage in the storage a config names: unused blobs, and with -m untagged manifests (online: two passes apart by the grace)',
+  )
     .option('-d, --dry-run', 'print what would be deleted and change nothing')
     .option('-m, --delete-untagged', 'also delete manifests no tag, index or live subject refers to')
-    .option('--grace <duration>', 'how long an object stays unused before deletion (storage.gc.grace, default 24h); 0 deletes now, for a registry that is stopped')
+    .option(
+      '--grace <duration>',
+      'how long an object stays unused before deletion (storage.gc.grace, default 24h); 0 deletes now, for a registry that is stopped',
+    )
     .option('--json', 'print the report as JSON')
     .action(async (file: string | undefined, f: GcFlags) => {
       const config = await storageConfig(file, f);
@@ -62,7 +69,8 @@ export function registerGcCommand(program: Command): void {
       try {
         let report = await runPass(driver, collector, options);
         // With no grace, what this pass recorded is due at once: the second pass deletes it, as Distribution's does.
-        if (!('refused' in report) && graceMs === 0 && !options.dryRun) report = await runPass(driver, collector, options);
+        if (!('refused' in report) && graceMs === 0 && !options.dryRun)
+          report = await runPass(driver, collector, options);
         if ('refused' in report) fail(`gc not run: ${report.refused}`);
         process.stdout.write(f.json ? `${JSON.stringify(report, null, 2)}\n` : describeReport(report, options.dryRun));
       } catch (e) {

@@ -47,9 +47,16 @@ function registerServe(program: Command): void {
     .option('--root <dir>', 'filesystem storage root (overrides storage.filesystem.rootdirectory)')
     .action(async (opts: { config?: string; addr?: string; root?: string }) => {
       try {
-        const [{ loadConfig }, { startupProblems }] = await Promise.all([import('../config/load.js'), import('../registry/config-check.js')]);
+        const [{ loadConfig }, { startupProblems }] = await Promise.all([
+          import('../config/load.js'),
+          import('../registry/config-check.js'),
+        ]);
         // Every phase's problems in one error: the schema's, then flows, access, trust, mirrors, address, TLS.
-        const { config, warnings } = await loadConfig(opts.config, { addr: opts.addr, root: opts.root, check: startupProblems });
+        const { config, warnings } = await loadConfig(opts.config, {
+          addr: opts.addr,
+          root: opts.root,
+          check: startupProblems,
+        });
         const { serve } = await import('../registry/server.js');
         let url = '';
         const reg = await serve(config, (u) => (url = u));

@@ -14,14 +14,16 @@ export function boolValue(v: string): boolean {
 
 /** A whole number ≥ 0 (`--retry-times`). */
 export function countValue(v: string): number {
-  if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v))) throw new InvalidArgumentError(`expected a whole number of 0 or more, got "${v}"`);
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v)))
+    throw new InvalidArgumentError(`expected a whole number of 0 or more, got "${v}"`);
   return Number(v);
 }
 
 /** A whole number ≥ 1 (`--jobs`). */
 export function positiveValue(v: string): number {
   const n = /^\d+$/.test(v) ? Number(v) : NaN;
-  if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError(`expected a whole number of 1 or more, got "${v}"`);
+  if (!Number.isSafeInteger(n) || n < 1)
+    throw new InvalidArgumentError(`expected a whole number of 1 or more, got "${v}"`);
   return n;
 }
 
@@ -62,9 +64,12 @@ export function platformValue(v: string, prev: Platform[] = []): Platform[] {
 
 /** `gzip|zstd|none`; zstd is refused on a Node.js without a zstd compressor. */
 export function compressFormatValue(v: string): CompressFormat {
-  if (v !== 'gzip' && v !== 'zstd' && v !== 'none') throw new InvalidArgumentError(`expected gzip, zstd or none, got "${v}"`);
+  if (v !== 'gzip' && v !== 'zstd' && v !== 'none')
+    throw new InvalidArgumentError(`expected gzip, zstd or none, got "${v}"`);
   if (v === 'zstd' && !canZstd()) {
-    throw new InvalidArgumentError(`zstd needs Node.js 22.15 or later (this is ${process.version}, whose zlib has no zstd compressor); use gzip or none`);
+    throw new InvalidArgumentError(
+      `zstd needs Node.js 22.15 or later (this is ${process.version}, whose zlib has no zstd compressor); use gzip or none`,
+    );
   }
   return v;
 }
@@ -113,7 +118,9 @@ function rewriteBoolFlags(cmd: Command, flags: Set<string>, args: string[]): str
       try {
         value = boolValue(text);
       } catch (e) {
-        cmd.error(`error: option '${name}' argument '${text}' is invalid. ${(e as Error).message}`, { code: 'commander.invalidArgument' });
+        cmd.error(`error: option '${name}' argument '${text}' is invalid. ${(e as Error).message}`, {
+          code: 'commander.invalidArgument',
+        });
       }
     } else if (/^(true|false)$/i.test(args[i + 1] ?? '')) {
       value = boolValue(args[++i]!);

@@ -26,7 +26,9 @@ function transportOptions(f: RegistryFlags): TransportOptions {
 }
 
 function registryFlags(cmd: Command): Command {
-  cmd.option('--creds <user:password>', 'registry credentials').option('--authfile <file>', 'auth file (Docker config format; default ~/.docker/config.json)');
+  cmd
+    .option('--creds <user:password>', 'registry credentials')
+    .option('--authfile <file>', 'auth file (Docker config format; default ~/.docker/config.json)');
   addBoolFlag(cmd, '--tls-verify', 'verify the registry TLS (the default); =false also allows plain HTTP');
   return sluiceErrors(cmd);
 }
@@ -53,8 +55,14 @@ function collect(v: string, prev: string[] = []): string[] {
 
 function ruleValue(v: string): string {
   // Only the shape is checked here (the parser loads with the signing code), for a one-line error.
-  if (!/^(matchExact|matchRepoDigestOrExact|matchRepository|exactReference:.+|exactRepository:.+|remapIdentity:.+=.+)$/.test(v)) {
-    throw new InvalidArgumentError(`expected matchExact, matchRepoDigestOrExact, matchRepository, exactReference:REF, exactRepository:REPO or remapIdentity:PREFIX=SIGNEDPREFIX, got "${v}"`);
+  if (
+    !/^(matchExact|matchRepoDigestOrExact|matchRepository|exactReference:.+|exactRepository:.+|remapIdentity:.+=.+)$/.test(
+      v,
+    )
+  ) {
+    throw new InvalidArgumentError(
+      `expected matchExact, matchRepoDigestOrExact, matchRepository, exactReference:REF, exactRepository:REPO or remapIdentity:PREFIX=SIGNEDPREFIX, got "${v}"`,
+    );
   }
   return v;
 }
@@ -106,7 +114,9 @@ async function signCommand(image: string, f: SignFlags): Promise<void> {
     return;
   }
   const line = (digest: string, w: { written: string; added: boolean }) =>
-    w.added ? `Signed ${digest} as ${r.identity || '(no name)'} with ${r.keyFingerprint}: ${w.written}\n` : `${digest} already carries this signature (${w.written})\n`;
+    w.added
+      ? `Signed ${digest} as ${r.identity || '(no name)'} with ${r.keyFingerprint}: ${w.written}\n`
+      : `${digest} already carries this signature (${w.written})\n`;
   process.stdout.write(line(r.digest, r));
   for (const c of r.children ?? []) process.stdout.write(line(c.digest, c));
   if (r.missing?.length) process.stderr.write(`not signed, not held here: ${r.missing.join(', ')}\n`);
@@ -150,7 +160,9 @@ async function verifyCommand(image: string, f: VerifyFlags): Promise<void> {
     fail('--policy gives keys and identity rules itself: drop --key, --identity, --identity-rule and --certificate-*');
   }
   if (!f.policy && !f.key?.length && !keyless && !f.trustPolicy) {
-    fail('say whom to trust: --key FILE (repeatable), --certificate-identity(-regexp) with --certificate-oidc-issuer(-regexp), --policy FILE or --trust-policy FILE');
+    fail(
+      'say whom to trust: --key FILE (repeatable), --certificate-identity(-regexp) with --certificate-oidc-issuer(-regexp), --policy FILE or --trust-policy FILE',
+    );
   }
   if (f.identity && f.identityRule) fail('--identity and --identity-rule exclude each other');
   const opts: Parameters<typeof api.verifyImage>[1] = { transport: transportOptions(f) };
@@ -164,11 +176,16 @@ async function verifyCommand(image: string, f: VerifyFlags): Promise<void> {
     }
     if (f.identityRule) opts.identityRule = api.parseIdentityRule(f.identityRule);
     // --identity NAME: the signature must name NAME (exactly with a tag or digest, else any tag of it).
-    if (f.identity) opts.identityRule = /[:@][^/]*$/.test(f.identity) ? api.parseIdentityRule(`exactReference:${f.identity}`) : api.parseIdentityRule(`exactRepository:${f.identity}`);
+    if (f.identity)
+      opts.identityRule = /[:@][^/]*$/.test(f.identity)
+        ? api.parseIdentityRule(`exactReference:${f.identity}`)
+        : api.parseIdentityRule(`exactRepository:${f.identity}`);
   }
   const r = await api.verifyImage(image, opts);
   if (f.json) {
-    process.stdout.write(`${JSON.stringify({ image: r.description, digest: r.image.digest, dockerReference: r.image.dockerReference, searched: r.discovery.searched, ...r.decision }, null, 2)}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ image: r.description, digest: r.image.digest, dockerReference: r.image.dockerReference, searched: r.discovery.searched, ...r.decision }, null, 2)}\n`,
+    );
   } else {
     printDecision(r.description, r.image.digest, r.decision);
   }
@@ -192,10 +209,18 @@ function keylessOf(f: VerifyFlags): KeylessIdentity | undefined {
     trigger: f.certificateGithubWorkflowTrigger,
     sha: f.certificateGithubWorkflowSha,
   };
-  const any = [f.certificateIdentity, f.certificateIdentityRegexp, f.certificateOidcIssuer, f.certificateOidcIssuerRegexp, ...Object.values(gh)].some((v) => v !== undefined);
+  const any = [
+    f.certificateIdentity,
+    f.certificateIdentityRegexp,
+    f.certificateOidcIssuer,
+    f.certificateOidcIssuerRegexp,
+    ...Object.values(gh),
+  ].some((v) => v !== undefined);
   if (!any) return undefined;
-  if ((f.certificateIdentity === undefined) === (f.certificateIdentityRegexp === undefined)) fail('keyless: give exactly one of --certificate-identity and --certificate-identity-regexp');
-  if ((f.certificateOidcIssuer === undefined) === (f.certificateOidcIssuerRegexp === undefined)) fail('keyless: give exactly one of --certificate-oidc-issuer and --certificate-oidc-issuer-regexp');
+  if ((f.certificateIdentity === undefined) === (f.certificateIdentityRegexp === undefined))
+    fail('keyless: give exactly one of --certificate-identity and --certificate-identity-regexp');
+  if ((f.certificateOidcIssuer === undefined) === (f.certificateOidcIssuerRegexp === undefined))
+    fail('keyless: give exactly one of --certificate-oidc-issuer and --certificate-oidc-issuer-regexp');
   const id: KeylessIdentity = {};
   if (f.certificateIdentity !== undefined) id.subject = f.certificateIdentity;
   if (f.certificateIdentityRegexp !== undefined) id.subjectRegExp = f.certificateIdentityRegexp;
@@ -222,7 +247,9 @@ export function registerSignCommands(program: Command): void {
   sluiceErrors(
     key
       .command('generate')
-      .description('write an ECDSA P-256 key pair as cosign does: PREFIX.key (encrypted; password from --password-file, COSIGN_PASSWORD or a prompt) and PREFIX.pub')
+      .description(
+        'write an ECDSA P-256 key pair as cosign does: PREFIX.key (encrypted; password from --password-file, COSIGN_PASSWORD or a prompt) and PREFIX.pub',
+      )
       .option('--output-key-prefix <prefix>', 'file name prefix', 'cosign')
       .option('--password-file <file>', 'read the password from this file')
       .option('--force', 'overwrite existing key files'),
@@ -230,35 +257,83 @@ export function registerSignCommands(program: Command): void {
 
   const sign = program
     .command('sign')
-    .description("sign an image as cosign does: a simple-signing signature under sha256-<hex>.sig (or, with --bundle, cosign 3's sigstore bundle referrer)")
+    .description(
+      "sign an image as cosign does: a simple-signing signature under sha256-<hex>.sig (or, with --bundle, cosign 3's sigstore bundle referrer)",
+    )
     .argument('<image>', 'docker://HOST/REPO[:TAG|@DIGEST] or oci:DIR[:REF]')
     .requiredOption('--key <file>', 'cosign private key (ENCRYPTED SIGSTORE/COSIGN PRIVATE KEY)')
-    .option('--identity <name>', 'the image name the signature binds (default: the reference as given; required for oci:)')
-    .option('--bundle', 'write a sigstore bundle (DSSE in-toto statement) as an OCI 1.1 referrer instead of the .sig tag')
-    .option('--recursive', 'for an index, sign every platform manifest too (as cosign --recursive): skopeo and podman check the instance they pull')
+    .option(
+      '--identity <name>',
+      'the image name the signature binds (default: the reference as given; required for oci:)',
+    )
+    .option(
+      '--bundle',
+      'write a sigstore bundle (DSSE in-toto statement) as an OCI 1.1 referrer instead of the .sig tag',
+    )
+    .option(
+      '--recursive',
+      'for an index, sign every platform manifest too (as cosign --recursive): skopeo and podman check the instance they pull',
+    )
     .option('--password-file <file>', 'read the key password from this file (else COSIGN_PASSWORD, else a prompt)')
     .option('--json', 'print what was written as JSON');
   registryFlags(sign).action(run(signCommand));
 
   const verify = program
     .command('verify')
-    .description('check an image’s signatures (.sig tag, referrers API, sha256-<hex> tag) against keys and an identity rule, or a containers-policy.json; exit 1 when not verified')
+    .description(
+      'check an image’s signatures (.sig tag, referrers API, sha256-<hex> tag) against keys and an identity rule, or a containers-policy.json; exit 1 when not verified',
+    )
     .argument('<image>', 'docker://HOST/REPO[:TAG|@DIGEST] or oci:DIR[:REF]')
     .option('--key <file>', 'trusted public key (repeatable)', collect)
-    .option('--identity <name>', 'the name the signature must bind: exactly, with a tag or digest; else any tag of that repository')
-    .option('--identity-rule <rule>', 'matchRepoDigestOrExact (default), matchExact, matchRepository, exactReference:REF, exactRepository:REPO, remapIdentity:PREFIX=SIGNEDPREFIX', ruleValue)
-    .option('--certificate-identity <subject>', 'keyless: the certificate SAN (email or URI) the signer must have, exactly')
-    .option('--certificate-identity-regexp <re>', 'keyless: the SAN must match this regular expression (unanchored, as cosign)')
+    .option(
+      '--identity <name>',
+      'the name the signature must bind: exactly, with a tag or digest; else any tag of that repository',
+    )
+    .option(
+      '--identity-rule <rule>',
+      'matchRepoDigestOrExact (default), matchExact, matchRepository, exactReference:REF, exactRepository:REPO, remapIdentity:PREFIX=SIGNEDPREFIX',
+      ruleValue,
+    )
+    .option(
+      '--certificate-identity <subject>',
+      'keyless: the certificate SAN (email or URI) the signer must have, exactly',
+    )
+    .option(
+      '--certificate-identity-regexp <re>',
+      'keyless: the SAN must match this regular expression (unanchored, as cosign)',
+    )
     .option('--certificate-oidc-issuer <url>', 'keyless: the OIDC issuer the certificate must name, exactly')
     .option('--certificate-oidc-issuer-regexp <re>', 'keyless: the OIDC issuer must match this regular expression')
-    .option('--certificate-github-workflow-repository <owner/repo>', 'keyless: the GitHub repository the workflow ran in')
-    .option('--certificate-github-workflow-ref <ref>', 'keyless: the git ref the workflow ran for (refs/tags/v1; refs/tags/* for any tag)')
-    .option('--certificate-github-workflow-trigger <event>', 'keyless: the event that started the workflow (push, release, ...)')
+    .option(
+      '--certificate-github-workflow-repository <owner/repo>',
+      'keyless: the GitHub repository the workflow ran in',
+    )
+    .option(
+      '--certificate-github-workflow-ref <ref>',
+      'keyless: the git ref the workflow ran for (refs/tags/v1; refs/tags/* for any tag)',
+    )
+    .option(
+      '--certificate-github-workflow-trigger <event>',
+      'keyless: the event that started the workflow (push, release, ...)',
+    )
     .option('--certificate-github-workflow-sha <sha>', 'keyless: the commit the workflow ran at')
-    .option('--trusted-root <file>', 'keyless: a sigstore trusted_root.json (repeatable; default: the public-good root shipped with Sluice)', collect)
-    .option('--trust-policy <file>', "notation's trustpolicy.json: also require a Notary Project signature as it says for the image's name")
-    .option('--truststore <dir>', "notation's trust store folder (x509/<type>/<name>/); default $XDG_CONFIG_HOME/notation/truststore")
-    .option('--policy <file>', 'a containers-policy.json (default, transports.docker/oci scopes; sigstoreSigned with keys or fulcio, reject, insecureAcceptAnything)')
+    .option(
+      '--trusted-root <file>',
+      'keyless: a sigstore trusted_root.json (repeatable; default: the public-good root shipped with Sluice)',
+      collect,
+    )
+    .option(
+      '--trust-policy <file>',
+      "notation's trustpolicy.json: also require a Notary Project signature as it says for the image's name",
+    )
+    .option(
+      '--truststore <dir>',
+      "notation's trust store folder (x509/<type>/<name>/); default $XDG_CONFIG_HOME/notation/truststore",
+    )
+    .option(
+      '--policy <file>',
+      'a containers-policy.json (default, transports.docker/oci scopes; sigstoreSigned with keys or fulcio, reject, insecureAcceptAnything)',
+    )
     .option('--json', 'print the decision and every signature considered as JSON');
   registryFlags(verify).action(run(verifyCommand));
 }

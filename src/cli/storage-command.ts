@@ -13,7 +13,7 @@ export function storageCommand(program: Command, name: string, description: stri
   return program
     .command(name)
     .description(description)
-    .argument('[config]', 'config file (as Distribution\'s `registry garbage-collect CONFIG`)')
+    .argument('[config]', "config file (as Distribution's `registry garbage-collect CONFIG`)")
     .option('-c, --config <file>', 'config file')
     .option('--root <dir>', 'filesystem storage root (overrides storage.filesystem.rootdirectory)');
 }

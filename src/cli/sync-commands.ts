@@ -21,7 +21,10 @@ interface SyncFlags {
   parallelJobs?: number;
 }
 
-const quietLog = { info: () => undefined, warn: (_o: object, msg: string) => process.stderr.write(`warning: ${msg}\n`) };
+const quietLog = {
+  info: () => undefined,
+  warn: (_o: object, msg: string) => process.stderr.write(`warning: ${msg}\n`),
+};
 
 /** The config `sluice sync` runs with: the given file, or (skopeo's YAML) upstreams and jobs made from it. */
 async function syncConfig(f: SyncFlags, file: string | undefined): Promise<Config> {
@@ -29,7 +32,7 @@ async function syncConfig(f: SyncFlags, file: string | undefined): Promise<Confi
   const { ConfigError, loadConfig, validateConfig } = await import('../config/load.js');
   if (f.src === undefined) {
     if (file !== undefined) fail(`unexpected argument ${file}: a YAML file goes with --src yaml`);
-    if (f.dest !== undefined) fail('--dest goes with --src yaml FILE (a config file names each job\'s `to:`)');
+    if (f.dest !== undefined) fail("--dest goes with --src yaml FILE (a config file names each job's `to:`)");
     try {
       return (await loadConfig(f.config)).config;
     } catch (e) {
@@ -69,7 +72,10 @@ async function syncConfig(f: SyncFlags, file: string | undefined): Promise<Confi
 }
 
 /** Output of several writers in turn: writer i's text goes out once writers 0..i-1 have ended, as it comes after that. */
-function orderedOutput(n: number, write: (text: string) => void): { write(i: number, text: string): void; end(i: number): void } {
+function orderedOutput(
+  n: number,
+  write: (text: string) => void,
+): { write(i: number, text: string): void; end(i: number): void } {
   const held: string[][] = Array.from({ length: n }, () => []);
   const ended: boolean[] = new Array<boolean>(n).fill(false);
   let head = 0;
@@ -97,17 +103,27 @@ function stepLine(s: PlanStep): string {
 export function registerSyncCommands(program: Command): void {
   const sync = program
     .command('sync')
-    .description('run mirror jobs once (the config\'s mirrors:, or skopeo sync\'s YAML with --src yaml FILE --dest REF); exits 1 when a job failed')
+    .description(
+      "run mirror jobs once (the config's mirrors:, or skopeo sync's YAML with --src yaml FILE --dest REF); exits 1 when a job failed",
+    )
     .option('-c, --config <file>', 'config file with upstreams:, flows: and mirrors:')
     .option('--job <name>', 'run only this job (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--dry-run', 'print the plan (what would be copied, moved, pruned, and why) and change nothing')
     .option('--json', 'print the run summaries as JSON')
-    .option('--parallel-jobs <n>', 'jobs run at once; each job\'s lines are still printed together, in job order', positiveValue, 4)
-    .argument('[file]', 'with --src yaml: skopeo sync\'s YAML file')
-    .option('--src <kind>', 'yaml: read the YAML file given as argument (skopeo sync\'s format) instead of mirrors:')
+    .option(
+      '--parallel-jobs <n>',
+      "jobs run at once; each job's lines are still printed together, in job order",
+      positiveValue,
+      4,
+    )
+    .argument('[file]', "with --src yaml: skopeo sync's YAML file")
+    .option('--src <kind>', "yaml: read the YAML file given as argument (skopeo sync's format) instead of mirrors:")
     .option('--dest <ref>', 'with --src yaml: where images go (docker://HOST/PREFIX, oci:DIR)')
     .option('--dest-creds <user:password>', 'credentials for --dest')
-    .option('--scoped', 'with --src yaml: name copies by registry host and path, as skopeo sync --scoped (default: the last path segment)')
+    .option(
+      '--scoped',
+      'with --src yaml: name copies by registry host and path, as skopeo sync --scoped (default: the last path segment)',
+    )
     .option('--state <dir>', 'with --src yaml: where the job state (last digests) is kept (default ./.sluice-sync)');
   addBoolFlag(sync, '--dest-tls-verify', 'verify --dest TLS; false also allows plain HTTP');
   // `sluice sync status -c FILE`: options after the subcommand belong to it, not to `sync`.
@@ -117,7 +133,15 @@ export function registerSyncCommands(program: Command): void {
     const config = await syncConfig(f, file);
     if (!config.mirrors?.length) fail('no mirror jobs: the config has no mirrors: section');
     // Only storage, upstreams, transports and the copy engine: not the server, its metrics or the cache.
-    const [{ driverFor }, { BlobStore }, { UploadStore }, { RepositoryStore }, { buildMirrorJobs }, { RegistryPool }, progressKinds] = await Promise.all([
+    const [
+      { driverFor },
+      { BlobStore },
+      { UploadStore },
+      { RepositoryStore },
+      { buildMirrorJobs },
+      { RegistryPool },
+      progressKinds,
+    ] = await Promise.all([
       import('../storage/driver-for.js'),
       import('../storage/blobs.js'),
       import('../storage/uploads.js'),
@@ -158,22 +182,33 @@ export function registerSyncCommands(program: Command): void {
     }
     if (f.job?.length) {
       const unknown = f.job.filter((n) => !jobs.some((j) => j.name === n));
-      if (unknown.length) fail(`--job ${unknown.join(', ')}: no such job (jobs: ${jobs.map((j) => j.name).join(', ')})`);
+      if (unknown.length)
+        fail(`--job ${unknown.join(', ')}: no such job (jobs: ${jobs.map((j) => j.name).join(', ')})`);
       jobs = jobs.filter((j) => f.job!.includes(j.name));
     }
     // Jobs run side by side (a no-change run is mostly waiting on HEADs); what each prints is held until the
     // jobs before it have printed theirs, so the output reads job by job whatever order they finish in.
     // One set of bars on a terminal for all jobs; plain lines (stderr) otherwise; nothing with --json or a dry run.
     const bars = progressKinds && process.stderr.isTTY ? progressKinds.runBars(process.stderr) : undefined;
-    const output = orderedOutput(jobs.length, (text) => (bars && process.stdout.isTTY ? bars.log(text) : process.stdout.write(text)));
+    const output = orderedOutput(jobs.length, (text) =>
+      bars && process.stdout.isTTY ? bars.log(text) : process.stdout.write(text),
+    );
     const summaries: RunSummary[] = [];
     const runJob = async (job: MirrorJob, i: number): Promise<void> => {
-      const progress = progressKinds && (bars ? progressKinds.jobBars(process.stderr, job.name, bars) : progressKinds.jobLines(process.stderr, job.name));
+      const progress =
+        progressKinds &&
+        (bars
+          ? progressKinds.jobBars(process.stderr, job.name, bars)
+          : progressKinds.jobLines(process.stderr, job.name));
       const print = (line: string) => output.write(i, `${line}\n`);
       if (!f.json) print(`${f.dryRun ? 'plan' : 'job'} ${job.name}:`);
       let s: RunSummary;
       try {
-        s = await job.run({ dryRun: f.dryRun ?? false, onStep: (st) => !f.json && print(`  ${stepLine(st)}`), ...(progress ? { progress } : {}) });
+        s = await job.run({
+          dryRun: f.dryRun ?? false,
+          onStep: (st) => !f.json && print(`  ${stepLine(st)}`),
+          ...(progress ? { progress } : {}),
+        });
       } finally {
         progress?.stop();
       }
@@ -188,7 +223,9 @@ export function registerSyncCommands(program: Command): void {
     const { limiter } = await import('../async/limit.js');
     const slots = limiter(f.parallelJobs ?? 4);
     try {
-      const runs = await Promise.allSettled(jobs.map((job, i) => slots(() => runJob(job, i).finally(() => output.end(i)))));
+      const runs = await Promise.allSettled(
+        jobs.map((job, i) => slots(() => runJob(job, i).finally(() => output.end(i)))),
+      );
       const failed = runs.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;
     } finally {
@@ -213,7 +250,9 @@ export function registerSyncCommands(program: Command): void {
       if (f.state) {
         config = validateConfig({ storage: { filesystem: { rootdirectory: resolve(f.state) } } }).config;
         const { FilesystemDriver } = await import('../storage/filesystem.js');
-        names = (await new FilesystemDriver(resolve(f.state)).list('docker/registry/v2/_sluice/sync')).filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -5));
+        names = (await new FilesystemDriver(resolve(f.state)).list('docker/registry/v2/_sluice/sync'))
+          .filter((n) => n.endsWith('.json'))
+          .map((n) => n.slice(0, -5));
       } else {
         config = (await loadConfig(f.config).catch((e: Error) => fail(e.message))).config;
         names = (config.mirrors ?? []).map((m, i) => jobName(m, i));
@@ -233,7 +272,9 @@ export function registerSyncCommands(program: Command): void {
             process.stdout.write(`${o.job}: never ran\n`);
             continue;
           }
-          process.stdout.write(`${o.job}: ${r.ok ? 'ok' : 'FAILED'} at ${r.finishedAt}: copied ${r.copied.length}, followed ${r.moved.length}, unchanged ${r.unchanged}, pruned ${r.pruned.length}, refused ${r.refused.length}, errors ${r.errors.length}\n`);
+          process.stdout.write(
+            `${o.job}: ${r.ok ? 'ok' : 'FAILED'} at ${r.finishedAt}: copied ${r.copied.length}, followed ${r.moved.length}, unchanged ${r.unchanged}, pruned ${r.pruned.length}, refused ${r.refused.length}, errors ${r.errors.length}\n`,
+          );
           for (const c of [...r.copied, ...r.moved]) process.stdout.write(`  changed  ${c}\n`);
           for (const e of r.errors) process.stdout.write(`  error    ${e.image}: ${e.error}\n`);
           for (const x of r.refused) process.stdout.write(`  refused  ${x.image}: ${x.reason}\n`);

@@ -95,7 +95,10 @@ function aboutConfig(first: string): boolean {
  * `REGISTRY_...` spelling) sets `storage.delete.enabled`. Returns which variable set which key, and
  * warnings for `REGISTRY_` variables that are not about the config.
  */
-export function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): { origins: Origins; warnings: string[] } {
+export function applyEnv(
+  raw: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+): { origins: Origins; warnings: string[] } {
   const origins: Origins = new Map();
   const warnings: string[] = [];
   // Sorted so that SLUICE_ wins over REGISTRY_ for the same key, whatever order the environment has.
@@ -117,7 +120,8 @@ export function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): 
 /** ` (from VAR)` when an environment variable or flag set this key, something inside it, or what holds it. */
 function originNames(path: string, origins: Origins): string[] {
   const names: string[] = [];
-  for (const [p, name] of origins) if (p === path || p.startsWith(`${path}.`) || path.startsWith(`${p}.`)) names.push(name);
+  for (const [p, name] of origins)
+    if (p === path || p.startsWith(`${path}.`) || path.startsWith(`${p}.`)) names.push(name);
   return names;
 }
 
@@ -137,7 +141,9 @@ function notes(...parts: (string | undefined)[]): string {
 
 function message(text: string): string {
   // Zod's own messages start capitalised mid-sentence; ours read as one line after the key.
-  return /^(Expected|Required|Invalid|String|Number|Array|Unrecognized)\b/.test(text) ? text[0]!.toLowerCase() + text.slice(1) : text;
+  return /^(Expected|Required|Invalid|String|Number|Array|Unrecognized)\b/.test(text)
+    ? text[0]!.toLowerCase() + text.slice(1)
+    : text;
 }
 
 /** One line per problem, with the key it is about (to sort by). */
@@ -176,14 +182,21 @@ export function validateConfig(raw: unknown, opts: ValidateOptions = {}): Loaded
   if (r.success) config = r.data;
   else {
     // Sorted by key, so problems in one section stay together whatever order the schema checked them in.
-    const found = r.error.issues.flatMap((i) => problemsOf(i, origins)).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const found = r.error.issues
+      .flatMap((i) => problemsOf(i, origins))
+      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     problems = [...new Set(found.map((p) => p.text))];
     // The sections that parsed are still checked by the later phases, so one run reports every problem.
-    const broken = new Set(r.error.issues.flatMap((i) => (i.path.length === 0 && i.code === 'unrecognized_keys' ? i.keys : [String(i.path[0] ?? '')])));
+    const broken = new Set(
+      r.error.issues.flatMap((i) =>
+        i.path.length === 0 && i.code === 'unrecognized_keys' ? i.keys : [String(i.path[0] ?? '')],
+      ),
+    );
     const rest = configSchema.safeParse(Object.fromEntries(Object.entries(input).filter(([k]) => !broken.has(k))));
     if (rest.success) config = rest.data;
   }
-  if (config && opts.baseDir) resolveConfigPaths(config, input, opts.baseDir, (p) => originNames(p, origins).length > 0);
+  if (config && opts.baseDir)
+    resolveConfigPaths(config, input, opts.baseDir, (p) => originNames(p, origins).length > 0);
   if (config && opts.check) problems.push(...opts.check(config, input).filter((p) => !problems.includes(p)));
   if (problems.length) throw new ConfigError(formatProblems(problems), problems);
   return { config: config!, warnings: [] };
@@ -222,7 +235,11 @@ export async function loadConfig(
     setPath(raw, ['storage', 'filesystem', 'rootdirectory'], overrides.root);
     origins.set('storage.filesystem.rootdirectory', '--root');
   }
-  const loaded = validateConfig(raw, { baseDir: file ? dirname(resolve(file)) : undefined, origins, ...(overrides.check ? { check: overrides.check } : {}) });
+  const loaded = validateConfig(raw, {
+    baseDir: file ? dirname(resolve(file)) : undefined,
+    origins,
+    ...(overrides.check ? { check: overrides.check } : {}),
+  });
   return { config: loaded.config, warnings: [...warnings, ...loaded.warnings] };
 }
 
@@ -232,6 +249,7 @@ export function parseAddr(addr: string): { host: string; port: number } {
   if (i < 0) throw new ConfigError(`http.addr "${addr}" must be host:port`);
   const host = addr.slice(0, i).replace(/^\[|\]$/g, '') || '127.0.0.1';
   const port = Number(addr.slice(i + 1));
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`http.addr "${addr}" has an invalid port`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new ConfigError(`http.addr "${addr}" has an invalid port`);
   return { host, port };
 }

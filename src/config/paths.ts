@@ -60,7 +60,12 @@ function setAt(obj: unknown, path: string[], value: unknown): void {
  * input as read (so schema defaults are left alone); `fromElsewhere` tells which keys were set by an
  * environment variable or a flag, which stay relative to the current directory.
  */
-export function resolveConfigPaths(config: object, written: unknown, baseDir: string, fromElsewhere: (path: string) => boolean): void {
+export function resolveConfigPaths(
+  config: object,
+  written: unknown,
+  baseDir: string,
+  fromElsewhere: (path: string) => boolean,
+): void {
   for (const key of PATH_KEYS) {
     const found: string[][] = [];
     expand(config, key.split('.'), [], found);

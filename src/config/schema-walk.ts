@@ -18,7 +18,8 @@ export function unwrap(schema: ZodTypeAny): ZodTypeAny {
 
 function step(s: ZodTypeAny, key: string | number): ZodTypeAny | undefined {
   if (s instanceof z.ZodObject) return (s.shape as Record<string, ZodTypeAny>)[String(key)];
-  if (s instanceof z.ZodArray) return typeof key === 'number' || /^\d+$/.test(key) ? (s.element as ZodTypeAny) : undefined;
+  if (s instanceof z.ZodArray)
+    return typeof key === 'number' || /^\d+$/.test(key) ? (s.element as ZodTypeAny) : undefined;
   if (s instanceof z.ZodRecord) return s.valueSchema as ZodTypeAny;
   if (s instanceof z.ZodUnion || s instanceof z.ZodDiscriminatedUnion) {
     for (const option of s.options as ZodTypeAny[]) {

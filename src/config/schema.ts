@@ -24,9 +24,14 @@ const logSchema = z
   .object({
     level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
     // Sluice writes JSON lines (pino); Distribution's text and logstash formats are not implemented.
-    formatter: z.enum(['json'], { errorMap: () => ({ message: 'Sluice writes JSON lines only: use json or leave it out' }) }).optional(),
+    formatter: z
+      .enum(['json'], { errorMap: () => ({ message: 'Sluice writes JSON lines only: use json or leave it out' }) })
+      .optional(),
     fields: z.record(z.string(), z.unknown()).optional(),
-    accesslog: z.object({ disabled: z.boolean().default(false) }).strict().optional(),
+    accesslog: z
+      .object({ disabled: z.boolean().default(false) })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -39,7 +44,11 @@ const tlsSchema = z
     key: pathText,
     // CA files for client certificates: when given, every client must present one they signed.
     clientcas: z.array(pathText).min(1).optional(),
-    minimumtls: z.enum(['tls1.2', 'tls1.3'], { errorMap: () => ({ message: 'expected tls1.2 or tls1.3 (older versions are not offered)' }) }).optional(),
+    minimumtls: z
+      .enum(['tls1.2', 'tls1.3'], {
+        errorMap: () => ({ message: 'expected tls1.2 or tls1.3 (older versions are not offered)' }),
+      })
+      .optional(),
   })
   .strict();
 
@@ -62,7 +71,10 @@ const storageSchema = z
   .object({
     filesystem: z
       // maxthreads bounds Go threads in Distribution; Node's file I/O has its own pool, so it has no meaning here.
-      .object({ rootdirectory: z.string().min(1).default('./data'), maxthreads: z.number().int().positive().optional() })
+      .object({
+        rootdirectory: z.string().min(1).default('./data'),
+        maxthreads: z.number().int().positive().optional(),
+      })
       .strict()
       .optional(),
     // Distribution's s3-aws keys; credentials may also come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
@@ -76,7 +88,11 @@ const storageSchema = z
         rootdirectory: z.string().optional(),
         forcepathstyle: z.boolean().optional(),
         secure: z.boolean().optional(),
-        chunksize: z.number().int().min(5 << 20).optional(),
+        chunksize: z
+          .number()
+          .int()
+          .min(5 << 20)
+          .optional(),
         storageclass: z.string().optional(),
         encrypt: z.boolean().optional(),
         // The SDK always signs with SigV4; v2 signatures are gone from S3, so only true is meaningful.
@@ -90,7 +106,10 @@ const storageSchema = z
       })
       .strict()
       .optional(),
-    delete: z.object({ enabled: z.boolean().default(false) }).strict().optional(),
+    delete: z
+      .object({ enabled: z.boolean().default(false) })
+      .strict()
+      .optional(),
     gc: gcSchema.optional(),
     // Distribution's key. Distribution redirects by default when its driver can; Sluice only when asked
     // (disable: false), since clients must then reach the bucket's endpoint themselves. S3 only.
@@ -103,10 +122,18 @@ const storageSchema = z
       ),
     maintenance: z
       .object({
-        readonly: z.object({ enabled: z.boolean().default(false) }).strict().optional(),
+        readonly: z
+          .object({ enabled: z.boolean().default(false) })
+          .strict()
+          .optional(),
         // Distribution's keys and defaults: sessions older than `age` are deleted every `interval`.
         uploadpurging: z
-          .object({ enabled: z.boolean().default(true), age: duration.default('168h'), interval: duration.default('24h'), dryrun: z.boolean().default(false) })
+          .object({
+            enabled: z.boolean().default(true),
+            age: duration.default('168h'),
+            interval: duration.default('24h'),
+            dryrun: z.boolean().default(false),
+          })
           .strict()
           .optional(),
       })
@@ -116,7 +143,11 @@ const storageSchema = z
     // behaves the same. A redis cache is not implemented.
     cache: z
       .object({
-        blobdescriptor: z.enum(['inmemory'], { errorMap: () => ({ message: 'only inmemory is supported (a redis cache is not implemented)' }) }).optional(),
+        blobdescriptor: z
+          .enum(['inmemory'], {
+            errorMap: () => ({ message: 'only inmemory is supported (a redis cache is not implemented)' }),
+          })
+          .optional(),
         blobdescriptorsize: z.number().int().positive().optional(),
       })
       .strict()
@@ -125,7 +156,8 @@ const storageSchema = z
   .strict()
   .refine((s) => !(s.filesystem && s.s3), { message: 'give exactly one of storage.filesystem and storage.s3' })
   .refine((s) => s.s3 || s.redirect?.disable !== false, {
-    message: 'redirects need storage.s3: the filesystem driver has no URL to redirect to (leave storage.redirect out, or set disable: true)',
+    message:
+      'redirects need storage.s3: the filesystem driver has no URL to redirect to (leave storage.redirect out, or set disable: true)',
     path: ['redirect', 'disable'],
   });
 
@@ -151,7 +183,11 @@ const validationSchema = z
 
 const limitsSchema = z
   .object({
-    manifestbytes: z.number().int().positive().default(4 * 1024 * 1024),
+    manifestbytes: z
+      .number()
+      .int()
+      .positive()
+      .default(4 * 1024 * 1024),
     blobbytes: z.number().int().positive().optional(),
   })
   .strict();
@@ -161,7 +197,11 @@ const limitsSchema = z
 const healthSchema = z
   .object({
     storagedriver: z
-      .object({ enabled: z.boolean().optional(), interval: duration.optional(), threshold: z.number().int().positive().optional() })
+      .object({
+        enabled: z.boolean().optional(),
+        interval: duration.optional(),
+        threshold: z.number().int().positive().optional(),
+      })
       .strict()
       .optional(),
   })

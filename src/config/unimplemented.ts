@@ -3,7 +3,10 @@
  * hint. Consulted only for keys the schema does not know: adding a key to the schema in schema.ts
  * is all it takes to accept it, and an entry here for it is then simply never reached.
  */
-export const UNIMPLEMENTED_DISTRIBUTION_KEYS: ReadonlyMap<string, string | undefined> = new Map<string, string | undefined>([
+export const UNIMPLEMENTED_DISTRIBUTION_KEYS: ReadonlyMap<string, string | undefined> = new Map<
+  string,
+  string | undefined
+>([
   ['loglevel', 'use log.level'],
   ['log.hooks', undefined],
   ['storage.azure', undefined],

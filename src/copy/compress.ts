@@ -105,7 +105,11 @@ const TO_OCI: Record<string, string> = {
  * descriptors; everything else in the document is kept. With `oci`, a Docker manifest becomes an OCI one.
  */
 export function rewriteLayers(raw: RawManifest, replaced: Map<string, Descriptor>, oci: boolean): RawManifest {
-  const doc = JSON.parse(raw.bytes.toString('utf8')) as { mediaType?: string; config: Descriptor; layers: Descriptor[] };
+  const doc = JSON.parse(raw.bytes.toString('utf8')) as {
+    mediaType?: string;
+    config: Descriptor;
+    layers: Descriptor[];
+  };
   doc.layers = doc.layers.map((l) => {
     const r = replaced.get(l.digest);
     return r ? { ...l, mediaType: r.mediaType, digest: r.digest, size: r.size } : l;

@@ -6,7 +6,14 @@ import { MediaType } from '../oci/mediatypes.js';
 import { formatPlatform, hostPlatform, platformMatches, type Platform } from '../oci/platform.js';
 import { isConnectionError, RegistryError } from '../transport/registry-client.js';
 import type { ImageDestination, ImageSource, RawManifest } from '../transport/transport.js';
-import { canZstd, isUncompressedLayer, LayerCompressor, rewriteChildren, rewriteLayers, type CompressFormat } from './compress.js';
+import {
+  canZstd,
+  isUncompressedLayer,
+  LayerCompressor,
+  rewriteChildren,
+  rewriteLayers,
+  type CompressFormat,
+} from './compress.js';
 import { limiter } from '../async/limit.js';
 import { rewriteIndex, selectChildren } from './platforms.js';
 import { BlobVerificationError, VerifyStream } from './verify.js';
@@ -84,7 +91,6 @@ export interface CopySummary {
 
 /** A copy that cannot be done as asked; the message says what to do instead. */
 export class CopyError extends Error {}
-
 
 function retryable(e: unknown): boolean {
   if (e instanceof BlobVerificationError) return false;
@@ -188,9 +194,17 @@ class Copier {
       const known = to && places && !places.includes(to.repository) ? places[places.length - 1] : undefined;
       // Mounting first saves the HEAD that would answer 404 in a repository new to this blob.
       // A remembered repository is a guess (the client may not read it, or it is gone): a failed mount falls through.
-      if (to && known && this.dst.mountBlob && (await this.dst.mountBlob(d, known).catch(() => false))) return done('mounted');
+      if (to && known && this.dst.mountBlob && (await this.dst.mountBlob(d, known).catch(() => false)))
+        return done('mounted');
       if (await this.dst.hasBlob(d)) return done('skipped');
-      if (from && to && this.dst.mountBlob && from.registry === to.registry && from.repository !== to.repository && from.repository !== known) {
+      if (
+        from &&
+        to &&
+        this.dst.mountBlob &&
+        from.registry === to.registry &&
+        from.repository !== to.repository &&
+        from.repository !== known
+      ) {
         if (await this.dst.mountBlob(d, from.repository)) return done('mounted');
       }
       return await this.upload(d, done);
@@ -242,7 +256,9 @@ class Copier {
   private async copyContents(m: Manifest): Promise<void> {
     if (m.kind === 'image') {
       // Layers before the config, as a registry checking references expects them all by manifest time.
-      await Promise.all([...m.layers, m.config].filter((b) => referencedBlobs(m).includes(b)).map((b) => this.copyBlob(b)));
+      await Promise.all(
+        [...m.layers, m.config].filter((b) => referencedBlobs(m).includes(b)).map((b) => this.copyBlob(b)),
+      );
       return;
     }
     await Promise.all(m.manifests.map((d) => this.copyChild(d)));
@@ -260,10 +276,12 @@ class Copier {
   async copy(): Promise<void> {
     const started = Date.now();
     const { src, dst, opts } = this;
-    if (opts.rewriteIndex && opts.preserveDigests) throw new CopyError('--rewrite-index changes the index digest, which --preserve-digests forbids');
+    if (opts.rewriteIndex && opts.preserveDigests)
+      throw new CopyError('--rewrite-index changes the index digest, which --preserve-digests forbids');
     for (const side of [src, dst]) {
       if (side.digestChange) {
-        if (opts.preserveDigests) throw new CopyError(`--preserve-digests: ${side.description} changes manifest digests: ${side.digestChange}`);
+        if (opts.preserveDigests)
+          throw new CopyError(`--preserve-digests: ${side.description} changes manifest digests: ${side.digestChange}`);
         this.warn(`the manifest digest changes: ${side.digestChange}`);
       }
     }
@@ -309,9 +327,12 @@ class Copier {
     const format = opts.compressFormat ?? (opts.preserveDigests ? 'none' : 'gzip');
     if (format === 'none') return format;
     if (opts.preserveDigests) {
-      throw new CopyError(`--preserve-digests: compressing the layers of ${src.description} with ${format} changes the manifest digest; pass --dest-compress-format none to copy them uncompressed`);
+      throw new CopyError(
+        `--preserve-digests: compressing the layers of ${src.description} with ${format} changes the manifest digest; pass --dest-compress-format none to copy them uncompressed`,
+      );
     }
-    if (format === 'zstd' && !canZstd()) throw new CopyError(`zstd needs Node.js 22.15 or later (this is ${process.version}); use gzip or none`);
+    if (format === 'zstd' && !canZstd())
+      throw new CopyError(`zstd needs Node.js 22.15 or later (this is ${process.version}); use gzip or none`);
     return format;
   }
 
@@ -373,15 +394,26 @@ class Copier {
     try {
       const chunks: Buffer[] = [];
       for await (const c of await this.src.getBlob(m.config)) chunks.push(Buffer.from(c as Buffer));
-      const doc = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { os?: unknown; architecture?: unknown; variant?: unknown };
-      if (typeof doc.os !== 'string' || typeof doc.architecture !== 'string' || !doc.os || !doc.architecture) return undefined;
-      return typeof doc.variant === 'string' && doc.variant ? { os: doc.os, architecture: doc.architecture, variant: doc.variant } : { os: doc.os, architecture: doc.architecture };
+      const doc = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+        os?: unknown;
+        architecture?: unknown;
+        variant?: unknown;
+      };
+      if (typeof doc.os !== 'string' || typeof doc.architecture !== 'string' || !doc.os || !doc.architecture)
+        return undefined;
+      return typeof doc.variant === 'string' && doc.variant
+        ? { os: doc.os, architecture: doc.architecture, variant: doc.variant }
+        : { os: doc.os, architecture: doc.architecture };
     } catch {
       return undefined;
     }
   }
 
-  private async copyIndex(top: RawManifest, index: Extract<Manifest, { kind: 'index' }>, tag: string | undefined): Promise<RawManifest> {
+  private async copyIndex(
+    top: RawManifest,
+    index: Extract<Manifest, { kind: 'index' }>,
+    tag: string | undefined,
+  ): Promise<RawManifest> {
     const { opts, dst } = this;
     const explicit = opts.platforms && opts.platforms.length > 0;
     if (!opts.all && !explicit) {
@@ -398,7 +430,9 @@ class Copier {
     if (dst.singleImage) {
       const images = children.filter((c) => !c.annotations?.['vnd.docker.reference.type']);
       if (images.length !== 1) {
-        throw new CopyError(`${dst.description} holds a single image: choose one platform with --platform (the index has ${images.length > 1 ? images.length : 'no'} matching images)`);
+        throw new CopyError(
+          `${dst.description} holds a single image: choose one platform with --platform (the index has ${images.length > 1 ? images.length : 'no'} matching images)`,
+        );
       }
       const raw = await this.src.getManifest(images[0]!.digest);
       await this.copyContents(parseManifest(raw.bytes, raw.mediaType));
@@ -410,10 +444,13 @@ class Copier {
     const partial = children.length < index.manifests.length;
     let out = top;
     if (partial && opts.rewriteIndex) {
-      if (opts.preserveDigests) throw new CopyError('--rewrite-index changes the index digest, which --preserve-digests forbids');
+      if (opts.preserveDigests)
+        throw new CopyError('--rewrite-index changes the index digest, which --preserve-digests forbids');
       const bytes = rewriteIndex(top.bytes, children);
       out = { bytes, mediaType: top.mediaType, digest: digestOf(bytes) };
-      this.warn(`wrote a new index with ${children.length} of ${index.manifests.length} manifests: its digest is ${out.digest}, not ${top.digest} (signatures over the original index do not cover it)`);
+      this.warn(
+        `wrote a new index with ${children.length} of ${index.manifests.length} manifests: its digest is ${out.digest}, not ${top.digest} (signatures over the original index do not cover it)`,
+      );
     }
     // Children whose layers were compressed have new digests: the index must name those.
     const renamed = new Map<string, RawManifest>();
@@ -466,7 +503,9 @@ class Copier {
       for (const { raw, tag } of await this.findReferrers(subject, new Set(subjects))) left.push(tag ?? raw.digest);
     }
     if (left.length > 0) {
-      this.warn(`${this.dst.description} holds one image and no referrers or signatures: --with-referrers skipped ${left.length} (${left.join(', ')})`);
+      this.warn(
+        `${this.dst.description} holds one image and no referrers or signatures: --with-referrers skipped ${left.length} (${left.join(', ')})`,
+      );
     }
   }
 
@@ -481,7 +520,9 @@ class Copier {
         for (const { raw, tag } of found) {
           const m = parseManifest(raw.bytes, raw.mediaType);
           if (this.opts.evidenceOnly && !isEvidence(m)) {
-            this.warn(`${tag ?? raw.digest} is attached to ${subject} but is no signature, attestation or SBOM: not copied, as no trust check judged it`);
+            this.warn(
+              `${tag ?? raw.digest} is attached to ${subject} but is no signature, attestation or SBOM: not copied, as no trust check judged it`,
+            );
             continue;
           }
           await this.copyContents(m);

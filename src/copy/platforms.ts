@@ -8,7 +8,9 @@ const REF_DIGEST = 'vnd.docker.reference.digest';
 
 /** The platforms an index offers, as `os/arch[/variant]`. */
 export function offeredPlatforms(index: ImageIndex): string[] {
-  return index.manifests.filter((d) => d.platform && d.platform.os !== 'unknown').map((d) => formatPlatform(d.platform!));
+  return index.manifests
+    .filter((d) => d.platform && d.platform.os !== 'unknown')
+    .map((d) => formatPlatform(d.platform!));
 }
 
 /**
@@ -19,9 +21,13 @@ export function offeredPlatforms(index: ImageIndex): string[] {
 export function selectChildren(index: ImageIndex, wanted: Platform[]): Descriptor[] {
   const chosen: Descriptor[] = [];
   for (const w of wanted) {
-    const match = index.manifests.find((d) => d.platform && !d.annotations?.[REF_TYPE] && platformMatches(w, d.platform));
+    const match = index.manifests.find(
+      (d) => d.platform && !d.annotations?.[REF_TYPE] && platformMatches(w, d.platform),
+    );
     if (!match) {
-      throw new Error(`the index has no ${formatPlatform(w)} image (it has: ${offeredPlatforms(index).join(', ') || 'no platforms'})`);
+      throw new Error(
+        `the index has no ${formatPlatform(w)} image (it has: ${offeredPlatforms(index).join(', ') || 'no platforms'})`,
+      );
     }
     if (!chosen.includes(match)) chosen.push(match);
   }

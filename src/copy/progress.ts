@@ -53,7 +53,13 @@ export function lineProgress(out: NodeJS.WritableStream): ProgressReporter {
 export function progressBars(out: NodeJS.WritableStream): cliProgress.MultiBar {
   const cp = cliProgressModule();
   return new cp.MultiBar(
-    { stream: out, format: '{name} [{bar}] {percentage}% {done}/{size}', hideCursor: true, clearOnComplete: false, autopadding: true },
+    {
+      stream: out,
+      format: '{name} [{bar}] {percentage}% {done}/{size}',
+      hideCursor: true,
+      clearOnComplete: false,
+      autopadding: true,
+    },
     cp.Presets.shades_classic,
   );
 }
@@ -62,7 +68,10 @@ export function progressBars(out: NodeJS.WritableStream): cliProgress.MultiBar {
  * Bars on a terminal: one per blob in flight and a total. Given a shared bar set, the total is named
  * `name` and stopping removes this copy's bars instead of ending the set.
  */
-export function barProgress(out: NodeJS.WritableStream, shared?: { multi: cliProgress.MultiBar; name: string }): ProgressReporter {
+export function barProgress(
+  out: NodeJS.WritableStream,
+  shared?: { multi: cliProgress.MultiBar; name: string },
+): ProgressReporter {
   const multi = shared?.multi ?? progressBars(out);
   const total = multi.create(0, 0, { name: shared?.name ?? 'total              ', done: '0 B', size: '0 B' });
   let totalSize = 0;
@@ -73,7 +82,10 @@ export function barProgress(out: NodeJS.WritableStream, shared?: { multi: cliPro
     blobStart(d) {
       totalSize += d.size;
       total.setTotal(totalSize);
-      bars.set(d.digest, { bar: multi.create(d.size, 0, { name: short(d), done: '0 B', size: formatBytes(d.size) }), value: 0 });
+      bars.set(d.digest, {
+        bar: multi.create(d.size, 0, { name: short(d), done: '0 B', size: formatBytes(d.size) }),
+        value: 0,
+      });
       updateTotal();
     },
     blobBytes(d, n) {

@@ -34,7 +34,9 @@ export class VerifyStream extends Transform {
 
   override _flush(cb: TransformCallback): void {
     if (this.seen !== this.descriptor.size) {
-      cb(new BlobVerificationError(`blob ${this.descriptor.digest} has ${this.seen} bytes, not ${this.descriptor.size}`));
+      cb(
+        new BlobVerificationError(`blob ${this.descriptor.digest} has ${this.seen} bytes, not ${this.descriptor.size}`),
+      );
       return;
     }
     const got = this.digester.digest();

@@ -25,7 +25,10 @@ const endpointSchema = z
     // Sluice's keys.
     format: z.enum(['distribution', 'cloudevents']).default('distribution'),
     /** A Standard Webhooks secret (`whsec_` and base64): each delivery is signed with it. */
-    secret: z.string().regex(/^whsec_[A-Za-z0-9+/]+=*$/, 'expected whsec_ followed by base64').optional(),
+    secret: z
+      .string()
+      .regex(/^whsec_[A-Za-z0-9+/]+=*$/, 'expected whsec_ followed by base64')
+      .optional(),
     /** Repository globs (the access rules' pattern engine); events of other repositories are not sent. */
     repositories: z.array(z.string().min(1)).optional(),
     /** Event types to send; every type the format can carry when absent. */
@@ -44,12 +47,18 @@ const endpointSchema = z
 /** `notifications`: Distribution's block, plus the journal that makes its events durable. */
 export const notificationsSchema = z
   .object({
-    events: z.object({ includereferences: z.boolean().default(false) }).strict().default({}),
+    events: z
+      .object({ includereferences: z.boolean().default(false) })
+      .strict()
+      .default({}),
     endpoints: z.array(endpointSchema).default([]),
     journal: z
       .object({
         /** This node's name in the journal; each node sharing a bucket must have its own. Defaults to the host name. */
-        node: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'expected letters, digits, ".", "_" or "-"').optional(),
+        node: z
+          .string()
+          .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'expected letters, digits, ".", "_" or "-"')
+          .optional(),
         /** The most events kept; past it the oldest are dropped (counted and logged). */
         maxevents: z.number().int().positive().default(100_000),
         /** How long delivered events are kept for replay and `GET /api/v1/events`. */

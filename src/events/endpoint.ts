@@ -122,7 +122,10 @@ export class EndpointWorker {
     this.state.dropped += lost;
     this.state.cursor = last;
     this.opts.metrics.dropped.inc({ endpoint: this.endpoint.name }, lost);
-    this.opts.log.warn({ endpoint: this.endpoint.name, lost, first, last }, 'event journal full: undelivered events dropped');
+    this.opts.log.warn(
+      { endpoint: this.endpoint.name, lost, first, last },
+      'event journal full: undelivered events dropped',
+    );
     this.scheduleSave();
   }
 
@@ -206,10 +209,16 @@ export class EndpointWorker {
 
   private async deadLetter(e: RegistryEvent, tries: number, error: string): Promise<void> {
     const path = `${deadDir(this.journal.node, this.endpoint.name)}/${String(e.seq).padStart(16, '0')}.json`;
-    await this.driver.putContent(path, Buffer.from(JSON.stringify({ event: e, tries, error, at: new Date().toISOString() })));
+    await this.driver.putContent(
+      path,
+      Buffer.from(JSON.stringify({ event: e, tries, error, at: new Date().toISOString() })),
+    );
     this.state.dead++;
     this.opts.metrics.dead.inc({ endpoint: this.endpoint.name });
-    this.opts.log.warn({ endpoint: this.endpoint.name, id: e.id, tries, err: error }, 'event set aside as a dead letter');
+    this.opts.log.warn(
+      { endpoint: this.endpoint.name, id: e.id, tries, err: error },
+      'event set aside as a dead letter',
+    );
   }
 
   private sleep(ms: number): Promise<void> {

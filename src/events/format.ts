@@ -18,7 +18,15 @@ export interface Rendered {
 export function distributionEvent(e: RegistryEvent, includeReferences: boolean): Record<string, unknown> {
   const target = { ...e.target };
   if (!includeReferences) delete target.references;
-  return { id: e.id, timestamp: e.timestamp, action: e.action, target, request: e.request, actor: e.actor, source: e.source };
+  return {
+    id: e.id,
+    timestamp: e.timestamp,
+    action: e.action,
+    target,
+    request: e.request,
+    actor: e.actor,
+    source: e.source,
+  };
 }
 
 /** `repo:tag@digest`, as much of it as the event knows: the CloudEvent's subject. */
@@ -52,6 +60,10 @@ export function cloudEvent(e: RegistryEvent): Record<string, unknown> {
 
 /** The body one endpoint receives for one event. */
 export function render(e: RegistryEvent, endpoint: EndpointConfig, includeReferences: boolean): Rendered {
-  if (endpoint.format === 'cloudevents') return { contentType: CLOUDEVENTS_MEDIA_TYPE, body: JSON.stringify(cloudEvent(e)) };
-  return { contentType: ENVELOPE_MEDIA_TYPE, body: JSON.stringify({ events: [distributionEvent(e, includeReferences)] }) };
+  if (endpoint.format === 'cloudevents')
+    return { contentType: CLOUDEVENTS_MEDIA_TYPE, body: JSON.stringify(cloudEvent(e)) };
+  return {
+    contentType: ENVELOPE_MEDIA_TYPE,
+    body: JSON.stringify({ events: [distributionEvent(e, includeReferences)] }),
+  };
 }

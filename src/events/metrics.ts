@@ -12,8 +12,13 @@ export class EventMetrics {
 
   constructor(registry: Registry, pending: () => Record<string, number>, size: () => number) {
     const registers = [registry];
-    const perEndpoint = (name: string, help: string) => new Counter({ name, help, labelNames: ['endpoint'], registers });
-    this.journaled = new Counter({ name: 'sluice_events_journaled_total', help: 'Events written to the journal', registers });
+    const perEndpoint = (name: string, help: string) =>
+      new Counter({ name, help, labelNames: ['endpoint'], registers });
+    this.journaled = new Counter({
+      name: 'sluice_events_journaled_total',
+      help: 'Events written to the journal',
+      registers,
+    });
     this.delivered = perEndpoint('sluice_events_delivered_total', 'Events an endpoint accepted');
     this.failures = perEndpoint('sluice_events_delivery_failures_total', 'Failed tries to deliver an event');
     this.dead = perEndpoint('sluice_events_dead_letters_total', 'Events set aside after maxage or maxtries');

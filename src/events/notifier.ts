@@ -14,7 +14,10 @@ const PRUNE_EVERY_MS = 60_000;
 
 /** This node's name in the journal: the configured one, else the host name made safe for a path. */
 export function nodeName(config: NotificationsConfig): string {
-  const host = hostname().replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 64);
+  const host = hostname()
+    .replace(/[^A-Za-z0-9._-]/g, '-')
+    .replace(/^[^A-Za-z0-9]+/, '')
+    .slice(0, 64);
   return config.journal.node ?? (host || 'node');
 }
 
@@ -52,7 +55,8 @@ export class Notifier implements EventSink {
       () => this.journal.size(),
     );
     const opts = { includeReferences: config.events.includereferences, metrics: this.metrics, log };
-    for (const e of config.endpoints) if (!e.disabled) this.workers.push(new EndpointWorker(e, this.journal, driver, opts));
+    for (const e of config.endpoints)
+      if (!e.disabled) this.workers.push(new EndpointWorker(e, this.journal, driver, opts));
   }
 
   /** Opens the journal and starts the deliveries. */

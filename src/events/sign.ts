@@ -20,9 +20,18 @@ export function signature(secret: string, id: string, timestamp: number, body: s
 }
 
 /** The three headers of a signed delivery. */
-export function signedHeaders(secret: string, id: string, body: string | Buffer, now = Date.now()): Record<string, string> {
+export function signedHeaders(
+  secret: string,
+  id: string,
+  body: string | Buffer,
+  now = Date.now(),
+): Record<string, string> {
   const timestamp = Math.floor(now / 1000);
-  return { 'webhook-id': id, 'webhook-timestamp': String(timestamp), 'webhook-signature': signature(secret, id, timestamp, body) };
+  return {
+    'webhook-id': id,
+    'webhook-timestamp': String(timestamp),
+    'webhook-signature': signature(secret, id, timestamp, body),
+  };
 }
 
 /** True when a delivery's headers carry a valid signature no older (or newer) than `toleranceSeconds`. */

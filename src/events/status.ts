@@ -55,6 +55,7 @@ export function parseSince(text: string, now = Date.now()): number {
     return now - Number(m[1]) * unit;
   }
   const t = Date.parse(text);
-  if (Number.isNaN(t)) throw new Error(`"${text.slice(0, 60)}" is neither a time (2026-12-07T18:00:00Z) nor a duration (1h)`);
+  if (Number.isNaN(t))
+    throw new Error(`"${text.slice(0, 60)}" is neither a time (2026-12-07T18:00:00Z) nor a duration (1h)`);
   return t;
 }

@@ -106,7 +106,8 @@ export class Claims {
       const text = now.toString('utf8');
       if (text !== beat) [beat, beatSince] = [text, performance.now()];
       else if (performance.now() - beatSince > this.stallMs) return;
-      if (performance.now() - started > WAIT_MS) throw new ClaimTimeoutError(`garbage collection still holds ${d}: try again`);
+      if (performance.now() - started > WAIT_MS)
+        throw new ClaimTimeoutError(`garbage collection still holds ${d}: try again`);
       await new Promise((r) => setTimeout(r, pause));
     }
   }

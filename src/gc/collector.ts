@@ -19,7 +19,15 @@ import { sizeBlobs } from './measure.js';
 import { usageOf, type RepositoryUsage } from './usage.js';
 import { activePath, heartbeatPath } from './paths.js';
 import { planCollection, type Garbage } from './plan.js';
-import { dropCandidate, dropDeleting, hasCandidate, listDeleting, readCandidates, writeCandidate, writeDeleting } from './records.js';
+import {
+  dropCandidate,
+  dropDeleting,
+  hasCandidate,
+  listDeleting,
+  readCandidates,
+  writeCandidate,
+  writeDeleting,
+} from './records.js';
 
 /** How one pass behaves. */
 export interface CollectOptions {

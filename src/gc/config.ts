@@ -16,7 +16,10 @@ export const gcSchema = z
     /** Passes start only inside this daily UTC window (`01:00-05:00`; may wrap past midnight). */
     window: z
       .string()
-      .refine((w) => w.split('-').length === 2 && w.split('-').every((p) => CLOCK.test(p)), 'expected a UTC window such as 01:00-05:00')
+      .refine(
+        (w) => w.split('-').length === 2 && w.split('-').every((p) => CLOCK.test(p)),
+        'expected a UTC window such as 01:00-05:00',
+      )
       .optional(),
     deleteuntagged: z.boolean().default(false),
     dryrun: z.boolean().default(false),
@@ -33,7 +36,10 @@ export type GcConfig = z.infer<typeof gcSchema>;
 /** True when `at` lies inside a daily UTC window `HH:MM-HH:MM` (which may wrap past midnight), or there is none. */
 export function inWindow(window: string | undefined, at: Date): boolean {
   if (!window) return true;
-  const [from, to] = window.split('-').map((p) => Number(p.slice(0, 2)) * 60 + Number(p.slice(3, 5))) as [number, number];
+  const [from, to] = window.split('-').map((p) => Number(p.slice(0, 2)) * 60 + Number(p.slice(3, 5))) as [
+    number,
+    number,
+  ];
   const m = at.getUTCHours() * 60 + at.getUTCMinutes();
   return from <= to ? m >= from && m < to : m >= from || m < to;
 }

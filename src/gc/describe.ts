@@ -33,7 +33,9 @@ export function describeReport(report: CollectReport, dryRun: boolean): string {
   if (report.blocked) lines.push(`nothing deleted: ${report.blocked}`);
   const gone = report.verdicts.filter((v) => v.action === 'deleted');
   const bytes = gone.reduce((n, v) => n + v.bytes, 0);
-  const summary = dryRun ? `${gone.length} objects would be deleted, freeing ${bytes} bytes` : `${gone.length} objects deleted, ${bytes} bytes freed`;
+  const summary = dryRun
+    ? `${gone.length} objects would be deleted, freeing ${bytes} bytes`
+    : `${gone.length} objects deleted, ${bytes} bytes freed`;
   lines.push(`${summary} (${report.durationMs} ms)`);
   return `${lines.join('\n')}\n`;
 }

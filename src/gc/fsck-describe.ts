@@ -9,7 +9,9 @@ export function describeFsck(report: FsckReport, repairs?: RepairResult[]): stri
     lines.push(`${r.repaired ? 'repaired' : 'not repaired'}: ${what}: ${r.detail}`);
   }
   for (const p of report.problems) {
-    const needed = p.neededBy?.length ? ` (needed by ${p.neededBy.slice(0, 5).join(', ')}${p.neededBy.length > 5 ? ', …' : ''})` : '';
+    const needed = p.neededBy?.length
+      ? ` (needed by ${p.neededBy.slice(0, 5).join(', ')}${p.neededBy.length > 5 ? ', …' : ''})`
+      : '';
     lines.push(`${p.kind}: ${p.detail}${needed} [${p.path}]`);
   }
   const blobs = `${report.blobs} blobs (${report.hashed} hashed)`;

@@ -51,7 +51,11 @@ export async function checkReferrers(driver: StorageDriver, name: RepositoryName
           }
           const link = await ctx.readLink(path);
           if (!link || 'invalid' in link || link.digest !== d) {
-            const why = !link ? 'has no link file' : 'invalid' in link ? `link ${link.invalid}` : `names ${link.digest}`;
+            const why = !link
+              ? 'has no link file'
+              : 'invalid' in link
+                ? `link ${link.invalid}`
+                : `names ${link.digest}`;
             ctx.problem({ kind: 'link-invalid', path, digest: d, detail: `referrer ${d} of ${subject}: ${why}` });
           } else if (!(await served(driver, ctx, d))) {
             const detail = `the referrers of ${subject} list ${d}, a manifest ${name} does not hold`;

@@ -70,7 +70,13 @@ async function* checked(body: AsyncIterable<Buffer>, size: number, hash: Hash): 
  * only when its bytes have the digest: a lying upstream's bytes never become the blob. A corrupt blob stored
  * under the digest is replaced only then.
  */
-async function refetchBlob(deps: RepairDeps, upstream: Upstream, remote: string, repo: RepositoryName, p: Problem): Promise<string> {
+async function refetchBlob(
+  deps: RepairDeps,
+  upstream: Upstream,
+  remote: string,
+  repo: RepositoryName,
+  p: Problem,
+): Promise<string> {
   const d = p.digest!;
   const size = p.size!;
   const descriptor = { digest: d, size, mediaType: p.mediaType ?? 'application/octet-stream' };
@@ -80,7 +86,8 @@ async function refetchBlob(deps: RepairDeps, upstream: Upstream, remote: string,
     const hash = createHash(parseDigest(d).algorithm);
     await deps.uploads.append(repo, id, Readable.from(checked(body, size, hash)), 0, size);
     const actual = `${parseDigest(d).algorithm}:${hash.digest('hex')}`;
-    if (actual !== d) throw new Error(`upstream ${upstream.name} sent bytes with digest ${actual} for ${d}: refused, nothing written`);
+    if (actual !== d)
+      throw new Error(`upstream ${upstream.name} sent bytes with digest ${actual} for ${d}: refused, nothing written`);
     await deps.claims.claim([d]);
     if (p.kind !== 'blob-missing') await deps.driver.delete(blobDataPath(d));
     await deps.uploads.finish(repo, id, d);
@@ -92,10 +99,19 @@ async function refetchBlob(deps: RepairDeps, upstream: Upstream, remote: string,
 }
 
 /** Fetches a manifest by digest from upstream and stores it (bytes and revision link) when its digest matches. */
-async function refetchManifest(deps: RepairDeps, upstream: Upstream, remote: string, store: RepositoryStore, d: Digest): Promise<string> {
+async function refetchManifest(
+  deps: RepairDeps,
+  upstream: Upstream,
+  remote: string,
+  store: RepositoryStore,
+  d: Digest,
+): Promise<string> {
   const m = await upstream.limit(() => upstream.source(remote, d).getManifest(d, { maxBytes: MANIFEST_LIMIT }));
   const actual = digestOf(m.bytes, parseDigest(d).algorithm);
-  if (actual !== d) throw new Error(`upstream ${upstream.name} sent a manifest with digest ${actual} for ${d}: refused, nothing written`);
+  if (actual !== d)
+    throw new Error(
+      `upstream ${upstream.name} sent a manifest with digest ${actual} for ${d}: refused, nothing written`,
+    );
   const subject = parseManifest(m.bytes, m.mediaType).subject?.digest;
   await deps.claims.claim([d]);
   // Written whole under its digest (replacing corrupt bytes of the same size), then linked as a revision.
@@ -114,7 +130,8 @@ async function repairOne(deps: RepairDeps, p: Problem): Promise<{ repository: st
   }
   const names = repositoriesOf(p);
   const repository = names.find((n) => isCacheRepository(deps.upstreams, n));
-  if (!repository) throw new Error(`${names.join(', ') || 'no repository'}: not a cache repository, nothing to fetch it from`);
+  if (!repository)
+    throw new Error(`${names.join(', ') || 'no repository'}: not a cache repository, nothing to fetch it from`);
   const upstream = isCacheRepository(deps.upstreams, repository)!;
   const remote = repository.slice(upstream.prefix.length + 1);
   const name = repository as RepositoryName;
@@ -149,7 +166,12 @@ export async function repairProblems(deps: RepairDeps, problems: Problem[]): Pro
       const { repository, detail } = await repairOne(deps, p);
       results.push({ ...base, repository, repaired: true, detail });
     } catch (e) {
-      results.push({ ...base, ...(p.repository ? { repository: p.repository } : {}), repaired: false, detail: (e as Error).message });
+      results.push({
+        ...base,
+        ...(p.repository ? { repository: p.repository } : {}),
+        repaired: false,
+        detail: (e as Error).message,
+      });
     }
   }
   return results;

@@ -4,7 +4,14 @@ import { parseManifest, referencedBlobs, type Manifest } from '../oci/manifest.j
 import { isRepositoryName, isTag, type RepositoryName } from '../oci/name.js';
 import { limiter } from '../async/limit.js';
 import type { StorageDriver } from '../storage/driver.js';
-import { blobDataPath, repoPath, revisionsPath, tagCurrentPath, tagsPath, walkRepositoryDirs } from '../storage/layout.js';
+import {
+  blobDataPath,
+  repoPath,
+  revisionsPath,
+  tagCurrentPath,
+  tagsPath,
+  walkRepositoryDirs,
+} from '../storage/layout.js';
 import type { Problem, ProblemKind } from './fsck-problems.js';
 import { checkReferrers, checkUploads } from './fsck-leftovers.js';
 
@@ -49,7 +56,10 @@ interface Needed {
 }
 
 /** Reads a link: the digest, or why it is not one. */
-async function readLinkText(driver: StorageDriver, path: string): Promise<{ digest: Digest } | { invalid: string } | null> {
+async function readLinkText(
+  driver: StorageDriver,
+  path: string,
+): Promise<{ digest: Digest } | { invalid: string } | null> {
   const info = await driver.stat(path);
   if (!info || info.isDirectory) return null;
   if (info.size > LINK_LIMIT) return { invalid: `${info.size} bytes, not a digest` };
@@ -81,13 +91,19 @@ async function checkRepository(
         const d = `${alg}:${hex}`;
         const path = `${dir}/${alg}/${hex}/link`;
         if (!isDigest(d)) {
-          problem({ kind: 'link-invalid', path: `${dir}/${alg}/${hex}`, detail: `${what} folder is not named by a digest` });
+          problem({
+            kind: 'link-invalid',
+            path: `${dir}/${alg}/${hex}`,
+            detail: `${what} folder is not named by a digest`,
+          });
           continue;
         }
         const link = await readLinkText(driver, path);
         if (!link) problem({ kind: 'link-invalid', path, digest: d, detail: `${what} of ${d} has no link file` });
-        else if ('invalid' in link) problem({ kind: 'link-invalid', path, digest: d, detail: `${what} link ${link.invalid}` });
-        else if (link.digest !== d) problem({ kind: 'link-invalid', path, digest: d, detail: `${what} link of ${d} names ${link.digest}` });
+        else if ('invalid' in link)
+          problem({ kind: 'link-invalid', path, digest: d, detail: `${what} link ${link.invalid}` });
+        else if (link.digest !== d)
+          problem({ kind: 'link-invalid', path, digest: d, detail: `${what} link of ${d} names ${link.digest}` });
         else if (!(await driver.stat(blobDataPath(d)))) {
           problem({ kind: 'link-dangling', path, digest: d, detail: `${what} link to ${d}, whose blob is not stored` });
         }
@@ -102,7 +118,11 @@ async function checkRepository(
   const tags = new Map<string, Digest>();
   for (const tag of await driver.list(tagsPath(name))) {
     if (!isTag(tag)) {
-      problem({ kind: 'link-invalid', path: `${tagsPath(name)}/${tag}`, detail: 'tag folder is not named by a valid tag' });
+      problem({
+        kind: 'link-invalid',
+        path: `${tagsPath(name)}/${tag}`,
+        detail: 'tag folder is not named by a valid tag',
+      });
       continue;
     }
     report.tags++;
@@ -125,14 +145,19 @@ async function checkRepository(
     const path = blobDataPath(d);
     const info = await driver.stat(path);
     const where = { path, digest: d, neededBy: [by] };
-    if (!info || info.isDirectory) return void problem({ ...where, kind: 'manifest-missing', detail: `manifest ${d} is not stored` });
+    if (!info || info.isDirectory)
+      return void problem({ ...where, kind: 'manifest-missing', detail: `manifest ${d} is not stored` });
     if (info.size > MANIFEST_LIMIT) {
       return void problem({ ...where, kind: 'manifest-unreadable', detail: `manifest ${d} is ${info.size} bytes` });
     }
     const bytes = (await driver.getContent(path)) ?? Buffer.alloc(0);
     const actual = digestOf(bytes, parseDigest(d).algorithm);
     if (actual !== d) {
-      return void problem({ ...where, kind: 'manifest-corrupt', detail: `manifest ${d}: its bytes have digest ${actual}` });
+      return void problem({
+        ...where,
+        kind: 'manifest-corrupt',
+        detail: `manifest ${d}: its bytes have digest ${actual}`,
+      });
     }
     let m: Manifest;
     try {
@@ -145,7 +170,12 @@ async function checkRepository(
       return;
     }
     for (const b of referencedBlobs(m)) {
-      const n = needed.get(b.digest) ?? { size: b.size, mediaType: b.mediaType, neededBy: new Set(), repositories: new Set() };
+      const n = needed.get(b.digest) ?? {
+        size: b.size,
+        mediaType: b.mediaType,
+        neededBy: new Set(),
+        repositories: new Set(),
+      };
       n.neededBy.add(by);
       n.repositories.add(name);
       needed.set(b.digest, n);
@@ -196,7 +226,8 @@ export async function fsck(driver: StorageDriver, options: FsckOptions): Promise
     await checkRepository(driver, name, needed, report, uploadsBefore);
   }
   const digests = [...needed.keys()];
-  const hashed = options.mode === 'full' ? new Set(digests) : sampleOf(digests, options.sample, options.random ?? Math.random);
+  const hashed =
+    options.mode === 'full' ? new Set(digests) : sampleOf(digests, options.sample, options.random ?? Math.random);
   const limit = limiter(AT_ONCE);
   await Promise.all(
     digests.map((d) =>
@@ -208,7 +239,8 @@ export async function fsck(driver: StorageDriver, options: FsckOptions): Promise
         const info = await driver.stat(path);
         const problem = (kind: ProblemKind, detail: string) => void report.problems.push({ ...about, kind, detail });
         if (!info || info.isDirectory) return problem('blob-missing', `blob ${d} is not stored`);
-        if (info.size !== n.size) return problem('blob-size', `blob ${d} has ${info.size} bytes, its manifest says ${n.size}`);
+        if (info.size !== n.size)
+          return problem('blob-size', `blob ${d} has ${info.size} bytes, its manifest says ${n.size}`);
         if (!hashed.has(d)) return;
         report.hashed++;
         const actual = await hashBlob(driver, d);
@@ -217,7 +249,9 @@ export async function fsck(driver: StorageDriver, options: FsckOptions): Promise
     ),
   );
   // A link to a lost blob a tag needs is said once, as the lost blob or manifest, which a repair restores.
-  const lost = new Set(report.problems.filter((p) => p.kind === 'blob-missing' || p.kind === 'manifest-missing').map((p) => p.digest));
+  const lost = new Set(
+    report.problems.filter((p) => p.kind === 'blob-missing' || p.kind === 'manifest-missing').map((p) => p.digest),
+  );
   report.problems = report.problems.filter((p) => p.kind !== 'link-dangling' || !lost.has(p.digest));
   return report;
 }

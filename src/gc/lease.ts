@@ -30,12 +30,19 @@ interface LeaseRecord {
  * Without conditional writes a lease cannot be exclusive: then only a node whose role is `true` collects,
  * and `auto` collects only on a filesystem (one host).
  */
-export async function takeLease(driver: StorageDriver, role: CollectorRole, durationMs: number): Promise<Lease | Refusal> {
+export async function takeLease(
+  driver: StorageDriver,
+  role: CollectorRole,
+  durationMs: number,
+): Promise<Lease | Refusal> {
   if (role === false) return { refused: 'this node is not the collector (storage.gc.collector: false)' };
   const exclusive = driver.exclusiveCreate ? await driver.exclusiveCreate() : false;
   if (!exclusive) {
     if (role === true || driver.name === 'filesystem') return LOCAL_LEASE;
-    return { refused: 'the storage has no conditional writes, so no lease can keep collectors apart: set storage.gc.collector: true on the one node that collects' };
+    return {
+      refused:
+        'the storage has no conditional writes, so no lease can keep collectors apart: set storage.gc.collector: true on the one node that collects',
+    };
   }
   const owner = randomUUID();
   const record = (): LeaseRecord => ({ owner, until: new Date(Date.now() + durationMs).toISOString() });
@@ -45,7 +52,8 @@ export async function takeLease(driver: StorageDriver, role: CollectorRole, dura
       return {
         // Only while it is still ours: a lease that lapsed and was taken by another collector is not taken back.
         renew: async () => {
-          if ((await readLease(driver))?.owner === owner) await driver.putContent(leasePath, Buffer.from(JSON.stringify(record())));
+          if ((await readLease(driver))?.owner === owner)
+            await driver.putContent(leasePath, Buffer.from(JSON.stringify(record())));
         },
         release: async () => {
           if ((await readLease(driver))?.owner === owner) await driver.delete(leasePath);
@@ -54,7 +62,8 @@ export async function takeLease(driver: StorageDriver, role: CollectorRole, dura
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const held = await readLease(driver);
-      if (held && Date.parse(held.until) > Date.now()) return { refused: `another collector holds the lease until ${held.until}` };
+      if (held && Date.parse(held.until) > Date.now())
+        return { refused: `another collector holds the lease until ${held.until}` };
       await driver.delete(leasePath);
     }
   }

@@ -3,7 +3,14 @@ import { parseManifest, referencedBlobs } from '../oci/manifest.js';
 import { isRepositoryName, isTag, type RepositoryName } from '../oci/name.js';
 import { limiter, mapLimited } from '../async/limit.js';
 import type { StorageDriver } from '../storage/driver.js';
-import { blobDataPath, repoPath, revisionsPath, tagCurrentPath, tagsPath, walkRepositoryDirs } from '../storage/layout.js';
+import {
+  blobDataPath,
+  repoPath,
+  revisionsPath,
+  tagCurrentPath,
+  tagsPath,
+  walkRepositoryDirs,
+} from '../storage/layout.js';
 import { listLinkedDigests, readLink } from '../storage/links.js';
 import type { ManifestFacts, RepositoryFacts, StorageFacts, UnreadableManifest } from './facts.js';
 
@@ -61,7 +68,11 @@ export async function markStorage(
   return { repositories, blobs: options.only ? new Set() : await listBlobs(driver, one), manifests };
 }
 
-async function readRepository(driver: StorageDriver, name: RepositoryName, limit: ReturnType<typeof limiter>): Promise<RepositoryFacts> {
+async function readRepository(
+  driver: StorageDriver,
+  name: RepositoryName,
+  limit: ReturnType<typeof limiter>,
+): Promise<RepositoryFacts> {
   const tags = new Map<string, Digest>();
   const names = (await driver.list(tagsPath(name))).filter(isTag);
   await Promise.all(
@@ -81,7 +92,11 @@ async function readRepository(driver: StorageDriver, name: RepositoryName, limit
 }
 
 /** What a manifest says; null when its bytes are missing. */
-async function readManifest(driver: StorageDriver, d: Digest, one: (d: Digest) => Digest): Promise<ManifestFacts | UnreadableManifest | null> {
+async function readManifest(
+  driver: StorageDriver,
+  d: Digest,
+  one: (d: Digest) => Digest,
+): Promise<ManifestFacts | UnreadableManifest | null> {
   const info = await driver.stat(blobDataPath(d));
   if (!info || info.isDirectory) return null;
   if (info.size > MANIFEST_LIMIT) return { unreadable: `${info.size} bytes, over the ${MANIFEST_LIMIT}-byte bound` };

@@ -24,7 +24,11 @@ export function recordUsage(metrics: GcMetrics, usage: RepositoryUsage[]): void 
 /** Registers the collector's metrics in a registry's Prometheus registry. */
 export function gcMetrics(registry: Registry): GcMetrics {
   return {
-    bytes: new Counter({ name: 'sluice_gc_reclaimed_bytes_total', help: 'Bytes of blobs deleted by garbage collection', registers: [registry] }),
+    bytes: new Counter({
+      name: 'sluice_gc_reclaimed_bytes_total',
+      help: 'Bytes of blobs deleted by garbage collection',
+      registers: [registry],
+    }),
     objects: new Counter({
       name: 'sluice_gc_deleted_objects_total',
       help: 'Objects deleted by garbage collection, by kind (blob, manifest, tag, layer-link)',

@@ -111,7 +111,13 @@ export function planCollection(facts: StorageFacts, options: { deleteUntagged: b
     for (const [tag, d] of repo.tags) {
       const subject = artifactTagSubject(tag);
       if (alive.has(d) || !present.has(d)) continue;
-      garbage.push({ kind: 'tag', digest: d, repository: repo.name, tag, reason: `artifact tag of ${subject ?? d}, which is gone` });
+      garbage.push({
+        kind: 'tag',
+        digest: d,
+        repository: repo.name,
+        tag,
+        reason: `artifact tag of ${subject ?? d}, which is gone`,
+      });
     }
   }
   for (const b of facts.blobs) {

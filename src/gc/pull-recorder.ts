@@ -29,7 +29,11 @@ export interface PullRecorderOptions {
 /** True for a storage error that says this node may not write (a read-only mount, keys that can only read). */
 function isRefusedWrite(e: unknown): boolean {
   const err = e as { code?: string; name?: string; $metadata?: { httpStatusCode?: number } };
-  return ['EACCES', 'EPERM', 'EROFS'].includes(err?.code ?? '') || err?.name === 'AccessDenied' || err?.$metadata?.httpStatusCode === 403;
+  return (
+    ['EACCES', 'EPERM', 'EROFS'].includes(err?.code ?? '') ||
+    err?.name === 'AccessDenied' ||
+    err?.$metadata?.httpStatusCode === 403
+  );
 }
 
 /**
@@ -139,7 +143,10 @@ export class PullRecorder {
               if (!this.memoryOnly) this.options.log.warn({ err: e }, msg);
               this.memoryOnly = true;
             } else {
-              this.options.log.warn({ err: e, repository }, 'pull times: could not write; retrying with the next batch');
+              this.options.log.warn(
+                { err: e, repository },
+                'pull times: could not write; retrying with the next batch',
+              );
             }
           }
         }),

@@ -28,6 +28,10 @@ export type PullsConfig = z.infer<typeof pullsSchema>;
  * or digit (`Build-Host.example.com` becomes `build-host-example-com`); `node` when nothing usable is left.
  */
 export function nodeNameFrom(host: string = hostname()): string {
-  const name = host.toLowerCase().replace(/[^a-z0-9-]/g, '-').replace(/^[^a-z0-9]+/, '').slice(0, 64);
+  const name = host
+    .toLowerCase()
+    .replace(/[^a-z0-9-]/g, '-')
+    .replace(/^[^a-z0-9]+/, '')
+    .slice(0, 64);
   return NODE_NAME.test(name) ? name : 'node';
 }

@@ -115,13 +115,22 @@ async function readBounded(driver: StorageDriver, path: string, limit: number): 
 }
 
 /** One node's recorded pull times of a repository; null when it has no readable file. */
-export async function readNodePulls(driver: StorageDriver, repository: RepositoryName, node: string): Promise<PullTimes | null> {
+export async function readNodePulls(
+  driver: StorageDriver,
+  repository: RepositoryName,
+  node: string,
+): Promise<PullTimes | null> {
   const bytes = await readBounded(driver, nodePullsPath(repository, node), PULL_FILE_LIMIT).catch(() => null);
   return bytes ? parsePullFile(bytes) : null;
 }
 
 /** Writes one node's pull file of a repository (the only file that node ever writes there). */
-export async function writeNodePulls(driver: StorageDriver, repository: RepositoryName, node: string, times: PullTimes): Promise<void> {
+export async function writeNodePulls(
+  driver: StorageDriver,
+  repository: RepositoryName,
+  node: string,
+  times: PullTimes,
+): Promise<void> {
   // Bookkeeping a crash may lose (one batch of pull times): no flushes to make it durable.
   await driver.putContent(nodePullsPath(repository, node), serializePulls(times), { durable: false });
 }

@@ -28,13 +28,19 @@ function auditFields(g: Garbage, bytes: number): object {
 }
 
 /** Runs one pass under the collector lease; a refusal when another node holds it or this node must not collect. */
-export async function runPass(driver: StorageDriver, collector: Collector, options: PassOptions): Promise<CollectReport | Refusal> {
+export async function runPass(
+  driver: StorageDriver,
+  collector: Collector,
+  options: PassOptions,
+): Promise<CollectReport | Refusal> {
   const leaseMs = options.leaseMs ?? LEASE_MS;
   const lease = options.dryRun ? LOCAL_LEASE : await takeLease(driver, options.role, leaseMs);
   if ('refused' in lease) return lease;
   let renewing: Promise<void> = Promise.resolve();
   const timer = setInterval(() => {
-    renewing = renewing.then(() => lease.renew()).catch((e: unknown) => options.log.warn({ err: e }, 'garbage collection could not renew its lease'));
+    renewing = renewing
+      .then(() => lease.renew())
+      .catch((e: unknown) => options.log.warn({ err: e }, 'garbage collection could not renew its lease'));
   }, leaseMs / 3);
   try {
     const metrics = options.metrics;

@@ -48,7 +48,16 @@ export function scheduleGc(driver: StorageDriver, cfg: GcConfig | undefined, opt
       if ('refused' in report) options.log.info({ reason: report.refused }, 'garbage collection pass skipped');
       else {
         const recorded = report.verdicts.filter((v) => v.action === 'recorded').length;
-        options.log.info({ deleted: report.deletedObjects, bytes: report.reclaimedBytes, recorded, ms: report.durationMs, dryrun: cfg.dryrun }, 'garbage collection pass');
+        options.log.info(
+          {
+            deleted: report.deletedObjects,
+            bytes: report.reclaimedBytes,
+            recorded,
+            ms: report.durationMs,
+            dryrun: cfg.dryrun,
+          },
+          'garbage collection pass',
+        );
         options.onPass?.(report, cfg.dryrun);
       }
     } catch (e) {

@@ -72,14 +72,21 @@ export function tagUsageOf(
   const repo = facts.repositories.find((r) => r.name === repository);
   if (!repo) return [];
   const others = new Set<Digest>();
-  for (const r of facts.repositories) if (r !== repo) for (const d of liveDigests(r, facts, options.deleteUntagged)) others.add(d);
+  for (const r of facts.repositories)
+    if (r !== repo) for (const d of liveDigests(r, facts, options.deleteUntagged)) others.add(d);
   const before = liveDigests(repo, facts, options.deleteUntagged);
   const size = (ds: Iterable<Digest>): number => [...ds].reduce((n, d) => n + (sizes.get(d) ?? 0), 0);
   return [...repo.tags]
     .map(([tag, digest]) => {
       const after = liveDigests(withoutTag(repo, facts, tag, options.deleteUntagged), facts, options.deleteUntagged);
       const freed = [...before].filter((d) => !after.has(d) && !others.has(d));
-      return { repository: repository as string, tag, digest, bytes: size(namedBy(repo, facts, digest)), frees: size(freed) };
+      return {
+        repository: repository as string,
+        tag,
+        digest,
+        bytes: size(namedBy(repo, facts, digest)),
+        frees: size(freed),
+      };
     })
     .sort((a, b) => b.frees - a.frees || b.bytes - a.bytes || a.tag.localeCompare(b.tag));
 }

@@ -18,7 +18,11 @@ export interface RepositoryUsage {
  * collector sees them, so deleting the repository frees exactly its exclusive bytes at the next collection)
  * and their blobs. Pure; sizes come from the caller.
  */
-export function usageOf(facts: StorageFacts, sizes: Map<Digest, number>, options: { deleteUntagged: boolean }): RepositoryUsage[] {
+export function usageOf(
+  facts: StorageFacts,
+  sizes: Map<Digest, number>,
+  options: { deleteUntagged: boolean },
+): RepositoryUsage[] {
   const uses = facts.repositories.map((repo) => {
     const digests = new Set<Digest>();
     for (const d of liveRevisions(repo, facts, options.deleteUntagged)) {

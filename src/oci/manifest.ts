@@ -49,23 +49,32 @@ function checkPlatform(v: unknown, where: string): Platform | undefined {
   if (!isObject(v) || typeof v.os !== 'string' || typeof v.architecture !== 'string') {
     throw new ManifestError(`${where}.platform needs string "os" and "architecture"`);
   }
-  if (v.variant !== undefined && typeof v.variant !== 'string') throw new ManifestError(`${where}.platform.variant must be a string`);
+  if (v.variant !== undefined && typeof v.variant !== 'string')
+    throw new ManifestError(`${where}.platform.variant must be a string`);
   return v as unknown as Platform;
 }
 
 /** Validates one descriptor; `where` names it in the error message. */
 export function parseDescriptor(v: unknown, where: string): Descriptor {
   if (!isObject(v)) throw new ManifestError(`${where} must be an object`);
-  if (typeof v.mediaType !== 'string' || v.mediaType.length === 0) throw new ManifestError(`${where}.mediaType must be a string`);
-  if (typeof v.digest !== 'string' || !isDigest(v.digest)) throw new ManifestError(`${where}.digest is not a valid digest`);
+  if (typeof v.mediaType !== 'string' || v.mediaType.length === 0)
+    throw new ManifestError(`${where}.mediaType must be a string`);
+  if (typeof v.digest !== 'string' || !isDigest(v.digest))
+    throw new ManifestError(`${where}.digest is not a valid digest`);
   if (typeof v.size !== 'number' || !Number.isSafeInteger(v.size) || v.size < 0) {
     throw new ManifestError(`${where}.size must be a non-negative integer`);
   }
   if (v.urls !== undefined && (!Array.isArray(v.urls) || v.urls.some((u) => typeof u !== 'string'))) {
     throw new ManifestError(`${where}.urls must be a list of strings`);
   }
-  if (v.artifactType !== undefined && typeof v.artifactType !== 'string') throw new ManifestError(`${where}.artifactType must be a string`);
-  const d: Descriptor = { ...(v as object), mediaType: v.mediaType, digest: v.digest as Digest, size: v.size } as Descriptor;
+  if (v.artifactType !== undefined && typeof v.artifactType !== 'string')
+    throw new ManifestError(`${where}.artifactType must be a string`);
+  const d: Descriptor = {
+    ...(v as object),
+    mediaType: v.mediaType,
+    digest: v.digest as Digest,
+    size: v.size,
+  } as Descriptor;
   checkAnnotations(v.annotations, where);
   checkPlatform(v.platform, where);
   return d;
@@ -86,21 +95,34 @@ export function parseManifest(bytes: Uint8Array, declaredType?: string): Manifes
   const inner = typeof doc.mediaType === 'string' ? doc.mediaType : undefined;
   if (doc.mediaType !== undefined && inner === undefined) throw new ManifestError('mediaType must be a string');
   const declared = declaredType?.split(';')[0]?.trim();
-  if (inner && declared && declared !== inner && declared !== 'application/json' && declared !== 'application/octet-stream') {
+  if (
+    inner &&
+    declared &&
+    declared !== inner &&
+    declared !== 'application/json' &&
+    declared !== 'application/octet-stream'
+  ) {
     throw new ManifestError(`Content-Type ${declared} does not match the manifest's mediaType ${inner}`);
   }
-  let mediaType = inner ?? (declared && declared !== 'application/json' && declared !== 'application/octet-stream' ? declared : undefined);
+  let mediaType =
+    inner ??
+    (declared && declared !== 'application/json' && declared !== 'application/octet-stream' ? declared : undefined);
   if (!mediaType) mediaType = Array.isArray(doc.manifests) ? MediaType.OciIndex : MediaType.OciManifest;
 
   if (doc.schemaVersion !== 2) {
-    if (mediaType === MediaType.DockerSchema1 || mediaType === MediaType.DockerSchema1Signed || doc.schemaVersion === 1) {
+    if (
+      mediaType === MediaType.DockerSchema1 ||
+      mediaType === MediaType.DockerSchema1Signed ||
+      doc.schemaVersion === 1
+    ) {
       throw new ManifestError('Docker schema 1 manifests are not supported');
     }
     throw new ManifestError('schemaVersion must be 2');
   }
   const annotations = checkAnnotations(doc.annotations, 'manifest');
   const subject = doc.subject === undefined ? undefined : parseDescriptor(doc.subject, 'subject');
-  if (doc.artifactType !== undefined && typeof doc.artifactType !== 'string') throw new ManifestError('artifactType must be a string');
+  if (doc.artifactType !== undefined && typeof doc.artifactType !== 'string')
+    throw new ManifestError('artifactType must be a string');
   const artifactType = doc.artifactType as string | undefined;
 
   if (isIndexMediaType(mediaType)) {
@@ -138,6 +160,8 @@ export function effectiveArtifactType(m: Manifest): string | undefined {
 /** Blobs an image manifest needs in the same repository (config and layers, foreign layers excluded). */
 export function referencedBlobs(m: ImageManifest): Descriptor[] {
   return [m.config, ...m.layers].filter(
-    (d) => d.mediaType !== MediaType.DockerForeignLayerGzip && !(d.urls && d.urls.length > 0 && d.mediaType.includes('foreign')),
+    (d) =>
+      d.mediaType !== MediaType.DockerForeignLayerGzip &&
+      !(d.urls && d.urls.length > 0 && d.mediaType.includes('foreign')),
   );
 }

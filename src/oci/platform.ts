@@ -38,7 +38,14 @@ export function platformMatches(wanted: Platform, candidate: Platform): boolean 
 
 /** The platform of the running process, in OCI terms. */
 export function hostPlatform(nodePlatform: string = process.platform, nodeArch: string = process.arch): Platform {
-  const archMap: Record<string, string> = { x64: 'amd64', ia32: '386', arm64: 'arm64', arm: 'arm', s390x: 's390x', ppc64: 'ppc64le' };
+  const archMap: Record<string, string> = {
+    x64: 'amd64',
+    ia32: '386',
+    arm64: 'arm64',
+    arm: 'arm',
+    s390x: 's390x',
+    ppc64: 'ppc64le',
+  };
   const os = nodePlatform === 'win32' ? 'windows' : nodePlatform;
   const architecture = archMap[nodeArch] ?? nodeArch;
   return architecture === 'arm' ? { os, architecture, variant: 'v7' } : { os, architecture };

@@ -49,7 +49,8 @@ export function parseReference(text: string, defaultRegistry: string = DOCKER_HU
   let registry = defaultRegistry;
   if (parts.length > 1 && looksLikeRegistry(parts[0]!)) {
     registry = parts.shift()!;
-    if (!HOST.test(registry)) throw new InvalidReferenceError(`invalid registry host ${quoteName(registry)} in reference ${quoteName(text)}`);
+    if (!HOST.test(registry))
+      throw new InvalidReferenceError(`invalid registry host ${quoteName(registry)} in reference ${quoteName(text)}`);
   }
   if (registry === 'index.docker.io' || registry === 'registry-1.docker.io') registry = DOCKER_HUB;
   if (registry === DOCKER_HUB && parts.length === 1) parts.unshift('library');

@@ -85,7 +85,11 @@ export function decide(ref: HostReference, filters: Filters, present: boolean, p
   let pattern: string | undefined;
   if (filters.patterns.length > 0) {
     const p = matchingPattern(ref, filters.patterns);
-    if (!p) return { kind: 'skip: no pattern matches', reason: `matches none of the image patterns (${filters.patterns.map((x) => x.text).join(' ')})` };
+    if (!p)
+      return {
+        kind: 'skip: no pattern matches',
+        reason: `matches none of the image patterns (${filters.patterns.map((x) => x.text).join(' ')})`,
+      };
     pattern = p.text;
   }
   const withPattern = (d: Decision): Decision => (pattern ? { ...d, pattern } : d);
@@ -99,9 +103,16 @@ export function decide(ref: HostReference, filters: Filters, present: boolean, p
     by += `; ${flow.reason}`;
   }
   if (filters.mode === 'public' && !filters.registries.includes(registry)) {
-    return withPattern({ kind: 'skip: registry not allowed', reason: `registry ${registry} is not in the allowlist (${filters.registries.join(' ') || 'empty'})` });
+    return withPattern({
+      kind: 'skip: registry not allowed',
+      reason: `registry ${registry} is not in the allowlist (${filters.registries.join(' ') || 'empty'})`,
+    });
   }
-  if (present) return withPattern({ kind: 'skip: already present', reason: `the target has ${ref.text} as the same image ${shortId(ref.imageId)}` });
+  if (present)
+    return withPattern({
+      kind: 'skip: already present',
+      reason: `the target has ${ref.text} as the same image ${shortId(ref.imageId)}`,
+    });
   if (filters.mode === 'all') return withPattern({ kind: 'copy', reason: `mode all copies every tagged image${by}` });
   if (ref.digests.length === 0) {
     return withPattern({

@@ -3,7 +3,16 @@ import { formatReference, parseReference } from '../oci/reference.js';
 import { compilePatterns, PolicyError } from '../policy/patterns.js';
 import type { DaemonImage } from '../transport/docker-engine.js';
 import { parseTaggedName } from '../transport/docker-names.js';
-import { decide, matchingPattern, type Decision, type DecisionKind, type Filters, type HostReference, type Publicness, type PublicQuery } from './decide.js';
+import {
+  decide,
+  matchingPattern,
+  type Decision,
+  type DecisionKind,
+  type Filters,
+  type HostReference,
+  type Publicness,
+  type PublicQuery,
+} from './decide.js';
 import { isConcrete } from './settings.js';
 import type { SignatureOutcome } from './signatures.js';
 
@@ -44,10 +53,17 @@ export function hostReferences(images: DaemonImage[]): { refs: HostReference[]; 
       try {
         reference = parseTaggedName(text);
       } catch (e) {
-        warnings.push(`host image ${image.id} has a tag Sluice cannot read (${quoteName(text)}): ${(e as Error).message}`);
+        warnings.push(
+          `host image ${image.id} has a tag Sluice cannot read (${quoteName(text)}): ${(e as Error).message}`,
+        );
         continue;
       }
-      refs.push({ text, reference, imageId: image.id, digests: digests.get(`${reference.registry}/${reference.repository}`) ?? [] });
+      refs.push({
+        text,
+        reference,
+        imageId: image.id,
+        digests: digests.get(`${reference.registry}/${reference.repository}`) ?? [],
+      });
     }
   }
   refs.sort((a, b) => (a.text < b.text ? -1 : a.text > b.text ? 1 : 0));
@@ -103,13 +119,20 @@ export async function makePlan(
       return answered;
     }),
   );
-  const outcomes = await Promise.all(refs.map((r, i) => (signed && decisions[i]!.kind === 'copy' ? signed(r) : undefined)));
+  const outcomes = await Promise.all(
+    refs.map((r, i) => (signed && decisions[i]!.kind === 'copy' ? signed(r) : undefined)),
+  );
   outcomes.forEach((o, i) => {
     if (o && !o.allowed) decisions[i] = { kind: 'skip: not signed', reason: o.reason };
     else if (o) decisions[i] = { ...decisions[i]!, reason: `${decisions[i]!.reason}; ${o.reason}` };
   });
   const entries = refs.map((r, i): PlanEntry => {
-    const e: PlanEntry = { reference: r.text, image: r.imageId, decision: decisions[i]!.kind, reason: decisions[i]!.reason };
+    const e: PlanEntry = {
+      reference: r.text,
+      image: r.imageId,
+      decision: decisions[i]!.kind,
+      reason: decisions[i]!.reason,
+    };
     if (outcomes[i]) e.signatures = outcomes[i];
     return e;
   });
@@ -122,7 +145,8 @@ export async function makePlan(
       continue;
     }
     for (const { r, d } of hits) {
-      if (d.kind !== 'copy' && d.kind !== 'skip: already present') warnings.push(`${entry} is on the host as ${r.text} but is not copied: ${d.kind} (${d.reason})`);
+      if (d.kind !== 'copy' && d.kind !== 'skip: already present')
+        warnings.push(`${entry} is on the host as ${r.text} but is not copied: ${d.kind} (${d.reason})`);
     }
   }
   return { entries, warnings };

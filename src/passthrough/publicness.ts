@@ -4,7 +4,14 @@ import { RegistryClient, RegistryError, isConnectionError } from '../transport/r
 import type { Upstreams } from '../upstream/upstreams.js';
 import type { Publicness, PublicQuery } from './decide.js';
 
-const ACCEPT = [MediaType.OciIndex, MediaType.DockerManifestList, MediaType.OciManifest, MediaType.DockerManifest, MediaType.DockerSchema1Signed, MediaType.DockerSchema1].join(', ');
+const ACCEPT = [
+  MediaType.OciIndex,
+  MediaType.DockerManifestList,
+  MediaType.OciManifest,
+  MediaType.DockerManifest,
+  MediaType.DockerSchema1Signed,
+  MediaType.DockerSchema1,
+].join(', ');
 
 /** How long one question may take by default (ping, token, HEADs and their retries together). */
 export const DEFAULT_DEADLINE_MS = 60_000;
@@ -74,7 +81,10 @@ export class PublicnessChecker {
    * dripping a byte at a time) must not hold the run, and a timeout per request does not bound that.
    */
   private async ask(q: PublicQuery): Promise<Publicness> {
-    const unproven = (cause: string): Publicness => ({ public: false, reason: `${cause}, so ${q.registry}/${q.repository} is not proven public` });
+    const unproven = (cause: string): Publicness => ({
+      public: false,
+      reason: `${cause}, so ${q.registry}/${q.repository} is not proven public`,
+    });
     const down = this.unreachable.get(q.registry);
     if (down) return unproven(down);
     let timer: NodeJS.Timeout | undefined;
@@ -99,10 +109,16 @@ export class PublicnessChecker {
     for (const digest of q.digests) {
       try {
         this.requests++;
-        const res = await this.client(q.registry, q.repository).send({ method: 'HEAD', path: `/v2/${q.repository}/manifests/${digest}`, headers: { accept: ACCEPT } });
+        const res = await this.client(q.registry, q.repository).send({
+          method: 'HEAD',
+          path: `/v2/${q.repository}/manifests/${digest}`,
+          headers: { accept: ACCEPT },
+        });
         await res.body.dump();
         if (res.statusCode === 200) return { public: true, reason: `anonymous HEAD of ${name}@${digest} answered 200` };
-        refusals.push(`anonymous HEAD answered ${res.statusCode}${res.statusCode === 404 ? ' (the registry does not have that digest)' : ''}`);
+        refusals.push(
+          `anonymous HEAD answered ${res.statusCode}${res.statusCode === 404 ? ' (the registry does not have that digest)' : ''}`,
+        );
       } catch (e) {
         if (e instanceof RegistryError) {
           // The token endpoint refusing an anonymous client is the same answer as the HEAD refusing it.
@@ -110,7 +126,8 @@ export class PublicnessChecker {
           continue;
         }
         const cause = `registry ${q.registry} could not be reached (${(e as Error).message})`;
-        if (isConnectionError(e) || /cannot reach registry/.test((e as Error).message)) this.unreachable.set(q.registry, cause);
+        if (isConnectionError(e) || /cannot reach registry/.test((e as Error).message))
+          this.unreachable.set(q.registry, cause);
         return { public: false, reason: `${cause}, so ${name} is not proven public` };
       }
     }

@@ -13,7 +13,10 @@ import type { HostReference } from './decide.js';
 import { unapprovedChanges } from './unapproved.js';
 
 /** The Engine API calls passthrough makes (a DockerEngine, or a wrapper of one in tests). */
-export type Daemon = Pick<DockerEngine, 'host' | 'listImages' | 'exportImages' | 'loadImages' | 'tagImage' | 'removeImage' | 'close'>;
+export type Daemon = Pick<
+  DockerEngine,
+  'host' | 'listImages' | 'exportImages' | 'loadImages' | 'tagImage' | 'removeImage' | 'close'
+>;
 
 /** One run's inputs. */
 export interface PassthroughRun {
@@ -81,7 +84,13 @@ function counted(stream: Readable, onBytes: (n: number) => void): Readable {
 }
 
 /** Streams `docker save IDS…` from one daemon into `docker load` of the other; returns the bytes sent. */
-async function transfer(from: Daemon, to: Daemon, ids: string[], onProgress?: (bytes: number) => void, base = 0): Promise<number> {
+async function transfer(
+  from: Daemon,
+  to: Daemon,
+  ids: string[],
+  onProgress?: (bytes: number) => void,
+  base = 0,
+): Promise<number> {
   let bytes = 0;
   const stream = counted(await from.exportImages(ids), (n) => {
     bytes = n;
@@ -92,8 +101,15 @@ async function transfer(from: Daemon, to: Daemon, ids: string[], onProgress?: (b
 }
 
 /** The plan's signature check: signatures are read from the registry each RepoDigest names, reached through `upstreams`, a few at a time. */
-async function signatureCheck(gates: SignatureGate[], upstreams: PassthroughRun['upstreams']): Promise<(r: HostReference) => Promise<SignatureOutcome | undefined>> {
-  const [{ checkSignatures }, { RegistrySource }, { limiter }] = await Promise.all([import('./signatures.js'), import('../transport/docker.js'), import('../async/limit.js')]);
+async function signatureCheck(
+  gates: SignatureGate[],
+  upstreams: PassthroughRun['upstreams'],
+): Promise<(r: HostReference) => Promise<SignatureOutcome | undefined>> {
+  const [{ checkSignatures }, { RegistrySource }, { limiter }] = await Promise.all([
+    import('./signatures.js'),
+    import('../transport/docker.js'),
+    import('../async/limit.js'),
+  ]);
   const u = typeof upstreams === 'function' ? await upstreams() : upstreams;
   const limit = limiter(4);
   return (r) =>
@@ -126,7 +142,10 @@ async function undoUnapproved(to: Daemon, before: DaemonImage[], approved: Map<s
       done.push(id);
     }
   } catch (e) {
-    throw new Error(`the load put images or tags into ${to.host} that were not approved, and removing them failed: ${(e as Error).message}`, { cause: e });
+    throw new Error(
+      `the load put images or tags into ${to.host} that were not approved, and removing them failed: ${(e as Error).message}`,
+      { cause: e },
+    );
   }
   return done;
 }
@@ -174,14 +193,22 @@ export async function runPassthrough(run: PassthroughRun): Promise<PassthroughRe
     checker ??= (async () => {
       const { PublicnessChecker } = await import('./publicness.js');
       const upstreams = typeof run.upstreams === 'function' ? await run.upstreams() : run.upstreams;
-      return new PublicnessChecker(upstreams, run.publicDeadlineMs !== undefined ? { deadlineMs: run.publicDeadlineMs } : {});
+      return new PublicnessChecker(
+        upstreams,
+        run.publicDeadlineMs !== undefined ? { deadlineMs: run.publicDeadlineMs } : {},
+      );
     })();
     return checker.then((c) => c.check(q));
   };
   const gates = run.signatures ?? [];
   const signed = gates.length > 0 ? await signatureCheck(gates, run.upstreams) : undefined;
   try {
-    const filters = { mode: run.mode, registries: run.registries, patterns, ...(run.flows ? { flows: run.flows } : {}) };
+    const filters = {
+      mode: run.mode,
+      registries: run.registries,
+      patterns,
+      ...(run.flows ? { flows: run.flows } : {}),
+    };
     const plan = await makePlan(host, target, filters, run.images, isPublic, signed);
     result.entries = plan.entries;
     result.warnings.push(...plan.warnings);
@@ -202,7 +229,9 @@ export async function runPassthrough(run: PassthroughRun): Promise<PassthroughRe
   try {
     result.bytes += await transfer(run.from, run.to, [...byImage.keys()], run.onProgress);
   } catch (e) {
-    result.warnings.push(`sending all ${byImage.size} images in one stream failed (${(e as Error).message}); sending image by image`);
+    result.warnings.push(
+      `sending all ${byImage.size} images in one stream failed (${(e as Error).message}); sending image by image`,
+    );
     for (const [id, group] of byImage) {
       try {
         result.bytes += await transfer(run.from, run.to, [id], run.onProgress, result.bytes);
@@ -222,7 +251,10 @@ export async function runPassthrough(run: PassthroughRun): Promise<PassthroughRe
     }
   }
   result.removed = await undoUnapproved(run.to, before, approved);
-  if (result.removed.length > 0) result.warnings.push(`the load brought images or tags that were not approved; taken back from ${run.to.host}: ${result.removed.join(', ')}`);
+  if (result.removed.length > 0)
+    result.warnings.push(
+      `the load brought images or tags that were not approved; taken back from ${run.to.host}: ${result.removed.join(', ')}`,
+    );
   // The daemon's answers say little; what counts is each tag naming the judged image now.
   const now = targetTags(await run.to.listImages());
   for (const e of selected) {
@@ -231,7 +263,8 @@ export async function runPassthrough(run: PassthroughRun): Promise<PassthroughRe
       (e as ResultEntry).result = 'copied';
       result.copied++;
     } else {
-      (e as ResultEntry).result = `failed: ${failures.get(e.reference) ?? (id ? `the target has ${e.reference} as ${id} after the load` : `the target has no ${e.reference} after the load`)}`;
+      (e as ResultEntry).result =
+        `failed: ${failures.get(e.reference) ?? (id ? `the target has ${e.reference} as ${id} after the load` : `the target has no ${e.reference} after the load`)}`;
       result.failed++;
     }
   }

@@ -2,7 +2,15 @@ import { DOCKER_HUB } from '../oci/reference.js';
 import type { Mode } from './decide.js';
 
 /** The box project's default registry allowlist for `public`. */
-export const DEFAULT_REGISTRIES = ['docker.io', 'ghcr.io', 'quay.io', 'gcr.io', 'registry.k8s.io', 'public.ecr.aws', 'mcr.microsoft.com'];
+export const DEFAULT_REGISTRIES = [
+  'docker.io',
+  'ghcr.io',
+  'quay.io',
+  'gcr.io',
+  'registry.k8s.io',
+  'public.ecr.aws',
+  'mcr.microsoft.com',
+];
 
 /** Where the box project mounts the host daemon's socket. */
 export const DEFAULT_HOST_SOCKET = '/var/run/host-docker.sock';
@@ -44,7 +52,11 @@ export function splitList(text: string): string[] {
 
 /** A registry host as references name it: lower case, Docker Hub's other names as `docker.io`. */
 export function normalizeRegistry(host: string): string {
-  const h = host.trim().toLowerCase().replace(/^[a-z]+:\/\//, '').replace(/\/.*$/, '');
+  const h = host
+    .trim()
+    .toLowerCase()
+    .replace(/^[a-z]+:\/\//, '')
+    .replace(/\/.*$/, '');
   return h === 'index.docker.io' || h === 'registry-1.docker.io' ? DOCKER_HUB : h;
 }
 
@@ -54,13 +66,22 @@ export function normalizeRegistry(host: string): string {
  * an empty registry list takes the default list, as the box's `${VAR:-default}` does.
  */
 export function resolveSettings(flags: PassthroughFlags, env: NodeJS.ProcessEnv = process.env): PassthroughSettings {
-  const pick = (flag: string | undefined, flagName: string, variable: string): { value: string | undefined; origin: string } =>
-    flag !== undefined ? { value: flag, origin: flagName } : env[variable] !== undefined ? { value: env[variable], origin: variable } : { value: undefined, origin: 'default' };
+  const pick = (
+    flag: string | undefined,
+    flagName: string,
+    variable: string,
+  ): { value: string | undefined; origin: string } =>
+    flag !== undefined
+      ? { value: flag, origin: flagName }
+      : env[variable] !== undefined
+        ? { value: env[variable], origin: variable }
+        : { value: undefined, origin: 'default' };
   const m = pick(flags.mode, '--mode', 'DIND_HOST_PASSTHROUGH');
   const r = pick(flags.registries, '--registries', 'DIND_HOST_PASSTHROUGH_REGISTRIES');
   const i = pick(flags.images, '--images', 'DIND_HOST_PASSTHROUGH_IMAGES');
   const f = pick(flags.from, '--from', 'DIND_HOST_DOCKER_SOCK');
-  const registries = r.value !== undefined && r.value.trim() !== '' ? splitList(r.value).map(normalizeRegistry) : DEFAULT_REGISTRIES;
+  const registries =
+    r.value !== undefined && r.value.trim() !== '' ? splitList(r.value).map(normalizeRegistry) : DEFAULT_REGISTRIES;
   const from = f.value !== undefined && f.value.trim() !== '' ? f.value.trim() : DEFAULT_HOST_SOCKET;
   return {
     mode: m.value === undefined ? 'public' : parseMode(m.value, m.origin),

@@ -1,6 +1,13 @@
 import type { Digest } from '../oci/digest.js';
 import { formatReference, type Reference } from '../oci/reference.js';
-import { checkImageTrust, dockerSubject, evaluateRequirements, requirementsFor, type PolicyDecision, type TrustPolicy } from '../sign/index.js';
+import {
+  checkImageTrust,
+  dockerSubject,
+  evaluateRequirements,
+  requirementsFor,
+  type PolicyDecision,
+  type TrustPolicy,
+} from '../sign/index.js';
 import type { ImageSource } from '../transport/transport.js';
 import type { HostReference } from './decide.js';
 
@@ -27,7 +34,13 @@ export interface SignatureGate {
 /** The part of the registry's `Trust` a gate needs (so passthrough does not depend on the registry). */
 export interface TrustRules {
   ruleFor(repository: string, where: 'passthrough'): unknown;
-  check(source: ImageSource, repository: string, where: 'passthrough', digest: Digest, dockerReference: string): Promise<GateVerdict>;
+  check(
+    source: ImageSource,
+    repository: string,
+    where: 'passthrough',
+    digest: Digest,
+    dockerReference: string,
+  ): Promise<GateVerdict>;
 }
 
 const nameOf = (ref: Reference): string => `${ref.registry}/${ref.repository}`;
@@ -53,12 +66,22 @@ export function policyGate(policy: TrustPolicy, file: string): SignatureGate {
       const { scope, requirements } = lookup(ref);
       if (requirements.some((r) => r.type === 'sigstoreSigned')) return undefined;
       // Nothing here looks at signatures, so the digest stands in only for the message.
-      const decision = evaluateRequirements({ digest: 'sha256:' as Digest, dockerReference: formatReference(ref) }, [], requirements, { scope });
+      const decision = evaluateRequirements(
+        { digest: 'sha256:' as Digest, dockerReference: formatReference(ref) },
+        [],
+        requirements,
+        { scope },
+      );
       return { allowed: decision.allowed, reason: `${file}: ${decision.summary}`, decision };
     },
     async check(source, ref, digest) {
       const { scope, requirements } = lookup(ref);
-      const { decision } = await checkImageTrust(source, { digest, dockerReference: formatReference(ref) }, requirements, { scope });
+      const { decision } = await checkImageTrust(
+        source,
+        { digest, dockerReference: formatReference(ref) },
+        requirements,
+        { scope },
+      );
       return { allowed: decision.allowed, reason: `${file}: ${decision.summary}`, decision };
     },
   };
@@ -83,7 +106,11 @@ export type OpenRegistryImage = (registry: string, repository: string, digest: D
  * built, loaded or re-tagged locally, and nothing ties it to any signature. One digest satisfying a
  * gate is enough; every gate must be satisfied.
  */
-export async function checkSignatures(ref: HostReference, gates: SignatureGate[], open: OpenRegistryImage): Promise<SignatureOutcome | undefined> {
+export async function checkSignatures(
+  ref: HostReference,
+  gates: SignatureGate[],
+  open: OpenRegistryImage,
+): Promise<SignatureOutcome | undefined> {
   const applying = gates.filter((g) => g.applies(ref.reference));
   if (applying.length === 0) return undefined;
   const name = nameOf(ref.reference);
@@ -91,7 +118,8 @@ export async function checkSignatures(ref: HostReference, gates: SignatureGate[]
   const direct = applying.map((g) => g.withoutSignatures?.(ref.reference));
   const refusedOutright = direct.find((v) => v && !v.allowed);
   if (refusedOutright) return { allowed: false, reason: `refused: ${refusedOutright.reason}`, checked: [] };
-  if (direct.every((v) => v?.allowed)) return { allowed: true, reason: direct.map((v) => v!.reason).join('; '), checked: [] };
+  if (direct.every((v) => v?.allowed))
+    return { allowed: true, reason: direct.map((v) => v!.reason).join('; '), checked: [] };
   if (ref.digests.length === 0) {
     return {
       allowed: false,
@@ -111,7 +139,10 @@ export async function checkSignatures(ref: HostReference, gates: SignatureGate[]
       try {
         v = await gate.check(source, ref.reference, digest);
       } catch (e) {
-        v = { allowed: false, reason: `signatures of ${name}@${digest} could not be read from ${ref.reference.registry}: ${(e as Error).message}` };
+        v = {
+          allowed: false,
+          reason: `signatures of ${name}@${digest} could not be read from ${ref.reference.registry}: ${(e as Error).message}`,
+        };
       } finally {
         await source.close().catch(() => undefined);
       }

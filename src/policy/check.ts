@@ -82,7 +82,8 @@ function problem(fn: () => unknown): string | undefined {
 function errorsOf(spec: PolicySpec): Finding[] {
   const out: Finding[] = [];
   // A bad pattern inside a set is reported once, for the set, not again for every rule that names it.
-  const entryProblem = (entry: string) => problem(() => (entry.startsWith('@') ? expandPatterns([entry], spec.sets) : compilePatterns([entry], {})));
+  const entryProblem = (entry: string) =>
+    problem(() => (entry.startsWith('@') ? expandPatterns([entry], spec.sets) : compilePatterns([entry], {})));
   for (const [name, members] of Object.entries(spec.sets)) {
     for (const m of members) {
       const p = entryProblem(m);
@@ -113,17 +114,30 @@ function warningsOf(spec: PolicySpec): Finding[] {
   spec.rules.forEach((rule, i) => {
     const label = ruleLabel(i + 1, rule);
     const both = rule.allow.filter((a) => rule.deny.includes(a));
-    if (both.length) findings.push({ level: 'warning', rule: i + 1, message: `${label} both allows and denies ${both.join(', ')}; deny wins` });
+    if (both.length)
+      findings.push({
+        level: 'warning',
+        rule: i + 1,
+        message: `${label} both allows and denies ${both.join(', ')}; deny wins`,
+      });
     const actions: Action[] = [...new Set([...rule.allow, ...rule.deny])];
     if (actions.length === 0) {
-      findings.push({ level: 'warning', rule: i + 1, message: `${label} has no allow or deny actions and never applies` });
+      findings.push({
+        level: 'warning',
+        rule: i + 1,
+        message: `${label} has no allow or deny actions and never applies`,
+      });
       return;
     }
     const shadows = new Map<Action, number>();
     for (const a of actions) {
       for (let j = 0; j < i; j++) {
         const e = spec.rules[j]!;
-        if ((e.allow.includes(a) || e.deny.includes(a)) && whoCovers(e.who, rule.who, spec.groups) && reposCovered(e, rule, spec.sets)) {
+        if (
+          (e.allow.includes(a) || e.deny.includes(a)) &&
+          whoCovers(e.who, rule.who, spec.groups) &&
+          reposCovered(e, rule, spec.sets)
+        ) {
           shadows.set(a, j + 1);
           break;
         }
@@ -131,9 +145,18 @@ function warningsOf(spec: PolicySpec): Finding[] {
     }
     if (shadows.size === actions.length) {
       const by = [...new Set(shadows.values())].map((n) => ruleLabel(n, spec.rules[n - 1]!)).join(', ');
-      findings.push({ level: 'warning', rule: i + 1, message: `${label} is unreachable: ${by} already decide${shadows.size > 1 ? '' : 's'} everything it covers` });
+      findings.push({
+        level: 'warning',
+        rule: i + 1,
+        message: `${label} is unreachable: ${by} already decide${shadows.size > 1 ? '' : 's'} everything it covers`,
+      });
     } else if (shadows.size > 0) {
-      for (const [a, n] of shadows) findings.push({ level: 'warning', rule: i + 1, message: `${label}: "${a}" is never decided here; ${ruleLabel(n, spec.rules[n - 1]!)} decides it first` });
+      for (const [a, n] of shadows)
+        findings.push({
+          level: 'warning',
+          rule: i + 1,
+          message: `${label}: "${a}" is never decided here; ${ruleLabel(n, spec.rules[n - 1]!)} decides it first`,
+        });
     }
   });
   const used = new Set<string>();
@@ -143,7 +166,8 @@ function warningsOf(spec: PolicySpec): Finding[] {
   for (const r of spec.rules) collect(r.repos);
   collect(spec.readonly);
   Object.values(spec.sets).forEach(collect);
-  for (const s of Object.keys(spec.sets)) if (!used.has(s)) findings.push({ level: 'warning', message: `set @${s} is defined but not used` });
+  for (const s of Object.keys(spec.sets))
+    if (!used.has(s)) findings.push({ level: 'warning', message: `set @${s} is defined but not used` });
   return findings;
 }
 
@@ -155,7 +179,8 @@ function absence(entry: string, known: KnownPrincipals): string | undefined {
   const name = e.slice(kind.length + 1);
   if (!name || name === '*') return undefined;
   const roster = kind === 'user' ? known.users : known.robots;
-  if (!roster) return `${kind} ${name} can never log in: no ${kind === 'user' ? 'auth.htpasswd' : 'auth.robots'} file is configured`;
+  if (!roster)
+    return `${kind} ${name} can never log in: no ${kind === 'user' ? 'auth.htpasswd' : 'auth.robots'} file is configured`;
   if (roster.has(name)) return undefined;
   const near = roster.names ? closest(name, roster.names) : undefined;
   return `${kind} ${name} is not in ${roster.from}${near ? ` (did you mean ${near}?)` : ''}`;
@@ -170,7 +195,10 @@ function principalWarnings(spec: PolicySpec, known: KnownPrincipals): Finding[] 
   for (const [group, members] of Object.entries(spec.groups)) {
     for (const m of members) {
       if (canonicalWho(m).startsWith('group:')) {
-        out.push({ level: 'warning', message: `group ${group}: member ${m} is a group, and groups do not nest; it matches nobody` });
+        out.push({
+          level: 'warning',
+          message: `group ${group}: member ${m} is a group, and groups do not nest; it matches nobody`,
+        });
         continue;
       }
       const why = absence(m, known);
@@ -200,7 +228,11 @@ export function byRule(findings: Finding[]): Finding[] {
  * all they cover) are warnings, looked for only when there are no errors (and `reachability` is not
  * false); with `known`, users and robots that do not exist are warnings too.
  */
-export function checkPolicy(spec: PolicySpec, known?: KnownPrincipals, opts: { reachability?: boolean } = {}): Finding[] {
+export function checkPolicy(
+  spec: PolicySpec,
+  known?: KnownPrincipals,
+  opts: { reachability?: boolean } = {},
+): Finding[] {
   const errors = errorsOf(spec);
   const reach = errors.length === 0 && opts.reachability !== false;
   return byRule([...errors, ...(reach ? warningsOf(spec) : []), ...(known ? principalWarnings(spec, known) : [])]);

@@ -6,7 +6,10 @@ export function unknownActionMessage(value: unknown): string {
   return `unknown action ${typeof value === 'string' ? `'${value}'` : JSON.stringify(value)} (valid: ${ACTIONS.join(', ')}; * for all)`;
 }
 
-const actionName = z.custom<Action | '*'>((v) => typeof v === 'string' && (v === '*' || isAction(v)), (v) => ({ message: unknownActionMessage(v) }));
+const actionName = z.custom<Action | '*'>(
+  (v) => typeof v === 'string' && (v === '*' || isAction(v)),
+  (v) => ({ message: unknownActionMessage(v) }),
+);
 
 // One action may be written without a list (`allow: pull`), as `repos` and `who` may.
 const actionList = z
@@ -14,7 +17,9 @@ const actionList = z
   .default([])
   .transform((xs): Action[] => (xs.includes('*') ? [...ACTIONS] : [...new Set(xs as Action[])]));
 
-const stringList = z.union([z.string().min(1), z.array(z.string().min(1))]).transform((x) => (Array.isArray(x) ? x : [x]));
+const stringList = z
+  .union([z.string().min(1), z.array(z.string().min(1))])
+  .transform((x) => (Array.isArray(x) ? x : [x]));
 
 /** The keys a rule may have, for messages. */
 export const RULE_KEYS = ['name', 'repos', 'who', 'allow', 'deny'] as const;
@@ -46,7 +51,9 @@ export const accessConfigSchema = z
 export type AccessConfig = z.infer<typeof accessConfigSchema>;
 
 /** When users exist but no rules are written: Distribution's behaviour, every authenticated caller may do everything. */
-export const DEFAULT_RULES: RuleSpec[] = [{ name: 'authenticated (default)', repos: ['**'], who: ['authenticated'], allow: [...ACTIONS], deny: [] }];
+export const DEFAULT_RULES: RuleSpec[] = [
+  { name: 'authenticated (default)', repos: ['**'], who: ['authenticated'], allow: [...ACTIONS], deny: [] },
+];
 
 /** The rule a registry runs with when nobody can log in and no rules are written: an open registry, as Distribution without auth. */
 export const OPEN_RULES: RuleSpec[] = [{ ...DEFAULT_RULES[0]!, name: 'everyone (no auth configured)', who: ['*'] }];
@@ -67,7 +74,10 @@ export function policySpecFrom(access: AccessConfig | undefined, readonlyAll = f
  * in (no htpasswd, robots or token issuer) everyone may do everything. The server and `sluice policy`
  * both take it from here, so an explanation is always the server's answer.
  */
-export function enforcedPolicySpec(access: AccessConfig | undefined, opts: { hasCredentials: boolean; readonlyAll?: boolean }): PolicySpec {
+export function enforcedPolicySpec(
+  access: AccessConfig | undefined,
+  opts: { hasCredentials: boolean; readonlyAll?: boolean },
+): PolicySpec {
   const spec = policySpecFrom(access, opts.readonlyAll ?? false);
   if (!access?.rules && !opts.hasCredentials) spec.rules = OPEN_RULES;
   return spec;

@@ -1,6 +1,14 @@
 import { compilePatterns, firstMatch, type Pattern } from './patterns.js';
 import { compileWho, type WhoMatcher } from './principals.js';
-import { principalText, type Action, type Decision, type DecisionInput, type PolicySpec, type RuleSpec, type Target } from './types.js';
+import {
+  principalText,
+  type Action,
+  type Decision,
+  type DecisionInput,
+  type PolicySpec,
+  type RuleSpec,
+  type Target,
+} from './types.js';
 
 const WRITES: ReadonlySet<Action> = new Set(['push', 'delete', 'overwrite']);
 
@@ -68,10 +76,22 @@ export function decide(policy: Policy, input: DecisionInput): Decision {
   const what = `${action} on ${targetText(target)} for ${who}`;
   if (WRITES.has(action)) {
     if (policy.spec.readonlyAll) {
-      return { allowed: false, action, by: 'readonly', reason: `${what} denied: the registry is read-only (storage.maintenance.readonly.enabled)` };
+      return {
+        allowed: false,
+        action,
+        by: 'readonly',
+        reason: `${what} denied: the registry is read-only (storage.maintenance.readonly.enabled)`,
+      };
     }
     const ro = target.repository !== undefined ? firstMatch(policy.readonly, target, principal) : undefined;
-    if (ro) return { allowed: false, action, by: 'readonly', pattern: ro.text, reason: `${what} denied: read-only pattern "${ro.text}" (access.readonly)` };
+    if (ro)
+      return {
+        allowed: false,
+        action,
+        by: 'readonly',
+        pattern: ro.text,
+        reason: `${what} denied: read-only pattern "${ro.text}" (access.readonly)`,
+      };
   }
   for (const rule of policy.rules) {
     const denies = rule.deny.has(action);
@@ -82,7 +102,14 @@ export function decide(policy: Policy, input: DecisionInput): Decision {
     if (!r.ok) continue;
     const label = ruleLabel(rule.index, rule.spec);
     const via = r.pattern !== undefined ? ` (pattern "${r.pattern}", who "${w.text}")` : ` (who "${w.text}")`;
-    const d: Decision = { allowed: !denies, action, by: 'rule', rule: rule.index, who: w.text, reason: `${what} ${denies ? 'denied' : 'allowed'} by ${label}${via}` };
+    const d: Decision = {
+      allowed: !denies,
+      action,
+      by: 'rule',
+      rule: rule.index,
+      who: w.text,
+      reason: `${what} ${denies ? 'denied' : 'allowed'} by ${label}${via}`,
+    };
     if (rule.spec.name) d.ruleName = rule.spec.name;
     if (r.pattern !== undefined) d.pattern = r.pattern;
     return d;
@@ -91,6 +118,11 @@ export function decide(policy: Policy, input: DecisionInput): Decision {
 }
 
 /** Every action in turn, for `explain` and the token service. */
-export function decideAll(policy: Policy, principal: DecisionInput['principal'], target: Target, actions: readonly Action[]): Decision[] {
+export function decideAll(
+  policy: Policy,
+  principal: DecisionInput['principal'],
+  target: Target,
+  actions: readonly Action[],
+): Decision[] {
   return actions.map((action) => decide(policy, { principal, action, target }));
 }

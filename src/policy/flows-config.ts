@@ -10,7 +10,9 @@ export const flowSchema = z
     name: z.string().min(1).optional(),
     images: list,
     tags: z.object({ include: list.optional(), exclude: list.optional() }).strict().optional(),
-    platforms: z.array(z.string().regex(/^[^/\s]+\/[^/\s]+(\/[^/\s]+)?$/, 'expected os/architecture[/variant]')).optional(),
+    platforms: z
+      .array(z.string().regex(/^[^/\s]+\/[^/\s]+(\/[^/\s]+)?$/, 'expected os/architecture[/variant]'))
+      .optional(),
     deny: z.boolean().optional(),
     referrers: z.boolean().optional(),
     ttl: z.string().refine(isDuration, 'expected a duration such as 30s, 5m').optional(),

@@ -119,14 +119,17 @@ function targetText(t: FlowTarget): string {
 
 /** True when a rule lets every tag through (so a digest alone can be judged by name). */
 export function allowsEveryTag(f: CompiledFlow): boolean {
-  return (f.include === undefined || f.include.some((m) => m.text === '*' || m.text === '**')) && f.exclude.length === 0;
+  return (
+    (f.include === undefined || f.include.some((m) => m.text === '*' || m.text === '**')) && f.exclude.length === 0
+  );
 }
 
 /** Why a rule's tag filter refuses a tag, or undefined when it lets it through. */
 function tagRefusal(f: CompiledFlow, tag: string): string | undefined {
   const ex = f.exclude.find((m) => m.test(tag));
   if (ex) return `excludes tag ${tag} (${ex.text})`;
-  if (f.include && !f.include.some((m) => m.test(tag))) return `includes only tags ${f.include.map((m) => m.text).join(', ')}`;
+  if (f.include && !f.include.some((m) => m.test(tag)))
+    return `includes only tags ${f.include.map((m) => m.text).join(', ')}`;
   return undefined;
 }
 

@@ -87,7 +87,8 @@ function globsOf(parts: PatternParts, user?: string): Globs {
 function compileOne(source: string, label: string): Pattern {
   if (source.length === 0) throw new PolicyError('empty repository pattern');
   const parts = splitPattern(source);
-  if (!parts.name) throw new PolicyError(`pattern "${source}" names no repository (write **:${parts.tag ?? ''} for every repository)`);
+  if (!parts.name)
+    throw new PolicyError(`pattern "${source}" names no repository (write **:${parts.tag ?? ''} for every repository)`);
   if (parts.tag === '') throw new PolicyError(`pattern "${source}" has an empty tag after ":"`);
   if (parts.digest === '') throw new PolicyError(`pattern "${source}" has an empty digest after "@"`);
   const usesUser = source.includes('$user');
@@ -118,7 +119,11 @@ function compileOne(source: string, label: string): Pattern {
 }
 
 /** Expands `@set` entries (sets may name other sets) into the patterns they stand for, with labels. */
-export function expandPatterns(entries: string[], sets: Record<string, string[]>, seen: string[] = []): { source: string; label: string }[] {
+export function expandPatterns(
+  entries: string[],
+  sets: Record<string, string[]>,
+  seen: string[] = [],
+): { source: string; label: string }[] {
   const out: { source: string; label: string }[] = [];
   for (const e of entries) {
     if (e.startsWith('@')) {

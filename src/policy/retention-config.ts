@@ -15,7 +15,7 @@ const range = z
 export const retentionRuleSchema = z
   .object({
     name: z.string().min(1).optional(),
-    images: list.describe('repository globs in the access rules\' pattern language (team-a/**, docker.io/library/*)'),
+    images: list.describe("repository globs in the access rules' pattern language (team-a/**, docker.io/library/*)"),
     tags: list.optional().describe('tag globs this rule speaks about; alone, they are always kept'),
     latest: z.number().int().positive().optional().describe('keep the N most recently pushed of its tags'),
     pushedwithin: duration.optional().describe('keep its tags pushed within this long'),

@@ -25,21 +25,41 @@ const keylessIdentity = z
     subject: z.string().min(1).optional(),
     subjectRegExp: z.string().min(1).optional(),
     github: z
-      .object({ repository: z.string().min(1).optional(), ref: z.string().min(1).optional(), trigger: z.string().min(1).optional(), sha: z.string().min(1).optional() })
+      .object({
+        repository: z.string().min(1).optional(),
+        ref: z.string().min(1).optional(),
+        trigger: z.string().min(1).optional(),
+        sha: z.string().min(1).optional(),
+      })
       .strict()
       .optional(),
   })
   .strict()
-  .refine((i) => i.issuer !== undefined || i.issuerRegExp !== undefined, { message: 'a keyless identity needs issuer or issuerRegExp' })
-  .refine((i) => i.subject !== undefined || i.subjectRegExp !== undefined, { message: 'a keyless identity needs subject or subjectRegExp' });
+  .refine((i) => i.issuer !== undefined || i.issuerRegExp !== undefined, {
+    message: 'a keyless identity needs issuer or issuerRegExp',
+  })
+  .refine((i) => i.subject !== undefined || i.subjectRegExp !== undefined, {
+    message: 'a keyless identity needs subject or subjectRegExp',
+  });
 
 /** The `trust:` section: named cosign public keys, sigstore roots, and which images need whose signature, where. */
 export const trustSchema = z
   .object({
     keys: z.record(z.string(), z.string()).default({}).describe('name: path of a cosign public key (PEM)'),
-    roots: z.record(z.string(), z.string()).default({}).describe(`name: path of a sigstore trusted_root.json (${PUBLIC_GOOD_ROOT} is built in)`),
+    roots: z
+      .record(z.string(), z.string())
+      .default({})
+      .describe(`name: path of a sigstore trusted_root.json (${PUBLIC_GOOD_ROOT} is built in)`),
     trustStores: z
-      .record(z.string().regex(/^(ca|signingAuthority):[A-Za-z0-9_.-]+$/, 'a trust store is named <ca|signingAuthority>:<name>, as notation names them'), z.string())
+      .record(
+        z
+          .string()
+          .regex(
+            /^(ca|signingAuthority):[A-Za-z0-9_.-]+$/,
+            'a trust store is named <ca|signingAuthority>:<name>, as notation names them',
+          ),
+        z.string(),
+      )
       .default({})
       .describe('notation trust stores: "ca:name": folder of X.509 certificates'),
     require: z
@@ -97,13 +117,23 @@ export interface TrustRule {
 export function compileTrustRules(cfg: TrustConfig, sets: Record<string, string[]> = {}): TrustRule[] {
   return cfg.require.map((spec, i) => {
     const missing = spec.keys.filter((k) => !Object.hasOwn(cfg.keys, k));
-    if (missing.length) throw new Error(`trust.require rule ${i + 1}: key ${missing.join(', ')} is not under trust.keys (keys: ${Object.keys(cfg.keys).join(', ') || 'none'})`);
+    if (missing.length)
+      throw new Error(
+        `trust.require rule ${i + 1}: key ${missing.join(', ')} is not under trust.keys (keys: ${Object.keys(cfg.keys).join(', ') || 'none'})`,
+      );
     const roots = spec.roots ?? [];
     const unknown = roots.filter((r) => r !== PUBLIC_GOOD_ROOT && !Object.hasOwn(cfg.roots, r));
-    if (unknown.length) throw new Error(`trust.require rule ${i + 1}: root ${unknown.join(', ')} is not under trust.roots (roots: ${[PUBLIC_GOOD_ROOT, ...Object.keys(cfg.roots)].join(', ')})`);
+    if (unknown.length)
+      throw new Error(
+        `trust.require rule ${i + 1}: root ${unknown.join(', ')} is not under trust.roots (roots: ${[PUBLIC_GOOD_ROOT, ...Object.keys(cfg.roots)].join(', ')})`,
+      );
     const stores = (spec.notation?.trustStores ?? []).filter((n) => !Object.hasOwn(cfg.trustStores, n));
-    if (stores.length) throw new Error(`trust.require rule ${i + 1}: trust store ${stores.join(', ')} is not under trust.trustStores (stores: ${Object.keys(cfg.trustStores).join(', ') || 'none'})`);
-    if (roots.length && spec.identities.length === 0) throw new Error(`trust.require rule ${i + 1}: roots without identities: say whose keyless signatures count`);
+    if (stores.length)
+      throw new Error(
+        `trust.require rule ${i + 1}: trust store ${stores.join(', ')} is not under trust.trustStores (stores: ${Object.keys(cfg.trustStores).join(', ') || 'none'})`,
+      );
+    if (roots.length && spec.identities.length === 0)
+      throw new Error(`trust.require rule ${i + 1}: roots without identities: say whose keyless signatures count`);
     return { index: i + 1, spec, images: compilePatterns(spec.images, sets) };
   });
 }

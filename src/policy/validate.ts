@@ -35,17 +35,31 @@ function describe(issue: ZodIssue, raw: unknown): { rule?: number; messages: str
       if (issue.code === 'unrecognized_keys') return { rule, messages: unknownKeys(where, issue.keys, RULE_KEYS) };
       return { rule, messages: [`${where}: expected a mapping with repos, who and allow or deny`] };
     }
-    if ((field === 'allow' || field === 'deny') && rest.length === 1 && issue.code === 'custom') return { rule, messages: [`${where}: ${issue.message}`] };
-    if (typeof field === 'string' && rest.length === 0 && written[field] === undefined) return { rule, messages: [`${where}: ${String(field)} is required`] };
-    if (field === 'repos' || field === 'who') return { rule, messages: [`${where}: ${field} must be a non-empty ${field === 'repos' ? 'pattern' : 'name'} or a list of them`] };
+    if ((field === 'allow' || field === 'deny') && rest.length === 1 && issue.code === 'custom')
+      return { rule, messages: [`${where}: ${issue.message}`] };
+    if (typeof field === 'string' && rest.length === 0 && written[field] === undefined)
+      return { rule, messages: [`${where}: ${String(field)} is required`] };
+    if (field === 'repos' || field === 'who')
+      return {
+        rule,
+        messages: [
+          `${where}: ${field} must be a non-empty ${field === 'repos' ? 'pattern' : 'name'} or a list of them`,
+        ],
+      };
     return { rule, messages: [`${where}: ${[field, ...rest].join('.')}: ${lower(issue.message)}`] };
   }
-  if (issue.path.length === 0 && issue.code === 'unrecognized_keys') return { messages: unknownKeys('access', issue.keys, ACCESS_KEYS) };
+  if (issue.path.length === 0 && issue.code === 'unrecognized_keys')
+    return { messages: unknownKeys('access', issue.keys, ACCESS_KEYS) };
   if (issue.path.length === 0) return { messages: [`access: ${lower(issue.message)}`] };
   return { messages: [`access.${issue.path.join('.')}: ${lower(issue.message)}`] };
 }
 
-const strings = (x: unknown): string[] => (typeof x === 'string' ? [x] : Array.isArray(x) ? x.filter((s): s is string => typeof s === 'string' && s.length > 0) : []);
+const strings = (x: unknown): string[] =>
+  typeof x === 'string'
+    ? [x]
+    : Array.isArray(x)
+      ? x.filter((s): s is string => typeof s === 'string' && s.length > 0)
+      : [];
 
 function actions(x: unknown): Action[] {
   const xs = strings(x);
@@ -62,7 +76,12 @@ function lenientSpec(raw: unknown): PolicySpec {
   const obj = isRecord(raw) ? raw : {};
   const rules: RuleSpec[] = (Array.isArray(obj.rules) ? obj.rules : []).map((r: unknown) => {
     const o = isRecord(r) ? r : {};
-    const rule: RuleSpec = { repos: strings(o.repos), who: strings(o.who), allow: actions(o.allow), deny: actions(o.deny) };
+    const rule: RuleSpec = {
+      repos: strings(o.repos),
+      who: strings(o.who),
+      allow: actions(o.allow),
+      deny: actions(o.deny),
+    };
     if (typeof o.name === 'string' && o.name) rule.name = o.name;
     return rule;
   });
@@ -74,7 +93,10 @@ function lenientSpec(raw: unknown): PolicySpec {
  * what the schema refuses, named by 1-based rule number with the values that would do, then what
  * `checkPolicy` finds in the rest. Reachability is judged only once the section parses.
  */
-export function checkAccessConfig(raw: unknown, opts: { known?: KnownPrincipals; hasCredentials: boolean }): AccessCheck {
+export function checkAccessConfig(
+  raw: unknown,
+  opts: { known?: KnownPrincipals; hasCredentials: boolean },
+): AccessCheck {
   const parsed = accessConfigSchema.safeParse(raw ?? {});
   if (parsed.success) {
     const spec = enforcedPolicySpec(parsed.data, { hasCredentials: opts.hasCredentials });
@@ -83,7 +105,9 @@ export function checkAccessConfig(raw: unknown, opts: { known?: KnownPrincipals;
   const schema: Finding[] = [];
   for (const issue of parsed.error.issues) {
     const d = describe(issue, raw);
-    for (const message of d.messages) if (!schema.some((f) => f.message === message)) schema.push({ level: 'error', ...(d.rule ? { rule: d.rule } : {}), message });
+    for (const message of d.messages)
+      if (!schema.some((f) => f.message === message))
+        schema.push({ level: 'error', ...(d.rule ? { rule: d.rule } : {}), message });
   }
   const rest = checkPolicy(lenientSpec(raw), opts.known, { reachability: false });
   return { findings: byRule([...schema, ...rest]) };

@@ -164,7 +164,8 @@ export class BlobFill {
     const hash = createHash(algorithm);
     let writer: FileWriter;
     try {
-      if (source.size !== this.size) throw new Error(`upstream announced ${source.size} bytes for ${this.digest}, the manifest says ${this.size}`);
+      if (source.size !== this.size)
+        throw new Error(`upstream announced ${source.size} bytes for ${this.digest}, the manifest says ${this.size}`);
       writer = await this.deps.driver.writer(this.dataPath);
     } catch (e) {
       // An unread body holds its upstream connection (paused, past undici's body timeout) for good.
@@ -213,7 +214,8 @@ export class BlobFill {
         if (!more) await drained(file);
       }
       if (writeError) throw writeError;
-      if (this.received !== this.size) throw new Error(`upstream ended ${this.digest} after ${this.received} of ${this.size} bytes`);
+      if (this.received !== this.size)
+        throw new Error(`upstream ended ${this.digest} after ${this.received} of ${this.size} bytes`);
       if (this.size === 0) verify();
       await new Promise<void>((resolve, reject) => file.end((e?: Error | null) => (e ? reject(e) : resolve())));
       if (writeError) throw writeError;
@@ -354,7 +356,13 @@ export class BlobFills {
    * Starts a fill, or joins the one under way for the digest: `open` is called once, for the first
    * asker, to get the upstream body; `onDone` runs when the blob is in place (link it into the repository).
    */
-  start(digest: Digest, size: number, repository: RepositoryName, open: () => Promise<FillSource>, onDone: () => Promise<void>): Promise<BlobFill> {
+  start(
+    digest: Digest,
+    size: number,
+    repository: RepositoryName,
+    open: () => Promise<FillSource>,
+    onDone: () => Promise<void>,
+  ): Promise<BlobFill> {
     const under = this.running.get(digest);
     if (under) return under;
     const p = (async () => {

@@ -5,7 +5,15 @@ import { ManifestError, parseManifest, referencedBlobs, type Manifest } from '..
 import { MANIFEST_MEDIA_TYPES } from '../oci/mediatypes.js';
 import { formatPlatform } from '../oci/platform.js';
 import { isTag, type RepositoryName } from '../oci/name.js';
-import { decideFlow, flowLabel, platformAllowed, platformsText, type CompiledFlow, type FlowDecision, type FlowPolicy } from '../policy/flows.js';
+import {
+  decideFlow,
+  flowLabel,
+  platformAllowed,
+  platformsText,
+  type CompiledFlow,
+  type FlowDecision,
+  type FlowPolicy,
+} from '../policy/flows.js';
 import type { BlobStore } from '../storage/blobs.js';
 import type { StorageDriver } from '../storage/driver.js';
 import type { RepositoryStore } from '../storage/repository.js';
@@ -13,7 +21,15 @@ import type { RevisionScanner } from '../storage/revision-scan.js';
 import type { UploadStore } from '../storage/uploads.js';
 import { release, TooLargeError } from '../transport/bounded.js';
 import { watchRate } from '../transport/min-rate.js';
-import { errorFrom, readBody, readJson, header, isConnectionError, RegistryError, type ClientResponse } from '../transport/registry-client.js';
+import {
+  errorFrom,
+  readBody,
+  readJson,
+  header,
+  isConnectionError,
+  RegistryError,
+  type ClientResponse,
+} from '../transport/registry-client.js';
 import { parseDuration } from '../config/duration.js';
 import type { Upstreams } from '../upstream/upstreams.js';
 import { ANONYMOUS } from '../policy/types.js';
@@ -49,7 +65,12 @@ export interface CacheDeps {
    * Signature requirements at the cache (`trust:` rules with `on: cache`): undefined when none covers
    * the image; otherwise the verdict over what `source` (upstream, before anything is stored) shows.
    */
-  verify?: (image: string, source: ImageSource, digest: Digest, dockerReference: string) => Promise<{ allowed: boolean; reason: string } | undefined>;
+  verify?: (
+    image: string,
+    source: ImageSource,
+    digest: Digest,
+    dockerReference: string,
+  ) => Promise<{ allowed: boolean; reason: string } | undefined>;
 }
 
 /** A manifest read from upstream and checked, not yet stored. */
@@ -70,13 +91,19 @@ export function attachmentSubject(tag: string): Digest | undefined {
 /** An upstream failure the cache may answer with what it has (timeouts, refused connections, 5xx, 429). */
 function isOutage(e: unknown): boolean {
   if (e instanceof RegistryError) return e.status >= 500 || e.status === 429 || e.status === 401 || e.status === 403;
-  return isConnectionError(e) || /cannot reach registry|timeout|ECONNREFUSED|socket/i.test(String((e as Error)?.message ?? ''));
+  return (
+    isConnectionError(e) ||
+    /cannot reach registry|timeout|ECONNREFUSED|socket/i.test(String((e as Error)?.message ?? ''))
+  );
 }
 
 function ociErrorForOutage(t: CacheTarget, e: unknown): OciError {
   // A refusal is not an outage: say so, and where the credentials are set (clients show 4xx messages, not 5xx bodies).
   if (e instanceof RegistryError && (e.status === 401 || e.status === 403)) {
-    return new OciError('DENIED', `upstream ${t.upstream.name} refused the cache's request for ${t.image} (HTTP ${e.status}): check the credentials under upstreams.${t.upstream.name}`);
+    return new OciError(
+      'DENIED',
+      `upstream ${t.upstream.name} refused the cache's request for ${t.image} (HTTP ${e.status}): check the credentials under upstreams.${t.upstream.name}`,
+    );
   }
   const msg = `upstream ${t.upstream.name} failed for ${t.image}: ${(e as Error).message}`;
   if (e instanceof RegistryError && e.status === 429) return new OciError('TOOMANYREQUESTS', msg);
@@ -112,9 +139,24 @@ export class PullThroughCache {
     this.fills = new BlobFills(deps);
     this.tagState = new TagState(deps.driver, !deps.readOnly);
     this.counters = {
-      requests: new Counter({ name: 'sluice_cache_requests_total', help: 'Cache requests by kind and result (hit, miss, joined: served by a blob fill already under way, stale, denied, error)', labelNames: ['kind', 'result'] as const, registers: [deps.metrics] }),
-      upstreamBytes: new Counter({ name: 'sluice_cache_upstream_bytes_total', help: 'Bytes fetched from each upstream', labelNames: ['upstream'] as const, registers: [deps.metrics] }),
-      denials: new Counter({ name: 'sluice_cache_denials_total', help: 'Refused upstream images by deciding flow rule', labelNames: ['rule'] as const, registers: [deps.metrics] }),
+      requests: new Counter({
+        name: 'sluice_cache_requests_total',
+        help: 'Cache requests by kind and result (hit, miss, joined: served by a blob fill already under way, stale, denied, error)',
+        labelNames: ['kind', 'result'] as const,
+        registers: [deps.metrics],
+      }),
+      upstreamBytes: new Counter({
+        name: 'sluice_cache_upstream_bytes_total',
+        help: 'Bytes fetched from each upstream',
+        labelNames: ['upstream'] as const,
+        registers: [deps.metrics],
+      }),
+      denials: new Counter({
+        name: 'sluice_cache_denials_total',
+        help: 'Refused upstream images by deciding flow rule',
+        labelNames: ['rule'] as const,
+        registers: [deps.metrics],
+      }),
     };
   }
 
@@ -168,11 +210,27 @@ export class PullThroughCache {
   }
 
   /** Counts and reports a refusal (journaled before the answer), and gives the error the client is sent. */
-  private async refusal(t: CacheTarget, reference: string, reason: string, flow: CompiledFlow | undefined, who: Requester): Promise<OciError> {
+  private async refusal(
+    t: CacheTarget,
+    reference: string,
+    reason: string,
+    flow: CompiledFlow | undefined,
+    who: Requester,
+  ): Promise<OciError> {
     this.counters.requests.inc({ kind: 'manifest', result: 'denied' });
     this.counters.denials.inc({ rule: flow ? String(flow.index) : 'none' });
-    await this.reports.report({ ...who, action: 'fetch', repository: t.image, reference, decision: 'denied', reason, ...(flow ? { rule: flowLabel(flow) } : {}) });
-    const hint = t.viaUnprefixed ? ` (a name without a registry host means ${t.upstream.name} here; no local repository of that name exists)` : '';
+    await this.reports.report({
+      ...who,
+      action: 'fetch',
+      repository: t.image,
+      reference,
+      decision: 'denied',
+      reason,
+      ...(flow ? { rule: flowLabel(flow) } : {}),
+    });
+    const hint = t.viaUnprefixed
+      ? ` (a name without a registry host means ${t.upstream.name} here; no local repository of that name exists)`
+      : '';
     return new OciError('DENIED', `${reason}${hint}`, { repository: t.image, reference });
   }
 
@@ -200,10 +258,18 @@ export class PullThroughCache {
     // A read-only node serves what the bucket or folder holds and never writes what it would fetch.
     if (this.deps.readOnly) {
       if (local) return;
-      throw new OciError('MANIFEST_UNKNOWN', `${t.image}:${reference} is not cached, and this registry is read-only so it does not fetch`, { tag: reference });
+      throw new OciError(
+        'MANIFEST_UNKNOWN',
+        `${t.image}:${reference} is not cached, and this registry is read-only so it does not fetch`,
+        { tag: reference },
+      );
     }
     if (!local && (this.missing.get(key) ?? 0) > Date.now()) {
-      throw new OciError('MANIFEST_UNKNOWN', `${t.image}:${reference} is not known upstream at ${t.upstream.name} (remembered for a moment)`, { tag: reference });
+      throw new OciError(
+        'MANIFEST_UNKNOWN',
+        `${t.image}:${reference} is not known upstream at ${t.upstream.name} (remembered for a moment)`,
+        { tag: reference },
+      );
     }
     let run = this.inflight.get(key);
     if (!run) {
@@ -221,12 +287,19 @@ export class PullThroughCache {
     const subject = attachmentSubject(tag);
     if (subject && (await repo.hasManifest(subject))) {
       const rule = this.flows.flows.find((f) => f.images.some((p) => p.matches({ repository: t.image }, ANONYMOUS)));
-      if (rule && !rule.spec.deny) return { allowed: true, flow: rule, reason: `attachment of cached ${t.image}@${subject}` };
+      if (rule && !rule.spec.deny)
+        return { allowed: true, flow: rule, reason: `attachment of cached ${t.image}@${subject}` };
     }
     return decideFlow(this.flows, { repository: t.image, tag });
   }
 
-  private async refreshTag(t: CacheTarget, tag: string, local: Digest | null, flow: CompiledFlow | undefined, who: Requester): Promise<void> {
+  private async refreshTag(
+    t: CacheTarget,
+    tag: string,
+    local: Digest | null,
+    flow: CompiledFlow | undefined,
+    who: Requester,
+  ): Promise<void> {
     const key = `${t.local}:${tag}`;
     let upstreamDigest: string | undefined;
     // Nothing cached yet: the GET that must come anyway answers what a HEAD would, one round trip sooner.
@@ -235,7 +308,8 @@ export class PullThroughCache {
       const res = await this.request(t, 'HEAD', `manifests/${encodeURIComponent(tag)}`, { accept: ACCEPT });
       await res.body.dump();
       if (res.statusCode === 404) return this.serveStale(t, tag, 'upstream no longer has the tag');
-      if (res.statusCode !== 200) throw new RegistryError(`HEAD ${t.image}:${tag}: HTTP ${res.statusCode}`, res.statusCode);
+      if (res.statusCode !== 200)
+        throw new RegistryError(`HEAD ${t.image}:${tag}: HTTP ${res.statusCode}`, res.statusCode);
       upstreamDigest = header(res, 'docker-content-digest');
     } catch (e) {
       if (e instanceof OciError) throw e;
@@ -253,7 +327,14 @@ export class PullThroughCache {
   }
 
   /** Fetches the manifest a tag names upstream (by `reference`: the tag, or the digest a HEAD gave) and tags it here. */
-  private async fetchTag(t: CacheTarget, tag: string, reference: string, local: Digest | null, flow: CompiledFlow | undefined, who: Requester): Promise<void> {
+  private async fetchTag(
+    t: CacheTarget,
+    tag: string,
+    reference: string,
+    local: Digest | null,
+    flow: CompiledFlow | undefined,
+    who: Requester,
+  ): Promise<void> {
     const key = `${t.local}:${tag}`;
     const repo = this.deps.repo(t.local);
     let fetched: Fetched | null;
@@ -270,7 +351,8 @@ export class PullThroughCache {
       throw new OciError('MANIFEST_UNKNOWN', `${t.image}:${tag} is not known upstream at ${t.upstream.name}`, { tag });
     }
     const verdict = await this.judge(t, fetched, `${t.image}:${tag}`);
-    if (verdict && !verdict.allowed) throw await this.refusal(t, tag, `${t.image}:${tag} is not fetched: ${verdict.reason}`, flow, who);
+    if (verdict && !verdict.allowed)
+      throw await this.refusal(t, tag, `${t.image}:${tag} is not fetched: ${verdict.reason}`, flow, who);
     await this.store(t, fetched);
     // The signatures come along before the tag, so a pull here (trust on pull) finds them with the image.
     if (this.deps.verify && !isEvidence(fetched.manifest)) await this.fetchAttachments(t, fetched.digest);
@@ -280,14 +362,28 @@ export class PullThroughCache {
     await this.tagState.fetched(t.local, tag, fetched.digest).catch(() => undefined);
     this.counters.requests.inc({ kind: 'manifest', result: 'miss' });
     const moved = local ? ` (moved from ${local})` : '';
-    this.deps.log.info({ upstream: t.upstream.name, image: t.image, tag, digest: fetched.digest }, `cache: fetched ${t.image}:${tag}${moved}`);
-    await this.reports.report({ ...who, action: 'fetch', repository: t.image, reference: `${tag}@${fetched.digest}`, decision: 'allowed', reason: `fetched from ${t.upstream.name}${moved}`, ...(flow ? { rule: flowLabel(flow) } : {}) });
+    this.deps.log.info(
+      { upstream: t.upstream.name, image: t.image, tag, digest: fetched.digest },
+      `cache: fetched ${t.image}:${tag}${moved}`,
+    );
+    await this.reports.report({
+      ...who,
+      action: 'fetch',
+      repository: t.image,
+      reference: `${tag}@${fetched.digest}`,
+      decision: 'allowed',
+      reason: `fetched from ${t.upstream.name}${moved}`,
+      ...(flow ? { rule: flowLabel(flow) } : {}),
+    });
     if (flow?.spec.referrers && !this.deps.verify) this.inBackground(this.fetchAttachments(t, fetched.digest));
   }
 
   private serveStale(t: CacheTarget, tag: string, why: string): void {
     this.counters.requests.inc({ kind: 'manifest', result: 'stale' });
-    this.deps.log.warn({ upstream: t.upstream.name, image: t.image, tag, reason: why }, `cache: serving ${t.image}:${tag} stale: ${why}`);
+    this.deps.log.warn(
+      { upstream: t.upstream.name, image: t.image, tag, reason: why },
+      `cache: serving ${t.image}:${tag} stale: ${why}`,
+    );
   }
 
   private async ensureByDigest(t: CacheTarget, digest: Digest, who: Requester): Promise<void> {
@@ -317,7 +413,12 @@ export class PullThroughCache {
       const decision = decideFlow(this.flows, { repository: t.image, digest });
       if (!decision.allowed) throw await this.refusal(t, digest, decision.reason, decision.flow, who);
     }
-    if (this.deps.readOnly) throw new OciError('MANIFEST_UNKNOWN', `${t.image}@${digest} is not cached, and this registry is read-only so it does not fetch`, { digest });
+    if (this.deps.readOnly)
+      throw new OciError(
+        'MANIFEST_UNKNOWN',
+        `${t.image}@${digest} is not cached, and this registry is read-only so it does not fetch`,
+        { digest },
+      );
     const key = `${t.local}@${digest}`;
     let run = this.inflight.get(key);
     if (!run) {
@@ -329,14 +430,31 @@ export class PullThroughCache {
           if (e instanceof OciError) throw e;
           throw ociErrorForOutage(t, e);
         }
-        if (!fetched) throw new OciError('MANIFEST_UNKNOWN', `${t.image}@${digest} is not known upstream at ${t.upstream.name}`, { digest });
+        if (!fetched)
+          throw new OciError('MANIFEST_UNKNOWN', `${t.image}@${digest} is not known upstream at ${t.upstream.name}`, {
+            digest,
+          });
         if (!coveredByIndex) {
           const verdict = await this.judge(t, fetched, `${t.image}@${digest}`);
-          if (verdict && !verdict.allowed) throw await this.refusal(t, digest, `${t.image}@${digest} is not fetched: ${verdict.reason}`, undefined, who);
+          if (verdict && !verdict.allowed)
+            throw await this.refusal(
+              t,
+              digest,
+              `${t.image}@${digest} is not fetched: ${verdict.reason}`,
+              undefined,
+              who,
+            );
         }
         await this.store(t, fetched);
         this.counters.requests.inc({ kind: 'manifest', result: 'miss' });
-        await this.reports.report({ ...who, action: 'fetch', repository: t.image, reference: digest, decision: 'allowed', reason: `fetched from ${t.upstream.name}` });
+        await this.reports.report({
+          ...who,
+          action: 'fetch',
+          repository: t.image,
+          reference: digest,
+          decision: 'allowed',
+          reason: `fetched from ${t.upstream.name}`,
+        });
         this.deps.changed?.();
       })().finally(() => this.inflight.delete(key));
       this.inflight.set(key, run);
@@ -365,17 +483,27 @@ export class PullThroughCache {
     this.counters.upstreamBytes.inc({ upstream: t.upstream.name }, bytes.length);
     const digest = digestOf(bytes);
     if (isDigest(reference) && digest !== reference) {
-      throw new OciError('MANIFEST_INVALID', `upstream ${t.upstream.name} sent a manifest with digest ${digest} for ${t.image}@${reference}`);
+      throw new OciError(
+        'MANIFEST_INVALID',
+        `upstream ${t.upstream.name} sent a manifest with digest ${digest} for ${t.image}@${reference}`,
+      );
     }
     const announced = header(res, 'docker-content-digest');
     if (announced?.startsWith('sha256:') && announced !== digest) {
-      throw new OciError('MANIFEST_INVALID', `upstream ${t.upstream.name} announced ${announced} for ${t.image}:${reference} but sent bytes with digest ${digest}`);
+      throw new OciError(
+        'MANIFEST_INVALID',
+        `upstream ${t.upstream.name} announced ${announced} for ${t.image}:${reference} but sent bytes with digest ${digest}`,
+      );
     }
     let manifest: Manifest;
     try {
       manifest = parseManifest(bytes, header(res, 'content-type')?.split(';')[0]?.trim());
     } catch (e) {
-      if (e instanceof ManifestError) throw new OciError('MANIFEST_INVALID', `upstream ${t.upstream.name} sent an invalid manifest for ${t.image}:${reference}: ${e.message}`);
+      if (e instanceof ManifestError)
+        throw new OciError(
+          'MANIFEST_INVALID',
+          `upstream ${t.upstream.name} sent an invalid manifest for ${t.image}:${reference}: ${e.message}`,
+        );
       throw e;
     }
     return { digest, manifest, bytes };
@@ -393,7 +521,11 @@ export class PullThroughCache {
    * rule covers the image or it is evidence (a signature, attestation or SBOM, by its layers' media types);
    * otherwise the verdict over the signatures upstream shows for it.
    */
-  private async judge(t: CacheTarget, f: Fetched, dockerReference: string): Promise<{ allowed: boolean; reason: string } | undefined> {
+  private async judge(
+    t: CacheTarget,
+    f: Fetched,
+    dockerReference: string,
+  ): Promise<{ allowed: boolean; reason: string } | undefined> {
     if (!this.deps.verify || isEvidence(f.manifest)) return undefined;
     const source = t.upstream.source(t.remote, f.digest);
     try {
@@ -413,7 +545,12 @@ export class PullThroughCache {
     }
   }
 
-  private request(t: CacheTarget, method: 'GET' | 'HEAD', path: string, headers: Record<string, string> = {}): Promise<ClientResponse> {
+  private request(
+    t: CacheTarget,
+    method: 'GET' | 'HEAD',
+    path: string,
+    headers: Record<string, string> = {},
+  ): Promise<ClientResponse> {
     const client = t.upstream.client(t.remote);
     const repoPath = t.remote.split('/').map(encodeURIComponent).join('/');
     return t.upstream.limit(() => client.send({ method, path: `/v2/${repoPath}/${path}`, headers }));
@@ -434,7 +571,11 @@ export class PullThroughCache {
     await this.deps.scanner.refresh(repo);
     const size = this.deps.scanner.referencedBlobSize(t.local, digest);
     if (size === undefined) {
-      throw new OciError('BLOB_UNKNOWN', `blob ${digest} is not part of any image cached in ${t.local}: pull a manifest that references it first`, { digest });
+      throw new OciError(
+        'BLOB_UNKNOWN',
+        `blob ${digest} is not part of any image cached in ${t.local}: pull a manifest that references it first`,
+        { digest },
+      );
     }
     await this.deps.claim?.([digest]);
     // Stored already for another repository: linking it here is all it takes.
@@ -443,7 +584,8 @@ export class PullThroughCache {
       this.counters.requests.inc({ kind: 'blob', result: 'hit' });
       return undefined;
     }
-    if (this.deps.readOnly) throw new OciError('BLOB_UNKNOWN', `blob ${digest} is not cached yet and this registry is read-only`, { digest });
+    if (this.deps.readOnly)
+      throw new OciError('BLOB_UNKNOWN', `blob ${digest} is not cached yet and this registry is read-only`, { digest });
     // `open` runs for the client that starts the fill only; one that joins a fill under way is counted as joined.
     let opened = false;
     const fill = await this.fills.start(
@@ -461,16 +603,30 @@ export class PullThroughCache {
         }
         if (res.statusCode !== 200) {
           const err = await errorFrom(res, `${t.image}: blob ${digest}`);
-          if (res.statusCode === 404) throw new OciError('BLOB_UNKNOWN', `upstream ${t.upstream.name} does not have blob ${digest} of ${t.image}`, { digest });
+          if (res.statusCode === 404)
+            throw new OciError(
+              'BLOB_UNKNOWN',
+              `upstream ${t.upstream.name} does not have blob ${digest} of ${t.image}`,
+              { digest },
+            );
           throw ociErrorForOutage(t, err);
         }
         const length = Number(header(res, 'content-length') ?? size);
         if (length !== size) {
           // Refused before the fill starts, so every asker (a HEAD too) gets an error answer, not a cut body.
           release(res.body);
-          throw new OciError('UNKNOWN', `upstream ${t.upstream.name} announced ${length} bytes for blob ${digest} of ${t.image}, its manifest says ${size}`, { digest }, 502);
+          throw new OciError(
+            'UNKNOWN',
+            `upstream ${t.upstream.name} announced ${length} bytes for blob ${digest} of ${t.image}, its manifest says ${size}`,
+            { digest },
+            502,
+          );
         }
-        const arrived = watchRate(res.body, t.upstream.minRate, `upstream ${t.upstream.name} blob ${digest} of ${t.image}`);
+        const arrived = watchRate(
+          res.body,
+          t.upstream.minRate,
+          `upstream ${t.upstream.name} blob ${digest} of ${t.image}`,
+        );
         const onBytes = (n: number) => {
           arrived(n);
           this.counters.upstreamBytes.inc({ upstream: t.upstream.name }, n);
@@ -484,7 +640,11 @@ export class PullThroughCache {
     );
     if (!opened) this.counters.requests.inc({ kind: 'blob', result: 'joined' });
     void fill.finished.then(() => {
-      if (fill.state === 'failed') this.deps.log.warn({ upstream: t.upstream.name, digest, err: fill.error?.message }, 'cache: blob fill failed; the next pull retries');
+      if (fill.state === 'failed')
+        this.deps.log.warn(
+          { upstream: t.upstream.name, digest, err: fill.error?.message },
+          'cache: blob fill failed; the next pull retries',
+        );
     });
     return fill;
   }
@@ -497,10 +657,16 @@ export class PullThroughCache {
       const res = await this.request(t, 'GET', 'tags/list');
       if (res.statusCode === 200) {
         const doc = await readJson<{ tags?: string[] | null }>(res, `${t.image}: tags`, 'tags');
-        remote = (doc.tags ?? []).filter((tag) => typeof tag === 'string' && isTag(tag) && decideFlow(this.flows, { repository: t.image, tag }).allowed);
+        remote = (doc.tags ?? []).filter(
+          (tag) =>
+            typeof tag === 'string' && isTag(tag) && decideFlow(this.flows, { repository: t.image, tag }).allowed,
+        );
       } else await res.body.dump();
     } catch (e) {
-      this.deps.log.warn({ upstream: t.upstream.name, image: t.image, err: (e as Error).message }, 'cache: upstream tag list failed; listing cached tags');
+      this.deps.log.warn(
+        { upstream: t.upstream.name, image: t.image, err: (e as Error).message },
+        'cache: upstream tag list failed; listing cached tags',
+      );
     }
     return [...new Set([...local.filter((tag) => !tag.startsWith('sha256-')), ...remote])].sort();
   }
@@ -509,15 +675,25 @@ export class PullThroughCache {
   private async fetchAttachments(t: CacheTarget, subject: Digest): Promise<void> {
     const wanted: { reference: string; tag?: string }[] = [];
     try {
-      const res = await this.request(t, 'GET', `referrers/${subject}`, { accept: 'application/vnd.oci.image.index.v1+json' });
+      const res = await this.request(t, 'GET', `referrers/${subject}`, {
+        accept: 'application/vnd.oci.image.index.v1+json',
+      });
       if (res.statusCode === 200) {
-        const doc = await readJson<{ manifests?: { digest?: string }[] }>(res, `${t.image}: referrers of ${subject}`, 'referrers');
+        const doc = await readJson<{ manifests?: { digest?: string }[] }>(
+          res,
+          `${t.image}: referrers of ${subject}`,
+          'referrers',
+        );
         for (const d of doc.manifests ?? []) if (d.digest && isDigest(d.digest)) wanted.push({ reference: d.digest });
       } else await res.body.dump();
     } catch (e) {
-      this.deps.log.warn({ image: t.image, subject, err: (e as Error).message }, 'cache: referrers of a fetched manifest could not be listed');
+      this.deps.log.warn(
+        { image: t.image, subject, err: (e as Error).message },
+        'cache: referrers of a fetched manifest could not be listed',
+      );
     }
-    for (const suffix of COSIGN_SUFFIXES) wanted.push({ reference: `${digestTag(subject)}.${suffix}`, tag: `${digestTag(subject)}.${suffix}` });
+    for (const suffix of COSIGN_SUFFIXES)
+      wanted.push({ reference: `${digestTag(subject)}.${suffix}`, tag: `${digestTag(subject)}.${suffix}` });
     const repo = this.deps.repo(t.local);
     for (const w of wanted) {
       try {
@@ -525,7 +701,10 @@ export class PullThroughCache {
         if (!got) continue;
         // Under a trust rule only evidence comes along: an image attached as a referrer or pushed as `.sig` is no signature.
         if (this.deps.verify && !isEvidence(got.manifest)) {
-          this.deps.log.warn({ image: t.image, reference: w.reference, digest: got.digest }, 'cache: an attachment that is not a signature, attestation or SBOM was not fetched');
+          this.deps.log.warn(
+            { image: t.image, reference: w.reference, digest: got.digest },
+            'cache: an attachment that is not a signature, attestation or SBOM was not fetched',
+          );
           continue;
         }
         await this.store(t, got);
@@ -538,7 +717,10 @@ export class PullThroughCache {
           }
         }
       } catch (e) {
-        this.deps.log.warn({ image: t.image, reference: w.reference, err: (e as Error).message }, 'cache: an attachment of a fetched manifest could not be fetched');
+        this.deps.log.warn(
+          { image: t.image, reference: w.reference, err: (e as Error).message },
+          'cache: an attachment of a fetched manifest could not be fetched',
+        );
       }
     }
     this.deps.changed?.();

@@ -46,7 +46,11 @@ export class NotMirrored extends Error {}
  * (so a local push cannot stand in for an approved image for mirror clients), or when no local
  * repository has it; otherwise it is the local repository.
  */
-export async function cacheTarget(upstreams: Upstreams, name: string, c: TargetContext): Promise<CacheTarget | undefined> {
+export async function cacheTarget(
+  upstreams: Upstreams,
+  name: string,
+  c: TargetContext,
+): Promise<CacheTarget | undefined> {
   if (c.ns && c.ns !== c.host) {
     const u = upstreams.get(c.ns);
     if (!u) throw new NotMirrored(`this registry does not mirror ${c.ns} (no upstream of that name is configured)`);

@@ -6,21 +6,31 @@ import { registerTokenRoutes } from '../auth/token-routes.js';
 
 /** Whether a config asks for any access control (users, robots, an external issuer, rules or an audit log). */
 export function accessControlConfigured(config: Config): boolean {
-  return Boolean(config.auth?.htpasswd || config.auth?.robots || config.auth?.token || config.access?.rules || config.audit?.enabled);
+  return Boolean(
+    config.auth?.htpasswd || config.auth?.robots || config.auth?.token || config.access?.rules || config.audit?.enabled,
+  );
 }
 
 /**
  * Wires access control into a registry: `/token`, the Authorizer, the catalog filter, the
  * challenge header on 401s and the audit log of writes. Does nothing when nothing is configured.
  */
-export function installAccessControl(app: FastifyInstance, ctx: RegistryContext, config: Config): Promise<AccessControl> | undefined {
+export function installAccessControl(
+  app: FastifyInstance,
+  ctx: RegistryContext,
+  config: Config,
+): Promise<AccessControl> | undefined {
   if (!accessControlConfigured(config)) return undefined;
   const ready = AccessControl.create(config);
   // Keep an unhandled rejection from crashing before `ready()` reports it.
   ready.catch(() => undefined);
   app.addHook('onReady', async () => {
     const ac = await ready;
-    if (ac.issuer?.createdKey) app.log.info({ path: ac.issuer.createdKey }, 'auth.issuer.key did not exist: created a new EC P-256 token signing key there');
+    if (ac.issuer?.createdKey)
+      app.log.info(
+        { path: ac.issuer.createdKey },
+        'auth.issuer.key did not exist: created a new EC P-256 token signing key there',
+      );
     // The cache's fetches and refusals go to the same audit log as the registry's writes and denials.
     const audit = ac.audit;
     if (audit && ctx.cache) ctx.cache.auditTo((r) => audit.write(r));
@@ -39,7 +49,8 @@ export function installAccessControl(app: FastifyInstance, ctx: RegistryContext,
     const ac = await ready;
     const a = req.auditAccess;
     if (!ac.audit || !a) return;
-    const write = req.method === 'PUT' || req.method === 'DELETE' || (req.method === 'POST' && reply.statusCode === 201);
+    const write =
+      req.method === 'PUT' || req.method === 'DELETE' || (req.method === 'POST' && reply.statusCode === 201);
     if (!write || reply.statusCode >= 400) return;
     ac.audit.write({ ...a, address: req.ip, decision: 'allowed', method: req.method, status: reply.statusCode });
   });

@@ -42,20 +42,38 @@ export function requireDigest(text: string): Digest {
 }
 
 /** A blob's push, pull or mount as Distribution describes it: its media type is unknown, so octet-stream. */
-export function blobEvent(req: FastifyRequest, action: 'push' | 'pull' | 'mount', name: RepositoryName, digest: Digest, size: number, from?: string): EventDraft {
+export function blobEvent(
+  req: FastifyRequest,
+  action: 'push' | 'pull' | 'mount',
+  name: RepositoryName,
+  digest: Digest,
+  size: number,
+  from?: string,
+): EventDraft {
   const target = { mediaType: 'application/octet-stream', size, digest, length: size, repository: name };
-  return { type: action, action, target: { ...target, ...(from ? { fromRepository: from } : {}), url: eventURL(req, name, 'blobs', digest) } };
+  return {
+    type: action,
+    action,
+    target: { ...target, ...(from ? { fromRepository: from } : {}), url: eventURL(req, name, 'blobs', digest) },
+  };
 }
 
 /** GET and HEAD of a blob, with single byte ranges. */
-export async function getBlob(ctx: RegistryContext, req: FastifyRequest, reply: FastifyReply, name: RepositoryName, digestText: string): Promise<void> {
+export async function getBlob(
+  ctx: RegistryContext,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  name: RepositoryName,
+  digestText: string,
+): Promise<void> {
   const digest = requireDigest(digestText);
   await ctx.authorize(req, { repository: name, actions: ['pull'], reference: digest });
   // A HEAD is how a pusher asks whether to upload: a yes must hold until its manifest names the blob. Only a
   // caller who may push claims, or anyone who may pull could keep garbage alive.
   if (req.method === 'HEAD' && (!ctx.mayPush || (await ctx.mayPush(req, name)))) await claimForPush(ctx, [digest]);
   const size = await ctx.repo(name).blobSize(digest);
-  if (size === null) throw new OciError('BLOB_UNKNOWN', `blob ${digest} is not known to repository ${name}`, { digest });
+  if (size === null)
+    throw new OciError('BLOB_UNKNOWN', `blob ${digest} is not known to repository ${name}`, { digest });
   // Distribution sends a pull for a blob's GET and HEAD alike.
   if (ctx.events) await emitForRequest(ctx, req, [blobEvent(req, 'pull', name, digest, size)]);
   if (await redirectBlob(ctx, req, reply, digest)) return;
@@ -71,7 +89,12 @@ const REDIRECT_SECONDS = 20 * 60;
  * itself (S3 presigned), so the bytes do not pass through this process. HEAD is answered here: it carries
  * no body, and a 304 is cheaper than a redirect. False when the blob is to be served here.
  */
-async function redirectBlob(ctx: RegistryContext, req: FastifyRequest, reply: FastifyReply, digest: Digest): Promise<boolean> {
+async function redirectBlob(
+  ctx: RegistryContext,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  digest: Digest,
+): Promise<boolean> {
   if (req.method !== 'GET' || ctx.config.storage.redirect?.disable !== false || !ctx.driver.redirectURL) return false;
   if (ifNoneMatchHits(req, digest)) return false;
   const url = await ctx.driver.redirectURL(blobDataPath(digest), REDIRECT_SECONDS);
@@ -143,17 +166,26 @@ export async function sendBlob(
 }
 
 /** DELETE of a blob: unlinks it from the repository when deletion is enabled. */
-export async function deleteBlob(ctx: RegistryContext, req: FastifyRequest, reply: FastifyReply, name: RepositoryName, digestText: string): Promise<void> {
+export async function deleteBlob(
+  ctx: RegistryContext,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  name: RepositoryName,
+  digestText: string,
+): Promise<void> {
   const digest = requireDigest(digestText);
   await ctx.authorize(req, { repository: name, actions: ['delete'], reference: digest });
   requireWritable(ctx);
-  if (!ctx.deleteEnabled) throw new OciError('UNSUPPORTED', 'deletion is disabled on this registry (storage.delete.enabled)');
-  if (!(await ctx.repo(name).unlinkBlob(digest))) throw new OciError('BLOB_UNKNOWN', `blob ${digest} is not known to repository ${name}`, { digest });
+  if (!ctx.deleteEnabled)
+    throw new OciError('UNSUPPORTED', 'deletion is disabled on this registry (storage.delete.enabled)');
+  if (!(await ctx.repo(name).unlinkBlob(digest)))
+    throw new OciError('BLOB_UNKNOWN', `blob ${digest} is not known to repository ${name}`, { digest });
   await emitForRequest(ctx, req, [{ type: 'delete', action: 'delete', target: { digest, repository: name } }]);
   reply.code(202).header('content-length', '0').send();
 }
 
 /** Refuses writes on a read-only registry. */
 export function requireWritable(ctx: RegistryContext): void {
-  if (ctx.readOnly) throw new OciError('UNSUPPORTED', 'this registry is read-only (storage.maintenance.readonly.enabled)');
+  if (ctx.readOnly)
+    throw new OciError('UNSUPPORTED', 'this registry is read-only (storage.maintenance.readonly.enabled)');
 }

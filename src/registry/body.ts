@@ -3,7 +3,13 @@ import type { FastifyRequest } from 'fastify';
 import { OciError, type ErrorCode } from '../oci/errors.js';
 
 /** Reads a small request body whole, refusing more than `limit` bytes before buffering them. */
-export async function readSmallBody(stream: Readable, limit: number, declared: number | undefined, code: ErrorCode, what = 'body'): Promise<Buffer> {
+export async function readSmallBody(
+  stream: Readable,
+  limit: number,
+  declared: number | undefined,
+  code: ErrorCode,
+  what = 'body',
+): Promise<Buffer> {
   if (declared !== undefined && declared > limit) {
     stream.resume();
     throw new OciError(code, `${what} of ${declared} bytes exceeds the limit of ${limit} bytes`, undefined, 413);
@@ -43,7 +49,12 @@ export function refuseCodings(req: FastifyRequest, code: ErrorCode): void {
   const transfer = codings(req.headers['transfer-encoding']).filter((c) => c !== 'chunked');
   if (transfer.length > 0) {
     req.raw.resume();
-    throw new OciError(code, `Transfer-Encoding ${transfer.join(', ')} is not supported: send the body as it is (chunked framing only)`, undefined, 400);
+    throw new OciError(
+      code,
+      `Transfer-Encoding ${transfer.join(', ')} is not supported: send the body as it is (chunked framing only)`,
+      undefined,
+      400,
+    );
   }
   const content = codings(req.headers['content-encoding']).filter((c) => c !== 'identity');
   if (content.length > 0) {

@@ -22,13 +22,22 @@ declare module 'fastify' {
  * storage holds what it needs), or null when the request was answered here (a blob streamed from a
  * fill in progress, a tag list). Local repositories pass through unchanged.
  */
-export async function throughCache(ctx: RegistryContext, req: FastifyRequest, reply: FastifyReply, ep: Named): Promise<Endpoint | null> {
+export async function throughCache(
+  ctx: RegistryContext,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  ep: Named,
+): Promise<Endpoint | null> {
   const cache = ctx.cache!;
   const read = req.method === 'GET' || req.method === 'HEAD';
   const ns = (req.query as Record<string, unknown>).ns;
   let t: Awaited<ReturnType<typeof cache.target>>;
   try {
-    t = await cache.target(ep.name, { ...(typeof ns === 'string' ? { ns } : {}), ...(req.headers.host ? { host: req.headers.host } : {}), write: !read });
+    t = await cache.target(ep.name, {
+      ...(typeof ns === 'string' ? { ns } : {}),
+      ...(req.headers.host ? { host: req.headers.host } : {}),
+      write: !read,
+    });
   } catch (e) {
     if (e instanceof NotMirrored) throw new OciError('NAME_UNKNOWN', `${ep.name}: ${e.message}`, { name: ep.name });
     throw e;
@@ -38,7 +47,11 @@ export async function throughCache(ctx: RegistryContext, req: FastifyRequest, re
     const why = t.viaUnprefixed
       ? ` (${ep.name} without a registry host is ${t.image} for mirror clients, because the flow rules approve that name; push under another name, or set upstreams.${t.upstream.name}.unprefixed: false)`
       : ' (push to another name)';
-    throw new OciError('DENIED', `${t.local} is a cache of ${t.upstream.name}: its content comes from upstream only, so it cannot be written${why}`, { name: t.local });
+    throw new OciError(
+      'DENIED',
+      `${t.local} is a cache of ${t.upstream.name}: its content comes from upstream only, so it cannot be written${why}`,
+      { name: t.local },
+    );
   }
   const local = t.local;
   // The token a client holds was issued for the name it asked for; the policy decides on the cache repository.
@@ -49,7 +62,10 @@ export async function throughCache(ctx: RegistryContext, req: FastifyRequest, re
     case 'manifest':
       // The client's own access comes first: nobody makes the cache fetch what they may not pull.
       await ctx.authorize(req, { repository: local, actions: ['pull'], reference: ep.reference, ...clientName });
-      await cache.ensureManifest(t, ep.reference, { principal: req.auditAccess?.principal ?? 'anonymous', address: req.ip });
+      await cache.ensureManifest(t, ep.reference, {
+        principal: req.auditAccess?.principal ?? 'anonymous',
+        address: req.ip,
+      });
       return { ...ep, name: local };
     case 'blob': {
       const digest = requireDigest(ep.digest);
@@ -69,5 +85,7 @@ export async function throughCache(ctx: RegistryContext, req: FastifyRequest, re
 
 /** Answers a blob GET (or HEAD) from a fill: headers at once, bytes as they arrive from upstream. */
 function sendFromFill(ctx: RegistryContext, req: FastifyRequest, reply: FastifyReply, fill: BlobFill): Promise<void> {
-  return sendBlob(ctx, req, reply, fill.digest, fill.size, (out, start, length) => fill.pipeTo(out, start, start + length));
+  return sendBlob(ctx, req, reply, fill.digest, fill.size, (out, start, length) =>
+    fill.pipeTo(out, start, start + length),
+  );
 }

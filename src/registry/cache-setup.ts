@@ -28,6 +28,11 @@ export function buildCache(ctx: RegistryContext, config: Config, trust?: Trust):
     log: { info: () => undefined, warn: () => undefined },
     changed: () => ctx.catalog.invalidate(),
     claim: (digests) => claimForPush(ctx, digests),
-    ...(trust ? { verify: async (image: string, source: ImageSource, digest: Digest, ref: string) => (trust.ruleFor(image, 'cache') ? trust.check(source, image, 'cache', digest, ref) : undefined) } : {}),
+    ...(trust
+      ? {
+          verify: async (image: string, source: ImageSource, digest: Digest, ref: string) =>
+            trust.ruleFor(image, 'cache') ? trust.check(source, image, 'cache', digest, ref) : undefined,
+        }
+      : {}),
   });
 }

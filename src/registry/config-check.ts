@@ -27,13 +27,17 @@ export function startupProblems(config: Config, raw: Record<string, unknown>): s
   const problems: string[] = [];
   // Without upstreams nothing is ever fetched, so the flows would be ignored, silently.
   if (config.flows?.length && !config.upstreams && !config.proxy) {
-    problems.push('flows: set, but there is no upstreams: (or proxy:) section, so no image would ever come in: name the registries under upstreams:');
+    problems.push(
+      'flows: set, but there is no upstreams: (or proxy:) section, so no image would ever come in: name the registries under upstreams:',
+    );
   }
   const sets = config.access?.sets ?? {};
   if (config.flows) problems.push(...flowProblems(config.flows, sets));
   // A section the schema refused is reported already; a parsed one may still name groups or sets that do not exist.
   if (config.access) {
-    const checked = checkAccessConfig(raw.access, { hasCredentials: hasCredentials(raw.auth as Record<string, unknown> | undefined) });
+    const checked = checkAccessConfig(raw.access, {
+      hasCredentials: hasCredentials(raw.auth as Record<string, unknown> | undefined),
+    });
     for (const f of checked.findings) if (f.level === 'error') problems.push(`access: ${f.message}`);
   }
   if (config.retention) problems.push(...retentionProblems(config.retention, sets));

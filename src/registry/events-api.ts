@@ -24,7 +24,8 @@ export function installEventsApi(app: FastifyInstance, ctx: RegistryContext): vo
   app.get('/api/v1/events', async (req: FastifyRequest, reply: FastifyReply) => {
     try {
       const events = ctx.events;
-      if (!events) throw new OciError('UNSUPPORTED', 'no notifications are configured on this registry', undefined, 404);
+      if (!events)
+        throw new OciError('UNSUPPORTED', 'no notifications are configured on this registry', undefined, 404);
       await ctx.authorize(req, { actions: [] });
       const q = req.query as Record<string, string | undefined>;
       const limit = Math.min(PAGE_MAX, Math.max(1, Number(q['limit'] ?? 100) || 100));

@@ -2,7 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { FastifyRequest } from 'fastify';
 import type { Manifest } from '../oci/manifest.js';
-import type { EventReference, EventRequest, EventTarget, EventType, NewEvent, DistributionAction } from '../events/types.js';
+import type {
+  EventReference,
+  EventRequest,
+  EventTarget,
+  EventType,
+  NewEvent,
+  DistributionAction,
+} from '../events/types.js';
 import type { RegistryContext } from './context.js';
 
 /** What a route knows of an event; the request, actor, source, id and time are filled in here. */

@@ -9,7 +9,10 @@ import { sendError } from './errors.js';
 
 /** fastify's `frameworkErrors`: a path that is not valid percent-encoding, or another router failure. */
 export function frameworkErrors(error: FastifyError, req: FastifyRequest, reply: FastifyReply): void {
-  const err = error.code === 'FST_ERR_BAD_URL' ? new OciError('NAME_INVALID', 'the request path is not valid percent-encoding') : new OciError('UNSUPPORTED', error.message, undefined, 400);
+  const err =
+    error.code === 'FST_ERR_BAD_URL'
+      ? new OciError('NAME_INVALID', 'the request path is not valid percent-encoding')
+      : new OciError('UNSUPPORTED', error.message, undefined, 400);
   reply.header('docker-distribution-api-version', 'registry/2.0');
   sendError(reply, err, req.method === 'HEAD');
 }
@@ -25,7 +28,10 @@ export function errorHandler(error: FastifyError, req: FastifyRequest, reply: Fa
   }
   const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
   if (status === 500) req.log.error({ err: error }, 'request failed');
-  const err = status === 500 ? new OciError('UNKNOWN', 'internal error') : new OciError('UNSUPPORTED', `the request cannot be read: ${error.message.toLowerCase()}`, undefined, status);
+  const err =
+    status === 500
+      ? new OciError('UNKNOWN', 'internal error')
+      : new OciError('UNSUPPORTED', `the request cannot be read: ${error.message.toLowerCase()}`, undefined, status);
   sendError(reply, err, req.method === 'HEAD');
 }
 
@@ -37,9 +43,12 @@ export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): 
   // A reset connection has nobody left to answer.
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
   let error: OciError;
-  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') error = new OciError('UNKNOWN', 'the request did not arrive in time', undefined, 408);
-  else if (err.code === 'HPE_HEADER_OVERFLOW') error = new OciError('UNSUPPORTED', 'the request headers are too large', undefined, 431);
-  else error = new OciError('UNSUPPORTED', `the request is not valid HTTP: ${err.code ?? 'parse error'}`, undefined, 400);
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT')
+    error = new OciError('UNKNOWN', 'the request did not arrive in time', undefined, 408);
+  else if (err.code === 'HPE_HEADER_OVERFLOW')
+    error = new OciError('UNSUPPORTED', 'the request headers are too large', undefined, 431);
+  else
+    error = new OciError('UNSUPPORTED', `the request is not valid HTTP: ${err.code ?? 'parse error'}`, undefined, 400);
   const body = JSON.stringify(error.toJSON());
   if (socket.writable) {
     const head = [

@@ -36,11 +36,13 @@ export function installGc(app: FastifyInstance, ctx: RegistryContext): void {
   if (!cfg?.enabled) return;
   let job: GcJob | undefined;
   app.addHook('onReady', async () => {
-    if (ctx.readOnly) app.log.warn('storage.gc: not run, this registry is read-only (storage.maintenance.readonly.enabled)');
+    if (ctx.readOnly)
+      app.log.warn('storage.gc: not run, this registry is read-only (storage.maintenance.readonly.enabled)');
     // Checked at start (config-check.ts): a retention pattern that cannot compile never gets here.
     const lifecycle = lifecycleOf(ctx.config);
     const metrics = gcMetrics(ctx.metrics.registry);
-    const onPass = (report: CollectReport, dryRun: boolean): void => emitDetached(ctx, app.log, gcPassEvent(report, dryRun));
+    const onPass = (report: CollectReport, dryRun: boolean): void =>
+      emitDetached(ctx, app.log, gcPassEvent(report, dryRun));
     const options = { readOnly: ctx.readOnly, log: app.log, metrics, onPass, ...(lifecycle ? { lifecycle } : {}) };
     job = scheduleGc(ctx.driver, cfg, options);
   });

@@ -8,7 +8,11 @@ import { requireDigest } from './blob-routes.js';
 import type { RegistryContext } from './context.js';
 
 /** Takes one page of a sorted list after `last`, `n` at most. */
-export function paginate(all: string[], n: number | undefined, last: string | undefined): { page: string[]; more: boolean } {
+export function paginate(
+  all: string[],
+  n: number | undefined,
+  last: string | undefined,
+): { page: string[]; more: boolean } {
   let start = 0;
   if (last !== undefined) {
     // Binary search: the first entry strictly after `last`.
@@ -30,7 +34,8 @@ function pageParams(req: FastifyRequest): { n: number | undefined; last: string 
   let n: number | undefined;
   if (q.n !== undefined && q.n !== '') {
     n = Number(q.n);
-    if (!Number.isSafeInteger(n) || n < 0) throw new OciError('PAGINATION_NUMBER_INVALID', `invalid page size n=${q.n}`);
+    if (!Number.isSafeInteger(n) || n < 0)
+      throw new OciError('PAGINATION_NUMBER_INVALID', `invalid page size n=${q.n}`);
   }
   return { n, last: q.last === '' ? undefined : q.last };
 }
@@ -43,15 +48,25 @@ function linkHeader(base: string, n: number | undefined, lastItem: string): stri
 }
 
 /** GET of a repository's tags, paginated with `n`, `last` and a `Link` header; `source` replaces the stored list (a cache's). */
-export async function listTags(ctx: RegistryContext, req: FastifyRequest, reply: FastifyReply, name: RepositoryName, source?: () => Promise<string[]>): Promise<void> {
+export async function listTags(
+  ctx: RegistryContext,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  name: RepositoryName,
+  source?: () => Promise<string[]>,
+): Promise<void> {
   await ctx.authorize(req, { repository: name, actions: ['pull'] });
   const { n, last } = pageParams(req);
   const repo = ctx.repo(name);
   const tags = source ? await source() : await repo.tags();
-  if (tags.length === 0 && !(await repo.exists())) throw new OciError('NAME_UNKNOWN', `repository ${name} is not known`, { name });
+  if (tags.length === 0 && !(await repo.exists()))
+    throw new OciError('NAME_UNKNOWN', `repository ${name} is not known`, { name });
   const { page, more } = paginate(tags, n, last);
   if (more && page.length > 0) reply.header('link', linkHeader(`/v2/${name}/tags/list`, n, page[page.length - 1]!));
-  reply.code(200).header('content-type', 'application/json; charset=utf-8').send(JSON.stringify({ name, tags: page }));
+  reply
+    .code(200)
+    .header('content-type', 'application/json; charset=utf-8')
+    .send(JSON.stringify({ name, tags: page }));
 }
 
 /** GET of the catalog, filtered by what the caller may list, paginated like tags. */
@@ -62,11 +77,20 @@ export async function listCatalog(ctx: RegistryContext, req: FastifyRequest, rep
   if (ctx.catalogFilter) all = await ctx.catalogFilter(req, all);
   const { page, more } = paginate(all, n, last);
   if (more && page.length > 0) reply.header('link', linkHeader('/v2/_catalog', n, page[page.length - 1]!));
-  reply.code(200).header('content-type', 'application/json; charset=utf-8').send(JSON.stringify({ repositories: page }));
+  reply
+    .code(200)
+    .header('content-type', 'application/json; charset=utf-8')
+    .send(JSON.stringify({ repositories: page }));
 }
 
 /** GET of the referrers of a digest: an image index of descriptors, optionally filtered by artifactType. */
-export async function listReferrers(ctx: RegistryContext, req: FastifyRequest, reply: FastifyReply, name: RepositoryName, digestText: string): Promise<void> {
+export async function listReferrers(
+  ctx: RegistryContext,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  name: RepositoryName,
+  digestText: string,
+): Promise<void> {
   const subject = requireDigest(digestText);
   await ctx.authorize(req, { repository: name, actions: ['pull'], reference: subject });
   const q = req.query as Record<string, string | undefined>;

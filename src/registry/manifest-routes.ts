@@ -29,14 +29,21 @@ function mediaTypeOf(bytes: Buffer): string {
 function acceptList(req: FastifyRequest): string[] {
   const raw = req.headers.accept;
   const values = Array.isArray(raw) ? raw : raw ? [raw] : [];
-  return values.flatMap((v) => v.split(',')).map((v) => v.split(';')[0]!.trim()).filter(Boolean);
+  return values
+    .flatMap((v) => v.split(','))
+    .map((v) => v.split(';')[0]!.trim())
+    .filter(Boolean);
 }
 
 /**
  * Explains a missing manifest when an index in this repository lists it: the plain error of a
  * partially mirrored index ("linux/s390x of index sha256:… is not stored in this registry").
  */
-async function missingChildMessage(ctx: RegistryContext, repo: RepositoryStore, digest: Digest): Promise<string | null> {
+async function missingChildMessage(
+  ctx: RegistryContext,
+  repo: RepositoryStore,
+  digest: Digest,
+): Promise<string | null> {
   await ctx.scanner.refresh(repo);
   const entry = await ctx.scanner.indexListing(repo, digest);
   if (!entry) return null;
@@ -61,12 +68,29 @@ function manifestEvent(
   } catch {
     references = undefined;
   }
-  const target = { mediaType, size: bytes.length, digest, length: bytes.length, repository: name, url: eventURL(req, name, 'manifests', digest) };
-  return { type: action, action, target: { ...target, ...(tag ? { tag } : {}), ...(references ? { references } : {}) } };
+  const target = {
+    mediaType,
+    size: bytes.length,
+    digest,
+    length: bytes.length,
+    repository: name,
+    url: eventURL(req, name, 'manifests', digest),
+  };
+  return {
+    type: action,
+    action,
+    target: { ...target, ...(tag ? { tag } : {}), ...(references ? { references } : {}) },
+  };
 }
 
 /** GET and HEAD of a manifest by tag or digest. */
-export async function getManifest(ctx: RegistryContext, req: FastifyRequest, reply: FastifyReply, name: RepositoryName, reference: string): Promise<void> {
+export async function getManifest(
+  ctx: RegistryContext,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  name: RepositoryName,
+  reference: string,
+): Promise<void> {
   await ctx.authorize(req, { repository: name, actions: ['pull'], reference });
   const byDigest = isDigest(reference);
   if (!byDigest && !isTag(reference)) {
@@ -81,24 +105,38 @@ export async function getManifest(ctx: RegistryContext, req: FastifyRequest, rep
       const why = await missingChildMessage(ctx, repo, reference);
       if (why) throw new OciError('MANIFEST_UNKNOWN', why, { digest: reference });
     }
-    if (!byDigest && !(await repo.exists())) throw new OciError('NAME_UNKNOWN', `repository ${name} is not known`, { name });
-    throw new OciError('MANIFEST_UNKNOWN', `manifest ${reference} is not known to repository ${name}`, byDigest ? { digest: reference } : { tag: reference });
+    if (!byDigest && !(await repo.exists()))
+      throw new OciError('NAME_UNKNOWN', `repository ${name} is not known`, { name });
+    throw new OciError(
+      'MANIFEST_UNKNOWN',
+      `manifest ${reference} is not known to repository ${name}`,
+      byDigest ? { digest: reference } : { tag: reference },
+    );
   }
   // Signature requirements (`trust:`) apply to what is served, whoever put it here (push, cache, mirror).
   await checkPull(ctx, req, { name, reference, digest: stored.digest, bytes: stored.bytes });
   const mediaType = mediaTypeOf(stored.bytes);
   const accepts = acceptList(req);
-  const accepted = accepts.some((a) => a === mediaType || a === '*/*' || (a.endsWith('/*') && mediaType.startsWith(a.slice(0, -1))));
+  const accepted = accepts.some(
+    (a) => a === mediaType || a === '*/*' || (a.endsWith('/*') && mediaType.startsWith(a.slice(0, -1))),
+  );
   if (!byDigest && accepts.length > 0 && !accepted) {
     // Distribution's answer too: never convert a manifest, so say it cannot be served as asked.
-    throw new OciError('MANIFEST_UNKNOWN', `manifest ${reference} is ${mediaType}, which the Accept header does not include`, { tag: reference, mediaType });
+    throw new OciError(
+      'MANIFEST_UNKNOWN',
+      `manifest ${reference} is ${mediaType}, which the Accept header does not include`,
+      { tag: reference, mediaType },
+    );
   }
   reply.header('docker-content-digest', stored.digest).header('etag', etagOf(stored.digest));
   // A pull: by tag (GET, or HEAD as containerd resolves), or a GET by digest; a HEAD by digest tests presence.
   // Recording only updates memory; the cache's fills and mirror jobs write storage without passing here.
   if (!byDigest || req.method !== 'HEAD') ctx.pulls?.record(name, byDigest ? undefined : reference, stored.digest);
   // Distribution sends a pull for GET and HEAD alike (a 304 included: the manifest was served from its store).
-  if (ctx.events) await emitForRequest(ctx, req, [manifestEvent(req, 'pull', name, stored.digest, stored.bytes, mediaType, byDigest ? undefined : reference)]);
+  if (ctx.events)
+    await emitForRequest(ctx, req, [
+      manifestEvent(req, 'pull', name, stored.digest, stored.bytes, mediaType, byDigest ? undefined : reference),
+    ]);
   if (ifNoneMatchHits(req, stored.digest)) {
     reply.code(304).send();
     return;
@@ -133,7 +171,10 @@ async function checkReferences(repo: RepositoryStore, m: Manifest, policy: Index
   const listed = m.kind === 'image' ? referencedBlobs(m) : m.manifests;
   const distinct = new Set(listed.map((d) => d.digest)).size;
   if (distinct > MAX_REFERENCES) {
-    throw new OciError('MANIFEST_INVALID', `manifest references ${distinct} distinct digests; this registry accepts at most ${MAX_REFERENCES}`);
+    throw new OciError(
+      'MANIFEST_INVALID',
+      `manifest references ${distinct} distinct digests; this registry accepts at most ${MAX_REFERENCES}`,
+    );
   }
   let required: Descriptor[];
   if (m.kind === 'image' || policy.mode === 'all') required = listed;
@@ -146,16 +187,23 @@ async function checkReferences(repo: RepositoryStore, m: Manifest, policy: Index
     distinctByDigest(required).map((d) =>
       limit(async () => {
         if (m.kind === 'image') {
-          if ((await repo.blobSize(d.digest)) === null) missing.push({ digest: d.digest, what: d.digest === m.config.digest ? 'config' : 'layer' });
+          if ((await repo.blobSize(d.digest)) === null)
+            missing.push({ digest: d.digest, what: d.digest === m.config.digest ? 'config' : 'layer' });
         } else if (!(await repo.hasManifest(d.digest))) {
-          missing.push({ digest: d.digest, what: d.platform ? `manifest for ${formatPlatform(d.platform)}` : 'manifest' });
+          missing.push({
+            digest: d.digest,
+            what: d.platform ? `manifest for ${formatPlatform(d.platform)}` : 'manifest',
+          });
         }
       }),
     ),
   );
   if (missing.length > 0) {
     const first = missing[0]!;
-    const hint = m.kind === 'index' && policy.mode === 'all' ? ' (this registry requires every platform of an index; see validation.manifests.indexes)' : '';
+    const hint =
+      m.kind === 'index' && policy.mode === 'all'
+        ? ' (this registry requires every platform of an index; see validation.manifests.indexes)'
+        : '';
     throw new OciError(
       'MANIFEST_BLOB_UNKNOWN',
       `${first.what} ${first.digest} is not in repository ${repo.name}${missing.length > 1 ? ` (and ${missing.length - 1} more)` : ''}${hint}`,
@@ -165,13 +213,22 @@ async function checkReferences(repo: RepositoryStore, m: Manifest, policy: Index
 }
 
 /** PUT of a manifest: validated, stored byte for byte, tagged. */
-export async function putManifest(ctx: RegistryContext, req: FastifyRequest, reply: FastifyReply, name: RepositoryName, reference: string): Promise<void> {
+export async function putManifest(
+  ctx: RegistryContext,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  name: RepositoryName,
+  reference: string,
+): Promise<void> {
   await ctx.authorize(req, { repository: name, actions: ['push'], reference });
   requireWritable(ctx);
   const byDigest = isDigest(reference);
   if (!byDigest && !isTag(reference)) {
     req.raw.resume();
-    throw new OciError(reference.includes(':') ? 'DIGEST_INVALID' : 'TAG_INVALID', `invalid tag or digest "${reference.slice(0, 200)}"`);
+    throw new OciError(
+      reference.includes(':') ? 'DIGEST_INVALID' : 'TAG_INVALID',
+      `invalid tag or digest "${reference.slice(0, 200)}"`,
+    );
   }
   refuseCodings(req, 'MANIFEST_INVALID');
   const declared = req.headers['content-length'] ? Number(req.headers['content-length']) : undefined;
@@ -207,7 +264,8 @@ export async function putManifest(ctx: RegistryContext, req: FastifyRequest, rep
     const fresh = new Set<string>();
     for (const t of tags) {
       const current = await repo.resolveTag(t);
-      if (current && current !== digest) await ctx.authorize(req, { repository: name, actions: ['overwrite'], reference: t });
+      if (current && current !== digest)
+        await ctx.authorize(req, { repository: name, actions: ['overwrite'], reference: t });
       if (current && current !== digest) moved.set(t, current);
       if (!current) fresh.add(t);
     }
@@ -222,36 +280,55 @@ export async function putManifest(ctx: RegistryContext, req: FastifyRequest, rep
       if (exclusive) {
         for (const t of fresh) {
           if (await repo.createTag(t, digest)) created.push(t);
-          else if ((await repo.resolveTag(t)) !== digest) await ctx.authorize(req, { repository: name, actions: ['overwrite'], reference: t });
+          else if ((await repo.resolveTag(t)) !== digest)
+            await ctx.authorize(req, { repository: name, actions: ['overwrite'], reference: t });
         }
       }
       for (const t of tags) if (!created.includes(t)) await repo.tag(t, digest);
       // A DELETE of this digest on another node may have removed the revision under the new tags.
       await repo.keepRevision(digest, tags, m.subject?.digest);
     } catch (e) {
-      for (const t of created) if ((await repo.resolveTag(t).catch(() => undefined)) === digest) await repo.untag(t).catch(() => undefined);
+      for (const t of created)
+        if ((await repo.resolveTag(t).catch(() => undefined)) === digest) await repo.untag(t).catch(() => undefined);
       throw e;
     }
   });
   ctx.catalog.invalidate();
   if (ctx.events) {
-    const drafts = (tags.length ? tags : [undefined]).map((t) => manifestEvent(req, 'push', name, digest, bytes, m.mediaType, t, m));
+    const drafts = (tags.length ? tags : [undefined]).map((t) =>
+      manifestEvent(req, 'push', name, digest, bytes, m.mediaType, t, m),
+    );
     for (const [t, previous] of moved) {
-      drafts.push({ type: 'tag.moved', target: { repository: name, tag: t, digest, mediaType: m.mediaType }, data: { previous } });
+      drafts.push({
+        type: 'tag.moved',
+        target: { repository: name, tag: t, digest, mediaType: m.mediaType },
+        data: { previous },
+      });
     }
     await emitForRequest(ctx, req, drafts);
   }
-  reply.code(201).header('location', `/v2/${name}/manifests/${digest}`).header('docker-content-digest', digest).header('content-length', '0');
+  reply
+    .code(201)
+    .header('location', `/v2/${name}/manifests/${digest}`)
+    .header('docker-content-digest', digest)
+    .header('content-length', '0');
   if (queryTags.length > 0) reply.header('oci-tag', queryTags);
   if (m.subject) reply.header('oci-subject', m.subject.digest);
   reply.send();
 }
 
 /** DELETE of a manifest (by digest, with its tags) or of a tag alone. */
-export async function deleteManifest(ctx: RegistryContext, req: FastifyRequest, reply: FastifyReply, name: RepositoryName, reference: string): Promise<void> {
+export async function deleteManifest(
+  ctx: RegistryContext,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  name: RepositoryName,
+  reference: string,
+): Promise<void> {
   await ctx.authorize(req, { repository: name, actions: ['delete'], reference });
   requireWritable(ctx);
-  if (!ctx.deleteEnabled) throw new OciError('UNSUPPORTED', 'deletion is disabled on this registry (storage.delete.enabled)');
+  if (!ctx.deleteEnabled)
+    throw new OciError('UNSUPPORTED', 'deletion is disabled on this registry (storage.delete.enabled)');
   const repo = ctx.repo(name);
   if (isDigest(reference)) {
     const stored = await repo.getManifest(reference);
@@ -265,14 +342,22 @@ export async function deleteManifest(ctx: RegistryContext, req: FastifyRequest, 
     }
     // Distribution sends the manifest's delete, then one for each tag that named it.
     const tags = ctx.events && stored ? await repo.tagsNaming(reference) : [];
-    if (!(await repo.deleteManifest(reference, subject))) throw new OciError('MANIFEST_UNKNOWN', `manifest ${reference} is not known to repository ${name}`, { digest: reference });
-    const drafts: EventDraft[] = [{ type: 'delete', action: 'delete', target: { digest: reference, repository: name } }];
+    if (!(await repo.deleteManifest(reference, subject)))
+      throw new OciError('MANIFEST_UNKNOWN', `manifest ${reference} is not known to repository ${name}`, {
+        digest: reference,
+      });
+    const drafts: EventDraft[] = [
+      { type: 'delete', action: 'delete', target: { digest: reference, repository: name } },
+    ];
     for (const tag of tags) drafts.push({ type: 'delete', action: 'delete', target: { repository: name, tag } });
     await emitForRequest(ctx, req, drafts);
   } else {
     if (!isTag(reference)) throw new OciError('TAG_INVALID', `invalid tag "${reference.slice(0, 200)}"`);
-    if (!(await repo.untag(reference))) throw new OciError('MANIFEST_UNKNOWN', `tag ${reference} is not known to repository ${name}`, { tag: reference });
-    await emitForRequest(ctx, req, [{ type: 'delete', action: 'delete', target: { repository: name, tag: reference } }]);
+    if (!(await repo.untag(reference)))
+      throw new OciError('MANIFEST_UNKNOWN', `tag ${reference} is not known to repository ${name}`, { tag: reference });
+    await emitForRequest(ctx, req, [
+      { type: 'delete', action: 'delete', target: { repository: name, tag: reference } },
+    ]);
   }
   reply.code(202).header('content-length', '0').send();
 }

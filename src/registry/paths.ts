@@ -23,7 +23,7 @@ const PATTERNS: [RegExp, (m: RegExpExecArray, name: RepositoryName) => Endpoint]
 
 /** Matches the path after `/v2/`; null for no endpoint; NAME_INVALID for a bad repository name. */
 export function matchEndpoint(rest: string): Endpoint | null {
-  if (rest === '' ) return { kind: 'base' };
+  if (rest === '') return { kind: 'base' };
   if (rest === '_catalog') return { kind: 'catalog' };
   for (const [re, make] of PATTERNS) {
     const m = re.exec(rest);

@@ -124,7 +124,10 @@ export function buildRegistry(opts: ServerOptions): Registry {
     // With http.tls the server is an https.Server at run time; no route or hook depends on which it is.
     ...(tls ? ({ https: tls } as object) : {}),
     logger:
-      opts.logger ?? (level === 'silent' ? false : { level, base: { service: 'sluice', ...(config.log.fields ?? {}) }, redact: ['req.headers.authorization'] }),
+      opts.logger ??
+      (level === 'silent'
+        ? false
+        : { level, base: { service: 'sluice', ...(config.log.fields ?? {}) }, redact: ['req.headers.authorization'] }),
     // One line per request is written by the onResponse hook instead.
     logController: new LogController({ disableRequestLogging: true }),
     // Repository names hold slashes and are long; blob bodies are streamed by the routes themselves.
@@ -143,7 +146,8 @@ export function buildRegistry(opts: ServerOptions): Registry {
   if (config.mirrors?.length) {
     let scheduler: ReturnType<typeof startMirrorJobs>;
     app.addHook('onReady', async () => {
-      if (ctx.readOnly) app.log.warn('mirrors: not run, this registry is read-only (storage.maintenance.readonly.enabled)');
+      if (ctx.readOnly)
+        app.log.warn('mirrors: not run, this registry is read-only (storage.maintenance.readonly.enabled)');
       else scheduler = startMirrorJobs(ctx, config, app.log);
     });
     app.addHook('onClose', async () => scheduler?.stop());
@@ -188,7 +192,15 @@ export function buildRegistry(opts: ServerOptions): Registry {
     // A refusal says why in the line itself (which rule denied, which flow refused), as the client was told.
     const refused = req.refusal ? { code: req.refusal.code, reason: req.refusal.message.slice(0, 1000) } : {};
     req.log.info(
-      { method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, remote: req.ip, route, ...refused },
+      {
+        method: req.method,
+        url: req.url,
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 10) / 10,
+        remote: req.ip,
+        route,
+        ...refused,
+      },
       'request',
     );
   });
@@ -206,7 +218,8 @@ export function buildRegistry(opts: ServerOptions): Registry {
       const err = toOciError(e);
       if (err.status < 500) req.refusal = err;
       // A client that hangs up mid-body is routine, not a server fault (a full disk also ends the body early).
-      if (err.status === 500 && !req.raw.complete && req.raw.destroyed) req.log.info({ url: req.url }, 'client went away mid-request');
+      if (err.status === 500 && !req.raw.complete && req.raw.destroyed)
+        req.log.info({ url: req.url }, 'client went away mid-request');
       else if (err.code === 'UNKNOWN') req.log.error({ err: e }, 'request failed');
       // A body still arriving is not read on (it may be gigabytes, and after a failed write nothing reads it,
       // which held the connection until the keep-alive timeout): the answer says Connection: close, and Node
@@ -221,7 +234,12 @@ export function buildRegistry(opts: ServerOptions): Registry {
     }
   };
   app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'], url: '/v2', handler, exposeHeadRoute: false });
-  app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'], url: '/v2/*', handler, exposeHeadRoute: false });
+  app.route({
+    method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'],
+    url: '/v2/*',
+    handler,
+    exposeHeadRoute: false,
+  });
 
   // Writes a probe file (read-only registries only read), at most once every few seconds.
   const storageHealth = new StorageHealth(driver, ctx.readOnly);
@@ -238,7 +256,11 @@ export function buildRegistry(opts: ServerOptions): Registry {
     return metrics.registry.metrics();
   });
   app.setNotFoundHandler((req, reply) => {
-    sendError(reply, new OciError('UNSUPPORTED', `no route for ${req.method} ${req.url.slice(0, 200)}`, undefined, 404), req.method === 'HEAD');
+    sendError(
+      reply,
+      new OciError('UNSUPPORTED', `no route for ${req.method} ${req.url.slice(0, 200)}`, undefined, 404),
+      req.method === 'HEAD',
+    );
   });
   return { app, ctx };
 }

@@ -17,12 +17,24 @@ const LISTED = 100;
 
 /** A mirror run as an event: what it copied, followed (moved tags), pruned and refused, or why it failed. */
 function mirrorRunEvent(job: string, s: RunSummary | Error, ms: number): EventDraft {
-  if (s instanceof Error) return { type: 'mirror.run', target: {}, data: { job, result: 'failed', error: s.message.slice(0, 500), ms: Math.round(ms) } };
+  if (s instanceof Error)
+    return {
+      type: 'mirror.run',
+      target: {},
+      data: { job, result: 'failed', error: s.message.slice(0, 500), ms: Math.round(ms) },
+    };
   const data = {
     job,
     result: s.ok ? 'ok' : 'errors',
     ms: Math.round(ms),
-    counts: { copied: s.copied.length, moved: s.moved.length, unchanged: s.unchanged, pruned: s.pruned.length, refused: s.refused.length, errors: s.errors.length },
+    counts: {
+      copied: s.copied.length,
+      moved: s.moved.length,
+      unchanged: s.unchanged,
+      pruned: s.pruned.length,
+      refused: s.refused.length,
+      errors: s.errors.length,
+    },
     copied: s.copied.slice(0, LISTED),
     moved: s.moved.slice(0, LISTED),
     pruned: s.pruned.slice(0, LISTED),
@@ -35,7 +47,14 @@ function mirrorRunEvent(job: string, s: RunSummary | Error, ms: number): EventDr
 type Log = { info(o: object, msg: string): void; warn(o: object, msg: string): void };
 
 /** The mirror jobs a config names, writing into this registry's storage (or their `to`). */
-export function buildMirrorJobs(ctx: RegistryContext, config: Config, log: Log, upstreams?: Upstreams, destination?: TransportOptions, pool?: RegistryPool): MirrorJob[] {
+export function buildMirrorJobs(
+  ctx: RegistryContext,
+  config: Config,
+  log: Log,
+  upstreams?: Upstreams,
+  destination?: TransportOptions,
+  pool?: RegistryPool,
+): MirrorJob[] {
   const trust = ctx.trust ?? buildTrust(config);
   const u = upstreams ?? ctx.cache?.upstreams;
   return buildJobs(
@@ -64,7 +83,12 @@ export function startMirrorJobs(ctx: RegistryContext, config: Config, log: Log):
   // renewed as they expire, instead of a ping and fresh connections each time a job runs.
   const pool = new RegistryPool();
   const jobs = buildMirrorJobs(ctx, config, log, undefined, undefined, pool);
-  const runs = new Counter({ name: 'sluice_sync_runs_total', help: 'Mirror job runs by job and result', labelNames: ['job', 'result'] as const, registers: [ctx.metrics.registry] });
+  const runs = new Counter({
+    name: 'sluice_sync_runs_total',
+    help: 'Mirror job runs by job and result',
+    labelNames: ['job', 'result'] as const,
+    registers: [ctx.metrics.registry],
+  });
   const seconds = new Histogram({
     name: 'sluice_sync_run_duration_seconds',
     help: 'Mirror job run time by job and result',
@@ -72,7 +96,12 @@ export function startMirrorJobs(ctx: RegistryContext, config: Config, log: Log):
     buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900],
     registers: [ctx.metrics.registry],
   });
-  const images = new Counter({ name: 'sluice_sync_images_total', help: 'Mirror job outcomes per image by job and action', labelNames: ['job', 'action'] as const, registers: [ctx.metrics.registry] });
+  const images = new Counter({
+    name: 'sluice_sync_images_total',
+    help: 'Mirror job outcomes per image by job and action',
+    labelNames: ['job', 'action'] as const,
+    registers: [ctx.metrics.registry],
+  });
   const scheduler = new SyncScheduler(jobs, log, (job, s, ms) => {
     const result = s instanceof Error ? 'failed' : s.ok ? 'ok' : 'errors';
     seconds.observe({ job: job.name, result }, ms / 1000);
@@ -85,7 +114,18 @@ export function startMirrorJobs(ctx: RegistryContext, config: Config, log: Log):
     images.inc({ job: job.name, action: 'pruned' }, s.pruned.length);
     images.inc({ job: job.name, action: 'refused' }, s.refused.length);
     images.inc({ job: job.name, action: 'error' }, s.errors.length);
-    log.info({ job: job.name, copied: s.copied.length, moved: s.moved.length, unchanged: s.unchanged, pruned: s.pruned.length, refused: s.refused.length, errors: s.errors.length }, `sync ${job.name}: run finished`);
+    log.info(
+      {
+        job: job.name,
+        copied: s.copied.length,
+        moved: s.moved.length,
+        unchanged: s.unchanged,
+        pruned: s.pruned.length,
+        refused: s.refused.length,
+        errors: s.errors.length,
+      },
+      `sync ${job.name}: run finished`,
+    );
   });
   scheduler.onStop(() => pool.close());
   scheduler.start();

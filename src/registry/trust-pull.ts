@@ -79,13 +79,26 @@ export async function checkPull(ctx: RegistryContext, req: FastifyRequest, serve
     cache.set(key, { verdict, until: Date.now() + DECISION_TTL_MS });
   } else {
     const tag = isDigest(reference) ? undefined : reference;
-    await emitForRequest(ctx, req, [{ type: 'trust.refused', target: { repository: name, digest, ...(tag ? { tag } : {}) }, data: { reason: verdict.reason } }]);
+    await emitForRequest(ctx, req, [
+      {
+        type: 'trust.refused',
+        target: { repository: name, digest, ...(tag ? { tag } : {}) },
+        data: { reason: verdict.reason },
+      },
+    ]);
   }
   requireTrusted(verdict, what);
 }
 
 /** Reads the signatures of what a pull serves (its index's, for a child) and checks them against the rules. */
-async function judge(ctx: RegistryContext, trust: NonNullable<RegistryContext['trust']>, named: string, name: RepositoryName, reference: string, digest: Digest): Promise<TrustVerdict> {
+async function judge(
+  ctx: RegistryContext,
+  trust: NonNullable<RegistryContext['trust']>,
+  named: string,
+  name: RepositoryName,
+  reference: string,
+  digest: Digest,
+): Promise<TrustVerdict> {
   const repo = ctx.repo(name);
   let subject = digest;
   await ctx.scanner.refresh(repo);

@@ -2,7 +2,14 @@ import { readFileSync } from 'node:fs';
 import type { Config } from '../config/schema.js';
 import type { Digest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
-import { compileTrustRules, PUBLIC_GOOD_ROOT, trustLabel, trustRuleFor, type TrustPoint, type TrustRule } from '../policy/trust.js';
+import {
+  compileTrustRules,
+  PUBLIC_GOOD_ROOT,
+  trustLabel,
+  trustRuleFor,
+  type TrustPoint,
+  type TrustRule,
+} from '../policy/trust.js';
 import {
   checkIdentityRule,
   checkImageTrust,
@@ -50,7 +57,9 @@ export class Trust {
       try {
         pem = readFileSync(path, 'utf8');
       } catch (e) {
-        throw new Error(`trust.keys.${name}: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+        throw new Error(
+          `trust.keys.${name}: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+        );
       }
       try {
         this.keys.set(name, trustedKeyFromPem(pem, name));
@@ -82,7 +91,8 @@ export class Trust {
         }
       }
       const wanted = r.spec.identities.length ? (r.spec.roots ?? [PUBLIC_GOOD_ROOT]) : [];
-      if (wanted.includes(PUBLIC_GOOD_ROOT) && !this.roots.has(PUBLIC_GOOD_ROOT)) this.roots.set(PUBLIC_GOOD_ROOT, publicGoodRoot());
+      if (wanted.includes(PUBLIC_GOOD_ROOT) && !this.roots.has(PUBLIC_GOOD_ROOT))
+        this.roots.set(PUBLIC_GOOD_ROOT, publicGoodRoot());
     }
     for (const r of this.rules) {
       // The same checks a containers-policy.json or --identity-rule gets, so one rule is accepted (or not) in all three.
@@ -130,7 +140,11 @@ export class Trust {
   private requirement(rule: TrustRule): TrustRequirement {
     const id = rule.spec.identity;
     const signedIdentity: IdentityRule = typeof id === 'string' ? { type: id } : id;
-    const req: TrustRequirement = { type: 'sigstoreSigned', keys: rule.spec.keys.map((k) => this.keys.get(k)!), signedIdentity };
+    const req: TrustRequirement = {
+      type: 'sigstoreSigned',
+      keys: rule.spec.keys.map((k) => this.keys.get(k)!),
+      signedIdentity,
+    };
     if (rule.spec.identities.length) {
       const roots = (rule.spec.roots ?? [PUBLIC_GOOD_ROOT]).map((n) => this.roots.get(n)!);
       req.keyless = { roots, identities: rule.spec.identities };
@@ -142,11 +156,24 @@ export class Trust {
    * Checks the signatures `source` shows for `digest` against the rule covering `repository` at `where`.
    * `dockerReference` is the name the image is known by here (`host/repo:tag`), which identity rules judge.
    */
-  async check(source: ImageSource, repository: string, where: TrustPoint, digest: Digest, dockerReference: string): Promise<TrustVerdict> {
+  async check(
+    source: ImageSource,
+    repository: string,
+    where: TrustPoint,
+    digest: Digest,
+    dockerReference: string,
+  ): Promise<TrustVerdict> {
     const rule = this.ruleFor(repository, where);
     if (!rule) return { allowed: true, reason: 'no trust rule applies' };
-    const res = await checkImageTrust(source, { digest, dockerReference }, this.requirements(rule), { cache: this.cache });
-    return { allowed: res.decision.allowed, rule: trustLabel(rule), reason: `${trustLabel(rule)}: ${res.decision.summary}`, decision: res.decision };
+    const res = await checkImageTrust(source, { digest, dockerReference }, this.requirements(rule), {
+      cache: this.cache,
+    });
+    return {
+      allowed: res.decision.allowed,
+      rule: trustLabel(rule),
+      reason: `${trustLabel(rule)}: ${res.decision.summary}`,
+      decision: res.decision,
+    };
   }
 }
 

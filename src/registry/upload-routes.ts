@@ -32,7 +32,12 @@ function sendUploadStatus(reply: FastifyReply, name: RepositoryName, id: string,
 }
 
 function sendBlobCreated(reply: FastifyReply, name: RepositoryName, digest: string): void {
-  reply.code(201).header('location', `/v2/${name}/blobs/${digest}`).header('docker-content-digest', digest).header('content-length', '0').send();
+  reply
+    .code(201)
+    .header('location', `/v2/${name}/blobs/${digest}`)
+    .header('docker-content-digest', digest)
+    .header('content-length', '0')
+    .send();
 }
 
 function contentLength(req: FastifyRequest): number | undefined {
@@ -44,14 +49,18 @@ function contentLength(req: FastifyRequest): number | undefined {
 }
 
 /** Parses an upload Content-Range: `<start>-<end>` as the spec writes it (`bytes=` tolerated). */
-export function parseContentRange(header: string | undefined, length: number | undefined): { start: number; end: number } | undefined {
+export function parseContentRange(
+  header: string | undefined,
+  length: number | undefined,
+): { start: number; end: number } | undefined {
   if (header === undefined) return undefined;
   const m = /^(?:bytes[= ])?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/.exec(header.trim());
   if (!m) throw new OciError('RANGE_INVALID', `invalid Content-Range "${header}"`);
   const start = Number(m[1]);
   const end = Number(m[2]);
   // Past 2^53 two different offsets read as one number: such a chunk could land on the wrong bytes.
-  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end)) throw new OciError('RANGE_INVALID', `Content-Range ${quoteName(header)} is past the largest offset`);
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end))
+    throw new OciError('RANGE_INVALID', `Content-Range ${quoteName(header)} is past the largest offset`);
   if (end < start) throw new OciError('RANGE_INVALID', `Content-Range ${header} ends before it starts`);
   if (length !== undefined && end - start + 1 !== length) {
     throw new OciError('RANGE_INVALID', `Content-Range ${header} does not match Content-Length ${length}`);
@@ -94,7 +103,12 @@ function automountAllowed(ctx: RegistryContext): boolean {
 }
 
 /** POST: start an upload, upload monolithically (`?digest=`), or mount from another repository. */
-export async function startUpload(ctx: RegistryContext, req: FastifyRequest, reply: FastifyReply, name: RepositoryName): Promise<void> {
+export async function startUpload(
+  ctx: RegistryContext,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  name: RepositoryName,
+): Promise<void> {
   const q = req.query as Record<string, string | undefined>;
   const mount = q.mount;
   const from = q.from;
@@ -107,7 +121,8 @@ export async function startUpload(ctx: RegistryContext, req: FastifyRequest, rep
     await claimForPush(ctx, [digest]);
     let source: number | null = null;
     if (from !== undefined) {
-      if (isRepositoryName(from) && (await mayMountFrom(ctx, req, from))) source = await ctx.repo(from).blobSize(digest);
+      if (isRepositoryName(from) && (await mayMountFrom(ctx, req, from)))
+        source = await ctx.repo(from).blobSize(digest);
     } else if (automountAllowed(ctx)) {
       source = await ctx.blobs.size(digest);
     }
@@ -158,14 +173,26 @@ async function requireSession(ctx: RegistryContext, name: RepositoryName, id: st
 }
 
 /** GET of an upload session: how many bytes it holds. */
-export async function uploadStatus(ctx: RegistryContext, req: FastifyRequest, reply: FastifyReply, name: RepositoryName, id: string): Promise<void> {
+export async function uploadStatus(
+  ctx: RegistryContext,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  name: RepositoryName,
+  id: string,
+): Promise<void> {
   await ctx.authorize(req, { repository: name, actions: ['push'] });
   const size = await requireSession(ctx, name, id);
   sendUploadStatus(reply, name, id, size, 204);
 }
 
 /** PATCH: append a chunk, streamed to storage. */
-export async function patchUpload(ctx: RegistryContext, req: FastifyRequest, reply: FastifyReply, name: RepositoryName, id: string): Promise<void> {
+export async function patchUpload(
+  ctx: RegistryContext,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  name: RepositoryName,
+  id: string,
+): Promise<void> {
   await ctx.authorize(req, { repository: name, actions: ['push'] });
   requireWritable(ctx);
   await requireSession(ctx, name, id);
@@ -173,13 +200,25 @@ export async function patchUpload(ctx: RegistryContext, req: FastifyRequest, rep
   const length = contentLength(req);
   const range = parseContentRange(req.headers['content-range'], length);
   const before = (await ctx.uploads.size(name, id)) ?? 0;
-  const size = await ctx.uploads.append(name, id, body(req), range?.start, length ?? (range ? range.end - range.start + 1 : undefined));
+  const size = await ctx.uploads.append(
+    name,
+    id,
+    body(req),
+    range?.start,
+    length ?? (range ? range.end - range.start + 1 : undefined),
+  );
   ctx.metrics.bytesIn.inc({ route: 'upload' }, size - before);
   sendUploadStatus(reply, name, id, size, 202);
 }
 
 /** PUT `?digest=`: the optional last chunk, then verification and the blob made visible. */
-export async function finishUpload(ctx: RegistryContext, req: FastifyRequest, reply: FastifyReply, name: RepositoryName, id: string): Promise<void> {
+export async function finishUpload(
+  ctx: RegistryContext,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  name: RepositoryName,
+  id: string,
+): Promise<void> {
   await ctx.authorize(req, { repository: name, actions: ['push'] });
   requireWritable(ctx);
   const q = req.query as Record<string, string | undefined>;
@@ -206,7 +245,13 @@ export async function finishUpload(ctx: RegistryContext, req: FastifyRequest, re
 }
 
 /** DELETE of an upload session: cancel it. */
-export async function cancelUpload(ctx: RegistryContext, req: FastifyRequest, reply: FastifyReply, name: RepositoryName, id: string): Promise<void> {
+export async function cancelUpload(
+  ctx: RegistryContext,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  name: RepositoryName,
+  id: string,
+): Promise<void> {
   await ctx.authorize(req, { repository: name, actions: ['push'] });
   requireWritable(ctx);
   await requireSession(ctx, name, id);

@@ -3,7 +3,10 @@ import type { NotationCheck } from './notation.js';
 import type { SignaturePayload } from './types.js';
 
 /** What checking one signature with one key found: not made by the key, or made by it with this payload (or an unreadable one). */
-export type SignatureCheck = { signed: false } | { signed: true; payload: SignaturePayload } | { signed: true; payloadError: string };
+export type SignatureCheck =
+  | { signed: false }
+  | { signed: true; payload: SignaturePayload }
+  | { signed: true; payloadError: string };
 /** What the cache holds: a check with a key, a keyless check against a trusted root, or a notation check. */
 export type CachedCheck = SignatureCheck | KeylessCheck | NotationCheck;
 

@@ -2,11 +2,24 @@
 // deterministic encoding), nesting and sizes capped, so hostile bytes cost at most their own length. Pure.
 
 /** A decoded CBOR value: maps keep their keys (numbers or strings) in a Map. */
-export type CborValue = number | bigint | string | Uint8Array | boolean | null | undefined | CborValue[] | Map<CborValue, CborValue> | CborTag;
+export type CborValue =
+  | number
+  | bigint
+  | string
+  | Uint8Array
+  | boolean
+  | null
+  | undefined
+  | CborValue[]
+  | Map<CborValue, CborValue>
+  | CborTag;
 
 /** A tagged value (tag 18 is COSE_Sign1; tag 1 an epoch time). */
 export class CborTag {
-  constructor(readonly tag: number, readonly value: CborValue) {}
+  constructor(
+    readonly tag: number,
+    readonly value: CborValue,
+  ) {}
 }
 
 /** Thrown for bytes that are not the CBOR this decoder accepts. */

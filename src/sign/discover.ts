@@ -5,7 +5,12 @@ import { parseManifest, type Manifest } from '../oci/manifest.js';
 import type { ImageSource, RawManifest } from '../transport/transport.js';
 import { COSE_MEDIA_TYPE, JWS_MEDIA_TYPE, NOTATION_ARTIFACT_TYPE } from './notation.js';
 import { CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, REKOR_BUNDLE_ANNOTATION } from './keyless.js';
-import { BUNDLE_MEDIA_TYPE, SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE, type SignatureCandidate } from './types.js';
+import {
+  BUNDLE_MEDIA_TYPE,
+  SIGNATURE_ANNOTATION,
+  SIMPLE_SIGNING_MEDIA_TYPE,
+  type SignatureCandidate,
+} from './types.js';
 
 /** Largest signature manifest, payload or bundle read: simple-signing payloads are a few hundred bytes, bundles a few KiB. */
 export const MAX_SIGNATURE_BYTES = 1024 * 1024;
@@ -27,7 +32,8 @@ export function signatureTag(digest: Digest): string {
 
 /** Reads a blob of at most `max` bytes and checks its digest; throws with a one-line reason otherwise. */
 export async function readBoundedBlob(source: ImageSource, d: Descriptor, max = MAX_SIGNATURE_BYTES): Promise<Buffer> {
-  if (!Number.isSafeInteger(d.size) || d.size < 0 || d.size > max) throw new Error(`blob ${d.digest} claims ${d.size} bytes, over the ${max}-byte bound`);
+  if (!Number.isSafeInteger(d.size) || d.size < 0 || d.size > max)
+    throw new Error(`blob ${d.digest} claims ${d.size} bytes, over the ${max}-byte bound`);
   let stream: Readable;
   try {
     stream = await source.getBlob(d);
@@ -54,30 +60,42 @@ export async function readBoundedBlob(source: ImageSource, d: Descriptor, max = 
 }
 
 // v0.3 has its own media type; v0.1 and v0.2 carry the version as a parameter (`…bundle+json;version=0.2`).
-const isBundleType = (t: string): boolean => t === BUNDLE_MEDIA_TYPE || t.startsWith('application/vnd.dev.sigstore.bundle+json');
+const isBundleType = (t: string): boolean =>
+  t === BUNDLE_MEDIA_TYPE || t.startsWith('application/vnd.dev.sigstore.bundle+json');
 
 function problem(kind: SignatureCandidate['kind'], where: string, message: string): SignatureCandidate {
   return { kind, where, id: digestOf(`problem\n${where}\n${message}`), payload: new Uint8Array(0), problem: message };
 }
 
 function parseSmallManifest(m: RawManifest, what: string): Manifest {
-  if (m.bytes.length > MAX_SIGNATURE_BYTES) throw new Error(`${what} is ${m.bytes.length} bytes, over the ${MAX_SIGNATURE_BYTES}-byte bound`);
+  if (m.bytes.length > MAX_SIGNATURE_BYTES)
+    throw new Error(`${what} is ${m.bytes.length} bytes, over the ${MAX_SIGNATURE_BYTES}-byte bound`);
   return parseManifest(m.bytes, m.mediaType);
 }
 
 // Turns the signature layers of one manifest (a `.sig` manifest or a referrer) into candidates.
-async function candidatesOf(source: ImageSource, m: Manifest, where: string, quiet = false): Promise<SignatureCandidate[]> {
-  if (m.kind !== 'image') return quiet ? [] : [problem('simple-signing', where, 'not an image manifest, so it holds no signatures')];
+async function candidatesOf(
+  source: ImageSource,
+  m: Manifest,
+  where: string,
+  quiet = false,
+): Promise<SignatureCandidate[]> {
+  if (m.kind !== 'image')
+    return quiet ? [] : [problem('simple-signing', where, 'not an image manifest, so it holds no signatures')];
   const out: SignatureCandidate[] = [];
   const notation = m.artifactType === NOTATION_ARTIFACT_TYPE || m.config.mediaType === NOTATION_ARTIFACT_TYPE;
   const layers = m.layers.filter((l) =>
-    notation ? l.mediaType === JWS_MEDIA_TYPE || l.mediaType === COSE_MEDIA_TYPE : l.mediaType === SIMPLE_SIGNING_MEDIA_TYPE || isBundleType(l.mediaType),
+    notation
+      ? l.mediaType === JWS_MEDIA_TYPE || l.mediaType === COSE_MEDIA_TYPE
+      : l.mediaType === SIMPLE_SIGNING_MEDIA_TYPE || isBundleType(l.mediaType),
   );
   for (const [i, layer] of layers.entries()) {
     const kind = notation ? 'notation' : isBundleType(layer.mediaType) ? 'bundle' : 'simple-signing';
     const at = layers.length > 1 ? `${where}, layer ${i + 1}` : where;
     if (i >= MAX_SIGNATURES) {
-      out.push(problem(kind, where, `${layers.length - MAX_SIGNATURES} more signatures not read (over ${MAX_SIGNATURES})`));
+      out.push(
+        problem(kind, where, `${layers.length - MAX_SIGNATURES} more signatures not read (over ${MAX_SIGNATURES})`),
+      );
       break;
     }
     try {
@@ -122,7 +140,8 @@ export async function findSignatures(source: ImageSource, digest: Digest): Promi
     searched.push(`tag ${sigTag}`);
     try {
       const sig = await source.getTaggedManifest(sigTag, BOUND);
-      if (sig) candidates.push(...(await candidatesOf(source, parseSmallManifest(sig, `tag ${sigTag}`), `tag ${sigTag}`)));
+      if (sig)
+        candidates.push(...(await candidatesOf(source, parseSmallManifest(sig, `tag ${sigTag}`), `tag ${sigTag}`)));
     } catch (e) {
       candidates.push(problem('simple-signing', `tag ${sigTag}`, (e as Error).message));
     }
@@ -161,7 +180,8 @@ export async function findSignatures(source: ImageSource, digest: Digest): Promi
     }
     try {
       if (!isDigest(d.digest)) throw new Error('invalid digest');
-      if (d.size > MAX_SIGNATURE_BYTES) throw new Error(`manifest claims ${d.size} bytes, over the ${MAX_SIGNATURE_BYTES}-byte bound`);
+      if (d.size > MAX_SIGNATURE_BYTES)
+        throw new Error(`manifest claims ${d.size} bytes, over the ${MAX_SIGNATURE_BYTES}-byte bound`);
       const m = parseSmallManifest(await source.getManifest(d.digest, BOUND), where);
       // A fallback tag is a plain index anyone may write: a referrer counts only if it names this image.
       if (m.subject?.digest !== digest) {

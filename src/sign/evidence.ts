@@ -12,7 +12,14 @@ import { BUNDLE_MEDIA_TYPE, INTOTO_PAYLOAD_TYPE, SIMPLE_SIGNING_MEDIA_TYPE } fro
 const DSSE_MEDIA_TYPE = 'application/vnd.dsse.envelope.v1+json';
 
 /** Layers that hold a signature or an attestation: small documents, bounded like every signature read. */
-const SIGNATURE_LAYERS = new Set<string>([SIMPLE_SIGNING_MEDIA_TYPE, BUNDLE_MEDIA_TYPE, DSSE_MEDIA_TYPE, INTOTO_PAYLOAD_TYPE, JWS_MEDIA_TYPE, COSE_MEDIA_TYPE]);
+const SIGNATURE_LAYERS = new Set<string>([
+  SIMPLE_SIGNING_MEDIA_TYPE,
+  BUNDLE_MEDIA_TYPE,
+  DSSE_MEDIA_TYPE,
+  INTOTO_PAYLOAD_TYPE,
+  JWS_MEDIA_TYPE,
+  COSE_MEDIA_TYPE,
+]);
 /** Layers that hold a software bill of materials (`cosign attach sbom`, oras, syft). */
 const SBOM_LAYERS = new Set<string>([
   'application/spdx+json',
@@ -28,7 +35,8 @@ const SBOM_LAYERS = new Set<string>([
 export const MAX_SBOM_BYTES = 64 * 1024 * 1024;
 
 // Older sigstore bundles carry their version as a parameter (`application/vnd.dev.sigstore.bundle+json;version=0.2`).
-const isBundleType = (t: string): boolean => t === BUNDLE_MEDIA_TYPE || t.startsWith('application/vnd.dev.sigstore.bundle');
+const isBundleType = (t: string): boolean =>
+  t === BUNDLE_MEDIA_TYPE || t.startsWith('application/vnd.dev.sigstore.bundle');
 
 function isEvidenceLayer(d: Descriptor): boolean {
   if (SIGNATURE_LAYERS.has(d.mediaType) || isBundleType(d.mediaType)) return d.size <= MAX_SIGNATURE_BYTES;
@@ -39,7 +47,13 @@ function isEvidenceLayer(d: Descriptor): boolean {
 /** Artifact types a referrers index lists for signatures, attestations and SBOMs. */
 function isEvidenceArtifactType(t: string | undefined): boolean {
   if (!t) return false;
-  return isBundleType(t) || t.startsWith('application/vnd.dev.cosign') || t === NOTATION_ARTIFACT_TYPE || SIGNATURE_LAYERS.has(t) || SBOM_LAYERS.has(t);
+  return (
+    isBundleType(t) ||
+    t.startsWith('application/vnd.dev.cosign') ||
+    t === NOTATION_ARTIFACT_TYPE ||
+    SIGNATURE_LAYERS.has(t) ||
+    SBOM_LAYERS.has(t)
+  );
 }
 
 /**
@@ -48,7 +62,8 @@ function isEvidenceArtifactType(t: string | undefined): boolean {
  * index that lists only such artifacts. Trust rules judge images; evidence is what they judge them by.
  */
 export function isEvidence(m: Manifest): boolean {
-  if (m.kind === 'index') return m.manifests.length > 0 && m.manifests.every((d) => isEvidenceArtifactType(d.artifactType));
+  if (m.kind === 'index')
+    return m.manifests.length > 0 && m.manifests.every((d) => isEvidenceArtifactType(d.artifactType));
   return m.layers.length > 0 && m.layers.every(isEvidenceLayer);
 }
 

@@ -60,7 +60,8 @@ function repositoryOf(uri: string | undefined): string | undefined {
 /** The identity a Fulcio certificate (DER or PEM) carries. */
 export function certificateIdentity(cert: X509Certificate | Buffer): CertificateIdentity {
   const c = Buffer.isBuffer(cert) ? sigstoreCore().X509Certificate.parse(Buffer.from(cert)) : cert;
-  const prune = <T extends object>(o: T): T => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+  const prune = <T extends object>(o: T): T =>
+    Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
   const workflow = prune<WorkflowClaims>({
     repository: repositoryOf(derClaim(c, 12)) ?? rawClaim(c, 5),
     ref: derClaim(c, 14) ?? rawClaim(c, 6),
@@ -90,8 +91,10 @@ export class KeylessIdentityError extends Error {
 
 /** Checks a rule: it must pin the issuer and the subject (each exact or a regexp), as cosign requires; regexps must compile. */
 export function checkKeylessIdentity(id: KeylessIdentity): KeylessIdentity {
-  if (id.issuer === undefined && id.issuerRegExp === undefined) throw new KeylessIdentityError('a keyless identity needs issuer or issuerRegExp');
-  if (id.subject === undefined && id.subjectRegExp === undefined) throw new KeylessIdentityError('a keyless identity needs subject or subjectRegExp');
+  if (id.issuer === undefined && id.issuerRegExp === undefined)
+    throw new KeylessIdentityError('a keyless identity needs issuer or issuerRegExp');
+  if (id.subject === undefined && id.subjectRegExp === undefined)
+    throw new KeylessIdentityError('a keyless identity needs subject or subjectRegExp');
   for (const re of [id.issuerRegExp, id.subjectRegExp]) {
     if (re === undefined) continue;
     try {
@@ -115,7 +118,12 @@ function regexp(text: string): RegExp {
   return r;
 }
 
-function field(what: string, value: string | undefined, exact: string | undefined, re: string | undefined): string | undefined {
+function field(
+  what: string,
+  value: string | undefined,
+  exact: string | undefined,
+  re: string | undefined,
+): string | undefined {
   if (exact !== undefined && value !== exact) return what;
   if (re !== undefined && (value === undefined || !regexp(re).test(value))) return what;
   return undefined;
@@ -138,14 +146,22 @@ export function describeKeylessIdentity(id: KeylessIdentity): string {
 /** Who signed, in one phrase: the subject, then the issuer and the workflow claims that rules look at. */
 export function describeSigner(who: CertificateIdentity): string {
   const w = who.workflow;
-  const extra = [w.repository && `repository ${w.repository}`, w.ref && `ref ${w.ref}`, w.trigger && `trigger ${w.trigger}`].filter(Boolean);
+  const extra = [
+    w.repository && `repository ${w.repository}`,
+    w.ref && `ref ${w.ref}`,
+    w.trigger && `trigger ${w.trigger}`,
+  ].filter(Boolean);
   return `${who.subject ?? '(no subject)'} (issuer ${who.issuer ?? 'unknown'}${extra.length ? `, ${extra.join(', ')}` : ''})`;
 }
 
 /** Whether a signer matches one identity; when not, the first field that differs (`subject`, `issuer`, `github ref`). */
-export function matchKeylessIdentity(id: KeylessIdentity, who: CertificateIdentity): { ok: true } | { ok: false; differs: string } {
+export function matchKeylessIdentity(
+  id: KeylessIdentity,
+  who: CertificateIdentity,
+): { ok: true } | { ok: false; differs: string } {
   const miss =
-    field('subject', who.subject, id.subject, id.subjectRegExp) ?? field('issuer', who.issuer, id.issuer, id.issuerRegExp);
+    field('subject', who.subject, id.subject, id.subjectRegExp) ??
+    field('issuer', who.issuer, id.issuer, id.issuerRegExp);
   if (miss) return { ok: false, differs: miss };
   const g = id.github ?? {};
   const w = who.workflow;

@@ -43,7 +43,9 @@ const IS_NAME = new RegExp(`^(?:${DOMAIN}/)?${PATH_COMPONENT}(?:/${PATH_COMPONEN
  */
 function checkPrefix(prefix: string, field: string): void {
   if (IS_DOMAIN.test(prefix) || (IS_NAME.test(prefix) && STARTS_WITH_DOMAIN.test(prefix))) return;
-  throw new IdentityRuleError(`remapIdentity ${field} "${prefix}" must be a host[:port] or a name that starts with one (such as quay.io or docker.io/library), without tag or digest`);
+  throw new IdentityRuleError(
+    `remapIdentity ${field} "${prefix}" must be a host[:port] or a name that starts with one (such as quay.io or docker.io/library), without tag or digest`,
+  );
 }
 
 /** Validates a rule's fields (a policy file or the command line gave them); returns it unchanged. */
@@ -55,22 +57,30 @@ export function checkIdentityRule(rule: IdentityRule): IdentityRule {
       return rule;
     case 'exactReference': {
       const r = typeof rule.dockerReference === 'string' ? normalized(rule.dockerReference) : undefined;
-      if (!r || isNameOnly(r)) throw new IdentityRuleError(`exactReference needs "dockerReference" with a tag or digest, got ${JSON.stringify(rule.dockerReference)}`);
+      if (!r || isNameOnly(r))
+        throw new IdentityRuleError(
+          `exactReference needs "dockerReference" with a tag or digest, got ${JSON.stringify(rule.dockerReference)}`,
+        );
       return rule;
     }
     case 'exactRepository': {
       if (typeof rule.dockerRepository !== 'string' || !normalized(rule.dockerRepository)) {
-        throw new IdentityRuleError(`exactRepository needs "dockerRepository", a repository name, got ${JSON.stringify(rule.dockerRepository)}`);
+        throw new IdentityRuleError(
+          `exactRepository needs "dockerRepository", a repository name, got ${JSON.stringify(rule.dockerRepository)}`,
+        );
       }
       return rule;
     }
     case 'remapIdentity':
-      if (typeof rule.prefix !== 'string' || typeof rule.signedPrefix !== 'string') throw new IdentityRuleError('remapIdentity needs "prefix" and "signedPrefix"');
+      if (typeof rule.prefix !== 'string' || typeof rule.signedPrefix !== 'string')
+        throw new IdentityRuleError('remapIdentity needs "prefix" and "signedPrefix"');
       checkPrefix(rule.prefix, 'prefix');
       checkPrefix(rule.signedPrefix, 'signedPrefix');
       return rule;
     default:
-      throw new IdentityRuleError(`unknown signedIdentity type ${JSON.stringify((rule as { type: unknown }).type)}: expected matchExact, matchRepoDigestOrExact, matchRepository, exactReference, exactRepository or remapIdentity`);
+      throw new IdentityRuleError(
+        `unknown signedIdentity type ${JSON.stringify((rule as { type: unknown }).type)}: expected matchExact, matchRepoDigestOrExact, matchRepository, exactReference, exactRepository or remapIdentity`,
+      );
   }
 }
 
@@ -121,19 +131,28 @@ export function describeRule(rule: IdentityRule): string {
 // containers/image's matchRepoDigestOrExactReferenceValues.
 function repoDigestOrExact(intended: Reference, signed: Reference, signedText: string, what: string): IdentityMatch {
   if (isNameOnly(signed)) {
-    return { ok: false, reason: `signed for ${signedText} with neither tag nor digest (as cosign signs); ${what} needs a tag or digest in the signature: matchRepository or exactRepository accept it` };
+    return {
+      ok: false,
+      reason: `signed for ${signedText} with neither tag nor digest (as cosign signs); ${what} needs a tag or digest in the signature: matchRepository or exactRepository accept it`,
+    };
   }
   if (intended.tag) {
     const ok = formatReference(signed) === formatReference(intended);
     return ok
       ? { ok, reason: `signed for ${formatReference(signed)}, exactly this image's name` }
-      : { ok, reason: `signed for ${formatReference(signed)}, this is ${formatReference(intended)} (${what}: an image named by tag needs a signature for exactly that name)` };
+      : {
+          ok,
+          reason: `signed for ${formatReference(signed)}, this is ${formatReference(intended)} (${what}: an image named by tag needs a signature for exactly that name)`,
+        };
   }
   if (intended.digest) {
     const ok = nameOf(signed) === nameOf(intended);
     return ok
       ? { ok, reason: `signed for ${formatReference(signed)}, the same repository as ${formatReference(intended)}` }
-      : { ok, reason: `signed for ${formatReference(signed)}, this is ${formatReference(intended)} (another repository)` };
+      : {
+          ok,
+          reason: `signed for ${formatReference(signed)}, this is ${formatReference(intended)} (another repository)`,
+        };
   }
   return { ok: false, reason: `this image's name ${formatReference(intended)} has neither tag nor digest` };
 }
@@ -156,49 +175,92 @@ function remapped(rule: Extract<IdentityRule, { type: 'remapIdentity' }>, intend
  * (undefined for places without registry names, such as an OCI layout). Same semantics as
  * containers/image's signature/policy_reference_match.go; pure.
  */
-export function matchIdentity(rule: IdentityRule, signedReference: string | undefined, imageReference: string | undefined): IdentityMatch {
+export function matchIdentity(
+  rule: IdentityRule,
+  signedReference: string | undefined,
+  imageReference: string | undefined,
+): IdentityMatch {
   if (signedReference === undefined) {
-    return { ok: false, reason: 'the signature names no image (cosign 3 bundles sign only the digest), so no identity rule can accept it' };
+    return {
+      ok: false,
+      reason: 'the signature names no image (cosign 3 bundles sign only the digest), so no identity rule can accept it',
+    };
   }
   const signed = normalized(signedReference);
   if (!signed) return { ok: false, reason: `signed for "${signedReference}", which is not a valid image name` };
   const signedText = formatReference(signed);
-  const needsImageName = rule.type === 'matchExact' || rule.type === 'matchRepoDigestOrExact' || rule.type === 'matchRepository' || rule.type === 'remapIdentity';
+  const needsImageName =
+    rule.type === 'matchExact' ||
+    rule.type === 'matchRepoDigestOrExact' ||
+    rule.type === 'matchRepository' ||
+    rule.type === 'remapIdentity';
   let intended: Reference | undefined;
   if (needsImageName) {
     intended = imageReference === undefined ? undefined : normalized(imageReference);
     if (!intended) {
-      return { ok: false, reason: `${rule.type} compares with the image's registry name, and this image has none (an OCI layout): use exactReference or exactRepository` };
+      return {
+        ok: false,
+        reason: `${rule.type} compares with the image's registry name, and this image has none (an OCI layout): use exactReference or exactRepository`,
+      };
     }
   }
   switch (rule.type) {
     case 'matchExact': {
-      if (isNameOnly(intended!) || isNameOnly(signed)) return { ok: false, reason: `signed for ${signedText}; matchExact needs a tag or digest on both names` };
+      if (isNameOnly(intended!) || isNameOnly(signed))
+        return { ok: false, reason: `signed for ${signedText}; matchExact needs a tag or digest on both names` };
       const ok = signedText === formatReference(intended!);
-      return { ok, reason: ok ? `signed for ${signedText}, exactly this image's name` : `signed for ${signedText}, this is ${formatReference(intended!)} (matchExact)` };
+      return {
+        ok,
+        reason: ok
+          ? `signed for ${signedText}, exactly this image's name`
+          : `signed for ${signedText}, this is ${formatReference(intended!)} (matchExact)`,
+      };
     }
     case 'matchRepoDigestOrExact':
       return repoDigestOrExact(intended!, signed, signedText, 'matchRepoDigestOrExact');
     case 'matchRepository': {
       const ok = nameOf(signed) === nameOf(intended!);
-      return { ok, reason: ok ? `signed for ${signedText}, the same repository` : `signed for ${nameOf(signed)}, this is ${nameOf(intended!)} (matchRepository)` };
+      return {
+        ok,
+        reason: ok
+          ? `signed for ${signedText}, the same repository`
+          : `signed for ${nameOf(signed)}, this is ${nameOf(intended!)} (matchRepository)`,
+      };
     }
     case 'exactReference': {
       const want = normalized(rule.dockerReference);
-      if (!want || isNameOnly(want) || isNameOnly(signed)) return { ok: false, reason: `signed for ${signedText}; exactReference needs a tag or digest on both names` };
+      if (!want || isNameOnly(want) || isNameOnly(signed))
+        return { ok: false, reason: `signed for ${signedText}; exactReference needs a tag or digest on both names` };
       const ok = signedText === formatReference(want);
-      return { ok, reason: ok ? `signed for ${signedText}, the name the rule requires` : `signed for ${signedText}, the rule requires ${formatReference(want)} (exactReference)` };
+      return {
+        ok,
+        reason: ok
+          ? `signed for ${signedText}, the name the rule requires`
+          : `signed for ${signedText}, the rule requires ${formatReference(want)} (exactReference)`,
+      };
     }
     case 'exactRepository': {
       const want = normalized(rule.dockerRepository);
       const ok = !!want && nameOf(signed) === nameOf(want);
-      return { ok, reason: ok ? `signed for ${signedText}, in the repository the rule requires` : `signed for ${nameOf(signed)}, the rule requires repository ${want ? nameOf(want) : rule.dockerRepository} (exactRepository)` };
+      return {
+        ok,
+        reason: ok
+          ? `signed for ${signedText}, in the repository the rule requires`
+          : `signed for ${nameOf(signed)}, the rule requires repository ${want ? nameOf(want) : rule.dockerRepository} (exactRepository)`,
+      };
     }
     case 'remapIdentity': {
       const r = remapped(rule, intended!);
-      if (!r) return { ok: false, reason: `this image's name ${formatReference(intended!)} cannot be remapped from ${rule.prefix} to ${rule.signedPrefix}` };
+      if (!r)
+        return {
+          ok: false,
+          reason: `this image's name ${formatReference(intended!)} cannot be remapped from ${rule.prefix} to ${rule.signedPrefix}`,
+        };
       const m = repoDigestOrExact(r, signed, signedText, 'remapIdentity');
-      const via = r === intended ? `(${rule.prefix} does not cover ${nameOf(intended!)}, so it is not remapped)` : `(remapped from ${formatReference(intended!)})`;
+      const via =
+        r === intended
+          ? `(${rule.prefix} does not cover ${nameOf(intended!)}, so it is not remapped)`
+          : `(remapped from ${formatReference(intended!)})`;
       if (m.ok || isNameOnly(signed)) return { ok: m.ok, reason: `${m.reason} ${via}` };
       return { ok: false, reason: `signed for ${signedText}, this is ${formatReference(r)} ${via}` };
     }

@@ -64,22 +64,32 @@ export async function loadPolicyFile(path: string): Promise<TrustPolicy> {
     const p = isAbsolute(source) ? source : resolve(base, source);
     try {
       const buf = readFileSync(p);
-      if (buf.length > MAX_KEY_FILE) throw new KeyError(`${path}: ${field} ${source} is ${buf.length} bytes, larger than ${MAX_KEY_FILE}`);
+      if (buf.length > MAX_KEY_FILE)
+        throw new KeyError(`${path}: ${field} ${source} is ${buf.length} bytes, larger than ${MAX_KEY_FILE}`);
       return buf.toString('utf8');
     } catch (e) {
       if (e instanceof KeyError) throw e;
-      throw new KeyError(`${path}: cannot read ${field} ${source}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      throw new KeyError(
+        `${path}: cannot read ${field} ${source}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      );
     }
   };
   const keyless = (f: RawFulcio): KeylessTrust => {
-    const ca = f.caPath !== undefined ? readText(f.caPath, 'fulcio.caPath') : Buffer.from(f.caData!, 'base64').toString('utf8');
-    const rekor = [...f.rekorKeyPaths.map((k) => readText(k, 'rekorPublicKeyPath')), ...f.rekorKeyDatas.map((d) => Buffer.from(d, 'base64').toString('utf8'))];
+    const ca =
+      f.caPath !== undefined ? readText(f.caPath, 'fulcio.caPath') : Buffer.from(f.caData!, 'base64').toString('utf8');
+    const rekor = [
+      ...f.rekorKeyPaths.map((k) => readText(k, 'rekorPublicKeyPath')),
+      ...f.rekorKeyDatas.map((d) => Buffer.from(d, 'base64').toString('utf8')),
+    ];
     const root = rootFromPems(`fulcio ${f.caPath ?? 'caData'}`, ca, rekor);
     return { roots: [root], identities: [{ issuer: f.oidcIssuer, subject: f.subjectEmail }] };
   };
   return resolvePolicy(
     parsed,
-    (source, isData) => (isData ? trustedKeyFromPem(Buffer.from(source, 'base64').toString('utf8'), 'keyData') : trustedKeyFromPem(readText(source, 'keyPath'), source)),
+    (source, isData) =>
+      isData
+        ? trustedKeyFromPem(Buffer.from(source, 'base64').toString('utf8'), 'keyData')
+        : trustedKeyFromPem(readText(source, 'keyPath'), source),
     keyless,
   );
 }

@@ -53,7 +53,12 @@ export function bundleOfSimpleSigning(c: SignatureCandidate): Bundle {
   if (!isObject(rb) || typeof rb.SignedEntryTimestamp !== 'string' || !isObject(p) || typeof p.body !== 'string') {
     throw new Unusable('its transparency-log bundle lacks SignedEntryTimestamp or Payload.body');
   }
-  if (!Number.isSafeInteger(p.integratedTime) || !Number.isSafeInteger(p.logIndex) || typeof p.logID !== 'string' || !/^[0-9a-f]{64}$/.test(p.logID)) {
+  if (
+    !Number.isSafeInteger(p.integratedTime) ||
+    !Number.isSafeInteger(p.logIndex) ||
+    typeof p.logID !== 'string' ||
+    !/^[0-9a-f]{64}$/.test(p.logID)
+  ) {
     throw new Unusable('its transparency-log bundle has a bad integratedTime, logIndex or logID');
   }
   let body: unknown;
@@ -62,7 +67,8 @@ export function bundleOfSimpleSigning(c: SignatureCandidate): Bundle {
   } catch {
     throw new Unusable('its transparency-log entry body is not JSON');
   }
-  if (!isObject(body) || typeof body.kind !== 'string' || typeof body.apiVersion !== 'string') throw new Unusable('its transparency-log entry names no kind');
+  if (!isObject(body) || typeof body.kind !== 'string' || typeof body.apiVersion !== 'string')
+    throw new Unusable('its transparency-log entry names no kind');
   const leaf = pemToDer(c.certificate, 'certificate annotation');
   return sigstoreBundle().bundleFromJSON({
     mediaType: 'application/vnd.dev.sigstore.bundle+json;version=0.1',
@@ -95,7 +101,8 @@ function bundleOfReferrer(c: SignatureCandidate): Bundle {
     throw new Unusable('the bundle is not JSON');
   }
   const b = sigstoreBundle().bundleFromJSON(doc);
-  if (b.verificationMaterial.content.$case === 'publicKey') throw new Unusable('the bundle is signed with a key, not a certificate');
+  if (b.verificationMaterial.content.$case === 'publicKey')
+    throw new Unusable('the bundle is signed with a key, not a certificate');
   if (b.content.$case !== 'dsseEnvelope') throw new Unusable('a message-signature bundle signs a blob, not an image');
   return b;
 }
@@ -104,9 +111,11 @@ function bundleOfReferrer(c: SignatureCandidate): Bundle {
 function explain(e: unknown, root: SigstoreRoot): string {
   const code = (e as { code?: string }).code ?? '';
   const msg = (e as Error).message;
-  if (code.startsWith('CERTIFICATE')) return `its certificate does not chain to a CA of ${root.name} valid at the logged time (${msg})`;
+  if (code.startsWith('CERTIFICATE'))
+    return `its certificate does not chain to a CA of ${root.name} valid at the logged time (${msg})`;
   if (code.startsWith('TLOG_BODY')) return `its transparency-log entry is not for this signature (${msg})`;
-  if (code.startsWith('TLOG') || code.startsWith('TIMESTAMP')) return `its transparency-log proof does not verify against ${root.name} (${msg})`;
+  if (code.startsWith('TLOG') || code.startsWith('TIMESTAMP'))
+    return `its transparency-log proof does not verify against ${root.name} (${msg})`;
   if (code.startsWith('SIGNATURE')) return 'its signature does not verify with its certificate';
   return `it does not verify against ${root.name} (${msg})`;
 }
@@ -122,12 +131,18 @@ export function verifyKeyless(c: SignatureCandidate, root: SigstoreRoot): Keyles
     return { signed: false, reason: e instanceof Unusable ? e.message : `unreadable: ${(e as Error).message}` };
   }
   try {
-    new (sigstoreVerify().Verifier)(root.material, { ctlogThreshold: root.requireSCT ? 1 : 0, tlogThreshold: 1, timestampThreshold: 1 }).verify(entity);
+    new (sigstoreVerify().Verifier)(root.material, {
+      ctlogThreshold: root.requireSCT ? 1 : 0,
+      tlogThreshold: 1,
+      timestampThreshold: 1,
+    }).verify(entity);
   } catch (e) {
     return { signed: false, reason: explain(e, root) };
   }
   const key = entity.key;
-  const identity = certificateIdentity(key.$case === 'certificate' ? key.certificate : sigstoreCore().X509Certificate.parse(Buffer.alloc(0)));
+  const identity = certificateIdentity(
+    key.$case === 'certificate' ? key.certificate : sigstoreCore().X509Certificate.parse(Buffer.alloc(0)),
+  );
   try {
     if (c.kind === 'simple-signing') return { signed: true, identity, payload: parsePayload(c.payload) };
     const env = bundle.content.$case === 'dsseEnvelope' ? bundle.content.dsseEnvelope : undefined;

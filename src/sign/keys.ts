@@ -1,4 +1,11 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, scrypt, type KeyObject } from 'node:crypto';
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  randomBytes,
+  scrypt,
+  type KeyObject,
+} from 'node:crypto';
 import nacl from 'tweetnacl';
 import { keyFingerprint } from './crypto.js';
 
@@ -19,7 +26,9 @@ function deriveKey(password: Uint8Array, salt: Uint8Array, N: number, r: number,
   const memory = 128 * N * r;
   // Node's default maxmem (32 MiB) is below what N=32768, r=8 needs (32 MiB plus overhead).
   return new Promise((resolve, reject) =>
-    scrypt(password, salt, 32, { N, r, p, maxmem: 2 * memory + 1024 * 1024 }, (err, key) => (err ? reject(err) : resolve(key))),
+    scrypt(password, salt, 32, { N, r, p, maxmem: 2 * memory + 1024 * 1024 }, (err, key) =>
+      err ? reject(err) : resolve(key),
+    ),
   );
 }
 
@@ -36,7 +45,11 @@ export function readPemBlock(text: string): { type: string; body: Buffer } | und
 }
 
 /** Encrypts a PKCS#8 private key as cosign does: scrypt (N=32768, r=8, p=1) then nacl secretbox, as a PEM block. */
-export async function encryptPrivateKey(pkcs8: Buffer, password: string, type: string = SIGSTORE_KEY_PEM): Promise<string> {
+export async function encryptPrivateKey(
+  pkcs8: Buffer,
+  password: string,
+  type: string = SIGSTORE_KEY_PEM,
+): Promise<string> {
   const salt = randomBytes(32);
   const nonce = randomBytes(nacl.secretbox.nonceLength);
   const key = await deriveKey(Buffer.from(password, 'utf8'), salt, SCRYPT.N, SCRYPT.r, SCRYPT.p);
@@ -60,7 +73,9 @@ export async function decryptPrivateKey(text: string, password: string, name = '
   const block = readPemBlock(text);
   if (!block) throw new PrivateKeyError(`${name}: no PEM block`);
   if (block.type !== SIGSTORE_KEY_PEM && block.type !== COSIGN_KEY_PEM) {
-    throw new PrivateKeyError(`${name}: PEM type "${block.type}" is not a cosign key (${SIGSTORE_KEY_PEM} or ${COSIGN_KEY_PEM}); import other keys with cosign import-key-pair`);
+    throw new PrivateKeyError(
+      `${name}: PEM type "${block.type}" is not a cosign key (${SIGSTORE_KEY_PEM} or ${COSIGN_KEY_PEM}); import other keys with cosign import-key-pair`,
+    );
   }
   let doc: unknown;
   try {
@@ -68,19 +83,40 @@ export async function decryptPrivateKey(text: string, password: string, name = '
   } catch {
     throw new PrivateKeyError(`${name}: the encrypted key is not cosign's JSON`);
   }
-  if (!isObject(doc) || !isObject(doc.kdf) || !isObject(doc.cipher) || typeof doc.ciphertext !== 'string') throw new PrivateKeyError(`${name}: missing kdf, cipher or ciphertext`);
+  if (!isObject(doc) || !isObject(doc.kdf) || !isObject(doc.cipher) || typeof doc.ciphertext !== 'string')
+    throw new PrivateKeyError(`${name}: missing kdf, cipher or ciphertext`);
   const { kdf, cipher } = doc;
-  if (kdf.name !== 'scrypt' || !isObject(kdf.params) || typeof kdf.salt !== 'string') throw new PrivateKeyError(`${name}: key derivation ${JSON.stringify(kdf.name)} is not scrypt`);
-  if (cipher.name !== 'nacl/secretbox' || typeof cipher.nonce !== 'string') throw new PrivateKeyError(`${name}: cipher ${JSON.stringify(cipher.name)} is not nacl/secretbox`);
+  if (kdf.name !== 'scrypt' || !isObject(kdf.params) || typeof kdf.salt !== 'string')
+    throw new PrivateKeyError(`${name}: key derivation ${JSON.stringify(kdf.name)} is not scrypt`);
+  if (cipher.name !== 'nacl/secretbox' || typeof cipher.nonce !== 'string')
+    throw new PrivateKeyError(`${name}: cipher ${JSON.stringify(cipher.name)} is not nacl/secretbox`);
   const { N, r, p } = kdf.params as { N: unknown; r: unknown; p: unknown };
   const ints = [N, r, p].every((v) => Number.isSafeInteger(v) && (v as number) > 0);
-  if (!ints || ((N as number) & ((N as number) - 1)) !== 0 || 128 * (N as number) * (r as number) > MAX_SCRYPT_MEMORY || (p as number) > 16) {
-    throw new PrivateKeyError(`${name}: scrypt parameters N=${String(N)} r=${String(r)} p=${String(p)} are out of bounds`);
+  if (
+    !ints ||
+    ((N as number) & ((N as number) - 1)) !== 0 ||
+    128 * (N as number) * (r as number) > MAX_SCRYPT_MEMORY ||
+    (p as number) > 16
+  ) {
+    throw new PrivateKeyError(
+      `${name}: scrypt parameters N=${String(N)} r=${String(r)} p=${String(p)} are out of bounds`,
+    );
   }
   const nonce = Buffer.from(cipher.nonce, 'base64');
-  if (nonce.length !== nacl.secretbox.nonceLength) throw new PrivateKeyError(`${name}: nonce is not ${nacl.secretbox.nonceLength} bytes`);
-  const key = await deriveKey(Buffer.from(password, 'utf8'), Buffer.from(kdf.salt, 'base64'), N as number, r as number, p as number);
-  const plain = nacl.secretbox.open(new Uint8Array(Buffer.from(doc.ciphertext, 'base64')), new Uint8Array(nonce), new Uint8Array(key));
+  if (nonce.length !== nacl.secretbox.nonceLength)
+    throw new PrivateKeyError(`${name}: nonce is not ${nacl.secretbox.nonceLength} bytes`);
+  const key = await deriveKey(
+    Buffer.from(password, 'utf8'),
+    Buffer.from(kdf.salt, 'base64'),
+    N as number,
+    r as number,
+    p as number,
+  );
+  const plain = nacl.secretbox.open(
+    new Uint8Array(Buffer.from(doc.ciphertext, 'base64')),
+    new Uint8Array(nonce),
+    new Uint8Array(key),
+  );
   if (!plain) throw new PrivateKeyError(`${name}: wrong password (or a damaged key file)`);
   const der = Buffer.from(plain);
   try {
@@ -117,7 +153,9 @@ export async function generateKeyPair(password: string): Promise<KeyPairPem> {
 export function checkSigningKey(key: KeyObject, name = 'private key'): KeyObject {
   const curve = key.asymmetricKeyDetails?.namedCurve;
   if (key.asymmetricKeyType !== 'ec' || curve !== 'prime256v1') {
-    throw new PrivateKeyError(`${name}: a ${key.asymmetricKeyType ?? 'unknown'}${curve ? ` ${curve}` : ''} key; Sluice signs with ECDSA P-256 keys only`);
+    throw new PrivateKeyError(
+      `${name}: a ${key.asymmetricKeyType ?? 'unknown'}${curve ? ` ${curve}` : ''} key; Sluice signs with ECDSA P-256 keys only`,
+    );
   }
   return key;
 }

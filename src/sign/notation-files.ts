@@ -15,15 +15,21 @@ export function readTrustStore(dir: string, name: string): NotationStore {
   if (!m) throw new Error(`trust store name "${name}" is not <ca|signingAuthority|tsa>:<name>`);
   let files: string[];
   try {
-    files = readdirSync(dir).filter((f) => statSync(join(dir, f)).isFile()).sort();
+    files = readdirSync(dir)
+      .filter((f) => statSync(join(dir, f)).isFile())
+      .sort();
   } catch (e) {
-    throw new Error(`trust store ${name}: cannot read ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new Error(
+      `trust store ${name}: cannot read ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    );
   }
-  if (files.length > MAX_CERT_FILES) throw new Error(`trust store ${name}: ${files.length} files in ${dir}, more than ${MAX_CERT_FILES}`);
+  if (files.length > MAX_CERT_FILES)
+    throw new Error(`trust store ${name}: ${files.length} files in ${dir}, more than ${MAX_CERT_FILES}`);
   const certs: X509Certificate[] = [];
   for (const f of files) {
     const buf = readFileSync(join(dir, f));
-    if (buf.length > MAX_CERT_FILE) throw new Error(`trust store ${name}: ${f} is ${buf.length} bytes, larger than ${MAX_CERT_FILE}`);
+    if (buf.length > MAX_CERT_FILE)
+      throw new Error(`trust store ${name}: ${f} is ${buf.length} bytes, larger than ${MAX_CERT_FILE}`);
     const text = buf.toString('latin1');
     const pems = text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g);
     try {

@@ -56,27 +56,38 @@ export function parseNotationPolicy(text: string, file = 'trustpolicy.json'): No
     const where = `${file} trustPolicies[${i}]`;
     if (!isObject(p)) throw new NotationPolicyError(`${where} is not an object`);
     for (const k of Object.keys(p)) {
-      if (!['name', 'registryScopes', 'signatureVerification', 'trustStores', 'trustedIdentities'].includes(k)) throw new NotationPolicyError(`${where}: unknown field "${k}"`);
+      if (!['name', 'registryScopes', 'signatureVerification', 'trustStores', 'trustedIdentities'].includes(k))
+        throw new NotationPolicyError(`${where}: unknown field "${k}"`);
     }
-    if (typeof p.name !== 'string' || !p.name || seen.has(p.name)) throw new NotationPolicyError(`${where}: needs a unique name`);
+    if (typeof p.name !== 'string' || !p.name || seen.has(p.name))
+      throw new NotationPolicyError(`${where}: needs a unique name`);
     seen.add(p.name);
-    if (!strings(p.registryScopes) || p.registryScopes.length === 0) throw new NotationPolicyError(`${where} (${p.name}): registryScopes must be a non-empty list`);
-    if (p.registryScopes.includes('*') && p.registryScopes.length > 1) throw new NotationPolicyError(`${where} (${p.name}): "*" must be the only registry scope`);
+    if (!strings(p.registryScopes) || p.registryScopes.length === 0)
+      throw new NotationPolicyError(`${where} (${p.name}): registryScopes must be a non-empty list`);
+    if (p.registryScopes.includes('*') && p.registryScopes.length > 1)
+      throw new NotationPolicyError(`${where} (${p.name}): "*" must be the only registry scope`);
     const sv = p.signatureVerification;
     const level = isObject(sv) ? sv.level : undefined;
     if (level !== 'strict' && level !== 'permissive' && level !== 'audit' && level !== 'skip') {
-      throw new NotationPolicyError(`${where} (${p.name}): signatureVerification.level must be strict, permissive, audit or skip`);
+      throw new NotationPolicyError(
+        `${where} (${p.name}): signatureVerification.level must be strict, permissive, audit or skip`,
+      );
     }
     const override = isObject(sv) ? sv.override : undefined;
     const skipped = level === 'skip' && override === undefined;
     const enforcement = skipped ? undefined : withOverride(level, override, `${where} (${p.name})`);
     const trustStores = p.trustStores ?? [];
     const trustedIdentities = p.trustedIdentities ?? [];
-    if (!strings(trustStores) || !strings(trustedIdentities)) throw new NotationPolicyError(`${where} (${p.name}): trustStores and trustedIdentities must be lists of strings`);
+    if (!strings(trustStores) || !strings(trustedIdentities))
+      throw new NotationPolicyError(`${where} (${p.name}): trustStores and trustedIdentities must be lists of strings`);
     if (level !== 'skip' && (trustStores.length === 0 || trustedIdentities.length === 0)) {
       throw new NotationPolicyError(`${where} (${p.name}): a ${level} policy needs trustStores and trustedIdentities`);
     }
-    for (const s of trustStores) if (!/^(ca|signingAuthority|tsa):[A-Za-z0-9_.-]+$/.test(s)) throw new NotationPolicyError(`${where} (${p.name}): trust store "${s}" is not <ca|signingAuthority|tsa>:<name>`);
+    for (const s of trustStores)
+      if (!/^(ca|signingAuthority|tsa):[A-Za-z0-9_.-]+$/.test(s))
+        throw new NotationPolicyError(
+          `${where} (${p.name}): trust store "${s}" is not <ca|signingAuthority|tsa>:<name>`,
+        );
     const entry: NotationPolicyEntry = {
       name: p.name,
       registryScopes: p.registryScopes,
@@ -87,7 +98,8 @@ export function parseNotationPolicy(text: string, file = 'trustpolicy.json'): No
     if (enforcement) entry.enforcement = enforcement;
     return entry;
   });
-  if (out.filter((p) => p.registryScopes.includes('*')).length > 1) throw new NotationPolicyError(`${file}: only one policy may have the "*" scope`);
+  if (out.filter((p) => p.registryScopes.includes('*')).length > 1)
+    throw new NotationPolicyError(`${file}: only one policy may have the "*" scope`);
   return out;
 }
 
@@ -102,7 +114,8 @@ function withOverride(level: NotationPolicyEntry['level'], override: unknown, wh
     if (k === 'integrity') throw fail('integrity cannot be overridden (it is always enforced)');
     const allowed = OVERRIDABLE[k as keyof NotationEnforcement] as NotationAction[] | undefined;
     if (!allowed) throw fail(`override key "${k}" is not one of ${Object.keys(OVERRIDABLE).join(', ')}`);
-    if (!allowed.includes(v as NotationAction)) throw fail(`override ${k} must be ${allowed.join(' or ')}, not ${JSON.stringify(v)}`);
+    if (!allowed.includes(v as NotationAction))
+      throw fail(`override ${k} must be ${allowed.join(' or ')}, not ${JSON.stringify(v)}`);
     out[k as keyof NotationEnforcement] = v as NotationAction;
   }
   return out;
@@ -126,10 +139,19 @@ export function notationPolicyFor(policies: NotationPolicyEntry[], name: string)
  * integrity holds, with the other checks enforced or logged as the level (and its override) says. As in notation,
  * an image with no signature at all fails at every level but skip.
  */
-export function notationRequirement(p: NotationPolicyEntry | undefined, store: (name: string) => NotationStore, name: string): TrustRequirement {
+export function notationRequirement(
+  p: NotationPolicyEntry | undefined,
+  store: (name: string) => NotationStore,
+  name: string,
+): TrustRequirement {
   if (!p) return { type: 'reject' };
   if (p.level === 'skip' || !p.enforcement) return { type: 'insecureAcceptAnything' };
-  const req: NotationRequirement = { type: 'notationSigned', stores: p.trustStores.map(store), identities: p.trustedIdentities, name: `trust policy ${p.name} for ${name}` };
+  const req: NotationRequirement = {
+    type: 'notationSigned',
+    stores: p.trustStores.map(store),
+    identities: p.trustedIdentities,
+    name: `trust policy ${p.name} for ${name}`,
+  };
   if (p.level !== 'strict' || JSON.stringify(p.enforcement) !== JSON.stringify(NOTATION_LEVELS.strict)) {
     req.enforcement = p.enforcement;
     req.level = p.level;

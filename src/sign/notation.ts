@@ -65,7 +65,11 @@ interface Envelope {
   chain: Buffer[];
 }
 
-const KNOWN_CRIT = new Set(['io.cncf.notary.signingScheme', 'io.cncf.notary.expiry', 'io.cncf.notary.authenticSigningTime']);
+const KNOWN_CRIT = new Set([
+  'io.cncf.notary.signingScheme',
+  'io.cncf.notary.expiry',
+  'io.cncf.notary.authenticSigningTime',
+]);
 
 function b64url(text: unknown, what: string): Buffer {
   if (typeof text !== 'string' || !/^[A-Za-z0-9_-]*$/.test(text)) throw new NotationError(`${what} is not base64url`);
@@ -80,7 +84,10 @@ function parseJws(bytes: Uint8Array): Envelope {
     throw new NotationError('the JWS envelope is not JSON');
   }
   const protectedText = doc.protected;
-  const header = JSON.parse(b64url(protectedText, 'protected header').toString('utf8') || 'null') as Record<string, unknown> | null;
+  const header = JSON.parse(b64url(protectedText, 'protected header').toString('utf8') || 'null') as Record<
+    string,
+    unknown
+  > | null;
   if (!header || typeof header !== 'object') throw new NotationError('the protected header is not a JSON object');
   const unprotected = doc.header as { x5c?: unknown } | undefined;
   if (!unprotected || !Array.isArray(unprotected.x5c) || unprotected.x5c.length === 0 || unprotected.x5c.length > 10) {
@@ -89,8 +96,12 @@ function parseJws(bytes: Uint8Array): Envelope {
   const crit = header.crit;
   if (!Array.isArray(crit)) throw new NotationError('the protected header has no crit list');
   const unknown = crit.filter((c) => !KNOWN_CRIT.has(c as string));
-  if (unknown.length) throw new NotationError(`critical header ${unknown.join(', ')} is not understood (a verification plugin is needed)`);
-  if (header.cty !== PAYLOAD_TYPE) throw new NotationError(`content type ${JSON.stringify(header.cty)} is not ${PAYLOAD_TYPE}`);
+  if (unknown.length)
+    throw new NotationError(
+      `critical header ${unknown.join(', ')} is not understood (a verification plugin is needed)`,
+    );
+  if (header.cty !== PAYLOAD_TYPE)
+    throw new NotationError(`content type ${JSON.stringify(header.cty)} is not ${PAYLOAD_TYPE}`);
   const env: Envelope = {
     alg: String(header.alg),
     signingScheme: String(header['io.cncf.notary.signingScheme']),
@@ -108,7 +119,14 @@ function parseJws(bytes: Uint8Array): Envelope {
   return env;
 }
 
-const COSE_ALGS = new Map<number, string>([[-37, 'PS256'], [-38, 'PS384'], [-39, 'PS512'], [-7, 'ES256'], [-35, 'ES384'], [-36, 'ES512']]);
+const COSE_ALGS = new Map<number, string>([
+  [-37, 'PS256'],
+  [-38, 'PS384'],
+  [-39, 'PS512'],
+  [-7, 'ES256'],
+  [-35, 'ES384'],
+  [-36, 'ES512'],
+]);
 
 function parseCose(bytes: Uint8Array): Envelope {
   let top: CborValue;
@@ -120,7 +138,12 @@ function parseCose(bytes: Uint8Array): Envelope {
   const msg = top instanceof CborTag && top.tag === 18 ? top.value : top;
   if (!Array.isArray(msg) || msg.length !== 4) throw new NotationError('the COSE envelope is not a COSE_Sign1 message');
   const [prot, unprot, payload, signature] = msg;
-  if (!(prot instanceof Uint8Array) || !(unprot instanceof Map) || !(payload instanceof Uint8Array) || !(signature instanceof Uint8Array)) {
+  if (
+    !(prot instanceof Uint8Array) ||
+    !(unprot instanceof Map) ||
+    !(payload instanceof Uint8Array) ||
+    !(signature instanceof Uint8Array)
+  ) {
     throw new NotationError('the COSE_Sign1 message has the wrong shape');
   }
   let header: CborValue;
@@ -135,11 +158,16 @@ function parseCose(bytes: Uint8Array): Envelope {
   const crit = header.get(2);
   if (!Array.isArray(crit)) throw new NotationError('the COSE protected header has no crit list');
   const unknown = crit.filter((c) => !KNOWN_CRIT.has(c as string));
-  if (unknown.length) throw new NotationError(`critical header ${unknown.join(', ')} is not understood (a verification plugin is needed)`);
-  if (header.get(3) !== PAYLOAD_TYPE) throw new NotationError(`content type ${JSON.stringify(header.get(3))} is not ${PAYLOAD_TYPE}`);
+  if (unknown.length)
+    throw new NotationError(
+      `critical header ${unknown.join(', ')} is not understood (a verification plugin is needed)`,
+    );
+  if (header.get(3) !== PAYLOAD_TYPE)
+    throw new NotationError(`content type ${JSON.stringify(header.get(3))} is not ${PAYLOAD_TYPE}`);
   const x5chain = unprot.get(33);
   const chain = Array.isArray(x5chain) ? x5chain : x5chain instanceof Uint8Array ? [x5chain] : [];
-  if (chain.length === 0 || chain.length > 10 || chain.some((c) => !(c instanceof Uint8Array))) throw new NotationError('the envelope carries no certificate chain (x5chain)');
+  if (chain.length === 0 || chain.length > 10 || chain.some((c) => !(c instanceof Uint8Array)))
+    throw new NotationError('the envelope carries no certificate chain (x5chain)');
   const env: Envelope = {
     alg,
     signingScheme: String(header.get('io.cncf.notary.signingScheme')),
@@ -159,7 +187,13 @@ function verifySignature(alg: string, key: KeyObject, data: Buffer, sig: Buffer)
   const bits = alg.slice(2);
   const hash = `sha${bits}`;
   try {
-    if (alg.startsWith('PS')) return cryptoVerify(hash, data, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: Number(bits) / 8 }, sig);
+    if (alg.startsWith('PS'))
+      return cryptoVerify(
+        hash,
+        data,
+        { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: Number(bits) / 8 },
+        sig,
+      );
     if (alg.startsWith('ES')) return cryptoVerify(hash, data, { key, dsaEncoding: 'ieee-p1363' }, sig);
   } catch {
     return false;
@@ -173,7 +207,8 @@ const isCert = (a: X509Certificate, b: X509Certificate): boolean => a.fingerprin
 function chainTrusted(chain: X509Certificate[], store: NotationStore): string | undefined {
   for (const [i, c] of chain.entries()) {
     const issuer = chain[i + 1];
-    if (issuer && !(c.checkIssued(issuer) && c.verify(issuer.publicKey))) return `certificate ${i + 1} of the chain is not issued by the next one`;
+    if (issuer && !(c.checkIssued(issuer) && c.verify(issuer.publicKey)))
+      return `certificate ${i + 1} of the chain is not issued by the next one`;
   }
   const last = chain[chain.length - 1]!;
   const anchored = store.certs.some((t) => isCert(t, last) || (last.checkIssued(t) && last.verify(t.publicKey)));
@@ -232,17 +267,35 @@ export function verifyNotation(
   let env: Envelope;
   let chain: X509Certificate[];
   try {
-    env = mediaType === COSE_MEDIA_TYPE ? parseCose(bytes) : mediaType === JWS_MEDIA_TYPE ? parseJws(bytes) : (() => {
-      throw new NotationError(`envelope type ${mediaType} is neither ${JWS_MEDIA_TYPE} nor ${COSE_MEDIA_TYPE}`);
-    })();
+    env =
+      mediaType === COSE_MEDIA_TYPE
+        ? parseCose(bytes)
+        : mediaType === JWS_MEDIA_TYPE
+          ? parseJws(bytes)
+          : (() => {
+              throw new NotationError(`envelope type ${mediaType} is neither ${JWS_MEDIA_TYPE} nor ${COSE_MEDIA_TYPE}`);
+            })();
     chain = env.chain.map((der) => new X509Certificate(der));
   } catch (e) {
-    return { signed: false, reason: e instanceof NotationError ? e.message : `unreadable envelope: ${(e as Error).message}` };
+    return {
+      signed: false,
+      reason: e instanceof NotationError ? e.message : `unreadable envelope: ${(e as Error).message}`,
+    };
   }
   const leaf = chain[0]!;
-  if (!verifySignature(env.alg, leaf.publicKey, env.signed, env.signature)) return { signed: false, reason: `its ${env.alg} signature does not verify with its certificate` };
-  const type = env.signingScheme === 'notary.x509' ? 'ca' : env.signingScheme === 'notary.x509.signingAuthority' ? 'signingAuthority' : undefined;
-  if (!type) return { signed: false, reason: `signing scheme ${env.signingScheme} is not notary.x509 or notary.x509.signingAuthority` };
+  if (!verifySignature(env.alg, leaf.publicKey, env.signed, env.signature))
+    return { signed: false, reason: `its ${env.alg} signature does not verify with its certificate` };
+  const type =
+    env.signingScheme === 'notary.x509'
+      ? 'ca'
+      : env.signingScheme === 'notary.x509.signingAuthority'
+        ? 'signingAuthority'
+        : undefined;
+  if (!type)
+    return {
+      signed: false,
+      reason: `signing scheme ${env.signingScheme} is not notary.x509 or notary.x509.signingAuthority`,
+    };
   let target: unknown;
   try {
     const payload = JSON.parse(env.payload.toString('utf8')) as { targetArtifact?: { digest?: unknown } };
@@ -264,7 +317,9 @@ export function verifyNotation(
   let store: string | undefined;
   if (enforcement.authenticity !== 'skip') {
     const fitting = stores.filter((s) => s.type === type);
-    const why = fitting.length ? [] : [`signing scheme ${env.signingScheme} needs a ${type} trust store, and the rule names none`];
+    const why = fitting.length
+      ? []
+      : [`signing scheme ${env.signingScheme} needs a ${type} trust store, and the rule names none`];
     for (const s of fitting) {
       const problem = chainTrusted(chain, s);
       if (!problem) {

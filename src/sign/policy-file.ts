@@ -9,7 +9,13 @@ export class PolicyFileError extends Error {}
 export type RawRequirement =
   | { type: 'insecureAcceptAnything' }
   | { type: 'reject' }
-  | { type: 'sigstoreSigned'; keyPaths: string[]; keyDatas: string[]; fulcio?: RawFulcio; signedIdentity: IdentityRule };
+  | {
+      type: 'sigstoreSigned';
+      keyPaths: string[];
+      keyDatas: string[];
+      fulcio?: RawFulcio;
+      signedIdentity: IdentityRule;
+    };
 
 /** containers-policy.json's keyless form: `fulcio{caPath|caData, oidcIssuer, subjectEmail}` and the Rekor keys. */
 export interface RawFulcio {
@@ -38,7 +44,10 @@ const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null 
 
 function onlyFields(v: Json, allowed: string[], where: string): void {
   for (const k of Object.keys(v)) {
-    if (!allowed.includes(k)) throw new PolicyFileError(`${where}: unknown field "${k}" (containers-policy.json is strict: a typo must not weaken the policy)`);
+    if (!allowed.includes(k))
+      throw new PolicyFileError(
+        `${where}: unknown field "${k}" (containers-policy.json is strict: a typo must not weaken the policy)`,
+      );
   }
 }
 
@@ -50,15 +59,26 @@ function parseFulcio(v: Json, where: string): RawFulcio {
   const f = v.fulcio;
   if (!isObject(f)) throw new PolicyFileError(`${where}.fulcio must be an object`);
   onlyFields(f, ['caPath', 'caData', 'oidcIssuer', 'subjectEmail'], `${where}.fulcio`);
-  if ((f.caPath === undefined) === (f.caData === undefined)) throw new PolicyFileError(`${where}.fulcio: exactly one of caPath and caData must be present`);
+  if ((f.caPath === undefined) === (f.caData === undefined))
+    throw new PolicyFileError(`${where}.fulcio: exactly one of caPath and caData must be present`);
   for (const k of ['caPath', 'caData', 'oidcIssuer', 'subjectEmail']) {
-    if (f[k] !== undefined && (typeof f[k] !== 'string' || f[k] === '')) throw new PolicyFileError(`${where}.fulcio.${k} must be a non-empty string`);
+    if (f[k] !== undefined && (typeof f[k] !== 'string' || f[k] === ''))
+      throw new PolicyFileError(`${where}.fulcio.${k} must be a non-empty string`);
   }
-  if (f.oidcIssuer === undefined || f.subjectEmail === undefined) throw new PolicyFileError(`${where}.fulcio: oidcIssuer and subjectEmail are required`);
+  if (f.oidcIssuer === undefined || f.subjectEmail === undefined)
+    throw new PolicyFileError(`${where}.fulcio: oidcIssuer and subjectEmail are required`);
   const rekorKeyPaths = stringList(v, 'rekorPublicKeyPath', 'rekorPublicKeyPaths', where);
   const rekorKeyDatas = stringList(v, 'rekorPublicKeyData', 'rekorPublicKeyDatas', where);
-  if (rekorKeyPaths.length + rekorKeyDatas.length === 0) throw new PolicyFileError(`${where}: fulcio needs a Rekor key (rekorPublicKeyPath or rekorPublicKeyData): Sluice verifies keyless signatures offline, by their log proof`);
-  const out: RawFulcio = { oidcIssuer: f.oidcIssuer as string, subjectEmail: f.subjectEmail as string, rekorKeyPaths, rekorKeyDatas };
+  if (rekorKeyPaths.length + rekorKeyDatas.length === 0)
+    throw new PolicyFileError(
+      `${where}: fulcio needs a Rekor key (rekorPublicKeyPath or rekorPublicKeyData): Sluice verifies keyless signatures offline, by their log proof`,
+    );
+  const out: RawFulcio = {
+    oidcIssuer: f.oidcIssuer as string,
+    subjectEmail: f.subjectEmail as string,
+    rekorKeyPaths,
+    rekorKeyDatas,
+  };
   if (f.caPath !== undefined) out.caPath = f.caPath as string;
   else out.caData = f.caData as string;
   return out;
@@ -67,12 +87,14 @@ function parseFulcio(v: Json, where: string): RawFulcio {
 function stringList(v: Json, one: string, many: string, where: string): string[] {
   const out: string[] = [];
   if (v[one] !== undefined) {
-    if (typeof v[one] !== 'string' || v[one] === '') throw new PolicyFileError(`${where}.${one} must be a non-empty string`);
+    if (typeof v[one] !== 'string' || v[one] === '')
+      throw new PolicyFileError(`${where}.${one} must be a non-empty string`);
     out.push(v[one] as string);
   }
   if (v[many] !== undefined) {
     const list = v[many];
-    if (!Array.isArray(list) || list.length === 0 || list.some((x) => typeof x !== 'string' || x === '')) throw new PolicyFileError(`${where}.${many} must be a non-empty list of strings`);
+    if (!Array.isArray(list) || list.length === 0 || list.some((x) => typeof x !== 'string' || x === ''))
+      throw new PolicyFileError(`${where}.${many} must be a non-empty list of strings`);
     out.push(...(list as string[]));
   }
   return out;
@@ -110,33 +132,61 @@ function parseRequirement(v: unknown, where: string): RawRequirement {
     case 'sigstoreSigned': {
       const unsupported = Object.keys(v).filter((k) => UNSUPPORTED_SIGSTORE.includes(k));
       if (unsupported.length) {
-        throw new PolicyFileError(`${where}: ${unsupported.join(', ')} (a private PKI) is not supported by Sluice: use keyPath/keyPaths/keyData or fulcio`);
+        throw new PolicyFileError(
+          `${where}: ${unsupported.join(', ')} (a private PKI) is not supported by Sluice: use keyPath/keyPaths/keyData or fulcio`,
+        );
       }
-      onlyFields(v, ['type', 'keyPath', 'keyPaths', 'keyData', 'keyDatas', 'fulcio', ...REKOR_FIELDS, 'signedIdentity'], where);
+      onlyFields(
+        v,
+        ['type', 'keyPath', 'keyPaths', 'keyData', 'keyDatas', 'fulcio', ...REKOR_FIELDS, 'signedIdentity'],
+        where,
+      );
       if (v.fulcio !== undefined) {
         const keyed = ['keyPath', 'keyPaths', 'keyData', 'keyDatas'].filter((k) => v[k] !== undefined);
         if (keyed.length) throw new PolicyFileError(`${where}: fulcio and ${keyed.join(', ')} exclude each other`);
-        return { type: 'sigstoreSigned', keyPaths: [], keyDatas: [], fulcio: parseFulcio(v, where), signedIdentity: parseIdentity(v.signedIdentity, `${where}.signedIdentity`) };
+        return {
+          type: 'sigstoreSigned',
+          keyPaths: [],
+          keyDatas: [],
+          fulcio: parseFulcio(v, where),
+          signedIdentity: parseIdentity(v.signedIdentity, `${where}.signedIdentity`),
+        };
       }
       const rekor = REKOR_FIELDS.filter((k) => v[k] !== undefined);
-      if (rekor.length) throw new PolicyFileError(`${where}: ${rekor.join(', ')} without fulcio is not supported by Sluice (key signatures are checked without the log)`);
+      if (rekor.length)
+        throw new PolicyFileError(
+          `${where}: ${rekor.join(', ')} without fulcio is not supported by Sluice (key signatures are checked without the log)`,
+        );
       const keyPaths = stringList(v, 'keyPath', 'keyPaths', where);
       const keyDatas = stringList(v, 'keyData', 'keyDatas', where);
       const kinds = ['keyPath', 'keyPaths', 'keyData', 'keyDatas'].filter((k) => v[k] !== undefined);
-      if (kinds.length !== 1) throw new PolicyFileError(`${where}: exactly one of keyPath, keyPaths, keyData and keyDatas must be present (found ${kinds.length ? kinds.join(', ') : 'none'})`);
-      return { type: 'sigstoreSigned', keyPaths, keyDatas, signedIdentity: parseIdentity(v.signedIdentity, `${where}.signedIdentity`) };
+      if (kinds.length !== 1)
+        throw new PolicyFileError(
+          `${where}: exactly one of keyPath, keyPaths, keyData and keyDatas must be present (found ${kinds.length ? kinds.join(', ') : 'none'})`,
+        );
+      return {
+        type: 'sigstoreSigned',
+        keyPaths,
+        keyDatas,
+        signedIdentity: parseIdentity(v.signedIdentity, `${where}.signedIdentity`),
+      };
     }
     case 'signedBy':
-      throw new PolicyFileError(`${where}: signedBy (GPG simple signing) is not supported by Sluice; it verifies sigstoreSigned`);
+      throw new PolicyFileError(
+        `${where}: signedBy (GPG simple signing) is not supported by Sluice; it verifies sigstoreSigned`,
+      );
     default:
-      throw new PolicyFileError(`${where}.type "${v.type}" is not one of insecureAcceptAnything, reject, sigstoreSigned`);
+      throw new PolicyFileError(
+        `${where}.type "${v.type}" is not one of insecureAcceptAnything, reject, sigstoreSigned`,
+      );
   }
 }
 
 function parseList(v: unknown, where: string): RawRequirement[] {
   if (!Array.isArray(v)) throw new PolicyFileError(`${where} must be a list of requirements`);
   // containers/image refuses an empty list: it would silently mean "accept" to some readers.
-  if (v.length === 0) throw new PolicyFileError(`${where} is empty: write [{"type":"insecureAcceptAnything"}] to accept anything`);
+  if (v.length === 0)
+    throw new PolicyFileError(`${where} is empty: write [{"type":"insecureAcceptAnything"}] to accept anything`);
   return v.map((r, i) => parseRequirement(r, `${where}[${i}]`));
 }
 
@@ -180,7 +230,9 @@ export function resolvePolicy(
     list.map((r): TrustRequirement => {
       if (r.type !== 'sigstoreSigned') return r;
       const keys = [...r.keyPaths.map((k) => key(k, false)), ...r.keyDatas.map((k) => key(k, true))];
-      return r.fulcio ? { type: 'sigstoreSigned', keys, keyless: keyless(r.fulcio), signedIdentity: r.signedIdentity } : { type: 'sigstoreSigned', keys, signedIdentity: r.signedIdentity };
+      return r.fulcio
+        ? { type: 'sigstoreSigned', keys, keyless: keyless(r.fulcio), signedIdentity: r.signedIdentity }
+        : { type: 'sigstoreSigned', keys, signedIdentity: r.signedIdentity };
     });
   const transports: TrustPolicy['transports'] = {};
   for (const [t, scopes] of Object.entries(p.transports)) {
@@ -233,7 +285,10 @@ export interface PolicySubject {
 }
 
 /** The requirements the most specific matching scope gives (then the transport's "" scope, then "default"), and which scope that was. */
-export function requirementsFor(policy: TrustPolicy, subject: PolicySubject): { scope: string; requirements: TrustRequirement[] } {
+export function requirementsFor(
+  policy: TrustPolicy,
+  subject: PolicySubject,
+): { scope: string; requirements: TrustRequirement[] } {
   const scopes = policy.transports[subject.transport];
   if (scopes) {
     for (const s of subject.scopes) {

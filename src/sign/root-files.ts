@@ -8,7 +8,9 @@ import { MAX_TRUSTED_ROOT_BYTES, parseTrustedRoot, TrustedRootError, type Sigsto
 export const PUBLIC_GOOD = 'public-good';
 
 /** Where the pinned public-good trusted_root.json ships (see roots/README.md for its version). */
-export const PUBLIC_GOOD_PATH = fileURLToPath(new URL('../../../roots/sigstore-public-good.trusted_root.json', import.meta.url));
+export const PUBLIC_GOOD_PATH = fileURLToPath(
+  new URL('../../../roots/sigstore-public-good.trusted_root.json', import.meta.url),
+);
 
 /** Reads a trusted_root.json file; `name` is what messages call it. */
 export function readTrustedRoot(path: string, name = path, opts: { requireSCT?: boolean } = {}): SigstoreRoot {
@@ -16,9 +18,12 @@ export function readTrustedRoot(path: string, name = path, opts: { requireSCT?: 
   try {
     bytes = readFileSync(path);
   } catch (e) {
-    throw new TrustedRootError(`cannot read trusted root ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new TrustedRootError(
+      `cannot read trusted root ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    );
   }
-  if (bytes.length > MAX_TRUSTED_ROOT_BYTES) throw new TrustedRootError(`${path}: ${bytes.length} bytes, over the ${MAX_TRUSTED_ROOT_BYTES}-byte bound`);
+  if (bytes.length > MAX_TRUSTED_ROOT_BYTES)
+    throw new TrustedRootError(`${path}: ${bytes.length} bytes, over the ${MAX_TRUSTED_ROOT_BYTES}-byte bound`);
   return parseTrustedRoot(bytes, name, opts);
 }
 

@@ -6,13 +6,24 @@ import { parseManifest } from '../oci/manifest.js';
 import { EMPTY_JSON, MediaType } from '../oci/mediatypes.js';
 import { formatReference } from '../oci/reference.js';
 import { openDestination, openSource, type TransportOptions } from '../transport/index.js';
-import { parseTransportReference, type ImageDestination, type ImageSource, type RawManifest } from '../transport/transport.js';
+import {
+  parseTransportReference,
+  type ImageDestination,
+  type ImageSource,
+  type RawManifest,
+} from '../transport/transport.js';
 import { parseDockerReference } from '../transport/docker.js';
 import { buildPayload } from './payload.js';
 import { buildBundle, buildStatement, pae } from './bundle.js';
 import { signatureTag, MAX_SIGNATURE_BYTES } from './discover.js';
 import { decodeBase64, keyFingerprint, trustedKeyFromPem, verifyBytes } from './crypto.js';
-import { BUNDLE_MEDIA_TYPE, COSIGN_SIGN_PREDICATE, INTOTO_PAYLOAD_TYPE, SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE } from './types.js';
+import {
+  BUNDLE_MEDIA_TYPE,
+  COSIGN_SIGN_PREDICATE,
+  INTOTO_PAYLOAD_TYPE,
+  SIGNATURE_ANNOTATION,
+  SIMPLE_SIGNING_MEDIA_TYPE,
+} from './types.js';
 
 /** How to sign. */
 export interface SignOptions {
@@ -53,7 +64,9 @@ export function defaultIdentity(imageRef: string, digest: Digest): string | unde
   const { transport, rest } = parseTransportReference(imageRef);
   if (transport !== 'docker') return undefined;
   const ref = parseDockerReference(rest);
-  return ref.tag ? formatReference({ registry: ref.registry, repository: ref.repository, tag: ref.tag }) : formatReference({ registry: ref.registry, repository: ref.repository, digest });
+  return ref.tag
+    ? formatReference({ registry: ref.registry, repository: ref.repository, tag: ref.tag })
+    : formatReference({ registry: ref.registry, repository: ref.repository, digest });
 }
 
 function signBytes(key: KeyObject, data: Uint8Array): Buffer {
@@ -65,7 +78,11 @@ async function putBytes(dst: ImageDestination, d: Descriptor, bytes: Buffer): Pr
   await dst.putBlob(d, Readable.from([bytes]));
 }
 
-const describe = (mediaType: string, bytes: Buffer): Descriptor => ({ mediaType, digest: digestOf(bytes), size: bytes.length });
+const describe = (mediaType: string, bytes: Buffer): Descriptor => ({
+  mediaType,
+  digest: digestOf(bytes),
+  size: bytes.length,
+});
 
 // cosign's signature image config: zero times, one history entry and diff_id per payload layer.
 function sigConfig(layers: Descriptor[]): Buffer {
@@ -81,22 +98,37 @@ function sigConfig(layers: Descriptor[]): Buffer {
   );
 }
 
-async function writeSimpleSignature(src: ImageSource, dst: ImageDestination, digest: Digest, identity: string, key: KeyObject): Promise<{ written: string; added: boolean }> {
+async function writeSimpleSignature(
+  src: ImageSource,
+  dst: ImageDestination,
+  digest: Digest,
+  identity: string,
+  key: KeyObject,
+): Promise<{ written: string; added: boolean }> {
   const payload = buildPayload(identity, digest);
   const signature = signBytes(key, payload).toString('base64');
   const tag = signatureTag(digest);
   let layers: Descriptor[] = [];
   const existing = await src.getTaggedManifest?.(tag);
   if (existing) {
-    if (existing.bytes.length > MAX_SIGNATURE_BYTES) throw new Error(`tag ${tag} holds a ${existing.bytes.length}-byte manifest: not a signature manifest Sluice will extend`);
+    if (existing.bytes.length > MAX_SIGNATURE_BYTES)
+      throw new Error(
+        `tag ${tag} holds a ${existing.bytes.length}-byte manifest: not a signature manifest Sluice will extend`,
+      );
     const m = parseManifest(existing.bytes, existing.mediaType);
     if (m.kind !== 'image') throw new Error(`tag ${tag} holds an index, not cosign's signature manifest`);
     layers = m.layers;
   }
-  const layer: Descriptor = { ...describe(SIMPLE_SIGNING_MEDIA_TYPE, payload), annotations: { [SIGNATURE_ANNOTATION]: signature } };
+  const layer: Descriptor = {
+    ...describe(SIMPLE_SIGNING_MEDIA_TYPE, payload),
+    annotations: { [SIGNATURE_ANNOTATION]: signature },
+  };
   // ECDSA signatures differ every time, so a duplicate is the same payload already signed by this key
   // (cosign's dupe detector skips it the same way): signing twice does not grow the manifest.
-  const self = trustedKeyFromPem(createPublicKey(key).export({ type: 'spki', format: 'pem' }).toString(), 'signing key');
+  const self = trustedKeyFromPem(
+    createPublicKey(key).export({ type: 'spki', format: 'pem' }).toString(),
+    'signing key',
+  );
   const dupe = layers.some((l) => {
     const old = l.annotations?.[SIGNATURE_ANNOTATION];
     const bytes = old === undefined ? undefined : decodeBase64(old);
@@ -108,7 +140,9 @@ async function writeSimpleSignature(src: ImageSource, dst: ImageDestination, dig
   const configDesc = describe(MediaType.OciConfig, config);
   await putBytes(dst, layer, payload);
   await putBytes(dst, configDesc, config);
-  const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config: configDesc, layers }));
+  const manifest = Buffer.from(
+    JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config: configDesc, layers }),
+  );
   await dst.putManifest({ bytes: manifest, mediaType: MediaType.OciManifest, digest: digestOf(manifest) }, tag);
   return { written: `tag ${tag}`, added: true };
 }
@@ -124,7 +158,10 @@ async function writeBundleSignature(
   const sig = signBytes(key, pae(INTOTO_PAYLOAD_TYPE, statement));
   const der = createPublicKey(key).export({ type: 'spki', format: 'der' });
   const bundle = buildBundle(statement, sig, createHash('sha256').update(der).digest('base64'));
-  const layer: Descriptor = { ...describe(BUNDLE_MEDIA_TYPE, bundle), annotations: { 'org.opencontainers.image.title': `${digestTag(digestOf(bundle))}.sigstore.json` } };
+  const layer: Descriptor = {
+    ...describe(BUNDLE_MEDIA_TYPE, bundle),
+    annotations: { 'org.opencontainers.image.title': `${digestTag(digestOf(bundle))}.sigstore.json` },
+  };
   const empty = Buffer.from(EMPTY_JSON);
   const configDesc = describe(MediaType.OciEmpty, empty);
   const annotations = {
@@ -132,7 +169,15 @@ async function writeBundleSignature(
     'dev.sigstore.bundle.predicateType': COSIGN_SIGN_PREDICATE,
     'org.opencontainers.image.created': new Date().toISOString(),
   };
-  const manifestDoc = { schemaVersion: 2, mediaType: MediaType.OciManifest, artifactType: BUNDLE_MEDIA_TYPE, config: configDesc, layers: [layer], subject, annotations };
+  const manifestDoc = {
+    schemaVersion: 2,
+    mediaType: MediaType.OciManifest,
+    artifactType: BUNDLE_MEDIA_TYPE,
+    config: configDesc,
+    layers: [layer],
+    subject,
+    annotations,
+  };
   const bytes = Buffer.from(JSON.stringify(manifestDoc));
   const digest = digestOf(bytes);
   await putBytes(dst, layer, bundle);
@@ -149,7 +194,10 @@ async function writeBundleSignature(
         const m = parseManifest(prior.bytes, prior.mediaType);
         if (m.kind === 'index') manifests = m.manifests;
       }
-      manifests = [...manifests, { mediaType: MediaType.OciManifest, digest, size: bytes.length, artifactType: BUNDLE_MEDIA_TYPE, annotations }];
+      manifests = [
+        ...manifests,
+        { mediaType: MediaType.OciManifest, digest, size: bytes.length, artifactType: BUNDLE_MEDIA_TYPE, annotations },
+      ];
       const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests }));
       await dst.putManifest({ bytes: index, mediaType: MediaType.OciIndex, digest: digestOf(index) }, tag);
     }
@@ -171,7 +219,10 @@ async function childrenOf(src: ImageSource, top: RawManifest): Promise<{ childre
       for (const d of parsed.manifests) {
         if (seen.has(d.digest)) continue;
         seen.add(d.digest);
-        if (seen.size > MAX_CHILDREN) throw new Error(`${src.description} lists more than ${MAX_CHILDREN} manifests below its index: not signed recursively`);
+        if (seen.size > MAX_CHILDREN)
+          throw new Error(
+            `${src.description} lists more than ${MAX_CHILDREN} manifests below its index: not signed recursively`,
+          );
         let child: RawManifest;
         try {
           child = await src.getManifest(d.digest as Digest);
@@ -199,16 +250,29 @@ export async function signImage(imageRef: string, key: KeyObject, opts: SignOpti
     const top = await src.getManifest();
     const identity = opts.identity ?? defaultIdentity(imageRef, top.digest);
     if (!identity && !opts.bundle) {
-      throw new Error(`${src.description} has no registry name: say which name the signature binds with --identity NAME`);
+      throw new Error(
+        `${src.description} has no registry name: say which name the signature binds with --identity NAME`,
+      );
     }
     const dst = await openDestination(imageRef, opts.transport);
     try {
       const signOne = (m: RawManifest) =>
         opts.bundle
-          ? writeBundleSignature(src, dst, { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length }, identity, key)
+          ? writeBundleSignature(
+              src,
+              dst,
+              { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length },
+              identity,
+              key,
+            )
           : writeSimpleSignature(src, dst, m.digest, identity!, key);
       const w = await signOne(top);
-      const result: SignResult = { digest: top.digest, identity: identity ?? '', ...w, keyFingerprint: keyFingerprint(createPublicKey(key)) };
+      const result: SignResult = {
+        digest: top.digest,
+        identity: identity ?? '',
+        ...w,
+        keyFingerprint: keyFingerprint(createPublicKey(key)),
+      };
       if (opts.recursive) {
         const { children, missing } = await childrenOf(src, top);
         result.children = [];

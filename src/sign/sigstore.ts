@@ -14,10 +14,13 @@ let verify: typeof SigstoreVerify | undefined;
 let specs: typeof ProtobufSpecs | undefined;
 
 /** @sigstore/bundle: reading cosign's bundles. */
-export const sigstoreBundle = (): typeof SigstoreBundle => (bundle ??= require('@sigstore/bundle') as typeof SigstoreBundle);
+export const sigstoreBundle = (): typeof SigstoreBundle =>
+  (bundle ??= require('@sigstore/bundle') as typeof SigstoreBundle);
 /** @sigstore/core: X.509 parsing. */
 export const sigstoreCore = (): typeof SigstoreCore => (core ??= require('@sigstore/core') as typeof SigstoreCore);
 /** @sigstore/verify: the verifier and trust material. */
-export const sigstoreVerify = (): typeof SigstoreVerify => (verify ??= require('@sigstore/verify') as typeof SigstoreVerify);
+export const sigstoreVerify = (): typeof SigstoreVerify =>
+  (verify ??= require('@sigstore/verify') as typeof SigstoreVerify);
 /** @sigstore/protobuf-specs: the trusted root's schema. */
-export const protobufSpecs = (): typeof ProtobufSpecs => (specs ??= require('@sigstore/protobuf-specs') as typeof ProtobufSpecs);
+export const protobufSpecs = (): typeof ProtobufSpecs =>
+  (specs ??= require('@sigstore/protobuf-specs') as typeof ProtobufSpecs);

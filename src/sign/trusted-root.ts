@@ -29,16 +29,19 @@ export interface SigstoreRoot {
 
 /** Reads a trusted_root.json; refuses one without a Fulcio CA or a Rekor key, which could verify nothing keyless. */
 export function parseTrustedRoot(bytes: Uint8Array, name: string, opts: { requireSCT?: boolean } = {}): SigstoreRoot {
-  if (bytes.length > MAX_TRUSTED_ROOT_BYTES) throw new TrustedRootError(`${name}: ${bytes.length} bytes, over the ${MAX_TRUSTED_ROOT_BYTES}-byte bound`);
+  if (bytes.length > MAX_TRUSTED_ROOT_BYTES)
+    throw new TrustedRootError(`${name}: ${bytes.length} bytes, over the ${MAX_TRUSTED_ROOT_BYTES}-byte bound`);
   let doc: unknown;
   try {
     doc = JSON.parse(Buffer.from(bytes).toString('utf8'));
   } catch {
     throw new TrustedRootError(`${name}: not JSON`);
   }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new TrustedRootError(`${name}: not a JSON object`);
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
+    throw new TrustedRootError(`${name}: not a JSON object`);
   const mt = (doc as { mediaType?: unknown }).mediaType;
-  if (typeof mt !== 'string' || !MEDIA_TYPE.test(mt)) throw new TrustedRootError(`${name}: media type ${JSON.stringify(mt)} is not a sigstore trusted root`);
+  if (typeof mt !== 'string' || !MEDIA_TYPE.test(mt))
+    throw new TrustedRootError(`${name}: media type ${JSON.stringify(mt)} is not a sigstore trusted root`);
   let material: TrustMaterial;
   let root: TrustedRoot;
   try {
@@ -47,7 +50,8 @@ export function parseTrustedRoot(bytes: Uint8Array, name: string, opts: { requir
   } catch (e) {
     throw new TrustedRootError(`${name}: ${(e as Error).message}`);
   }
-  if (root.certificateAuthorities.length === 0) throw new TrustedRootError(`${name}: lists no certificate authority (Fulcio)`);
+  if (root.certificateAuthorities.length === 0)
+    throw new TrustedRootError(`${name}: lists no certificate authority (Fulcio)`);
   if (root.tlogs.length === 0) throw new TrustedRootError(`${name}: lists no transparency log (Rekor)`);
   const requireSCT = opts.requireSCT ?? root.ctlogs.length > 0;
   return { name, fingerprint: `sha256:${createHash('sha256').update(bytes).digest('hex')}`, material, requireSCT };
@@ -79,7 +83,14 @@ export function rootFromPems(name: string, caPem: string, rekorKeyPems: string[]
       publicKey: { rawBytes: der.toString('base64'), keyDetails: 'PKIX_ECDSA_P256_SHA_256', validFor: { start } },
       logId: { keyId: createHash('sha256').update(der).digest('base64') },
     })),
-    certificateAuthorities: [{ subject: {}, uri: 'fulcio', certChain: { certificates: certs.map((c) => ({ rawBytes: c.toString('base64') })) }, validFor: { start } }],
+    certificateAuthorities: [
+      {
+        subject: {},
+        uri: 'fulcio',
+        certChain: { certificates: certs.map((c) => ({ rawBytes: c.toString('base64') })) },
+        validFor: { start },
+      },
+    ],
     ctlogs: [],
     timestampAuthorities: [],
   };

@@ -11,7 +11,14 @@ import { evaluateRequirements } from './verify.js';
 import type { VerificationCache } from './cache.js';
 import type { NotationPolicyFile } from './notation-files.js';
 import { notationPolicyFor, notationRequirement } from './notation-policy.js';
-import type { IdentityRule, ImageIdentity, KeylessTrust, PolicyDecision, TrustedKey, TrustRequirement } from './types.js';
+import type {
+  IdentityRule,
+  ImageIdentity,
+  KeylessTrust,
+  PolicyDecision,
+  TrustedKey,
+  TrustRequirement,
+} from './types.js';
 
 /** Where an image reference points, for identity rules and policy scopes. */
 export interface ImageLocation {
@@ -52,8 +59,14 @@ export async function checkImageTrust(
   opts: { cache?: VerificationCache; scope?: string } = {},
 ): Promise<TrustCheck> {
   const needsSignatures = requirements.some((r) => r.type === 'sigstoreSigned' || r.type === 'notationSigned');
-  const discovery: Discovery = needsSignatures ? await findSignatures(source, image.digest) : { candidates: [], searched: [] };
-  const decision = evaluateRequirements(image, discovery.candidates, requirements, { cache: opts.cache, searched: discovery.searched, scope: opts.scope });
+  const discovery: Discovery = needsSignatures
+    ? await findSignatures(source, image.digest)
+    : { candidates: [], searched: [] };
+  const decision = evaluateRequirements(image, discovery.candidates, requirements, {
+    cache: opts.cache,
+    searched: discovery.searched,
+    scope: opts.scope,
+  });
   return { image, discovery, decision };
 }
 
@@ -71,7 +84,10 @@ export interface VerifyImageOptions {
 }
 
 /** The requirements `opts` give for an image: the policy's most specific scope, or one sigstoreSigned requirement from keys and rule. */
-export function requirementsOf(location: ImageLocation, opts: VerifyImageOptions): { requirements: TrustRequirement[]; scope?: string } {
+export function requirementsOf(
+  location: ImageLocation,
+  opts: VerifyImageOptions,
+): { requirements: TrustRequirement[]; scope?: string } {
   const cosign = opts.policy || opts.keys?.length || opts.keyless;
   if (opts.notation && !cosign) return { requirements: [notationOf(location, opts.notation)] };
   const out = cosignRequirementsOf(location, opts);
@@ -85,18 +101,28 @@ function notationOf(location: ImageLocation, n: NotationPolicyFile): TrustRequir
   return notationRequirement(notationPolicyFor(n.policies, name), (s) => n.stores.get(s)!, name || '(no name)');
 }
 
-function cosignRequirementsOf(location: ImageLocation, opts: VerifyImageOptions): { requirements: TrustRequirement[]; scope?: string } {
+function cosignRequirementsOf(
+  location: ImageLocation,
+  opts: VerifyImageOptions,
+): { requirements: TrustRequirement[]; scope?: string } {
   if (opts.policy) {
     const { scope, requirements } = requirementsFor(opts.policy, location.subject);
     return { requirements, scope };
   }
-  const req: TrustRequirement = { type: 'sigstoreSigned', keys: opts.keys ?? [], signedIdentity: opts.identityRule ?? { type: 'matchRepoDigestOrExact' } };
+  const req: TrustRequirement = {
+    type: 'sigstoreSigned',
+    keys: opts.keys ?? [],
+    signedIdentity: opts.identityRule ?? { type: 'matchRepoDigestOrExact' },
+  };
   if (opts.keyless) req.keyless = opts.keyless;
   return { requirements: [req] };
 }
 
 /** Opens `imageRef`, finds its signatures and checks them (`sluice verify`). */
-export async function verifyImage(imageRef: string, opts: VerifyImageOptions): Promise<TrustCheck & { description: string }> {
+export async function verifyImage(
+  imageRef: string,
+  opts: VerifyImageOptions,
+): Promise<TrustCheck & { description: string }> {
   const location = locateImage(imageRef);
   const { requirements, scope } = requirementsOf(location, opts);
   const source = await openSource(imageRef, opts.transport);

@@ -55,7 +55,12 @@ function checkWithKey(c: SignatureCandidate, key: TrustedKey): SignatureCheck {
 }
 
 /** The check of `c` with `key`, from the cache when this manifest, signature and key were checked before. */
-export function checkSignature(image: ImageIdentity, c: SignatureCandidate, key: TrustedKey, cache: VerificationCache = defaultVerificationCache): SignatureCheck {
+export function checkSignature(
+  image: ImageIdentity,
+  c: SignatureCandidate,
+  key: TrustedKey,
+  cache: VerificationCache = defaultVerificationCache,
+): SignatureCheck {
   const k = VerificationCache.key(image.digest, c.id, key.fingerprint);
   // Key fingerprints, `keyless:` and `notation:` never collide, so what a fingerprint's entry holds is a key check.
   let v = cache.get(k) as SignatureCheck | undefined;
@@ -66,14 +71,24 @@ export function checkSignature(image: ImageIdentity, c: SignatureCandidate, key:
   return v;
 }
 
-function verdict(c: SignatureCandidate, accepted: boolean, reason: string, extra: Partial<SignatureVerdict> = {}): SignatureVerdict {
+function verdict(
+  c: SignatureCandidate,
+  accepted: boolean,
+  reason: string,
+  extra: Partial<SignatureVerdict> = {},
+): SignatureVerdict {
   return { where: c.where, kind: c.kind, accepted, reason, ...extra };
 }
 
 type SigstoreRequirement = Extract<TrustRequirement, { type: 'sigstoreSigned' }>;
 
 /** The keyless check of `c` under `root`, from the cache when this manifest, signature and root were checked before. */
-export function checkKeylessSignature(image: ImageIdentity, c: SignatureCandidate, root: KeylessTrust['roots'][number], cache = defaultVerificationCache): KeylessCheck {
+export function checkKeylessSignature(
+  image: ImageIdentity,
+  c: SignatureCandidate,
+  root: KeylessTrust['roots'][number],
+  cache = defaultVerificationCache,
+): KeylessCheck {
   const k = VerificationCache.key(image.digest, c.id, `keyless:${root.fingerprint}`);
   let v = cache.get(k) as KeylessCheck | undefined;
   if (!v) {
@@ -84,7 +99,13 @@ export function checkKeylessSignature(image: ImageIdentity, c: SignatureCandidat
 }
 
 // A keyless signature: certificate and log proof under one of the roots, then the digest, the identity, the name.
-function judgeKeyless(image: ImageIdentity, c: SignatureCandidate, req: SigstoreRequirement, trust: KeylessTrust, cache: VerificationCache): SignatureVerdict {
+function judgeKeyless(
+  image: ImageIdentity,
+  c: SignatureCandidate,
+  req: SigstoreRequirement,
+  trust: KeylessTrust,
+  cache: VerificationCache,
+): SignatureVerdict {
   let check: Extract<KeylessCheck, { signed: true }> | undefined;
   const failures: string[] = [];
   for (const root of trust.roots) {
@@ -97,24 +118,45 @@ function judgeKeyless(image: ImageIdentity, c: SignatureCandidate, req: Sigstore
   }
   if (!check) return verdict(c, false, `not a valid keyless signature: ${failures.join('; ') || 'no trusted roots'}`);
   const signer = describeSigner(check.identity);
-  if ('payloadError' in check) return verdict(c, false, `signed by ${signer}, but its payload is not an image signature: ${check.payloadError}`, { signer });
+  if ('payloadError' in check)
+    return verdict(c, false, `signed by ${signer}, but its payload is not an image signature: ${check.payloadError}`, {
+      signer,
+    });
   const payload = check.payload;
   if (payload.manifestDigest !== image.digest) {
-    return verdict(c, false, `signed by ${signer} over another digest: signed ${payload.manifestDigest}, this image is ${image.digest}`, { signer, payload });
+    return verdict(
+      c,
+      false,
+      `signed by ${signer} over another digest: signed ${payload.manifestDigest}, this image is ${image.digest}`,
+      { signer, payload },
+    );
   }
   const who = check.identity;
   const misses = trust.identities.map((id) => ({ id, m: matchKeylessIdentity(id, who) }));
   if (!misses.some((x) => x.m.ok)) {
-    const wants = misses.map((x) => `${describeKeylessIdentity(x.id)} (its ${x.m.ok ? '' : x.m.differs} differs)`).join('; or ');
-    return verdict(c, false, `signed by ${signer}, but the rule wants ${wants || 'an identity, and names none'}`, { signer, payload });
+    const wants = misses
+      .map((x) => `${describeKeylessIdentity(x.id)} (its ${x.m.ok ? '' : x.m.differs} differs)`)
+      .join('; or ');
+    return verdict(c, false, `signed by ${signer}, but the rule wants ${wants || 'an identity, and names none'}`, {
+      signer,
+      payload,
+    });
   }
   const m = matchIdentity(req.signedIdentity, payload.dockerReference, image.dockerReference);
   if (!m.ok) return verdict(c, false, `signed by ${signer} over this digest, but ${m.reason}`, { signer, payload });
-  return verdict(c, true, `signed keylessly by ${signer}, ${m.reason} (${describeRule(req.signedIdentity)})`, { signer, payload });
+  return verdict(c, true, `signed keylessly by ${signer}, ${m.reason} (${describeRule(req.signedIdentity)})`, {
+    signer,
+    payload,
+  });
 }
 
 // A signature with one of the keys.
-function judgeWithKeys(image: ImageIdentity, c: SignatureCandidate, req: SigstoreRequirement, cache: VerificationCache): SignatureVerdict {
+function judgeWithKeys(
+  image: ImageIdentity,
+  c: SignatureCandidate,
+  req: SigstoreRequirement,
+  cache: VerificationCache,
+): SignatureVerdict {
   if (c.kind === 'simple-signing' && (c.signature === undefined || !decodeBase64(c.signature))) {
     return verdict(c, false, 'its signature annotation is missing or not base64');
   }
@@ -133,13 +175,30 @@ function judgeWithKeys(image: ImageIdentity, c: SignatureCandidate, req: Sigstor
   }
   if (!found) {
     const n = req.keys.length;
-    return verdict(c, false, n === 1 ? `signed by another key, not ${keyLabel(req.keys[0]!)}` : `signed by another key, none of the ${n} keys tried`);
+    return verdict(
+      c,
+      false,
+      n === 1
+        ? `signed by another key, not ${keyLabel(req.keys[0]!)}`
+        : `signed by another key, none of the ${n} keys tried`,
+    );
   }
   const key = keyLabel(found.key);
-  if ('payloadError' in found.check) return verdict(c, false, `signed by ${key}, but its payload is not an image signature: ${found.check.payloadError}`, { key });
+  if ('payloadError' in found.check)
+    return verdict(
+      c,
+      false,
+      `signed by ${key}, but its payload is not an image signature: ${found.check.payloadError}`,
+      { key },
+    );
   const payload = found.check.payload;
   if (payload.manifestDigest !== image.digest) {
-    return verdict(c, false, `signature over another digest: signed ${payload.manifestDigest}, this image is ${image.digest}`, { key, payload });
+    return verdict(
+      c,
+      false,
+      `signature over another digest: signed ${payload.manifestDigest}, this image is ${image.digest}`,
+      { key, payload },
+    );
   }
   const m = matchIdentity(req.signedIdentity, payload.dockerReference, image.dockerReference);
   if (!m.ok) return verdict(c, false, `signed by ${key} over this digest, but ${m.reason}`, { key, payload });
@@ -151,7 +210,12 @@ function judgeWithKeys(image: ImageIdentity, c: SignatureCandidate, req: Sigstor
  * keys made it, or when it is a valid keyless signature by one of the identities. The reason names the first
  * thing that failed, from the route the signature itself takes (a certificate: keyless; none: the keys).
  */
-export function judgeSignature(image: ImageIdentity, c: SignatureCandidate, req: SigstoreRequirement, cache: VerificationCache = defaultVerificationCache): SignatureVerdict {
+export function judgeSignature(
+  image: ImageIdentity,
+  c: SignatureCandidate,
+  req: SigstoreRequirement,
+  cache: VerificationCache = defaultVerificationCache,
+): SignatureVerdict {
   if (c.problem) return verdict(c, false, c.problem);
   const viaKeys = req.keys.length > 0 ? judgeWithKeys(image, c, req, cache) : undefined;
   if (viaKeys?.accepted || !req.keyless) return viaKeys ?? verdict(c, false, 'the requirement names no keys');
@@ -161,7 +225,13 @@ export function judgeSignature(image: ImageIdentity, c: SignatureCandidate, req:
 }
 
 /** The notation check of `c` under `req`'s stores and level, cached per envelope, stores and level; redone past `notAfter`. */
-function checkNotation(image: ImageIdentity, c: SignatureCandidate, req: NotationRequirement, now: number, cache: VerificationCache): NotationCheck {
+function checkNotation(
+  image: ImageIdentity,
+  c: SignatureCandidate,
+  req: NotationRequirement,
+  now: number,
+  cache: VerificationCache,
+): NotationCheck {
   const e = req.enforcement;
   const level = e ? `:${e.authenticity},${e.authenticTimestamp},${e.expiry},${e.revocation}` : '';
   const k = VerificationCache.key(image.digest, c.id, `notation:${req.stores.map((s) => s.name).join(',')}${level}`);
@@ -177,12 +247,24 @@ function checkNotation(image: ImageIdentity, c: SignatureCandidate, req: Notatio
  * Judges one notation envelope: integrity, trust store and time, then the signed digest (always enforced), then the
  * leaf's subject (authenticity: enforced unless the level only logs it). What was only logged is in the reason.
  */
-export function judgeNotation(image: ImageIdentity, c: SignatureCandidate, req: NotationRequirement, now: number, cache = defaultVerificationCache): SignatureVerdict {
+export function judgeNotation(
+  image: ImageIdentity,
+  c: SignatureCandidate,
+  req: NotationRequirement,
+  now: number,
+  cache = defaultVerificationCache,
+): SignatureVerdict {
   if (c.problem) return verdict(c, false, c.problem);
   const v = checkNotation(image, c, req, now, cache);
   if (!v.signed) return verdict(c, false, `not a valid notation signature: ${v.reason}`);
   const signer = `${v.subject} (${v.store ? `trust store ${v.store}` : 'no trust store vouches for it'})`;
-  if (v.targetDigest !== image.digest) return verdict(c, false, `signed by ${signer} over another digest: signed ${v.targetDigest}, this image is ${image.digest}`, { signer });
+  if (v.targetDigest !== image.digest)
+    return verdict(
+      c,
+      false,
+      `signed by ${signer} over another digest: signed ${v.targetDigest}, this image is ${image.digest}`,
+      { signer },
+    );
   const logged = [...v.logged];
   if (!matchTrustedIdentity(req.identities, v.subject)) {
     const miss = `signed by ${signer}, but the rule trusts only ${req.identities.join(' | ') || 'no identities'}`;
@@ -211,42 +293,80 @@ export function describeRequirement(req: TrustRequirement): string {
 }
 
 /** Checks the image's signatures against one requirement; pure, and cheap when the cache is warm. */
-export function verifyRequirement(image: ImageIdentity, candidates: SignatureCandidate[], req: TrustRequirement, opts: VerifyOptions = {}): VerificationResult {
+export function verifyRequirement(
+  image: ImageIdentity,
+  candidates: SignatureCandidate[],
+  req: TrustRequirement,
+  opts: VerifyOptions = {},
+): VerificationResult {
   const requirement = describeRequirement(req);
   if (req.type === 'insecureAcceptAnything') {
-    return { requirement, satisfied: true, summary: 'accepted without looking at signatures (insecureAcceptAnything)', keysTried: [], signatures: [] };
+    return {
+      requirement,
+      satisfied: true,
+      summary: 'accepted without looking at signatures (insecureAcceptAnything)',
+      keysTried: [],
+      signatures: [],
+    };
   }
   if (req.type === 'reject') {
     return { requirement, satisfied: false, summary: 'refused by a reject requirement', keysTried: [], signatures: [] };
   }
   if (req.type === 'notationSigned') {
     const now = opts.now ?? Date.now();
-    const signatures = candidates.filter((c) => c.kind === 'notation').map((c) => judgeNotation(image, c, req, now, opts.cache));
-    return summarize(requirement, signatures, image, opts, req.stores.map((s) => `trust store ${s.name}`), 'notation signatures');
+    const signatures = candidates
+      .filter((c) => c.kind === 'notation')
+      .map((c) => judgeNotation(image, c, req, now, opts.cache));
+    return summarize(
+      requirement,
+      signatures,
+      image,
+      opts,
+      req.stores.map((s) => `trust store ${s.name}`),
+      'notation signatures',
+    );
   }
   const keysTried = [...req.keys.map(keyLabel), ...(req.keyless?.roots.map((r) => `keyless under ${r.name}`) ?? [])];
-  if (req.keys.length === 0 && !req.keyless) return { requirement, satisfied: false, summary: 'the requirement names no keys', keysTried, signatures: [] };
-  const signatures = candidates.filter((c) => c.kind !== 'notation').map((c) => judgeSignature(image, c, req, opts.cache));
+  if (req.keys.length === 0 && !req.keyless)
+    return { requirement, satisfied: false, summary: 'the requirement names no keys', keysTried, signatures: [] };
+  const signatures = candidates
+    .filter((c) => c.kind !== 'notation')
+    .map((c) => judgeSignature(image, c, req, opts.cache));
   return summarize(requirement, signatures, image, opts, keysTried, 'signatures');
 }
 
-function summarize(requirement: string, signatures: SignatureVerdict[], image: ImageIdentity, opts: VerifyOptions, keysTried: string[], what: string): VerificationResult {
+function summarize(
+  requirement: string,
+  signatures: SignatureVerdict[],
+  image: ImageIdentity,
+  opts: VerifyOptions,
+  keysTried: string[],
+  what: string,
+): VerificationResult {
   const ok = signatures.find((s) => s.accepted);
   let summary: string;
   if (ok) summary = `satisfied by ${ok.where}: ${ok.reason}`;
-  else if (signatures.length === 0) summary = `no ${what} found for ${image.digest}${opts.searched?.length ? ` (looked at ${opts.searched.join(', ')})` : ''}`;
-  else summary = `none of ${signatures.length} signature${signatures.length === 1 ? '' : 's'} satisfies it: ${signatures.map((s) => `${s.where}: ${s.reason}`).join('; ')}`;
+  else if (signatures.length === 0)
+    summary = `no ${what} found for ${image.digest}${opts.searched?.length ? ` (looked at ${opts.searched.join(', ')})` : ''}`;
+  else
+    summary = `none of ${signatures.length} signature${signatures.length === 1 ? '' : 's'} satisfies it: ${signatures.map((s) => `${s.where}: ${s.reason}`).join('; ')}`;
   return { requirement, satisfied: !!ok, summary, keysTried, signatures };
 }
 
 /** Checks a whole requirement list: every requirement must be satisfied (an empty list allows nothing). */
-export function evaluateRequirements(image: ImageIdentity, candidates: SignatureCandidate[], reqs: TrustRequirement[], opts: VerifyOptions & { scope?: string } = {}): PolicyDecision {
+export function evaluateRequirements(
+  image: ImageIdentity,
+  candidates: SignatureCandidate[],
+  reqs: TrustRequirement[],
+  opts: VerifyOptions & { scope?: string } = {},
+): PolicyDecision {
   const results = reqs.map((r) => verifyRequirement(image, candidates, r, opts));
   const failed = results.find((r) => !r.satisfied);
   const where = opts.scope ? ` (policy scope ${opts.scope})` : '';
   let summary: string;
   if (reqs.length === 0) summary = `refused: the policy's requirement list is empty${where}`;
-  else if (failed) summary = `refused by requirement "${failed.requirement}"${where}: ${failed.summary}${failed.keysTried.length ? `; keys tried: ${failed.keysTried.join(', ')}` : ''}`;
+  else if (failed)
+    summary = `refused by requirement "${failed.requirement}"${where}: ${failed.summary}${failed.keysTried.length ? `; keys tried: ${failed.keysTried.join(', ')}` : ''}`;
   else summary = `allowed${where}: ${results.map((r) => r.summary).join('; ')}`;
   const d: PolicyDecision = { allowed: reqs.length > 0 && !failed, results, summary };
   if (opts.scope) d.scope = opts.scope;

@@ -1,5 +1,24 @@
-import { createWriteStream, readFile as readFileCb, stat as statCb, type Dirent, type Stats, type WriteStream } from 'node:fs';
-import { lstat, mkdir, open, readdir, rename, rm, rmdir, stat, truncate, unlink, type FileHandle } from 'node:fs/promises';
+import {
+  createWriteStream,
+  readFile as readFileCb,
+  stat as statCb,
+  type Dirent,
+  type Stats,
+  type WriteStream,
+} from 'node:fs';
+import {
+  lstat,
+  mkdir,
+  open,
+  readdir,
+  rename,
+  rm,
+  rmdir,
+  stat,
+  truncate,
+  unlink,
+  type FileHandle,
+} from 'node:fs/promises';
 import { dirname, resolve, sep } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
@@ -76,7 +95,13 @@ async function syncDirs(dirs: string[]): Promise<void> {
  */
 async function mkdirCause(dir: string, reported: unknown): Promise<unknown> {
   for (let child = dir, parent = dirname(dir); parent !== child; child = parent, parent = dirname(parent)) {
-    if (!(await stat(parent).then((s) => s.isDirectory(), () => false))) continue;
+    if (
+      !(await stat(parent).then(
+        (s) => s.isDirectory(),
+        () => false,
+      ))
+    )
+      continue;
     try {
       await mkdir(child);
     } catch (e) {
@@ -356,12 +381,15 @@ async function pumpFile(fh: FileHandle, out: Writable, offset: number, length: n
   // listener stays so that is never an uncaught exception, however many calls a receiver sees.
   if (!out.listeners('error').includes(ignoreLateError)) out.on('error', ignoreLateError);
   const written = (buf: Buffer): Promise<void> =>
-    Promise.race([new Promise<void>((resolve) =>
-      out.write(buf, (err) => {
-        if (err) fail(err);
-        resolve();
-      }),
-    ), closed]);
+    Promise.race([
+      new Promise<void>((resolve) =>
+        out.write(buf, (err) => {
+          if (err) fail(err);
+          resolve();
+        }),
+      ),
+      closed,
+    ]);
   const inFlight: [Promise<void>, Promise<void>] = [Promise.resolve(), Promise.resolve()];
   try {
     let pos = offset;

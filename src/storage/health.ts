@@ -27,7 +27,10 @@ export async function probeRead(driver: StorageDriver): Promise<void> {
     root = await driver.stat('');
     await driver.list('');
   } catch (e) {
-    throw new StorageUnusableError(`${where(driver)} is not readable (${because(e)})`, (e as NodeJS.ErrnoException).code);
+    throw new StorageUnusableError(
+      `${where(driver)} is not readable (${because(e)})`,
+      (e as NodeJS.ErrnoException).code,
+    );
   }
   if (root && !root.isDirectory) throw new StorageUnusableError(`${where(driver)} is not a directory`, 'ENOTDIR');
 }
@@ -54,7 +57,8 @@ export async function checkStorageAtStart(driver: StorageDriver, readOnly: boole
   try {
     await (readOnly ? probeRead(driver) : probeWrite(driver));
   } catch (e) {
-    if (e instanceof StorageUnusableError && isStorageFull(e)) return `${e.message}: pushes will fail until space is freed`;
+    if (e instanceof StorageUnusableError && isStorageFull(e))
+      return `${e.message}: pushes will fail until space is freed`;
     throw e;
   }
   return undefined;

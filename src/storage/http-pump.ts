@@ -80,7 +80,13 @@ export interface GetRequest {
  * or 200 at offset 0. Rejects with HttpStatusError for a non-2xx answer and UnframedResponse for a body of
  * unknown length, in both cases before writing anything.
  */
-export function pumpGet(req: GetRequest, out: Writable, length: number, rangeOffset?: number, stallMs = STALL_MS): Promise<void> {
+export function pumpGet(
+  req: GetRequest,
+  out: Writable,
+  length: number,
+  rangeOffset?: number,
+  stallMs = STALL_MS,
+): Promise<void> {
   const url = req.url;
   return new Promise<void>((resolve, reject) => {
     const buffer = Buffer.allocUnsafe(Math.max(1, Math.min(BUFFER_MAX, length)));
@@ -175,7 +181,11 @@ export function pumpGet(req: GetRequest, out: Writable, length: number, rangeOff
       }
       const whole = h.status === 200 && (rangeOffset === undefined || rangeOffset === 0);
       if ((h.status !== 206 && !whole) || framed !== length) {
-        finish(new Error(`GET ${url.pathname} answered ${h.status} with ${framed} bytes, expected ${length}${rangeOffset === undefined ? '' : ` from ${rangeOffset}`}`));
+        finish(
+          new Error(
+            `GET ${url.pathname} answered ${h.status} with ${framed} bytes, expected ${length}${rangeOffset === undefined ? '' : ` from ${rangeOffset}`}`,
+          ),
+        );
         return undefined;
       }
       // The head's buffer is the reused one: the body bytes in it are copied out before the next read.
@@ -232,7 +242,12 @@ export function pumpGet(req: GetRequest, out: Writable, length: number, rangeOff
     socket.on('timeout', () => {
       // The timer re-arms only on socket activity: after a wait on the receiver, arm it again by hand.
       if (waiting) socket.setTimeout(stallMs);
-      else finish(new Error(`GET ${url.pathname}: the server sent nothing for ${stallMs} ms (${received} of ${length} bytes received)`));
+      else
+        finish(
+          new Error(
+            `GET ${url.pathname}: the server sent nothing for ${stallMs} ms (${received} of ${length} bytes received)`,
+          ),
+        );
     });
     // With every byte received, an error or close is the server's end of the connection after its answer:
     // the writes still under way finish the transfer.

@@ -1,4 +1,9 @@
-import type { ListMultipartUploadsCommandOutput, S3Client, ServerSideEncryption, StorageClass } from '@aws-sdk/client-s3';
+import type {
+  ListMultipartUploadsCommandOutput,
+  S3Client,
+  ServerSideEncryption,
+  StorageClass,
+} from '@aws-sdk/client-s3';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createHash, randomUUID } from 'node:crypto';
@@ -74,10 +79,11 @@ function toGetRequest(r: SdkRequest): GetRequest {
   const query = Object.entries(r.query ?? {}).flatMap(([k, v]) =>
     v === null ? [escapeQuery(k)] : (Array.isArray(v) ? v : [v]).map((x) => `${escapeQuery(k)}=${escapeQuery(x)}`),
   );
-  const url = new URL(`${r.protocol}//${r.hostname}${r.port ? `:${r.port}` : ''}${r.path}${query.length ? `?${query.join('&')}` : ''}`);
+  const url = new URL(
+    `${r.protocol}//${r.hostname}${r.port ? `:${r.port}` : ''}${r.path}${query.length ? `?${query.join('&')}` : ''}`,
+  );
   return { url, headers: r.headers };
 }
-
 
 type Presigner = typeof import('@aws-sdk/s3-request-presigner');
 let presignerLoad: Promise<Presigner> | undefined;
@@ -113,7 +119,9 @@ function isNotFound(e: unknown): boolean {
 
 /** A server's answer to a call it does not have (s3rver: 501 NotImplemented; some answer 405). */
 function isNotImplemented(e: unknown): boolean {
-  return statusOf(e) === 501 || statusOf(e) === 405 || errName(e) === 'NotImplemented' || errName(e) === 'MethodNotAllowed';
+  return (
+    statusOf(e) === 501 || statusOf(e) === 405 || errName(e) === 'NotImplemented' || errName(e) === 'MethodNotAllowed'
+  );
 }
 
 /** S3's answer to `If-None-Match: *` when the object exists. */
@@ -133,7 +141,11 @@ const contentMd5ForDeletes =
   (next: (args: BuildArgs) => Promise<unknown>, context: { commandName?: string }) =>
   async (args: BuildArgs): Promise<unknown> => {
     const { headers, body } = args.request;
-    if (context.commandName === 'DeleteObjectsCommand' && headers && (typeof body === 'string' || body instanceof Uint8Array)) {
+    if (
+      context.commandName === 'DeleteObjectsCommand' &&
+      headers &&
+      (typeof body === 'string' || body instanceof Uint8Array)
+    ) {
       for (const h of Object.keys(headers)) if (/^x-amz-(sdk-)?checksum-/i.test(h)) delete headers[h];
       headers['content-md5'] = createHash('md5').update(body).digest('base64');
     }
@@ -172,7 +184,8 @@ export class S3Driver implements StorageDriver {
     this.location = `storage.s3: s3://${opts.bucket}/${root}`;
     this.chunk = Math.max(MIN_CHUNK, opts.chunksize ?? DEFAULT_CHUNK);
     let endpoint = opts.regionendpoint;
-    if (endpoint && !/^https?:\/\//.test(endpoint)) endpoint = `${opts.secure === false ? 'http' : 'https'}://${endpoint}`;
+    if (endpoint && !/^https?:\/\//.test(endpoint))
+      endpoint = `${opts.secure === false ? 'http' : 'https'}://${endpoint}`;
     const accessKeyId = opts.accesskey ?? process.env['AWS_ACCESS_KEY_ID'];
     const secretAccessKey = opts.secretkey ?? process.env['AWS_SECRET_ACCESS_KEY'];
     const config = {
@@ -185,15 +198,17 @@ export class S3Driver implements StorageDriver {
       requestChecksumCalculation: 'WHEN_REQUIRED' as const,
       responseChecksumValidation: 'WHEN_REQUIRED' as const,
     };
-    this.connect = () => (this.connecting ??= loadS3Sdk().then((sdk) => {
-      this.client = new sdk.S3Client(config);
-      // Typed loosely: the SDK's middleware types come from @smithy/types, not a dependency of ours.
-      (this.client.middlewareStack as unknown as { add(m: typeof contentMd5ForDeletes, o: { step: 'build'; priority: 'low'; name: string }): void }).add(
-        contentMd5ForDeletes,
-        { step: 'build', priority: 'low', name: 'sluiceContentMd5' },
-      );
-      return { sdk, c: this.client };
-    }));
+    this.connect = () =>
+      (this.connecting ??= loadS3Sdk().then((sdk) => {
+        this.client = new sdk.S3Client(config);
+        // Typed loosely: the SDK's middleware types come from @smithy/types, not a dependency of ours.
+        (
+          this.client.middlewareStack as unknown as {
+            add(m: typeof contentMd5ForDeletes, o: { step: 'build'; priority: 'low'; name: string }): void;
+          }
+        ).add(contentMd5ForDeletes, { step: 'build', priority: 'low', name: 'sluiceContentMd5' });
+        return { sdk, c: this.client };
+      }));
     this.extra = {};
     const sc = opts.storageclass ?? 'STANDARD';
     if (sc !== 'NONE') this.extra.StorageClass = sc as StorageClass;
@@ -224,7 +239,8 @@ export class S3Driver implements StorageDriver {
       const out = await c.send(
         new sdk.ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }),
       );
-      for (const o of out.Contents ?? []) yield { key: o.Key!, size: o.Size ?? 0, modified: o.LastModified ?? new Date(0) };
+      for (const o of out.Contents ?? [])
+        yield { key: o.Key!, size: o.Size ?? 0, modified: o.LastModified ?? new Date(0) };
       if (!out.IsTruncated || !out.NextContinuationToken) return;
       token = out.NextContinuationToken;
     }
@@ -289,7 +305,8 @@ export class S3Driver implements StorageDriver {
         await put();
         break;
       } catch (e) {
-        if (options?.ifAbsent && isPreconditionFailed(e)) throw Object.assign(new Error(`object exists: ${path}`), { code: 'EEXIST' });
+        if (options?.ifAbsent && isPreconditionFailed(e))
+          throw Object.assign(new Error(`object exists: ${path}`), { code: 'EEXIST' });
         // 409 ConditionalRequestConflict: another conditional write to this key is in flight; its outcome decides.
         if (options?.ifAbsent && statusOf(e) === 409 && attempt < 5) {
           await new Promise((r) => setTimeout(r, 50 * (attempt + 1)));
@@ -339,7 +356,9 @@ export class S3Driver implements StorageDriver {
     const { sdk, c } = await this.connect();
     presignerLoad ??= import('@aws-sdk/s3-request-presigner');
     const { getSignedUrl } = await presignerLoad;
-    return getSignedUrl(c, new sdk.GetObjectCommand({ Bucket: this.bucket, Key: this.key(path) }), { expiresIn: expiresInSeconds });
+    return getSignedUrl(c, new sdk.GetObjectCommand({ Bucket: this.bucket, Key: this.key(path) }), {
+      expiresIn: expiresInSeconds,
+    });
   }
 
   /**
@@ -350,10 +369,15 @@ export class S3Driver implements StorageDriver {
     const { sdk, c } = await this.connect();
     const cmd = new sdk.GetObjectCommand({ Bucket: this.bucket, Key: key, Range: range });
     // Typed loosely, as for contentMd5ForDeletes: the middleware types come from @smithy/types.
-    (cmd.middlewareStack as unknown as { addRelativeTo(m: unknown, o: { relation: 'after'; toMiddleware: string; name: string }): void }).addRelativeTo(
-      () => (args: { request: SdkRequest }) => Promise.reject(new SignedOnly(args.request)),
-      { relation: 'after', toMiddleware: 'httpSigningMiddleware', name: 'sluiceSignedOnly' },
-    );
+    (
+      cmd.middlewareStack as unknown as {
+        addRelativeTo(m: unknown, o: { relation: 'after'; toMiddleware: string; name: string }): void;
+      }
+    ).addRelativeTo(() => (args: { request: SdkRequest }) => Promise.reject(new SignedOnly(args.request)), {
+      relation: 'after',
+      toMiddleware: 'httpSigningMiddleware',
+      name: 'sluiceSignedOnly',
+    });
     try {
       await c.send(cmd);
     } catch (e) {
@@ -375,7 +399,8 @@ export class S3Driver implements StorageDriver {
         await pumpGet(await this.signedGet(key, `bytes=${offset}-${offset + length - 1}`), out, length, offset);
         return;
       } catch (e) {
-        if (e instanceof HttpStatusError && e.status === 404) throw Object.assign(new Error(`no such object: ${key}`), { code: 'ENOENT' });
+        if (e instanceof HttpStatusError && e.status === 404)
+          throw Object.assign(new Error(`no such object: ${key}`), { code: 'ENOENT' });
         // Nothing was written: a busy or failing server (503 SlowDown, 500), a refused or broken connection, a
         // stall before the answer: the SDK asks again, with its retries and backoff. A refusal (403) stands.
         const refused = e instanceof HttpStatusError && e.status < 500 && e.status !== 429;
@@ -411,7 +436,10 @@ export class S3Driver implements StorageDriver {
     if (!isSegmented(path)) return this.range(this.key(path), offset, length);
     const base = await this.head(this.key(path));
     if (!base) throw Object.assign(new Error(`no such object: ${path}`), { code: 'ENOENT' });
-    const pieces: Part[] = [{ key: this.key(path), size: base.size, modified: base.modified }, ...(await this.parts(path))];
+    const pieces: Part[] = [
+      { key: this.key(path), size: base.size, modified: base.modified },
+      ...(await this.parts(path)),
+    ];
     const end = length === undefined ? Infinity : offset + length;
     // One piece open at a time: memory stays at one response's buffer, whatever the number of parts.
     const self = this;
@@ -431,7 +459,10 @@ export class S3Driver implements StorageDriver {
   private async range(key: string, offset: number, length?: number): Promise<Readable> {
     const { sdk, c } = await this.connect();
     if (length === 0) return Readable.from([], { objectMode: false });
-    const range = offset > 0 || length !== undefined ? `bytes=${offset}-${length === undefined ? '' : offset + length - 1}` : undefined;
+    const range =
+      offset > 0 || length !== undefined
+        ? `bytes=${offset}-${length === undefined ? '' : offset + length - 1}`
+        : undefined;
     try {
       const out = await c.send(new sdk.GetObjectCommand({ Bucket: this.bucket, Key: key, Range: range }));
       return out.Body as Readable;
@@ -481,9 +512,11 @@ export class S3Driver implements StorageDriver {
       const k = partKey(queued);
       queued += body.length;
       written.push(k);
-      inflight = c.send(new sdk.PutObjectCommand({ Bucket: this.bucket, Key: k, Body: body, ContentLength: body.length })).then(() => {
-        flushed += body.length;
-      });
+      inflight = c
+        .send(new sdk.PutObjectCommand({ Bucket: this.bucket, Key: k, Body: body, ContentLength: body.length }))
+        .then(() => {
+          flushed += body.length;
+        });
       // Its failure is reported by the next flush or by drain; until then it must not count as unhandled.
       inflight.catch(() => undefined);
     };
@@ -557,7 +590,9 @@ export class S3Driver implements StorageDriver {
     }
     if (!(await this.head(src))) throw Object.assign(new Error(`no such object: ${from}`), { code: 'ENOENT' });
     // A server-side copy: single CopyObject calls take objects up to 5 GB.
-    await c.send(new sdk.CopyObjectCommand({ Bucket: this.bucket, Key: dst, CopySource: this.copySource(src), ...this.extra }));
+    await c.send(
+      new sdk.CopyObjectCommand({ Bucket: this.bucket, Key: dst, CopySource: this.copySource(src), ...this.extra }),
+    );
     await c.send(new sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: src }));
   }
 
@@ -584,7 +619,14 @@ export class S3Driver implements StorageDriver {
     const { sdk, c } = await this.connect();
     const pieces = await this.pieces(from);
     if (pieces.length === 1 && pieces[0]!.size <= MAX_COPY) {
-      await c.send(new sdk.CopyObjectCommand({ Bucket: this.bucket, Key: dst, CopySource: this.copySource(pieces[0]!.key), ...this.extra }));
+      await c.send(
+        new sdk.CopyObjectCommand({
+          Bucket: this.bucket,
+          Key: dst,
+          CopySource: this.copySource(pieces[0]!.key),
+          ...this.extra,
+        }),
+      );
       return;
     }
     const copyable =
@@ -603,16 +645,30 @@ export class S3Driver implements StorageDriver {
     const { sdk, c } = await this.connect();
     // An earlier commit of this session that died mid-way left its upload open: abort it first.
     await this.abortRecorded(record);
-    const uploadId = (await c.send(new sdk.CreateMultipartUploadCommand({ Bucket: this.bucket, Key: dst, ...this.extra }))).UploadId!;
+    const uploadId = (
+      await c.send(new sdk.CreateMultipartUploadCommand({ Bucket: this.bucket, Key: dst, ...this.extra }))
+    ).UploadId!;
     const rec: MultipartRecord = { key: dst, uploadId };
     await c.send(new sdk.PutObjectCommand({ Bucket: this.bucket, Key: record, Body: JSON.stringify(rec) }));
     return uploadId;
   }
 
   /** Completes a recorded multipart upload (the object appears at `dst` whole) and removes the record. */
-  private async completeMultipart(record: string, dst: string, uploadId: string, parts: { PartNumber: number; ETag: string }[]): Promise<void> {
+  private async completeMultipart(
+    record: string,
+    dst: string,
+    uploadId: string,
+    parts: { PartNumber: number; ETag: string }[],
+  ): Promise<void> {
     const { sdk, c } = await this.connect();
-    await c.send(new sdk.CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: dst, UploadId: uploadId, MultipartUpload: { Parts: parts } }));
+    await c.send(
+      new sdk.CompleteMultipartUploadCommand({
+        Bucket: this.bucket,
+        Key: dst,
+        UploadId: uploadId,
+        MultipartUpload: { Parts: parts },
+      }),
+    );
     await this.deleteKeys([record]);
   }
 
@@ -627,7 +683,13 @@ export class S3Driver implements StorageDriver {
     const done: { PartNumber: number; ETag: string }[] = [];
     const copy = async (i: number): Promise<void> => {
       const out = await c.send(
-        new sdk.UploadPartCopyCommand({ Bucket: this.bucket, Key: dst, UploadId: uploadId, PartNumber: i + 1, CopySource: this.copySource(pieces[i]!.key) }),
+        new sdk.UploadPartCopyCommand({
+          Bucket: this.bucket,
+          Key: dst,
+          UploadId: uploadId,
+          PartNumber: i + 1,
+          CopySource: this.copySource(pieces[i]!.key),
+        }),
       );
       const etag = out.CopyPartResult?.ETag;
       // A server that took the request for a plain UploadPart (of an empty body) would answer no CopyPartResult.
@@ -691,7 +753,16 @@ export class S3Driver implements StorageDriver {
       uploadId ??= await this.openMultipart(record, dst);
       const n = ++sent;
       inflight = c
-        .send(new sdk.UploadPartCommand({ Bucket: this.bucket, Key: dst, UploadId: uploadId, PartNumber: n, Body: body, ContentLength: body.length }))
+        .send(
+          new sdk.UploadPartCommand({
+            Bucket: this.bucket,
+            Key: dst,
+            UploadId: uploadId,
+            PartNumber: n,
+            Body: body,
+            ContentLength: body.length,
+          }),
+        )
         .then((out) => {
           done[n - 1] = { PartNumber: n, ETag: out.ETag! };
         });
@@ -712,7 +783,15 @@ export class S3Driver implements StorageDriver {
       }
       const last = Buffer.concat(buf, size);
       if (uploadId === undefined) {
-        await c.send(new sdk.PutObjectCommand({ Bucket: this.bucket, Key: dst, Body: last, ContentLength: last.length, ...this.extra }));
+        await c.send(
+          new sdk.PutObjectCommand({
+            Bucket: this.bucket,
+            Key: dst,
+            Body: last,
+            ContentLength: last.length,
+            ...this.extra,
+          }),
+        );
         return;
       }
       if (last.length > 0) await sendPart(last);
@@ -741,7 +820,9 @@ export class S3Driver implements StorageDriver {
       return;
     }
     // NoSuchUpload (already completed or aborted) and MethodNotAllowed/NotImplemented all leave nothing to do.
-    await c.send(new sdk.AbortMultipartUploadCommand({ Bucket: this.bucket, Key: rec.key, UploadId: rec.uploadId })).catch(() => undefined);
+    await c
+      .send(new sdk.AbortMultipartUploadCommand({ Bucket: this.bucket, Key: rec.key, UploadId: rec.uploadId }))
+      .catch(() => undefined);
     await this.deleteKeys([recordKey]);
   }
 
@@ -758,14 +839,23 @@ export class S3Driver implements StorageDriver {
     for (let pages = 0; pages < 10_000; pages++) {
       let out: ListMultipartUploadsCommandOutput;
       try {
-        out = await c.send(new sdk.ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: this.prefix, KeyMarker: keyMarker, UploadIdMarker: idMarker }));
+        out = await c.send(
+          new sdk.ListMultipartUploadsCommand({
+            Bucket: this.bucket,
+            Prefix: this.prefix,
+            KeyMarker: keyMarker,
+            UploadIdMarker: idMarker,
+          }),
+        );
       } catch (e) {
         if (pages === 0 && isNotImplemented(e)) return aborted;
         throw e;
       }
       for (const u of out.Uploads ?? []) {
         if (!u.Key || !u.UploadId || !u.Initiated || u.Initiated >= before) continue;
-        await c.send(new sdk.AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.Key, UploadId: u.UploadId })).catch(() => undefined);
+        await c
+          .send(new sdk.AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.Key, UploadId: u.UploadId }))
+          .catch(() => undefined);
         aborted.push(u.Key.slice(this.prefix.length));
       }
       if (!out.IsTruncated) break;
@@ -782,7 +872,8 @@ export class S3Driver implements StorageDriver {
     const flushKeys = async () => {
       const batch = keys.splice(0);
       // A session folder may hold the record of a commit that died mid-way: its upload goes with it.
-      for (const key of batch) if (key.endsWith(`/data${MULTIPART_SUFFIX}`) && key.includes('/_uploads/')) await this.abortRecorded(key);
+      for (const key of batch)
+        if (key.endsWith(`/data${MULTIPART_SUFFIX}`) && key.includes('/_uploads/')) await this.abortRecorded(key);
       await this.deleteKeys(batch);
     };
     for (const prefix of [this.dirKey(path), ...(isSegmented(path) ? [`${k}${PARTS_SUFFIX}/`] : [])]) {
@@ -804,10 +895,14 @@ export class S3Driver implements StorageDriver {
         continue;
       }
       const out = await c.send(
-        new sdk.DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }),
+        new sdk.DeleteObjectsCommand({
+          Bucket: this.bucket,
+          Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true },
+        }),
       );
       const failed = (out.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey');
-      if (failed.length) throw new Error(`s3 delete failed for ${failed[0]!.Key}: ${failed[0]!.Code} ${failed[0]!.Message ?? ''}`);
+      if (failed.length)
+        throw new Error(`s3 delete failed for ${failed[0]!.Key}: ${failed[0]!.Code} ${failed[0]!.Message ?? ''}`);
     }
   }
 }

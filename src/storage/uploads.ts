@@ -47,7 +47,9 @@ export class UploadStore {
   async start(name: RepositoryName): Promise<string> {
     const id = randomUUID();
     // Not flushed: a crash that loses a session just started costs the client a new one.
-    await this.driver.putContent(uploadStartedAtPath(name, id), Buffer.from(new Date().toISOString()), { durable: false });
+    await this.driver.putContent(uploadStartedAtPath(name, id), Buffer.from(new Date().toISOString()), {
+      durable: false,
+    });
     await this.driver.putContent(uploadDataPath(name, id), new Uint8Array(), { durable: false });
     this.hashes.set(`${name}/${id}`, { hash: createHash('sha256'), size: 0 });
     return id;
@@ -109,7 +111,8 @@ export class UploadStore {
       const hashing = new Transform({
         transform(chunk: Buffer, _enc, cb) {
           received += chunk.length;
-          if (current + received > limit) return cb(new UploadError('too-large', `blob exceeds the limit of ${limit} bytes`));
+          if (current + received > limit)
+            return cb(new UploadError('too-large', `blob exceeds the limit of ${limit} bytes`));
           state?.hash.update(chunk);
           cb(null, chunk);
         },
@@ -119,7 +122,8 @@ export class UploadStore {
         if (expectedLength !== undefined && received !== expectedLength) {
           throw new UploadError('size', `Content-Length was ${expectedLength} but ${received} bytes arrived`);
         }
-        if (!body.readableEnded && (body as { aborted?: boolean }).aborted) throw new UploadError('aborted', 'client went away');
+        if (!body.readableEnded && (body as { aborted?: boolean }).aborted)
+          throw new UploadError('aborted', 'client went away');
         await writer.commit();
       } catch (e) {
         await writer.cancel();

@@ -15,7 +15,15 @@ import type { RepositoryStore } from '../storage/repository.js';
 import type { UploadStore } from '../storage/uploads.js';
 import { RegistrySource } from '../transport/docker.js';
 import { openDestination, type TransportOptions } from '../transport/index.js';
-import { apiHost, errorFrom, header, readJson, RegistryClient, RegistryPool, type ClientResponse } from '../transport/registry-client.js';
+import {
+  apiHost,
+  errorFrom,
+  header,
+  readJson,
+  RegistryClient,
+  RegistryPool,
+  type ClientResponse,
+} from '../transport/registry-client.js';
 import { StorageDestination } from '../transport/storage-destination.js';
 import type { ImageDestination, ImageSource } from '../transport/transport.js';
 import { parseDuration } from '../config/duration.js';
@@ -47,7 +55,16 @@ export interface SyncDeps {
   /** Claims digests against garbage collection before the job relies on them (`gc/claim.ts`). */
   claim: (digests: Iterable<Digest>) => Promise<void>;
   /** Signature requirements (`trust:`) the job checks at the source before copying. */
-  trust?: { ruleFor(repository: string, where: 'mirror'): unknown; check(source: ImageSource, repository: string, where: 'mirror', digest: Digest, dockerReference: string): Promise<{ allowed: boolean; reason: string }> };
+  trust?: {
+    ruleFor(repository: string, where: 'mirror'): unknown;
+    check(
+      source: ImageSource,
+      repository: string,
+      where: 'mirror',
+      digest: Digest,
+      dockerReference: string,
+    ): Promise<{ allowed: boolean; reason: string }>;
+  };
   /** Credentials and TLS settings for `to:` destinations (`sluice sync --dest-creds`, `--dest-tls-verify`). */
   destination?: TransportOptions;
   /** Connections shared across runs (`sluice sync`'s jobs); without it each run shares its own and closes them. */
@@ -84,16 +101,29 @@ export interface PlanStep {
 
 /** The name a mirror job gives a job without one: its first image, made file-name safe. */
 export function jobName(m: MirrorConfig, index: number): string {
-  return m.name ?? (m.images[0] ? m.images[0].toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '') : `job-${index + 1}`);
+  return (
+    m.name ??
+    (m.images[0]
+      ? m.images[0]
+          .toLowerCase()
+          .replace(/[^a-z0-9._-]+/g, '-')
+          .replace(/^-+|-+$/g, '')
+      : `job-${index + 1}`)
+  );
 }
 
 function backupTag(template: string, tag: string, now: Date): string {
   const date = now.toISOString().slice(0, 10).replace(/-/g, '');
-  return template.replace(/\{tag\}/g, tag).replace(/\{date\}/g, date).slice(0, 128);
+  return template
+    .replace(/\{tag\}/g, tag)
+    .replace(/\{date\}/g, date)
+    .slice(0, 128);
 }
 
 function backupPattern(template: string): RegExp {
-  const parts = template.split(/(\{tag\}|\{date\})/).map((p) => (p === '{tag}' ? '.+' : p === '{date}' ? '\\d{8}' : p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+  const parts = template
+    .split(/(\{tag\}|\{date\})/)
+    .map((p) => (p === '{tag}' ? '.+' : p === '{date}' ? '\\d{8}' : p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
   return new RegExp(`^${parts.join('')}$`);
 }
 
@@ -148,7 +178,13 @@ export class MirrorJob {
   }
 
   /** Sends one request of the job's own (tag lists, HEADs), within its rate cap and the RateLimit floor. */
-  private async request(upstream: Upstream, repository: string, method: 'GET' | 'HEAD', path: string, headers: Record<string, string> = {}): Promise<ClientResponse> {
+  private async request(
+    upstream: Upstream,
+    repository: string,
+    method: 'GET' | 'HEAD',
+    path: string,
+    headers: Record<string, string> = {},
+  ): Promise<ClientResponse> {
     const rl = this.config.ratelimit;
     for (let attempt = 0; ; attempt++) {
       if (rl?.rps) {
@@ -159,13 +195,18 @@ export class MirrorJob {
       }
       this.requests[method] = (this.requests[method] ?? 0) + 1;
       const repoPath = repository.split('/').map(encodeURIComponent).join('/');
-      const res = await upstream.limit(() => this.client(upstream, repository).send({ method, path: `/v2/${repoPath}/${path}`, headers }));
+      const res = await upstream.limit(() =>
+        this.client(upstream, repository).send({ method, path: `/v2/${repoPath}/${path}`, headers }),
+      );
       const left = remaining(res);
       // Below the floor: wait for the window to move instead of spending the last requests (Docker Hub does not count HEADs).
       if (rl && left !== undefined && left < rl.min && attempt < 100) {
         await res.body.dump();
         const wait = parseDuration(rl.retry);
-        this.deps.log.warn({ job: this.name, remaining: left, floor: rl.min, waitMs: wait }, `sync ${this.name}: upstream rate limit below the floor; waiting`);
+        this.deps.log.warn(
+          { job: this.name, remaining: left, floor: rl.min, waitMs: wait },
+          `sync ${this.name}: upstream rate limit below the floor; waiting`,
+        );
         await sleep(wait);
         continue;
       }
@@ -175,15 +216,25 @@ export class MirrorJob {
 
   /** A client for one upstream repository on the run's shared connections (the same host the copy's source uses, so one ping serves both). */
   private client(upstream: Upstream, repository: string): RegistryClient {
-    return new RegistryClient(apiHost(upstream.name), repository ? [`repository:${repository}:pull`] : [], { ...upstream.options, pool: this.pool });
+    return new RegistryClient(apiHost(upstream.name), repository ? [`repository:${repository}:pull`] : [], {
+      ...upstream.options,
+      pool: this.pool,
+    });
   }
 
   /** Repositories an image entry names: itself, or (a glob) the matching names of the upstream's catalog. */
-  private async repositories(entry: string): Promise<{ upstream: Upstream; ref: Reference; repositories: string[]; invalid: string[] }> {
+  private async repositories(
+    entry: string,
+  ): Promise<{ upstream: Upstream; ref: Reference; repositories: string[]; invalid: string[] }> {
     const host = entry.split('/')[0]!;
     if (!GLOB.test(entry)) {
       const ref = parseReference(entry);
-      return { upstream: this.deps.upstreams.orDefault(ref.registry), ref, repositories: [ref.repository], invalid: [] };
+      return {
+        upstream: this.deps.upstreams.orDefault(ref.registry),
+        ref,
+        repositories: [ref.repository],
+        invalid: [],
+      };
     }
     const ref = parseReference(`${host}/placeholder`);
     const upstream = this.deps.upstreams.orDefault(ref.registry);
@@ -194,10 +245,14 @@ export class MirrorJob {
     let path = '/v2/_catalog?n=1000';
     for (let page = 0; page < 100 && path; page++) {
       this.requests.GET = (this.requests.GET ?? 0) + 1;
-      const res = await upstream.limit(() => this.client(upstream, '').send({ method: 'GET', path, scopes: ['registry:catalog:*'] }));
+      const res = await upstream.limit(() =>
+        this.client(upstream, '').send({ method: 'GET', path, scopes: ['registry:catalog:*'] }),
+      );
       if (res.statusCode !== 200) {
         const err = await errorFrom(res, `catalog of ${upstream.name}`);
-        throw new Error(`${entry}: upstream ${upstream.name} offers no catalog to expand the glob (${err.message}); name its repositories one by one`);
+        throw new Error(
+          `${entry}: upstream ${upstream.name} offers no catalog to expand the glob (${err.message}); name its repositories one by one`,
+        );
       }
       const doc = await readJson<{ repositories?: unknown }>(res, `catalog of ${upstream.name}`, 'catalog');
       for (const n of Array.isArray(doc.repositories) ? (doc.repositories as unknown[]) : []) {
@@ -234,9 +289,18 @@ export class MirrorJob {
   }
 
   private async destination(name: string, w: { tag?: string; digest?: Digest }): Promise<ImageDestination> {
-    if (this.config.to) return openDestination(`${this.config.to.replace(/\/+$/, '')}/${name}${w.tag ? `:${w.tag}` : `@${w.digest}`}`, { ...(this.deps.destination ?? {}), pool: this.pool });
+    if (this.config.to)
+      return openDestination(`${this.config.to.replace(/\/+$/, '')}/${name}${w.tag ? `:${w.tag}` : `@${w.digest}`}`, {
+        ...(this.deps.destination ?? {}),
+        pool: this.pool,
+      });
     if (!isRepositoryName(name)) throw new Error(`${name} is not a valid repository name here`);
-    return new StorageDestination(this.deps.repo(name), this.deps.blobs, { uploads: this.deps.uploads, claim: this.deps.claim, ...(w.tag ? { tag: w.tag } : {}), ...(this.deps.changed ? { onChange: this.deps.changed } : {}) });
+    return new StorageDestination(this.deps.repo(name), this.deps.blobs, {
+      uploads: this.deps.uploads,
+      claim: this.deps.claim,
+      ...(w.tag ? { tag: w.tag } : {}),
+      ...(this.deps.changed ? { onChange: this.deps.changed } : {}),
+    });
   }
 
   /** Runs the job once: plans every step, and unless `dryRun`, carries it out. Runs of one job never overlap. */
@@ -274,7 +338,8 @@ export class MirrorJob {
     const progress = opts.progress;
     const step = (s: PlanStep) => {
       opts.onStep?.(s);
-      if ((s.tag || s.digest) && s.action !== 'prune' && s.action !== 'copy' && s.action !== 'move') progress?.imageDone?.(`${s.image}${s.tag ? `:${s.tag}` : s.digest ? `@${s.digest}` : ''}`, s.action);
+      if ((s.tag || s.digest) && s.action !== 'prune' && s.action !== 'copy' && s.action !== 'move')
+        progress?.imageDone?.(`${s.image}${s.tag ? `:${s.tag}` : s.digest ? `@${s.digest}` : ''}`, s.action);
     };
     const platforms = this.config.platforms?.map(parsePlatform);
     // Listed tags need no tag list (skopeo's YAML names them); prune does, to tell what vanished upstream.
@@ -323,8 +388,12 @@ export class MirrorJob {
       }
       const { selected, upstreamTags, allowed, digests } = found;
       for (const r of found.refused) {
-        summary.refused.push({ image: r.tag ? `${image}:${r.tag}` : r.digest ? `${image}@${r.digest}` : image, reason: r.reason });
-        if (!r.tag && !r.digest) this.deps.log.warn({ job: this.name, image }, `sync ${this.name}: ${image}: ${r.reason}`);
+        summary.refused.push({
+          image: r.tag ? `${image}:${r.tag}` : r.digest ? `${image}@${r.digest}` : image,
+          reason: r.reason,
+        });
+        if (!r.tag && !r.digest)
+          this.deps.log.warn({ job: this.name, image }, `sync ${this.name}: ${image}: ${r.reason}`);
         step({ action: 'refused', image, ...r });
       }
       const copies = limiter(this.config.parallel ?? IMAGES);
@@ -334,9 +403,24 @@ export class MirrorJob {
             const digest = digests[i]!;
             try {
               if (digest instanceof Error) throw digest;
-              await this.one(upstream, repository, image, dest, { ...w, digest }, state, summary, step, platforms, opts, startedAt);
+              await this.one(
+                upstream,
+                repository,
+                image,
+                dest,
+                { ...w, digest },
+                state,
+                summary,
+                step,
+                platforms,
+                opts,
+                startedAt,
+              );
             } catch (e) {
-              summary.errors.push({ image: w.tag ? `${image}:${w.tag}` : `${image}@${w.digest}`, error: (e as Error).message });
+              summary.errors.push({
+                image: w.tag ? `${image}:${w.tag}` : `${image}@${w.digest}`,
+                error: (e as Error).message,
+              });
               step({ action: 'error', image, ...w, reason: (e as Error).message });
             }
           }),
@@ -352,7 +436,12 @@ export class MirrorJob {
           if (keep.has(t) || /^sha256-/.test(t) || backups?.test(t)) continue;
           const why = upstreamTags.includes(t) ? 'left the selection' : 'vanished upstream';
           if (prunes >= this.config.maxprune) {
-            step({ action: 'prune', image, tag: t, reason: `would be pruned (${why}) but maxprune ${this.config.maxprune} is reached` });
+            step({
+              action: 'prune',
+              image,
+              tag: t,
+              reason: `would be pruned (${why}) but maxprune ${this.config.maxprune} is reached`,
+            });
             continue;
           }
           prunes++;
@@ -382,24 +471,44 @@ export class MirrorJob {
    * Starts finding out what a repository's selection is upstream (its tag list unless every tag is named, the
    * flows' verdicts, one HEAD per allowed tag); the requests share the run's bound with every other repository.
    */
-  private look(upstream: Upstream, repository: string, literal: string[] | undefined, progress: RunProgress | undefined): Look {
+  private look(
+    upstream: Upstream,
+    repository: string,
+    literal: string[] | undefined,
+    progress: RunProgress | undefined,
+  ): Look {
     const image = `${upstream.name}/${repository}`;
     const found = (async (): Promise<Found> => {
       const listed = literal ? [] : await this.lookups(() => this.tagsOf(upstream, repository));
       // A tag outside the grammar would become a storage path (`../../other/_manifests/tags/v1`): never selected.
       const upstreamTags = listed.filter(isTag);
-      const invalid = listed.filter((t) => !isTag(t)).map((t) => ({ reason: `upstream listed the invalid tag ${quoteName(t)}: skipped` }));
-      const selected = literal ?? selectTags(upstreamTags.filter((t) => !/^sha256-/.test(t)), this.config.tags);
-      const wanted: Wanted[] = [...selected.map((tag) => ({ tag })), ...(this.config.digests ?? []).filter(isDigest).map((digest) => ({ digest }))];
+      const invalid = listed
+        .filter((t) => !isTag(t))
+        .map((t) => ({ reason: `upstream listed the invalid tag ${quoteName(t)}: skipped` }));
+      const selected =
+        literal ??
+        selectTags(
+          upstreamTags.filter((t) => !/^sha256-/.test(t)),
+          this.config.tags,
+        );
+      const wanted: Wanted[] = [
+        ...selected.map((tag) => ({ tag })),
+        ...(this.config.digests ?? []).filter(isDigest).map((digest) => ({ digest })),
+      ];
       progress?.images?.(wanted.length);
       const allowed: Wanted[] = [];
       const refused: Found['refused'] = [...invalid];
       for (const w of wanted) {
-        const decision = decideFlow(this.deps.flows, { repository: image, ...(w.tag ? { tag: w.tag } : { digest: w.digest! }) });
+        const decision = decideFlow(this.deps.flows, {
+          repository: image,
+          ...(w.tag ? { tag: w.tag } : { digest: w.digest! }),
+        });
         if (decision.allowed) allowed.push(w);
         else refused.push({ ...w, reason: decision.reason });
       }
-      const digests = await Promise.all(allowed.map((w) => this.lookups(() => this.resolve(upstream, repository, image, w)).catch((e: Error) => e)));
+      const digests = await Promise.all(
+        allowed.map((w) => this.lookups(() => this.resolve(upstream, repository, image, w)).catch((e: Error) => e)),
+      );
       return { selected, upstreamTags, allowed, refused, digests };
     })().catch((e: Error) => e);
     return { upstream, repository, image, dest: this.destinationName(upstream, repository), found };
@@ -413,9 +522,16 @@ export class MirrorJob {
   }
 
   /** The upstream digest of a wanted tag (one HEAD), or the pinned digest itself. */
-  private async resolve(upstream: Upstream, repository: string, image: string, w: { tag?: string; digest?: Digest }): Promise<Digest> {
+  private async resolve(
+    upstream: Upstream,
+    repository: string,
+    image: string,
+    w: { tag?: string; digest?: Digest },
+  ): Promise<Digest> {
     if (!w.tag) return w.digest!;
-    const res = await this.request(upstream, repository, 'HEAD', `manifests/${encodeURIComponent(w.tag)}`, { accept: ACCEPT });
+    const res = await this.request(upstream, repository, 'HEAD', `manifests/${encodeURIComponent(w.tag)}`, {
+      accept: ACCEPT,
+    });
     await res.body.dump();
     if (res.statusCode === 404) throw new Error(`HEAD ${image}:${w.tag} answered HTTP 404: no such tag upstream`);
     if (res.statusCode !== 200) throw new Error(`HEAD ${image}:${w.tag} answered HTTP ${res.statusCode}`);
@@ -441,7 +557,11 @@ export class MirrorJob {
     const digest = w.digest;
     const previous = state.tags[key];
     const local = !this.config.to ? this.deps.repo(dest as RepositoryName) : undefined;
-    const there = local ? (w.tag ? (await local.resolveTag(w.tag)) === digest : await local.hasManifest(digest)) : previous === digest;
+    const there = local
+      ? w.tag
+        ? (await local.resolveTag(w.tag)) === digest
+        : await local.hasManifest(digest)
+      : previous === digest;
     if (previous === digest && there) {
       summary.unchanged++;
       step({ action: 'unchanged', image, ...w, reason: 'upstream has not moved' });
@@ -450,8 +570,18 @@ export class MirrorJob {
     const moved = previous !== undefined && previous !== digest;
     const what = `${dest}:${w.tag ?? w.digest}`;
     const source = `${image}${w.tag ? `:${w.tag}` : `@${digest}`}`;
-    const planned = { action: moved ? 'move' : 'copy', image, ...(w.tag ? { tag: w.tag } : {}), digest, ...(moved ? { previous } : {}), destination: what } as const;
-    const src = new RegistrySource({ registry: upstream.name, repository, digest }, { ...upstream.options, pool: this.pool });
+    const planned = {
+      action: moved ? 'move' : 'copy',
+      image,
+      ...(w.tag ? { tag: w.tag } : {}),
+      digest,
+      ...(moved ? { previous } : {}),
+      destination: what,
+    } as const;
+    const src = new RegistrySource(
+      { registry: upstream.name, repository, digest },
+      { ...upstream.options, pool: this.pool },
+    );
     const trusted = this.deps.trust?.ruleFor(image, 'mirror');
     try {
       // Signatures are judged before the step is announced (in a dry run too), so each tag gets one verdict:
@@ -465,7 +595,10 @@ export class MirrorJob {
           return;
         }
       }
-      step({ ...planned, reason: moved ? `upstream moved from ${previous}` : previous ? 'missing at the destination' : 'new' });
+      step({
+        ...planned,
+        reason: moved ? `upstream moved from ${previous}` : previous ? 'missing at the destination' : 'new',
+      });
       if (opts.dryRun) {
         (moved ? summary.moved : summary.copied).push(what);
         opts.progress?.imageDone?.(source, planned.action);
@@ -497,6 +630,9 @@ export class MirrorJob {
     await this.save(state);
     (moved ? summary.moved : summary.copied).push(what);
     opts.progress?.imageDone?.(source, planned.action);
-    this.deps.log.info({ job: this.name, image, tag: w.tag, digest, destination: what }, `sync ${this.name}: ${moved ? 'followed a moved tag' : 'copied'} ${image}:${w.tag ?? w.digest}`);
+    this.deps.log.info(
+      { job: this.name, image, tag: w.tag, digest, destination: what },
+      `sync ${this.name}: ${moved ? 'followed a moved tag' : 'copied'} ${image}:${w.tag ?? w.digest}`,
+    );
   }
 }

@@ -118,7 +118,9 @@ export function jobLines(out: NodeJS.WritableStream, job: string): JobProgress {
       if (done > total) total = done;
       const c = blobs.get(image);
       blobs.delete(image);
-      const cost = c ? ` (blobs: ${c.sent} sent ${formatBytes(c.bytes)}, ${c.mounted} mounted, ${c.skipped} already there)` : '';
+      const cost = c
+        ? ` (blobs: ${c.sent} sent ${formatBytes(c.bytes)}, ${c.mounted} mounted, ${c.skipped} already there)`
+        : '';
       out.write(`${job}: [${done}/${total}] ${DONE_WORDS[action]} ${image}${cost}\n`);
     },
     log(line) {

@@ -15,9 +15,12 @@ export function selectTags(all: string[], spec: MirrorConfig['tags']): string[] 
   const filter = compileTagFilter(spec.include, spec.exclude);
   let tags = all.filter(filter);
   if (spec.semver !== undefined || spec.latest !== undefined) {
-    const versioned = tags.map((t) => ({ t, v: versionOf(t) })).filter((x): x is { t: string; v: SemVer } => x.v !== null);
+    const versioned = tags
+      .map((t) => ({ t, v: versionOf(t) }))
+      .filter((x): x is { t: string; v: SemVer } => x.v !== null);
     let kept = versioned;
-    if (spec.semver !== undefined) kept = kept.filter((x) => satisfies(x.v, spec.semver!, { includePrerelease: false, loose: true }));
+    if (spec.semver !== undefined)
+      kept = kept.filter((x) => satisfies(x.v, spec.semver!, { includePrerelease: false, loose: true }));
     kept.sort((a, b) => rcompare(a.v, b.v) || (a.t < b.t ? -1 : 1));
     if (spec.latest !== undefined) kept = kept.slice(0, spec.latest);
     tags = kept.map((x) => x.t);

@@ -6,7 +6,8 @@ import { Upstreams } from '../upstream/upstreams.js';
 import { MirrorJob, jobName, type SyncDeps } from './job.js';
 
 /** Storage and surroundings mirror jobs write into: a running registry's, or one `sluice sync` opens. */
-export interface MirrorHost extends Pick<SyncDeps, 'driver' | 'blobs' | 'uploads' | 'repo' | 'log' | 'changed' | 'claim' | 'trust' | 'pool'> {
+export interface MirrorHost
+  extends Pick<SyncDeps, 'driver' | 'blobs' | 'uploads' | 'repo' | 'log' | 'changed' | 'claim' | 'trust' | 'pool'> {
   /** The cache's upstreams and flows when the registry has a cache (one rate-limit state for both). */
   upstreams?: Upstreams;
   flows?: FlowPolicy;

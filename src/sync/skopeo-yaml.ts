@@ -37,14 +37,18 @@ export function readSkopeoYaml(text: string, file: string, scoped = false): Skop
   } catch (e) {
     throw new Error(`${file} is not valid YAML: ${(e as Error).message}`);
   }
-  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw new Error(`${file}: expected a mapping of registries`);
+  if (!doc || typeof doc !== 'object' || Array.isArray(doc))
+    throw new Error(`${file}: expected a mapping of registries`);
   const out: SkopeoSync = { upstreams: {}, jobs: [] };
   for (const [registry, raw] of Object.entries(doc as Record<string, Entry>)) {
     if (!raw || typeof raw !== 'object') throw new Error(`${file}: ${registry}: expected a mapping`);
-    for (const k of Object.keys(raw)) if (!KNOWN.has(k)) throw new Error(`${file}: ${registry}.${k} is not a skopeo sync key (known: ${[...KNOWN].join(', ')})`);
+    for (const k of Object.keys(raw))
+      if (!KNOWN.has(k))
+        throw new Error(`${file}: ${registry}.${k} is not a skopeo sync key (known: ${[...KNOWN].join(', ')})`);
     const up: Record<string, unknown> = { tlsverify: raw['tls-verify'] ?? true };
     // skopeo talks plain HTTP to a registry whose TLS is not verified; Sluice does so for loopback hosts.
-    if (raw['tls-verify'] === false || isLoopback(registry)) up.url = `${isLoopback(registry) || raw['tls-verify'] === false ? 'http' : 'https'}://${registry}`;
+    if (raw['tls-verify'] === false || isLoopback(registry))
+      up.url = `${isLoopback(registry) || raw['tls-verify'] === false ? 'http' : 'https'}://${registry}`;
     if (raw.credentials?.username !== undefined) {
       up.username = raw.credentials.username;
       up.password = raw.credentials.password ?? '';
@@ -58,13 +62,17 @@ export function readSkopeoYaml(text: string, file: string, scoped = false): Skop
       const job: MirrorConfig = { images: [name(repo)], prefix: '', maxprune: 10 };
       if (list.length > 0) {
         // Listed tags only; a list of digests alone copies no tag.
-        job.tags = { include: tags.length ? tags.map((t) => `/^${t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$/`) : ['/^$/'] };
+        job.tags = {
+          include: tags.length ? tags.map((t) => `/^${t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$/`) : ['/^$/'],
+        };
         if (digests.length) job.digests = digests;
       }
       out.jobs.push(job);
     }
-    for (const [repo, re] of Object.entries(raw['images-by-tag-regex'] ?? {})) out.jobs.push({ images: [name(repo)], prefix: '', maxprune: 10, tags: { include: [`/${re}/`] } });
-    for (const [repo, range] of Object.entries(raw['images-by-semver'] ?? {})) out.jobs.push({ images: [name(repo)], prefix: '', maxprune: 10, tags: { semver: range } });
+    for (const [repo, re] of Object.entries(raw['images-by-tag-regex'] ?? {}))
+      out.jobs.push({ images: [name(repo)], prefix: '', maxprune: 10, tags: { include: [`/${re}/`] } });
+    for (const [repo, range] of Object.entries(raw['images-by-semver'] ?? {}))
+      out.jobs.push({ images: [name(repo)], prefix: '', maxprune: 10, tags: { semver: range } });
   }
   // Job names (state files) from the image and its position: one image may have several entries.
   out.jobs.forEach((j, i) => {

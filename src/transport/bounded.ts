@@ -11,7 +11,8 @@ export class TooLargeError extends Error {}
 /** Refuses up front when a declared size (Content-Length, a file's size, a descriptor) is over the bound. */
 export function refuseDeclared(what: string, size: number | undefined, limit: ReadLimit | undefined, by: string): void {
   const max = limit?.maxBytes;
-  if (max !== undefined && size !== undefined && size > max) throw new TooLargeError(`${what} is ${size} bytes (${by}), over the ${max}-byte bound; not read`);
+  if (max !== undefined && size !== undefined && size > max)
+    throw new TooLargeError(`${what} is ${size} bytes (${by}), over the ${max}-byte bound; not read`);
 }
 
 /**
@@ -26,7 +27,8 @@ export async function readBounded(stream: Readable, what: string, limit?: ReadLi
     for await (const chunk of stream) {
       const b = chunk as Buffer;
       total += b.length;
-      if (total > max) throw new TooLargeError(`${what} is longer than the ${max}-byte bound; stopped reading after ${total} bytes`);
+      if (total > max)
+        throw new TooLargeError(`${what} is longer than the ${max}-byte bound; stopped reading after ${total} bytes`);
       chunks.push(b);
     }
   } finally {
@@ -39,7 +41,12 @@ export async function readBounded(stream: Readable, what: string, limit?: ReadLi
  * Reads a body whole within `limit`: refused by its declared length (a Content-Length header's text)
  * before a byte is read, and cut as soon as more than the bound arrived.
  */
-export async function readDeclared(stream: Readable, declared: string | undefined, what: string, limit: ReadLimit): Promise<Buffer> {
+export async function readDeclared(
+  stream: Readable,
+  declared: string | undefined,
+  what: string,
+  limit: ReadLimit,
+): Promise<Buffer> {
   try {
     refuseDeclared(what, declared === undefined ? undefined : Number(declared), limit, 'Content-Length');
   } catch (e) {

@@ -12,7 +12,6 @@ export interface BucketAccess {
   secretAccessKey?: string;
 }
 
-
 /** Parts of a streamed upload: S3 wants at least 5 MiB per part but the last, and at most 10,000 parts. */
 const MIN_PART = 8 << 20;
 const MAX_PARTS = 10_000;
@@ -103,7 +102,9 @@ export class BucketFiles implements WritableLayoutFiles {
   async write(path: string, bytes: Uint8Array): Promise<void> {
     const { sdk, c } = await this.connect();
     // One PutObject replaces an object atomically: readers see the old or the new.
-    await c.send(new sdk.PutObjectCommand({ Bucket: this.bucket, Key: this.key(path), Body: bytes, ContentLength: bytes.length }));
+    await c.send(
+      new sdk.PutObjectCommand({ Bucket: this.bucket, Key: this.key(path), Body: bytes, ContentLength: bytes.length }),
+    );
   }
 
   /**
@@ -122,7 +123,16 @@ export class BucketFiles implements WritableLayoutFiles {
     const sendPart = async (part: Buffer): Promise<void> => {
       uploadId ??= (await c.send(new sdk.CreateMultipartUploadCommand({ Bucket: this.bucket, Key }))).UploadId!;
       const PartNumber = parts.length + 1;
-      const out = await c.send(new sdk.UploadPartCommand({ Bucket: this.bucket, Key, UploadId: uploadId, PartNumber, Body: part, ContentLength: part.length }));
+      const out = await c.send(
+        new sdk.UploadPartCommand({
+          Bucket: this.bucket,
+          Key,
+          UploadId: uploadId,
+          PartNumber,
+          Body: part,
+          ContentLength: part.length,
+        }),
+      );
       parts.push({ PartNumber, ETag: out.ETag! });
     };
     try {
@@ -146,11 +156,21 @@ export class BucketFiles implements WritableLayoutFiles {
         return;
       }
       if (last.length > 0) await sendPart(last);
-      await c.send(new sdk.CompleteMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId: uploadId, MultipartUpload: { Parts: parts } }));
+      await c.send(
+        new sdk.CompleteMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key,
+          UploadId: uploadId,
+          MultipartUpload: { Parts: parts },
+        }),
+      );
     } catch (e) {
       body.destroy();
       // An unfinished upload's parts are stored (and billed) until aborted; some servers (s3rver) cannot abort.
-      if (uploadId !== undefined) await c.send(new sdk.AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId: uploadId })).catch(() => undefined);
+      if (uploadId !== undefined)
+        await c
+          .send(new sdk.AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId: uploadId }))
+          .catch(() => undefined);
       throw e;
     }
   }

@@ -10,7 +10,8 @@ export function parseBucketReference(rest: string): { bucket: string; prefix: st
   const slash = place.indexOf('/');
   const bucket = slash < 0 ? place : place.slice(0, slash);
   const prefix = slash < 0 ? '' : place.slice(slash + 1).replace(/\/+$/, '');
-  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) throw new Error(`s3:${rest}: "${bucket}" is not a bucket name (s3:BUCKET[/PREFIX][:REF])`);
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket))
+    throw new Error(`s3:${rest}: "${bucket}" is not a bucket name (s3:BUCKET[/PREFIX][:REF])`);
   return ref ? { bucket, prefix, ref } : { bucket, prefix };
 }
 
@@ -41,7 +42,10 @@ export function openBucketSource(rest: string, opts: TransportOptions & BucketOp
 }
 
 /** Opens (or starts) an OCI layout kept in a bucket, `s3:BUCKET[/PREFIX][:TAG]`, for writing. */
-export function openBucketDestination(rest: string, opts: TransportOptions & BucketOptions): Promise<LayoutDestination> {
+export function openBucketDestination(
+  rest: string,
+  opts: TransportOptions & BucketOptions,
+): Promise<LayoutDestination> {
   const { bucket, prefix, ref } = parseBucketReference(rest);
   return LayoutDestination.open(new BucketFiles(bucket, prefix, bucketAccess(opts)), ref, `s3:${rest}`);
 }

@@ -23,7 +23,10 @@ function authKeyHost(key: string): string {
 const DOCKER_HUB_KEYS = ['docker.io', 'index.docker.io', 'registry-1.docker.io'];
 
 /** Finds the entry for `host` in a Docker-config `auths` map. */
-export function credentialsFromAuths(auths: Record<string, { auth?: string; username?: string; password?: string }>, host: string): Credentials | undefined {
+export function credentialsFromAuths(
+  auths: Record<string, { auth?: string; username?: string; password?: string }>,
+  host: string,
+): Credentials | undefined {
   const wanted = DOCKER_HUB_KEYS.includes(host) ? DOCKER_HUB_KEYS : [host];
   for (const [key, entry] of Object.entries(auths)) {
     if (!wanted.includes(authKeyHost(key))) continue;
@@ -36,7 +39,10 @@ export function credentialsFromAuths(auths: Record<string, { auth?: string; user
   return undefined;
 }
 
-async function readAuths(file: string, required: boolean): Promise<Record<string, { auth?: string; username?: string; password?: string }> | undefined> {
+async function readAuths(
+  file: string,
+  required: boolean,
+): Promise<Record<string, { auth?: string; username?: string; password?: string }> | undefined> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -62,7 +68,10 @@ export function defaultAuthFiles(env: NodeJS.ProcessEnv = process.env): string[]
 }
 
 /** Credentials for `host`: explicit `creds` first, then the auth file, then the default places. */
-export async function findCredentials(host: string, opts: { creds?: string; authFile?: string; searchDefaultAuthFiles?: boolean }): Promise<Credentials | undefined> {
+export async function findCredentials(
+  host: string,
+  opts: { creds?: string; authFile?: string; searchDefaultAuthFiles?: boolean },
+): Promise<Credentials | undefined> {
   if (opts.creds) return parseCreds(opts.creds);
   const files = opts.authFile ? [opts.authFile] : opts.searchDefaultAuthFiles === false ? [] : defaultAuthFiles();
   for (const f of files) {

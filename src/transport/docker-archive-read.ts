@@ -106,12 +106,19 @@ export class DockerArchiveSource implements ImageSource {
   }
 
   /** Indexes the archive at `path` and picks the image `selection` names (or the only one). */
-  static async open(path: string, selection: ArchiveSelection, description = `docker-archive:${path}`): Promise<DockerArchiveSource> {
+  static async open(
+    path: string,
+    selection: ArchiveSelection,
+    description = `docker-archive:${path}`,
+  ): Promise<DockerArchiveSource> {
     const list = await indexTar(path);
     const members = new Map(list.map((m) => [m.name, m]));
     const saveMember = resolveMember(members, 'manifest.json');
     if (!saveMember) throw new Error(`${path} is not a Docker archive: it has no manifest.json`);
-    const save = parseJson(await readMember(path, saveMember, 'manifest.json'), `${path}: manifest.json`) as SaveEntry[];
+    const save = parseJson(
+      await readMember(path, saveMember, 'manifest.json'),
+      `${path}: manifest.json`,
+    ) as SaveEntry[];
     if (!Array.isArray(save) || save.length === 0) throw new Error(`${path}: manifest.json lists no image`);
     const entry = pickEntry(save, selection, path);
 
@@ -135,7 +142,9 @@ export class DockerArchiveSource implements ImageSource {
   private async findOciManifest(entry: SaveEntry, selection: ArchiveSelection): Promise<RawManifest | undefined> {
     const indexMember = resolveMember(this.members, 'index.json');
     if (!indexMember || !resolveMember(this.members, 'oci-layout')) return undefined;
-    const index = parseJson(await readMember(this.path, indexMember, 'index.json'), `${this.path}: index.json`) as { manifests?: Descriptor[] };
+    const index = parseJson(await readMember(this.path, indexMember, 'index.json'), `${this.path}: index.json`) as {
+      manifests?: Descriptor[];
+    };
     const configMember = resolveMember(this.members, entry.Config);
     if (!configMember) return undefined;
     const configDigest = digestOf(await readMember(this.path, configMember, 'config'));
@@ -146,7 +155,8 @@ export class DockerArchiveSource implements ImageSource {
       const name = d.annotations?.['io.containerd.image.name'];
       const named = selection && 'name' in selection && name !== undefined && sameTaggedName(name, selection.name);
       if (parsed.kind === 'image' ? parsed.config.digest === configDigest : named) {
-        if (parsed.kind === 'image' && [parsed.config, ...parsed.layers].some((b) => !this.blobs.has(b.digest))) continue;
+        if (parsed.kind === 'image' && [parsed.config, ...parsed.layers].some((b) => !this.blobs.has(b.digest)))
+          continue;
         return raw;
       }
     }
@@ -159,7 +169,8 @@ export class DockerArchiveSource implements ImageSource {
     const m = this.blobs.get(digest);
     if (!m || !isDigest(digest)) return undefined;
     const bytes = await readMember(this.path, m, `manifest ${digest}`);
-    if (digestOf(bytes, digest.startsWith('sha512:') ? 'sha512' : 'sha256') !== digest) throw new Error(`${this.path}: blob ${digest} does not match its digest`);
+    if (digestOf(bytes, digest.startsWith('sha512:') ? 'sha512' : 'sha256') !== digest)
+      throw new Error(`${this.path}: blob ${digest} does not match its digest`);
     const mediaType = parseManifest(bytes).mediaType;
     const raw: RawManifest = { bytes, mediaType, digest };
     this.manifests.set(digest, raw);
@@ -173,10 +184,14 @@ export class DockerArchiveSource implements ImageSource {
     const configBytes = await readMember(this.path, configMember, 'config');
     const configDigest = digestOf(configBytes);
     this.blobs.set(configDigest, configMember);
-    const config = parseJson(configBytes, `${this.path}: config ${entry.Config}`) as { rootfs?: { diff_ids?: string[] } };
+    const config = parseJson(configBytes, `${this.path}: config ${entry.Config}`) as {
+      rootfs?: { diff_ids?: string[] };
+    };
     const diffIds = config.rootfs?.diff_ids ?? [];
     if (diffIds.length !== entry.Layers.length) {
-      throw new Error(`${this.path}: the config lists ${diffIds.length} layers but manifest.json names ${entry.Layers.length}`);
+      throw new Error(
+        `${this.path}: the config lists ${diffIds.length} layers but manifest.json names ${entry.Layers.length}`,
+      );
     }
     const layers: { mediaType: string; size: number; digest: string }[] = [];
     let oci = false;
@@ -190,7 +205,12 @@ export class DockerArchiveSource implements ImageSource {
       if (hit) digest = `${hit[1]}:${hit[2]}`;
       else if (compression === 'none' && isDigest(diffIds[i]!)) digest = diffIds[i]!;
       else digest = await hashMember(this.path, m);
-      const mediaType = compression === 'gzip' ? MediaType.DockerLayerGzip : compression === 'zstd' ? MediaType.OciLayerZstd : MediaType.DockerLayer;
+      const mediaType =
+        compression === 'gzip'
+          ? MediaType.DockerLayerGzip
+          : compression === 'zstd'
+            ? MediaType.OciLayerZstd
+            : MediaType.DockerLayer;
       if (compression === 'zstd') oci = true;
       this.blobs.set(digest, m);
       layers.push({ mediaType, size: m.size, digest });
@@ -201,7 +221,15 @@ export class DockerArchiveSource implements ImageSource {
           schemaVersion: 2,
           mediaType: MediaType.OciManifest,
           config: { mediaType: MediaType.OciConfig, size: configBytes.length, digest: configDigest },
-          layers: layers.map((l) => ({ ...l, mediaType: l.mediaType === MediaType.DockerLayerGzip ? MediaType.OciLayerGzip : l.mediaType === MediaType.DockerLayer ? MediaType.OciLayer : l.mediaType })),
+          layers: layers.map((l) => ({
+            ...l,
+            mediaType:
+              l.mediaType === MediaType.DockerLayerGzip
+                ? MediaType.OciLayerGzip
+                : l.mediaType === MediaType.DockerLayer
+                  ? MediaType.OciLayer
+                  : l.mediaType,
+          })),
         }
       : {
           schemaVersion: 2,
@@ -242,9 +270,13 @@ function pickEntry(save: SaveEntry[], selection: ArchiveSelection, path: string)
   }
   if (selection && 'name' in selection) {
     const e = save.find((x) => Array.isArray(x.RepoTags) && x.RepoTags.some((t) => sameTaggedName(t, selection.name)));
-    if (!e) throw new Error(`${path} has no image ${selection.name} (it has: ${names.join(', ') || 'only untagged images'})`);
+    if (!e)
+      throw new Error(`${path} has no image ${selection.name} (it has: ${names.join(', ') || 'only untagged images'})`);
     return e;
   }
-  if (save.length > 1) throw new Error(`${path} holds ${save.length} images; name one: docker-archive:${path}:NAME:TAG (${names.join(', ')}) or :@INDEX`);
+  if (save.length > 1)
+    throw new Error(
+      `${path} holds ${save.length} images; name one: docker-archive:${path}:NAME:TAG (${names.join(', ')}) or :@INDEX`,
+    );
   return save[0]!;
 }

@@ -29,7 +29,10 @@ interface Spooled {
 class Verify extends Transform {
   private readonly digester: Digester;
   private bytes = 0;
-  constructor(private readonly expected: { digest: Digest; size: number }, private readonly what: string) {
+  constructor(
+    private readonly expected: { digest: Digest; size: number },
+    private readonly what: string,
+  ) {
     super();
     this.digester = new Digester(parseDigest(expected.digest).algorithm);
   }
@@ -40,8 +43,10 @@ class Verify extends Transform {
   }
   override _flush(cb: TransformCallback): void {
     const got = this.digester.digest();
-    if (this.expected.size >= 0 && this.bytes !== this.expected.size) cb(new Error(`${this.what}: got ${this.bytes} bytes, expected ${this.expected.size}`));
-    else if (got !== this.expected.digest) cb(new Error(`${this.what}: content has digest ${got}, expected ${this.expected.digest}`));
+    if (this.expected.size >= 0 && this.bytes !== this.expected.size)
+      cb(new Error(`${this.what}: got ${this.bytes} bytes, expected ${this.expected.size}`));
+    else if (got !== this.expected.digest)
+      cb(new Error(`${this.what}: content has digest ${got}, expected ${this.expected.digest}`));
     else cb();
   }
 }
@@ -49,7 +54,10 @@ class Verify extends Transform {
 function decompressor(kind: 'gzip' | 'zstd'): Transform {
   if (kind === 'gzip') return zlib.createGunzip();
   const make = (zlib as unknown as { createZstdDecompress?: () => Transform }).createZstdDecompress;
-  if (!make) throw new Error('this layer is zstd-compressed and this Node.js cannot decompress zstd (Node 22.15 or later can); docker load needs it uncompressed');
+  if (!make)
+    throw new Error(
+      'this layer is zstd-compressed and this Node.js cannot decompress zstd (Node 22.15 or later can); docker load needs it uncompressed',
+    );
   return make();
 }
 
@@ -66,7 +74,12 @@ async function peek(body: Readable): Promise<{ kind: 'gzip' | 'zstd' | 'none'; s
     length += c.length;
   }
   const first = Buffer.concat(head);
-  const kind = first[0] === 0x1f && first[1] === 0x8b ? 'gzip' : first.length >= 4 && first.readUInt32LE(0) === 0xfd2fb528 ? 'zstd' : 'none';
+  const kind =
+    first[0] === 0x1f && first[1] === 0x8b
+      ? 'gzip'
+      : first.length >= 4 && first.readUInt32LE(0) === 0xfd2fb528
+        ? 'zstd'
+        : 'none';
   const stream = Readable.from(
     (async function* () {
       if (first.length > 0) yield first;
@@ -93,7 +106,10 @@ export class DockerArchiveWriter {
   private topDigest: string | undefined;
   private counter = 0;
 
-  constructor(private readonly spoolDir: string, private readonly repoTags: string[]) {}
+  constructor(
+    private readonly spoolDir: string,
+    private readonly repoTags: string[],
+  ) {}
 
   /** True when this blob is already spooled. */
   has(digest: string): boolean {
@@ -135,7 +151,9 @@ export class DockerArchiveWriter {
     if (this.topDigest) return this.images.get(this.topDigest)!;
     if (this.images.size === 1) return [...this.images.values()][0]!;
     if (this.images.size === 0) throw new Error('no image manifest was written: a Docker archive needs one image');
-    throw new Error(`${this.images.size} images were written but a Docker archive entry holds one: choose a platform with --platform`);
+    throw new Error(
+      `${this.images.size} images were written but a Docker archive entry holds one: choose a platform with --platform`,
+    );
   }
 
   /** Checks that everything is there and returns the archive as a stream (tar, uncompressed). */
@@ -145,17 +163,21 @@ export class DockerArchiveWriter {
     if (!config) throw new Error(`config ${image.config.digest} was not written`);
     const configDoc = JSON.parse(await readFile(config.file, 'utf8')) as { rootfs?: { diff_ids?: string[] } };
     const diffIds = configDoc.rootfs?.diff_ids ?? [];
-    if (diffIds.length !== image.layers.length) throw new Error(`the config lists ${diffIds.length} diff_ids but the manifest has ${image.layers.length} layers`);
+    if (diffIds.length !== image.layers.length)
+      throw new Error(`the config lists ${diffIds.length} diff_ids but the manifest has ${image.layers.length} layers`);
     const layers = image.layers.map((l, i) => {
       const s = this.spooled.get(l.digest);
       if (!s) throw new Error(`layer ${l.digest} was not written`);
       // docker load checks each layer against the config's diff_ids; fail here with a clearer message.
-      if (s.diffId !== diffIds[i]) throw new Error(`layer ${l.digest} unpacks to ${s.diffId} but the config lists diff_id ${diffIds[i]}`);
+      if (s.diffId !== diffIds[i])
+        throw new Error(`layer ${l.digest} unpacks to ${s.diffId} but the config lists diff_id ${diffIds[i]}`);
       return s;
     });
     const configName = `${parseDigest(image.config.digest).hex}.json`;
     const layerNames = layers.map((s) => `${parseDigest(s.diffId).hex}/layer.tar`);
-    const manifestJson = Buffer.from(JSON.stringify([{ Config: configName, RepoTags: this.repoTags, Layers: layerNames }]));
+    const manifestJson = Buffer.from(
+      JSON.stringify([{ Config: configName, RepoTags: this.repoTags, Layers: layerNames }]),
+    );
 
     const pack = tar.pack();
     const header = (name: string, size: number, type: 'file' | 'directory' = 'file') => ({

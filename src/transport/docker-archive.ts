@@ -18,7 +18,8 @@ export function parseDockerArchiveReference(rest: string): { path: string; selec
   if (ref === '') return { path, selection: undefined };
   if (ref.startsWith('@')) {
     const n = Number(ref.slice(1));
-    if (!Number.isSafeInteger(n) || n < 0) throw new Error(`docker-archive:${rest}: @INDEX must be a non-negative number`);
+    if (!Number.isSafeInteger(n) || n < 0)
+      throw new Error(`docker-archive:${rest}: @INDEX must be a non-negative number`);
     return { path, selection: { index: n } };
   }
   parseTaggedName(ref);
@@ -67,7 +68,13 @@ export class DockerArchiveDestination extends SpooledArchiveDestination {
   readonly digestChange = ARCHIVE_WRITE_DIGEST_CHANGE;
   readonly tag?: string;
 
-  constructor(description: string, private readonly path: string, spoolDir: string, writer: DockerArchiveWriter, tag: string | undefined) {
+  constructor(
+    description: string,
+    private readonly path: string,
+    spoolDir: string,
+    writer: DockerArchiveWriter,
+    tag: string | undefined,
+  ) {
     super(description, spoolDir, writer);
     if (tag) this.tag = tag;
   }
@@ -78,9 +85,13 @@ export class DockerArchiveDestination extends SpooledArchiveDestination {
 }
 
 /** Opens `FILE[:NAME:TAG]` for writing; NAME:TAG becomes the RepoTags `docker load` applies. */
-export async function openDockerArchiveDestination(rest: string, opts: TransportOptions = {}): Promise<ImageDestination> {
+export async function openDockerArchiveDestination(
+  rest: string,
+  opts: TransportOptions = {},
+): Promise<ImageDestination> {
   const { path, selection } = parseDockerArchiveReference(rest);
-  if (selection && 'index' in selection) throw new Error(`docker-archive:${rest}: @INDEX only selects an image to read`);
+  if (selection && 'index' in selection)
+    throw new Error(`docker-archive:${rest}: @INDEX only selects an image to read`);
   const named = selection ? parseTaggedName(selection.name) : undefined;
   const spoolDir = await mkdtemp(join(opts.tmpDir ?? tmpdir(), 'sluice-docker-archive-'));
   const writer = new DockerArchiveWriter(spoolDir, named ? [familiarName(named)] : []);

@@ -77,7 +77,10 @@ class DockerDaemonSource implements ImageSource {
 }
 
 /** Tags of one repository among a daemon's images. */
-export async function listDaemonTags(engine: DockerEngine, repo: { registry: string; repository: string }): Promise<string[]> {
+export async function listDaemonTags(
+  engine: DockerEngine,
+  repo: { registry: string; repository: string },
+): Promise<string[]> {
   const tags = new Set<string>();
   for (const image of await engine.listImages()) {
     for (const t of image.repoTags) {
@@ -98,7 +101,8 @@ export async function openDockerDaemonSource(rest: string, opts: TransportOption
   try {
     const named = IMAGE_ID.test(rest) ? undefined : parseTaggedName(rest);
     const name = named ? familiarName(named) : rest;
-    if ((await engine.imageId(name)) === undefined) throw new Error(`the Docker daemon at ${engine.host} has no image ${name}`);
+    if ((await engine.imageId(name)) === undefined)
+      throw new Error(`the Docker daemon at ${engine.host} has no image ${name}`);
     return new DockerDaemonSource(`docker-daemon:${rest}`, engine, name, named, opts.tmpDir ?? tmpdir());
   } catch (e) {
     await engine.close();
@@ -126,16 +130,20 @@ class DockerDaemonDestination extends SpooledArchiveDestination {
   override async putManifest(manifest: RawManifest, tag?: string, options?: PutManifestOptions): Promise<void> {
     await super.putManifest(manifest, tag, options);
     const doc = JSON.parse(manifest.bytes.toString('utf8')) as { config?: { digest?: string } };
-    if (doc.config?.digest && (options?.top || tag !== undefined || this.configDigest === undefined)) this.configDigest = doc.config.digest;
+    if (doc.config?.digest && (options?.top || tag !== undefined || this.configDigest === undefined))
+      this.configDigest = doc.config.digest;
   }
 
   /** Loads the image and checks that the daemon now has it under NAME:TAG with the expected image ID. */
   async commit(): Promise<void> {
     await this.engine.loadImages(await this.writer.archive());
     const id = await this.engine.imageId(this.name);
-    if (id === undefined) throw new Error(`the Docker daemon at ${this.engine.host} accepted the image but has no ${this.name} afterwards`);
+    if (id === undefined)
+      throw new Error(`the Docker daemon at ${this.engine.host} accepted the image but has no ${this.name} afterwards`);
     if (this.configDigest && id !== this.configDigest) {
-      throw new Error(`the Docker daemon at ${this.engine.host} has ${this.name} as image ${id}, expected ${this.configDigest}`);
+      throw new Error(
+        `the Docker daemon at ${this.engine.host} has ${this.name} as image ${id}, expected ${this.configDigest}`,
+      );
     }
   }
 
@@ -146,7 +154,10 @@ class DockerDaemonDestination extends SpooledArchiveDestination {
 }
 
 /** Opens `docker-daemon:NAME[:TAG]` for writing. */
-export async function openDockerDaemonDestination(rest: string, opts: TransportOptions = {}): Promise<ImageDestination> {
+export async function openDockerDaemonDestination(
+  rest: string,
+  opts: TransportOptions = {},
+): Promise<ImageDestination> {
   if (IMAGE_ID.test(rest)) throw new Error(`docker-daemon:${rest}: an image is loaded under NAME:TAG, not an ID`);
   const named = parseTaggedName(rest);
   const engine = new DockerEngine(defaultDaemonHost(opts.daemonHost));

@@ -14,7 +14,10 @@ export interface DaemonImage {
 
 /** An error answer of the Engine API, with its HTTP status. */
 export class DockerEngineError extends Error {
-  constructor(message: string, readonly status: number) {
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
     super(message);
   }
 }
@@ -65,7 +68,12 @@ export class DockerEngine {
     return this.prefix;
   }
 
-  private async raw(method: string, path: string, body?: Readable, headers: Record<string, string> = {}): Promise<http.IncomingMessage> {
+  private async raw(
+    method: string,
+    path: string,
+    body?: Readable,
+    headers: Record<string, string> = {},
+  ): Promise<http.IncomingMessage> {
     let res: http.IncomingMessage;
     try {
       res = await new Promise<http.IncomingMessage>((resolve, reject) => {
@@ -86,19 +94,33 @@ export class DockerEngine {
       } catch {
         // not JSON: keep the text
       }
-      throw new DockerEngineError(`Docker daemon ${this.host}: ${method} ${path.split('?')[0]}: ${message} (HTTP ${status})`, status);
+      throw new DockerEngineError(
+        `Docker daemon ${this.host}: ${method} ${path.split('?')[0]}: ${message} (HTTP ${status})`,
+        status,
+      );
     }
     return res;
   }
 
-  private async call(method: string, path: string, body?: Readable, headers?: Record<string, string>): Promise<http.IncomingMessage> {
+  private async call(
+    method: string,
+    path: string,
+    body?: Readable,
+    headers?: Record<string, string>,
+  ): Promise<http.IncomingMessage> {
     return this.raw(method, `${await this.versionPrefix()}${path}`, body, headers);
   }
 
   /** Every image with its RepoTags and RepoDigests (`GET /images/json`). */
   async listImages(): Promise<DaemonImage[]> {
     const r = await this.call('GET', '/images/json');
-    const list = JSON.parse(await readText(r)) as { Id: string; RepoTags?: string[] | null; RepoDigests?: string[] | null; Size: number; Created: number }[];
+    const list = JSON.parse(await readText(r)) as {
+      Id: string;
+      RepoTags?: string[] | null;
+      RepoDigests?: string[] | null;
+      Size: number;
+      Created: number;
+    }[];
     return list.map((i) => ({
       id: i.Id,
       // The daemon lists untagged images as `<none>:<none>`.
@@ -112,7 +134,7 @@ export class DockerEngine {
   /** The image's ID (config digest), or undefined when the daemon has no such image. */
   async imageId(name: string): Promise<string | undefined> {
     try {
-      const r = await this.call('GET', `/images/${name.split("/").map(encodeURIComponent).join("/")}/json`);
+      const r = await this.call('GET', `/images/${name.split('/').map(encodeURIComponent).join('/')}/json`);
       return (JSON.parse(await readText(r)) as { Id: string }).Id;
     } catch (e) {
       if (e instanceof DockerEngineError && e.status === 404) return undefined;
@@ -140,7 +162,11 @@ export class DockerEngine {
       } catch {
         continue;
       }
-      if (msg.error || msg.errorDetail) throw new DockerEngineError(`Docker daemon ${this.host}: load failed: ${msg.errorDetail?.message ?? msg.error}`, 500);
+      if (msg.error || msg.errorDetail)
+        throw new DockerEngineError(
+          `Docker daemon ${this.host}: load failed: ${msg.errorDetail?.message ?? msg.error}`,
+          500,
+        );
       if (msg.stream?.trim()) loaded.push(msg.stream.trim());
     }
     return loaded;

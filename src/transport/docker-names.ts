@@ -11,7 +11,10 @@ export function parseTaggedName(text: string): Reference & { tag: string } {
 export function familiarName(ref: Reference & { tag: string }): string {
   let name = `${ref.registry}/${ref.repository}`;
   if (ref.registry === DOCKER_HUB) {
-    name = ref.repository.startsWith('library/') && ref.repository.split('/').length === 2 ? ref.repository.slice(8) : ref.repository;
+    name =
+      ref.repository.startsWith('library/') && ref.repository.split('/').length === 2
+        ? ref.repository.slice(8)
+        : ref.repository;
   }
   return `${name}:${ref.tag}`;
 }

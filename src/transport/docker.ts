@@ -68,7 +68,11 @@ export class RegistrySource implements ImageSource {
 
   /** Fetches manifest bytes by tag or digest; undefined on 404. A bound refuses by Content-Length, then stops reading past it. */
   private async fetchManifest(reference: string, limit?: ReadLimit): Promise<RawManifest | undefined> {
-    const res = await this.client.send({ method: 'GET', path: `${this.repoPath}/manifests/${encodeURIComponent(reference)}`, headers: { accept: ACCEPT } });
+    const res = await this.client.send({
+      method: 'GET',
+      path: `${this.repoPath}/manifests/${encodeURIComponent(reference)}`,
+      headers: { accept: ACCEPT },
+    });
     if (res.statusCode === 404) {
       const err = await errorFrom(res, `${this.description}: manifest ${reference}`);
       if (err.code === 'MANIFEST_UNKNOWN' || err.code === 'NAME_UNKNOWN' || !err.code) return undefined;
@@ -78,7 +82,8 @@ export class RegistrySource implements ImageSource {
     const bytes = await readBody(res, `${this.description}: manifest ${reference}`, 'manifest', limit);
     const algorithm = isDigest(reference) ? parseDigest(reference).algorithm : 'sha256';
     const digest = digestOf(bytes, algorithm);
-    if (isDigest(reference) && digest !== reference) throw new Error(`${this.description}: manifest ${reference} arrived with digest ${digest}`);
+    if (isDigest(reference) && digest !== reference)
+      throw new Error(`${this.description}: manifest ${reference} arrived with digest ${digest}`);
     const contentType = header(res, 'content-type')?.split(';')[0]?.trim();
     let mediaType: string;
     try {
@@ -132,9 +137,15 @@ export class RegistrySource implements ImageSource {
   }
 
   async listReferrers(subject: Digest, limit?: ReadLimit): Promise<Descriptor[]> {
-    const res = await this.client.send({ method: 'GET', path: `${this.repoPath}/referrers/${subject}`, headers: { accept: MediaType.OciIndex } });
+    const res = await this.client.send({
+      method: 'GET',
+      path: `${this.repoPath}/referrers/${subject}`,
+      headers: { accept: MediaType.OciIndex },
+    });
     if (res.statusCode === 200) {
-      const doc = JSON.parse((await readBody(res, `${this.description}: referrers of ${subject}`, 'referrers', limit)).toString('utf8')) as { manifests?: unknown };
+      const doc = JSON.parse(
+        (await readBody(res, `${this.description}: referrers of ${subject}`, 'referrers', limit)).toString('utf8'),
+      ) as { manifests?: unknown };
       return validDescriptors(doc.manifests);
     }
     await res.body.dump();
@@ -187,12 +198,19 @@ export class RegistryDestination implements ImageDestination {
     await res.body.dump();
     if (res.statusCode === 200) return true;
     if (res.statusCode === 404) return false;
-    throw new RegistryError(`${this.description}: HEAD blob ${descriptor.digest}: HTTP ${res.statusCode}`, res.statusCode);
+    throw new RegistryError(
+      `${this.description}: HEAD blob ${descriptor.digest}: HTTP ${res.statusCode}`,
+      res.statusCode,
+    );
   }
 
   async mountBlob(descriptor: Descriptor, fromRepository: string): Promise<boolean> {
     const q = `mount=${encodeURIComponent(descriptor.digest)}&from=${encodeURIComponent(fromRepository)}`;
-    const res = await this.client.send({ method: 'POST', path: `${this.repoPath}/blobs/uploads/?${q}`, scopes: [`repository:${fromRepository}:pull`] });
+    const res = await this.client.send({
+      method: 'POST',
+      path: `${this.repoPath}/blobs/uploads/?${q}`,
+      scopes: [`repository:${fromRepository}:pull`],
+    });
     if (res.statusCode === 201) {
       await res.body.dump();
       return true;
@@ -201,7 +219,11 @@ export class RegistryDestination implements ImageDestination {
       // The registry opened an ordinary upload instead; cancel it, the engine uploads.
       await res.body.dump();
       const loc = header(res, 'location');
-      if (loc) await this.client.send({ method: 'DELETE', path: this.client.resolve(loc) }).then((r) => r.body.dump(), () => undefined);
+      if (loc)
+        await this.client.send({ method: 'DELETE', path: this.client.resolve(loc) }).then(
+          (r) => r.body.dump(),
+          () => undefined,
+        );
       return false;
     }
     await res.body.dump();
@@ -227,7 +249,11 @@ export class RegistryDestination implements ImageDestination {
         const res = await this.client.send({
           method: 'PATCH',
           path: location,
-          headers: { 'content-type': 'application/octet-stream', 'content-length': String(part.size), 'content-range': `${offset}-${end}` },
+          headers: {
+            'content-type': 'application/octet-stream',
+            'content-length': String(part.size),
+            'content-range': `${offset}-${end}`,
+          },
           body: part.stream,
         });
         if (res.statusCode !== 202) throw await errorFrom(res, what);
@@ -250,7 +276,12 @@ export class RegistryDestination implements ImageDestination {
     }
     const url = new URL(location);
     url.searchParams.set('digest', descriptor.digest);
-    const done = await this.client.send({ method: 'PUT', path: url.toString(), headers: { 'content-length': '0' }, body: Buffer.alloc(0) });
+    const done = await this.client.send({
+      method: 'PUT',
+      path: url.toString(),
+      headers: { 'content-length': '0' },
+      body: Buffer.alloc(0),
+    });
     if (done.statusCode !== 201) throw await errorFrom(done, what);
     await done.body.dump();
   }
@@ -266,7 +297,8 @@ export class RegistryDestination implements ImageDestination {
     if (res.statusCode !== 201) throw await errorFrom(res, `${this.description}: manifest ${reference}`);
     await res.body.dump();
     const got = header(res, 'docker-content-digest');
-    if (got && got !== manifest.digest) throw new Error(`${this.description}: registry stored manifest ${reference} as ${got}, not ${manifest.digest}`);
+    if (got && got !== manifest.digest)
+      throw new Error(`${this.description}: registry stored manifest ${reference} as ${got}, not ${manifest.digest}`);
   }
 
   async commit(): Promise<void> {}

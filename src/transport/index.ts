@@ -30,7 +30,10 @@ export async function openSource(ref: string, opts: TransportOptions & BucketOpt
 }
 
 /** Opens the place a transport reference names, for writing. */
-export async function openDestination(ref: string, opts: TransportOptions & BucketOptions = {}): Promise<ImageDestination> {
+export async function openDestination(
+  ref: string,
+  opts: TransportOptions & BucketOptions = {},
+): Promise<ImageDestination> {
   const { transport, rest } = parseTransportReference(ref);
   switch (transport) {
     case 'docker':
@@ -46,6 +49,8 @@ export async function openDestination(ref: string, opts: TransportOptions & Buck
     case 's3':
       return (await import('./bucket.js')).openBucketDestination(rest, opts);
     case 'oci-http':
-      throw new Error(`${ref}: oci-http: is read-only (a static web server takes no uploads); copy to oci:DIR and publish the folder`);
+      throw new Error(
+        `${ref}: oci-http: is read-only (a static web server takes no uploads); copy to oci:DIR and publish the folder`,
+      );
   }
 }

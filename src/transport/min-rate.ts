@@ -26,7 +26,11 @@ export function watchRate(body: Readable, rate: MinRate, what: string): (n: numb
     if (seen < need) {
       clearInterval(timer);
       const secs = rate.windowMs / 1000;
-      body.destroy(new TooSlowError(`${what}: ${seen} bytes arrived in ${secs}s, under the minimum of ${rate.bytesPerSecond} bytes/s`));
+      body.destroy(
+        new TooSlowError(
+          `${what}: ${seen} bytes arrived in ${secs}s, under the minimum of ${rate.bytesPerSecond} bytes/s`,
+        ),
+      );
       return;
     }
     seen = 0;

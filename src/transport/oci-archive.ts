@@ -18,7 +18,8 @@ export async function extractTar(file: string, dir: string): Promise<void> {
   const done = (async () => {
     for await (const entry of extract) {
       const name = normalize(entry.header.name);
-      if (name.startsWith('..') || name.startsWith(sep)) throw new Error(`archive entry "${entry.header.name}" leaves the archive`);
+      if (name.startsWith('..') || name.startsWith(sep))
+        throw new Error(`archive entry "${entry.header.name}" leaves the archive`);
       const target = join(dir, name);
       if (entry.header.type === 'directory') {
         await mkdir(target, { recursive: true });
@@ -53,7 +54,9 @@ export async function packDir(dir: string, file: string): Promise<void> {
     const p = join(dir, name);
     const size = (await stat(p)).size;
     await new Promise<void>((resolve, reject) => {
-      const entry = pack.entry({ name, size, mode: 0o644, mtime: new Date(0), uid: 0, gid: 0 }, (err) => (err ? reject(err) : resolve()));
+      const entry = pack.entry({ name, size, mode: 0o644, mtime: new Date(0), uid: 0, gid: 0 }, (err) =>
+        err ? reject(err) : resolve(),
+      );
       createReadStream(p).on('error', reject).pipe(entry);
     });
   }

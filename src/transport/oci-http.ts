@@ -16,5 +16,9 @@ export function parseHttpLayoutReference(rest: string): { url: string; ref?: str
 /** Opens an OCI layout on a static web server, `oci-http:URL[:REF]`: read-only, plain GETs. */
 export function openHttpLayoutSource(rest: string, opts: TransportOptions): Promise<LayoutSource> {
   const { url, ref } = parseHttpLayoutReference(rest);
-  return LayoutSource.open(new HttpFiles(url, opts.tlsVerify === false ? { tlsVerify: false } : {}), ref, `oci-http:${rest}`);
+  return LayoutSource.open(
+    new HttpFiles(url, opts.tlsVerify === false ? { tlsVerify: false } : {}),
+    ref,
+    `oci-http:${rest}`,
+  );
 }

@@ -68,7 +68,10 @@ async function readSmallManifest(files: LayoutFiles, d: Descriptor): Promise<Man
   if (d.size > SMALL_MANIFEST.maxBytes) return undefined;
   try {
     // index.json's size may understate the file: the read itself stops at the bound.
-    return parseManifest(await readBounded(await files.stream(blobFile(d.digest)), `manifest ${d.digest}`, SMALL_MANIFEST), d.mediaType);
+    return parseManifest(
+      await readBounded(await files.stream(blobFile(d.digest)), `manifest ${d.digest}`, SMALL_MANIFEST),
+      d.mediaType,
+    );
   } catch {
     return undefined;
   }
@@ -105,9 +108,13 @@ export class LayoutSource implements ImageSource {
         top = { mediaType: manifestType(bytes), digest: ref, size: bytes.length };
       }
     } else if (ref) {
-      if (!isRefName(ref)) throw new Error(`${what}: invalid image name ${quoteName(ref)} (a ref.name is a tag or a reference)`);
+      if (!isRefName(ref))
+        throw new Error(`${what}: invalid image name ${quoteName(ref)} (a ref.name is a tag or a reference)`);
       top = index.manifests.find((d) => d.annotations?.[REF_NAME] === ref);
-      if (!top) throw new Error(`${what}: no image named "${ref}" (index.json names: ${names(index).map(quoteName).join(', ') || 'none'})`);
+      if (!top)
+        throw new Error(
+          `${what}: no image named "${ref}" (index.json names: ${names(index).map(quoteName).join(', ') || 'none'})`,
+        );
     }
     return new LayoutSource(files, index, top, description ?? `oci:${files.where}${ref ? `:${ref}` : ''}`);
   }
@@ -128,7 +135,9 @@ export class LayoutSource implements ImageSource {
       if (images.length > 0) candidates = images;
     }
     if (candidates.length !== 1) {
-      throw new Error(`${this.description} holds ${candidates.length} images: name one with ${this.description}:REF (names: ${names(this.index).join(', ') || 'none'})`);
+      throw new Error(
+        `${this.description} holds ${candidates.length} images: name one with ${this.description}:REF (names: ${names(this.index).join(', ') || 'none'})`,
+      );
     }
     this.top = candidates[0]!;
     return this.top;
@@ -148,7 +157,8 @@ export class LayoutSource implements ImageSource {
       if (size !== undefined) bytes = await readBounded(await this.files.stream(blobFile(d)), what, limit);
     }
     if (!bytes) throw new Error(`${this.description}: no manifest ${d}`);
-    if (digestOf(bytes, parseDigest(d).algorithm) !== d) throw new Error(`${this.description}: manifest ${d} does not match its digest`);
+    if (digestOf(bytes, parseDigest(d).algorithm) !== d)
+      throw new Error(`${this.description}: manifest ${d} does not match its digest`);
     const hint = d === top.digest ? top.mediaType : this.index.manifests.find((m) => m.digest === d)?.mediaType;
     return { bytes, mediaType: manifestType(bytes, hint), digest: d };
   }
@@ -180,7 +190,13 @@ export class LayoutSource implements ImageSource {
 
   async getTaggedManifest(tag: string, limit?: ReadLimit): Promise<RawManifest | undefined> {
     const d = this.index.manifests.find((m) => m.annotations?.[REF_NAME] === tag);
-    if (d) refuseDeclared(`${this.description}: manifest ${d.digest} (tag ${tag})`, d.size, limit, 'its index.json descriptor');
+    if (d)
+      refuseDeclared(
+        `${this.description}: manifest ${d.digest} (tag ${tag})`,
+        d.size,
+        limit,
+        'its index.json descriptor',
+      );
     return d ? this.getManifest(d.digest, limit) : undefined;
   }
 
@@ -220,7 +236,11 @@ export class LayoutDestination implements ImageDestination {
   }
 
   /** Opens (or creates) the layout `DIR` (or `files`); `tag` names the copied image in index.json. */
-  static async open(place: string | WritableLayoutFiles, tag?: string, description?: string): Promise<LayoutDestination> {
+  static async open(
+    place: string | WritableLayoutFiles,
+    tag?: string,
+    description?: string,
+  ): Promise<LayoutDestination> {
     const files = typeof place === 'string' ? new DirectoryFiles(place) : place;
     // The spec wants the blobs directory even when empty; a bucket has no directories to make.
     if (typeof place === 'string') await mkdir(join(place, 'blobs', 'sha256'), { recursive: true });
@@ -258,7 +278,9 @@ export class LayoutDestination implements ImageDestination {
     const referrer = parsed?.subject !== undefined;
     if (!tag && !options.top && !referrer) return;
     const desc: Descriptor =
-      referrer && parsed ? referrerDescriptor(parsed, manifest.digest, manifest.bytes.length) : { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.bytes.length };
+      referrer && parsed
+        ? referrerDescriptor(parsed, manifest.digest, manifest.bytes.length)
+        : { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.bytes.length };
     if (tag) {
       desc.annotations = { ...desc.annotations, [REF_NAME]: tag };
       this.index.manifests = this.index.manifests.filter((d) => d.annotations?.[REF_NAME] !== tag);

@@ -89,9 +89,17 @@ export class RegistryClient {
     const headers: Record<string, string> = {};
     const cred = this.conn.credentials;
     if (cred) headers.authorization = `Basic ${Buffer.from(`${cred.username}:${cred.password}`).toString('base64')}`;
-    const res = await this.withRetries(() => request(url, { method: 'GET', headers, dispatcher: this.conn.dispatcher }), true);
-    if (res.statusCode !== 200) throw await errorFrom(res, `token from ${url.origin}${url.pathname} for ${scopes.join(' ')}`);
-    const doc = await readJson<{ token?: string; access_token?: string; expires_in?: number }>(res, `${this.host}: token answer`, 'token');
+    const res = await this.withRetries(
+      () => request(url, { method: 'GET', headers, dispatcher: this.conn.dispatcher }),
+      true,
+    );
+    if (res.statusCode !== 200)
+      throw await errorFrom(res, `token from ${url.origin}${url.pathname} for ${scopes.join(' ')}`);
+    const doc = await readJson<{ token?: string; access_token?: string; expires_in?: number }>(
+      res,
+      `${this.host}: token answer`,
+      'token',
+    );
     const token = doc.token ?? doc.access_token;
     if (!token) throw new Error(`${this.host}: token response carries no token`);
     const lifetime = typeof doc.expires_in === 'number' && doc.expires_in > 0 ? doc.expires_in : DEFAULT_TOKEN_SECONDS;
@@ -111,7 +119,17 @@ export class RegistryClient {
       const auth = this.authHeader(scopes);
       if (auth) headers.authorization = auth;
       // undici closes the connection after a HEAD unless told otherwise; registries send no body to a HEAD.
-      return this.withRetries(() => request(url, { method: req.method, headers, body: req.body, dispatcher: this.conn.dispatcher, ...(req.method === 'HEAD' ? { reset: false } : {}) }), replayable);
+      return this.withRetries(
+        () =>
+          request(url, {
+            method: req.method,
+            headers,
+            body: req.body,
+            dispatcher: this.conn.dispatcher,
+            ...(req.method === 'HEAD' ? { reset: false } : {}),
+          }),
+        replayable,
+      );
     };
     let res = await attempt();
     if (res.statusCode === 401 && replayable) {

@@ -53,13 +53,24 @@ export function parseChallenge(header: string | undefined): Challenge | undefine
   const m = /^\s*(\w+)\s*(.*)$/.exec(header);
   if (!m) return undefined;
   const params: Record<string, string> = {};
-  for (const p of m[2]!.matchAll(/([\w-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))/g)) params[p[1]!.toLowerCase()] = (p[2] ?? p[3] ?? '').replace(/\\(.)/g, '$1');
+  for (const p of m[2]!.matchAll(/([\w-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))/g))
+    params[p[1]!.toLowerCase()] = (p[2] ?? p[3] ?? '').replace(/\\(.)/g, '$1');
   return { scheme: m[1]!.toLowerCase(), params };
 }
 
 /** Statuses a retry can cure. */
 export const RETRY_STATUSES = new Set([429, 500, 502, 503, 504]);
-const CONNECTION_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_CLOSED', 'UND_ERR_HEADERS_TIMEOUT']);
+const CONNECTION_ERRORS = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EAI_AGAIN',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_CLOSED',
+  'UND_ERR_HEADERS_TIMEOUT',
+]);
 
 /** True for an error that a retry may cure (the connection broke, not the request). */
 export function isConnectionError(e: unknown): boolean {
@@ -81,7 +92,6 @@ export function retryAfterMs(header: string | string[] | undefined): number | un
   if (!Number.isFinite(ms)) return undefined;
   return Math.min(Math.max(ms, 0), 60_000);
 }
-
 
 /**
  * The most Sluice reads whole of each kind of answer from outside (a blob is streamed, never read whole).
@@ -133,11 +143,15 @@ export async function errorFrom(res: ClientResponse, what: string): Promise<Regi
   try {
     const doc = JSON.parse(text) as { errors?: { code?: string; message?: string; detail?: unknown }[] };
     const e = doc.errors?.[0];
-    if (e?.code) return new RegistryError(`${what}: ${e.code}: ${e.message ?? ''}`.trim(), res.statusCode, e.code, e.detail);
+    if (e?.code)
+      return new RegistryError(`${what}: ${e.code}: ${e.message ?? ''}`.trim(), res.statusCode, e.code, e.detail);
   } catch {
     // not the OCI error format
   }
-  return new RegistryError(`${what}: HTTP ${res.statusCode}${text ? ` ${text.slice(0, 200).trim()}` : ''}`, res.statusCode);
+  return new RegistryError(
+    `${what}: HTTP ${res.statusCode}${text ? ` ${text.slice(0, 200).trim()}` : ''}`,
+    res.statusCode,
+  );
 }
 
 /** One header's value as a string. */
@@ -153,7 +167,8 @@ export function describe(e: unknown): string {
   const code = err.code ?? err.cause?.code;
   // OpenSSL's message is a source path and a line break; its reason alone is the readable part.
   if (code?.startsWith('ERR_SSL') && err.reason) {
-    const hint = code === 'ERR_SSL_WRONG_VERSION_NUMBER' ? '; it may speak plain HTTP, which --tls-verify=false allows' : '';
+    const hint =
+      code === 'ERR_SSL_WRONG_VERSION_NUMBER' ? '; it may speak plain HTTP, which --tls-verify=false allows' : '';
     return `TLS failed: ${err.reason} (${code})${hint}`;
   }
   const message = err.message.replace(/\s*\n\s*/g, ' ').trim();

@@ -1,7 +1,15 @@
 // Connections to registries, shared by every client of a run: one Agent, ping and token cache per registry.
 import { Agent, interceptors, request, type Dispatcher } from './undici-core.js';
 import { findCredentials, type Credentials } from './credentials.js';
-import { describe, header, isLoopbackHost, parseChallenge, RegistryError, type Challenge, type ClientResponse } from './registry-http.js';
+import {
+  describe,
+  header,
+  isLoopbackHost,
+  parseChallenge,
+  RegistryError,
+  type Challenge,
+  type ClientResponse,
+} from './registry-http.js';
 
 /** The settings that make two connections to one registry different (the pool's key). */
 export interface ConnectionSettings {
@@ -80,17 +88,18 @@ export class Connection {
     const candidates = this.opts.baseUrl
       ? [this.opts.baseUrl.replace(/\/+$/, '')]
       : isLoopbackHost(this.host)
-      ? [`http://${this.host}`]
-      : this.opts.tlsVerify === false
-        ? [`https://${this.host}`, `http://${this.host}`]
-        : [`https://${this.host}`];
+        ? [`http://${this.host}`]
+        : this.opts.tlsVerify === false
+          ? [`https://${this.host}`, `http://${this.host}`]
+          : [`https://${this.host}`];
     let lastError: unknown;
     for (const base of candidates) {
       try {
         const res = await retry(() => request(`${base}/v2/`, { method: 'GET', dispatcher: this.dispatcher }));
         await res.body.dump();
         if (res.statusCode === 401) this.challenge = parseChallenge(header(res, 'www-authenticate'));
-        else if (res.statusCode >= 400 && res.statusCode !== 404) throw new RegistryError(`${this.host}: ping answered HTTP ${res.statusCode}`, res.statusCode);
+        else if (res.statusCode >= 400 && res.statusCode !== 404)
+          throw new RegistryError(`${this.host}: ping answered HTTP ${res.statusCode}`, res.statusCode);
         this.base = base;
         return;
       } catch (e) {
@@ -98,7 +107,12 @@ export class Connection {
       }
     }
     // A registry that answered (429, 503) keeps its status, so callers can tell "busy" from "unreachable".
-    if (lastError instanceof RegistryError) throw new RegistryError(`cannot use registry ${this.host}: ${lastError.message}`, lastError.status, lastError.code);
+    if (lastError instanceof RegistryError)
+      throw new RegistryError(
+        `cannot use registry ${this.host}: ${lastError.message}`,
+        lastError.status,
+        lastError.code,
+      );
     throw new Error(`cannot reach registry ${this.host}: ${describe(lastError)}`);
   }
 
@@ -117,7 +131,16 @@ export class RegistryPool {
 
   /** The shared connection for a registry host reached with these settings. */
   connection(host: string, opts: ConnectionSettings): Connection {
-    const key = JSON.stringify([host, opts.baseUrl, opts.tlsVerify, opts.ca, opts.timeoutMs, opts.creds, opts.authFile, opts.searchDefaultAuthFiles]);
+    const key = JSON.stringify([
+      host,
+      opts.baseUrl,
+      opts.tlsVerify,
+      opts.ca,
+      opts.timeoutMs,
+      opts.creds,
+      opts.authFile,
+      opts.searchDefaultAuthFiles,
+    ]);
     let c = this.connections.get(key);
     if (!c) {
       c = new Connection(host, opts);

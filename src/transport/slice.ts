@@ -5,7 +5,11 @@ import { Readable } from 'node:stream';
  * stream, so a chunked upload sends one PATCH per part without holding more than a read's worth.
  * Each part must be read to its end before the next is taken.
  */
-export async function* sliceStream(body: Readable, chunk: number, total: number): AsyncGenerator<{ size: number; stream: Readable }> {
+export async function* sliceStream(
+  body: Readable,
+  chunk: number,
+  total: number,
+): AsyncGenerator<{ size: number; stream: Readable }> {
   const it = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   let leftover: Buffer | undefined;
   let offset = 0;

@@ -68,7 +68,10 @@ export class StorageDestination implements ImageDestination {
     // A claim that met a sweep waited for it: what the sweep took must come again, not be named by a manifest.
     if (parsed.kind === 'image') {
       for (const b of referencedBlobs(parsed)) {
-        if ((await this.repo.blobSize(b.digest)) === null) throw new Error(`manifest ${m.digest}: blob ${b.digest} was deleted by garbage collection while copying: copy the image again`);
+        if ((await this.repo.blobSize(b.digest)) === null)
+          throw new Error(
+            `manifest ${m.digest}: blob ${b.digest} was deleted by garbage collection while copying: copy the image again`,
+          );
       }
     }
     await this.repo.putManifest(m.bytes, parsed.subject?.digest);

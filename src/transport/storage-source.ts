@@ -27,7 +27,13 @@ export class StorageSource implements ImageSource {
   private async bounded(reference: string, limit?: ReadLimit): Promise<void> {
     if (limit?.maxBytes === undefined) return;
     const d = isDigest(reference) ? reference : await this.repo.resolveTag(reference);
-    if (d) refuseDeclared(`${this.repo.name}: manifest ${reference}`, (await this.blobs.size(d)) ?? undefined, limit, 'stored size');
+    if (d)
+      refuseDeclared(
+        `${this.repo.name}: manifest ${reference}`,
+        (await this.blobs.size(d)) ?? undefined,
+        limit,
+        'stored size',
+      );
   }
 
   async getManifest(digest?: Digest, limit?: ReadLimit): Promise<RawManifest> {
@@ -39,7 +45,8 @@ export class StorageSource implements ImageSource {
   }
 
   async getBlob(d: Descriptor): Promise<Readable> {
-    if ((await this.repo.blobSize(d.digest)) === null) throw new Error(`${this.repo.name}: blob ${d.digest} is not stored`);
+    if ((await this.repo.blobSize(d.digest)) === null)
+      throw new Error(`${this.repo.name}: blob ${d.digest} is not stored`);
     return this.blobs.open(d.digest);
   }
 

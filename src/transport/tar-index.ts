@@ -88,7 +88,8 @@ export async function indexTar(path: string): Promise<TarMember[]> {
         throw new TarIndexError(`${path}: truncated tar archive at byte ${pos}`);
       }
       if (header.every((b) => b === 0)) break;
-      if (!checksumOk(header)) throw new TarIndexError(`${path}: not a tar archive (bad header checksum at byte ${pos})`);
+      if (!checksumOk(header))
+        throw new TarIndexError(`${path}: not a tar archive (bad header checksum at byte ${pos})`);
       const type = String.fromCharCode(header[156]!) || '0';
       let size = numeric(header, 124, 12);
       const dataStart = pos + BLOCK;
@@ -107,7 +108,13 @@ export async function indexTar(path: string): Promise<TarMember[]> {
       name = pax.path ?? longName ?? name;
       const linkname = pax.linkpath ?? longLink ?? cString(header, 157, 100);
       if (pax.size !== undefined) size = parseInt(pax.size, 10);
-      members.push({ name: normalizeMemberName(name), type: type === '\0' ? '0' : type, offset: dataStart, size, linkname });
+      members.push({
+        name: normalizeMemberName(name),
+        type: type === '\0' ? '0' : type,
+        offset: dataStart,
+        size,
+        linkname,
+      });
       pax = {};
       longName = undefined;
       longLink = undefined;
@@ -132,7 +139,8 @@ export function resolveMember(members: Map<string, TarMember>, name: string): Ta
   let current = members.get(normalizeMemberName(name));
   for (let hops = 0; current && hops < 16; hops++) {
     if (current.type === '0' || current.type === '7') return current;
-    if (current.type === '2') current = members.get(normalizeMemberName(posix.join(posix.dirname(current.name), current.linkname)));
+    if (current.type === '2')
+      current = members.get(normalizeMemberName(posix.join(posix.dirname(current.name), current.linkname)));
     else if (current.type === '1') current = members.get(normalizeMemberName(current.linkname));
     else return undefined;
   }

@@ -100,7 +100,10 @@ export interface TransportReference {
 /** Splits `transport:rest`; `docker://x` keeps `x` as rest. */
 export function parseTransportReference(text: string): TransportReference {
   const m = /^(docker|oci|oci-archive|docker-archive|docker-daemon|s3|oci-http):(.*)$/.exec(text);
-  if (!m) throw new Error(`unknown transport in "${text}": expected docker://, oci:, oci-archive:, docker-archive:, docker-daemon:, s3: or oci-http:`);
+  if (!m)
+    throw new Error(
+      `unknown transport in "${text}": expected docker://, oci:, oci-archive:, docker-archive:, docker-daemon:, s3: or oci-http:`,
+    );
   const transport = m[1] as TransportReference['transport'];
   let rest = m[2]!;
   if (transport === 'docker') {

@@ -9,7 +9,10 @@ import type * as Undici from 'undici';
 const require = createRequire(import.meta.url);
 const AgentClass = require('undici/lib/dispatcher/agent.js') as typeof Undici.Agent;
 const redirect = require('undici/lib/interceptor/redirect.js') as typeof Undici.interceptors.redirect;
-const apiRequest = require('undici/lib/api/api-request.js') as (this: Undici.Dispatcher, opts: object) => Promise<Undici.Dispatcher.ResponseData>;
+const apiRequest = require('undici/lib/api/api-request.js') as (
+  this: Undici.Dispatcher,
+  opts: object,
+) => Promise<Undici.Dispatcher.ResponseData>;
 const { parseURL } = require('undici/lib/core/util.js') as { parseURL(url: string | URL): URL };
 const { getGlobalDispatcher } = require('undici/lib/global.js') as { getGlobalDispatcher(): Undici.Dispatcher };
 

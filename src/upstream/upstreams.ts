@@ -131,7 +131,8 @@ export class Upstreams {
   private readonly defaults = new Map<string, ConfiguredUpstream>();
 
   constructor(upstreams: Record<string, UpstreamConfig> = {}, proxy?: ProxyConfig) {
-    for (const [name, c] of Object.entries(upstreams)) this.byName.set(name.toLowerCase(), new ConfiguredUpstream(name.toLowerCase(), c));
+    for (const [name, c] of Object.entries(upstreams))
+      this.byName.set(name.toLowerCase(), new ConfiguredUpstream(name.toLowerCase(), c));
     if (proxy) {
       const host = new URL(proxy.remoteurl).host;
       const name = host === 'registry-1.docker.io' || host === 'index.docker.io' ? DOCKER_HUB : host;
@@ -141,7 +142,13 @@ export class Upstreams {
           new ConfiguredUpstream(
             name,
             // Distribution's proxy serves every name from its one upstream.
-            upstreamSchema.parse({ url: proxy.remoteurl, username: proxy.username, password: proxy.password, ttl: proxy.ttl, unprefixed: true }),
+            upstreamSchema.parse({
+              url: proxy.remoteurl,
+              username: proxy.username,
+              password: proxy.password,
+              ttl: proxy.ttl,
+              unprefixed: true,
+            }),
           ),
         );
       }

@@ -20,7 +20,10 @@ async function keyFile(dir: string): Promise<{ path: string; key: CryptoKey }> {
   return { path, key: privateKey };
 }
 
-function sign(key: CryptoKey, claims: { sub?: string; iss?: string; aud?: string; exp?: number; access?: unknown }): Promise<string> {
+function sign(
+  key: CryptoKey,
+  claims: { sub?: string; iss?: string; aud?: string; exp?: number; access?: unknown },
+): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
   return new SignJWT({ access: claims.access ?? [] })
     .setProtectedHeader({ alg: 'ES256', kid: 'k' })
@@ -47,19 +50,31 @@ test('forged, expired, altered, unsigned and foreign tokens are refused', async 
   const { fx, img } = await seeded(['alice/app', 'team-a/app', 'secret/app']);
   const { path, key } = await keyFile(fx.dir);
   await fx.reg.app.close();
-  const { fx: fx2 } = await (async () => ({ fx: await startAuthRegistry({ root: fx.reg.root, auth: { issuer: { key: path } } }) }))();
+  const { fx: fx2 } = await (async () => ({
+    fx: await startAuthRegistry({ root: fx.reg.root, auth: { issuer: { key: path } } }),
+  }))();
   const url = fx2.reg.url;
-  const manifest = (repo: string, h: Record<string, string>) => fetch(`${url}/v2/${repo}/manifests/seed`, { headers: { ...h, accept: img.mediaType } });
+  const manifest = (repo: string, h: Record<string, string>) =>
+    fetch(`${url}/v2/${repo}/manifests/seed`, { headers: { ...h, accept: img.mediaType } });
   try {
     const tok = async (scope: string) =>
-      ((await (await fetch(`${url}/token?service=sluice&scope=${scope}`, { headers: { authorization: basic('alice', USERS.alice) } })).json()) as { token: string }).token;
+      (
+        (await (
+          await fetch(`${url}/token?service=sluice&scope=${scope}`, {
+            headers: { authorization: basic('alice', USERS.alice) },
+          })
+        ).json()) as { token: string }
+      ).token;
     const good = await tok('repository:alice/app:pull');
     assert.equal((await manifest('alice/app', bearer(good))).status, 200);
 
     await t.test('a token for repository A used on B', async () => {
       const onB = await manifest('team-a/app', bearer(good));
       assert.equal(onB.status, 401, 'alice may pull team-a/app, but not with this token');
-      assert.match(onB.headers.get('www-authenticate') ?? '', /scope="repository:team-a\/app:pull",error="insufficient_scope"/);
+      assert.match(
+        onB.headers.get('www-authenticate') ?? '',
+        /scope="repository:team-a\/app:pull",error="insufficient_scope"/,
+      );
       const onSecret = await manifest('secret/app', bearer(good));
       assert.equal(onSecret.status, 403);
       assert.match(await onSecret.text(), /no rule allows it/);
@@ -69,7 +84,10 @@ test('forged, expired, altered, unsigned and foreign tokens are refused', async 
     });
 
     await t.test('an expired token', async () => {
-      const old = await sign(key, { exp: Math.floor(Date.now() / 1000) - 10, access: [{ type: 'repository', name: 'alice/app', actions: ['pull'] }] });
+      const old = await sign(key, {
+        exp: Math.floor(Date.now() / 1000) - 10,
+        access: [{ type: 'repository', name: 'alice/app', actions: ['pull'] }],
+      });
       const r = await manifest('alice/app', bearer(old));
       assert.equal(r.status, 401);
       assert.match(r.headers.get('www-authenticate') ?? '', /error="invalid_token"/);
@@ -97,14 +115,20 @@ test('forged, expired, altered, unsigned and foreign tokens are refused', async 
       assert.equal(r.status, 401);
       // The same with an empty signature tacked onto a real header.
       const [, p] = good.split('.');
-      const r2 = await manifest('alice/app', bearer(`${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${p}.`));
+      const r2 = await manifest(
+        'alice/app',
+        bearer(`${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${p}.`),
+      );
       assert.equal(r2.status, 401);
     });
 
     await t.test('a token from another issuer or for another service', async () => {
       const access = [{ type: 'repository', name: 'secret/app', actions: ['pull'] }];
       assert.equal((await manifest('secret/app', bearer(await sign(key, { iss: 'evil', access })))).status, 401);
-      assert.equal((await manifest('secret/app', bearer(await sign(key, { aud: 'other-registry', access })))).status, 401);
+      assert.equal(
+        (await manifest('secret/app', bearer(await sign(key, { aud: 'other-registry', access })))).status,
+        401,
+      );
       const { privateKey: otherKey } = await generateKeyPair('ES256');
       assert.equal((await manifest('secret/app', bearer(await sign(otherKey, { access })))).status, 401);
       // The configured key signs tokens the registry does accept, so the refusals above are about the claims.
@@ -117,7 +141,9 @@ test('forged, expired, altered, unsigned and foreign tokens are refused', async 
     });
 
     await t.test('a refresh token is not an access token', async () => {
-      const r = await fetch(`${url}/token?service=sluice&offline_token=true&scope=repository:alice/app:pull`, { headers: { authorization: basic('alice', USERS.alice) } });
+      const r = await fetch(`${url}/token?service=sluice&offline_token=true&scope=repository:alice/app:pull`, {
+        headers: { authorization: basic('alice', USERS.alice) },
+      });
       const { refresh_token } = (await r.json()) as { refresh_token: string };
       assert.ok(refresh_token);
       assert.equal((await manifest('alice/app', bearer(refresh_token))).status, 401);
@@ -131,12 +157,15 @@ test('forged, expired, altered, unsigned and foreign tokens are refused', async 
 test('robot tokens after expiry, wrong passwords and unknown users are refused with the same work', async () => {
   const { fx, img } = await seeded(['team-a/app']);
   const url = fx.reg.url;
-  const get = (h: Record<string, string>) => fetch(`${url}/v2/team-a/app/manifests/seed`, { headers: { ...h, accept: img.mediaType } });
+  const get = (h: Record<string, string>) =>
+    fetch(`${url}/v2/team-a/app/manifests/seed`, { headers: { ...h, accept: img.mediaType } });
   try {
     assert.equal((await get({ authorization: basic('robot$builder', fx.robots.builder!) })).status, 200);
     // The `old` robot exists but expired a minute ago.
     assert.equal((await get({ authorization: basic('robot$old', fx.robots.old!) })).status, 401);
-    const tr = await fetch(`${url}/token?service=sluice&scope=repository:team-a/app:pull`, { headers: { authorization: basic('robot$old', fx.robots.old!) } });
+    const tr = await fetch(`${url}/token?service=sluice&scope=repository:team-a/app:pull`, {
+      headers: { authorization: basic('robot$old', fx.robots.old!) },
+    });
     assert.equal(tr.status, 401);
     // One robot's token is not another's.
     assert.equal((await get({ authorization: basic('robot$builder', fx.robots.old!) })).status, 401);
@@ -159,7 +188,13 @@ test('robot tokens after expiry, wrong passwords and unknown users are refused w
     const post = await fetch(`${url}/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'password', username: 'alice', password: USERS.bob, service: 'sluice', scope: 'repository:team-a/app:pull' }).toString(),
+      body: new URLSearchParams({
+        grant_type: 'password',
+        username: 'alice',
+        password: USERS.bob,
+        service: 'sluice',
+        scope: 'repository:team-a/app:pull',
+      }).toString(),
     });
     assert.equal(post.status, 401);
   } finally {
@@ -184,13 +219,20 @@ test('names that try .. never reach another repository', async () => {
   const { fx } = await seeded(['alice/app', 'secret/app']);
   const h = { authorization: basic('alice', USERS.alice) };
   try {
-    for (const path of ['/v2/alice/../secret/app/manifests/seed', '/v2/alice/%2e%2e/secret/app/manifests/seed', '/v2/alice/..%2fsecret/app/manifests/seed', '/v2/alice/app/../../secret/app/tags/list']) {
+    for (const path of [
+      '/v2/alice/../secret/app/manifests/seed',
+      '/v2/alice/%2e%2e/secret/app/manifests/seed',
+      '/v2/alice/..%2fsecret/app/manifests/seed',
+      '/v2/alice/app/../../secret/app/tags/list',
+    ]) {
       const r = await rawGet(fx.reg.url, path, h);
       assert.ok(r.status === 400 || r.status === 404, `${path}: ${r.status} ${r.body}`);
       assert.doesNotMatch(r.body, /"tags"|schemaVersion/);
     }
     // Scopes naming such paths are dropped, never granted.
-    const tr = await fetch(`${fx.reg.url}/token?service=sluice&scope=repository:alice/../secret/app:pull`, { headers: h });
+    const tr = await fetch(`${fx.reg.url}/token?service=sluice&scope=repository:alice/../secret/app:pull`, {
+      headers: h,
+    });
     const { token } = (await tr.json()) as { token: string };
     assert.deepEqual(JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).access, []);
   } finally {
@@ -222,27 +264,43 @@ test('passwords and tokens never appear in the server log or the audit log', asy
   const url = await reg.app.listen({ host: '127.0.0.1', port: 0 });
   try {
     const secrets = [USERS.alice, USERS.bob, fx.robots.builder!];
-    const tr = await fetch(`${url}/token?service=sluice&offline_token=true&scope=repository:alice/app:pull,push`, { headers: { authorization: basic('alice', USERS.alice) } });
+    const tr = await fetch(`${url}/token?service=sluice&offline_token=true&scope=repository:alice/app:pull,push`, {
+      headers: { authorization: basic('alice', USERS.alice) },
+    });
     const body = (await tr.json()) as { token: string; refresh_token: string };
     secrets.push(body.token, body.refresh_token);
     await fetch(`${url}/v2/alice/app/manifests/seed`, { headers: { authorization: `Bearer ${body.token}` } });
     await fetch(`${url}/v2/alice/app/manifests/seed`, { headers: { authorization: basic('alice', USERS.bob) } });
-    await fetch(`${url}/v2/secret/app/manifests/seed`, { headers: { authorization: basic('robot$builder', fx.robots.builder!) } });
-    await fetch(`${url}/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: body.refresh_token, service: 'sluice' }).toString(),
+    await fetch(`${url}/v2/secret/app/manifests/seed`, {
+      headers: { authorization: basic('robot$builder', fx.robots.builder!) },
     });
     await fetch(`${url}/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'password', username: 'bob', password: USERS.bob, service: 'sluice' }).toString(),
+      body: new URLSearchParams({
+        grant_type: 'refresh_token',
+        refresh_token: body.refresh_token,
+        service: 'sluice',
+      }).toString(),
+    });
+    await fetch(`${url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        grant_type: 'password',
+        username: 'bob',
+        password: USERS.bob,
+        service: 'sluice',
+      }).toString(),
     });
     await reg.app.close();
     const auditText = await readFile(audit, 'utf8');
     assert.ok(logText.length > 0 && auditText.length > 0);
     assert.match(auditText, /"principal":"alice".*"decision":"denied"/);
-    assert.match(auditText, /"principal":"robot:builder","address":"127.0.0.1","action":"pull","repository":"secret\/app","reference":"seed","decision":"denied","rule":"default"/);
+    assert.match(
+      auditText,
+      /"principal":"robot:builder","address":"127.0.0.1","action":"pull","repository":"secret\/app","reference":"seed","decision":"denied","rule":"default"/,
+    );
     for (const s of secrets) {
       assert.ok(!logText.includes(s), 'a secret is in the server log');
       assert.ok(!auditText.includes(s), 'a secret is in the audit log');

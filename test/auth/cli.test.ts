@@ -26,11 +26,27 @@ test('sluice robot create prints a token once, stores only its hash, and the tok
     assert.match(list.stdout, /^builder\tcreated .*\texpires /);
     const reg = await startRegistry({ auth: { robots: { path: robots } }, access: EXAMPLE_ACCESS });
     try {
-      const ok = await fetch(`${reg.url}/v2/team-a/app/tags/list`, { headers: { authorization: basic('robot$builder', token) } });
+      const ok = await fetch(`${reg.url}/v2/team-a/app/tags/list`, {
+        headers: { authorization: basic('robot$builder', token) },
+      });
       assert.equal(ok.status, 404, 'authorized; the repository just does not exist');
-      assert.equal((await fetch(`${reg.url}/v2/alice/app/tags/list`, { headers: { authorization: basic('robot$builder', token) } })).status, 403);
+      assert.equal(
+        (
+          await fetch(`${reg.url}/v2/alice/app/tags/list`, {
+            headers: { authorization: basic('robot$builder', token) },
+          })
+        ).status,
+        403,
+      );
       assert.equal((await sluice(['robot', 'delete', 'builder', '-c', cfg])).code, 0);
-      assert.equal((await fetch(`${reg.url}/v2/team-a/app/tags/list`, { headers: { authorization: basic('robot$builder', token) } })).status, 401);
+      assert.equal(
+        (
+          await fetch(`${reg.url}/v2/team-a/app/tags/list`, {
+            headers: { authorization: basic('robot$builder', token) },
+          })
+        ).status,
+        401,
+      );
     } finally {
       await reg.close();
     }
@@ -46,15 +62,53 @@ test('sluice policy explain names the rule and pattern; policy check finds unrea
     await writeFile(cfg, stringify({ access: EXAMPLE_ACCESS }));
     const push = await sluice(['policy', 'explain', '-c', cfg, '--user', 'alice', '--action', 'push', 'team-a/app:1']);
     assert.equal(push.code, 0, push.stderr);
-    assert.match(push.stdout, /^push: ALLOWED\n {2}rule: +rule 2: repos \[team-a\/\*\*\] who \[group:devs, robot:builder\]/);
+    assert.match(
+      push.stdout,
+      /^push: ALLOWED\n {2}rule: +rule 2: repos \[team-a\/\*\*\] who \[group:devs, robot:builder\]/,
+    );
     assert.match(push.stdout, /pattern: team-a\/\*\*/);
-    const anon = await sluice(['policy', 'explain', '-c', cfg, '--anonymous', '--action', 'pull,push', 'docker.io/library/nginx:1']);
+    const anon = await sluice([
+      'policy',
+      'explain',
+      '-c',
+      cfg,
+      '--anonymous',
+      '--action',
+      'pull,push',
+      'docker.io/library/nginx:1',
+    ]);
     assert.equal(anon.code, 1, 'push is denied');
-    assert.match(anon.stdout, /pull: ALLOWED[\s\S]*pattern: @official: docker.io\/library\/\*[\s\S]*push: DENIED[\s\S]*rule 5/);
-    const grp = await sluice(['policy', 'explain', '-c', cfg, '--user', 'dave', '--group', 'devs', '--action', 'push', 'team-a/x']);
+    assert.match(
+      anon.stdout,
+      /pull: ALLOWED[\s\S]*pattern: @official: docker.io\/library\/\*[\s\S]*push: DENIED[\s\S]*rule 5/,
+    );
+    const grp = await sluice([
+      'policy',
+      'explain',
+      '-c',
+      cfg,
+      '--user',
+      'dave',
+      '--group',
+      'devs',
+      '--action',
+      'push',
+      'team-a/x',
+    ]);
     assert.match(grp.stdout, /push: ALLOWED/);
     assert.equal(grp.code, 0);
-    const robot = await sluice(['policy', 'explain', '-c', cfg, '--robot', 'builder', '--action', 'delete', '--json', 'team-a/x']);
+    const robot = await sluice([
+      'policy',
+      'explain',
+      '-c',
+      cfg,
+      '--robot',
+      'builder',
+      '--action',
+      'delete',
+      '--json',
+      'team-a/x',
+    ]);
     assert.deepEqual(JSON.parse(robot.stdout)[0].allowed, false);
     assert.equal(robot.code, 1);
     assert.equal((await sluice(['policy', 'explain', '-c', cfg, '--user', 'a', '--action', 'fly', 'x'])).code, 1);
@@ -83,7 +137,10 @@ test('sluice policy explain names the rule and pattern; policy check finds unrea
     await writeFile(bad, stringify({ access: { rules: [{ repos: ['x'], who: ['*'], allow: ['pul'] }] } }));
     const schema = await sluice(['policy', 'check', bad]);
     assert.equal(schema.code, 1);
-    assert.match(schema.stdout, /^error: rule 1: unknown action 'pul' \(valid: pull, push, delete, overwrite, list; \* for all\)$/m);
+    assert.match(
+      schema.stdout,
+      /^error: rule 1: unknown action 'pul' \(valid: pull, push, delete, overwrite, list; \* for all\)$/m,
+    );
   } finally {
     await s.cleanup();
   }
@@ -125,7 +182,10 @@ test('sluice policy explain checks every option value in one line and exits 1 wh
       [['--user', 'alice', '--group', 'dev', 'x'], /--group dev: no such group under access\.groups \(groups: devs\)/],
       [['--robot', 'Bad Name', 'x'], /--robot "Bad Name" is not a robot name/],
       [['--user', 'a:b', 'x'], /--user "a:b" is not a user name/],
-      [['--user', 'alice', '--action', 'pul', 'x'], /unknown action 'pul' \(valid: pull, push, delete, overwrite, list; \* for all\)/],
+      [
+        ['--user', 'alice', '--action', 'pul', 'x'],
+        /unknown action 'pul' \(valid: pull, push, delete, overwrite, list; \* for all\)/,
+      ],
       [['--user', 'alice', '--action', 'pull,', 'x'], /has an empty entry/],
       [['--user', 'alice', 'Team/App'], /"Team\/App" is not a repository name/],
       [['--user', 'alice', 'x:bad tag'], /"bad tag" is not a tag/],
@@ -145,7 +205,11 @@ test('sluice policy explain checks every option value in one line and exits 1 wh
     oneLineFailure(list, /auth\.robots\.path: .*robots\.json is not a robot file/, 'robot list, broken file');
     oneLineFailure(del, /auth\.robots\.path: .*robots\.json is not a robot file/, 'robot delete, broken file');
     oneLineFailure(check, /give the config file once/, 'policy check with two files');
-    oneLineFailure(await sluice(['robot', 'list', '-c', cfg, '--file', robots]), /--file .* not both/, 'robot list --file and -c');
+    oneLineFailure(
+      await sluice(['robot', 'list', '-c', cfg, '--file', robots]),
+      /--file .* not both/,
+      'robot list --file and -c',
+    );
   } finally {
     await s.cleanup();
   }
@@ -208,11 +272,26 @@ test("a bcrypt htpasswd file from Apache's htpasswd -bB, with Distribution's aut
     try {
       const base = await fetch(`${reg.url}/v2/`);
       assert.equal(base.status, 401);
-      assert.match(base.headers.get('www-authenticate') ?? '', /^Bearer realm="http:\/\/127\.0\.0\.1:\d+\/token",service="sluice"$/);
-      assert.equal((await fetch(`${reg.url}/v2/`, { headers: { authorization: basic('alice', 's3cret:with:colons') } })).status, 200);
-      assert.equal((await fetch(`${reg.url}/v2/`, { headers: { authorization: basic('bob', 'bobs-password') } })).status, 200);
-      assert.equal((await fetch(`${reg.url}/v2/`, { headers: { authorization: basic('bob', 's3cret:with:colons') } })).status, 401);
-      const up = await fetch(`${reg.url}/v2/any/thing/blobs/uploads/`, { method: 'POST', headers: { authorization: basic('bob', 'bobs-password') } });
+      assert.match(
+        base.headers.get('www-authenticate') ?? '',
+        /^Bearer realm="http:\/\/127\.0\.0\.1:\d+\/token",service="sluice"$/,
+      );
+      assert.equal(
+        (await fetch(`${reg.url}/v2/`, { headers: { authorization: basic('alice', 's3cret:with:colons') } })).status,
+        200,
+      );
+      assert.equal(
+        (await fetch(`${reg.url}/v2/`, { headers: { authorization: basic('bob', 'bobs-password') } })).status,
+        200,
+      );
+      assert.equal(
+        (await fetch(`${reg.url}/v2/`, { headers: { authorization: basic('bob', 's3cret:with:colons') } })).status,
+        401,
+      );
+      const up = await fetch(`${reg.url}/v2/any/thing/blobs/uploads/`, {
+        method: 'POST',
+        headers: { authorization: basic('bob', 'bobs-password') },
+      });
       assert.equal(up.status, 202);
       assert.equal((await fetch(`${reg.url}/v2/any/thing/blobs/uploads/`, { method: 'POST' })).status, 401);
     } finally {

@@ -20,7 +20,9 @@ export async function startContainerd(): Promise<TestContainerd> {
     `version = 2\nroot = "${dir}/root"\nstate = "${dir}/state"\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "${socket}"\n[ttrpc]\n  address = "${socket}.ttrpc"\n`,
   );
   const log = openSync(join(dir, 'containerd.log'), 'w');
-  const child: ChildProcess = spawn('containerd', ['--config', join(dir, 'config.toml')], { stdio: ['ignore', log, log] });
+  const child: ChildProcess = spawn('containerd', ['--config', join(dir, 'config.toml')], {
+    stdio: ['ignore', log, log],
+  });
   closeSync(log);
   const exited = new Promise<void>((res) => child.once('exit', () => res()));
   const stop = async () => {

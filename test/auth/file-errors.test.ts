@@ -20,18 +20,33 @@ test('auth files that are missing or are folders stop the start with an error na
   const missing = join(s.dir, 'missing.htpasswd');
   const start = (cfg: Record<string, unknown>) => startRegistry(cfg, data);
   try {
-    await assert.rejects(start({ auth: { htpasswd: { path: missing } } }), { message: `auth.htpasswd.path: ${missing} does not exist` });
-    await assert.rejects(start({ auth: { htpasswd: { path: folder } } }), { message: `auth.htpasswd.path: ${folder} is a directory` });
-    await assert.rejects(start({ auth: { htpasswd: { path: users }, issuer: { key: folder } } }), { message: `auth.issuer.key: ${folder} is a directory` });
-    await assert.rejects(start({ auth: { robots: { path: folder } } }), { message: `auth.robots.path: ${folder} is a directory` });
-    const jwks = join(s.dir, 'nope.json');
-    await assert.rejects(start({ auth: { token: { realm: 'https://a/token', service: 's', issuer: 'i', jwks } } }), { message: `auth.token.jwks: ${jwks} does not exist` });
-    const bundle = join(s.dir, 'nope.crt');
-    await assert.rejects(start({ auth: { token: { realm: 'https://a/token', service: 's', issuer: 'i', rootcertbundle: bundle } } }), {
-      message: `auth.token.rootcertbundle: ${bundle} does not exist`,
+    await assert.rejects(start({ auth: { htpasswd: { path: missing } } }), {
+      message: `auth.htpasswd.path: ${missing} does not exist`,
     });
+    await assert.rejects(start({ auth: { htpasswd: { path: folder } } }), {
+      message: `auth.htpasswd.path: ${folder} is a directory`,
+    });
+    await assert.rejects(start({ auth: { htpasswd: { path: users }, issuer: { key: folder } } }), {
+      message: `auth.issuer.key: ${folder} is a directory`,
+    });
+    await assert.rejects(start({ auth: { robots: { path: folder } } }), {
+      message: `auth.robots.path: ${folder} is a directory`,
+    });
+    const jwks = join(s.dir, 'nope.json');
+    await assert.rejects(start({ auth: { token: { realm: 'https://a/token', service: 's', issuer: 'i', jwks } } }), {
+      message: `auth.token.jwks: ${jwks} does not exist`,
+    });
+    const bundle = join(s.dir, 'nope.crt');
+    await assert.rejects(
+      start({ auth: { token: { realm: 'https://a/token', service: 's', issuer: 'i', rootcertbundle: bundle } } }),
+      {
+        message: `auth.token.rootcertbundle: ${bundle} does not exist`,
+      },
+    );
     const audit = join(s.dir, 'no-such-folder', 'audit.jsonl');
-    await assert.rejects(start({ auth: { htpasswd: { path: users } }, audit: { path: audit } }), { message: `audit.path: ${audit} does not exist` });
+    await assert.rejects(start({ auth: { htpasswd: { path: users } }, audit: { path: audit } }), {
+      message: `audit.path: ${audit} does not exist`,
+    });
     // A robots file that does not exist yet is fine: `sluice robot create` makes it.
     const ok = await start({ auth: { robots: { path: join(s.dir, 'robots.json') } } });
     await ok.close();
@@ -44,7 +59,18 @@ test('sluice serve prints one line naming auth.htpasswd.path when the file is mi
   const s = await scratch();
   try {
     const cfg = join(s.dir, 'config.yml');
-    await writeFile(cfg, ['version: 0.1', 'log: {level: error}', `storage: {filesystem: {rootdirectory: ${join(s.dir, 'data')}}}`, 'http: {addr: 127.0.0.1:0}', 'auth:', '  htpasswd: {realm: r, path: ./missing.htpasswd}', ''].join('\n'));
+    await writeFile(
+      cfg,
+      [
+        'version: 0.1',
+        'log: {level: error}',
+        `storage: {filesystem: {rootdirectory: ${join(s.dir, 'data')}}}`,
+        'http: {addr: 127.0.0.1:0}',
+        'auth:',
+        '  htpasswd: {realm: r, path: ./missing.htpasswd}',
+        '',
+      ].join('\n'),
+    );
     // Run from the config's folder, so the relative path means the same file however config loading resolves it.
     const r = await run('node', [BIN, 'serve', '--config', cfg], { cwd: s.dir, timeoutMs: 30_000 });
     assert.notEqual(r.code, 0);

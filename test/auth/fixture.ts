@@ -48,7 +48,14 @@ export interface AuthFixture {
 
 /** Starts a registry with htpasswd users, a `builder` robot (and an expired `old` one) and the example policy. */
 export async function startAuthRegistry(
-  opts: { access?: unknown; auth?: Record<string, unknown>; audit?: unknown; root?: string; logger?: unknown; /** Other top-level config keys (http, ...). */ config?: Record<string, unknown> } = {},
+  opts: {
+    access?: unknown;
+    auth?: Record<string, unknown>;
+    audit?: unknown;
+    root?: string;
+    logger?: unknown /** Other top-level config keys (http, ...). */;
+    config?: Record<string, unknown>;
+  } = {},
 ): Promise<AuthFixture> {
   const dir = await mkdtemp(join(tmpdir(), 'sluice-auth-'));
   const htpasswd = join(dir, 'htpasswd');
@@ -63,7 +70,8 @@ export async function startAuthRegistry(
     access: opts.access ?? EXAMPLE_ACCESS,
   };
   // An audit path of '' means: a file in the fixture's directory.
-  if (opts.audit) cfg.audit = (opts.audit as { path?: string }).path === '' ? { path: join(dir, 'audit.jsonl') } : opts.audit;
+  if (opts.audit)
+    cfg.audit = (opts.audit as { path?: string }).path === '' ? { path: join(dir, 'audit.jsonl') } : opts.audit;
   const reg = await startRegistry(cfg, opts.root);
   return {
     reg,

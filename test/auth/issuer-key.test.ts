@@ -13,7 +13,9 @@ import { needTools, runOk } from '../helpers/tools.js';
 import { basic, startAuthRegistry, USERS } from './fixture.js';
 
 async function token(url: string): Promise<string> {
-  const r = await fetch(`${url}/token?service=sluice&scope=repository:alice/app:pull`, { headers: { authorization: basic('alice', USERS.alice) } });
+  const r = await fetch(`${url}/token?service=sluice&scope=repository:alice/app:pull`, {
+    headers: { authorization: basic('alice', USERS.alice) },
+  });
   assert.equal(r.status, 200);
   return ((await r.json()) as { token: string }).token;
 }
@@ -74,7 +76,10 @@ test('a configured key file that does not exist is created (P-256, PKCS#8, 0600)
     await first.app.close();
   }
   // The second start reads the same key, so tokens issued before the restart stay valid.
-  const second = await startRegistry({ auth: { htpasswd: { path: join(fx.dir, 'htpasswd') }, issuer: { key } } }, fx.reg.root);
+  const second = await startRegistry(
+    { auth: { htpasswd: { path: join(fx.dir, 'htpasswd') }, issuer: { key } } },
+    fx.reg.root,
+  );
   try {
     assert.equal(await readFile(key, 'utf8'), pem);
     assert.equal((await fetch(`${second.url}/v2/`, { headers: { authorization: `Bearer ${tok}` } })).status, 200);
@@ -87,22 +92,36 @@ test('a configured key file that does not exist is created (P-256, PKCS#8, 0600)
 
 test('keys that cannot sign ES256 tokens stop the start with an error naming auth.issuer.key', async () => {
   const s = await scratch();
-  const start = (key: string) => startRegistry({ auth: { htpasswd: { path: join(s.dir, 'users') }, issuer: { key } } }, join(s.dir, 'data'));
+  const start = (key: string) =>
+    startRegistry({ auth: { htpasswd: { path: join(s.dir, 'users') }, issuer: { key } } }, join(s.dir, 'data'));
   try {
     await writeFile(join(s.dir, 'users'), '');
     const rsa = join(s.dir, 'rsa.pem');
-    await writeFile(rsa, generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }));
-    await assert.rejects(start(rsa), (e: Error) => e.message.startsWith(`auth.issuer.key: ${rsa} is a rsa key`) && /P-256/.test(e.message));
+    await writeFile(
+      rsa,
+      generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }),
+    );
+    await assert.rejects(
+      start(rsa),
+      (e: Error) => e.message.startsWith(`auth.issuer.key: ${rsa} is a rsa key`) && /P-256/.test(e.message),
+    );
     const p384 = join(s.dir, 'p384.pem');
-    await writeFile(p384, generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).privateKey.export({ type: 'sec1', format: 'pem' }));
+    await writeFile(
+      p384,
+      generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).privateKey.export({ type: 'sec1', format: 'pem' }),
+    );
     await assert.rejects(start(p384), /auth\.issuer\.key: .* is a ec secp384r1 key/);
     const junk = join(s.dir, 'junk.pem');
     await writeFile(junk, 'not a key\n');
     await assert.rejects(start(junk), /auth\.issuer\.key: .*junk\.pem is not a PEM private key/);
     const noFolder = join(s.dir, 'missing-folder', 'key.pem');
-    await assert.rejects(start(noFolder), { message: `auth.issuer.key: ${noFolder} cannot be created: the folder ${join(s.dir, 'missing-folder')} does not exist` });
+    await assert.rejects(start(noFolder), {
+      message: `auth.issuer.key: ${noFolder} cannot be created: the folder ${join(s.dir, 'missing-folder')} does not exist`,
+    });
     await mkdir(join(s.dir, 'a-dir'));
-    await assert.rejects(start(join(s.dir, 'a-dir')), { message: `auth.issuer.key: ${join(s.dir, 'a-dir')} is a directory` });
+    await assert.rejects(start(join(s.dir, 'a-dir')), {
+      message: `auth.issuer.key: ${join(s.dir, 'a-dir')} is a directory`,
+    });
   } finally {
     await s.cleanup();
   }

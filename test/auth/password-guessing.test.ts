@@ -11,14 +11,22 @@ import { HtpasswdStore, bcryptStats } from '../../src/auth/htpasswd.js';
 import { basic, startAuthRegistry, USERS } from './fixture.js';
 
 /** A GET from a chosen loopback source address (127.0.0.2 is another client to the server). */
-function getFrom(url: string, path: string, headers: Record<string, string>, localAddress = '127.0.0.1'): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+function getFrom(
+  url: string,
+  path: string,
+  headers: Record<string, string>,
+  localAddress = '127.0.0.1',
+): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
   const u = new URL(url);
   return new Promise((resolve, reject) => {
-    const req = request({ host: u.hostname, port: u.port, path, method: 'GET', headers, localAddress, agent: false }, (res) => {
-      let body = '';
-      res.on('data', (c) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
+    const req = request(
+      { host: u.hostname, port: u.port, path, method: 'GET', headers, localAddress, agent: false },
+      (res) => {
+        let body = '';
+        res.on('data', (c) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -46,7 +54,10 @@ test('an unknown user costs as much bcrypt as the most expensive entry, not the 
     const unknown = median([await time('nobody'), await time('nobody'), await time('nobody')]);
     const fast = median([await time('fast'), await time('fast'), await time('fast')]);
     assert.ok(slow > fast * 5, `the costs differ as written (slow ${slow.toFixed(1)} ms, fast ${fast.toFixed(1)} ms)`);
-    assert.ok(unknown > slow * 0.6, `an unknown name took ${unknown.toFixed(1)} ms, a known cost-11 one ${slow.toFixed(1)} ms`);
+    assert.ok(
+      unknown > slow * 0.6,
+      `an unknown name took ${unknown.toFixed(1)} ms, a known cost-11 one ${slow.toFixed(1)} ms`,
+    );
   } finally {
     await store.close();
     await rm(dir, { recursive: true, force: true });
@@ -64,7 +75,9 @@ test('anonymous requests stay fast while eight clients guess passwords at bcrypt
   const deadline = Date.now() + 90_000;
   const guesser = async (i: number) => {
     for (let n = 0; n < 50 && !stop && Date.now() < deadline; n++) {
-      const r = await fetch(`${url}/v2/`, { headers: { authorization: basic(i % 2 ? 'alice' : `nobody${i}`, `guess-${i}-${n}`) } });
+      const r = await fetch(`${url}/v2/`, {
+        headers: { authorization: basic(i % 2 ? 'alice' : `nobody${i}`, `guess-${i}-${n}`) },
+      });
       assert.equal(r.status, 401);
       await r.arrayBuffer();
       answered++;
@@ -92,7 +105,10 @@ test('anonymous requests stay fast while eight clients guess passwords at bcrypt
     await Promise.all(guessers);
     const p50 = median(latencies);
     assert.ok(during >= 3, `the guessers were answered (so bcrypt ran) while we measured: ${during} answers`);
-    assert.ok(p50 < 200, `anonymous GET /v2/ p50 was ${p50.toFixed(1)} ms while passwords were being guessed (${latencies.map((x) => x.toFixed(0)).join(' ')})`);
+    assert.ok(
+      p50 < 200,
+      `anonymous GET /v2/ p50 was ${p50.toFixed(1)} ms while passwords were being guessed (${latencies.map((x) => x.toFixed(0)).join(' ')})`,
+    );
   } finally {
     stop = true;
     await fx.close();
@@ -102,7 +118,8 @@ test('anonymous requests stay fast while eight clients guess passwords at bcrypt
 test('failed logins are limited per client address and per user: 429 with Retry-After, before any bcrypt', async () => {
   const fx = await startAuthRegistry({ auth: { ratelimit: { failures: 3, window: '1m' } } });
   const url = fx.reg.url;
-  const v2 = (user: string, pw: string, from?: string) => getFrom(url, '/v2/', { authorization: basic(user, pw) }, from);
+  const v2 = (user: string, pw: string, from?: string) =>
+    getFrom(url, '/v2/', { authorization: basic(user, pw) }, from);
   try {
     // A correct login is remembered for a minute: the second one costs no bcrypt.
     assert.equal((await v2('carol', USERS.carol, '127.0.0.3')).status, 200);
@@ -116,14 +133,21 @@ test('failed logins are limited per client address and per user: 429 with Retry-
     assert.equal(limited.status, 429, limited.body);
     assert.match(limited.body, /"code":"TOOMANYREQUESTS"/);
     const wait = Number(limited.headers['retry-after']);
-    assert.ok(Number.isInteger(wait) && wait >= 1 && wait <= 60, `Retry-After: ${String(limited.headers['retry-after'])}`);
+    assert.ok(
+      Number.isInteger(wait) && wait >= 1 && wait <= 60,
+      `Retry-After: ${String(limited.headers['retry-after'])}`,
+    );
     // Even the right password is refused now (a guess must learn nothing), and no bcrypt was spent on it.
     assert.equal((await v2('alice', USERS.alice)).status, 429);
     assert.equal((await v2('bob', USERS.bob)).status, 429, 'the address is limited, whatever the user');
     assert.equal(bcryptStats.compares - before, 0);
 
     // Another address: alice's name is limited, bob's is not.
-    assert.equal((await v2('alice', USERS.alice, '127.0.0.2')).status, 429, 'the user is limited, whatever the address');
+    assert.equal(
+      (await v2('alice', USERS.alice, '127.0.0.2')).status,
+      429,
+      'the user is limited, whatever the address',
+    );
     assert.equal((await v2('bob', USERS.bob, '127.0.0.2')).status, 200);
 
     // The token endpoint answers the same way, in both of its forms.
@@ -133,7 +157,12 @@ test('failed logins are limited per client address and per user: 429 with Retry-
     const post = await fetch(`${url}/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'password', username: 'alice', password: USERS.alice, service: 'sluice' }).toString(),
+      body: new URLSearchParams({
+        grant_type: 'password',
+        username: 'alice',
+        password: USERS.alice,
+        service: 'sluice',
+      }).toString(),
     });
     assert.equal(post.status, 429);
     assert.ok(Number(post.headers.get('retry-after')) >= 1);

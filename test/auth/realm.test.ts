@@ -4,14 +4,24 @@ import { request } from 'node:http';
 import { basic, jwtPayload, startAuthRegistry, USERS } from './fixture.js';
 
 /** A GET with a Host header of our choosing (fetch will not send a forged one). */
-function getWithHost(url: string, path: string, host: string, headers: Record<string, string> = {}): Promise<{ status: number; challenge: string; body: string }> {
+function getWithHost(
+  url: string,
+  path: string,
+  host: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; challenge: string; body: string }> {
   const u = new URL(url);
   return new Promise((resolve, reject) => {
-    const req = request({ host: u.hostname, port: u.port, path, method: 'GET', headers: { ...headers, host }, agent: false }, (res) => {
-      let body = '';
-      res.on('data', (c) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, challenge: String(res.headers['www-authenticate'] ?? ''), body }));
-    });
+    const req = request(
+      { host: u.hostname, port: u.port, path, method: 'GET', headers: { ...headers, host }, agent: false },
+      (res) => {
+        let body = '';
+        res.on('data', (c) => (body += c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, challenge: String(res.headers['www-authenticate'] ?? ''), body }),
+        );
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -53,7 +63,9 @@ test('the token service signs a requested service only when it is one of ours', 
   const fx = await startAuthRegistry({ auth: { issuer: { service: ['sluice', 'registry.example'] } } });
   const url = fx.reg.url;
   const token = async (service: string) => {
-    const r = await fetch(`${url}/token?service=${encodeURIComponent(service)}&scope=repository:alice/app:pull`, { headers: { authorization: basic('alice', USERS.alice) } });
+    const r = await fetch(`${url}/token?service=${encodeURIComponent(service)}&scope=repository:alice/app:pull`, {
+      headers: { authorization: basic('alice', USERS.alice) },
+    });
     assert.equal(r.status, 200);
     return ((await r.json()) as { token: string }).token;
   };
@@ -68,7 +80,12 @@ test('the token service signs a requested service only when it is one of ours', 
     const post = await fetch(`${url}/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'password', username: 'alice', password: USERS.alice, service: 'victim-registry.example' }).toString(),
+      body: new URLSearchParams({
+        grant_type: 'password',
+        username: 'alice',
+        password: USERS.alice,
+        service: 'victim-registry.example',
+      }).toString(),
     });
     assert.equal(jwtPayload(((await post.json()) as { access_token: string }).access_token).aud, 'sluice');
     // Challenges carry the first name.

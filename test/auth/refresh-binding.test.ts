@@ -12,7 +12,10 @@ const form = (fields: Record<string, string>) => ({
 
 /** Mints a refresh token with the OAuth2 password grant (what ctr and containerd do). */
 async function mint(url: string, username: string, password: string): Promise<string> {
-  const r = await fetch(`${url}/token`, form({ grant_type: 'password', username, password, access_type: 'offline', client_id: 'test' }));
+  const r = await fetch(
+    `${url}/token`,
+    form({ grant_type: 'password', username, password, access_type: 'offline', client_id: 'test' }),
+  );
   assert.equal(r.status, 200, await r.clone().text());
   const body = (await r.json()) as { refresh_token?: string };
   assert.ok(body.refresh_token, 'an offline password grant returns a refresh token');
@@ -53,7 +56,9 @@ test('a refresh token stops working when the password it was minted under change
     assert.equal((await refresh(url, await mint(url, 'alice', USERS.alice))).status, 200);
 
     // GET /token?offline_token=true (Docker's flow) is bound the same way.
-    const got = await fetch(`${url}/token?service=sluice&offline_token=true&scope=repository:bob/app:pull`, { headers: { authorization: basic('bob', USERS.bob) } });
+    const got = await fetch(`${url}/token?service=sluice&offline_token=true&scope=repository:bob/app:pull`, {
+      headers: { authorization: basic('bob', USERS.bob) },
+    });
     const viaGet = ((await got.json()) as { refresh_token: string }).refresh_token;
     assert.equal((await refresh(url, viaGet)).status, 200);
     await writeHtpasswd(htpasswd, { ...USERS, bob: 'bob-new-password-2' });
@@ -72,7 +77,11 @@ test('a robot refresh token stops working when the robot is deleted and re-creat
     assert.equal(await deleteRobot(fx.robotsPath, 'builder'), true);
     assert.equal((await refresh(url, token)).status, 401, 'a deleted robot');
     const again = await createRobot(fx.robotsPath, 'builder');
-    assert.equal((await refresh(url, token)).status, 401, 'a re-created robot has a new token, so old refresh tokens stay dead');
+    assert.equal(
+      (await refresh(url, token)).status,
+      401,
+      'a re-created robot has a new token, so old refresh tokens stay dead',
+    );
     assert.equal((await refresh(url, await mint(url, 'robot$builder', again.token))).status, 200);
   } finally {
     await fx.close();

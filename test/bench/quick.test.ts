@@ -36,8 +36,22 @@ test('bench --quick writes a results file with every workload for both servers',
   assert.deepEqual(results.servers, { sluice: true, distribution: true });
 
   // The passthrough rows need two dockerds, the gc rows GNU time; without them those workloads are skipped.
-  const expected = [...metricCatalog([1, 16, 64]), ...S3_METRICS, ...(hasDocker() ? PASSTHROUGH_METRICS : []), ...trustMetrics([1, 16, 64]), ...KEYLESS_METRICS, ...(canRunGc() ? GC_METRICS : []), ...CLI_METRICS, ...EVENTS_METRICS, ...UI_METRICS].map((m) => m.id);
-  assert.deepEqual(results.results.map((row) => row.id), expected, 'every workload has a row, in order');
+  const expected = [
+    ...metricCatalog([1, 16, 64]),
+    ...S3_METRICS,
+    ...(hasDocker() ? PASSTHROUGH_METRICS : []),
+    ...trustMetrics([1, 16, 64]),
+    ...KEYLESS_METRICS,
+    ...(canRunGc() ? GC_METRICS : []),
+    ...CLI_METRICS,
+    ...EVENTS_METRICS,
+    ...UI_METRICS,
+  ].map((m) => m.id);
+  assert.deepEqual(
+    results.results.map((row) => row.id),
+    expected,
+    'every workload has a row, in order',
+  );
   for (const row of results.results) {
     // Distribution 2.8.2 has no online collection: its column of those rows stays empty.
     // The web UI is Sluice's own (Distribution has none): only its column is filled.
@@ -50,12 +64,18 @@ test('bench --quick writes a results file with every workload for both servers',
       const v = row[server];
       // A difference of two RSS readings per blob may come out below zero at --quick's tiny scales.
       const floor = row.id.endsWith('.perblob') ? -Infinity : 0;
-      assert.ok(typeof v === 'number' && Number.isFinite(v) && v >= floor, `${row.id} has a ${server} median (got ${v})`);
+      assert.ok(
+        typeof v === 'number' && Number.isFinite(v) && v >= floor,
+        `${row.id} has a ${server} median (got ${v})`,
+      );
       assert.equal(row.samples[server].length, results.rounds, `${row.id} has one ${server} sample per round`);
     }
     assert.ok(row.better === 'higher' || row.better === 'lower');
     // A ratio is left out only where Distribution's median is 0 (no upstream bytes on a warm pull).
-    assert.ok(typeof row.ratio === 'number' || (row.ratio === null && row.distribution === 0), `${row.id} has a ratio (got ${row.ratio})`);
+    assert.ok(
+      typeof row.ratio === 'number' || (row.ratio === null && row.distribution === 0),
+      `${row.id} has a ratio (got ${row.ratio})`,
+    );
   }
   // Request counts are behaviour, not speed: a re-sync where nothing moved reads no blob with either tool,
   // and Sluice's sends one HEAD per image and no manifest GET (the counting proxy saw them, so it works).
@@ -67,7 +87,10 @@ test('bench --quick writes a results file with every workload for both servers',
   assert.equal(row('sync.resync.head').sluice, images, 'Sluice sent one HEAD per image on the re-sync');
   assert.equal(row('sync.resync.get.manifests').sluice, 0);
   // Every distinct byte on the upstream came at least once on the first sync, for both tools.
-  assert.ok(row('sync.first.upstream').sluice! >= 0.99 && row('sync.first.upstream').distribution! >= 0.99, 'the first sync read the whole upstream');
+  assert.ok(
+    row('sync.first.upstream').sluice! >= 0.99 && row('sync.first.upstream').distribution! >= 0.99,
+    'the first sync read the whole upstream',
+  );
   // Both collectors removed the same garbage: as many blobs left after each sweep, and the number the seed expects.
   if (canRunGc()) {
     const blobs = Number(results.sizes.gcBlobs);

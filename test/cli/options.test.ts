@@ -39,7 +39,8 @@ test('bad option values get one line and exit 1, never a stack trace', async () 
     [['tags', '--retry-times', '1.5', 'oci:a'], /--retry-times.*'1.5' is invalid/],
     [['tags', '--tls-verify=nope', 'oci:a'], /--tls-verify.*'nope' is invalid/],
   ];
-  if (!canZstd()) cases.push([['copy', '--dest-compress-format', 'zstd', 'oci:a', 'oci:b'], /zstd needs Node\.js 22\.15/]);
+  if (!canZstd())
+    cases.push([['copy', '--dest-compress-format', 'zstd', 'oci:a', 'oci:b'], /zstd needs Node\.js 22\.15/]);
   for (const [args, pattern] of cases) assertOneLine(await sluice(args), pattern);
 });
 
@@ -49,7 +50,13 @@ test('bare --tls-verify means true and takes no argument; --tls-verify=false and
     const img = await makeImage({ label: 'tls-flag' });
     await writeOciLayout(join(s.dir, 'src'), [{ tag: 'v1', image: img }]);
     // Before: commander took the source reference as the flag's value.
-    for (const flags of [['--tls-verify'], ['--src-tls-verify', '--dest-tls-verify'], ['--tls-verify=false'], ['--tls-verify', 'false'], ['--tls-verify=true']]) {
+    for (const flags of [
+      ['--tls-verify'],
+      ['--src-tls-verify', '--dest-tls-verify'],
+      ['--tls-verify=false'],
+      ['--tls-verify', 'false'],
+      ['--tls-verify=true'],
+    ]) {
       const r = await sluice(['copy', '-q', ...flags, `oci:${s.dir}/src:v1`, `oci:${s.dir}/dst:v1`]);
       assert.equal(r.code, 0, `${flags.join(' ')}: ${r.stderr}`);
     }
@@ -75,7 +82,13 @@ test('--tls-verify=false allows plain HTTP to a registry named by host name; bar
     const img = await makeImage({ label: 'tls-semantics' });
     await writeOciLayout(join(s.dir, 'src'), [{ tag: 'v1', image: img }]);
     const port = new URL(reg.url).port;
-    const up = await sluice(['copy', '-q', '--dest-tls-verify=false', `oci:${s.dir}/src:v1`, `docker://${name}:${port}/app:v1`]);
+    const up = await sluice([
+      'copy',
+      '-q',
+      '--dest-tls-verify=false',
+      `oci:${s.dir}/src:v1`,
+      `docker://${name}:${port}/app:v1`,
+    ]);
     assert.equal(up.code, 0, up.stderr);
     await assertIntact(reg.url, 'app', 'v1', img);
     const plain = await sluice(['tags', '--tls-verify=false', `docker://${name}:${port}/app`]);
@@ -100,10 +113,13 @@ test('--dest-chunk-size takes bytes or units: 1k is 1024 bytes, 2kB is 2000', as
   // Counts PATCH bodies on their way to a real registry.
   const proxy = createServer((req: IncomingMessage, res: ServerResponse) => {
     if (req.method === 'PATCH') patches.push(Number(req.headers['content-length']));
-    const up = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
-      res.writeHead(r.statusCode ?? 502, r.headers);
-      r.pipe(res);
-    });
+    const up = request(
+      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
+      (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      },
+    );
     req.pipe(up);
   });
   await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
@@ -113,9 +129,19 @@ test('--dest-chunk-size takes bytes or units: 1k is 1024 bytes, 2kB is 2000', as
     const img = await makeImage({ layers: [{ 'noise.bin': randomBytes(5000) }], label: 'chunks' });
     const layer = img.layers[0]!.descriptor.size;
     await writeOciLayout(join(s.dir, 'src'), [{ tag: 'v1', image: img }]);
-    for (const [size, each, repo] of [['1k', 1024, 'a'], ['2kB', 2000, 'b']] as const) {
+    for (const [size, each, repo] of [
+      ['1k', 1024, 'a'],
+      ['2kB', 2000, 'b'],
+    ] as const) {
       patches.length = 0;
-      const r = await sluice(['copy', '-q', '--dest-chunk-size', size, `oci:${s.dir}/src:v1`, `docker://127.0.0.1:${port}/${repo}:v1`]);
+      const r = await sluice([
+        'copy',
+        '-q',
+        '--dest-chunk-size',
+        size,
+        `oci:${s.dir}/src:v1`,
+        `docker://127.0.0.1:${port}/${repo}:v1`,
+      ]);
       assert.equal(r.code, 0, r.stderr);
       const layerChunks = patches.filter((n) => n === each);
       assert.equal(layerChunks.length, Math.floor(layer / each), `${size}: PATCH sizes ${patches.join(', ')}`);
@@ -165,7 +191,11 @@ test('sluice tags oci:DIR lists the names in the layout, and output into a close
     const ambiguous = await sluice(['copy', `oci:${dir}`, `oci:${s.dir}/out`]);
     assertOneLine(ambiguous, /holds 2 images: name one/);
 
-    for (const args of [['tags', `oci:${dir}`], ['inspect', `oci:${dir}:v1`], ['inspect', '--raw', `oci:${dir}:v1`]]) {
+    for (const args of [
+      ['tags', `oci:${dir}`],
+      ['inspect', `oci:${dir}:v1`],
+      ['inspect', '--raw', `oci:${dir}:v1`],
+    ]) {
       const closed = await withClosedStdout(args);
       assert.equal(closed.code, 0, `${args.join(' ')}: ${closed.stderr}`);
       assert.equal(closed.stderr, '', args.join(' '));

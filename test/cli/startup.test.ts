@@ -14,16 +14,46 @@ import { run, type RunResult } from '../helpers/tools.js';
 
 const TRACE = fileURLToPath(new URL('../helpers/load-trace.js', import.meta.url));
 const PACKAGE = fileURLToPath(new URL('../../../package.json', import.meta.url));
-const COMMANDS = ['serve', 'copy', 'inspect', 'tags', 'sync', 'key', 'sign', 'verify', 'robot', 'policy', 'passthrough', 'gc', 'du', 'fsck', 'events'];
+const COMMANDS = [
+  'serve',
+  'copy',
+  'inspect',
+  'tags',
+  'sync',
+  'key',
+  'sign',
+  'verify',
+  'robot',
+  'policy',
+  'passthrough',
+  'gc',
+  'du',
+  'fsck',
+  'events',
+];
 /** Packages no help text needs: the config schema and its YAML, the server, HTTP client, S3, signatures, metrics. */
-const HEAVY = ['zod', 'yaml', 'fastify', 'undici', '@aws-sdk', '@sigstore', 'jose', 'prom-client', 'semver', 'tar-stream', 'pino'];
+const HEAVY = [
+  'zod',
+  'yaml',
+  'fastify',
+  'undici',
+  '@aws-sdk',
+  '@sigstore',
+  'jose',
+  'prom-client',
+  'semver',
+  'tar-stream',
+  'pino',
+];
 
 /** Runs `sluice ARGS` and returns its result and every file it loaded. */
 async function traced(args: string[]): Promise<RunResult & { loaded: string[] }> {
   const s = await scratch('sluice-trace-');
   try {
     const out = join(s.dir, 'loaded.txt');
-    const r = await run(process.execPath, ['--import', TRACE, SLUICE_BIN, ...args], { env: { SLUICE_LOAD_TRACE: out } });
+    const r = await run(process.execPath, ['--import', TRACE, SLUICE_BIN, ...args], {
+      env: { SLUICE_LOAD_TRACE: out },
+    });
     const loaded = [...new Set((await readFile(out, 'utf8').catch(() => '')).split('\n').filter(Boolean))];
     return { ...r, loaded };
   } finally {
@@ -59,7 +89,9 @@ test('--help lists every command and loads none of the heavy packages', async ()
   for (const c of COMMANDS) assert.match(r.stdout, new RegExp(`^  ${c}\\b`, 'm'), `help lists ${c}`);
   assert.deepEqual(packagesAmong(r.loaded, HEAVY), []);
   // No part of the registry, storage, config loading or signing either.
-  const parts = r.loaded.filter((f) => /\/dist\/src\/(registry|storage|sign|config\/load|proxy|sync|gc|events)/.test(f));
+  const parts = r.loaded.filter((f) =>
+    /\/dist\/src\/(registry|storage|sign|config\/load|proxy|sync|gc|events)/.test(f),
+  );
   assert.deepEqual(parts, []);
 });
 
@@ -80,8 +112,14 @@ test('inspect of a registry image loads undici piecemeal, and no archive, bucket
   const r = await traced(['inspect', '--no-tags', `docker://${reg.host}/start/up:v1`]);
   assert.equal(r.code, 0, r.stderr);
   assert.equal((JSON.parse(r.stdout) as { Digest: string }).Digest, img.digest);
-  assert.ok(r.loaded.some((f) => f.includes('/node_modules/undici/lib/dispatcher/agent.js')), 'undici is used');
+  assert.ok(
+    r.loaded.some((f) => f.includes('/node_modules/undici/lib/dispatcher/agent.js')),
+    'undici is used',
+  );
   // undici's index.js pulls in fetch, WebSocket, mocks and caches: over a hundred files a registry client never uses.
   assert.ok(!r.loaded.some((f) => /\/node_modules\/undici\/index\.js$/.test(f)), 'undici/index.js is not loaded');
-  assert.deepEqual(packagesAmong(r.loaded, ['tar-stream', '@aws-sdk', 'zod', 'yaml', 'fastify', '@sigstore', 'prom-client']), []);
+  assert.deepEqual(
+    packagesAmong(r.loaded, ['tar-stream', '@aws-sdk', 'zod', 'yaml', 'fastify', '@sigstore', 'prom-client']),
+    [],
+  );
 });

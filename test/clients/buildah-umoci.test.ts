@@ -38,9 +38,16 @@ test('an umoci-made image (manifest without mediaType) goes through Sluice to sk
     const ref = `${reg.host}/tools/umoci:t`;
     await skopeoCopy(`oci:${layout}:t`, `docker://${ref}`);
     assert.deepEqual(await inspectRaw(`docker://${ref}`), bytes);
-    const head = await fetch(`${reg.url}/v2/tools/umoci/manifests/t`, { method: 'HEAD', headers: { accept: `${MediaType.OciManifest}, ${MediaType.DockerManifest}` } });
+    const head = await fetch(`${reg.url}/v2/tools/umoci/manifests/t`, {
+      method: 'HEAD',
+      headers: { accept: `${MediaType.OciManifest}, ${MediaType.DockerManifest}` },
+    });
     assert.equal(head.status, 200);
-    assert.equal(head.headers.get('content-type'), MediaType.OciManifest, 'served as an OCI manifest, what its shape implies');
+    assert.equal(
+      head.headers.get('content-type'),
+      MediaType.OciManifest,
+      'served as an OCI manifest, what its shape implies',
+    );
     assert.equal(head.headers.get('docker-content-digest'), digest);
 
     const p = podmanIn(join(s.dir, 'p'));
@@ -57,7 +64,16 @@ test('buildah pushes an image and a manifest list (--all) into Sluice; podman pu
   if (!needTools(t, 'buildah', 'skopeo', 'podman')) return;
   const s = await scratch('sb-');
   const reg = await startRegistry();
-  const b = (args: string[]) => runOk('buildah', ['--storage-driver', 'vfs', '--root', join(s.dir, 'br'), '--runroot', join(s.dir, 'brr'), ...args]);
+  const b = (args: string[]) =>
+    runOk('buildah', [
+      '--storage-driver',
+      'vfs',
+      '--root',
+      join(s.dir, 'br'),
+      '--runroot',
+      join(s.dir, 'brr'),
+      ...args,
+    ]);
   try {
     const built: Record<string, string> = {};
     for (const arch of ['amd64', 'arm64']) {
@@ -68,7 +84,8 @@ test('buildah pushes an image and a manifest list (--all) into Sluice; podman pu
       built[arch] = (await b(['commit', '-q', c, `img-${arch}`])).stdout.trim();
     }
     await b(['manifest', 'create', 'list']);
-    for (const arch of ['amd64', 'arm64']) await b(['manifest', 'add', 'list', `containers-storage:localhost/img-${arch}:latest`]);
+    for (const arch of ['amd64', 'arm64'])
+      await b(['manifest', 'add', 'list', `containers-storage:localhost/img-${arch}:latest`]);
 
     const single = `${reg.host}/build/single:v1`;
     await b(['push', '--tls-verify=false', '--digestfile', join(s.dir, 'd1'), 'img-arm64', `docker://${single}`]);
@@ -76,18 +93,33 @@ test('buildah pushes an image and a manifest list (--all) into Sluice; podman pu
     assert.equal(digestOf(await inspectRaw(`docker://${single}`)), singleDigest);
 
     const list = `${reg.host}/build/list:v1`;
-    await b(['manifest', 'push', '--all', '--tls-verify=false', '--digestfile', join(s.dir, 'd2'), 'list', `docker://${list}`]);
+    await b([
+      'manifest',
+      'push',
+      '--all',
+      '--tls-verify=false',
+      '--digestfile',
+      join(s.dir, 'd2'),
+      'list',
+      `docker://${list}`,
+    ]);
     const listDigest = (await readFile(join(s.dir, 'd2'), 'utf8')).trim();
     const listBytes = await inspectRaw(`docker://${list}`);
     assert.equal(digestOf(listBytes), listDigest);
-    const children = JSON.parse(listBytes.toString()).manifests as { digest: string; platform: { architecture: string } }[];
+    const children = JSON.parse(listBytes.toString()).manifests as {
+      digest: string;
+      platform: { architecture: string };
+    }[];
     assert.deepEqual(children.map((c) => c.platform.architecture).sort(), ['amd64', 'arm64']);
 
     // Registry to registry: the list and every child keep their bytes.
     await skopeoCopy(`docker://${list}`, `docker://${reg.host}/build/copy:v1`, ['--all']);
     assert.deepEqual(await inspectRaw(`docker://${reg.host}/build/copy:v1`), listBytes);
     for (const c of children) {
-      assert.deepEqual(await inspectRaw(`docker://${reg.host}/build/copy@${c.digest}`), await inspectRaw(`docker://${reg.host}/build/list@${c.digest}`));
+      assert.deepEqual(
+        await inspectRaw(`docker://${reg.host}/build/copy@${c.digest}`),
+        await inspectRaw(`docker://${reg.host}/build/list@${c.digest}`),
+      );
     }
 
     for (const arch of ['amd64', 'arm64']) {
@@ -98,7 +130,10 @@ test('buildah pushes an image and a manifest list (--all) into Sluice; podman pu
       // podman records the list's digest as the image's and the child's among its RepoDigests.
       const child = children.find((c) => c.platform.architecture === arch)!.digest;
       assert.equal(inspected.Digest, listDigest);
-      assert.ok((inspected.RepoDigests as string[]).includes(`${reg.host}/build/list@${child}`), JSON.stringify(inspected.RepoDigests));
+      assert.ok(
+        (inspected.RepoDigests as string[]).includes(`${reg.host}/build/list@${child}`),
+        JSON.stringify(inspected.RepoDigests),
+      );
       assert.equal(await mountedFile(p, list, 'arch.txt'), `built for ${arch}\n`);
     }
   } finally {

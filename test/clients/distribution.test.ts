@@ -4,13 +4,28 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { digestOf } from '../../src/oci/digest.js';
 import { MediaType } from '../../src/oci/mediatypes.js';
-import { makeImage, makeMultiArch, pushBlob, pushManifest, writeOciLayout, type TestImage, type TestIndex } from '../helpers/images.js';
+import {
+  makeImage,
+  makeMultiArch,
+  pushBlob,
+  pushManifest,
+  writeOciLayout,
+  type TestImage,
+  type TestIndex,
+} from '../helpers/images.js';
 import { startRegistry } from '../helpers/registry.js';
 import { needTools } from '../helpers/tools.js';
 import { inspectRaw, layoutBlob, layoutDigest, scratch, skopeoCopy, startDistribution } from '../helpers/clients.js';
 
 /** What one registry must show for the images the other one stored. */
-async function checkServes(url: string, host: string, outDir: string, img: TestImage, idx: TestIndex, dockerDigest: string): Promise<void> {
+async function checkServes(
+  url: string,
+  host: string,
+  outDir: string,
+  img: TestImage,
+  idx: TestIndex,
+  dockerDigest: string,
+): Promise<void> {
   const docker = await inspectRaw(`docker://${host}/lib/docker:v1`);
   assert.equal(digestOf(docker), dockerDigest);
   assert.equal(JSON.parse(docker.toString()).mediaType, MediaType.DockerManifest);
@@ -33,9 +48,14 @@ async function checkServes(url: string, host: string, outDir: string, img: TestI
     for (const l of child.layers) assert.deepEqual(await layoutBlob(multi, l.descriptor.digest), l.bytes);
   }
 
-  assert.deepEqual(await (await fetch(`${url}/v2/lib/single/tags/list`)).json(), { name: 'lib/single', tags: ['latest', 'v1'] });
+  assert.deepEqual(await (await fetch(`${url}/v2/lib/single/tags/list`)).json(), {
+    name: 'lib/single',
+    tags: ['latest', 'v1'],
+  });
   assert.deepEqual(await (await fetch(`${url}/v2/lib/multi/tags/list`)).json(), { name: 'lib/multi', tags: ['v2'] });
-  assert.deepEqual(await (await fetch(`${url}/v2/_catalog`)).json(), { repositories: ['lib/docker', 'lib/multi', 'lib/single'] });
+  assert.deepEqual(await (await fetch(`${url}/v2/_catalog`)).json(), {
+    repositories: ['lib/docker', 'lib/multi', 'lib/single'],
+  });
 }
 
 async function makeInputs(dir: string, label: string): Promise<{ src: string; img: TestImage; idx: TestIndex }> {
@@ -55,7 +75,12 @@ async function pushInputs(host: string, src: string): Promise<string> {
   await skopeoCopy(`oci:${src}:single`, `docker://${host}/lib/single:latest`);
   await skopeoCopy(`oci:${src}:multi`, `docker://${host}/lib/multi:v2`, ['--all']);
   const digestFile = join(src, 'docker.digest');
-  await skopeoCopy(`oci:${src}:single`, `docker://${host}/lib/docker:v1`, ['--format', 'v2s2', '--digestfile', digestFile]);
+  await skopeoCopy(`oci:${src}:single`, `docker://${host}/lib/docker:v1`, [
+    '--format',
+    'v2s2',
+    '--digestfile',
+    digestFile,
+  ]);
   return (await readFile(digestFile, 'utf8')).trim();
 }
 
@@ -86,9 +111,17 @@ test('Distribution 2.8 serves, from the same root directory, what Sluice stored'
           subject: { mediaType: img.mediaType, digest: img.digest, size: img.manifest.length },
         }),
       );
-      assert.equal((await pushManifest(reg.url, 'lib/single', digestOf(referrer), referrer, MediaType.OciManifest)).status, 201);
-      const listed = (await (await fetch(`${reg.url}/v2/lib/single/referrers/${img.digest}`)).json()) as { manifests: { digest: string }[] };
-      assert.deepEqual(listed.manifests.map((m) => m.digest), [digestOf(referrer)]);
+      assert.equal(
+        (await pushManifest(reg.url, 'lib/single', digestOf(referrer), referrer, MediaType.OciManifest)).status,
+        201,
+      );
+      const listed = (await (await fetch(`${reg.url}/v2/lib/single/referrers/${img.digest}`)).json()) as {
+        manifests: { digest: string }[];
+      };
+      assert.deepEqual(
+        listed.manifests.map((m) => m.digest),
+        [digestOf(referrer)],
+      );
     } finally {
       await reg.close();
     }
@@ -119,7 +152,10 @@ test('Sluice serves, from the same root directory, what Distribution 2.8 stored'
       await checkServes(reg.url, reg.host, join(s.dir, 'out'), img, idx, dockerDigest);
       // And Sluice keeps writing into that tree: a new tag on Distribution's repository.
       await skopeoCopy(`docker://${reg.host}/lib/single:v1`, `docker://${reg.host}/lib/single:v3`);
-      assert.deepEqual(await (await fetch(`${reg.url}/v2/lib/single/tags/list`)).json(), { name: 'lib/single', tags: ['latest', 'v1', 'v3'] });
+      assert.deepEqual(await (await fetch(`${reg.url}/v2/lib/single/tags/list`)).json(), {
+        name: 'lib/single',
+        tags: ['latest', 'v1', 'v3'],
+      });
     } finally {
       await reg.close();
     }
@@ -155,7 +191,10 @@ test('Distribution 2.8 serves a partial mirror (index-only plus one platform) th
     assert.equal(missing.status, 404);
     assert.equal(((await missing.json()) as { errors: { code: string }[] }).errors[0]!.code, 'MANIFEST_UNKNOWN');
     assert.deepEqual(await (await fetch(`${dist.url}/v2/_catalog`)).json(), { repositories: ['mirror/app'] });
-    assert.deepEqual(await (await fetch(`${dist.url}/v2/mirror/app/tags/list`)).json(), { name: 'mirror/app', tags: ['v1'] });
+    assert.deepEqual(await (await fetch(`${dist.url}/v2/mirror/app/tags/list`)).json(), {
+      name: 'mirror/app',
+      tags: ['v1'],
+    });
   } finally {
     await dist?.stop();
     await s.cleanup();

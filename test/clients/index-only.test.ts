@@ -17,10 +17,20 @@ test('skopeo --multi-arch index-only is refused with MANIFEST_BLOB_UNKNOWN under
     const idx = await makeMultiArch('index-only-all');
     const src = join(s.dir, 'src');
     await writeOciLayout(src, [{ tag: 'multi', image: idx }]);
-    const r = await skopeoMay(['copy', '--dest-tls-verify=false', '--multi-arch', 'index-only', `oci:${src}:multi`, `docker://${reg.host}/mirror/app:v1`]);
+    const r = await skopeoMay([
+      'copy',
+      '--dest-tls-verify=false',
+      '--multi-arch',
+      'index-only',
+      `oci:${src}:multi`,
+      `docker://${reg.host}/mirror/app:v1`,
+    ]);
     assert.notEqual(r.code, 0, 'skopeo must fail');
     // skopeo prints MANIFEST_BLOB_UNKNOWN by its text, followed by Sluice's message.
-    assert.match(r.stderr, /manifest blob unknown: manifest for linux\/amd64 sha256:[0-9a-f]{64} is not in repository mirror\/app/);
+    assert.match(
+      r.stderr,
+      /manifest blob unknown: manifest for linux\/amd64 sha256:[0-9a-f]{64} is not in repository mirror\/app/,
+    );
     assert.match(r.stderr, /validation\.manifests\.indexes/);
     const direct = await fetch(`${reg.url}/v2/mirror/app/manifests/v1`);
     assert.equal(direct.status, 404);
@@ -69,11 +79,23 @@ test('with platforms: none an index-only mirror plus one platform serves that pl
       assert.ok(body.errors[0]!.message.includes(platform), body.errors[0]!.message);
       assert.ok(body.errors[0]!.message.includes(idx.digest), body.errors[0]!.message);
 
-      const inspected = await skopeoMay(['inspect', '--raw', '--tls-verify=false', `docker://${dest}@${missing.digest}`]);
+      const inspected = await skopeoMay([
+        'inspect',
+        '--raw',
+        '--tls-verify=false',
+        `docker://${dest}@${missing.digest}`,
+      ]);
       assert.notEqual(inspected.code, 0);
       assert.ok(inspected.stderr.includes(`manifest unknown: ${platform} of index ${idx.digest}`), inspected.stderr);
     }
-    const pulled = await skopeoMay(['copy', '--src-tls-verify=false', '--override-arch', 's390x', `docker://${dest}:v1`, `oci:${join(s.dir, 'none')}:x`]);
+    const pulled = await skopeoMay([
+      'copy',
+      '--src-tls-verify=false',
+      '--override-arch',
+      's390x',
+      `docker://${dest}:v1`,
+      `oci:${join(s.dir, 'none')}:x`,
+    ]);
     assert.notEqual(pulled.code, 0);
     assert.ok(pulled.stderr.includes(`manifest unknown: linux/s390x of index ${idx.digest}`), pulled.stderr);
   } finally {
@@ -86,7 +108,9 @@ test('with platforms: list an index-only mirror is accepted once the listed plat
   if (!needTools(t, 'skopeo')) return;
   const s = await scratch();
   const reg = await startRegistry({
-    validation: { manifests: { indexes: { platforms: 'list', platformlist: [{ os: 'linux', architecture: 'arm64' }] } } },
+    validation: {
+      manifests: { indexes: { platforms: 'list', platformlist: [{ os: 'linux', architecture: 'arm64' }] } },
+    },
   });
   try {
     const idx = await makeMultiArch('index-only-list');
@@ -95,7 +119,14 @@ test('with platforms: list an index-only mirror is accepted once the listed plat
     await writeOciLayout(src, [{ tag: 'multi', image: idx }]);
     const dest = `${reg.host}/mirror/list`;
 
-    const early = await skopeoMay(['copy', '--dest-tls-verify=false', '--multi-arch', 'index-only', `oci:${src}:multi`, `docker://${dest}:v1`]);
+    const early = await skopeoMay([
+      'copy',
+      '--dest-tls-verify=false',
+      '--multi-arch',
+      'index-only',
+      `oci:${src}:multi`,
+      `docker://${dest}:v1`,
+    ]);
     assert.notEqual(early.code, 0, 'refused while linux/arm64 is missing');
     assert.match(early.stderr, /manifest blob unknown: manifest for linux\/arm64\/v8 sha256:/);
 

@@ -27,7 +27,11 @@ test('concurrent skopeo pushes of the same blobs into several repositories all l
     // One copy of each blob in the store, and no upload session left behind.
     for (const r of repos) assert.deepEqual(await reg.files(`docker/registry/v2/repositories/${r}/_uploads`), []);
     const blobs = await reg.files('docker/registry/v2/blobs/sha256');
-    assert.equal(blobs.length, 1 + 1 + img.layers.length, `manifest, config and layers, each stored once: ${blobs.join(', ')}`);
+    assert.equal(
+      blobs.length,
+      1 + 1 + img.layers.length,
+      `manifest, config and layers, each stored once: ${blobs.join(', ')}`,
+    );
   } finally {
     await reg.close();
     await s.cleanup();
@@ -53,16 +57,30 @@ test('skopeo sync mirrors a whole repository (tags and an index) from one Sluice
     await skopeoCopy(`oci:${src}:two`, `docker://${a.host}/team/app:2.0`);
     await skopeoCopy(`oci:${src}:multi`, `docker://${a.host}/team/app:multi`, ['--all']);
 
-    const listed = JSON.parse((await skopeo(['list-tags', '--tls-verify=false', `docker://${a.host}/team/app`])).stdout);
+    const listed = JSON.parse(
+      (await skopeo(['list-tags', '--tls-verify=false', `docker://${a.host}/team/app`])).stdout,
+    );
     assert.deepEqual(listed.Tags, ['1.0', '2.0', 'multi']);
 
-    await skopeo(['sync', '--all', '--src', 'docker', '--dest', 'docker', '--src-tls-verify=false', '--dest-tls-verify=false', `${a.host}/team/app`, `${b.host}/mirror`]);
+    await skopeo([
+      'sync',
+      '--all',
+      '--src',
+      'docker',
+      '--dest',
+      'docker',
+      '--src-tls-verify=false',
+      '--dest-tls-verify=false',
+      `${a.host}/team/app`,
+      `${b.host}/mirror`,
+    ]);
     const mirrored = await (await fetch(`${b.url}/v2/mirror/app/tags/list`)).json();
     assert.deepEqual(mirrored, { name: 'mirror/app', tags: ['1.0', '2.0', 'multi'] });
     assert.deepEqual(await inspectRaw(`docker://${b.host}/mirror/app:1.0`), img1.manifest);
     assert.deepEqual(await inspectRaw(`docker://${b.host}/mirror/app:2.0`), img2.manifest);
     assert.deepEqual(await inspectRaw(`docker://${b.host}/mirror/app:multi`), idx.manifest);
-    for (const child of idx.images) assert.deepEqual(await inspectRaw(`docker://${b.host}/mirror/app@${child.digest}`), child.manifest);
+    for (const child of idx.images)
+      assert.deepEqual(await inspectRaw(`docker://${b.host}/mirror/app@${child.digest}`), child.manifest);
   } finally {
     await a.close();
     await b.close();
@@ -91,7 +109,10 @@ test('skopeo delete removes a manifest and its tags; the image can be pushed aga
     const gone = await skopeoMay(['inspect', '--raw', '--tls-verify=false', `docker://${repo}@${img.digest}`]);
     assert.notEqual(gone.code, 0);
     assert.match(gone.stderr, /manifest unknown/);
-    assert.deepEqual(await (await fetch(`${reg.url}/v2/del/app/tags/list`)).json(), { name: 'del/app', tags: ['keep'] });
+    assert.deepEqual(await (await fetch(`${reg.url}/v2/del/app/tags/list`)).json(), {
+      name: 'del/app',
+      tags: ['keep'],
+    });
     assert.deepEqual(await inspectRaw(`docker://${repo}:keep`), keep.manifest);
 
     await skopeoCopy(`oci:${src}:v1`, `docker://${repo}:v1`);

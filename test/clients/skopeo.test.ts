@@ -68,7 +68,12 @@ test('skopeo copy --all moves a multi-arch index in and out with every digest ke
 
     // Without --all skopeo picks one platform by digest out of the stored index.
     const one = join(s.dir, 'one');
-    await skopeoCopy(`docker://${reg.host}/team/multi:latest`, `oci:${one}:arm`, ['--override-arch', 'arm64', '--override-variant', 'v8']);
+    await skopeoCopy(`docker://${reg.host}/team/multi:latest`, `oci:${one}:arm`, [
+      '--override-arch',
+      'arm64',
+      '--override-variant',
+      'v8',
+    ]);
     assert.equal(await layoutDigest(one, 'arm'), idx.images[1]!.digest);
   } finally {
     await reg.close();
@@ -85,7 +90,12 @@ test('skopeo copy --format v2s2 stores a Docker schema 2 image that copies on un
     const src = join(s.dir, 'src');
     await writeOciLayout(src, [{ tag: 'v1', image: img }]);
     const digestFile = join(s.dir, 'digest');
-    await skopeoCopy(`oci:${src}:v1`, `docker://${reg.host}/team/docker:v1`, ['--format', 'v2s2', '--digestfile', digestFile]);
+    await skopeoCopy(`oci:${src}:v1`, `docker://${reg.host}/team/docker:v1`, [
+      '--format',
+      'v2s2',
+      '--digestfile',
+      digestFile,
+    ]);
 
     const raw = await inspectRaw(`docker://${reg.host}/team/docker:v1`);
     const pushed = (await readFile(digestFile, 'utf8')).trim();
@@ -98,7 +108,10 @@ test('skopeo copy --format v2s2 stores a Docker schema 2 image that copies on un
       m.layers.map((l: { digest: string; mediaType: string }) => [l.digest, l.mediaType]),
       img.layers.map((l) => [l.descriptor.digest, MediaType.DockerLayerGzip]),
     );
-    const head = await fetch(`${reg.url}/v2/team/docker/manifests/v1`, { method: 'HEAD', headers: { accept: MediaType.DockerManifest } });
+    const head = await fetch(`${reg.url}/v2/team/docker/manifests/v1`, {
+      method: 'HEAD',
+      headers: { accept: MediaType.DockerManifest },
+    });
     assert.equal(head.headers.get('content-type'), MediaType.DockerManifest);
     assert.equal(head.headers.get('docker-content-digest'), pushed);
 
@@ -108,7 +121,10 @@ test('skopeo copy --format v2s2 stores a Docker schema 2 image that copies on un
     const dir = join(s.dir, 'dir');
     await skopeoCopy(`docker://${reg.host}/team/docker:v1`, `dir:${dir}`);
     assert.deepEqual(await readFile(join(dir, 'manifest.json')), raw);
-    assert.deepEqual(await readFile(join(dir, img.layers[0]!.descriptor.digest.slice('sha256:'.length))), img.layers[0]!.bytes);
+    assert.deepEqual(
+      await readFile(join(dir, img.layers[0]!.descriptor.digest.slice('sha256:'.length))),
+      img.layers[0]!.bytes,
+    );
   } finally {
     await reg.close();
     await s.cleanup();

@@ -7,7 +7,16 @@ import { startContainerd } from '../auth/containerd.js';
 import { podmanIn, scratch, skopeo, skopeoMay } from '../helpers/clients.js';
 import { dockerCli, hasDocker, startDockerd } from '../helpers/dockerd.js';
 import { makeImage, writeOciLayout, type TestImage } from '../helpers/images.js';
-import { makePki, startConnectProxy, startTlsRegistry, tlsGet, UNRESOLVABLE_HOST, writeCertDir, type TestPki, type TlsRegistry } from '../helpers/tls.js';
+import {
+  makePki,
+  startConnectProxy,
+  startTlsRegistry,
+  tlsGet,
+  UNRESOLVABLE_HOST,
+  writeCertDir,
+  type TestPki,
+  type TlsRegistry,
+} from '../helpers/tls.js';
 import { missing, needTools, run } from '../helpers/tools.js';
 
 // Real clients against Sluice's http.tls: each verifies Sluice's certificate against the test CA (no
@@ -43,9 +52,17 @@ function layoutRef(): string {
   return `oci:${join(work!.dir, 'layout')}:v1`;
 }
 
-async function manifestDigest(reg: TlsRegistry, repo: string, tag: string, client: boolean): Promise<string | undefined> {
+async function manifestDigest(
+  reg: TlsRegistry,
+  repo: string,
+  tag: string,
+  client: boolean,
+): Promise<string | undefined> {
   const p = pki!;
-  const r = await tlsGet(`${reg.url}/v2/${repo}/manifests/${tag}`, { ca: p.caCert, ...(client ? { cert: p.clientCert, key: p.clientKey } : {}) });
+  const r = await tlsGet(`${reg.url}/v2/${repo}/manifests/${tag}`, {
+    ca: p.caCert,
+    ...(client ? { cert: p.clientCert, key: p.clientKey } : {}),
+  });
   return r.status === 200 ? (await import('../../src/oci/digest.js')).digestOf(Buffer.from(r.body)) : undefined;
 }
 
@@ -54,7 +71,9 @@ async function clientCasRegistry(): Promise<TlsRegistry> {
   return startTlsRegistry({ certificate: p.serverCert, key: p.serverKey, clientcas: [p.caCert] });
 }
 
-test('skopeo pushes and inspects over HTTPS with --cert-dir; an untrusted CA and a missing client certificate are refused', { skip: noOpenssl }, async (t) => {
+test('skopeo pushes and inspects over HTTPS with --cert-dir; an untrusted CA and a missing client certificate are refused', {
+  skip: noOpenssl,
+}, async (t) => {
   if (!needTools(t, 'skopeo')) return;
   const p = pki!;
   const plain = await startTlsRegistry({ certificate: p.serverCert, key: p.serverKey });
@@ -62,7 +81,13 @@ test('skopeo pushes and inspects over HTTPS with --cert-dir; an untrusted CA and
     const trusted = await certDir('skopeo-ca');
     await skopeo(['copy', '--dest-cert-dir', trusted, layoutRef(), `docker://${plain.host}/tls/skopeo:v1`]);
     assert.equal(await manifestDigest(plain, 'tls/skopeo', 'v1', false), image!.digest);
-    const wrong = await skopeoMay(['copy', '--dest-cert-dir', await certDir('skopeo-other', { ca: 'other' }), layoutRef(), `docker://${plain.host}/tls/skopeo:v2`]);
+    const wrong = await skopeoMay([
+      'copy',
+      '--dest-cert-dir',
+      await certDir('skopeo-other', { ca: 'other' }),
+      layoutRef(),
+      `docker://${plain.host}/tls/skopeo:v2`,
+    ]);
     assert.notEqual(wrong.code, 0);
     assert.match(wrong.stderr, /x509|certificate/i);
   } finally {
@@ -70,28 +95,47 @@ test('skopeo pushes and inspects over HTTPS with --cert-dir; an untrusted CA and
   }
   const strict = await clientCasRegistry();
   try {
-    const without = await skopeoMay(['copy', '--dest-cert-dir', await certDir('skopeo-ca-only'), layoutRef(), `docker://${strict.host}/tls/skopeo:v1`]);
+    const without = await skopeoMay([
+      'copy',
+      '--dest-cert-dir',
+      await certDir('skopeo-ca-only'),
+      layoutRef(),
+      `docker://${strict.host}/tls/skopeo:v1`,
+    ]);
     assert.notEqual(without.code, 0, 'no client certificate, no push');
     assert.match(without.stderr, /certificate required|bad certificate|handshake|tls/i);
     assert.equal(await manifestDigest(strict, 'tls/skopeo', 'v1', true), undefined);
     const withCert = await certDir('skopeo-client', { client: true });
     await skopeo(['copy', '--dest-cert-dir', withCert, layoutRef(), `docker://${strict.host}/tls/skopeo:v1`]);
     assert.equal(await manifestDigest(strict, 'tls/skopeo', 'v1', true), image!.digest);
-    const inspected = await skopeo(['inspect', '--raw', '--cert-dir', withCert, `docker://${strict.host}/tls/skopeo:v1`]);
+    const inspected = await skopeo([
+      'inspect',
+      '--raw',
+      '--cert-dir',
+      withCert,
+      `docker://${strict.host}/tls/skopeo:v1`,
+    ]);
     assert.equal(inspected.stdout, image!.manifest.toString());
   } finally {
     await strict.close();
   }
 });
 
-test('podman pulls and pushes with --cert-dir and a client certificate; without one it is refused', { skip: noOpenssl }, async (t) => {
+test('podman pulls and pushes with --cert-dir and a client certificate; without one it is refused', {
+  skip: noOpenssl,
+}, async (t) => {
   if (!needTools(t, 'podman', 'skopeo')) return;
   const reg = await clientCasRegistry();
   const withCert = await certDir('podman-client', { client: true });
   const podman = podmanIn(join(work!.dir, 'podman'));
   try {
     await skopeo(['copy', '--dest-cert-dir', withCert, layoutRef(), `docker://${reg.host}/tls/podman:v1`]);
-    const refused = await podman.runMay(['pull', '--cert-dir', await certDir('podman-ca-only'), `${reg.host}/tls/podman:v1`]);
+    const refused = await podman.runMay([
+      'pull',
+      '--cert-dir',
+      await certDir('podman-ca-only'),
+      `${reg.host}/tls/podman:v1`,
+    ]);
     assert.notEqual(refused.code, 0, 'no client certificate, no pull');
     await podman.run(['pull', '--cert-dir', withCert, `${reg.host}/tls/podman:v1`]);
     await podman.run(['push', '--cert-dir', withCert, `${reg.host}/tls/podman:v1`, `${reg.host}/tls/podman:pushed`]);
@@ -101,17 +145,28 @@ test('podman pulls and pushes with --cert-dir and a client certificate; without 
   }
 });
 
-test('ctr pulls with --tlscacert, --tlscert and --tlskey; without the client certificate or with another CA it is refused', { skip: noOpenssl }, async (t) => {
+test('ctr pulls with --tlscacert, --tlscert and --tlskey; without the client certificate or with another CA it is refused', {
+  skip: noOpenssl,
+}, async (t) => {
   if (!needTools(t, 'containerd', 'ctr', 'skopeo')) return;
   const p = pki!;
   const reg = await clientCasRegistry();
   const c = await startContainerd();
   try {
-    await skopeo(['copy', '--dest-cert-dir', await certDir('ctr-client', { client: true }), layoutRef(), `docker://${reg.host}/tls/ctr:v1`]);
+    await skopeo([
+      'copy',
+      '--dest-cert-dir',
+      await certDir('ctr-client', { client: true }),
+      layoutRef(),
+      `docker://${reg.host}/tls/ctr:v1`,
+    ]);
     // ctr 1.6 speaks plain HTTP to any loopback registry unless a hosts.toml names https.
     const hostsDir = join(work!.dir, 'ctr-hosts');
     await mkdir(join(hostsDir, reg.host), { recursive: true });
-    await writeFile(join(hostsDir, reg.host, 'hosts.toml'), `server = "https://${reg.host}"\n[host."https://${reg.host}"]\n  capabilities = ["pull", "resolve", "push"]\n`);
+    await writeFile(
+      join(hostsDir, reg.host, 'hosts.toml'),
+      `server = "https://${reg.host}"\n[host."https://${reg.host}"]\n  capabilities = ["pull", "resolve", "push"]\n`,
+    );
     const ref = `${reg.host}/tls/ctr:v1`;
     const pull = (tls: string[]) => c.ctr(['images', 'pull', '--hosts-dir', hostsDir, ...tls, ref]);
     const refused = await pull(['--tlscacert', p.caCert]);
@@ -140,7 +195,9 @@ function canRunDocker(t: TestContext): boolean {
   return true;
 }
 
-test('docker pulls and pushes with /etc/docker/certs.d (CA and client certificate); without the client certificate or with another CA it is refused', { skip: noOpenssl }, async (t) => {
+test('docker pulls and pushes with /etc/docker/certs.d (CA and client certificate); without the client certificate or with another CA it is refused', {
+  skip: noOpenssl,
+}, async (t) => {
   if (!canRunDocker(t)) return;
   const p = pki!;
   const reg = await clientCasRegistry();
@@ -156,7 +213,13 @@ test('docker pulls and pushes with /etc/docker/certs.d (CA and client certificat
     daemon = await startDockerd();
     if (saved === undefined) delete process.env.HTTPS_PROXY;
     else process.env.HTTPS_PROXY = saved;
-    await skopeo(['copy', '--dest-cert-dir', await certDir('docker-seed', { client: true }), layoutRef(), `docker://${reg.host}/tls/docker:v1`]);
+    await skopeo([
+      'copy',
+      '--dest-cert-dir',
+      await certDir('docker-seed', { client: true }),
+      layoutRef(),
+      `docker://${reg.host}/tls/docker:v1`,
+    ]);
     const docker = (args: string[]) => run(dockerCli(), ['-H', daemon!.host, ...args]);
 
     await mkdir(certsD, { recursive: true });
@@ -181,7 +244,10 @@ test('docker pulls and pushes with /etc/docker/certs.d (CA and client certificat
     const pushed = await docker(['push', `${name}/tls/docker:pushed`]);
     assert.equal(pushed.code, 0, pushed.stderr);
     assert.ok(await manifestDigest(reg, 'tls/docker', 'pushed', true), 'docker pushed over HTTPS');
-    assert.ok(proxy.tunnels.every((h) => h === name) && proxy.tunnels.length > 0, `dockerd went through the proxy: ${proxy.tunnels.join(', ')}`);
+    assert.ok(
+      proxy.tunnels.every((h) => h === name) && proxy.tunnels.length > 0,
+      `dockerd went through the proxy: ${proxy.tunnels.join(', ')}`,
+    );
   } finally {
     if (process.env.HTTPS_PROXY === proxy.url) {
       if (saved === undefined) delete process.env.HTTPS_PROXY;

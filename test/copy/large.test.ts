@@ -44,7 +44,8 @@ async function writeLayer(file: string, size: number): Promise<{ digest: string;
   await pipeline(
     Readable.from(
       (function* () {
-        for (let off = 0; off < size; off += pattern.length) yield pattern.subarray(0, Math.min(pattern.length, size - off));
+        for (let off = 0; off < size; off += pattern.length)
+          yield pattern.subarray(0, Math.min(pattern.length, size - off));
       })(),
     ),
     entry,
@@ -63,7 +64,9 @@ test(`a ${SIZE / 1024 / 1024} MiB image copies oci → Sluice with the copy and 
     const tmp = join(layout, 'blobs', 'sha256', 'layer.tmp');
     const layer = await writeLayer(tmp, SIZE);
     await rename(tmp, join(layout, 'blobs', 'sha256', layer.digest.slice(7)));
-    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [layer.digest] } }));
+    const config = Buffer.from(
+      JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [layer.digest] } }),
+    );
     const manifest = Buffer.from(
       JSON.stringify({
         schemaVersion: 2,
@@ -76,10 +79,24 @@ test(`a ${SIZE / 1024 / 1024} MiB image copies oci → Sluice with the copy and 
     await writeFile(join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
     await writeFile(
       join(layout, 'index.json'),
-      JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: MediaType.OciManifest, digest: digestOf(manifest), size: manifest.length, annotations: { 'org.opencontainers.image.ref.name': 'big' } }] }),
+      JSON.stringify({
+        schemaVersion: 2,
+        manifests: [
+          {
+            mediaType: MediaType.OciManifest,
+            digest: digestOf(manifest),
+            size: manifest.length,
+            annotations: { 'org.opencontainers.image.ref.name': 'big' },
+          },
+        ],
+      }),
     );
 
-    const child = spawn(process.execPath, [SLUICE_BIN, 'copy', '--json', `oci:${layout}:big`, `docker://${target.host}/big:v1`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [SLUICE_BIN, 'copy', '--json', `oci:${layout}:big`, `docker://${target.host}/big:v1`],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -107,8 +124,13 @@ test(`a ${SIZE / 1024 / 1024} MiB image copies oci → Sluice with the copy and 
     const registryPeak = await peakKb(target.child.pid!);
     assert.ok(copyPeak > 0, 'peak memory of the copy was read');
     assert.ok(copyPeak < LIMIT_KB, `sluice copy peaked at ${Math.round(copyPeak / 1024)} MB`);
-    assert.ok(registryPeak > 0 && registryPeak < LIMIT_KB, `sluice serve peaked at ${Math.round(registryPeak / 1024)} MB`);
-    process.stderr.write(`# large copy: ${SIZE / 1024 / 1024} MiB, copy peak ${Math.round(copyPeak / 1024)} MB, registry peak ${Math.round(registryPeak / 1024)} MB\n`);
+    assert.ok(
+      registryPeak > 0 && registryPeak < LIMIT_KB,
+      `sluice serve peaked at ${Math.round(registryPeak / 1024)} MB`,
+    );
+    process.stderr.write(
+      `# large copy: ${SIZE / 1024 / 1024} MiB, copy peak ${Math.round(copyPeak / 1024)} MB, registry peak ${Math.round(registryPeak / 1024)} MB\n`,
+    );
   } finally {
     await target.kill();
     await s.cleanup();

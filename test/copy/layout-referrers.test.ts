@@ -25,7 +25,12 @@ async function pushSigned(reg: TestRegistry, repo: string): Promise<Signed> {
   const idx = await makeMultiArch(`layout-ref-${repo}`);
   await pushImage(reg.url, repo, 'v1', idx);
   const subject = { mediaType: idx.mediaType, digest: idx.digest, size: idx.manifest.length };
-  const sbom = makeArtifact({ artifactType: 'application/spdx+json', payload: `{"sbom":"${repo}"}`, subject, annotations: { 'org.example.kind': 'sbom' } });
+  const sbom = makeArtifact({
+    artifactType: 'application/spdx+json',
+    payload: `{"sbom":"${repo}"}`,
+    subject,
+    annotations: { 'org.example.kind': 'sbom' },
+  });
   await pushImage(reg.url, repo, sbom.digest, sbom);
   const child = idx.images[0]!;
   const childSig = makeArtifact({
@@ -34,7 +39,10 @@ async function pushSigned(reg: TestRegistry, repo: string): Promise<Signed> {
     subject: { mediaType: child.mediaType, digest: child.digest, size: child.manifest.length },
   });
   await pushImage(reg.url, repo, childSig.digest, childSig);
-  const sig = makeArtifact({ artifactType: 'application/vnd.dev.cosign.simplesigning.v1+json', payload: `{"critical":"${repo}"}` });
+  const sig = makeArtifact({
+    artifactType: 'application/vnd.dev.cosign.simplesigning.v1+json',
+    payload: `{"critical":"${repo}"}`,
+  });
   const sigTag = `${digestTag(idx.digest)}.sig`;
   await pushImage(reg.url, repo, sigTag, sig);
   return { idx, sbom, childSig, sig, sigTag };
@@ -66,7 +74,9 @@ test('--with-referrers through oci: keeps referrers: listed in index.json, read 
     await sluiceCopy(`docker://${a.host}/app:v1`, `oci:${dir}:v1`, ['--all', '--with-referrers']);
 
     // The layout lists each referrer as the referrers API would (no name), the cosign tag by its name.
-    const index = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as { manifests: { digest: string; artifactType?: string; annotations?: Record<string, string> }[] };
+    const index = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as {
+      manifests: { digest: string; artifactType?: string; annotations?: Record<string, string> }[];
+    };
     const entry = (d: string) => index.manifests.filter((m) => m.digest === d);
     assert.equal(entry(signed.idx.digest)[0]?.annotations?.[REF_NAME], 'v1');
     assert.equal(entry(signed.sbom.digest).length, 1);
@@ -136,9 +146,16 @@ test('--with-referrers into a docker-archive: skips what an archive cannot hold,
   try {
     const img = await makeImage({ label: 'archive-referrers' });
     await pushImage(a.url, 'one', 'v1', img);
-    const sbom = makeArtifact({ artifactType: 'application/spdx+json', payload: '{"sbom":"one"}', subject: { mediaType: img.mediaType, digest: img.digest, size: img.manifest.length } });
+    const sbom = makeArtifact({
+      artifactType: 'application/spdx+json',
+      payload: '{"sbom":"one"}',
+      subject: { mediaType: img.mediaType, digest: img.digest, size: img.manifest.length },
+    });
     await pushImage(a.url, 'one', sbom.digest, sbom);
-    const sig = makeArtifact({ artifactType: 'application/vnd.dev.cosign.simplesigning.v1+json', payload: '{"critical":"one"}' });
+    const sig = makeArtifact({
+      artifactType: 'application/vnd.dev.cosign.simplesigning.v1+json',
+      payload: '{"critical":"one"}',
+    });
     const sigTag = `${digestTag(img.digest)}.sig`;
     await pushImage(a.url, 'one', sigTag, sig);
 
@@ -152,7 +169,10 @@ test('--with-referrers into a docker-archive: skips what an archive cannot hold,
     // The archive holds the image itself.
     const inspected = await sluice(['inspect', `docker-archive:${file}`]);
     assert.equal(inspected.code, 0, inspected.stderr);
-    assert.equal((JSON.parse(inspected.stdout) as { Config: { digest: string } }).Config.digest, img.config.descriptor.digest);
+    assert.equal(
+      (JSON.parse(inspected.stdout) as { Config: { digest: string } }).Config.digest,
+      img.config.descriptor.digest,
+    );
   } finally {
     await s.cleanup();
     await a.close();

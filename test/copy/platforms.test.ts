@@ -15,7 +15,10 @@ test('--platform linux/arm64 into a registry that accepts partial indexes keeps 
   try {
     const idx = await makeMultiArch('partial');
     await writeOciLayout(join(s.dir, 'src'), [{ tag: 'v1', image: idx }]);
-    const sum = await sluiceCopy(`oci:${s.dir}/src:v1`, `docker://${reg.host}/mirror/app:v1`, ['--platform', 'linux/arm64']);
+    const sum = await sluiceCopy(`oci:${s.dir}/src:v1`, `docker://${reg.host}/mirror/app:v1`, [
+      '--platform',
+      'linux/arm64',
+    ]);
     assert.equal(sum.digest, idx.digest);
     assert.deepEqual(sum.warnings, []);
     const arm = idx.images.find((i) => i.platform.architecture === 'arm64')!;
@@ -35,7 +38,9 @@ test('--platform linux/arm64 into a registry that accepts partial indexes keeps 
       assert.deepEqual(await bytesOf(r), b.bytes);
     }
     // amd64 was not copied: the registry says so plainly.
-    const miss = await fetch(`${reg.url}/v2/mirror/app/manifests/${amd.digest}`, { headers: { accept: amd.mediaType } });
+    const miss = await fetch(`${reg.url}/v2/mirror/app/manifests/${amd.digest}`, {
+      headers: { accept: amd.mediaType },
+    });
     assert.equal(miss.status, 404);
     const err = await errorOf(miss);
     assert.equal(err.code, 'MANIFEST_UNKNOWN');
@@ -58,20 +63,39 @@ test('a partial index into a registry that refuses it fails with a hint; --rewri
     const idx = await makeMultiArch('refused');
     await writeOciLayout(join(s.dir, 'src'), [{ tag: 'v1', image: idx }]);
     for (const target of targets) {
-      const r = await sluice(['copy', '--platform', 'linux/arm64', `oci:${s.dir}/src:v1`, `docker://${target.host}/app:v1`]);
+      const r = await sluice([
+        'copy',
+        '--platform',
+        'linux/arm64',
+        `oci:${s.dir}/src:v1`,
+        `docker://${target.host}/app:v1`,
+      ]);
       assert.equal(r.code, 1);
       assert.match(r.stderr, /MANIFEST_BLOB_UNKNOWN/);
       assert.match(r.stderr, /--rewrite-index/);
-      assert.equal(r.stderr.trim().split('\n').filter((l) => l.startsWith('sluice:')).length, 1);
+      assert.equal(
+        r.stderr
+          .trim()
+          .split('\n')
+          .filter((l) => l.startsWith('sluice:')).length,
+        1,
+      );
 
-      const sum = await sluiceCopy(`oci:${s.dir}/src:v1`, `docker://${target.host}/app:v1`, ['--platform', 'linux/arm64', '--rewrite-index']);
+      const sum = await sluiceCopy(`oci:${s.dir}/src:v1`, `docker://${target.host}/app:v1`, [
+        '--platform',
+        'linux/arm64',
+        '--rewrite-index',
+      ]);
       assert.notEqual(sum.digest, idx.digest);
       assert.match(sum.warnings.join('\n'), /new index with 1 of 3 manifests/);
       const got = await fetch(`${target.url}/v2/app/manifests/v1`, { headers: { accept: idx.mediaType } });
       const bytes = await bytesOf(got);
       assert.equal(digestOf(bytes), sum.digest);
       const doc = JSON.parse(bytes.toString('utf8')) as { manifests: { platform: { architecture: string } }[] };
-      assert.deepEqual(doc.manifests.map((m) => m.platform.architecture), ['arm64']);
+      assert.deepEqual(
+        doc.manifests.map((m) => m.platform.architecture),
+        ['arm64'],
+      );
     }
   } finally {
     for (const x of targets) await (x.stop ? x.stop() : reg.close());
@@ -85,10 +109,24 @@ test('an unknown platform and a digest-changing rewrite under --preserve-digests
   try {
     const idx = await makeMultiArch('bad');
     await writeOciLayout(join(s.dir, 'src'), [{ tag: 'v1', image: idx }]);
-    const r = await sluice(['copy', '--platform', 'linux/riscv64', `oci:${s.dir}/src:v1`, `docker://${reg.host}/app:v1`]);
+    const r = await sluice([
+      'copy',
+      '--platform',
+      'linux/riscv64',
+      `oci:${s.dir}/src:v1`,
+      `docker://${reg.host}/app:v1`,
+    ]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /no linux\/riscv64 image \(it has: linux\/amd64, linux\/arm64\/v8, linux\/s390x\)/);
-    const p = await sluice(['copy', '--platform', 'linux/arm64', '--rewrite-index', '--preserve-digests', `oci:${s.dir}/src:v1`, `docker://${reg.host}/app:v1`]);
+    const p = await sluice([
+      'copy',
+      '--platform',
+      'linux/arm64',
+      '--rewrite-index',
+      '--preserve-digests',
+      `oci:${s.dir}/src:v1`,
+      `docker://${reg.host}/app:v1`,
+    ]);
     assert.equal(p.code, 1);
     assert.match(p.stderr, /preserve-digests/);
     const tags = await fetch(`${reg.url}/v2/app/manifests/v1`);
@@ -105,13 +143,27 @@ test('--platform on a single-platform image: another platform is an error naming
   try {
     const img = await makeImage({ label: 'amd64-only' });
     await writeOciLayout(join(s.dir, 'src'), [{ tag: 'v1', image: img }]);
-    const r = await sluice(['copy', '--platform', 'linux/arm64', `oci:${s.dir}/src:v1`, `docker://${reg.host}/single:v1`]);
+    const r = await sluice([
+      'copy',
+      '--platform',
+      'linux/arm64',
+      `oci:${s.dir}/src:v1`,
+      `docker://${reg.host}/single:v1`,
+    ]);
     assert.equal(r.code, 1);
     assert.equal(r.stderr.trimEnd().split('\n').length, 1, r.stderr);
     assert.match(r.stderr, /^sluice: the image is linux\/amd64 only; --platform linux\/arm64 matches nothing/);
     assert.equal((await fetch(`${reg.url}/v2/single/manifests/v1`)).status, 404, 'nothing was written');
 
-    const both = await sluice(['copy', '--platform', 'linux/amd64', '--platform', 'linux/s390x', `oci:${s.dir}/src:v1`, `docker://${reg.host}/single:v1`]);
+    const both = await sluice([
+      'copy',
+      '--platform',
+      'linux/amd64',
+      '--platform',
+      'linux/s390x',
+      `oci:${s.dir}/src:v1`,
+      `docker://${reg.host}/single:v1`,
+    ]);
     assert.equal(both.code, 1);
     assert.match(both.stderr, /--platform linux\/s390x matches nothing/);
 

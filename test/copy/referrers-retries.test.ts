@@ -18,7 +18,10 @@ test('--with-referrers brings referrers and cosign tags along; without it they s
     const subject = { mediaType: idx.mediaType, digest: idx.digest, size: idx.manifest.length };
     const sbom = makeArtifact({ artifactType: 'application/spdx+json', payload: '{"sbom":1}', subject });
     await pushImage(a.url, 'app', sbom.digest, sbom);
-    const sig = makeArtifact({ artifactType: 'application/vnd.dev.cosign.simplesigning.v1+json', payload: '{"critical":{}}' });
+    const sig = makeArtifact({
+      artifactType: 'application/vnd.dev.cosign.simplesigning.v1+json',
+      payload: '{"critical":{}}',
+    });
     const sigTag = `${digestTag(idx.digest)}.sig`;
     await pushImage(a.url, 'app', sigTag, sig);
 
@@ -26,13 +29,21 @@ test('--with-referrers brings referrers and cosign tags along; without it they s
     assert.equal(plain.manifests.length, 4);
     assert.equal((await fetch(`${b.url}/v2/plain/manifests/${sigTag}`)).status, 404);
 
-    const sum = await sluiceCopy(`docker://${a.host}/app:v1`, `docker://${b.host}/app:v1`, ['--all', '--with-referrers']);
+    const sum = await sluiceCopy(`docker://${a.host}/app:v1`, `docker://${b.host}/app:v1`, [
+      '--all',
+      '--with-referrers',
+    ]);
     assert.equal(sum.digest, idx.digest);
     await assertIntact(b.url, 'app', 'v1', idx);
     await assertIntact(b.url, 'app', sbom.digest, sbom);
     await assertIntact(b.url, 'app', sigTag, sig);
-    const refs = (await (await fetch(`${b.url}/v2/app/referrers/${idx.digest}`)).json()) as { manifests: { digest: string }[] };
-    assert.deepEqual(refs.manifests.map((m) => m.digest), [sbom.digest]);
+    const refs = (await (await fetch(`${b.url}/v2/app/referrers/${idx.digest}`)).json()) as {
+      manifests: { digest: string }[];
+    };
+    assert.deepEqual(
+      refs.manifests.map((m) => m.digest),
+      [sbom.digest],
+    );
   } finally {
     await a.close();
     await b.close();
@@ -55,10 +66,13 @@ test('429 with Retry-After and 503 answers are retried; --retry-times 0 gives up
       res.end(JSON.stringify({ errors: [{ code: 'TOOMANYREQUESTS', message: 'slow down' }] }));
       return;
     }
-    const up = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
-      res.writeHead(r.statusCode ?? 502, r.headers);
-      r.pipe(res);
-    });
+    const up = request(
+      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
+      (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      },
+    );
     req.pipe(up);
   });
   await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));

@@ -30,13 +30,21 @@ async function bytesUnder(dir: string): Promise<number> {
   return total;
 }
 
-test('a copy interrupted by the target dying mid-blob finishes on a second run, sending only what was missing', { timeout: 180_000 }, async () => {
+test('a copy interrupted by the target dying mid-blob finishes on a second run, sending only what was missing', {
+  timeout: 180_000,
+}, async () => {
   const s = await scratch();
   const root = join(s.dir, 'target');
   let target = await startSluiceProcess(root);
   let child: ChildProcess | undefined;
   try {
-    const img = await makeImage({ layers: [{ 'a.bin': randomBytes(1_000_000) }, { 'b.bin': randomBytes(4_000_000) }, { 'c.bin': randomBytes(1_000_000) }] });
+    const img = await makeImage({
+      layers: [
+        { 'a.bin': randomBytes(1_000_000) },
+        { 'b.bin': randomBytes(4_000_000) },
+        { 'c.bin': randomBytes(1_000_000) },
+      ],
+    });
     const src = join(s.dir, 'src');
     await writeOciLayout(src, [{ tag: 'v1', image: img }]);
     const [a, b, c] = img.layers as [(typeof img.layers)[0], (typeof img.layers)[0], (typeof img.layers)[0]];
@@ -45,9 +53,23 @@ test('a copy interrupted by the target dying mid-blob finishes on a second run, 
     await rm(fifo);
     assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
 
-    const copy = spawn(process.execPath, [SLUICE_BIN, 'copy', '--json', '--jobs', '1', '--retry-times', '0', `oci:${src}:v1`, `docker://${target.host}/app:v1`], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const copy = spawn(
+      process.execPath,
+      [
+        SLUICE_BIN,
+        'copy',
+        '--json',
+        '--jobs',
+        '1',
+        '--retry-times',
+        '0',
+        `oci:${src}:v1`,
+        `docker://${target.host}/app:v1`,
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let stderr = '';
     child = copy;
     copy.stderr.on('data', (d) => (stderr += d));
@@ -61,7 +83,8 @@ test('a copy interrupted by the target dying mid-blob finishes on a second run, 
       let written = 0;
       const deadline = Date.now() + 60_000;
       // Layer a (sent first with --jobs 1) must be complete, and then layer b's upload under way.
-      const aDone = async () => (await fetch(`${target.url}/v2/app/blobs/${a.descriptor.digest}`, { method: 'HEAD' })).status === 200;
+      const aDone = async () =>
+        (await fetch(`${target.url}/v2/app/blobs/${a.descriptor.digest}`, { method: 'HEAD' })).status === 200;
       const bDone = async () => {
         arrived = await bytesUnder(uploads);
         return arrived > 0;

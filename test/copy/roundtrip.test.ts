@@ -83,7 +83,7 @@ test('oci → Sluice → Distribution → oci-archive → oci keeps every digest
   }
 });
 
-test('without --all a copy takes this machine\'s platform, written as the image itself', async () => {
+test("without --all a copy takes this machine's platform, written as the image itself", async () => {
   const s = await scratch();
   const reg = await startRegistry();
   try {
@@ -110,7 +110,10 @@ test('chunked uploads (--dest-chunk-size) land intact in Sluice and in Distribut
     const img = await makeImage({ layers: [{ 'big.bin': randomBytes(300_000) }, { 'small.txt': 'x' }] });
     await writeOciLayout(join(s.dir, 'src'), [{ tag: 'v1', image: img }]);
     for (const target of [reg, dist]) {
-      const sum = await sluiceCopy(`oci:${s.dir}/src:v1`, `docker://${target.host}/chunked:v1`, ['--dest-chunk-size', '65536']);
+      const sum = await sluiceCopy(`oci:${s.dir}/src:v1`, `docker://${target.host}/chunked:v1`, [
+        '--dest-chunk-size',
+        '65536',
+      ]);
       assert.equal(sum.digest, img.digest);
       await assertIntact(target.url, 'chunked', 'v1', img);
     }

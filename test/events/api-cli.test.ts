@@ -14,14 +14,26 @@ type Json = Record<string, unknown>;
 /** Pushes an image with Basic credentials (blobs monolithically, then the manifest). */
 async function pushAs(url: string, auth: string, repo: string, tag: string, img: TestImage): Promise<void> {
   for (const b of [img.config, ...img.layers]) {
-    const r = await fetch(`${url}/v2/${repo}/blobs/uploads/?digest=${digestOf(b.bytes)}`, { method: 'POST', body: b.bytes, headers: { authorization: auth } });
+    const r = await fetch(`${url}/v2/${repo}/blobs/uploads/?digest=${digestOf(b.bytes)}`, {
+      method: 'POST',
+      body: b.bytes,
+      headers: { authorization: auth },
+    });
     assert.equal(r.status, 201, `${repo} blob: ${await r.text()}`);
   }
-  const r = await fetch(`${url}/v2/${repo}/manifests/${tag}`, { method: 'PUT', body: img.manifest, headers: { authorization: auth, 'content-type': img.mediaType } });
+  const r = await fetch(`${url}/v2/${repo}/manifests/${tag}`, {
+    method: 'PUT',
+    body: img.manifest,
+    headers: { authorization: auth, 'content-type': img.mediaType },
+  });
   assert.equal(r.status, 201, `${repo} manifest: ${await r.text()}`);
 }
 
-async function eventsAs(url: string, auth: string | undefined, query = ''): Promise<{ status: number; repos: string[]; body: Json }> {
+async function eventsAs(
+  url: string,
+  auth: string | undefined,
+  query = '',
+): Promise<{ status: number; repos: string[]; body: Json }> {
   const r = await fetch(`${url}/api/v1/events${query}`, auth ? { headers: { authorization: auth } } : {});
   const body = (await r.json()) as Json;
   const events = (body['events'] as { target: { repository?: string } }[] | undefined) ?? [];
@@ -53,7 +65,10 @@ test('sluice events status and replay read the journal and cursors in storage', 
   if (filesystemOnly(t, 'the CLI is pointed at the root with --root')) return;
   const receiver = await startEventReceiver();
   t.after(() => receiver.close());
-  const notifications = { journal: { node: 'cli' }, endpoints: [{ name: 'hook', url: receiver.url, threshold: 0, backoff: '20ms' }] };
+  const notifications = {
+    journal: { node: 'cli' },
+    endpoints: [{ name: 'hook', url: receiver.url, threshold: 0, backoff: '20ms' }],
+  };
   const reg = await startRegistry({ notifications });
   const img = await makeImage({ label: 'cli' });
   await pushImage(reg.url, 'team/cli', 'v1', img);
@@ -69,8 +84,22 @@ test('sluice events status and replay read the journal and cursors in storage', 
   const status = await sluice(['events', 'status', '-c', cfg, '--root', reg.root, '--json']);
   assert.equal(status.code, 0, status.stderr);
   const [row] = JSON.parse(status.stdout) as Json[];
-  assert.deepEqual([row!['endpoint'], row!['node'], row!['delivered'], row!['pending'], row!['dead']], ['hook', 'cli', n, 0, 0]);
-  const replay = await sluice(['events', 'replay', '-c', cfg, '--root', reg.root, '--endpoint', 'hook', '--since', '1h']);
+  assert.deepEqual(
+    [row!['endpoint'], row!['node'], row!['delivered'], row!['pending'], row!['dead']],
+    ['hook', 'cli', n, 0, 0],
+  );
+  const replay = await sluice([
+    'events',
+    'replay',
+    '-c',
+    cfg,
+    '--root',
+    reg.root,
+    '--endpoint',
+    'hook',
+    '--since',
+    '1h',
+  ]);
   assert.equal(replay.code, 0, replay.stderr);
   assert.match(replay.stdout, new RegExp(`replayed ${n} events`));
   const ids = receiver.events().map((e) => e['id']);

@@ -15,14 +15,20 @@ function cloudEndpoint(url: string, extra: Record<string, unknown> = {}): Record
   return { name: 'chat', url, format: 'cloudevents', timeout: '2s', threshold: 0, backoff: '20ms', ...extra };
 }
 
-test('CloudEvents endpoints get Sluice\'s types, filtered by repository glob, type and media type', async (t) => {
+test("CloudEvents endpoints get Sluice's types, filtered by repository glob, type and media type", async (t) => {
   const receiver = await startEventReceiver();
   t.after(() => receiver.close());
   const img = await makeImage({ label: 'ce-1' });
   const reg = await startRegistry({
     notifications: {
       journal: { node: 'ce' },
-      endpoints: [cloudEndpoint(receiver.url, { repositories: ['team/**'], types: ['push', 'tag.moved'], mediatypes: [img.mediaType] })],
+      endpoints: [
+        cloudEndpoint(receiver.url, {
+          repositories: ['team/**'],
+          types: ['push', 'tag.moved'],
+          mediatypes: [img.mediaType],
+        }),
+      ],
     },
   });
   t.after(() => reg.close());
@@ -34,11 +40,14 @@ test('CloudEvents endpoints get Sluice\'s types, filtered by repository glob, ty
   await receiver.waitFor(3);
   await new Promise((r) => setTimeout(r, 300));
   const events = receiver.events();
-  assert.deepEqual(events.map((e) => [e['type'], e['subject']]), [
-    ['io.sluice.push', `team/app:v1@${img.digest}`],
-    ['io.sluice.push', `team/app:v1@${other.digest}`],
-    ['io.sluice.tag.moved', `team/app:v1@${other.digest}`],
-  ]);
+  assert.deepEqual(
+    events.map((e) => [e['type'], e['subject']]),
+    [
+      ['io.sluice.push', `team/app:v1@${img.digest}`],
+      ['io.sluice.push', `team/app:v1@${other.digest}`],
+      ['io.sluice.tag.moved', `team/app:v1@${other.digest}`],
+    ],
+  );
   const moved = events[2]!;
   assert.equal(moved['specversion'], '1.0');
   assert.equal(typeof moved['id'], 'string');
@@ -58,11 +67,21 @@ test('cache fills and refusals are events, with the flow rule that decided', asy
   const cache = await startRegistry({
     upstreams: { 'docker.io': { url: up.url, ttl: '1h', timeout: '2s' } },
     flows: [{ images: ['docker.io/library/*'] }, { images: ['docker.io/**'], deny: true }],
-    notifications: { journal: { node: 'ce' }, endpoints: [cloudEndpoint(receiver.url, { types: ['cache.fill', 'cache.refused'] })] },
+    notifications: {
+      journal: { node: 'ce' },
+      endpoints: [cloudEndpoint(receiver.url, { types: ['cache.fill', 'cache.refused'] })],
+    },
   });
   t.after(() => cache.close());
-  assert.equal((await fetch(`${cache.url}/v2/docker.io/library/busybox/manifests/1`, { headers: { accept: img.mediaType } })).status, 200);
-  assert.equal((await fetch(`${cache.url}/v2/docker.io/someone/tool/manifests/1`, { headers: { accept: img.mediaType } })).status, 403);
+  assert.equal(
+    (await fetch(`${cache.url}/v2/docker.io/library/busybox/manifests/1`, { headers: { accept: img.mediaType } }))
+      .status,
+    200,
+  );
+  assert.equal(
+    (await fetch(`${cache.url}/v2/docker.io/someone/tool/manifests/1`, { headers: { accept: img.mediaType } })).status,
+    403,
+  );
   await receiver.waitFor(2);
   const byType = Object.fromEntries(receiver.events().map((e) => [e['type'], e]));
   const fill = byType['io.sluice.cache.fill']!;

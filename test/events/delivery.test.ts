@@ -24,7 +24,7 @@ async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 
   }
 }
 
-test('a push is delivered in Distribution\'s envelope, signed as Standard Webhooks, with the configured headers', async (t) => {
+test("a push is delivered in Distribution's envelope, signed as Standard Webhooks, with the configured headers", async (t) => {
   const receiver = await startEventReceiver({ secret: SECRET });
   t.after(() => receiver.close());
   const reg = await startRegistry({
@@ -83,7 +83,10 @@ test('an endpoint that never answers slows no push and holds one connection at a
   const reg = await startRegistry({
     notifications: {
       journal: { node: NODE },
-      endpoints: [endpoint(receiver.url, { name: 'slow', timeout: '60s' }), endpoint(dead, { name: 'dead', backoff: '1s', maxbackoff: '5s' })],
+      endpoints: [
+        endpoint(receiver.url, { name: 'slow', timeout: '60s' }),
+        endpoint(dead, { name: 'dead', backoff: '1s', maxbackoff: '5s' }),
+      ],
     },
   });
   t.after(() => reg.close());
@@ -105,7 +108,9 @@ test('an event past maxtries is set aside as a dead letter and the next one is d
   const receiver = await startEventReceiver();
   receiver.mode = { status: 500 };
   t.after(() => receiver.close());
-  const reg = await startRegistry({ notifications: { journal: { node: NODE }, endpoints: [endpoint(receiver.url, { maxtries: 2 })] } });
+  const reg = await startRegistry({
+    notifications: { journal: { node: NODE }, endpoints: [endpoint(receiver.url, { maxtries: 2 })] },
+  });
   t.after(() => reg.close());
   await pushBlob(reg.url, 'team/dead', randomBytes(10));
   await until(async () => (await reg.ctx.driver.list(deadDir(NODE, 'hook'))).length === 1, 'a dead letter');
@@ -122,7 +127,9 @@ test('ignore.actions and ignoredmediatypes are read as Distribution reads them',
   const reg = await startRegistry({
     notifications: {
       journal: { node: NODE },
-      endpoints: [endpoint(receiver.url, { ignoredmediatypes: ['application/octet-stream'], ignore: { actions: ['pull'] } })],
+      endpoints: [
+        endpoint(receiver.url, { ignoredmediatypes: ['application/octet-stream'], ignore: { actions: ['pull'] } }),
+      ],
     },
   });
   t.after(() => reg.close());
@@ -133,7 +140,10 @@ test('ignore.actions and ignoredmediatypes are read as Distribution reads them',
   assert.equal((await fetch(`${reg.url}/v2/team/f/manifests/v1`, { method: 'DELETE' })).status, 202);
   await receiver.waitFor(2);
   await new Promise((r) => setTimeout(r, 300));
-  assert.deepEqual(receiver.events().map((e) => e['action']), ['push', 'delete']);
+  assert.deepEqual(
+    receiver.events().map((e) => e['action']),
+    ['push', 'delete'],
+  );
 });
 
 test('delivery resumes after a restart from the saved cursor: nothing delivered twice, nothing lost', async (t) => {
@@ -155,14 +165,22 @@ test('delivery resumes after a restart from the saved cursor: nothing delivered 
   });
   await receiver.waitFor(2);
   await new Promise((r) => setTimeout(r, 300));
-  assert.deepEqual(receiver.events().map((e) => (e['target'] as { digest: string }).digest), [a, b]);
+  assert.deepEqual(
+    receiver.events().map((e) => (e['target'] as { digest: string }).digest),
+    [a, b],
+  );
 });
 
 test('a failing endpoint is retried on its backoff, not at every request that journals an event', async (t) => {
   const receiver = await startEventReceiver();
   receiver.mode = { status: 503 };
   t.after(() => receiver.close());
-  const reg = await startRegistry({ notifications: { journal: { node: NODE }, endpoints: [endpoint(receiver.url, { backoff: '5s', maxbackoff: '5s' })] } });
+  const reg = await startRegistry({
+    notifications: {
+      journal: { node: NODE },
+      endpoints: [endpoint(receiver.url, { backoff: '5s', maxbackoff: '5s' })],
+    },
+  });
   t.after(() => reg.close());
   await pushBlob(reg.url, 'team/backoff', randomBytes(32));
   await until(() => receiver.attempts >= 1, 'the first try');
@@ -170,5 +188,8 @@ test('a failing endpoint is retried on its backoff, not at every request that jo
   for (let i = 0; i < 30; i++) await pushBlob(reg.url, 'team/backoff', randomBytes(32));
   // One try per 5 s of backoff while the pushes ran (and one in flight at either end), whatever their number.
   const allowed = 2 + Math.ceil((Date.now() - start) / 5000);
-  assert.ok(receiver.attempts <= allowed, `${receiver.attempts} tries during 30 pushes in ${Date.now() - start} ms (at most ${allowed})`);
+  assert.ok(
+    receiver.attempts <= allowed,
+    `${receiver.attempts} tries during 30 pushes in ${Date.now() - start} ms (at most ${allowed})`,
+  );
 });

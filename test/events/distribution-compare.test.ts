@@ -22,7 +22,11 @@ function comparable(e: Json): Json {
     keys: Object.keys(e).sort(),
     action: e['action'],
     target,
-    request: request && { method: request['method'], useragent: request['useragent'], keys: Object.keys(request).sort() },
+    request: request && {
+      method: request['method'],
+      useragent: request['useragent'],
+      keys: Object.keys(request).sort(),
+    },
     actor: e['actor'],
     sourceKeys: Object.keys(e['source'] as Json).sort(),
   };
@@ -61,9 +65,13 @@ test('Distribution 2.8.2 and Sluice send the same events for the same skopeo pus
     const del = await fetch(`http://${host}/v2/team/other/manifests/${digest}`, { method: 'DELETE' });
     assert.equal(del.status, 202);
   }
-  const count = (path: string) => receiver.deliveries.filter((d) => d.path.endsWith(path)).flatMap((d) => d.json['events'] as Json[]);
+  const count = (path: string) =>
+    receiver.deliveries.filter((d) => d.path.endsWith(path)).flatMap((d) => d.json['events'] as Json[]);
   const deadline = Date.now() + 20_000;
-  while (Date.now() < deadline && (count('/distribution').length === 0 || count('/distribution').length !== count('/sluice').length)) {
+  while (
+    Date.now() < deadline &&
+    (count('/distribution').length === 0 || count('/distribution').length !== count('/sluice').length)
+  ) {
     await new Promise((r) => setTimeout(r, 100));
   }
   // Let late deliveries in, then compare.
@@ -75,7 +83,8 @@ test('Distribution 2.8.2 and Sluice send the same events for the same skopeo pus
     const c = comparable(e) as { action: string; target: Json; request?: Json };
     return `${c.action} ${String(c.request?.['method'])} ${String(c.target['repository'])} ${String(c.target['tag'] ?? '-')} ${String(c.target['digest'] ?? '-').slice(7, 19)} ${String(c.target['mediaType'] ?? '-')}`;
   };
-  if (process.env['EVENTS_DEBUG']) console.log(['distribution:', ...fromDist.map(line), 'sluice:', ...fromSluice.map(line)].join('\n'));
+  if (process.env['EVENTS_DEBUG'])
+    console.log(['distribution:', ...fromDist.map(line), 'sluice:', ...fromSluice.map(line)].join('\n'));
   assert.deepEqual(sorted(fromSluice), sorted(fromDist));
   // Every envelope holds one event, as Distribution's do; the media type is Distribution 3's name (docs/events.md).
   for (const d of receiver.deliveries) assert.equal((d.json['events'] as Json[]).length, 1);

@@ -53,7 +53,10 @@ test('a full journal drops its oldest events, counted per endpoint in the metric
   receiver.mode = 'hang';
   t.after(() => receiver.close());
   const reg = await startRegistry({
-    notifications: { journal: { node: NODE, maxevents: 5 }, endpoints: [{ name: 'slow', url: receiver.url, timeout: '30s' }] },
+    notifications: {
+      journal: { node: NODE, maxevents: 5 },
+      endpoints: [{ name: 'slow', url: receiver.url, timeout: '30s' }],
+    },
   });
   t.after(() => reg.close());
   for (let i = 0; i < 12; i++) await pushBlob(reg.url, 'team/full', randomBytes(32));
@@ -80,12 +83,18 @@ test('pulls and deletes are journaled as Distribution sends them (HEAD included,
   assert.equal((await fetch(`${reg.url}/v2/team/p/manifests/${img.digest}`, { method: 'DELETE' })).status, 202);
   const events = await journaled(reg);
   const pulls = events.filter((e) => e.action === 'pull');
-  assert.deepEqual(pulls.map((e) => [e.request?.method, e.target.tag ?? null, e.target.mediaType]), [
-    ['HEAD', 'v1', img.mediaType],
-    ['GET', null, 'application/octet-stream'],
-  ]);
+  assert.deepEqual(
+    pulls.map((e) => [e.request?.method, e.target.tag ?? null, e.target.mediaType]),
+    [
+      ['HEAD', 'v1', img.mediaType],
+      ['GET', null, 'application/octet-stream'],
+    ],
+  );
   const deletes = events.filter((e) => e.action === 'delete').map((e) => e.target);
-  assert.deepEqual(deletes, [{ digest: img.digest, repository: 'team/p' }, { repository: 'team/p', tag: 'v1' }]);
+  assert.deepEqual(deletes, [
+    { digest: img.digest, repository: 'team/p' },
+    { repository: 'team/p', tag: 'v1' },
+  ]);
 });
 
 test('a batch of pulls is written without a disk flush, a batch with a change with one', async (t) => {
@@ -101,7 +110,14 @@ test('a batch of pulls is written without a disk flush, a batch with a change wi
   }
   const journal = new Journal(new Recording(dir), NODE, { maxEvents: 1000 });
   await journal.open();
-  const event = (type: NewEvent['type']): NewEvent => ({ id: randomUUID(), timestamp: new Date().toISOString(), type, target: { repository: 'team/app' }, actor: {}, source: { addr: 'h', instanceID: 'i' } });
+  const event = (type: NewEvent['type']): NewEvent => ({
+    id: randomUUID(),
+    timestamp: new Date().toISOString(),
+    type,
+    target: { repository: 'team/app' },
+    actor: {},
+    source: { addr: 'h', instanceID: 'i' },
+  });
   await journal.append([event('pull'), event('login.failed')]);
   await journal.append([event('pull'), event('push')]);
   await journal.append([event('tag.moved')]);

@@ -11,7 +11,9 @@ import { digestOf } from '../../src/oci/digest.js';
 // Bounded everywhere: each push has a timeout and the pushers stop when told (a port freed by the kill can be
 // taken by another test's server on a shared machine, which may answer forever or never); the restart takes
 // a fresh port; stopping a child kills it after 15 s; and the whole test has a time limit.
-test('kill -9 in the middle of a burst of pushes: every push a client was told succeeded is delivered after the restart', { timeout: 150_000 }, async (t) => {
+test('kill -9 in the middle of a burst of pushes: every push a client was told succeeded is delivered after the restart', {
+  timeout: 150_000,
+}, async (t) => {
   const receiver = await startEventReceiver();
   // Nothing is delivered before the crash: every acknowledged push must come out of the journal.
   receiver.mode = { status: 503 };
@@ -19,7 +21,10 @@ test('kill -9 in the middle of a burst of pushes: every push a client was told s
   const dir = await mkdtemp(join(tmpdir(), 'sluice-events-kill-'));
   const config = join(dir, 'config.yml');
   const endpoint = { name: 'ci', url: receiver.url, timeout: '2s', threshold: 0, backoff: '50ms', maxbackoff: '200ms' };
-  await writeFile(config, JSON.stringify({ log: { level: 'silent' }, notifications: { journal: { node: 'crash' }, endpoints: [endpoint] } }));
+  await writeFile(
+    config,
+    JSON.stringify({ log: { level: 'silent' }, notifications: { journal: { node: 'crash' }, endpoints: [endpoint] } }),
+  );
   const root = join(dir, 'data');
   const first = await startSluiceProcess(root, { config });
   const acknowledged: string[] = [];
@@ -30,7 +35,11 @@ test('kill -9 in the middle of a burst of pushes: every push a client was told s
       const bytes = randomBytes(2000);
       const d = digestOf(bytes);
       try {
-        const r = await fetch(`${first.url}/v2/burst/p${n}/blobs/uploads/?digest=${d}`, { method: 'POST', body: bytes, signal: AbortSignal.timeout(10_000) });
+        const r = await fetch(`${first.url}/v2/burst/p${n}/blobs/uploads/?digest=${d}`, {
+          method: 'POST',
+          body: bytes,
+          signal: AbortSignal.timeout(10_000),
+        });
         // Only the process killed below can have said 201 to this: an answer after the kill is not counted.
         if (r.status === 201 && !killed) acknowledged.push(d);
         await r.arrayBuffer();

@@ -21,7 +21,8 @@ function countGcCalls(driver: StorageDriver): string[] {
 /** HEADs every blob as a pusher asks before uploading, then pushes the image. */
 async function pushLikeAClient(url: string, repo: string, tag: string, label: string): Promise<void> {
   const img = await makeImage({ label });
-  for (const b of [img.config, ...img.layers]) await fetch(`${url}/v2/${repo}/blobs/${b.descriptor.digest}`, { method: 'HEAD' });
+  for (const b of [img.config, ...img.layers])
+    await fetch(`${url}/v2/${repo}/blobs/${b.descriptor.digest}`, { method: 'HEAD' });
   await pushImage(url, repo, tag, img);
 }
 
@@ -33,7 +34,10 @@ test('a push with no garbage collection in play looks up no candidate record and
   await pushLikeAClient(reg.url, 'app', 'v2', 'second');
   // Only `active`, read once per few seconds (how many times depends on how fast the pushes go): never two
   // lookups per digest.
-  assert.deepEqual(calls.filter((c) => c !== 'stat active'), []);
+  assert.deepEqual(
+    calls.filter((c) => c !== 'stat active'),
+    [],
+  );
   t.diagnostic(`${calls.length} reads of the collector's state for two pushes`);
 });
 
@@ -46,7 +50,10 @@ test('the collector removes active once no record is left, so claims are free ag
   const pass = () => collector.collect({ graceMs: 60_000, deleteUntagged: false, dryRun: false });
   await pass();
   const state = async () => (await reg.files('docker/registry/v2/_sluice/gc')).sort();
-  assert.deepEqual(await state(), ['active', ...[img.config, ...img.layers].map((b) => `candidates/${b.descriptor.digest.replace(':', '/')}`)].sort());
+  assert.deepEqual(
+    await state(),
+    ['active', ...[img.config, ...img.layers].map((b) => `candidates/${b.descriptor.digest.replace(':', '/')}`)].sort(),
+  );
   await pushImage(reg.url, 'app', 'v1', img);
   await pass();
   assert.deepEqual(await state(), []);

@@ -11,7 +11,8 @@ function passes(reg: TestRegistry, extra: Partial<CollectOptions> = {}) {
   const collector = new Collector(reg.ctx.driver);
   let clock = Date.now();
   return {
-    run: (o: Partial<CollectOptions> = {}) => collector.collect({ graceMs: GRACE, deleteUntagged: false, dryRun: false, now: () => clock, ...extra, ...o }),
+    run: (o: Partial<CollectOptions> = {}) =>
+      collector.collect({ graceMs: GRACE, deleteUntagged: false, dryRun: false, now: () => clock, ...extra, ...o }),
     advance: (ms: number) => (clock += ms),
   };
 }
@@ -25,7 +26,8 @@ async function pullsWhole(reg: TestRegistry, repo: string, tag: string, img: Tes
   const m = await fetch(`${reg.url}/v2/${repo}/manifests/${tag}`, { headers: { accept: img.mediaType } });
   assert.equal(m.status, 200);
   assert.equal(m.headers.get('docker-content-digest'), img.digest);
-  for (const b of [img.config, ...img.layers]) assert.equal(await blobStatus(reg, repo, b.descriptor.digest), 200, b.descriptor.digest);
+  for (const b of [img.config, ...img.layers])
+    assert.equal(await blobStatus(reg, repo, b.descriptor.digest), 200, b.descriptor.digest);
 }
 
 test('Collector.collect() records an unreferenced blob first and deletes it only in a pass after the grace', async (t) => {
@@ -36,7 +38,10 @@ test('Collector.collect() records an unreferenced blob first and deletes it only
   const orphan = await pushBlob(reg.url, 'app', Buffer.from('nobody names me'));
   const gc = passes(reg);
   const first = await gc.run();
-  assert.deepEqual(first.verdicts.filter((v) => v.garbage.kind === 'blob').map((v) => [v.garbage.digest, v.action]), [[orphan, 'recorded']]);
+  assert.deepEqual(
+    first.verdicts.filter((v) => v.garbage.kind === 'blob').map((v) => [v.garbage.digest, v.action]),
+    [[orphan, 'recorded']],
+  );
   assert.equal(await blobStatus(reg, 'app', orphan), 200);
   gc.advance(GRACE / 2);
   assert.equal((await gc.run()).deletedObjects, 0);
@@ -46,7 +51,12 @@ test('Collector.collect() records an unreferenced blob first and deletes it only
   assert.equal(third.deletedObjects, 2, 'the blob and its layer link');
   assert.equal(third.reclaimedBytes, 'nobody names me'.length);
   assert.equal(await blobStatus(reg, 'app', orphan), 404);
-  assert.deepEqual(await reg.files('docker/registry/v2/repositories/app/_layers').then((f) => f.filter((x) => x.includes(orphan.slice(7)))), []);
+  assert.deepEqual(
+    await reg
+      .files('docker/registry/v2/repositories/app/_layers')
+      .then((f) => f.filter((x) => x.includes(orphan.slice(7)))),
+    [],
+  );
   await pullsWhole(reg, 'app', 'v1', img);
 });
 
@@ -61,15 +71,23 @@ test('Collector.collect() keeps the layers of an overwritten tag unless delete-u
   await gc.run();
   gc.advance(GRACE + 1);
   assert.equal((await gc.run()).deletedObjects, 0);
-  assert.equal((await fetch(`${reg.url}/v2/app/manifests/${a.digest}`, { headers: { accept: a.mediaType } })).status, 200);
+  assert.equal(
+    (await fetch(`${reg.url}/v2/app/manifests/${a.digest}`, { headers: { accept: a.mediaType } })).status,
+    200,
+  );
   await gc.run({ deleteUntagged: true });
   gc.advance(GRACE + 1);
   const swept = await gc.run({ deleteUntagged: true });
-  const gone = new Set(swept.verdicts.filter((v) => v.action === 'deleted').map((v) => `${v.garbage.kind} ${v.garbage.digest}`));
+  const gone = new Set(
+    swept.verdicts.filter((v) => v.action === 'deleted').map((v) => `${v.garbage.kind} ${v.garbage.digest}`),
+  );
   assert.ok(gone.has(`manifest ${a.digest}`));
   assert.ok(gone.has(`blob ${a.digest}`));
   assert.ok(gone.has(`blob ${a.layers[0]!.descriptor.digest}`));
-  assert.equal((await fetch(`${reg.url}/v2/app/manifests/${a.digest}`, { headers: { accept: a.mediaType } })).status, 404);
+  assert.equal(
+    (await fetch(`${reg.url}/v2/app/manifests/${a.digest}`, { headers: { accept: a.mediaType } })).status,
+    404,
+  );
   await pullsWhole(reg, 'app', 'latest', b);
 });
 
@@ -151,7 +169,12 @@ test('a read-only node with storage.gc enabled never collects', async (t) => {
   t.after(() => writer.close());
   const orphan = await pushBlob(writer.url, 'app', Buffer.from('left alone'));
   const reader = await startRegistry(
-    { storage: { gc: { enabled: true, interval: '1s', grace: '0s', collector: true }, maintenance: { readonly: { enabled: true } } } },
+    {
+      storage: {
+        gc: { enabled: true, interval: '1s', grace: '0s', collector: true },
+        maintenance: { readonly: { enabled: true } },
+      },
+    },
     writer.root,
   );
   t.after(() => reader.close());

@@ -9,14 +9,28 @@ import type { S3Options } from '../../src/storage/s3.js';
 
 test('storage.gc accepts the documented example and fills its defaults', () => {
   const { config } = validateConfig({
-    storage: { filesystem: { rootdirectory: '/tmp/x' }, gc: { enabled: true, interval: '1h', grace: '24h', window: '22:00-04:00', deleteuntagged: true } },
+    storage: {
+      filesystem: { rootdirectory: '/tmp/x' },
+      gc: { enabled: true, interval: '1h', grace: '24h', window: '22:00-04:00', deleteuntagged: true },
+    },
   });
-  assert.deepEqual(config.storage.gc, { enabled: true, interval: '1h', grace: '24h', window: '22:00-04:00', deleteuntagged: true, dryrun: false, collector: 'auto' });
+  assert.deepEqual(config.storage.gc, {
+    enabled: true,
+    interval: '1h',
+    grace: '24h',
+    window: '22:00-04:00',
+    deleteuntagged: true,
+    dryrun: false,
+    collector: 'auto',
+  });
 });
 
 test('storage.gc refuses an unknown key and a malformed window', () => {
   assert.throws(() => validateConfig({ storage: { gc: { graze: '1h' } } }), /graze/);
-  assert.throws(() => validateConfig({ storage: { gc: { window: '1-5' } } }), /expected a UTC window such as 01:00-05:00/);
+  assert.throws(
+    () => validateConfig({ storage: { gc: { window: '1-5' } } }),
+    /expected a UTC window such as 01:00-05:00/,
+  );
 });
 
 test('inWindow() handles a window that wraps past midnight', () => {

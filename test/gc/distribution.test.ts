@@ -14,7 +14,10 @@ import { needTools, runOk } from '../helpers/tools.js';
 /** Runs Distribution 2.8.2's offline `garbage-collect` on a filesystem root. */
 async function distributionGc(root: string, deleteUntagged: boolean): Promise<void> {
   const cfg = join(root, '..', `gc-${Date.now()}.yml`);
-  await writeFile(cfg, `version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: ${root}}, delete: {enabled: true}}\n`);
+  await writeFile(
+    cfg,
+    `version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: ${root}}, delete: {enabled: true}}\n`,
+  );
   await runOk('docker-registry', ['garbage-collect', ...(deleteUntagged ? ['-m'] : []), cfg]);
 }
 
@@ -42,18 +45,26 @@ async function tempRoot(t: TestContext): Promise<string> {
 }
 
 test('a root Sluice wrote and Distribution 2.8.2 garbage-collect -m collected is still served whole by Sluice', async (t) => {
-  if (filesystemOnly(t, 'Distribution garbage-collect runs on the directory') || !needTools(t, 'docker-registry')) return;
+  if (filesystemOnly(t, 'Distribution garbage-collect runs on the directory') || !needTools(t, 'docker-registry'))
+    return;
   const root = await tempRoot(t);
   const reg = await startRegistry({}, root);
   t.after(() => reg.close());
-  const [kept, old, current] = [await makeImage({ label: 'kept' }), await makeImage({ label: 'old' }), await makeImage({ label: 'current' })];
+  const [kept, old, current] = [
+    await makeImage({ label: 'kept' }),
+    await makeImage({ label: 'old' }),
+    await makeImage({ label: 'current' }),
+  ];
   await pushImage(reg.url, 'app', 'v1', kept);
   await pushImage(reg.url, 'app', 'latest', old);
   await pushImage(reg.url, 'app', 'latest', current);
   await distributionGc(root, true);
   await servesWhole(reg.url, 'app', 'v1', kept);
   await servesWhole(reg.url, 'app', 'latest', current);
-  assert.equal((await fetch(`${reg.url}/v2/app/manifests/${old.digest}`, { headers: { accept: old.mediaType } })).status, 404);
+  assert.equal(
+    (await fetch(`${reg.url}/v2/app/manifests/${old.digest}`, { headers: { accept: old.mediaType } })).status,
+    404,
+  );
 });
 
 test('a root Distribution 2.8.2 wrote and sluice collected with delete-untagged is still served whole by Distribution', async (t) => {
@@ -61,9 +72,17 @@ test('a root Distribution 2.8.2 wrote and sluice collected with delete-untagged 
   const root = await tempRoot(t);
   const dist = await startDistribution(root);
   t.after(() => dist.stop());
-  const [kept, old, current] = [await makeImage({ label: 'd kept' }), await makeImage({ label: 'd old' }), await makeImage({ label: 'd current' })];
+  const [kept, old, current] = [
+    await makeImage({ label: 'd kept' }),
+    await makeImage({ label: 'd old' }),
+    await makeImage({ label: 'd current' }),
+  ];
   // Distribution 2.8 takes no monolithic POST upload: skopeo pushes, as users do.
-  for (const [tag, img] of [['v1', kept], ['latest', old], ['latest', current]] as const) {
+  for (const [tag, img] of [
+    ['v1', kept],
+    ['latest', old],
+    ['latest', current],
+  ] as const) {
     const layout = join(root, '..', `layout-${img.digest.slice(7, 19)}`);
     await writeOciLayout(layout, [{ tag: 'x', image: img }]);
     await skopeoCopy(`oci:${layout}:x`, `docker://${dist.host}/app:${tag}`);
@@ -71,17 +90,25 @@ test('a root Distribution 2.8.2 wrote and sluice collected with delete-untagged 
   await sluiceGc(root);
   await servesWhole(dist.url, 'app', 'v1', kept);
   await servesWhole(dist.url, 'app', 'latest', current);
-  assert.equal((await fetch(`${dist.url}/v2/app/manifests/${old.digest}`, { headers: { accept: old.mediaType } })).status, 404);
+  assert.equal(
+    (await fetch(`${dist.url}/v2/app/manifests/${old.digest}`, { headers: { accept: old.mediaType } })).status,
+    404,
+  );
 });
 
 test('Distribution 2.8.2 garbage-collect -m deletes a referrer of a tagged image, which Sluice keeps', async (t) => {
-  if (filesystemOnly(t, 'Distribution garbage-collect runs on the directory') || !needTools(t, 'docker-registry')) return;
+  if (filesystemOnly(t, 'Distribution garbage-collect runs on the directory') || !needTools(t, 'docker-registry'))
+    return;
   const root = await tempRoot(t);
   const reg = await startRegistry({}, root);
   t.after(() => reg.close());
   const img = await makeImage({ label: 'signed' });
   await pushImage(reg.url, 'app', 'v1', img);
-  const sig = makeArtifact({ artifactType: 'application/vnd.example.signature', payload: 'sig', subject: { mediaType: img.mediaType, digest: img.digest, size: img.manifest.length } });
+  const sig = makeArtifact({
+    artifactType: 'application/vnd.example.signature',
+    payload: 'sig',
+    subject: { mediaType: img.mediaType, digest: img.digest, size: img.manifest.length },
+  });
   await pushImage(reg.url, 'app', sig.digest, sig);
   const listed = async (): Promise<string[]> => {
     const r = await fetch(`${reg.url}/v2/app/referrers/${img.digest}`);
@@ -90,6 +117,10 @@ test('Distribution 2.8.2 garbage-collect -m deletes a referrer of a tagged image
   await sluiceGc(root);
   assert.deepEqual(await listed(), [sig.digest], 'Sluice keeps a referrer whose subject is live');
   await distributionGc(root, true);
-  assert.deepEqual(await listed(), [], 'Distribution 2.8.2 knows no referrers: to it the signature is an untagged manifest');
+  assert.deepEqual(
+    await listed(),
+    [],
+    'Distribution 2.8.2 knows no referrers: to it the signature is an untagged manifest',
+  );
   await servesWhole(reg.url, 'app', 'v1', img);
 });

@@ -6,7 +6,15 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { digestOf, type Digest } from '../../src/oci/digest.js';
 import type { RepositoryName } from '../../src/oci/name.js';
-import { blobDataPath, referrerLinkPath, repoPath, revisionLinkPath, tagCurrentPath, uploadPath, uploadStartedAtPath } from '../../src/storage/layout.js';
+import {
+  blobDataPath,
+  referrerLinkPath,
+  repoPath,
+  revisionLinkPath,
+  tagCurrentPath,
+  uploadPath,
+  uploadStartedAtPath,
+} from '../../src/storage/layout.js';
 import { layoutBlob, layoutDigest, scratch, skopeoCopy } from '../helpers/clients.js';
 import { gcConfigFor } from '../helpers/gc.js';
 import { startHostileUpstream } from '../helpers/hostile-upstream.js';
@@ -29,7 +37,10 @@ interface Report {
   repairs?: { kind: string; digest?: string; repaired: boolean; detail: string }[];
 }
 
-async function fsckJson(config: string, ...flags: string[]): Promise<{ code: number | null; report: Report; stderr: string }> {
+async function fsckJson(
+  config: string,
+  ...flags: string[]
+): Promise<{ code: number | null; report: Report; stderr: string }> {
   const r = await sluice(['fsck', '--json', ...flags, config]);
   assert.ok(r.stdout.trim().startsWith('{'), `${r.stdout}\n${r.stderr}`);
   return { code: r.code, report: JSON.parse(r.stdout) as Report, stderr: r.stderr };
@@ -48,7 +59,10 @@ const kinds = (r: Report) => r.problems.map((p) => `${p.kind} ${p.digest ?? p.pa
 test('sluice fsck reports a corrupt blob, a deleted blob and broken links, and exits non-zero', async (t) => {
   const reg = await startRegistry();
   t.after(() => reg.close());
-  const img = await makeImage({ label: 'fsck', layers: [{ a: Buffer.alloc(64 * 1024, 1) }, { b: 'two' }, { c: 'three' }] });
+  const img = await makeImage({
+    label: 'fsck',
+    layers: [{ a: Buffer.alloc(64 * 1024, 1) }, { b: 'two' }, { c: 'three' }],
+  });
   const other = await makeImage({ label: 'fsck-other' });
   const third = await makeImage({ label: 'fsck-third' });
   await pushImage(reg.url, 'app', 'v1', img);
@@ -66,20 +80,29 @@ test('sluice fsck reports a corrupt blob, a deleted blob and broken links, and e
   await reg.ctx.driver.putContent(revisionLinkPath(R('team/lib'), third.digest), Buffer.from(other.digest));
   const full = await fsckJson(config, '--full');
   assert.equal(full.code, 1);
-  assert.deepEqual(kinds(full.report), [
-    `blob-corrupt ${l0}`,
-    `blob-missing ${l1}`,
-    `link-invalid ${tagCurrentPath(R('app'), 'v2')}`,
-    `link-invalid ${third.digest}`,
-  ].sort());
+  assert.deepEqual(
+    kinds(full.report),
+    [
+      `blob-corrupt ${l0}`,
+      `blob-missing ${l1}`,
+      `link-invalid ${tagCurrentPath(R('app'), 'v2')}`,
+      `link-invalid ${third.digest}`,
+    ].sort(),
+  );
   assert.deepEqual(full.report.problems.find((p) => p.kind === 'blob-missing')!.neededBy, ['app:v1']);
   // Sampling checks every size but hashes only the sample: with none hashed the same-size corruption goes unseen.
   const none = await fsckJson(config, '--sample', '0');
   assert.equal(none.report.hashed, 0);
-  assert.deepEqual(kinds(none.report), kinds(full.report).filter((k) => !k.startsWith('blob-corrupt')));
+  assert.deepEqual(
+    kinds(none.report),
+    kinds(full.report).filter((k) => !k.startsWith('blob-corrupt')),
+  );
   const text = await sluice(['fsck', config, '--full']);
   assert.equal(text.code, 1);
-  assert.match(text.stdout, new RegExp(`^blob-corrupt: blob ${l0}: its bytes have digest sha256:[0-9a-f]{64} \\(needed by app:v1\\)`, 'm'));
+  assert.match(
+    text.stdout,
+    new RegExp(`^blob-corrupt: blob ${l0}: its bytes have digest sha256:[0-9a-f]{64} \\(needed by app:v1\\)`, 'm'),
+  );
   assert.match(text.stdout, /^4 problems: /m);
 });
 
@@ -87,7 +110,9 @@ test('sluice fsck reports referrers whose subject is gone, referrer listings of 
   const reg = await startRegistry();
   t.after(() => reg.close());
   const app = R('app');
-  const [subject, sig, gone, goneSig] = await Promise.all(['subject', 'sig', 'gone', 'gone-sig'].map((label) => makeImage({ label })));
+  const [subject, sig, gone, goneSig] = await Promise.all(
+    ['subject', 'sig', 'gone', 'gone-sig'].map((label) => makeImage({ label })),
+  );
   await pushImage(reg.url, 'app', 'v1', subject!);
   const liveReferrer = await pushAsReferrer(reg.url, 'app', sig!, subject!);
   await pushImage(reg.url, 'app', gone!.digest, gone!);
@@ -112,24 +137,42 @@ test('sluice fsck reports referrers whose subject is gone, referrer listings of 
   await reg.ctx.driver.putContent(`${repoPath(app)}/_uploads/not-a-session/data`, Buffer.from('x'));
   const found = await fsckJson(config);
   assert.equal(found.code, 1);
-  assert.deepEqual(kinds(found.report), [
-    `referrer-orphan ${orphan}`,
-    `referrer-dangling ${missing}`,
-    `upload-stale ${uploadPath(app, stale)}`,
-    `upload-broken ${uploadPath(app, broken)}`,
-    `upload-broken ${repoPath(app)}/_uploads/not-a-session`,
-  ].sort());
+  assert.deepEqual(
+    kinds(found.report),
+    [
+      `referrer-orphan ${orphan}`,
+      `referrer-dangling ${missing}`,
+      `upload-stale ${uploadPath(app, stale)}`,
+      `upload-broken ${uploadPath(app, broken)}`,
+      `upload-broken ${repoPath(app)}/_uploads/not-a-session`,
+    ].sort(),
+  );
   assert.ok(!found.report.problems.some((p) => p.digest === liveReferrer));
 });
 
 /** A cache of `upstreamUrl` holding docker.io/library/app:1 (pulled through it with skopeo), and an fsck config for it. */
-async function filledCache(t: import('node:test').TestContext, upstreamUrl: string, work: string): Promise<{ cache: TestRegistry; config: string }> {
-  const cache = await startRegistry({ upstreams: { 'docker.io': { url: upstreamUrl, ttl: '1h' } }, flows: [{ images: ['docker.io/**'] }] });
+async function filledCache(
+  t: import('node:test').TestContext,
+  upstreamUrl: string,
+  work: string,
+): Promise<{ cache: TestRegistry; config: string }> {
+  const cache = await startRegistry({
+    upstreams: { 'docker.io': { url: upstreamUrl, ttl: '1h' } },
+    flows: [{ images: ['docker.io/**'] }],
+  });
   t.after(() => cache.close());
   await skopeoCopy(`docker://${cache.host}/docker.io/library/app:1`, `oci:${join(work, 'first')}:app`);
   const storage = (JSON.parse(await readFile(await gcConfigFor(cache), 'utf8')) as { storage: unknown }).storage;
   const config = join(tmpdir(), `sluice-fsck-${randomUUID()}.yml`);
-  await writeFile(config, JSON.stringify({ version: 0.1, storage, upstreams: { 'docker.io': { url: upstreamUrl } }, flows: [{ images: ['docker.io/**'] }] }));
+  await writeFile(
+    config,
+    JSON.stringify({
+      version: 0.1,
+      storage,
+      upstreams: { 'docker.io': { url: upstreamUrl } },
+      flows: [{ images: ['docker.io/**'] }],
+    }),
+  );
   return { cache, config };
 }
 
@@ -154,7 +197,10 @@ test('sluice fsck --repair fetches what a cache lost from its upstream; the imag
   const repaired = await fsckJson(config, '--full', '--repair');
   assert.equal(repaired.code, 0, JSON.stringify(repaired.report, null, 1));
   assert.deepEqual(repaired.report.problems, []);
-  assert.deepEqual(repaired.report.repairs!.map((r) => `${r.repaired} ${r.kind} ${r.digest}`).sort(), [`true blob-corrupt ${l1}`, `true blob-missing ${l0}`, `true manifest-missing ${img.digest}`].sort());
+  assert.deepEqual(
+    repaired.report.repairs!.map((r) => `${r.repaired} ${r.kind} ${r.digest}`).sort(),
+    [`true blob-corrupt ${l1}`, `true blob-missing ${l0}`, `true manifest-missing ${img.digest}`].sort(),
+  );
 
   // Served from storage alone: the upstream is gone.
   await up.close();
@@ -165,7 +211,7 @@ test('sluice fsck --repair fetches what a cache lost from its upstream; the imag
   for (const l of img.layers) assert.deepEqual(await layoutBlob(out, l.descriptor.digest), l.bytes);
 });
 
-test('sluice fsck --repair refuses a lying upstream\'s bytes and writes nothing', async (t) => {
+test("sluice fsck --repair refuses a lying upstream's bytes and writes nothing", async (t) => {
   if (!needTools(t, 'skopeo')) return;
   const work = await scratch('sluice-fsck-lie-');
   t.after(() => work.cleanup());
@@ -173,7 +219,10 @@ test('sluice fsck --repair refuses a lying upstream\'s bytes and writes nothing'
   t.after(() => up.close());
   const hostile = await startHostileUpstream(up.url);
   t.after(() => hostile.close());
-  const img: TestImage = await makeImage({ label: 'liar', layers: [{ a: Buffer.alloc(128 * 1024, 9) }, { b: 'other' }] });
+  const img: TestImage = await makeImage({
+    label: 'liar',
+    layers: [{ a: Buffer.alloc(128 * 1024, 9) }, { b: 'other' }],
+  });
   await pushImage(up.url, 'library/app', '1', img);
   const { cache, config } = await filledCache(t, hostile.url, work.dir);
   const [l0, l1] = img.layers.map((l) => l.descriptor.digest) as [Digest, Digest];
@@ -183,13 +232,23 @@ test('sluice fsck --repair refuses a lying upstream\'s bytes and writes nothing'
   hostile.lie(/^GET .*\/blobs\/sha256:/, { kind: 'corrupt' });
   const r = await fsckJson(config, '--full', '--repair');
   assert.equal(r.code, 1);
-  assert.ok(hostile.seen.some((s) => s.includes(l0)), 'the repair never asked the upstream');
-  assert.deepEqual(r.report.repairs!.map((x) => `${x.repaired} ${x.kind} ${x.digest}`).sort(), [`false blob-corrupt ${l1}`, `false blob-missing ${l0}`].sort());
+  assert.ok(
+    hostile.seen.some((s) => s.includes(l0)),
+    'the repair never asked the upstream',
+  );
+  assert.deepEqual(
+    r.report.repairs!.map((x) => `${x.repaired} ${x.kind} ${x.digest}`).sort(),
+    [`false blob-corrupt ${l1}`, `false blob-missing ${l0}`].sort(),
+  );
   for (const x of r.report.repairs!) assert.match(x.detail, /refused, nothing written/);
   assert.deepEqual(kinds(r.report), [`blob-corrupt ${l1}`, `blob-missing ${l0}`].sort());
   assert.equal(await cache.ctx.driver.stat(blobDataPath(l0)), null);
   assert.deepEqual(await cache.ctx.driver.getContent(blobDataPath(l1)), corrupted);
-  assert.deepEqual(await cache.files('docker/registry/v2/repositories/docker.io/library/app/_uploads'), [], 'no session left behind');
+  assert.deepEqual(
+    await cache.files('docker/registry/v2/repositories/docker.io/library/app/_uploads'),
+    [],
+    'no session left behind',
+  );
 });
 
 test('sluice fsck --repair stops reading an upstream that sends more than the manifest gives', async (t) => {
@@ -209,8 +268,15 @@ test('sluice fsck --repair stops reading an upstream that sends more than the ma
   hostile.lie(/^GET .*\/blobs\/sha256:/, { kind: 'endless', bytes: 64 * 1024 * 1024 });
   const r = await fsckJson(config, '--repair');
   assert.equal(r.code, 1);
-  assert.deepEqual(r.report.repairs!.map((x) => `${x.repaired} ${x.kind} ${x.digest}`), [`false blob-missing ${l0}`]);
+  assert.deepEqual(
+    r.report.repairs!.map((x) => `${x.repaired} ${x.kind} ${x.digest}`),
+    [`false blob-missing ${l0}`],
+  );
   assert.match(r.report.repairs![0]!.detail, /more than the \d+ bytes the manifest gives/);
   assert.equal(await cache.ctx.driver.stat(blobDataPath(l0)), null);
-  assert.deepEqual(await cache.files('docker/registry/v2/repositories/docker.io/library/app/_uploads'), [], 'no session left behind');
+  assert.deepEqual(
+    await cache.files('docker/registry/v2/repositories/docker.io/library/app/_uploads'),
+    [],
+    'no session left behind',
+  );
 });

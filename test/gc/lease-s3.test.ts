@@ -39,7 +39,10 @@ test('on S3 with conditional writes: one node holds the collector lease, the oth
   const held = await takeLease(a, 'auto', 1500);
   assert.ok(!('refused' in held), JSON.stringify(held));
   const second = await takeLease(b, 'auto', 1500);
-  assert.ok('refused' in second && /another collector holds the lease until/.test(second.refused), JSON.stringify(second));
+  assert.ok(
+    'refused' in second && /another collector holds the lease until/.test(second.refused),
+    JSON.stringify(second),
+  );
   // A holds it while it renews; once it stops (a node that died), the lease lapses and B takes it over.
   await new Promise((r) => setTimeout(r, 1000));
   await (held as Lease).renew();
@@ -71,13 +74,33 @@ test('on S3 with conditional writes: a pass on one node is refused while a pass 
     role: 'auto',
     log: quiet,
     beforeSweep: async () => {
-      during = await runPass(b, new Collector(b), { graceMs: 60_000, deleteUntagged: false, dryRun: false, role: 'auto', log: quiet });
+      during = await runPass(b, new Collector(b), {
+        graceMs: 60_000,
+        deleteUntagged: false,
+        dryRun: false,
+        role: 'auto',
+        log: quiet,
+      });
     },
   });
   assert.ok(!('refused' in first), JSON.stringify(first));
-  assert.ok(during && 'refused' in during && /another collector holds the lease/.test(during.refused), JSON.stringify(during));
+  assert.ok(
+    during && 'refused' in during && /another collector holds the lease/.test(during.refused),
+    JSON.stringify(during),
+  );
   // Released at the end: the other node's next pass runs.
-  assert.ok(!('refused' in (await runPass(b, new Collector(b), { graceMs: 60_000, deleteUntagged: false, dryRun: false, role: 'auto', log: quiet }))));
+  assert.ok(
+    !(
+      'refused' in
+      (await runPass(b, new Collector(b), {
+        graceMs: 60_000,
+        deleteUntagged: false,
+        dryRun: false,
+        role: 'auto',
+        log: quiet,
+      }))
+    ),
+  );
 });
 
 test('on S3 without conditional writes (plain s3rver ignores If-None-Match): no lease, so auto collects nowhere', async (t) => {

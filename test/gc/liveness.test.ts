@@ -18,7 +18,7 @@ const GRACE = 60_000;
 const quiet = { info: () => undefined, warn: () => undefined };
 
 test('a manifest PUT racing a sweep whose deletion markers are older than ten minutes still gets MANIFEST_BLOB_UNKNOWN', async (t) => {
-  if (filesystemOnly(t, 'sets the markers\' mtime on disk')) return;
+  if (filesystemOnly(t, "sets the markers' mtime on disk")) return;
   const reg = await startRegistry();
   t.after(() => reg.close());
   const img = await makeImage({ label: 'a long sweep' });
@@ -28,7 +28,8 @@ test('a manifest PUT racing a sweep whose deletion markers are older than ten mi
     async () => {
       // As if the mark had taken eleven minutes: the markers were written that long ago.
       const old = new Date(Date.now() - 11 * 60_000);
-      for (const b of [img.config, ...img.layers]) await utimes(join(reg.root, deletingPath(b.descriptor.digest)), old, old);
+      for (const b of [img.config, ...img.layers])
+        await utimes(join(reg.root, deletingPath(b.descriptor.digest)), old, old);
       return pushManifest(reg.url, 'app', 'v1', img.manifest, img.mediaType);
     },
     'app',
@@ -54,7 +55,7 @@ test('a claim stops waiting for deletion markers whose sweep no longer beats, an
   await claims.claim([d]);
 });
 
-test('a claim waits for a digest its shard\'s deletion marker lists, and not for another digest of the same shard', async (t) => {
+test("a claim waits for a digest its shard's deletion marker lists, and not for another digest of the same shard", async (t) => {
   const reg = await startRegistry();
   t.after(() => reg.close());
   const driver = reg.ctx.driver;
@@ -93,7 +94,8 @@ function exclusive(driver: StorageDriver): StorageDriver {
   return Object.assign(Object.create(driver) as StorageDriver, {
     exclusiveCreate: async () => true,
     putContent: async (path: string, data: Uint8Array, o?: { ifAbsent?: boolean }) => {
-      if (o?.ifAbsent && (await driver.stat(path))) throw Object.assign(new Error(`object exists: ${path}`), { code: 'EEXIST' });
+      if (o?.ifAbsent && (await driver.stat(path)))
+        throw Object.assign(new Error(`object exists: ${path}`), { code: 'EEXIST' });
       return driver.putContent(path, data);
     },
   });

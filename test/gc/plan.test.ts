@@ -7,17 +7,43 @@ import { artifactTagSubject, planCollection } from '../../src/gc/plan.js';
 
 const d = (s: string): Digest => digestOf(s);
 const [cfg, layer, shared, orphan, image, old, index, child, sig, sigTarget, referrer] = [
-  'cfg', 'layer', 'shared', 'orphan', 'image', 'old', 'index', 'child', 'sig', 'sigTarget', 'referrer',
+  'cfg',
+  'layer',
+  'shared',
+  'orphan',
+  'image',
+  'old',
+  'index',
+  'child',
+  'sig',
+  'sigTarget',
+  'referrer',
 ].map(d) as Digest[] as [Digest, Digest, Digest, Digest, Digest, Digest, Digest, Digest, Digest, Digest, Digest];
 
-function facts(repo: Partial<RepositoryFacts>, manifests: [Digest, ManifestFacts | UnreadableManifest][], blobs: Digest[]): StorageFacts {
-  const r: RepositoryFacts = { name: 'app' as RepositoryName, tags: new Map(), revisions: manifests.map(([x]) => x), layers: [], ...repo };
+function facts(
+  repo: Partial<RepositoryFacts>,
+  manifests: [Digest, ManifestFacts | UnreadableManifest][],
+  blobs: Digest[],
+): StorageFacts {
+  const r: RepositoryFacts = {
+    name: 'app' as RepositoryName,
+    tags: new Map(),
+    revisions: manifests.map(([x]) => x),
+    layers: [],
+    ...repo,
+  };
   return { repositories: [r], blobs: new Set(blobs), manifests: new Map(manifests) };
 }
 
 const world = (): StorageFacts =>
   facts(
-    { tags: new Map([['v1', index], [`${image.replace(':', '-')}.sig`, sigTarget]]), layers: [layer, orphan] },
+    {
+      tags: new Map([
+        ['v1', index],
+        [`${image.replace(':', '-')}.sig`, sigTarget],
+      ]),
+      layers: [layer, orphan],
+    },
     [
       [index, { children: [image], blobs: [] }],
       [image, { children: [], blobs: [cfg, layer, shared] }],

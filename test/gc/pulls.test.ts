@@ -24,13 +24,22 @@ const fast = (node = 'test-node') => ({ storage: { gc: { pulls: { flush: '100ms'
 /** Waits (up to 15 s) until the repository's merged pull times satisfy `ok`; returns the last read. */
 async function pullsUntil(driver: StorageDriver, repo: string, ok: (p: PullTimes) => boolean): Promise<PullTimes> {
   let p = await readPulls(driver, repo as RepositoryName);
-  for (const until = Date.now() + 15_000; !ok(p) && Date.now() < until; p = await readPulls(driver, repo as RepositoryName)) await sleep(100);
+  for (
+    const until = Date.now() + 15_000;
+    !ok(p) && Date.now() < until;
+    p = await readPulls(driver, repo as RepositoryName)
+  )
+    await sleep(100);
   return p;
 }
 
 function manifestHead(reg: TestRegistry, repo: string, ref: string, method = 'GET'): Promise<Response> {
   const accept = 'application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json';
-  return fetch(`${reg.url}/v2/${repo}/manifests/${ref}`, { method, headers: { accept }, signal: AbortSignal.timeout(3000) });
+  return fetch(`${reg.url}/v2/${repo}/manifests/${ref}`, {
+    method,
+    headers: { accept },
+    signal: AbortSignal.timeout(3000),
+  });
 }
 
 test('skopeo inspect by tag records the tag and its digest; skopeo copy by digest records the digest', async (t) => {
@@ -42,16 +51,26 @@ test('skopeo inspect by tag records the tag and its digest; skopeo copy by diges
   await pushImage(reg.url, 'team/app', 'v1', img);
   await pushImage(reg.url, 'team/app', 'v2', other);
   await reg.ctx.pulls!.flush();
-  assert.deepEqual(await readPulls(reg.ctx.driver, R('team/app')), { tags: new Map(), manifests: new Map() }, 'a push is not a pull');
+  assert.deepEqual(
+    await readPulls(reg.ctx.driver, R('team/app')),
+    { tags: new Map(), manifests: new Map() },
+    'a push is not a pull',
+  );
   const before = Date.now();
   await skopeo(['inspect', '--tls-verify=false', `docker://${reg.host}/team/app:v1`]);
   const work = await scratch('sluice-pulls-');
   t.after(() => work.cleanup());
-  await skopeo(['copy', '--src-tls-verify=false', `docker://${reg.host}/team/app@${other.digest}`, `oci:${join(work.dir, 'o')}:x`]);
+  await skopeo([
+    'copy',
+    '--src-tls-verify=false',
+    `docker://${reg.host}/team/app@${other.digest}`,
+    `oci:${join(work.dir, 'o')}:x`,
+  ]);
   const p = await pullsUntil(reg.ctx.driver, 'team/app', (x) => x.manifests.has(other.digest));
   assert.deepEqual([...p.tags.keys()], ['v1']);
   assert.deepEqual([...p.manifests.keys()].sort(), [img.digest, other.digest].sort());
-  for (const at of [p.tags.get('v1')!, ...p.manifests.values()]) assert.ok(at >= before && at <= Date.now(), String(at));
+  for (const at of [p.tags.get('v1')!, ...p.manifests.values()])
+    assert.ok(at >= before && at <= Date.now(), String(at));
   assert.deepEqual(await reg.files(pullNodesPath(R('team/app'))), ['test-node.json']);
 });
 
@@ -128,7 +147,11 @@ test('mirror jobs and cache fills store images without counting as pulls; the cl
   });
   t.after(() => reg.close());
   await buildMirrorJobs(reg.ctx, reg.ctx.config, quiet)[0]!.run();
-  assert.equal(await reg.ctx.repo(R('docker.io/library/app')).resolveTag('1'), app.digest, 'the mirror job stored the image');
+  assert.equal(
+    await reg.ctx.repo(R('docker.io/library/app')).resolveTag('1'),
+    app.digest,
+    'the mirror job stored the image',
+  );
   // The cache fetches the index from upstream and stores it (a fill); the client's HEAD by tag is the pull.
   assert.equal((await manifestHead(reg, 'docker.io/library/multi', '1', 'HEAD')).status, 200);
   assert.ok(await reg.ctx.repo(R('docker.io/library/multi')).hasManifest(multi.digest), 'the cache stored the index');
@@ -151,15 +174,22 @@ test('readPulls merges every node file of a repository and ignores hostile ones'
   const repo = 'team/app' as RepositoryName;
   const dir = pullNodesPath(repo);
   const digest = `sha256:${'a'.repeat(64)}`;
-  const put = (name: string, body: string | Buffer) => d.putContent(`${dir}/${name}`, Buffer.isBuffer(body) ? body : Buffer.from(body));
+  const put = (name: string, body: string | Buffer) =>
+    d.putContent(`${dir}/${name}`, Buffer.isBuffer(body) ? body : Buffer.from(body));
   await put('a.json', JSON.stringify({ tags: { v1: 1000, v2: 5000 }, manifests: { [digest]: 1000 } }));
   await put('b.json', JSON.stringify({ tags: { v1: 3000 }, manifests: { [digest]: 4000 } }));
   // Bad entries beside a good one: a bad tag, a bad digest, a time that is not a finite positive number.
-  await put('c.json', `{"tags":{"../x":9000,"ok":2000,"neg":-5,"big":1e400,"str":"7"},"manifests":{"sha256:zz":9000,"__proto__":9000}}`);
+  await put(
+    'c.json',
+    `{"tags":{"../x":9000,"ok":2000,"neg":-5,"big":1e400,"str":"7"},"manifests":{"sha256:zz":9000,"__proto__":9000}}`,
+  );
   await put('broken.json', '{"tags":{"v1":99999');
   await put('array.json', '[1,2,3]');
   // Over 1 MiB: ignored whole, even with a valid shape.
-  await put('huge.json', Buffer.from(JSON.stringify({ tags: { v1: 99999, pad: 1 }, manifests: {}, pad: 'x'.repeat(1024 * 1024) })));
+  await put(
+    'huge.json',
+    Buffer.from(JSON.stringify({ tags: { v1: 99999, pad: 1 }, manifests: {}, pad: 'x'.repeat(1024 * 1024) })),
+  );
   // Names outside the node grammar are not read at all.
   for (const name of ['UPPER.json', '-dash.json', '..json', 'a.b.json', 'noext', `${'n'.repeat(65)}.json`]) {
     await put(name, JSON.stringify({ tags: { v1: 99999 }, manifests: {} }));
@@ -174,7 +204,11 @@ test('readPulls merges every node file of a repository and ignores hostile ones'
   assert.equal(nodeNameFrom('--'), 'node');
   // A node name from the config becomes part of a path: the start is refused for anything else.
   for (const node of ['../x', 'Upper', 'a/b', '-x', 'n'.repeat(65)]) {
-    assert.throws(() => validateConfig({ storage: { filesystem: { rootdirectory: '/srv/r' }, gc: { pulls: { node } } } }), /storage\.gc\.pulls\.node/, node);
+    assert.throws(
+      () => validateConfig({ storage: { filesystem: { rootdirectory: '/srv/r' }, gc: { pulls: { node } } } }),
+      /storage\.gc\.pulls\.node/,
+      node,
+    );
   }
 });
 
@@ -183,8 +217,14 @@ test('a read-only registry records pull times too; with write: false it keeps th
   t.after(() => writer.close());
   const img = await makeImage({ label: 'ro' });
   await pushImage(writer.url, 'app', 'v1', img);
-  for (const [node, write] of [['ro-writes', true], ['ro-memory', false]] as const) {
-    const reader = await startRegistry({ storage: { maintenance: { readonly: { enabled: true } }, gc: { pulls: { flush: '1h', node, write } } } }, writer.root);
+  for (const [node, write] of [
+    ['ro-writes', true],
+    ['ro-memory', false],
+  ] as const) {
+    const reader = await startRegistry(
+      { storage: { maintenance: { readonly: { enabled: true } }, gc: { pulls: { flush: '1h', node, write } } } },
+      writer.root,
+    );
     assert.equal((await manifestHead(reader, 'app', 'v1')).status, 200);
     assert.deepEqual([...reader.ctx.pulls!.unwritten(R('app')).tags.keys()], ['v1']);
     // The last batch is written on close.
@@ -201,7 +241,12 @@ test('two nodes on one bucket each write their own pull file; readPulls merges t
     await work.cleanup();
   });
   const root = `nodes-${randomUUID()}`;
-  const node = (name: string) => startS3Node(s3, work.dir, { key: name.toUpperCase().replace('-', ''), root, storage: { gc: { pulls: { flush: '1h', node: name } } } });
+  const node = (name: string) =>
+    startS3Node(s3, work.dir, {
+      key: name.toUpperCase().replace('-', ''),
+      root,
+      storage: { gc: { pulls: { flush: '1h', node: name } } },
+    });
   const a = await node('node-a');
   const b = await node('node-b');
   const img = await makeImage({ label: 'two-nodes' });
@@ -209,7 +254,8 @@ test('two nodes on one bucket each write their own pull file; readPulls merges t
   try {
     await pushImage(a.url, 'team/app', 'v1', img);
     await pushImage(a.url, 'team/app', 'v2', newer);
-    const get = (url: string, ref: string) => fetch(`${url}/v2/team/app/manifests/${ref}`, { headers: { accept: img.mediaType } }).then((r) => r.arrayBuffer());
+    const get = (url: string, ref: string) =>
+      fetch(`${url}/v2/team/app/manifests/${ref}`, { headers: { accept: img.mediaType } }).then((r) => r.arrayBuffer());
     await get(a.url, 'v1');
     await get(a.url, 'v2');
     await sleep(20);
@@ -223,8 +269,12 @@ test('two nodes on one bucket each write their own pull file; readPulls merges t
   t.after(() => driver.destroy());
   assert.deepEqual((await driver.list(pullNodesPath(R('team/app')))).sort(), ['node-a.json', 'node-b.json']);
   const mine = await readPulls(driver, R('team/app'));
-  const fromA = JSON.parse((await driver.getContent(nodePullsPath(R('team/app'), 'node-a')))!.toString()) as { tags: Record<string, number> };
-  const fromB = JSON.parse((await driver.getContent(nodePullsPath(R('team/app'), 'node-b')))!.toString()) as { tags: Record<string, number> };
+  const fromA = JSON.parse((await driver.getContent(nodePullsPath(R('team/app'), 'node-a')))!.toString()) as {
+    tags: Record<string, number>;
+  };
+  const fromB = JSON.parse((await driver.getContent(nodePullsPath(R('team/app'), 'node-b')))!.toString()) as {
+    tags: Record<string, number>;
+  };
   assert.deepEqual(Object.keys(fromA.tags).sort(), ['v1', 'v2']);
   assert.deepEqual(Object.keys(fromB.tags), ['v1']);
   assert.ok(fromB.tags['v1']! > fromA.tags['v1']!, 'node b pulled v1 later');

@@ -13,7 +13,9 @@ const MAX_PUSHES = 50;
 const REPOS = ['loop/a', 'loop/b'];
 const TAGS = ['t0', 't1', 't2'];
 
-test('skopeo and podman pushing images that share layers while GC runs every second leave every tag pulling whole', { timeout: 240_000 }, async (t) => {
+test('skopeo and podman pushing images that share layers while GC runs every second leave every tag pulling whole', {
+  timeout: 240_000,
+}, async (t) => {
   if (!needTools(t, 'skopeo', 'podman')) return;
   const reg = await startRegistry({
     storage: { gc: { enabled: true, interval: '1s', grace: '5s', deleteuntagged: true, collector: true } },
@@ -41,7 +43,9 @@ test('skopeo and podman pushing images that share layers while GC runs every sec
       const i = n++;
       // Every third push sends an image pushed before again (its blobs may be candidates or being deleted).
       const again = i % 3 === 2 && pushed.length > 0 ? pushed[i % pushed.length] : undefined;
-      const img = again ?? (await makeImage({ layers: [base, { [`top-${i}`]: `push ${i} by ${worker}\n` }], label: `loop ${i}` }));
+      const img =
+        again ??
+        (await makeImage({ layers: [base, { [`top-${i}`]: `push ${i} by ${worker}\n` }], label: `loop ${i}` }));
       if (!again) pushed.push(img);
       const dir = join(work.dir, `layout-${i}`);
       await writeOciLayout(dir, [{ tag: 'x', image: img }]);
@@ -56,21 +60,28 @@ test('skopeo and podman pushing images that share layers while GC runs every sec
     }
   };
   await Promise.all([pusher(1), pusher(2)]);
-  for (const e of pushErrors) assert.match(e, /MANIFEST_BLOB_UNKNOWN|blob unknown/i, `a push failed for another reason: ${e}`);
+  for (const e of pushErrors)
+    assert.match(e, /MANIFEST_BLOB_UNKNOWN|blob unknown/i, `a push failed for another reason: ${e}`);
 
   // The collector kept running; wait (generously) until it has reclaimed what the overwritten tags left.
   const deleted = async (): Promise<number> => {
     const m = await reg.ctx.metrics.registry.getSingleMetric('sluice_gc_deleted_objects_total')?.get();
     return (m?.values ?? []).reduce((s, v) => s + v.value, 0);
   };
-  for (const until = Date.now() + 120_000; (await deleted()) === 0 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 500));
+  for (const until = Date.now() + 120_000; (await deleted()) === 0 && Date.now() < until; )
+    await new Promise((r) => setTimeout(r, 500));
   assert.ok((await deleted()) > 0, 'the collector deleted nothing: the test proved nothing');
 
   let pulls = 0;
   for (const repo of REPOS) {
     for (const tag of TAGS) {
       const out = join(work.dir, `pull-${repo.replace('/', '-')}-${tag}`);
-      const r = await skopeoMay(['copy', '--src-tls-verify=false', `docker://${reg.host}/${repo}:${tag}`, `oci:${out}:x`]);
+      const r = await skopeoMay([
+        'copy',
+        '--src-tls-verify=false',
+        `docker://${reg.host}/${repo}:${tag}`,
+        `oci:${out}:x`,
+      ]);
       if (r.stderr.includes('manifest unknown')) continue;
       assert.equal(r.code, 0, `pull of ${repo}:${tag} failed: ${r.stderr}`);
       assert.doesNotMatch(r.stderr, /blob unknown/i);
@@ -84,5 +95,7 @@ test('skopeo and podman pushing images that share layers while GC runs every sec
   }
   assert.ok(pulls >= 2, `only ${pulls} tags pulled`);
   assert.ok(byClient.skopeo > 0 && byClient.podman > 0, JSON.stringify(byClient));
-  t.diagnostic(`${n} pushes (skopeo ${byClient.skopeo}, podman ${byClient.podman} with retries), ${pushErrors.length} refused and pushed again, ${await deleted()} objects collected, ${pulls} tags pulled whole`);
+  t.diagnostic(
+    `${n} pushes (skopeo ${byClient.skopeo}, podman ${byClient.podman} with retries), ${pushErrors.length} refused and pushed again, ${await deleted()} objects collected, ${pulls} tags pulled whole`,
+  );
 });

@@ -27,13 +27,19 @@ test('sluice gc --dry-run prints the verdict of every tag retention governs, wit
   const reg = await startRegistry();
   t.after(() => reg.close());
   await pushTags(reg, 'team-a/app', ['v1', 'v2', 'stable']);
-  const file = await configWith(reg, [{ images: ['team-a/**'], latest: 1 }, { name: 'pinned', images: ['team-a/**'], tags: ['v1'] }]);
+  const file = await configWith(reg, [
+    { images: ['team-a/**'], latest: 1 },
+    { name: 'pinned', images: ['team-a/**'], tags: ['v1'] },
+  ]);
   const before = await reg.files();
   const r = await sluice(['gc', '--dry-run', file]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^tag team-a\/app:stable: kept by rule 1 \(latest 1\)$/m);
   assert.match(r.stdout, /^tag team-a\/app:v1: kept by rule 2 "pinned" \(tags v1\)$/m);
-  assert.match(r.stdout, /^tag team-a\/app:v2: deleted: pushed \d{4}-\d\d-\d\d, never pulled; rule 1 not among its latest 1; rule 2 "pinned" speaks only of tags v1$/m);
+  assert.match(
+    r.stdout,
+    /^tag team-a\/app:v2: deleted: pushed \d{4}-\d\d-\d\d, never pulled; rule 1 not among its latest 1; rule 2 "pinned" speaks only of tags v1$/m,
+  );
   assert.match(r.stdout, /^tag team-a\/app:v2: unused: recorded now, deleted by a pass after the grace \(pushed /m);
   assert.deepEqual(await reg.files(), before);
 });
@@ -48,7 +54,10 @@ test('sluice policy explain --action retain prints the verdict for one tag or ev
   assert.equal(one.stdout, 'team-a/app:v2: kept by rule 1 (latest 1)\n');
   const all = await sluice(['policy', 'explain', '-c', file, '--action', 'retain', 'team-a/app']);
   assert.equal(all.code, 1, 'exits 1 when a tag would be deleted');
-  assert.match(all.stdout, /^team-a\/app:v1: deleted: pushed .*; rule 1 not among its latest 1\nteam-a\/app:v2: kept by rule 1 \(latest 1\)\n$/);
+  assert.match(
+    all.stdout,
+    /^team-a\/app:v1: deleted: pushed .*; rule 1 not among its latest 1\nteam-a\/app:v2: kept by rule 1 \(latest 1\)\n$/,
+  );
   const json = await sluice(['policy', 'explain', '-c', file, '--action', 'retain', '--json', 'team-a/app:v1']);
   assert.equal((JSON.parse(json.stdout) as { kept: boolean }[])[0]!.kept, false);
   const other = await sluice(['policy', 'explain', '-c', file, '--action', 'retain', 'team-b/app']);
@@ -58,7 +67,10 @@ test('sluice policy explain --action retain prints the verdict for one tag or ev
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /team-a\/app has no tag nope/);
   // The collector ran nothing: both tags are still there.
-  assert.equal((await fetch(`${reg.url}/v2/team-a/app/tags/list`).then((x) => x.json()) as { tags: string[] }).tags.length, 2);
+  assert.equal(
+    ((await fetch(`${reg.url}/v2/team-a/app/tags/list`).then((x) => x.json())) as { tags: string[] }).tags.length,
+    2,
+  );
 });
 
 test('sluice gc refuses retention rules whose patterns cannot be used, naming the rule', async (t) => {
@@ -79,7 +91,8 @@ test('sluice serve with storage.gc applies retention on its schedule and counts 
   });
   t.after(() => reg.close());
   await pushTags(reg, 'team-a/app', ['old', 'new']);
-  const tags = async () => ((await fetch(`${reg.url}/v2/team-a/app/tags/list`).then((x) => x.json())) as { tags: string[] }).tags;
+  const tags = async () =>
+    ((await fetch(`${reg.url}/v2/team-a/app/tags/list`).then((x) => x.json())) as { tags: string[] }).tags;
   // Two passes with a settle each; generous for a loaded machine.
   const deadline = Date.now() + 90_000;
   while ((await tags()).includes('old') && Date.now() < deadline) await sleep(250);

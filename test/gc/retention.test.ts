@@ -23,14 +23,27 @@ function passes(reg: TestRegistry, retention: unknown[], extra: Partial<CollectO
   let clock = Date.now();
   return {
     run: (o: Partial<CollectOptions> = {}) =>
-      collector.collect({ graceMs: GRACE, deleteUntagged: false, dryRun: false, now: () => clock, lifecycle, settleMs: 0, ...extra, ...o }),
+      collector.collect({
+        graceMs: GRACE,
+        deleteUntagged: false,
+        dryRun: false,
+        now: () => clock,
+        lifecycle,
+        settleMs: 0,
+        ...extra,
+        ...o,
+      }),
     advance: (ms: number) => (clock += ms),
     now: () => clock,
   };
 }
 
 /** Records pulls as the pull recorder would: one node's file of the repository. */
-async function recordPulls(reg: TestRegistry, repo: string, pulls: { tags?: Record<string, number>; manifests?: Record<string, number> }): Promise<void> {
+async function recordPulls(
+  reg: TestRegistry,
+  repo: string,
+  pulls: { tags?: Record<string, number>; manifests?: Record<string, number> },
+): Promise<void> {
   const doc = { tags: pulls.tags ?? {}, manifests: pulls.manifests ?? {} };
   await reg.ctx.driver.putContent(nodePullsPath(repo as RepositoryName, 'test-node'), Buffer.from(JSON.stringify(doc)));
 }
@@ -52,7 +65,8 @@ async function pullsWhole(reg: TestRegistry, repo: string, tag: string, img: Tes
   const m = await fetch(`${reg.url}/v2/${repo}/manifests/${tag}`, { headers: { accept: img.mediaType } });
   assert.equal(m.status, 200, `${repo}:${tag}`);
   assert.equal(m.headers.get('docker-content-digest'), img.digest);
-  for (const b of [img.config, ...img.layers]) assert.equal(await status(reg, `${repo}/blobs/${b.descriptor.digest}`), 200, b.descriptor.digest);
+  for (const b of [img.config, ...img.layers])
+    assert.equal(await status(reg, `${repo}/blobs/${b.descriptor.digest}`), 200, b.descriptor.digest);
 }
 
 function sigTag(img: TestImage): string {
@@ -74,7 +88,12 @@ test('retention deletes the tags no rule keeps with their manifests, blobs, sign
   const reg = await startRegistry();
   t.after(() => reg.close());
   const [v1, v2, v3, v4] = await Promise.all(['v1', 'v2', 'v3', 'v4'].map((label) => makeImage({ label })));
-  await pushInOrder(reg, 'app', [['v1', v1!], ['v2', v2!], ['v3', v3!], ['v4', v4!]]);
+  await pushInOrder(reg, 'app', [
+    ['v1', v1!],
+    ['v2', v2!],
+    ['v3', v3!],
+    ['v4', v4!],
+  ]);
   const [sig2, sig3, sbom2] = await Promise.all(['sig2', 'sig3', 'sbom2'].map((label) => makeImage({ label })));
   await pushImage(reg.url, 'app', sigTag(v2!), sig2!);
   await pushImage(reg.url, 'app', sigTag(v3!), sig3!);
@@ -87,13 +106,25 @@ test('retention deletes the tags no rule keeps with their manifests, blobs, sign
   const first = await gc.run();
   assert.equal(lifecycleLine(first, 'v4'), 'kept by rule 1 (latest 2)');
   assert.match(lifecycleLine(first, 'v1')!, /^kept by rule 2 \(pulled within 30d: last \d{4}-\d\d-\d\d\)$/);
-  assert.match(lifecycleLine(first, 'v2')!, /^deleted: pushed \d{4}-\d\d-\d\d, never pulled; rule 1 not among its latest 2; rule 2 keeps 30d since a pull$/);
+  assert.match(
+    lifecycleLine(first, 'v2')!,
+    /^deleted: pushed \d{4}-\d\d-\d\d, never pulled; rule 1 not among its latest 2; rule 2 keeps 30d since a pull$/,
+  );
   assert.equal(lifecycleLine(first, sigTag(v3!)), undefined, 'artifact tags are not judged: they follow their subject');
   assert.equal(await status(reg, 'app/manifests/v2', v2!.mediaType), 200, 'nothing goes in the pass that judges it');
   gc.advance(GRACE + 1);
   const second = await gc.run();
-  const gone = second.verdicts.filter((v) => v.action === 'deleted').map((v) => `${v.garbage.kind} ${'tag' in v.garbage ? v.garbage.tag : v.garbage.digest}`);
-  for (const g of ['tag v2', `tag ${sigTag(v2!)}`, `manifest ${v2!.digest}`, `manifest ${referrer}`, `blob ${v2!.layers[0]!.descriptor.digest}`, `blob ${sig2!.digest}`]) {
+  const gone = second.verdicts
+    .filter((v) => v.action === 'deleted')
+    .map((v) => `${v.garbage.kind} ${'tag' in v.garbage ? v.garbage.tag : v.garbage.digest}`);
+  for (const g of [
+    'tag v2',
+    `tag ${sigTag(v2!)}`,
+    `manifest ${v2!.digest}`,
+    `manifest ${referrer}`,
+    `blob ${v2!.layers[0]!.descriptor.digest}`,
+    `blob ${sig2!.digest}`,
+  ]) {
     assert.ok(gone.includes(g), `${g} was not deleted: ${gone.join(', ')}`);
   }
   assert.equal(await status(reg, 'app/manifests/v2', v2!.mediaType), 404);
@@ -107,7 +138,10 @@ test('retention deletes the tags no rule keeps with their manifests, blobs, sign
   await pullsWhole(reg, 'app', sigTag(v3!), sig3!);
   // Nothing left over: a third pass finds no garbage of these images.
   gc.advance(GRACE + 1);
-  assert.deepEqual((await gc.run()).verdicts.map((v) => v.garbage.kind), []);
+  assert.deepEqual(
+    (await gc.run()).verdicts.map((v) => v.garbage.kind),
+    [],
+  );
 });
 
 test('retention keeps the manifest of a deleted tag while another tag or an index needs it', async (t) => {
@@ -130,14 +164,20 @@ test('retention keeps the manifest of a deleted tag while another tag or an inde
   assert.equal(await status(reg, 'app/manifests/gone', lonely.mediaType), 404);
   await pullsWhole(reg, 'app', 'keep-1', shared);
   await pullsWhole(reg, 'app', child.digest, child);
-  assert.equal(await status(reg, `app/manifests/${lonely.digest}`, lonely.mediaType), 404, 'the manifest that lost its last tag went with it');
+  assert.equal(
+    await status(reg, `app/manifests/${lonely.digest}`, lonely.mediaType),
+    404,
+    'the manifest that lost its last tag went with it',
+  );
   assert.equal(await status(reg, `app/blobs/${lonely.layers[0]!.descriptor.digest}`), 404);
 });
 
 test('retention deletes untagged manifests after their duration unless pulled since, and leaves other repositories alone', async (t) => {
   const reg = await startRegistry();
   t.after(() => reg.close());
-  const [old, recent, elsewhere] = await Promise.all(['old', 'recent', 'elsewhere'].map((label) => makeImage({ label })));
+  const [old, recent, elsewhere] = await Promise.all(
+    ['old', 'recent', 'elsewhere'].map((label) => makeImage({ label })),
+  );
   await pushImage(reg.url, 'app', old!.digest, old!);
   await pushImage(reg.url, 'app', recent!.digest, recent!);
   await pushImage(reg.url, 'other', elsewhere!.digest, elsewhere!);
@@ -150,17 +190,31 @@ test('retention deletes untagged manifests after their duration unless pulled si
   assert.match(line(recent!.digest)!, /^kept by rule 1 \(untagged, pushed .*, pulled last .*, within 1d\)$/);
   assert.equal(await status(reg, `app/manifests/${old!.digest}`, old!.mediaType), 404);
   assert.equal(await status(reg, `app/manifests/${recent!.digest}`, recent!.mediaType), 200);
-  assert.equal(await status(reg, `other/manifests/${elsewhere!.digest}`, elsewhere!.mediaType), 200, 'no rule matches other: it keeps everything');
+  assert.equal(
+    await status(reg, `other/manifests/${elsewhere!.digest}`, elsewhere!.mediaType),
+    200,
+    'no rule matches other: it keeps everything',
+  );
 });
 
 test('retention spares a tag pulled or re-pushed after it was judged, however late before the sweep', async (t) => {
   const reg = await startRegistry();
   t.after(() => reg.close());
   const [a, b, c, a2] = await Promise.all(['a', 'b', 'c', 'a2'].map((label) => makeImage({ label })));
-  await pushInOrder(reg, 'app', [['a', a!], ['b', b!], ['c', c!]]);
-  const gc = passes(reg, [{ images: ['app'], latest: 1 }, { images: ['app'], pulledwithin: '1h' }]);
+  await pushInOrder(reg, 'app', [
+    ['a', a!],
+    ['b', b!],
+    ['c', c!],
+  ]);
+  const gc = passes(reg, [
+    { images: ['app'], latest: 1 },
+    { images: ['app'], pulledwithin: '1h' },
+  ]);
   const first = await gc.run();
-  assert.deepEqual(first.lifecycle?.filter((l) => !l.kept).map((l) => l.tag), ['a', 'b']);
+  assert.deepEqual(
+    first.lifecycle?.filter((l) => !l.kept).map((l) => l.tag),
+    ['a', 'b'],
+  );
   gc.advance(GRACE + 1);
   // b is pulled before the next pass judges again; a is re-pushed between that pass's plan and its deletions.
   await recordPulls(reg, 'app', { tags: { b: gc.now() } });
@@ -183,12 +237,21 @@ test('a retention dry run reports every verdict and changes nothing', async (t) 
   const reg = await startRegistry();
   t.after(() => reg.close());
   const [a, b] = await Promise.all(['a', 'b'].map((label) => makeImage({ label })));
-  await pushInOrder(reg, 'app', [['a', a!], ['b', b!]]);
+  await pushInOrder(reg, 'app', [
+    ['a', a!],
+    ['b', b!],
+  ]);
   const gc = passes(reg, [{ images: ['app'], latest: 1 }], { dryRun: true });
   await gc.run();
   gc.advance(GRACE + 1);
   const report = await gc.run();
-  assert.deepEqual(report.lifecycle?.map((l) => [l.tag, l.kept]), [['a', false], ['b', true]]);
+  assert.deepEqual(
+    report.lifecycle?.map((l) => [l.tag, l.kept]),
+    [
+      ['a', false],
+      ['b', true],
+    ],
+  );
   assert.deepEqual(await reg.files('docker/registry/v2/_sluice/gc').catch(() => []), []);
   await pullsWhole(reg, 'app', 'a', a!);
 });

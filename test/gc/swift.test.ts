@@ -24,7 +24,8 @@ import { clientsRequired } from '../helpers/tools.js';
 
 // The collector on OpenStack Swift's s3api (SigV4, one replica): the core scenarios of collector, claims,
 // liveness, writers and lease tests, each on a rootdirectory of its own in one bucket.
-const SWIFT_MISSING = 'OpenStack Swift not installed (apt-get install swift swift-proxy swift-object swift-container swift-account memcached)';
+const SWIFT_MISSING =
+  'OpenStack Swift not installed (apt-get install swift swift-proxy swift-object swift-container swift-account memcached)';
 if (!hasSwift() && clientsRequired) throw new Error(`SLUICE_REQUIRE_CLIENTS is set but ${SWIFT_MISSING}`);
 const skip = hasSwift() ? false : SWIFT_MISSING;
 const GRACE = 60_000;
@@ -49,7 +50,8 @@ function passes(reg: TestRegistry) {
   const collector = new Collector(reg.ctx.driver);
   let clock = Date.now();
   return {
-    run: (o: Partial<CollectOptions> = {}) => collector.collect({ graceMs: GRACE, deleteUntagged: false, dryRun: false, now: () => clock, ...o }),
+    run: (o: Partial<CollectOptions> = {}) =>
+      collector.collect({ graceMs: GRACE, deleteUntagged: false, dryRun: false, now: () => clock, ...o }),
     advance: (ms: number) => (clock += ms),
   };
 }
@@ -62,10 +64,13 @@ async function pullsWhole(reg: TestRegistry, repo: string, tag: string, img: Tes
   const m = await fetch(`${reg.url}/v2/${repo}/manifests/${tag}`, { headers: { accept: img.mediaType } });
   assert.equal(m.status, 200);
   assert.equal(m.headers.get('docker-content-digest'), img.digest);
-  for (const b of [img.config, ...img.layers]) assert.equal(await blobStatus(reg, repo, b.descriptor.digest), 200, b.descriptor.digest);
+  for (const b of [img.config, ...img.layers])
+    assert.equal(await blobStatus(reg, repo, b.descriptor.digest), 200, b.descriptor.digest);
 }
 
-test('on Swift: an unused blob is recorded, kept through the grace, then deleted with its layer link; the tagged image stays whole', { skip }, async (t) => {
+test('on Swift: an unused blob is recorded, kept through the grace, then deleted with its layer link; the tagged image stays whole', {
+  skip,
+}, async (t) => {
   const reg = await node('gc-collect');
   t.after(() => reg.close());
   const img = await makeImage({ label: 'swift kept' });
@@ -73,7 +78,10 @@ test('on Swift: an unused blob is recorded, kept through the grace, then deleted
   const orphan = await pushBlob(reg.url, 'app', Buffer.from('nobody names me on swift'));
   const gc = passes(reg);
   const first = await gc.run();
-  assert.deepEqual(first.verdicts.filter((v) => v.garbage.kind === 'blob').map((v) => [v.garbage.digest, v.action]), [[orphan, 'recorded']]);
+  assert.deepEqual(
+    first.verdicts.filter((v) => v.garbage.kind === 'blob').map((v) => [v.garbage.digest, v.action]),
+    [[orphan, 'recorded']],
+  );
   gc.advance(GRACE / 2);
   assert.equal((await gc.run()).deletedObjects, 0);
   assert.equal(await blobStatus(reg, 'app', orphan), 200);
@@ -81,17 +89,27 @@ test('on Swift: an unused blob is recorded, kept through the grace, then deleted
   const third = await gc.run();
   assert.equal(third.deletedObjects, 2, 'the blob and its layer link');
   assert.equal(await blobStatus(reg, 'app', orphan), 404);
-  assert.deepEqual((await reg.files('docker/registry/v2/repositories/app/_layers')).filter((f) => f.includes(orphan.slice(7))), []);
+  assert.deepEqual(
+    (await reg.files('docker/registry/v2/repositories/app/_layers')).filter((f) => f.includes(orphan.slice(7))),
+    [],
+  );
   await pullsWhole(reg, 'app', 'v1', img);
   // Nothing is left pending, so the collector took `active` away and claims are free again.
   assert.deepEqual(await reg.files('docker/registry/v2/_sluice/gc'), []);
 });
 
-test('on Swift: a manifest PUT naming blobs the sweep is deleting gets MANIFEST_BLOB_UNKNOWN and stores nothing', { skip }, async (t) => {
+test('on Swift: a manifest PUT naming blobs the sweep is deleting gets MANIFEST_BLOB_UNKNOWN and stores nothing', {
+  skip,
+}, async (t) => {
   const reg = await node('gc-race');
   t.after(() => reg.close());
   const img = await makeImage({ label: 'swift late manifest' });
-  const r = (await sweepWhile(reg, img, () => pushManifest(reg.url, 'app', 'v1', img.manifest, img.mediaType), 'app')) as Response;
+  const r = (await sweepWhile(
+    reg,
+    img,
+    () => pushManifest(reg.url, 'app', 'v1', img.manifest, img.mediaType),
+    'app',
+  )) as Response;
   const body = (await r.json().catch(() => ({}))) as { errors?: { code: string }[] };
   assert.equal(r.status, 400, JSON.stringify(body));
   assert.equal(body.errors?.[0]?.code, 'MANIFEST_BLOB_UNKNOWN');
@@ -99,7 +117,9 @@ test('on Swift: a manifest PUT naming blobs the sweep is deleting gets MANIFEST_
   assert.equal(await blobStatus(reg, 'app', img.config.descriptor.digest), 404);
 });
 
-test('on Swift: a candidate a pusher HEADed on another node of the bucket is kept, and its grace starts again', { skip }, async (t) => {
+test('on Swift: a candidate a pusher HEADed on another node of the bucket is kept, and its grace starts again', {
+  skip,
+}, async (t) => {
   const pusher = await node('gc-claim');
   t.after(() => pusher.close());
   const collectorNode = await node('gc-claim');
@@ -115,10 +135,16 @@ test('on Swift: a candidate a pusher HEADed on another node of the bucket is kep
   assert.equal(await blobStatus(pusher, 'app', orphan), 200);
 });
 
-test('on Swift: a mirror job copying an image while the sweep deletes its blobs stores it whole', { skip }, async (t) => {
+test('on Swift: a mirror job copying an image while the sweep deletes its blobs stores it whole', {
+  skip,
+}, async (t) => {
   const up = await startRegistry();
   t.after(() => up.close());
-  const reg = await node('gc-mirror', { upstreams: { 'docker.io': { url: up.url } }, flows: [{ images: ['docker.io/team/*'] }], mirrors: [{ name: 'm', images: ['docker.io/team/app'] }] });
+  const reg = await node('gc-mirror', {
+    upstreams: { 'docker.io': { url: up.url } },
+    flows: [{ images: ['docker.io/team/*'] }],
+    mirrors: [{ name: 'm', images: ['docker.io/team/app'] }],
+  });
   t.after(() => reg.close());
   const img = await makeImage({ label: 'swift mirrored while collected' });
   await pushImage(up.url, 'team/app', 'v1', img);
@@ -127,10 +153,13 @@ test('on Swift: a mirror job copying an image while the sweep deletes its blobs 
   assert.equal(summary.ok, true, JSON.stringify(summary.errors));
   const repo = reg.ctx.repo('docker.io/team/app' as RepositoryName);
   assert.equal(await repo.resolveTag('v1'), img.digest);
-  for (const b of [img.config, ...img.layers]) assert.notEqual(await repo.blobSize(b.descriptor.digest as never), null, b.descriptor.digest);
+  for (const b of [img.config, ...img.layers])
+    assert.notEqual(await repo.blobSize(b.descriptor.digest as never), null, b.descriptor.digest);
 });
 
-test('on Swift: a claim ignores deletion markers without a heartbeat and gives up on a heartbeat that stopped', { skip }, async (t) => {
+test('on Swift: a claim ignores deletion markers without a heartbeat and gives up on a heartbeat that stopped', {
+  skip,
+}, async (t) => {
   const reg = await node('gc-dead');
   t.after(() => reg.close());
   const driver = reg.ctx.driver;
@@ -145,20 +174,34 @@ test('on Swift: a claim ignores deletion markers without a heartbeat and gives u
   assert.ok(performance.now() - t0 >= 900, 'the claim waited for the heartbeat to stall before going on');
 });
 
-test('on Swift: a conditional PUT is answered 501 NotImplemented, so no lease: auto refuses to collect, collector: true collects', { skip }, async (t) => {
+test('on Swift: a conditional PUT is answered 501 NotImplemented, so no lease: auto refuses to collect, collector: true collects', {
+  skip,
+}, async (t) => {
   // What Swift 2.30's s3api answers to If-None-Match: * (AWS S3 answers 412 when the key exists).
-  const client = new S3Client({ region: 'us-east-1', endpoint: swift.endpoint, forcePathStyle: true, credentials: { accessKeyId: swift.builder.accesskey, secretAccessKey: swift.builder.secretkey } });
+  const client = new S3Client({
+    region: 'us-east-1',
+    endpoint: swift.endpoint,
+    forcePathStyle: true,
+    credentials: { accessKeyId: swift.builder.accesskey, secretAccessKey: swift.builder.secretkey },
+  });
   t.after(() => client.destroy());
   const key = `gc-lease/probe-${randomUUID()}`;
   await client.send(new PutObjectCommand({ Bucket: swift.bucket, Key: key, Body: 'first' }));
-  const refused = await client.send(new PutObjectCommand({ Bucket: swift.bucket, Key: key, Body: 'second', IfNoneMatch: '*' })).then(
-    () => null,
-    (e: { name?: string; message?: string; $metadata?: { httpStatusCode?: number } }) => e,
+  const refused = await client
+    .send(new PutObjectCommand({ Bucket: swift.bucket, Key: key, Body: 'second', IfNoneMatch: '*' }))
+    .then(
+      () => null,
+      (e: { name?: string; message?: string; $metadata?: { httpStatusCode?: number } }) => e,
+    );
+  assert.ok(
+    refused,
+    'Swift accepted a conditional PUT over an existing key: it now has conditional writes, test the lease for real',
   );
-  assert.ok(refused, 'Swift accepted a conditional PUT over an existing key: it now has conditional writes, test the lease for real');
   assert.equal(refused.$metadata?.httpStatusCode, 501);
   assert.equal(refused.name, 'NotImplemented');
-  t.diagnostic(`Swift s3api on If-None-Match: *: ${refused.$metadata?.httpStatusCode} ${refused.name}: ${refused.message}`);
+  t.diagnostic(
+    `Swift s3api on If-None-Match: *: ${refused.$metadata?.httpStatusCode} ${refused.name}: ${refused.message}`,
+  );
 
   const driver = new S3Driver(swift.config('gc-lease', swift.builder) as never);
   t.after(() => driver.destroy());
@@ -166,7 +209,13 @@ test('on Swift: a conditional PUT is answered 501 NotImplemented, so no lease: a
   const auto = await takeLease(driver, 'auto', 60_000);
   assert.ok('refused' in auto && /no conditional writes/.test(auto.refused), JSON.stringify(auto));
   // Two nodes left on auto: neither collects, so two collectors never sweep one bucket at once.
-  const pass = await runPass(driver, new Collector(driver), { graceMs: 0, deleteUntagged: false, dryRun: false, role: 'auto', log: quiet });
+  const pass = await runPass(driver, new Collector(driver), {
+    graceMs: 0,
+    deleteUntagged: false,
+    dryRun: false,
+    role: 'auto',
+    log: quiet,
+  });
   assert.ok('refused' in pass);
   assert.equal(await driver.stat(leasePath), null, 'no lease object was written');
 

@@ -39,9 +39,16 @@ test('a registry collecting on a schedule exports the bytes per repository as sl
   const img = await makeImage({ label: 'measured' });
   await pushImage(reg.url, 'app', 'v1', img);
   const total = img.manifest.length + img.config.bytes.length + img.layers.reduce((n, l) => n + l.bytes.length, 0);
-  const sample = async (): Promise<string | undefined> => (await (await fetch(`${reg.url}/metrics`)).text()).split('\n').find((l) => l.startsWith('sluice_repository_bytes{') && l.includes('repository="app"') && l.includes('kind="exclusive"'));
+  const sample = async (): Promise<string | undefined> =>
+    (await (await fetch(`${reg.url}/metrics`)).text())
+      .split('\n')
+      .find(
+        (l) =>
+          l.startsWith('sluice_repository_bytes{') && l.includes('repository="app"') && l.includes('kind="exclusive"'),
+      );
   // Passes run every second; wait (generously) for one after the push.
-  for (const until = Date.now() + 60_000; Number((await sample())?.split(' ').pop()) !== total && Date.now() < until; ) await new Promise((r) => setTimeout(r, 250));
+  for (const until = Date.now() + 60_000; Number((await sample())?.split(' ').pop()) !== total && Date.now() < until; )
+    await new Promise((r) => setTimeout(r, 250));
   assert.equal(Number((await sample())?.split(' ').pop()), total, await sample());
 });
 
@@ -59,10 +66,17 @@ test('sluice du REPOSITORY lists per tag the bytes it names and what deleting th
   await pushImage(reg.url, 'app', 'v2', b);
   await pushImage(reg.url, 'app', 'multi', multi);
   await pushImage(reg.url, 'other', 'v1', c);
-  const sizeOf = (img: TestImage) => img.manifest.length + img.config.bytes.length + img.layers.reduce((n, l) => n + l.bytes.length, 0);
+  const sizeOf = (img: TestImage) =>
+    img.manifest.length + img.config.bytes.length + img.layers.reduce((n, l) => n + l.bytes.length, 0);
   const distinct = (imgs: TestImage[]) => {
     const seen = new Map<string, number>();
-    for (const i of imgs) for (const x of [{ d: i.digest, n: i.manifest.length }, { d: i.config.descriptor.digest, n: i.config.bytes.length }, ...i.layers.map((l) => ({ d: l.descriptor.digest, n: l.bytes.length }))]) seen.set(x.d, x.n);
+    for (const i of imgs)
+      for (const x of [
+        { d: i.digest, n: i.manifest.length },
+        { d: i.config.descriptor.digest, n: i.config.bytes.length },
+        ...i.layers.map((l) => ({ d: l.descriptor.digest, n: l.bytes.length })),
+      ])
+        seen.set(x.d, x.n);
     return [...seen.values()].reduce((n, x) => n + x, 0);
   };
   const du = async (...extra: string[]) => {
@@ -87,7 +101,13 @@ test('sluice du REPOSITORY lists per tag the bytes it names and what deleting th
   const every = await sluice(['du', '--tags', '--json', '-c', await gcConfigFor(reg)]);
   assert.equal(every.code, 0, every.stderr);
   const rows = JSON.parse(every.stdout) as { repository: string; tag: string }[];
-  assert.deepEqual(rows.map((x) => `${x.repository}:${x.tag}`).sort(), ['app:multi', 'app:v1', 'app:v1-alias', 'app:v2', 'other:v1']);
+  assert.deepEqual(rows.map((x) => `${x.repository}:${x.tag}`).sort(), [
+    'app:multi',
+    'app:v1',
+    'app:v1-alias',
+    'app:v2',
+    'other:v1',
+  ]);
   const unknown = await sluice(['du', await gcConfigFor(reg), 'nope']);
   assert.notEqual(unknown.code, 0);
   assert.match(unknown.stderr, /no tags/);

@@ -17,7 +17,8 @@ async function storedWhole(reg: TestRegistry, repo: string, img: TestImage): Pro
   const r = reg.ctx.repo(repo as RepositoryName);
   for (const b of [img.config, ...img.layers]) {
     const d = b.descriptor.digest as Digest;
-    for (const until = Date.now() + 15_000; (await r.blobSize(d)) === null && Date.now() < until; ) await new Promise((w) => setTimeout(w, 100));
+    for (const until = Date.now() + 15_000; (await r.blobSize(d)) === null && Date.now() < until; )
+      await new Promise((w) => setTimeout(w, 100));
     assert.notEqual(await r.blobSize(d), null, `blob ${d} of ${repo}`);
   }
 }
@@ -25,7 +26,11 @@ async function storedWhole(reg: TestRegistry, repo: string, img: TestImage): Pro
 test('a mirror job copying an image while the collector deletes its blobs stores the image whole', async (t) => {
   const up = await startRegistry();
   t.after(() => up.close());
-  const reg = await startRegistry({ upstreams: { 'docker.io': { url: up.url } }, flows: [{ images: ['docker.io/team/*'] }], mirrors: [{ name: 'm', images: ['docker.io/team/app'] }] });
+  const reg = await startRegistry({
+    upstreams: { 'docker.io': { url: up.url } },
+    flows: [{ images: ['docker.io/team/*'] }],
+    mirrors: [{ name: 'm', images: ['docker.io/team/app'] }],
+  });
   t.after(() => reg.close());
   const img = await makeImage({ label: 'mirrored while collected' });
   await pushImage(up.url, 'team/app', 'v1', img);
@@ -41,7 +46,10 @@ test('a cache fill of an image while the collector deletes its blobs leaves an i
   const up = await startRegistry();
   let upClosed = false;
   t.after(() => (upClosed ? undefined : up.close()));
-  const reg = await startRegistry({ upstreams: { 'docker.io': { url: up.url, ttl: '1h', timeout: '2s' } }, flows: [{ images: ['docker.io/library/*'] }] });
+  const reg = await startRegistry({
+    upstreams: { 'docker.io': { url: up.url, ttl: '1h', timeout: '2s' } },
+    flows: [{ images: ['docker.io/library/*'] }],
+  });
   t.after(() => reg.close());
   const img = await makeImage({ label: 'cached while collected' });
   await pushImage(up.url, 'library/app', '1', img);
@@ -61,5 +69,10 @@ test('a cache fill of an image while the collector deletes its blobs leaves an i
   await storedWhole(reg, repo, img);
   await up.close();
   upClosed = true;
-  for (const b of [img.config, ...img.layers]) assert.equal((await fetch(`${reg.url}/v2/${repo}/blobs/${b.descriptor.digest}`)).status, 200, 'served from storage');
+  for (const b of [img.config, ...img.layers])
+    assert.equal(
+      (await fetch(`${reg.url}/v2/${repo}/blobs/${b.descriptor.digest}`)).status,
+      200,
+      'served from storage',
+    );
 });

@@ -39,8 +39,20 @@ export async function skopeoCopy(src: string, dest: string, extra: string[] = []
 }
 
 /** A podman bound to its own vfs storage under `dir`, so tests never share images. */
-export function podmanIn(dir: string): { run: (args: string[]) => Promise<RunResult>; runMay: (args: string[]) => Promise<RunResult> } {
-  const base = ['--storage-driver', 'vfs', '--root', join(dir, 'root'), '--runroot', join(dir, 'rr'), '--events-backend', 'file'];
+export function podmanIn(dir: string): {
+  run: (args: string[]) => Promise<RunResult>;
+  runMay: (args: string[]) => Promise<RunResult>;
+} {
+  const base = [
+    '--storage-driver',
+    'vfs',
+    '--root',
+    join(dir, 'root'),
+    '--runroot',
+    join(dir, 'rr'),
+    '--events-backend',
+    'file',
+  ];
   return {
     run: (args) => runOk('podman', [...base, ...args]),
     runMay: (args) => run('podman', [...base, ...args]),
@@ -65,10 +77,13 @@ export async function waitForHttp(url: string, child?: ChildProcess, timeoutMs =
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {
-    if (child && child.exitCode !== null) throw new Error(`process exited with ${child.exitCode} before ${url} answered`);
+    if (child && child.exitCode !== null)
+      throw new Error(`process exited with ${child.exitCode} before ${url} answered`);
     try {
       // Bounded per try: a port taken meanwhile by something that accepts and never answers must not hang the wait.
-      const r = await fetch(url, { signal: AbortSignal.timeout(Math.max(100, Math.min(5_000, deadline - Date.now()))) });
+      const r = await fetch(url, {
+        signal: AbortSignal.timeout(Math.max(100, Math.min(5_000, deadline - Date.now()))),
+      });
       await r.arrayBuffer();
       return;
     } catch (e) {
@@ -90,7 +105,10 @@ export interface Distribution {
  * Starts Distribution 2.8 on a free port serving `root` (the same layout Sluice uses), a folder or an
  * S3 bucket (a `storage.s3` block), with `extra` config lines (`auth: {htpasswd: …}`); stop it in `finally`.
  */
-export async function startDistribution(root: string | { s3: Record<string, unknown> }, extra: string[] = []): Promise<Distribution> {
+export async function startDistribution(
+  root: string | { s3: Record<string, unknown> },
+  extra: string[] = [],
+): Promise<Distribution> {
   if (typeof root === 'string') await mkdir(root, { recursive: true });
   const storage = typeof root === 'string' ? { filesystem: { rootdirectory: root } } : root;
   // Its s3 driver panics at start when AWS_CA_BUNDLE is set (CLIENTS.md).

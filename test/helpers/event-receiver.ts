@@ -86,7 +86,9 @@ export async function startEventReceiver(opts: { secret?: string; port?: number 
     attempts: 0,
     held: () => [...hanging].filter((h) => !h.destroyed && !h.writableEnded && !h.socket?.destroyed).length,
     events() {
-      return r.deliveries.flatMap((d) => (Array.isArray(d.json['events']) ? (d.json['events'] as Record<string, unknown>[]) : [d.json]));
+      return r.deliveries.flatMap((d) =>
+        Array.isArray(d.json['events']) ? (d.json['events'] as Record<string, unknown>[]) : [d.json],
+      );
     },
     async waitFor(count, ms = 20_000) {
       const deadline = Date.now() + ms;

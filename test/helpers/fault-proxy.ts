@@ -32,7 +32,14 @@ export interface FaultProxy {
 export async function startFaultProxy(target: string): Promise<FaultProxy> {
   const t = new URL(target);
   const hung: IncomingMessage[] = [];
-  const proxy: FaultProxy = { url: '', mode: { kind: 'pass' }, seen: [], addHeaders: {}, hookErrors: [], close: async () => undefined };
+  const proxy: FaultProxy = {
+    url: '',
+    mode: { kind: 'pass' },
+    seen: [],
+    addHeaders: {},
+    hookErrors: [],
+    close: async () => undefined,
+  };
   const server: Server = createServer((req, res) => {
     proxy.seen.push(`${req.method} ${req.url}`);
     const mode = proxy.mode;
@@ -43,35 +50,45 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     if (mode.kind === 'status') {
       req.resume();
       res.writeHead(mode.status, { 'content-type': 'application/json', ...(mode.headers ?? {}) });
-      res.end(JSON.stringify({ errors: [{ code: mode.status === 429 ? 'TOOMANYREQUESTS' : 'UNAVAILABLE', message: 'injected by the test' }] }));
+      res.end(
+        JSON.stringify({
+          errors: [{ code: mode.status === 429 ? 'TOOMANYREQUESTS' : 'UNAVAILABLE', message: 'injected by the test' }],
+        }),
+      );
       return;
     }
     if (!proxy.beforeForward) return forward(req, res, mode);
     // A failing hook is the test's failure: the request gets a 502 and the error is kept for the test to see.
-    void proxy.beforeForward(req).then(() => forward(req, res, mode), (e: unknown) => {
-      proxy.hookErrors.push(e);
-      req.resume();
-      res.writeHead(502).end();
-    });
+    void proxy.beforeForward(req).then(
+      () => forward(req, res, mode),
+      (e: unknown) => {
+        proxy.hookErrors.push(e);
+        req.resume();
+        res.writeHead(502).end();
+      },
+    );
   });
   const forward = (req: IncomingMessage, res: ServerResponse, mode: FaultMode): void => {
-    const out = request({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: { ...req.headers, host: t.host } }, (up) => {
-      res.writeHead(up.statusCode ?? 502, { ...up.headers, ...proxy.addHeaders });
-      if (mode.kind === 'cut' && mode.path.test(req.url ?? '')) {
-        let sent = 0;
-        up.on('data', (c: Buffer) => {
-          const room = mode.bytes - sent;
-          if (room > 0) res.write(c.subarray(0, room));
-          sent += c.length;
-          if (sent >= mode.bytes) {
-            up.destroy();
-            res.socket?.destroy();
-          }
-        });
-        return;
-      }
-      up.pipe(res);
-    });
+    const out = request(
+      { host: t.hostname, port: t.port, method: req.method, path: req.url, headers: { ...req.headers, host: t.host } },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, { ...up.headers, ...proxy.addHeaders });
+        if (mode.kind === 'cut' && mode.path.test(req.url ?? '')) {
+          let sent = 0;
+          up.on('data', (c: Buffer) => {
+            const room = mode.bytes - sent;
+            if (room > 0) res.write(c.subarray(0, room));
+            sent += c.length;
+            if (sent >= mode.bytes) {
+              up.destroy();
+              res.socket?.destroy();
+            }
+          });
+          return;
+        }
+        up.pipe(res);
+      },
+    );
     out.on('error', () => res.destroy());
     req.pipe(out);
   };

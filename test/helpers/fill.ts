@@ -44,7 +44,11 @@ export function digestOfRange(blob: TestFillBlob, start: number, end: number): s
 }
 
 /** An upstream body: the blob's chunks, with `before(i)` awaited before chunk i (pacing, pauses, failures). */
-export function upstream(blob: TestFillBlob, before?: (i: number) => Promise<void> | void, count = blob.count): Readable {
+export function upstream(
+  blob: TestFillBlob,
+  before?: (i: number) => Promise<void> | void,
+  count = blob.count,
+): Readable {
   return Readable.from(
     (async function* () {
       for (let i = 0; i < count; i++) {

@@ -104,10 +104,11 @@ export async function startHostileUpstream(target: string): Promise<HostileUpstr
       const piece = left >= FILLER.length ? FILLER : FILLER.subarray(0, left);
       left -= piece.length;
       h.lieBytesSent += piece.length;
-      if (!res.write(piece)) await new Promise<void>((resolve) => {
-        res.once('drain', resolve);
-        res.once('close', resolve);
-      });
+      if (!res.write(piece))
+        await new Promise<void>((resolve) => {
+          res.once('drain', resolve);
+          res.once('close', resolve);
+        });
     }
     res.end();
   }
@@ -155,12 +156,21 @@ export async function startHostileUpstream(target: string): Promise<HostileUpstr
       case 'status': {
         const headers = { 'content-type': 'application/json', ...lie.headers };
         if (lie.bodyBytes !== undefined) {
-          res.writeHead(lie.status, lie.contentLength === false ? headers : { ...headers, 'content-length': String(lie.bodyBytes) });
+          res.writeHead(
+            lie.status,
+            lie.contentLength === false ? headers : { ...headers, 'content-length': String(lie.bodyBytes) },
+          );
           void fill(res, lie.bodyBytes);
           return;
         }
         res.writeHead(lie.status, headers);
-        res.end(JSON.stringify({ errors: [{ code: lie.status === 429 ? 'TOOMANYREQUESTS' : 'UNKNOWN', message: 'a lie of the hostile upstream' }] }));
+        res.end(
+          JSON.stringify({
+            errors: [
+              { code: lie.status === 429 ? 'TOOMANYREQUESTS' : 'UNKNOWN', message: 'a lie of the hostile upstream' },
+            ],
+          }),
+        );
         return;
       }
       case 'empty':

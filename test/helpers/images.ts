@@ -43,7 +43,9 @@ export async function makeTar(files: Record<string, string | Buffer>): Promise<B
   for (const [name, content] of Object.entries(files).sort(([a], [b]) => (a < b ? -1 : 1))) {
     const data = typeof content === 'string' ? Buffer.from(content) : content;
     await new Promise<void>((res, rej) =>
-      pack.entry({ name, size: data.length, mode: 0o644, mtime: new Date(0), uid: 0, gid: 0 }, data, (err) => (err ? rej(err) : res())),
+      pack.entry({ name, size: data.length, mode: 0o644, mtime: new Date(0), uid: 0, gid: 0 }, data, (err) =>
+        err ? rej(err) : res(),
+      ),
     );
   }
   pack.finalize();
@@ -57,7 +59,12 @@ function blob(bytes: Buffer, mediaType: string): TestBlob {
 
 /** Builds an image with one gzip layer per entry of `layers` (each a file map). */
 export async function makeImage(
-  opts: { layers?: Record<string, string | Buffer>[]; platform?: Platform; format?: 'oci' | 'docker'; label?: string } = {},
+  opts: {
+    layers?: Record<string, string | Buffer>[];
+    platform?: Platform;
+    format?: 'oci' | 'docker';
+    label?: string;
+  } = {},
 ): Promise<TestImage> {
   const platform = opts.platform ?? { os: 'linux', architecture: 'amd64' };
   const docker = opts.format === 'docker';
@@ -74,14 +81,22 @@ export async function makeImage(
     architecture: platform.architecture,
     ...(platform.variant ? { variant: platform.variant } : {}),
     os: platform.os,
-    config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['/bin/sh'], Labels: { 'test.label': opts.label ?? 'x' } },
+    config: {
+      Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
+      Cmd: ['/bin/sh'],
+      Labels: { 'test.label': opts.label ?? 'x' },
+    },
     rootfs: { type: 'layers', diff_ids: diffIds },
     history: layerFiles.map(() => ({ created: '1970-01-01T00:00:00Z', created_by: 'sluice test' })),
   };
   const config = blob(Buffer.from(JSON.stringify(configDoc)), docker ? MediaType.DockerConfig : MediaType.OciConfig);
   const mediaType = docker ? MediaType.DockerManifest : MediaType.OciManifest;
   const manifest = Buffer.from(
-    JSON.stringify({ schemaVersion: 2, mediaType, config: config.descriptor, layers: layers.map((l) => l.descriptor) }, null, 2),
+    JSON.stringify(
+      { schemaVersion: 2, mediaType, config: config.descriptor, layers: layers.map((l) => l.descriptor) },
+      null,
+      2,
+    ),
   );
   return { manifest, digest: digestOf(manifest), mediaType, config, layers, platform };
 }
@@ -94,7 +109,12 @@ export function makeIndex(images: TestImage[], format: 'oci' | 'docker' = 'oci')
       {
         schemaVersion: 2,
         mediaType,
-        manifests: images.map((i) => ({ mediaType: i.mediaType, digest: i.digest, size: i.manifest.length, platform: i.platform })),
+        manifests: images.map((i) => ({
+          mediaType: i.mediaType,
+          digest: i.digest,
+          size: i.manifest.length,
+          platform: i.platform,
+        })),
       },
       null,
       2,
@@ -123,7 +143,10 @@ async function writeBlob(dir: string, bytes: Buffer): Promise<void> {
 }
 
 /** Writes images and indexes into an OCI image layout directory, each tagged by `ref.name`. */
-export async function writeOciLayout(dir: string, entries: { tag: string; image: TestImage | TestIndex }[]): Promise<void> {
+export async function writeOciLayout(
+  dir: string,
+  entries: { tag: string; image: TestImage | TestIndex }[],
+): Promise<void> {
   await mkdir(join(dir, 'blobs'), { recursive: true });
   await writeFile(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
   const manifests = [];
@@ -135,23 +158,45 @@ export async function writeOciLayout(dir: string, entries: { tag: string; image:
       for (const l of img.layers) await writeBlob(dir, l.bytes);
     }
     await writeBlob(dir, image.manifest);
-    manifests.push({ mediaType: image.mediaType, digest: image.digest, size: image.manifest.length, annotations: { 'org.opencontainers.image.ref.name': tag } });
+    manifests.push({
+      mediaType: image.mediaType,
+      digest: image.digest,
+      size: image.manifest.length,
+      annotations: { 'org.opencontainers.image.ref.name': tag },
+    });
   }
-  await writeFile(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests }));
+  await writeFile(
+    join(dir, 'index.json'),
+    JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests }),
+  );
 }
 
 /** Uploads one blob monolithically (POST ?digest=). */
 export async function pushBlob(url: string, repo: string, b: TestBlob | Buffer): Promise<Digest> {
   const bytes = Buffer.isBuffer(b) ? b : b.bytes;
   const d = digestOf(bytes);
-  const r = await fetch(`${url}/v2/${repo}/blobs/uploads/?digest=${d}`, { method: 'POST', body: bytes, headers: { 'content-type': 'application/octet-stream' } });
+  const r = await fetch(`${url}/v2/${repo}/blobs/uploads/?digest=${d}`, {
+    method: 'POST',
+    body: bytes,
+    headers: { 'content-type': 'application/octet-stream' },
+  });
   if (r.status !== 201) throw new Error(`blob push ${d} failed: ${r.status} ${await r.text()}`);
   return d;
 }
 
 /** Uploads manifest bytes under a tag or digest. */
-export async function pushManifest(url: string, repo: string, ref: string, bytes: Buffer, mediaType: string): Promise<Response> {
-  return fetch(`${url}/v2/${repo}/manifests/${ref}`, { method: 'PUT', body: bytes, headers: { 'content-type': mediaType } });
+export async function pushManifest(
+  url: string,
+  repo: string,
+  ref: string,
+  bytes: Buffer,
+  mediaType: string,
+): Promise<Response> {
+  return fetch(`${url}/v2/${repo}/manifests/${ref}`, {
+    method: 'PUT',
+    body: bytes,
+    headers: { 'content-type': mediaType },
+  });
 }
 
 /** Pushes an image (blobs, then manifest) or an index (every image, then the index). */

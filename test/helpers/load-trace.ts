@@ -6,7 +6,10 @@ import Module, { register } from 'node:module';
 register('./load-trace-hooks.js', import.meta.url);
 
 type Load = (request: string, parent: unknown, isMain: boolean) => unknown;
-const internals = Module as unknown as { _load: Load; _resolveFilename(request: string, parent: unknown, isMain: boolean): string };
+const internals = Module as unknown as {
+  _load: Load;
+  _resolveFilename(request: string, parent: unknown, isMain: boolean): string;
+};
 const load = internals._load;
 internals._load = function (request: string, parent: unknown, isMain: boolean): unknown {
   const out = process.env['SLUICE_LOAD_TRACE'];

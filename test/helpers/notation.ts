@@ -34,12 +34,34 @@ const der = (pem: string): string => pem.replace(/-----[A-Z ]+-----|\s/g, '');
 /** Makes a CA under `dir`; each envelope gets a new leaf (`C=US, ST=WA, O=Acme, CN=release`) issued by it. */
 export function makeTestNotation(dir: string): TestNotation {
   openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'nca.key'], dir);
-  openssl(['req', '-x509', '-new', '-key', 'nca.key', '-subj', '/C=US/ST=WA/O=Acme/CN=Acme Root', '-days', '30', '-out', 'nca.pem',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], dir);
+  openssl(
+    [
+      'req',
+      '-x509',
+      '-new',
+      '-key',
+      'nca.key',
+      '-subj',
+      '/C=US/ST=WA/O=Acme/CN=Acme Root',
+      '-days',
+      '30',
+      '-out',
+      'nca.pem',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    ],
+    dir,
+  );
   const caPem = readFileSync(join(dir, 'nca.pem'), 'utf8');
   let n = 0;
   return {
-    store: (name) => ({ name, type: name.startsWith('signingAuthority:') ? 'signingAuthority' : 'ca', certs: [new X509Certificate(caPem)] }),
+    store: (name) => ({
+      name,
+      type: name.startsWith('signingAuthority:') ? 'signingAuthority' : 'ca',
+      certs: [new X509Certificate(caPem)],
+    }),
     sign(digest, opts = {}) {
       const id = `nleaf${++n}`;
       const leaf = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
@@ -49,8 +71,28 @@ export function makeTestNotation(dir: string): TestNotation {
       if (opts.ocsp) ext.push('authorityInfoAccess = OCSP;URI:http://127.0.0.1:9/ocsp');
       writeFileSync(join(dir, `${id}.ext`), `${ext.join('\n')}\n`);
       openssl(['req', '-new', '-key', `${id}.key`, '-subj', '/C=US/ST=WA/O=Acme/CN=release', '-out', `${id}.csr`], dir);
-      openssl(['x509', '-req', '-in', `${id}.csr`, '-CA', 'nca.pem', '-CAkey', 'nca.key', '-CAcreateserial', '-days', '1',
-        '-extfile', `${id}.ext`, '-extensions', 'ext', '-out', `${id}.pem`], dir);
+      openssl(
+        [
+          'x509',
+          '-req',
+          '-in',
+          `${id}.csr`,
+          '-CA',
+          'nca.pem',
+          '-CAkey',
+          'nca.key',
+          '-CAcreateserial',
+          '-days',
+          '1',
+          '-extfile',
+          `${id}.ext`,
+          '-extensions',
+          'ext',
+          '-out',
+          `${id}.pem`,
+        ],
+        dir,
+      );
       const leafPem = readFileSync(join(dir, `${id}.pem`), 'utf8');
       const scheme = opts.scheme ?? 'notary.x509';
       const header: Record<string, unknown> = {
@@ -69,14 +111,23 @@ export function makeTestNotation(dir: string): TestNotation {
         (header.crit as string[]).push('io.cncf.notary.authenticSigningTime');
       }
       const prot = Buffer.from(JSON.stringify(header)).toString('base64url');
-      const payload = Buffer.from(JSON.stringify({ targetArtifact: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size: 1 } })).toString('base64url');
-      const sig = cryptoSign('sha256', Buffer.from(`${prot}.${payload}`), { key: leaf.privateKey, dsaEncoding: 'ieee-p1363' });
-      return Buffer.from(JSON.stringify({
-        payload,
-        protected: prot,
-        header: { x5c: [der(leafPem), der(caPem)], 'io.cncf.notary.signingAgent': 'sluice-test' },
-        signature: sig.toString('base64url'),
-      }));
+      const payload = Buffer.from(
+        JSON.stringify({
+          targetArtifact: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size: 1 },
+        }),
+      ).toString('base64url');
+      const sig = cryptoSign('sha256', Buffer.from(`${prot}.${payload}`), {
+        key: leaf.privateKey,
+        dsaEncoding: 'ieee-p1363',
+      });
+      return Buffer.from(
+        JSON.stringify({
+          payload,
+          protected: prot,
+          header: { x5c: [der(leafPem), der(caPem)], 'io.cncf.notary.signingAgent': 'sluice-test' },
+          signature: sig.toString('base64url'),
+        }),
+      );
     },
   };
 }

@@ -30,7 +30,12 @@ export async function bytesOf(r: Response): Promise<Buffer> {
 }
 
 /** Asserts an image (or index with its images) is served byte for byte under `ref`. */
-export async function assertIntact(url: string, repo: string, ref: string, image: TestImage | TestIndex): Promise<void> {
+export async function assertIntact(
+  url: string,
+  repo: string,
+  ref: string,
+  image: TestImage | TestIndex,
+): Promise<void> {
   const r = await fetch(`${url}/v2/${repo}/manifests/${ref}`, { headers: { accept: image.mediaType } });
   assert.equal(r.status, 200, `manifest ${repo}:${ref}`);
   assert.equal(r.headers.get('docker-content-digest'), image.digest);
@@ -58,15 +63,32 @@ export interface RawResponse {
 }
 
 /** Sends a request with node:http, for methods and paths fetch would normalise (dot segments). */
-export function rawRequest(url: string, method: string, path: string, body?: Buffer, headers: Record<string, string> = {}): Promise<RawResponse> {
+export function rawRequest(
+  url: string,
+  method: string,
+  path: string,
+  body?: Buffer,
+  headers: Record<string, string> = {},
+): Promise<RawResponse> {
   const u = new URL(url);
   return new Promise((resolve, reject) => {
-    const req = request({ host: u.hostname, port: u.port, method, path, headers: { ...headers, ...(body ? { 'content-length': String(body.length) } : {}) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
+    const req = request(
+      {
+        host: u.hostname,
+        port: u.port,
+        method,
+        path,
+        headers: { ...headers, ...(body ? { 'content-length': String(body.length) } : {}) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }),
+        );
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -89,11 +111,18 @@ export function withDigest(location: string, digest: string): string {
 }
 
 /** An artifact manifest (OCI 1.1): empty config, one layer, artifactType, optional subject. */
-export function makeArtifact(opts: { artifactType: string; payload: string; subject?: { digest: string; size: number; mediaType: string }; annotations?: Record<string, string> }): TestImage {
+export function makeArtifact(opts: {
+  artifactType: string;
+  payload: string;
+  subject?: { digest: string; size: number; mediaType: string };
+  annotations?: Record<string, string>;
+}): TestImage {
   const empty = Buffer.from('{}');
   const layer = Buffer.from(opts.payload);
   const config = { bytes: empty, descriptor: { mediaType: MediaType.OciEmpty, digest: digestOf(empty), size: 2 } };
-  const layers = [{ bytes: layer, descriptor: { mediaType: 'text/plain', digest: digestOf(layer), size: layer.length } }];
+  const layers = [
+    { bytes: layer, descriptor: { mediaType: 'text/plain', digest: digestOf(layer), size: layer.length } },
+  ];
   const doc: Record<string, unknown> = {
     schemaVersion: 2,
     mediaType: MediaType.OciManifest,
@@ -104,5 +133,12 @@ export function makeArtifact(opts: { artifactType: string; payload: string; subj
   if (opts.subject) doc.subject = opts.subject;
   if (opts.annotations) doc.annotations = opts.annotations;
   const manifest = Buffer.from(JSON.stringify(doc));
-  return { manifest, digest: digestOf(manifest), mediaType: MediaType.OciManifest, config, layers, platform: { os: 'unknown', architecture: 'unknown' } };
+  return {
+    manifest,
+    digest: digestOf(manifest),
+    mediaType: MediaType.OciManifest,
+    config,
+    layers,
+    platform: { os: 'unknown', architecture: 'unknown' },
+  };
 }

@@ -12,7 +12,9 @@ const require = createRequire(import.meta.url);
  * each node signs with its own key and the request log says which node sent what.
  */
 export function addS3Key(key: string): void {
-  const account = require('s3rver/lib/models/account.js') as { DUMMY_ACCOUNT: { createKeyPair(id: string, secret: string): void } };
+  const account = require('s3rver/lib/models/account.js') as {
+    DUMMY_ACCOUNT: { createKeyPair(id: string, secret: string): void };
+  };
   account.DUMMY_ACCOUNT.createKeyPair(key, key);
 }
 
@@ -39,13 +41,22 @@ export interface S3Node extends SluiceProcess {
 export async function startS3Node(
   s3: TestS3,
   dir: string,
-  opts: { key: string; root: string; storage?: Record<string, unknown>; /** Other top-level config keys (notifications, ...). */ config?: Record<string, unknown> },
+  opts: {
+    key: string;
+    root: string;
+    storage?: Record<string, unknown> /** Other top-level config keys (notifications, ...). */;
+    config?: Record<string, unknown>;
+  },
 ): Promise<S3Node> {
   addS3Key(opts.key);
   const config = {
     log: { level: 'warn' },
     ...(opts.config ?? {}),
-    storage: { s3: s3.config(opts.root, { accesskey: opts.key, secretkey: opts.key }), delete: { enabled: true }, ...(opts.storage ?? {}) },
+    storage: {
+      s3: s3.config(opts.root, { accesskey: opts.key, secretkey: opts.key }),
+      delete: { enabled: true },
+      ...(opts.storage ?? {}),
+    },
   };
   const file = join(dir, `node-${opts.key}-${randomUUID()}.yml`);
   // JSON is YAML.

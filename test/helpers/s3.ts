@@ -41,7 +41,12 @@ FilesystemStore.prototype.listObjects = async function (bucket, options) {
 for (const name of ['createCipheriv', 'createDecipheriv'] as const) {
   const original = crypto[name] as (...args: unknown[]) => unknown;
   (crypto as unknown as Record<string, unknown>)[name] = (algorithm: string, ...rest: unknown[]) =>
-    algorithm === 'des' ? { update: (d: string | Buffer, enc?: BufferEncoding) => Buffer.from(d as string, enc), final: () => Buffer.alloc(0) } : original(algorithm, ...rest);
+    algorithm === 'des'
+      ? {
+          update: (d: string | Buffer, enc?: BufferEncoding) => Buffer.from(d as string, enc),
+          final: () => Buffer.alloc(0),
+        }
+      : original(algorithm, ...rest);
 }
 
 /** One request the S3 server received: method, URL and the access key that signed it (from Authorization). */
@@ -66,17 +71,35 @@ export interface TestS3 {
 }
 
 /** Starts s3rver with one bucket in a fresh directory. */
-export async function startS3(bucket = 'reg', opts: { /** Answer the multipart calls s3rver lacks (the bench's harness), so Distribution can upload. */ multipart?: boolean } = {}): Promise<TestS3> {
+export async function startS3(
+  bucket = 'reg',
+  opts: {
+    /** Answer the multipart calls s3rver lacks (the bench's harness), so Distribution can upload. */ multipart?: boolean;
+  } = {},
+): Promise<TestS3> {
   const dir = await mkdtemp(join(tmpdir(), 'sluice-s3-'));
-  const server = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: dir, configureBuckets: [{ name: bucket }] });
+  const server = new S3rver({
+    port: 0,
+    address: '127.0.0.1',
+    silent: true,
+    directory: dir,
+    configureBuckets: [{ name: bucket }],
+  });
   const addr = await server.run();
   if (opts.multipart) addMultipartCalls(server.httpServer, (server as unknown as { store: S3rverStore }).store);
   const endpoint = `http://127.0.0.1:${addr.port}`;
   const requests: S3Request[] = [];
-  server.httpServer.on('request', (req: { method?: string; url?: string; headers: Record<string, string | string[] | undefined> }) => {
-    const auth = String(req.headers.authorization ?? '');
-    requests.push({ method: req.method ?? '', url: req.url ?? '', accessKey: /Credential=([^/]+)\//.exec(auth)?.[1] });
-  });
+  server.httpServer.on(
+    'request',
+    (req: { method?: string; url?: string; headers: Record<string, string | string[] | undefined> }) => {
+      const auth = String(req.headers.authorization ?? '');
+      requests.push({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        accessKey: /Credential=([^/]+)\//.exec(auth)?.[1],
+      });
+    },
+  );
   return {
     endpoint,
     bucket,
@@ -94,12 +117,19 @@ export async function startS3(bucket = 'reg', opts: { /** Answer the multipart c
       ...extra,
     }),
     keys: async (prefix) => {
-      const c = new S3Client({ region: 'us-east-1', endpoint, forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
+      const c = new S3Client({
+        region: 'us-east-1',
+        endpoint,
+        forcePathStyle: true,
+        credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+      });
       try {
         const out: string[] = [];
         let token: string | undefined;
         for (let i = 0; i < 100; i++) {
-          const r = await c.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
+          const r = await c.send(
+            new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
+          );
           out.push(...(r.Contents ?? []).map((o) => o.Key!));
           if (!r.IsTruncated) break;
           token = r.NextContinuationToken;

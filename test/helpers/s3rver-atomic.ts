@@ -36,7 +36,13 @@ interface Store {
   getMetadata(bucket: string, key: string): Promise<Record<string, unknown>>;
   getObject(bucket: string, key: string, options?: unknown): Promise<unknown>;
   putObject(object: S3rverObject): Promise<{ size: number; md5: string }>;
-  copyObject(srcBucket: string, srcKey: string, destBucket: string, destKey: string, replacement?: Record<string, string>): Promise<unknown>;
+  copyObject(
+    srcBucket: string,
+    srcKey: string,
+    destBucket: string,
+    destKey: string,
+    replacement?: Record<string, string>,
+  ): Promise<unknown>;
   deleteObject(bucket: string, key: string): Promise<void>;
 }
 
@@ -69,7 +75,12 @@ function filesOf(store: Store, bucket: string, key: string) {
   const md5 = store.getResourcePath(bucket, key, 'object.md5');
   const meta = store.getResourcePath(bucket, key, 'metadata.json');
   const id = randomUUID();
-  return { object, md5, meta, staged: { object: `${object}.${id}.staged`, md5: `${md5}.${id}.staged`, meta: `${meta}.${id}.staged` } };
+  return {
+    object,
+    md5,
+    meta,
+    staged: { object: `${object}.${id}.staged`, md5: `${md5}.${id}.staged`, meta: `${meta}.${id}.staged` },
+  };
 }
 
 type Files = ReturnType<typeof filesOf>;

@@ -3,7 +3,13 @@ declare module 's3rver' {
   import type { Server } from 'node:http';
   import type { AddressInfo } from 'node:net';
   export default class S3rver {
-    constructor(opts: { port?: number; address?: string; silent?: boolean; directory: string; configureBuckets?: { name: string }[] });
+    constructor(opts: {
+      port?: number;
+      address?: string;
+      silent?: boolean;
+      directory: string;
+      configureBuckets?: { name: string }[];
+    });
     httpServer: Server;
     run(): Promise<AddressInfo>;
     close(): Promise<void>;
@@ -17,6 +23,9 @@ declare module 's3rver/lib/stores/filesystem.js' {
     isTruncated: boolean;
   }
   export default class FilesystemStore {
-    listObjects(bucket: string, options: { delimiter?: string; prefix?: string; startAfter?: string; maxKeys?: number }): Promise<Listing>;
+    listObjects(
+      bucket: string,
+      options: { delimiter?: string; prefix?: string; startAfter?: string; maxKeys?: number },
+    ): Promise<Listing>;
   }
 }

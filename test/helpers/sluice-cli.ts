@@ -13,7 +13,12 @@ export function sluice(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run
 }
 
 /** Runs `sluice copy --json SRC DST EXTRA…`, asserting success, and returns the summary. */
-export async function sluiceCopy(src: string, dst: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<CopySummary> {
+export async function sluiceCopy(
+  src: string,
+  dst: string,
+  extra: string[] = [],
+  env: NodeJS.ProcessEnv = {},
+): Promise<CopySummary> {
   const r = await sluice(['copy', '--json', ...extra, src, dst], env);
   if (r.code !== 0) throw new Error(`sluice copy ${src} ${dst} exited ${r.code}: ${r.stderr}`);
   return JSON.parse(r.stdout) as CopySummary;
@@ -36,7 +41,10 @@ export interface SluiceProcess {
  * Starts `sluice serve --addr 127.0.0.1:PORT [--root ROOT] [--config CFG]` on a free port (or `port`);
  * without a root the config's storage is used (storage.s3).
  */
-export async function startSluiceProcess(root: string | undefined, opts: { port?: number; config?: string } = {}): Promise<SluiceProcess> {
+export async function startSluiceProcess(
+  root: string | undefined,
+  opts: { port?: number; config?: string } = {},
+): Promise<SluiceProcess> {
   let lastError: unknown;
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = opts.port ?? (await freePort());

@@ -32,7 +32,12 @@ interface SwiftDev {
 
 /** Whether Debian's swift servers (with s3api) and memcached (tempauth keeps tokens there) are installed. */
 export function hasSwift(): boolean {
-  return ['/usr/bin/swift-proxy-server', '/usr/bin/swift-object-server', '/usr/bin/memcached', '/usr/bin/python3'].every((p) => existsSync(p));
+  return [
+    '/usr/bin/swift-proxy-server',
+    '/usr/bin/swift-object-server',
+    '/usr/bin/memcached',
+    '/usr/bin/python3',
+  ].every((p) => existsSync(p));
 }
 
 /**
@@ -48,7 +53,12 @@ export async function startSwift(bucket = 'reg'): Promise<TestSwift> {
     bucket: s.bucket,
     builder: dev.KEYS.builder,
     reader: dev.KEYS.reader,
-    config: (rootdirectory, key, extra = {}) => ({ ...s.storage(key, rootdirectory), v4auth: true, chunksize: 5 << 20, ...extra }),
+    config: (rootdirectory, key, extra = {}) => ({
+      ...s.storage(key, rootdirectory),
+      v4auth: true,
+      chunksize: 5 << 20,
+      ...extra,
+    }),
     close: () => s.close(),
   };
 }

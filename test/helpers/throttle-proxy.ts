@@ -60,29 +60,45 @@ export async function startThrottleProxy(target: string): Promise<ThrottleProxy>
     close: async () => undefined,
   };
   const server: Server = createServer((req, res) => {
-    const entry: SeenRequest = { method: req.method ?? '', path: req.url ?? '', status: 0, bytes: 0, done: false, startedAt: Date.now() };
+    const entry: SeenRequest = {
+      method: req.method ?? '',
+      path: req.url ?? '',
+      status: 0,
+      bytes: 0,
+      done: false,
+      startedAt: Date.now(),
+    };
     proxy.seen.push(entry);
     peaks.push({ method: entry.method, path: entry.path, at: entry.startedAt, delta: 1 });
     const end = () => peaks.push({ method: entry.method, path: entry.path, at: Date.now(), delta: -1 });
     res.once('close', end);
     const forward = () => {
-      const out = request({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: { ...req.headers, host: t.host } }, async (up) => {
-        entry.status = up.statusCode ?? 502;
-        res.writeHead(entry.status, up.headers);
-        const size = Number(up.headers['content-length'] ?? 0);
-        const slow = proxy.slow && size > proxy.slow.over ? proxy.slow : undefined;
-        try {
-          for await (const chunk of up as AsyncIterable<Buffer>) {
-            if (res.destroyed) return up.destroy();
-            if (!res.write(chunk)) await new Promise((r) => res.once('drain', r));
-            entry.bytes += chunk.length;
-            if (slow) await sleep((chunk.length / slow.bytesPerSecond) * 1000);
+      const out = request(
+        {
+          host: t.hostname,
+          port: t.port,
+          method: req.method,
+          path: req.url,
+          headers: { ...req.headers, host: t.host },
+        },
+        async (up) => {
+          entry.status = up.statusCode ?? 502;
+          res.writeHead(entry.status, up.headers);
+          const size = Number(up.headers['content-length'] ?? 0);
+          const slow = proxy.slow && size > proxy.slow.over ? proxy.slow : undefined;
+          try {
+            for await (const chunk of up as AsyncIterable<Buffer>) {
+              if (res.destroyed) return up.destroy();
+              if (!res.write(chunk)) await new Promise((r) => res.once('drain', r));
+              entry.bytes += chunk.length;
+              if (slow) await sleep((chunk.length / slow.bytesPerSecond) * 1000);
+            }
+            res.end(() => (entry.done = true));
+          } catch {
+            res.destroy();
           }
-          res.end(() => (entry.done = true));
-        } catch {
-          res.destroy();
-        }
-      });
+        },
+      );
       out.on('error', () => res.destroy());
       req.pipe(out);
     };

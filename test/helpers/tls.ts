@@ -36,19 +36,56 @@ const EC = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes
 async function makeCa(dir: string, name: string): Promise<{ cert: string; key: string }> {
   const cert = join(dir, `${name}.crt`);
   const key = join(dir, `${name}.key`);
-  await runOk('openssl', ['req', '-x509', ...EC, '-keyout', key, '-out', cert, '-days', '2', '-subj', `/CN=Sluice test ${name}`,
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  await runOk('openssl', [
+    'req',
+    '-x509',
+    ...EC,
+    '-keyout',
+    key,
+    '-out',
+    cert,
+    '-days',
+    '2',
+    '-subj',
+    `/CN=Sluice test ${name}`,
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  ]);
   return { cert, key };
 }
 
-async function makeLeaf(dir: string, name: string, ca: { cert: string; key: string }, cn: string, ext: string): Promise<{ cert: string; key: string }> {
+async function makeLeaf(
+  dir: string,
+  name: string,
+  ca: { cert: string; key: string },
+  cn: string,
+  ext: string,
+): Promise<{ cert: string; key: string }> {
   const key = join(dir, `${name}.key`);
   const csr = join(dir, `${name}.csr`);
   const cert = join(dir, `${name}.cert`);
   const extFile = join(dir, `${name}.ext`);
   await writeFile(extFile, `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n${ext}\n`);
   await runOk('openssl', ['req', ...EC, '-keyout', key, '-out', csr, '-subj', `/CN=${cn}`]);
-  await runOk('openssl', ['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-CAcreateserial', '-out', cert, '-days', '2', '-extfile', extFile]);
+  await runOk('openssl', [
+    'x509',
+    '-req',
+    '-in',
+    csr,
+    '-CA',
+    ca.cert,
+    '-CAkey',
+    ca.key,
+    '-CAcreateserial',
+    '-out',
+    cert,
+    '-days',
+    '2',
+    '-extfile',
+    extFile,
+  ]);
   return { cert, key };
 }
 
@@ -58,7 +95,13 @@ export async function makePki(): Promise<TestPki> {
   try {
     const ca = await makeCa(dir, 'ca');
     const other = await makeCa(dir, 'other-ca');
-    const server = await makeLeaf(dir, 'server', ca, 'localhost', `subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:${UNRESOLVABLE_HOST}\nextendedKeyUsage=serverAuth`);
+    const server = await makeLeaf(
+      dir,
+      'server',
+      ca,
+      'localhost',
+      `subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:${UNRESOLVABLE_HOST}\nextendedKeyUsage=serverAuth`,
+    );
     const client = await makeLeaf(dir, 'client', ca, 'sluice-client', 'extendedKeyUsage=clientAuth');
     const stranger = await makeLeaf(dir, 'stranger', other, 'stranger', 'extendedKeyUsage=clientAuth');
     return {
@@ -99,7 +142,10 @@ export interface TlsRegistry extends Registry {
 }
 
 /** Starts Sluice with `http.tls` (and any other config) on 127.0.0.1 and a free port, storage in a fresh folder. */
-export async function startTlsRegistry(tls: Record<string, unknown>, config: Record<string, unknown> = {}): Promise<TlsRegistry> {
+export async function startTlsRegistry(
+  tls: Record<string, unknown>,
+  config: Record<string, unknown> = {},
+): Promise<TlsRegistry> {
   const root = await mkdtemp(join(tmpdir(), 'sluice-tls-'));
   const { config: cfg } = validateConfig({
     log: { level: 'silent' },

@@ -2,7 +2,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import type { TestContext } from 'node:test';
 
 /** True when CI asked for every client to be present: a missing one then fails instead of skipping. */
-export const clientsRequired = process.env.SLUICE_REQUIRE_CLIENTS === '1' || process.env.SLUICE_REQUIRE_CLIENTS === 'true';
+export const clientsRequired =
+  process.env.SLUICE_REQUIRE_CLIENTS === '1' || process.env.SLUICE_REQUIRE_CLIENTS === 'true';
 
 /** Whether a command is on PATH. */
 export function hasTool(name: string): boolean {
@@ -39,9 +40,17 @@ export interface RunResult {
 }
 
 /** Runs a command without a shell; resolves with its exit code and output (never rejects on non-zero). */
-export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+export function run(
+  cmd: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string; timeoutMs?: number } = {},
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: { ...process.env, ...opts.env }, cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, {
+      env: { ...process.env, ...opts.env },
+      cwd: opts.cwd,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));

@@ -15,7 +15,15 @@ test('digests of known content', () => {
 test('only well-formed digests of supported algorithms are accepted', () => {
   assert.ok(isDigest('sha256:' + '0'.repeat(64)));
   assert.ok(isDigest('sha512:' + '0'.repeat(128)));
-  for (const bad of ['sha256:' + '0'.repeat(63), 'sha256:' + 'A'.repeat(64), 'md5:' + '0'.repeat(32), 'sha256', ':abc', 'sha256:../../x', 'sha256:' + '0'.repeat(64) + '/x']) {
+  for (const bad of [
+    'sha256:' + '0'.repeat(63),
+    'sha256:' + 'A'.repeat(64),
+    'md5:' + '0'.repeat(32),
+    'sha256',
+    ':abc',
+    'sha256:../../x',
+    'sha256:' + '0'.repeat(64) + '/x',
+  ]) {
     assert.ok(!isDigest(bad), bad);
   }
   assert.throws(() => parseDigest('blake3:' + '0'.repeat(64)), /unsupported/);

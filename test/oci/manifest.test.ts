@@ -9,17 +9,36 @@ const desc = (mediaType: string, c: string, size = 2) => ({ mediaType, digest: D
 const enc = (o: unknown) => Buffer.from(JSON.stringify(o));
 
 test('image manifests, indexes and artifacts parse', () => {
-  const m = parseManifest(enc({ schemaVersion: 2, mediaType: MediaType.OciManifest, config: desc(MediaType.OciConfig, 'a'), layers: [desc(MediaType.OciLayerGzip, 'b')] }));
+  const m = parseManifest(
+    enc({
+      schemaVersion: 2,
+      mediaType: MediaType.OciManifest,
+      config: desc(MediaType.OciConfig, 'a'),
+      layers: [desc(MediaType.OciLayerGzip, 'b')],
+    }),
+  );
   assert.equal(m.kind, 'image');
   assert.equal(m.kind === 'image' && m.layers.length, 1);
   // umoci writes manifests without mediaType: the shape decides.
   const noType = parseManifest(enc({ schemaVersion: 2, config: desc(MediaType.OciConfig, 'a'), layers: [] }));
   assert.equal(noType.mediaType, MediaType.OciManifest);
-  const idx = parseManifest(enc({ schemaVersion: 2, manifests: [{ ...desc(MediaType.OciManifest, 'c'), platform: { os: 'linux', architecture: 'arm64' } }] }));
+  const idx = parseManifest(
+    enc({
+      schemaVersion: 2,
+      manifests: [{ ...desc(MediaType.OciManifest, 'c'), platform: { os: 'linux', architecture: 'arm64' } }],
+    }),
+  );
   assert.equal(idx.kind, 'index');
   assert.equal(idx.mediaType, MediaType.OciIndex);
   const art = parseManifest(
-    enc({ schemaVersion: 2, mediaType: MediaType.OciManifest, artifactType: 'application/x.sbom', config: desc(MediaType.OciEmpty, 'a'), layers: [], subject: desc(MediaType.OciManifest, 'd') }),
+    enc({
+      schemaVersion: 2,
+      mediaType: MediaType.OciManifest,
+      artifactType: 'application/x.sbom',
+      config: desc(MediaType.OciEmpty, 'a'),
+      layers: [],
+      subject: desc(MediaType.OciManifest, 'd'),
+    }),
   );
   assert.equal(effectiveArtifactType(art), 'application/x.sbom');
   assert.equal(art.subject?.digest, D('d'));
@@ -33,12 +52,25 @@ test('invalid manifests are refused with a reason', () => {
     [[], /object/],
     [{ schemaVersion: 1 }, /schema 1|schemaVersion/],
     [{ schemaVersion: 2, mediaType: MediaType.OciManifest, layers: [] }, /config/],
-    [{ schemaVersion: 2, mediaType: MediaType.OciManifest, config: { mediaType: 'x', digest: 'sha256:nope', size: 1 }, layers: [] }, /digest/],
+    [
+      {
+        schemaVersion: 2,
+        mediaType: MediaType.OciManifest,
+        config: { mediaType: 'x', digest: 'sha256:nope', size: 1 },
+        layers: [],
+      },
+      /digest/,
+    ],
     [{ schemaVersion: 2, mediaType: MediaType.OciManifest, config: desc('x', 'a', -1), layers: [] }, /size/],
     [{ schemaVersion: 2, mediaType: MediaType.OciIndex }, /manifests/],
     [{ schemaVersion: 2, mediaType: 'text/plain', config: desc('x', 'a'), layers: [] }, /unsupported/],
   ];
-  for (const [doc, re] of cases) assert.throws(() => parseManifest(enc(doc)), (e: unknown) => e instanceof ManifestError && re.test(e.message), JSON.stringify(doc));
+  for (const [doc, re] of cases)
+    assert.throws(
+      () => parseManifest(enc(doc)),
+      (e: unknown) => e instanceof ManifestError && re.test(e.message),
+      JSON.stringify(doc),
+    );
   assert.throws(() => parseManifest(Buffer.from('{not json')), /JSON/);
   assert.throws(
     () => parseManifest(enc({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] }), MediaType.OciManifest),

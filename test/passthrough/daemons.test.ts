@@ -12,7 +12,19 @@ import type { TestDaemon } from '../helpers/dockerd.js';
 import { makeImage } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { sluice } from '../helpers/sluice-cli.js';
-import { alice, clearImages, dockerMay, loadLocal, pull, pushAs, sharedWorld, startDockerdWith, startHubStandIn, startPrivateRegistry, tagsOf } from './fixture.js';
+import {
+  alice,
+  clearImages,
+  dockerMay,
+  loadLocal,
+  pull,
+  pushAs,
+  sharedWorld,
+  startDockerdWith,
+  startHubStandIn,
+  startPrivateRegistry,
+  tagsOf,
+} from './fixture.js';
 
 // One host daemon (pulling docker.io through a local mirror, so its RepoDigests are real docker.io ones)
 // and one inner daemon, shared by every case here; each case starts from an empty inner daemon.
@@ -30,7 +42,8 @@ async function setUp(): Promise<World> {
   const hub = await startHubStandIn(['konard/secret']);
   const pub = await startRegistry();
   const priv = await startPrivateRegistry();
-  const img = (label: string) => makeImage({ format: 'docker', label, layers: [{ 'base.txt': 'shared base\n' }, { 'app.txt': `${label}\n` }] });
+  const img = (label: string) =>
+    makeImage({ format: 'docker', label, layers: [{ 'base.txt': 'shared base\n' }, { 'app.txt': `${label}\n` }] });
   const hubAuth = alice('docker.io');
   await pushAs(hub.reg.url, 'library/busybox', '1', await img('busybox'));
   await pushAs(hub.reg.url, 'konard/hive-mind', 'latest', await img('hive-mind'));
@@ -54,7 +67,15 @@ async function setUp(): Promise<World> {
   await host.docker(['tag', 'konard/secret:1', 'konard/hive-mind:evil']);
   // A public image under a name nobody can pull.
   await host.docker(['tag', 'busybox:1', 'konard/busybox-copy:1']);
-  await loadLocal(host, await makeImage({ format: 'docker', label: 'local', layers: [{ 'base.txt': 'shared base\n' }, { 'local.txt': 'built here\n' }] }), 'local/built:1');
+  await loadLocal(
+    host,
+    await makeImage({
+      format: 'docker',
+      label: 'local',
+      layers: [{ 'base.txt': 'shared base\n' }, { 'local.txt': 'built here\n' }],
+    }),
+    'local/built:1',
+  );
   const world: World = { hub, pub, priv, host, inner, hostTags: await tagsOf(host) };
   return world;
 }
@@ -65,9 +86,17 @@ const ready = sharedWorld(setUp, async (w) => {
 });
 
 /** `sluice passthrough --json` from the host into the (emptied) inner daemon. */
-async function passthrough(w: World, args: string[], env: NodeJS.ProcessEnv = {}, opts: { keep?: boolean } = {}): Promise<PassthroughResult & { stderr: string; code: number }> {
+async function passthrough(
+  w: World,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  opts: { keep?: boolean } = {},
+): Promise<PassthroughResult & { stderr: string; code: number }> {
   if (!opts.keep) await clearImages(w.inner);
-  const r = await sluice(['passthrough', '--json', '--to', w.inner.host, '--upstream', `docker.io=${w.hub.reg.url}`, ...args], { DOCKER_HOST: '', ...env });
+  const r = await sluice(
+    ['passthrough', '--json', '--to', w.inner.host, '--upstream', `docker.io=${w.hub.reg.url}`, ...args],
+    { DOCKER_HOST: '', ...env },
+  );
   assert.ok(r.stdout.trim().startsWith('{'), `sluice passthrough printed no JSON (exit ${r.code}): ${r.stderr}`);
   return { ...(JSON.parse(r.stdout) as PassthroughResult), stderr: r.stderr, code: r.code };
 }
@@ -83,7 +112,9 @@ async function assertInner(w: World, expected: string[]): Promise<void> {
   for (const t of expected) assert.equal(inner[t], w.hostTags[t], `${t} is the host's image`);
 }
 
-test('the host has real docker.io RepoDigests through the mirror, also for the private image', { timeout: 120_000 }, async (t) => {
+test('the host has real docker.io RepoDigests through the mirror, also for the private image', {
+  timeout: 120_000,
+}, async (t) => {
   const w = ready(t);
   if (!w) return;
   const r = await dockerMay(w.host, ['image', 'inspect', 'konard/secret:1', '--format', '{{json .RepoDigests}}']);
@@ -93,7 +124,9 @@ test('the host has real docker.io RepoDigests through the mirror, also for the p
   assert.deepEqual(Object.keys(w.hostTags).length, 10);
 });
 
-test('public with the default registries copies exactly the anonymously pullable docker.io images', { timeout: 120_000 }, async (t) => {
+test('public with the default registries copies exactly the anonymously pullable docker.io images', {
+  timeout: 120_000,
+}, async (t) => {
   const w = ready(t);
   if (!w) return;
   const r = await passthrough(w, ['--from', w.host.host, '--mode', 'public']);
@@ -118,11 +151,16 @@ test('public with the default registries copies exactly the anonymously pullable
   assert.match(reason('busybox:1'), /anonymous HEAD of docker\.io\/library\/busybox@sha256:[0-9a-f]{64} answered 200/);
   assert.equal(r.copied, 4);
   assert.equal(r.failed, 0);
-  assert.deepEqual(r.entries.filter((e) => e.decision === 'copy').map((e) => e.result), ['copied', 'copied', 'copied', 'copied']);
+  assert.deepEqual(
+    r.entries.filter((e) => e.decision === 'copy').map((e) => e.result),
+    ['copied', 'copied', 'copied', 'copied'],
+  );
   await assertInner(w, ['busybox:1', 'konard/hive-mind-dind:latest', 'konard/hive-mind:latest', 'konard/other:1']);
 });
 
-test("the box issue's example, from its own variables: public + konard/hive-mind konard/hive-mind-dind → exactly those two", { timeout: 120_000 }, async (t) => {
+test("the box issue's example, from its own variables: public + konard/hive-mind konard/hive-mind-dind → exactly those two", {
+  timeout: 120_000,
+}, async (t) => {
   const w = ready(t);
   if (!w) return;
   const r = await passthrough(w, [], {
@@ -144,7 +182,9 @@ test("the box issue's example, from its own variables: public + konard/hive-mind
   await assertInner(w, ['konard/hive-mind-dind:latest', 'konard/hive-mind:latest']);
 });
 
-test('public with an own registry allowlist: the anonymous registry passes, the login-only one is not public', { timeout: 120_000 }, async (t) => {
+test('public with an own registry allowlist: the anonymous registry passes, the login-only one is not public', {
+  timeout: 120_000,
+}, async (t) => {
   const w = ready(t);
   if (!w) return;
   const p = w.pub.host;
@@ -159,7 +199,14 @@ test('public with an own registry allowlist: the anonymous registry passes, the 
   await assertInner(w, [`${p}/team/app:1`]);
 
   // With images as well: the name filter and the mode filter must both pass.
-  const r2 = await passthrough(w, ['--from', w.host.host, '--registries', `docker.io ${p} ${q}`, '--images', `${q}/** konard/*:latest`]);
+  const r2 = await passthrough(w, [
+    '--from',
+    w.host.host,
+    '--registries',
+    `docker.io ${p} ${q}`,
+    '--images',
+    `${q}/** konard/*:latest`,
+  ]);
   assert.deepEqual(
     r2.entries.filter((e) => e.decision !== 'skip: no pattern matches').map((e) => [e.reference, e.decision]),
     [
@@ -171,7 +218,9 @@ test('public with an own registry allowlist: the anonymous registry passes, the 
   await assertInner(w, ['konard/hive-mind-dind:latest', 'konard/hive-mind:latest']);
 });
 
-test('all copies every tag (registries ignored) in one stream; with images only those', { timeout: 180_000 }, async (t) => {
+test('all copies every tag (registries ignored) in one stream; with images only those', {
+  timeout: 180_000,
+}, async (t) => {
   const w = ready(t);
   if (!w) return;
   const r = await passthrough(w, ['--from', w.host.host, '--mode', 'all', '--registries', 'ghcr.io']);
@@ -182,14 +231,29 @@ test('all copies every tag (registries ignored) in one stream; with images only 
   await assertInner(w, Object.keys(w.hostTags));
 
   // Globs with and without docker.io/ and tags; * stays in its segment.
-  const globs = await passthrough(w, ['--from', w.host.host, '--mode', 'all', '--images', `docker.io/konard/hive-mind*:latest local/* ${w.priv.reg.host}/**`]);
+  const globs = await passthrough(w, [
+    '--from',
+    w.host.host,
+    '--mode',
+    'all',
+    '--images',
+    `docker.io/konard/hive-mind*:latest local/* ${w.priv.reg.host}/**`,
+  ]);
   assert.deepEqual(
     globs.entries.filter((e) => e.decision === 'copy').map((e) => e.reference),
     [`${w.priv.reg.host}/team/private:1`, 'konard/hive-mind-dind:latest', 'konard/hive-mind:latest', 'local/built:1'],
   );
-  await assertInner(w, ['konard/hive-mind-dind:latest', 'konard/hive-mind:latest', 'local/built:1', `${w.priv.reg.host}/team/private:1`]);
+  await assertInner(w, [
+    'konard/hive-mind-dind:latest',
+    'konard/hive-mind:latest',
+    'local/built:1',
+    `${w.priv.reg.host}/team/private:1`,
+  ]);
   const one = await passthrough(w, ['--from', w.host.host, '--mode', 'all', '--images', '*']);
-  assert.deepEqual(one.entries.filter((e) => e.decision === 'copy').map((e) => e.reference), ['busybox:1']);
+  assert.deepEqual(
+    one.entries.filter((e) => e.decision === 'copy').map((e) => e.reference),
+    ['busybox:1'],
+  );
 });
 
 test('off (also 0, false, no, empty) copies nothing and does not touch the host', { timeout: 120_000 }, async (t) => {
@@ -209,29 +273,57 @@ test('off (also 0, false, no, empty) copies nothing and does not touch the host'
   await assertInner(w, []);
 });
 
-test('dry-run prints the plan as a table and copies nothing; --json gives the same plan', { timeout: 120_000 }, async (t) => {
+test('dry-run prints the plan as a table and copies nothing; --json gives the same plan', {
+  timeout: 120_000,
+}, async (t) => {
   const w = ready(t);
   if (!w) return;
   await clearImages(w.inner);
-  const r = await sluice(['passthrough', '--dry-run', '--from', w.host.host, '--to', w.inner.host, '--upstream', `docker.io=${w.hub.reg.url}`], { DOCKER_HOST: '' });
+  const r = await sluice(
+    [
+      'passthrough',
+      '--dry-run',
+      '--from',
+      w.host.host,
+      '--to',
+      w.inner.host,
+      '--upstream',
+      `docker.io=${w.hub.reg.url}`,
+    ],
+    { DOCKER_HOST: '' },
+  );
   assert.equal(r.code, 0, r.stderr);
   const lines = r.stdout.trimEnd().split('\n');
   assert.match(lines[0]!, /^REFERENCE\s+DECISION\s+REASON$/);
   const row = (ref: string) => lines.find((l) => l.startsWith(`${ref} `)) ?? '';
-  assert.match(row('busybox:1'), /^busybox:1\s+copy\s+anonymous HEAD of docker\.io\/library\/busybox@sha256:\w+ answered 200$/);
-  assert.match(row('konard/secret:1'), /^konard\/secret:1\s+skip: not public\s+anonymous (HEAD|token request) answered 401/);
-  assert.match(row(`${w.pub.host}/team/app:1`), /skip: registry not allowed\s+registry 127\.0\.0\.1:\d+ is not in the allowlist/);
+  assert.match(
+    row('busybox:1'),
+    /^busybox:1\s+copy\s+anonymous HEAD of docker\.io\/library\/busybox@sha256:\w+ answered 200$/,
+  );
+  assert.match(
+    row('konard/secret:1'),
+    /^konard\/secret:1\s+skip: not public\s+anonymous (HEAD|token request) answered 401/,
+  );
+  assert.match(
+    row(`${w.pub.host}/team/app:1`),
+    /skip: registry not allowed\s+registry 127\.0\.0\.1:\d+ is not in the allowlist/,
+  );
   assert.match(row('local/built:1'), /skip: not public\s+no registry digest/);
   assert.equal(lines.at(-1), `would copy 4 of 10 host tags from ${w.host.host} to ${w.inner.host} (mode public)`);
   // The dry run added nothing.
   assert.deepEqual(await tagsOf(w.inner), {});
   const j = await passthrough(w, ['--from', w.host.host, '--dry-run', '--images', 'konard/hive-mind']);
   assert.equal(j.dryRun, true);
-  assert.deepEqual(j.entries.filter((e) => e.decision === 'copy').map((e) => [e.reference, e.result]), [['konard/hive-mind:latest', undefined]]);
+  assert.deepEqual(
+    j.entries.filter((e) => e.decision === 'copy').map((e) => [e.reference, e.result]),
+    [['konard/hive-mind:latest', undefined]],
+  );
   await assertInner(w, []);
 });
 
-test('a second run skips what the target already has, by image ID, without asking any registry', { timeout: 120_000 }, async (t) => {
+test('a second run skips what the target already has, by image ID, without asking any registry', {
+  timeout: 120_000,
+}, async (t) => {
   const w = ready(t);
   if (!w) return;
   const first = await passthrough(w, ['--from', w.host.host]);
@@ -251,24 +343,42 @@ test('a second run skips what the target already has, by image ID, without askin
   // The same tag naming another image in the target is not "present": it is copied over.
   await w.inner.docker(['tag', 'konard/other:1', 'busybox:1']);
   const third = await passthrough(w, ['--from', w.host.host], {}, { keep: true });
-  assert.deepEqual(third.entries.filter((e) => e.decision === 'copy').map((e) => [e.reference, e.result]), [['busybox:1', 'copied']]);
+  assert.deepEqual(
+    third.entries.filter((e) => e.decision === 'copy').map((e) => [e.reference, e.result]),
+    [['busybox:1', 'copied']],
+  );
   await assertInner(w, ['busybox:1', 'konard/hive-mind-dind:latest', 'konard/hive-mind:latest', 'konard/other:1']);
 });
 
-test('warnings: an exact entry not on the host, one refused, and an image list without a host socket', { timeout: 120_000 }, async (t) => {
+test('warnings: an exact entry not on the host, one refused, and an image list without a host socket', {
+  timeout: 120_000,
+}, async (t) => {
   const w = ready(t);
   if (!w) return;
-  const r = await passthrough(w, ['--from', w.host.host, '--images', 'konard/hive-mind:2 konard/secret:1 konard/hive-mind']);
+  const r = await passthrough(w, [
+    '--from',
+    w.host.host,
+    '--images',
+    'konard/hive-mind:2 konard/secret:1 konard/hive-mind',
+  ]);
   assert.equal(r.code, 0);
   assert.match(r.stderr, /^warning: konard\/hive-mind:2 is not on the host daemon/m);
-  assert.match(r.stderr, /^warning: konard\/secret:1 is on the host as konard\/secret:1 but is not copied: skip: not public/m);
+  assert.match(
+    r.stderr,
+    /^warning: konard\/secret:1 is on the host as konard\/secret:1 but is not copied: skip: not public/m,
+  );
   assert.ok(!/warning: konard\/hive-mind /.test(r.stderr), 'a bare repository is not an exact entry');
   await assertInner(w, ['konard/hive-mind:latest']);
 
   const gone = '/tmp/sd-no-such-host/docker.sock';
   const m = await passthrough(w, [], { DIND_HOST_DOCKER_SOCK: gone, DIND_HOST_PASSTHROUGH_IMAGES: 'konard/hive-mind' });
   assert.equal(m.code, 0);
-  assert.match(m.stderr, new RegExp(`warning: an image list is given but there is no host Docker socket at ${gone}.*-v /var/run/docker.sock:${gone}:ro`));
+  assert.match(
+    m.stderr,
+    new RegExp(
+      `warning: an image list is given but there is no host Docker socket at ${gone}.*-v /var/run/docker.sock:${gone}:ro`,
+    ),
+  );
   // Without an image list, a missing socket is the normal case of a plain dind container: silent.
   const quiet = await passthrough(w, [], { DIND_HOST_DOCKER_SOCK: gone });
   assert.equal(quiet.stderr, '');
@@ -279,7 +389,11 @@ test('one image failing does not keep the others out', { timeout: 180_000 }, asy
   const w = ready(t);
   if (!w) return;
   await clearImages(w.inner);
-  await loadLocal(w.host, await makeImage({ format: 'docker', label: 'doomed', layers: [{ 'doomed.txt': 'removed meanwhile\n' }] }), 'local/doomed:1');
+  await loadLocal(
+    w.host,
+    await makeImage({ format: 'docker', label: 'doomed', layers: [{ 'doomed.txt': 'removed meanwhile\n' }] }),
+    'local/doomed:1',
+  );
   const hostEngine = new DockerEngine(w.host.host);
   // The image disappears between the plan and the export, as when someone removes it on the host meanwhile.
   const from: Daemon = {
@@ -296,7 +410,14 @@ test('one image failing does not keep the others out', { timeout: 180_000 }, asy
     close: () => hostEngine.close(),
   };
   const upstreams = new Upstreams({});
-  const r = await runPassthrough({ mode: 'all', registries: [], images: ['local/**', 'konard/other'], from, to: new DockerEngine(w.inner.host), upstreams });
+  const r = await runPassthrough({
+    mode: 'all',
+    registries: [],
+    images: ['local/**', 'konard/other'],
+    from,
+    to: new DockerEngine(w.inner.host),
+    upstreams,
+  });
   await upstreams.close();
   assert.deepEqual(
     r.entries.filter((e) => e.decision === 'copy').map((e) => [e.reference, e.result?.replace(/:.*/s, '')]),
@@ -311,28 +432,44 @@ test('one image failing does not keep the others out', { timeout: 180_000 }, asy
   await assertInner(w, ['konard/other:1', 'local/built:1']);
 });
 
-test("flows from -c apply on top of the image list: a name the list allows but a flow rule refuses is not seeded, and says which rule", { timeout: 120_000 }, async (t) => {
+test('flows from -c apply on top of the image list: a name the list allows but a flow rule refuses is not seeded, and says which rule', {
+  timeout: 120_000,
+}, async (t) => {
   const w = ready(t);
   if (!w) return;
   const dir = await mkdtemp(join(tmpdir(), 'sluice-pt-flows-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const cfg = join(dir, 'config.yml');
-  await writeFile(cfg, 'flows:\n  - images: ["docker.io/konard/hive-mind"]\n  - name: no other hub images\n    images: ["docker.io/**"]\n    deny: true\n');
+  await writeFile(
+    cfg,
+    'flows:\n  - images: ["docker.io/konard/hive-mind"]\n  - name: no other hub images\n    images: ["docker.io/**"]\n    deny: true\n',
+  );
   const r = await passthrough(w, ['-c', cfg], {
     DIND_HOST_PASSTHROUGH: 'public',
     DIND_HOST_PASSTHROUGH_IMAGES: 'konard/hive-mind konard/hive-mind-dind',
     DIND_HOST_DOCKER_SOCK: w.host.socket,
   });
   assert.equal(r.code, 0, r.stderr);
-  const seen = r.entries.filter((e) => e.decision !== 'skip: no pattern matches').map((e) => [e.reference, e.decision, e.reason]);
-  assert.deepEqual(seen.map(([ref, decision]) => [ref, decision]), [
-    ['konard/hive-mind-dind:latest', 'skip: not approved'],
-    // Approved by name, then judged by the mode as before: the private image behind it is not public.
-    ['konard/hive-mind:evil', 'skip: not public'],
-    ['konard/hive-mind:latest', 'copy'],
-  ]);
+  const seen = r.entries
+    .filter((e) => e.decision !== 'skip: no pattern matches')
+    .map((e) => [e.reference, e.decision, e.reason]);
+  assert.deepEqual(
+    seen.map(([ref, decision]) => [ref, decision]),
+    [
+      ['konard/hive-mind-dind:latest', 'skip: not approved'],
+      // Approved by name, then judged by the mode as before: the private image behind it is not public.
+      ['konard/hive-mind:evil', 'skip: not public'],
+      ['konard/hive-mind:latest', 'copy'],
+    ],
+  );
   // The cache's words for the same image (`sluice policy explain --action fetch` says the same).
-  assert.equal(seen[0]![2], 'docker.io/konard/hive-mind-dind:latest is not an approved upstream image: flow rule 2 "no other hub images" (docker.io/**) denies it');
-  assert.match(seen[2]![2]!, /answered 200 \(image pattern konard\/hive-mind\); docker\.io\/konard\/hive-mind:latest is approved by flow rule 1 \(docker\.io\/konard\/hive-mind\)$/);
+  assert.equal(
+    seen[0]![2],
+    'docker.io/konard/hive-mind-dind:latest is not an approved upstream image: flow rule 2 "no other hub images" (docker.io/**) denies it',
+  );
+  assert.match(
+    seen[2]![2]!,
+    /answered 200 \(image pattern konard\/hive-mind\); docker\.io\/konard\/hive-mind:latest is approved by flow rule 1 \(docker\.io\/konard\/hive-mind\)$/,
+  );
   await assertInner(w, ['konard/hive-mind:latest']);
 });

@@ -13,7 +13,12 @@ export function startDockerdWith(extra: string[]): Promise<TestDaemon> {
 }
 
 /** One Engine API call over a daemon's socket; resolves with the status and the whole body. */
-export function engineCall(socket: string, method: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+export function engineCall(
+  socket: string,
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = http.request({ socketPath: socket, path, method, headers: { host: 'docker', ...headers } }, (res) => {
       let body = '';
@@ -31,13 +36,28 @@ export function engineCall(socket: string, method: string, path: string, headers
  * Pulls as `docker pull` does (`POST /images/create`), with credentials in X-Registry-Auth when given:
  * the daemon sends them to its registry mirror too, which is how a private docker.io image gets onto the host.
  */
-export async function pull(daemon: TestDaemon, reference: string, auth?: { username: string; password: string; serveraddress: string }): Promise<void> {
+export async function pull(
+  daemon: TestDaemon,
+  reference: string,
+  auth?: { username: string; password: string; serveraddress: string },
+): Promise<void> {
   const colon = reference.lastIndexOf(':');
-  const [name, tag] = colon > reference.lastIndexOf('/') ? [reference.slice(0, colon), reference.slice(colon + 1)] : [reference, 'latest'];
-  const headers: Record<string, string> = auth ? { 'x-registry-auth': Buffer.from(JSON.stringify(auth)).toString('base64url') } : {};
-  const r = await engineCall(daemon.socket, 'POST', `/images/create?fromImage=${encodeURIComponent(name)}&tag=${encodeURIComponent(tag)}`, headers);
+  const [name, tag] =
+    colon > reference.lastIndexOf('/')
+      ? [reference.slice(0, colon), reference.slice(colon + 1)]
+      : [reference, 'latest'];
+  const headers: Record<string, string> = auth
+    ? { 'x-registry-auth': Buffer.from(JSON.stringify(auth)).toString('base64url') }
+    : {};
+  const r = await engineCall(
+    daemon.socket,
+    'POST',
+    `/images/create?fromImage=${encodeURIComponent(name)}&tag=${encodeURIComponent(tag)}`,
+    headers,
+  );
   // A failed pull still answers 200, with an error message in the stream.
-  if (r.status !== 200 || /"error"/.test(r.body)) throw new Error(`pull ${reference} failed: HTTP ${r.status} ${r.body.slice(-500)}`);
+  if (r.status !== 200 || /"error"/.test(r.body))
+    throw new Error(`pull ${reference} failed: HTTP ${r.status} ${r.body.slice(-500)}`);
 }
 
 /** Removes every image from a daemon (between test cases on one shared inner daemon). */
@@ -57,15 +77,22 @@ export async function tagsOf(daemon: TestDaemon): Promise<Record<string, string>
   return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : 1)));
 }
 
-
 /** Pushes an image with Basic credentials (or none). */
 export async function pushAs(url: string, repo: string, tag: string, img: TestImage, auth?: string): Promise<void> {
   const h: Record<string, string> = auth ? { authorization: auth } : {};
   for (const blob of [img.config, ...img.layers]) {
-    const r = await fetch(`${url}/v2/${repo}/blobs/uploads/?digest=${blob.descriptor.digest}`, { method: 'POST', body: blob.bytes, headers: { ...h, 'content-type': 'application/octet-stream' } });
+    const r = await fetch(`${url}/v2/${repo}/blobs/uploads/?digest=${blob.descriptor.digest}`, {
+      method: 'POST',
+      body: blob.bytes,
+      headers: { ...h, 'content-type': 'application/octet-stream' },
+    });
     if (r.status !== 201) throw new Error(`blob push to ${repo} failed: ${r.status} ${await r.text()}`);
   }
-  const r = await fetch(`${url}/v2/${repo}/manifests/${tag}`, { method: 'PUT', body: img.manifest, headers: { ...h, 'content-type': img.mediaType } });
+  const r = await fetch(`${url}/v2/${repo}/manifests/${tag}`, {
+    method: 'PUT',
+    body: img.manifest,
+    headers: { ...h, 'content-type': img.mediaType },
+  });
   if (r.status !== 201) throw new Error(`manifest push ${repo}:${tag} failed: ${r.status} ${await r.text()}`);
 }
 
@@ -83,11 +110,16 @@ export async function startHubStandIn(privateRepos: string[]): Promise<AuthFixtu
 
 /** A registry where everything needs a login. */
 export async function startPrivateRegistry(): Promise<AuthFixture> {
-  return startAuthRegistry({ access: { rules: [{ repos: ['**'], who: ['authenticated'], allow: ['pull', 'push', 'overwrite', 'list'] }] } });
+  return startAuthRegistry({
+    access: { rules: [{ repos: ['**'], who: ['authenticated'], allow: ['pull', 'push', 'overwrite', 'list'] }] },
+  });
 }
 
 /** alice's Basic header and X-Registry-Auth body for a registry host. */
-export function alice(serveraddress: string): { header: string; auth: { username: string; password: string; serveraddress: string } } {
+export function alice(serveraddress: string): {
+  header: string;
+  auth: { username: string; password: string; serveraddress: string };
+} {
   return { header: basic('alice', USERS.alice), auth: { username: 'alice', password: USERS.alice, serveraddress } };
 }
 
@@ -101,7 +133,10 @@ export function dockerMay(daemon: TestDaemon, args: string[]): ReturnType<typeof
  * can run, torn down after. The returned function gives a test the world, or undefined when the test
  * is skipped for want of dockerd; a failed set-up fails each test with its error.
  */
-export function sharedWorld<W>(setUp: () => Promise<W>, tearDown: (w: W) => Promise<void>): (t: TestContext) => W | undefined {
+export function sharedWorld<W>(
+  setUp: () => Promise<W>,
+  tearDown: (w: W) => Promise<void>,
+): (t: TestContext) => W | undefined {
   let world: W | undefined;
   let setupError: unknown;
   before(async () => {

@@ -6,7 +6,14 @@ import { test } from 'node:test';
 import type { PassthroughResult } from '../../src/passthrough/run.js';
 import type { TestDaemon } from '../helpers/dockerd.js';
 import { makeImage, type TestImage } from '../helpers/images.js';
-import { GITHUB_ISSUER, makeTestSigstore, pushKeylessBundle, pushKeylessSignature, releaseSigner, type TestSigstore } from '../helpers/keyless.js';
+import {
+  GITHUB_ISSUER,
+  makeTestSigstore,
+  pushKeylessBundle,
+  pushKeylessSignature,
+  releaseSigner,
+  type TestSigstore,
+} from '../helpers/keyless.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { sluice } from '../helpers/sluice-cli.js';
 import { clearImages, pull, pushAs, sharedWorld, startDockerdWith, tagsOf } from './fixture.js';
@@ -28,7 +35,8 @@ async function setUp(): Promise<World> {
   const dir = await mkdtemp(join(tmpdir(), 'sluice-pt-keyless-'));
   const store = makeTestSigstore(dir);
   const hub = await startRegistry();
-  const img = (label: string) => makeImage({ format: 'docker', label, layers: [{ 'base.txt': 'shared base\n' }, { 'app.txt': `${label}\n` }] });
+  const img = (label: string) =>
+    makeImage({ format: 'docker', label, layers: [{ 'base.txt': 'shared base\n' }, { 'app.txt': `${label}\n` }] });
   const images: Record<string, TestImage> = {};
   for (const n of ['sig', 'bundle', 'other', 'unsigned']) {
     images[n] = await img(`keyless-${n}`);
@@ -36,9 +44,30 @@ async function setUp(): Promise<World> {
   }
   const subject = (i: TestImage) => ({ digest: i.digest, mediaType: i.mediaType, size: i.manifest.length });
   // The stand-in is Docker Hub for the host, so signatures name docker.io.
-  await pushKeylessSignature(hub.url, 'library/sig', images.sig!.digest, 'docker.io/library/sig:1', store, releaseSigner(HIVE));
-  await pushKeylessBundle(hub.url, 'library/bundle', subject(images.bundle!), 'docker.io/library/bundle:1', store, releaseSigner(HIVE));
-  await pushKeylessBundle(hub.url, 'library/other', subject(images.other!), 'docker.io/library/other:1', store, releaseSigner('other/repo', 'refs/heads/main'));
+  await pushKeylessSignature(
+    hub.url,
+    'library/sig',
+    images.sig!.digest,
+    'docker.io/library/sig:1',
+    store,
+    releaseSigner(HIVE),
+  );
+  await pushKeylessBundle(
+    hub.url,
+    'library/bundle',
+    subject(images.bundle!),
+    'docker.io/library/bundle:1',
+    store,
+    releaseSigner(HIVE),
+  );
+  await pushKeylessBundle(
+    hub.url,
+    'library/other',
+    subject(images.other!),
+    'docker.io/library/other:1',
+    store,
+    releaseSigner('other/repo', 'refs/heads/main'),
+  );
   const host = await startDockerdWith(['--registry-mirror', hub.url]);
   const inner = await startDockerdWith([]);
   for (const n of Object.keys(images)) await pull(host, `${n}:1`);
@@ -53,27 +82,53 @@ const ready = sharedWorld(setUp, async (w) => {
 
 async function passthrough(w: World, args: string[]): Promise<PassthroughResult & { stderr: string; code: number }> {
   await clearImages(w.inner);
-  const r = await sluice(['passthrough', '--json', '--mode', 'all', '--from', w.host.host, '--to', w.inner.host, '--upstream', `docker.io=${w.hub.url}`, ...args], { DOCKER_HOST: '' });
+  const r = await sluice(
+    [
+      'passthrough',
+      '--json',
+      '--mode',
+      'all',
+      '--from',
+      w.host.host,
+      '--to',
+      w.inner.host,
+      '--upstream',
+      `docker.io=${w.hub.url}`,
+      ...args,
+    ],
+    { DOCKER_HOST: '' },
+  );
   assert.ok(r.stdout.trim().startsWith('{'), `sluice passthrough printed no JSON (exit ${r.code}): ${r.stderr}`);
   return { ...(JSON.parse(r.stdout) as PassthroughResult), stderr: r.stderr, code: r.code };
 }
 
-test('keyless rules (on: passthrough) through real daemons: the release workflow\'s .sig and bundle are loaded; another workflow and no signature are not', { timeout: 180_000 }, async (t) => {
+test("keyless rules (on: passthrough) through real daemons: the release workflow's .sig and bundle are loaded; another workflow and no signature are not", {
+  timeout: 180_000,
+}, async (t) => {
   const w = ready(t);
   if (!w) return;
   const cfg = join(w.dir, 'config.yml');
   const re = `^https://github\\\\.com/${HIVE}/\\\\.github/workflows/release\\\\.yml@refs/tags/`;
-  await writeFile(cfg, `trust:\n  roots: {ours: ${w.store.rootPath}}\n  require:\n    - images: ["docker.io/library/*"]\n      identities: [{issuer: "${GITHUB_ISSUER}", subjectRegExp: "${re}"}]\n      roots: [ours]\n      on: [passthrough]\n`);
+  await writeFile(
+    cfg,
+    `trust:\n  roots: {ours: ${w.store.rootPath}}\n  require:\n    - images: ["docker.io/library/*"]\n      identities: [{issuer: "${GITHUB_ISSUER}", subjectRegExp: "${re}"}]\n      roots: [ours]\n      on: [passthrough]\n`,
+  );
   const r = await passthrough(w, ['-c', cfg]);
   assert.equal(r.code, 0, r.stderr);
   const e = Object.fromEntries(r.entries.map((x) => [x.reference, x]));
   for (const ok of ['sig:1', 'bundle:1']) {
     assert.equal(e[ok]!.result, 'copied', `${ok}: ${e[ok]!.reason}`);
-    assert.match(e[ok]!.reason, /signed: trust rule 1: allowed: satisfied by .*signed keylessly by https:\/\/github\.com\/konard\/hive-mind\//);
+    assert.match(
+      e[ok]!.reason,
+      /signed: trust rule 1: allowed: satisfied by .*signed keylessly by https:\/\/github\.com\/konard\/hive-mind\//,
+    );
   }
   assert.match(e['bundle:1']!.reason, /referrer sha256:/);
   assert.equal(e['other:1']!.decision, 'skip: not signed');
-  assert.match(e['other:1']!.reason, /referrer sha256:\w+: signed by https:\/\/github\.com\/other\/repo\/\.github\/workflows\/release\.yml@refs\/heads\/main .*but the rule wants subject matching .*\(its subject differs\)/);
+  assert.match(
+    e['other:1']!.reason,
+    /referrer sha256:\w+: signed by https:\/\/github\.com\/other\/repo\/\.github\/workflows\/release\.yml@refs\/heads\/main .*but the rule wants subject matching .*\(its subject differs\)/,
+  );
   assert.equal(e['unsigned:1']!.decision, 'skip: not signed');
   assert.match(e['unsigned:1']!.reason, /no signatures found for sha256:\w+/);
   const host = await tagsOf(w.host);

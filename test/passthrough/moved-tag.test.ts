@@ -10,7 +10,17 @@ import type { TestDaemon } from '../helpers/dockerd.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { makeImage } from '../helpers/images.js';
 import { sluice } from '../helpers/sluice-cli.js';
-import { alice, clearImages, loadLocal, pull, pushAs, sharedWorld, startDockerdWith, startHubStandIn, tagsOf } from './fixture.js';
+import {
+  alice,
+  clearImages,
+  loadLocal,
+  pull,
+  pushAs,
+  sharedWorld,
+  startDockerdWith,
+  startHubStandIn,
+  tagsOf,
+} from './fixture.js';
 
 // Passthrough judges an image ID and must load exactly that image: a tag the host moves meanwhile, or an
 // archive that brings more than was asked for, must never leave an unapproved image in the inner daemon.
@@ -29,7 +39,13 @@ async function setUp(): Promise<World> {
   const proxy = await startFaultProxy(hub.reg.url);
   const hubAuth = alice('docker.io');
   await pushAs(hub.reg.url, 'konard/hive-mind', 'latest', await makeImage({ format: 'docker', label: 'hive-mind' }));
-  await pushAs(hub.reg.url, 'konard/secret', '1', await makeImage({ format: 'docker', label: 'secret' }), hubAuth.header);
+  await pushAs(
+    hub.reg.url,
+    'konard/secret',
+    '1',
+    await makeImage({ format: 'docker', label: 'secret' }),
+    hubAuth.header,
+  );
   const host = await startDockerdWith(['--registry-mirror', hub.reg.url]);
   const inner = await startDockerdWith([]);
   await pull(host, 'konard/hive-mind:latest');
@@ -49,7 +65,9 @@ async function innerIds(w: World): Promise<string[]> {
   return (await new DockerEngine(w.inner.host).listImages()).map((i) => i.id);
 }
 
-test('a tag moved on the host while its image is judged public: the judged image is loaded under it, never the new one', { timeout: 180_000 }, async (t) => {
+test('a tag moved on the host while its image is judged public: the judged image is loaded under it, never the new one', {
+  timeout: 180_000,
+}, async (t) => {
   const w = ready(t);
   if (!w) return;
   await clearImages(w.inner);
@@ -64,10 +82,28 @@ test('a tag moved on the host while its image is judged public: the judged image
     w.proxy.beforeForward = undefined;
     await w.host.docker(['tag', w.publicId, 'konard/hive-mind:latest']);
   });
-  const r = await sluice(['passthrough', '--json', '--from', w.host.host, '--to', w.inner.host, '--upstream', `docker.io=${w.proxy.url}`, '--images', 'konard/hive-mind'], { DOCKER_HOST: '' });
+  const r = await sluice(
+    [
+      'passthrough',
+      '--json',
+      '--from',
+      w.host.host,
+      '--to',
+      w.inner.host,
+      '--upstream',
+      `docker.io=${w.proxy.url}`,
+      '--images',
+      'konard/hive-mind',
+    ],
+    { DOCKER_HOST: '' },
+  );
   assert.deepEqual(w.proxy.hookErrors, []);
   assert.ok(moved > 0, 'the public check went through the proxy');
-  assert.equal((await tagsOf(w.host))['konard/hive-mind:latest'], w.secretId, 'the tag did move on the host before the save');
+  assert.equal(
+    (await tagsOf(w.host))['konard/hive-mind:latest'],
+    w.secretId,
+    'the tag did move on the host before the save',
+  );
   const out = JSON.parse(r.stdout) as PassthroughResult;
   assert.deepEqual(
     out.entries.filter((e) => e.decision === 'copy').map((e) => [e.reference, e.image, e.result]),
@@ -78,7 +114,9 @@ test('a tag moved on the host while its image is judged public: the judged image
   assert.ok(!(await innerIds(w)).includes(w.secretId), 'the private image is not in the inner daemon at all');
 });
 
-test('an archive that brings an unapproved image: it is removed, and the inner tag it took points back where it did', { timeout: 180_000 }, async (t) => {
+test('an archive that brings an unapproved image: it is removed, and the inner tag it took points back where it did', {
+  timeout: 180_000,
+}, async (t) => {
   const w = ready(t);
   if (!w) return;
   await clearImages(w.inner);
@@ -98,22 +136,40 @@ test('an archive that brings an unapproved image: it is removed, and the inner t
   };
   const upstreams = new Upstreams({});
   t.after(() => upstreams.close());
-  const r = await runPassthrough({ mode: 'all', registries: [], images: ['konard/hive-mind'], from, to: new DockerEngine(w.inner.host), upstreams });
-  assert.deepEqual(r.entries.filter((e) => e.decision === 'copy').map((e) => [e.reference, e.result]), [['konard/hive-mind:latest', 'copied']]);
+  const r = await runPassthrough({
+    mode: 'all',
+    registries: [],
+    images: ['konard/hive-mind'],
+    from,
+    to: new DockerEngine(w.inner.host),
+    upstreams,
+  });
+  assert.deepEqual(
+    r.entries.filter((e) => e.decision === 'copy').map((e) => [e.reference, e.result]),
+    [['konard/hive-mind:latest', 'copied']],
+  );
   assert.deepEqual(await tagsOf(w.inner), { 'konard/hive-mind:latest': w.publicId, 'konard/secret:1': own });
   assert.ok(!(await innerIds(w)).includes(w.secretId), 'the unapproved image is removed');
   assert.deepEqual([...r.removed].sort(), [`konard/secret:1 (pointed back at ${own})`, w.secretId].sort());
-  assert.ok(r.warnings.some((x) => x.startsWith('the load brought images or tags that were not approved; taken back from ')), r.warnings.join('\n'));
+  assert.ok(
+    r.warnings.some((x) => x.startsWith('the load brought images or tags that were not approved; taken back from ')),
+    r.warnings.join('\n'),
+  );
 });
 
-test('sluice passthrough ends on time when the registry of the public check drips its token answer forever', { timeout: 120_000 }, async (t) => {
+test('sluice passthrough ends on time when the registry of the public check drips its token answer forever', {
+  timeout: 120_000,
+}, async (t) => {
   const w = ready(t);
   if (!w) return;
   await clearImages(w.inner);
   const drips = new Set<NodeJS.Timeout>();
   // Answers at once and then never finishes: no connect or header timeout fires, only the deadline ends the question.
   const server = createServer((req, res) => {
-    if (req.url === '/v2/') return void res.writeHead(401, { 'www-authenticate': `Bearer realm="http://${req.headers.host}/token",service="drip"` }).end();
+    if (req.url === '/v2/')
+      return void res
+        .writeHead(401, { 'www-authenticate': `Bearer realm="http://${req.headers.host}/token",service="drip"` })
+        .end();
     res.writeHead(200, { 'content-type': 'application/json' }).write('{"token": "');
     const drip = setInterval(() => res.write('x'), 100);
     drips.add(drip);
@@ -126,13 +182,33 @@ test('sluice passthrough ends on time when the registry of the public check drip
     await new Promise<void>((resolve) => server.close(() => resolve()));
   });
   const drip = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const args = ['--from', w.host.host, '--to', w.inner.host, '--upstream', `docker.io=${drip}`, '--registry-deadline', '2s', '--images', 'konard/hive-mind', '--dry-run'];
+  const args = [
+    '--from',
+    w.host.host,
+    '--to',
+    w.inner.host,
+    '--upstream',
+    `docker.io=${drip}`,
+    '--registry-deadline',
+    '2s',
+    '--images',
+    'konard/hive-mind',
+    '--dry-run',
+  ];
   // The child must exit by itself while the registry is still dripping (the server closes only after the test).
   const r = await sluice(['passthrough', '--json', ...args], { DOCKER_HOST: '' });
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout) as PassthroughResult;
   assert.deepEqual(
-    out.entries.filter((e) => e.decision !== 'skip: no pattern matches').map((e) => [e.reference, e.decision, e.reason]),
-    [['konard/hive-mind:latest', 'skip: not public', 'registry docker.io did not answer within 2 s, so docker.io/konard/hive-mind is not proven public']],
+    out.entries
+      .filter((e) => e.decision !== 'skip: no pattern matches')
+      .map((e) => [e.reference, e.decision, e.reason]),
+    [
+      [
+        'konard/hive-mind:latest',
+        'skip: not public',
+        'registry docker.io did not answer within 2 s, so docker.io/konard/hive-mind is not proven public',
+      ],
+    ],
   );
 });

@@ -15,7 +15,11 @@ function hostRef(text: string, digests: string[]): HostReference {
   return { text, reference: parseTaggedName(text), imageId: `sha256:${'f'.repeat(64)}`, digests };
 }
 
-function gate(name: string, answers: Record<string, GateVerdict | Error>, applies = true): SignatureGate & { asked: string[] } {
+function gate(
+  name: string,
+  answers: Record<string, GateVerdict | Error>,
+  applies = true,
+): SignatureGate & { asked: string[] } {
   const asked: string[] = [];
   return {
     asked,
@@ -32,7 +36,12 @@ function gate(name: string, answers: Record<string, GateVerdict | Error>, applie
 const opened: string[] = [];
 const open = (registry: string, repository: string, digest: string): ImageSource => {
   opened.push(`${registry}/${repository}@${digest}`);
-  return { description: 'x', getManifest: () => Promise.reject(new Error('unused')), getBlob: () => Promise.reject(new Error('unused')), close: async () => undefined };
+  return {
+    description: 'x',
+    getManifest: () => Promise.reject(new Error('unused')),
+    getBlob: () => Promise.reject(new Error('unused')),
+    close: async () => undefined,
+  };
 };
 
 test('no gate applies: nothing is checked and nothing opened', async () => {
@@ -57,28 +66,48 @@ test('one digest satisfying a gate is enough; the registry each digest names is 
   const o = await checkSignatures(hostRef('ghcr.io/acme/app:1', [D1, D2]), [g], open);
   assert.equal(o?.allowed, true);
   assert.equal(o!.reason, 'signed: a: signed');
-  assert.deepEqual(o!.checked.map((c) => [c.digest, c.allowed]), [[D1, false], [D2, true]]);
+  assert.deepEqual(
+    o!.checked.map((c) => [c.digest, c.allowed]),
+    [
+      [D1, false],
+      [D2, true],
+    ],
+  );
   assert.deepEqual(opened, [`ghcr.io/acme/app@${D1}`, `ghcr.io/acme/app@${D2}`]);
 });
 
 test('every gate must be satisfied; a refusal names each digest tried, and a registry error is a refusal with its message', async () => {
-  const ok = gate('config', { [D1]: { allowed: true, reason: 'config: signed' }, [D2]: { allowed: true, reason: 'config: signed' } });
+  const ok = gate('config', {
+    [D1]: { allowed: true, reason: 'config: signed' },
+    [D2]: { allowed: true, reason: 'config: signed' },
+  });
   const no = gate('policy', { [D1]: new Error('cannot reach registry ghcr.io') });
   const o = await checkSignatures(hostRef('ghcr.io/acme/app:1', [D1, D2]), [ok, no], open);
   assert.equal(o?.allowed, false);
-  assert.equal(o!.reason, `not signed as required: ${D1}: signatures of ghcr.io/acme/app@${D1} could not be read from ghcr.io: cannot reach registry ghcr.io | ${D2}: policy: nothing for ${D2}`);
+  assert.equal(
+    o!.reason,
+    `not signed as required: ${D1}: signatures of ghcr.io/acme/app@${D1} could not be read from ghcr.io: cannot reach registry ghcr.io | ${D2}: policy: nothing for ${D2}`,
+  );
 });
 
 test('a containers-policy.json reject scope refuses by itself, with or without a registry digest, and opens no registry image', async () => {
-  const policy = resolvePolicy(parsePolicy('{"default":[{"type":"insecureAcceptAnything"}],"transports":{"docker":{"ghcr.io/acme":[{"type":"reject"}]}}}'), () => {
-    throw new Error('no keys here');
-  });
+  const policy = resolvePolicy(
+    parsePolicy(
+      '{"default":[{"type":"insecureAcceptAnything"}],"transports":{"docker":{"ghcr.io/acme":[{"type":"reject"}]}}}',
+    ),
+    () => {
+      throw new Error('no keys here');
+    },
+  );
   const g = policyGate(policy, 'policy.json');
   opened.length = 0;
   for (const digests of [[], [D1]]) {
     const o = await checkSignatures(hostRef('ghcr.io/acme/app:1', digests), [g], open);
     assert.equal(o?.allowed, false);
-    assert.equal(o!.reason, 'refused: policy.json: refused by requirement "reject" (policy scope docker:ghcr.io/acme): refused by a reject requirement');
+    assert.equal(
+      o!.reason,
+      'refused: policy.json: refused by requirement "reject" (policy scope docker:ghcr.io/acme): refused by a reject requirement',
+    );
   }
   assert.deepEqual(opened, []);
   // insecureAcceptAnything (the default scope here) needs no look at all.

@@ -37,7 +37,8 @@ async function setUp(): Promise<World> {
   await writeFile(keys.hive, hive.pub);
   await writeFile(keys.other, other.pub);
   const hub = await startRegistry();
-  const img = (label: string) => makeImage({ format: 'docker', label, layers: [{ 'base.txt': 'shared base\n' }, { 'app.txt': `${label}\n` }] });
+  const img = (label: string) =>
+    makeImage({ format: 'docker', label, layers: [{ 'base.txt': 'shared base\n' }, { 'app.txt': `${label}\n` }] });
   const names = ['signed', 'unsigned', 'otherkey', 'elsewhere'];
   for (const n of names) await pushAs(hub.url, `library/${n}`, '1', await img(n));
   await pushAs(hub.url, 'konard/free', '1', await img('free'));
@@ -67,7 +68,22 @@ const ready = sharedWorld(setUp, async (w) => {
 
 async function passthrough(w: World, args: string[]): Promise<PassthroughResult & { stderr: string; code: number }> {
   await clearImages(w.inner);
-  const r = await sluice(['passthrough', '--json', '--mode', 'all', '--from', w.host.host, '--to', w.inner.host, '--upstream', `docker.io=${w.hub.url}`, ...args], { DOCKER_HOST: '' });
+  const r = await sluice(
+    [
+      'passthrough',
+      '--json',
+      '--mode',
+      'all',
+      '--from',
+      w.host.host,
+      '--to',
+      w.inner.host,
+      '--upstream',
+      `docker.io=${w.hub.url}`,
+      ...args,
+    ],
+    { DOCKER_HOST: '' },
+  );
   assert.ok(r.stdout.trim().startsWith('{'), `sluice passthrough printed no JSON (exit ${r.code}): ${r.stderr}`);
   return { ...(JSON.parse(r.stdout) as PassthroughResult), stderr: r.stderr, code: r.code };
 }
@@ -76,11 +92,16 @@ function byRef(r: PassthroughResult): Record<string, { decision: string; reason:
   return Object.fromEntries(r.entries.map((e) => [e.reference, e]));
 }
 
-test('trust rules (on: passthrough) from -c: only the image signed by the required key for its name is loaded; the others say why', { timeout: 180_000 }, async (t) => {
+test('trust rules (on: passthrough) from -c: only the image signed by the required key for its name is loaded; the others say why', {
+  timeout: 180_000,
+}, async (t) => {
   const w = ready(t);
   if (!w) return;
   const cfg = join(w.dir, 'config.yml');
-  await writeFile(cfg, `trust:\n  keys: {hive: ${w.keys.hive}}\n  require:\n    - images: ["docker.io/library/*"]\n      keys: [hive]\n      on: [passthrough]\n`);
+  await writeFile(
+    cfg,
+    `trust:\n  keys: {hive: ${w.keys.hive}}\n  require:\n    - images: ["docker.io/library/*"]\n      keys: [hive]\n      on: [passthrough]\n`,
+  );
   const r = await passthrough(w, ['-c', cfg]);
   assert.equal(r.code, 0, r.stderr);
   const e = byRef(r);
@@ -91,7 +112,10 @@ test('trust rules (on: passthrough) from -c: only the image signed by the requir
   assert.equal(e['konard/free:1']!.decision, 'copy');
   assert.doesNotMatch(e['konard/free:1']!.reason, /sign/);
   assert.equal(e['unsigned:1']!.decision, 'skip: not signed');
-  assert.match(e['unsigned:1']!.reason, /trust rule 1: refused by requirement "sigstoreSigned by hive .*": no signatures found for sha256:\w+ \(looked at tag sha256-\w+\.sig, .*\); keys tried: hive \(SHA256:/);
+  assert.match(
+    e['unsigned:1']!.reason,
+    /trust rule 1: refused by requirement "sigstoreSigned by hive .*": no signatures found for sha256:\w+ \(looked at tag sha256-\w+\.sig, .*\); keys tried: hive \(SHA256:/,
+  );
   assert.equal(e['otherkey:1']!.decision, 'skip: not signed');
   assert.match(e['otherkey:1']!.reason, /signed by another key, not hive \(SHA256:/);
   assert.equal(e['elsewhere:1']!.decision, 'skip: not signed');
@@ -112,7 +136,9 @@ test('trust rules (on: passthrough) from -c: only the image signed by the requir
   assert.equal(inner['signed:1'], w.hostTags['signed:1']);
 });
 
-test('--policy containers-policy.json: the dry-run table shows the refusals with their reason, and a rule for another place does not apply', { timeout: 180_000 }, async (t) => {
+test('--policy containers-policy.json: the dry-run table shows the refusals with their reason, and a rule for another place does not apply', {
+  timeout: 180_000,
+}, async (t) => {
   const w = ready(t);
   if (!w) return;
   const policy = join(w.dir, 'policy.json');
@@ -120,15 +146,43 @@ test('--policy containers-policy.json: the dry-run table shows the refusals with
     policy,
     JSON.stringify({
       default: [{ type: 'insecureAcceptAnything' }],
-      transports: { docker: { 'docker.io/library': [{ type: 'sigstoreSigned', keyPath: w.keys.hive, signedIdentity: { type: 'matchRepository' } }] } },
+      transports: {
+        docker: {
+          'docker.io/library': [
+            { type: 'sigstoreSigned', keyPath: w.keys.hive, signedIdentity: { type: 'matchRepository' } },
+          ],
+        },
+      },
     }),
   );
   await clearImages(w.inner);
-  const dry = await sluice(['passthrough', '--dry-run', '--mode', 'all', '--policy', policy, '--from', w.host.host, '--to', w.inner.host, '--upstream', `docker.io=${w.hub.url}`], { DOCKER_HOST: '' });
+  const dry = await sluice(
+    [
+      'passthrough',
+      '--dry-run',
+      '--mode',
+      'all',
+      '--policy',
+      policy,
+      '--from',
+      w.host.host,
+      '--to',
+      w.inner.host,
+      '--upstream',
+      `docker.io=${w.hub.url}`,
+    ],
+    { DOCKER_HOST: '' },
+  );
   assert.equal(dry.code, 0, dry.stderr);
   const row = (ref: string) => dry.stdout.split('\n').find((l) => l.startsWith(`${ref} `)) ?? '';
-  assert.match(row('signed:1'), /^signed:1\s+copy\s+mode all .*; signed: .*policy\.json: allowed \(policy scope docker:docker\.io\/library\): satisfied/);
-  assert.match(row('unsigned:1'), /^unsigned:1\s+skip: not signed\s+not signed as required: .*policy\.json: refused by requirement "sigstoreSigned by .*hive\.pub with matchRepository" \(policy scope docker:docker\.io\/library\): no signatures found/);
+  assert.match(
+    row('signed:1'),
+    /^signed:1\s+copy\s+mode all .*; signed: .*policy\.json: allowed \(policy scope docker:docker\.io\/library\): satisfied/,
+  );
+  assert.match(
+    row('unsigned:1'),
+    /^unsigned:1\s+skip: not signed\s+not signed as required: .*policy\.json: refused by requirement "sigstoreSigned by .*hive\.pub with matchRepository" \(policy scope docker:docker\.io\/library\): no signatures found/,
+  );
   assert.match(row('otherkey:1'), /skip: not signed\s+.*signed by another key/);
   // matchRepository: a signature for docker.io/library/signed does not cover library/elsewhere.
   assert.match(row('elsewhere:1'), /skip: not signed\s+.*signed for docker\.io\/library\/signed/);
@@ -149,7 +203,10 @@ test('--policy containers-policy.json: the dry-run table shows the refusals with
 
   // Trust rules for other places leave passthrough alone.
   const cfg = join(w.dir, 'pull-only.yml');
-  await writeFile(cfg, `trust:\n  keys: {hive: ${w.keys.hive}}\n  require:\n    - images: ["docker.io/**"]\n      keys: [hive]\n      on: [pull, copy]\n`);
+  await writeFile(
+    cfg,
+    `trust:\n  keys: {hive: ${w.keys.hive}}\n  require:\n    - images: ["docker.io/**"]\n      keys: [hive]\n      on: [pull, copy]\n`,
+  );
   const pullOnly = await passthrough(w, ['-c', cfg, '--dry-run']);
   assert.equal(pullOnly.entries.filter((x) => x.decision === 'copy').length, 7);
 });

@@ -4,18 +4,35 @@ import { unapprovedChanges } from '../../src/passthrough/unapproved.js';
 import type { DaemonImage } from '../../src/transport/docker-engine.js';
 
 const id = (c: string) => `sha256:${c.repeat(64)}`;
-const image = (c: string, ...repoTags: string[]): DaemonImage => ({ id: id(c), repoTags, repoDigests: [], size: 1, created: 0 });
+const image = (c: string, ...repoTags: string[]): DaemonImage => ({
+  id: id(c),
+  repoTags,
+  repoDigests: [],
+  size: 1,
+  created: 0,
+});
 const approved = (pairs: [string, string][]) => new Map(pairs.map(([tag, c]) => [tag, id(c)]));
 
 test('unapprovedChanges() leaves the approved tags and what was there before alone', () => {
   const before = [image('a', 'keep:1'), image('b')];
   const after = [image('a', 'keep:1'), image('b'), image('c', 'busybox:1', 'docker.io/library/busybox:2')];
-  const undo = unapprovedChanges(before, after, approved([['docker.io/library/busybox:1', 'c'], ['docker.io/library/busybox:2', 'c']]));
+  const undo = unapprovedChanges(
+    before,
+    after,
+    approved([
+      ['docker.io/library/busybox:1', 'c'],
+      ['docker.io/library/busybox:2', 'c'],
+    ]),
+  );
   assert.deepEqual(undo, { restore: [], untag: [], remove: [] });
 });
 
 test('unapprovedChanges() removes a new image nobody approved, with its tags', () => {
-  const undo = unapprovedChanges([], [image('c', 'busybox:1'), image('d', 'evil:1', 'evil:2'), image('e')], approved([['docker.io/library/busybox:1', 'c']]));
+  const undo = unapprovedChanges(
+    [],
+    [image('c', 'busybox:1'), image('d', 'evil:1', 'evil:2'), image('e')],
+    approved([['docker.io/library/busybox:1', 'c']]),
+  );
   assert.deepEqual(undo, { restore: [], untag: [], remove: [id('d'), id('e')] });
 });
 
@@ -28,6 +45,14 @@ test('unapprovedChanges() points a tag the load moved back at the image it named
 
 test('unapprovedChanges() untags an unapproved new tag of an approved image, and a tag naming the wrong approved image', () => {
   const after = [image('c', 'konard/app:1', 'konard/app:extra'), image('d', 'konard/other:1', 'konard/app:2')];
-  const undo = unapprovedChanges([], after, approved([['docker.io/konard/app:1', 'c'], ['docker.io/konard/other:1', 'd'], ['docker.io/konard/app:2', 'c']]));
+  const undo = unapprovedChanges(
+    [],
+    after,
+    approved([
+      ['docker.io/konard/app:1', 'c'],
+      ['docker.io/konard/other:1', 'd'],
+      ['docker.io/konard/app:2', 'c'],
+    ]),
+  );
   assert.deepEqual(undo, { restore: [], untag: ['konard/app:extra', 'konard/app:2'], remove: [] });
 });

@@ -28,7 +28,8 @@ test('a Docker Hub official image pattern in any spelling matches the image, and
         if (!matches(pattern, `docker.io/library/${name}`)) return false;
         if (pattern !== spellings[2] && !(matches(pattern, name) && matches(pattern, `library/${name}`))) return false;
         if (other !== name && matches(pattern, `docker.io/library/${other}`)) return false;
-        if (matches(pattern, `docker.io/library/${name}/x`) || matches(pattern, `ghcr.io/library/${name}`)) return false;
+        if (matches(pattern, `docker.io/library/${name}/x`) || matches(pattern, `ghcr.io/library/${name}`))
+          return false;
       }
       return true;
     }),
@@ -40,7 +41,12 @@ test('a literal pattern of a local name matches exactly that name', () => {
   fc.assert(
     fc.property(fc.array(plain, { minLength: 2, maxLength: 4 }), plain, (parts, extra) => {
       const name = parts.join('/');
-      return matches(name, name) && !matches(name, `${name}/${extra}`) && !matches(name, `${extra}/${name}`) && !matches(name, parts.slice(0, -1).join('/'));
+      return (
+        matches(name, name) &&
+        !matches(name, `${name}/${extra}`) &&
+        !matches(name, `${extra}/${name}`) &&
+        !matches(name, parts.slice(0, -1).join('/'))
+      );
     }),
     RUNS,
   );
@@ -50,7 +56,11 @@ test('`*` stays inside one segment and `**` crosses segments', () => {
   fc.assert(
     fc.property(plain, fc.array(plain, { minLength: 1, maxLength: 4 }), (prefix, rest) => {
       const target = [prefix, ...rest].join('/');
-      return matches(`${prefix}/*`, target) === (rest.length === 1) && matches(`${prefix}/**`, target) && !matches(`${prefix}-x/**`, target);
+      return (
+        matches(`${prefix}/*`, target) === (rest.length === 1) &&
+        matches(`${prefix}/**`, target) &&
+        !matches(`${prefix}-x/**`, target)
+      );
     }),
     RUNS,
   );
@@ -58,11 +68,15 @@ test('`*` stays inside one segment and `**` crosses segments', () => {
 
 test('a tag glob `v*` matches the name with any tag starting with v, and no tag-less request', () => {
   fc.assert(
-    fc.property(fc.array(plain, { minLength: 2, maxLength: 3 }), fc.stringMatching(/^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,20}$/), (parts, tag) => {
-      const p = compilePatterns([`${parts[0]}/**:v*`], {})[0]!;
-      const repository = parts.join('/');
-      return p.matches({ repository, tag }, nobody) === tag.startsWith('v') && !p.matches({ repository }, nobody);
-    }),
+    fc.property(
+      fc.array(plain, { minLength: 2, maxLength: 3 }),
+      fc.stringMatching(/^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,20}$/),
+      (parts, tag) => {
+        const p = compilePatterns([`${parts[0]}/**:v*`], {})[0]!;
+        const repository = parts.join('/');
+        return p.matches({ repository, tag }, nobody) === tag.startsWith('v') && !p.matches({ repository }, nobody);
+      },
+    ),
     RUNS,
   );
 });

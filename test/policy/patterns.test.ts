@@ -22,7 +22,9 @@ const DIGEST = `sha256:${'ab'.repeat(32)}`;
 /** Which of the targets one pattern matches, as `repo[:tag|@digest]` strings. */
 function matched(pattern: string, targets: Target[], who: Principal = anon): string[] {
   const [p] = compilePatterns([pattern], {});
-  return targets.filter((t) => p!.matches(t, who)).map((t) => `${t.repository}${t.tag ? `:${t.tag}` : ''}${t.digest ? `@${t.digest}` : ''}`);
+  return targets
+    .filter((t) => p!.matches(t, who))
+    .map((t) => `${t.repository}${t.tag ? `:${t.tag}` : ''}${t.digest ? `@${t.digest}` : ''}`);
 }
 
 test('a pattern is split into its name and its tag or digest; a host:port prefix is not a tag', () => {
@@ -46,18 +48,55 @@ test('** before :tag still crosses segments, and covers the namespace itself as 
     { repository: 'team-ab/app', tag: 'v1' },
     { repository: 'team-b/app', tag: 'v1' },
   ];
-  assert.deepEqual(matched('team-a/**:v*', targets), ['team-a/app:v1', 'team-a/x/app:v1', 'team-a/x/y/z:v2.0', 'team-a:v1']);
+  assert.deepEqual(matched('team-a/**:v*', targets), [
+    'team-a/app:v1',
+    'team-a/x/app:v1',
+    'team-a/x/y/z:v2.0',
+    'team-a:v1',
+  ]);
   // The name half behaves exactly as a name-only pattern does.
-  assert.deepEqual(matched('team-a/**', targets.filter((t) => t.tag === 'v1')), ['team-a/app:v1', 'team-a/x/app:v1', 'team-a:v1']);
+  assert.deepEqual(
+    matched(
+      'team-a/**',
+      targets.filter((t) => t.tag === 'v1'),
+    ),
+    ['team-a/app:v1', 'team-a/x/app:v1', 'team-a:v1'],
+  );
   assert.deepEqual(matched('team-a/*:v*', targets), ['team-a/app:v1']);
-  assert.deepEqual(matched('**:v1', targets), ['team-a/app:v1', 'team-a/x/app:v1', 'team-a:v1', 'team-ab/app:v1', 'team-b/app:v1']);
+  assert.deepEqual(matched('**:v1', targets), [
+    'team-a/app:v1',
+    'team-a/x/app:v1',
+    'team-a:v1',
+    'team-ab/app:v1',
+    'team-b/app:v1',
+  ]);
   assert.deepEqual(matched('team-a/**@sha256:ab*', targets), [`team-a/x/app@${DIGEST}`]);
-  assert.deepEqual(matched('$user/**:v*', [{ repository: 'alice/x/y', tag: 'v3' }, { repository: 'alice', tag: 'v3' }, { repository: 'bob/x', tag: 'v3' }], alice), ['alice/x/y:v3', 'alice:v3']);
+  assert.deepEqual(
+    matched(
+      '$user/**:v*',
+      [
+        { repository: 'alice/x/y', tag: 'v3' },
+        { repository: 'alice', tag: 'v3' },
+        { repository: 'bob/x', tag: 'v3' },
+      ],
+      alice,
+    ),
+    ['alice/x/y:v3', 'alice:v3'],
+  );
   // Registry hosts: the usual spellings still apply, and a port is part of the name.
-  const hub: Target[] = [{ repository: 'docker.io/library/nginx', tag: '1.25' }, { repository: 'docker.io/library/nginx', tag: '2' }];
+  const hub: Target[] = [
+    { repository: 'docker.io/library/nginx', tag: '1.25' },
+    { repository: 'docker.io/library/nginx', tag: '2' },
+  ];
   assert.deepEqual(matched('docker.io/library/*:1.*', hub), ['docker.io/library/nginx:1.25']);
   assert.deepEqual(matched('nginx:1.*', hub), ['docker.io/library/nginx:1.25']);
-  assert.deepEqual(matched('localhost:5000/team/**:v*', [{ repository: 'localhost:5000/team/x/app', tag: 'v1' }, { repository: 'localhost:5000/team/x/app' }]), ['localhost:5000/team/x/app:v1']);
+  assert.deepEqual(
+    matched('localhost:5000/team/**:v*', [
+      { repository: 'localhost:5000/team/x/app', tag: 'v1' },
+      { repository: 'localhost:5000/team/x/app' },
+    ]),
+    ['localhost:5000/team/x/app:v1'],
+  );
   assert.throws(() => compilePatterns(['team-a/app:'], {}), /empty tag/);
   assert.throws(() => compilePatterns([':v1'], {}), /names no repository/);
 });
@@ -69,8 +108,16 @@ test("the README's immutable-release rule protects nested repositories and the n
     assert.equal(d.allowed, false, repository);
     assert.equal(d.rule, 1, repository);
     assert.equal(d.pattern, 'team-a/**:v*');
-    assert.equal(decide(p, { principal: alice, action: 'overwrite', target: { repository, tag: 'latest' } }).allowed, true, `${repository}:latest`);
-    assert.equal(decide(p, { principal: alice, action: 'push', target: { repository, tag: 'v1' } }).allowed, true, `${repository} push`);
+    assert.equal(
+      decide(p, { principal: alice, action: 'overwrite', target: { repository, tag: 'latest' } }).allowed,
+      true,
+      `${repository}:latest`,
+    );
+    assert.equal(
+      decide(p, { principal: alice, action: 'push', target: { repository, tag: 'v1' } }).allowed,
+      true,
+      `${repository} push`,
+    );
   }
 });
 
@@ -129,10 +176,16 @@ test('checkAccessConfig reports every problem at once, rules by 1-based number, 
     'warning - group devs: robot buidler is not in the robot file robots.json (did you mean builder?)',
   ]);
   // Accounts of a kind that is not configured at all can never log in.
-  const none = checkAccessConfig({ rules: [{ repos: ['**'], who: ['alice', 'robot:ci'], allow: ['pull'] }] }, { known: {}, hasCredentials: false });
+  const none = checkAccessConfig(
+    { rules: [{ repos: ['**'], who: ['alice', 'robot:ci'], allow: ['pull'] }] },
+    { known: {}, hasCredentials: false },
+  );
   assert.deepEqual(
     none.findings.map((f) => f.message),
-    ['rule 1: user alice can never log in: no auth.htpasswd file is configured', 'rule 1: robot ci can never log in: no auth.robots file is configured'],
+    [
+      'rule 1: user alice can never log in: no auth.htpasswd file is configured',
+      'rule 1: robot ci can never log in: no auth.robots file is configured',
+    ],
   );
   assert.equal(none.spec?.rules.length, 1);
   // With no rules and no way to log in, the policy checked is the open one the registry runs.
@@ -143,7 +196,12 @@ test('checkAccessConfig reports every problem at once, rules by 1-based number, 
 test('the access schema names an unknown action with the valid ones, for sluice serve too', () => {
   const r = accessConfigSchema.safeParse({ rules: [{ repos: ['x'], who: ['*'], allow: ['pull', 'pul'] }] });
   assert.equal(r.success, false);
-  assert.deepEqual(r.error!.issues.map((i) => [i.path.join('.'), i.message]), [['rules.0.allow.1', "unknown action 'pul' (valid: pull, push, delete, overwrite, list; * for all)"]]);
+  assert.deepEqual(
+    r.error!.issues.map((i) => [i.path.join('.'), i.message]),
+    [['rules.0.allow.1', "unknown action 'pul' (valid: pull, push, delete, overwrite, list; * for all)"]],
+  );
   // One action needs no list, as one pattern or one principal need none.
-  assert.deepEqual(accessConfigSchema.parse({ rules: [{ repos: 'x', who: '*', allow: 'pull' }] }).rules![0]!.allow, ['pull']);
+  assert.deepEqual(accessConfigSchema.parse({ rules: [{ repos: 'x', who: '*', allow: 'pull' }] }).rules![0]!.allow, [
+    'pull',
+  ]);
 });

@@ -1,6 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { accessConfigSchema, checkPolicy, compilePolicy, decide, policySpecFrom, repositorySpellings, type Principal, type Target } from '../../src/policy/index.js';
+import {
+  accessConfigSchema,
+  checkPolicy,
+  compilePolicy,
+  decide,
+  policySpecFrom,
+  repositorySpellings,
+  type Principal,
+  type Target,
+} from '../../src/policy/index.js';
 import { EXAMPLE_ACCESS } from '../auth/fixture.js';
 
 const alice: Principal = { kind: 'user', name: 'alice' };
@@ -13,17 +22,25 @@ function policyOf(access: unknown) {
 }
 
 const example = policyOf(EXAMPLE_ACCESS);
-const d = (p: Principal, action: 'pull' | 'push' | 'delete' | 'overwrite' | 'list', target: Target) => decide(example, { principal: p, action, target });
+const d = (p: Principal, action: 'pull' | 'push' | 'delete' | 'overwrite' | 'list', target: Target) =>
+  decide(example, { principal: p, action, target });
 
 test('a reference is matched in its usual spellings', () => {
-  assert.deepEqual(repositorySpellings('docker.io/library/nginx'), ['nginx', 'library/nginx', 'docker.io/library/nginx']);
+  assert.deepEqual(repositorySpellings('docker.io/library/nginx'), [
+    'nginx',
+    'library/nginx',
+    'docker.io/library/nginx',
+  ]);
   assert.deepEqual(repositorySpellings('nginx'), ['nginx', 'library/nginx']);
   assert.deepEqual(repositorySpellings('team-a/app'), ['team-a/app']);
   const p = policyOf({ rules: [{ repos: ['nginx'], who: ['*'], allow: ['pull'] }] });
   for (const repo of ['nginx', 'library/nginx', 'docker.io/library/nginx']) {
     assert.equal(decide(p, { principal: anon, action: 'pull', target: { repository: repo } }).allowed, true, repo);
   }
-  assert.equal(decide(p, { principal: anon, action: 'pull', target: { repository: 'docker.io/other/nginx' } }).allowed, false);
+  assert.equal(
+    decide(p, { principal: anon, action: 'pull', target: { repository: 'docker.io/other/nginx' } }).allowed,
+    false,
+  );
 });
 
 test('* stays in one segment, ** crosses, ? and {a,b} work, :tag patterns need the tag', () => {
@@ -35,7 +52,8 @@ test('* stays in one segment, ** crosses, ? and {a,b} work, :tag patterns need t
       { repos: ['tags/app:1.*'], who: ['*'], allow: ['overwrite'] },
     ],
   });
-  const ok = (action: 'pull' | 'push' | 'delete' | 'overwrite', target: Target) => decide(p, { principal: anon, action, target }).allowed;
+  const ok = (action: 'pull' | 'push' | 'delete' | 'overwrite', target: Target) =>
+    decide(p, { principal: anon, action, target }).allowed;
   assert.equal(ok('pull', { repository: 'one/a' }), true);
   assert.equal(ok('pull', { repository: 'one/a/b' }), false);
   assert.equal(ok('push', { repository: 'deep/a/b/c' }), true);
@@ -97,9 +115,16 @@ test('overwrite rules make tags immutable; read-only patterns refuse writes', ()
 });
 
 test('policy check reports unknown sets and groups and unreachable rules', () => {
-  const spec = (rules: unknown[], extra: Record<string, unknown> = {}) => policySpecFrom(accessConfigSchema.parse({ ...extra, rules }));
-  assert.match(checkPolicy(spec([{ repos: ['@nope'], who: ['*'], allow: ['pull'] }]))[0]!.message, /rule 1: set @nope is not defined/);
-  assert.match(checkPolicy(spec([{ repos: ['**'], who: ['group:ghosts'], allow: ['pull'] }]))[0]!.message, /group ghosts is not defined/);
+  const spec = (rules: unknown[], extra: Record<string, unknown> = {}) =>
+    policySpecFrom(accessConfigSchema.parse({ ...extra, rules }));
+  assert.match(
+    checkPolicy(spec([{ repos: ['@nope'], who: ['*'], allow: ['pull'] }]))[0]!.message,
+    /rule 1: set @nope is not defined/,
+  );
+  assert.match(
+    checkPolicy(spec([{ repos: ['**'], who: ['group:ghosts'], allow: ['pull'] }]))[0]!.message,
+    /group ghosts is not defined/,
+  );
   const f = checkPolicy(
     spec([
       { repos: ['team-a/**'], who: ['authenticated'], allow: ['pull', 'push'] },

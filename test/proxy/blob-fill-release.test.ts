@@ -54,7 +54,11 @@ async function closesWithin(res: ServerResponse, ms: number): Promise<boolean> {
 }
 
 /** A fill that fails before its first byte is read lets go of the upstream body (and so of the connection). */
-async function failsEarly(why: string, driverFor: (root: string) => FilesystemDriver, announced: (size: number) => number): Promise<void> {
+async function failsEarly(
+  why: string,
+  driverFor: (root: string) => FilesystemDriver,
+  announced: (size: number) => number,
+): Promise<void> {
   const root = await mkdtemp(join(tmpdir(), 'sluice-fill-release-'));
   const up = await bigUpstream();
   const agent = new Agent();
@@ -64,7 +68,13 @@ async function failsEarly(why: string, driverFor: (root: string) => FilesystemDr
     const fills = new BlobFills({ driver, blobs, uploads: new UploadStore(driver, blobs) });
     const blob = blobOf(SIZE / (256 * 1024));
     const res = await request(up.url, { dispatcher: agent });
-    const fill = await fills.start(blob.digest, blob.size, REPO, async () => ({ body: res.body, size: announced(blob.size) }), async () => undefined);
+    const fill = await fills.start(
+      blob.digest,
+      blob.size,
+      REPO,
+      async () => ({ body: res.body, size: announced(blob.size) }),
+      async () => undefined,
+    );
     await fill.finished;
     assert.equal(fill.state, 'failed');
     assert.match(fill.error!.message, why === 'size' ? /announced/ : /no room/);
@@ -82,8 +92,14 @@ async function failsEarly(why: string, driverFor: (root: string) => FilesystemDr
   }
 }
 
-test('a fill whose upstream announces another size than the manifest releases the upstream connection', { timeout: 60_000 }, async () => {
-  await failsEarly('size', (root) => new FilesystemDriver(root), (size) => size + 1);
+test('a fill whose upstream announces another size than the manifest releases the upstream connection', {
+  timeout: 60_000,
+}, async () => {
+  await failsEarly(
+    'size',
+    (root) => new FilesystemDriver(root),
+    (size) => size + 1,
+  );
 });
 
 test('a fill whose storage cannot open a writer releases the upstream connection', { timeout: 60_000 }, async () => {
@@ -93,5 +109,9 @@ test('a fill whose storage cannot open a writer releases the upstream connection
       return super.writer(path);
     }
   }
-  await failsEarly('storage', (root) => new FullDriver(root), (size) => size);
+  await failsEarly(
+    'storage',
+    (root) => new FullDriver(root),
+    (size) => size,
+  );
 });

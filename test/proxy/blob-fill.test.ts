@@ -18,7 +18,16 @@ import { UploadStore } from '../../src/storage/uploads.js';
 import { startRegistry } from '../helpers/registry.js';
 import { makeImage, pushImage } from '../helpers/images.js';
 import { bytesOf } from '../helpers/oci-http.js';
-import { blobOf, Client, digestOfRange, failMidBlob, farBehindReader, MiB, upstream, type TestFillBlob } from '../helpers/fill.js';
+import {
+  blobOf,
+  Client,
+  digestOfRange,
+  failMidBlob,
+  farBehindReader,
+  MiB,
+  upstream,
+  type TestFillBlob,
+} from '../helpers/fill.js';
 
 const REPO = 'docker.io/library/fill' as RepositoryName;
 
@@ -76,8 +85,19 @@ async function world() {
   };
 }
 
-function startFill(w: Awaited<ReturnType<typeof world>>, blob: TestFillBlob, body: Readable, size = blob.size): Promise<BlobFill> {
-  return w.fills.start(blob.digest, size, REPO, async () => ({ body, size }), async () => undefined);
+function startFill(
+  w: Awaited<ReturnType<typeof world>>,
+  blob: TestFillBlob,
+  body: Readable,
+  size = blob.size,
+): Promise<BlobFill> {
+  return w.fills.start(
+    blob.digest,
+    size,
+    REPO,
+    async () => ({ body, size }),
+    async () => undefined,
+  );
 }
 
 async function storedSize(w: Awaited<ReturnType<typeof world>>, digest: Digest): Promise<number | null> {
@@ -89,7 +109,11 @@ test('readers that keep up with a fill are sent its chunks from memory: no read 
   try {
     const blob = blobOf(256); // 16 MiB
     // An upstream slower than the readers, as a real one is: each chunk a turn of the event loop apart.
-    const fill = await startFill(w, blob, upstream(blob, () => tick()));
+    const fill = await startFill(
+      w,
+      blob,
+      upstream(blob, () => tick()),
+    );
     const whole = new Client();
     const ranged = new Client();
     const rangeEnd = 5 * MiB + 17;
@@ -148,7 +172,11 @@ test('four readers of a 256 MiB fill get every byte while the process memory sta
       for (const [i, r] of readers.entries()) {
         const [start, end] = ranges[i]!;
         assert.equal(r.bytes, end - start, `reader ${i}`);
-        assert.equal(r.digest(), start === 0 && end === blob.size ? blob.digest : digestOfRange(blob, start, end), `reader ${i}`);
+        assert.equal(
+          r.digest(),
+          start === 0 && end === blob.size ? blob.digest : digestOfRange(blob, start, end),
+          `reader ${i}`,
+        );
       }
     } finally {
       clearInterval(sampler);
@@ -190,7 +218,11 @@ test('bytes that do not match the digest are never sent whole: the reader is cut
     const blob = blobOf(32);
     const other = blobOf(32); // same size, other bytes
     const reader = new Client();
-    const fill = await startFill(w, blob, upstream(other, () => tick()));
+    const fill = await startFill(
+      w,
+      blob,
+      upstream(other, () => tick()),
+    );
     await assert.rejects(fill.pipeTo(reader, 0, blob.size));
     await fill.finished;
     assert.equal(fill.state, 'failed');
@@ -211,8 +243,15 @@ test('a reader that goes away mid-fill is cut alone: the fill and the other read
     const staying = new Client();
     leaving.holdFrom(2 * MiB);
     leaving.onHeld = () => setImmediate(() => leaving.destroy());
-    const fill = await startFill(w, blob, upstream(blob, () => tick()));
-    const [gone, stayed] = await Promise.allSettled([fill.pipeTo(leaving, 0, blob.size), fill.pipeTo(staying, 0, blob.size)]);
+    const fill = await startFill(
+      w,
+      blob,
+      upstream(blob, () => tick()),
+    );
+    const [gone, stayed] = await Promise.allSettled([
+      fill.pipeTo(leaving, 0, blob.size),
+      fill.pipeTo(staying, 0, blob.size),
+    ]);
     assert.equal(gone.status, 'rejected');
     assert.equal(stayed.status, 'fulfilled');
     await fill.finished;
@@ -226,7 +265,10 @@ test('a reader that goes away mid-fill is cut alone: the fill and the other read
 
 test('through the cache, a client that stops reading for a while and then goes on gets every byte', async () => {
   const up = await startRegistry();
-  const cache = await startRegistry({ upstreams: { 'docker.io': { url: up.url, ttl: '1h', timeout: '5s' } }, flows: [{ images: ['docker.io/library/*'] }] });
+  const cache = await startRegistry({
+    upstreams: { 'docker.io': { url: up.url, ttl: '1h', timeout: '5s' } },
+    flows: [{ images: ['docker.io/library/*'] }],
+  });
   try {
     const big = randomBytes(32 * MiB);
     const img = await makeImage({ layers: [{ 'big.bin': big }], label: 'pause' });

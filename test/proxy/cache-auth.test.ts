@@ -8,7 +8,10 @@ import { assertIntact, bytesOf, errorOf } from '../helpers/oci-http.js';
 import { basic, startAuthRegistry, USERS } from '../auth/fixture.js';
 
 async function token(url: string, scope: string, user?: keyof typeof USERS): Promise<string> {
-  const r = await fetch(`${url}/token?service=sluice&scope=${encodeURIComponent(scope)}`, user ? { headers: { authorization: basic(user, USERS[user]) } } : {});
+  const r = await fetch(
+    `${url}/token?service=sluice&scope=${encodeURIComponent(scope)}`,
+    user ? { headers: { authorization: basic(user, USERS[user]) } } : {},
+  );
   assert.equal(r.status, 200);
   return ((await r.json()) as { token: string }).token;
 }
@@ -22,7 +25,10 @@ test('access rules apply to the client on the cache repository, whichever name i
         { repos: ['team/**'], who: ['authenticated'], allow: ['pull', 'push'] },
       ],
     },
-    config: { upstreams: { 'docker.io': { url: up.url } }, flows: [{ images: ['docker.io/library/*', 'docker.io/someone/*'] }] },
+    config: {
+      upstreams: { 'docker.io': { url: up.url } },
+      flows: [{ images: ['docker.io/library/*', 'docker.io/someone/*'] }],
+    },
   });
   const cache = f.reg;
   try {
@@ -34,24 +40,40 @@ test('access rules apply to the client on the cache repository, whichever name i
     assert.equal(anon.status, 401);
     // A mirror client (dockerd's registry-mirrors) asks its token for `library/busybox`.
     const t = await token(cache.url, 'repository:library/busybox:pull', 'alice');
-    const r = await fetch(`${cache.url}/v2/library/busybox/manifests/1`, { headers: { authorization: `Bearer ${t}`, accept: img.mediaType } });
+    const r = await fetch(`${cache.url}/v2/library/busybox/manifests/1`, {
+      headers: { authorization: `Bearer ${t}`, accept: img.mediaType },
+    });
     assert.equal(r.status, 200);
     assert.deepEqual(await bytesOf(r), img.manifest);
-    const b = await fetch(`${cache.url}/v2/library/busybox/blobs/${img.layers[0]!.descriptor.digest}`, { headers: { authorization: `Bearer ${t}` } });
+    const b = await fetch(`${cache.url}/v2/library/busybox/blobs/${img.layers[0]!.descriptor.digest}`, {
+      headers: { authorization: `Bearer ${t}` },
+    });
     assert.deepEqual(await bytesOf(b), img.layers[0]!.bytes);
     // The same token does not open another cache repository, and the policy refuses one it does not allow.
-    const other = await fetch(`${cache.url}/v2/library/nginx/manifests/1`, { headers: { authorization: `Bearer ${t}` } });
+    const other = await fetch(`${cache.url}/v2/library/nginx/manifests/1`, {
+      headers: { authorization: `Bearer ${t}` },
+    });
     assert.equal(other.status, 401);
     const t2 = await token(cache.url, 'repository:docker.io/someone/tool:pull', 'alice');
-    const denied = await fetch(`${cache.url}/v2/docker.io/someone/tool/manifests/1`, { headers: { authorization: `Bearer ${t2}` } });
+    const denied = await fetch(`${cache.url}/v2/docker.io/someone/tool/manifests/1`, {
+      headers: { authorization: `Bearer ${t2}` },
+    });
     assert.ok(denied.status === 401 || denied.status === 403, String(denied.status));
     // Basic auth by full name.
-    const full = await fetch(`${cache.url}/v2/docker.io/library/busybox/manifests/1`, { headers: { authorization: basic('bob', USERS.bob), accept: img.mediaType } });
+    const full = await fetch(`${cache.url}/v2/docker.io/library/busybox/manifests/1`, {
+      headers: { authorization: basic('bob', USERS.bob), accept: img.mediaType },
+    });
     assert.equal(full.status, 200);
     // A local repository beside the cache keeps its own rules; a name the flows give to docker.io cannot be one.
-    const push = await fetch(`${cache.url}/v2/team/app/blobs/uploads/`, { method: 'POST', headers: { authorization: basic('alice', USERS.alice) } });
+    const push = await fetch(`${cache.url}/v2/team/app/blobs/uploads/`, {
+      method: 'POST',
+      headers: { authorization: basic('alice', USERS.alice) },
+    });
     assert.equal(push.status, 202);
-    const hijack = await fetch(`${cache.url}/v2/library/busybox/blobs/uploads/`, { method: 'POST', headers: { authorization: basic('alice', USERS.alice) } });
+    const hijack = await fetch(`${cache.url}/v2/library/busybox/blobs/uploads/`, {
+      method: 'POST',
+      headers: { authorization: basic('alice', USERS.alice) },
+    });
     assert.equal(hijack.status, 403);
     assert.match((await errorOf(hijack)).message, /docker\.io\/library\/busybox is a cache of docker\.io/);
   } finally {
@@ -60,16 +82,23 @@ test('access rules apply to the client on the cache repository, whichever name i
   }
 });
 
-test('a cache renews its upstream token before it expires: a pull after the token\'s lifetime is not answered 401 first', async () => {
+test("a cache renews its upstream token before it expires: a pull after the token's lifetime is not answered 401 first", async () => {
   // The images are put in place through a plain registry on the upstream's storage (pushes need no token there).
   const seed = await startRegistry();
   const a = await makeImage({ label: 'token-a' });
   const b = await makeImage({ label: 'token-b' });
   await pushImage(seed.url, 'library/app', '1', a);
   await pushImage(seed.url, 'library/app', '2', b);
-  const up = await startAuthRegistry({ root: seed.root, access: { rules: [{ repos: ['library/**'], who: ['alice'], allow: ['pull'] }] }, auth: { issuer: { expiration: 2 } } });
+  const up = await startAuthRegistry({
+    root: seed.root,
+    access: { rules: [{ repos: ['library/**'], who: ['alice'], allow: ['pull'] }] },
+    auth: { issuer: { expiration: 2 } },
+  });
   const proxy = await startFaultProxy(up.reg.url);
-  const cache = await startRegistry({ upstreams: { 'docker.io': { url: proxy.url, username: 'alice', password: USERS.alice } }, flows: [{ images: ['docker.io/library/*'] }] });
+  const cache = await startRegistry({
+    upstreams: { 'docker.io': { url: proxy.url, username: 'alice', password: USERS.alice } },
+    flows: [{ images: ['docker.io/library/*'] }],
+  });
   try {
     await assertIntact(cache.url, 'docker.io/library/app', '1', a);
     // The token for library/app lives 2 s; the next pull comes after that.

@@ -4,13 +4,30 @@ import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { makeImage, makeIndex, makeMultiArch, pushBlob, pushImage, pushManifest, type TestImage } from '../helpers/images.js';
+import {
+  makeImage,
+  makeIndex,
+  makeMultiArch,
+  pushBlob,
+  pushImage,
+  pushManifest,
+  type TestImage,
+} from '../helpers/images.js';
 import { assertIntact, bytesOf, errorOf } from '../helpers/oci-http.js';
 import { startThrottleProxy } from '../helpers/throttle-proxy.js';
 
 /** A registry that caches `docker.io` from `upstream`, with the given flows. */
-function startCache(upstream: TestRegistry, flows: unknown[], extra: Record<string, unknown> = {}, upstreamExtra: Record<string, unknown> = {}): Promise<TestRegistry> {
-  return startRegistry({ upstreams: { 'docker.io': { url: upstream.url, ttl: '1h', timeout: '2s', ...upstreamExtra } }, flows, ...extra });
+function startCache(
+  upstream: TestRegistry,
+  flows: unknown[],
+  extra: Record<string, unknown> = {},
+  upstreamExtra: Record<string, unknown> = {},
+): Promise<TestRegistry> {
+  return startRegistry({
+    upstreams: { 'docker.io': { url: upstream.url, ttl: '1h', timeout: '2s', ...upstreamExtra } },
+    flows,
+    ...extra,
+  });
 }
 
 /** How many requests the upstream Sluice answered for a route and method, from its own metrics. */
@@ -35,7 +52,11 @@ test('an approved image is fetched on first pull and served byte for byte, by ev
     // By its full name, as `docker pull cache:5000/docker.io/library/busybox:1` asks.
     await assertIntact(cache.url, 'docker.io/library/busybox', '1', img);
     // dockerd's registry-mirrors (no host), containerd's hosts.toml (?ns=), a bare official name: one repository.
-    for (const path of ['/v2/library/busybox/manifests/1', '/v2/library/busybox/manifests/1?ns=docker.io', '/v2/busybox/manifests/1']) {
+    for (const path of [
+      '/v2/library/busybox/manifests/1',
+      '/v2/library/busybox/manifests/1?ns=docker.io',
+      '/v2/busybox/manifests/1',
+    ]) {
       const r = await fetch(`${cache.url}${path}`, { headers: { accept: img.mediaType } });
       assert.equal(r.status, 200, path);
       assert.equal(r.headers.get('docker-content-digest'), img.digest);
@@ -43,7 +64,9 @@ test('an approved image is fetched on first pull and served byte for byte, by ev
     }
     const b = await fetch(`${cache.url}/v2/library/busybox/blobs/${img.layers[0]!.descriptor.digest}?ns=docker.io`);
     assert.deepEqual(await bytesOf(b), img.layers[0]!.bytes);
-    const tags = (await (await fetch(`${cache.url}/v2/docker.io/library/busybox/tags/list`)).json()) as { tags: string[] };
+    const tags = (await (await fetch(`${cache.url}/v2/docker.io/library/busybox/tags/list`)).json()) as {
+      tags: string[];
+    };
     assert.deepEqual(tags.tags, ['1']);
     const catalog = (await (await fetch(`${cache.url}/v2/_catalog`)).json()) as { repositories: string[] };
     assert.deepEqual(catalog.repositories, ['docker.io/library/busybox']);
@@ -71,7 +94,10 @@ test('an image no flow approves is refused with DENIED naming why, and nothing i
     assert.equal(e1.code, 'DENIED');
     assert.match(e1.message, /docker\.io\/other\/x:1 is not an approved upstream image: no flow rule matches/);
     const e2 = await errorOf(await fetch(`${cache.url}/v2/docker.io/library/nginx/manifests/2-rc1`));
-    assert.match(e2.message, /flow rule 1 \(docker\.io\/library\/\*\) matches the name but excludes tag 2-rc1 \(\*-rc\*\)/);
+    assert.match(
+      e2.message,
+      /flow rule 1 \(docker\.io\/library\/\*\) matches the name but excludes tag 2-rc1 \(\*-rc\*\)/,
+    );
     const e3 = await errorOf(await fetch(`${cache.url}/v2/evil/tool/manifests/1?ns=docker.io`));
     assert.match(e3.message, /flow rule 2 "no-community" \(docker\.io\/evil\/\*\*\) denies it/);
     assert.equal(await upstreamCount(up, 'manifest', 'GET'), before, 'a refused image was fetched');
@@ -107,7 +133,11 @@ test('no bypass: digests, blobs and pushes give nothing the flows refuse by name
     const p = await fetch(`${cache.url}/v2/docker.io/library/app/blobs/uploads/`, { method: 'POST' });
     assert.equal(p.status, 403);
     assert.match((await errorOf(p)).message, /is a cache of docker\.io/);
-    const m = await fetch(`${cache.url}/v2/docker.io/library/app/manifests/9`, { method: 'PUT', headers: { 'content-type': ok.mediaType }, body: ok.manifest });
+    const m = await fetch(`${cache.url}/v2/docker.io/library/app/manifests/9`, {
+      method: 'PUT',
+      headers: { 'content-type': ok.mediaType },
+      body: ok.manifest,
+    });
     assert.equal(m.status, 403);
     // A local repository beside the cache behaves as before.
     await pushImage(cache.url, 'team/app', 'v1', ok);
@@ -266,29 +296,40 @@ test('a client that hangs up mid-fill does not abort it', async () => {
 
 test('a platform filter keeps the index whole, fetches allowed children, and says plainly which platform is missing', async () => {
   const up = await startRegistry();
-  const cache = await startCache(up, [{ name: 'two-arch', images: ['docker.io/library/*'], platforms: ['linux/amd64', 'linux/arm64'] }]);
+  const cache = await startCache(up, [
+    { name: 'two-arch', images: ['docker.io/library/*'], platforms: ['linux/amd64', 'linux/arm64'] },
+  ]);
   try {
     const idx = await makeMultiArch('filtered');
     await pushImage(up.url, 'library/multi', '1', idx);
-    const r = await fetch(`${cache.url}/v2/docker.io/library/multi/manifests/1`, { headers: { accept: idx.mediaType } });
+    const r = await fetch(`${cache.url}/v2/docker.io/library/multi/manifests/1`, {
+      headers: { accept: idx.mediaType },
+    });
     assert.equal(r.status, 200);
     assert.equal(r.headers.get('docker-content-digest'), idx.digest);
     assert.deepEqual(await bytesOf(r), idx.manifest);
     const [amd64, arm64, s390x] = idx.images as [TestImage, TestImage, TestImage];
     await assertIntact(cache.url, 'docker.io/library/multi', amd64.digest, amd64);
     await assertIntact(cache.url, 'docker.io/library/multi', arm64.digest, arm64);
-    const s = await fetch(`${cache.url}/v2/docker.io/library/multi/manifests/${s390x.digest}`, { headers: { accept: s390x.mediaType } });
+    const s = await fetch(`${cache.url}/v2/docker.io/library/multi/manifests/${s390x.digest}`, {
+      headers: { accept: s390x.mediaType },
+    });
     assert.equal(s.status, 404);
     const e = await errorOf(s);
     assert.equal(e.code, 'MANIFEST_UNKNOWN');
-    assert.match(e.message, new RegExp(`linux/s390x of index ${idx.digest} is not stored in this registry: flow rule 1 "two-arch" brings in only linux/amd64, linux/arm64`));
+    assert.match(
+      e.message,
+      new RegExp(
+        `linux/s390x of index ${idx.digest} is not stored in this registry: flow rule 1 "two-arch" brings in only linux/amd64, linux/arm64`,
+      ),
+    );
   } finally {
     await cache.close();
     await up.close();
   }
 });
 
-test('Distribution\'s proxy block makes the whole registry a cache of one upstream', async () => {
+test("Distribution's proxy block makes the whole registry a cache of one upstream", async () => {
   const up = await startRegistry();
   const cache = await startRegistry({ proxy: { remoteurl: up.url } });
   try {

@@ -28,7 +28,15 @@ test('sluice policy explain --action fetch answers as the cache decides, naming 
     assert.match(ok.stdout, /fetch: ALLOWED/);
     assert.match(ok.stdout, /docker\.io\/library\/nginx:1 is approved by flow rule 1 \(docker\.io\/library\/\*\)/);
     assert.match(ok.stdout, /platforms: linux\/amd64/);
-    const hive = await sluice(['policy', 'explain', '-c', cfg, '--action', 'fetch', 'docker.io/konard/hive-mind-dind:2']);
+    const hive = await sluice([
+      'policy',
+      'explain',
+      '-c',
+      cfg,
+      '--action',
+      'fetch',
+      'docker.io/konard/hive-mind-dind:2',
+    ]);
     assert.equal(hive.code, 0);
     const rc = await sluice(['policy', 'explain', '-c', cfg, '--action', 'fetch', '--json', 'nginx:1-rc1']);
     assert.equal(rc.code, 1);

@@ -16,7 +16,11 @@ export interface TestCache extends TestRegistry {
 }
 
 /** Starts a cache whose `docker.io` upstream is reached at `upstreamUrl`; `upstream` is merged into its upstream config. */
-export async function startCache(upstreamUrl: string, flows: unknown[], upstream: Record<string, unknown> = {}): Promise<TestCache> {
+export async function startCache(
+  upstreamUrl: string,
+  flows: unknown[],
+  upstream: Record<string, unknown> = {},
+): Promise<TestCache> {
   const dir = await mkdtemp(join(tmpdir(), 'sluice-cache-audit-'));
   const auditPath = join(dir, 'audit.jsonl');
   const reg = await startRegistry({
@@ -57,7 +61,6 @@ export interface MirrorDaemon {
   stop(): Promise<void>;
 }
 
-
 /**
  * Starts dockerd (the shared test helper) with `daemonJson` as its `--config-file`, as an operator
  * configures registry-mirrors; its Docker CLI gets a config folder of its own.
@@ -79,7 +82,8 @@ export async function startDockerdWithConfig(daemonJson: Record<string, unknown>
     host: d.host,
     dir: d.dir,
     // A CLI config of its own, so no login of the machine's user takes part.
-    docker: (args, timeoutMs = 120_000) => run(dockerCli(), ['-H', d.host, ...args], { env: { DOCKER_CONFIG: cliDir }, timeoutMs }),
+    docker: (args, timeoutMs = 120_000) =>
+      run(dockerCli(), ['-H', d.host, ...args], { env: { DOCKER_CONFIG: cliDir }, timeoutMs }),
     log: d.log,
     stop: async () => {
       await d.stop();
@@ -93,7 +97,9 @@ export type AuthDistribution = Distribution;
 
 /** Starts Distribution (`docker-registry`) on a free port with htpasswd auth from `htpasswdPath`; stop it in `finally`. */
 export function startDistributionHtpasswd(dir: string, htpasswdPath: string): Promise<AuthDistribution> {
-  return startDistribution(join(dir, 'data'), [`auth: {htpasswd: {realm: basic-realm, path: ${JSON.stringify(htpasswdPath)}}}`]);
+  return startDistribution(join(dir, 'data'), [
+    `auth: {htpasswd: {realm: basic-realm, path: ${JSON.stringify(htpasswdPath)}}}`,
+  ]);
 }
 
 /** The digest `ctr images ls` shows for a reference, or undefined when containerd does not have it. */

@@ -20,7 +20,10 @@ test('the cache lists only valid tags of a hostile tag list and fetches nothing 
   const theirs = await makeImage({ label: 'cache-upstream' });
   await pushImage(up.url, 'konard/app', 'good', theirs);
   hostile.lie(/tags\/list/, { kind: 'tags', tags: [TRAVERSAL, 'a/b', 'a'.repeat(200), 'good', 7 as never] });
-  hostile.lie(/^(GET|HEAD) \/v2\/konard\/app\/manifests\/(?!good$|sha256)/, { kind: 'redirect', to: `${up.url}/v2/konard/app/manifests/good` });
+  hostile.lie(/^(GET|HEAD) \/v2\/konard\/app\/manifests\/(?!good$|sha256)/, {
+    kind: 'redirect',
+    to: `${up.url}/v2/konard/app/manifests/good`,
+  });
 
   const listed = await fetch(`${cache.url}/v2/docker.io/konard/app/tags/list`);
   assert.equal(listed.status, 200);
@@ -31,7 +34,11 @@ test('the cache lists only valid tags of a hostile tag list and fetches nothing 
     const r = await fetch(`${cache.url}/v2/docker.io/konard/app/manifests/${encodeURIComponent(bad)}`);
     assert.ok(r.status >= 400 && r.status < 500, `${bad.slice(0, 40)}: HTTP ${r.status}`);
   }
-  assert.deepEqual(hostile.seen.filter((s) => s.includes('/manifests/')), [], 'nothing asked of upstream');
+  assert.deepEqual(
+    hostile.seen.filter((s) => s.includes('/manifests/')),
+    [],
+    'nothing asked of upstream',
+  );
   assert.deepEqual(await cache.files(), before);
   await assertIntact(cache.url, 'docker.io/konard/app', 'good', theirs);
   await assertIntact(cache.url, 'team/app', 'v1', mine);

@@ -11,12 +11,17 @@ import { makeImage, pushImage } from '../helpers/images.js';
 
 const openFds = (): number => readdirSync('/proc/self/fd').length;
 
-test('200 concurrent cold pulls of distinct blobs all succeed, with upstream connections, open files and memory bounded', { timeout: 600_000 }, async (t) => {
+test('200 concurrent cold pulls of distinct blobs all succeed, with upstream connections, open files and memory bounded', {
+  timeout: 600_000,
+}, async (t) => {
   const up = await startRegistry();
   t.after(() => up.close());
   const hostile = await startHostileUpstream(up.url);
   t.after(() => hostile.close());
-  const cache = await startRegistry({ upstreams: { 'docker.io': { url: hostile.url, ttl: '1h', timeout: '60s' } }, flows: [{ images: ['docker.io/library/*'] }] });
+  const cache = await startRegistry({
+    upstreams: { 'docker.io': { url: hostile.url, ttl: '1h', timeout: '60s' } },
+    flows: [{ images: ['docker.io/library/*'] }],
+  });
   t.after(() => cache.close());
   const layers = Array.from({ length: 200 }, (_, i) => ({ [`l${i}.bin`]: randomBytes(128 << 10) }));
   const img = await makeImage({ layers, label: 'load' });
@@ -36,7 +41,9 @@ test('200 concurrent cold pulls of distinct blobs all succeed, with upstream con
   try {
     const results = await Promise.all(
       img.layers.map(async (l) => {
-        const r = await fetch(`${cache.url}/v2/docker.io/library/load/blobs/${l.descriptor.digest}`, { dispatcher: clients } as unknown as RequestInit);
+        const r = await fetch(`${cache.url}/v2/docker.io/library/load/blobs/${l.descriptor.digest}`, {
+          dispatcher: clients,
+        } as unknown as RequestInit);
         const h = createHash('sha256');
         for await (const c of r.body as unknown as AsyncIterable<Uint8Array>) h.update(c);
         return { status: r.status, digest: `sha256:${h.digest('hex')}`, want: l.descriptor.digest };
@@ -50,7 +57,9 @@ test('200 concurrent cold pulls of distinct blobs all succeed, with upstream con
     clearInterval(sample);
   }
   await clients.close();
-  t.diagnostic(`upstream connections at once: ${hostile.peakConnections}; open files ${before} -> peak ${peakFds}; memory +${(peakRss - rssBefore) >> 20} MiB`);
+  t.diagnostic(
+    `upstream connections at once: ${hostile.peakConnections}; open files ${before} -> peak ${peakFds}; memory +${(peakRss - rssBefore) >> 20} MiB`,
+  );
   // The cache's upstream connections are pooled and bounded, far below one per blob.
   assert.ok(hostile.peakConnections <= 32, `the cache opened ${hostile.peakConnections} upstream connections at once`);
   // 200 client sockets on both ends (this process is client and server) plus the upstream's: bounded, and released after.
@@ -70,7 +79,10 @@ test('2,000 HEADs of an expired cached tag coalesce into one upstream request', 
   t.after(() => up.close());
   const hostile = await startHostileUpstream(up.url);
   t.after(() => hostile.close());
-  const config = { upstreams: { 'docker.io': { url: hostile.url, ttl: '10m', timeout: '60s' } }, flows: [{ images: ['docker.io/library/*'] }] };
+  const config = {
+    upstreams: { 'docker.io': { url: hostile.url, ttl: '10m', timeout: '60s' } },
+    flows: [{ images: ['docker.io/library/*'] }],
+  };
   const filler = await startRegistry(config);
   t.after(() => filler.close());
   const img = await makeImage({ label: 'coalesce' });
@@ -99,8 +111,13 @@ test('2,000 HEADs of an expired cached tag coalesce into one upstream request', 
   t.after(() => clients.close());
   const statuses = await Promise.all(
     Array.from({ length: n }, async () => {
-      const r = await fetch(`${cache.url}/v2/docker.io/library/app/manifests/1`, { method: 'HEAD', dispatcher: clients } as unknown as RequestInit).catch((e: Error) => {
-        throw new Error(`HEAD failed: ${e.message}: ${(e.cause as Error | undefined)?.message ?? 'no cause'}`, { cause: e });
+      const r = await fetch(`${cache.url}/v2/docker.io/library/app/manifests/1`, {
+        method: 'HEAD',
+        dispatcher: clients,
+      } as unknown as RequestInit).catch((e: Error) => {
+        throw new Error(`HEAD failed: ${e.message}: ${(e.cause as Error | undefined)?.message ?? 'no cause'}`, {
+          cause: e,
+        });
       });
       assert.equal(r.headers.get('docker-content-digest'), img.digest);
       return r.status;

@@ -12,7 +12,10 @@ import { digestOf } from '../../src/oci/digest.js';
 import { MediaType } from '../../src/oci/mediatypes.js';
 
 /** A registry with one image pushed as `good/app:v1`, checked intact after each bad request. */
-async function withImage(fn: (reg: TestRegistry, img: TestImage) => Promise<void>, config: Record<string, unknown> = {}): Promise<void> {
+async function withImage(
+  fn: (reg: TestRegistry, img: TestImage) => Promise<void>,
+  config: Record<string, unknown> = {},
+): Promise<void> {
   const reg = await startRegistry(config);
   try {
     const img = await makeImage({ label: 'good' });
@@ -68,9 +71,19 @@ test('a broken JSON manifest is MANIFEST_INVALID and changes nothing', async () 
       'not json at all',
       '[]',
       JSON.stringify({ schemaVersion: 1, name: 'x', tag: 'v1', fsLayers: [] }),
-      JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config: { mediaType: 'x', digest: 'sha256:zz', size: 1 }, layers: [] }),
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MediaType.OciManifest,
+        config: { mediaType: 'x', digest: 'sha256:zz', size: 1 },
+        layers: [],
+      }),
       JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config: img.config.descriptor }),
-      JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.example.unknown', config: img.config.descriptor, layers: [] }),
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.example.unknown',
+        config: img.config.descriptor,
+        layers: [],
+      }),
     ];
     for (const b of bodies) {
       const r = await pushManifest(reg.url, 'good/app', 'v1', Buffer.from(b), MediaType.OciManifest);
@@ -103,7 +116,10 @@ test('wrong digests on blob PUT and manifest PUT are DIGEST_INVALID and store no
     assert.equal(await errorCode(put), 'DIGEST_INVALID');
     assert.equal((await fetch(`${reg.url}/v2/good/app/blobs/${digestOf(data)}`)).status, 404);
     // Claiming an existing blob's digest with other bytes must not overwrite it either (checked by assertIntact).
-    const mono = await fetch(`${reg.url}/v2/good/app/blobs/uploads/?digest=${img.config.descriptor.digest}`, { method: 'POST', body: data });
+    const mono = await fetch(`${reg.url}/v2/good/app/blobs/uploads/?digest=${img.config.descriptor.digest}`, {
+      method: 'POST',
+      body: data,
+    });
     assert.equal(mono.status, 400);
     assert.equal(await errorCode(mono), 'DIGEST_INVALID');
 
@@ -123,18 +139,29 @@ test('wrong digests on blob PUT and manifest PUT are DIGEST_INVALID and store no
 test('a wrong Content-Range is RANGE_INVALID and leaves the session where it was', async () => {
   await withImage(async (reg) => {
     const loc = await startSession(reg.url, 'good/app');
-    assert.equal((await fetch(loc, { method: 'PATCH', body: Buffer.from('12345'), headers: { 'content-range': '0-4' } })).status, 202);
+    assert.equal(
+      (await fetch(loc, { method: 'PATCH', body: Buffer.from('12345'), headers: { 'content-range': '0-4' } })).status,
+      202,
+    );
     for (const range of ['5-20', '3-7', '5-4', 'bytes=a-b']) {
       const r = await fetch(loc, { method: 'PATCH', body: Buffer.from('67890'), headers: { 'content-range': range } });
       assert.equal(r.status, 416, range);
       assert.equal(await errorCode(r), 'RANGE_INVALID');
     }
     // A Content-Range on the final PUT that does not continue the upload.
-    const put = await fetch(withDigest(loc, digestOf('1234567890')), { method: 'PUT', body: Buffer.from('67890'), headers: { 'content-range': '6-10' } });
+    const put = await fetch(withDigest(loc, digestOf('1234567890')), {
+      method: 'PUT',
+      body: Buffer.from('67890'),
+      headers: { 'content-range': '6-10' },
+    });
     assert.equal(put.status, 416);
     const st = await fetch(loc);
     assert.equal(st.headers.get('range'), '0-4');
-    const ok = await fetch(withDigest(loc, digestOf('1234567890')), { method: 'PUT', body: Buffer.from('67890'), headers: { 'content-range': '5-9' } });
+    const ok = await fetch(withDigest(loc, digestOf('1234567890')), {
+      method: 'PUT',
+      body: Buffer.from('67890'),
+      headers: { 'content-range': '5-9' },
+    });
     assert.equal(ok.status, 201);
   });
 });
@@ -191,9 +218,12 @@ test('a manifest over the limit is refused with 413 and a clear message; so is a
           c.close();
         },
       });
-      const s = await fetch(`${reg.url}/v2/good/app/manifests/v1`, { method: 'PUT', body, duplex: 'half', headers: { 'content-type': MediaType.OciManifest } } as RequestInit).catch(
-        (err: Error) => err,
-      );
+      const s = await fetch(`${reg.url}/v2/good/app/manifests/v1`, {
+        method: 'PUT',
+        body,
+        duplex: 'half',
+        headers: { 'content-type': MediaType.OciManifest },
+      } as RequestInit).catch((err: Error) => err);
       if (s instanceof Response) {
         assert.equal(s.status, 413);
         assert.equal(await errorCode(s), 'MANIFEST_INVALID');
@@ -205,7 +235,10 @@ test('a manifest over the limit is refused with 413 and a clear message; so is a
       assert.equal(over.status, 413);
       assert.equal(await errorCode(over), 'SIZE_INVALID');
       assert.equal((await fetch(loc)).headers.get('range'), '0-599');
-      const mono = await fetch(`${reg.url}/v2/good/app/blobs/uploads/?digest=${digestOf(Buffer.alloc(2000))}`, { method: 'POST', body: Buffer.alloc(2000) });
+      const mono = await fetch(`${reg.url}/v2/good/app/blobs/uploads/?digest=${digestOf(Buffer.alloc(2000))}`, {
+        method: 'POST',
+        body: Buffer.alloc(2000),
+      });
       assert.equal(mono.status, 413);
       assert.equal(await errorCode(mono), 'SIZE_INVALID');
       assert.equal((await fetch(`${reg.url}/v2/good/app/blobs/${digestOf(Buffer.alloc(2000))}`)).status, 404);
@@ -247,7 +280,11 @@ test('a client hanging up mid-PATCH leaves the session at its previous offset, n
       received,
     );
     // This PATCH queues behind the aborted ones, and succeeds only if they left the offset at 1000.
-    const cont = await fetch(loc, { method: 'PATCH', body: rest, headers: { 'content-range': `1000-${1000 + rest.length - 1}` } });
+    const cont = await fetch(loc, {
+      method: 'PATCH',
+      body: rest,
+      headers: { 'content-range': `1000-${1000 + rest.length - 1}` },
+    });
     assert.equal(cont.status, 202, await cont.clone().text());
     assert.equal(cont.headers.get('range'), `0-${1000 + rest.length - 1}`);
     const all = Buffer.concat([first, rest]);
@@ -269,7 +306,8 @@ test('a client hanging up mid monolithic upload leaves no blob, no session and n
       // S3 holds the bytes in the writer until a part is full: waiting for the session to exist is what it shows.
       if (reg.storage === 's3') return (await reg.ctx.driver.list(uploads)).length;
       let total = 0;
-      for (const id of await reg.ctx.driver.list(uploads)) total += Math.max(0, await reg.sizeOf(`${uploads}/${id}/data`));
+      for (const id of await reg.ctx.driver.list(uploads))
+        total += Math.max(0, await reg.sizeOf(`${uploads}/${id}/data`));
       return total;
     };
     await hangUpMidBody(
@@ -293,12 +331,15 @@ test('a client hanging up mid-download leaves no open file and the server servin
     const u = new URL(reg.url);
     for (const range of [undefined, 'bytes=1000-']) {
       await new Promise<void>((resolve, reject) => {
-        const req = request({ host: u.hostname, port: u.port, path: `/v2/good/app/blobs/${d}`, headers: range ? { range } : {} }, (res) => {
-          res.once('data', () => {
-            req.destroy();
-            resolve();
-          });
-        });
+        const req = request(
+          { host: u.hostname, port: u.port, path: `/v2/good/app/blobs/${d}`, headers: range ? { range } : {} },
+          (res) => {
+            res.once('data', () => {
+              req.destroy();
+              resolve();
+            });
+          },
+        );
         req.on('error', (e) => (req.destroyed ? undefined : reject(e)));
         req.end();
       });
@@ -324,17 +365,26 @@ async function rawExchange(url: string, bytes: string): Promise<string> {
 
 test('a request the HTTP parser refuses is answered with the OCI error JSON', async () => {
   await withImage(async (reg) => {
-    const answer = await rawExchange(reg.url, 'GET /v2/ HTTP/1.1\r\nhost: x\r\ncontent-length: 1\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n');
+    const answer = await rawExchange(
+      reg.url,
+      'GET /v2/ HTTP/1.1\r\nhost: x\r\ncontent-length: 1\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n',
+    );
     assert.match(answer, /^HTTP\/1\.1 400 /);
-    const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as { errors: { code: string; message: string }[] };
+    const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as {
+      errors: { code: string; message: string }[];
+    };
     assert.equal(body.errors[0]!.code, 'UNSUPPORTED');
     assert.match(body.errors[0]!.message, /not valid HTTP/);
   });
 });
 
-test('a Content-Type fastify cannot parse is answered with the OCI error JSON, not fastify\'s', async () => {
+test("a Content-Type fastify cannot parse is answered with the OCI error JSON, not fastify's", async () => {
   await withImage(async (reg) => {
-    const r = await fetch(`${reg.url}/v2/good/app/blobs/uploads/`, { method: 'POST', headers: { 'content-type': 'x'.repeat(300) }, body: 'ab' });
+    const r = await fetch(`${reg.url}/v2/good/app/blobs/uploads/`, {
+      method: 'POST',
+      headers: { 'content-type': 'x'.repeat(300) },
+      body: 'ab',
+    });
     assert.equal(r.status, 415);
     assert.equal(await errorCode(r), 'UNSUPPORTED');
   });

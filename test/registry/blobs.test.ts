@@ -74,7 +74,15 @@ test('blob GET with Range answers 206 with Content-Range; 416 only for one well-
       assert.equal(await errorCode(r), 'RANGE_INVALID');
     }
     // RFC 9110 lets a server ignore Range; several ranges, another unit or a malformed one get the whole body.
-    for (const range of ['bytes=10-5', 'items=0-1', 'bytes=0-1,5-6', 'bytes=0-1, 1000-2000', 'bytes=abc', 'bytes=-', 'bytes 0-1']) {
+    for (const range of [
+      'bytes=10-5',
+      'items=0-1',
+      'bytes=0-1,5-6',
+      'bytes=0-1, 1000-2000',
+      'bytes=abc',
+      'bytes=-',
+      'bytes 0-1',
+    ]) {
       const r = await fetch(url, { headers: { range } });
       assert.equal(r.status, 200, range);
       assert.equal(r.headers.get('content-range'), null, range);
@@ -109,7 +117,9 @@ test('blob GET and HEAD answer 304 to an If-None-Match naming the ETag (strong, 
       if (method === 'GET') assert.deepEqual(await bytesOf(miss), data);
     }
     // A blob the repository does not have is still a 404, whatever If-None-Match says.
-    const absent = await fetch(`${reg.url}/v2/inm/x/blobs/${digestOf('absent')}`, { headers: { 'if-none-match': '*' } });
+    const absent = await fetch(`${reg.url}/v2/inm/x/blobs/${digestOf('absent')}`, {
+      headers: { 'if-none-match': '*' },
+    });
     assert.equal(absent.status, 404);
     assert.equal(await errorCode(absent), 'BLOB_UNKNOWN');
   } finally {
@@ -186,7 +196,10 @@ test('methods an endpoint does not support answer UNSUPPORTED (405) in the OCI f
       ['PUT', `/v2/m/x/referrers/${d}`],
       ['PATCH', '/v2/m/x/blobs/uploads/'],
     ] as const) {
-      const r = await fetch(`${reg.url}${path}`, { method, ...(method === 'PUT' || method === 'PATCH' || method === 'POST' ? { body: 'x' } : {}) });
+      const r = await fetch(`${reg.url}${path}`, {
+        method,
+        ...(method === 'PUT' || method === 'PATCH' || method === 'POST' ? { body: 'x' } : {}),
+      });
       assert.equal(r.status, 405, `${method} ${path}`);
       assert.equal(await errorCode(r), 'UNSUPPORTED');
       assert.equal(r.headers.get('docker-distribution-api-version'), 'registry/2.0');

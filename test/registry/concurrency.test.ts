@@ -13,12 +13,18 @@ test('parallel pushes of the same blob (monolithic and chunked) all succeed and 
   try {
     const data = randomBytes(300_000);
     const d = digestOf(data);
-    const mono = Array.from({ length: 6 }, (_, i) => fetch(`${reg.url}/v2/par/r${i % 2}/blobs/uploads/?digest=${d}`, { method: 'POST', body: data }));
+    const mono = Array.from({ length: 6 }, (_, i) =>
+      fetch(`${reg.url}/v2/par/r${i % 2}/blobs/uploads/?digest=${d}`, { method: 'POST', body: data }),
+    );
     const chunked = Array.from({ length: 4 }, async (_, i) => {
       const loc = await startSession(reg.url, `par/r${i % 2}`);
       const p = await fetch(loc, { method: 'PATCH', body: data.subarray(0, 100_000) });
       assert.equal(p.status, 202);
-      return fetch(withDigest(loc, d), { method: 'PUT', body: data.subarray(100_000), headers: { 'content-range': `100000-${data.length - 1}` } });
+      return fetch(withDigest(loc, d), {
+        method: 'PUT',
+        body: data.subarray(100_000),
+        headers: { 'content-range': `100000-${data.length - 1}` },
+      });
     });
     const results = await Promise.all([...mono, ...chunked]);
     for (const r of results) assert.equal(r.status, 201, await r.text());
@@ -27,8 +33,14 @@ test('parallel pushes of the same blob (monolithic and chunked) all succeed and 
       assert.deepEqual(await bytesOf(g), data);
     }
     const files = await reg.files('docker/registry/v2');
-    assert.deepEqual(files.filter((f) => f.startsWith('blobs/')), [`blobs/sha256/${d.slice(7, 9)}/${d.slice(7)}/data`]);
-    assert.deepEqual(files.filter((f) => f.includes('_uploads') || f.includes('.tmp')), []);
+    assert.deepEqual(
+      files.filter((f) => f.startsWith('blobs/')),
+      [`blobs/sha256/${d.slice(7, 9)}/${d.slice(7)}/data`],
+    );
+    assert.deepEqual(
+      files.filter((f) => f.includes('_uploads') || f.includes('.tmp')),
+      [],
+    );
   } finally {
     await reg.close();
   }
@@ -47,10 +59,15 @@ test('parallel pushes of one digest move it into place once; the others find it 
   try {
     const data = randomBytes(200_000);
     const d = digestOf(data);
-    const results = await Promise.all(Array.from({ length: 8 }, (_, i) => fetch(`${reg.url}/v2/once/r${i}/blobs/uploads/?digest=${d}`, { method: 'POST', body: data })));
+    const results = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        fetch(`${reg.url}/v2/once/r${i}/blobs/uploads/?digest=${d}`, { method: 'POST', body: data }),
+      ),
+    );
     for (const r of results) assert.equal(r.status, 201, await r.text());
     assert.equal(moved.length, 1, moved.join('\n'));
-    for (let i = 0; i < 8; i++) assert.deepEqual(await bytesOf(await fetch(`${reg.url}/v2/once/r${i}/blobs/${d}`)), data);
+    for (let i = 0; i < 8; i++)
+      assert.deepEqual(await bytesOf(await fetch(`${reg.url}/v2/once/r${i}/blobs/${d}`)), data);
   } finally {
     driver.move = move;
     await reg.close();
@@ -65,7 +82,9 @@ test('parallel PUTs of different manifests to one tag end with the tag on one of
       await pushBlob(reg.url, 'race/tag', img.config);
       for (const l of img.layers) await pushBlob(reg.url, 'race/tag', l);
     }
-    const results = await Promise.all(images.map((img) => pushManifest(reg.url, 'race/tag', 'latest', img.manifest, img.mediaType)));
+    const results = await Promise.all(
+      images.map((img) => pushManifest(reg.url, 'race/tag', 'latest', img.manifest, img.mediaType)),
+    );
     for (const r of results) assert.equal(r.status, 201);
     const g = await fetch(`${reg.url}/v2/race/tag/manifests/latest`);
     assert.equal(g.status, 200);
@@ -78,7 +97,10 @@ test('parallel PUTs of different manifests to one tag end with the tag on one of
     const tags = (await (await fetch(`${reg.url}/v2/race/tag/tags/list`)).json()) as { tags: string[] };
     assert.deepEqual(tags.tags, ['latest']);
     const files = await reg.files('docker/registry/v2');
-    assert.deepEqual(files.filter((f) => f.includes('.tmp')), []);
+    assert.deepEqual(
+      files.filter((f) => f.includes('.tmp')),
+      [],
+    );
   } finally {
     await reg.close();
   }
@@ -98,7 +120,10 @@ test('parallel PATCHes of one session never interleave bytes', async () => {
     const stored = (await reg.ctx.driver.getContent(file))!;
     for (let i = 0; i < 6; i++) {
       const seg = stored.subarray(i * 50_000, (i + 1) * 50_000);
-      assert.ok(seg.every((b) => b === seg[0]), `segment ${i} is one part, not interleaved`);
+      assert.ok(
+        seg.every((b) => b === seg[0]),
+        `segment ${i} is one part, not interleaved`,
+      );
     }
     const put = await fetch(withDigest(loc, digestOf(stored)), { method: 'PUT' });
     assert.equal(put.status, 201);
@@ -114,24 +139,44 @@ test('20 parallel sluice copy processes of images sharing layers, into one repos
     // Four images over one shared base layer (incompressible, so it is a real upload) and one layer each.
     const base = { 'base.bin': randomBytes(512 * 1024) };
     const images = await Promise.all(
-      Array.from({ length: 4 }, (_, i) => makeImage({ label: `pc-${i}`, layers: [base, { 'own.txt': `image ${i}\n` }] })),
+      Array.from({ length: 4 }, (_, i) =>
+        makeImage({ label: `pc-${i}`, layers: [base, { 'own.txt': `image ${i}\n` }] }),
+      ),
     );
     assert.equal(new Set(images.map((img) => img.layers[0]!.descriptor.digest)).size, 1);
-    await writeOciLayout(work.dir, images.map((image, i) => ({ tag: `i${i}`, image })));
+    await writeOciLayout(
+      work.dir,
+      images.map((image, i) => ({ tag: `i${i}`, image })),
+    );
     // Eight go to one repository under tags of their own, four copy one image to one tag of it, and eight
     // each to a repository of their own.
     const jobs = Array.from({ length: 20 }, (_, i) => {
       const n = i >= 8 && i < 12 ? 0 : i % 4;
-      return { image: images[n]!, src: `oci:${work.dir}:i${n}`, repo: i < 12 ? 'together/app' : `apart/r${i}`, tag: i >= 8 && i < 12 ? 'same' : `t${i}` };
+      return {
+        image: images[n]!,
+        src: `oci:${work.dir}:i${n}`,
+        repo: i < 12 ? 'together/app' : `apart/r${i}`,
+        tag: i >= 8 && i < 12 ? 'same' : `t${i}`,
+      };
     });
-    const results = await Promise.all(jobs.map((j) => sluice(['copy', j.src, `docker://${reg.host}/${j.repo}:${j.tag}`])));
+    const results = await Promise.all(
+      jobs.map((j) => sluice(['copy', j.src, `docker://${reg.host}/${j.repo}:${j.tag}`])),
+    );
     for (const [i, r] of results.entries()) assert.equal(r.code, 0, `copy ${i} exited ${r.code}: ${r.stderr}`);
     // The copy engine retries a 5xx, so a success alone would hide one: the registry's own count must have none.
-    const statuses = (await reg.ctx.metrics.requests.get()).values.map((v) => `${v.labels.method} ${v.labels.route} ${v.labels.status}`);
-    assert.deepEqual(statuses.filter((x) => / 5\d\d$/.test(x)), []);
+    const statuses = (await reg.ctx.metrics.requests.get()).values.map(
+      (v) => `${v.labels.method} ${v.labels.route} ${v.labels.status}`,
+    );
+    assert.deepEqual(
+      statuses.filter((x) => / 5\d\d$/.test(x)),
+      [],
+    );
     for (const j of jobs) await assertIntact(reg.url, j.repo, j.tag, j.image);
     const tags = (await (await fetch(`${reg.url}/v2/together/app/tags/list`)).json()) as { tags: string[] };
-    assert.deepEqual(tags.tags.sort(), [...new Set(jobs.filter((j) => j.repo === 'together/app').map((j) => j.tag))].sort());
+    assert.deepEqual(
+      tags.tags.sort(),
+      [...new Set(jobs.filter((j) => j.repo === 'together/app').map((j) => j.tag))].sort(),
+    );
   } finally {
     await reg.close();
     await work.cleanup();

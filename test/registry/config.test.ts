@@ -27,10 +27,14 @@ async function writeConfig(dir: string, text: string): Promise<string> {
   return file;
 }
 
-test("Debian's Distribution config.yml (paths adjusted) loads with its meaning", { skip: existsSync(DEBIAN_CONFIG) ? false : `${DEBIAN_CONFIG} not present (apt-get install docker-registry)` }, async () => {
+test("Debian's Distribution config.yml (paths adjusted) loads with its meaning", {
+  skip: existsSync(DEBIAN_CONFIG) ? false : `${DEBIAN_CONFIG} not present (apt-get install docker-registry)`,
+}, async () => {
   const dir = await scratch();
   try {
-    const text = (await readFile(DEBIAN_CONFIG, 'utf8')).replace('/var/lib/docker-registry', join(dir, 'data')).replace('path: /etc/docker/registry', `path: ${join(dir, 'htpasswd')}`);
+    const text = (await readFile(DEBIAN_CONFIG, 'utf8'))
+      .replace('/var/lib/docker-registry', join(dir, 'data'))
+      .replace('path: /etc/docker/registry', `path: ${join(dir, 'htpasswd')}`);
     const { config, warnings } = await loadConfig(await writeConfig(dir, text), {}, {});
     assert.deepEqual(warnings, []);
     assert.equal(config.storage.filesystem?.rootdirectory, join(dir, 'data'));
@@ -134,13 +138,27 @@ test('unknown keys stop the start: full path and the closest known key, every pr
     });
     // In a list of objects too.
     assert.throws(
-      () => validateConfig({ validation: { manifests: { indexes: { platforms: 'list', platformlist: [{ os: 'linux', architecure: 'arm64' }] } } } }),
+      () =>
+        validateConfig({
+          validation: {
+            manifests: { indexes: { platforms: 'list', platformlist: [{ os: 'linux', architecure: 'arm64' }] } },
+          },
+        }),
       /unknown config key validation\.manifests\.indexes\.platformlist\.0\.architecure \(did you mean validation\.manifests\.indexes\.platformlist\.0\.architecture\?\)/,
     );
     // The CLI prints every problem and does not start.
-    const r = await sluice(['serve', '--addr', '127.0.0.1:0', '--config', await writeConfig(dir, 'auht:\n  htpasswd: {path: x}\nstorage:\n  azure: {container: b}\n')]);
+    const r = await sluice([
+      'serve',
+      '--addr',
+      '127.0.0.1:0',
+      '--config',
+      await writeConfig(dir, 'auht:\n  htpasswd: {path: x}\nstorage:\n  azure: {container: b}\n'),
+    ]);
     assert.equal(r.code, 1);
-    assert.equal(r.stderr, 'sluice: invalid config (2 problems):\n  unknown config key auht (did you mean auth?)\n  storage.azure is a Distribution key Sluice does not implement yet\n');
+    assert.equal(
+      r.stderr,
+      'sluice: invalid config (2 problems):\n  unknown config key auht (did you mean auth?)\n  storage.azure is a Distribution key Sluice does not implement yet\n',
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -197,7 +215,10 @@ test('Distribution keys Sluice does not implement are refused as such, including
     // (A block inside http.tls also brings http.tls's own required keys into the report.)
     const found = problems(raw).filter((p) => p.startsWith(`${key} `) || p.includes(`key ${key}`));
     assert.equal(found.length, 1, `${key}: ${found.join('; ')}`);
-    assert.match(found[0]!, new RegExp(`^${key.replace(/\./g, '\\.')} is a Distribution key Sluice does not implement yet`));
+    assert.match(
+      found[0]!,
+      new RegExp(`^${key.replace(/\./g, '\\.')} is a Distribution key Sluice does not implement yet`),
+    );
   }
   // These were schema placeholders that took anything and did nothing.
   // storage.redirect is implemented for S3 only: asking the filesystem for redirects is refused plainly.
@@ -205,20 +226,44 @@ test('Distribution keys Sluice does not implement are refused as such, including
   assert.deepEqual(problems({ storage: { redirect: { disable: false } } }), [
     'storage.redirect.disable: redirects need storage.s3: the filesystem driver has no URL to redirect to (leave storage.redirect out, or set disable: true)',
   ]);
-  assert.deepEqual(problems({ validation: { manifests: { urls: { allow: ['^https://'] } } } }), ['validation.manifests.urls is a Distribution key Sluice does not implement yet']);
-  assert.deepEqual(problems({ storage: { cache: { blobdescriptor: 'redis' } } }), ['storage.cache.blobdescriptor: only inmemory is supported (a redis cache is not implemented)']);
-  assert.deepEqual(problems({ health: { storagedriver: { enabled: true, intervl: '10s' } } }), ['unknown config key health.storagedriver.intervl (did you mean health.storagedriver.interval?)']);
-  assert.deepEqual(problems({ log: { formatter: 'text' } }), ['log.formatter: Sluice writes JSON lines only: use json or leave it out']);
+  assert.deepEqual(problems({ validation: { manifests: { urls: { allow: ['^https://'] } } } }), [
+    'validation.manifests.urls is a Distribution key Sluice does not implement yet',
+  ]);
+  assert.deepEqual(problems({ storage: { cache: { blobdescriptor: 'redis' } } }), [
+    'storage.cache.blobdescriptor: only inmemory is supported (a redis cache is not implemented)',
+  ]);
+  assert.deepEqual(problems({ health: { storagedriver: { enabled: true, intervl: '10s' } } }), [
+    'unknown config key health.storagedriver.intervl (did you mean health.storagedriver.interval?)',
+  ]);
+  assert.deepEqual(problems({ log: { formatter: 'text' } }), [
+    'log.formatter: Sluice writes JSON lines only: use json or leave it out',
+  ]);
   assert.deepEqual(problems({ storage: { azure: { container: 'b' }, inmemory: {} }, redis: { addr: 'x:6379' } }), [
     'redis is a Distribution key Sluice does not implement yet',
     'storage.azure is a Distribution key Sluice does not implement yet',
     'storage.inmemory is a Distribution key Sluice does not implement yet (use storage.filesystem)',
   ]);
   // Distribution's notifications are read as they are; a typo in an endpoint stops the start.
-  assert.deepEqual(problems({ notifications: { endpoints: [{ name: 'ci', url: 'http://127.0.0.1:1/', timeout: '1s', threshold: 5, backoff: '1s' }] } }), []);
-  assert.equal(problems({ notifications: { endpoints: [{ name: 'ci', url: 'http://127.0.0.1:1/', thresold: 5 }] } }).length, 1);
+  assert.deepEqual(
+    problems({
+      notifications: {
+        endpoints: [{ name: 'ci', url: 'http://127.0.0.1:1/', timeout: '1s', threshold: 5, backoff: '1s' }],
+      },
+    }),
+    [],
+  );
+  assert.equal(
+    problems({ notifications: { endpoints: [{ name: 'ci', url: 'http://127.0.0.1:1/', thresold: 5 }] } }).length,
+    1,
+  );
   // What Debian's config.yml names is fine as it is.
-  assert.deepEqual(problems({ storage: { cache: { blobdescriptor: 'inmemory' } }, health: { storagedriver: { enabled: true, interval: '10s', threshold: 3 } } }), []);
+  assert.deepEqual(
+    problems({
+      storage: { cache: { blobdescriptor: 'inmemory' } },
+      health: { storagedriver: { enabled: true, interval: '10s', threshold: 3 } },
+    }),
+    [],
+  );
 });
 
 test('edit distance counts a swap of neighbours as one slip', () => {
@@ -235,7 +280,10 @@ test('invalid values fail with the key path in the message', async () => {
     const cases: [string, string][] = [
       ['storage:\n  delete:\n    enabled: "sometimes"\n', 'storage.delete.enabled'],
       ['validation:\n  manifests:\n    indexes:\n      platforms: some\n', 'validation.manifests.indexes.platforms'],
-      ['validation:\n  manifests:\n    indexes:\n      platforms: list\n      platformlist:\n        - os: linux\n', 'validation.manifests.indexes.platformlist.0.architecture'],
+      [
+        'validation:\n  manifests:\n    indexes:\n      platforms: list\n      platformlist:\n        - os: linux\n',
+        'validation.manifests.indexes.platformlist.0.architecture',
+      ],
       ['log:\n  level: loud\n', 'log.level'],
       ['http:\n  addr: [1, 2]\n', 'http.addr'],
       ['limits:\n  manifestbytes: -1\n', 'limits.manifestbytes'],
@@ -264,8 +312,16 @@ test('invalid values fail with the key path in the message', async () => {
 test('environment overrides (SLUICE_ and REGISTRY_), and --addr/--root over both', async () => {
   const dir = await scratch();
   try {
-    const file = await writeConfig(dir, `http:\n  addr: 127.0.0.1:5000\nstorage:\n  filesystem:\n    rootdirectory: /from/file\n  delete:\n    enabled: false\nlog:\n  level: info\n`);
-    const env = { SLUICE_STORAGE_DELETE_ENABLED: 'true', REGISTRY_LOG_LEVEL: 'warn', REGISTRY_HTTP_ADDR: '127.0.0.1:6000', REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: '/from/env' };
+    const file = await writeConfig(
+      dir,
+      `http:\n  addr: 127.0.0.1:5000\nstorage:\n  filesystem:\n    rootdirectory: /from/file\n  delete:\n    enabled: false\nlog:\n  level: info\n`,
+    );
+    const env = {
+      SLUICE_STORAGE_DELETE_ENABLED: 'true',
+      REGISTRY_LOG_LEVEL: 'warn',
+      REGISTRY_HTTP_ADDR: '127.0.0.1:6000',
+      REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: '/from/env',
+    };
     const a = await loadConfig(file, {}, env);
     assert.equal(a.config.storage.delete?.enabled, true);
     assert.equal(a.config.log.level, 'warn');
@@ -286,23 +342,53 @@ test('a bad value from an environment variable names the variable; so does a var
       () => [],
       (e: ConfigError) => [...e.problems].sort(),
     );
-  assert.deepEqual(await problems({ SLUICE_STORAGE_DELETE_ENABLED: 'maybe' }), ['storage.delete.enabled (from SLUICE_STORAGE_DELETE_ENABLED): expected boolean, received string']);
+  assert.deepEqual(await problems({ SLUICE_STORAGE_DELETE_ENABLED: 'maybe' }), [
+    'storage.delete.enabled (from SLUICE_STORAGE_DELETE_ENABLED): expected boolean, received string',
+  ]);
   assert.deepEqual(await problems({ REGISTRY_LOG_LEVEL: 'loud' }), [
     "log.level (from REGISTRY_LOG_LEVEL): invalid enum value. Expected 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent', received 'loud'",
   ]);
-  assert.deepEqual(await problems({ SLUICE_STORAGE_DELETE_ENABLD: 'true', REGISTRY_AUHT_HTPASSWD_PATH: '/etc/htpasswd', REGISTRY_STORAGE_AZURE_CONTAINER: 'b', SLUICE_PORT: '5000' }), [
-    'storage.azure (from REGISTRY_STORAGE_AZURE_CONTAINER) is a Distribution key Sluice does not implement yet',
-    'unknown config key auht (from REGISTRY_AUHT_HTPASSWD_PATH, did you mean auth?)',
-    'unknown config key port (from SLUICE_PORT)',
-    'unknown config key storage.delete.enabld (from SLUICE_STORAGE_DELETE_ENABLD, did you mean storage.delete.enabled?)',
-  ]);
+  assert.deepEqual(
+    await problems({
+      SLUICE_STORAGE_DELETE_ENABLD: 'true',
+      REGISTRY_AUHT_HTPASSWD_PATH: '/etc/htpasswd',
+      REGISTRY_STORAGE_AZURE_CONTAINER: 'b',
+      SLUICE_PORT: '5000',
+    }),
+    [
+      'storage.azure (from REGISTRY_STORAGE_AZURE_CONTAINER) is a Distribution key Sluice does not implement yet',
+      'unknown config key auht (from REGISTRY_AUHT_HTPASSWD_PATH, did you mean auth?)',
+      'unknown config key port (from SLUICE_PORT)',
+      'unknown config key storage.delete.enabld (from SLUICE_STORAGE_DELETE_ENABLD, did you mean storage.delete.enabled?)',
+    ],
+  );
   // Kubernetes sets these for a service named "registry": they are not config, as Distribution also decides.
-  const k8s = { REGISTRY_PORT: 'tcp://10.0.0.1:5000', REGISTRY_PORT_5000_TCP_ADDR: '10.0.0.1', REGISTRY_SERVICE_HOST: '10.0.0.1', REGISTRY_SERVICE_PORT: '5000' };
+  const k8s = {
+    REGISTRY_PORT: 'tcp://10.0.0.1:5000',
+    REGISTRY_PORT_5000_TCP_ADDR: '10.0.0.1',
+    REGISTRY_SERVICE_HOST: '10.0.0.1',
+    REGISTRY_SERVICE_PORT: '5000',
+  };
   const quiet = await loadConfig(undefined, {}, k8s);
   assert.equal(quiet.config.http.addr, '127.0.0.1:5000');
-  assert.deepEqual(quiet.warnings.sort(), Object.keys(k8s).sort().map((k) => `environment variable ${k} names no config key; ignored`));
+  assert.deepEqual(
+    quiet.warnings.sort(),
+    Object.keys(k8s)
+      .sort()
+      .map((k) => `environment variable ${k} names no config key; ignored`),
+  );
   // Values are typed as their key expects: a realm of digits stays a string, a list is YAML.
-  const typed = await loadConfig(undefined, {}, { SLUICE_AUTH_HTPASSWD_REALM: '2024', SLUICE_AUTH_HTPASSWD_PATH: '/h', REGISTRY_HTTP_TLS_CERTIFICATE: '/c.pem', REGISTRY_HTTP_TLS_KEY: '/k.pem', REGISTRY_HTTP_TLS_CLIENTCAS: '[/a.pem, /b.pem]' });
+  const typed = await loadConfig(
+    undefined,
+    {},
+    {
+      SLUICE_AUTH_HTPASSWD_REALM: '2024',
+      SLUICE_AUTH_HTPASSWD_PATH: '/h',
+      REGISTRY_HTTP_TLS_CERTIFICATE: '/c.pem',
+      REGISTRY_HTTP_TLS_KEY: '/k.pem',
+      REGISTRY_HTTP_TLS_CLIENTCAS: '[/a.pem, /b.pem]',
+    },
+  );
   assert.equal(typed.config.auth?.htpasswd?.realm, '2024');
   assert.deepEqual(typed.config.http.tls?.clientcas, ['/a.pem', '/b.pem']);
 });
@@ -334,14 +420,25 @@ test('relative paths in a config file resolve against its folder; variables, fla
     assert.equal(config.auth?.token?.rootcertbundle, join(dir, 'certs/bundle.pem'));
     assert.equal(config.auth?.token?.jwks, join(dir, 'jwks.json'));
     assert.equal(config.audit?.path, join(dir, 'audit.log'));
-    assert.deepEqual(config.http.tls, { certificate: join(dir, 'tls/server.crt'), key: '/etc/ssl/server.key', clientcas: [join(dir, 'tls/ca.crt'), '/etc/ssl/ca.crt'] });
+    assert.deepEqual(config.http.tls, {
+      certificate: join(dir, 'tls/server.crt'),
+      key: '/etc/ssl/server.key',
+      clientcas: [join(dir, 'tls/ca.crt'), '/etc/ssl/ca.crt'],
+    });
     // A flag or a variable is typed where the command runs, so it stays relative to the current directory.
     const b = await loadConfig(file, { root: 'flagroot' }, { SLUICE_AUTH_ROBOTS_PATH: 'env-robots.json' });
     assert.equal(b.config.storage.filesystem?.rootdirectory, 'flagroot');
     assert.equal(b.config.auth?.robots?.path, 'env-robots.json');
     assert.equal(b.config.auth?.htpasswd?.path, join(dir, 'htpasswd'));
     // Not files: stdout for the audit log, a JWKS URL; and defaults, which the file did not write.
-    const c = await loadConfig(await writeConfig(dir, 'audit: {path: "-"}\nauth:\n  token: {realm: r, service: s, issuer: i, jwks: "https://idp.example/jwks"}\nstorage:\n  filesystem: {}\n'), {}, {});
+    const c = await loadConfig(
+      await writeConfig(
+        dir,
+        'audit: {path: "-"}\nauth:\n  token: {realm: r, service: s, issuer: i, jwks: "https://idp.example/jwks"}\nstorage:\n  filesystem: {}\n',
+      ),
+      {},
+      {},
+    );
     assert.equal(c.config.audit?.path, '-');
     assert.equal(c.config.auth?.token?.jwks, 'https://idp.example/jwks');
     assert.equal(c.config.storage.filesystem?.rootdirectory, './data');
@@ -377,11 +474,17 @@ test('durations in Distribution syntax', async () => {
   for (const bad of ['', 'soon', '10x', 'h', '-5s']) assert.equal(isDuration(bad), false, bad);
   const dir = await scratch();
   try {
-    const file = await writeConfig(dir, 'storage:\n  maintenance:\n    uploadpurging:\n      enabled: true\n      age: 168h\n      interval: 24h\n      dryrun: false\nhttp:\n  draintimeout: 60s\n');
+    const file = await writeConfig(
+      dir,
+      'storage:\n  maintenance:\n    uploadpurging:\n      enabled: true\n      age: 168h\n      interval: 24h\n      dryrun: false\nhttp:\n  draintimeout: 60s\n',
+    );
     const { config, warnings } = await loadConfig(file, {}, {});
     assert.deepEqual(warnings, []);
     assert.equal(config.storage.maintenance?.uploadpurging?.age, '168h');
-    await assert.rejects(loadConfig(await writeConfig(dir, 'http:\n  draintimeout: soon\n'), {}, {}), /http\.draintimeout/);
+    await assert.rejects(
+      loadConfig(await writeConfig(dir, 'http:\n  draintimeout: soon\n'), {}, {}),
+      /http\.draintimeout/,
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

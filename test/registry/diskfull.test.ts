@@ -26,21 +26,35 @@ function sendWhole(url: string, method: string, body: Buffer, timeoutMs: number)
   const u = new URL(url);
   const started = Date.now();
   return new Promise((resolve, reject) => {
-    const req = request({ host: u.hostname, port: u.port, method, path: u.pathname + u.search, headers: { 'content-type': 'application/octet-stream', 'content-length': body.length } }, (res) => {
-      answered = true;
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (text += d));
-      const done = () => {
-        resolve({ status: res.statusCode ?? 0, connection: res.headers.connection, body: text, ms: Date.now() - started });
-        // The answer is in: stop sending whatever the server has not taken.
-        req.destroy();
-      };
-      // Whichever comes first: the server may close while the rest of the request body is on its way.
-      res.on('end', done);
-      res.on('close', done);
-      res.on('error', () => undefined);
-    });
+    const req = request(
+      {
+        host: u.hostname,
+        port: u.port,
+        method,
+        path: u.pathname + u.search,
+        headers: { 'content-type': 'application/octet-stream', 'content-length': body.length },
+      },
+      (res) => {
+        answered = true;
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (text += d));
+        const done = () => {
+          resolve({
+            status: res.statusCode ?? 0,
+            connection: res.headers.connection,
+            body: text,
+            ms: Date.now() - started,
+          });
+          // The answer is in: stop sending whatever the server has not taken.
+          req.destroy();
+        };
+        // Whichever comes first: the server may close while the rest of the request body is on its way.
+        res.on('end', done);
+        res.on('close', done);
+        res.on('error', () => undefined);
+      },
+    );
     let answered = false;
     const timer = setTimeout(() => {
       reject(new Error(`no answer within ${timeoutMs} ms`));
@@ -59,7 +73,12 @@ function sendWhole(url: string, method: string, body: Buffer, timeoutMs: number)
  * A client that writes the whole request before it looks at the answer, on a bare socket. Resolves with
  * what the server sent and how long the connection lasted; never waits longer than `timeoutMs`.
  */
-function writeThenRead(url: string, head: string, body: Buffer, timeoutMs: number): Promise<{ received: string; ms: number; timedOut: boolean }> {
+function writeThenRead(
+  url: string,
+  head: string,
+  body: Buffer,
+  timeoutMs: number,
+): Promise<{ received: string; ms: number; timedOut: boolean }> {
   const u = new URL(url);
   const started = Date.now();
   return new Promise((resolve) => {
@@ -137,7 +156,10 @@ test('a full disk answers 507 with a clear message and Connection: close, frees 
     // Nothing half-written is left holding space: a blob that fits goes in now.
     const small = randomBytes(64 * 1024);
     await pushBlob(reg.url, 'full/app', small);
-    assert.deepEqual(Buffer.from(await (await fetch(`${reg.url}/v2/full/app/blobs/${digestOf(small)}`)).arrayBuffer()), small);
+    assert.deepEqual(
+      Buffer.from(await (await fetch(`${reg.url}/v2/full/app/blobs/${digestOf(small)}`)).arrayBuffer()),
+      small,
+    );
 
     // A manifest on a disk with no room at all: the same answer, and no temporary file left behind.
     const next = await makeImage({ label: 'next' });

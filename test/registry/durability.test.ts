@@ -46,7 +46,9 @@ function parseTrace(text: string): Call[] {
     if (!call) return;
     const [, name, args] = call as unknown as [string, string, string];
     // Paths are quoted ("...") in rename arguments and shown as fd</path> for fsync with -y.
-    const paths = [...args.matchAll(/"([^"]*)"|\d+<([^>]*)>/g)].map((p) => p[1] ?? p[2]!).filter((p) => p.startsWith('/'));
+    const paths = [...args.matchAll(/"([^"]*)"|\d+<([^>]*)>/g)]
+      .map((p) => p[1] ?? p[2]!)
+      .filter((p) => p.startsWith('/'));
     const c: Call = { name, paths, begin: i, end: i };
     calls.push(c);
     if (rest.includes('<unfinished ...>')) open.set(pid, c);
@@ -63,7 +65,22 @@ test('blob data, manifests and links are flushed to disk before they are renamed
   const port = await freePort();
   const child = spawn(
     'strace',
-    ['-f', '-y', '-qq', '-e', 'trace=fsync,fdatasync,rename,renameat,renameat2', '-o', trace, process.execPath, SLUICE_BIN, 'serve', '--addr', `127.0.0.1:${port}`, '--root', root],
+    [
+      '-f',
+      '-y',
+      '-qq',
+      '-e',
+      'trace=fsync,fdatasync,rename,renameat,renameat2',
+      '-o',
+      trace,
+      process.execPath,
+      SLUICE_BIN,
+      'serve',
+      '--addr',
+      `127.0.0.1:${port}`,
+      '--root',
+      root,
+    ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let stderr = '';
@@ -76,7 +93,10 @@ test('blob data, manifests and links are flushed to disk before they are renamed
     const repo = 'durable/app' as RepositoryName;
     await pushImage(url, repo, 'v1', img);
     // Stop sluice (strace's child) gracefully so the trace is complete.
-    const children = (await readFile(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8')).trim().split(/\s+/).map(Number);
+    const children = (await readFile(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8'))
+      .trim()
+      .split(/\s+/)
+      .map(Number);
     for (const pid of children) process.kill(pid, 'SIGTERM');
     await Promise.race([exited, sleep(30_000, undefined, { ref: false })]);
     assert.notEqual(child.exitCode, null, `strace did not exit: ${stderr}`);
@@ -154,7 +174,8 @@ test('leftovers of a crash (old temporary files, empty blob folders) are removed
     const second = await startSluiceProcess(root);
     try {
       const gone = async (rel: string) => (await stat(at(rel)).catch(() => null)) === null;
-      for (let i = 0; i < 200 && !(await gone(oldLinkTmp) && (await gone(halfBlob)) && (await gone(emptyBlob))); i++) await sleep(50);
+      for (let i = 0; i < 200 && !((await gone(oldLinkTmp)) && (await gone(halfBlob)) && (await gone(emptyBlob))); i++)
+        await sleep(50);
       for (const p of [oldLinkTmp, halfTmp, halfBlob, emptyBlob]) assert.ok(await gone(p), `${p} is still there`);
       for (const p of [youngTmp, youngBlob]) assert.ok(!(await gone(p)), `${p} was removed`);
       await assertIntact(second.url, repo, 'v1', img);

@@ -27,7 +27,9 @@ test('24 concurrent PUTs of different manifests to a new immutable tag: exactly 
       await pushBlob(reg.url, 'x/app', img.config);
       for (const l of img.layers) await pushBlob(reg.url, 'x/app', l);
     }
-    const results = await Promise.all(images.map((img) => pushManifest(reg.url, 'x/app', 'v1', img.manifest, img.mediaType)));
+    const results = await Promise.all(
+      images.map((img) => pushManifest(reg.url, 'x/app', 'v1', img.manifest, img.mediaType)),
+    );
     const created = results.map((r, i) => [r.status, i] as const).filter(([s]) => s === 201);
     assert.equal(created.length, 1, `statuses: ${results.map((r) => r.status).join(',')}`);
     for (const r of results) {
@@ -41,26 +43,47 @@ test('24 concurrent PUTs of different manifests to a new immutable tag: exactly 
     const g = await fetch(`${reg.url}/v2/x/app/manifests/v1`, { headers: { accept: winner.mediaType } });
     assert.equal(g.headers.get('docker-content-digest'), winner.digest);
     // The same manifest again is not an overwrite, concurrently too; a mutable tag still moves freely.
-    const again = await Promise.all(Array.from({ length: 8 }, () => pushManifest(reg.url, 'x/app', 'v1', winner.manifest, winner.mediaType)));
+    const again = await Promise.all(
+      Array.from({ length: 8 }, () => pushManifest(reg.url, 'x/app', 'v1', winner.manifest, winner.mediaType)),
+    );
     for (const r of again) assert.equal(r.status, 201);
     const loser = images[(created[0]![1] + 1) % images.length]!;
     assert.equal((await pushManifest(reg.url, 'x/app', 'latest', winner.manifest, winner.mediaType)).status, 201);
     assert.equal((await pushManifest(reg.url, 'x/app', 'latest', loser.manifest, loser.mediaType)).status, 201);
     // Tags pushed by digest with ?tag= go through the same step.
     const byDigest = await Promise.all(
-      images.slice(0, 6).map((img) => fetch(`${reg.url}/v2/x/app/manifests/${img.digest}?tag=v2&tag=v3`, { method: 'PUT', body: img.manifest, headers: { 'content-type': img.mediaType } })),
+      images.slice(0, 6).map((img) =>
+        fetch(`${reg.url}/v2/x/app/manifests/${img.digest}?tag=v2&tag=v3`, {
+          method: 'PUT',
+          body: img.manifest,
+          headers: { 'content-type': img.mediaType },
+        }),
+      ),
     );
-    assert.equal(byDigest.filter((r) => r.status === 201).length, 1, `statuses: ${byDigest.map((r) => r.status).join(',')}`);
+    assert.equal(
+      byDigest.filter((r) => r.status === 201).length,
+      1,
+      `statuses: ${byDigest.map((r) => r.status).join(',')}`,
+    );
   } finally {
     await reg.close();
   }
 });
 
 /** An image manifest listing one layer `times` times (and a config), as bytes. */
-function repeatedLayerManifest(config: { digest: string; size: number }, layer: { digest: string; size: number }, times: number): Buffer {
+function repeatedLayerManifest(
+  config: { digest: string; size: number },
+  layer: { digest: string; size: number },
+  times: number,
+): Buffer {
   const d = { mediaType: MediaType.OciLayerGzip, digest: layer.digest, size: layer.size };
   return Buffer.from(
-    JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config: { mediaType: MediaType.OciConfig, ...config }, layers: Array.from({ length: times }, () => d) }),
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MediaType.OciManifest,
+      config: { mediaType: MediaType.OciConfig, ...config },
+      layers: Array.from({ length: times }, () => d),
+    }),
   );
 }
 
@@ -76,7 +99,9 @@ test('a manifest listing one layer 25,000 times is one reference check: 201, and
     const img = await makeImage({ label: 'bystander' });
     await pushImage(reg.url, 'other/repo', 'v1', img);
     // Several such PUTs at once, while another client pulls: nobody sees a 500 or a reset connection.
-    const puts = Array.from({ length: 4 }, () => pushManifest(reg.url, 'big/refs', 'many', bytes, MediaType.OciManifest));
+    const puts = Array.from({ length: 4 }, () =>
+      pushManifest(reg.url, 'big/refs', 'many', bytes, MediaType.OciManifest),
+    );
     const pulls = Array.from({ length: 40 }, async () => {
       const g = await fetch(`${reg.url}/v2/other/repo/blobs/${img.layers[0]!.descriptor.digest}`);
       assert.equal(g.status, 200);
@@ -105,8 +130,19 @@ test(`a manifest referencing more than ${MAX_REFERENCES} distinct digests is MAN
     const cfg = Buffer.from('{}');
     const cd = await pushBlob(reg.url, 'many/distinct', cfg);
     // With the config, one more distinct digest than allowed.
-    const layers = Array.from({ length: MAX_REFERENCES }, (_, i) => ({ mediaType: MediaType.OciLayerGzip, digest: digestOf(`layer ${i}`), size: 1 }));
-    const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config: { mediaType: MediaType.OciConfig, digest: cd, size: 2 }, layers }));
+    const layers = Array.from({ length: MAX_REFERENCES }, (_, i) => ({
+      mediaType: MediaType.OciLayerGzip,
+      digest: digestOf(`layer ${i}`),
+      size: 1,
+    }));
+    const bytes = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MediaType.OciManifest,
+        config: { mediaType: MediaType.OciConfig, digest: cd, size: 2 },
+        layers,
+      }),
+    );
     const r = await pushManifest(reg.url, 'many/distinct', 'v1', bytes, MediaType.OciManifest);
     assert.equal(r.status, 400);
     const e = await errorOf(r);
@@ -126,13 +162,19 @@ test('manifest GET and HEAD answer 304 to an If-None-Match naming the ETag, by t
     for (const ref of ['v1', img.digest]) {
       for (const method of ['GET', 'HEAD']) {
         for (const inm of [`"${img.digest}"`, `W/"${img.digest}"`, img.digest, '*', `${zero}, "${img.digest}"`]) {
-          const r = await fetch(`${reg.url}/v2/inm/m/manifests/${ref}`, { method, headers: { 'if-none-match': inm, accept: img.mediaType } });
+          const r = await fetch(`${reg.url}/v2/inm/m/manifests/${ref}`, {
+            method,
+            headers: { 'if-none-match': inm, accept: img.mediaType },
+          });
           assert.equal(r.status, 304, `${method} ${ref} ${inm}`);
           assert.equal(r.headers.get('etag'), `"${img.digest}"`);
           assert.equal(r.headers.get('docker-content-digest'), img.digest);
           assert.equal((await bytesOf(r)).length, 0);
         }
-        const miss = await fetch(`${reg.url}/v2/inm/m/manifests/${ref}`, { method, headers: { 'if-none-match': zero, accept: img.mediaType } });
+        const miss = await fetch(`${reg.url}/v2/inm/m/manifests/${ref}`, {
+          method,
+          headers: { 'if-none-match': zero, accept: img.mediaType },
+        });
         assert.equal(miss.status, 200);
         if (method === 'GET') assert.deepEqual(await bytesOf(miss), img.manifest);
       }
@@ -160,26 +202,47 @@ test('a mount from a repository the caller may not pull opens an upload session 
     const alice = { authorization: basic('alice', USERS.alice) };
     const data = randomBytes(5000);
     const d = digestOf(data);
-    const up = await fetch(`${url}/v2/team-b/secret/blobs/uploads/?digest=${d}`, { method: 'POST', body: data, headers: bob });
+    const up = await fetch(`${url}/v2/team-b/secret/blobs/uploads/?digest=${d}`, {
+      method: 'POST',
+      body: data,
+      headers: bob,
+    });
     assert.equal(up.status, 201);
-    assert.equal((await fetch(`${url}/v2/team-b/secret/blobs/${d}`, { headers: alice })).status, 403, 'alice cannot read the source');
+    assert.equal(
+      (await fetch(`${url}/v2/team-b/secret/blobs/${d}`, { headers: alice })).status,
+      403,
+      'alice cannot read the source',
+    );
 
-    const m = await fetch(`${url}/v2/alice/app/blobs/uploads/?mount=${d}&from=team-b/secret`, { method: 'POST', headers: alice });
+    const m = await fetch(`${url}/v2/alice/app/blobs/uploads/?mount=${d}&from=team-b/secret`, {
+      method: 'POST',
+      headers: alice,
+    });
     assert.equal(m.status, 202, await m.text());
     const loc = m.headers.get('location');
     assert.match(loc ?? '', /^\/v2\/alice\/app\/blobs\/uploads\/[0-9a-f-]{36}$/);
     assert.equal((await fetch(`${url}/v2/alice/app/blobs/${d}`, { headers: alice })).status, 404, 'not mounted');
     // The session is an ordinary one: the upload makes the blob readable.
-    const put = await fetch(withDigest(new URL(loc!, url).toString(), d), { method: 'PUT', body: data, headers: alice });
+    const put = await fetch(withDigest(new URL(loc!, url).toString(), d), {
+      method: 'PUT',
+      body: data,
+      headers: alice,
+    });
     assert.equal(put.status, 201);
     const g = await fetch(`${url}/v2/alice/app/blobs/${d}`, { headers: alice });
     assert.deepEqual(await bytesOf(g), data);
 
     // Bob may read the source and push to team-b/other: his mount links (201).
-    const bm = await fetch(`${url}/v2/team-b/other/blobs/uploads/?mount=${d}&from=team-b/secret`, { method: 'POST', headers: bob });
+    const bm = await fetch(`${url}/v2/team-b/other/blobs/uploads/?mount=${d}&from=team-b/secret`, {
+      method: 'POST',
+      headers: bob,
+    });
     assert.equal(bm.status, 201);
     // Without push on the target, the request itself is still refused.
-    const no = await fetch(`${url}/v2/team-b/x/blobs/uploads/?mount=${d}&from=alice/app`, { method: 'POST', headers: alice });
+    const no = await fetch(`${url}/v2/team-b/x/blobs/uploads/?mount=${d}&from=alice/app`, {
+      method: 'POST',
+      headers: alice,
+    });
     assert.equal(no.status, 403);
     assert.equal(await errorCode(no), 'DENIED');
   } finally {
@@ -245,7 +308,11 @@ test('a transfer coding other than chunked is refused (400, OCI error), never st
       `PUT /v2/te/x/manifests/v1 HTTP/1.1`,
     ];
     for (const line of cases) {
-      const res = await rawHttp(reg.host, `${line}\r\nHost: ${reg.host}\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n`, chunked(gz));
+      const res = await rawHttp(
+        reg.host,
+        `${line}\r\nHost: ${reg.host}\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n`,
+        chunked(gz),
+      );
       assert.match(res, /^HTTP\/1\.1 400 /, `${line}: ${res}`);
       const code = /"code":"([A-Z_]+)"/.exec(res)?.[1];
       assert.ok(code === 'BLOB_UPLOAD_INVALID' || code === 'MANIFEST_INVALID', `${line}: ${res}`);
@@ -253,7 +320,11 @@ test('a transfer coding other than chunked is refused (400, OCI error), never st
     }
     assert.equal((await fetch(`${reg.url}/v2/te/x/blobs/${coded}`)).status, 404);
     // The session was left as it was, and plain chunked framing works.
-    const ok = await rawHttp(reg.host, `PUT ${loc.pathname}?digest=${digestOf(data)} HTTP/1.1\r\nHost: ${reg.host}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n`, chunked(data));
+    const ok = await rawHttp(
+      reg.host,
+      `PUT ${loc.pathname}?digest=${digestOf(data)} HTTP/1.1\r\nHost: ${reg.host}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n`,
+      chunked(data),
+    );
     assert.match(ok, /^HTTP\/1\.1 201 /, ok);
   } finally {
     await reg.close();
@@ -266,7 +337,11 @@ test('a Content-Encoding other than identity on an upload or manifest is refused
     const data = Buffer.from('plain layer bytes '.repeat(50));
     const gz = gzipSync(data);
     for (const digest of [digestOf(data), digestOf(gz)]) {
-      const r = await fetch(`${reg.url}/v2/ce/x/blobs/uploads/?digest=${digest}`, { method: 'POST', body: gz, headers: { 'content-encoding': 'gzip' } });
+      const r = await fetch(`${reg.url}/v2/ce/x/blobs/uploads/?digest=${digest}`, {
+        method: 'POST',
+        body: gz,
+        headers: { 'content-encoding': 'gzip' },
+      });
       assert.equal(r.status, 415);
       const e = await errorOf(r);
       assert.equal(e.code, 'UNSUPPORTED');
@@ -276,14 +351,26 @@ test('a Content-Encoding other than identity on an upload or manifest is refused
     const loc = await startSession(reg.url, 'ce/x');
     const p = await fetch(loc, { method: 'PATCH', body: gz, headers: { 'content-encoding': 'gzip' } });
     assert.equal(p.status, 415);
-    const f = await fetch(withDigest(loc, digestOf(gz)), { method: 'PUT', body: gz, headers: { 'content-encoding': 'br, gzip' } });
+    const f = await fetch(withDigest(loc, digestOf(gz)), {
+      method: 'PUT',
+      body: gz,
+      headers: { 'content-encoding': 'br, gzip' },
+    });
     assert.equal(f.status, 415);
     const img = await makeImage({ label: 'ce' });
     await pushImage(reg.url, 'ce/x', 'v0', img);
-    const mz = await fetch(`${reg.url}/v2/ce/x/manifests/v1`, { method: 'PUT', body: gzipSync(img.manifest), headers: { 'content-type': img.mediaType, 'content-encoding': 'gzip' } });
+    const mz = await fetch(`${reg.url}/v2/ce/x/manifests/v1`, {
+      method: 'PUT',
+      body: gzipSync(img.manifest),
+      headers: { 'content-type': img.mediaType, 'content-encoding': 'gzip' },
+    });
     assert.equal(mz.status, 415);
     // identity is no coding at all.
-    const id = await fetch(`${reg.url}/v2/ce/x/blobs/uploads/?digest=${digestOf(data)}`, { method: 'POST', body: data, headers: { 'content-encoding': 'identity' } });
+    const id = await fetch(`${reg.url}/v2/ce/x/blobs/uploads/?digest=${digestOf(data)}`, {
+      method: 'POST',
+      body: data,
+      headers: { 'content-encoding': 'identity' },
+    });
     assert.equal(id.status, 201);
   } finally {
     await reg.close();

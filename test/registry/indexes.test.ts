@@ -6,7 +6,8 @@ import { bytesOf, errorOf } from '../helpers/oci-http.js';
 
 /** Pushes only the children for the given architectures, then the index itself; returns the index PUT. */
 async function pushPartial(url: string, repo: string, idx: TestIndex, archs: string[]): Promise<Response> {
-  for (const img of idx.images) if (archs.includes(img.platform.architecture)) await pushImage(url, repo, img.digest, img);
+  for (const img of idx.images)
+    if (archs.includes(img.platform.architecture)) await pushImage(url, repo, img.digest, img);
   return pushManifest(url, repo, 'latest', idx.manifest, idx.mediaType);
 }
 
@@ -69,7 +70,17 @@ test('indexes.platforms none: a partial index is accepted; its missing child ans
 
 test('indexes.platforms list: only the listed platforms must be present', async () => {
   const reg = await startRegistry({
-    validation: { manifests: { indexes: { platforms: 'list', platformlist: [{ os: 'linux', architecture: 'amd64' }, { os: 'linux', architecture: 'arm64' }] } } },
+    validation: {
+      manifests: {
+        indexes: {
+          platforms: 'list',
+          platformlist: [
+            { os: 'linux', architecture: 'amd64' },
+            { os: 'linux', architecture: 'arm64' },
+          ],
+        },
+      },
+    },
   });
   try {
     const idx = await makeMultiArch('list');

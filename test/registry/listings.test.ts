@@ -5,7 +5,11 @@ import { makeImage, pushImage } from '../helpers/images.js';
 import { errorCode } from '../helpers/oci-http.js';
 
 /** Follows Link headers from `first`, collecting every page's list. */
-async function walk(url: string, first: string, key: 'tags' | 'repositories'): Promise<{ pages: string[][]; links: string[] }> {
+async function walk(
+  url: string,
+  first: string,
+  key: 'tags' | 'repositories',
+): Promise<{ pages: string[][]; links: string[] }> {
   const pages: string[][] = [];
   const links: string[] = [];
   let next: string | null = first;
@@ -39,7 +43,10 @@ test('tags list: sorted, paginated with n and last, Link header to the next page
     assert.equal(links[0], `</v2/l/tags/tags/list?n=3&last=${sorted[2]}>; rel="next"`);
 
     const after = (await (await fetch(`${reg.url}/v2/l/tags/tags/list?last=latest`)).json()) as { tags: string[] };
-    assert.deepEqual(after.tags, sorted.filter((t) => t > 'latest'));
+    assert.deepEqual(
+      after.tags,
+      sorted.filter((t) => t > 'latest'),
+    );
     const exact = await fetch(`${reg.url}/v2/l/tags/tags/list?n=${tags.length}`);
     assert.equal(exact.headers.get('link'), null);
     assert.equal(((await exact.json()) as { tags: string[] }).tags.length, tags.length);
@@ -78,7 +85,10 @@ test('catalog: every repository, nested names included, paginated with Link', as
     assert.deepEqual(pages, [sorted.slice(0, 4), sorted.slice(4)]);
     assert.equal(links[0], `</v2/_catalog?n=4&last=${encodeURIComponent(sorted[3]!)}>; rel="next"`);
     const after = (await (await fetch(`${reg.url}/v2/_catalog?last=team/app`)).json()) as { repositories: string[] };
-    assert.deepEqual(after.repositories, sorted.filter((n) => n > 'team/app'));
+    assert.deepEqual(
+      after.repositories,
+      sorted.filter((n) => n > 'team/app'),
+    );
   } finally {
     await reg.close();
   }

@@ -23,7 +23,10 @@ test('OCI manifest: PUT by tag, then GET and HEAD by tag and by digest with exac
       assert.equal(g.headers.get('docker-content-digest'), img.digest);
       assert.equal(g.headers.get('content-length'), String(img.manifest.length));
       assert.deepEqual(await bytesOf(g), img.manifest);
-      const h = await fetch(`${reg.url}/v2/m/oci/manifests/${ref}`, { method: 'HEAD', headers: { accept: MediaType.OciManifest } });
+      const h = await fetch(`${reg.url}/v2/m/oci/manifests/${ref}`, {
+        method: 'HEAD',
+        headers: { accept: MediaType.OciManifest },
+      });
       assert.equal(h.status, 200);
       assert.equal(h.headers.get('docker-content-digest'), img.digest);
       assert.equal(h.headers.get('content-length'), String(img.manifest.length));
@@ -62,7 +65,9 @@ test('Docker schema 2 manifest and manifest list round-trip with their own media
     await pushImage(reg.url, 'm/docker', 'single', a);
     await assertIntact(reg.url, 'm/docker', 'multi', list);
     await assertIntact(reg.url, 'm/docker', 'single', a);
-    const g = await fetch(`${reg.url}/v2/m/docker/manifests/multi`, { headers: { accept: `${MediaType.DockerManifestList}, ${MediaType.DockerManifest}` } });
+    const g = await fetch(`${reg.url}/v2/m/docker/manifests/multi`, {
+      headers: { accept: `${MediaType.DockerManifestList}, ${MediaType.DockerManifest}` },
+    });
     assert.equal(g.headers.get('content-type'), MediaType.DockerManifestList);
     const s = await fetch(`${reg.url}/v2/m/docker/manifests/single`, { headers: { accept: MediaType.DockerManifest } });
     assert.equal(s.headers.get('content-type'), MediaType.DockerManifest);
@@ -79,7 +84,9 @@ test('OCI index round-trips; its children are served by digest', async () => {
     const idx = makeIndex([a, b]);
     await pushImage(reg.url, 'm/index', 'latest', idx);
     await assertIntact(reg.url, 'm/index', 'latest', idx);
-    const g = await fetch(`${reg.url}/v2/m/index/manifests/latest`, { headers: { accept: `${MediaType.OciManifest};q=0.5, ${MediaType.OciIndex}` } });
+    const g = await fetch(`${reg.url}/v2/m/index/manifests/latest`, {
+      headers: { accept: `${MediaType.OciManifest};q=0.5, ${MediaType.OciIndex}` },
+    });
     assert.equal(g.status, 200);
     assert.equal(g.headers.get('content-type'), MediaType.OciIndex);
   } finally {
@@ -102,7 +109,9 @@ test('Accept negotiation: a tag whose type the client does not accept is MANIFES
       assert.equal(ok.status, 200, String(accept));
       assert.deepEqual(await bytesOf(ok), img.manifest);
     }
-    const byDigest = await fetch(`${reg.url}/v2/m/accept/manifests/${img.digest}`, { headers: { accept: MediaType.DockerManifest } });
+    const byDigest = await fetch(`${reg.url}/v2/m/accept/manifests/${img.digest}`, {
+      headers: { accept: MediaType.DockerManifest },
+    });
     assert.equal(byDigest.status, 200);
     assert.equal(byDigest.headers.get('content-type'), MediaType.OciManifest);
   } finally {
@@ -147,11 +156,19 @@ test('PUT by digest with ?tag= tags it in the same request, answering OCI-Tag; a
     const a = await makeImage({ label: 'qa' });
     await pushBlob(reg.url, 'm/qtag', a.config);
     for (const l of a.layers) await pushBlob(reg.url, 'm/qtag', l);
-    const bad = await fetch(`${reg.url}/v2/m/qtag/manifests/${a.digest}?tag=ok&tag=-bad`, { method: 'PUT', body: a.manifest, headers: { 'content-type': a.mediaType } });
+    const bad = await fetch(`${reg.url}/v2/m/qtag/manifests/${a.digest}?tag=ok&tag=-bad`, {
+      method: 'PUT',
+      body: a.manifest,
+      headers: { 'content-type': a.mediaType },
+    });
     assert.equal(bad.status, 400);
     assert.equal(await errorCode(bad), 'TAG_INVALID');
     assert.equal((await fetch(`${reg.url}/v2/m/qtag/manifests/${a.digest}`)).status, 404, 'nothing was stored');
-    const put = await fetch(`${reg.url}/v2/m/qtag/manifests/${a.digest}?tag=v1&tag=latest`, { method: 'PUT', body: a.manifest, headers: { 'content-type': a.mediaType } });
+    const put = await fetch(`${reg.url}/v2/m/qtag/manifests/${a.digest}?tag=v1&tag=latest`, {
+      method: 'PUT',
+      body: a.manifest,
+      headers: { 'content-type': a.mediaType },
+    });
     assert.equal(put.status, 201);
     assert.equal(put.headers.get('oci-tag'), 'v1, latest');
     const tags = await (await fetch(`${reg.url}/v2/m/qtag/tags/list`)).json();

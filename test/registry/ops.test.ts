@@ -28,7 +28,11 @@ interface Served {
 /** Spawns `node bin/sluice.js serve --addr 127.0.0.1:PORT --root DIR`, collecting its log lines. */
 async function serveProcess(root: string, extra: string[] = []): Promise<Served> {
   const port = await freePort();
-  const child = spawn(process.execPath, [SLUICE_BIN, 'serve', '--addr', `127.0.0.1:${port}`, '--root', root, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [SLUICE_BIN, 'serve', '--addr', `127.0.0.1:${port}`, '--root', root, ...extra],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
@@ -104,7 +108,7 @@ test('structured JSON logs: one line per request, without credentials', async ()
   }
 });
 
-test('a denied request\'s log line carries the code and the rule\'s reason', async (t) => {
+test("a denied request's log line carries the code and the rule's reason", async (t) => {
   const root = await mkdtemp(join(tmpdir(), 'sluice-ops-'));
   let logText = '';
   const stream = new Writable({
@@ -115,7 +119,12 @@ test('a denied request\'s log line carries the code and the rule\'s reason', asy
   });
   const { config } = validateConfig({
     storage: { filesystem: { rootdirectory: root } },
-    access: { rules: [{ name: 'no-secrets', repos: ['secret/**'], who: ['*'], deny: ['pull'] }, { repos: ['**'], who: ['*'], allow: ['*'] }] },
+    access: {
+      rules: [
+        { name: 'no-secrets', repos: ['secret/**'], who: ['*'], deny: ['pull'] },
+        { repos: ['**'], who: ['*'], allow: ['*'] },
+      ],
+    },
   });
   const reg = buildRegistry({ config, logger: { level: 'info', stream } });
   const url = await reg.app.listen({ host: '127.0.0.1', port: 0 });
@@ -126,7 +135,10 @@ test('a denied request\'s log line carries the code and the rule\'s reason', asy
   const r = await fetch(`${url}/v2/secret/app/manifests/v1`);
   assert.equal(r.status, 403);
   const told = await errorOf(r);
-  await until(() => logLines(logText).some((l) => l.msg === 'request' && l.url === '/v2/secret/app/manifests/v1'), 'the request log line');
+  await until(
+    () => logLines(logText).some((l) => l.msg === 'request' && l.url === '/v2/secret/app/manifests/v1'),
+    'the request log line',
+  );
   const line = logLines(logText).find((l) => l.msg === 'request' && l.url === '/v2/secret/app/manifests/v1')!;
   assert.equal(line.code, 'DENIED');
   assert.equal(line.reason, told.message);
@@ -185,7 +197,10 @@ test('/metrics: requests by route and status, bytes in and out, upload durations
     assert.equal(value('sluice_http_requests_total', 'route="manifest",method="GET",status="404"'), 1);
     assert.equal(value('sluice_http_requests_total', 'route="uploads",method="POST",status="201"'), 2);
     assert.equal(value('sluice_http_requests_total', 'route="upload",method="PUT",status="201"'), 1);
-    assert.equal(value('sluice_http_bytes_received_total', 'route="upload"'), img.config.bytes.length + layer.bytes.length + data.length);
+    assert.equal(
+      value('sluice_http_bytes_received_total', 'route="upload"'),
+      img.config.bytes.length + layer.bytes.length + data.length,
+    );
     assert.equal(value('sluice_http_bytes_received_total', 'route="manifest"'), img.manifest.length);
     assert.equal(value('sluice_http_bytes_sent_total', 'route="blob"'), layer.bytes.length);
     const count = text.split('\n').find((l) => l.startsWith('sluice_blob_upload_duration_seconds_count'));
@@ -203,10 +218,19 @@ test('SIGTERM lets an in-flight chunked upload finish, then the process exits 0'
     const u = new URL(loc);
     const data = randomBytes(256 * 1024);
     const response = new Promise<{ status: number; range: string | undefined }>((resolve, reject) => {
-      const req = request({ host: u.hostname, port: u.port, method: 'PATCH', path: u.pathname, headers: { 'content-type': 'application/octet-stream' } }, (res) => {
-        res.resume();
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, range: res.headers.range as string | undefined }));
-      });
+      const req = request(
+        {
+          host: u.hostname,
+          port: u.port,
+          method: 'PATCH',
+          path: u.pathname,
+          headers: { 'content-type': 'application/octet-stream' },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, range: res.headers.range as string | undefined }));
+        },
+      );
       req.on('error', reject);
       // Half the body now (chunked, no Content-Length) ...
       req.write(data.subarray(0, 128 * 1024));
@@ -218,7 +242,12 @@ test('SIGTERM lets an in-flight chunked upload finish, then the process exits 0'
     });
     // Wait until the server holds part of the chunk, so the request is truly in flight.
     const { stat } = await import('node:fs/promises');
-    const dataFile = join(root, 'docker/registry/v2/repositories/ops/drain/_uploads', u.pathname.split('/').pop()!, 'data');
+    const dataFile = join(
+      root,
+      'docker/registry/v2/repositories/ops/drain/_uploads',
+      u.pathname.split('/').pop()!,
+      'data',
+    );
     await until(async () => ((await stat(dataFile).catch(() => null))?.size ?? 0) > 0, 'part of the chunk on disk');
     s.child.kill('SIGTERM');
     const r = await response;
@@ -243,7 +272,12 @@ test('a request that never finishes does not hold shutdown past http.draintimeou
     const req = request({ host: u.hostname, port: u.port, method: 'PATCH', path: u.pathname });
     req.on('error', () => undefined);
     req.write(Buffer.alloc(1000));
-    const dataFile = join(root, 'data/docker/registry/v2/repositories/ops/stuck/_uploads', u.pathname.split('/').pop()!, 'data');
+    const dataFile = join(
+      root,
+      'data/docker/registry/v2/repositories/ops/stuck/_uploads',
+      u.pathname.split('/').pop()!,
+      'data',
+    );
     const { stat } = await import('node:fs/promises');
     await until(async () => ((await stat(dataFile).catch(() => null))?.size ?? 0) > 0, 'part of the chunk on disk');
     s.child.kill('SIGTERM');
@@ -262,7 +296,9 @@ test("sluice serve runs from Debian's Distribution config.yml (paths adjusted, a
   const debian = '/etc/docker/registry/config.yml';
   if (!existsSync(debian)) return t.skip(`${debian} not present (apt-get install docker-registry)`);
   const root = await mkdtemp(join(tmpdir(), 'sluice-ops-'));
-  const text = (await readFile(debian, 'utf8')).replace('/var/lib/docker-registry', join(root, 'data')).replace(/^auth:\n(?:[ \t]+.*\n)*/m, '');
+  const text = (await readFile(debian, 'utf8'))
+    .replace('/var/lib/docker-registry', join(root, 'data'))
+    .replace(/^auth:\n(?:[ \t]+.*\n)*/m, '');
   assert.ok(!text.includes('htpasswd'));
   const cfg = join(root, 'config.yml');
   await writeFile(cfg, text);
@@ -350,7 +386,10 @@ test('/healthz turns 503 within seconds when the root stops taking writes, and 2
       h = await health();
     }
     assert.equal(h.status, 503);
-    assert.deepEqual(h.body, { status: 'unavailable', error: `storage.filesystem.rootdirectory: ${mount.dir} is not writable (EROFS)` });
+    assert.deepEqual(h.body, {
+      status: 'unavailable',
+      error: `storage.filesystem.rootdirectory: ${mount.dir} is not writable (EROFS)`,
+    });
     await mount.remount('rw');
     for (let i = 0; i < 80 && h.status === 503; i++) {
       await sleep(100);

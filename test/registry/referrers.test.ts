@@ -9,10 +9,21 @@ import { MediaType } from '../../src/oci/mediatypes.js';
 interface Index {
   schemaVersion: number;
   mediaType: string;
-  manifests: { mediaType: string; digest: string; size: number; artifactType?: string; annotations?: Record<string, string> }[];
+  manifests: {
+    mediaType: string;
+    digest: string;
+    size: number;
+    artifactType?: string;
+    annotations?: Record<string, string>;
+  }[];
 }
 
-async function referrers(url: string, repo: string, digest: string, artifactType?: string): Promise<{ r: Response; body: Index }> {
+async function referrers(
+  url: string,
+  repo: string,
+  digest: string,
+  artifactType?: string,
+): Promise<{ r: Response; body: Index }> {
   const q = artifactType ? `?artifactType=${encodeURIComponent(artifactType)}` : '';
   const r = await fetch(`${url}/v2/${repo}/referrers/${digest}${q}`);
   assert.equal(r.status, 200);
@@ -44,7 +55,12 @@ test('referrers: descriptors with artifactType, size and annotations; artifactTy
     const img = await makeImage();
     await pushImage(reg.url, 'ref/list', 'v1', img);
     const subject = { mediaType: img.mediaType, digest: img.digest, size: img.manifest.length };
-    const sig = makeArtifact({ artifactType: 'application/vnd.example.signature', payload: 'sig', subject, annotations: { 'org.example.k': 'v' } });
+    const sig = makeArtifact({
+      artifactType: 'application/vnd.example.signature',
+      payload: 'sig',
+      subject,
+      annotations: { 'org.example.k': 'v' },
+    });
     const sbom = makeArtifact({ artifactType: 'application/vnd.example.sbom', payload: 'sbom', subject });
     const unrelated = makeArtifact({ artifactType: 'application/vnd.example.sbom', payload: 'alone' });
     for (const a of [sig, sbom]) await pushImage(reg.url, 'ref/list', a.digest, a);
@@ -52,14 +68,28 @@ test('referrers: descriptors with artifactType, size and annotations; artifactTy
 
     const { body } = await referrers(reg.url, 'ref/list', img.digest);
     const expected = [
-      { mediaType: MediaType.OciManifest, digest: sig.digest, size: sig.manifest.length, artifactType: 'application/vnd.example.signature', annotations: { 'org.example.k': 'v' } },
-      { mediaType: MediaType.OciManifest, digest: sbom.digest, size: sbom.manifest.length, artifactType: 'application/vnd.example.sbom' },
+      {
+        mediaType: MediaType.OciManifest,
+        digest: sig.digest,
+        size: sig.manifest.length,
+        artifactType: 'application/vnd.example.signature',
+        annotations: { 'org.example.k': 'v' },
+      },
+      {
+        mediaType: MediaType.OciManifest,
+        digest: sbom.digest,
+        size: sbom.manifest.length,
+        artifactType: 'application/vnd.example.sbom',
+      },
     ].sort((a, b) => (a.digest < b.digest ? -1 : 1));
     assert.deepEqual(body.manifests, expected);
 
     const f = await referrers(reg.url, 'ref/list', img.digest, 'application/vnd.example.sbom');
     assert.equal(f.r.headers.get('oci-filters-applied'), 'artifactType');
-    assert.deepEqual(f.body.manifests.map((m) => m.digest), [sbom.digest]);
+    assert.deepEqual(
+      f.body.manifests.map((m) => m.digest),
+      [sbom.digest],
+    );
     const none = await referrers(reg.url, 'ref/list', img.digest, 'application/vnd.other');
     assert.deepEqual(none.body.manifests, []);
 
@@ -71,7 +101,10 @@ test('referrers: descriptors with artifactType, size and annotations; artifactTy
     const del = await fetch(`${reg.url}/v2/ref/list/manifests/${sig.digest}`, { method: 'DELETE' });
     assert.equal(del.status, 202);
     const after = await referrers(reg.url, 'ref/list', img.digest);
-    assert.deepEqual(after.body.manifests.map((m) => m.digest), [sbom.digest]);
+    assert.deepEqual(
+      after.body.manifests.map((m) => m.digest),
+      [sbom.digest],
+    );
   } finally {
     await reg.close();
   }
@@ -101,7 +134,11 @@ test('referrers: an image manifest without artifactType reports its config media
         subject,
       }),
     );
-    const put = await fetch(`${reg.url}/v2/ref/types/manifests/${digestOf(idxBytes)}`, { method: 'PUT', body: idxBytes, headers: { 'content-type': MediaType.OciIndex } });
+    const put = await fetch(`${reg.url}/v2/ref/types/manifests/${digestOf(idxBytes)}`, {
+      method: 'PUT',
+      body: idxBytes,
+      headers: { 'content-type': MediaType.OciIndex },
+    });
     assert.equal(put.status, 201);
     assert.equal(put.headers.get('oci-subject'), img.digest);
 
@@ -125,7 +162,10 @@ test('referrers of a subject pushed later, and of an index subject', async () =>
     await pushImage(reg.url, 'ref/later', sig.digest, sig);
     await pushImage(reg.url, 'ref/later', 'latest', idx);
     const { body } = await referrers(reg.url, 'ref/later', idx.digest);
-    assert.deepEqual(body.manifests.map((m) => m.digest), [sig.digest]);
+    assert.deepEqual(
+      body.manifests.map((m) => m.digest),
+      [sig.digest],
+    );
   } finally {
     await reg.close();
   }
@@ -148,7 +188,10 @@ test('referrers written without a _referrers index (as Distribution writes them)
 
     second = await startRegistry({}, root);
     const { body } = await referrers(second.url, 'ref/foreign', img.digest);
-    assert.deepEqual(body.manifests.map((m) => [m.digest, m.artifactType]), [[sig.digest, 'application/vnd.example.signature']]);
+    assert.deepEqual(
+      body.manifests.map((m) => [m.digest, m.artifactType]),
+      [[sig.digest, 'application/vnd.example.signature']],
+    );
     const [alg, hex] = img.digest.split(':') as [string, string];
     const [salg, shex] = sig.digest.split(':') as [string, string];
     const link = `${referrersDir}/${alg}/${hex}/${salg}/${shex}/link`;

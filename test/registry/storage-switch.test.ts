@@ -17,11 +17,18 @@ test(`startRegistry runs on ${testStorage}: each registry has storage of its own
     assert.notEqual(a.root, b.root);
     const img = await makeImage({ label: 'switch' });
     await pushImage(a.url, 'switch/app', 'v1', img);
-    assert.equal((await fetch(`${b.url}/v2/switch/app/manifests/v1`)).status, 404, 'a second registry sees none of the first one\'s images');
+    assert.equal(
+      (await fetch(`${b.url}/v2/switch/app/manifests/v1`)).status,
+      404,
+      "a second registry sees none of the first one's images",
+    );
     assert.deepEqual(await (await fetch(`${b.url}/v2/_catalog`)).json(), { repositories: [] });
     c = await startRegistry({}, a.root);
     await assertIntact(c.url, 'switch/app', 'v1', img);
-    assert.deepEqual(await c.files('docker/registry/v2/repositories/switch/app/_manifests/tags'), ['v1/current/link', `v1/index/sha256/${img.digest.slice(7)}/link`]);
+    assert.deepEqual(await c.files('docker/registry/v2/repositories/switch/app/_manifests/tags'), [
+      'v1/current/link',
+      `v1/index/sha256/${img.digest.slice(7)}/link`,
+    ]);
   } finally {
     await c?.close();
     await b.close();

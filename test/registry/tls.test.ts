@@ -21,7 +21,9 @@ after(async () => {
   await pki?.cleanup();
 });
 
-test('http.tls: HTTPS with the configured certificate; a client that trusts the CA gets /v2/, one that does not is refused', { skip }, async () => {
+test('http.tls: HTTPS with the configured certificate; a client that trusts the CA gets /v2/, one that does not is refused', {
+  skip,
+}, async () => {
   const p = pki!;
   const reg = await startTlsRegistry({ certificate: p.serverCert, key: p.serverKey });
   try {
@@ -33,24 +35,35 @@ test('http.tls: HTTPS with the configured certificate; a client that trusts the 
     assert.equal((await tlsGet(`https://localhost:${reg.port}/v2/`, { ca: p.caCert })).status, 200);
     await assert.rejects(tlsGet(`${reg.url}/v2/`, { ca: p.otherCaCert }), /certificate/i);
     // Plain HTTP on the TLS port gets no registry answer.
-    const plain = await fetch(`http://${reg.host}/v2/`).then((r) => r.status, () => 'refused');
+    const plain = await fetch(`http://${reg.host}/v2/`).then(
+      (r) => r.status,
+      () => 'refused',
+    );
     assert.notEqual(plain, 200);
   } finally {
     await reg.close();
   }
 });
 
-test('http.tls.clientcas: a client certificate from those CAs is required (none or a stranger\'s is refused)', { skip }, async () => {
+test("http.tls.clientcas: a client certificate from those CAs is required (none or a stranger's is refused)", {
+  skip,
+}, async () => {
   const p = pki!;
   const reg = await startTlsRegistry({ certificate: p.serverCert, key: p.serverKey, clientcas: [p.caCert] });
   try {
     const ok = await tlsGet(`${reg.url}/v2/`, { ca: p.caCert, cert: p.clientCert, key: p.clientKey });
     assert.equal(ok.status, 200);
     // Every route is behind the certificate, health and metrics too.
-    assert.equal((await tlsGet(`${reg.url}/healthz`, { ca: p.caCert, cert: p.clientCert, key: p.clientKey })).status, 200);
+    assert.equal(
+      (await tlsGet(`${reg.url}/healthz`, { ca: p.caCert, cert: p.clientCert, key: p.clientKey })).status,
+      200,
+    );
     await assert.rejects(tlsGet(`${reg.url}/v2/`, { ca: p.caCert }), 'no client certificate');
     await assert.rejects(tlsGet(`${reg.url}/healthz`, { ca: p.caCert }), 'no client certificate on /healthz');
-    await assert.rejects(tlsGet(`${reg.url}/v2/`, { ca: p.caCert, cert: p.strangerCert, key: p.strangerKey }), 'a certificate from another CA');
+    await assert.rejects(
+      tlsGet(`${reg.url}/v2/`, { ca: p.caCert, cert: p.strangerCert, key: p.strangerKey }),
+      'a certificate from another CA',
+    );
   } finally {
     await reg.close();
   }
@@ -67,7 +80,10 @@ test('http.tls.minimumtls: tls1.3 refuses a TLS 1.2 client; the default takes TL
   const p = pki!;
   const strict = await startTlsRegistry({ certificate: p.serverCert, key: p.serverKey, minimumtls: 'tls1.3' });
   try {
-    await assert.rejects(tlsGet(`${strict.url}/v2/`, { ca: p.caCert, maxVersion: 'TLSv1.2' }), /version|protocol|handshake|alert/i);
+    await assert.rejects(
+      tlsGet(`${strict.url}/v2/`, { ca: p.caCert, maxVersion: 'TLSv1.2' }),
+      /version|protocol|handshake|alert/i,
+    );
     assert.equal((await tlsGet(`${strict.url}/v2/`, { ca: p.caCert, maxVersion: 'TLSv1.3' })).status, 200);
   } finally {
     await strict.close();
@@ -78,20 +94,37 @@ test('http.tls.minimumtls: tls1.3 refuses a TLS 1.2 client; the default takes TL
   } finally {
     await lax.close();
   }
-  assert.throws(() => validateConfig({ http: { tls: { certificate: 'c', key: 'k', minimumtls: 'tls1.0' } } }), /http\.tls\.minimumtls: expected tls1\.2 or tls1\.3/);
+  assert.throws(
+    () => validateConfig({ http: { tls: { certificate: 'c', key: 'k', minimumtls: 'tls1.0' } } }),
+    /http\.tls\.minimumtls: expected tls1\.2 or tls1\.3/,
+  );
 });
 
-test('http.tls problems stop the start naming the key: a missing file, a key that does not fit the certificate, a missing key', { skip }, async () => {
+test('http.tls problems stop the start naming the key: a missing file, a key that does not fit the certificate, a missing key', {
+  skip,
+}, async () => {
   const p = pki!;
-  const build = (tls: Record<string, unknown>) => buildRegistry({ config: validateConfig({ log: { level: 'silent' }, http: { tls } }).config, logger: false });
-  assert.throws(() => build({ certificate: join(p.dir, 'absent.crt'), key: p.serverKey }), (e: Error) => e instanceof ConfigError && /^http\.tls\.certificate: .*absent\.crt does not exist$/.test(e.message));
+  const build = (tls: Record<string, unknown>) =>
+    buildRegistry({ config: validateConfig({ log: { level: 'silent' }, http: { tls } }).config, logger: false });
+  assert.throws(
+    () => build({ certificate: join(p.dir, 'absent.crt'), key: p.serverKey }),
+    (e: Error) => e instanceof ConfigError && /^http\.tls\.certificate: .*absent\.crt does not exist$/.test(e.message),
+  );
   assert.throws(() => build({ certificate: p.serverCert, key: p.dir }), /http\.tls\.key: .* is a directory/);
-  assert.throws(() => build({ certificate: p.serverCert, key: p.clientKey }), /http\.tls: .*cannot be used: .*key values mismatch/);
-  assert.throws(() => build({ certificate: p.serverCert, key: p.serverKey, clientcas: [join(p.dir, 'nope.crt')] }), /http\.tls\.clientcas\.0: .*nope\.crt does not exist/);
+  assert.throws(
+    () => build({ certificate: p.serverCert, key: p.clientKey }),
+    /http\.tls: .*cannot be used: .*key values mismatch/,
+  );
+  assert.throws(
+    () => build({ certificate: p.serverCert, key: p.serverKey, clientcas: [join(p.dir, 'nope.crt')] }),
+    /http\.tls\.clientcas\.0: .*nope\.crt does not exist/,
+  );
   assert.throws(() => validateConfig({ http: { tls: { certificate: p.serverCert } } }), /http\.tls\.key: required/);
 });
 
-test('sluice serve -c: http.tls paths relative to the config file, from another working directory; HTTPS answers', { skip }, async (t) => {
+test('sluice serve -c: http.tls paths relative to the config file, from another working directory; HTTPS answers', {
+  skip,
+}, async (t) => {
   if (!needTools(t, 'openssl')) return;
   const p = pki!;
   const s = await scratch('sluice-tls-serve-');
@@ -107,14 +140,20 @@ test('sluice serve -c: http.tls paths relative to the config file, from another 
       `log: {level: info}\nhttp:\n  addr: 127.0.0.1:${port}\n  tls:\n    certificate: certs/server.crt\n    key: ./certs/server.key\nstorage:\n  filesystem:\n    rootdirectory: data\n`,
     );
     // The working directory holds none of those files.
-    const proc = spawn(process.execPath, [SLUICE_BIN, 'serve', '-c', join(conf, 'config.yml')], { cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [SLUICE_BIN, 'serve', '-c', join(conf, 'config.yml')], {
+      cwd: '/',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     child.proc = proc;
     let out = '';
     proc.stdout!.on('data', (d) => (out += d));
     proc.stderr!.on('data', (d) => (out += d));
     let status: number | undefined;
     for (let i = 0; i < 100 && status === undefined && proc.exitCode === null; i++) {
-      status = await tlsGet(`https://127.0.0.1:${port}/v2/`, { ca: p.caCert }).then((r) => r.status, () => undefined);
+      status = await tlsGet(`https://127.0.0.1:${port}/v2/`, { ca: p.caCert }).then(
+        (r) => r.status,
+        () => undefined,
+      );
       if (status === undefined) await new Promise((r) => setTimeout(r, 100));
     }
     assert.equal(status, 200, `sluice serve did not answer over HTTPS:\n${out}`);
@@ -136,7 +175,8 @@ test('plain HTTP on an address other machines reach is warned about; loopback an
     assert.equal(isLoopback(h), true, h);
     assert.equal(plainHttpWarning(h, undefined), undefined, h);
   }
-  for (const h of ['0.0.0.0', '::', '10.0.0.5', 'registry.example.com']) assert.match(plainHttpWarning(h, undefined) ?? '', /plain HTTP on .*http\.tls/, h);
+  for (const h of ['0.0.0.0', '::', '10.0.0.5', 'registry.example.com'])
+    assert.match(plainHttpWarning(h, undefined) ?? '', /plain HTTP on .*http\.tls/, h);
   assert.equal(plainHttpWarning('0.0.0.0', { certificate: 'c', key: 'k' }), undefined);
 });
 
@@ -146,15 +186,23 @@ test('sluice serve warns at start when plain HTTP would be served off loopback',
     // 192.0.2.1 (TEST-NET-1) is on no interface here: the start warns, then cannot bind, so nothing listens beyond loopback.
     const r = await sluice(['serve', '--addr', '192.0.2.1:5999', '--root', join(s.dir, 'data')]);
     assert.notEqual(r.code, 0);
-    assert.match(r.stdout + r.stderr, /serving plain HTTP on 192\.0\.2\.1: passwords and tokens cross the network unencrypted/);
+    assert.match(
+      r.stdout + r.stderr,
+      /serving plain HTTP on 192\.0\.2\.1: passwords and tokens cross the network unencrypted/,
+    );
     const port = await freePort();
-    const quiet = spawn(process.execPath, [SLUICE_BIN, 'serve', '--addr', `127.0.0.1:${port}`, '--root', join(s.dir, 'data')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const quiet = spawn(
+      process.execPath,
+      [SLUICE_BIN, 'serve', '--addr', `127.0.0.1:${port}`, '--root', join(s.dir, 'data')],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let out = '';
     quiet.stdout!.on('data', (d) => (out += d));
     quiet.stderr!.on('data', (d) => (out += d));
     const exited = new Promise((res) => quiet.once('exit', res));
     try {
-      for (let i = 0; i < 100 && !out.includes('listening') && quiet.exitCode === null; i++) await new Promise((res) => setTimeout(res, 100));
+      for (let i = 0; i < 100 && !out.includes('listening') && quiet.exitCode === null; i++)
+        await new Promise((res) => setTimeout(res, 100));
       assert.match(out, /listening/);
       assert.doesNotMatch(out, /plain HTTP/);
     } finally {

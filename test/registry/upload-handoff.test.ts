@@ -30,11 +30,18 @@ test('an upload opened by one user on one node is finished by another pusher on 
   assert.equal(patch1.status, 202);
 
   // bob may pull team-a but not push there, anonymous may do neither: both are refused on either node.
-  for (const [who, headers] of [['bob', bob], ['anonymous', {}]] as const) {
+  for (const [who, headers] of [
+    ['bob', bob],
+    ['anonymous', {}],
+  ] as const) {
     for (const node of [one, two]) {
       const p = await fetch(`${node.reg.url}${path}`, {
         method: 'PATCH',
-        headers: { ...headers, 'content-type': 'application/octet-stream', 'content-range': `${first.length}-${first.length + 3}` },
+        headers: {
+          ...headers,
+          'content-type': 'application/octet-stream',
+          'content-range': `${first.length}-${first.length + 3}`,
+        },
         body: Buffer.from('evil'),
       });
       assert.ok(p.status === 401 || p.status === 403, `${who} PATCH on a session of team-a: ${p.status}`);
@@ -49,7 +56,11 @@ test('an upload opened by one user on one node is finished by another pusher on 
   assert.equal(status.headers.get('range'), `0-${first.length - 1}`);
   const patch2 = await fetch(`${two.reg.url}${path}`, {
     method: 'PATCH',
-    headers: { ...carol, 'content-type': 'application/octet-stream', 'content-range': `${first.length}-${body.length - 1}` },
+    headers: {
+      ...carol,
+      'content-type': 'application/octet-stream',
+      'content-range': `${first.length}-${body.length - 1}`,
+    },
     body: second,
   });
   assert.equal(patch2.status, 202);

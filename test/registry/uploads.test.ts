@@ -15,7 +15,11 @@ test('monolithic POST ?digest= creates the blob (201, Location, Docker-Content-D
   try {
     const data = randomBytes(5000);
     const d = digestOf(data);
-    const r = await fetch(`${reg.url}/v2/mono/blobs/uploads/?digest=${d}`, { method: 'POST', body: data, headers: { 'content-type': 'application/octet-stream' } });
+    const r = await fetch(`${reg.url}/v2/mono/blobs/uploads/?digest=${d}`, {
+      method: 'POST',
+      body: data,
+      headers: { 'content-type': 'application/octet-stream' },
+    });
     assert.equal(r.status, 201);
     assert.equal(r.headers.get('docker-content-digest'), d);
     assert.equal(r.headers.get('location'), `/v2/mono/blobs/${d}`);
@@ -36,7 +40,11 @@ test('POST then PUT with the whole body', async () => {
     assert.match(loc, /^\/v2\/two\/step\/blobs\/uploads\/[0-9a-f-]{36}$/);
     assert.equal(post.headers.get('docker-upload-uuid'), loc.split('/').pop());
     assert.equal(post.headers.get('range'), '0-0');
-    const put = await fetch(withDigest(new URL(loc, reg.url).toString(), d), { method: 'PUT', body: data, headers: { 'content-type': 'application/octet-stream' } });
+    const put = await fetch(withDigest(new URL(loc, reg.url).toString(), d), {
+      method: 'PUT',
+      body: data,
+      headers: { 'content-type': 'application/octet-stream' },
+    });
     assert.equal(put.status, 201);
     assert.equal(put.headers.get('docker-content-digest'), d);
     assert.deepEqual(await bytesOf(await getBlob(reg.url, 'two/step', d)), data);
@@ -206,7 +214,9 @@ test('cross-repository mount: ?mount=&from= links (201); a source without the bl
 
     // A blob stored for another repository but not linked into `from` is not mounted from it.
     const elsewhere = await pushBlob(reg.url, 'third', Buffer.from('third only'));
-    const nf = await fetch(`${reg.url}/v2/dst/repo/blobs/uploads/?mount=${elsewhere}&from=src/repo`, { method: 'POST' });
+    const nf = await fetch(`${reg.url}/v2/dst/repo/blobs/uploads/?mount=${elsewhere}&from=src/repo`, {
+      method: 'POST',
+    });
     assert.equal(nf.status, 202);
     assert.equal((await getBlob(reg.url, 'dst/repo', elsewhere)).status, 404);
 
@@ -232,7 +242,11 @@ test('an upload session survives a restart of the server on the same root', asyn
     const d = digestOf(data);
     const loc = await startSession(first.url, 'restart/me');
     const path = new URL(loc).pathname;
-    const p = await fetch(loc, { method: 'PATCH', body: data.subarray(0, 20_000), headers: { 'content-range': '0-19999' } });
+    const p = await fetch(loc, {
+      method: 'PATCH',
+      body: data.subarray(0, 20_000),
+      headers: { 'content-range': '0-19999' },
+    });
     assert.equal(p.status, 202);
     await first.app.close();
 
@@ -240,7 +254,11 @@ test('an upload session survives a restart of the server on the same root', asyn
     const st = await fetch(`${second.url}${path}`);
     assert.equal(st.status, 204);
     assert.equal(st.headers.get('range'), '0-19999');
-    const p2 = await fetch(`${second.url}${path}`, { method: 'PATCH', body: data.subarray(20_000), headers: { 'content-range': '20000-49999' } });
+    const p2 = await fetch(`${second.url}${path}`, {
+      method: 'PATCH',
+      body: data.subarray(20_000),
+      headers: { 'content-range': '20000-49999' },
+    });
     assert.equal(p2.status, 202);
     const put = await fetch(`${second.url}${path}?digest=${d}`, { method: 'PUT' });
     assert.equal(put.status, 201);
@@ -272,13 +290,17 @@ test('upload purging removes sessions older than storage.maintenance.uploadpurgi
     await fetch(old, { method: 'PATCH', body: Buffer.from('stale') });
     const oldId = old.split('/').pop()!;
     const uploads = 'docker/registry/v2/repositories/purge/me/_uploads';
-    await reg.ctx.driver.putContent(`${uploads}/${oldId}/startedat`, Buffer.from(new Date(Date.now() - 2 * 3600_000).toISOString()));
+    await reg.ctx.driver.putContent(
+      `${uploads}/${oldId}/startedat`,
+      Buffer.from(new Date(Date.now() - 2 * 3600_000).toISOString()),
+    );
     const dry = await reg.ctx.uploads.purge(new Date(Date.now() - 3600_000), true);
     assert.deepEqual(dry, [`purge/me/${oldId}`]);
     assert.equal((await fetch(old)).status, 204);
     const job = scheduleUploadPurge(reg.ctx, reg.app.log);
     try {
-      for (let i = 0; i < 2000 && (await reg.ctx.driver.list(uploads)).includes(oldId); i++) await new Promise((r) => setTimeout(r, 5));
+      for (let i = 0; i < 2000 && (await reg.ctx.driver.list(uploads)).includes(oldId); i++)
+        await new Promise((r) => setTimeout(r, 5));
     } finally {
       job.stop();
     }

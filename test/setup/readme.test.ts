@@ -19,7 +19,7 @@ async function yamlAfter(heading: string): Promise<string> {
   return m[1]!;
 }
 
-test('the README\'s access-control example starts as shown (the steps its comments name, nothing more)', async () => {
+test("the README's access-control example starts as shown (the steps its comments name, nothing more)", async () => {
   const dir = await mkdtemp(join(tmpdir(), 'sluice-readme-'));
   try {
     const cfg = join(dir, 'config.yml');
@@ -34,7 +34,9 @@ test('the README\'s access-control example starts as shown (the steps its commen
     try {
       const r = await fetch(`${server.url}/v2/`);
       assert.equal(r.status, 401);
-      const tok = await fetch(`${server.url}/token?service=sluice&scope=repository:alice/app:pull,push`, { headers: { authorization: `Basic ${Buffer.from('alice:secret').toString('base64')}` } });
+      const tok = await fetch(`${server.url}/token?service=sluice&scope=repository:alice/app:pull,push`, {
+        headers: { authorization: `Basic ${Buffer.from('alice:secret').toString('base64')}` },
+      });
       assert.equal(tok.status, 200);
       // The token key named in the example was created on first start, readable by its owner only.
       const key = await stat(join(dir, 'token-key.pem'));
@@ -47,10 +49,14 @@ test('the README\'s access-control example starts as shown (the steps its commen
   }
 });
 
-test('the README\'s cache example is a valid config', async () => {
+test("the README's cache example is a valid config", async () => {
   const dir = await mkdtemp(join(tmpdir(), 'sluice-readme-cache-'));
   try {
-    for (const heading of ['Approved upstream images: the pull-through cache', 'Mirror jobs: following upstream images by themselves', 'Operating it']) {
+    for (const heading of [
+      'Approved upstream images: the pull-through cache',
+      'Mirror jobs: following upstream images by themselves',
+      'Operating it',
+    ]) {
       const cfg = join(dir, 'config.yml');
       await writeFile(cfg, await yamlAfter(heading));
       const r = await sluice(['policy', 'check', '-c', cfg]);

@@ -16,7 +16,11 @@ test('no runtime dependency requires a newer Node than 20', async () => {
   const { readFile } = await import('node:fs/promises');
   const tooNew: string[] = [];
   for (const d of dirs) {
-    const pj = JSON.parse(await readFile(join(d, 'package.json'), 'utf8')) as { name: string; version: string; engines?: { node?: string } };
+    const pj = JSON.parse(await readFile(join(d, 'package.json'), 'utf8')) as {
+      name: string;
+      version: string;
+      engines?: { node?: string };
+    };
     const range = pj.engines?.node;
     // 20.19 is the oldest 20.x that every chosen major supports (undici 7 needs 20.18.1).
     if (range && !semver.satisfies('20.19.0', range)) tooNew.push(`${pj.name}@${pj.version} needs node ${range}`);
@@ -27,7 +31,8 @@ test('no runtime dependency requires a newer Node than 20', async () => {
 test('a first build compiles once: the prepare step leaves nothing for ensure-built to redo', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'sluice-build-'));
   try {
-    for (const p of ['src', 'test', 'bench', 'scripts', 'package.json', 'tsconfig.json']) await cp(join(repo, p), join(dir, p), { recursive: true });
+    for (const p of ['src', 'test', 'bench', 'scripts', 'package.json', 'tsconfig.json'])
+      await cp(join(repo, p), join(dir, p), { recursive: true });
     await symlink(join(repo, 'node_modules'), join(dir, 'node_modules'));
     // What `npm ci` runs as the package's prepare script.
     await runOk('npm', ['run', '--silent', 'prepare'], { cwd: dir });

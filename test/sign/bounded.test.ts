@@ -27,7 +27,14 @@ function hugeSignatureManifest(config: Buffer, payload: Buffer): Buffer {
       schemaVersion: 2,
       mediaType: OCI_MANIFEST,
       config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digestOf(config), size: config.length },
-      layers: [{ mediaType: SIMPLE_SIGNING_MEDIA_TYPE, digest: digestOf(payload), size: payload.length, annotations: { 'dev.cosignproject.cosign/signature': 'AAAA' } }],
+      layers: [
+        {
+          mediaType: SIMPLE_SIGNING_MEDIA_TYPE,
+          digest: digestOf(payload),
+          size: payload.length,
+          annotations: { 'dev.cosignproject.cosign/signature': 'AAAA' },
+        },
+      ],
       annotations: { pad: 'x'.repeat(HUGE) },
     }),
   );
@@ -37,17 +44,24 @@ function hugeSignatureManifest(config: Buffer, payload: Buffer): Buffer {
  * A pass-through proxy in front of a registry that can drop Content-Length from the answers to `paths`
  * (so they go out chunked): a registry that does not say how large its answer is.
  */
-async function startProxy(target: string, stripLength: () => boolean, paths = /\/manifests\//): Promise<{ host: string; close(): Promise<void> }> {
+async function startProxy(
+  target: string,
+  stripLength: () => boolean,
+  paths = /\/manifests\//,
+): Promise<{ host: string; close(): Promise<void> }> {
   const upstream = new URL(target);
   const server = http.createServer((req, res) => {
-    const out = http.request({ host: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: req.headers }, (up) => {
-      const headers = { ...up.headers };
-      if (stripLength() && paths.test(req.url ?? '')) delete headers['content-length'];
-      res.writeHead(up.statusCode ?? 502, headers);
-      up.pipe(res);
-      // The client hanging up mid-answer is what a bounded read does; stop sending then.
-      res.on('close', () => up.destroy());
-    });
+    const out = http.request(
+      { host: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: req.headers },
+      (up) => {
+        const headers = { ...up.headers };
+        if (stripLength() && paths.test(req.url ?? '')) delete headers['content-length'];
+        res.writeHead(up.statusCode ?? 502, headers);
+        up.pipe(res);
+        // The client hanging up mid-answer is what a bounded read does; stop sending then.
+        res.on('close', () => up.destroy());
+      },
+    );
     out.on('error', () => res.destroy());
     req.pipe(out);
   });
@@ -110,7 +124,12 @@ test('a huge signature manifest at a registry is refused by its Content-Length u
     const discover = () => discoverAt(`${proxy.host}/app/x`, img.digest as Digest);
     const byLength = (await discover()).candidates.find((c) => c.where === `tag ${sigTag}`);
     assert.ok(byLength?.problem, 'the huge .sig manifest is reported');
-    assert.match(byLength.problem, new RegExp(`manifest ${sigTag} is ${huge.length} bytes \\(Content-Length\\), over the ${MAX_SIGNATURE_BYTES}-byte bound; not read`));
+    assert.match(
+      byLength.problem,
+      new RegExp(
+        `manifest ${sigTag} is ${huge.length} bytes \\(Content-Length\\), over the ${MAX_SIGNATURE_BYTES}-byte bound; not read`,
+      ),
+    );
 
     stripped.on = true;
     const cut = (await discover()).candidates.find((c) => c.where === `tag ${sigTag}`);
@@ -156,7 +175,12 @@ test('a referrers list over the bound is refused at the source (by Content-Lengt
     const discover = () => discoverAt(`${proxy.host}/app/r`, img.digest as Digest);
     const listed = await discover();
     const byLength = listed.candidates.find((c) => c.where === `referrers of ${img.digest}`);
-    assert.match(byLength?.problem ?? '', new RegExp(`cannot list referrers: .*referrers of ${img.digest} is \\d+ bytes \\(Content-Length\\), over the ${MAX_SIGNATURE_BYTES}-byte bound; not read`));
+    assert.match(
+      byLength?.problem ?? '',
+      new RegExp(
+        `cannot list referrers: .*referrers of ${img.digest} is \\d+ bytes \\(Content-Length\\), over the ${MAX_SIGNATURE_BYTES}-byte bound; not read`,
+      ),
+    );
     assert.ok(listed.searched.includes(`tag ${digestTag(img.digest)}.sig`), 'the .sig tag is still looked at');
     stripped.on = true;
     const cut = (await discover()).candidates.find((c) => c.where === `referrers of ${img.digest}`);
@@ -180,25 +204,56 @@ test('a huge signature manifest in an OCI layout or oci-archive is refused by it
     const huge = hugeSignatureManifest(config, payload);
     for (const b of [config, payload, huge]) await writeFile(join(layout, 'blobs/sha256', digestOf(b).slice(7)), b);
     const sigTag = `${digestTag(img.digest)}.sig`;
-    const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as { manifests: Record<string, unknown>[] };
-    const entry = { mediaType: OCI_MANIFEST, digest: digestOf(huge), size: huge.length, annotations: { 'org.opencontainers.image.ref.name': sigTag } };
-    const writeIndex = (size: number) => writeFile(join(layout, 'index.json'), JSON.stringify({ ...index, manifests: [...index.manifests, { ...entry, size }] }));
+    const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as {
+      manifests: Record<string, unknown>[];
+    };
+    const entry = {
+      mediaType: OCI_MANIFEST,
+      digest: digestOf(huge),
+      size: huge.length,
+      annotations: { 'org.opencontainers.image.ref.name': sigTag },
+    };
+    const writeIndex = (size: number) =>
+      writeFile(
+        join(layout, 'index.json'),
+        JSON.stringify({ ...index, manifests: [...index.manifests, { ...entry, size }] }),
+      );
     const problemAt = async (ref: string) => {
       const r = await verifyImage(ref, { keys: [] });
       return r.discovery.candidates.find((c) => c.where === `tag ${sigTag}`)?.problem ?? '';
     };
 
     await writeIndex(huge.length);
-    assert.match(await problemAt(`oci:${layout}:1`), new RegExp(`is ${huge.length} bytes \\(its index\\.json descriptor\\), over the ${MAX_SIGNATURE_BYTES}-byte bound`));
+    assert.match(
+      await problemAt(`oci:${layout}:1`),
+      new RegExp(
+        `is ${huge.length} bytes \\(its index\\.json descriptor\\), over the ${MAX_SIGNATURE_BYTES}-byte bound`,
+      ),
+    );
     // index.json understating the size does not get the file read: its size on disk refuses it.
     await writeIndex(500);
-    assert.match(await problemAt(`oci:${layout}:1`), new RegExp(`is ${huge.length} bytes \\(its file size\\), over the ${MAX_SIGNATURE_BYTES}-byte bound`));
+    assert.match(
+      await problemAt(`oci:${layout}:1`),
+      new RegExp(`is ${huge.length} bytes \\(its file size\\), over the ${MAX_SIGNATURE_BYTES}-byte bound`),
+    );
 
     // A referrer whose index.json entry understates an oversized file: listing referrers reads it only up to a bound.
-    const referrer = Buffer.from(JSON.stringify({ ...JSON.parse(huge.toString('utf8')), subject: { mediaType: img.mediaType, digest: img.digest, size: img.manifest.length }, annotations: { pad: 'y'.repeat(2 * HUGE) } }));
+    const referrer = Buffer.from(
+      JSON.stringify({
+        ...JSON.parse(huge.toString('utf8')),
+        subject: { mediaType: img.mediaType, digest: img.digest, size: img.manifest.length },
+        annotations: { pad: 'y'.repeat(2 * HUGE) },
+      }),
+    );
     await writeFile(join(layout, 'blobs/sha256', digestOf(referrer).slice(7)), referrer);
     const withSig = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as typeof index;
-    await writeFile(join(layout, 'index.json'), JSON.stringify({ ...withSig, manifests: [...withSig.manifests, { mediaType: OCI_MANIFEST, digest: digestOf(referrer), size: 500 }] }));
+    await writeFile(
+      join(layout, 'index.json'),
+      JSON.stringify({
+        ...withSig,
+        manifests: [...withSig.manifests, { mediaType: OCI_MANIFEST, digest: digestOf(referrer), size: 500 }],
+      }),
+    );
     const counted = new CountingFiles(layout);
     const source = await LayoutSource.open(counted, '1');
     const found = await findSignatures(source, img.digest as Digest);
@@ -210,7 +265,10 @@ test('a huge signature manifest in an OCI layout or oci-archive is refused by it
 
     const archive = join(dir, 'image.tar');
     execFileSync('tar', ['-cf', archive, '-C', layout, '.']);
-    assert.match(await problemAt(`oci-archive:${archive}:1`), /is \d+ bytes \(its file size\), over the 1048576-byte bound/);
+    assert.match(
+      await problemAt(`oci-archive:${archive}:1`),
+      /is \d+ bytes \(its file size\), over the 1048576-byte bound/,
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -44,7 +44,9 @@ test('key generate writes a cosign key pair (password from COSIGN_PASSWORD), ref
   assert.equal(again.code, 1);
   assert.match(again.stderr, /^sluice: .*signer\.key exists: remove it or pass --force\n$/);
   // Without a password source and without a terminal there is nothing to ask: one line, exit 1.
-  const noPw = await sluice(['key', 'generate', '--output-key-prefix', join(dir, 'nopw')], { COSIGN_PASSWORD: undefined as unknown as string });
+  const noPw = await sluice(['key', 'generate', '--output-key-prefix', join(dir, 'nopw')], {
+    COSIGN_PASSWORD: undefined as unknown as string,
+  });
   assert.equal(noPw.code, 1);
   assert.match(noPw.stderr, /^sluice: no password: set COSIGN_PASSWORD, give --password-file, or run on a terminal\n$/);
 });
@@ -53,7 +55,10 @@ test('sign then verify on the command line; a wrong key exits 1 with one line na
   const k = join(dir, 'signer');
   const s = await sluice(['sign', '--key', `${k}.key`, '--tls-verify=false', image()], PW);
   assert.equal(s.code, 0, s.stderr);
-  assert.match(s.stdout, new RegExp(`Signed ${img.digest} as ${reg.host}/cli/app:v1 with SHA256:.*: tag ${signatureTag(img.digest)}`));
+  assert.match(
+    s.stdout,
+    new RegExp(`Signed ${img.digest} as ${reg.host}/cli/app:v1 with SHA256:.*: tag ${signatureTag(img.digest)}`),
+  );
   const v = await sluice(['verify', '--key', `${k}.pub`, '--tls-verify=false', image()]);
   assert.equal(v.code, 0, v.stderr);
   assert.match(v.stdout, /: verified\n/);
@@ -65,9 +70,21 @@ test('sign then verify on the command line; a wrong key exits 1 with one line na
   assert.equal(bad.code, 1);
   const lines = bad.stderr.trimEnd().split('\n');
   assert.equal(lines.length, 1, bad.stderr);
-  assert.match(lines[0]!, /^sluice: verification failed: refused by requirement "sigstoreSigned by .*other\.pub with matchRepoDigestOrExact": .*signed by another key, not .*other\.pub.*; keys tried: .*other\.pub \(SHA256:/);
+  assert.match(
+    lines[0]!,
+    /^sluice: verification failed: refused by requirement "sigstoreSigned by .*other\.pub with matchRepoDigestOrExact": .*signed by another key, not .*other\.pub.*; keys tried: .*other\.pub \(SHA256:/,
+  );
 
-  const json = await sluice(['verify', '--json', '--key', `${other}.pub`, '--key', `${k}.pub`, '--tls-verify=false', image()]);
+  const json = await sluice([
+    'verify',
+    '--json',
+    '--key',
+    `${other}.pub`,
+    '--key',
+    `${k}.pub`,
+    '--tls-verify=false',
+    image(),
+  ]);
   assert.equal(json.code, 0, json.stderr);
   const doc = JSON.parse(json.stdout);
   assert.equal(doc.allowed, true);
@@ -76,8 +93,20 @@ test('sign then verify on the command line; a wrong key exits 1 with one line na
   assert.equal(doc.results[0].signatures[0].accepted, true);
 
   // --identity: a repository name accepts any tag of it; another name is refused.
-  assert.equal((await sluice(['verify', '--key', `${k}.pub`, '--identity', `${reg.host}/cli/app`, '--tls-verify=false', image()])).code, 0);
-  const wrongName = await sluice(['verify', '--key', `${k}.pub`, '--identity', `${reg.host}/cli/other:v1`, '--tls-verify=false', image()]);
+  assert.equal(
+    (await sluice(['verify', '--key', `${k}.pub`, '--identity', `${reg.host}/cli/app`, '--tls-verify=false', image()]))
+      .code,
+    0,
+  );
+  const wrongName = await sluice([
+    'verify',
+    '--key',
+    `${k}.pub`,
+    '--identity',
+    `${reg.host}/cli/other:v1`,
+    '--tls-verify=false',
+    image(),
+  ]);
   assert.equal(wrongName.code, 1);
   assert.match(wrongName.stderr, /the rule requires .*cli\/other:v1 \(exactReference\)/);
 });
@@ -88,14 +117,26 @@ test('verify --policy reads a containers-policy.json; a reject scope and a bad p
     policy,
     JSON.stringify({
       default: [{ type: 'reject' }],
-      transports: { docker: { [`${reg.host}/cli`]: [{ type: 'sigstoreSigned', keyPath: 'signer.pub', signedIdentity: { type: 'matchRepository' } }] } },
+      transports: {
+        docker: {
+          [`${reg.host}/cli`]: [
+            { type: 'sigstoreSigned', keyPath: 'signer.pub', signedIdentity: { type: 'matchRepository' } },
+          ],
+        },
+      },
     }),
   );
   const ok = await sluice(['verify', '--policy', policy, '--tls-verify=false', image()]);
   assert.equal(ok.code, 0, ok.stderr + ok.stdout);
   assert.match(ok.stdout, new RegExp(`policy scope: docker:${reg.host}/cli\\n`));
   await pushImage(reg.url, 'elsewhere/app', 'v1', img);
-  const rejected = await sluice(['verify', '--policy', policy, '--tls-verify=false', `docker://${reg.host}/elsewhere/app:v1`]);
+  const rejected = await sluice([
+    'verify',
+    '--policy',
+    policy,
+    '--tls-verify=false',
+    `docker://${reg.host}/elsewhere/app:v1`,
+  ]);
   assert.equal(rejected.code, 1);
   assert.match(rejected.stderr, /refused by requirement "reject" \(policy scope default\)/);
   await writeFile(policy, JSON.stringify({ default: [{ type: 'insecureAcceptAnything', keyPath: 'x' }] }));
@@ -109,10 +150,15 @@ test('option mistakes are one line: a bad identity rule, a wrong password, no ke
   const r1 = await sluice(['verify', '--key', 'x.pub', '--identity-rule', 'matchSomething', image()]);
   assert.equal(r1.code, 1);
   assert.match(r1.stderr, /^sluice: option '--identity-rule <rule>' argument 'matchSomething' is invalid/);
-  const r2 = await sluice(['sign', '--key', join(dir, 'signer.key'), '--tls-verify=false', image()], { COSIGN_PASSWORD: 'nope' });
+  const r2 = await sluice(['sign', '--key', join(dir, 'signer.key'), '--tls-verify=false', image()], {
+    COSIGN_PASSWORD: 'nope',
+  });
   assert.equal(r2.code, 1);
   assert.match(r2.stderr, /^sluice: .*signer\.key: wrong password \(or a damaged key file\)\n$/);
   const r3 = await sluice(['verify', image()]);
   assert.equal(r3.code, 1);
-  assert.match(r3.stderr, /^sluice: say whom to trust: --key FILE \(repeatable\), --certificate-identity\(-regexp\) with --certificate-oidc-issuer\(-regexp\), --policy FILE or --trust-policy FILE\n$/);
+  assert.match(
+    r3.stderr,
+    /^sluice: say whom to trust: --key FILE \(repeatable\), --certificate-identity\(-regexp\) with --certificate-oidc-issuer\(-regexp\), --policy FILE or --trust-policy FILE\n$/,
+  );
 });

@@ -11,12 +11,28 @@ import { startRegistry } from '../helpers/registry.js';
 const pem = (k: KeyObject) => k.export({ type: 'spki', format: 'pem' }).toString();
 
 /** Pushes a cosign `.sig` manifest for `digest` whose layers carry the given signature annotations over one payload. */
-async function pushSig(url: string, repo: string, digest: Digest, payload: Buffer, signatures: string[]): Promise<number> {
+async function pushSig(
+  url: string,
+  repo: string,
+  digest: Digest,
+  payload: Buffer,
+  signatures: string[],
+): Promise<number> {
   const config = Buffer.from('{}');
   await pushBlob(url, repo, payload);
   await pushBlob(url, repo, config);
-  const layer = (s: string) => ({ mediaType: SIMPLE_SIGNING_MEDIA_TYPE, digest: digestOf(payload), size: payload.length, annotations: { [SIGNATURE_ANNOTATION]: s } });
-  const doc = { schemaVersion: 2, mediaType: MediaType.OciManifest, config: { mediaType: MediaType.OciConfig, digest: digestOf(config), size: config.length }, layers: signatures.map(layer) };
+  const layer = (s: string) => ({
+    mediaType: SIMPLE_SIGNING_MEDIA_TYPE,
+    digest: digestOf(payload),
+    size: payload.length,
+    annotations: { [SIGNATURE_ANNOTATION]: s },
+  });
+  const doc = {
+    schemaVersion: 2,
+    mediaType: MediaType.OciManifest,
+    config: { mediaType: MediaType.OciConfig, digest: digestOf(config), size: config.length },
+    layers: signatures.map(layer),
+  };
   const bytes = Buffer.from(JSON.stringify(doc));
   const r = await pushManifest(url, repo, signatureTag(digest), bytes, MediaType.OciManifest);
   return r.status;
@@ -41,7 +57,10 @@ test('key and format confusions against a P-256 key are each refused with a reas
     ];
     assert.equal(await pushSig(reg.url, 'conf/app', img.digest, payload, signatures), 201);
     const trusted = trustedKeyFromPem(pem(generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey), 'p256');
-    const r = await verifyImage(`docker://${reg.host}/conf/app:1`, { keys: [trusted], transport: { tlsVerify: false } });
+    const r = await verifyImage(`docker://${reg.host}/conf/app:1`, {
+      keys: [trusted],
+      transport: { tlsVerify: false },
+    });
     assert.equal(r.decision.allowed, false);
     const verdicts = r.decision.results[0]!.signatures;
     assert.equal(verdicts.length, signatures.length);
@@ -53,7 +72,10 @@ test('key and format confusions against a P-256 key are each refused with a reas
     assert.match(verdicts[4]!.reason, /signed by another key/);
     assert.match(verdicts[5]!.reason, /missing or not base64/);
     // Keys of other kinds, or no key at all, are refused as keys before any signature is looked at.
-    assert.throws(() => trustedKeyFromPem('-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n', 'broken'), KeyError);
+    assert.throws(
+      () => trustedKeyFromPem('-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n', 'broken'),
+      KeyError,
+    );
     assert.throws(() => trustedKeyFromPem('not a key', 'text'), KeyError);
   } finally {
     await reg.close();
@@ -67,9 +89,23 @@ test('a 1,000-layer .sig manifest is read up to its signature bound and refused,
     await pushImage(reg.url, 'conf/many', '1', img);
     const payload = buildPayload(`${reg.host}/conf/many:1`, img.digest);
     const key = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-    const forged = sign('sha256', payload, generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey).toString('base64');
-    assert.equal(await pushSig(reg.url, 'conf/many', img.digest, payload, Array.from({ length: 1000 }, () => forged)), 201);
-    const r = await verifyImage(`docker://${reg.host}/conf/many:1`, { keys: [trustedKeyFromPem(pem(key.publicKey), 'p256')], transport: { tlsVerify: false } });
+    const forged = sign('sha256', payload, generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey).toString(
+      'base64',
+    );
+    assert.equal(
+      await pushSig(
+        reg.url,
+        'conf/many',
+        img.digest,
+        payload,
+        Array.from({ length: 1000 }, () => forged),
+      ),
+      201,
+    );
+    const r = await verifyImage(`docker://${reg.host}/conf/many:1`, {
+      keys: [trustedKeyFromPem(pem(key.publicKey), 'p256')],
+      transport: { tlsVerify: false },
+    });
     assert.equal(r.decision.allowed, false);
     const verdicts = r.decision.results[0]!.signatures;
     assert.equal(verdicts.length, 257);

@@ -28,24 +28,89 @@ const cases: [IdentityRule, string | undefined, string | undefined, boolean][] =
   [{ type: 'matchRepository' }, 'docker.io/a/b', 'mirror.example.com/a/b:1', false],
   [{ type: 'matchRepository' }, 'nginx', 'docker.io/library/nginx:1', true],
   // exactReference: the signature must name exactly the given reference, whatever the image is called.
-  [{ type: 'exactReference', dockerReference: 'vendor.example/app:1' }, 'vendor.example/app:1', 'mirror.local/app:1', true],
-  [{ type: 'exactReference', dockerReference: 'vendor.example/app:1' }, 'vendor.example/app:2', 'mirror.local/app:1', false],
-  [{ type: 'exactReference', dockerReference: 'vendor.example/app:1' }, 'vendor.example/app', 'mirror.local/app:1', false],
+  [
+    { type: 'exactReference', dockerReference: 'vendor.example/app:1' },
+    'vendor.example/app:1',
+    'mirror.local/app:1',
+    true,
+  ],
+  [
+    { type: 'exactReference', dockerReference: 'vendor.example/app:1' },
+    'vendor.example/app:2',
+    'mirror.local/app:1',
+    false,
+  ],
+  [
+    { type: 'exactReference', dockerReference: 'vendor.example/app:1' },
+    'vendor.example/app',
+    'mirror.local/app:1',
+    false,
+  ],
   [{ type: 'exactReference', dockerReference: 'vendor.example/app:1' }, 'vendor.example/app:1', undefined, true],
   // exactRepository: the signature must be in the given repository.
-  [{ type: 'exactRepository', dockerRepository: 'vendor.example/app' }, 'vendor.example/app:9', 'mirror.local/x:1', true],
-  [{ type: 'exactRepository', dockerRepository: 'vendor.example/app' }, 'vendor.example/other:9', 'mirror.local/x:1', false],
+  [
+    { type: 'exactRepository', dockerRepository: 'vendor.example/app' },
+    'vendor.example/app:9',
+    'mirror.local/x:1',
+    true,
+  ],
+  [
+    { type: 'exactRepository', dockerRepository: 'vendor.example/app' },
+    'vendor.example/other:9',
+    'mirror.local/x:1',
+    false,
+  ],
   [{ type: 'exactRepository', dockerRepository: 'vendor.example/app' }, 'vendor.example/app', undefined, true],
   // remapIdentity: the image's prefix is replaced, then matchRepoDigestOrExact.
-  [{ type: 'remapIdentity', prefix: 'private-mirror:5000/vendor-mirror', signedPrefix: 'vendor.example.com' }, 'vendor.example.com/product-a/image1:latest', 'private-mirror:5000/vendor-mirror/product-a/image1:latest', true],
-  [{ type: 'remapIdentity', prefix: 'private-mirror:5000/vendor-mirror', signedPrefix: 'vendor.example.com' }, 'vendor.example.com/product-a/image1:v2', 'private-mirror:5000/vendor-mirror/product-a/image1:latest', false],
-  [{ type: 'remapIdentity', prefix: 'private-mirror:5000/vendor-mirror', signedPrefix: 'vendor.example.com' }, 'private-mirror:5000/vendor-mirror/product-a/image1:latest', 'private-mirror:5000/vendor-mirror/product-a/image1:latest', false],
+  [
+    { type: 'remapIdentity', prefix: 'private-mirror:5000/vendor-mirror', signedPrefix: 'vendor.example.com' },
+    'vendor.example.com/product-a/image1:latest',
+    'private-mirror:5000/vendor-mirror/product-a/image1:latest',
+    true,
+  ],
+  [
+    { type: 'remapIdentity', prefix: 'private-mirror:5000/vendor-mirror', signedPrefix: 'vendor.example.com' },
+    'vendor.example.com/product-a/image1:v2',
+    'private-mirror:5000/vendor-mirror/product-a/image1:latest',
+    false,
+  ],
+  [
+    { type: 'remapIdentity', prefix: 'private-mirror:5000/vendor-mirror', signedPrefix: 'vendor.example.com' },
+    'private-mirror:5000/vendor-mirror/product-a/image1:latest',
+    'private-mirror:5000/vendor-mirror/product-a/image1:latest',
+    false,
+  ],
   // A prefix that only shares characters (vendor-mirrorx) does not remap; the name is then compared as it is.
-  [{ type: 'remapIdentity', prefix: 'private-mirror:5000/vendor-mirror', signedPrefix: 'vendor.example.com' }, 'vendor.example.com/X/image1:latest', 'private-mirror:5000/vendor-mirrorx/image1:latest', false],
-  [{ type: 'remapIdentity', prefix: 'private-mirror:5000/vendor-mirror', signedPrefix: 'vendor.example.com' }, 'private-mirror:5000/vendor-mirrorx/image1:latest', 'private-mirror:5000/vendor-mirrorx/image1:latest', true],
-  [{ type: 'remapIdentity', prefix: 'mirror.local/docker.io', signedPrefix: 'docker.io' }, 'docker.io/library/busybox:1', 'mirror.local/docker.io/library/busybox:1', true],
-  [{ type: 'remapIdentity', prefix: 'mirror.local/docker.io', signedPrefix: 'docker.io' }, 'docker.io/library/busybox', `mirror.local/docker.io/library/busybox@${D}`, false],
-  [{ type: 'remapIdentity', prefix: 'mirror.local/docker.io', signedPrefix: 'docker.io' }, 'docker.io/library/busybox:7', `mirror.local/docker.io/library/busybox@${D}`, true],
+  [
+    { type: 'remapIdentity', prefix: 'private-mirror:5000/vendor-mirror', signedPrefix: 'vendor.example.com' },
+    'vendor.example.com/X/image1:latest',
+    'private-mirror:5000/vendor-mirrorx/image1:latest',
+    false,
+  ],
+  [
+    { type: 'remapIdentity', prefix: 'private-mirror:5000/vendor-mirror', signedPrefix: 'vendor.example.com' },
+    'private-mirror:5000/vendor-mirrorx/image1:latest',
+    'private-mirror:5000/vendor-mirrorx/image1:latest',
+    true,
+  ],
+  [
+    { type: 'remapIdentity', prefix: 'mirror.local/docker.io', signedPrefix: 'docker.io' },
+    'docker.io/library/busybox:1',
+    'mirror.local/docker.io/library/busybox:1',
+    true,
+  ],
+  [
+    { type: 'remapIdentity', prefix: 'mirror.local/docker.io', signedPrefix: 'docker.io' },
+    'docker.io/library/busybox',
+    `mirror.local/docker.io/library/busybox@${D}`,
+    false,
+  ],
+  [
+    { type: 'remapIdentity', prefix: 'mirror.local/docker.io', signedPrefix: 'docker.io' },
+    'docker.io/library/busybox:7',
+    `mirror.local/docker.io/library/busybox@${D}`,
+    true,
+  ],
 ];
 
 for (const [rule, signed, image, want] of cases) {
@@ -75,18 +140,35 @@ test('a bundle without a signed name satisfies no rule', () => {
 
 test('command-line rules parse, and malformed ones are refused with what to write', () => {
   assert.deepEqual(parseIdentityRule('matchRepository'), { type: 'matchRepository' });
-  assert.deepEqual(parseIdentityRule('exactReference:example.com/a:1'), { type: 'exactReference', dockerReference: 'example.com/a:1' });
-  assert.deepEqual(parseIdentityRule('remapIdentity:mirror.local/docker.io=docker.io'), { type: 'remapIdentity', prefix: 'mirror.local/docker.io', signedPrefix: 'docker.io' });
+  assert.deepEqual(parseIdentityRule('exactReference:example.com/a:1'), {
+    type: 'exactReference',
+    dockerReference: 'example.com/a:1',
+  });
+  assert.deepEqual(parseIdentityRule('remapIdentity:mirror.local/docker.io=docker.io'), {
+    type: 'remapIdentity',
+    prefix: 'mirror.local/docker.io',
+    signedPrefix: 'docker.io',
+  });
   assert.throws(() => parseIdentityRule('exactReference:example.com/a'), IdentityRuleError);
   assert.throws(() => parseIdentityRule('exactReference'), /exactReference needs/);
-  assert.throws(() => parseIdentityRule('remapIdentity:mirror.local/App=docker.io'), /must be a host\[:port\] or a name that starts with one/);
+  assert.throws(
+    () => parseIdentityRule('remapIdentity:mirror.local/App=docker.io'),
+    /must be a host\[:port\] or a name that starts with one/,
+  );
   assert.throws(() => parseIdentityRule('remapIdentity:mirror.local/x:1=docker.io'), /without tag or digest/);
   assert.throws(() => parseIdentityRule('matchSomething'), /unknown signedIdentity type/);
 });
 
 test('remapIdentity takes Docker Hub namespaces as written, as containers/image does (docker.io/konard is not docker.io/library/konard)', () => {
-  assert.deepEqual(parseIdentityRule('remapIdentity:127.0.0.1:5100/konard=docker.io/library'), { type: 'remapIdentity', prefix: '127.0.0.1:5100/konard', signedPrefix: 'docker.io/library' });
-  assert.deepEqual(checkIdentityRule({ type: 'remapIdentity', prefix: 'mirror.local/hub', signedPrefix: 'docker.io/konard' }), { type: 'remapIdentity', prefix: 'mirror.local/hub', signedPrefix: 'docker.io/konard' });
+  assert.deepEqual(parseIdentityRule('remapIdentity:127.0.0.1:5100/konard=docker.io/library'), {
+    type: 'remapIdentity',
+    prefix: '127.0.0.1:5100/konard',
+    signedPrefix: 'docker.io/library',
+  });
+  assert.deepEqual(
+    checkIdentityRule({ type: 'remapIdentity', prefix: 'mirror.local/hub', signedPrefix: 'docker.io/konard' }),
+    { type: 'remapIdentity', prefix: 'mirror.local/hub', signedPrefix: 'docker.io/konard' },
+  );
   const hub = { type: 'remapIdentity', prefix: '127.0.0.1:5100/konard', signedPrefix: 'docker.io/library' } as const;
   assert.equal(matchIdentity(hub, 'docker.io/library/hive-mind:1', '127.0.0.1:5100/konard/hive-mind:1').ok, true);
   assert.equal(matchIdentity(hub, 'docker.io/konard/hive-mind:1', '127.0.0.1:5100/konard/hive-mind:1').ok, false);

@@ -22,7 +22,8 @@ interface SigFixture {
   sigManifest: { layers: { digest: string; annotations: Record<string, string> }[] };
 }
 const GHA = JSON.parse(read('keyless/cosign-sig-github-actions.json')) as SigFixture;
-const WORKFLOW = 'https://github.com/salrashid123/go-bazel-github-workflow/.github/workflows/release.yaml@refs/tags/v0.0.14';
+const WORKFLOW =
+  'https://github.com/salrashid123/go-bazel-github-workflow/.github/workflows/release.yaml@refs/tags/v0.0.14';
 const GITHUB_ISSUER = 'https://token.actions.githubusercontent.com';
 
 /** The `.sig` layer of the fixture as discovery hands it over; `edit` changes annotations or payload first. */
@@ -42,7 +43,12 @@ function sigCandidate(edit: (a: Record<string, string>) => void = () => {}, payl
 }
 
 function keylessRequirement(identities: KeylessIdentity[], roots = [publicGoodRoot()]): TrustRequirement {
-  return { type: 'sigstoreSigned', keys: [], keyless: { roots, identities }, signedIdentity: { type: 'matchRepository' } };
+  return {
+    type: 'sigstoreSigned',
+    keys: [],
+    keyless: { roots, identities },
+    signedIdentity: { type: 'matchRepository' },
+  };
 }
 const image = { digest: GHA.manifestDigest, dockerReference: 'docker.io/salrashid123/server_image:server' };
 
@@ -60,13 +66,25 @@ test('a keyless .sig from a GitHub Actions release verifies offline: chain, SET,
 });
 
 test('identity rules: exact, regexp and GitHub claims accept the release workflow; others are refused naming both sides', () => {
-  const accept = (ids: KeylessIdentity[]) => evaluateRequirements(image, [sigCandidate()], [keylessRequirement(ids)], { cache: new VerificationCache() });
+  const accept = (ids: KeylessIdentity[]) =>
+    evaluateRequirements(image, [sigCandidate()], [keylessRequirement(ids)], { cache: new VerificationCache() });
   assert.equal(accept([{ issuer: GITHUB_ISSUER, subject: WORKFLOW }]).allowed, true);
-  const gh = accept([{ issuer: GITHUB_ISSUER, subjectRegExp: '^https://github\\.com/salrashid123/', github: { repository: 'salrashid123/go-bazel-github-workflow', ref: 'refs/tags/*', trigger: 'push' } }]);
+  const gh = accept([
+    {
+      issuer: GITHUB_ISSUER,
+      subjectRegExp: '^https://github\\.com/salrashid123/',
+      github: { repository: 'salrashid123/go-bazel-github-workflow', ref: 'refs/tags/*', trigger: 'push' },
+    },
+  ]);
   assert.equal(gh.allowed, true, gh.summary);
-  const wrongSubject = accept([{ issuer: GITHUB_ISSUER, subjectRegExp: '^https://github\\.com/konard/hive-mind/.*@refs/tags/.*$' }]);
+  const wrongSubject = accept([
+    { issuer: GITHUB_ISSUER, subjectRegExp: '^https://github\\.com/konard/hive-mind/.*@refs/tags/.*$' },
+  ]);
   assert.equal(wrongSubject.allowed, false);
-  assert.match(wrongSubject.summary, new RegExp(`signed by ${WORKFLOW.replace(/[.?*+]/g, '\\$&')} \\(issuer ${GITHUB_ISSUER.replace(/\./g, '\\.')}`));
+  assert.match(
+    wrongSubject.summary,
+    new RegExp(`signed by ${WORKFLOW.replace(/[.?*+]/g, '\\$&')} \\(issuer ${GITHUB_ISSUER.replace(/\./g, '\\.')}`),
+  );
   assert.match(wrongSubject.summary, /wants subject matching \/\^https:\/\/github\\\.com\/konard\/hive-mind/);
   const wrongIssuer = accept([{ issuer: 'https://accounts.google.com', subject: WORKFLOW }]);
   assert.equal(wrongIssuer.allowed, false);
@@ -78,7 +96,12 @@ test('identity rules: exact, regexp and GitHub claims accept the release workflo
 
 test('the signed digest binds: the same keyless signature does not admit another image', () => {
   const other = { digest: digestOf('another manifest'), dockerReference: image.dockerReference };
-  const d = evaluateRequirements(other, [sigCandidate()], [keylessRequirement([{ issuer: GITHUB_ISSUER, subject: WORKFLOW }])], { cache: new VerificationCache() });
+  const d = evaluateRequirements(
+    other,
+    [sigCandidate()],
+    [keylessRequirement([{ issuer: GITHUB_ISSUER, subject: WORKFLOW }])],
+    { cache: new VerificationCache() },
+  );
   assert.equal(d.allowed, false);
   assert.match(d.summary, /over another digest: signed sha256:adce22/);
 });
@@ -91,17 +114,26 @@ test('a tampered signed entry timestamp, integrated time, or log entry for anoth
       f(b);
       a[REKOR_BUNDLE_ANNOTATION] = JSON.stringify(b);
     });
-  const set = verifyKeyless(edited((b) => (b.SignedEntryTimestamp = `MEUCIQ${b.SignedEntryTimestamp.slice(6)}`)), root);
+  const set = verifyKeyless(
+    edited((b) => (b.SignedEntryTimestamp = `MEUCIQ${b.SignedEntryTimestamp.slice(6)}`)),
+    root,
+  );
   assert.equal(set.signed, false);
   assert.match(!set.signed ? set.reason : '', /transparency-log proof does not verify/);
   // Moving the logged time outside the certificate's ten minutes breaks the SET (it covers integratedTime).
-  const time = verifyKeyless(edited((b) => (b.Payload.integratedTime = (b.Payload.integratedTime as number) + 3600)), root);
+  const time = verifyKeyless(
+    edited((b) => (b.Payload.integratedTime = (b.Payload.integratedTime as number) + 3600)),
+    root,
+  );
   assert.equal(time.signed, false);
   // Another payload (another image) with this signature and entry: the entry's hash is of the original payload.
   const otherPayload = GHA.payload.replace('adce22', 'adce23');
   const forOther = verifyKeyless(sigCandidate(undefined, otherPayload), root);
   assert.equal(forOther.signed, false);
-  assert.match(!forOther.signed ? forOther.reason : '', /transparency-log entry is not for this signature|signature does not verify/);
+  assert.match(
+    !forOther.signed ? forOther.reason : '',
+    /transparency-log entry is not for this signature|signature does not verify/,
+  );
 });
 
 test('an untrusted root refuses the signature: its Fulcio CA and Rekor key are not there', () => {
@@ -112,7 +144,10 @@ test('an untrusted root refuses the signature: its Fulcio CA and Rekor key are n
 });
 
 test('a key-only .sig (no certificate annotation) is not keyless', () => {
-  const v = verifyKeyless(sigCandidate((a) => delete a[CERTIFICATE_ANNOTATION]), publicGoodRoot());
+  const v = verifyKeyless(
+    sigCandidate((a) => delete a[CERTIFICATE_ANNOTATION]),
+    publicGoodRoot(),
+  );
   assert.deepEqual(v, { signed: false, reason: 'it carries no certificate (a key signature, not keyless)' });
 });
 
@@ -152,16 +187,33 @@ test('the certificate identity reads the deprecated and the newer Fulcio extensi
 });
 
 test('a trusted root without a Fulcio CA or Rekor key, or not a trusted root, is refused when loaded', () => {
-  const empty = { mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1', tlogs: [], certificateAuthorities: [], ctlogs: [], timestampAuthorities: [] };
-  assert.throws(() => parseTrustedRoot(Buffer.from(JSON.stringify(empty)), 'empty'), /empty: lists no certificate authority/);
+  const empty = {
+    mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1',
+    tlogs: [],
+    certificateAuthorities: [],
+    ctlogs: [],
+    timestampAuthorities: [],
+  };
+  assert.throws(
+    () => parseTrustedRoot(Buffer.from(JSON.stringify(empty)), 'empty'),
+    /empty: lists no certificate authority/,
+  );
   assert.throws(() => parseTrustedRoot(Buffer.from('{"mediaType":"x"}'), 'x'), /not a sigstore trusted root/);
   assert.throws(() => parseTrustedRoot(Buffer.alloc(2 * 1024 * 1024), 'big'), /over the/);
 });
 
 // sigstore-js's own v0.2 bundles (tests/bundles/, test/sign/fixtures/README.md): one logged as a `dsse` entry, one as
 // `intoto` 0.0.2, each with an inclusion proof under a signed checkpoint and a SET, made on the public-good instance.
-const V02 = ['dsse', 'intoto'].map((kind) => ({ kind, bytes: readFileSync(`${FIX}keyless/sigstore-js_bundleV02-${kind}.sigstore.json`) }));
-const bundleCandidate = (bytes: Buffer): SignatureCandidate => ({ kind: 'bundle', where: 'referrer', id: digestOf(bytes), payload: bytes });
+const V02 = ['dsse', 'intoto'].map((kind) => ({
+  kind,
+  bytes: readFileSync(`${FIX}keyless/sigstore-js_bundleV02-${kind}.sigstore.json`),
+}));
+const bundleCandidate = (bytes: Buffer): SignatureCandidate => ({
+  kind: 'bundle',
+  where: 'referrer',
+  id: digestOf(bytes),
+  payload: bytes,
+});
 const editBundle = (bytes: Buffer, f: (doc: any) => void): Buffer => {
   const doc = JSON.parse(bytes.toString());
   f(doc);
@@ -170,14 +222,20 @@ const editBundle = (bytes: Buffer, f: (doc: any) => void): Buffer => {
 
 test('sigstore bundles v0.2 (dsse and intoto log entries) verify: chain, checkpoint, SET; their identity is read', () => {
   for (const { kind, bytes } of V02) {
-    assert.match(JSON.parse(bytes.toString()).mediaType, /^application\/vnd\.dev\.sigstore\.bundle\+json;version=0\.2$/);
+    assert.match(
+      JSON.parse(bytes.toString()).mediaType,
+      /^application\/vnd\.dev\.sigstore\.bundle\+json;version=0\.2$/,
+    );
     const r = verifyKeyless(bundleCandidate(bytes), publicGoodRoot());
     assert.equal(r.signed, true, `${kind}: ${JSON.stringify(r)}`);
     assert.ok(r.signed);
     assert.equal(r.identity.subject, 'brian@dehamer.com');
     assert.equal(r.identity.issuer, 'https://github.com/login/oauth');
     // npm publish attestations: genuine, and still not a signature of an image.
-    assert.ok('payloadError' in r && /attestation of type "https:\/\/github\.com\/npm\/attestation/.test(r.payloadError), kind);
+    assert.ok(
+      'payloadError' in r && /attestation of type "https:\/\/github\.com\/npm\/attestation/.test(r.payloadError),
+      kind,
+    );
   }
 });
 
@@ -202,9 +260,15 @@ test('sigstore bundles v0.2: another payload, a broken checkpoint, a log entry f
     // The other bundle's log entry under this envelope: logged at another time (outside this certificate's ten
     // minutes) and for another signature; whichever check sigstore-js makes first refuses it.
     const other = JSON.parse(V02.find((x) => x.kind !== kind)!.bytes.toString());
-    const swapped = editBundle(bytes, (d) => (d.verificationMaterial.tlogEntries = other.verificationMaterial.tlogEntries));
+    const swapped = editBundle(
+      bytes,
+      (d) => (d.verificationMaterial.tlogEntries = other.verificationMaterial.tlogEntries),
+    );
     assert.match(refused(swapped), /valid at the logged time|transparency-log entry is not for this signature/);
-    assert.match(refused(bytes, readTrustedRoot(FIX + 'keyless/scaffolding.trusted_root.json', 'scaffolding')), /scaffolding/);
+    assert.match(
+      refused(bytes, readTrustedRoot(FIX + 'keyless/scaffolding.trusted_root.json', 'scaffolding')),
+      /scaffolding/,
+    );
   }
 });
 
@@ -212,5 +276,8 @@ test('a v0.2 bundle under an identity rule: the refusal names its signer and why
   const req = keylessRequirement([{ issuer: 'https://github.com/login/oauth', subject: 'brian@dehamer.com' }]);
   const d = evaluateRequirements(image, [bundleCandidate(V02[0]!.bytes)], [req], { cache: new VerificationCache() });
   assert.equal(d.allowed, false);
-  assert.match(d.summary, /signed by brian@dehamer\.com \(issuer https:\/\/github\.com\/login\/oauth\), but its payload is not an image signature: an attestation/);
+  assert.match(
+    d.summary,
+    /signed by brian@dehamer\.com \(issuer https:\/\/github\.com\/login\/oauth\), but its payload is not an image signature: an attestation/,
+  );
 });

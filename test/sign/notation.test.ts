@@ -16,19 +16,36 @@ import type { SignatureCandidate } from '../../src/sign/types.js';
 const FIX = fileURLToPath(new URL('../../../test/sign/fixtures/notation/', import.meta.url));
 const JWS = readFileSync(FIX + 'jws_signature.sig');
 const COSE = readFileSync(FIX + 'cose_signature.sig');
-const MANIFEST = readFileSync(FIX + 'oci-layout/blobs/sha256/19dbd2e48e921426ee8ace4dc892edfb2ecdc1d1a72d5416c83670c30acecef0');
+const MANIFEST = readFileSync(
+  FIX + 'oci-layout/blobs/sha256/19dbd2e48e921426ee8ace4dc892edfb2ecdc1d1a72d5416c83670c30acecef0',
+);
 const DIGEST = digestOf(MANIFEST);
 const NOW = Date.parse('2026-12-07T00:00:00Z');
 
 // The signer's own certificate (self-signed "alpine", from the JWS's x5c) as the trust store, as `notation cert add` would.
-const leaf = new X509Certificate(Buffer.from((JSON.parse(JWS.toString()) as { header: { x5c: string[] } }).header.x5c[0]!, 'base64'));
+const leaf = new X509Certificate(
+  Buffer.from((JSON.parse(JWS.toString()) as { header: { x5c: string[] } }).header.x5c[0]!, 'base64'),
+);
 const alpine: NotationStore = { name: 'ca:alpine', type: 'ca', certs: [leaf] };
-const wabbit: NotationStore = { name: 'ca:wabbit-networks', type: 'ca', certs: [new X509Certificate(readFileSync(FIX + 'wabbit-networks.io.crt'))] };
+const wabbit: NotationStore = {
+  name: 'ca:wabbit-networks',
+  type: 'ca',
+  certs: [new X509Certificate(readFileSync(FIX + 'wabbit-networks.io.crt'))],
+};
 
-const cand = (bytes: Buffer, mediaType: string): SignatureCandidate => ({ kind: 'notation', where: `referrer (${mediaType})`, id: digestOf(bytes), payload: bytes, mediaType });
+const cand = (bytes: Buffer, mediaType: string): SignatureCandidate => ({
+  kind: 'notation',
+  where: `referrer (${mediaType})`,
+  id: digestOf(bytes),
+  payload: bytes,
+  mediaType,
+});
 
 test('notation JWS and COSE envelopes verify against a trust store holding their certificate', () => {
-  for (const [bytes, mt] of [[JWS, JWS_MEDIA_TYPE], [COSE, COSE_MEDIA_TYPE]] as const) {
+  for (const [bytes, mt] of [
+    [JWS, JWS_MEDIA_TYPE],
+    [COSE, COSE_MEDIA_TYPE],
+  ] as const) {
     const v = verifyNotation(bytes, mt, [alpine], NOW);
     assert.equal(v.signed, true, JSON.stringify(v));
     assert.ok(v.signed);
@@ -38,17 +55,29 @@ test('notation JWS and COSE envelopes verify against a trust store holding their
 });
 
 test('notation refusals: another trust store, a tampered envelope, a time past the certificate, a signing-authority store', () => {
-  for (const [bytes, mt] of [[JWS, JWS_MEDIA_TYPE], [COSE, COSE_MEDIA_TYPE]] as const) {
+  for (const [bytes, mt] of [
+    [JWS, JWS_MEDIA_TYPE],
+    [COSE, COSE_MEDIA_TYPE],
+  ] as const) {
     const other = verifyNotation(bytes, mt, [wabbit], NOW);
     assert.equal(other.signed, false);
     assert.match(!other.signed ? other.reason : '', /does not end at a certificate of trust store ca:wabbit-networks/);
     const late = verifyNotation(bytes, mt, [alpine], Date.parse('2124-01-01T00:00:00Z'));
     assert.match(!late.signed ? late.reason : '', /is not valid now/);
-    const sa = verifyNotation(bytes, mt, [{ ...alpine, name: 'signingAuthority:alpine', type: 'signingAuthority' }], NOW);
+    const sa = verifyNotation(
+      bytes,
+      mt,
+      [{ ...alpine, name: 'signingAuthority:alpine', type: 'signingAuthority' }],
+      NOW,
+    );
     assert.match(!sa.signed ? sa.reason : '', /needs a ca trust store/);
   }
   const doc = JSON.parse(JWS.toString());
-  doc.payload = Buffer.from(JSON.stringify({ targetArtifact: { digest: digestOf('x'), mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 1 } })).toString('base64url');
+  doc.payload = Buffer.from(
+    JSON.stringify({
+      targetArtifact: { digest: digestOf('x'), mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 1 },
+    }),
+  ).toString('base64url');
   const forged = verifyNotation(Buffer.from(JSON.stringify(doc)), JWS_MEDIA_TYPE, [alpine], NOW);
   assert.match(!forged.signed ? forged.reason : '', /PS256 signature does not verify/);
   const cose = Buffer.from(COSE);
@@ -58,30 +87,55 @@ test('notation refusals: another trust store, a tampered envelope, a time past t
 
 test('notation requirement: the digest binds and the trusted identities choose the signer', () => {
   const judge = (digest: Digest, identities: string[]) =>
-    evaluateRequirements({ digest }, [cand(JWS, JWS_MEDIA_TYPE), cand(COSE, COSE_MEDIA_TYPE)], [{ type: 'notationSigned', stores: [alpine], identities }], { cache: new VerificationCache(), now: NOW });
+    evaluateRequirements(
+      { digest },
+      [cand(JWS, JWS_MEDIA_TYPE), cand(COSE, COSE_MEDIA_TYPE)],
+      [{ type: 'notationSigned', stores: [alpine], identities }],
+      { cache: new VerificationCache(), now: NOW },
+    );
   assert.equal(judge(DIGEST, ['*']).allowed, true);
   assert.equal(judge(DIGEST, ['x509.subject: C=US, ST=WA, L=Seattle, O=Notary, CN=alpine']).allowed, true);
   assert.equal(judge(DIGEST, ['x509.subject: O=Notary, CN=alpine']).allowed, true);
   const who = judge(DIGEST, ['x509.subject: C=US, O=Wabbit Networks, CN=release']);
   assert.equal(who.allowed, false);
-  assert.match(who.summary, /signed by C=US, ST=WA, L=Seattle, O=Notary, CN=alpine \(trust store ca:alpine\), but the rule trusts only x509\.subject: C=US, O=Wabbit Networks, CN=release/);
+  assert.match(
+    who.summary,
+    /signed by C=US, ST=WA, L=Seattle, O=Notary, CN=alpine \(trust store ca:alpine\), but the rule trusts only x509\.subject: C=US, O=Wabbit Networks, CN=release/,
+  );
   const other = judge(digestOf('another manifest'), ['*']);
   assert.equal(other.allowed, false);
   assert.match(other.summary, /over another digest/);
 });
 
 test("notation's trustpolicy.json is read as written: scopes, levels, stores; malformed ones are refused", () => {
-  const policies = parseNotationPolicy(JSON.stringify({
-    version: '1.0',
-    trustPolicies: [
-      { name: 'alpine', registryScopes: ['registry.example/library/alpine'], signatureVerification: { level: 'strict' }, trustStores: ['ca:alpine'], trustedIdentities: ['*'] },
-      { name: 'rest', registryScopes: ['*'], signatureVerification: { level: 'skip' } },
-    ],
-  }));
+  const policies = parseNotationPolicy(
+    JSON.stringify({
+      version: '1.0',
+      trustPolicies: [
+        {
+          name: 'alpine',
+          registryScopes: ['registry.example/library/alpine'],
+          signatureVerification: { level: 'strict' },
+          trustStores: ['ca:alpine'],
+          trustedIdentities: ['*'],
+        },
+        { name: 'rest', registryScopes: ['*'], signatureVerification: { level: 'skip' } },
+      ],
+    }),
+  );
   assert.equal(notationPolicyFor(policies, 'registry.example/library/alpine')?.name, 'alpine');
   assert.equal(notationPolicyFor(policies, 'registry.example/other')?.name, 'rest');
-  assert.throws(() => parseNotationPolicy('{"version":"1.0","trustPolicies":[{"name":"a","registryScopes":["*"],"signatureVerification":{"level":"strict"},"trustStores":[],"trustedIdentities":["*"]}]}'), /needs trustStores/);
-  assert.throws(() => parseNotationPolicy('{"version":"1.0","trustPolicies":[{"name":"a","registryScope":["*"]}]}'), /unknown field "registryScope"/);
+  assert.throws(
+    () =>
+      parseNotationPolicy(
+        '{"version":"1.0","trustPolicies":[{"name":"a","registryScopes":["*"],"signatureVerification":{"level":"strict"},"trustStores":[],"trustedIdentities":["*"]}]}',
+      ),
+    /needs trustStores/,
+  );
+  assert.throws(
+    () => parseNotationPolicy('{"version":"1.0","trustPolicies":[{"name":"a","registryScope":["*"]}]}'),
+    /unknown field "registryScope"/,
+  );
   assert.throws(() => parseNotationPolicy('{"version":"2.0","trustPolicies":[]}'), /version/);
 });
 

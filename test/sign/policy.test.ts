@@ -4,7 +4,14 @@ import { mkdtemp, mkdir, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPairSync, sign as cryptoSign } from 'node:crypto';
-import { parsePolicy, requirementsFor, dockerSubject, layoutScopes, dockerScopes, PolicyFileError } from '../../src/sign/policy-file.js';
+import {
+  parsePolicy,
+  requirementsFor,
+  dockerSubject,
+  layoutScopes,
+  dockerScopes,
+  PolicyFileError,
+} from '../../src/sign/policy-file.js';
 import { loadPolicyFile } from '../../src/sign/key-files.js';
 import { evaluateRequirements } from '../../src/sign/verify.js';
 import { buildPayload } from '../../src/sign/payload.js';
@@ -22,8 +29,17 @@ test('docker scopes run from the exact image to the host, then wildcard domains,
     '*.example.com',
     '*.com',
   ]);
-  assert.deepEqual(dockerScopes(parseReference('busybox:latest')).slice(0, 3), ['docker.io/library/busybox:latest', 'docker.io/library/busybox', 'docker.io/library']);
-  assert.deepEqual(layoutScopes('/srv/images/app', 'v1'), ['/srv/images/app:v1', '/srv/images/app', '/srv/images', '/srv']);
+  assert.deepEqual(dockerScopes(parseReference('busybox:latest')).slice(0, 3), [
+    'docker.io/library/busybox:latest',
+    'docker.io/library/busybox',
+    'docker.io/library',
+  ]);
+  assert.deepEqual(layoutScopes('/srv/images/app', 'v1'), [
+    '/srv/images/app:v1',
+    '/srv/images/app',
+    '/srv/images',
+    '/srv',
+  ]);
 });
 
 const POLICY = {
@@ -31,7 +47,9 @@ const POLICY = {
   transports: {
     docker: {
       'docker.io/library/busybox': [{ type: 'insecureAcceptAnything' }],
-      'registry.example.com/prod': [{ type: 'sigstoreSigned', keyPath: 'keys/prod.pub', signedIdentity: { type: 'matchRepository' } }],
+      'registry.example.com/prod': [
+        { type: 'sigstoreSigned', keyPath: 'keys/prod.pub', signedIdentity: { type: 'matchRepository' } },
+      ],
       'registry.example.com/prod/special:1': [{ type: 'reject' }],
       '*.example.com': [{ type: 'insecureAcceptAnything' }],
     },
@@ -56,7 +74,10 @@ test('the most specific scope wins, then the transport default, then the global 
   assert.equal(scope('registry.example.com/prod/special:1').requirements[0]!.type, 'reject');
   assert.equal(scope('registry.example.com/dev/app:1').scope, 'docker:*.example.com');
   assert.equal(scope('quay.io/x/y:1').scope, 'default');
-  assert.equal(requirementsFor(policy, { transport: 'oci', scopes: layoutScopes('/x/y', 't') }).scope, 'oci:"" (transport default)');
+  assert.equal(
+    requirementsFor(policy, { transport: 'oci', scopes: layoutScopes('/x/y', 't') }).scope,
+    'oci:"" (transport default)',
+  );
 });
 
 test('the policy is strict: unknown fields, types, empty lists and keyless options stop it with the JSON path', () => {
@@ -66,24 +87,78 @@ test('the policy is strict: unknown fields, types, empty lists and keyless optio
     [{}, /"default" is required/],
     [{ default: [{ type: 'signedBy', keyType: 'GPGKeys', keyPath: '/k' }] }, /signedBy .* not supported/],
     // Keyless (fulcio) is read as containers/image writes it; an incomplete one, or a private PKI, is refused.
-    [{ default: [{ type: 'sigstoreSigned', fulcio: {}, signedIdentity: { type: 'matchRepository' } }] }, /fulcio: exactly one of caPath and caData/],
-    [{ default: [{ type: 'sigstoreSigned', fulcio: { caPath: '/ca', oidcIssuer: 'https://i', subjectEmail: 'a@b' } }] }, /fulcio needs a Rekor key/],
-    [{ default: [{ type: 'sigstoreSigned', fulcio: { caPath: '/ca', oidcIssuer: 'https://i', subjectEmail: 'a@b' }, keyPath: '/k', rekorPublicKeyPath: '/r' }] }, /fulcio and keyPath exclude each other/],
+    [
+      { default: [{ type: 'sigstoreSigned', fulcio: {}, signedIdentity: { type: 'matchRepository' } }] },
+      /fulcio: exactly one of caPath and caData/,
+    ],
+    [
+      {
+        default: [{ type: 'sigstoreSigned', fulcio: { caPath: '/ca', oidcIssuer: 'https://i', subjectEmail: 'a@b' } }],
+      },
+      /fulcio needs a Rekor key/,
+    ],
+    [
+      {
+        default: [
+          {
+            type: 'sigstoreSigned',
+            fulcio: { caPath: '/ca', oidcIssuer: 'https://i', subjectEmail: 'a@b' },
+            keyPath: '/k',
+            rekorPublicKeyPath: '/r',
+          },
+        ],
+      },
+      /fulcio and keyPath exclude each other/,
+    ],
     [{ default: [{ type: 'sigstoreSigned', pki: {} }] }, /pki .* not supported/],
-    [{ default: [{ type: 'sigstoreSigned', keyPath: '/k', rekorPublicKeyPath: '/r' }] }, /rekorPublicKeyPath without fulcio/],
-    [{ default: [{ type: 'sigstoreSigned', keyPath: '/a', keyData: 'eA==' }] }, /exactly one of keyPath, keyPaths, keyData and keyDatas/],
-    [{ default: [{ type: 'sigstoreSigned', keyPath: '/a', signedIdentity: { type: 'matchRepository', dockerRepository: 'x' } }] }, /signedIdentity: unknown field "dockerRepository"/],
-    [{ default: [{ type: 'sigstoreSigned', keyPath: '/a', signedIdentity: { type: 'remapIdentity', prefix: 'mirror.local/App', signedPrefix: 'docker.io' } }] }, /must be a host\[:port\] or a name that starts with one/],
-    [{ default: [{ type: 'insecureAcceptAnything' }], transports: { docker: { 'x.io': [{ type: 'rejct' }] } } }, /transports\.docker\["x\.io"\]\[0\]\.type "rejct"/],
+    [
+      { default: [{ type: 'sigstoreSigned', keyPath: '/k', rekorPublicKeyPath: '/r' }] },
+      /rekorPublicKeyPath without fulcio/,
+    ],
+    [
+      { default: [{ type: 'sigstoreSigned', keyPath: '/a', keyData: 'eA==' }] },
+      /exactly one of keyPath, keyPaths, keyData and keyDatas/,
+    ],
+    [
+      {
+        default: [
+          { type: 'sigstoreSigned', keyPath: '/a', signedIdentity: { type: 'matchRepository', dockerRepository: 'x' } },
+        ],
+      },
+      /signedIdentity: unknown field "dockerRepository"/,
+    ],
+    [
+      {
+        default: [
+          {
+            type: 'sigstoreSigned',
+            keyPath: '/a',
+            signedIdentity: { type: 'remapIdentity', prefix: 'mirror.local/App', signedPrefix: 'docker.io' },
+          },
+        ],
+      },
+      /must be a host\[:port\] or a name that starts with one/,
+    ],
+    [
+      { default: [{ type: 'insecureAcceptAnything' }], transports: { docker: { 'x.io': [{ type: 'rejct' }] } } },
+      /transports\.docker\["x\.io"\]\[0\]\.type "rejct"/,
+    ],
   ];
-  for (const [doc, want] of bad) assert.throws(() => parsePolicy(JSON.stringify(doc)), (e: Error) => e instanceof PolicyFileError && want.test(e.message), JSON.stringify(doc));
+  for (const [doc, want] of bad)
+    assert.throws(
+      () => parsePolicy(JSON.stringify(doc)),
+      (e: Error) => e instanceof PolicyFileError && want.test(e.message),
+      JSON.stringify(doc),
+    );
 });
 
 test('a refusal names the requirement, the scope, the keys tried and what was found', async () => {
   const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   const other = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   const keyData = Buffer.from(publicKey.export({ type: 'spki', format: 'pem' })).toString('base64');
-  const policy = parsePolicy(JSON.stringify({ default: [{ type: 'sigstoreSigned', keyData, signedIdentity: { type: 'matchRepository' } }] }));
+  const policy = parsePolicy(
+    JSON.stringify({ default: [{ type: 'sigstoreSigned', keyData, signedIdentity: { type: 'matchRepository' } }] }),
+  );
   const { resolvePolicy } = await import('../../src/sign/policy-file.js');
   const { trustedKeyFromPem } = await import('../../src/sign/crypto.js');
   const resolved = resolvePolicy(policy, (s) => trustedKeyFromPem(Buffer.from(s, 'base64').toString(), 'keyData'));
@@ -92,15 +167,30 @@ test('a refusal names the requirement, the scope, the keys tried and what was fo
   const payload = buildPayload('example.com/app', digest);
   const cand = (key: typeof privateKey): SignatureCandidate => {
     const signature = cryptoSign('sha256', payload, { key, dsaEncoding: 'der' }).toString('base64');
-    return { kind: 'simple-signing', where: 'tag s.sig', id: digestOf(`${digestOf(payload)}\n${signature}`), payload, signature };
+    return {
+      kind: 'simple-signing',
+      where: 'tag s.sig',
+      id: digestOf(`${digestOf(payload)}\n${signature}`),
+      payload,
+      signature,
+    };
   };
   const { requirements, scope } = requirementsFor(resolved, { transport: 'docker', scopes: ['example.com/app'] });
   const none = evaluateRequirements(image, [], requirements, { scope, searched: ['tag sha256-x.sig', 'referrers'] });
   assert.equal(none.allowed, false);
-  assert.match(none.summary, /refused by requirement "sigstoreSigned by keyData with matchRepository" \(policy scope default\): no signatures found .*looked at tag sha256-x.sig, referrers.*keys tried: keyData \(SHA256:/);
-  const wrong = evaluateRequirements(image, [cand(other.privateKey)], requirements, { scope, cache: new VerificationCache() });
+  assert.match(
+    none.summary,
+    /refused by requirement "sigstoreSigned by keyData with matchRepository" \(policy scope default\): no signatures found .*looked at tag sha256-x.sig, referrers.*keys tried: keyData \(SHA256:/,
+  );
+  const wrong = evaluateRequirements(image, [cand(other.privateKey)], requirements, {
+    scope,
+    cache: new VerificationCache(),
+  });
   assert.match(wrong.summary, /tag s\.sig: signed by another key, not keyData/);
-  const ok = evaluateRequirements(image, [cand(other.privateKey), cand(privateKey)], requirements, { scope, cache: new VerificationCache() });
+  const ok = evaluateRequirements(image, [cand(other.privateKey), cand(privateKey)], requirements, {
+    scope,
+    cache: new VerificationCache(),
+  });
   assert.equal(ok.allowed, true, ok.summary);
   assert.equal(ok.results[0]!.signatures.filter((s) => s.accepted).length, 1);
   const rejected = evaluateRequirements(image, [cand(privateKey)], [...requirements, { type: 'reject' }]);

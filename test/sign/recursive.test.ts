@@ -18,17 +18,25 @@ test('sign --recursive signs an index and every platform manifest, each verifiab
     const idx = await makeMultiArch('recursive');
     await pushImage(reg.url, 'multi/app', '1', idx);
     await pushImage(reg.url, 'multi/plain', '1', idx);
-    const s = await sluice(['sign', '--key', `${k}.key`, '--recursive', '--tls-verify=false', `docker://${reg.host}/multi/app:1`], PW);
+    const s = await sluice(
+      ['sign', '--key', `${k}.key`, '--recursive', '--tls-verify=false', `docker://${reg.host}/multi/app:1`],
+      PW,
+    );
     assert.equal(s.code, 0, s.stderr);
-    for (const d of [idx.digest, ...idx.images.map((i) => i.digest)]) assert.match(s.stdout, new RegExp(`Signed ${d} as ${reg.host}/multi/app:1`));
-    const verify = (repo: string, ref: string) => sluice(['verify', '--key', `${k}.pub`, '--tls-verify=false', `docker://${reg.host}/${repo}${ref}`]);
+    for (const d of [idx.digest, ...idx.images.map((i) => i.digest)])
+      assert.match(s.stdout, new RegExp(`Signed ${d} as ${reg.host}/multi/app:1`));
+    const verify = (repo: string, ref: string) =>
+      sluice(['verify', '--key', `${k}.pub`, '--tls-verify=false', `docker://${reg.host}/${repo}${ref}`]);
     for (const child of idx.images) {
       const v = await verify('multi/app', `@${child.digest}`);
       assert.equal(v.code, 0, v.stderr);
       assert.match(v.stdout, /: verified\n/);
     }
     // The index alone: its own signature verifies, its children have none.
-    const plain = await sluice(['sign', '--key', `${k}.key`, '--tls-verify=false', `docker://${reg.host}/multi/plain:1`], PW);
+    const plain = await sluice(
+      ['sign', '--key', `${k}.key`, '--tls-verify=false', `docker://${reg.host}/multi/plain:1`],
+      PW,
+    );
     assert.equal(plain.code, 0, plain.stderr);
     assert.equal((await verify('multi/plain', ':1')).code, 0);
     for (const child of idx.images) {

@@ -19,21 +19,47 @@ test('remapIdentity onto a Docker Hub namespace is accepted and matched on the c
     const img = await makeImage({ label: 'remap' });
     await pushImage(before.url, 'konard/hive-mind', '1', img);
     const transport = { tlsVerify: false };
-    await signImage(`docker://${before.host}/konard/hive-mind:1`, privateKey, { identity: 'docker.io/library/hive-mind:1', transport });
-    await signImage(`docker://${before.host}/konard/hive-mind:1`, privateKey, { identity: 'docker.io/konard/hive-mind:1', transport });
+    await signImage(`docker://${before.host}/konard/hive-mind:1`, privateKey, {
+      identity: 'docker.io/library/hive-mind:1',
+      transport,
+    });
+    await signImage(`docker://${before.host}/konard/hive-mind:1`, privateKey, {
+      identity: 'docker.io/konard/hive-mind:1',
+      transport,
+    });
     const image = `docker://${before.host}/konard/hive-mind:1`;
     // The command line: this registry's konard/ stands for docker.io/library/.
-    const cli = await sluice(['verify', '--key', pub, '--identity-rule', `remapIdentity:${before.host}/konard=docker.io/library`, '--tls-verify=false', image]);
+    const cli = await sluice([
+      'verify',
+      '--key',
+      pub,
+      '--identity-rule',
+      `remapIdentity:${before.host}/konard=docker.io/library`,
+      '--tls-verify=false',
+      image,
+    ]);
     assert.equal(cli.code, 0, cli.stderr);
     // A containers-policy.json whose signedPrefix is a Docker Hub namespace.
     const policy = join(dir, 'policy.json');
     const signedIdentity = { type: 'remapIdentity', prefix: `${before.host}/konard`, signedPrefix: 'docker.io/konard' };
-    await writeFile(policy, JSON.stringify({ default: [{ type: 'reject' }], transports: { docker: { [before.host]: [{ type: 'sigstoreSigned', keyPath: pub, signedIdentity }] } } }));
+    await writeFile(
+      policy,
+      JSON.stringify({
+        default: [{ type: 'reject' }],
+        transports: { docker: { [before.host]: [{ type: 'sigstoreSigned', keyPath: pub, signedIdentity }] } },
+      }),
+    );
     const viaPolicy = await sluice(['verify', '--policy', policy, '--tls-verify=false', image]);
     assert.equal(viaPolicy.code, 0, viaPolicy.stderr);
     // trust: on pull, the registry's own name (http.host) remapped onto docker.io/konard.
     const identity = { type: 'remapIdentity', prefix: 'registry.test/konard', signedPrefix: 'docker.io/konard' };
-    const reg = await startRegistry({ http: { host: 'http://registry.test' }, trust: { keys: { hive: pub }, require: [{ images: ['konard/**'], keys: ['hive'], identity }] } }, before.root);
+    const reg = await startRegistry(
+      {
+        http: { host: 'http://registry.test' },
+        trust: { keys: { hive: pub }, require: [{ images: ['konard/**'], keys: ['hive'], identity }] },
+      },
+      before.root,
+    );
     try {
       assert.equal((await fetch(`${reg.url}/v2/konard/hive-mind/manifests/1`)).status, 200);
     } finally {

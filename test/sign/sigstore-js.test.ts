@@ -14,12 +14,20 @@ import { INTOTO_PAYLOAD_TYPE, type SignatureCandidate } from '../../src/sign/typ
 // implementation of the bundle spec: Sluice's bundles must pass its verifier, and bundles it
 // builds must pass Sluice's. Key-signed bundles carry no transparency-log entry or timestamp, as
 // cosign writes them with --tlog-upload=false, so the thresholds are 0.
-const EMPTY_ROOT = { mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1', tlogs: [], certificateAuthorities: [], ctlogs: [], timestampAuthorities: [] };
+const EMPTY_ROOT = {
+  mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1',
+  tlogs: [],
+  certificateAuthorities: [],
+  ctlogs: [],
+  timestampAuthorities: [],
+};
 const digest = digestOf('the image manifest');
 
 function sigstoreVerify(bundleJson: unknown, publicKey: ReturnType<typeof generateKeyPairSync>['publicKey']): void {
   const tm = toTrustMaterial(EMPTY_ROOT as never, () => ({ publicKey, validFor: () => true }));
-  new Verifier(tm, { tlogThreshold: 0, ctlogThreshold: 0, timestampThreshold: 0 }).verify(toSignedEntity(bundleFromJSON(bundleJson)));
+  new Verifier(tm, { tlogThreshold: 0, ctlogThreshold: 0, timestampThreshold: 0 }).verify(
+    toSignedEntity(bundleFromJSON(bundleJson)),
+  );
 }
 
 test("Sluice's bundle passes @sigstore/verify with the signer's key and fails with another", () => {
@@ -40,16 +48,39 @@ test('a DSSE bundle built by @sigstore/bundle passes Sluice, and a tampered one 
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   const statement = buildStatement(digest, 'example.com/app:1');
   const signature = cryptoSign('sha256', pae(INTOTO_PAYLOAD_TYPE, statement), { key: privateKey, dsaEncoding: 'der' });
-  const json = bundleToJSON(toDSSEBundle({ artifact: statement, artifactType: INTOTO_PAYLOAD_TYPE, signature, keyHint: 'k' }));
+  const json = bundleToJSON(
+    toDSSEBundle({ artifact: statement, artifactType: INTOTO_PAYLOAD_TYPE, signature, keyHint: 'k' }),
+  );
   const bytes = Buffer.from(JSON.stringify(json));
   const key = trustedKeyFromPem(publicKey.export({ type: 'spki', format: 'pem' }).toString(), 'k.pub');
-  const req = { type: 'sigstoreSigned' as const, keys: [key], signedIdentity: { type: 'matchRepoDigestOrExact' as const } };
-  const cand = (b: Buffer): SignatureCandidate => ({ kind: 'bundle', where: 'referrer x', id: digestOf(b), payload: b });
-  const ok = judgeSignature({ digest, dockerReference: 'example.com/app:1' }, cand(bytes), req, new VerificationCache());
+  const req = {
+    type: 'sigstoreSigned' as const,
+    keys: [key],
+    signedIdentity: { type: 'matchRepoDigestOrExact' as const },
+  };
+  const cand = (b: Buffer): SignatureCandidate => ({
+    kind: 'bundle',
+    where: 'referrer x',
+    id: digestOf(b),
+    payload: b,
+  });
+  const ok = judgeSignature(
+    { digest, dockerReference: 'example.com/app:1' },
+    cand(bytes),
+    req,
+    new VerificationCache(),
+  );
   assert.equal(ok.accepted, true, ok.reason);
   const tampered = JSON.parse(bytes.toString());
-  tampered.dsseEnvelope.payload = Buffer.from(buildStatement(digestOf('another image'), 'example.com/app:1')).toString('base64');
-  const bad = judgeSignature({ digest: digestOf('another image'), dockerReference: 'example.com/app:1' }, cand(Buffer.from(JSON.stringify(tampered))), req, new VerificationCache());
+  tampered.dsseEnvelope.payload = Buffer.from(buildStatement(digestOf('another image'), 'example.com/app:1')).toString(
+    'base64',
+  );
+  const bad = judgeSignature(
+    { digest: digestOf('another image'), dockerReference: 'example.com/app:1' },
+    cand(Buffer.from(JSON.stringify(tampered))),
+    req,
+    new VerificationCache(),
+  );
   assert.equal(bad.accepted, false);
   assert.match(bad.reason, /signed by another key/);
 });
@@ -67,5 +98,8 @@ test("cosign 3's statement names no image: the signature verifies, but no identi
     new VerificationCache(),
   );
   assert.equal(v.accepted, false);
-  assert.match(v.reason, /signed by k\.pub .* over this digest, but the signature names no image \(cosign 3 bundles sign only the digest\)/);
+  assert.match(
+    v.reason,
+    /signed by k\.pub .* over this digest, but the signature names no image \(cosign 3 bundles sign only the digest\)/,
+  );
 });

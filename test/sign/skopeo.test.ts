@@ -36,18 +36,34 @@ test('skopeo carries Sluice signatures: it parses the .sig manifest, and Sluice 
   await mkdir(rd);
   await writeFile(join(rd, 'sluice.yaml'), `docker:\n  ${reg.host}:\n    use-sigstore-attachments: true\n`);
   const common = ['--registries.d', rd, '--src-tls-verify=false'];
-  await runOk('skopeo', ['copy', ...common, '--dest-tls-verify=false', `docker://${reg.host}/upstream/app:1`, `docker://${reg.host}/mirror/app:1`]);
+  await runOk('skopeo', [
+    'copy',
+    ...common,
+    '--dest-tls-verify=false',
+    `docker://${reg.host}/upstream/app:1`,
+    `docker://${reg.host}/mirror/app:1`,
+  ]);
   await runOk('skopeo', ['copy', ...common, `docker://${reg.host}/upstream/app:1`, `dir:${join(dir, 'd')}`]);
 
   // What skopeo read: the payload and signature annotation, byte for byte (its dir: signature format).
   const raw = await readFile(join(dir, 'd', 'signature-1'));
   assert.equal(raw.subarray(0, 15).toString('latin1'), '\x00sigstore-json\n');
-  const carried = JSON.parse(raw.subarray(15).toString()) as { mimeType: string; payload: string; annotations: Record<string, string> };
+  const carried = JSON.parse(raw.subarray(15).toString()) as {
+    mimeType: string;
+    payload: string;
+    annotations: Record<string, string>;
+  };
   assert.equal(carried.mimeType, SIMPLE_SIGNING_MEDIA_TYPE);
-  const ours = (await (await fetch(`${reg.url}/v2/upstream/app/manifests/${signatureTag(img.digest)}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })).json()) as {
+  const ours = (await (
+    await fetch(`${reg.url}/v2/upstream/app/manifests/${signatureTag(img.digest)}`, {
+      headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+    })
+  ).json()) as {
     layers: { digest: string; annotations: Record<string, string> }[];
   };
-  const payload = Buffer.from(await (await fetch(`${reg.url}/v2/upstream/app/blobs/${ours.layers[0]!.digest}`)).arrayBuffer());
+  const payload = Buffer.from(
+    await (await fetch(`${reg.url}/v2/upstream/app/blobs/${ours.layers[0]!.digest}`)).arrayBuffer(),
+  );
   assert.deepEqual(Buffer.from(carried.payload, 'base64'), payload);
   assert.equal(carried.annotations[SIGNATURE_ANNOTATION], ours.layers[0]!.annotations[SIGNATURE_ANNOTATION]);
 
@@ -56,7 +72,13 @@ test('skopeo carries Sluice signatures: it parses the .sig manifest, and Sluice 
   const opts = { transport: { tlsVerify: false }, keys: [pub], cache: new VerificationCache() };
   const plain = await verifyImage(mirror, opts);
   assert.equal(plain.decision.allowed, false);
-  assert.match(plain.decision.summary, new RegExp(`signed for ${reg.host}/upstream/app:1, this is ${reg.host}/mirror/app:1`));
-  const remapped = await verifyImage(mirror, { ...opts, identityRule: { type: 'remapIdentity', prefix: `${reg.host}/mirror`, signedPrefix: `${reg.host}/upstream` } });
+  assert.match(
+    plain.decision.summary,
+    new RegExp(`signed for ${reg.host}/upstream/app:1, this is ${reg.host}/mirror/app:1`),
+  );
+  const remapped = await verifyImage(mirror, {
+    ...opts,
+    identityRule: { type: 'remapIdentity', prefix: `${reg.host}/mirror`, signedPrefix: `${reg.host}/upstream` },
+  });
   assert.equal(remapped.decision.allowed, true, remapped.decision.summary);
 });

@@ -36,7 +36,9 @@ test('the health probe writes at most once per interval; callers in between shar
     assert.equal(c.writes(), 1);
     await sleep(250);
     // ... then one new probe, which fails with where and why.
-    await assert.rejects(health.check(), { message: `storage.filesystem.rootdirectory: ${root} is not writable (EROFS)` });
+    await assert.rejects(health.check(), {
+      message: `storage.filesystem.rootdirectory: ${root} is not writable (EROFS)`,
+    });
     await assert.rejects(health.check(), /not writable/);
     assert.equal(c.writes(), 2);
     // The probe cleans up after itself.
@@ -54,7 +56,9 @@ test('a read-only registry only reads: no probe write, and an unwritable root is
     await new StorageHealth(c.driver, true, 10).check();
     assert.equal(await checkStorageAtStart(c.driver, true), undefined);
     assert.equal(c.writes(), 0);
-    await assert.rejects(checkStorageAtStart(c.driver, false), { message: `storage.filesystem.rootdirectory: ${root} is not writable (EACCES)` });
+    await assert.rejects(checkStorageAtStart(c.driver, false), {
+      message: `storage.filesystem.rootdirectory: ${root} is not writable (EACCES)`,
+    });
   } finally {
     await rm(root, { recursive: true, force: true });
   }
@@ -65,10 +69,15 @@ test('at start, a full disk is a warning (pulls still work), a root that is a fi
   try {
     const c = counting(dir);
     c.fail('ENOSPC');
-    assert.match((await checkStorageAtStart(c.driver, false))!, /is not writable \(ENOSPC: no space left\): pushes will fail/);
+    assert.match(
+      (await checkStorageAtStart(c.driver, false))!,
+      /is not writable \(ENOSPC: no space left\): pushes will fail/,
+    );
     const file = join(dir, 'file');
     await writeFile(file, 'x');
-    await assert.rejects(checkStorageAtStart(new FilesystemDriver(file), true), { message: `storage.filesystem.rootdirectory: ${file} is not a directory` });
+    await assert.rejects(checkStorageAtStart(new FilesystemDriver(file), true), {
+      message: `storage.filesystem.rootdirectory: ${file} is not a directory`,
+    });
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -33,20 +33,31 @@ await pumpGet({ url: new URL(process.env.URL), headers: { range: 'bytes=7-' } },
 process.stdout.write(JSON.stringify({ n, sha: h.digest('hex') }));
 `;
 
-test('pumpGet over HTTPS to a writable that calls back late: every byte, in order, before it resolves', { timeout: 60_000 }, async () => {
+test('pumpGet over HTTPS to a writable that calls back late: every byte, in order, before it resolves', {
+  timeout: 60_000,
+}, async () => {
   const pki = await makePki();
   const body = randomBytes(6 << 20);
-  const server = createServer({ cert: await readFile(pki.serverCert), key: await readFile(pki.serverKey) }, (req, res) => {
-    assert.equal(req.headers.range, 'bytes=7-');
-    res.writeHead(206, { 'content-length': String(body.length - 7) });
-    res.end(body.subarray(7));
-  });
+  const server = createServer(
+    { cert: await readFile(pki.serverCert), key: await readFile(pki.serverKey) },
+    (req, res) => {
+      assert.equal(req.headers.range, 'bytes=7-');
+      res.writeHead(206, { 'content-length': String(body.length - 7) });
+      res.end(body.subarray(7));
+    },
+  );
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   try {
     const port = (server.address() as { port: number }).port;
     const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', child], {
-      env: { ...process.env, NODE_EXTRA_CA_CERTS: pki.caCert, PUMP_JS: pumpJs, URL: `https://localhost:${port}/obj`, LENGTH: String(body.length - 7) },
+      env: {
+        ...process.env,
+        NODE_EXTRA_CA_CERTS: pki.caCert,
+        PUMP_JS: pumpJs,
+        URL: `https://localhost:${port}/obj`,
+        LENGTH: String(body.length - 7),
+      },
     });
     const got = JSON.parse(stdout) as { n: number; sha: string };
     assert.equal(got.n, body.length - 7);
@@ -80,7 +91,9 @@ async function rawServer(length: number, send: (s: Socket) => void): Promise<{ u
   };
 }
 
-test('pumpGet fails a transfer whose server stops sending, and never one whose receiver is slow', { timeout: 30_000 }, async () => {
+test('pumpGet fails a transfer whose server stops sending, and never one whose receiver is slow', {
+  timeout: 30_000,
+}, async () => {
   const length = 4 << 20;
   // Half the body, then silence.
   const stalled = await rawServer(length, (s) => s.write(randomBytes(length / 2)));
@@ -120,7 +133,9 @@ test('pumpGet fails a transfer whose server stops sending, and never one whose r
   }
 });
 
-test('pumpGet: a stall after a slow receiver still fails; a failure before any byte says so, one after does not', { timeout: 30_000 }, async () => {
+test('pumpGet: a stall after a slow receiver still fails; a failure before any byte says so, one after does not', {
+  timeout: 30_000,
+}, async () => {
   const length = 4 << 20;
   const stalled = await rawServer(length, (s) => s.write(randomBytes(length / 2)));
   try {
@@ -148,7 +163,10 @@ test('pumpGet: a stall after a slow receiver still fails; a failure before any b
   const url = free.url;
   free.close();
   await new Promise((r) => setTimeout(r, 50));
-  const refused = await pumpGet({ url, headers: {} }, new Writable({ write: (_c, _e, cb) => cb() }), length).then(() => undefined, (x: Error) => x);
+  const refused = await pumpGet({ url, headers: {} }, new Writable({ write: (_c, _e, cb) => cb() }), length).then(
+    () => undefined,
+    (x: Error) => x,
+  );
   assert.ok(refused, 'a GET to a closed port fails');
   assert.equal(nothingWritten(refused), true, String(refused));
 });

@@ -8,12 +8,31 @@ import type { Digest } from '../../src/oci/digest.js';
 import type { RepositoryName } from '../../src/oci/name.js';
 
 const TRAVERSAL_TAG = '../../../../../team/app/_manifests/tags/v1';
-const BAD_NAMES = ['../team/app', 'team/../app', '/team/app', 'Team/App', 'team//app', 'a'.repeat(256), 'team/app\n', ''];
+const BAD_NAMES = [
+  '../team/app',
+  'team/../app',
+  '/team/app',
+  'Team/App',
+  'team//app',
+  'a'.repeat(256),
+  'team/app\n',
+  '',
+];
 const BAD_TAGS = [TRAVERSAL_TAG, 'a/b', 'a'.repeat(200), '..', '.hidden', '-x', '', 'v1\0', 'é'];
-const BAD_DIGESTS = ['sha256:../../../../x', 'sha256:ABC', 'md5:0123456789abcdef0123456789abcdef', `sha256:${'0'.repeat(63)}`, 'sha256/../x'];
+const BAD_DIGESTS = [
+  'sha256:../../../../x',
+  'sha256:ABC',
+  'md5:0123456789abcdef0123456789abcdef',
+  `sha256:${'0'.repeat(63)}`,
+  'sha256/../x',
+];
 
 /** Asserts that `fn` rejects with InvalidNameError of `kind`. */
-async function refuses(fn: () => Promise<unknown> | unknown, kind: InvalidNameError['kind'], what: string): Promise<void> {
+async function refuses(
+  fn: () => Promise<unknown> | unknown,
+  kind: InvalidNameError['kind'],
+  what: string,
+): Promise<void> {
   await assert.rejects(
     async () => fn(),
     (e: unknown) => e instanceof InvalidNameError && e.kind === kind,
@@ -60,7 +79,10 @@ test('the registry answers the spec code for each kind of invalid name the stora
 test('a tag path is built only from a tag, one folder under the repository tags, for any text', async () => {
   const fc = (await import('fast-check')).default;
   const { tagPath, tagsPath, repoPath, repositoriesRoot } = await import('../../src/storage/layout.js');
-  const text = fc.oneof(fc.string({ maxLength: 300 }), fc.string({ unit: fc.constantFrom('a', '.', '..', '/', '-', '_', 'A', '\0', 'é'), maxLength: 20 }));
+  const text = fc.oneof(
+    fc.string({ maxLength: 300 }),
+    fc.string({ unit: fc.constantFrom('a', '.', '..', '/', '-', '_', 'A', '\0', 'é'), maxLength: 20 }),
+  );
   fc.assert(
     fc.property(text, text, (name, tag) => {
       let path: string;

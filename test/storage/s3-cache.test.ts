@@ -43,7 +43,13 @@ async function world() {
 }
 
 function startFill(w: Awaited<ReturnType<typeof world>>, blob: TestFillBlob, body: Readable): Promise<BlobFill> {
-  return w.fills.start(blob.digest, blob.size, REPO, async () => ({ body, size: blob.size }), async () => undefined);
+  return w.fills.start(
+    blob.digest,
+    blob.size,
+    REPO,
+    async () => ({ body, size: blob.size }),
+    async () => undefined,
+  );
 }
 
 test('on S3, a reader that falls far behind a running fill reads on from the bucket and gets every byte in order', async () => {
@@ -114,7 +120,10 @@ test('a cache on S3: a cold pull of a 24 MiB layer by six clients at once is one
       await sleep(100);
     }
     assert.ok(keys.includes(blobKey), keys.join('\n'));
-    assert.deepEqual(keys.filter((k) => k.includes('_uploads')), []);
+    assert.deepEqual(
+      keys.filter((k) => k.includes('_uploads')),
+      [],
+    );
     // Served from the bucket now, with upstream gone.
     await up.close();
     upClosed = true;

@@ -23,13 +23,30 @@ async function s3Node(): Promise<TestRegistry & { keys: () => Promise<string[]> 
 }
 
 /** The bucket holds a manifest revision and its tag under the node's folder, and no unfinished upload. */
-async function assertInBucket(node: Awaited<ReturnType<typeof s3Node>>, repo: string, tag: string, digest: string): Promise<void> {
+async function assertInBucket(
+  node: Awaited<ReturnType<typeof s3Node>>,
+  repo: string,
+  tag: string,
+  digest: string,
+): Promise<void> {
   const keys = await node.keys();
   const hex = digest.slice('sha256:'.length);
-  assert.ok(keys.some((k) => k.endsWith(`/repositories/${repo}/_manifests/revisions/sha256/${hex}/link`)), keys.join('\n'));
-  assert.ok(keys.some((k) => k.endsWith(`/repositories/${repo}/_manifests/tags/${tag}/current/link`)), keys.join('\n'));
-  assert.ok(keys.some((k) => k.endsWith(`/blobs/sha256/${hex.slice(0, 2)}/${hex}/data`)), keys.join('\n'));
-  assert.deepEqual(keys.filter((k) => k.includes('/_uploads/')), []);
+  assert.ok(
+    keys.some((k) => k.endsWith(`/repositories/${repo}/_manifests/revisions/sha256/${hex}/link`)),
+    keys.join('\n'),
+  );
+  assert.ok(
+    keys.some((k) => k.endsWith(`/repositories/${repo}/_manifests/tags/${tag}/current/link`)),
+    keys.join('\n'),
+  );
+  assert.ok(
+    keys.some((k) => k.endsWith(`/blobs/sha256/${hex.slice(0, 2)}/${hex}/data`)),
+    keys.join('\n'),
+  );
+  assert.deepEqual(
+    keys.filter((k) => k.includes('/_uploads/')),
+    [],
+  );
 }
 
 test('skopeo copies an image (a 7 MiB layer: a multipart blob) to a node on S3 and back: same manifest digest, same blobs', async (t) => {
@@ -50,7 +67,8 @@ test('skopeo copies an image (a 7 MiB layer: a multipart blob) to a node on S3 a
     const back = join(s.dir, 'back');
     await skopeoCopy(`docker://${node.host}/s3/skopeo:v1`, `oci:${back}:v1`);
     assert.equal(await layoutDigest(back, 'v1'), pushed);
-    for (const l of img.layers) assert.ok((await layoutBlob(back, l.descriptor.digest)).equals(l.bytes), l.descriptor.digest);
+    for (const l of img.layers)
+      assert.ok((await layoutBlob(back, l.descriptor.digest)).equals(l.bytes), l.descriptor.digest);
     assert.ok((await layoutBlob(back, img.config.descriptor.digest)).equals(img.config.bytes));
   } finally {
     await node.close();
@@ -63,7 +81,10 @@ test('podman pushes to a node on S3 and pulls into fresh storage: the digest it 
   const s = await scratch('s3-podman-');
   const node = await s3Node();
   try {
-    const img = await makeImage({ layers: [{ 'etc/greeting': 'hello from s3\n' }, { blob: randomBytes(2 << 20) }], label: 's3-podman' });
+    const img = await makeImage({
+      layers: [{ 'etc/greeting': 'hello from s3\n' }, { blob: randomBytes(2 << 20) }],
+      label: 's3-podman',
+    });
     const layout = join(s.dir, 'layout');
     await writeOciLayout(layout, [{ tag: 'v1', image: img }]);
     const pusher = podmanIn(join(s.dir, 'a'));
@@ -95,11 +116,19 @@ test('docker pulls from a node on S3, pushes a copy back, and pulls that again: 
   const daemon = await startDockerd();
   try {
     // dockerd takes Docker v2 schema 2 images; skopeo puts one on the node to start from.
-    const img = await makeImage({ layers: [{ 'etc/motd': 'docker on s3\n' }, { blob: randomBytes(6 << 20) }], label: 's3-docker' });
+    const img = await makeImage({
+      layers: [{ 'etc/motd': 'docker on s3\n' }, { blob: randomBytes(6 << 20) }],
+      label: 's3-docker',
+    });
     const layout = join(s.dir, 'layout');
     await writeOciLayout(layout, [{ tag: 'v1', image: img }]);
     const digestFile = join(s.dir, 'digest');
-    await skopeoCopy(`oci:${layout}:v1`, `docker://${node.host}/s3/base:v1`, ['--format', 'v2s2', '--digestfile', digestFile]);
+    await skopeoCopy(`oci:${layout}:v1`, `docker://${node.host}/s3/base:v1`, [
+      '--format',
+      'v2s2',
+      '--digestfile',
+      digestFile,
+    ]);
     const base = (await readFile(digestFile, 'utf8')).trim();
 
     const repoDigests = async (ref: string): Promise<string[]> =>
@@ -119,7 +148,8 @@ test('docker pulls from a node on S3, pushes a copy back, and pulls that again: 
     await daemon.docker(['rmi', `${node.host}/s3/base:v1`, `${node.host}/s3/pushed:v1`]);
     await daemon.docker(['pull', `${node.host}/s3/pushed:v1`]);
     assert.ok((await repoDigests(`${node.host}/s3/pushed:v1`)).includes(`${node.host}/s3/pushed@${pushed}`));
-    const id = JSON.parse((await daemon.docker(['image', 'inspect', `${node.host}/s3/pushed:v1`])).stdout)[0].Id as string;
+    const id = JSON.parse((await daemon.docker(['image', 'inspect', `${node.host}/s3/pushed:v1`])).stdout)[0]
+      .Id as string;
     assert.equal(id, img.config.descriptor.digest, 'the image is the one that went in');
   } finally {
     await daemon.stop();

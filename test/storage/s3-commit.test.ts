@@ -33,7 +33,13 @@ async function withRegistry<T>(s3: TestS3, root: string, fn: (r: TestRegistry) =
 }
 
 /** Pushes `data` in PATCHes of `patchBytes`, then the PUT; returns the S3 requests the PUT caused. */
-async function pushInPatches(s3: TestS3, url: string, repo: string, data: Buffer, patchBytes: number): Promise<{ method: string; url: string }[]> {
+async function pushInPatches(
+  s3: TestS3,
+  url: string,
+  repo: string,
+  data: Buffer,
+  patchBytes: number,
+): Promise<{ method: string; url: string }[]> {
   let loc = await startSession(url, repo);
   for (let from = 0; from < data.length; from += patchBytes) {
     const piece = data.subarray(from, from + patchBytes);
@@ -57,7 +63,8 @@ async function assertPulls(url: string, repo: string, data: Buffer): Promise<voi
   assert.equal(digestOf(await bytesOf(g)), digestOf(data));
 }
 
-const readsParts = (reqs: { method: string; url: string }[]) => reqs.filter((r) => r.method === 'GET' && r.url.includes('/data.parts/'));
+const readsParts = (reqs: { method: string; url: string }[]) =>
+  reqs.filter((r) => r.method === 'GET' && r.url.includes('/data.parts/'));
 
 test('a commit of several parts copies them on a server with UploadPartCopy: no part is read back', async () => {
   await withRegistry(copying, '/copyparts', async (reg) => {
@@ -81,7 +88,11 @@ test('a commit of one part object is one CopyObject, on any server', async () =>
     const data = randomBytes(9 * MiB);
     const reqs = await pushInPatches(plain, reg.url, 'c/one', data, 9 * MiB);
     assert.deepEqual(readsParts(reqs), [], 'the commit read its part object back');
-    assert.deepEqual(reqs.filter((r) => /[?&](uploads|uploadId=)/.test(r.url)), [], 'no multipart upload for a single part');
+    assert.deepEqual(
+      reqs.filter((r) => /[?&](uploads|uploadId=)/.test(r.url)),
+      [],
+      'no multipart upload for a single part',
+    );
     await assertPulls(reg.url, 'c/one', data);
   });
 });
@@ -92,6 +103,10 @@ test('without UploadPartCopy (plain s3rver) the commit reads the parts back and 
     const reqs = await pushInPatches(plain, reg.url, 'c/resend', data, 6 * MiB);
     assert.ok(readsParts(reqs).length > 0, 'the parts were read back');
     await assertPulls(reg.url, 'c/resend', data);
-    assert.deepEqual(await plain.keys('resend/docker/registry/v2/repositories/c/resend/_uploads/'), [], 'the session is gone');
+    assert.deepEqual(
+      await plain.keys('resend/docker/registry/v2/repositories/c/resend/_uploads/'),
+      [],
+      'the session is gone',
+    );
   });
 });

@@ -58,7 +58,12 @@ async function until(what: string, check: () => boolean | Promise<boolean>, trie
 }
 
 /** Sends a request whose fate the test decides (the node is killed under it); resolves however it ends. */
-function sendAndForget(url: string, method: string, body?: Buffer, headers: Record<string, string> = {}): { sent: Promise<void> } {
+function sendAndForget(
+  url: string,
+  method: string,
+  body?: Buffer,
+  headers: Record<string, string> = {},
+): { sent: Promise<void> } {
   const u = new URL(url);
   const sent = new Promise<void>((resolve) => {
     const req = request({ host: u.hostname, port: u.port, method, path: u.pathname + u.search, headers });
@@ -95,7 +100,10 @@ test('a node killed mid-PATCH leaves its flushed parts as the durable offset; an
   // 11 of a promised 14 MiB: one 5 MiB part is flushed to the bucket, the rest waits in the node's memory
   // (a writer keeps at least 5 MiB back, so that its last part is big enough to be copied at commit).
   const u = new URL(loc);
-  sendAndForget(loc, 'PATCH', data.subarray(0, 11 * MiB), { 'content-type': 'application/octet-stream', 'content-length': String(data.length) });
+  sendAndForget(loc, 'PATCH', data.subarray(0, 11 * MiB), {
+    'content-type': 'application/octet-stream',
+    'content-length': String(data.length),
+  });
   await until('the first part in the bucket', async () => (await s3.keys(`${prefix}data.parts/`)).length === 1);
   await a.kill();
   assert.equal(u.host, a.host);
@@ -123,7 +131,8 @@ test('a node killed mid-commit leaves no blob; another node finishes the session
   const prefix = sessionPrefix('crash/put', loc);
   loc = await patch(loc, data, 0);
   const since = s3.requests.length;
-  const partTwo = () => requestsBy(s3, 'KILLPUT', since).some((r) => r.method === 'PUT' && r.url.includes('partNumber=2'));
+  const partTwo = () =>
+    requestsBy(s3, 'KILLPUT', since).some((r) => r.method === 'PUT' && r.url.includes('partNumber=2'));
   sendAndForget(withDigest(loc, digest), 'PUT');
   // Killed while the second part of the blob's multipart upload is on its way.
   await until('the commit to send its second part', partTwo, 2000);
@@ -131,15 +140,23 @@ test('a node killed mid-commit leaves no blob; another node finishes the session
   const created = requestsBy(s3, 'KILLPUT', since).find((r) => r.method === 'POST' && r.url.includes('uploads'));
   assert.ok(created, 'the commit had opened a multipart upload');
   assert.deepEqual(await s3.keys(blobKey(digest)), [], 'no partial blob is visible');
-  assert.deepEqual(await s3.keys(`${prefix}data.multipart`), [`${prefix}data.multipart`], 'the open upload is recorded in the session');
+  assert.deepEqual(
+    await s3.keys(`${prefix}data.multipart`),
+    [`${prefix}data.multipart`],
+    'the open upload is recorded in the session',
+  );
   // The client retries the PUT on B.
   const bSince = s3.requests.length;
   const done = await fetch(on(b, withDigest(loc, digest)), { method: 'PUT' });
   assert.equal(done.status, 201, await done.text());
-  const crashedId = /uploadId=([^&]+)/.exec(requestsBy(s3, 'KILLPUT', since).find((r) => r.method === 'PUT' && r.url.includes('partNumber=2'))!.url)![1];
+  const crashedId = /uploadId=([^&]+)/.exec(
+    requestsBy(s3, 'KILLPUT', since).find((r) => r.method === 'PUT' && r.url.includes('partNumber=2'))!.url,
+  )![1];
   // B also opens (and aborts) an upload of its own to find out that s3rver has no UploadPartCopy.
-  const aborts = requestsBy(s3, 'NODEB2', bSince).filter((r) => r.method === 'DELETE' && r.url.includes(`uploadId=${crashedId}`));
-  assert.equal(aborts.length, 1, 'the crashed commit\'s upload was aborted (s3rver refuses, which is tolerated)');
+  const aborts = requestsBy(s3, 'NODEB2', bSince).filter(
+    (r) => r.method === 'DELETE' && r.url.includes(`uploadId=${crashedId}`),
+  );
+  assert.equal(aborts.length, 1, "the crashed commit's upload was aborted (s3rver refuses, which is tolerated)");
   const g = await fetch(`${b.url}/v2/crash/put/blobs/${digest}`);
   assert.equal(g.status, 200);
   assert.equal(digestOf(await bytesOf(g)), digest);
@@ -154,18 +171,37 @@ test('upload purging removes a crashed session whole: base, parts, start record,
   loc = await patch(loc, data, 0);
   const since = s3.requests.length;
   sendAndForget(withDigest(loc, digestOf(data)), 'PUT');
-  await until('the commit to send its first part', () => requestsBy(s3, 'KILLPURGE', since).some((r) => r.method === 'PUT' && r.url.includes('partNumber=1')), 2000);
+  await until(
+    'the commit to send its first part',
+    () => requestsBy(s3, 'KILLPURGE', since).some((r) => r.method === 'PUT' && r.url.includes('partNumber=1')),
+    2000,
+  );
   await a.kill();
   const left = await s3.keys(prefix);
-  assert.ok(left.some((k) => k.endsWith('/data.multipart')) && left.some((k) => k.includes('/data.parts/')) && left.some((k) => k.endsWith('/startedat')), left.join('\n'));
+  assert.ok(
+    left.some((k) => k.endsWith('/data.multipart')) &&
+      left.some((k) => k.includes('/data.parts/')) &&
+      left.some((k) => k.endsWith('/startedat')),
+    left.join('\n'),
+  );
   const recorded = requestsBy(s3, 'KILLPURGE', since).find((r) => r.method === 'POST' && r.url.includes('uploads'));
   assert.ok(recorded);
   await new Promise((r) => setTimeout(r, 1100));
   const cSince = s3.requests.length;
-  await startNode('PURGER', { maintenance: { uploadpurging: { enabled: true, age: '1s', interval: '1s', dryrun: false } } });
+  await startNode('PURGER', {
+    maintenance: { uploadpurging: { enabled: true, age: '1s', interval: '1s', dryrun: false } },
+  });
   await until('the purge to empty the session', async () => (await s3.keys(prefix)).length === 0, 1000);
   // Listing multipart uploads is asked for after the sessions (s3rver answers NotImplemented, which is tolerated).
-  await until('the purge to list multipart uploads', () => requestsBy(s3, 'PURGER', cSince).some((r) => r.method === 'GET' && /[?&]uploads/.test(r.url)), 1000);
+  await until(
+    'the purge to list multipart uploads',
+    () => requestsBy(s3, 'PURGER', cSince).some((r) => r.method === 'GET' && /[?&]uploads/.test(r.url)),
+    1000,
+  );
   const purger = requestsBy(s3, 'PURGER', cSince);
-  assert.equal(purger.filter((r) => r.method === 'DELETE' && r.url.includes('uploadId=')).length, 1, 'the recorded upload was aborted');
+  assert.equal(
+    purger.filter((r) => r.method === 'DELETE' && r.url.includes('uploadId=')).length,
+    1,
+    'the recorded upload was aborted',
+  );
 });

@@ -27,7 +27,10 @@ after(async () => {
 
 /** What one node says of a tag and its manifest: the tag's HEAD, the digest's HEAD, and whether tags/list names the tag. */
 async function viewOn(node: S3Node, repo: string, tag: string, img: TestImage): Promise<string> {
-  const head = (ref: string) => fetch(`${node.url}/v2/${repo}/manifests/${ref}`, { method: 'HEAD', headers: { accept: img.mediaType } }).then((r) => r.status);
+  const head = (ref: string) =>
+    fetch(`${node.url}/v2/${repo}/manifests/${ref}`, { method: 'HEAD', headers: { accept: img.mediaType } }).then(
+      (r) => r.status,
+    );
   const list = (await (await fetch(`${node.url}/v2/${repo}/tags/list`)).json()) as { tags?: string[] };
   return `tag ${await head(tag)}, digest ${await head(img.digest)}, listed ${(list.tags ?? []).includes(tag)}`;
 }
@@ -57,12 +60,16 @@ test('a DELETE of a manifest on one node racing a PUT of it under a new tag on a
     assert.ok(onOne === gone || onOne === there, `round ${round}: ${onOne}`);
     seen[onOne === gone ? 'gone' : 'there']++;
     // The delete took the old tag either way.
-    assert.equal((await fetch(`${two.url}/v2/app/manifests/old-${round}`, { method: 'HEAD', headers: { accept: img.mediaType } })).status, 404);
+    assert.equal(
+      (await fetch(`${two.url}/v2/app/manifests/old-${round}`, { method: 'HEAD', headers: { accept: img.mediaType } }))
+        .status,
+      404,
+    );
   }
   t.diagnostic(`PUT then DELETE: ${seen.gone} rounds; DELETE then PUT: ${seen.there} rounds`);
 });
 
-test('RepositoryStore.keepRevision() writes back a revision deleted under a push\'s tag, and leaves it gone when the delete took the tag too', async (t) => {
+test("RepositoryStore.keepRevision() writes back a revision deleted under a push's tag, and leaves it gone when the delete took the tag too", async (t) => {
   const driver = new S3Driver(s3.config('keep') as unknown as S3Options);
   t.after(() => driver.destroy());
   const app = 'app' as RepositoryName;

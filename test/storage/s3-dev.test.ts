@@ -13,10 +13,13 @@ import { hasSwift } from '../helpers/swift.js';
 import { clientsRequired, needTools } from '../helpers/tools.js';
 
 const SCRIPT = fileURLToPath(new URL('../../../scripts/s3-dev.mjs', import.meta.url));
-const SWIFT_MISSING = 'OpenStack Swift is not installed (apt-get install swift swift-proxy swift-object swift-container swift-account memcached)';
+const SWIFT_MISSING =
+  'OpenStack Swift is not installed (apt-get install swift swift-proxy swift-object swift-container swift-account memcached)';
 if (!hasSwift() && clientsRequired) throw new Error(`SLUICE_REQUIRE_CLIENTS is set but ${SWIFT_MISSING}`);
 
-test('scripts/s3-dev.mjs starts a local S3 whose printed storage.s3 block, pasted into a config, serves a skopeo push and pull', { skip: hasSwift() ? false : SWIFT_MISSING }, async (t) => {
+test('scripts/s3-dev.mjs starts a local S3 whose printed storage.s3 block, pasted into a config, serves a skopeo push and pull', {
+  skip: hasSwift() ? false : SWIFT_MISSING,
+}, async (t) => {
   if (!needTools(t, 'skopeo')) return;
   const work = await scratch('sluice-s3-dev-');
   t.after(() => work.cleanup());
@@ -35,7 +38,10 @@ test('scripts/s3-dev.mjs starts a local S3 whose printed storage.s3 block, paste
     if (line.startsWith('# Ctrl-C')) break;
   }
   clearTimeout(killer);
-  assert.ok(printed.some((l) => l.startsWith('# Ctrl-C')), `the script printed no config:\n${printed.join('\n')}\n${stderr}`);
+  assert.ok(
+    printed.some((l) => l.startsWith('# Ctrl-C')),
+    `the script printed no config:\n${printed.join('\n')}\n${stderr}`,
+  );
   const dataDir = /data in (\S+)/.exec(printed[0]!)![1]!;
   // The block exactly as printed, pasted into a config file, as a user would.
   const block = printed.filter((l) => !l.startsWith('#')).join('\n');

@@ -3,8 +3,23 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { digestOf } from '../../src/oci/digest.js';
-import { inspectRaw, layoutDigest, scratch, skopeoCopy, startDistribution, type Distribution } from '../helpers/clients.js';
-import { makeImage, makeMultiArch, pushBlob, pushImage, pushManifest, writeOciLayout, type TestImage } from '../helpers/images.js';
+import {
+  inspectRaw,
+  layoutDigest,
+  scratch,
+  skopeoCopy,
+  startDistribution,
+  type Distribution,
+} from '../helpers/clients.js';
+import {
+  makeImage,
+  makeMultiArch,
+  pushBlob,
+  pushImage,
+  pushManifest,
+  writeOciLayout,
+  type TestImage,
+} from '../helpers/images.js';
 import { assertIntact, startSession, withDigest } from '../helpers/oci-http.js';
 import { startRegistry, testS3, type TestRegistry } from '../helpers/registry.js';
 import { startS3 } from '../helpers/s3.js';
@@ -14,7 +29,11 @@ import { needTools } from '../helpers/tools.js';
 // what the other wrote, because both keep Distribution's object layout.
 
 /** A Sluice node and a Distribution on the same rootdirectory of the test process's bucket. */
-async function pair(t: TestContext): Promise<{ sluice: TestRegistry; dist: Distribution; keys: () => Promise<string[]>; close: () => Promise<void> } | undefined> {
+async function pair(
+  t: TestContext,
+): Promise<
+  { sluice: TestRegistry; dist: Distribution; keys: () => Promise<string[]>; close: () => Promise<void> } | undefined
+> {
   if (!needTools(t, 'docker-registry')) return undefined;
   const s3 = await testS3();
   const root = `dist-${randomUUID()}`;
@@ -53,8 +72,16 @@ test('Distribution 2.8 serves what Sluice wrote in the bucket: a multi-arch inde
     // A blob sent in three PATCHes (parts in the bucket, assembled on commit).
     const data = randomBytes((6 << 20) + 77);
     let loc = await startSession(p.sluice.url, 'team/chunked');
-    for (const [from, to] of [[0, 1000], [1000, 5 << 20], [5 << 20, data.length]] as const) {
-      const r = await fetch(loc, { method: 'PATCH', body: data.subarray(from, to), headers: { 'content-type': 'application/octet-stream', 'content-range': `${from}-${to - 1}` } });
+    for (const [from, to] of [
+      [0, 1000],
+      [1000, 5 << 20],
+      [5 << 20, data.length],
+    ] as const) {
+      const r = await fetch(loc, {
+        method: 'PATCH',
+        body: data.subarray(from, to),
+        headers: { 'content-type': 'application/octet-stream', 'content-range': `${from}-${to - 1}` },
+      });
       assert.equal(r.status, 202, await r.text());
       loc = new URL(r.headers.get('location')!, loc).toString();
     }
@@ -69,7 +96,8 @@ test('Distribution 2.8 serves what Sluice wrote in the bucket: a multi-arch inde
     const cat = (await (await fetch(`${p.dist.url}/v2/_catalog`)).json()) as { repositories: string[] };
     assert.deepEqual(cat.repositories, ['team/big', 'team/chunked', 'team/multi']);
     // skopeo reads the exact bytes from Distribution.
-    if (needTools(t, 'skopeo')) assert.deepEqual(await inspectRaw(`docker://${p.dist.host}/team/multi:v1`), index.manifest);
+    if (needTools(t, 'skopeo'))
+      assert.deepEqual(await inspectRaw(`docker://${p.dist.host}/team/multi:v1`), index.manifest);
   } finally {
     await p.close();
   }
@@ -86,29 +114,46 @@ test('Sluice serves what Distribution wrote in the bucket: links from its mounts
     // it mounts was put in the bucket by Sluice.
     const session = await fetch(`${p.dist.url}/v2/probe/blobs/uploads/`, { method: 'POST' });
     assert.equal(session.status, 202);
-    const patch = await fetch(new URL(session.headers.get('location')!, p.dist.url), { method: 'PATCH', body: Buffer.from('probe'), headers: { 'content-type': 'application/octet-stream' } });
+    const patch = await fetch(new URL(session.headers.get('location')!, p.dist.url), {
+      method: 'PATCH',
+      body: Buffer.from('probe'),
+      headers: { 'content-type': 'application/octet-stream' },
+    });
     await patch.arrayBuffer();
-    t.diagnostic(`Distribution's blob upload on s3rver: PATCH answered ${patch.status}${patch.status === 500 ? ' (ListMultipartUploads is not implemented by s3rver)' : ''}`);
+    t.diagnostic(
+      `Distribution's blob upload on s3rver: PATCH answered ${patch.status}${patch.status === 500 ? ' (ListMultipartUploads is not implemented by s3rver)' : ''}`,
+    );
 
     const one = await makeImage({ layers: [{ a: randomBytes(3 << 20) }], label: 'from-dist-one' });
     const two = await makeImage({ label: 'from-dist-two' });
     const index = await makeMultiArch('from-dist-index');
     const images: TestImage[] = [one, two, ...index.images];
     // The blobs reach the bucket through Sluice, in a repository Distribution then mounts from.
-    for (const img of images) for (const b of [img.config, ...img.layers]) await pushBlob(p.sluice.url, 'staging/blobs', b);
+    for (const img of images)
+      for (const b of [img.config, ...img.layers]) await pushBlob(p.sluice.url, 'staging/blobs', b);
     for (const img of images) {
       for (const b of [img.config, ...img.layers]) {
-        const m = await fetch(`${p.dist.url}/v2/dist/app/blobs/uploads/?mount=${b.descriptor.digest}&from=staging/blobs`, { method: 'POST' });
+        const m = await fetch(
+          `${p.dist.url}/v2/dist/app/blobs/uploads/?mount=${b.descriptor.digest}&from=staging/blobs`,
+          { method: 'POST' },
+        );
         assert.equal(m.status, 201, `Distribution mounts ${b.descriptor.digest}`);
       }
     }
     // Distribution writes the manifests and tags.
-    for (const child of index.images) assert.equal((await pushManifest(p.dist.url, 'dist/app', child.digest, child.manifest, child.mediaType)).status, 201);
+    for (const child of index.images)
+      assert.equal(
+        (await pushManifest(p.dist.url, 'dist/app', child.digest, child.manifest, child.mediaType)).status,
+        201,
+      );
     assert.equal((await pushManifest(p.dist.url, 'dist/app', 'multi', index.manifest, index.mediaType)).status, 201);
     assert.equal((await pushManifest(p.dist.url, 'dist/app', 'v1', one.manifest, one.mediaType)).status, 201);
     assert.equal((await pushManifest(p.dist.url, 'dist/app', 'gone', two.manifest, two.mediaType)).status, 201);
     const keys = await p.keys();
-    assert.ok(keys.some((k) => k.endsWith('/repositories/dist/app/_manifests/tags/multi/current/link')), keys.join('\n'));
+    assert.ok(
+      keys.some((k) => k.endsWith('/repositories/dist/app/_manifests/tags/multi/current/link')),
+      keys.join('\n'),
+    );
 
     // Sluice serves all of it, byte for byte.
     await assertIntact(p.sluice.url, 'dist/app', 'v1', one);
@@ -147,7 +192,10 @@ test('with the multipart calls s3rver lacks answered by the bench harness, Distr
   try {
     dist = await startDistribution({ s3: s3.config('both') });
     sluice = await startRegistry({ storage: { s3: s3.config('both') } });
-    const img = await makeImage({ layers: [{ big: randomBytes(12 << 20) }, { small: 'from distribution\n' }], label: 's3-dist-mp' });
+    const img = await makeImage({
+      layers: [{ big: randomBytes(12 << 20) }, { small: 'from distribution\n' }],
+      label: 's3-dist-mp',
+    });
     const src = join(s.dir, 'src');
     await writeOciLayout(src, [{ tag: 'v1', image: img }]);
     await skopeoCopy(`oci:${src}:v1`, `docker://${dist.host}/from/dist:v1`);

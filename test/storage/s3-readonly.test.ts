@@ -27,7 +27,12 @@ const V2 = 'ro/docker/registry/v2';
 
 /** Deletes keys with the builder's own client, as another registry that keeps no referrers index would leave them. */
 async function deleteKeys(keys: string[]): Promise<void> {
-  const c = new S3Client({ region: 'us-east-1', endpoint: s3.endpoint, forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
+  const c = new S3Client({
+    region: 'us-east-1',
+    endpoint: s3.endpoint,
+    forcePathStyle: true,
+    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+  });
   try {
     await c.send(new DeleteObjectsCommand({ Bucket: s3.bucket, Delete: { Objects: keys.map((Key) => ({ Key })) } }));
   } finally {
@@ -38,7 +43,11 @@ async function deleteKeys(keys: string[]): Promise<void> {
 test('a read-only node with its own key serves every pull and sends not one write to the bucket', async (t) => {
   const img = await makeImage({ label: 'ro', layers: [{ a: randomBytes(6 << 20) }, { b: 'two' }] });
   const multi = await makeMultiArch('ro-multi');
-  const sig = makeArtifact({ artifactType: 'application/vnd.test.sig', payload: 'signed', subject: { digest: img.digest, size: img.manifest.length, mediaType: img.mediaType } });
+  const sig = makeArtifact({
+    artifactType: 'application/vnd.test.sig',
+    payload: 'signed',
+    subject: { digest: img.digest, size: img.manifest.length, mediaType: img.mediaType },
+  });
 
   // The builder writes the bucket, and leaves an abandoned upload session behind.
   const builder = await startS3Node(s3, work.dir, { key: 'BUILDER', root: 'ro' });
@@ -48,7 +57,11 @@ test('a read-only node with its own key serves every pull and sends not one writ
     await pushImage(builder.url, 'team/multi', 'v1', multi);
     await pushImage(builder.url, 'team/app', sig.digest, sig);
     abandoned = await startSession(builder.url, 'team/app');
-    const p = await fetch(abandoned, { method: 'PATCH', body: randomBytes(100), headers: { 'content-type': 'application/octet-stream' } });
+    const p = await fetch(abandoned, {
+      method: 'PATCH',
+      body: randomBytes(100),
+      headers: { 'content-type': 'application/octet-stream' },
+    });
     assert.equal(p.status, 202);
   } finally {
     await builder.stop();
@@ -67,7 +80,10 @@ test('a read-only node with its own key serves every pull and sends not one writ
     root: 'ro',
     // Keys that can only read: pull times stay in memory (a read-only node otherwise writes its own pull file).
     storage: {
-      maintenance: { readonly: { enabled: true }, uploadpurging: { enabled: true, age: '1s', interval: '1s', dryrun: false } },
+      maintenance: {
+        readonly: { enabled: true },
+        uploadpurging: { enabled: true, age: '1s', interval: '1s', dryrun: false },
+      },
       gc: { pulls: { write: false, flush: '1s' } },
     },
   });
@@ -79,7 +95,9 @@ test('a read-only node with its own key serves every pull and sends not one writ
     assert.equal(head.status, 200);
     assert.equal(head.headers.get('docker-content-digest'), img.digest);
     const layer = img.layers[0]!;
-    const range = await fetch(`${url}/v2/team/app/blobs/${layer.descriptor.digest}`, { headers: { range: 'bytes=100-5242999' } });
+    const range = await fetch(`${url}/v2/team/app/blobs/${layer.descriptor.digest}`, {
+      headers: { range: 'bytes=100-5242999' },
+    });
     assert.equal(range.status, 206);
     assert.deepEqual(await bytesOf(range), layer.bytes.subarray(100, 5243000));
     const hb = await fetch(`${url}/v2/team/app/blobs/${layer.descriptor.digest}`, { method: 'HEAD' });
@@ -88,8 +106,13 @@ test('a read-only node with its own key serves every pull and sends not one writ
     assert.deepEqual(await (await fetch(`${url}/v2/team/app/tags/list`)).json(), { name: 'team/app', tags: ['v1'] });
     assert.deepEqual(await (await fetch(`${url}/v2/_catalog`)).json(), { repositories: ['team/app', 'team/multi'] });
     // The referrer is found by scanning the revisions, in memory only.
-    const refs = (await (await fetch(`${url}/v2/team/app/referrers/${img.digest}`)).json()) as { manifests: { digest: string }[] };
-    assert.deepEqual(refs.manifests.map((m) => m.digest), [sig.digest]);
+    const refs = (await (await fetch(`${url}/v2/team/app/referrers/${img.digest}`)).json()) as {
+      manifests: { digest: string }[];
+    };
+    assert.deepEqual(
+      refs.manifests.map((m) => m.digest),
+      [sig.digest],
+    );
     // Health says something true of a read-only node: the bucket can be read.
     const health = await fetch(`${url}/healthz`);
     assert.equal(health.status, 200);
@@ -107,7 +130,11 @@ test('a read-only node with its own key serves every pull and sends not one writ
     const put = await pushManifest(url, 'team/app', 'v2', img.manifest, img.mediaType);
     assert.equal(put.status, 405);
     assert.match((await errorOf(put)).message, /read-only/);
-    const cont = await fetch(new URL(new URL(abandoned).pathname, url), { method: 'PATCH', body: Buffer.from('x'), headers: { 'content-type': 'application/octet-stream' } });
+    const cont = await fetch(new URL(new URL(abandoned).pathname, url), {
+      method: 'PATCH',
+      body: Buffer.from('x'),
+      headers: { 'content-type': 'application/octet-stream' },
+    });
     assert.equal(cont.status, 405);
 
     if (needTools(t, 'skopeo')) {
@@ -116,17 +143,31 @@ test('a read-only node with its own key serves every pull and sends not one writ
       assert.equal(await layoutDigest(out, 'app'), img.digest);
       await skopeoCopy(`docker://${reader.host}/team/multi:v1`, `oci:${out}:multi`, ['--all']);
       assert.equal(await layoutDigest(out, 'multi'), multi.digest);
-      const push = await skopeoMay(['copy', '--dest-tls-verify=false', `oci:${out}:app`, `docker://${reader.host}/team/pushed:v1`]);
+      const push = await skopeoMay([
+        'copy',
+        '--dest-tls-verify=false',
+        `oci:${out}:app`,
+        `docker://${reader.host}/team/pushed:v1`,
+      ]);
       assert.notEqual(push.code, 0);
       assert.match(push.stderr, /read-only/);
     }
     // Let the purge timer tick at least twice.
     await new Promise((r) => setTimeout(r, 2500));
     const mine = requestsBy(s3, 'READER', since);
-    assert.ok(mine.filter((r) => r.method === 'GET').length > 10, `the reader's requests are attributed to its key (${mine.length})`);
-    assert.deepEqual(writesIn(mine).map((r) => `${r.method} ${r.url}`), []);
+    assert.ok(
+      mine.filter((r) => r.method === 'GET').length > 10,
+      `the reader's requests are attributed to its key (${mine.length})`,
+    );
+    assert.deepEqual(
+      writesIn(mine).map((r) => `${r.method} ${r.url}`),
+      [],
+    );
     // Nothing the node could have "fixed" was touched.
-    assert.deepEqual((await s3.keys(`${V2}/repositories/team/app/_referrers/`)).filter((k) => k.endsWith('/link')), []);
+    assert.deepEqual(
+      (await s3.keys(`${V2}/repositories/team/app/_referrers/`)).filter((k) => k.endsWith('/link')),
+      [],
+    );
     assert.deepEqual(await s3.keys(`${V2}/repositories/team/app/_uploads/`), sessionKeys);
     assert.deepEqual(await s3.keys(`${V2}/repositories/team/pushed/`), []);
   } finally {
@@ -134,5 +175,8 @@ test('a read-only node with its own key serves every pull and sends not one writ
     reader = undefined;
   }
   // Nor on the way down, when a node writes its last batch of pull times.
-  assert.deepEqual(writesIn(requestsBy(s3, 'READER', since)).map((r) => `${r.method} ${r.url}`), []);
+  assert.deepEqual(
+    writesIn(requestsBy(s3, 'READER', since)).map((r) => `${r.method} ${r.url}`),
+    [],
+  );
 });

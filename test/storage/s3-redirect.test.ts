@@ -29,15 +29,26 @@ after(async () => {
 /** A registry on the test S3 signing with `key`; `redirect` sets storage.redirect.disable to its negation. */
 async function node(key: string, redirect: boolean): Promise<TestRegistry> {
   addS3Key(key);
-  return startRegistry({ storage: { filesystem: undefined, s3: s3.config('redir', { accesskey: key, secretkey: key }), redirect: { disable: !redirect } } });
+  return startRegistry({
+    storage: {
+      filesystem: undefined,
+      s3: s3.config('redir', { accesskey: key, secretkey: key }),
+      redirect: { disable: !redirect },
+    },
+  });
 }
 
 /** GETs of a blob's data object: by the node (its key signs the request) or by a client holding a presigned URL. */
 function blobGets(since: number, hex: string, key: string): { byNode: number; presigned: number } {
-  const gets = s3.requests.slice(since).filter((r) => r.method === 'GET' && r.url.includes(`/blobs/sha256/${hex.slice(0, 2)}/${hex}/data`));
+  const gets = s3.requests
+    .slice(since)
+    .filter((r) => r.method === 'GET' && r.url.includes(`/blobs/sha256/${hex.slice(0, 2)}/${hex}/data`));
   return {
     byNode: gets.filter((r) => r.accessKey === key).length,
-    presigned: gets.filter((r) => r.accessKey === undefined && r.url.includes('X-Amz-Signature=') && r.url.includes(`X-Amz-Credential=${key}%2F`)).length,
+    presigned: gets.filter(
+      (r) =>
+        r.accessKey === undefined && r.url.includes('X-Amz-Signature=') && r.url.includes(`X-Amz-Credential=${key}%2F`),
+    ).length,
   };
 }
 
@@ -60,7 +71,10 @@ test('with storage.redirect.disable: false a blob GET answers 307 to a presigned
     const h = await fetch(blobUrl, { method: 'HEAD', redirect: 'manual' });
     assert.equal(h.status, 200);
     assert.equal(h.headers.get('content-length'), String(layer.bytes.length));
-    const cached = await fetch(blobUrl, { headers: { 'if-none-match': `"${layer.descriptor.digest}"` }, redirect: 'manual' });
+    const cached = await fetch(blobUrl, {
+      headers: { 'if-none-match': `"${layer.descriptor.digest}"` },
+      redirect: 'manual',
+    });
     assert.equal(cached.status, 304);
     // An unknown blob is still the registry's 404, not a redirect to nothing.
     const unknown = await fetch(`${reg.url}/v2/lib/app/blobs/${digestOf(Buffer.from('nope'))}`, { redirect: 'manual' });
@@ -103,7 +117,11 @@ test('with storage.redirect.disable: false a blob GET answers 307 to a presigned
 
 test('skopeo, podman and docker pull through a redirecting node and get the pushed digests; no layer byte passes the node', async (t) => {
   if (!needTools(t, 'skopeo')) return;
-  const img = await makeImage({ label: 'redir-clients', format: 'docker', layers: [{ 'a.bin': randomBytes(3 << 20) }, { 'b.txt': 'two' }] });
+  const img = await makeImage({
+    label: 'redir-clients',
+    format: 'docker',
+    layers: [{ 'a.bin': randomBytes(3 << 20) }, { 'b.txt': 'two' }],
+  });
   const reg = await node('REDIR2', true);
   try {
     await pushImage(reg.url, 'lib/pulled', 'v1', img);
@@ -124,7 +142,9 @@ test('skopeo, podman and docker pull through a redirecting node and get the push
       since = s3.requests.length;
       const podman = podmanIn(join(work.dir, 'podman'));
       await podman.run(['pull', '-q', '--tls-verify=false', `${reg.host}/lib/pulled:v1`]);
-      const inspected = JSON.parse((await podman.run(['image', 'inspect', `${reg.host}/lib/pulled:v1`])).stdout)[0] as { Digest: string };
+      const inspected = JSON.parse((await podman.run(['image', 'inspect', `${reg.host}/lib/pulled:v1`])).stdout)[0] as {
+        Digest: string;
+      };
       assert.equal(inspected.Digest, img.digest);
       noBytesThroughNode(since, 'podman');
     } else {
@@ -135,7 +155,9 @@ test('skopeo, podman and docker pull through a redirecting node and get the push
       try {
         since = s3.requests.length;
         await d.docker(['pull', `${reg.host}/lib/pulled:v1`]);
-        const repoDigests = (await d.docker(['image', 'inspect', '--format', '{{json .RepoDigests}}', `${reg.host}/lib/pulled:v1`])).stdout;
+        const repoDigests = (
+          await d.docker(['image', 'inspect', '--format', '{{json .RepoDigests}}', `${reg.host}/lib/pulled:v1`])
+        ).stdout;
         assert.ok(repoDigests.includes(`${reg.host}/lib/pulled@${img.digest}`), repoDigests);
         noBytesThroughNode(since, 'docker');
       } finally {

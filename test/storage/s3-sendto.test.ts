@@ -59,19 +59,23 @@ async function startProxy(): Promise<Proxy> {
       req.socket.once('close', () => own.delete(req.socket));
       if (req.method === 'GET' && proxy.slowDown > 0) {
         proxy.slowDown--;
-        const xml = '<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>';
+        const xml =
+          '<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>';
         res.writeHead(503, { 'content-type': 'application/xml', 'content-length': String(Buffer.byteLength(xml)) });
         res.end(xml);
         return;
       }
     }
-    const up = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
-      const headers = { ...ur.headers };
-      if (proxy.unframed && req.method === 'GET') delete headers['content-length'];
-      res.writeHead(ur.statusCode ?? 502, headers);
-      ur.pipe(res);
-      res.once('close', () => ur.destroy());
-    });
+    const up = httpRequest(
+      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
+      (ur) => {
+        const headers = { ...ur.headers };
+        if (proxy.unframed && req.method === 'GET') delete headers['content-length'];
+        res.writeHead(ur.statusCode ?? 502, headers);
+        ur.pipe(res);
+        res.once('close', () => ur.destroy());
+      },
+    );
     up.on('error', () => res.destroy());
     req.pipe(up);
   });
@@ -84,7 +88,9 @@ async function startProxy(): Promise<Proxy> {
 /** Runs `fn` with a registry whose S3 requests go through a fresh proxy, on its own root. */
 async function viaProxy(root: string, fn: (reg: TestRegistry, p: Proxy) => Promise<void>): Promise<void> {
   const p = await startProxy();
-  const reg = await startRegistry({ storage: { filesystem: undefined, s3: s3.config(root, { regionendpoint: p.endpoint }) } });
+  const reg = await startRegistry({
+    storage: { filesystem: undefined, s3: s3.config(root, { regionendpoint: p.endpoint }) },
+  });
   try {
     await fn(reg, p);
   } finally {
@@ -96,7 +102,11 @@ async function viaProxy(root: string, fn: (reg: TestRegistry, p: Proxy) => Promi
 /** Pushes bytes as one blob of `repo`; returns its digest. */
 async function pushBlob(url: string, repo: string, bytes: Buffer): Promise<string> {
   const digest = digestOf(bytes);
-  const r = await fetch(withDigest(await startSession(url, repo), digest), { method: 'PUT', body: bytes, headers: { 'content-type': 'application/octet-stream' } });
+  const r = await fetch(withDigest(await startSession(url, repo), digest), {
+    method: 'PUT',
+    body: bytes,
+    headers: { 'content-type': 'application/octet-stream' },
+  });
   assert.equal(r.status, 201);
   return digest;
 }
@@ -217,11 +227,19 @@ test('S3Driver.sendTo: a missing object rejects with ENOENT, a refused key with 
       },
     });
   const d = new S3Driver(s3.config('sendto-missing') as unknown as S3Options);
-  const bad = new S3Driver(s3.config('sendto-missing', { accesskey: 'NOBODY', secretkey: 'NOBODY' }) as unknown as S3Options);
+  const bad = new S3Driver(
+    s3.config('sendto-missing', { accesskey: 'NOBODY', secretkey: 'NOBODY' }) as unknown as S3Options,
+  );
   try {
     await d.putContent('docker/registry/v2/blobs/there', randomBytes(2 << 20));
-    await assert.rejects(d.sendTo('docker/registry/v2/blobs/absent', sink(), 0, 2 << 20), (e: NodeJS.ErrnoException) => e.code === 'ENOENT');
-    await assert.rejects(bad.sendTo('docker/registry/v2/blobs/there', sink(), 0, 2 << 20), /GET answered 403: InvalidAccessKeyId/);
+    await assert.rejects(
+      d.sendTo('docker/registry/v2/blobs/absent', sink(), 0, 2 << 20),
+      (e: NodeJS.ErrnoException) => e.code === 'ENOENT',
+    );
+    await assert.rejects(
+      bad.sendTo('docker/registry/v2/blobs/there', sink(), 0, 2 << 20),
+      /GET answered 403: InvalidAccessKeyId/,
+    );
     assert.equal(written.length, 0);
     // The object is there for the right key: the refusal above was the key's.
     await d.sendTo('docker/registry/v2/blobs/there', sink(), 0, 2 << 20);

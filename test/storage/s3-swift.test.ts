@@ -14,7 +14,8 @@ import { hasTool, clientsRequired } from '../helpers/tools.js';
 import { makeImage, pushImage } from '../helpers/images.js';
 import { assertIntact, bytesOf, startSession, withDigest } from '../helpers/oci-http.js';
 
-const SWIFT_MISSING = 'OpenStack Swift not installed (apt-get install swift swift-proxy swift-object swift-container swift-account memcached)';
+const SWIFT_MISSING =
+  'OpenStack Swift not installed (apt-get install swift swift-proxy swift-object swift-container swift-account memcached)';
 if (!hasSwift() && clientsRequired) throw new Error(`SLUICE_REQUIRE_CLIENTS is set but ${SWIFT_MISSING}`);
 const skip = hasSwift() ? false : SWIFT_MISSING;
 let swift: TestSwift;
@@ -31,7 +32,9 @@ async function node(root: string, key: SwiftKey, storage: Record<string, unknown
   return startRegistry({ storage: { filesystem: undefined, s3: swift.config(root, key), ...storage } });
 }
 
-test('on Swift s3api (SigV4 checked): push and pull, a 12 MiB multipart blob, an upload hopping between two nodes', { skip }, async () => {
+test('on Swift s3api (SigV4 checked): push and pull, a 12 MiB multipart blob, an upload hopping between two nodes', {
+  skip,
+}, async () => {
   const img = await makeImage({ label: 'swift', layers: [{ a: randomBytes(12 << 20) }, { b: 'small' }] });
   const a = await node('sw', swift.builder);
   const b = await node('sw', swift.builder);
@@ -41,9 +44,16 @@ test('on Swift s3api (SigV4 checked): push and pull, a 12 MiB multipart blob, an
     const data = randomBytes((5 << 20) + 777);
     let loc = await startSession(a.url, 'lib/hop');
     const cut = 3 << 20;
-    for (const [i, [from, to]] of [[0, cut], [cut, data.length]].entries()) {
+    for (const [i, [from, to]] of [
+      [0, cut],
+      [cut, data.length],
+    ].entries()) {
       const target = new URL(new URL(loc).pathname + new URL(loc).search, i ? b.url : a.url).toString();
-      const r = await fetch(target, { method: 'PATCH', body: data.subarray(from, to), headers: { 'content-type': 'application/octet-stream', 'content-range': `${from}-${to! - 1}` } });
+      const r = await fetch(target, {
+        method: 'PATCH',
+        body: data.subarray(from, to),
+        headers: { 'content-type': 'application/octet-stream', 'content-range': `${from}-${to! - 1}` },
+      });
       assert.equal(r.status, 202, await r.text());
       loc = new URL(r.headers.get('location')!, target).toString();
     }
@@ -56,7 +66,9 @@ test('on Swift s3api (SigV4 checked): push and pull, a 12 MiB multipart blob, an
   }
 });
 
-test('on Swift: the read-only key is refused on write by the server; a read-only node with it serves pulls; a writable one would not start', { skip }, async () => {
+test('on Swift: the read-only key is refused on write by the server; a read-only node with it serves pulls; a writable one would not start', {
+  skip,
+}, async () => {
   const img = await makeImage({ label: 'swift-ro', layers: [{ a: randomBytes(1 << 20) }] });
   const builder = await node('swro', swift.builder);
   try {
@@ -68,7 +80,10 @@ test('on Swift: the read-only key is refused on write by the server; a read-only
   try {
     await assert.rejects(d.putContent('probe', Buffer.from('x')), (e: Error) => e.name === 'AccessDenied');
     // Started without readonly, a node holding this key stops at once with the reason.
-    await assert.rejects(checkStorageAtStart(d, false), /storage\.s3: s3:\/\/reg\/swro is not writable \(Access Denied\.?\)/);
+    await assert.rejects(
+      checkStorageAtStart(d, false),
+      /storage\.s3: s3:\/\/reg\/swro is not writable \(Access Denied\.?\)/,
+    );
     assert.equal(await checkStorageAtStart(d, true), undefined);
   } finally {
     d.destroy();
@@ -85,7 +100,10 @@ test('on Swift: the read-only key is refused on write by the server; a read-only
 
 test('on Swift: presigned redirects pass its signature check; skopeo pulls through them', { skip }, async () => {
   const img = await makeImage({ label: 'swift-redir', format: 'docker', layers: [{ a: randomBytes(2 << 20) }] });
-  const reg = await node('swredir', swift.reader, { maintenance: { readonly: { enabled: true } }, redirect: { disable: false } });
+  const reg = await node('swredir', swift.reader, {
+    maintenance: { readonly: { enabled: true } },
+    redirect: { disable: false },
+  });
   const builder = await node('swredir', swift.builder);
   const work = await scratch('sluice-swift-');
   try {
@@ -112,18 +130,28 @@ test('on Swift: presigned redirects pass its signature check; skopeo pulls throu
   }
 });
 
-test('on Swift: no conditional writes (501) is detected; stale multipart uploads are listed and aborted', { skip }, async () => {
+test('on Swift: no conditional writes (501) is detected; stale multipart uploads are listed and aborted', {
+  skip,
+}, async () => {
   const d = new S3Driver(swift.config('swmp', swift.builder) as never);
-  const c = new S3Client({ region: 'us-east-1', endpoint: swift.endpoint, forcePathStyle: true, credentials: { accessKeyId: swift.builder.accesskey, secretAccessKey: swift.builder.secretkey } });
+  const c = new S3Client({
+    region: 'us-east-1',
+    endpoint: swift.endpoint,
+    forcePathStyle: true,
+    credentials: { accessKeyId: swift.builder.accesskey, secretAccessKey: swift.builder.secretkey },
+  });
   try {
     assert.equal(await d.exclusiveCreate(), false);
     const key = 'swmp/docker/registry/v2/blobs/sha256/ab/abandoned/data';
     await c.send(new CreateMultipartUploadCommand({ Bucket: swift.bucket, Key: key }));
-    const open = async () => (await c.send(new ListMultipartUploadsCommand({ Bucket: swift.bucket, Prefix: 'swmp/' }))).Uploads ?? [];
+    const open = async () =>
+      (await c.send(new ListMultipartUploadsCommand({ Bucket: swift.bucket, Prefix: 'swmp/' }))).Uploads ?? [];
     assert.equal((await open()).length, 1);
     // Begun after the cut-off: kept.
     assert.deepEqual(await d.abortStaleUploads(new Date(Date.now() - 3600_000)), []);
-    assert.deepEqual(await d.abortStaleUploads(new Date(Date.now() + 1000)), ['docker/registry/v2/blobs/sha256/ab/abandoned/data']);
+    assert.deepEqual(await d.abortStaleUploads(new Date(Date.now() + 1000)), [
+      'docker/registry/v2/blobs/sha256/ab/abandoned/data',
+    ]);
     assert.equal((await open()).length, 0);
   } finally {
     c.destroy();

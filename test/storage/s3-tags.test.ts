@@ -26,7 +26,10 @@ async function closeAll(...regs: TestRegistry[]): Promise<void> {
 }
 
 async function tagOn(reg: TestRegistry, repo: string, tag: string): Promise<string | null> {
-  const r = await fetch(`${reg.url}/v2/${repo}/manifests/${tag}`, { method: 'HEAD', headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+  const r = await fetch(`${reg.url}/v2/${repo}/manifests/${tag}`, {
+    method: 'HEAD',
+    headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+  });
   return r.status === 200 ? r.headers.get('docker-content-digest') : null;
 }
 
@@ -78,9 +81,20 @@ test('concurrent pushes of one tag on two nodes end consistent: both nodes serve
       assert.ok(onA === ia.digest || onA === ib.digest, `round ${round}: ${onA}`);
       // Both revisions were stored, so the loser is still pullable by digest on either node.
       for (const img of [ia, ib]) {
-        for (const n of [a, b]) assert.equal((await fetch(`${n.url}/v2/app/manifests/${img.digest}`, { method: 'HEAD', headers: { accept: img.mediaType } })).status, 200);
+        for (const n of [a, b])
+          assert.equal(
+            (
+              await fetch(`${n.url}/v2/app/manifests/${img.digest}`, {
+                method: 'HEAD',
+                headers: { accept: img.mediaType },
+              })
+            ).status,
+            200,
+          );
       }
-      const link = await s3.keys(`race/docker/registry/v2/repositories/app/_manifests/revisions/sha256/${onA!.slice(7)}/link`);
+      const link = await s3.keys(
+        `race/docker/registry/v2/repositories/app/_manifests/revisions/sha256/${onA!.slice(7)}/link`,
+      );
       assert.equal(link.length, 1);
     }
   } finally {
@@ -98,7 +112,12 @@ const IMMUTABLE = {
 };
 
 /** Pushes different manifests to the same new tags on two nodes at once; returns the statuses per tag. */
-async function raceNewTags(a: TestRegistry, b: TestRegistry, repo: string, count: number): Promise<{ tag: string; a: number; b: number; ia: TestImage; ib: TestImage }[]> {
+async function raceNewTags(
+  a: TestRegistry,
+  b: TestRegistry,
+  repo: string,
+  count: number,
+): Promise<{ tag: string; a: number; b: number; ia: TestImage; ib: TestImage }[]> {
   const out = [];
   const pushes = [];
   for (let i = 0; i < count; i++) {
@@ -110,7 +129,10 @@ async function raceNewTags(a: TestRegistry, b: TestRegistry, repo: string, count
   }
   for (const o of out) {
     pushes.push(
-      Promise.all([pushManifest(a.url, repo, o.tag, o.ia.manifest, o.ia.mediaType), pushManifest(b.url, repo, o.tag, o.ib.manifest, o.ib.mediaType)]).then(async ([ra, rb]) => {
+      Promise.all([
+        pushManifest(a.url, repo, o.tag, o.ia.manifest, o.ia.mediaType),
+        pushManifest(b.url, repo, o.tag, o.ib.manifest, o.ib.mediaType),
+      ]).then(async ([ra, rb]) => {
         o.a = ra.status;
         o.b = rb.status;
         for (const r of [ra, rb]) if (r.status === 403) assert.equal((await errorOf(r)).code, 'DENIED');
@@ -134,10 +156,21 @@ test('immutable tags across nodes, where the server does conditional writes: of 
       assert.equal(await tagOn(b, 'rel/app', r.tag), winner);
       // The loser wrote no history entry for the tag.
       const loser = r.a === 201 ? r.ib.digest : r.ia.digest;
-      assert.deepEqual(await s3.keys(`immutable/docker/registry/v2/repositories/rel/app/_manifests/tags/${r.tag}/index/sha256/${loser.slice(7)}/`), []);
+      assert.deepEqual(
+        await s3.keys(
+          `immutable/docker/registry/v2/repositories/rel/app/_manifests/tags/${r.tag}/index/sha256/${loser.slice(7)}/`,
+        ),
+        [],
+      );
     }
     // A push of the same manifest to an existing tag is no overwrite, and a new tag still works.
-    const same = await pushManifest(a.url, 'rel/app', 'v0', (results[0]!.a === 201 ? results[0]!.ia : results[0]!.ib).manifest, results[0]!.ia.mediaType);
+    const same = await pushManifest(
+      a.url,
+      'rel/app',
+      'v0',
+      (results[0]!.a === 201 ? results[0]!.ia : results[0]!.ib).manifest,
+      results[0]!.ia.mediaType,
+    );
     assert.equal(same.status, 201);
   } finally {
     restore();
@@ -157,15 +190,23 @@ test('a push by digest naming several tags is all or nothing across nodes: a tag
     // Node A creates v1 first; just before its write lands, node B takes v2 with another manifest.
     let raced = false;
     ctrl.putObject = async function (this: unknown, ctx: S3rverCtx) {
-      if (!raced && ctx.headers['if-none-match'] === '*' && ctx.params.key.endsWith('/_manifests/tags/v1/current/link')) {
+      if (
+        !raced &&
+        ctx.headers['if-none-match'] === '*' &&
+        ctx.params.key.endsWith('/_manifests/tags/v1/current/link')
+      ) {
         raced = true;
         const rb = await pushManifest(b.url, 'rel/app', 'v2', ib.manifest, ib.mediaType);
         assert.equal(rb.status, 201);
       }
       return conditional.call(this, ctx);
     };
-    const ra = await fetch(`${a.url}/v2/rel/app/manifests/${ia.digest}?tag=v1&tag=v2`, { method: 'PUT', headers: { 'content-type': ia.mediaType }, body: ia.manifest });
-    assert.ok(raced, 'node B pushed in the middle of node A\'s push');
+    const ra = await fetch(`${a.url}/v2/rel/app/manifests/${ia.digest}?tag=v1&tag=v2`, {
+      method: 'PUT',
+      headers: { 'content-type': ia.mediaType },
+      body: ia.manifest,
+    });
+    assert.ok(raced, "node B pushed in the middle of node A's push");
     assert.equal(ra.status, 403);
     assert.equal((await errorOf(ra)).code, 'DENIED');
     // Neither node serves v1 (A created it, then took it back); v2 is B's.
@@ -173,7 +214,11 @@ test('a push by digest naming several tags is all or nothing across nodes: a tag
     assert.equal(await tagOn(b, 'rel/app', 'v1'), null);
     assert.equal(await tagOn(a, 'rel/app', 'v2'), ib.digest);
     // The manifest itself stays, untagged, as after any push by digest.
-    assert.equal((await fetch(`${a.url}/v2/rel/app/manifests/${ia.digest}`, { method: 'HEAD', headers: { accept: ia.mediaType } })).status, 200);
+    assert.equal(
+      (await fetch(`${a.url}/v2/rel/app/manifests/${ia.digest}`, { method: 'HEAD', headers: { accept: ia.mediaType } }))
+        .status,
+      200,
+    );
   } finally {
     ctrl.putObject = conditional;
     restore();

@@ -29,8 +29,10 @@ after(async () => {
   await s3.close();
 });
 
-const put = (Key: string, Body: Buffer) => c.send(new PutObjectCommand({ Bucket: s3.bucket, Key, Body, ContentLength: Body.length }));
-const get = async (Key: string) => Buffer.from(await (await c.send(new GetObjectCommand({ Bucket: s3.bucket, Key }))).Body!.transformToByteArray());
+const put = (Key: string, Body: Buffer) =>
+  c.send(new PutObjectCommand({ Bucket: s3.bucket, Key, Body, ContentLength: Body.length }));
+const get = async (Key: string) =>
+  Buffer.from(await (await c.send(new GetObjectCommand({ Bucket: s3.bucket, Key }))).Body!.transformToByteArray());
 
 test('the test S3 server: after concurrent PutObjects of one key, readers during and after see one of them whole', async () => {
   let before: Buffer | null = null;
@@ -42,9 +44,13 @@ test('the test S3 server: after concurrent PutObjects of one key, readers during
     await Promise.all(puts);
     // A read during the PUTs may still see the object the round began with.
     const whole = (b: Buffer | null) => b === null || [...bodies, before].some((x) => x?.equals(b));
-    for (const b of await Promise.all(during)) assert.ok(whole(b), `round ${round}: a read during the PUTs saw ${b?.length} bytes of none of them`);
+    for (const b of await Promise.all(during))
+      assert.ok(whole(b), `round ${round}: a read during the PUTs saw ${b?.length} bytes of none of them`);
     const last = await get('conc/obj');
-    assert.ok(bodies.some((x) => x.equals(last)), `round ${round}: after the PUTs, ${last.length} bytes of none of them`);
+    assert.ok(
+      bodies.some((x) => x.equals(last)),
+      `round ${round}: after the PUTs, ${last.length} bytes of none of them`,
+    );
     before = last;
   }
 });
@@ -56,7 +62,11 @@ test('the test S3 server: a DeleteObject emptying a folder and a PutObject into 
       c.send(new DeleteObjectCommand({ Bucket: s3.bucket, Key: `dir${round}/a/old` })),
       put(`dir${round}/a/new`, Buffer.from('new')),
     ]);
-    assert.equal(del.status, 'fulfilled', `round ${round}: delete ${del.status === 'rejected' ? String(del.reason) : ''}`);
+    assert.equal(
+      del.status,
+      'fulfilled',
+      `round ${round}: delete ${del.status === 'rejected' ? String(del.reason) : ''}`,
+    );
     assert.equal(add.status, 'fulfilled', `round ${round}: put ${add.status === 'rejected' ? String(add.reason) : ''}`);
     assert.deepEqual(await s3.keys(`dir${round}/`), [`dir${round}/a/new`]);
   }

@@ -47,26 +47,49 @@ test('storage.s3 makes the registry store in the bucket under Distribution keys;
     await assertIntact(reg.url, 'lib/small', 'v1', img);
     const stored = await keys('small/');
     const hex = img.layers[0]!.descriptor.digest.slice('sha256:'.length);
-    assert.ok(stored.includes(`small/docker/registry/v2/blobs/sha256/${hex.slice(0, 2)}/${hex}/data`), stored.join('\n'));
-    assert.ok(stored.includes('small/docker/registry/v2/repositories/lib/small/_manifests/tags/v1/current/link'), stored.join('\n'));
-    assert.ok(stored.includes(`small/docker/registry/v2/repositories/lib/small/_layers/sha256/${hex}/link`), stored.join('\n'));
+    assert.ok(
+      stored.includes(`small/docker/registry/v2/blobs/sha256/${hex.slice(0, 2)}/${hex}/data`),
+      stored.join('\n'),
+    );
+    assert.ok(
+      stored.includes('small/docker/registry/v2/repositories/lib/small/_manifests/tags/v1/current/link'),
+      stored.join('\n'),
+    );
+    assert.ok(
+      stored.includes(`small/docker/registry/v2/repositories/lib/small/_layers/sha256/${hex}/link`),
+      stored.join('\n'),
+    );
     // Finished sessions leave nothing behind, parts included.
-    assert.deepEqual(stored.filter((k) => k.includes('_uploads')), []);
+    assert.deepEqual(
+      stored.filter((k) => k.includes('_uploads')),
+      [],
+    );
   });
 });
 
 test('a multi-layer 20 MiB image pushes and pulls byte for byte; big blobs are assembled by multipart upload', async () => {
-  const img = await makeImage({ label: 'big', layers: [{ a: randomBytes(12 << 20) }, { b: randomBytes(8 << 20) }, { c: 'small' }] });
+  const img = await makeImage({
+    label: 'big',
+    layers: [{ a: randomBytes(12 << 20) }, { b: randomBytes(8 << 20) }, { c: 'small' }],
+  });
   await withRegistry('big', async (reg) => {
     const before = s3.requests.length;
     await pushImage(reg.url, 'big', 'v1', img);
     const sent = s3.requests.slice(before).map((r) => `${r.method} ${r.url}`);
-    assert.ok(sent.some((r) => r.startsWith('POST ') && r.includes('uploads')), 'a multipart upload was created');
-    assert.ok(sent.some((r) => r.startsWith('PUT ') && r.includes('partNumber=3')), 'the 12 MiB layer went in 5 MiB parts');
+    assert.ok(
+      sent.some((r) => r.startsWith('POST ') && r.includes('uploads')),
+      'a multipart upload was created',
+    );
+    assert.ok(
+      sent.some((r) => r.startsWith('PUT ') && r.includes('partNumber=3')),
+      'the 12 MiB layer went in 5 MiB parts',
+    );
     await assertIntact(reg.url, 'big', 'v1', img);
     // A range of a big blob comes back exact.
     const l = img.layers[0]!;
-    const r = await fetch(`${reg.url}/v2/big/blobs/${l.descriptor.digest}`, { headers: { range: 'bytes=5242000-5243999' } });
+    const r = await fetch(`${reg.url}/v2/big/blobs/${l.descriptor.digest}`, {
+      headers: { range: 'bytes=5242000-5243999' },
+    });
     assert.equal(r.status, 206);
     assert.deepEqual(await bytesOf(r), l.bytes.subarray(5242000, 5244000));
   });
@@ -94,7 +117,11 @@ test('a chunked upload in several PATCHes is stored as parts, reports offsets, a
       const parts = await keys('chunks/docker/registry/v2/repositories/chunked/_uploads/');
       assert.ok(parts.filter((k) => k.includes('/data.parts/')).length >= 4, parts.join('\n'));
       // A chunk that does not start where the stored bytes end is refused.
-      const bad = await fetch(loc, { method: 'PATCH', body: Buffer.from('x'), headers: { 'content-range': '5-5', 'content-type': 'application/octet-stream' } });
+      const bad = await fetch(loc, {
+        method: 'PATCH',
+        body: Buffer.from('x'),
+        headers: { 'content-range': '5-5', 'content-type': 'application/octet-stream' },
+      });
       assert.equal(bad.status, 416);
       // B never saw the first chunk's hash: it rebuilds it from the joined parts.
       const onB = new URL(new URL(loc).pathname + new URL(loc).search, b.url).toString();
@@ -103,7 +130,10 @@ test('a chunked upload in several PATCHes is stored as parts, reports offsets, a
       const g = await fetch(`${a.url}/v2/chunked/blobs/${digestOf(data)}`);
       assert.equal(g.status, 200);
       assert.deepEqual(await bytesOf(g), data);
-      assert.deepEqual((await keys('chunks/')).filter((k) => k.includes('_uploads')), []);
+      assert.deepEqual(
+        (await keys('chunks/')).filter((k) => k.includes('_uploads')),
+        [],
+      );
     });
   });
 });
@@ -127,14 +157,24 @@ test('tags list, catalog and delete on S3; two registries on one bucket: what A 
       assert.equal(d.status, 202);
       assert.equal((await fetch(`${a.url}/v2/team/app/manifests/v2`)).status, 404);
       assert.equal((await fetch(`${a.url}/v2/team/app/manifests/${two.digest}`)).status, 404);
-      assert.deepEqual(await (await fetch(`${a.url}/v2/team/app/tags/list`)).json(), { name: 'team/app', tags: ['v1'] });
+      assert.deepEqual(await (await fetch(`${a.url}/v2/team/app/tags/list`)).json(), {
+        name: 'team/app',
+        tags: ['v1'],
+      });
       await assertIntact(a.url, 'team/app', 'v1', one);
     });
   });
 });
 
 test('the driver: absent objects, directories, listing, move and prefix delete', async () => {
-  const d = new S3Driver({ region: 'us-east-1', regionendpoint: endpoint, bucket: 'reg', rootdirectory: 'unit', accesskey: 'S3RVER', secretkey: 'S3RVER' });
+  const d = new S3Driver({
+    region: 'us-east-1',
+    regionendpoint: endpoint,
+    bucket: 'reg',
+    rootdirectory: 'unit',
+    accesskey: 'S3RVER',
+    secretkey: 'S3RVER',
+  });
   try {
     assert.equal(await d.getContent('a/b'), null);
     assert.equal(await d.stat('a'), null);
@@ -158,14 +198,28 @@ test('the driver: absent objects, directories, listing, move and prefix delete',
   }
 });
 
-test('config: storage.s3 takes Distribution\'s keys, picks the S3 driver, and cannot be combined with storage.filesystem', () => {
-  const s3 = { region: 'us-east-1', bucket: 'reg', regionendpoint: '127.0.0.1:9', secure: false, v4auth: true, chunksize: 5 << 20, storageclass: 'NONE', encrypt: false, forcepathstyle: true, rootdirectory: '/r' };
+test("config: storage.s3 takes Distribution's keys, picks the S3 driver, and cannot be combined with storage.filesystem", () => {
+  const s3 = {
+    region: 'us-east-1',
+    bucket: 'reg',
+    regionendpoint: '127.0.0.1:9',
+    secure: false,
+    v4auth: true,
+    chunksize: 5 << 20,
+    storageclass: 'NONE',
+    encrypt: false,
+    forcepathstyle: true,
+    rootdirectory: '/r',
+  };
   const { config } = validateConfig({ storage: { s3 } });
   const d = driverFor(config);
   assert.equal(d.name, 's3');
   assert.equal(d.location, 'storage.s3: s3://reg/r');
   (d as S3Driver).destroy();
-  assert.throws(() => validateConfig({ storage: { s3, filesystem: { rootdirectory: '/x' } } }), /exactly one of storage\.filesystem and storage\.s3/);
+  assert.throws(
+    () => validateConfig({ storage: { s3, filesystem: { rootdirectory: '/x' } } }),
+    /exactly one of storage\.filesystem and storage\.s3/,
+  );
   assert.throws(() => validateConfig({ storage: { s3: { ...s3, chunksize: 1024 } } }), /storage\.s3\.chunksize/);
   assert.throws(() => validateConfig({ storage: { s3: { region: 'us-east-1' } } }), /storage\.s3\.bucket/);
 });
@@ -197,12 +251,22 @@ test('a PATCH cut off after a part was flushed leaves the session at its old off
   await withRegistry('cut', async (reg) => {
     const loc = await startSession(reg.url, 'cut');
     const first = randomBytes(1000);
-    const ok = await fetch(loc, { method: 'PATCH', body: first, headers: { 'content-type': 'application/octet-stream' } });
+    const ok = await fetch(loc, {
+      method: 'PATCH',
+      body: first,
+      headers: { 'content-type': 'application/octet-stream' },
+    });
     assert.equal(ok.status, 202);
     // Promise 8 MiB, send 6 (more than one 5 MiB part), then drop the connection.
     const u = new URL(loc);
     await new Promise<void>((resolve) => {
-      const req = request({ host: u.hostname, port: u.port, method: 'PATCH', path: u.pathname + u.search, headers: { 'content-type': 'application/octet-stream', 'content-length': String(8 << 20) } });
+      const req = request({
+        host: u.hostname,
+        port: u.port,
+        method: 'PATCH',
+        path: u.pathname + u.search,
+        headers: { 'content-type': 'application/octet-stream', 'content-length': String(8 << 20) },
+      });
       req.on('error', () => resolve());
       req.on('response', (res) => {
         res.resume();
@@ -232,7 +296,11 @@ test('a PATCH cut off after a part was flushed leaves the session at its old off
     assert.equal(range, '0-999');
     assert.equal(stored.length, 1, stored.join('\n'));
     const rest = randomBytes(10);
-    const done = await fetch(withDigest(loc, digestOf(Buffer.concat([first, rest]))), { method: 'PUT', body: rest, headers: { 'content-type': 'application/octet-stream' } });
+    const done = await fetch(withDigest(loc, digestOf(Buffer.concat([first, rest]))), {
+      method: 'PUT',
+      body: rest,
+      headers: { 'content-type': 'application/octet-stream' },
+    });
     assert.equal(done.status, 201, await done.text());
   });
 });

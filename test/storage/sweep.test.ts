@@ -9,10 +9,11 @@ import { isBlobFolder } from '../../src/storage/layout.js';
 
 const V2 = 'docker/registry/v2';
 const hex = (prefix = '') => prefix + randomBytes(32).toString('hex').slice(prefix.length);
-const exists = (p: string) => stat(p).then(
-  () => true,
-  () => false,
-);
+const exists = (p: string) =>
+  stat(p).then(
+    () => true,
+    () => false,
+  );
 
 test('the sweep removes old temporary files and old empty blob folders, and nothing else', async () => {
   const root = await mkdtemp(join(tmpdir(), 'sluice-sweep-'));
@@ -49,14 +50,26 @@ test('the sweep removes old temporary files and old empty blob folders, and noth
     const emptyLinkDir = `${V2}/repositories/r/_layers/sha256/${hex()}`;
     await mkdir(at(emptyLinkDir), { recursive: true });
 
-    for (const p of [`${blob}/data`, blob, emptyOld, halfTmp, halfWritten, oldLinkTmp, notOurs, emptyRepoDir, emptyLinkDir]) await age(p);
+    for (const p of [
+      `${blob}/data`,
+      blob,
+      emptyOld,
+      halfTmp,
+      halfWritten,
+      oldLinkTmp,
+      notOurs,
+      emptyRepoDir,
+      emptyLinkDir,
+    ])
+      await age(p);
 
     const driver = new FilesystemDriver(root);
     const removed = await driver.sweep(new Date(Date.now() - 10 * 60_000), isBlobFolder);
 
     assert.deepEqual(new Set(removed), new Set([emptyOld, halfTmp, halfWritten, oldLinkTmp]));
     for (const gone of [emptyOld, halfWritten, oldLinkTmp]) assert.equal(await exists(at(gone)), false, gone);
-    for (const kept of [emptyYoung, youngLinkTmp, notOurs, emptyRepoDir, emptyLinkDir, `${linkDir}/link`]) assert.equal(await exists(at(kept)), true, kept);
+    for (const kept of [emptyYoung, youngLinkTmp, notOurs, emptyRepoDir, emptyLinkDir, `${linkDir}/link`])
+      assert.equal(await exists(at(kept)), true, kept);
     assert.equal(await readFile(at(`${blob}/data`), 'utf8'), 'real bytes');
   } finally {
     await rm(root, { recursive: true, force: true });

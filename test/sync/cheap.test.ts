@@ -9,7 +9,8 @@ import { makeImage, pushImage, type TestImage } from '../helpers/images.js';
 import { assertIntact } from '../helpers/oci-http.js';
 import { sluice } from '../helpers/sluice-cli.js';
 
-const count = (seen: SeenRequest[], method: string, path: RegExp) => seen.filter((s) => s.method === method && path.test(s.path)).length;
+const count = (seen: SeenRequest[], method: string, path: RegExp) =>
+  seen.filter((s) => s.method === method && path.test(s.path)).length;
 
 test('sluice sync --src yaml: one ping per registry, shared layers mounted where the run put them, listed tags HEADed without a tag list, in parallel', async () => {
   const up = await startRegistry();
@@ -29,8 +30,28 @@ test('sluice sync --src yaml: one ping per registry, shared layers mounted where
     }
     const shared = images.get('one:v1')!.layers[0]!.descriptor.digest;
     const yml = join(dir, 'sync.yml');
-    await writeFile(yml, [`${upstream.host}:`, '  images:', ...['one', 'two', 'three'].map((r) => `    team/${r}: [v1, v2]`), '  tls-verify: false', ''].join('\n'));
-    const args = ['sync', '--src', 'yaml', yml, '--dest', `docker://${dest.host}/mirror`, '--dest-tls-verify=false', '--state', join(dir, 'state'), '--json'];
+    await writeFile(
+      yml,
+      [
+        `${upstream.host}:`,
+        '  images:',
+        ...['one', 'two', 'three'].map((r) => `    team/${r}: [v1, v2]`),
+        '  tls-verify: false',
+        '',
+      ].join('\n'),
+    );
+    const args = [
+      'sync',
+      '--src',
+      'yaml',
+      yml,
+      '--dest',
+      `docker://${dest.host}/mirror`,
+      '--dest-tls-verify=false',
+      '--state',
+      join(dir, 'state'),
+      '--json',
+    ];
 
     const first = await sluice(args);
     assert.equal(first.code, 0, first.stderr);
@@ -42,7 +63,11 @@ test('sluice sync --src yaml: one ping per registry, shared layers mounted where
     const destLog = dest.seen.map((s) => `${s.method} ${s.path}`).join('\n');
     assert.equal(count(upstream.seen, 'GET', /^\/v2\/$/), 1, `one ping upstream for the whole run:\n${upLog}`);
     assert.equal(count(dest.seen, 'GET', /^\/v2\/$/), 1, `one ping at the destination for the whole run:\n${destLog}`);
-    assert.equal(count(upstream.seen, 'GET', /\/tags\/list/), 0, `the YAML lists the tags; no tag list needed:\n${upLog}`);
+    assert.equal(
+      count(upstream.seen, 'GET', /\/tags\/list/),
+      0,
+      `the YAML lists the tags; no tag list needed:\n${upLog}`,
+    );
     // The shared layer travels once; the other repositories mount it from where the run put it.
     assert.equal(count(upstream.seen, 'GET', new RegExp(`/blobs/${shared}$`)), 1, upLog);
     assert.equal(count(dest.seen, 'PUT', new RegExp(`digest=${encodeURIComponent(shared)}`)), 1, destLog);
@@ -53,9 +78,15 @@ test('sluice sync --src yaml: one ping per registry, shared layers mounted where
     assert.equal(mounts.length, 2, destLog);
     assert.equal(dest.maxInFlight('POST', mountPath), 1, destLog);
     // Whichever job put it first (they run side by side), the other two repositories mounted it.
-    const put = dest.seen.find((s) => s.method === 'PUT' && s.path.includes(`digest=${encodeURIComponent(shared)}`))!.path.replace(/\/blobs\/uploads.*$/, '');
+    const put = dest.seen
+      .find((s) => s.method === 'PUT' && s.path.includes(`digest=${encodeURIComponent(shared)}`))!
+      .path.replace(/\/blobs\/uploads.*$/, '');
     const others = ['/v2/mirror/one', '/v2/mirror/three', '/v2/mirror/two'].filter((r) => r !== put);
-    assert.deepEqual([...new Set(mounts.map((m) => m.path.replace(/\/blobs\/uploads.*$/, '')))].sort(), others, destLog);
+    assert.deepEqual(
+      [...new Set(mounts.map((m) => m.path.replace(/\/blobs\/uploads.*$/, '')))].sort(),
+      others,
+      destLog,
+    );
 
     // Nothing changed: one ping and one HEAD per tag, every job's HEADs out together (jobs run side by side).
     upstream.reset();
@@ -63,9 +94,15 @@ test('sluice sync --src yaml: one ping per registry, shared layers mounted where
     upstream.delay = { path: /\/manifests\//, method: 'HEAD', ms: 300 };
     const again = await sluice(args);
     assert.equal(again.code, 0, again.stderr);
-    assert.deepEqual((JSON.parse(again.stdout) as { copied: string[] }[]).flatMap((r) => r.copied), []);
+    assert.deepEqual(
+      (JSON.parse(again.stdout) as { copied: string[] }[]).flatMap((r) => r.copied),
+      [],
+    );
     const kinds = upstream.seen.map((s) => `${s.method} ${s.path.replace(/manifests\/.*$/, 'manifests/TAG')}`).sort();
-    assert.deepEqual(kinds, ['GET /v2/', ...['one', 'one', 'three', 'three', 'two', 'two'].map((r) => `HEAD /v2/team/${r}/manifests/TAG`)]);
+    assert.deepEqual(kinds, [
+      'GET /v2/',
+      ...['one', 'one', 'three', 'three', 'two', 'two'].map((r) => `HEAD /v2/team/${r}/manifests/TAG`),
+    ]);
     assert.equal(upstream.maxInFlight('HEAD'), 6, 'the HEADs of all three jobs go out together');
     assert.deepEqual(dest.seen, [], 'the destination is not asked anything when nothing moved');
 
@@ -77,7 +114,17 @@ test('sluice sync --src yaml: one ping per registry, shared layers mounted where
     const heads = text.stdout.split('\n').filter((l) => l.startsWith('job ') || l.startsWith('  unchanged'));
     assert.deepEqual(
       heads.map((l) => (l.startsWith('job ') ? l : l.replace(/^.*team\/(\w+):.*$/, '$1'))),
-      ['job 1-' + upstream.host.replace(/[^a-z0-9._-]+/g, '-') + '-team-one:', 'one', 'one', `job 2-${upstream.host.replace(/[^a-z0-9._-]+/g, '-')}-team-two:`, 'two', 'two', `job 3-${upstream.host.replace(/[^a-z0-9._-]+/g, '-')}-team-three:`, 'three', 'three'],
+      [
+        'job 1-' + upstream.host.replace(/[^a-z0-9._-]+/g, '-') + '-team-one:',
+        'one',
+        'one',
+        `job 2-${upstream.host.replace(/[^a-z0-9._-]+/g, '-')}-team-two:`,
+        'two',
+        'two',
+        `job 3-${upstream.host.replace(/[^a-z0-9._-]+/g, '-')}-team-three:`,
+        'three',
+        'three',
+      ],
       text.stdout,
     );
     upstream.reset();
@@ -118,18 +165,31 @@ test('a mirror job over several repositories sends their HEADs together, then re
   const upstream = await startThrottleProxy(up.url);
   const dir = await mkdtemp(join(tmpdir(), 'sluice-sync-repos-'));
   try {
-    for (const repo of ['one', 'two', 'three', 'four']) await pushImage(up.url, `team/${repo}`, 'v1', await makeImage({ layers: [{ 'f.txt': repo }], label: repo }));
+    for (const repo of ['one', 'two', 'three', 'four'])
+      await pushImage(up.url, `team/${repo}`, 'v1', await makeImage({ layers: [{ 'f.txt': repo }], label: repo }));
     const config = await teamJob(dir, upstream.url, ['one', 'two', 'three', 'four']);
     const first = await sluice(['sync', '-c', config, '--json']);
     assert.equal(first.code, 0, first.stderr);
-    assert.deepEqual((JSON.parse(first.stdout) as { copied: string[] }[])[0]!.copied, ['up.test/team/four:v1', 'up.test/team/one:v1', 'up.test/team/three:v1', 'up.test/team/two:v1']);
+    assert.deepEqual((JSON.parse(first.stdout) as { copied: string[] }[])[0]!.copied, [
+      'up.test/team/four:v1',
+      'up.test/team/one:v1',
+      'up.test/team/three:v1',
+      'up.test/team/two:v1',
+    ]);
     upstream.reset();
     // The answers come back in any order: the plan still lists the repositories in the job's order.
     upstream.delay = { path: /\/manifests\//, method: 'HEAD', ms: 300 };
     const again = await sluice(['sync', '-c', config, '--dry-run']);
     assert.equal(again.code, 0, again.stderr);
-    assert.equal(upstream.maxInFlight('HEAD'), 4, `the four repositories' HEADs go out together:\n${upstream.seen.map((x) => `${x.method} ${x.path}`).join('\n')}`);
-    const order = again.stdout.split('\n').filter((l) => l.startsWith('  unchanged ')).map((l) => l.replace(/^.*team\/(\w+):.*$/, '$1'));
+    assert.equal(
+      upstream.maxInFlight('HEAD'),
+      4,
+      `the four repositories' HEADs go out together:\n${upstream.seen.map((x) => `${x.method} ${x.path}`).join('\n')}`,
+    );
+    const order = again.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('  unchanged '))
+      .map((l) => l.replace(/^.*team\/(\w+):.*$/, '$1'));
     assert.deepEqual(order, ['one', 'two', 'three', 'four'], again.stdout);
   } finally {
     await upstream.close();

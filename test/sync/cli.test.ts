@@ -9,7 +9,7 @@ import { assertIntact } from '../helpers/oci-http.js';
 import { sluice } from '../helpers/sluice-cli.js';
 import { needTools, run } from '../helpers/tools.js';
 
-test('sluice sync runs the config\'s jobs (dry-run first), sluice sync status reports them; a failed job exits 1', async () => {
+test("sluice sync runs the config's jobs (dry-run first), sluice sync status reports them; a failed job exits 1", async () => {
   const up = await startRegistry();
   const dir = await mkdtemp(join(tmpdir(), 'sluice-sync-cli-'));
   try {
@@ -60,7 +60,7 @@ test('sluice sync runs the config\'s jobs (dry-run first), sluice sync status re
   }
 });
 
-test('skopeo sync\'s YAML runs unchanged with sluice sync --src yaml, and lands where skopeo sync puts it', async (t) => {
+test("skopeo sync's YAML runs unchanged with sluice sync --src yaml, and lands where skopeo sync puts it", async (t) => {
   if (!needTools(t, 'skopeo')) return;
   const up = await startRegistry();
   const dst = await startRegistry();
@@ -76,20 +76,51 @@ test('skopeo sync\'s YAML runs unchanged with sluice sync --src yaml, and lands 
     const yml = join(dir, 'sync.yml');
     await writeFile(
       yml,
-      [`${up.host}:`, '  images:', '    library/busybox: ["1.36"]', '  images-by-tag-regex:', '    tools/app: ^v1\\.', '  tls-verify: false', ''].join('\n'),
+      [
+        `${up.host}:`,
+        '  images:',
+        '    library/busybox: ["1.36"]',
+        '  images-by-tag-regex:',
+        '    tools/app: ^v1\\.',
+        '  tls-verify: false',
+        '',
+      ].join('\n'),
     );
-    const r = await sluice(['sync', '--src', 'yaml', yml, '--dest', `docker://${dst.host}/mirror`, '--dest-tls-verify=false', '--state', join(dir, 'state')]);
+    const r = await sluice([
+      'sync',
+      '--src',
+      'yaml',
+      yml,
+      '--dest',
+      `docker://${dst.host}/mirror`,
+      '--dest-tls-verify=false',
+      '--state',
+      join(dir, 'state'),
+    ]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     // Named as skopeo sync names them: the last path segment under the destination.
     await assertIntact(dst.url, 'mirror/busybox', '1.36', a);
     await assertIntact(dst.url, 'mirror/app', 'v1.2.0', a);
-    for (const [repo, tag] of [['mirror/busybox', '1.37'], ['mirror/app', 'v2.0.0'], ['mirror/app', 'edge']]) {
+    for (const [repo, tag] of [
+      ['mirror/busybox', '1.37'],
+      ['mirror/app', 'v2.0.0'],
+      ['mirror/app', 'edge'],
+    ]) {
       assert.equal((await fetch(`${dst.url}/v2/${repo}/manifests/${tag}`)).status, 404, `${repo}:${tag}`);
     }
     // skopeo sync with the same file writes the same names (its own layout of the destination).
     const sk = await startRegistry();
     try {
-      const s = await run('skopeo', ['sync', '--src', 'yaml', '--dest', 'docker', '--dest-tls-verify=false', yml, `${sk.host}/mirror`]);
+      const s = await run('skopeo', [
+        'sync',
+        '--src',
+        'yaml',
+        '--dest',
+        'docker',
+        '--dest-tls-verify=false',
+        yml,
+        `${sk.host}/mirror`,
+      ]);
       assert.equal(s.code, 0, s.stderr);
       const names = (await (await fetch(`${sk.url}/v2/_catalog`)).json()) as { repositories: string[] };
       const ours = (await (await fetch(`${dst.url}/v2/_catalog`)).json()) as { repositories: string[] };
@@ -98,11 +129,28 @@ test('skopeo sync\'s YAML runs unchanged with sluice sync --src yaml, and lands 
       await sk.close();
     }
     // A second run: nothing moved, nothing copied.
-    const again = await sluice(['sync', '--src', 'yaml', yml, '--dest', `docker://${dst.host}/mirror`, '--dest-tls-verify=false', '--state', join(dir, 'state'), '--json']);
+    const again = await sluice([
+      'sync',
+      '--src',
+      'yaml',
+      yml,
+      '--dest',
+      `docker://${dst.host}/mirror`,
+      '--dest-tls-verify=false',
+      '--state',
+      join(dir, 'state'),
+      '--json',
+    ]);
     assert.equal(again.code, 0, again.stderr);
     const runs = JSON.parse(again.stdout) as { copied: string[]; unchanged: number }[];
-    assert.deepEqual(runs.flatMap((x) => x.copied), []);
-    assert.equal(runs.reduce((n, x) => n + x.unchanged, 0), 2);
+    assert.deepEqual(
+      runs.flatMap((x) => x.copied),
+      [],
+    );
+    assert.equal(
+      runs.reduce((n, x) => n + x.unchanged, 0),
+      2,
+    );
   } finally {
     await up.close();
     await dst.close();

@@ -13,22 +13,70 @@ const quiet = { info: () => undefined, warn: () => undefined };
 const HUGE = 400 << 20;
 
 const cases: { name: string; images: string; match: RegExp; lie: Lie; says: RegExp }[] = [
-  { name: 'a 400 MiB tag list', images: 'docker.io/library/app', match: /^GET \/v2\/library\/app\/tags\/list/, lie: { kind: 'huge', bytes: HUGE, contentLength: false }, says: /bound/ },
-  { name: 'a 400 MiB catalog page', images: 'docker.io/library/*', match: /^GET \/v2\/_catalog/, lie: { kind: 'huge', bytes: HUGE }, says: /bound/ },
-  { name: 'a 400 MiB error body for the tag list', images: 'docker.io/library/app', match: /^GET \/v2\/library\/app\/tags\/list/, lie: { kind: 'status', status: 500, bodyBytes: HUGE, contentLength: false }, says: /HTTP 500/ },
-  { name: 'a 400 MiB manifest', images: 'docker.io/library/app', match: /^GET \/v2\/library\/app\/manifests\//, lie: { kind: 'huge', bytes: HUGE, contentLength: false }, says: /bound/ },
-  { name: 'a blob whose bytes do not match its digest', images: 'docker.io/library/app', match: /^GET \/v2\/library\/app\/blobs\//, lie: { kind: 'corrupt' }, says: /digest/ },
-  { name: 'an empty 200 for a blob', images: 'docker.io/library/app', match: /^GET \/v2\/library\/app\/blobs\//, lie: { kind: 'empty' }, says: /bytes/ },
-  { name: 'a redirect loop for a manifest', images: 'docker.io/library/app', match: /^(GET|HEAD) \/v2\/library\/app\/manifests\//, lie: { kind: 'redirect-loop' }, says: /redirect/i },
+  {
+    name: 'a 400 MiB tag list',
+    images: 'docker.io/library/app',
+    match: /^GET \/v2\/library\/app\/tags\/list/,
+    lie: { kind: 'huge', bytes: HUGE, contentLength: false },
+    says: /bound/,
+  },
+  {
+    name: 'a 400 MiB catalog page',
+    images: 'docker.io/library/*',
+    match: /^GET \/v2\/_catalog/,
+    lie: { kind: 'huge', bytes: HUGE },
+    says: /bound/,
+  },
+  {
+    name: 'a 400 MiB error body for the tag list',
+    images: 'docker.io/library/app',
+    match: /^GET \/v2\/library\/app\/tags\/list/,
+    lie: { kind: 'status', status: 500, bodyBytes: HUGE, contentLength: false },
+    says: /HTTP 500/,
+  },
+  {
+    name: 'a 400 MiB manifest',
+    images: 'docker.io/library/app',
+    match: /^GET \/v2\/library\/app\/manifests\//,
+    lie: { kind: 'huge', bytes: HUGE, contentLength: false },
+    says: /bound/,
+  },
+  {
+    name: 'a blob whose bytes do not match its digest',
+    images: 'docker.io/library/app',
+    match: /^GET \/v2\/library\/app\/blobs\//,
+    lie: { kind: 'corrupt' },
+    says: /digest/,
+  },
+  {
+    name: 'an empty 200 for a blob',
+    images: 'docker.io/library/app',
+    match: /^GET \/v2\/library\/app\/blobs\//,
+    lie: { kind: 'empty' },
+    says: /bytes/,
+  },
+  {
+    name: 'a redirect loop for a manifest',
+    images: 'docker.io/library/app',
+    match: /^(GET|HEAD) \/v2\/library\/app\/manifests\//,
+    lie: { kind: 'redirect-loop' },
+    says: /redirect/i,
+  },
 ];
 
 for (const c of cases) {
-  test(`a mirror job whose upstream sends ${c.name} reports an error, stores nothing, and copies once the lies stop`, { timeout: 300_000 }, async (t) => {
+  test(`a mirror job whose upstream sends ${c.name} reports an error, stores nothing, and copies once the lies stop`, {
+    timeout: 300_000,
+  }, async (t) => {
     const up = await startRegistry();
     t.after(() => up.close());
     const hostile = await startHostileUpstream(up.url);
     t.after(() => hostile.close());
-    const reg = await startRegistry({ upstreams: { 'docker.io': { url: hostile.url } }, flows: [{ images: ['docker.io/**'] }], mirrors: [{ name: 'hostile', images: [c.images] }] });
+    const reg = await startRegistry({
+      upstreams: { 'docker.io': { url: hostile.url } },
+      flows: [{ images: ['docker.io/**'] }],
+      mirrors: [{ name: 'hostile', images: [c.images] }],
+    });
     t.after(() => reg.close());
     const img = await makeImage({ label: `sync-${c.name}` });
     await pushImage(up.url, 'library/app', '1', img);
@@ -48,7 +96,9 @@ for (const c of cases) {
   });
 }
 
-test('a mirror job whose upstream drips a blob gives it up at the configured minimum rate and stores nothing', { timeout: 300_000 }, async (t) => {
+test('a mirror job whose upstream drips a blob gives it up at the configured minimum rate and stores nothing', {
+  timeout: 300_000,
+}, async (t) => {
   const up = await startRegistry();
   t.after(() => up.close());
   const hostile = await startHostileUpstream(up.url);
@@ -59,7 +109,10 @@ test('a mirror job whose upstream drips a blob gives it up at the configured min
     mirrors: [{ name: 'drip', images: ['docker.io/library/app'] }],
   });
   t.after(() => reg.close());
-  const img = await makeImage({ label: 'sync-drip', layers: [{ 'big.bin': (await import('node:crypto')).randomBytes(1 << 20) }] });
+  const img = await makeImage({
+    label: 'sync-drip',
+    layers: [{ 'big.bin': (await import('node:crypto')).randomBytes(1 << 20) }],
+  });
   await pushImage(up.url, 'library/app', '1', img);
   // 2 KiB/s: the 1 MiB layer would take over eight minutes.
   hostile.lie(/^GET \/v2\/library\/app\/blobs\//, { kind: 'drip', bytesPerSecond: 2048 });

@@ -12,10 +12,23 @@ import { digestTag } from '../../src/oci/digest.js';
 const quiet = { info: () => undefined, warn: () => undefined };
 
 /** A registry whose docker.io upstream is `proxy` (in front of `up`), with the given flows and one mirror job. */
-async function setup(job: Record<string, unknown>, flows: unknown[] = [{ images: ['docker.io/**'] }]): Promise<{ up: TestRegistry; proxy: FaultProxy; reg: TestRegistry; job: () => MirrorJob; close: () => Promise<void> }> {
+async function setup(
+  job: Record<string, unknown>,
+  flows: unknown[] = [{ images: ['docker.io/**'] }],
+): Promise<{
+  up: TestRegistry;
+  proxy: FaultProxy;
+  reg: TestRegistry;
+  job: () => MirrorJob;
+  close: () => Promise<void>;
+}> {
   const up = await startRegistry();
   const proxy = await startFaultProxy(up.url);
-  const reg = await startRegistry({ upstreams: { 'docker.io': { url: proxy.url } }, flows, mirrors: [{ name: 'test', ...job }] });
+  const reg = await startRegistry({
+    upstreams: { 'docker.io': { url: proxy.url } },
+    flows,
+    mirrors: [{ name: 'test', ...job }],
+  });
   return {
     up,
     proxy,
@@ -59,8 +72,14 @@ test('a mirror job copies the selected tags with identical digests; a run where 
     const second = await s.job().run();
     assert.equal(second.unchanged, 2);
     assert.deepEqual(second.copied, []);
-    const methods = s.proxy.seen.map((x) => x.replace(/^(\w+) \/v2\/konard\/hive-mind\/(manifests|tags)\/.*$/, '$1 $2'));
-    assert.deepEqual(methods.filter((m) => m !== 'GET /v2/'), ['GET tags', 'HEAD manifests', 'HEAD manifests'], s.proxy.seen.join('\n'));
+    const methods = s.proxy.seen.map((x) =>
+      x.replace(/^(\w+) \/v2\/konard\/hive-mind\/(manifests|tags)\/.*$/, '$1 $2'),
+    );
+    assert.deepEqual(
+      methods.filter((m) => m !== 'GET /v2/'),
+      ['GET tags', 'HEAD manifests', 'HEAD manifests'],
+      s.proxy.seen.join('\n'),
+    );
   } finally {
     await s.close();
   }
@@ -89,7 +108,8 @@ test('selection: latest N by semver order, semver ranges, include/exclude regexe
   const s = await setup({ images: ['docker.io/library/app'], tags: { semver: '>=1.0.0', latest: 2 } });
   try {
     const img = await makeImage({ label: 'sel' });
-    for (const t of ['0.9.0', '1.0.0', '1.2.0', '1.10.0', 'latest', '2.0.0-rc1']) await pushImage(s.up.url, 'library/app', t, img);
+    for (const t of ['0.9.0', '1.0.0', '1.2.0', '1.10.0', 'latest', '2.0.0-rc1'])
+      await pushImage(s.up.url, 'library/app', t, img);
     const plan: PlanStep[] = [];
     const run = await s.job().run({ dryRun: true, onStep: (p) => plan.push(p) });
     assert.deepEqual(run.copied.sort(), ['docker.io/library/app:1.10.0', 'docker.io/library/app:1.2.0']);
@@ -99,7 +119,10 @@ test('selection: latest N by semver order, semver ranges, include/exclude regexe
   } finally {
     await s.close();
   }
-  const r = await setup({ images: ['docker.io/library/app'], tags: { include: ['/^\\d+\\.\\d+$/'], exclude: ['1.1'] } });
+  const r = await setup({
+    images: ['docker.io/library/app'],
+    tags: { include: ['/^\\d+\\.\\d+$/'], exclude: ['1.1'] },
+  });
   try {
     const img = await makeImage({ label: 'sel2' });
     for (const t of ['1.0', '1.1', '1.2', '1.2.3', 'edge']) await pushImage(r.up.url, 'library/app', t, img);
@@ -133,10 +156,10 @@ test('prune removes tags that left the selection or vanished upstream, dry-run f
 });
 
 test('a job asking for an image the flows refuse reports the refusal with the rule; platforms and referrers come along', async () => {
-  const s = await setup({ images: ['docker.io/library/app', 'docker.io/other/tool'], platforms: ['linux/amd64'], referrers: true }, [
-    { images: ['docker.io/library/*'] },
-    { name: 'no-community', images: ['docker.io/**'], deny: true },
-  ]);
+  const s = await setup(
+    { images: ['docker.io/library/app', 'docker.io/other/tool'], platforms: ['linux/amd64'], referrers: true },
+    [{ images: ['docker.io/library/*'] }, { name: 'no-community', images: ['docker.io/**'], deny: true }],
+  );
   try {
     const idx = await makeMultiArch('sync');
     await pushImage(s.up.url, 'library/app', '1', idx);
@@ -152,7 +175,10 @@ test('a job asking for an image the flows refuse reports the refusal with the ru
     assert.equal(r.headers.get('docker-content-digest'), idx.digest);
     await assertIntact(s.reg.url, 'docker.io/library/app', idx.images[0]!.digest, idx.images[0]!);
     assert.equal(await s.reg.ctx.repo('docker.io/library/app' as never).hasManifest(idx.images[2]!.digest), false);
-    assert.equal((await fetch(`${s.reg.url}/v2/docker.io/library/app/manifests/${digestTag(idx.digest)}.sig`)).status, 200);
+    assert.equal(
+      (await fetch(`${s.reg.url}/v2/docker.io/library/app/manifests/${digestTag(idx.digest)}.sig`)).status,
+      200,
+    );
   } finally {
     await s.close();
   }
@@ -183,7 +209,11 @@ test('the scheduler runs a job inside the server on its schedule, never twice at
   await pushImage(up.url, 'library/app', '1', await makeImage({ label: 'sched' }));
   // Every tag list waits, so a run takes longer than the schedule's period.
   proxy.mode = { kind: 'hang' };
-  const reg = await startRegistry({ upstreams: { 'docker.io': { url: proxy.url, timeout: '1500ms' } }, flows: [{ images: ['docker.io/**'] }], mirrors: [{ name: 'sched', images: ['docker.io/library/app'], every: '200ms' }] });
+  const reg = await startRegistry({
+    upstreams: { 'docker.io': { url: proxy.url, timeout: '1500ms' } },
+    flows: [{ images: ['docker.io/**'] }],
+    mirrors: [{ name: 'sched', images: ['docker.io/library/app'], every: '200ms' }],
+  });
   try {
     // The first run starts within a period (plus jitter) of the start; a loaded machine may take longer.
     const started = Date.now() + 10_000;

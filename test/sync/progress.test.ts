@@ -12,21 +12,35 @@ test('sluice sync progress: bars on a terminal, one line per image when piped, n
   const up = await startRegistry();
   const dir = await mkdtemp(join(tmpdir(), 'sluice-sync-progress-'));
   try {
-    await pushImage(up.url, 'library/app', '1', await makeImage({ layers: [{ 'a.txt': 'a' }, { 'b.txt': 'b' }], label: 'p1' }));
+    await pushImage(
+      up.url,
+      'library/app',
+      '1',
+      await makeImage({ layers: [{ 'a.txt': 'a' }, { 'b.txt': 'b' }], label: 'p1' }),
+    );
     await pushImage(up.url, 'library/app', '2', await makeImage({ label: 'p2' }));
     /** A config writing into its own storage folder, so each run below copies everything. */
     const config = async (name: string, mirrors = '[{name: app, images: [docker.io/library/app]}]') => {
       const file = join(dir, `${name}.yml`);
       await writeFile(
         file,
-        [`storage: {filesystem: {rootdirectory: ./${name}}}`, `upstreams: {docker.io: {url: "${up.url}"}}`, 'flows: [{images: ["docker.io/library/*"]}]', `mirrors: ${mirrors}`, ''].join('\n'),
+        [
+          `storage: {filesystem: {rootdirectory: ./${name}}}`,
+          `upstreams: {docker.io: {url: "${up.url}"}}`,
+          'flows: [{images: ["docker.io/library/*"]}]',
+          `mirrors: ${mirrors}`,
+          '',
+        ].join('\n'),
       );
       return file;
     };
 
     const piped = await sluice(['sync', '-c', await config('piped')]);
     assert.equal(piped.code, 0, piped.stderr);
-    assert.match(piped.stderr, /^app: \[[12]\/2\] copied docker\.io\/library\/app:1 \(blobs: 3 sent [\d.]+ k?B, 0 mounted, 0 already there\)$/m);
+    assert.match(
+      piped.stderr,
+      /^app: \[[12]\/2\] copied docker\.io\/library\/app:1 \(blobs: 3 sent [\d.]+ k?B, 0 mounted, 0 already there\)$/m,
+    );
     assert.match(piped.stderr, /^app: \[[12]\/2\] copied docker\.io\/library\/app:2 \(blobs: 2 sent/m);
     assert.ok(!piped.stderr.includes(`${String.fromCharCode(27)}[`), 'no escape sequences in a pipe');
     assert.doesNotMatch(piped.stderr, /\[[█░]+\]/, 'no bars in a pipe');
@@ -41,7 +55,11 @@ test('sluice sync progress: bars on a terminal, one line per image when piped, n
 
     if (!needTools(t, 'script')) return;
     // script(1) gives sluice a pseudo-terminal: bars instead of lines.
-    const tty = await run('script', ['-qec', `${process.execPath} ${SLUICE_BIN} sync -c ${await config('tty')}`, '/dev/null'], { env: { COLUMNS: '160', TERM: 'xterm' } });
+    const tty = await run(
+      'script',
+      ['-qec', `${process.execPath} ${SLUICE_BIN} sync -c ${await config('tty')}`, '/dev/null'],
+      { env: { COLUMNS: '160', TERM: 'xterm' } },
+    );
     assert.equal(tty.code, 0, tty.stdout);
     assert.match(tty.stdout, /job app\s+\[[█░]+\] 100% 2\/2 images/, 'a job bar that reaches all images');
     assert.match(tty.stdout, /docker\.io\/library\/app:[12]\s+\[[█░]+\]/, 'a bar for the image being copied');
@@ -49,13 +67,25 @@ test('sluice sync progress: bars on a terminal, one line per image when piped, n
     assert.match(tty.stdout, /copied 2, followed 0, unchanged 0/);
 
     // Two jobs side by side share one set of bars: a line each at its final count, both summaries printed.
-    const two = await run('script', ['-qec', `${process.execPath} ${SLUICE_BIN} sync -c ${await config('two', '[{name: one, images: [docker.io/library/app], tags: {include: ["1"]}}, {name: two, images: [docker.io/library/app], prefix: again}]')}`, '/dev/null'], {
-      env: { COLUMNS: '160', TERM: 'xterm' },
-    });
+    const two = await run(
+      'script',
+      [
+        '-qec',
+        `${process.execPath} ${SLUICE_BIN} sync -c ${await config('two', '[{name: one, images: [docker.io/library/app], tags: {include: ["1"]}}, {name: two, images: [docker.io/library/app], prefix: again}]')}`,
+        '/dev/null',
+      ],
+      {
+        env: { COLUMNS: '160', TERM: 'xterm' },
+      },
+    );
     assert.equal(two.code, 0, two.stdout);
     assert.match(two.stdout, /job one\s+\[[█░]+\] 100% 1\/1 images/);
     assert.match(two.stdout, /job two\s+\[[█░]+\] 100% 2\/2 images/);
-    assert.match(two.stdout, /job one:[\s\S]*copied 1, followed 0[\s\S]*job two:[\s\S]*copied 2, followed 0/, 'each job\'s lines in job order');
+    assert.match(
+      two.stdout,
+      /job one:[\s\S]*copied 1, followed 0[\s\S]*job two:[\s\S]*copied 2, followed 0/,
+      "each job's lines in job order",
+    );
   } finally {
     await up.close();
     await rm(dir, { recursive: true, force: true });

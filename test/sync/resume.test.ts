@@ -12,7 +12,11 @@ import { makeImage, pushImage, type TestImage } from '../helpers/images.js';
 import { assertIntact } from '../helpers/oci-http.js';
 import { SLUICE_BIN, sluice } from '../helpers/sluice-cli.js';
 
-const exists = (p: string) => access(p).then(() => true, () => false);
+const exists = (p: string) =>
+  access(p).then(
+    () => true,
+    () => false,
+  );
 
 /** Where a blob's bytes live once complete (Distribution's layout). */
 function blobData(root: string, digest: string): string {
@@ -29,7 +33,10 @@ test('a sync killed in the middle of an image resumes: finished images are only 
     const images: TestImage[] = [];
     for (const tag of ['1', '2', '3']) {
       // A small layer that arrives at once and a large one that takes seconds through the proxy.
-      const img = await makeImage({ layers: [{ 'small.txt': `small ${tag}` }, { 'big.bin': randomBytes(3 * 1024 * 1024) }], label: `kill-${tag}` });
+      const img = await makeImage({
+        layers: [{ 'small.txt': `small ${tag}` }, { 'big.bin': randomBytes(3 * 1024 * 1024) }],
+        label: `kill-${tag}`,
+      });
       await pushImage(up.url, 'library/big', tag, img);
       images.push(img);
     }
@@ -58,17 +65,29 @@ test('a sync killed in the middle of an image resumes: finished images are only 
     // Kill once image 1 is recorded and image 2 is half there: its small blobs stored, its large one on the wire.
     const deadline = Date.now() + 60_000;
     for (;;) {
-      assert.ok(Date.now() < deadline, `never reached the middle of image 2:\n${proxy.seen.map((s) => `${s.method} ${s.path} ${s.bytes}`).join('\n')}`);
+      assert.ok(
+        Date.now() < deadline,
+        `never reached the middle of image 2:\n${proxy.seen.map((s) => `${s.method} ${s.path} ${s.bytes}`).join('\n')}`,
+      );
       assert.equal(child.exitCode, null, 'the sync ended before it could be killed');
-      const state = await readFile(join(root, 'docker/registry/v2/_sluice/sync/big.json'), 'utf8').then((t) => JSON.parse(t) as { tags: Record<string, string> }, () => ({ tags: {} as Record<string, string> }));
-      const midBlob = proxy.seen.find((s) => s.method === 'GET' && s.path.endsWith(bigOfTwo) && s.bytes > 256 * 1024 && !s.done);
+      const state = await readFile(join(root, 'docker/registry/v2/_sluice/sync/big.json'), 'utf8').then(
+        (t) => JSON.parse(t) as { tags: Record<string, string> },
+        () => ({ tags: {} as Record<string, string> }),
+      );
+      const midBlob = proxy.seen.find(
+        (s) => s.method === 'GET' && s.path.endsWith(bigOfTwo) && s.bytes > 256 * 1024 && !s.done,
+      );
       const stored = await Promise.all(arrivedOfTwo.map((d) => exists(blobData(root, d))));
       if (state.tags['library/big:1'] === one.digest && midBlob && stored.every(Boolean)) break;
       await sleep(25);
     }
     child.kill('SIGKILL');
     await exited;
-    assert.equal(await exists(blobData(root, bigOfTwo)), false, 'the large blob of image 2 was not complete when the run was killed');
+    assert.equal(
+      await exists(blobData(root, bigOfTwo)),
+      false,
+      'the large blob of image 2 was not complete when the run was killed',
+    );
 
     proxy.seen.length = 0;
     proxy.slow = undefined;
@@ -84,7 +103,8 @@ test('a sync killed in the middle of an image resumes: finished images are only 
     }
     assert.ok(proxy.seen.some((s) => s.method === 'HEAD' && s.path === '/v2/library/big/manifests/1'));
     // Image 2: what arrived stays, only the cut blob travels again, once.
-    for (const d of arrivedOfTwo) assert.ok(!gets.some((p) => p.endsWith(d)), `blob ${d} of image 2 fetched again:\n${gets.join('\n')}`);
+    for (const d of arrivedOfTwo)
+      assert.ok(!gets.some((p) => p.endsWith(d)), `blob ${d} of image 2 fetched again:\n${gets.join('\n')}`);
     assert.equal(gets.filter((p) => p.endsWith(bigOfTwo)).length, 1);
     const reg = await startRegistry({}, root);
     try {

@@ -18,7 +18,10 @@ import { parseHttpLayoutReference } from '../../src/transport/oci-http.js';
  * A static file server over a directory (GET and HEAD only), logging what it is asked; `/moved/…` redirects
  * to `/…`. With `tls` (PEM certificate and key) it speaks HTTPS.
  */
-async function serveDirectory(dir: string, tls?: { cert: Buffer; key: Buffer }): Promise<{ url: string; log: string[]; close(): Promise<void> }> {
+async function serveDirectory(
+  dir: string,
+  tls?: { cert: Buffer; key: Buffer },
+): Promise<{ url: string; log: string[]; close(): Promise<void> }> {
   const log: string[] = [];
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     log.push(`${req.method} ${req.url}`);
@@ -45,7 +48,11 @@ async function serveDirectory(dir: string, tls?: { cert: Buffer; key: Buffer }):
   const server: Server = tls ? createTlsServer(tls, handler) : createServer(handler);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;
-  return { url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`, log, close: () => new Promise((r) => server.close(() => r())) };
+  return {
+    url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`,
+    log,
+    close: () => new Promise((r) => server.close(() => r())),
+  };
 }
 
 test('an OCI layout on a static web server is read into a registry with its digests (oci-http:, read-only)', async (t) => {
@@ -62,16 +69,26 @@ test('an OCI layout on a static web server is read into a registry with its dige
   assert.equal(out.digest, idx.digest);
   assert.equal(out.sourceDigest, idx.digest);
   await assertIntact(reg.url, 'web/app', 'v1', idx);
-  assert.ok(web.log.every((l) => /^(GET|HEAD) \/layouts\/app\/(index\.json|blobs\/sha256\/[0-9a-f]{64})$/.test(l)), web.log.join('\n'));
+  assert.ok(
+    web.log.every((l) => /^(GET|HEAD) \/layouts\/app\/(index\.json|blobs\/sha256\/[0-9a-f]{64})$/.test(l)),
+    web.log.join('\n'),
+  );
 
   // Redirects are followed (static hosting moves folders and fronts them with CDNs), and a layout with one image needs no tag.
-  const moved = await sluiceCopy(`oci-http:${web.url}/moved/layouts/app`, `docker://${reg.host}/web/moved:v1`, ['--all']);
+  const moved = await sluiceCopy(`oci-http:${web.url}/moved/layouts/app`, `docker://${reg.host}/web/moved:v1`, [
+    '--all',
+  ]);
   assert.equal(moved.digest, idx.digest);
   await assertIntact(reg.url, 'web/moved', 'v1', idx);
 
   // Read-only: nothing is ever sent to the web server, and saying so is an error, not an attempt.
   const before = web.log.length;
-  const write = await sluice(['copy', '--all', `docker://${reg.host}/web/app:v1`, `oci-http:${web.url}/layouts/other:v1`]);
+  const write = await sluice([
+    'copy',
+    '--all',
+    `docker://${reg.host}/web/app:v1`,
+    `oci-http:${web.url}/layouts/other:v1`,
+  ]);
   assert.notEqual(write.code, 0);
   assert.match(write.stderr, /read-only/);
   assert.equal(web.log.length, before);
@@ -83,9 +100,15 @@ test('an OCI layout on a static web server is read into a registry with its dige
 });
 
 test('oci-http: references put the tag after the last path segment', () => {
-  assert.deepEqual(parseHttpLayoutReference('https://host:8443/layouts/app:v1'), { url: 'https://host:8443/layouts/app', ref: 'v1' });
+  assert.deepEqual(parseHttpLayoutReference('https://host:8443/layouts/app:v1'), {
+    url: 'https://host:8443/layouts/app',
+    ref: 'v1',
+  });
   assert.deepEqual(parseHttpLayoutReference('http://host:8080/app'), { url: 'http://host:8080/app' });
-  assert.deepEqual(parseHttpLayoutReference('http://host/app:sha256:' + 'b'.repeat(64)), { url: 'http://host/app', ref: 'sha256:' + 'b'.repeat(64) });
+  assert.deepEqual(parseHttpLayoutReference('http://host/app:sha256:' + 'b'.repeat(64)), {
+    url: 'http://host/app',
+    ref: 'sha256:' + 'b'.repeat(64),
+  });
   assert.deepEqual(parseHttpLayoutReference('http://host:8080'), { url: 'http://host:8080' });
   assert.throws(() => parseHttpLayoutReference('ftp://host/app'), /expected oci-http:http\(s\)/);
 });
@@ -107,7 +130,10 @@ test('oci-http: over HTTPS verifies the certificate unless --src-tls-verify=fals
   const refused = await sluice(['copy', '--all', `oci-http:${web.url}/app:v1`, `docker://${reg.host}/tls/app:v1`]);
   assert.notEqual(refused.code, 0);
   assert.match(refused.stderr, /certificate/i);
-  const out = await sluiceCopy(`oci-http:${web.url}/app:v1`, `docker://${reg.host}/tls/app:v1`, ['--all', '--src-tls-verify=false']);
+  const out = await sluiceCopy(`oci-http:${web.url}/app:v1`, `docker://${reg.host}/tls/app:v1`, [
+    '--all',
+    '--src-tls-verify=false',
+  ]);
   assert.equal(out.digest, idx.digest);
   await assertIntact(reg.url, 'tls/app', 'v1', idx);
 });

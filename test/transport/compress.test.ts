@@ -20,7 +20,11 @@ function diffIdsOf(config: Buffer): string[] {
 /** An image whose layers compress well, as most do (text, binaries with padding). */
 async function compressibleImage(label: string): Promise<TestImage> {
   const text = (n: number) => Array.from({ length: n }, (_, i) => `line ${i} of a file that repeats itself\n`).join('');
-  return makeImage({ layers: [{ 'usr/share/doc/a.txt': text(4000) }, { 'etc/b.conf': text(2000) }], format: 'docker', label });
+  return makeImage({
+    layers: [{ 'usr/share/doc/a.txt': text(4000) }, { 'etc/b.conf': text(2000) }],
+    format: 'docker',
+    label,
+  });
 }
 
 /** Writes `image` as a Docker archive with Sluice (which stores the layers uncompressed, as docker save does). */
@@ -32,15 +36,27 @@ async function dockerArchive(dir: string, image: TestImage): Promise<string> {
   return file;
 }
 
-async function registryManifest(reg: TestRegistry, repo: string, ref: string): Promise<{ bytes: Buffer; digest: string | null; m: ImageManifest }> {
-  const r = await fetch(`${reg.url}/v2/${repo}/manifests/${ref}`, { headers: { accept: `${MediaType.DockerManifest}, ${MediaType.OciManifest}` } });
+async function registryManifest(
+  reg: TestRegistry,
+  repo: string,
+  ref: string,
+): Promise<{ bytes: Buffer; digest: string | null; m: ImageManifest }> {
+  const r = await fetch(`${reg.url}/v2/${repo}/manifests/${ref}`, {
+    headers: { accept: `${MediaType.DockerManifest}, ${MediaType.OciManifest}` },
+  });
   assert.equal(r.status, 200);
   const bytes = await bytesOf(r);
   return { bytes, digest: r.headers.get('docker-content-digest'), m: parseManifest(bytes) as ImageManifest };
 }
 
 /** Every layer is gzip, smaller than it was, and unpacks to the diff_id the (unchanged) config names. */
-async function assertGzipLayers(reg: TestRegistry, repo: string, m: ImageManifest, image: TestImage, gzipType: string): Promise<void> {
+async function assertGzipLayers(
+  reg: TestRegistry,
+  repo: string,
+  m: ImageManifest,
+  image: TestImage,
+  gzipType: string,
+): Promise<void> {
   assert.equal(m.config.digest, image.config.descriptor.digest, 'the config (image ID) is unchanged');
   const diffIds = diffIdsOf(image.config.bytes);
   assert.equal(m.layers.length, diffIds.length);
@@ -67,21 +83,42 @@ test('docker-archive: → registry compresses the layers (gzip), diff_ids unchan
     assert.equal(digest, sum.digest);
     assert.equal(m.mediaType, MediaType.DockerManifest);
     await assertGzipLayers(reg, 'team/app', m, image, MediaType.DockerLayerGzip);
-    assert.equal(sum.bytesSent, m.layers.reduce((a, l) => a + l.size, m.config.size), 'only compressed bytes went over the wire');
-    assert.ok(sum.warnings.some((w) => /digest/.test(w)), sum.warnings.join('; '));
+    assert.equal(
+      sum.bytesSent,
+      m.layers.reduce((a, l) => a + l.size, m.config.size),
+      'only compressed bytes went over the wire',
+    );
+    assert.ok(
+      sum.warnings.some((w) => /digest/.test(w)),
+      sum.warnings.join('; '),
+    );
     // Copying again sends nothing: gzip output is the same each time, so the blobs are found.
     const again = await sluiceCopy(`docker-archive:${file}`, `docker://${reg.host}/team/app:v1`);
     assert.equal(again.digest, sum.digest);
     assert.equal(again.bytesSent, 0);
     assert.equal(digestOf(bytes), sum.digest);
 
-    const plain = await sluiceCopy(`docker-archive:${file}`, `docker://${reg.host}/team/plain:v1`, ['--dest-compress-format', 'none']);
+    const plain = await sluiceCopy(`docker-archive:${file}`, `docker://${reg.host}/team/plain:v1`, [
+      '--dest-compress-format',
+      'none',
+    ]);
     const kept = await registryManifest(reg, 'team/plain', 'v1');
     assert.equal(kept.digest, plain.digest);
-    assert.deepEqual(kept.m.layers.map((l) => l.digest), diffIdsOf(image.config.bytes));
-    assert.deepEqual(kept.m.layers.map((l) => l.mediaType), [MediaType.DockerLayer, MediaType.DockerLayer]);
+    assert.deepEqual(
+      kept.m.layers.map((l) => l.digest),
+      diffIdsOf(image.config.bytes),
+    );
+    assert.deepEqual(
+      kept.m.layers.map((l) => l.mediaType),
+      [MediaType.DockerLayer, MediaType.DockerLayer],
+    );
 
-    const refused = await sluice(['copy', '--preserve-digests', `docker-archive:${file}`, `docker://${reg.host}/team/refused:v1`]);
+    const refused = await sluice([
+      'copy',
+      '--preserve-digests',
+      `docker-archive:${file}`,
+      `docker://${reg.host}/team/refused:v1`,
+    ]);
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /^sluice: --preserve-digests/);
     assert.equal((await fetch(`${reg.url}/v2/team/refused/manifests/v1`)).status, 404);
@@ -99,7 +136,10 @@ test('docker-archive: → oci: compresses too; the layout reads back and skopeo 
     const dir = join(s.dir, 'out');
     const sum = await sluiceCopy(`docker-archive:${file}`, `oci:${dir}:v1`);
     const index = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
-    assert.deepEqual(index.manifests.map((d) => d.digest), [sum.digest]);
+    assert.deepEqual(
+      index.manifests.map((d) => d.digest),
+      [sum.digest],
+    );
     const m = parseManifest(await readFile(join(dir, 'blobs', 'sha256', sum.digest.slice(7)))) as ImageManifest;
     // A new manifest for a layout is an OCI one: skopeo and other tools find only those in a layout.
     assert.equal(m.mediaType, MediaType.OciManifest);
@@ -111,15 +151,26 @@ test('docker-archive: → oci: compresses too; the layout reads back and skopeo 
       const blob = await readFile(join(dir, 'blobs', 'sha256', l.digest.slice(7)));
       assert.equal(digestOf(gunzipSync(blob)), diffIds[i]);
     }
-    const plain = await sluiceCopy(`docker-archive:${file}`, `oci:${join(s.dir, 'plain')}:v1`, ['--dest-compress-format', 'none']);
-    const pm = parseManifest(await readFile(join(s.dir, 'plain', 'blobs', 'sha256', plain.digest.slice(7)))) as ImageManifest;
+    const plain = await sluiceCopy(`docker-archive:${file}`, `oci:${join(s.dir, 'plain')}:v1`, [
+      '--dest-compress-format',
+      'none',
+    ]);
+    const pm = parseManifest(
+      await readFile(join(s.dir, 'plain', 'blobs', 'sha256', plain.digest.slice(7))),
+    ) as ImageManifest;
     assert.equal(pm.mediaType, MediaType.OciManifest);
-    assert.deepEqual(pm.layers.map((l) => [l.mediaType, l.digest]), diffIds.map((d) => [MediaType.OciLayer, d]));
+    assert.deepEqual(
+      pm.layers.map((l) => [l.mediaType, l.digest]),
+      diffIds.map((d) => [MediaType.OciLayer, d]),
+    );
     if (!needTools(t, 'skopeo')) return;
     await runOk('skopeo', ['copy', `oci:${dir}:v1`, `docker-archive:${join(s.dir, 'back.tar')}:back:v1`]);
     const back = await sluice(['inspect', `docker-archive:${join(s.dir, 'back.tar')}`]);
     assert.equal(back.code, 0, back.stderr);
-    assert.equal((JSON.parse(back.stdout) as { Config: { digest: string } }).Config.digest, image.config.descriptor.digest);
+    assert.equal(
+      (JSON.parse(back.stdout) as { Config: { digest: string } }).Config.digest,
+      image.config.descriptor.digest,
+    );
   } finally {
     await s.cleanup();
   }
@@ -131,7 +182,14 @@ test('a Docker 25+ archive (manifest kept, layers uncompressed) is compressed wi
   try {
     const layerTar = await makeTar({ 'etc/hello': 'hello from a docker 25 archive\n'.repeat(500) });
     const diffId = digestOf(layerTar);
-    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [diffId] } }));
+    const config = Buffer.from(
+      JSON.stringify({
+        architecture: 'amd64',
+        os: 'linux',
+        config: {},
+        rootfs: { type: 'layers', diff_ids: [diffId] },
+      }),
+    );
     const configDigest = digestOf(config);
     const manifest = Buffer.from(
       JSON.stringify({
@@ -148,8 +206,18 @@ test('a Docker 25+ archive (manifest kept, layers uncompressed) is compressed wi
       file,
       await makeTar({
         'oci-layout': JSON.stringify({ imageLayoutVersion: '1.0.0' }),
-        'index.json': JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [{ mediaType: MediaType.OciManifest, digest: manifestDigest, size: manifest.length }] }),
-        'manifest.json': JSON.stringify([{ Config: `blobs/sha256/${hex(configDigest)}`, RepoTags: ['new:25'], Layers: [`blobs/sha256/${hex(diffId)}`] }]),
+        'index.json': JSON.stringify({
+          schemaVersion: 2,
+          mediaType: MediaType.OciIndex,
+          manifests: [{ mediaType: MediaType.OciManifest, digest: manifestDigest, size: manifest.length }],
+        }),
+        'manifest.json': JSON.stringify([
+          {
+            Config: `blobs/sha256/${hex(configDigest)}`,
+            RepoTags: ['new:25'],
+            Layers: [`blobs/sha256/${hex(diffId)}`],
+          },
+        ]),
         [`blobs/sha256/${hex(configDigest)}`]: config,
         [`blobs/sha256/${hex(diffId)}`]: layerTar,
         [`blobs/sha256/${hex(manifestDigest)}`]: manifest,
@@ -158,17 +226,33 @@ test('a Docker 25+ archive (manifest kept, layers uncompressed) is compressed wi
 
     const sum = await sluiceCopy(`docker-archive:${file}`, `docker://${reg.host}/new:25`);
     assert.notEqual(sum.digest, manifestDigest);
-    assert.ok(sum.warnings.some((w) => /uncompressed layers, written gzip-compressed/.test(w)), sum.warnings.join('; '));
+    assert.ok(
+      sum.warnings.some((w) => /uncompressed layers, written gzip-compressed/.test(w)),
+      sum.warnings.join('; '),
+    );
     const { m } = await registryManifest(reg, 'new', '25');
     assert.equal(m.mediaType, MediaType.OciManifest);
     assert.equal(m.layers[0]!.mediaType, MediaType.OciLayerGzip);
-    assert.equal(digestOf(gunzipSync(await bytesOf(await fetch(`${reg.url}/v2/new/blobs/${m.layers[0]!.digest}`)))), diffId);
+    assert.equal(
+      digestOf(gunzipSync(await bytesOf(await fetch(`${reg.url}/v2/new/blobs/${m.layers[0]!.digest}`)))),
+      diffId,
+    );
 
     const kept = await sluiceCopy(`docker-archive:${file}`, `docker://${reg.host}/kept:25`, ['--preserve-digests']);
     assert.equal(kept.digest, manifestDigest);
-    const forced = await sluice(['copy', '--preserve-digests', '--dest-compress-format', 'gzip', `docker-archive:${file}`, `docker://${reg.host}/forced:25`]);
+    const forced = await sluice([
+      'copy',
+      '--preserve-digests',
+      '--dest-compress-format',
+      'gzip',
+      `docker-archive:${file}`,
+      `docker://${reg.host}/forced:25`,
+    ]);
     assert.equal(forced.code, 1);
-    assert.match(forced.stderr, /^sluice: --preserve-digests: compressing .* changes the manifest digest; pass --dest-compress-format none/);
+    assert.match(
+      forced.stderr,
+      /^sluice: --preserve-digests: compressing .* changes the manifest digest; pass --dest-compress-format none/,
+    );
   } finally {
     await reg.close();
     await s.cleanup();

@@ -38,7 +38,10 @@ async function writeArchive(dir: string, image: TestImage, ref: string): Promise
   const dst = await openDestination(`docker-archive:${file}${ref ? `:${ref}` : ''}`);
   try {
     const summary = await copyImage(src, dst);
-    assert.ok(summary.warnings.some((w) => /uncompressed/.test(w)), `the copy warns that the digest changes: ${summary.warnings.join('; ')}`);
+    assert.ok(
+      summary.warnings.some((w) => /uncompressed/.test(w)),
+      `the copy warns that the digest changes: ${summary.warnings.join('; ')}`,
+    );
   } finally {
     await src.close();
     await dst.close();
@@ -81,7 +84,11 @@ test('the tar index gives byte ranges of members, long (pax) names and links inc
 test('an archive Sluice writes reads back with the same config and uncompressed layers named by their diff_ids', async () => {
   const s = await scratch();
   try {
-    const image = await makeImage({ layers: [{ 'a.txt': 'first layer\n' }, { 'b/c.txt': 'second layer\n' }], format: 'docker', label: 'rt' });
+    const image = await makeImage({
+      layers: [{ 'a.txt': 'first layer\n' }, { 'b/c.txt': 'second layer\n' }],
+      format: 'docker',
+      label: 'rt',
+    });
     const file = await writeArchive(s.dir, image, 'example.com/team/app:1.0');
     const src = await openSource(`docker-archive:${file}`);
     try {
@@ -91,21 +98,41 @@ test('an archive Sluice writes reads back with the same config and uncompressed 
       assert.equal(raw.mediaType, MediaType.DockerManifest);
       assert.equal(m.config.digest, image.config.descriptor.digest, 'config digest (image ID) is kept');
       const diffIds = (JSON.parse(image.config.bytes.toString()) as { rootfs: { diff_ids: string[] } }).rootfs.diff_ids;
-      assert.deepEqual(m.layers.map((l) => l.digest), diffIds);
-      assert.deepEqual(m.layers.map((l) => l.mediaType), [MediaType.DockerLayer, MediaType.DockerLayer]);
+      assert.deepEqual(
+        m.layers.map((l) => l.digest),
+        diffIds,
+      );
+      assert.deepEqual(
+        m.layers.map((l) => l.mediaType),
+        [MediaType.DockerLayer, MediaType.DockerLayer],
+      );
       assert.notEqual(raw.digest, image.digest);
       const blobs = await checkBlobs(src, m);
       assert.deepEqual(blobs.get(m.config.digest), image.config.bytes, 'config bytes identical');
-      assert.deepEqual(blobs.get(m.layers[0]!.digest), gunzipSync(image.layers[0]!.bytes), 'layer is the gunzipped original');
+      assert.deepEqual(
+        blobs.get(m.layers[0]!.digest),
+        gunzipSync(image.layers[0]!.bytes),
+        'layer is the gunzipped original',
+      );
     } finally {
       await src.close();
     }
     // The same archive by name, and a name it does not hold.
     const named = await openSource(`docker-archive:${file}:example.com/team/app:1.0`);
     await named.close();
-    await assert.rejects(openSource(`docker-archive:${file}:example.com/team/app:2.0`), /has no image example.com\/team\/app:2.0/);
+    await assert.rejects(
+      openSource(`docker-archive:${file}:example.com/team/app:2.0`),
+      /has no image example.com\/team\/app:2.0/,
+    );
     const members = new Map((await indexTar(file)).map((x) => [x.name, x]));
-    const saved = JSON.parse((await readFile(file)).subarray(members.get('manifest.json')!.offset, members.get('manifest.json')!.offset + members.get('manifest.json')!.size).toString());
+    const saved = JSON.parse(
+      (await readFile(file))
+        .subarray(
+          members.get('manifest.json')!.offset,
+          members.get('manifest.json')!.offset + members.get('manifest.json')!.size,
+        )
+        .toString(),
+    );
     assert.deepEqual(saved[0].RepoTags, ['example.com/team/app:1.0']);
   } finally {
     await s.done();
@@ -122,7 +149,12 @@ test('sluice copy to a Docker archive reports the image ID the archive holds, no
     assert.equal(out.code, 0, out.stderr);
     assert.match(out.stderr, new RegExp(`\\(image ID ${image.config.descriptor.digest}\\)`));
     assert.ok(!out.stderr.includes(`(${image.digest})`), out.stderr);
-    const json = await sluice(['copy', '--json', `oci:${layout}:v1`, `docker-archive:${join(s.dir, 'out2.tar')}:x/app:v1`]);
+    const json = await sluice([
+      'copy',
+      '--json',
+      `oci:${layout}:v1`,
+      `docker-archive:${join(s.dir, 'out2.tar')}:x/app:v1`,
+    ]);
     assert.equal((JSON.parse(json.stdout) as { imageId: string }).imageId, image.config.descriptor.digest);
   } finally {
     await s.done();
@@ -138,7 +170,10 @@ test('--preserve-digests refuses to write a Docker archive, and says why', async
     const src = await openSource(`oci:${layout}:v1`);
     const dst = await openDestination(`docker-archive:${join(s.dir, 'out.tar')}:x:y`);
     try {
-      await assert.rejects(copyImage(src, dst, { preserveDigests: true }), (e: unknown) => e instanceof CopyError && /uncompressed/.test((e as Error).message));
+      await assert.rejects(
+        copyImage(src, dst, { preserveDigests: true }),
+        (e: unknown) => e instanceof CopyError && /uncompressed/.test((e as Error).message),
+      );
     } finally {
       await src.close();
       await dst.close();
@@ -153,7 +188,14 @@ test('the Docker 25+ archive layout (OCI layout inside) serves its original mani
   try {
     const layerTar = await makeTar({ 'etc/hello': 'hello from a docker 25 archive\n' });
     const diffId = digestOf(layerTar);
-    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [diffId] } }));
+    const config = Buffer.from(
+      JSON.stringify({
+        architecture: 'amd64',
+        os: 'linux',
+        config: {},
+        rootfs: { type: 'layers', diff_ids: [diffId] },
+      }),
+    );
     const configDigest = digestOf(config);
     const manifest = Buffer.from(
       JSON.stringify({
@@ -170,9 +212,21 @@ test('the Docker 25+ archive layout (OCI layout inside) serves its original mani
       'index.json': JSON.stringify({
         schemaVersion: 2,
         mediaType: MediaType.OciIndex,
-        manifests: [{ mediaType: MediaType.OciManifest, digest: manifestDigest, size: manifest.length, annotations: { 'io.containerd.image.name': 'docker.io/library/new:25', 'org.opencontainers.image.ref.name': '25' } }],
+        manifests: [
+          {
+            mediaType: MediaType.OciManifest,
+            digest: manifestDigest,
+            size: manifest.length,
+            annotations: {
+              'io.containerd.image.name': 'docker.io/library/new:25',
+              'org.opencontainers.image.ref.name': '25',
+            },
+          },
+        ],
       }),
-      'manifest.json': JSON.stringify([{ Config: `blobs/sha256/${hex(configDigest)}`, RepoTags: ['new:25'], Layers: [`blobs/sha256/${hex(diffId)}`] }]),
+      'manifest.json': JSON.stringify([
+        { Config: `blobs/sha256/${hex(configDigest)}`, RepoTags: ['new:25'], Layers: [`blobs/sha256/${hex(diffId)}`] },
+      ]),
       [`blobs/sha256/${hex(configDigest)}`]: config,
       [`blobs/sha256/${hex(diffId)}`]: layerTar,
       [`blobs/sha256/${hex(manifestDigest)}`]: manifest,
@@ -208,7 +262,10 @@ test('skopeo reads an archive Sluice writes and describes it with the same manif
       const raw = await src.getManifest();
       const mine = parseManifest(raw.bytes) as ImageManifest;
       assert.equal(skManifest.config.digest, image.config.descriptor.digest);
-      assert.deepEqual(skManifest.layers.map((l) => [l.digest, l.size]), mine.layers.map((l) => [l.digest, l.size]));
+      assert.deepEqual(
+        skManifest.layers.map((l) => [l.digest, l.size]),
+        mine.layers.map((l) => [l.digest, l.size]),
+      );
       // skopeo 1.9 labels the archive's uncompressed layers ...tar.gzip; Sluice says what they are. Apart
       // from that media type the two synthesized manifests are the same bytes.
       const skBytes = sk.stdout.trimEnd().replaceAll(`"${MediaType.DockerLayerGzip}"`, `"${MediaType.DockerLayer}"`);
@@ -245,7 +302,10 @@ test('docker load accepts an archive Sluice writes; Sluice reads what docker sav
       const blobs = await checkBlobs(src, m);
       assert.deepEqual(blobs.get(m.config.digest), image.config.bytes, 'image config identical');
       const diffIds = (JSON.parse(image.config.bytes.toString()) as { rootfs: { diff_ids: string[] } }).rootfs.diff_ids;
-      assert.deepEqual(m.layers.map((l) => l.digest), diffIds);
+      assert.deepEqual(
+        m.layers.map((l) => l.digest),
+        diffIds,
+      );
       for (const [i, l] of m.layers.entries()) {
         assert.equal(createHash('sha256').update(gunzipSync(image.layers[i]!.bytes)).digest('hex'), l.digest.slice(7));
       }
@@ -266,22 +326,36 @@ test('docker save of two images sharing a layer (linked layer.tar) is read image
   const s = await scratch();
   const daemon = await startDockerd();
   try {
-    const one = await makeImage({ layers: [{ 'a.txt': 'shared\n' }, { 'b.txt': 'only one\n' }, { 'a.txt': 'shared\n' }], label: 'one' });
+    const one = await makeImage({
+      layers: [{ 'a.txt': 'shared\n' }, { 'b.txt': 'only one\n' }, { 'a.txt': 'shared\n' }],
+      label: 'one',
+    });
     const two = await makeImage({ layers: [{ 'a.txt': 'shared\n' }, { 'c.txt': 'only two\n' }], label: 'two' });
     await daemon.docker(['load', '-i', await writeArchive(s.dir, one, 'pair/one:1')]);
     await daemon.docker(['load', '-i', await writeArchive(s.dir, two, 'pair/two:2')]);
     const saved = join(s.dir, 'pair.tar');
     await daemon.docker(['save', '-o', saved, 'pair/one:1', 'pair/two:2']);
-    assert.ok((await indexTar(saved)).some((m) => m.type === '2' && m.name.endsWith('/layer.tar')), 'docker save linked a repeated layer');
+    assert.ok(
+      (await indexTar(saved)).some((m) => m.type === '2' && m.name.endsWith('/layer.tar')),
+      'docker save linked a repeated layer',
+    );
 
     await assert.rejects(openSource(`docker-archive:${saved}`), /holds 2 images; name one/);
-    for (const [ref, image] of [['pair/one:1', one], ['docker.io/pair/two:2', two]] as const) {
+    for (const [ref, image] of [
+      ['pair/one:1', one],
+      ['docker.io/pair/two:2', two],
+    ] as const) {
       const src = await openSource(`docker-archive:${saved}:${ref}`);
       try {
         const m = parseManifest((await src.getManifest()).bytes) as ImageManifest;
         assert.equal(m.config.digest, image.config.descriptor.digest, ref);
-        const diffIds = (JSON.parse(image.config.bytes.toString()) as { rootfs: { diff_ids: string[] } }).rootfs.diff_ids;
-        assert.deepEqual(m.layers.map((l) => l.digest), diffIds, ref);
+        const diffIds = (JSON.parse(image.config.bytes.toString()) as { rootfs: { diff_ids: string[] } }).rootfs
+          .diff_ids;
+        assert.deepEqual(
+          m.layers.map((l) => l.digest),
+          diffIds,
+          ref,
+        );
         await checkBlobs(src, m);
       } finally {
         await src.close();
@@ -309,7 +383,9 @@ test('podman loads an archive Sluice writes and Sluice reads what podman saves',
     const file = await writeArchive(s.dir, image, 'pod/trip:v1');
     const P = ['--storage-driver', 'vfs', '--root', join(s.dir, 'root'), '--runroot', join(s.dir, 'runroot')];
     await runOk('podman', [...P, 'load', '-i', file]);
-    const id = (await runOk('podman', [...P, 'image', 'inspect', '--format', '{{.Id}}', 'localhost/pod/trip:v1'])).stdout.trim();
+    const id = (
+      await runOk('podman', [...P, 'image', 'inspect', '--format', '{{.Id}}', 'localhost/pod/trip:v1'])
+    ).stdout.trim();
     assert.equal(`sha256:${id}`, image.config.descriptor.digest);
     const saved = join(s.dir, 'podman-saved.tar');
     await runOk('podman', [...P, 'save', '--format', 'docker-archive', '-o', saved, 'localhost/pod/trip:v1']);
@@ -333,12 +409,19 @@ test('an index copied into a Docker archive becomes the one chosen platform', as
     const index = await makeMultiArch('pick');
     const layout = join(s.dir, 'layout');
     await writeOciLayout(layout, [{ tag: 'multi', image: index }]);
-    for (const [platform, arch] of [[undefined, 'amd64'], [{ os: 'linux', architecture: 'arm64' }, 'arm64']] as const) {
+    for (const [platform, arch] of [
+      [undefined, 'amd64'],
+      [{ os: 'linux', architecture: 'arm64' }, 'arm64'],
+    ] as const) {
       const file = join(s.dir, `${arch}.tar`);
       const src = await openSource(`oci:${layout}:multi`);
       const dst = await openDestination(`docker-archive:${file}:multi/pick:${arch}`);
       try {
-        await copyImage(src, dst, platform ? { platforms: [platform] } : { defaultPlatform: { os: 'linux', architecture: 'amd64' } });
+        await copyImage(
+          src,
+          dst,
+          platform ? { platforms: [platform] } : { defaultPlatform: { os: 'linux', architecture: 'amd64' } },
+        );
       } finally {
         await src.close();
         await dst.close();

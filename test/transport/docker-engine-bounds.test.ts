@@ -49,7 +49,10 @@ test("DockerEngine reads at most 64 KiB of a daemon's error answer", { timeout: 
   });
   await assert.rejects(engine.imageId('busybox:1'), (e: Error) => {
     assert.ok(e.message.length < 1000, `the message is ${e.message.length} characters long`);
-    assert.match(e.message, /GET \/v1\.41\/images\/busybox%3A1\/json: the Docker daemon's answer is (longer than|\d+ bytes \(Content-Length\), over) the 65536-byte bound.* \(HTTP 500\)$/);
+    assert.match(
+      e.message,
+      /GET \/v1\.41\/images\/busybox%3A1\/json: the Docker daemon's answer is (longer than|\d+ bytes \(Content-Length\), over) the 65536-byte bound.* \(HTTP 500\)$/,
+    );
     return true;
   });
 });

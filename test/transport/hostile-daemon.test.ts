@@ -9,7 +9,9 @@ import { DockerEngine } from '../../src/transport/docker-engine.js';
 // A Docker Engine socket may be anyone's: its answers are read within a bound, whatever it sends.
 
 for (const declared of [true, false]) {
-  test(`a daemon answer of 400 MiB (${declared ? 'declared' : 'chunked'}) is refused within the bound, not read whole`, { timeout: 120_000 }, async (t) => {
+  test(`a daemon answer of 400 MiB (${declared ? 'declared' : 'chunked'}) is refused within the bound, not read whole`, {
+    timeout: 120_000,
+  }, async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'sluice-daemon-'));
     t.after(() => rm(dir, { recursive: true, force: true }));
     const sock = join(dir, 'docker.sock');
@@ -17,7 +19,10 @@ for (const declared of [true, false]) {
     let sent = 0;
     const server = createServer(async (req, res) => {
       if (req.url === '/version') return res.end('{"ApiVersion":"1.41"}');
-      res.writeHead(200, { 'content-type': 'application/json', ...(declared ? { 'content-length': String(400 << 20) } : {}) });
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        ...(declared ? { 'content-length': String(400 << 20) } : {}),
+      });
       res.write('[');
       for (let i = 0; i < 400 && !res.destroyed; i++) {
         sent += filler.length;

@@ -29,33 +29,54 @@ test('Bearer tokens from Sluice: anonymous pull, --dest-creds, --authfile, ~/.do
     await writeOciLayout(join(s.dir, 'src'), [{ tag: 'v1', image: idx }]);
     const total = idx.images.flatMap((i) => [i.config, ...i.layers]).reduce((a, b) => a + b.bytes.length, 0);
 
-    const denied = await sluice(['copy', '--all', `oci:${s.dir}/src:v1`, `docker://${host}/public/app:v1`], { DOCKER_CONFIG: join(s.dir, 'none') });
+    const denied = await sluice(['copy', '--all', `oci:${s.dir}/src:v1`, `docker://${host}/public/app:v1`], {
+      DOCKER_CONFIG: join(s.dir, 'none'),
+    });
     assert.equal(denied.code, 1);
     assert.match(denied.stderr, /UNAUTHORIZED|DENIED|401|403/);
 
-    const bad = await sluice(['copy', '--all', '--dest-creds', 'alice:wrong', `oci:${s.dir}/src:v1`, `docker://${host}/public/app:v1`]);
+    const bad = await sluice([
+      'copy',
+      '--all',
+      '--dest-creds',
+      'alice:wrong',
+      `oci:${s.dir}/src:v1`,
+      `docker://${host}/public/app:v1`,
+    ]);
     assert.equal(bad.code, 1);
 
-    const pushed = await sluiceCopy(`oci:${s.dir}/src:v1`, `docker://${host}/public/app:v1`, ['--all', '--dest-creds', `alice:${USERS.alice}`]);
+    const pushed = await sluiceCopy(`oci:${s.dir}/src:v1`, `docker://${host}/public/app:v1`, [
+      '--all',
+      '--dest-creds',
+      `alice:${USERS.alice}`,
+    ]);
     assert.equal(pushed.digest, idx.digest);
     assert.equal(pushed.bytesSent, total);
 
     // Anonymous token for a public repository.
-    const pulled = await sluiceCopy(`docker://${host}/public/app:v1`, `oci:${s.dir}/anon:v1`, ['--all'], { DOCKER_CONFIG: join(s.dir, 'none') });
+    const pulled = await sluiceCopy(`docker://${host}/public/app:v1`, `oci:${s.dir}/anon:v1`, ['--all'], {
+      DOCKER_CONFIG: join(s.dir, 'none'),
+    });
     assert.equal(pulled.digest, idx.digest);
     assert.equal(await layoutDigest(join(s.dir, 'anon'), 'v1'), idx.digest);
 
     // --authfile; the token must cover the mount's source repository too.
     const af = join(s.dir, 'auth.json');
     await writeFile(af, authFile(host, 'bob', USERS.bob));
-    const mounted = await sluiceCopy(`docker://${host}/public/app:v1`, `docker://${host}/bob/app:v1`, ['--all', '--authfile', af]);
+    const mounted = await sluiceCopy(`docker://${host}/public/app:v1`, `docker://${host}/bob/app:v1`, [
+      '--all',
+      '--authfile',
+      af,
+    ]);
     assert.equal(mounted.bytesMounted, total);
     assert.equal(mounted.bytesSent, 0);
 
     // The Docker config's auths, found through DOCKER_CONFIG as docker finds it.
     await mkdir(join(s.dir, 'docker'), { recursive: true });
     await writeFile(join(s.dir, 'docker', 'config.json'), authFile(`http://${host}`, 'carol', USERS.carol));
-    const viaConfig = await sluiceCopy(`docker://${host}/bob/app:v1`, `docker://${host}/carol/app:v1`, ['--all'], { DOCKER_CONFIG: join(s.dir, 'docker') });
+    const viaConfig = await sluiceCopy(`docker://${host}/bob/app:v1`, `docker://${host}/carol/app:v1`, ['--all'], {
+      DOCKER_CONFIG: join(s.dir, 'docker'),
+    });
     assert.equal(viaConfig.digest, idx.digest);
     const tags = await sluice(['tags', `docker://${host}/carol/app`], { DOCKER_CONFIG: join(s.dir, 'docker') });
     assert.equal(tags.stdout, 'v1\n');
@@ -88,12 +109,22 @@ test('Basic auth against Distribution with htpasswd', async (t) => {
     const host = `127.0.0.1:${port}`;
     const idx = await makeMultiArch('basic');
     await writeOciLayout(join(s.dir, 'src'), [{ tag: 'v1', image: idx }]);
-    const anon = await sluice(['copy', '--all', `oci:${s.dir}/src:v1`, `docker://${host}/app:v1`], { DOCKER_CONFIG: join(s.dir, 'none') });
+    const anon = await sluice(['copy', '--all', `oci:${s.dir}/src:v1`, `docker://${host}/app:v1`], {
+      DOCKER_CONFIG: join(s.dir, 'none'),
+    });
     assert.equal(anon.code, 1);
     assert.match(anon.stderr, /UNAUTHORIZED|401/);
-    const ok = await sluiceCopy(`oci:${s.dir}/src:v1`, `docker://${host}/app:v1`, ['--all', '--dest-creds', `alice:${USERS.alice}`]);
+    const ok = await sluiceCopy(`oci:${s.dir}/src:v1`, `docker://${host}/app:v1`, [
+      '--all',
+      '--dest-creds',
+      `alice:${USERS.alice}`,
+    ]);
     assert.equal(ok.digest, idx.digest);
-    const back = await sluiceCopy(`docker://${host}/app:v1`, `oci:${s.dir}/back:v1`, ['--all', '--src-creds', `alice:${USERS.alice}`]);
+    const back = await sluiceCopy(`docker://${host}/app:v1`, `oci:${s.dir}/back:v1`, [
+      '--all',
+      '--src-creds',
+      `alice:${USERS.alice}`,
+    ]);
     assert.equal(back.digest, idx.digest);
     assert.equal(await layoutDigest(join(s.dir, 'back'), 'v1'), idx.digest);
   } finally {

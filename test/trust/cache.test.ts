@@ -7,7 +7,14 @@ import { join } from 'node:path';
 import { digestTag, type Digest } from '../../src/oci/digest.js';
 import type { RepositoryName } from '../../src/oci/name.js';
 import { signImage } from '../../src/sign/index.js';
-import { makeImage, makeMultiArch, pushAsReferrer, pushImage, type TestImage, type TestIndex } from '../helpers/images.js';
+import {
+  makeImage,
+  makeMultiArch,
+  pushAsReferrer,
+  pushImage,
+  type TestImage,
+  type TestIndex,
+} from '../helpers/images.js';
 import { bytesOf, errorOf } from '../helpers/oci-http.js';
 import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -42,8 +49,14 @@ async function upstream(label: string): Promise<Upstream> {
   await pushImage(up.url, 'konard/multi', 'signed', signedIndex);
   await pushImage(up.url, 'konard/multi', 'unsigned', unsignedIndex);
   const transport = { tlsVerify: false };
-  await signImage(`docker://${up.host}/konard/app:signed`, key.priv, { identity: 'docker.io/konard/app:signed', transport });
-  await signImage(`docker://${up.host}/konard/multi:signed`, key.priv, { identity: 'docker.io/konard/multi:signed', transport });
+  await signImage(`docker://${up.host}/konard/app:signed`, key.priv, {
+    identity: 'docker.io/konard/app:signed',
+    transport,
+  });
+  await signImage(`docker://${up.host}/konard/multi:signed`, key.priv, {
+    identity: 'docker.io/konard/multi:signed',
+    transport,
+  });
   return {
     up,
     dir,
@@ -63,7 +76,10 @@ function cacheOf(u: Upstream, on: string[]): Promise<TestRegistry> {
   return startRegistry({
     upstreams: { 'docker.io': { url: u.up.url } },
     flows: [{ images: ['docker.io/konard/**'] }],
-    trust: { keys: { hive: join(u.dir, 'hive.pub') }, require: [{ images: ['docker.io/konard/**'], keys: ['hive'], identity: 'matchRepository', on }] },
+    trust: {
+      keys: { hive: join(u.dir, 'hive.pub') },
+      require: [{ images: ['docker.io/konard/**'], keys: ['hive'], identity: 'matchRepository', on }],
+    },
   });
 }
 
@@ -75,9 +91,14 @@ async function assertNothingStored(reg: TestRegistry, repo: string, image: TestI
   const r = reg.ctx.repo(`docker.io/${repo}` as RepositoryName);
   assert.equal(await r.hasManifest(image.digest), false, `manifest ${image.digest} is stored`);
   if (tag) assert.equal(await r.resolveTag(tag), null, `tag ${tag} is stored`);
-  const hexes = [image.digest, image.config.descriptor.digest, ...image.layers.map((l) => l.descriptor.digest)].map((d) => d.slice('sha256:'.length));
+  const hexes = [image.digest, image.config.descriptor.digest, ...image.layers.map((l) => l.descriptor.digest)].map(
+    (d) => d.slice('sha256:'.length),
+  );
   const files = await reg.files();
-  assert.deepEqual(files.filter((f) => hexes.some((h) => f.includes(h))), []);
+  assert.deepEqual(
+    files.filter((f) => hexes.some((h) => f.includes(h))),
+    [],
+  );
   for (const l of image.layers) {
     const b = await blob(reg, repo, l.descriptor.digest as Digest);
     assert.notEqual(b.status, 200, `layer ${l.descriptor.digest} is served`);
@@ -91,11 +112,17 @@ test('trust at the cache: an unsigned image refused by tag is refused by digest 
   try {
     const byTag = await get(cache, 'konard/app', 'unsigned');
     assert.equal(byTag.status, 403);
-    assert.match((await errorOf(byTag)).message, /docker\.io\/konard\/app:unsigned is not fetched: trust rule 1: .*no signatures found/);
+    assert.match(
+      (await errorOf(byTag)).message,
+      /docker\.io\/konard\/app:unsigned is not fetched: trust rule 1: .*no signatures found/,
+    );
     // Warm: right after the refusal by tag, the digest is no way around it.
     const byDigest = await get(cache, 'konard/app', u.unsigned.digest);
     assert.equal(byDigest.status, 403);
-    assert.match((await errorOf(byDigest)).message, /docker\.io\/konard\/app@sha256:[0-9a-f]{64} is not fetched: trust rule 1/);
+    assert.match(
+      (await errorOf(byDigest)).message,
+      /docker\.io\/konard\/app@sha256:[0-9a-f]{64} is not fetched: trust rule 1/,
+    );
     await assertNothingStored(cache, 'konard/app', u.unsigned, 'unsigned');
     // The signed image comes in by tag and by digest.
     const ok = await get(cache, 'konard/app', 'signed');
@@ -145,7 +172,10 @@ test('trust at the cache: children of an unsigned index are refused by digest, c
     assert.equal((await get(cache, 'konard/multi', 'unsigned')).status, 403);
     const child = u.unsignedIndex.images[0]!;
     assert.equal((await get(cache, 'konard/multi', child.digest)).status, 403);
-    assert.equal(await cache.ctx.repo('docker.io/konard/multi' as RepositoryName).hasManifest(u.unsignedIndex.digest), false);
+    assert.equal(
+      await cache.ctx.repo('docker.io/konard/multi' as RepositoryName).hasManifest(u.unsignedIndex.digest),
+      false,
+    );
     for (const img of u.unsignedIndex.images) await assertNothingStored(cache, 'konard/multi', img);
     // The signature of the signed index covers its children.
     assert.equal((await get(cache, 'konard/multi', 'signed')).status, 200);
@@ -189,14 +219,20 @@ test('trust at the cache: the manifest is fetched from upstream once and verifie
   const cache = await startRegistry({
     upstreams: { 'docker.io': { url: proxy.url } },
     flows: [{ images: ['docker.io/konard/**'] }],
-    trust: { keys: { hive: join(u.dir, 'hive.pub') }, require: [{ images: ['docker.io/konard/**'], keys: ['hive'], identity: 'matchRepository', on: ['cache'] }] },
+    trust: {
+      keys: { hive: join(u.dir, 'hive.pub') },
+      require: [{ images: ['docker.io/konard/**'], keys: ['hive'], identity: 'matchRepository', on: ['cache'] }],
+    },
   });
   try {
     assert.equal((await get(cache, 'konard/app', 'signed')).status, 200);
     const image = proxy.seen.filter((s) => /^GET \/v2\/konard\/app\/manifests\/(signed|sha256:)/.test(s));
     assert.deepEqual(image, ['GET /v2/konard/app/manifests/signed'], proxy.seen.join('\n'));
     // The signature itself was still read from upstream.
-    assert.ok(proxy.seen.some((s) => s.includes(`/manifests/${digestTag(u.signed.digest)}.sig`)), proxy.seen.join('\n'));
+    assert.ok(
+      proxy.seen.some((s) => s.includes(`/manifests/${digestTag(u.signed.digest)}.sig`)),
+      proxy.seen.join('\n'),
+    );
   } finally {
     await cache.close();
     await proxy.close();

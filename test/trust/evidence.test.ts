@@ -18,9 +18,24 @@ function keyPair(): { priv: KeyObject; pub: string } {
   return { priv: privateKey, pub: publicKey.export({ type: 'spki', format: 'pem' }).toString() };
 }
 
-const d = (mediaType: string, size = 100, extra: Record<string, unknown> = {}) => ({ mediaType, digest: digestOf(`${mediaType}${size}`), size, ...extra });
+const d = (mediaType: string, size = 100, extra: Record<string, unknown> = {}) => ({
+  mediaType,
+  digest: digestOf(`${mediaType}${size}`),
+  size,
+  ...extra,
+});
 const manifest = (layers: object[], extra: Record<string, unknown> = {}) =>
-  parseManifest(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config: d(MediaType.OciConfig), layers, ...extra })));
+  parseManifest(
+    Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MediaType.OciManifest,
+        config: d(MediaType.OciConfig),
+        layers,
+        ...extra,
+      }),
+    ),
+  );
 
 test('isEvidence() is decided by the layers and artifact types, never by a tag', () => {
   assert.equal(isEvidence(manifest([d(SIMPLE_SIGNING_MEDIA_TYPE)])), true);
@@ -33,9 +48,15 @@ test('isEvidence() is decided by the layers and artifact types, never by a tag',
   assert.equal(isEvidence(manifest([d(SIMPLE_SIGNING_MEDIA_TYPE, MAX_SIGNATURE_BYTES + 1)])), false);
   assert.equal(isEvidence(manifest([])), false);
   // A referrers index lists only artifacts of those types.
-  const index = (manifests: object[]) => parseManifest(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests })));
+  const index = (manifests: object[]) =>
+    parseManifest(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests })));
   assert.equal(isEvidence(index([d(MediaType.OciManifest, 500, { artifactType: BUNDLE_MEDIA_TYPE })])), true);
-  assert.equal(isEvidence(index([d(MediaType.OciManifest, 500, { artifactType: BUNDLE_MEDIA_TYPE }), d(MediaType.OciManifest, 500)])), false);
+  assert.equal(
+    isEvidence(
+      index([d(MediaType.OciManifest, 500, { artifactType: BUNDLE_MEDIA_TYPE }), d(MediaType.OciManifest, 500)]),
+    ),
+    false,
+  );
   assert.equal(isEvidence(index([])), false);
 });
 
@@ -51,14 +72,32 @@ test('trust at pull: sluice verify succeeds against a registry that enforces the
   await pushImage(before.url, 'prod/app', '2', await makeImage({ label: 'evidence-bundle' }));
   const transport = { tlsVerify: false };
   await signImage(`docker://${before.host}/prod/app:1`, key.priv, { identity: 'registry.test/prod/app:1', transport });
-  await signImage(`docker://${before.host}/prod/app:2`, key.priv, { identity: 'registry.test/prod/app:2', transport, bundle: true });
-  const reg = await startRegistry({ http: { host: 'http://registry.test' }, trust: { keys: { hive: pub }, require: [{ images: ['prod/**'], keys: ['hive'], on: ['pull'] }] } }, before.root);
+  await signImage(`docker://${before.host}/prod/app:2`, key.priv, {
+    identity: 'registry.test/prod/app:2',
+    transport,
+    bundle: true,
+  });
+  const reg = await startRegistry(
+    {
+      http: { host: 'http://registry.test' },
+      trust: { keys: { hive: pub }, require: [{ images: ['prod/**'], keys: ['hive'], on: ['pull'] }] },
+    },
+    before.root,
+  );
   try {
     // The registry serves the images it judged and the evidence it judged them by.
     assert.equal((await fetch(`${reg.url}/v2/prod/app/manifests/1`)).status, 200);
     assert.equal((await fetch(`${reg.url}/v2/prod/app/manifests/${digestTag(img.digest)}.sig`)).status, 200);
     for (const tag of ['1', '2']) {
-      const v = await sluice(['verify', '--key', pub, '--identity', `registry.test/prod/app:${tag}`, '--tls-verify=false', `docker://${reg.host}/prod/app:${tag}`]);
+      const v = await sluice([
+        'verify',
+        '--key',
+        pub,
+        '--identity',
+        `registry.test/prod/app:${tag}`,
+        '--tls-verify=false',
+        `docker://${reg.host}/prod/app:${tag}`,
+      ]);
       assert.equal(v.code, 0, v.stderr);
       assert.match(v.stdout, /: verified\n/);
     }
@@ -72,7 +111,10 @@ test('trust at pull: sluice verify succeeds against a registry that enforces the
 test('trust at pull: an image pushed under a sha256-<hex>.sig tag is judged as an image, not served as evidence', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'sluice-evidence-'));
   await writeFile(join(dir, 'hive.pub'), keyPair().pub);
-  const reg = await startRegistry({ http: { host: 'http://registry.test' }, trust: { keys: { hive: join(dir, 'hive.pub') }, require: [{ images: ['prod/**'], keys: ['hive'] }] } });
+  const reg = await startRegistry({
+    http: { host: 'http://registry.test' },
+    trust: { keys: { hive: join(dir, 'hive.pub') }, require: [{ images: ['prod/**'], keys: ['hive'] }] },
+  });
   try {
     const subject = await makeImage({ label: 'smuggle-subject' });
     await pushImage(reg.url, 'prod/app', '1', subject);
@@ -100,8 +142,19 @@ test('sluice copy under a trust check brings the signature along and leaves an i
     await signImage(`docker://${src.host}/team/app:1`, key.priv, { transport: { tlsVerify: false } });
     const smuggled = await pushAsReferrer(src.url, 'team/app', await makeImage({ label: 'copy-smuggled' }), img);
     const cfg = join(dir, 'config.yml');
-    await writeFile(cfg, `trust:\n  keys: {hive: ${join(dir, 'hive.pub')}}\n  require:\n    - images: ["${src.host}/team/*"]\n      keys: [hive]\n      on: [copy]\n`);
-    const r = await sluice(['copy', '-c', cfg, '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${src.host}/team/app:1`, `docker://${dst.host}/team/app:1`]);
+    await writeFile(
+      cfg,
+      `trust:\n  keys: {hive: ${join(dir, 'hive.pub')}}\n  require:\n    - images: ["${src.host}/team/*"]\n      keys: [hive]\n      on: [copy]\n`,
+    );
+    const r = await sluice([
+      'copy',
+      '-c',
+      cfg,
+      '--src-tls-verify=false',
+      '--dest-tls-verify=false',
+      `docker://${src.host}/team/app:1`,
+      `docker://${dst.host}/team/app:1`,
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal((await fetch(`${dst.url}/v2/team/app/manifests/${digestTag(img.digest)}.sig`)).status, 200);
     assert.equal((await fetch(`${dst.url}/v2/team/app/manifests/${smuggled}`)).status, 404);

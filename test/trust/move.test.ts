@@ -27,11 +27,17 @@ test('trust in mirror jobs and sluice copy --policy: unsigned images are refused
   await pushImage(up.url, 'library/app', '1', signed);
   await pushImage(up.url, 'library/app', '2', unsigned);
   // The upstream stands in for Docker Hub: the signature binds the docker.io name.
-  await signImage(`docker://${up.host}/library/app:1`, key.priv, { identity: 'docker.io/library/app:1', transport: { tlsVerify: false } });
+  await signImage(`docker://${up.host}/library/app:1`, key.priv, {
+    identity: 'docker.io/library/app:1',
+    transport: { tlsVerify: false },
+  });
   const reg = await startRegistry({
     upstreams: { 'docker.io': { url: up.url } },
     flows: [{ images: ['docker.io/library/*'] }],
-    trust: { keys: { hive: join(dir, 'hive.pub') }, require: [{ images: ['docker.io/library/*'], keys: ['hive'], on: ['mirror'] }] },
+    trust: {
+      keys: { hive: join(dir, 'hive.pub') },
+      require: [{ images: ['docker.io/library/*'], keys: ['hive'], on: ['mirror'] }],
+    },
     mirrors: [{ name: 'app', images: ['docker.io/library/app'] }],
   });
   try {
@@ -52,27 +58,76 @@ test('trust in mirror jobs and sluice copy --policy: unsigned images are refused
       policy,
       JSON.stringify({
         default: [{ type: 'reject' }],
-        transports: { docker: { [`${up.host}/library`]: [{ type: 'sigstoreSigned', keyPath: join(dir, 'hive.pub'), signedIdentity: { type: 'remapIdentity', prefix: `${up.host}/library/app`, signedPrefix: 'docker.io/library/app' } }] } },
+        transports: {
+          docker: {
+            [`${up.host}/library`]: [
+              {
+                type: 'sigstoreSigned',
+                keyPath: join(dir, 'hive.pub'),
+                signedIdentity: {
+                  type: 'remapIdentity',
+                  prefix: `${up.host}/library/app`,
+                  signedPrefix: 'docker.io/library/app',
+                },
+              },
+            ],
+          },
+        },
       }),
     );
     const dst = await startRegistry();
     try {
-      const bad = await sluice(['copy', '--policy', policy, '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${up.host}/library/app:2`, `docker://${dst.host}/x/app:2`]);
+      const bad = await sluice([
+        'copy',
+        '--policy',
+        policy,
+        '--src-tls-verify=false',
+        '--dest-tls-verify=false',
+        `docker://${up.host}/library/app:2`,
+        `docker://${dst.host}/x/app:2`,
+      ]);
       assert.equal(bad.code, 1);
       assert.match(bad.stderr, /is refused by .*policy\.json: .*no signatures found/);
       assert.equal((await fetch(`${dst.url}/v2/x/app/manifests/2`)).status, 404);
-      const ok = await sluice(['copy', '--policy', policy, '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${up.host}/library/app:1`, `docker://${dst.host}/x/app:1`]);
+      const ok = await sluice([
+        'copy',
+        '--policy',
+        policy,
+        '--src-tls-verify=false',
+        '--dest-tls-verify=false',
+        `docker://${up.host}/library/app:1`,
+        `docker://${dst.host}/x/app:1`,
+      ]);
       assert.equal(ok.code, 0, ok.stderr);
       await assertIntact(dst.url, 'x/app', '1', signed);
       assert.equal((await fetch(`${dst.url}/v2/x/app/manifests/${digestTag(signed.digest)}.sig`)).status, 200);
       // A Sluice config's trust rules with on: copy judge the source too.
       const cfg = join(dir, 'config.yml');
-      await writeFile(cfg, `trust:\n  keys: {hive: ${join(dir, 'hive.pub')}}\n  require:\n    - images: ["${up.host}/library/*"]\n      keys: [hive]\n      on: [copy]\n`);
-      const viaConfig = await sluice(['copy', '-c', cfg, '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${up.host}/library/app:2`, `docker://${dst.host}/z/app:2`]);
+      await writeFile(
+        cfg,
+        `trust:\n  keys: {hive: ${join(dir, 'hive.pub')}}\n  require:\n    - images: ["${up.host}/library/*"]\n      keys: [hive]\n      on: [copy]\n`,
+      );
+      const viaConfig = await sluice([
+        'copy',
+        '-c',
+        cfg,
+        '--src-tls-verify=false',
+        '--dest-tls-verify=false',
+        `docker://${up.host}/library/app:2`,
+        `docker://${dst.host}/z/app:2`,
+      ]);
       assert.equal(viaConfig.code, 1);
       assert.match(viaConfig.stderr, /is refused: trust rule 1: .*no signatures found/);
       // A scope the policy does not name falls to its default: reject.
-      const other = await sluice(['copy', '--policy', policy, '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${dst.host}/x/app:1`, `docker://${dst.host}/y/app:1`]);
+      const other = await sluice([
+        'copy',
+        '--policy',
+        policy,
+        '--src-tls-verify=false',
+        '--dest-tls-verify=false',
+        `docker://${dst.host}/x/app:1`,
+        `docker://${dst.host}/y/app:1`,
+      ]);
       assert.equal(other.code, 1);
       assert.match(other.stderr, /reject/);
     } finally {
@@ -95,7 +150,10 @@ test('a mirror job gives an unsigned tag one verdict, refused, in its plan and i
   const reg = await startRegistry({
     upstreams: { 'docker.io': { url: up.url } },
     flows: [{ images: ['docker.io/library/*'] }],
-    trust: { keys: { hive: join(dir, 'hive.pub') }, require: [{ images: ['docker.io/library/*'], keys: ['hive'], on: ['mirror'] }] },
+    trust: {
+      keys: { hive: join(dir, 'hive.pub') },
+      require: [{ images: ['docker.io/library/*'], keys: ['hive'], on: ['mirror'] }],
+    },
     mirrors: [{ name: 'app', images: ['docker.io/library/app'] }],
   });
   t.after(() => reg.close());

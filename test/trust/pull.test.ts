@@ -44,19 +44,21 @@ test('trust at pull: an image a rule covers is served only with a signature by t
     // Tokens from this test server at the address clients reach it; http.host names it for signatures only.
     auth: { issuer: { realmfromhost: true } },
     // The registry's own name, which signatures of local repositories must carry (never a request's Host).
-    config: { http: { host: 'http://registry.test' }, trust: {
-      keys: { hive: join(dir, 'hive.pub') },
-      require: [
-        { name: 'prod signed', images: ['prod/**'], keys: ['hive'] },
-      ],
-    } },
+    config: {
+      http: { host: 'http://registry.test' },
+      trust: {
+        keys: { hive: join(dir, 'hive.pub') },
+        require: [{ name: 'prod signed', images: ['prod/**'], keys: ['hive'] }],
+      },
+    },
   });
   const reg = f.reg;
   const t = { tlsVerify: false, creds: `alice:${USERS.alice}` };
   const as = (name: string) => ({ transport: t, identity: `registry.test/${name}` });
   const alice = { authorization: basic('alice', USERS.alice) };
   const bob = { authorization: basic('bob', USERS.bob) };
-  const push = (repo: string, tag: string, image: Parameters<typeof pushImage>[3]) => pushImage(reg.url, repo, tag, image);
+  const push = (repo: string, tag: string, image: Parameters<typeof pushImage>[3]) =>
+    pushImage(reg.url, repo, tag, image);
   try {
     const img = await makeImage({ label: 'trust' });
     await push('prod/app', '1', img);
@@ -92,24 +94,52 @@ test('trust at pull: an image a rule covers is served only with a signature by t
     // The signature copied onto another repository names prod/app, not prod/copy: refused.
     await push('prod/copy', '1', img);
     const sigTag = `sha256-${img.digest.slice(7)}.sig`;
-    const sig = await fetch(`${reg.url}/v2/prod/app/manifests/${sigTag}`, { headers: { ...alice, accept: 'application/vnd.oci.image.manifest.v1+json' } });
+    const sig = await fetch(`${reg.url}/v2/prod/app/manifests/${sigTag}`, {
+      headers: { ...alice, accept: 'application/vnd.oci.image.manifest.v1+json' },
+    });
     const sigBytes = await bytesOf(sig);
     const sigManifest = JSON.parse(sigBytes.toString()) as { config: { digest: string }; layers: { digest: string }[] };
     for (const d of [sigManifest.config.digest, ...sigManifest.layers.map((l) => l.digest)]) {
       const b = await bytesOf(await fetch(`${reg.url}/v2/prod/app/blobs/${d}`, { headers: alice }));
-      const up = await fetch(`${reg.url}/v2/prod/copy/blobs/uploads/?digest=${d}`, { method: 'POST', body: b, headers: alice });
+      const up = await fetch(`${reg.url}/v2/prod/copy/blobs/uploads/?digest=${d}`, {
+        method: 'POST',
+        body: b,
+        headers: alice,
+      });
       assert.equal(up.status, 201);
     }
-    assert.equal((await fetch(`${reg.url}/v2/prod/copy/manifests/${sigTag}`, { method: 'PUT', headers: { ...alice, 'content-type': sig.headers.get('content-type')! }, body: sigBytes })).status, 201);
+    assert.equal(
+      (
+        await fetch(`${reg.url}/v2/prod/copy/manifests/${sigTag}`, {
+          method: 'PUT',
+          headers: { ...alice, 'content-type': sig.headers.get('content-type')! },
+          body: sigBytes,
+        })
+      ).status,
+      201,
+    );
     const copied = await errorOf(await fetch(`${reg.url}/v2/prod/copy/manifests/1`, { headers: bob }));
     assert.match(copied.message, /prod\/app/);
     // A multi-arch index: its signature covers the children pulled by digest.
     const idx = await makeMultiArch('trust');
     await push('prod/multi', '1', idx);
-    assert.equal((await fetch(`${reg.url}/v2/prod/multi/manifests/${idx.images[0]!.digest}`, { headers: bob })).status, 403);
+    assert.equal(
+      (await fetch(`${reg.url}/v2/prod/multi/manifests/${idx.images[0]!.digest}`, { headers: bob })).status,
+      403,
+    );
     await signImage(`docker://${reg.host}/prod/multi:1`, good.priv, as('prod/multi:1'));
-    assert.equal((await fetch(`${reg.url}/v2/prod/multi/manifests/1`, { headers: { ...bob, accept: idx.mediaType } })).status, 200);
-    assert.equal((await fetch(`${reg.url}/v2/prod/multi/manifests/${idx.images[0]!.digest}`, { headers: { ...bob, accept: idx.images[0]!.mediaType } })).status, 200);
+    assert.equal(
+      (await fetch(`${reg.url}/v2/prod/multi/manifests/1`, { headers: { ...bob, accept: idx.mediaType } })).status,
+      200,
+    );
+    assert.equal(
+      (
+        await fetch(`${reg.url}/v2/prod/multi/manifests/${idx.images[0]!.digest}`, {
+          headers: { ...bob, accept: idx.images[0]!.mediaType },
+        })
+      ).status,
+      200,
+    );
   } finally {
     await f.close();
     await rm(dir, { recursive: true, force: true });
@@ -125,9 +155,18 @@ test('trust at pull: concurrent pulls that find no approval wait for one signatu
   const img = await makeImage({ label: 'herd' });
   await pushImage(before.url, 'prod/herd', '1', img);
   // The name it is signed for is the one the enforcing registry is configured to be (http.host).
-  await signImage(`docker://${before.host}/prod/herd:1`, good.priv, { transport: { tlsVerify: false }, identity: 'registry.test/prod/herd:1' });
+  await signImage(`docker://${before.host}/prod/herd:1`, good.priv, {
+    transport: { tlsVerify: false },
+    identity: 'registry.test/prod/herd:1',
+  });
   const root = before.root;
-  const reg = await startRegistry({ http: { host: 'http://registry.test' }, trust: { keys: { hive: join(dir, 'hive.pub') }, require: [{ images: ['prod/**'], keys: ['hive'] }] } }, root);
+  const reg = await startRegistry(
+    {
+      http: { host: 'http://registry.test' },
+      trust: { keys: { hive: join(dir, 'hive.pub') }, require: [{ images: ['prod/**'], keys: ['hive'] }] },
+    },
+    root,
+  );
   try {
     // Counted where the registry calls it: the check that reads signatures from storage.
     const trust = reg.ctx.trust!;
@@ -137,7 +176,9 @@ test('trust at pull: concurrent pulls that find no approval wait for one signatu
       checks++;
       return check(...args);
     };
-    const codes = await Promise.all(Array.from({ length: 16 }, async () => (await fetch(`${reg.url}/v2/prod/herd/manifests/1`)).status));
+    const codes = await Promise.all(
+      Array.from({ length: 16 }, async () => (await fetch(`${reg.url}/v2/prod/herd/manifests/1`)).status),
+    );
     assert.deepEqual(new Set(codes), new Set([200]));
     assert.equal(checks, 1);
   } finally {
@@ -147,7 +188,7 @@ test('trust at pull: concurrent pulls that find no approval wait for one signatu
   }
 });
 
-test('trust at pull: a signature for another registry\'s name is refused whatever Host the client sends', async () => {
+test("trust at pull: a signature for another registry's name is refused whatever Host the client sends", async () => {
   const dir = await mkdtemp(join(tmpdir(), 'sluice-trust-'));
   const good = keyPair();
   await writeFile(join(dir, 'hive.pub'), good.pub);
@@ -155,8 +196,14 @@ test('trust at pull: a signature for another registry\'s name is refused whateve
   const img = await makeImage({ label: 'evil-host' });
   await pushImage(before.url, 'prod/app', '1', img);
   // A genuine signature by the trusted key, but made for evil.example's prod/app, not this registry's.
-  await signImage(`docker://${before.host}/prod/app:1`, good.priv, { transport: { tlsVerify: false }, identity: 'evil.example/prod/app:1' });
-  const trust = { keys: { hive: join(dir, 'hive.pub') }, require: [{ images: ['prod/**'], keys: ['hive'], identity: 'matchRepository' }] };
+  await signImage(`docker://${before.host}/prod/app:1`, good.priv, {
+    transport: { tlsVerify: false },
+    identity: 'evil.example/prod/app:1',
+  });
+  const trust = {
+    keys: { hive: join(dir, 'hive.pub') },
+    require: [{ images: ['prod/**'], keys: ['hive'], identity: 'matchRepository' }],
+  };
   const reg = await startRegistry({ http: { host: 'https://registry.test' }, trust }, before.root);
   try {
     assert.equal(await statusWithHost(`${reg.url}/v2/prod/app/manifests/1`, 'evil.example'), 403);
@@ -169,13 +216,15 @@ test('trust at pull: a signature for another registry\'s name is refused whateve
   }
 });
 
-test('trust at pull: a rule that judges local names by the registry\'s own name does not start without http.host', async () => {
+test("trust at pull: a rule that judges local names by the registry's own name does not start without http.host", async () => {
   const dir = await mkdtemp(join(tmpdir(), 'sluice-trust-'));
   await writeFile(join(dir, 'hive.pub'), keyPair().pub);
   const keys = { hive: join(dir, 'hive.pub') };
   try {
     // A registry that does start is closed at once, so a failing check cannot leave it holding the process.
-    const started = startRegistry({ trust: { keys, require: [{ name: 'prod', images: ['prod/**'], keys: ['hive'], identity: 'matchRepository' }] } });
+    const started = startRegistry({
+      trust: { keys, require: [{ name: 'prod', images: ['prod/**'], keys: ['hive'], identity: 'matchRepository' }] },
+    });
     await assert.rejects(
       started.then(async (r) => {
         await r.close();
@@ -185,7 +234,11 @@ test('trust at pull: a rule that judges local names by the registry\'s own name 
     );
     // Rules that name what they accept, or cover only names with a registry host, or only other places, need no name of their own.
     for (const rule of [
-      { images: ['prod/**'], keys: ['hive'], identity: { type: 'exactRepository', dockerRepository: 'registry.test/prod/app' } },
+      {
+        images: ['prod/**'],
+        keys: ['hive'],
+        identity: { type: 'exactRepository', dockerRepository: 'registry.test/prod/app' },
+      },
       { images: ['docker.io/konard/**'], keys: ['hive'], identity: 'matchRepository' },
       { images: ['prod/**'], keys: ['hive'], on: ['cache', 'mirror'] },
     ]) {

@@ -225,6 +225,12 @@ try {
   const plainGroups = [...groups].filter((g) => !own.has(g));
 
   const samples: Record<ServerKind, Sample[]> = { sluice: [], distribution: [] };
+  /** This round's sample of a column, made on first use. */
+  const sampleOf = (kind: ServerKind, round: number): Sample => {
+    const sample = samples[kind][round] ?? {};
+    samples[kind][round] = sample;
+    return sample;
+  };
   for (let round = 0; round < rounds; round++) {
     // Alternate which server goes first so neither always runs on a warmer page cache.
     const order = round % 2 === 0 ? kinds : [...kinds].reverse();
@@ -271,8 +277,8 @@ try {
         round,
         connections,
         sizes.manifestSeconds,
-        (samples.sluice[round] ??= {}),
-        (samples.distribution[round] ??= {}),
+        sampleOf('sluice', round),
+        sampleOf('distribution', round),
         {
           ...(profDir ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] } : {}),
           ...(args['sluice-bin'] ? { sluiceBin: resolve(args['sluice-bin']) } : {}),
@@ -286,8 +292,8 @@ try {
       log(`round ${round + 1}/${rounds}: cli`);
       await cliRound(
         cliBench,
-        (samples.sluice[round] ??= {}),
-        (samples.distribution[round] ??= {}),
+        sampleOf('sluice', round),
+        sampleOf('distribution', round),
         args['sluice-bin'] ? { sluiceBin: resolve(args['sluice-bin']) } : {},
       );
     }
@@ -297,19 +303,19 @@ try {
       await eventsInProcess(
         eventsBench,
         sizes.manifestSeconds,
-        (samples.sluice[round] ??= {}),
-        (samples.distribution[round] ??= {}),
+        sampleOf('sluice', round),
+        sampleOf('distribution', round),
       );
     }
     // The web UI's API and pages over 10,000 repositories and 10,000 tags (1,000 each with --quick): Sluice only.
     if (groups.has('ui') && kinds.includes('sluice')) {
       log(`round ${round + 1}/${rounds}: ui`);
-      await uiRound((samples.sluice[round] ??= {}), quick ? { repos: 1000, tags: 1000 } : undefined, log);
+      await uiRound(sampleOf('sluice', round), quick ? { repos: 1000, tags: 1000 } : undefined, log);
     }
     // Daemons, not registries: measured once a round, the box's save|load per image in the Distribution column.
     if (passthroughBench) {
       log(`round ${round + 1}/${rounds}: passthrough`);
-      passthroughWorkloads(passthroughBench, (samples.sluice[round] ??= {}), (samples.distribution[round] ??= {}));
+      passthroughWorkloads(passthroughBench, sampleOf('sluice', round), sampleOf('distribution', round));
     }
   }
 

@@ -531,7 +531,8 @@ export async function syncRound(
   for (const tool of tools) {
     const column: ServerKind = tool === 'sluice' ? 'sluice' : 'distribution';
     // The other workloads made this round's sample already when their server ran; otherwise start one.
-    const sample = (samples[column][round] ??= {});
+    const sample = samples[column][round] ?? {};
+    samples[column][round] = sample;
     process.stderr.write(`bench: round ${round + 1}: sync with ${tool}\n`);
     await syncWorkloads(tool, bench, sample, tool === 'sluice' ? opts : {});
   }

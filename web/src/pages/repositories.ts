@@ -62,7 +62,10 @@ export function repositoriesPage(main: HTMLElement, route: Route): void {
       replace(
         results,
         table(data),
-        pager(data.page, data.n, data.total, (p) => ((state.page = p), void load())),
+        pager(data.page, data.n, data.total, (p) => {
+          state.page = p;
+          void load();
+        }),
       );
       if (data.items.some((r) => r.pending)) window.setTimeout(() => mine === seq && void load(), 700);
     } catch (e) {

@@ -100,7 +100,10 @@ export function repositoryPage(main: HTMLElement, route: Route): void {
       replace(
         results,
         table(name, data, load),
-        pager(data.page, data.n, data.total, (pg) => ((state.page = pg), void load())),
+        pager(data.page, data.n, data.total, (pg) => {
+          state.page = pg;
+          void load();
+        }),
       );
     } catch (e) {
       if (mine === seq) replace(results, h('p', { class: 'error', role: 'alert' }, (e as Error).message));
@@ -111,11 +114,25 @@ export function repositoryPage(main: HTMLElement, route: Route): void {
   let timer = 0;
   search.addEventListener('input', () => {
     window.clearTimeout(timer);
-    timer = window.setTimeout(() => ((state.q = search.value.trim()), (state.page = 1), void load()), 200);
+    timer = window.setTimeout(() => {
+      state.q = search.value.trim();
+      state.page = 1;
+      void load();
+    }, 200);
   });
-  sort.addEventListener('change', () => ((state.sort = sort.value), void load()));
-  order.addEventListener('change', () => ((state.order = order.value), void load()));
-  platform.addEventListener('change', () => ((state.platform = platform.value), (state.page = 1), void load()));
+  sort.addEventListener('change', () => {
+    state.sort = sort.value;
+    void load();
+  });
+  order.addEventListener('change', () => {
+    state.order = order.value;
+    void load();
+  });
+  platform.addEventListener('change', () => {
+    state.platform = platform.value;
+    state.page = 1;
+    void load();
+  });
   replace(
     main,
     h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: '#/' }, 'Repositories'), ' / '),

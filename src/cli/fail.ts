@@ -1,3 +1,5 @@
+import type { Config } from '../config/schema.js';
+
 /** Prints one clear line and exits non-zero, as every command failure should. */
 export function fail(message: string): never {
   process.stderr.write(`sluice: ${message}\n`);
@@ -23,4 +25,25 @@ export function quietOnClosedPipes(): void {
   process.stderr.on('error', (e: NodeJS.ErrnoException) => {
     if (e.code !== 'EPIPE') process.exitCode = 1;
   });
+}
+
+/** Runs a command body; any failure is one line on stderr and exit 1, never a stack trace. */
+export function oneLine<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    try {
+      await fn(...args);
+    } catch (e) {
+      fail(e instanceof Error ? e.message : String(e));
+    }
+  };
+}
+
+/** The config a command names, loaded as `sluice serve` would; a bad one is one line and exit 1. */
+export async function configFrom(file: string | undefined): Promise<Config> {
+  const { loadConfig } = await import('../config/load.js');
+  try {
+    return (await loadConfig(file)).config;
+  } catch (e) {
+    fail((e as Error).message);
+  }
 }

@@ -31,7 +31,7 @@ test('no runtime dependency requires a newer Node than 20', async () => {
 test('a first build compiles once: the prepare step leaves nothing for ensure-built to redo', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'sluice-build-'));
   try {
-    for (const p of ['src', 'test', 'bench', 'scripts', 'package.json', 'tsconfig.json'])
+    for (const p of ['src', 'test', 'bench', 'web', 'scripts', 'package.json', 'tsconfig.json', 'tsconfig.web.json'])
       await cp(join(repo, p), join(dir, p), { recursive: true });
     await symlink(join(repo, 'node_modules'), join(dir, 'node_modules'));
     // What `npm ci` runs as the package's prepare script.

@@ -1,28 +1,20 @@
+// `sluice policy explain|check`: what the access, flow, trust and retention rules of a config decide.
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { Config } from '../config/schema.js';
-import { createRobot, deleteRobot, listRobots, parseExpiry, ROBOT_PREFIX, RobotStore } from '../auth/robots.js';
+import { listRobots, ROBOT_PREFIX, RobotStore } from '../auth/robots.js';
 import { isDigest } from '../oci/digest.js';
 import { isRepositoryName, isTag } from '../oci/name.js';
 import type { Finding, KnownPrincipals } from '../policy/index.js';
 import { ACTIONS, isAction, type Action, type Principal, type Target } from '../policy/types.js';
-import { fail } from './fail.js';
+import { configFrom, fail } from './fail.js';
 
 // The config loader (zod, yaml), the policy compiler and the explainers are imported in the actions
-// that use them: `sluice --help` and `sluice robot list` register these commands without loading them.
+// that use them: `sluice --help` registers these commands without loading them.
 
 /** As robots.ts checks robot names when it creates one. */
 const ROBOT_NAME = /^[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
-
-async function configFrom(file: string | undefined): Promise<Config> {
-  const { loadConfig } = await import('../config/load.js');
-  try {
-    return (await loadConfig(file)).config;
-  } catch (e) {
-    fail((e as Error).message);
-  }
-}
 
 /** Splits `repo[:tag][@digest]` as the registry names it (no registry host is added). */
 export function parseTarget(text: string): Target {
@@ -133,30 +125,6 @@ async function rosters(config: Config): Promise<{ known: KnownPrincipals; proble
   return { known, problems, warnings };
 }
 
-async function robotsPath(opts: { file?: string; config?: string }): Promise<string> {
-  if (opts.file !== undefined && opts.config !== undefined)
-    fail('give the robot file with --file or a config with -c/--config, not both');
-  if (opts.file !== undefined) {
-    if (!opts.file) fail('--file needs a path');
-    return opts.file;
-  }
-  const config = await configFrom(opts.config);
-  const p = config.auth?.robots?.path;
-  if (!p) fail(`no robot file: give --file or set auth.robots.path in ${opts.config ?? 'a config (-c/--config)'}`);
-  return p;
-}
-
-/** Runs a command body; any failure is one line on stderr and exit 1, never a stack trace. */
-function oneLine<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
-  return async (...args: A) => {
-    try {
-      await fn(...args);
-    } catch (e) {
-      fail(e instanceof Error ? e.message : String(e));
-    }
-  };
-}
-
 /** Reads a config file for `policy check`: the raw `access:` section, and the rest validated as `sluice serve` would. */
 async function readForCheck(
   path: string | undefined,
@@ -200,57 +168,8 @@ function printFindings(findings: Finding[]): void {
   for (const f of findings) process.stdout.write(`${f.level}: ${f.message}\n`);
 }
 
-/** Registers `sluice robot …` and `sluice policy …`. */
-export function registerAccessCommands(program: Command): void {
-  const robot = program.command('robot').description('robot accounts: long random tokens, stored only as hashes');
-  robot
-    .command('create')
-    .description('create a robot and print its token once (log in as robot$NAME with the token as password)')
-    .argument('<name>', 'robot name (lower case, digits, . _ -)')
-    .option('-c, --config <file>', 'config file naming auth.robots.path')
-    .option('--file <path>', 'the robot file (instead of the config)')
-    .option('--expires <when>', 'expiry: a duration such as 30d or 12h, or a date')
-    .action(
-      oneLine(async (name: string, opts: { config?: string; file?: string; expires?: string }) => {
-        const expires = opts.expires !== undefined ? parseExpiry(opts.expires) : undefined;
-        if (expires && expires.getTime() <= Date.now()) throw new Error(`--expires ${opts.expires} is in the past`);
-        const path = await robotsPath(opts);
-        const { token, record } = await createRobot(path, name, expires);
-        process.stderr.write(
-          `robot ${record.name} created${record.expires ? `, expires ${record.expires}` : ''}; user name robot$${record.name}; the token is shown only now:\n`,
-        );
-        process.stdout.write(`${token}\n`);
-      }),
-    );
-  robot
-    .command('list')
-    .description('list robots (names and dates; never tokens)')
-    .option('-c, --config <file>', 'config file naming auth.robots.path')
-    .option('--file <path>', 'the robot file (instead of the config)')
-    .action(
-      oneLine(async (opts: { config?: string; file?: string }) => {
-        const path = await robotsPath(opts);
-        // The store names the config key and the file when the file is broken.
-        new RobotStore(path);
-        for (const r of await listRobots(path)) {
-          process.stdout.write(`${r.name}\tcreated ${r.created}${r.expires ? `\texpires ${r.expires}` : ''}\n`);
-        }
-      }),
-    );
-  robot
-    .command('delete')
-    .description('delete a robot; its token stops working')
-    .argument('<name>', 'robot name')
-    .option('-c, --config <file>', 'config file naming auth.robots.path')
-    .option('--file <path>', 'the robot file (instead of the config)')
-    .action(
-      oneLine(async (name: string, opts: { config?: string; file?: string }) => {
-        const path = await robotsPath(opts);
-        new RobotStore(path);
-        if (!(await deleteRobot(path, name))) throw new Error(`no robot named ${name} in ${path}`);
-      }),
-    );
-
+/** Registers `sluice policy explain|check`. */
+export function registerPolicyCommands(program: Command): void {
   const policy = program.command('policy').description('inspect the access policy of a config');
   policy
     .command('explain')

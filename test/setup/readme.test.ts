@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -62,6 +62,46 @@ test("the README's cache example is a valid config", async () => {
       const r = await sluice(['policy', 'check', '-c', cfg]);
       assert.doesNotMatch(r.stderr + r.stdout, /unknown config key|invalid/i, heading);
     }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("the README's keyless and notation example is a valid config that requires what it says", async () => {
+  const text = await readFile(readme, 'utf8');
+  const m = /```yaml\n(trust:\n {2}trustStores:[\s\S]*?)```/.exec(text);
+  assert.ok(m, 'the README has the keyless and notation example');
+  const dir = await mkdtemp(join(tmpdir(), 'sluice-readme-trust-'));
+  try {
+    // The store the example names, holding notation's own test CA certificate.
+    const store = join(dir, 'truststore', 'x509', 'ca', 'wabbit-networks');
+    await mkdir(store, { recursive: true });
+    const crt = fileURLToPath(new URL('../../../test/sign/fixtures/notation/wabbit-networks.io.crt', import.meta.url));
+    await copyFile(crt, join(store, 'wabbit-networks.io.crt'));
+    const cfg = join(dir, 'config.yml');
+    await writeFile(cfg, m[1]!);
+    const check = await sluice(['policy', 'check', '-c', cfg]);
+    assert.equal(check.code, 0, check.stderr + check.stdout);
+    const keyless = await sluice([
+      'policy',
+      'explain',
+      '-c',
+      cfg,
+      '--action',
+      'trust',
+      'docker.io/konard/hive-mind:v1',
+    ]);
+    assert.match(keyless.stdout, /pull +trust rule 1 "hive-mind releases": a keyless signature by subject matching/);
+    const vendor = await sluice([
+      'policy',
+      'explain',
+      '-c',
+      cfg,
+      '--action',
+      'trust',
+      'docker.io/wabbitnetworks/net:1',
+    ]);
+    assert.match(vendor.stdout, /pull +trust rule 2 "vendor images".*notation/);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -17,5 +17,5 @@ internals._load = function (request: string, parent: unknown, isMain: boolean): 
     const file = internals._resolveFilename(request, parent, isMain);
     if (file.startsWith('/')) appendFileSync(out, `${file}\n`);
   }
-  return load.apply(this, arguments as unknown as Parameters<Load>);
+  return load.call(this, request, parent, isMain);
 };

@@ -214,6 +214,7 @@ const bundleCandidate = (bytes: Buffer): SignatureCandidate => ({
   id: digestOf(bytes),
   payload: bytes,
 });
+// biome-ignore lint/suspicious/noExplicitAny: the test edits a bundle's JSON at paths its type would not allow
 const editBundle = (bytes: Buffer, f: (doc: any) => void): Buffer => {
   const doc = JSON.parse(bytes.toString());
   f(doc);

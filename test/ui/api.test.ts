@@ -4,6 +4,7 @@ import { makeImage, makeIndex, makeMultiArch, pushAsReferrer, pushImage, type Te
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { startAuthRegistry, USERS } from '../auth/fixture.js';
 
+// biome-ignore lint/suspicious/noExplicitAny: the tests walk the API's JSON answers without a type per route
 type Json = Record<string, any>;
 
 async function api(

@@ -75,7 +75,7 @@ window.addEventListener('hashchange', () => {
   document.getElementById('main')?.focus({ preventScroll: true });
 });
 
-call<Session>('GET', '/api/v1/session')
+void call<Session>('GET', '/api/v1/session')
   .catch(() => ({ login: false }) as Session)
   .then((s) => {
     session = s;

@@ -30,7 +30,7 @@ export function dl(rows: [string, Child][]): HTMLElement {
 
 /** Words of a command line as one code span, or nothing. */
 export function code(lines: string[] | undefined): Child {
-  return lines && lines.length ? h('code', {}, lines.join(' ')) : undefined;
+  return lines?.length ? h('code', {}, lines.join(' ')) : undefined;
 }
 
 /** A two-column table of a string map (labels, annotations), or nothing. */

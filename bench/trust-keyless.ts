@@ -19,9 +19,9 @@ import { publicGoodRoot, verifyKeyless } from '../src/sign/index.js';
 import type { SignatureCandidate } from '../src/sign/types.js';
 import { GITHUB_ISSUER, makeTestSigstore, pushKeylessSignature, releaseSigner } from '../test/helpers/keyless.js';
 import type { MetricInfo } from './report.js';
+import { injectTrustAB } from './trust.js';
 import { pushSmallImage, type Sample } from './workloads.js';
 
-const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const REPO = 'bench/keyless';
 const HOST = 'registry.bench';
 const FIX = fileURLToPath(new URL('../../test/sign/fixtures/', import.meta.url));
@@ -115,27 +115,11 @@ export async function keylessInProcess(seconds: number, withRule: Sample, withou
     await pushKeylessSignature(url, REPO, digest, `${HOST}/${REPO}:latest`, store, releaseSigner('bench/app'));
     const trust = reg.ctx.trust;
     if (!trust) throw new Error('the trust section did not load');
-    const headers = { host: url.replace(/^http:\/\//, ''), accept: OCI_MANIFEST };
-    const batch = async (enforce: boolean): Promise<number> => {
-      reg.ctx.trust = enforce ? trust : undefined;
-      const t = performance.now();
-      for (let n = 0; n < 200; n++) {
-        const r = await reg.app.inject({ method: 'GET', url: `/v2/${REPO}/manifests/latest`, headers });
-        if (r.statusCode !== 200) throw new Error(`in-process keyless GET answered ${r.statusCode}: ${r.body}`);
-      }
-      return ((performance.now() - t) * 1000) / 200;
-    };
-    const times: [number[], number[]] = [[], []];
-    const deadline = performance.now() + seconds * 1000;
-    for (let k = 0; performance.now() < deadline || k < 4; k++) {
-      for (const enforce of k % 2 === 0 ? [true, false] : [false, true])
-        times[enforce ? 0 : 1].push(await batch(enforce));
-    }
-    reg.ctx.trust = trust;
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-    withRule['trust.keyless.inject.us'] = median(times[0]);
-    without['trust.keyless.inject.us'] = median(times[1]);
-    const req = { method: 'GET', headers: { host: headers.host } } as unknown as FastifyRequest;
+    const host = url.replace(/^http:\/\//, '');
+    const ab = await injectTrustAB(reg, `/v2/${REPO}/manifests/latest`, host, seconds);
+    withRule['trust.keyless.inject.us'] = ab.on;
+    without['trust.keyless.inject.us'] = ab.off;
+    const req = { method: 'GET', headers: { host } } as unknown as FastifyRequest;
     const served = {
       name: REPO as RepositoryName,
       reference: 'latest',

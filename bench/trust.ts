@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { parse } from 'yaml';
 import { validateConfig } from '../src/config/load.js';
-import { buildRegistry } from '../src/registry/server.js';
+import { buildRegistry, type Registry } from '../src/registry/server.js';
 import { checkPull } from '../src/registry/trust-pull.js';
 import { StorageSource } from '../src/transport/storage-source.js';
 import type { RepositoryName } from '../src/oci/name.js';
@@ -211,26 +211,9 @@ export async function trustInProcess(
     const reg = regs[0]!;
     const trust = reg.ctx.trust;
     if (!trust) throw new Error('the trust section did not load');
-    const headers = { host: on!.host, accept: OCI_MANIFEST };
-    const batch = async (enforce: boolean): Promise<number> => {
-      reg.ctx.trust = enforce ? trust : undefined;
-      const t = performance.now();
-      for (let n = 0; n < 200; n++) {
-        const r = await reg.app.inject({ method: 'GET', url: `/v2/${REPO}/manifests/latest`, headers });
-        if (r.statusCode !== 200) throw new Error(`in-process GET answered ${r.statusCode}`);
-      }
-      return ((performance.now() - t) * 1000) / 200;
-    };
-    const times: [number[], number[]] = [[], []];
-    const deadline = performance.now() + seconds * 1000;
-    for (let k = 0; performance.now() < deadline || k < 4; k++) {
-      for (const enforce of k % 2 === 0 ? [true, false] : [false, true])
-        times[enforce ? 0 : 1].push(await batch(enforce));
-    }
-    reg.ctx.trust = trust;
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-    withRule['trust.inject.us'] = median(times[0]);
-    without['trust.inject.us'] = median(times[1]);
+    const ab = await injectTrustAB(reg, `/v2/${REPO}/manifests/latest`, on!.host, seconds);
+    withRule['trust.inject.us'] = ab.on;
+    without['trust.inject.us'] = ab.off;
     // The check alone, warm: what a pull pays for enforcement once its approval is cached.
     const digest = (await reg.ctx.repo(REPO as RepositoryName).resolveTag('latest'))!;
     const req = { method: 'GET', headers: { host: on!.host } } as unknown as FastifyRequest;
@@ -265,4 +248,40 @@ export async function trustInProcess(
     await Promise.all(regs.map((r) => r.app.close()));
     await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
   }
+}
+
+/**
+ * µs per warm manifest GET through `inject`, with the registry's trust section on and off in alternating batches
+ * of 200 (medians), so the machine's drift hits both alike.
+ */
+export async function injectTrustAB(
+  reg: Registry,
+  url: string,
+  host: string,
+  seconds: number,
+): Promise<{ on: number; off: number }> {
+  const trust = reg.ctx.trust;
+  if (!trust) throw new Error('the trust section did not load');
+  const headers = { host, accept: OCI_MANIFEST };
+  const batch = async (enforce: boolean): Promise<number> => {
+    reg.ctx.trust = enforce ? trust : undefined;
+    const t = performance.now();
+    for (let n = 0; n < 200; n++) {
+      const r = await reg.app.inject({ method: 'GET', url, headers });
+      if (r.statusCode !== 200) throw new Error(`in-process GET answered ${r.statusCode}: ${r.body}`);
+    }
+    return ((performance.now() - t) * 1000) / 200;
+  };
+  const times: [number[], number[]] = [[], []];
+  const deadline = performance.now() + seconds * 1000;
+  try {
+    for (let k = 0; performance.now() < deadline || k < 4; k++) {
+      for (const enforce of k % 2 === 0 ? [true, false] : [false, true])
+        times[enforce ? 0 : 1].push(await batch(enforce));
+    }
+  } finally {
+    reg.ctx.trust = trust;
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  return { on: median(times[0]), off: median(times[1]) };
 }

@@ -4,6 +4,7 @@ import { OciError } from '../oci/errors.js';
 import { ANONYMOUS } from '../policy/types.js';
 import type { AccessGate } from './gate.js';
 import { decodeBasic, principalFromSubject, type Identity } from './identity.js';
+import { recordRefusedLogin } from './login.js';
 import { TokenError } from './tokens.js';
 
 const identities = new WeakMap<FastifyRequest, Identity>();
@@ -71,14 +72,6 @@ interface Refusal {
 
 function refuse(gate: AccessGate, req: FastifyRequest, r: Refusal): never {
   req.authChallenge = gate.challenge(req, [], r.error);
-  gate.audit?.write({
-    principal: r.user ?? 'unknown',
-    address: req.ip,
-    action: 'login',
-    decision: 'denied',
-    reason: r.message,
-    method: req.method,
-    status: 401,
-  });
+  recordRefusedLogin(gate.audit, req, r.user, r.message, 401);
   throw new OciError('UNAUTHORIZED', r.message);
 }

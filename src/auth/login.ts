@@ -3,6 +3,7 @@ import type { FastifyRequest } from 'fastify';
 import { OciError } from '../oci/errors.js';
 import type { Principal } from '../policy/types.js';
 import type { FailureLimiter } from './attempts.js';
+import type { AuditLog } from './audit.js';
 import { PoolBusyError } from './bcrypt-pool.js';
 import type { AccessGate } from './gate.js';
 import type { HtpasswdStore } from './htpasswd.js';
@@ -75,16 +76,27 @@ export async function checkRequestLogin(
   } catch (e) {
     if (!(e instanceof TooManyAttempts)) throw e;
     req.retryAfter = e.retryAfter;
-    req.loginUser = login.username;
-    gate.audit?.write({
-      principal: login.username,
-      address: req.ip,
-      action: 'login',
-      decision: 'denied',
-      reason: e.message,
-      method: req.method,
-      status: 429,
-    });
+    recordRefusedLogin(gate.audit, req, login.username, e.message, 429);
     throw new OciError('TOOMANYREQUESTS', e.message);
   }
+}
+
+/** Records a refused login (401, or 429 when throttled): its audit line, and the name its `login.failed` event names. */
+export function recordRefusedLogin(
+  audit: AuditLog | undefined,
+  req: FastifyRequest,
+  user: string | undefined,
+  reason: string,
+  status: 401 | 429,
+): void {
+  if (user !== undefined) req.loginUser = user;
+  audit?.write({
+    principal: user ?? 'unknown',
+    address: req.ip,
+    action: 'login',
+    decision: 'denied',
+    reason,
+    method: req.method,
+    status,
+  });
 }

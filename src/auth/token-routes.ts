@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AccessControl } from './access-control.js';
 import { decodeBasic, principalFromSubject, subjectOf, TooManyAttempts } from './access-control.js';
+import { recordRefusedLogin } from './login.js';
 import { basicChallenge, parseScopes, type AccessEntry } from './scope.js';
 import { TokenError } from './tokens.js';
 import { principalText, ANONYMOUS, type Principal } from '../policy/types.js';
@@ -30,16 +31,7 @@ function unauthorized(
   message: string,
   user?: string,
 ): FastifyReply {
-  if (user !== undefined) req.loginUser = user;
-  ac.audit?.write({
-    principal: user ?? 'unknown',
-    address: req.ip,
-    action: 'login',
-    decision: 'denied',
-    reason: message,
-    method: req.method,
-    status: 401,
-  });
+  recordRefusedLogin(ac.audit, req, user, message, 401);
   return reply
     .code(401)
     .header('www-authenticate', basicChallenge(ac.service))
@@ -54,16 +46,7 @@ function tooMany(
   e: TooManyAttempts,
   user: string,
 ): FastifyReply {
-  req.loginUser = user;
-  ac.audit?.write({
-    principal: user,
-    address: req.ip,
-    action: 'login',
-    decision: 'denied',
-    reason: e.message,
-    method: req.method,
-    status: 429,
-  });
+  recordRefusedLogin(ac.audit, req, user, e.message, 429);
   return reply
     .code(429)
     .header('retry-after', String(e.retryAfter))

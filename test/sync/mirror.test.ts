@@ -85,8 +85,8 @@ test('a mirror job copies the selected tags with identical digests; a run where 
   }
 });
 
-test('a moved tag is followed on the next run, the previous target kept under a backup tag', async () => {
-  const s = await setup({ images: ['docker.io/library/app'], backup: '{tag}-before-{date}' });
+test('a moved tag is followed on the next run, the previous target kept under a backup tag that prune keeps', async () => {
+  const s = await setup({ images: ['docker.io/library/app'], backup: '{tag}-before-{date}', prune: true });
   try {
     const [v1, v2] = await images(2, 'moved');
     await pushImage(s.up.url, 'library/app', 'latest', v1!);
@@ -98,6 +98,10 @@ test('a moved tag is followed on the next run, the previous target kept under a 
     const tags = (await (await fetch(`${s.reg.url}/v2/docker.io/library/app/tags/list`)).json()) as { tags: string[] };
     const backup = tags.tags.find((t) => t.startsWith('latest-before-'));
     assert.ok(backup, JSON.stringify(tags));
+    await assertIntact(s.reg.url, 'docker.io/library/app', backup, v1!);
+    // The backup is not upstream, so only the job's own template keeps prune off it.
+    const again = await s.job().run();
+    assert.deepEqual(again.pruned, []);
     await assertIntact(s.reg.url, 'docker.io/library/app', backup, v1!);
   } finally {
     await s.close();

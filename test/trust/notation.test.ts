@@ -1,71 +1,21 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { X509Certificate } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { startRegistry } from '../helpers/registry.js';
-import { pushBlob, pushManifest } from '../helpers/images.js';
+import { NOTATION_MANIFEST_HEX, notationTrustStores, pushSignedAlpine } from '../helpers/notation-fixture.js';
 import { bytesOf, errorOf } from '../helpers/oci-http.js';
 import { sluice } from '../helpers/sluice-cli.js';
-import { digestOf } from '../../src/oci/digest.js';
 import { buildMirrorJobs } from '../../src/registry/sync-setup.js';
 
 // A real notation signature at pull and at the cache: the manifest notation-go signed (its oci-layout, pushed
 // as it is, with its blobs) and its JWS and COSE envelopes attached as referrers, as `notation sign` attaches them.
-const FIX = fileURLToPath(new URL('../../../test/sign/fixtures/notation/', import.meta.url));
-const BLOBS = join(FIX, 'oci-layout/blobs/sha256');
-const MANIFEST_HEX = '19dbd2e48e921426ee8ace4dc892edfb2ecdc1d1a72d5416c83670c30acecef0';
 const MT = 'application/vnd.oci.image.manifest.v1+json';
-
-async function pushSignedAlpine(url: string, repo: string, tag: string): Promise<{ manifest: Buffer }> {
-  const manifest = await readFile(join(BLOBS, MANIFEST_HEX));
-  const doc = JSON.parse(manifest.toString()) as { config: { digest: string }; layers: { digest: string }[] };
-  for (const d of [doc.config.digest, ...doc.layers.map((l) => l.digest)])
-    await pushBlob(url, repo, await readFile(join(BLOBS, d.slice(7))));
-  assert.equal((await pushManifest(url, repo, tag, manifest, MT)).status, 201);
-  const empty = Buffer.from('{}');
-  await pushBlob(url, repo, empty);
-  for (const [file, mediaType] of [
-    ['jws_signature.sig', 'application/jose+json'],
-    ['cose_signature.sig', 'application/cose'],
-  ] as const) {
-    const env = await readFile(join(FIX, file));
-    await pushBlob(url, repo, env);
-    const sig = Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: MT,
-        artifactType: 'application/vnd.cncf.notary.signature',
-        config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: digestOf(empty), size: 2 },
-        layers: [{ mediaType, digest: digestOf(env), size: env.length }],
-        subject: { mediaType: MT, digest: digestOf(manifest), size: manifest.length },
-      }),
-    );
-    assert.equal((await pushManifest(url, repo, digestOf(sig), sig, MT)).status, 201);
-  }
-  return { manifest };
-}
-
-async function trustStores(dir: string): Promise<{ alpine: string; wabbit: string }> {
-  // notation's layout: truststore/x509/ca/<name>/. The alpine store holds the signer's certificate (from the envelope).
-  const jws = JSON.parse((await readFile(join(FIX, 'jws_signature.sig'))).toString()) as { header: { x5c: string[] } };
-  const alpine = join(dir, 'truststore/x509/ca/alpine');
-  const wabbit = join(dir, 'truststore/x509/ca/wabbit-networks');
-  await mkdir(alpine, { recursive: true });
-  await mkdir(wabbit, { recursive: true });
-  await writeFile(
-    join(alpine, 'alpine.crt'),
-    new X509Certificate(Buffer.from(jws.header.x5c[0]!, 'base64')).toString(),
-  );
-  await writeFile(join(wabbit, 'wabbit-networks.io.crt'), await readFile(join(FIX, 'wabbit-networks.io.crt')));
-  return { alpine, wabbit };
-}
 
 test('notation at pull: served with a signature from the named trust store, refused for another store; sluice verify --trust-policy', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'sluice-notation-'));
-  const stores = await trustStores(dir);
+  const stores = await notationTrustStores(dir);
   const reg = await startRegistry({
     trust: {
       trustStores: { 'ca:alpine': stores.alpine, 'ca:wabbit-networks': stores.wabbit },
@@ -191,7 +141,7 @@ test('notation at pull: served with a signature from the named trust store, refu
 
 test('notation at the cache, in a mirror job and in sluice copy -c: the store decides, and the signatures come along', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'sluice-notation-cache-'));
-  const stores = await trustStores(dir);
+  const stores = await notationTrustStores(dir);
   const up = await startRegistry();
   await pushSignedAlpine(up.url, 'library/alpine', 'v2');
   const cache = await startRegistry({
@@ -230,7 +180,7 @@ test('notation at the cache, in a mirror job and in sluice copy -c: the store de
     const a = await alpineJob!.run();
     assert.deepEqual(a.copied, ['docker.io/library/alpine:v2']);
     const refs = (await (
-      await fetch(`${cache.url}/v2/docker.io/library/alpine/referrers/sha256:${MANIFEST_HEX}`)
+      await fetch(`${cache.url}/v2/docker.io/library/alpine/referrers/sha256:${NOTATION_MANIFEST_HEX}`)
     ).json()) as { manifests: { artifactType?: string }[] };
     assert.equal(refs.manifests.filter((m) => m.artifactType === 'application/vnd.cncf.notary.signature').length, 2);
     const o = await otherJob!.run();

@@ -63,6 +63,11 @@ export const notificationsSchema = z
         maxevents: z.number().int().positive().default(100_000),
         /** How long delivered events are kept for replay and `GET /api/v1/events`. */
         retention: duration.default('168h'),
+        /**
+         * `wanted`: a pull is journaled only when an endpoint's filters would send it; `all`: every pull, for
+         * consumers that poll `GET /api/v1/events` or replay to an endpoint added later.
+         */
+        pulls: z.enum(['wanted', 'all']).default('wanted'),
       })
       .strict()
       .default({}),

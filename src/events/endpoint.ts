@@ -111,6 +111,11 @@ export class EndpointWorker {
    * do not make it answer, and waking it at every journal write would retry a dead endpoint at the rate of
    * requests, which costs those requests (found by the events bench: pushes slowed with a dead endpoint).
    */
+  /** True when this endpoint would send the event (its filters admit it). */
+  wants(e: RegistryEvent): boolean {
+    return this.filter(e);
+  }
+
   notify(): void {
     if (this.failures === 0) this.wake?.();
   }

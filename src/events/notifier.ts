@@ -44,6 +44,7 @@ export class Notifier implements EventSink {
   ) {
     this.journal = new Journal(driver, nodeName(config), {
       maxEvents: config.journal.maxevents,
+      writer: true,
       onDrop: (first, last) => {
         for (const w of this.workers) w.dropped(first, last);
         if (this.workers.length === 0) log.warn({ first, last }, 'event journal full: oldest events dropped');
@@ -78,11 +79,22 @@ export class Notifier implements EventSink {
 
   /** Journals events; resolves once they are durable, so the caller may then answer its client. */
   async emit(events: NewEvent | NewEvent[]): Promise<void> {
-    const list = Array.isArray(events) ? events : [events];
+    const list = (Array.isArray(events) ? events : [events]).filter((e) => e.type !== 'pull' || this.keepsPull(e));
+    if (list.length === 0) return;
     // A producer that runs before the server is ready (a mirror job's first run) waits for the journal.
     if (!(await this.started)) throw new Error('events: the journal could not be opened');
     await this.journal.append(list);
     this.metrics.journaled.inc(list.length);
+  }
+
+  /**
+   * Pulls outnumber every other event, and most endpoints ignore them (Distribution users set `ignore:
+   * actions: [pull]`): unless `journal.pulls` is `all`, a pull is journaled only when an endpoint would send it.
+   */
+  private keepsPull(e: NewEvent): boolean {
+    if (this.config.journal.pulls === 'all') return true;
+    const event = { ...e, seq: -1 };
+    return this.workers.some((w) => w.wants(event));
   }
 
   /** Removes events past the retention that every endpoint has had. */
@@ -98,5 +110,6 @@ export class Notifier implements EventSink {
   async close(): Promise<void> {
     clearInterval(this.pruneTimer);
     await Promise.all(this.workers.map((w) => w.stop()));
+    await this.journal.close();
   }
 }

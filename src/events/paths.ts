@@ -29,6 +29,18 @@ export function segmentName(s: SegmentName): string {
   return `${String(s.first).padStart(SEQ_DIGITS, '0')}-${s.count}-${s.ms}.jsonl`;
 }
 
+/** The file name of a segment still being appended to (files only): its count and time are known once it is sealed. */
+export function openSegmentName(first: number): string {
+  return `${String(first).padStart(SEQ_DIGITS, '0')}-open.jsonl`;
+}
+
+/** The first sequence number of a segment still being appended to, from its file name; undefined for anything else. */
+export function parseOpenSegmentName(name: string): number | undefined {
+  const m = /^(\d{16})-open\.jsonl$/.exec(name);
+  const first = m ? Number(m[1]) : Number.NaN;
+  return Number.isSafeInteger(first) ? first : undefined;
+}
+
 /** Reads a segment's object name; undefined for anything else (a stray object is ignored, not trusted). */
 export function parseSegmentName(name: string): SegmentName | undefined {
   const m = /^(\d{16})-(\d{1,9})-(\d{1,15})\.jsonl$/.exec(name);

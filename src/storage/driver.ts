@@ -1,4 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
+import type { AppendFile } from './append-file.js';
 
 /** What a driver knows of one stored object. */
 export interface FileInfo {
@@ -73,6 +74,8 @@ export interface StorageDriver {
   exclusiveCreate?(): Promise<boolean>;
   /** A short-lived URL from which a client can GET the object without this process, or undefined. Optional. */
   redirectURL?(path: string, expiresInSeconds: number): Promise<string | undefined>;
+  /** Creates an object that grows by appends (a log), failing when one is at the path. Optional: files only. */
+  createAppendFile?(path: string): Promise<AppendFile>;
   /** Aborts server-side uploads of the driver's own (S3 multipart) begun before `before`; returns their keys. Optional. */
   abortStaleUploads?(before: Date): Promise<string[]>;
 }

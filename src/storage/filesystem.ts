@@ -21,6 +21,7 @@ import {
 } from 'node:fs/promises';
 import { dirname, resolve, sep } from 'node:path';
 import { randomUUID } from 'node:crypto';
+import { type AppendFile, createAppendFile } from './append-file.js';
 import type { Readable, Writable } from 'node:stream';
 import type { FileInfo, FileWriter, PutOptions, StorageDriver } from './driver.js';
 
@@ -209,6 +210,17 @@ export class FilesystemDriver implements StorageDriver {
       }
     });
     if (durable) await syncDirs([dir, ...changed]);
+  }
+
+  async createAppendFile(path: string): Promise<AppendFile> {
+    const target = this.full(path);
+    const dir = dirname(target);
+    let changed: string[] = [];
+    let file: AppendFile | undefined;
+    changed = await this.intoDir(dir, async () => {
+      file = await createAppendFile(target, () => syncDirs([dir, ...changed]));
+    });
+    return file!;
   }
 
   async stat(path: string): Promise<FileInfo | null> {

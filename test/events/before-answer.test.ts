@@ -24,7 +24,7 @@ test('a cache refusal is in the journal when the 403 arrives, with its flow rule
   const cache = await startRegistry({
     upstreams: { 'docker.io': { url: up.url, ttl: '1h', timeout: '2s' } },
     flows: [{ images: ['docker.io/library/*'] }, { images: ['docker.io/**'], deny: true }],
-    notifications: { journal: { node: 'answer' } },
+    notifications: { journal: { node: 'answer', pulls: 'all' } },
   });
   t.after(() => cache.close());
   for (let i = 0; i < 3; i++) {

@@ -74,7 +74,7 @@ test('a full journal drops its oldest events, counted per endpoint in the metric
 });
 
 test('pulls and deletes are journaled as Distribution sends them (HEAD included, a tag delete per tag)', async (t) => {
-  const reg = await startRegistry({ notifications: { journal: { node: NODE } } });
+  const reg = await startRegistry({ notifications: { journal: { node: NODE, pulls: 'all' } } });
   t.after(() => reg.close());
   const img = await makeImage({ label: 'pulls' });
   await pushImage(reg.url, 'team/p', 'v1', img);

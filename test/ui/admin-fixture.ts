@@ -11,7 +11,10 @@ export const ADMIN_ACCESS = {
   ],
 };
 
-/** A registry with a mirror job (one tag copied, one refused by its flow), an audit log file and `ui.admins`. */
+/**
+ * A registry with a mirror job (one tag copied, one refused by its flow), an audit log file, a retention rule
+ * and `ui.admins`.
+ */
 export interface AdminFixture {
   reg: TestRegistry;
   auth: AuthFixture;
@@ -36,6 +39,9 @@ export async function startAdminFixture(): Promise<AdminFixture> {
   await pushImage(upstream.url, 'library/app', '1.0', await makeImage({ label: 'app 1.0' }));
   await pushImage(upstream.url, 'library/app', '1.1-rc1', await makeImage({ label: 'app rc' }));
   const seed = await startRegistry();
+  // Retention keeps the latest tag of team-a: v0, pushed first, is what the next collection deletes.
+  await pushImage(seed.url, 'team-a/app', 'v0', await makeImage({ label: 'team old' }));
+  await new Promise((res) => setTimeout(res, 50));
   await pushImage(seed.url, 'team-a/app', 'v1', await makeImage({ label: 'team' }));
   await pushImage(seed.url, 'public/tool', 'latest', await makeImage({ label: 'tool' }));
   await seed.app.close();
@@ -47,6 +53,7 @@ export async function startAdminFixture(): Promise<AdminFixture> {
       upstreams: { 'docker.io': { url: upstream.url } },
       flows: [{ name: 'no release candidates', images: ['docker.io/library/*'], tags: { exclude: ['*-rc*'] } }],
       mirrors: [{ name: 'app', images: ['docker.io/library/app'], every: '1h' }],
+      retention: [{ name: 'latest of team-a', images: ['team-a/**'], latest: 1 }],
       ui: { admins: ['group:ops'] },
     },
   });

@@ -51,9 +51,10 @@ test('only administrators (ui.admins) get the jobs, runs and audit APIs: 401 ano
   assert.equal((await api('/api/v1/jobs/app/run', basic('bob'), 'POST')).status, 403);
   assert.equal((await api('/api/v1/jobs/app/run', {}, 'POST')).status, 401);
   // The navigation offers the pages to carol only.
-  assert.deepEqual((await api('/api/v1/pages', basic('carol'))).body, { explain: true, jobs: true, audit: true });
-  assert.deepEqual((await api('/api/v1/pages', basic('bob'))).body, { explain: true, jobs: false, audit: false });
-  assert.deepEqual((await api('/api/v1/pages')).body, { explain: true, jobs: false, audit: false });
+  const pages = (jobs: boolean, audit: boolean) => ({ explain: true, jobs, audit, lifecycle: true });
+  assert.deepEqual((await api('/api/v1/pages', basic('carol'))).body, pages(true, true));
+  assert.deepEqual((await api('/api/v1/pages', basic('bob'))).body, pages(false, false));
+  assert.deepEqual((await api('/api/v1/pages')).body, pages(false, false));
 });
 
 test('GET /api/v1/jobs gives the schedule, next run and last run; runs list what was copied and refused, and why', async () => {
@@ -166,4 +167,34 @@ test('GET /api/v1/policy/explain answers as sluice policy explain; only administ
   assert.equal(trust.body.kind, 'trust');
   for (const bad of ['reference=UPPER', 'reference=a&action=fly', 'reference=a&who=god', 'reference=a&who=user', 'action=pull'])
     assert.equal((await api(`/api/v1/policy/explain?${bad}`, basic('carol'))).status, 400, bad);
+});
+
+test('GET /api/v1/lifecycle lists usage and the tags retention deletes next, only of what the caller may pull', async () => {
+  const anon = await api('/api/v1/lifecycle');
+  assert.equal(anon.status, 200);
+  assert.deepEqual(anon.body.items.map((r: Json) => r.repository).sort(), ['docker.io/library/app', 'public/tool']);
+  assert.equal(anon.body.total, 2, 'a hidden repository is not counted');
+  assert.equal(anon.body.items[0].exclusive, undefined, 'sharing is told to administrators only');
+  const alice = await api('/api/v1/lifecycle?q=team', basic('alice'));
+  assert.equal(alice.body.total, 1);
+  const team = alice.body.items[0];
+  assert.equal(team.repository, 'team-a/app');
+  assert.ok(team.bytes > 0);
+  assert.equal(team.kept, 1);
+  assert.deepEqual(
+    team.deleting.map((d: Json) => d.tag),
+    ['v0'],
+  );
+  assert.match(team.deleting[0].reason, /latest of team-a/);
+  assert.deepEqual(
+    team.keptBy.map((d: Json) => d.tag),
+    ['v1'],
+  );
+  const carol = await api('/api/v1/lifecycle', basic('carol'));
+  assert.equal(carol.body.total, 3);
+  assert.equal(typeof carol.body.items[0].exclusive, 'number');
+  // The mirror's repository is not governed by the rule: nothing of it is deleted.
+  const mirrored = carol.body.items.find((r: Json) => r.repository === 'docker.io/library/app');
+  assert.equal(mirrored.governed, false);
+  assert.equal((await api('/api/v1/lifecycle?n=1&page=2', basic('carol'))).body.items.length, 1);
 });

@@ -124,11 +124,25 @@ test('the explainer answers for anyone to an administrator, as sluice policy exp
   assert.deepEqual(problems, []);
 });
 
+test('the lifecycle page shows usage and the tag retention deletes next, with the rule', async (t) => {
+  const { page, problems } = await open(t);
+  await login(page, 'carol');
+  await pages(page).getByRole('link', { name: 'Lifecycle' }).click();
+  const row = page.locator('table.list tbody tr').filter({ hasText: 'team-a/app' });
+  await row.waitFor();
+  const text = (await row.textContent()) ?? '';
+  assert.match(text, /v0/);
+  assert.match(text, /latest of team-a/);
+  assert.doesNotMatch(text, /v1/);
+  await page.screenshot({ path: join(SHOTS, 'lifecycle.png'), fullPage: true });
+  assert.deepEqual(problems, []);
+});
+
 test('a non-administrator sees no admin links, is told no on the pages, and may explain only for itself', async (t) => {
   const { page, problems } = await open(t);
   await login(page, 'bob');
   const links = await pages(page).getByRole('link').allTextContents();
-  assert.deepEqual(links, ['Repositories', 'Explain']);
+  assert.deepEqual(links, ['Repositories', 'Lifecycle', 'Explain']);
   await page.goto(`${fx.reg.url}/#/jobs`);
   await page.getByRole('alert').filter({ hasText: 'Only administrators may see mirror jobs' }).waitFor();
   await page.goto(`${fx.reg.url}/#/audit`);
@@ -144,6 +158,6 @@ test('a non-administrator sees no admin links, is told no on the pages, and may 
   // Anonymous sees no admin links either.
   const anon = await open(t);
   await anon.page.locator('#pages a').first().waitFor();
-  assert.deepEqual(await pages(anon.page).getByRole('link').allTextContents(), ['Repositories', 'Explain']);
+  assert.deepEqual(await pages(anon.page).getByRole('link').allTextContents(), ['Repositories', 'Lifecycle', 'Explain']);
   assert.deepEqual([...problems, ...anon.problems], []);
 });

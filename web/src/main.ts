@@ -4,6 +4,7 @@ import { imagePage } from './pages/image.js';
 import { auditPage } from './pages/audit.js';
 import { explainPage } from './pages/explain.js';
 import { jobsPage } from './pages/jobs.js';
+import { lifecyclePage } from './pages/lifecycle.js';
 import { loginPage } from './pages/login.js';
 import { repositoriesPage } from './pages/repositories.js';
 import { repositoryPage } from './pages/repository.js';
@@ -90,6 +91,9 @@ function show(): void {
       break;
     case '/audit':
       auditPage(main, route);
+      break;
+    case '/lifecycle':
+      lifecyclePage(main, route);
       break;
     case '/explain':
       explainPage(main, route, { admin: pages.audit, me: session.user });

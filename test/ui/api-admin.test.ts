@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { appendFile } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 import { basic, startAdminFixture, type AdminFixture } from './admin-fixture.js';
@@ -107,6 +108,15 @@ test('POST /api/v1/jobs/:name/run starts a run; with a session cookie it needs t
 });
 
 test('GET /api/v1/audit filters on the server (user, action, repository, decision, time) and pages', async () => {
+  // An allowed write, which the audit log records: alice uploads a blob to her repository in one request.
+  const blob = Buffer.from('audited blob');
+  const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
+  const upload = await fetch(`${fx.reg.url}/v2/team-a/app/blobs/uploads/?digest=${digest}`, {
+    method: 'POST',
+    headers: { ...basic('alice'), 'content-type': 'application/octet-stream' },
+    body: blob,
+  });
+  assert.equal(upload.status, 201);
   const all = await api('/api/v1/audit', basic('carol'));
   assert.equal(all.status, 200);
   assert.equal(all.body.kept, true);
@@ -118,6 +128,12 @@ test('GET /api/v1/audit filters on the server (user, action, repository, decisio
     assert.equal(r.repository, 'team-a/app');
   }
   assert.match(denied.body.items[0].reason, /pull/);
+  const allowed = await api('/api/v1/audit?decision=allowed', basic('carol'));
+  assert.ok(allowed.body.total >= 1);
+  assert.ok(allowed.body.items.every((r: Json) => r.decision === 'allowed'));
+  assert.equal(allowed.body.items[0].principal, 'alice');
+  const deniedAll = await api('/api/v1/audit?decision=denied', basic('carol'));
+  assert.equal(allowed.body.total + deniedAll.body.total, all.body.total);
   // The refusals of the admin APIs above are audited too, with the rule that decided them.
   const refusedAdmin = await api('/api/v1/audit?user=bob&action=jobs', basic('carol'));
   assert.ok(refusedAdmin.body.total >= 1);

@@ -254,8 +254,10 @@ export function registerPolicyCommands(program: Command): void {
           fail((e as Error).message);
         }
         const config = await configFrom(opts.config);
-        const [{ hasCredentials }, { compilePolicy, decide, enforcedPolicySpec, PolicyError }] =
-          await Promise.all([import('../auth/config.js'), import('../policy/index.js')]);
+        const [{ hasCredentials }, { compilePolicy, decide, enforcedPolicySpec, PolicyError }] = await Promise.all([
+          import('../auth/config.js'),
+          import('../policy/index.js'),
+        ]);
         // The server's own policy, open registry included, so the answer is the one a client would get.
         const spec = enforcedPolicySpec(config.access, {
           hasCredentials: hasCredentials(config.auth),

@@ -44,7 +44,10 @@ export function registerPolicyExplainRoutes(
   const policyOf = async (): Promise<Policy> => {
     if (access) return (await access).policy;
     open ??= compilePolicy(
-      enforcedPolicySpec(ctx.config.access, { hasCredentials: hasCredentials(ctx.config.auth), readonlyAll: ctx.readOnly }),
+      enforcedPolicySpec(ctx.config.access, {
+        hasCredentials: hasCredentials(ctx.config.auth),
+        readonlyAll: ctx.readOnly,
+      }),
     );
     return open;
   };
@@ -91,7 +94,9 @@ export function registerPolicyExplainRoutes(
       }
       const policy = await policyOf();
       // `list` is the catalog: registry-wide, as the registry asks it, whatever the reference.
-      const decisions = actions.map((a) => decide(policy, { principal, action: a, target: a === 'list' ? {} : target }));
+      const decisions = actions.map((a) =>
+        decide(policy, { principal, action: a, target: a === 'list' ? {} : target }),
+      );
       json(reply, {
         principal: about,
         kind: 'access',

@@ -17,7 +17,11 @@ after(async () => {
   await fx?.close();
 });
 
-async function api(path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<{ status: number; body: Json }> {
+async function api(
+  path: string,
+  headers: Record<string, string> = {},
+  method = 'GET',
+): Promise<{ status: number; body: Json }> {
   const r = await fetch(`${fx.reg.url}${path}`, { method, headers });
   const text = await r.text();
   return { status: r.status, body: text ? (JSON.parse(text) as Json) : {} };
@@ -84,7 +88,11 @@ test('POST /api/v1/jobs/:name/run starts a run; with a session cookie it needs t
   const forged = await api('/api/v1/jobs/app/run', { cookie: carol.cookie }, 'POST');
   assert.equal(forged.status, 403);
   assert.match(forged.body.errors[0].message, /CSRF/);
-  const other = await api('/api/v1/jobs/app/run', { cookie: carol.cookie, 'x-csrf-token': carol.csrf, origin: 'http://evil.test' }, 'POST');
+  const other = await api(
+    '/api/v1/jobs/app/run',
+    { cookie: carol.cookie, 'x-csrf-token': carol.csrf, origin: 'http://evil.test' },
+    'POST',
+  );
   assert.equal(other.status, 403);
   assert.equal((await api('/api/v1/jobs/app/runs', basic('carol'))).body.total, 1, 'no run was started');
   const started = await api('/api/v1/jobs/app/run', { cookie: carol.cookie, 'x-csrf-token': carol.csrf }, 'POST');
@@ -168,20 +176,35 @@ test('GET /api/v1/policy/explain answers as sluice policy explain; only administ
   const anonSelf = await api('/api/v1/policy/explain?reference=team-a/app&action=pull');
   assert.equal(anonSelf.body.principal, 'anonymous');
   assert.equal(anonSelf.body.allowed, false);
-  const byAdmin = await api('/api/v1/policy/explain?reference=team-a/app:v1&who=user&name=bob&action=pull', basic('carol'));
+  const byAdmin = await api(
+    '/api/v1/policy/explain?reference=team-a/app:v1&who=user&name=bob&action=pull',
+    basic('carol'),
+  );
   assert.equal(byAdmin.status, 200);
   assert.equal(byAdmin.body.principal, 'bob');
   assert.equal(byAdmin.body.result[0].allowed, false);
-  const robot = await api('/api/v1/policy/explain?reference=public/tool&who=robot&name=builder&action=pull', basic('carol'));
+  const robot = await api(
+    '/api/v1/policy/explain?reference=public/tool&who=robot&name=builder&action=pull',
+    basic('carol'),
+  );
   assert.equal(robot.body.principal, 'robot:builder');
   assert.equal(robot.body.allowed, true);
-  const fetchRc = await api('/api/v1/policy/explain?reference=docker.io/library/app:1.1-rc1&action=fetch', basic('bob'));
+  const fetchRc = await api(
+    '/api/v1/policy/explain?reference=docker.io/library/app:1.1-rc1&action=fetch',
+    basic('bob'),
+  );
   assert.equal(fetchRc.body.kind, 'fetch');
   assert.equal(fetchRc.body.allowed, false);
   assert.match(fetchRc.body.lines.join('\n'), /no release candidates/);
   const trust = await api('/api/v1/policy/explain?reference=public/tool&action=trust');
   assert.equal(trust.body.kind, 'trust');
-  for (const bad of ['reference=UPPER', 'reference=a&action=fly', 'reference=a&who=god', 'reference=a&who=user', 'action=pull'])
+  for (const bad of [
+    'reference=UPPER',
+    'reference=a&action=fly',
+    'reference=a&who=god',
+    'reference=a&who=user',
+    'action=pull',
+  ])
     assert.equal((await api(`/api/v1/policy/explain?${bad}`, basic('carol'))).status, 400, bad);
 });
 

@@ -80,7 +80,9 @@ test('an administrator sees a run refused with its reason, runs the job now and 
   assert.match(runText, /no release candidates/);
   assert.match(runText, /docker\.io\/library\/app:1\.0/);
   await page.getByRole('button', { name: 'Run job app now' }).click();
-  await page.waitForFunction(() => document.querySelectorAll('article.run').length === 2, undefined, { timeout: 30_000 });
+  await page.waitForFunction(() => document.querySelectorAll('article.run').length === 2, undefined, {
+    timeout: 30_000,
+  });
   await page.getByRole('button', { name: 'Run job app now' }).and(page.locator(':enabled')).waitFor();
   assert.match((await page.locator('article.run').first().textContent()) ?? '', /1 unchanged/);
   await page.screenshot({ path: join(SHOTS, 'job-runs.png'), fullPage: true });
@@ -158,6 +160,10 @@ test('a non-administrator sees no admin links, is told no on the pages, and may 
   // Anonymous sees no admin links either.
   const anon = await open(t);
   await anon.page.locator('#pages a').first().waitFor();
-  assert.deepEqual(await pages(anon.page).getByRole('link').allTextContents(), ['Repositories', 'Lifecycle', 'Explain']);
+  assert.deepEqual(await pages(anon.page).getByRole('link').allTextContents(), [
+    'Repositories',
+    'Lifecycle',
+    'Explain',
+  ]);
   assert.deepEqual([...problems, ...anon.problems], []);
 });

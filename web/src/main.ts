@@ -38,9 +38,7 @@ function pagesBar(): void {
     nav,
     ...links
       .filter(([, , shown]) => shown)
-      .map(([page, text]) =>
-        h('a', { href: `#${page}`, 'aria-current': page === current ? 'page' : undefined }, text),
-      ),
+      .map(([page, text]) => h('a', { href: `#${page}`, 'aria-current': page === current ? 'page' : undefined }, text)),
   );
 }
 

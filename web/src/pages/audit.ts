@@ -179,7 +179,14 @@ function table(data: AuditPage): HTMLElement {
           h('td', { title: r.time }, new Date(r.time).toLocaleString()),
           h('td', { title: r.address }, r.principal),
           h('td', {}, r.action, r.method ? h('span', { class: 'muted small' }, ` ${r.method}`) : null),
-          h('td', {}, r.repository ?? '—', r.reference ? h('span', { class: 'muted' }, `${r.reference.includes(':') ? '@' : ':'}${r.reference}`) : null),
+          h(
+            'td',
+            {},
+            r.repository ?? '—',
+            r.reference
+              ? h('span', { class: 'muted' }, `${r.reference.includes(':') ? '@' : ':'}${r.reference}`)
+              : null,
+          ),
           h(
             'td',
             {},

@@ -81,7 +81,10 @@ export function explainPage(main: HTMLElement, route: Route, asker: Asker): void
     updateParams('/explain', { ...params, reference: reference.value.trim() });
     out.setAttribute('aria-busy', 'true');
     try {
-      const a = await call<Answer>('GET', `/api/v1/policy/explain${query({ ...params, reference: reference.value.trim() })}`);
+      const a = await call<Answer>(
+        'GET',
+        `/api/v1/policy/explain${query({ ...params, reference: reference.value.trim() })}`,
+      );
       replace(out, answerView(a));
     } catch (e) {
       replace(out, h('p', { class: 'error', role: 'alert' }, (e as Error).message));
@@ -137,7 +140,11 @@ function answerView(a: Answer): HTMLElement {
             h(
               'li',
               {},
-              h('span', { class: `badge ${d.allowed ? 'ok' : 'bad'}` }, `${d.action} ${d.allowed ? 'allowed' : 'denied'}`),
+              h(
+                'span',
+                { class: `badge ${d.allowed ? 'ok' : 'bad'}` },
+                `${d.action} ${d.allowed ? 'allowed' : 'denied'}`,
+              ),
               ' ',
               h('span', { class: 'muted' }, d.reason),
             ),

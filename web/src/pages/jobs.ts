@@ -114,7 +114,11 @@ export function jobsPage(main: HTMLElement, route: Route): void {
   call<JobList>('GET', '/api/v1/jobs').then(
     (data) => {
       results.setAttribute('aria-busy', 'false');
-      replace(results, data.mayRun ? null : h('p', { class: 'muted' }, `Runs cannot be started: ${data.why}.`), jobTable(data));
+      replace(
+        results,
+        data.mayRun ? null : h('p', { class: 'muted' }, `Runs cannot be started: ${data.why}.`),
+        jobTable(data),
+      );
     },
     (e: unknown) => replace(results, failure(e)),
   );

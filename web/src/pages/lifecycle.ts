@@ -101,7 +101,11 @@ function table(data: LifecyclePage): HTMLElement {
           h('td', { class: 'num' }, bytes(r.bytes)),
           shares ? h('td', { class: 'num' }, bytes(r.exclusive)) : null,
           shares ? h('td', { class: 'num' }, bytes(r.shared)) : null,
-          h('td', { class: 'num', title: r.keptBy.map((k) => `${k.tag}: ${k.reason}`).join('\n') }, r.governed ? String(r.kept) : '—'),
+          h(
+            'td',
+            { class: 'num', title: r.keptBy.map((k) => `${k.tag}: ${k.reason}`).join('\n') },
+            r.governed ? String(r.kept) : '—',
+          ),
           h(
             'td',
             {},

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { appendFile } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
+import { startRegistry } from '../helpers/registry.js';
 import { basic, startAdminFixture, type AdminFixture } from './admin-fixture.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: the tests walk the API's JSON answers without a type per route
@@ -236,4 +237,11 @@ test('GET /api/v1/lifecycle lists usage and the tags retention deletes next, onl
   const mirrored = carol.body.items.find((r: Json) => r.repository === 'docker.io/library/app');
   assert.equal(mirrored.governed, false);
   assert.equal((await api('/api/v1/lifecycle?n=1&page=2', basic('carol'))).body.items.length, 1);
+});
+
+test('ui.admins naming a group that access.groups lacks stops the start, as in a rule', async () => {
+  await assert.rejects(
+    startRegistry({ ui: { admins: ['group:nope'] } }),
+    /ui\.admins: group nope is not defined under access\.groups/,
+  );
 });

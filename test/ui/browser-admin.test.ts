@@ -122,6 +122,14 @@ test('the explainer answers for anyone to an administrator, as sluice policy exp
   const out = (await page.locator('pre.explain-out').textContent()) ?? '';
   assert.match(out, /^pull: DENIED/);
   assert.match(out, /reason: {2}pull on team-a\/app:v1 for bob/);
+  // Every access action for alice: each line names the deciding rule, as the CLI prints it.
+  await page.getByLabel('Name').fill('alice');
+  await page.getByLabel('Action').selectOption('pull,push,overwrite,delete');
+  await page.getByRole('button', { name: 'Explain' }).click();
+  await page.getByRole('heading', { name: 'For alice' }).waitFor();
+  const all = (await page.locator('pre.explain-out').textContent()) ?? '';
+  assert.match(all, /push: ALLOWED\n {2}rule: {4}rule 1 "team-a"/);
+  assert.match(all, /overwrite: DENIED/);
   await page.screenshot({ path: join(SHOTS, 'explain.png'), fullPage: true });
   assert.deepEqual(problems, []);
 });

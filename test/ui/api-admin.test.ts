@@ -245,3 +245,25 @@ test('ui.admins naming a group that access.groups lacks stops the start, as in a
     /ui\.admins: group nope is not defined under access\.groups/,
   );
 });
+
+test('a read-only node lists the mirror jobs from storage but does not start them (409)', async (t) => {
+  const reg = await startRegistry({
+    storage: { maintenance: { readonly: { enabled: true } } },
+    upstreams: { 'docker.io': { url: 'http://127.0.0.1:9' } },
+    flows: [{ images: ['docker.io/library/*'] }],
+    mirrors: [{ name: 'app', images: ['docker.io/library/app'], every: '1h' }],
+    // No logins here: every caller is anonymous, so only `*` or `anonymous` can name an administrator.
+    ui: { admins: ['anonymous'] },
+  });
+  t.after(() => reg.close());
+  const jobs = await fetch(`${reg.url}/api/v1/jobs`);
+  const body = (await jobs.json()) as Json;
+  assert.equal(jobs.status, 200);
+  assert.equal(body.mayRun, false);
+  assert.equal(body.why, 'this registry is read-only');
+  assert.equal(body.items[0].name, 'app');
+  assert.equal(body.items[0].nextRun, undefined);
+  const run = await fetch(`${reg.url}/api/v1/jobs/app/run`, { method: 'POST' });
+  assert.equal(run.status, 409);
+  assert.match(((await run.json()) as Json).errors[0].message, /read-only/);
+});

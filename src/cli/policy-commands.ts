@@ -254,8 +254,10 @@ export function registerPolicyCommands(program: Command): void {
           fail((e as Error).message);
         }
         const config = await configFrom(opts.config);
-        const [{ hasCredentials }, { compilePolicy, decide, enforcedPolicySpec, PolicyError, ruleLabel }] =
-          await Promise.all([import('../auth/config.js'), import('../policy/index.js')]);
+        const [{ hasCredentials }, { compilePolicy, decide, enforcedPolicySpec, PolicyError }] = await Promise.all([
+          import('../auth/config.js'),
+          import('../policy/index.js'),
+        ]);
         // The server's own policy, open registry included, so the answer is the one a client would get.
         const spec = enforcedPolicySpec(config.access, {
           hasCredentials: hasCredentials(config.auth),
@@ -299,21 +301,8 @@ export function registerPolicyCommands(program: Command): void {
           process.stdout.write(JSON.stringify(decisions, null, 2) + '\n');
           return;
         }
-        for (const d of decisions) {
-          const rule = d.rule !== undefined ? spec.rules[d.rule - 1]! : undefined;
-          process.stdout.write(`${d.action}: ${d.allowed ? 'ALLOWED' : 'DENIED'}\n`);
-          if (rule) {
-            process.stdout.write(
-              `  rule:    ${ruleLabel(d.rule!, rule)}: repos [${rule.repos.join(', ')}] who [${rule.who.join(', ')}]`,
-            );
-            process.stdout.write(
-              `${rule.allow.length ? ` allow [${rule.allow.join(', ')}]` : ''}${rule.deny.length ? ` deny [${rule.deny.join(', ')}]` : ''}\n`,
-            );
-          }
-          if (d.pattern) process.stdout.write(`  pattern: ${d.pattern}\n`);
-          if (d.who) process.stdout.write(`  who:     ${d.who}\n`);
-          process.stdout.write(`  reason:  ${d.reason}\n`);
-        }
+        const { decisionLines } = await import('../policy/explain-text.js');
+        for (const d of decisions) process.stdout.write(decisionLines(d, spec.rules).join('\n') + '\n');
       },
     );
   policy

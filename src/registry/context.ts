@@ -15,6 +15,7 @@ import type { Metrics } from './metrics.js';
 import type { PullThroughCache } from '../proxy/cache.js';
 import type { Trust } from './trust-setup.js';
 import type { Notifier } from '../events/notifier.js';
+import type { SyncScheduler } from '../sync/scheduler.js';
 
 /** Which child manifests an index must have in the repository before it is accepted. */
 export type IndexPolicy = { mode: 'all' } | { mode: 'none' } | { mode: 'list'; platforms: Platform[] };
@@ -41,6 +42,8 @@ export class RegistryContext {
   cache: PullThroughCache | undefined;
   /** The events journal and its deliveries (`notifications:`), when configured. */
   events: Notifier | undefined;
+  /** The mirror jobs' scheduler once the server is ready (none on a read-only node or without `mirrors:`). */
+  mirrors: SyncScheduler | undefined;
   /** Narrows the catalog to what the caller may see; set by access control. */
   catalogFilter: ((request: FastifyRequest, names: string[]) => Promise<string[]>) | undefined;
   /** Whether the caller may push to a repository (never throws); set by access control. */

@@ -148,7 +148,7 @@ export function buildRegistry(opts: ServerOptions): Registry {
     app.addHook('onReady', async () => {
       if (ctx.readOnly)
         app.log.warn('mirrors: not run, this registry is read-only (storage.maintenance.readonly.enabled)');
-      else scheduler = startMirrorJobs(ctx, config, app.log);
+      else ctx.mirrors = scheduler = startMirrorJobs(ctx, config, app.log);
     });
     app.addHook('onClose', async () => scheduler?.stop());
   }

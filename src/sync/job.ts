@@ -12,7 +12,7 @@ import { type Look, look } from './look.js';
 import { mirrorImage } from './mirror-image.js';
 import { pruneRepository } from './prune.js';
 import { literalTags } from './select.js';
-import { type JobState, type RunSummary, readState } from './state.js';
+import { type JobState, type RunSummary, readState, recordRun } from './state.js';
 import { repositoriesOf } from './upstream-requests.js';
 
 // The shapes moved to job-types.ts; importers of this module keep finding them here.
@@ -128,7 +128,7 @@ export class MirrorJob {
     summary.copied.sort();
     summary.moved.sort();
     if (!opts.dryRun) {
-      state.lastRun = summary;
+      recordRun(state, summary);
       await saveState(this.ctx, state);
     }
     return summary;

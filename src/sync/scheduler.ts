@@ -7,6 +7,8 @@ import type { RunSummary } from './state.js';
 export class SyncScheduler {
   private readonly timers: (() => void)[] = [];
   private readonly running = new Map<string, Promise<RunSummary>>();
+  /** When each scheduled job is due next, for the web UI's jobs page. */
+  private readonly next = new Map<string, () => Date | undefined>();
   private stopped = false;
 
   constructor(
@@ -20,6 +22,21 @@ export class SyncScheduler {
   /** Something to do once every run has ended at `stop` (close the jobs' shared connections). */
   onStop(cleanup: () => Promise<void>): void {
     this.cleanups.push(cleanup);
+  }
+
+  /** The jobs this scheduler runs. */
+  get all(): readonly MirrorJob[] {
+    return this.jobs;
+  }
+
+  /** When a job runs next by its schedule (undefined without one, or once stopped). */
+  nextRun(name: string): Date | undefined {
+    return this.stopped ? undefined : this.next.get(name)?.();
+  }
+
+  /** Whether a run of the job is under way. */
+  isRunning(name: string): boolean {
+    return this.running.has(name);
   }
 
   /** Runs a job now unless it is running already (then the run under way is returned). */
@@ -57,14 +74,21 @@ export class SyncScheduler {
       };
       if (cron) {
         const c = new Cron(cron, { protect: true }, tick);
+        this.next.set(job.name, () => c.nextRun() ?? undefined);
         this.timers.push(() => {
           c.stop();
           clearTimeout(pending);
         });
       } else if (every) {
-        const interval = setInterval(tick, parseDuration(every));
+        const ms = parseDuration(every);
+        let ticked = Date.now();
+        const interval = setInterval(() => {
+          ticked = Date.now();
+          tick();
+        }, ms);
         interval.unref();
         tick();
+        this.next.set(job.name, () => new Date(ticked + ms));
         this.timers.push(() => {
           clearInterval(interval);
           clearTimeout(pending);

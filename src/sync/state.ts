@@ -6,6 +6,28 @@ export interface JobState {
   /** `repository:tag` → the upstream digest last copied. */
   tags: Record<string, Digest>;
   lastRun?: RunSummary;
+  /** The last runs, newest first (at most RUNS_KEPT, each list cut to RUN_LIST_MAX names), for the web UI. */
+  runs?: RunSummary[];
+}
+
+/** How many past runs a job's state keeps. */
+export const RUNS_KEPT = 20;
+/** The most names a kept run lists per outcome; the latest run (`lastRun`) keeps all. */
+export const RUN_LIST_MAX = 200;
+
+/** Adds a finished run to the state's history, newest first, bounded in runs and in names per run. */
+export function recordRun(state: JobState, summary: RunSummary): void {
+  const cut = <T>(xs: T[]): T[] => xs.slice(0, RUN_LIST_MAX);
+  const kept: RunSummary = {
+    ...summary,
+    copied: cut(summary.copied),
+    moved: cut(summary.moved),
+    pruned: cut(summary.pruned),
+    refused: cut(summary.refused),
+    errors: cut(summary.errors),
+  };
+  state.lastRun = summary;
+  state.runs = [kept, ...(state.runs ?? [])].slice(0, RUNS_KEPT);
 }
 
 /** One run of a job, as `sluice sync status` shows it. */
@@ -36,7 +58,11 @@ export async function readState(driver: StorageDriver, job: string): Promise<Job
   if (!b) return { tags: {} };
   try {
     const s = JSON.parse(b.toString('utf8')) as JobState;
-    return { tags: s.tags ?? {}, ...(s.lastRun ? { lastRun: s.lastRun } : {}) };
+    return {
+      tags: s.tags ?? {},
+      ...(s.lastRun ? { lastRun: s.lastRun } : {}),
+      ...(Array.isArray(s.runs) ? { runs: s.runs } : {}),
+    };
   } catch {
     return { tags: {} };
   }

@@ -1,11 +1,11 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { OciError } from '../oci/errors.js';
 import { isDigest } from '../oci/digest.js';
 import { isRepositoryName, isTag, type RepositoryName } from '../oci/name.js';
 import type { RegistryContext } from '../registry/context.js';
-import { sendError, toOciError } from '../registry/errors.js';
 import { deleteManifest } from '../registry/manifest-routes.js';
 import { registryHost } from '../registry/trust-setup.js';
+import { badRequest, json, route } from './api-reply.js';
 import { imageDetail } from './image-detail.js';
 import { compareBy, pageOf, parseListQuery } from './list-query.js';
 import { provenanceOf } from './provenance.js';
@@ -33,37 +33,12 @@ const NAMES_FRESH_MS = 5_000;
 const REPO_SORTS = ['name'] as const;
 const TAG_SORTS = ['name', 'pushed', 'size', 'pulled'] as const;
 
-function badRequest(message: string): never {
-  throw new OciError('UNSUPPORTED', message, undefined, 400);
-}
-
 /** The `repository=` parameter, checked against the name grammar before it touches a path. */
 function repositoryParam(q: Record<string, unknown>): RepositoryName {
   const v = q['repository'];
   if (typeof v !== 'string' || !isRepositoryName(v))
     throw new OciError('NAME_INVALID', 'repository= must be a repository name');
   return v;
-}
-
-function json(reply: FastifyReply, body: unknown): void {
-  reply
-    .code(200)
-    .header('content-type', 'application/json; charset=utf-8')
-    .header('cache-control', 'no-store')
-    .send(JSON.stringify(body));
-}
-
-/** Wraps a route so every failure answers in the OCI error format, as the registry API does. */
-function route(fn: (req: FastifyRequest, reply: FastifyReply) => Promise<void>) {
-  return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    try {
-      await fn(req, reply);
-    } catch (e) {
-      const err = toOciError(e);
-      if (err.code === 'UNKNOWN') req.log.error({ err: e }, 'api request failed');
-      if (!reply.sent) sendError(reply, err, false);
-    }
-  };
 }
 
 /** Repository names, walked at most every few seconds and served from the last walk meanwhile. */

@@ -2,8 +2,14 @@ import type { FastifyInstance } from 'fastify';
 import type { AccessControl } from '../auth/access-control.js';
 import type { RegistryContext } from '../registry/context.js';
 import { matchEndpoint } from '../registry/paths.js';
+import { Admins } from './admin.js';
+import { json, route } from './api-reply.js';
 import { registerApiRoutes } from './api-routes.js';
+import { registerAuditRoutes } from './audit-routes.js';
 import { explainFor } from './explain.js';
+import { registerJobRoutes } from './jobs-routes.js';
+import { hasLifecycle, registerLifecycleRoutes } from './lifecycle-routes.js';
+import { registerPolicyExplainRoutes } from './policy-explain-routes.js';
 import { RepositoryKinds } from './repo-kind.js';
 import { registerSessionRoutes } from './session.js';
 import { TrustViews } from './signatures.js';
@@ -51,6 +57,25 @@ export function installUi(
       }
     },
   });
+  const admins = new Admins(ctx, access);
+  registerJobRoutes(app, ctx, admins);
+  registerAuditRoutes(app, ctx, admins);
+  registerPolicyExplainRoutes(app, ctx, access, admins);
+  registerLifecycleRoutes(app, ctx, admins);
+  const lifecycle = hasLifecycle(ctx);
+  // Which pages the navigation offers the caller; the routes decide again on every request.
+  app.get(
+    '/api/v1/pages',
+    route(async (req, reply) => {
+      const { admin } = await admins.caller(req);
+      json(reply, {
+        explain: true,
+        jobs: admin && (ctx.config.mirrors?.length ?? 0) > 0,
+        audit: admin,
+        lifecycle,
+      });
+    }),
+  );
   registerStaticRoutes(app);
   // A push or delete through this process shows on the next page load, not after the tables age out.
   app.addHook('onResponse', async (req, reply) => {

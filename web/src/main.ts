@@ -1,12 +1,52 @@
 import { call, setCsrf, type Session } from './api.js';
 import { announce, h, replace } from './dom.js';
 import { imagePage } from './pages/image.js';
+import { auditPage } from './pages/audit.js';
+import { explainPage } from './pages/explain.js';
+import { jobsPage } from './pages/jobs.js';
+import { lifecyclePage } from './pages/lifecycle.js';
 import { loginPage } from './pages/login.js';
 import { repositoriesPage } from './pages/repositories.js';
 import { repositoryPage } from './pages/repository.js';
 import { currentRoute } from './route.js';
 
 let session: Session = { login: false };
+
+/** Which pages the caller may use (`GET /api/v1/pages`); the server decides again on every request. */
+export interface Pages {
+  explain: boolean;
+  jobs: boolean;
+  audit: boolean;
+  lifecycle?: boolean;
+}
+
+let pages: Pages = { explain: true, jobs: false, audit: false };
+
+/** The page links: only those the caller may use; the one shown is marked for screen readers. */
+function pagesBar(): void {
+  const nav = document.getElementById('pages');
+  if (!nav) return;
+  const current = currentRoute().page;
+  const links: [string, string, boolean][] = [
+    ['/', 'Repositories', true],
+    ['/jobs', 'Mirror jobs', pages.jobs],
+    ['/audit', 'Audit log', pages.audit],
+    ['/lifecycle', 'Lifecycle', pages.lifecycle === true],
+    ['/explain', 'Explain', pages.explain],
+  ];
+  replace(
+    nav,
+    ...links
+      .filter(([, , shown]) => shown)
+      .map(([page, text]) => h('a', { href: `#${page}`, 'aria-current': page === current ? 'page' : undefined }, text)),
+  );
+}
+
+/** Asks which pages the caller may use, then redraws the links. */
+async function refreshPages(): Promise<void> {
+  pages = await call<Pages>('GET', '/api/v1/pages').catch(() => ({ explain: true, jobs: false, audit: false }));
+  pagesBar();
+}
 
 function accountBar(): void {
   const nav = document.getElementById('account')!;
@@ -19,6 +59,7 @@ function accountBar(): void {
           setCsrf(undefined);
           announce('Signed out');
           accountBar();
+          await refreshPages();
           show();
         },
         (e: Error) => announce(e.message),
@@ -43,11 +84,25 @@ function show(): void {
     case '/image':
       imagePage(main, route);
       break;
+    case '/jobs':
+      jobsPage(main, route);
+      break;
+    case '/audit':
+      auditPage(main, route);
+      break;
+    case '/lifecycle':
+      lifecyclePage(main, route);
+      break;
+    case '/explain':
+      explainPage(main, route, { admin: pages.audit, me: session.user });
+      break;
     case '/login':
       loginPage(main, (s) => {
         session = s;
         accountBar();
-        location.hash = '#/';
+        void refreshPages().then(() => {
+          location.hash = '#/';
+        });
       });
       break;
     default:
@@ -71,6 +126,7 @@ document.addEventListener('keydown', (e) => {
 });
 
 window.addEventListener('hashchange', () => {
+  pagesBar();
   show();
   document.getElementById('main')?.focus({ preventScroll: true });
 });
@@ -81,5 +137,6 @@ void call<Session>('GET', '/api/v1/session')
     session = s;
     setCsrf(s.csrf);
     accountBar();
-    show();
-  });
+    return refreshPages();
+  })
+  .then(show);

@@ -5,8 +5,7 @@ import { isDuration, parseDuration } from '../config/duration.js';
 import { fileError } from './file-errors.js';
 import { FileWatch } from './file-watch.js';
 
-/** The username prefix that marks a robot account in Basic credentials: `robot$builder`. */
-export const ROBOT_PREFIX = 'robot$';
+export { ROBOT_PREFIX } from '../policy/types.js';
 
 /** A robot account as stored: only the SHA-256 of its token is kept. */
 export interface RobotRecord {

@@ -73,3 +73,6 @@ export interface Decision {
   /** One line for error messages and `sluice policy explain`. */
   reason: string;
 }
+
+/** The username prefix that marks a robot account in Basic credentials: `robot$builder`. */
+export const ROBOT_PREFIX = 'robot$';

@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { AccessControl } from '../auth/access-control.js';
 import { hasCredentials } from '../auth/config.js';
-import { explainFetch, explainTrust, printFetch } from '../cli/explain-fetch.js';
-import { parseActions, parsePrincipal, parseTarget } from '../cli/policy-commands.js';
+import { explainFetch, explainTrust, printFetch } from '../registry/explain-fetch.js';
+import { parseActions, parsePrincipal, parseTarget } from '../policy/explain-input.js';
 import { OciError } from '../oci/errors.js';
 import { enforcedPolicySpec } from '../policy/config.js';
 import { compilePolicy, decide, type Policy } from '../policy/evaluate.js';

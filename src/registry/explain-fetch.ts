@@ -1,7 +1,7 @@
 import type { Config } from '../config/schema.js';
 import { formatReference, parseReference } from '../oci/reference.js';
 import { decideFlow, flowLabel, platformsText } from '../policy/flows.js';
-import { flowPolicyOf } from '../registry/cache-setup.js';
+import { flowPolicyOf } from './cache-setup.js';
 import { compileTrustRules, describeTrustRule, TRUST_POINTS, trustLabel, trustRuleFor } from '../policy/trust.js';
 
 /** The `fetch` answer of `sluice policy explain`: may this upstream image come in, by which flow rule. */

@@ -24,6 +24,7 @@ import { randomUUID } from 'node:crypto';
 import { type AppendFile, createAppendFile } from './append-file.js';
 import type { Readable, Writable } from 'node:stream';
 import type { FileInfo, FileWriter, PutOptions, StorageDriver } from './driver.js';
+import { errorCode, isMissing, mkdirCause, syncDirs, syncFile } from './fs-sync.js';
 
 // Small reads and stats are the registry's hottest I/O (links, manifests): the callback API costs a
 // fraction of fs/promises' FileHandle-based readFile per call (about 2.5x fewer CPU cycles here).
@@ -40,78 +41,6 @@ const READ_CHUNK = 4 << 20;
 /** What putContent appends to a target's name while writing it; only the sweep looks for it. */
 const TMP_MARK = '.tmp-';
 const TMP_NAME = /\.tmp-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-function errorCode(e: unknown): string | undefined {
-  return (e as NodeJS.ErrnoException).code;
-}
-
-function isMissing(e: unknown): boolean {
-  const code = errorCode(e);
-  return code === 'ENOENT' || code === 'ENOTDIR';
-}
-
-/** Flushes a file's bytes to the disk (fdatasync: enough to read them back after a crash). */
-async function syncFile(path: string): Promise<void> {
-  const fh = await open(path, 'r');
-  try {
-    await fh.datasync();
-  } finally {
-    await fh.close();
-  }
-}
-
-/**
- * Flushes a directory, so the names created or renamed in it survive a crash. Some filesystems cannot
- * sync a directory (EINVAL), nor can Windows open one; their renames are as durable as they get.
- */
-async function syncDir(path: string): Promise<void> {
-  let fh: FileHandle;
-  try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    if (['EISDIR', 'EPERM', 'EACCES'].includes(errorCode(e) ?? '')) return;
-    throw e;
-  }
-  try {
-    await fh.sync();
-  } catch (e) {
-    if (!['EINVAL', 'ENOTSUP', 'EBADF'].includes(errorCode(e) ?? '')) throw e;
-  } finally {
-    await fh.close();
-  }
-}
-
-/**
- * Flushes directories together, after the rename: the file's bytes are on disk already, so a crash before
- * these land loses the new name whole (the object is absent), never half of it; and flushes issued at
- * once share a journal commit on ext4 and XFS instead of waiting for one each.
- */
-async function syncDirs(dirs: string[]): Promise<void> {
-  await Promise.all([...new Set(dirs)].map(syncDir));
-}
-
-/**
- * Node's recursive mkdir answers ENOENT whatever stopped it below an existing directory (EROFS on a
- * read-only mount, EACCES): one plain mkdir under the deepest existing ancestor tells the real reason.
- */
-async function mkdirCause(dir: string, reported: unknown): Promise<unknown> {
-  for (let child = dir, parent = dirname(dir); parent !== child; child = parent, parent = dirname(parent)) {
-    if (
-      !(await stat(parent).then(
-        (s) => s.isDirectory(),
-        () => false,
-      ))
-    )
-      continue;
-    try {
-      await mkdir(child);
-    } catch (e) {
-      if (errorCode(e) !== 'EEXIST') return e;
-    }
-    break;
-  }
-  return reported;
-}
 
 /** Writes a new file whole, and flushes it before returning when it must be durable. */
 async function writeWhole(path: string, data: Uint8Array, durable: boolean): Promise<void> {

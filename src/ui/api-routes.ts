@@ -5,7 +5,7 @@ import { isRepositoryName, isTag, type RepositoryName } from '../oci/name.js';
 import type { RegistryContext } from '../registry/context.js';
 import { sendError, toOciError } from '../registry/errors.js';
 import { deleteManifest } from '../registry/manifest-routes.js';
-import { registryHost } from '../registry/trust-setup.js';
+import { registryHost } from '../registry/registry-name.js';
 import { imageDetail } from './image-detail.js';
 import { compareBy, pageOf, parseListQuery } from './list-query.js';
 import { provenanceOf } from './provenance.js';

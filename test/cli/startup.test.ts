@@ -52,7 +52,7 @@ async function traced(args: string[]): Promise<RunResult & { loaded: string[] }>
   try {
     const out = join(s.dir, 'loaded.txt');
     const r = await run(process.execPath, ['--import', TRACE, SLUICE_BIN, ...args], {
-      env: { SLUICE_LOAD_TRACE: out },
+      env: { SLUICE_TEST_LOAD_TRACE: out },
     });
     const loaded = [...new Set((await readFile(out, 'utf8').catch(() => '')).split('\n').filter(Boolean))];
     return { ...r, loaded };

@@ -1,4 +1,5 @@
 import type { Config } from '../config/schema.js';
+import { accessControlConfigured } from './access.js';
 
 // The registry's optional parts, each loaded only when the config asks for it: with the default config
 // `sluice serve` then compiles no signing code (src/sign, sigstore), no cache or mirror jobs (the copy engine,
@@ -7,6 +8,8 @@ import type { Config } from '../config/schema.js';
 
 /** The modules of the optional parts a config asks for; a part the config leaves out is absent. */
 export interface RegistryParts {
+  /** `auth:`, `access.rules` or `audit:`: users, robots, tokens, rules and the audit log (jose, bcrypt). */
+  access?: typeof import('./auth-setup.js');
   /** `trust:`: signature requirements on pull, cache and mirror. */
   trust?: typeof import('./trust-setup.js');
   /** `upstreams:` or Distribution's `proxy:`: the pull-through cache and the routes through it. */
@@ -21,7 +24,8 @@ export interface RegistryParts {
 
 /** Loads the parts `config` asks for, all at once. */
 export async function loadParts(config: Config): Promise<RegistryParts> {
-  const [trust, cacheSetup, cacheRoutes, mirrors, gc, events] = await Promise.all([
+  const [access, trust, cacheSetup, cacheRoutes, mirrors, gc, events] = await Promise.all([
+    accessControlConfigured(config) ? import('./auth-setup.js') : undefined,
     config.trust ? import('./trust-setup.js') : undefined,
     config.upstreams || config.proxy ? import('./cache-setup.js') : undefined,
     config.upstreams || config.proxy ? import('./cache-routes.js') : undefined,
@@ -30,6 +34,7 @@ export async function loadParts(config: Config): Promise<RegistryParts> {
     config.notifications ? import('./events-setup.js') : undefined,
   ]);
   return {
+    ...(access ? { access } : {}),
     ...(trust ? { trust } : {}),
     ...(cacheSetup && cacheRoutes ? { cache: { setup: cacheSetup, routes: cacheRoutes } } : {}),
     ...(mirrors ? { mirrors } : {}),

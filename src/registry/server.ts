@@ -16,7 +16,6 @@ import type { StorageDriver } from '../storage/driver.js';
 import { driverFor } from '../storage/driver-for.js';
 import { checkStorageAtStart, StorageHealth } from '../storage/health.js';
 import { checkImmutableTags } from './immutable-tags.js';
-import { installAccessControl } from './auth-setup.js';
 import { deleteBlob, getBlob } from './blob-routes.js';
 import { RegistryContext } from './context.js';
 import { sendError, toOciError } from './errors.js';
@@ -29,6 +28,7 @@ import { clientErrorHandler, errorHandler, frameworkErrors } from './framework-e
 import { installUi } from '../ui/install.js';
 import { requireRegistryName } from './registry-name.js';
 import { loadParts, type RegistryParts } from './parts.js';
+import { lazySchemaCompilers } from './schema-compilers.js';
 
 export { driverFor };
 
@@ -158,6 +158,8 @@ export function buildRegistry(opts: ServerOptions): Registry {
     frameworkErrors,
     // The one plugin below reads modules from disk; on a loaded machine that may outlast avvio's 10 s default.
     pluginTimeout: 0,
+    // No route has a schema: ajv and fast-json-stringify load only if one ever does.
+    schemaController: lazySchemaCompilers(),
   });
   app.setErrorHandler(errorHandler);
   app.register(onRoot(async (root) => assemble(root, ctx, await loadParts(config))));
@@ -203,7 +205,7 @@ function assemble(app: FastifyInstance, ctx: RegistryContext, parts: RegistryPar
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
 
   // Access control (src/auth): /token, ctx.authorize, ctx.catalogFilter, challenges, audit log.
-  const access = installAccessControl(app, ctx, config);
+  const access = parts.access?.installAccessControl(app, ctx, config);
   // The web UI and its JSON API (src/ui), decided by the same access control.
   installUi(app, ctx, access);
 

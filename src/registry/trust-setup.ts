@@ -190,4 +190,3 @@ export function buildTrust(config: Config): Trust | undefined {
   if (!config.trust || config.trust.require.length === 0) return undefined;
   return new Trust(config.trust, config.access?.sets ?? {});
 }
-

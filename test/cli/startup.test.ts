@@ -184,7 +184,10 @@ test('serve with the default config loads none of the parts a config block turns
   const loaded = [...new Set((await readFile(out, 'utf8')).split('\n').filter(Boolean))];
   // The trace saw the server start and answer, or an empty list would pass.
   for (const f of ['dist/src/registry/server.js', 'node_modules/fastify/', 'dist/src/ui/install.js'])
-    assert.ok(loaded.some((l) => l.includes(f)), `the trace has ${f}`);
+    assert.ok(
+      loaded.some((l) => l.includes(f)),
+      `the trace has ${f}`,
+    );
   const optional = loaded.filter((l) => {
     const at = CONFIGURED_ONLY.find((p) => l.includes(`/${p}`));
     return at !== undefined && ![...ALWAYS].some((a) => l.endsWith(`/${a}`));

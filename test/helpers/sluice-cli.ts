@@ -48,7 +48,14 @@ export async function startSluiceProcess(
   let lastError: unknown;
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = opts.port ?? (await freePort());
-    const args = [...(opts.nodeArgs ?? []), SLUICE_BIN, 'serve', '--addr', `127.0.0.1:${port}`, ...(root === undefined ? [] : ['--root', root])];
+    const args = [
+      ...(opts.nodeArgs ?? []),
+      SLUICE_BIN,
+      'serve',
+      '--addr',
+      `127.0.0.1:${port}`,
+      ...(root === undefined ? [] : ['--root', root]),
+    ];
     if (opts.config) args.push('--config', opts.config);
     const env = opts.env ? { ...process.env, ...opts.env } : process.env;
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env });

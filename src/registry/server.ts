@@ -127,7 +127,8 @@ function onRoot(plugin: FastifyPluginAsync): FastifyPluginAsync {
 
 /**
  * Builds the registry app without listening, so tests and embedders can use it. The optional parts a config
- * names (trust, cache, mirrors, gc, events) load as a plugin, which `ready`, `listen` and `inject` wait for.
+ * names (access control, trust, cache, mirrors, gc, events) load in a plugin that `ready`, `listen` and
+ * `inject` wait for; a part that cannot start (a trust key that does not read) fails those, not this call.
  */
 export function buildRegistry(opts: ServerOptions): Registry {
   const { config } = opts;

@@ -23,6 +23,7 @@ import {
   type JWTVerifyGetKey,
 } from 'jose';
 import { fileError, missingFolderError } from './file-errors.js';
+import { TokenError } from './token-error.js';
 import type { AccessEntry } from './scope.js';
 
 type Key = CryptoKey | KeyObject;
@@ -45,8 +46,7 @@ export interface VerifiedToken {
   expiresAt: number;
 }
 
-/** Thrown when a token is not acceptable; the message is safe to show (never the token). */
-export class TokenError extends Error {}
+export { TokenError };
 
 const KEY = 'auth.issuer.key';
 

@@ -47,7 +47,7 @@ function registerServe(program: Command): void {
     .option('--root <dir>', 'filesystem storage root (overrides storage.filesystem.rootdirectory)')
     .action(async (opts: { config?: string; addr?: string; root?: string }) => {
       try {
-        const [{ loadConfig }, { startupProblems }] = await Promise.all([
+        const [{ loadConfig }, { startupChecks }] = await Promise.all([
           import('../config/load.js'),
           import('../registry/config-check.js'),
         ]);
@@ -55,7 +55,7 @@ function registerServe(program: Command): void {
         const { config, warnings } = await loadConfig(opts.config, {
           addr: opts.addr,
           root: opts.root,
-          check: startupProblems,
+          loadCheck: startupChecks,
         });
         const { serve } = await import('../registry/server.js');
         let url = '';

@@ -78,10 +78,10 @@ async function readForCheck(
   const { access: _access, ...rest } = raw;
   try {
     // The other start-up phases too (flows, trust, mirrors, address, TLS), so the check says what `serve` would.
-    const { startupProblems } = await import('../registry/config-check.js');
+    const { startupChecks } = await import('../registry/config-check.js');
     const { config } = validateConfig(rest, {
       ...(path !== undefined ? { baseDir: dirname(resolve(path)) } : {}),
-      check: startupProblems,
+      check: await startupChecks(rest),
     });
     return { raw, config, problems: [] };
   } catch (e) {

@@ -242,7 +242,7 @@ export function registerSyncCommands(program: Command): void {
     .option('--json', 'print as JSON')
     .action(async (f: { config?: string; state?: string; json?: boolean }) => {
       const { driverFor } = await import('../storage/driver-for.js');
-      const { jobName } = await import('../sync/job.js');
+      const { jobName } = await import('../sync/config.js');
       const { readState } = await import('../sync/state.js');
       const { loadConfig, validateConfig } = await import('../config/load.js');
       let config: Config;

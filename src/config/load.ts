@@ -44,6 +44,9 @@ export interface ValidateOptions {
 /** A check beyond the schema: one line per problem, none when the config is fine. */
 export type ConfigCheck = (config: Config, raw: Record<string, unknown>) => string[];
 
+/** Makes the check for a raw config once it is read, so the check loads only the code that config needs. */
+export type ConfigCheckLoader = (raw: Record<string, unknown>) => Promise<ConfigCheck>;
+
 function pathText(path: readonly (string | number)[]): string {
   return path.length ? path.join('.') : '(top level)';
 }
@@ -208,7 +211,7 @@ export function validateConfig(raw: unknown, opts: ValidateOptions = {}): Loaded
  */
 export async function loadConfig(
   file: string | undefined,
-  overrides: { addr?: string; root?: string; check?: ConfigCheck } = {},
+  overrides: { addr?: string; root?: string; check?: ConfigCheck; loadCheck?: ConfigCheckLoader } = {},
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<LoadedConfig> {
   let raw: Record<string, unknown> = {};
@@ -235,10 +238,11 @@ export async function loadConfig(
     setPath(raw, ['storage', 'filesystem', 'rootdirectory'], overrides.root);
     origins.set('storage.filesystem.rootdirectory', '--root');
   }
+  const check = overrides.loadCheck ? await overrides.loadCheck(raw) : overrides.check;
   const loaded = validateConfig(raw, {
     baseDir: file ? dirname(resolve(file)) : undefined,
     origins,
-    ...(overrides.check ? { check: overrides.check } : {}),
+    ...(check ? { check } : {}),
   });
   return { config: loaded.config, warnings: [...warnings, ...loaded.warnings] };
 }

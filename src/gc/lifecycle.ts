@@ -3,7 +3,7 @@ import { parseDuration } from '../config/duration.js';
 import { compileEviction, type EvictionSpec } from '../policy/eviction.js';
 import { compileFlows, decideFlow, flowLabel } from '../policy/flows.js';
 import { compileRetention, type RetentionRule } from '../policy/retention.js';
-import { jobName } from '../sync/job.js';
+import { jobName } from '../sync/config.js';
 import { mirrorDestinations } from '../sync/destination.js';
 import { localPrefix } from '../upstream/upstreams.js';
 

@@ -1,6 +1,17 @@
-import validRange from 'semver/ranges/valid.js';
+import { createRequire } from 'node:module';
+import type validRangeOf from 'semver/ranges/valid.js';
 import { z } from 'zod';
 import { isDuration } from '../config/duration.js';
+
+const require = createRequire(import.meta.url);
+
+/**
+ * semver's range check, required on first use: the schema is compiled by every command that reads a config,
+ * and semver's range parser is 47 files that only a config with a `semver:` retention rule needs (issue 22).
+ */
+function validRange(range: string, options: { loose: boolean }): string | null {
+  return (require('semver/ranges/valid.js') as typeof validRangeOf)(range, options);
+}
 
 const list = z.union([z.string().min(1), z.array(z.string().min(1))]).transform((x) => (Array.isArray(x) ? x : [x]));
 const duration = z.string().refine(isDuration, 'expected a duration such as 12h, 30d, 2w');

@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import type { AccessRequest } from '../auth/access-request.js';
+import type { Config } from '../config/schema.js';
 
 export type { AccessRequest };
 
@@ -8,3 +9,10 @@ export type Authorizer = (request: FastifyRequest, access: AccessRequest) => Pro
 
 /** Lets everyone do everything: the registry's behaviour with no access control configured. */
 export const allowAll: Authorizer = async () => undefined;
+
+/** Whether a config asks for any access control (users, robots, an external issuer, rules or an audit log). */
+export function accessControlConfigured(config: Config): boolean {
+  return Boolean(
+    config.auth?.htpasswd || config.auth?.robots || config.auth?.token || config.access?.rules || config.audit?.enabled,
+  );
+}

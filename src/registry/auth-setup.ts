@@ -1,15 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/schema.js';
+import { accessControlConfigured } from './access.js';
 import type { RegistryContext } from './context.js';
 import { AccessControl } from '../auth/access-control.js';
 import { registerTokenRoutes } from '../auth/token-routes.js';
-
-/** Whether a config asks for any access control (users, robots, an external issuer, rules or an audit log). */
-export function accessControlConfigured(config: Config): boolean {
-  return Boolean(
-    config.auth?.htpasswd || config.auth?.robots || config.auth?.token || config.access?.rules || config.audit?.enabled,
-  );
-}
 
 /**
  * Wires access control into a registry: `/token`, the Authorizer, the catalog filter, the

@@ -1,17 +1,21 @@
-import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyInstance,
+  type FastifyPluginAsync,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import type { Config } from '../config/schema.js';
 import { parseAddr } from '../config/load.js';
 import { parseDuration } from '../config/duration.js';
 import { plainHttpWarning, tlsServerOptions } from '../config/tls.js';
 import { scheduleUploadPurge } from './maintenance.js';
-import { installGc } from './gc-setup.js';
 import { installPulls } from './pulls-setup.js';
 import { OciError } from '../oci/errors.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { driverFor } from '../storage/driver-for.js';
 import { checkStorageAtStart, StorageHealth } from '../storage/health.js';
 import { checkImmutableTags } from './immutable-tags.js';
-import { installAccessControl } from './auth-setup.js';
 import { deleteBlob, getBlob } from './blob-routes.js';
 import { RegistryContext } from './context.js';
 import { sendError, toOciError } from './errors.js';
@@ -20,13 +24,11 @@ import { deleteManifest, getManifest, putManifest } from './manifest-routes.js';
 import { Metrics } from './metrics.js';
 import { matchEndpoint, type Endpoint } from './paths.js';
 import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from './upload-routes.js';
-import { throughCache } from './cache-routes.js';
 import { clientErrorHandler, errorHandler, frameworkErrors } from './framework-errors.js';
-import { buildCache } from './cache-setup.js';
-import { buildTrust, requireRegistryName } from './trust-setup.js';
-import { startMirrorJobs } from './sync-setup.js';
-import { installEvents } from './events-setup.js';
 import { installUi } from '../ui/install.js';
+import { requireRegistryName } from './registry-name.js';
+import { loadParts, type RegistryParts } from './parts.js';
+import { lazySchemaCompilers } from './schema-compilers.js';
 
 export { driverFor };
 
@@ -67,9 +69,18 @@ function unsupported(method: string, kind: string): never {
   throw new OciError('UNSUPPORTED', `${method} is not supported on the ${kind} endpoint`);
 }
 
-async function dispatch(ctx: RegistryContext, req: FastifyRequest, reply: FastifyReply, ep: Endpoint): Promise<void> {
+/** Routes a request through the pull-through cache: the endpoint to serve from storage, or undefined once answered. */
+type ThroughCache = NonNullable<RegistryParts['cache']>['routes']['throughCache'];
+
+async function dispatch(
+  ctx: RegistryContext,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  ep: Endpoint,
+  throughCache: ThroughCache | undefined,
+): Promise<void> {
   const m = req.method;
-  if (ctx.cache && ep.kind !== 'base' && ep.kind !== 'catalog') {
+  if (ctx.cache && throughCache && ep.kind !== 'base' && ep.kind !== 'catalog') {
     const routed = await throughCache(ctx, req, reply, ep);
     if (!routed) return;
     ep = routed;
@@ -109,15 +120,22 @@ async function dispatch(ctx: RegistryContext, req: FastifyRequest, reply: Fastif
   }
 }
 
-/** Builds the registry app without listening, so tests and embedders can use it. */
+/** Marks a plugin so its routes and hooks land on the app itself, not in a child scope (what fastify-plugin does). */
+function onRoot(plugin: FastifyPluginAsync): FastifyPluginAsync {
+  return Object.assign(plugin, { [Symbol.for('skip-override')]: true });
+}
+
+/**
+ * Builds the registry app without listening, so tests and embedders can use it. The optional parts a config
+ * names (access control, trust, cache, mirrors, gc, events) load in a plugin that `ready`, `listen` and
+ * `inject` wait for; a part that cannot start (a trust key that does not read) fails those, not this call.
+ */
 export function buildRegistry(opts: ServerOptions): Registry {
   const { config } = opts;
   const metrics = opts.metrics ?? new Metrics();
   const driver = opts.driver ?? driverFor(config);
   const ctx = new RegistryContext(driver, config, metrics);
   requireRegistryName(config);
-  ctx.trust = buildTrust(config);
-  ctx.cache = buildCache(ctx, config, ctx.trust);
   const level = config.log.level;
   const tls = tlsServerOptions(config.http.tls);
   const app = Fastify({
@@ -139,22 +157,37 @@ export function buildRegistry(opts: ServerOptions): Registry {
     clientErrorHandler,
     // Failures before a route runs still answer in the OCI format.
     frameworkErrors,
+    // The one plugin below reads modules from disk; on a loaded machine that may outlast avvio's 10 s default.
+    pluginTimeout: 0,
+    // No route has a schema: ajv and fast-json-stringify load only if one ever does.
+    schemaController: lazySchemaCompilers(),
   });
   app.setErrorHandler(errorHandler);
+  app.register(onRoot(async (root) => assemble(root, ctx, await loadParts(config))));
+  return { app, ctx };
+}
+
+/** Installs the parts, hooks and routes of the registry, in the order their hooks must run. */
+function assemble(app: FastifyInstance, ctx: RegistryContext, parts: RegistryParts): void {
+  const { config, metrics, driver } = ctx;
+  ctx.trust = parts.trust?.buildTrust(config);
+  ctx.cache = parts.cache?.setup.buildCache(ctx, config, ctx.trust);
+  const throughCache = parts.cache?.routes.throughCache;
   // Mirror jobs run on their schedules while the server listens (closed before the cache's upstreams).
   // They write into storage, so a read-only registry (a host node sharing the builder's config) skips them.
-  if (config.mirrors?.length) {
-    let scheduler: ReturnType<typeof startMirrorJobs>;
+  const mirrors = parts.mirrors;
+  if (mirrors) {
+    let scheduler: ReturnType<typeof mirrors.startMirrorJobs>;
     app.addHook('onReady', async () => {
       if (ctx.readOnly)
         app.log.warn('mirrors: not run, this registry is read-only (storage.maintenance.readonly.enabled)');
-      else ctx.mirrors = scheduler = startMirrorJobs(ctx, config, app.log);
+      else ctx.mirrors = scheduler = mirrors.startMirrorJobs(ctx, config, app.log);
     });
     app.addHook('onClose', async () => scheduler?.stop());
   }
-  installGc(app, ctx);
+  parts.gc?.installGc(app, ctx);
   installPulls(app, ctx);
-  installEvents(app, ctx);
+  parts.events?.installEvents(app, ctx);
   if (ctx.cache) {
     const cache = ctx.cache;
     cache.attach(app.log);
@@ -173,7 +206,7 @@ export function buildRegistry(opts: ServerOptions): Registry {
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
 
   // Access control (src/auth): /token, ctx.authorize, ctx.catalogFilter, challenges, audit log.
-  const access = installAccessControl(app, ctx, config);
+  const access = parts.access?.installAccessControl(app, ctx, config);
   // The web UI and its JSON API (src/ui), decided by the same access control.
   installUi(app, ctx, access);
 
@@ -212,7 +245,7 @@ export function buildRegistry(opts: ServerOptions): Registry {
       const ep = path === '/v2' ? { kind: 'base' as const } : matchEndpoint(path.slice('/v2/'.length));
       if (!ep) throw new OciError('NAME_UNKNOWN', `no endpoint at ${path.slice(0, 200)}`, undefined, 404);
       req.endpoint = ep.kind;
-      await dispatch(ctx, req, reply, ep);
+      await dispatch(ctx, req, reply, ep, throughCache);
       return undefined;
     } catch (e) {
       const err = toOciError(e);
@@ -262,7 +295,6 @@ export function buildRegistry(opts: ServerOptions): Registry {
       req.method === 'HEAD',
     );
   });
-  return { app, ctx };
 }
 
 /**

@@ -3,9 +3,10 @@ import { isDigest, type Digest } from '../oci/digest.js';
 import type { RepositoryName } from '../oci/name.js';
 import { StorageSource } from '../transport/storage-source.js';
 import type { RegistryContext } from './context.js';
-import { isEvidenceBytes } from '../sign/evidence.js';
 import { emitForRequest } from './events.js';
-import { looksLikeHost, registryHost, requireTrusted, type TrustVerdict } from './trust-setup.js';
+import { OciError } from '../oci/errors.js';
+import { looksLikeHost, registryHost } from './registry-name.js';
+import type { TrustVerdict } from './trust-setup.js';
 
 /** The manifest a pull is about to serve: the name and reference asked for, and the stored bytes. */
 export interface ServedManifest {
@@ -13,6 +14,11 @@ export interface ServedManifest {
   reference: string;
   digest: Digest;
   bytes: Uint8Array;
+}
+
+/** Throws the registry's DENIED for a refused verdict. */
+function requireTrusted(v: TrustVerdict, what: string): void {
+  if (!v.allowed) throw new OciError('DENIED', `${what} is refused: ${v.reason}`);
 }
 
 const DECISION_TTL_MS = 5_000;
@@ -46,7 +52,7 @@ export async function checkPull(ctx: RegistryContext, req: FastifyRequest, serve
   // HEAD gives a digest and no content; whoever may push here (the builder that signs what it pushed) may read it.
   if (req.method === 'HEAD') return;
   // Signatures, attestations and SBOMs are what images are judged by, not images: `sluice verify` and cosign must read them.
-  if (isEvidenceBytes(served.bytes)) return;
+  if (trust.isEvidence(served.bytes)) return;
   if (ctx.mayPush && (await ctx.mayPush(req, name))) return;
   let cache = decisions.get(ctx);
   if (!cache) {

@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Config } from '../config/schema.js';
 import type { Digest } from '../oci/digest.js';
-import { OciError } from '../oci/errors.js';
 import {
   compileTrustRules,
   PUBLIC_GOOD_ROOT,
@@ -21,6 +20,7 @@ import {
   readTrustedRoot,
   trustedKeyFromPem,
   VerificationCache,
+  isEvidenceBytes,
   type IdentityRule,
   type PolicyDecision,
   type SigstoreRoot,
@@ -105,6 +105,14 @@ export class Trust {
     }
   }
 
+  /**
+   * Whether manifest bytes are evidence (a signature, attestation or SBOM), which no rule judges. Here, not
+   * imported by the pull path, so a registry without `trust:` never loads the signing code.
+   */
+  isEvidence(bytes: Uint8Array): boolean {
+    return isEvidenceBytes(bytes);
+  }
+
   // Rules never change at run time, so each (name, place) is matched once: a warm pull then pays a map lookup, not the globs.
   private readonly ruleCache = new Map<string, TrustRule | null>();
 
@@ -181,44 +189,4 @@ export class Trust {
 export function buildTrust(config: Config): Trust | undefined {
   if (!config.trust || config.trust.require.length === 0) return undefined;
   return new Trust(config.trust, config.access?.sets ?? {});
-}
-
-/** Throws the registry's DENIED for a refused verdict. */
-export function requireTrusted(v: TrustVerdict, what: string): void {
-  if (!v.allowed) throw new OciError('DENIED', `${what} is refused: ${v.reason}`);
-}
-
-/** Whether a name's first segment is a registry host (`docker.io`, `host:5000`, `localhost`) rather than a namespace. */
-export function looksLikeHost(first: string): boolean {
-  return first.includes('.') || first.includes(':') || first === 'localhost';
-}
-
-/** This registry's own name (`host[:port]`), from `http.host`; undefined when it is not configured. */
-export function registryHost(config: Config): string | undefined {
-  return config.http.host ? new URL(config.http.host).host : undefined;
-}
-
-// Identities that compare the signed name with the image's name; exactReference and exactRepository name it themselves.
-const NAMED_IDENTITIES = new Set(['matchExact', 'matchRepoDigestOrExact', 'matchRepository', 'remapIdentity']);
-
-/**
- * Refuses to serve with a `trust:` rule on pull that judges local repositories by this registry's name
- * when `http.host` does not say what that name is: the alternative, a request's Host header, is chosen
- * by the client, and with it the name a signature must carry.
- */
-export function requireRegistryName(config: Config): void {
-  if (!config.trust || registryHost(config)) return;
-  for (const [i, rule] of config.trust.require.entries()) {
-    const identity = typeof rule.identity === 'string' ? rule.identity : rule.identity.type;
-    // A notation signature names no image, only its digest: only cosign signatures are judged by name.
-    if (rule.keys.length === 0 && rule.identities.length === 0) continue;
-    if (!rule.on.includes('pull') || !NAMED_IDENTITIES.has(identity)) continue;
-    const local = rule.images.find((p) => !looksLikeHost(p.split('/')[0]!));
-    if (local === undefined) continue;
-    const label = rule.name ? `trust.require rule ${i + 1} "${rule.name}"` : `trust.require rule ${i + 1}`;
-    throw new Error(
-      `${label}: identity ${identity} judges local repositories ("${local}") by this registry's own name, and http.host is not set: ` +
-        'set http.host to the URL clients pull from (e.g. https://registry.example.com), or use exactReference or exactRepository',
-    );
-  }
 }

@@ -90,3 +90,23 @@ export const mirrorsSchema = z.array(mirrorSchema);
 
 /** One mirror job as configured. */
 export type MirrorConfig = z.infer<typeof mirrorSchema>;
+
+/** The name a mirror job gives a job without one: its first image, made file-name safe. */
+export function jobName(m: MirrorConfig, index: number): string {
+  return (
+    m.name ??
+    (m.images[0]
+      ? m.images[0]
+          .toLowerCase()
+          .replace(/[^a-z0-9._-]+/g, '-')
+          .replace(/^-+|-+$/g, '')
+      : `job-${index + 1}`)
+  );
+}
+
+/** The problem with the mirror jobs' names (two alike), or undefined. */
+export function mirrorNamesProblem(mirrors: readonly MirrorConfig[] = []): string | undefined {
+  const names = mirrors.map((m, i) => jobName(m, i));
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  return dup === undefined ? undefined : `mirrors: two jobs are named ${dup}; give each a distinct name`;
+}

@@ -5,7 +5,7 @@ import { quoteName } from '../oci/name.js';
 import { parsePlatform } from '../oci/platform.js';
 import { RegistryPool } from '../transport/registry-client.js';
 import type { Upstream } from '../upstream/upstreams.js';
-import type { MirrorConfig } from './config.js';
+import { jobName, type MirrorConfig } from './config.js';
 import { type JobContext, newJobContext, type Run, saveState } from './job-context.js';
 import type { PlanStep, RunOptions, SyncDeps } from './job-types.js';
 import { type Look, look } from './look.js';
@@ -25,19 +25,6 @@ const LOOK_AHEAD = 16;
  * on bandwidth.
  */
 const IMAGES = 3;
-
-/** The name a mirror job gives a job without one: its first image, made file-name safe. */
-export function jobName(m: MirrorConfig, index: number): string {
-  return (
-    m.name ??
-    (m.images[0]
-      ? m.images[0]
-          .toLowerCase()
-          .replace(/[^a-z0-9._-]+/g, '-')
-          .replace(/^-+|-+$/g, '')
-      : `job-${index + 1}`)
-  );
-}
 
 /** A repository a run acts on, or an image entry whose repositories could not be found. */
 type Target = { upstream: Upstream; repository: string } | { entry: string; error: Error };

@@ -3,7 +3,8 @@ import type { FlowPolicy } from '../policy/flows.js';
 import { flowPolicyOf } from '../policy/flow-policy.js';
 import type { TransportOptions } from '../transport/options.js';
 import { Upstreams } from '../upstream/upstreams.js';
-import { MirrorJob, jobName, type SyncDeps } from './job.js';
+import { mirrorNamesProblem } from './config.js';
+import { MirrorJob, type SyncDeps } from './job.js';
 
 /** Storage and surroundings mirror jobs write into: a running registry's, or one `sluice sync` opens. */
 export interface MirrorHost
@@ -15,17 +16,10 @@ export interface MirrorHost
   destination?: TransportOptions;
 }
 
-/** The problem with the mirror jobs' names (two alike), or undefined. */
-export function mirrorNamesProblem(config: Config): string | undefined {
-  const names = (config.mirrors ?? []).map((m, i) => jobName(m, i));
-  const dup = names.find((n, i) => names.indexOf(n) !== i);
-  return dup === undefined ? undefined : `mirrors: two jobs are named ${dup}; give each a distinct name`;
-}
-
 /** The mirror jobs a config names, writing into the host's storage (or their `to`). */
 export function buildMirrorJobs(host: MirrorHost, config: Config): MirrorJob[] {
   const mirrors = config.mirrors ?? [];
-  const named = mirrorNamesProblem(config);
+  const named = mirrorNamesProblem(config.mirrors);
   if (named) throw new Error(named);
   const deps: SyncDeps = {
     ...host,

@@ -4,7 +4,7 @@ import { isDigest } from '../oci/digest.js';
 import { isRepositoryName, isTag, type RepositoryName } from '../oci/name.js';
 import type { RegistryContext } from '../registry/context.js';
 import { deleteManifest } from '../registry/manifest-routes.js';
-import { registryHost } from '../registry/trust-setup.js';
+import { registryHost } from '../registry/registry-name.js';
 import { badRequest, json, route } from './api-reply.js';
 import { imageDetail } from './image-detail.js';
 import { compareBy, pageOf, parseListQuery } from './list-query.js';

@@ -2,8 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import { OciError } from '../oci/errors.js';
 import type { RegistryContext } from '../registry/context.js';
 import type { MirrorConfig } from '../sync/config.js';
-import { jobName } from '../sync/job.js';
-import { readState, type RunSummary } from '../sync/state.js';
+import { jobName } from '../sync/config.js';
+import type { RunSummary } from '../sync/state.js';
 import type { Admins } from './admin.js';
 import { json, route } from './api-reply.js';
 import { pageOf, parseListQuery } from './list-query.js';
@@ -46,7 +46,7 @@ export function registerJobRoutes(app: FastifyInstance, ctx: RegistryContext, ad
       const items = await Promise.all(
         (ctx.config.mirrors ?? []).map(async (m, i) => {
           const name = jobName(m, i);
-          const state = await readState(ctx.driver, name);
+          const state = await readJobState(ctx, name);
           const next = scheduler?.nextRun(name);
           const last = state.lastRun;
           return {
@@ -88,7 +88,7 @@ export function registerJobRoutes(app: FastifyInstance, ctx: RegistryContext, ad
       await admins.require(req, 'jobs');
       const job = jobOf(ctx, req.params);
       const lq = parseListQuery(req.query as Record<string, unknown>, ['started']);
-      const state = await readState(ctx.driver, job.name);
+      const state = await readJobState(ctx, job.name);
       // A state written before run history was kept has its last run only.
       const runs = (state.runs ?? (state.lastRun ? [state.lastRun] : [])).map((r) => ({ ...r, counts: counts(r) }));
       const page = pageOf(lq.desc ? runs.slice().reverse() : runs, lq);
@@ -112,10 +112,16 @@ export function registerJobRoutes(app: FastifyInstance, ctx: RegistryContext, ad
         );
       const already = scheduler.isRunning(job.name);
       // When the newest run before this one started, so the page can tell the new one when it is listed.
-      const latest = (await readState(ctx.driver, job.name)).lastRun?.startedAt;
+      const latest = (await readJobState(ctx, job.name)).lastRun?.startedAt;
       // The run goes on after the answer; its outcome is in the job's runs (and the log, metrics and events).
       scheduler.runNow(mirror).catch(() => undefined);
       json(reply, { job: job.name, started: !already, ...(latest ? { latest } : {}) }, 202);
     }),
   );
+}
+
+/** A job's stored state; the reader loads on first use, as mirror jobs themselves do. */
+async function readJobState(ctx: RegistryContext, name: string) {
+  const { readState } = await import('../sync/state.js');
+  return readState(ctx.driver, name);
 }

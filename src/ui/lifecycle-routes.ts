@@ -1,11 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { lifecycleOf, type Lifecycle } from '../gc/lifecycle.js';
-import { markStorage } from '../gc/mark.js';
-import type { ManifestFacts, UnreadableManifest } from '../gc/facts.js';
-import { sizeBlobs } from '../gc/measure.js';
-import { judgeLifecycle, type LifecycleVerdict } from '../gc/retention.js';
-import { usageOf, type RepositoryUsage } from '../gc/usage.js';
-import type { Digest } from '../oci/digest.js';
+import type { LifecycleReader } from './lifecycle-reader.js';
 import { OciError } from '../oci/errors.js';
 import type { RegistryContext } from '../registry/context.js';
 import type { Admins } from './admin.js';
@@ -15,66 +9,10 @@ import { pageOf, parseListQuery } from './list-query.js';
 /** The most tags one repository row lists per verdict; the counts are whole. */
 const TAGS_LISTED = 200;
 
-/** A reading of the whole storage is reused this long: it walks every repository and stats every blob. */
-const FRESH_MS = 30_000;
-
-/** What the collector's next pass would make of the storage: bytes per repository and a verdict per tag. */
-interface Reading {
-  at: number;
-  usage: RepositoryUsage[];
-  verdicts: Map<string, LifecycleVerdict[]>;
-}
-
-/**
- * Reads the storage as `sluice du` and the collector do (mark, sizes, retention and eviction verdicts), at most
- * once per FRESH_MS and one reading at a time; manifests and sizes are content-addressed, so they are kept.
- */
-class LifecycleReader {
-  private last: Reading | undefined;
-  private reading: Promise<Reading> | undefined;
-  private readonly manifests = new Map<Digest, ManifestFacts | UnreadableManifest>();
-  private sizes = new Map<Digest, number>();
-
-  constructor(
-    private readonly ctx: RegistryContext,
-    private readonly lifecycle: Lifecycle,
-  ) {}
-
-  get(): Promise<Reading> {
-    if (this.last && Date.now() - this.last.at < FRESH_MS) return Promise.resolve(this.last);
-    this.reading ??= this.read().finally(() => (this.reading = undefined));
-    return this.reading;
-  }
-
-  private async read(): Promise<Reading> {
-    const deleteUntagged = this.ctx.config.storage.gc?.deleteuntagged ?? false;
-    const facts = await markStorage(this.ctx.driver, this.manifests);
-    this.sizes = await sizeBlobs(this.ctx.driver, facts.blobs, this.sizes);
-    const usage = usageOf(facts, this.sizes, { deleteUntagged });
-    const judged = await judgeLifecycle(this.ctx.driver, facts, this.lifecycle, {
-      now: Date.now(),
-      deleteUntagged,
-      sizes: this.sizes,
-    });
-    const verdicts = new Map<string, LifecycleVerdict[]>();
-    for (const v of judged.verdicts) {
-      if (v.tag === undefined) continue;
-      const list = verdicts.get(v.repository) ?? [];
-      list.push(v);
-      verdicts.set(v.repository, list);
-    }
-    this.last = { at: Date.now(), usage, verdicts };
-    return this.last;
-  }
-}
-
-/** Whether the config asks for a lifecycle (retention rules or cache eviction); never throws. */
-export function hasLifecycle(ctx: RegistryContext): boolean {
-  try {
-    return lifecycleOf(ctx.config) !== undefined;
-  } catch {
-    return false;
-  }
+/** The lifecycle reader, loaded on first use; undefined when the config asks for no lifecycle. */
+function readerOf(ctx: RegistryContext): () => Promise<LifecycleReader | undefined> {
+  let reader: Promise<LifecycleReader | undefined> | undefined;
+  return () => (reader ??= import('./lifecycle-reader.js').then((m) => m.lifecycleReader(ctx)));
 }
 
 /**
@@ -83,12 +21,16 @@ export function hasLifecycle(ctx: RegistryContext): boolean {
  * counted; how much of a repository is shared with others is told to administrators only, since the others
  * may be hidden from the caller.
  */
-export function registerLifecycleRoutes(app: FastifyInstance, ctx: RegistryContext, admins: Admins): void {
-  const lifecycle = hasLifecycle(ctx) ? lifecycleOf(ctx.config) : undefined;
-  const reader = lifecycle ? new LifecycleReader(ctx, lifecycle) : undefined;
+export function registerLifecycleRoutes(
+  app: FastifyInstance,
+  ctx: RegistryContext,
+  admins: Admins,
+): () => Promise<LifecycleReader | undefined> {
+  const lifecycle = readerOf(ctx);
   app.get(
     '/api/v1/lifecycle',
     route(async (req, reply) => {
+      const reader = await lifecycle();
       if (!reader)
         throw new OciError('UNSUPPORTED', 'no retention rules or cache eviction are configured', undefined, 404);
       const q = req.query as Record<string, unknown>;
@@ -121,4 +63,5 @@ export function registerLifecycleRoutes(app: FastifyInstance, ctx: RegistryConte
       json(reply, { ...page, items, readAt: new Date(reading.at).toISOString() });
     }),
   );
+  return lifecycle;
 }

@@ -1,7 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { AccessControl } from '../auth/access-control.js';
 import { hasCredentials } from '../auth/config.js';
-import { explainFetch, explainTrust, printFetch } from '../registry/explain-fetch.js';
 import { parseActions, parsePrincipal, parseTarget } from '../policy/explain-input.js';
 import { OciError } from '../oci/errors.js';
 import { enforcedPolicySpec } from '../policy/config.js';
@@ -70,9 +69,11 @@ export function registerPolicyExplainRoutes(
       if (action === 'fetch' || action === 'trust') {
         try {
           if (action === 'trust') {
+            const { explainTrust } = await import('../registry/explain-fetch.js');
             const t = explainTrust(ctx.config, reference);
             json(reply, { principal: about, kind: 'trust', allowed: t.allowed, lines: t.lines, result: t.json });
           } else {
+            const { explainFetch, printFetch } = await import('../registry/explain-fetch.js');
             const f = explainFetch(ctx.config, reference);
             const lines = printFetch(f, ctx.config).trimEnd().split('\n');
             json(reply, { principal: about, kind: 'fetch', allowed: f.allowed, lines, result: f });

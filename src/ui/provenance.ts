@@ -2,9 +2,8 @@ import { parseDuration } from '../config/duration.js';
 import { readPulls } from '../gc/pulls.js';
 import type { RepositoryName } from '../oci/name.js';
 import { decideFlow, flowLabel } from '../policy/flows.js';
-import { TagState } from '../proxy/tag-state.js';
 import type { RegistryContext } from '../registry/context.js';
-import { readState, type RunSummary } from '../sync/state.js';
+import type { RunSummary } from '../sync/state.js';
 import type { KindOf } from './repo-kind.js';
 
 /** Where a cached or mirrored image came from and why it was let in. */
@@ -34,6 +33,8 @@ export async function provenanceOf(
   kind: KindOf,
 ): Promise<Provenance | undefined> {
   if (kind.kind === 'mirror' && kind.job) {
+    // Loaded here, not at the top: a registry without mirrors or a cache loads none of their code.
+    const { readState } = await import('../sync/state.js');
     const state = await readState(ctx.driver, kind.job).catch(() => undefined);
     const r = state?.lastRun;
     const lastRun = r
@@ -59,6 +60,7 @@ export async function provenanceOf(
     ...flowOf(ctx, image, tag),
   };
   if (tag !== undefined) {
+    const { TagState } = await import('../proxy/tag-state.js');
     const [rec, pulls] = await Promise.all([
       new TagState(ctx.driver, false).read(name, tag).catch(() => null),
       readPulls(ctx.driver, name as RepositoryName).catch(() => undefined),

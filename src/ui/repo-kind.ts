@@ -1,7 +1,7 @@
 import type { Config } from '../config/schema.js';
 import { compilePatterns, type Pattern } from '../policy/patterns.js';
 import { ANONYMOUS } from '../policy/types.js';
-import { jobName } from '../sync/job.js';
+import { jobName } from '../sync/config.js';
 
 /** Where a repository's images come from: pushed here, fetched on demand by the cache, or copied by a mirror job. */
 export type RepositoryKind = 'local' | 'cache' | 'mirror';

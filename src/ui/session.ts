@@ -1,7 +1,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { principalFromSubject, subjectOf, TooManyAttempts, type AccessControl } from '../auth/access-control.js';
-import { TokenError } from '../auth/tokens.js';
+import type { AccessControl } from '../auth/access-control.js';
+import { principalFromSubject, subjectOf } from '../auth/identity.js';
+import { TooManyAttempts } from '../auth/login.js';
+import { TokenError } from '../auth/token-error.js';
 import { OciError } from '../oci/errors.js';
 import { principalText } from '../policy/types.js';
 import { sendError, toOciError } from '../registry/errors.js';

@@ -1,7 +1,7 @@
 import type { Digest } from '../oci/digest.js';
 import type { RepositoryName } from '../oci/name.js';
 import type { RegistryContext } from '../registry/context.js';
-import { looksLikeHost, registryHost } from '../registry/trust-setup.js';
+import { looksLikeHost, registryHost } from '../registry/registry-name.js';
 import { StorageSource } from '../transport/storage-source.js';
 
 /** One signature as a page shows it: where it was found, whether it counts, and who signed. */

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { makeImage, pushImage } from '../helpers/images.js';
 import { scratch } from '../helpers/clients.js';
 import { startRegistry } from '../helpers/registry.js';
-import { SLUICE_BIN } from '../helpers/sluice-cli.js';
+import { SLUICE_BIN, startSluiceProcess } from '../helpers/sluice-cli.js';
 import { run, type RunResult } from '../helpers/tools.js';
 
 // Start-up (issue 22): a command loads what it needs when it runs. These tests read which files a run
@@ -46,13 +46,61 @@ const HEAVY = [
   'pino',
 ];
 
+/**
+ * What `sluice serve` loads only when a config block asks for it (issue 22), by path prefix: the S3 SDK (s3
+ * storage), the collector (`storage.gc`, `retention:`), the events journal (`notifications:`), mirror jobs
+ * (`mirrors:`), signatures (`trust:`), the pull-through cache (`upstreams:`, `proxy:`) and what those bring
+ * (the copy engine, the registry client and undici, croner, sigstore).
+ */
+const CONFIGURED_ONLY = [
+  'node_modules/@aws-sdk/',
+  'node_modules/@smithy/',
+  'node_modules/@sigstore/',
+  'node_modules/croner/',
+  'node_modules/undici/',
+  'dist/src/gc/',
+  'dist/src/policy/retention.js',
+  'dist/src/events/',
+  'dist/src/sync/',
+  'dist/src/sign/',
+  'dist/src/proxy/',
+  'dist/src/copy/',
+  'dist/src/upstream/upstreams.js',
+  'dist/src/transport/docker.js',
+  'dist/src/transport/registry-',
+  'dist/src/registry/trust-setup.js',
+  'dist/src/registry/cache-',
+  'dist/src/registry/sync-setup.js',
+  'dist/src/registry/gc-setup.js',
+  'dist/src/registry/events-setup.js',
+];
+/**
+ * Files under those prefixes every server needs: the config schemas of each section (the config is strict,
+ * so every key is known), the claims a push takes against the collector, and the pull times recorded by
+ * default (`storage.gc.pulls`, on unless disabled).
+ */
+const ALWAYS = new Set(
+  [
+    'gc/config.js',
+    'gc/claim.js',
+    'gc/paths.js',
+    'gc/records.js',
+    'gc/pulls.js',
+    'gc/pulls-config.js',
+    'gc/pull-recorder.js',
+    'events/config.js',
+    'events/types.js',
+    'sync/config.js',
+  ].map((f) => `dist/src/${f}`),
+);
+
 /** Runs `sluice ARGS` and returns its result and every file it loaded. */
 async function traced(args: string[]): Promise<RunResult & { loaded: string[] }> {
   const s = await scratch('sluice-trace-');
   try {
     const out = join(s.dir, 'loaded.txt');
     const r = await run(process.execPath, ['--import', TRACE, SLUICE_BIN, ...args], {
-      env: { SLUICE_LOAD_TRACE: out },
+      env: { SLUICE_TEST_LOAD_TRACE: out },
     });
     const loaded = [...new Set((await readFile(out, 'utf8').catch(() => '')).split('\n').filter(Boolean))];
     return { ...r, loaded };
@@ -122,4 +170,27 @@ test('inspect of a registry image loads undici piecemeal, and no archive, bucket
     packagesAmong(r.loaded, ['tar-stream', '@aws-sdk', 'zod', 'yaml', 'fastify', '@sigstore', 'prom-client']),
     [],
   );
+});
+
+test('serve with the default config loads none of the parts a config block turns on', async (t) => {
+  const s = await scratch('sluice-serve-trace-');
+  t.after(() => s.cleanup());
+  const out = join(s.dir, 'loaded.txt');
+  const server = await startSluiceProcess(join(s.dir, 'root'), {
+    nodeArgs: ['--import', TRACE],
+    env: { SLUICE_TEST_LOAD_TRACE: out },
+  });
+  await server.stop();
+  const loaded = [...new Set((await readFile(out, 'utf8')).split('\n').filter(Boolean))];
+  // The trace saw the server start and answer, or an empty list would pass.
+  for (const f of ['dist/src/registry/server.js', 'node_modules/fastify/', 'dist/src/ui/install.js'])
+    assert.ok(
+      loaded.some((l) => l.includes(f)),
+      `the trace has ${f}`,
+    );
+  const optional = loaded.filter((l) => {
+    const at = CONFIGURED_ONLY.find((p) => l.includes(`/${p}`));
+    return at !== undefined && ![...ALWAYS].some((a) => l.endsWith(`/${a}`));
+  });
+  assert.deepEqual(optional, []);
 });

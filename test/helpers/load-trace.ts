@@ -1,5 +1,5 @@
 // `node --import …/load-trace.js`: writes the path of every module the process loads (ESM imports and CJS
-// requires) to the file $SLUICE_LOAD_TRACE, so a test can say what a command did not load.
+// requires) to the file $SLUICE_TEST_LOAD_TRACE, so a test can say what a command did not load.
 import { appendFileSync } from 'node:fs';
 import Module, { register } from 'node:module';
 
@@ -12,7 +12,7 @@ const internals = Module as unknown as {
 };
 const load = internals._load;
 internals._load = function (request: string, parent: unknown, isMain: boolean): unknown {
-  const out = process.env['SLUICE_LOAD_TRACE'];
+  const out = process.env['SLUICE_TEST_LOAD_TRACE'];
   if (out) {
     const file = internals._resolveFilename(request, parent, isMain);
     if (file.startsWith('/')) appendFileSync(out, `${file}\n`);

@@ -43,14 +43,22 @@ export interface SluiceProcess {
  */
 export async function startSluiceProcess(
   root: string | undefined,
-  opts: { port?: number; config?: string } = {},
+  opts: { port?: number; config?: string; nodeArgs?: string[]; env?: NodeJS.ProcessEnv } = {},
 ): Promise<SluiceProcess> {
   let lastError: unknown;
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = opts.port ?? (await freePort());
-    const args = [SLUICE_BIN, 'serve', '--addr', `127.0.0.1:${port}`, ...(root === undefined ? [] : ['--root', root])];
+    const args = [
+      ...(opts.nodeArgs ?? []),
+      SLUICE_BIN,
+      'serve',
+      '--addr',
+      `127.0.0.1:${port}`,
+      ...(root === undefined ? [] : ['--root', root]),
+    ];
     if (opts.config) args.push('--config', opts.config);
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const env = opts.env ? { ...process.env, ...opts.env } : process.env;
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env });
     let stderr = '';
     child.stderr!.on('data', (d) => (stderr += d));
     const exited = new Promise<void>((res) => child.once('exit', () => res()));

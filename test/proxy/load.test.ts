@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { Agent } from 'undici';
-import { startRegistry } from '../helpers/registry.js';
+import { startRegistry, testStorage } from '../helpers/registry.js';
 import { startHostileUpstream } from '../helpers/hostile-upstream.js';
 import { makeImage, pushImage } from '../helpers/images.js';
 
@@ -62,8 +62,12 @@ test('200 concurrent cold pulls of distinct blobs all succeed, with upstream con
   );
   // The cache's upstream connections are pooled and bounded, far below one per blob.
   assert.ok(hostile.peakConnections <= 32, `the cache opened ${hostile.peakConnections} upstream connections at once`);
-  // 200 client sockets on both ends (this process is client and server) plus the upstream's: bounded, and released after.
-  assert.ok(peakFds - before < 200 * 2 + 100, `open files rose from ${before} to ${peakFds}`);
+  // 200 client sockets on both ends (this process is client and server) plus the upstream's: bounded, and released
+  // after. On S3 the bucket's server runs in this process too: each registry's S3 client keeps up to 50 sockets
+  // (both ends here) and the server holds a file per object in flight. A round in 20 went 3 over a bound that
+  // left them out (issue 23's repeat loop).
+  const s3Fds = testStorage === 's3' ? 2 * 50 * 2 + 100 : 0;
+  assert.ok(peakFds - before < 200 * 2 + 100 + s3Fds, `open files rose from ${before} to ${peakFds}`);
   let after = openFds();
   for (let i = 0; i < 100 && after - before > 20; i++) {
     await new Promise((resolve) => setTimeout(resolve, 100));

@@ -19,7 +19,9 @@ export function link(page: string, params: Record<string, string | number | unde
   return `#${page}${s ? `?${s}` : ''}`;
 }
 
-/** Changes the parameters of the page shown without a new history entry or a re-render. */
+/** Changes the parameters of the page shown without a new history entry or a re-render; only that page's own. */
 export function updateParams(page: string, params: Record<string, string | number | undefined>): void {
+  // A page left behind (its timer or a late answer) must not pull the address back to itself.
+  if (currentRoute().page !== page) return;
   history.replaceState(null, '', link(page, params));
 }

@@ -67,7 +67,9 @@ export function repositoriesPage(main: HTMLElement, route: Route): void {
           void load();
         }),
       );
-      if (data.items.some((r) => r.pending)) window.setTimeout(() => mine === seq && void load(), 700);
+      // Sizes still being counted: asked again shortly, while this page is still the one shown.
+      if (data.items.some((r) => r.pending))
+        window.setTimeout(() => mine === seq && results.isConnected && void load(), 700);
     } catch (e) {
       if (mine === seq) replace(results, h('p', { class: 'error', role: 'alert' }, (e as Error).message));
     } finally {

@@ -1,6 +1,5 @@
-import type { Command } from 'commander';
 import { setFlagsFromString } from 'node:v8';
-import { fail, quietOnClosedPipes } from './fail.js';
+import { quietOnClosedPipes } from './fail.js';
 
 /** The version `--version` prints (package.json's). */
 const VERSION = '0.1.0';
@@ -11,65 +10,6 @@ if (process.argv.length === 3 && (process.argv[2] === '--version' || process.arg
   process.exit(0);
 }
 
-type Register = (program: Command) => void;
-
-/**
- * Where each top-level command is defined. A run loads only the module of the command it names, so
- * `sluice sync` does not compile the server, the access tools or the signing code (start-up is most of
- * a no-change re-sync's time); help, a bad command name or a bare `sluice` load them all, which is cheap:
- * a command module imports only commander and small helpers at its top, and its action the rest.
- */
-const COMMANDS: Record<string, () => Promise<Register>> = {
-  serve: async () => registerServe,
-  copy: async () => (await import('./copy-commands.js')).registerCopyCommands,
-  inspect: async () => (await import('./copy-commands.js')).registerCopyCommands,
-  tags: async () => (await import('./copy-commands.js')).registerCopyCommands,
-  sync: async () => (await import('./sync-commands.js')).registerSyncCommands,
-  key: async () => (await import('./sign-commands.js')).registerSignCommands,
-  sign: async () => (await import('./sign-commands.js')).registerSignCommands,
-  verify: async () => (await import('./sign-commands.js')).registerSignCommands,
-  robot: async () => (await import('./robot-commands.js')).registerRobotCommands,
-  policy: async () => (await import('./policy-commands.js')).registerPolicyCommands,
-  passthrough: async () => (await import('./passthrough-command.js')).registerPassthroughCommand,
-  gc: async () => (await import('./gc-command.js')).registerGcCommand,
-  du: async () => (await import('./du-command.js')).registerDuCommand,
-  fsck: async () => (await import('./fsck-command.js')).registerFsckCommand,
-  events: async () => (await import('./events-command.js')).registerEventsCommand,
-};
-
-/** Registers `sluice serve`: the registry itself, loaded only when it runs. */
-function registerServe(program: Command): void {
-  program
-    .command('serve')
-    .description('run the registry (filesystem storage under ./data on 127.0.0.1:5000 by default)')
-    .option('-c, --config <file>', 'YAML config file (Distribution config.yml keys are read as they are)')
-    .option('--addr <host:port>', 'listen address (overrides http.addr)')
-    .option('--root <dir>', 'filesystem storage root (overrides storage.filesystem.rootdirectory)')
-    .action(async (opts: { config?: string; addr?: string; root?: string }) => {
-      try {
-        const [{ loadConfig }, { startupChecks }] = await Promise.all([
-          import('../config/load.js'),
-          import('../registry/config-check.js'),
-        ]);
-        // Every phase's problems in one error: the schema's, then flows, access, trust, mirrors, address, TLS.
-        const { config, warnings } = await loadConfig(opts.config, {
-          addr: opts.addr,
-          root: opts.root,
-          loadCheck: startupChecks,
-        });
-        const { serve } = await import('../registry/server.js');
-        let url = '';
-        const reg = await serve(config, (u) => (url = u));
-        for (const w of warnings) reg.app.log.warn(w);
-        const { storageSummary } = await import('../storage/driver-for.js');
-        // The URL says https:// when http.tls is on.
-        reg.app.log.info({ addr: config.http.addr, url, ...storageSummary(config) }, 'sluice registry listening');
-      } catch (e) {
-        fail((e as Error).message);
-      }
-    });
-}
-
 // undici parses HTTP with llhttp compiled to WebAssembly, and V8 compiles that module a second time with its
 // optimising tier in the background: about 0.2 s of CPU and 35 MiB, which a short command also waits for at
 // exit (`sluice inspect` took twice as long). A command sends few requests, and llhttp hands a layer's body
@@ -78,22 +18,19 @@ function registerServe(program: Command): void {
 // (The flag applies to WebAssembly compiled from here on, which is all of it: undici compiles on first use.)
 if (process.argv[2] !== 'serve') setFlagsFromString('--liftoff-only');
 
-quietOnClosedPipes();
-const { Command: CommandClass } = await import('commander');
-const program = new CommandClass();
-program.name('sluice').description('Container-image registry and image mover').version(VERSION);
-// A command's options come before its subcommands (`sluice sync -c A` and `sluice sync status -c B` each get theirs).
-program.enablePositionalOptions();
-
-// The program has no options of its own besides --version and --help, so the first argument names the command.
-const named = COMMANDS[process.argv[2] ?? ''];
-const loaders = named ? [named] : Object.values(COMMANDS);
-// Several names share a module: each registers once.
-const registered = new Set<Register>();
-for (const register of await Promise.all(loaders.map((l) => l()))) {
-  if (registered.has(register)) continue;
-  registered.add(register);
-  register(program);
+// `sluice --help` into a pipe or file (scripts, CI logs) prints the text the full program would, without loading
+// commander and every command's module; test/cli/startup.test.ts checks the two are the same. On a terminal
+// commander formats it for the terminal's width.
+const args = process.argv.slice(2);
+if (args.length === 1 && ['--help', '-h', 'help'].includes(args[0]!) && !process.stdout.isTTY) {
+  const { TOP_HELP } = await import('./top-help.js');
+  process.stdout.write(TOP_HELP);
+  process.exit(0);
 }
 
+quietOnClosedPipes();
+const { buildProgram, COMMANDS } = await import('./commands.js');
+// The program has no options of its own besides --version and --help, so the first argument names the command.
+const named = process.argv[2] ?? '';
+const program = await buildProgram(VERSION, COMMANDS[named] ? [named] : []);
 await program.parseAsync(process.argv);

@@ -131,6 +131,25 @@ test('--version prints the package version without loading the argument parser',
   }
 });
 
+test('--help into a pipe is the help of the program itself, byte for byte, without loading commander or any command', async () => {
+  const { version } = JSON.parse(await readFile(PACKAGE, 'utf8')) as { version: string };
+  const { buildProgram } = await import('../../src/cli/commands.js');
+  const { TOP_HELP } = await import('../../src/cli/top-help.js');
+  const own = (await buildProgram(version)).helpInformation();
+  assert.equal(TOP_HELP, own, `src/cli/top-help.ts is stale; the program's help is now:\n${own}`);
+  for (const args of [['--help'], ['-h'], ['help']]) {
+    const r = await traced(args);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, own, args.join(' '));
+    assert.deepEqual(packagesAmong(r.loaded, ['commander', ...HEAVY]), [], args.join(' '));
+    assert.deepEqual(
+      r.loaded.filter((f) => /\/dist\/src\/cli\/(?!main|top-help|fail)/.test(f)),
+      [],
+      `${args.join(' ')} loads only main.js, fail.js and top-help.js of the CLI`,
+    );
+  }
+});
+
 test('--help lists every command and loads none of the heavy packages', async () => {
   const r = await traced(['--help']);
   assert.equal(r.code, 0, r.stderr);

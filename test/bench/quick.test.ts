@@ -25,7 +25,7 @@ test('bench --quick writes a results file with every workload for both servers',
   const dir = await mkdtemp(join(tmpdir(), 'sluice-bench-test-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const out = join(dir, 'results.json');
-  const r = await run(process.execPath, [runJs, '--quick', '--out', out], { timeoutMs: 300_000 });
+  const r = await run(process.execPath, [runJs, '--quick', '--out', out], { timeoutMs: 480_000 });
   assert.equal(r.code, 0, `bench exited ${r.code}\n${r.stdout}\n${r.stderr}`);
 
   const results = JSON.parse(await readFile(out, 'utf8')) as BenchResults;

@@ -46,20 +46,46 @@ export function run(
   opts: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string; timeoutMs?: number } = {},
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
+    // Its own process group, so a timeout also stops what it started (the bench's registries, dockerds and
+    // S3 server): killed alone, those kept its output pipes open and the test waited on them for ever.
     const child = spawn(cmd, args, {
       env: { ...process.env, ...opts.env },
       cwd: opts.cwd,
       stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true,
     });
     let stdout = '';
     let stderr = '';
+    let settled = false;
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 300_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
+    const timeoutMs = opts.timeoutMs ?? 300_000;
+    const timer = setTimeout(() => {
+      stderr += `\n[test helper: ${cmd} killed after ${timeoutMs / 1000} s, with its process group]\n`;
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        child.kill('SIGKILL');
+      }
+    }, timeoutMs);
+    const done = (code: number | null) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
       resolve({ code: code ?? -1, stdout, stderr });
+    };
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on('close', done);
+    // A descendant that outlives the command may still hold its pipes: its output so far is the answer.
+    child.on('exit', (code) => {
+      setTimeout(() => {
+        child.stdout.destroy();
+        child.stderr.destroy();
+        done(code);
+      }, 5_000).unref();
     });
     // A child that exits before reading its input closes the pipe: that EPIPE is the child's business, not a failure here.
     child.stdin.on('error', () => undefined);

@@ -1,5 +1,6 @@
 import type { Config } from '../config/schema.js';
 import { parseDuration } from '../config/duration.js';
+import { lifecycleConfigured } from '../config/lifecycle-configured.js';
 import { compileEviction, type EvictionSpec } from '../policy/eviction.js';
 import { compileFlows, decideFlow, flowLabel } from '../policy/flows.js';
 import { compileRetention, type RetentionRule } from '../policy/retention.js';
@@ -40,6 +41,7 @@ export type LifecycleConfig = Pick<Config, 'retention' | 'upstreams' | 'mirrors'
  * PolicyError for a retention pattern that cannot be used. No I/O.
  */
 export function lifecycleOf(config: LifecycleConfig): Lifecycle | undefined {
+  if (!lifecycleConfigured(config)) return undefined;
   const rules = compileRetention(config.retention ?? [], config.access?.sets ?? {});
 
   const sets = config.access?.sets ?? {};

@@ -8,6 +8,7 @@ import { registerApiRoutes } from './api-routes.js';
 import { registerAuditRoutes } from './audit-routes.js';
 import { explainFor } from './explain.js';
 import { registerJobRoutes } from './jobs-routes.js';
+import { lifecycleConfigured } from '../config/lifecycle-configured.js';
 import { registerLifecycleRoutes } from './lifecycle-routes.js';
 import { registerPolicyExplainRoutes } from './policy-explain-routes.js';
 import { RepositoryKinds } from './repo-kind.js';
@@ -61,7 +62,7 @@ export function installUi(
   registerJobRoutes(app, ctx, admins);
   registerAuditRoutes(app, ctx, admins);
   registerPolicyExplainRoutes(app, ctx, access, admins);
-  const lifecycleReader = registerLifecycleRoutes(app, ctx, admins);
+  registerLifecycleRoutes(app, ctx, admins);
   // Which pages the navigation offers the caller; the routes decide again on every request.
   app.get(
     '/api/v1/pages',
@@ -71,7 +72,7 @@ export function installUi(
         explain: true,
         jobs: admin && (ctx.config.mirrors?.length ?? 0) > 0,
         audit: admin,
-        lifecycle: (await lifecycleReader()) !== undefined,
+        lifecycle: lifecycleConfigured(ctx.config),
       });
     }),
   );

@@ -21,11 +21,7 @@ function readerOf(ctx: RegistryContext): () => Promise<LifecycleReader | undefin
  * counted; how much of a repository is shared with others is told to administrators only, since the others
  * may be hidden from the caller.
  */
-export function registerLifecycleRoutes(
-  app: FastifyInstance,
-  ctx: RegistryContext,
-  admins: Admins,
-): () => Promise<LifecycleReader | undefined> {
+export function registerLifecycleRoutes(app: FastifyInstance, ctx: RegistryContext, admins: Admins): void {
   const lifecycle = readerOf(ctx);
   app.get(
     '/api/v1/lifecycle',
@@ -63,5 +59,4 @@ export function registerLifecycleRoutes(
       json(reply, { ...page, items, readAt: new Date(reading.at).toISOString() });
     }),
   );
-  return lifecycle;
 }

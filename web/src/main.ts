@@ -101,7 +101,8 @@ function show(): void {
         session = s;
         accountBar();
         void refreshPages().then(() => {
-          location.hash = '#/';
+          // Only from the login page: someone who went elsewhere meanwhile stays there.
+          if (currentRoute().page === '/login') location.hash = '#/';
         });
       });
       break;

@@ -33,3 +33,8 @@ export function endpointFilter(endpoint: EndpointConfig): EventFilter {
     return true;
   };
 }
+
+/** Whether any pull could pass the endpoint's filters (repositories and media types aside). */
+export function mayAdmitPulls(endpoint: EndpointConfig): boolean {
+  return !endpoint.ignore.actions.includes('pull') && (!endpoint.types || endpoint.types.includes('pull'));
+}

@@ -5,6 +5,7 @@ import { parseDuration } from '../config/duration.js';
 import type { StorageDriver } from '../storage/driver.js';
 import type { NotificationsConfig } from './config.js';
 import { EndpointWorker, type EventLog } from './endpoint.js';
+import { mayAdmitPulls } from './filter.js';
 import { Journal } from './journal.js';
 import { EventMetrics } from './metrics.js';
 import type { EventSink, NewEvent } from './types.js';
@@ -29,6 +30,11 @@ export class Notifier implements EventSink {
   readonly journal: Journal;
   readonly workers: EndpointWorker[] = [];
   readonly metrics: EventMetrics;
+  /**
+   * False when no pull can be journaled (no endpoint's filters admit pulls and `journal.pulls` is not `all`):
+   * the routes then build no pull event at all.
+   */
+  readonly journalsPulls: boolean;
   /** This process's instance id: Distribution's `source.instanceID`. */
   readonly instanceID = randomUUID();
   private pruneTimer: NodeJS.Timeout | undefined;
@@ -58,6 +64,8 @@ export class Notifier implements EventSink {
     const opts = { includeReferences: config.events.includereferences, metrics: this.metrics, log };
     for (const e of config.endpoints)
       if (!e.disabled) this.workers.push(new EndpointWorker(e, this.journal, driver, opts));
+    this.journalsPulls =
+      config.journal.pulls === 'all' || config.endpoints.some((e) => !e.disabled && mayAdmitPulls(e));
   }
 
   /** Opens the journal and starts the deliveries. */

@@ -75,7 +75,7 @@ export async function getBlob(
   if (size === null)
     throw new OciError('BLOB_UNKNOWN', `blob ${digest} is not known to repository ${name}`, { digest });
   // Distribution sends a pull for a blob's GET and HEAD alike.
-  if (ctx.events) await emitForRequest(ctx, req, [blobEvent(req, 'pull', name, digest, size)]);
+  if (ctx.events?.journalsPulls) await emitForRequest(ctx, req, [blobEvent(req, 'pull', name, digest, size)]);
   if (await redirectBlob(ctx, req, reply, digest)) return;
   // The driver writes straight into the socket (reused buffers, no per-chunk allocation).
   await sendBlob(ctx, req, reply, digest, size, (out, start, length) => ctx.blobs.sendTo(digest, out, start, length));

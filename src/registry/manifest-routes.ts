@@ -133,7 +133,7 @@ export async function getManifest(
   // Recording only updates memory; the cache's fills and mirror jobs write storage without passing here.
   if (!byDigest || req.method !== 'HEAD') ctx.pulls?.record(name, byDigest ? undefined : reference, stored.digest);
   // Distribution sends a pull for GET and HEAD alike (a 304 included: the manifest was served from its store).
-  if (ctx.events)
+  if (ctx.events?.journalsPulls)
     await emitForRequest(ctx, req, [
       manifestEvent(req, 'pull', name, stored.digest, stored.bytes, mediaType, byDigest ? undefined : reference),
     ]);

@@ -10,7 +10,7 @@ import { buildTrust } from './trust-setup.js';
 import type { RegistryContext } from './context.js';
 import { claimForPush } from './gc-claim.js';
 import { emitDetached, type EventDraft } from './events.js';
-import type { RunSummary } from '../sync/state.js';
+import { runCounts, type RunSummary } from '../sync/state.js';
 
 /** The most image names one mirror run's event lists per outcome; the counts are always whole. */
 const LISTED = 100;
@@ -27,14 +27,7 @@ function mirrorRunEvent(job: string, s: RunSummary | Error, ms: number): EventDr
     job,
     result: s.ok ? 'ok' : 'errors',
     ms: Math.round(ms),
-    counts: {
-      copied: s.copied.length,
-      moved: s.moved.length,
-      unchanged: s.unchanged,
-      pruned: s.pruned.length,
-      refused: s.refused.length,
-      errors: s.errors.length,
-    },
+    counts: runCounts(s),
     copied: s.copied.slice(0, LISTED),
     moved: s.moved.slice(0, LISTED),
     pruned: s.pruned.slice(0, LISTED),

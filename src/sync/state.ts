@@ -47,6 +47,18 @@ export interface RunSummary {
   requests: Record<string, number>;
 }
 
+/** How many images a run copied, moved, left, pruned, refused and failed: its event's and the UI's counts. */
+export function runCounts(s: RunSummary): Record<string, number> {
+  return {
+    copied: s.copied.length,
+    moved: s.moved.length,
+    unchanged: s.unchanged,
+    pruned: s.pruned.length,
+    refused: s.refused.length,
+    errors: s.errors.length,
+  };
+}
+
 // Beside Distribution's `blobs` and `repositories`, under a `_`-prefixed folder that nothing of Distribution reads.
 function statePath(job: string): string {
   return `docker/registry/v2/_sluice/sync/${job}.json`;

@@ -3,25 +3,12 @@ import { OciError } from '../oci/errors.js';
 import type { RegistryContext } from '../registry/context.js';
 import type { MirrorConfig } from '../sync/config.js';
 import { jobName } from '../sync/config.js';
-import type { RunSummary } from '../sync/state.js';
 import type { Admins } from './admin.js';
 import { json, route } from './api-reply.js';
 import { pageOf, parseListQuery } from './list-query.js';
 
 /** A job name as `mirrors[].name` allows it (and as `jobName` makes one), checked before it names a state file. */
 const JOB_NAME = /^[a-z0-9][a-z0-9._-]{0,127}$/;
-
-/** The counts of a run, for the job list (the runs list has the names). */
-function counts(s: RunSummary): Record<string, number> {
-  return {
-    copied: s.copied.length,
-    moved: s.moved.length,
-    unchanged: s.unchanged,
-    pruned: s.pruned.length,
-    refused: s.refused.length,
-    errors: s.errors.length,
-  };
-}
 
 /** The configured job a path parameter names, or NAME_UNKNOWN (the same for a bad name as for an absent one). */
 function jobOf(ctx: RegistryContext, params: unknown): { name: string; config: MirrorConfig } {
@@ -46,7 +33,7 @@ export function registerJobRoutes(app: FastifyInstance, ctx: RegistryContext, ad
       const items = await Promise.all(
         (ctx.config.mirrors ?? []).map(async (m, i) => {
           const name = jobName(m, i);
-          const state = await readJobState(ctx, name);
+          const { state, counts } = await readJobState(ctx, name);
           const next = scheduler?.nextRun(name);
           const last = state.lastRun;
           return {
@@ -88,7 +75,7 @@ export function registerJobRoutes(app: FastifyInstance, ctx: RegistryContext, ad
       await admins.require(req, 'jobs');
       const job = jobOf(ctx, req.params);
       const lq = parseListQuery(req.query as Record<string, unknown>, ['started']);
-      const state = await readJobState(ctx, job.name);
+      const { state, counts } = await readJobState(ctx, job.name);
       // A state written before run history was kept has its last run only.
       const runs = (state.runs ?? (state.lastRun ? [state.lastRun] : [])).map((r) => ({ ...r, counts: counts(r) }));
       const page = pageOf(lq.desc ? runs.slice().reverse() : runs, lq);
@@ -112,7 +99,7 @@ export function registerJobRoutes(app: FastifyInstance, ctx: RegistryContext, ad
         );
       const already = scheduler.isRunning(job.name);
       // When the newest run before this one started, so the page can tell the new one when it is listed.
-      const latest = (await readJobState(ctx, job.name)).lastRun?.startedAt;
+      const latest = (await readJobState(ctx, job.name)).state.lastRun?.startedAt;
       // The run goes on after the answer; its outcome is in the job's runs (and the log, metrics and events).
       scheduler.runNow(mirror).catch(() => undefined);
       json(reply, { job: job.name, started: !already, ...(latest ? { latest } : {}) }, 202);
@@ -120,8 +107,8 @@ export function registerJobRoutes(app: FastifyInstance, ctx: RegistryContext, ad
   );
 }
 
-/** A job's stored state; the reader loads on first use, as mirror jobs themselves do. */
+/** A job's stored state and how its runs are counted; the module loads on first use, as mirror jobs do. */
 async function readJobState(ctx: RegistryContext, name: string) {
-  const { readState } = await import('../sync/state.js');
-  return readState(ctx.driver, name);
+  const { readState, runCounts } = await import('../sync/state.js');
+  return { state: await readState(ctx.driver, name), counts: runCounts };
 }

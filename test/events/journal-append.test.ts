@@ -1,14 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { appendFile, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { newEvent } from '../helpers/journal.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { makeImage, pushBlob, pushImage } from '../helpers/images.js';
 import { Journal } from '../../src/events/journal.js';
 import { journalDir } from '../../src/events/paths.js';
-import type { NewEvent, RegistryEvent } from '../../src/events/types.js';
+import type { RegistryEvent } from '../../src/events/types.js';
 import { FilesystemDriver } from '../../src/storage/filesystem.js';
 
 // The journal on a filesystem appends to one open segment, and pulls are journaled only when wanted.
@@ -21,15 +22,6 @@ async function journaled(reg: TestRegistry): Promise<RegistryEvent[]> {
   await j.open();
   return j.read(-1, 10_000);
 }
-
-const event = (type: NewEvent['type']): NewEvent => ({
-  id: randomUUID(),
-  timestamp: new Date().toISOString(),
-  type,
-  target: { repository: 'team/app' },
-  actor: {},
-  source: { addr: 'h', instanceID: 'i' },
-});
 
 test('a pull is journaled only when an endpoint would send it, unless journal.pulls is all', async (t) => {
   const img = await makeImage({ label: 'wanted-pulls' });
@@ -108,7 +100,7 @@ test('after a crash the next writer seals the open segment with its complete lin
   const driver = new FilesystemDriver(dir);
   const crashed = new Journal(driver, NODE, { maxEvents: 1000, writer: true });
   await crashed.open();
-  for (const type of ['push', 'pull', 'delete'] as const) await crashed.append([event(type)]);
+  for (const type of ['push', 'pull', 'delete'] as const) await crashed.append([newEvent(type)]);
   // The process dies in the middle of the next write: a torn line, and never a close.
   const open = join(dir, journalDir(NODE), '0000000000000000-open.jsonl');
   await appendFile(open, '{"id":"torn","type":"pu');
@@ -126,7 +118,7 @@ test('after a crash the next writer seals the open segment with its complete lin
   const names = await readdir(join(dir, journalDir(NODE)));
   assert.equal(names.length, 1);
   assert.match(names[0]!, /^0000000000000000-3-\d+\.jsonl$/);
-  await next.append([event('tag.moved')]);
+  await next.append([newEvent('tag.moved')]);
   assert.deepEqual(
     (await next.read(-1, 10)).map((e) => [e.seq, e.type]),
     [
@@ -150,7 +142,7 @@ test('an open segment is sealed when full, so the bound on events can drop whole
   const dropped: number[][] = [];
   const j = new Journal(driver, NODE, { maxEvents: 8, writer: true, onDrop: (a, b) => dropped.push([a, b]) });
   await j.open();
-  for (let i = 0; i < 11; i++) await j.append([event('push')]);
+  for (let i = 0; i < 11; i++) await j.append([newEvent('push')]);
   const open = (await readdir(join(dir, journalDir(NODE)))).filter((n) => n.endsWith('-open.jsonl'));
   assert.deepEqual(open, ['0000000000000010-open.jsonl']);
   // Waits for the bound to be enforced after the last write, and seals the open segment.

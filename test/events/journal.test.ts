@@ -1,15 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { newEvent } from '../helpers/journal.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { makeImage, pushBlob, pushImage } from '../helpers/images.js';
 import { startEventReceiver } from '../helpers/event-receiver.js';
 import { Journal } from '../../src/events/journal.js';
 import { journalDir } from '../../src/events/paths.js';
-import type { NewEvent, RegistryEvent } from '../../src/events/types.js';
+import type { RegistryEvent } from '../../src/events/types.js';
 import { FilesystemDriver } from '../../src/storage/filesystem.js';
 import type { PutOptions } from '../../src/storage/driver.js';
 
@@ -110,17 +111,9 @@ test('a batch of pulls is written without a disk flush, a batch with a change wi
   }
   const journal = new Journal(new Recording(dir), NODE, { maxEvents: 1000 });
   await journal.open();
-  const event = (type: NewEvent['type']): NewEvent => ({
-    id: randomUUID(),
-    timestamp: new Date().toISOString(),
-    type,
-    target: { repository: 'team/app' },
-    actor: {},
-    source: { addr: 'h', instanceID: 'i' },
-  });
-  await journal.append([event('pull'), event('login.failed')]);
-  await journal.append([event('pull'), event('push')]);
-  await journal.append([event('tag.moved')]);
+  await journal.append([newEvent('pull'), newEvent('login.failed')]);
+  await journal.append([newEvent('pull'), newEvent('push')]);
+  await journal.append([newEvent('tag.moved')]);
   assert.deepEqual(flushed, [false, true, true]);
   assert.equal((await journal.read(-1, 10)).length, 5);
 });

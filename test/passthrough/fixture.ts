@@ -1,4 +1,7 @@
+import assert from 'node:assert/strict';
 import http from 'node:http';
+import type { PassthroughResult } from '../../src/passthrough/run.js';
+import { sluice } from '../helpers/sluice-cli.js';
 import { DockerEngine } from '../../src/transport/docker-engine.js';
 import { basic, startAuthRegistry, USERS, type AuthFixture } from '../auth/fixture.js';
 import { after, before, type TestContext } from 'node:test';
@@ -155,4 +158,37 @@ export function sharedWorld<W>(
     if (setupError) throw setupError;
     return world;
   };
+}
+
+/** A hub stand-in (a Sluice as docker.io) and the two daemons a passthrough runs between. */
+export interface HubWorld {
+  hub: { url: string };
+  host: TestDaemon;
+  inner: TestDaemon;
+}
+
+/** Runs `sluice passthrough --json --mode all` from the host daemon into the emptied inner one, docker.io at the hub. */
+export async function passthroughAll(
+  w: HubWorld,
+  args: string[],
+): Promise<PassthroughResult & { stderr: string; code: number }> {
+  await clearImages(w.inner);
+  const r = await sluice(
+    [
+      'passthrough',
+      '--json',
+      '--mode',
+      'all',
+      '--from',
+      w.host.host,
+      '--to',
+      w.inner.host,
+      '--upstream',
+      `docker.io=${w.hub.url}`,
+      ...args,
+    ],
+    { DOCKER_HOST: '' },
+  );
+  assert.ok(r.stdout.trim().startsWith('{'), `sluice passthrough printed no JSON (exit ${r.code}): ${r.stderr}`);
+  return { ...(JSON.parse(r.stdout) as PassthroughResult), stderr: r.stderr, code: r.code };
 }

@@ -3,7 +3,6 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import type { PassthroughResult } from '../../src/passthrough/run.js';
 import type { TestDaemon } from '../helpers/dockerd.js';
 import { makeImage, type TestImage } from '../helpers/images.js';
 import {
@@ -15,8 +14,7 @@ import {
   type TestSigstore,
 } from '../helpers/keyless.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { sluice } from '../helpers/sluice-cli.js';
-import { clearImages, pull, pushAs, sharedWorld, startDockerdWith, tagsOf } from './fixture.js';
+import { pull, pushAs, sharedWorld, startDockerdWith, passthroughAll, tagsOf } from './fixture.js';
 
 // Keyless trust rules through real daemons: a host dockerd pulls docker.io through a Docker Hub stand-in (a Sluice)
 // that holds keyless signatures of the test sigstore (test/helpers/keyless.ts), as a `.sig` tag and as bundle
@@ -80,28 +78,6 @@ const ready = sharedWorld(setUp, async (w) => {
   await rm(w.dir, { recursive: true, force: true });
 });
 
-async function passthrough(w: World, args: string[]): Promise<PassthroughResult & { stderr: string; code: number }> {
-  await clearImages(w.inner);
-  const r = await sluice(
-    [
-      'passthrough',
-      '--json',
-      '--mode',
-      'all',
-      '--from',
-      w.host.host,
-      '--to',
-      w.inner.host,
-      '--upstream',
-      `docker.io=${w.hub.url}`,
-      ...args,
-    ],
-    { DOCKER_HOST: '' },
-  );
-  assert.ok(r.stdout.trim().startsWith('{'), `sluice passthrough printed no JSON (exit ${r.code}): ${r.stderr}`);
-  return { ...(JSON.parse(r.stdout) as PassthroughResult), stderr: r.stderr, code: r.code };
-}
-
 test("keyless rules (on: passthrough) through real daemons: the release workflow's .sig and bundle are loaded; another workflow and no signature are not", {
   timeout: 180_000,
 }, async (t) => {
@@ -113,7 +89,7 @@ test("keyless rules (on: passthrough) through real daemons: the release workflow
     cfg,
     `trust:\n  roots: {ours: ${w.store.rootPath}}\n  require:\n    - images: ["docker.io/library/*"]\n      identities: [{issuer: "${GITHUB_ISSUER}", subjectRegExp: "${re}"}]\n      roots: [ours]\n      on: [passthrough]\n`,
   );
-  const r = await passthrough(w, ['-c', cfg]);
+  const r = await passthroughAll(w, ['-c', cfg]);
   assert.equal(r.code, 0, r.stderr);
   const e = Object.fromEntries(r.entries.map((x) => [x.reference, x]));
   for (const ok of ['sig:1', 'bundle:1']) {

@@ -3,12 +3,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import type { PassthroughResult } from '../../src/passthrough/run.js';
 import type { TestDaemon } from '../helpers/dockerd.js';
 import { NOTATION_MANIFEST_HEX, notationTrustStores, pushSignedAlpine } from '../helpers/notation-fixture.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { sluice } from '../helpers/sluice-cli.js';
-import { clearImages, pull, sharedWorld, startDockerdWith, tagsOf } from './fixture.js';
+import { pull, sharedWorld, startDockerdWith, passthroughAll, tagsOf } from './fixture.js';
 
 // Notation trust rules through real daemons: a host dockerd pulls docker.io through a Docker Hub stand-in (a Sluice)
 // holding the alpine image notation-go signed, with its real JWS and COSE envelopes as referrers. sluice passthrough
@@ -42,29 +40,6 @@ const ready = sharedWorld(setUp, async (w) => {
   await rm(w.dir, { recursive: true, force: true });
 });
 
-async function passthrough(w: World, cfg: string): Promise<PassthroughResult & { stderr: string; code: number }> {
-  await clearImages(w.inner);
-  const r = await sluice(
-    [
-      'passthrough',
-      '--json',
-      '--mode',
-      'all',
-      '--from',
-      w.host.host,
-      '--to',
-      w.inner.host,
-      '--upstream',
-      `docker.io=${w.hub.url}`,
-      '-c',
-      cfg,
-    ],
-    { DOCKER_HOST: '' },
-  );
-  assert.ok(r.stdout.trim().startsWith('{'), `sluice passthrough printed no JSON (exit ${r.code}): ${r.stderr}`);
-  return { ...(JSON.parse(r.stdout) as PassthroughResult), stderr: r.stderr, code: r.code };
-}
-
 test('notation rules (on: passthrough) through real daemons: the image the trust store vouches for is loaded; another store and no signature are not', {
   timeout: 180_000,
 }, async (t) => {
@@ -83,7 +58,7 @@ test('notation rules (on: passthrough) through real daemons: the image the trust
       '      notation: {trustStores: ["ca:alpine"], identities: ["x509.subject: O=Notary, CN=alpine"]}\n' +
       '      on: [passthrough]\n',
   );
-  const r = await passthrough(w, cfg);
+  const r = await passthroughAll(w, ['-c', cfg]);
   assert.equal(r.code, 0, r.stderr);
   const e = Object.fromEntries(r.entries.map((x) => [x.reference, x]));
   assert.equal(e['alpine:v2']!.result, 'copied', `alpine:v2: ${e['alpine:v2']!.reason}`);

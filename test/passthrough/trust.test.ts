@@ -10,7 +10,16 @@ import type { TestDaemon } from '../helpers/dockerd.js';
 import { makeImage } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { sluice } from '../helpers/sluice-cli.js';
-import { clearImages, loadLocal, pull, pushAs, sharedWorld, startDockerdWith, tagsOf } from './fixture.js';
+import {
+  clearImages,
+  loadLocal,
+  pull,
+  pushAs,
+  sharedWorld,
+  startDockerdWith,
+  passthroughAll,
+  tagsOf,
+} from './fixture.js';
 
 // Passthrough honours signature requirements: the host daemon holds no signatures, so they are read
 // from the registry each RepoDigest names (here a Docker Hub stand-in the host pulls docker.io through).
@@ -66,28 +75,6 @@ const ready = sharedWorld(setUp, async (w) => {
   await rm(w.dir, { recursive: true, force: true });
 });
 
-async function passthrough(w: World, args: string[]): Promise<PassthroughResult & { stderr: string; code: number }> {
-  await clearImages(w.inner);
-  const r = await sluice(
-    [
-      'passthrough',
-      '--json',
-      '--mode',
-      'all',
-      '--from',
-      w.host.host,
-      '--to',
-      w.inner.host,
-      '--upstream',
-      `docker.io=${w.hub.url}`,
-      ...args,
-    ],
-    { DOCKER_HOST: '' },
-  );
-  assert.ok(r.stdout.trim().startsWith('{'), `sluice passthrough printed no JSON (exit ${r.code}): ${r.stderr}`);
-  return { ...(JSON.parse(r.stdout) as PassthroughResult), stderr: r.stderr, code: r.code };
-}
-
 function byRef(r: PassthroughResult): Record<string, { decision: string; reason: string; result?: string }> {
   return Object.fromEntries(r.entries.map((e) => [e.reference, e]));
 }
@@ -102,7 +89,7 @@ test('trust rules (on: passthrough) from -c: only the image signed by the requir
     cfg,
     `trust:\n  keys: {hive: ${w.keys.hive}}\n  require:\n    - images: ["docker.io/library/*"]\n      keys: [hive]\n      on: [passthrough]\n`,
   );
-  const r = await passthrough(w, ['-c', cfg]);
+  const r = await passthroughAll(w, ['-c', cfg]);
   assert.equal(r.code, 0, r.stderr);
   const e = byRef(r);
   assert.equal(e['signed:1']!.decision, 'copy');
@@ -190,13 +177,13 @@ test('--policy containers-policy.json: the dry-run table shows the refusals with
   assert.match(dry.stdout, /would copy 2 of 7 host tags/);
   assert.deepEqual(await tagsOf(w.inner), {});
 
-  const r = await passthrough(w, ['--policy', policy]);
+  const r = await passthroughAll(w, ['--policy', policy]);
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(Object.keys(await tagsOf(w.inner)), ['konard/free:1', 'signed:1']);
 
   // The other key is trusted here, so otherkey passes and signed does not.
   await writeFile(policy, JSON.stringify({ default: [{ type: 'sigstoreSigned', keyPath: w.keys.other }] }));
-  const swapped = byRef(await passthrough(w, ['--policy', policy]));
+  const swapped = byRef(await passthroughAll(w, ['--policy', policy]));
   assert.equal(swapped['otherkey:1']!.result, 'copied');
   assert.equal(swapped['signed:1']!.decision, 'skip: not signed');
   assert.match(swapped['konard/free:1']!.reason, /no signatures found/);
@@ -207,6 +194,6 @@ test('--policy containers-policy.json: the dry-run table shows the refusals with
     cfg,
     `trust:\n  keys: {hive: ${w.keys.hive}}\n  require:\n    - images: ["docker.io/**"]\n      keys: [hive]\n      on: [pull, copy]\n`,
   );
-  const pullOnly = await passthrough(w, ['-c', cfg, '--dry-run']);
+  const pullOnly = await passthroughAll(w, ['-c', cfg, '--dry-run']);
   assert.equal(pullOnly.entries.filter((x) => x.decision === 'copy').length, 7);
 });

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { signIn, watchProblems } from './page-helpers.js';
 import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -44,26 +45,12 @@ async function open(
   t.after(() => context.close());
   await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: fx.reg.url });
   const page = await context.newPage();
-  const problems: string[] = [];
-  page.on('dialog', (d) => {
-    problems.push(`dialog: ${d.message()}`);
-    void d.dismiss();
-  });
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !/Failed to load resource/.test(m.text())) problems.push(`console: ${m.text()}`);
-  });
+  const problems = watchProblems(page);
   await page.goto(`${fx.reg.url}${path}`);
   return { page, context, problems };
 }
 
-async function login(page: Page, user: keyof typeof USERS): Promise<void> {
-  await page.getByRole('link', { name: 'Sign in' }).click();
-  await page.getByLabel('User name').fill(user);
-  await page.getByLabel('Password or robot token').fill(USERS[user]);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.locator('#whoami').filter({ hasText: user }).waitFor();
-}
+const login = (page: Page, user: keyof typeof USERS): Promise<void> => signIn(page, user, USERS[user]);
 
 const repoNames = (page: Page) => page.locator('table.list tbody th').allTextContents();
 
